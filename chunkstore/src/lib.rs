@@ -1,0 +1,57 @@
+//! The chunk store: where sealed chunks live, on server nodes and in a
+//! client's local-disk vault alike.
+//!
+//! A chunk is addressed by [`ChunkKey`] = `vault_id || chunk_id`, so a vault
+//! is the unit of deduplication and one vault's chunks are contiguous on disk.
+//! Values are opaque sealed bytes: the store never sees plaintext. Beside each
+//! value the store keeps a small [`ChunkMeta`] record (size, CRC-32C of the
+//! sealed bytes, last-touched time) so it can verify what it reads before it
+//! hands it out, and so garbage collection and repair can work on metadata
+//! alone.
+//!
+//! [`Store`] is the small, synchronous interface the rest of Cairn programs
+//! against; [`RocksStore`] is its RocksDB engine.
+
+mod error;
+mod key;
+mod meta;
+mod rocks;
+
+pub use error::{Error, Result};
+pub use key::ChunkKey;
+pub use meta::ChunkMeta;
+pub use rocks::{RocksStore, StoreOptions};
+
+use cairn_proto::{ChunkId, VaultId};
+
+/// A durable map from [`ChunkKey`] to sealed bytes.
+///
+/// Implementations verify what they return: `get` fails with
+/// [`Error::Corrupt`] rather than hand out bytes whose checksum does not match
+/// the metadata written with them.
+pub trait Store: Send + Sync {
+    /// The sealed bytes of a chunk, verified against its checksum, or `None`.
+    fn get(&self, key: &ChunkKey) -> Result<Option<Vec<u8>>>;
+
+    /// Whether a chunk is present (metadata only; reads no value).
+    fn contains(&self, key: &ChunkKey) -> Result<bool>;
+
+    /// Stores a batch of chunks; returns only once the whole batch is durable
+    /// (one WAL sync per batch: group commit). Re-putting a present chunk is
+    /// harmless and refreshes its touch time.
+    fn put_batch(&self, chunks: &[(ChunkKey, &[u8])], now: u64) -> Result<()>;
+
+    /// Deletes chunks (absent ones are ignored); durable on return.
+    fn delete_batch(&self, keys: &[ChunkKey]) -> Result<()>;
+
+    /// Visits the metadata of every chunk of a vault in id order.
+    fn for_each_meta(
+        &self,
+        vault: VaultId,
+        visit: &mut dyn FnMut(ChunkId, ChunkMeta) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Moves everything buffered in memory to its final files so the
+    /// write-ahead log can be dropped (call at the end of a bulk write).
+    fn flush(&self) -> Result<()>;
+}

@@ -1,0 +1,11 @@
+//! The shared vocabulary of Cairn: typed identifiers and format version
+//! constants used by both the server (`cairnd`) and the client (`cairn`).
+//!
+//! This crate does no IO and has no heavy dependencies so that every other
+//! crate can depend on it. Anything that crosses a process or disk boundary
+//! and is understood by more than one crate is named here.
+
+pub mod id;
+pub mod version;
+
+pub use id::{ChunkId, IdParseError, SnapshotId, VaultId};

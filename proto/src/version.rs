@@ -1,0 +1,13 @@
+//! Format version constants. Every on-disk and wire format carries one of
+//! these; a reader accepts every version up to its own and refuses newer ones
+//! with a clear error (upgrade compatible, never silently downgrade).
+//! `docs/FORMATS.md` describes each version byte for byte.
+
+/// Version of a tree blob (one serialized directory).
+pub const TREE_FORMAT: u8 = 1;
+/// Version of the local vault directory layout and its `vault.json`.
+pub const VAULT_FORMAT: u32 = 1;
+/// Version of a snapshot record.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Version of the sealed vault-keys blob.
+pub const KEYS_FORMAT: u8 = 1;
