@@ -1,6 +1,6 @@
 //! Fixed-size identifiers. They print and parse as lower-case hex and
-//! serialize as hex strings in JSON (human-readable formats) and as raw bytes
-//! in binary formats.
+//! serialize as hex strings in JSON (human-readable formats) and as fixed-size
+//! byte tuples (no length prefix) in binary formats such as bincode.
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,7 +81,7 @@ macro_rules! fixed_id {
                 if s.is_human_readable() {
                     s.serialize_str(&self.to_hex())
                 } else {
-                    s.serialize_bytes(&self.0)
+                    self.0.serialize(s)
                 }
             }
         }

@@ -1,0 +1,716 @@
+//! The backup pipeline: walk → read → chunk → hash → dedup → compress →
+//! seal → store, in parallel with bounded memory.
+//!
+//! ```text
+//!  walker ──FileJob──▶ readers (read, FastCDC, BLAKE3, dedup) ──SealJob──▶ sealers (zstd, AEAD)
+//!    │                    │ chunk lists                                      │ sealed blobs
+//!    └──DirJob──▶ finisher (waits for its files, encodes trees) ──SealJob──▶  ▼
+//!                                                                  writer (batched, synced puts)
+//! ```
+//!
+//! - The *walker* (calling thread) visits directories depth-first in name
+//!   order. A file whose size, mtime, ctime and inode match the parent
+//!   snapshot's entry keeps that entry's chunk list and is not read.
+//! - *Readers* chunk changed files; a chunk already in the vault or already
+//!   queued in this run is not sealed again.
+//! - The *finisher* receives directories in post-order, so each tree's
+//!   children are done when it is encoded; the last one is the root.
+//! - *Sealers* compress and encrypt; the *writer* groups blobs into batches
+//!   with one WAL sync each.
+//!
+//! Every channel is bounded, so the data in flight is a few chunks per
+//! thread whatever the size of the backup. A failure anywhere disconnects
+//! the channels and unwinds the pipeline; the first real error is reported
+//! and no snapshot is committed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use cairn_proto::version::SNAPSHOT_FORMAT;
+use cairn_proto::{ChunkId, SnapshotId};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::blob::Compressor;
+use crate::error::{Error, IoContext, Result};
+use crate::fsmeta::{self, entry_from, kind_of, read_xattrs};
+use crate::snapshot::{SnapshotMeta, SnapshotRecord, SnapshotStats};
+use crate::tree::{ChunkRef, Entry, Kind, Tree};
+use crate::vault::Vault;
+
+/// Which snapshot a backup compares against to skip unchanged files.
+#[derive(Debug, Clone, Default)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same device and item (or, without an
+    /// item, the same paths).
+    #[default]
+    Auto,
+    /// Read every file.
+    None,
+    /// This snapshot (id, prefix or `latest`).
+    Snapshot(String),
+}
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Paths to back up (made absolute).
+    pub paths: Vec<PathBuf>,
+    /// Glob patterns: with a `/` they match the absolute path, otherwise the
+    /// file name.
+    pub excludes: Vec<String>,
+    /// Protected item label.
+    pub item: Option<String>,
+    /// Device name recorded in the snapshot.
+    pub device: String,
+    /// Parent snapshot selection.
+    pub parent: ParentChoice,
+}
+
+/// Live counters for progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files finished.
+    pub files: AtomicU64,
+    /// File bytes finished (read or skipped as unchanged).
+    pub bytes: AtomicU64,
+}
+
+/// The outcome of a committed backup.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The committed record.
+    pub snapshot: SnapshotRecord,
+    /// The parent used for change detection.
+    pub parent: Option<SnapshotId>,
+    /// Unreadable or skipped objects.
+    pub warnings: Vec<String>,
+    /// Files that changed while they were read (stored as read).
+    pub changed_during_read: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Runs a backup into `vault` and commits its snapshot.
+pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    let started = Instant::now();
+    let time = fsmeta::now_rfc3339();
+    let paths = absolute_paths(&opts.paths)?;
+    let shown_paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let parent = choose_parent(vault, opts, &shown_paths)?;
+    let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
+    let excludes = Excludes::new(&opts.excludes)?;
+    let trie = PathTrie::new(&paths);
+
+    let shared = Shared {
+        vault,
+        seen: Mutex::new(HashSet::new()),
+        new_bytes: AtomicU64::new(0),
+        progress,
+    };
+    let readers = 3;
+    let sealers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (file_tx, file_rx) = bounded::<FileJob>(64);
+    let (dir_tx, dir_rx) = bounded::<DirJob>(256);
+    let (seal_tx, seal_rx) = bounded::<SealJob>(2 * sealers);
+    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(2 * sealers);
+
+    let outcome = std::thread::scope(|s| {
+        let shared = &shared;
+        let reader_handles: Vec<_> = (0..readers)
+            .map(|_| {
+                let (rx, tx) = (file_rx.clone(), seal_tx.clone());
+                s.spawn(move || reader(shared, rx, tx))
+            })
+            .collect();
+        let finisher_handle = {
+            let tx = seal_tx.clone();
+            s.spawn(move || finisher(shared, dir_rx, tx))
+        };
+        let sealer_handles: Vec<_> = (0..sealers)
+            .map(|_| {
+                let (rx, tx) = (seal_rx.clone(), write_tx.clone());
+                s.spawn(move || sealer(vault, rx, tx))
+            })
+            .collect();
+        let writer_handle = s.spawn(move || writer(vault, write_rx));
+        drop((file_rx, seal_rx, seal_tx, write_tx));
+
+        let mut walker = Walker {
+            shared,
+            excludes: &excludes,
+            file_tx,
+            dir_tx,
+            next_dir: 0,
+            warnings: vec![],
+        };
+        let walked = walker.walk_root(&trie, parent_root);
+        let walk_warnings = std::mem::take(&mut walker.warnings);
+        drop(walker);
+
+        let mut errors = vec![];
+        if let Err(e) = walked {
+            errors.push(e);
+        }
+        for h in reader_handles {
+            errors.extend(joined(h.join()).err());
+        }
+        let finished = joined(finisher_handle.join());
+        for h in sealer_handles {
+            errors.extend(joined(h.join()).err());
+        }
+        let written = joined(writer_handle.join());
+        let finished = finished.map_err(|e| errors.push(e)).ok();
+        let written = written.map_err(|e| errors.push(e)).ok();
+        // A disconnected channel is a symptom; report the cause.
+        errors.sort_by_key(|e| matches!(e, Error::Invalid(m) if m == ABORTED));
+        match (errors.into_iter().next(), finished, written) {
+            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings)),
+            (Some(e), _, _) => Err(e),
+            _ => Err(Error::Invalid(ABORTED.into())),
+        }
+    });
+    let (finished, (new_chunks, stored_bytes), mut warnings) = outcome?;
+    vault.store().flush()?;
+
+    warnings.extend(finished.warnings);
+    let id = SnapshotId::random();
+    let meta = SnapshotMeta {
+        paths: shown_paths,
+        hostname: fsmeta::hostname(),
+        excludes: opts.excludes.clone(),
+        warnings: warnings.clone(),
+    };
+    let record = SnapshotRecord {
+        format: SNAPSHOT_FORMAT,
+        id,
+        vault: vault.config().vault_id,
+        device: opts.device.clone(),
+        item: opts.item.clone(),
+        time,
+        finished: fsmeta::now_rfc3339(),
+        root: finished.root,
+        stats: SnapshotStats {
+            files: finished.files,
+            dirs: finished.dirs,
+            bytes: finished.bytes,
+            files_read: finished.files_read,
+            new_bytes: shared.new_bytes.load(Ordering::Relaxed),
+            new_chunks,
+            stored_bytes,
+        },
+        meta: meta.seal(vault.keys(), vault.config().vault_id, id)?,
+    };
+    vault.commit_snapshot(&record)?;
+    Ok(BackupReport {
+        snapshot: record,
+        parent: parent.map(|p| p.id),
+        warnings,
+        changed_during_read: finished.changed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+const ABORTED: &str = "backup pipeline aborted";
+
+/// Flattens a worker thread's join result.
+fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
+    r.unwrap_or_else(|_| Err(Error::Invalid("a backup worker thread panicked".into())))
+}
+
+fn aborted<T>(_: T) -> Error {
+    Error::Invalid(ABORTED.into())
+}
+
+/// Absolute, lexically normalised paths (symlinks in the last component are
+/// backed up as symlinks, not followed).
+fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::Invalid(
+            "nothing to back up: give at least one path".into(),
+        ));
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let abs = std::path::absolute(p).ctx("resolve", p)?;
+            let mut out = PathBuf::from("/");
+            for c in abs.components() {
+                match c {
+                    Component::Normal(n) => out.push(n),
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    _ => {}
+                }
+            }
+            fs::symlink_metadata(&out).ctx("back up", &out)?;
+            Ok(out)
+        })
+        .collect()
+}
+
+fn choose_parent(
+    vault: &Vault,
+    opts: &BackupOptions,
+    paths: &[String],
+) -> Result<Option<SnapshotRecord>> {
+    match &opts.parent {
+        ParentChoice::None => Ok(None),
+        ParentChoice::Snapshot(spec) => vault.find_snapshot(spec).map(Some),
+        ParentChoice::Auto => {
+            for snap in vault.snapshots()?.into_iter().rev() {
+                if snap.device != opts.device || snap.item != opts.item {
+                    continue;
+                }
+                if opts.item.is_some() || snap.open_meta(vault.keys())?.paths == paths {
+                    return Ok(Some(snap));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Exclude patterns, split by what they match against.
+struct Excludes {
+    by_path: GlobSet,
+    by_name: GlobSet,
+}
+
+impl Excludes {
+    fn new(patterns: &[String]) -> Result<Self> {
+        let (mut by_path, mut by_name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for p in patterns {
+            let glob = Glob::new(p)
+                .map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::Invalid(format!("--exclude: {e}")))
+        };
+        Ok(Self {
+            by_path: build(by_path)?,
+            by_name: build(by_name)?,
+        })
+    }
+
+    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        self.by_path.is_match(path)
+            || self
+                .by_name
+                .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+    }
+}
+
+/// The requested paths as a tree of names below `/`. A node marked `whole`
+/// is backed up entirely; other nodes are directories on the way to one.
+#[derive(Default)]
+struct PathTrie {
+    whole: bool,
+    children: BTreeMap<Vec<u8>, PathTrie>,
+}
+
+impl PathTrie {
+    fn new(paths: &[PathBuf]) -> Self {
+        let mut root = PathTrie::default();
+        for p in paths {
+            let mut node = &mut root;
+            for c in p.components() {
+                if let Component::Normal(n) = c {
+                    node = node.children.entry(n.as_bytes().to_vec()).or_default();
+                }
+            }
+            node.whole = true;
+        }
+        root
+    }
+}
+
+struct Shared<'a> {
+    vault: &'a Vault,
+    /// Chunk ids stored or queued by this run.
+    seen: Mutex<HashSet<ChunkId>>,
+    /// Plaintext bytes of chunks new to the vault.
+    new_bytes: AtomicU64,
+    progress: &'a Progress,
+}
+
+impl Shared<'_> {
+    /// Whether `id` must be sealed and stored: not seen in this run and not
+    /// already in the vault.
+    fn is_new(&self, id: ChunkId) -> Result<bool> {
+        let inserted = self.seen.lock().map_err(aborted)?.insert(id);
+        Ok(inserted && !self.vault.store().contains(&self.vault.key(id))?)
+    }
+
+    /// Queues a plaintext blob for sealing if it is new.
+    fn offer(&self, id: ChunkId, data: Vec<u8>, tx: &Sender<SealJob>) -> Result<()> {
+        if self.is_new(id)? {
+            self.new_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            tx.send(SealJob { id, data }).map_err(aborted)?;
+        }
+        Ok(())
+    }
+}
+
+struct FileJob {
+    path: PathBuf,
+    meta: Metadata,
+    result: Sender<FileOutcome>,
+}
+
+enum FileOutcome {
+    Read {
+        content: Vec<ChunkRef>,
+        size: u64,
+        changed: bool,
+    },
+    /// Could not be read; the file is left out with a warning.
+    Skipped(String),
+}
+
+enum Pending {
+    Ready,
+    File(Receiver<FileOutcome>, PathBuf),
+    Dir(u64),
+}
+
+struct DirJob {
+    index: u64,
+    entries: Vec<(Entry, Pending)>,
+}
+
+struct SealJob {
+    id: ChunkId,
+    data: Vec<u8>,
+}
+
+struct Walker<'a, 's> {
+    shared: &'a Shared<'s>,
+    excludes: &'a Excludes,
+    file_tx: Sender<FileJob>,
+    dir_tx: Sender<DirJob>,
+    next_dir: u64,
+    warnings: Vec<String>,
+}
+
+impl Walker<'_, '_> {
+    fn walk_root(&mut self, trie: &PathTrie, parent: Option<Tree>) -> Result<()> {
+        if trie.whole {
+            return self
+                .walk_dir(Path::new("/"), None, parent.as_ref())
+                .map(|_| ());
+        }
+        self.walk_dir(Path::new("/"), Some(trie), parent.as_ref())
+            .map(|_| ())
+    }
+
+    /// Walks directory `path`; `trie` limits it to the requested paths when
+    /// it is on the way to them. Returns the directory's job index.
+    fn walk_dir(
+        &mut self,
+        path: &Path,
+        trie: Option<&PathTrie>,
+        parent: Option<&Tree>,
+    ) -> Result<u64> {
+        let names: Vec<Vec<u8>> = match trie {
+            Some(t) => t.children.keys().cloned().collect(),
+            None => {
+                let mut names = vec![];
+                for entry in fs::read_dir(path).ctx("list directory", path)? {
+                    names.push(
+                        entry
+                            .ctx("list directory", path)?
+                            .file_name()
+                            .as_bytes()
+                            .to_vec(),
+                    );
+                }
+                names.sort();
+                names
+            }
+        };
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            let sub = trie.and_then(|t| t.children.get(&name));
+            if sub.is_none() && self.excludes.excluded(&child, &name) {
+                continue;
+            }
+            let meta = match fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) if trie.is_none() => {
+                    self.warnings
+                        .push(format!("{}: {e} (skipped)", child.display()));
+                    continue;
+                }
+                Err(e) => return Err(Error::io("back up", &child, e)),
+            };
+            let Some(kind) = kind_of(&meta) else {
+                self.warnings.push(format!(
+                    "{}: sockets cannot be backed up (skipped)",
+                    child.display()
+                ));
+                continue;
+            };
+            let old = parent
+                .and_then(|p| p.find(&name))
+                .filter(|e| e.kind == kind);
+            let mut entry = entry_from(name, kind, &meta);
+            entry.xattrs = read_xattrs(&child);
+            let pending = match kind {
+                Kind::Dir => {
+                    let old_tree = match old.and_then(|o| o.subtree) {
+                        Some(id) => Some(self.shared.vault.tree(id)?),
+                        None => None,
+                    };
+                    let walk_trie = sub.filter(|s| !s.whole);
+                    if sub.is_some() && walk_trie.is_some() && !meta.is_dir() {
+                        return Err(Error::Invalid(format!(
+                            "{} is not a directory",
+                            child.display()
+                        )));
+                    }
+                    match self.walk_dir(&child, walk_trie, old_tree.as_ref()) {
+                        Ok(index) => Pending::Dir(index),
+                        Err(Error::Io { context, source }) if trie.is_none() => {
+                            self.warnings.push(format!("{context}: {source} (skipped)"));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Kind::File => match old {
+                    Some(o) if fsmeta::unchanged(o, &meta) => {
+                        entry.content = o.content.clone();
+                        self.shared.progress.files.fetch_add(1, Ordering::Relaxed);
+                        self.shared
+                            .progress
+                            .bytes
+                            .fetch_add(meta.len(), Ordering::Relaxed);
+                        Pending::Ready
+                    }
+                    _ => {
+                        let (tx, rx) = bounded(1);
+                        let job = FileJob {
+                            path: child.clone(),
+                            meta,
+                            result: tx,
+                        };
+                        self.file_tx.send(job).map_err(aborted)?;
+                        Pending::File(rx, child)
+                    }
+                },
+                Kind::Symlink => {
+                    let target = fs::read_link(&child).ctx("read symlink", &child)?;
+                    entry.target = target.as_os_str().as_bytes().to_vec();
+                    Pending::Ready
+                }
+                Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => Pending::Ready,
+            };
+            entries.push((entry, pending));
+        }
+        let index = self.next_dir;
+        self.next_dir += 1;
+        self.dir_tx
+            .send(DirJob { index, entries })
+            .map_err(aborted)?;
+        Ok(index)
+    }
+}
+
+fn reader(shared: &Shared<'_>, jobs: Receiver<FileJob>, seal: Sender<SealJob>) -> Result<()> {
+    for job in jobs {
+        let outcome = match read_file(shared, &job.path, &job.meta, &seal) {
+            Ok(o) => o,
+            Err(Error::Io { context, source }) => {
+                FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
+            }
+            Err(e) => return Err(e),
+        };
+        shared.progress.files.fetch_add(1, Ordering::Relaxed);
+        // The finisher may have gone away after an error elsewhere.
+        let _ = job.result.send(outcome);
+    }
+    Ok(())
+}
+
+fn read_file(
+    shared: &Shared<'_>,
+    path: &Path,
+    meta: &Metadata,
+    seal: &Sender<SealJob>,
+) -> Result<FileOutcome> {
+    let codec = shared.vault.codec();
+    let params = shared.vault.config().chunker;
+    let mut file = File::open(path).ctx("open", path)?;
+    let mut content = vec![];
+    let mut size = 0u64;
+    let mut take = |data: Vec<u8>| -> Result<()> {
+        let id = codec.id(&data);
+        let len = data.len() as u32;
+        size += len as u64;
+        shared
+            .progress
+            .bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
+        content.push(ChunkRef { id, len });
+        shared.offer(id, data, seal)
+    };
+    if meta.len() <= params.max_size as u64 {
+        let mut data = Vec::with_capacity(meta.len() as usize + 1);
+        file.read_to_end(&mut data).ctx("read", path)?;
+        if data.len() <= params.min_size as usize {
+            if !data.is_empty() {
+                take(data)?;
+            }
+        } else {
+            params.split_slice(&data, &mut |c| take(c.to_vec()))?;
+        }
+    } else {
+        params
+            .split_stream(&mut file, &mut take)
+            .map_err(|e| match e {
+                Error::Io { source, .. } => Error::io("read", path, source),
+                other => other,
+            })?;
+    }
+    let after = file.metadata().ctx("stat", path)?;
+    let changed = after.len() != size
+        || after.mtime() != meta.mtime()
+        || after.mtime_nsec() != meta.mtime_nsec()
+        || after.ctime() != meta.ctime()
+        || after.ctime_nsec() != meta.ctime_nsec();
+    Ok(FileOutcome::Read {
+        content,
+        size,
+        changed,
+    })
+}
+
+struct Finished {
+    root: ChunkId,
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+    files_read: u64,
+    changed: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn finisher(
+    shared: &Shared<'_>,
+    dirs: Receiver<DirJob>,
+    seal: Sender<SealJob>,
+) -> Result<Finished> {
+    let mut done: HashMap<u64, ChunkId> = HashMap::new();
+    let mut out = Finished {
+        root: ChunkId([0; 32]),
+        files: 0,
+        dirs: 0,
+        bytes: 0,
+        files_read: 0,
+        changed: vec![],
+        warnings: vec![],
+    };
+    let mut last = None;
+    for job in dirs {
+        let mut tree = Tree {
+            entries: Vec::with_capacity(job.entries.len()),
+        };
+        for (mut entry, pending) in job.entries {
+            match pending {
+                Pending::Ready => {}
+                Pending::File(rx, path) => match rx.recv().map_err(aborted)? {
+                    FileOutcome::Read {
+                        content,
+                        size,
+                        changed,
+                    } => {
+                        entry.content = content;
+                        entry.size = size;
+                        out.files_read += 1;
+                        if changed {
+                            out.changed.push(path.display().to_string());
+                        }
+                    }
+                    FileOutcome::Skipped(warning) => {
+                        out.warnings.push(warning);
+                        continue;
+                    }
+                },
+                Pending::Dir(index) => {
+                    entry.subtree = Some(done.remove(&index).ok_or_else(|| aborted(()))?);
+                }
+            }
+            match entry.kind {
+                Kind::File => {
+                    out.files += 1;
+                    out.bytes += entry.size;
+                }
+                Kind::Dir => out.dirs += 1,
+                _ => {}
+            }
+            tree.entries.push(entry);
+        }
+        let blob = tree.encode()?;
+        let id = shared.vault.codec().id(&blob);
+        shared.offer(id, blob, &seal)?;
+        done.insert(job.index, id);
+        last = Some(id);
+    }
+    out.root = last.ok_or_else(|| aborted(()))?;
+    Ok(out)
+}
+
+fn sealer(vault: &Vault, jobs: Receiver<SealJob>, out: Sender<(ChunkId, Vec<u8>)>) -> Result<()> {
+    let mut zstd = Compressor::new()?;
+    for job in jobs {
+        let sealed = vault.codec().seal(&job.id, &job.data, &mut zstd);
+        drop(job.data);
+        out.send((job.id, sealed)).map_err(aborted)?;
+    }
+    Ok(())
+}
+
+/// Stores sealed blobs in batches of up to `BATCH_BYTES`, one synced write
+/// each. Returns (chunks, sealed bytes) written.
+fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u64)> {
+    const BATCH_BYTES: usize = 16 * 1024 * 1024;
+    let (mut chunks, mut bytes) = (0u64, 0u64);
+    while let Ok(first) = blobs.recv() {
+        let mut batch = vec![first];
+        let mut size = batch[0].1.len();
+        while size < BATCH_BYTES {
+            match blobs.try_recv() {
+                Ok(b) => {
+                    size += b.1.len();
+                    batch.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let items: Vec<_> = batch
+            .iter()
+            .map(|(id, b)| (vault.key(*id), b.as_slice()))
+            .collect();
+        vault.store().put_batch(&items, fsmeta::unix_now())?;
+        chunks += batch.len() as u64;
+        bytes += size as u64;
+    }
+    Ok((chunks, bytes))
+}

@@ -1,0 +1,197 @@
+//! The chunk format: how plaintext becomes a sealed blob and back.
+//!
+//! `id = BLAKE3-keyed(chunk_id_key, plaintext)`; sealed =
+//! `AEAD(encryption_key, aad = "cairn/chunk/v1" ‖ vault_id ‖ id,
+//! codec ‖ payload)` where codec `0` is raw and `1` is zstd. Data chunks and
+//! tree blobs use the same rule, so identical directories dedup across
+//! snapshots. Opening checks the tag (which binds vault and id, so a swapped
+//! or replayed blob fails), decompresses, and re-hashes the plaintext against
+//! the id.
+
+use cairn_proto::{ChunkId, VaultId};
+
+use crate::crypto::{aead, VaultKeys};
+use crate::error::{Error, Result};
+
+const CHUNK_AAD: &[u8] = b"cairn/chunk/v1";
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+/// Largest plaintext a blob may decompress to (tree blobs of huge
+/// directories included); guards against decompression bombs.
+pub const MAX_PLAINTEXT: usize = 256 * 1024 * 1024;
+
+/// Seals and opens the blobs of one vault.
+pub struct BlobCodec {
+    vault: VaultId,
+    keys: VaultKeys,
+    level: i32,
+}
+
+impl BlobCodec {
+    /// A codec for `vault` using its keys and zstd level.
+    pub fn new(vault: VaultId, keys: VaultKeys, level: i32) -> Self {
+        Self { vault, keys, level }
+    }
+
+    /// The vault this codec seals for.
+    pub fn vault(&self) -> VaultId {
+        self.vault
+    }
+
+    /// The keyed id of a plaintext.
+    pub fn id(&self, plaintext: &[u8]) -> ChunkId {
+        ChunkId(*blake3::keyed_hash(&self.keys.chunk_id, plaintext).as_bytes())
+    }
+
+    fn aad(&self, id: &ChunkId) -> Vec<u8> {
+        [CHUNK_AAD, self.vault.as_bytes(), id.as_bytes()].concat()
+    }
+
+    /// Compresses (keeping the raw bytes when zstd does not shrink them) and
+    /// seals `plaintext`, which must have id `id`.
+    pub fn seal(&self, id: &ChunkId, plaintext: &[u8], zstd: &mut Compressor) -> Vec<u8> {
+        let aad = self.aad(id);
+        let nonce = rand::random();
+        match zstd.compress(plaintext, self.level) {
+            Some(z) if z.len() < plaintext.len() => {
+                aead::seal_parts(&self.keys.encryption, nonce, &aad, &[&[CODEC_ZSTD], &z])
+            }
+            _ => aead::seal_parts(
+                &self.keys.encryption,
+                nonce,
+                &aad,
+                &[&[CODEC_RAW], plaintext],
+            ),
+        }
+    }
+
+    /// Verifies, decrypts and decompresses a blob claimed to be chunk `id`.
+    /// Any mismatch is an [`Error::Integrity`].
+    pub fn open(&self, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>> {
+        let body = aead::open(&self.keys.encryption, &self.aad(id), sealed)
+            .map_err(|e| Error::Integrity(format!("chunk {id}: {e}")))?;
+        let plaintext = match body.split_first() {
+            Some((&CODEC_RAW, raw)) => raw.to_vec(),
+            Some((&CODEC_ZSTD, z)) => {
+                decompress(z).map_err(|e| Error::Integrity(format!("chunk {id}: {e}")))?
+            }
+            other => {
+                return Err(Error::Integrity(format!(
+                    "chunk {id}: unknown codec {:?}",
+                    other.map(|o| o.0)
+                )))
+            }
+        };
+        if self.id(&plaintext) != *id {
+            return Err(Error::Integrity(format!(
+                "chunk {id}: content does not match its id"
+            )));
+        }
+        Ok(plaintext)
+    }
+}
+
+/// A reusable zstd compression context (one per worker thread).
+pub struct Compressor {
+    ctx: zstd::bulk::Compressor<'static>,
+    level: Option<i32>,
+}
+
+impl Compressor {
+    /// A fresh context.
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            ctx: zstd::bulk::Compressor::new(0).map_err(|e| Error::Format(format!("zstd: {e}")))?,
+            level: None,
+        })
+    }
+
+    /// The zstd frame of `data` (with its content size in the header), or
+    /// `None` if zstd failed: the caller then stores the data raw.
+    fn compress(&mut self, data: &[u8], level: i32) -> Option<Vec<u8>> {
+        if self.level != Some(level) {
+            self.ctx.set_compression_level(level).ok()?;
+            self.level = Some(level);
+        }
+        self.ctx.compress(data).ok()
+    }
+}
+
+fn decompress(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame)
+        .map_err(|_| "zstd frame header is invalid".to_string())?
+        .ok_or("zstd frame has no content size")?;
+    if size > MAX_PLAINTEXT as u64 {
+        return Err(format!(
+            "zstd frame claims {size} bytes, over the {MAX_PLAINTEXT}-byte limit"
+        ));
+    }
+    let out = zstd::bulk::decompress(frame, size as usize).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() as u64 != size {
+        return Err("zstd frame is shorter than its header says".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn codec() -> BlobCodec {
+        BlobCodec::new(VaultId([5; 16]), VaultKeys::generate(), 3)
+    }
+
+    #[test]
+    fn compressible_data_is_compressed_and_random_data_stored_raw() {
+        let c = codec();
+        let mut z = Compressor::new().unwrap();
+        let text = b"abcabcabc".repeat(10_000);
+        let sealed = c.seal(&c.id(&text), &text, &mut z);
+        assert!(sealed.len() < text.len() / 10);
+        assert_eq!(c.open(&c.id(&text), &sealed).unwrap(), text);
+
+        let noise: Vec<u8> = (0..50_000).map(|_| rand::random()).collect();
+        let sealed = c.seal(&c.id(&noise), &noise, &mut z);
+        assert_eq!(sealed.len(), noise.len() + 1 + aead::OVERHEAD);
+        assert_eq!(c.open(&c.id(&noise), &sealed).unwrap(), noise);
+    }
+
+    #[test]
+    fn a_blob_under_another_id_or_vault_is_rejected() {
+        let c = codec();
+        let mut z = Compressor::new().unwrap();
+        let (a, b) = (b"chunk a".to_vec(), b"chunk b".to_vec());
+        let sealed_a = c.seal(&c.id(&a), &a, &mut z);
+        assert!(matches!(
+            c.open(&c.id(&b), &sealed_a),
+            Err(Error::Integrity(_))
+        ));
+        let other = BlobCodec::new(VaultId([6; 16]), c.keys.clone(), 3);
+        assert!(other.open(&c.id(&a), &sealed_a).is_err());
+    }
+
+    #[test]
+    fn ids_depend_on_the_key() {
+        let (c1, c2) = (codec(), codec());
+        assert_ne!(c1.id(b"same"), c2.id(b"same"));
+        assert_eq!(c1.id(b"same"), c1.id(b"same"));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(data in proptest::collection::vec(any::<u8>(), 0..5000), rep in 1usize..50) {
+            let c = codec();
+            let mut z = Compressor::new().unwrap();
+            let data = data.repeat(rep);
+            let id = c.id(&data);
+            prop_assert_eq!(c.open(&id, &c.seal(&id, &data, &mut z)).unwrap(), data);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let c = codec();
+            prop_assert!(c.open(&ChunkId([0; 32]), &bytes).is_err());
+        }
+    }
+}

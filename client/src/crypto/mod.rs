@@ -1,0 +1,16 @@
+//! Cryptography of the client: everything that turns a password and
+//! plaintext into bytes the server may hold.
+//!
+//! - [`aead`]: the `AES256CTR-POLY1305` AEAD that seals every chunk, tree,
+//!   snapshot metadata blob and wrapped key.
+//! - [`kdf`]: argon2id from the password to a *login key* (sent to a server,
+//!   which keeps only a hash) and a *wrap key* (never leaves the client).
+//! - [`keys`]: a vault's random keys and how they are wrapped.
+
+pub mod aead;
+pub mod kdf;
+pub mod keys;
+
+pub use aead::{open, seal, seal_parts, seal_with_nonce, Key, NONCE_LEN, OVERHEAD, TAG_LEN};
+pub use kdf::{DerivedKeys, KdfParams};
+pub use keys::VaultKeys;

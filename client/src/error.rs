@@ -1,0 +1,73 @@
+//! The client core's error type. Each variant carries what a user needs to
+//! act, and [`Error::exit_code`] maps it onto the CLI's exit codes
+//! (DESIGN.md §9: 1 error, 3 wrong password, 4 data integrity).
+
+use std::io;
+use std::path::Path;
+
+/// Result alias for the client core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the backup core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The password does not open the vault keys.
+    #[error("wrong password: it does not unlock this vault's keys")]
+    WrongPassword,
+    /// Stored data is missing, damaged or tampered with.
+    #[error("data integrity error: {0}")]
+    Integrity(String),
+    /// Bytes that should be in one of our formats are not (or are a newer
+    /// version than this build understands).
+    #[error("format error: {0}")]
+    Format(String),
+    /// A file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The chunk store failed.
+    #[error(transparent)]
+    Store(#[from] cairn_chunkstore::Error),
+    /// The request names something that does not exist or is ambiguous.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid as given.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// The `cairn` process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::WrongPassword => 3,
+            Error::Integrity(_) | Error::Store(cairn_chunkstore::Error::Corrupt { .. }) => 4,
+            _ => 1,
+        }
+    }
+
+    /// An IO error with the action and path that failed.
+    pub fn io(action: &str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            context: format!("{action} {}", path.display()),
+            source,
+        }
+    }
+}
+
+/// Adds "what and where" context to `io::Result`s.
+pub trait IoContext<T> {
+    /// Maps an IO error to [`Error::Io`] naming `action` and `path`.
+    fn ctx(self, action: &str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, action: &str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}

@@ -1,0 +1,114 @@
+//! Reading file-system metadata into tree entries, and the small OS helpers
+//! (host name, times) the backup and restore paths share.
+
+use std::fs::Metadata;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::tree::{Entry, Kind, Time};
+
+/// The entry kind of `meta`, or `None` for sockets (not restorable, skipped).
+pub fn kind_of(meta: &Metadata) -> Option<Kind> {
+    let t = meta.file_type();
+    if t.is_file() {
+        Some(Kind::File)
+    } else if t.is_dir() {
+        Some(Kind::Dir)
+    } else if t.is_symlink() {
+        Some(Kind::Symlink)
+    } else if t.is_fifo() {
+        Some(Kind::Fifo)
+    } else if t.is_char_device() {
+        Some(Kind::CharDevice)
+    } else if t.is_block_device() {
+        Some(Kind::BlockDevice)
+    } else {
+        None
+    }
+}
+
+fn time(sec: i64, nsec: i64) -> Time {
+    Time {
+        sec,
+        nsec: nsec.clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// An entry for `name` with the metadata of `meta` (content and subtree
+/// left empty for the caller to fill).
+pub fn entry_from(name: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
+    Entry {
+        name,
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        inode: meta.ino(),
+        device: meta.dev(),
+        links: meta.nlink(),
+        size: if kind == Kind::File { meta.len() } else { 0 },
+        target: vec![],
+        rdev: if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            meta.rdev()
+        } else {
+            0
+        },
+        xattrs: vec![],
+        content: vec![],
+        subtree: None,
+    }
+}
+
+/// Whether a file still looks as it did when `entry` was taken: same size,
+/// modification and change times, and inode.
+pub fn unchanged(entry: &Entry, meta: &Metadata) -> bool {
+    entry.size == meta.len()
+        && entry.mtime == time(meta.mtime(), meta.mtime_nsec())
+        && entry.ctime == time(meta.ctime(), meta.ctime_nsec())
+        && entry.inode == meta.ino()
+}
+
+/// Extended attributes of `path` (not following symlinks), sorted by name.
+/// File systems without xattr support yield none.
+pub fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(names) = xattr::list(path) else {
+        return vec![];
+    };
+    let mut out: Vec<_> = names
+        .filter_map(|n| {
+            let value = xattr::get(path, &n).ok().flatten()?;
+            Some((n.as_bytes().to_vec(), value))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// This machine's host name (the default device name).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Now, RFC 3339 UTC with nanoseconds (fixed width, so it sorts as text).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

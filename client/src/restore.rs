@@ -1,0 +1,479 @@
+//! Restore: recreate a snapshot's files under a target directory.
+//!
+//! Three phases:
+//! 1. *Plan* (calling thread): walk the trees, create directories, symlinks
+//!    and special files, and list the files to write. Large files are split
+//!    into parts so several workers fill one file at their offsets.
+//! 2. *Write* (worker pool): fetch, verify, decrypt and decompress chunks and
+//!    write them; a file is complete (and gets its metadata) when its last
+//!    part is written. A file with a damaged chunk is removed and reported,
+//!    never left holding garbage.
+//! 3. *Finish*: hard links, then directory metadata bottom-up (so writing
+//!    files does not disturb directory mtimes).
+//!
+//! Names come from trees that [`Tree::decode`] validated (no `..`, `/` or
+//! NUL), and files are opened with `O_NOFOLLOW`, so nothing is written
+//! outside the target.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::unbounded;
+
+use crate::error::{Error, IoContext, Result};
+use crate::snapshot::SnapshotRecord;
+use crate::tree::{Entry, Kind, Tree};
+use crate::vault::Vault;
+
+/// Chunks per part when a large file is written by several workers.
+const CHUNKS_PER_PART: usize = 8;
+
+/// What to restore where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Directory under which each backed-up absolute path is recreated.
+    pub target: PathBuf,
+    /// Absolute paths inside the snapshot to restore (all when empty).
+    pub includes: Vec<PathBuf>,
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created.
+    pub dirs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files that could not be restored because their data is damaged or
+    /// missing (they are not left in the target).
+    pub damaged: Vec<String>,
+    /// Metadata that could not be applied (ownership, xattrs, devices).
+    pub warnings: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+struct FileTask {
+    path: PathBuf,
+    entry: Entry,
+    parts_left: AtomicUsize,
+    failed: AtomicBool,
+}
+
+enum Job {
+    /// Create and write file `index` completely.
+    Whole(usize),
+    /// Write chunks `first..first + count` of pre-sized file `index` at `offset`.
+    Part {
+        index: usize,
+        first: usize,
+        count: usize,
+        offset: u64,
+    },
+}
+
+/// Restores `snapshot` from `vault` as `opts` says.
+pub fn run(
+    vault: &Vault,
+    snapshot: &SnapshotRecord,
+    opts: &RestoreOptions,
+    bytes_done: &AtomicU64,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
+    let mut plan = Plan {
+        vault,
+        files: vec![],
+        jobs: vec![],
+        links: vec![],
+        dirs: vec![],
+        specials: vec![],
+        first_link: HashMap::new(),
+        warnings: vec![],
+        is_root: unsafe { libc::geteuid() } == 0,
+    };
+    let root = vault.tree(snapshot.root)?;
+    if opts.includes.is_empty() {
+        plan.dir(&root, &opts.target)?;
+    } else {
+        for include in &opts.includes {
+            plan.include(&root, &opts.target, include)?;
+        }
+    }
+
+    let report = Mutex::new(RestoreReport::default());
+    let (tx, rx) = unbounded();
+    for job in plan.jobs.drain(..) {
+        tx.send(job)
+            .map_err(|_| Error::Invalid("restore queue closed".into()))?;
+    }
+    drop(tx);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let plan_ref = &plan;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let rx = rx.clone();
+            let report = &report;
+            s.spawn(move || {
+                for job in rx {
+                    plan_ref.run_job(job, report, bytes_done);
+                }
+            });
+        }
+    });
+
+    let mut report = report
+        .into_inner()
+        .map_err(|_| Error::Invalid("a restore worker panicked".into()))?;
+    for (path, first) in &plan.links {
+        if fs::symlink_metadata(first).is_ok() {
+            let _ = fs::remove_file(path);
+            fs::hard_link(first, path).ctx("hard link", path)?;
+            report.files += 1;
+        }
+    }
+    for (path, entry) in &plan.specials {
+        plan.apply_meta(path, entry, &mut report.warnings);
+    }
+    for (path, entry) in plan.dirs.iter().rev() {
+        plan.apply_meta(path, entry, &mut report.warnings);
+        report.dirs += 1;
+    }
+    report.warnings.extend(plan.warnings);
+    report.damaged.sort();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+struct Plan<'a> {
+    vault: &'a Vault,
+    files: Vec<FileTask>,
+    jobs: Vec<Job>,
+    /// (path, first path of the same inode) pairs, linked after the data.
+    links: Vec<(PathBuf, PathBuf)>,
+    /// Directories in pre-order; metadata applied in reverse.
+    dirs: Vec<(PathBuf, Entry)>,
+    /// Symlinks and special files whose metadata is applied at the end.
+    specials: Vec<(PathBuf, Entry)>,
+    first_link: HashMap<(u64, u64), PathBuf>,
+    warnings: Vec<String>,
+    is_root: bool,
+}
+
+impl Plan<'_> {
+    /// Restores only `include` (an absolute path inside the snapshot),
+    /// creating the directories on the way with their recorded metadata.
+    fn include(&mut self, root: &Tree, target: &Path, include: &Path) -> Result<()> {
+        let names: Vec<&[u8]> = include
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.as_bytes()),
+                _ => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return self.dir(root, target);
+        }
+        let mut tree = root.clone();
+        let mut dest = target.to_path_buf();
+        for (i, name) in names.iter().enumerate() {
+            let entry = tree.find(name).cloned().ok_or_else(|| {
+                Error::NotFound(format!("{} is not in the snapshot", include.display()))
+            })?;
+            dest.push(std::ffi::OsStr::from_bytes(name));
+            if i + 1 == names.len() {
+                return self.entry(&entry, &dest);
+            }
+            let Some(sub) = entry.subtree else {
+                return Err(Error::NotFound(format!(
+                    "{} is not in the snapshot",
+                    include.display()
+                )));
+            };
+            make_dir(&dest)?;
+            self.dirs.push((dest.clone(), entry));
+            tree = self.vault.tree(sub)?;
+        }
+        Ok(())
+    }
+
+    fn dir(&mut self, tree: &Tree, dest: &Path) -> Result<()> {
+        for entry in &tree.entries {
+            let path = dest.join(std::ffi::OsStr::from_bytes(&entry.name));
+            self.entry(entry, &path)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, entry: &Entry, path: &Path) -> Result<()> {
+        match entry.kind {
+            Kind::Dir => {
+                make_dir(path)?;
+                self.dirs.push((path.to_path_buf(), entry.clone()));
+                if let Some(sub) = entry.subtree {
+                    let tree = self.vault.tree(sub)?;
+                    self.dir(&tree, path)?;
+                }
+            }
+            Kind::File => {
+                if entry.links > 1 {
+                    let key = (entry.device, entry.inode);
+                    if let Some(first) = self.first_link.get(&key) {
+                        self.links.push((path.to_path_buf(), first.clone()));
+                        return Ok(());
+                    }
+                    self.first_link.insert(key, path.to_path_buf());
+                }
+                let index = self.files.len();
+                let parts = entry.content.len().div_ceil(CHUNKS_PER_PART);
+                if parts > 1 {
+                    let f = create_file(path)?;
+                    f.set_len(entry.size).ctx("size", path)?;
+                    let mut offset = 0u64;
+                    for first in (0..entry.content.len()).step_by(CHUNKS_PER_PART) {
+                        let count = CHUNKS_PER_PART.min(entry.content.len() - first);
+                        self.jobs.push(Job::Part {
+                            index,
+                            first,
+                            count,
+                            offset,
+                        });
+                        offset += entry.content[first..first + count]
+                            .iter()
+                            .map(|c| c.len as u64)
+                            .sum::<u64>();
+                    }
+                } else {
+                    self.jobs.push(Job::Whole(index));
+                }
+                self.files.push(FileTask {
+                    path: path.to_path_buf(),
+                    entry: entry.clone(),
+                    parts_left: AtomicUsize::new(parts.max(1)),
+                    failed: AtomicBool::new(false),
+                });
+            }
+            Kind::Symlink => {
+                remove_existing(path)?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&entry.target), path)
+                    .ctx("create symlink", path)?;
+                self.specials.push((path.to_path_buf(), entry.clone()));
+            }
+            Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => {
+                remove_existing(path)?;
+                let kind_bits = match entry.kind {
+                    Kind::Fifo => libc::S_IFIFO,
+                    Kind::CharDevice => libc::S_IFCHR,
+                    _ => libc::S_IFBLK,
+                };
+                if entry.kind != Kind::Fifo && !self.is_root {
+                    self.warnings.push(format!(
+                        "{}: device files need root to restore (skipped)",
+                        path.display()
+                    ));
+                    return Ok(());
+                }
+                let c = cpath(path)?;
+                // SAFETY: c is a valid NUL-terminated path.
+                let rc = unsafe {
+                    libc::mknod(
+                        c.as_ptr(),
+                        kind_bits | (entry.mode & 0o7777),
+                        entry.rdev as libc::dev_t,
+                    )
+                };
+                if rc != 0 {
+                    return Err(Error::io(
+                        "create special file",
+                        path,
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                self.specials.push((path.to_path_buf(), entry.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn run_job(&self, job: Job, report: &Mutex<RestoreReport>, bytes_done: &AtomicU64) {
+        let (index, result) = match job {
+            Job::Whole(index) => (index, self.write_whole(&self.files[index], bytes_done)),
+            Job::Part {
+                index,
+                first,
+                count,
+                offset,
+            } => (
+                index,
+                self.write_part(&self.files[index], first, count, offset, bytes_done),
+            ),
+        };
+        let task = &self.files[index];
+        if let Err(e) = result {
+            if !task.failed.swap(true, Ordering::SeqCst) {
+                if let Ok(mut r) = report.lock() {
+                    r.damaged.push(format!("{}: {e}", task.path.display()));
+                }
+            }
+        }
+        if task.parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut warnings = vec![];
+            if task.failed.load(Ordering::SeqCst) {
+                let _ = fs::remove_file(&task.path);
+            } else {
+                self.apply_meta(&task.path, &task.entry, &mut warnings);
+            }
+            if let Ok(mut r) = report.lock() {
+                if !task.failed.load(Ordering::SeqCst) {
+                    r.files += 1;
+                    r.bytes += task.entry.size;
+                }
+                r.warnings.extend(warnings);
+            }
+        }
+    }
+
+    fn write_whole(&self, task: &FileTask, bytes_done: &AtomicU64) -> Result<()> {
+        let mut f = create_file(&task.path)?;
+        for c in &task.entry.content {
+            let data = self.vault.blob(c.id)?;
+            check_len(&data, c.len)?;
+            f.write_all(&data).ctx("write", &task.path)?;
+            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn write_part(
+        &self,
+        task: &FileTask,
+        first: usize,
+        count: usize,
+        mut offset: u64,
+        bytes_done: &AtomicU64,
+    ) -> Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&task.path)
+            .ctx("open", &task.path)?;
+        for c in &task.entry.content[first..first + count] {
+            let data = self.vault.blob(c.id)?;
+            check_len(&data, c.len)?;
+            f.write_all_at(&data, offset).ctx("write", &task.path)?;
+            offset += data.len() as u64;
+            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Ownership (as root), mode, xattrs and times; failures become warnings.
+    fn apply_meta(&self, path: &Path, entry: &Entry, warnings: &mut Vec<String>) {
+        let Ok(c) = cpath(path) else { return };
+        let is_link = entry.kind == Kind::Symlink;
+        for (name, value) in &entry.xattrs {
+            if let Err(e) = xattr::set(path, std::ffi::OsStr::from_bytes(name), value) {
+                warnings.push(format!(
+                    "{}: xattr {}: {e}",
+                    path.display(),
+                    String::from_utf8_lossy(name)
+                ));
+            }
+        }
+        // SAFETY (all three calls): c is a valid NUL-terminated path.
+        if self.is_root && unsafe { libc::lchown(c.as_ptr(), entry.uid, entry.gid) } != 0 {
+            warnings.push(format!(
+                "{}: chown: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        if !is_link && unsafe { libc::chmod(c.as_ptr(), entry.mode as libc::mode_t) } != 0 {
+            warnings.push(format!(
+                "{}: chmod: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        let t = libc::timespec {
+            tv_sec: entry.mtime.sec as libc::time_t,
+            tv_nsec: entry.mtime.nsec as _,
+        };
+        let times = [t, t];
+        if unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } != 0
+        {
+            warnings.push(format!(
+                "{}: set times: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+}
+
+fn check_len(data: &[u8], len: u32) -> Result<()> {
+    if data.len() != len as usize {
+        return Err(Error::Integrity(format!(
+            "chunk is {} bytes, the tree says {len}",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+fn cpath(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid(format!("{} contains NUL", path.display())))
+}
+
+/// Creates a directory, replacing a non-directory (e.g. a symlink) in the way.
+fn make_dir(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            fs::remove_file(path).ctx("replace", path)?;
+            fs::create_dir(path).ctx("create directory", path)
+        }
+        Err(_) => fs::create_dir(path).ctx("create directory", path),
+    }
+}
+
+/// Creates or truncates a regular file without following a symlink there.
+fn create_file(path: &Path) -> Result<fs::File> {
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        remove_existing(path)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ctx("create", path)
+}
+
+fn remove_existing(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).ctx("replace", path),
+        Ok(_) => fs::remove_file(path).ctx("replace", path),
+        Err(_) => Ok(()),
+    }
+}

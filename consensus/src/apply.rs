@@ -1,0 +1,745 @@
+//! `apply`: the pure, deterministic transition function of the state machine.
+//!
+//! ```text
+//!   Request { request_id, event }
+//!            │
+//!            ▼
+//!   seen request_id? ──yes──▶ first Outcome again (nothing changes)
+//!            │ no
+//!            ▼
+//!   validate(event, &State) ──Err(Rejection)──▶ Outcome::Rejected (state unchanged)
+//!            │ Ok
+//!            ▼
+//!   mutate(&mut State) ──▶ Outcome::Applied
+//!            │
+//!            ▼
+//!   remember (request_id → outcome) in the bounded RequestLog
+//! ```
+//!
+//! Why pure: every replica applies the same log and must end in the same
+//! state, so `apply` reads no clock, no randomness and no IO, and iterates
+//! only ordered maps. That also makes it testable without Raft or disk (see
+//! the property tests at the end of this file). Every handler checks all its
+//! preconditions before its first write, so a rejection leaves the domain
+//! state exactly as it was; only the dedup table records that the request
+//! was answered.
+
+use cairn_proto::{SnapshotId, VaultId};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Credentials, Event, Lease, Request, SnapshotRecord, StorageNodeId};
+use crate::ids::proto_id;
+use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
+use crate::state::{
+    Account, Device, Job, JobEnd, State, StorageNode, StorageNodeStatus, Tier, Vault,
+};
+
+/// Longest accepted name (accounts, devices, vaults, tiers, items), in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Largest replica count a tier may ask for (the voter cap is 5; storage
+/// nodes may be more, but more than 16 copies is a typo).
+pub const MAX_REPLICAS: u8 = 16;
+
+/// What applying one log entry produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The event was valid and the state changed.
+    Applied,
+    /// The event was refused; the state did not change.
+    Rejected(Rejection),
+    /// A Raft-internal entry (blank or membership) that carries no event.
+    NoOp,
+}
+
+impl Outcome {
+    /// Whether the event took effect.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied)
+    }
+}
+
+/// Why an event was refused. Stable: clients map these to API error codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// No such account.
+    #[error("unknown account {0}")]
+    UnknownAccount(AccountId),
+    /// No such device.
+    #[error("unknown device {0}")]
+    UnknownDevice(DeviceId),
+    /// No such vault.
+    #[error("unknown vault {0}")]
+    UnknownVault(#[serde(with = "proto_id")] VaultId),
+    /// No such snapshot (in that vault).
+    #[error("unknown snapshot {0}")]
+    UnknownSnapshot(#[serde(with = "proto_id")] SnapshotId),
+    /// No such job.
+    #[error("unknown job {0}")]
+    UnknownJob(JobId),
+    /// No such tier.
+    #[error("unknown tier {0:?}")]
+    UnknownTier(String),
+    /// No such storage node.
+    #[error("unknown storage node {0}")]
+    UnknownStorageNode(StorageNodeId),
+    /// The id is already in use.
+    #[error("{kind} {id} already exists")]
+    DuplicateId {
+        /// What kind of record.
+        kind: RecordKind,
+        /// The id, in hex or decimal.
+        id: String,
+    },
+    /// The name is already in use in its scope.
+    #[error("{kind} name {name:?} is already taken")]
+    NameTaken {
+        /// What kind of record.
+        kind: RecordKind,
+        /// The name.
+        name: String,
+    },
+    /// The name is empty, too long or contains control characters.
+    #[error("invalid {kind} name {name:?}")]
+    InvalidName {
+        /// What kind of record.
+        kind: RecordKind,
+        /// The name (truncated).
+        name: String,
+    },
+    /// The record belongs to another account.
+    #[error("{kind} belongs to account {owner}, not {requester}")]
+    WrongOwner {
+        /// What kind of record.
+        kind: RecordKind,
+        /// The real owner.
+        owner: AccountId,
+        /// Who asked.
+        requester: AccountId,
+    },
+    /// The device has been revoked.
+    #[error("device {0} is revoked")]
+    DeviceRevoked(DeviceId),
+    /// An account with vaults cannot be deleted.
+    #[error("account {account} still has {vaults} vault(s)")]
+    AccountHasVaults {
+        /// The account.
+        account: AccountId,
+        /// How many vaults it has.
+        vaults: u64,
+    },
+    /// A password change must re-wrap exactly the account's vaults' keys.
+    #[error("password change for {account} does not re-wrap exactly its vaults' keys")]
+    RewrapMismatch {
+        /// The account.
+        account: AccountId,
+    },
+    /// Devices may not request vaults of this tier.
+    #[error("tier {0:?} is not requestable")]
+    TierNotRequestable(String),
+    /// Replica count out of range.
+    #[error("invalid replica count {0} (1..={MAX_REPLICAS})")]
+    InvalidReplicas(u8),
+    /// The job already finished.
+    #[error("job {0} already finished")]
+    JobAlreadyFinished(JobId),
+    /// A time that must not precede another does.
+    #[error("{what}: {later} is before {earlier}")]
+    TimeTravel {
+        /// Which times.
+        what: String,
+        /// The earlier time.
+        earlier: UnixMillis,
+        /// The time that should not precede it.
+        later: UnixMillis,
+    },
+    /// The storage node is not in a state that allows this transition.
+    #[error("storage node {node} is {status:?}")]
+    StorageNodeState {
+        /// The node.
+        node: StorageNodeId,
+        /// Its status.
+        status: StorageNodeStatus,
+    },
+    /// The storage node address is empty or malformed.
+    #[error("invalid storage node address {0:?}")]
+    InvalidAddress(String),
+    /// A grant whose fencing token does not exceed every earlier one.
+    #[error("stale fencing token {got} (last granted {last})")]
+    StaleFencingToken {
+        /// The highest token granted so far.
+        last: u64,
+        /// The offered token.
+        got: u64,
+    },
+    /// No lease is held, or it is not the one named.
+    #[error("no current lease for serial {serial:?} with fencing token {fencing_token}")]
+    LeaseMismatch {
+        /// The serial named.
+        serial: String,
+        /// The token named.
+        fencing_token: u64,
+    },
+}
+
+/// A kind of record, to qualify generic rejections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordKind {
+    /// An account.
+    Account,
+    /// A device.
+    Device,
+    /// A vault.
+    Vault,
+    /// A tier.
+    Tier,
+    /// A snapshot record.
+    Snapshot,
+    /// A job.
+    Job,
+    /// A storage node.
+    StorageNode,
+    /// A protected item.
+    Item,
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordKind::Account => "account",
+            RecordKind::Device => "device",
+            RecordKind::Vault => "vault",
+            RecordKind::Tier => "tier",
+            RecordKind::Snapshot => "snapshot",
+            RecordKind::Job => "job",
+            RecordKind::StorageNode => "storage node",
+            RecordKind::Item => "item",
+        })
+    }
+}
+
+/// Applies one request to the state. Pure and deterministic; see the module
+/// doc. A request id seen before (and still remembered) returns its first
+/// outcome without applying anything.
+pub fn apply(state: &mut State, request: &Request) -> Outcome {
+    if let Some(first) = state.requests.get(&request.request_id) {
+        return first.clone();
+    }
+    let outcome = match apply_event(state, &request.event) {
+        Ok(()) => Outcome::Applied,
+        Err(rejection) => Outcome::Rejected(rejection),
+    };
+    state.requests.record(request.request_id, outcome.clone());
+    outcome
+}
+
+/// Validates and applies one event, without dedup. On `Err` nothing changed.
+fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
+    match event {
+        Event::AccountCreated {
+            account,
+            name,
+            credentials,
+            at,
+        } => account_created(s, *account, name, credentials, *at),
+        Event::AccountPasswordChanged {
+            account,
+            credentials,
+            rewrapped_keys,
+            at,
+        } => {
+            if !s.accounts.contains_key(account) {
+                return Err(Rejection::UnknownAccount(*account));
+            }
+            let owned: Vec<VaultId> = s.vaults_of(*account).map(|v| v.id).collect();
+            if owned.len() != rewrapped_keys.len()
+                || owned.iter().any(|v| !rewrapped_keys.contains_key(v))
+            {
+                return Err(Rejection::RewrapMismatch { account: *account });
+            }
+            for (vault, keys) in rewrapped_keys {
+                if let Some(v) = s.vaults.get_mut(vault) {
+                    v.wrapped_keys.clone_from(keys);
+                }
+            }
+            if let Some(acc) = s.accounts.get_mut(account) {
+                acc.credentials = credentials.clone();
+                acc.password_changed_at = Some(*at);
+            }
+            Ok(())
+        }
+        Event::AccountDeleted { account, at: _ } => {
+            let acc = s
+                .accounts
+                .get(account)
+                .ok_or(Rejection::UnknownAccount(*account))?;
+            let vaults = s.vaults_of(*account).count() as u64;
+            if vaults > 0 {
+                return Err(Rejection::AccountHasVaults {
+                    account: *account,
+                    vaults,
+                });
+            }
+            let name = acc.name.clone();
+            s.account_names.remove(&name);
+            s.accounts.remove(account);
+            s.devices.retain(|_, d| d.account != *account);
+            Ok(())
+        }
+        Event::DeviceRegistered {
+            device,
+            account,
+            name,
+            token_hash,
+            at,
+        } => {
+            check_name(RecordKind::Device, name)?;
+            if !s.accounts.contains_key(account) {
+                return Err(Rejection::UnknownAccount(*account));
+            }
+            if s.devices.contains_key(device) {
+                return Err(dup(RecordKind::Device, device));
+            }
+            if s.devices_of(*account)
+                .any(|d| d.is_live() && d.name == *name)
+            {
+                return Err(taken(RecordKind::Device, name));
+            }
+            s.devices.insert(
+                *device,
+                Device {
+                    id: *device,
+                    account: *account,
+                    name: name.clone(),
+                    token_hash: token_hash.clone(),
+                    registered_at: *at,
+                    revoked_at: None,
+                },
+            );
+            Ok(())
+        }
+        Event::DeviceRevoked {
+            device,
+            account,
+            at,
+        } => {
+            live_device_of(s, *device, *account)?;
+            if let Some(d) = s.devices.get_mut(device) {
+                d.revoked_at = Some(*at);
+            }
+            Ok(())
+        }
+        Event::DeviceRenamed {
+            device,
+            account,
+            name,
+            at: _,
+        } => {
+            check_name(RecordKind::Device, name)?;
+            live_device_of(s, *device, *account)?;
+            if s.devices_of(*account)
+                .any(|d| d.id != *device && d.is_live() && d.name == *name)
+            {
+                return Err(taken(RecordKind::Device, name));
+            }
+            if let Some(d) = s.devices.get_mut(device) {
+                d.name.clone_from(name);
+            }
+            Ok(())
+        }
+        Event::VaultCreated {
+            vault,
+            account,
+            name,
+            tier,
+            wrapped_keys,
+            at,
+        } => {
+            check_name(RecordKind::Vault, name)?;
+            if !s.accounts.contains_key(account) {
+                return Err(Rejection::UnknownAccount(*account));
+            }
+            let t = s
+                .tiers
+                .get(tier)
+                .ok_or_else(|| Rejection::UnknownTier(tier.clone()))?;
+            if !t.requestable {
+                return Err(Rejection::TierNotRequestable(tier.clone()));
+            }
+            if s.vaults.contains_key(vault) {
+                return Err(dup(RecordKind::Vault, vault));
+            }
+            if s.vaults_of(*account).any(|v| v.name == *name) {
+                return Err(taken(RecordKind::Vault, name));
+            }
+            s.vaults.insert(
+                *vault,
+                Vault {
+                    id: *vault,
+                    account: *account,
+                    name: name.clone(),
+                    tier: tier.clone(),
+                    wrapped_keys: wrapped_keys.clone(),
+                    created_at: *at,
+                },
+            );
+            Ok(())
+        }
+        Event::VaultDeleted {
+            vault,
+            account,
+            at: _,
+        } => {
+            let v = s.vaults.get(vault).ok_or(Rejection::UnknownVault(*vault))?;
+            owned_by(RecordKind::Vault, v.account, *account)?;
+            s.vaults.remove(vault);
+            s.snapshots.retain(|_, snap| snap.vault != *vault);
+            Ok(())
+        }
+        Event::TierDefined {
+            name,
+            replicas,
+            requestable,
+            at,
+        } => {
+            check_name(RecordKind::Tier, name)?;
+            if *replicas == 0 || *replicas > MAX_REPLICAS {
+                return Err(Rejection::InvalidReplicas(*replicas));
+            }
+            s.tiers.insert(
+                name.clone(),
+                Tier {
+                    name: name.clone(),
+                    replicas: *replicas,
+                    requestable: *requestable,
+                    defined_at: *at,
+                },
+            );
+            Ok(())
+        }
+        Event::SnapshotCommitted { snapshot } => snapshot_committed(s, snapshot),
+        Event::SnapshotForgotten {
+            snapshot,
+            vault,
+            device,
+            at: _,
+        } => {
+            let v = s.vaults.get(vault).ok_or(Rejection::UnknownVault(*vault))?;
+            let owner = v.account;
+            let requester = live_device(s, *device)?.account;
+            // Any device of the owning account may forget any of its
+            // snapshots (DESIGN §7), not only the device that made it.
+            owned_by(RecordKind::Vault, owner, requester)?;
+            match s.snapshots.get(snapshot) {
+                Some(snap) if snap.vault == *vault => {}
+                _ => return Err(Rejection::UnknownSnapshot(*snapshot)),
+            }
+            s.snapshots.remove(snapshot);
+            Ok(())
+        }
+        Event::JobStarted {
+            job,
+            device,
+            vault,
+            kind,
+            at,
+        } => {
+            let account = live_device(s, *device)?.account;
+            if let Some(vault) = vault {
+                let v = s.vaults.get(vault).ok_or(Rejection::UnknownVault(*vault))?;
+                owned_by(RecordKind::Vault, v.account, account)?;
+            }
+            if s.jobs.contains_key(job) {
+                return Err(dup(RecordKind::Job, job));
+            }
+            s.jobs.insert(
+                *job,
+                Job {
+                    id: *job,
+                    account,
+                    device: *device,
+                    vault: *vault,
+                    kind: *kind,
+                    started_at: *at,
+                    finished: None,
+                },
+            );
+            Ok(())
+        }
+        Event::JobFinished {
+            job,
+            device,
+            status,
+            log,
+            at,
+        } => {
+            let j = s.jobs.get(job).ok_or(Rejection::UnknownJob(*job))?;
+            if j.device != *device {
+                let requester = s
+                    .devices
+                    .get(device)
+                    .map(|d| d.account)
+                    .ok_or(Rejection::UnknownDevice(*device))?;
+                return Err(Rejection::WrongOwner {
+                    kind: RecordKind::Job,
+                    owner: j.account,
+                    requester,
+                });
+            }
+            if j.finished.is_some() {
+                return Err(Rejection::JobAlreadyFinished(*job));
+            }
+            if *at < j.started_at {
+                return Err(Rejection::TimeTravel {
+                    what: "job end before its start".into(),
+                    earlier: j.started_at,
+                    later: *at,
+                });
+            }
+            if let Some(j) = s.jobs.get_mut(job) {
+                j.finished = Some(JobEnd {
+                    status: *status,
+                    log: log.clone(),
+                    at: *at,
+                });
+            }
+            Ok(())
+        }
+        Event::StorageNodeJoined { node, addr, at } => {
+            if addr.is_empty() || addr.len() > 256 || addr.chars().any(char::is_whitespace) {
+                return Err(Rejection::InvalidAddress(truncate(addr)));
+            }
+            if let Some(n) = s.storage_nodes.get(node) {
+                if n.status != StorageNodeStatus::Removed {
+                    return Err(dup(RecordKind::StorageNode, node));
+                }
+            }
+            s.storage_nodes.insert(
+                *node,
+                StorageNode {
+                    id: *node,
+                    addr: addr.clone(),
+                    status: StorageNodeStatus::Active,
+                    joined_at: *at,
+                    changed_at: *at,
+                },
+            );
+            Ok(())
+        }
+        Event::StorageNodeDrained { node, at } => {
+            storage_node_transition(s, *node, *at, StorageNodeStatus::Draining, |st| {
+                st == StorageNodeStatus::Active
+            })
+        }
+        Event::StorageNodeRemoved { node, at } => {
+            storage_node_transition(s, *node, *at, StorageNodeStatus::Removed, |st| {
+                st != StorageNodeStatus::Removed
+            })
+        }
+        Event::LeaseGranted { lease } => {
+            check_name(RecordKind::Item, &lease.serial).map_err(|_| Rejection::LeaseMismatch {
+                serial: truncate(&lease.serial),
+                fencing_token: lease.fencing_token,
+            })?;
+            if lease.fencing_token <= s.last_fencing_token {
+                return Err(Rejection::StaleFencingToken {
+                    last: s.last_fencing_token,
+                    got: lease.fencing_token,
+                });
+            }
+            if lease.expires_at < lease.granted_at {
+                return Err(Rejection::TimeTravel {
+                    what: "lease expiry before its grant".into(),
+                    earlier: lease.granted_at,
+                    later: lease.expires_at,
+                });
+            }
+            s.last_fencing_token = lease.fencing_token;
+            s.lease = Some(lease.clone());
+            Ok(())
+        }
+        Event::LeaseRenewed {
+            serial,
+            fencing_token,
+            expires_at,
+            at: _,
+        } => {
+            let current = current_lease(s, serial, *fencing_token)?;
+            if *expires_at < current.expires_at {
+                return Err(Rejection::TimeTravel {
+                    what: "renewed lease expiry before the current one".into(),
+                    earlier: current.expires_at,
+                    later: *expires_at,
+                });
+            }
+            if let Some(l) = s.lease.as_mut() {
+                l.expires_at = *expires_at;
+            }
+            Ok(())
+        }
+        Event::LeaseExpired {
+            serial,
+            fencing_token,
+            at: _,
+        } => {
+            current_lease(s, serial, *fencing_token)?;
+            s.lease = None;
+            Ok(())
+        }
+    }
+}
+
+fn account_created(
+    s: &mut State,
+    account: AccountId,
+    name: &str,
+    credentials: &Credentials,
+    at: UnixMillis,
+) -> Result<(), Rejection> {
+    check_name(RecordKind::Account, name)?;
+    if s.accounts.contains_key(&account) {
+        return Err(dup(RecordKind::Account, account));
+    }
+    if s.account_names.contains_key(name) {
+        return Err(taken(RecordKind::Account, name));
+    }
+    s.account_names.insert(name.to_owned(), account);
+    s.accounts.insert(
+        account,
+        Account {
+            id: account,
+            name: name.to_owned(),
+            credentials: credentials.clone(),
+            created_at: at,
+            password_changed_at: None,
+        },
+    );
+    Ok(())
+}
+
+fn snapshot_committed(s: &mut State, snap: &SnapshotRecord) -> Result<(), Rejection> {
+    check_name(RecordKind::Item, &snap.item)?;
+    let v = s
+        .vaults
+        .get(&snap.vault)
+        .ok_or(Rejection::UnknownVault(snap.vault))?;
+    let owner = v.account;
+    let requester = live_device(s, snap.device)?.account;
+    owned_by(RecordKind::Vault, owner, requester)?;
+    if s.snapshots.contains_key(&snap.id) {
+        return Err(dup(RecordKind::Snapshot, snap.id));
+    }
+    if snap.finished_at < snap.started_at {
+        return Err(Rejection::TimeTravel {
+            what: "snapshot end before its start".into(),
+            earlier: snap.started_at,
+            later: snap.finished_at,
+        });
+    }
+    s.snapshots.insert(snap.id, snap.clone());
+    Ok(())
+}
+
+fn storage_node_transition(
+    s: &mut State,
+    node: StorageNodeId,
+    at: UnixMillis,
+    to: StorageNodeStatus,
+    allowed_from: impl Fn(StorageNodeStatus) -> bool,
+) -> Result<(), Rejection> {
+    let n = s
+        .storage_nodes
+        .get_mut(&node)
+        .ok_or(Rejection::UnknownStorageNode(node))?;
+    if !allowed_from(n.status) {
+        return Err(Rejection::StorageNodeState {
+            node,
+            status: n.status,
+        });
+    }
+    n.status = to;
+    n.changed_at = at;
+    Ok(())
+}
+
+fn current_lease<'a>(s: &'a State, serial: &str, token: u64) -> Result<&'a Lease, Rejection> {
+    match &s.lease {
+        Some(l) if l.serial == serial && l.fencing_token == token => Ok(l),
+        _ => Err(Rejection::LeaseMismatch {
+            serial: truncate(serial),
+            fencing_token: token,
+        }),
+    }
+}
+
+/// The device, which must exist and not be revoked.
+fn live_device(s: &State, device: DeviceId) -> Result<&Device, Rejection> {
+    let d = s
+        .devices
+        .get(&device)
+        .ok_or(Rejection::UnknownDevice(device))?;
+    if !d.is_live() {
+        return Err(Rejection::DeviceRevoked(device));
+    }
+    Ok(d)
+}
+
+/// The device, which must exist, belong to `account` and not be revoked.
+fn live_device_of(s: &State, device: DeviceId, account: AccountId) -> Result<&Device, Rejection> {
+    let d = s
+        .devices
+        .get(&device)
+        .ok_or(Rejection::UnknownDevice(device))?;
+    owned_by(RecordKind::Device, d.account, account)?;
+    if !d.is_live() {
+        return Err(Rejection::DeviceRevoked(device));
+    }
+    Ok(d)
+}
+
+fn owned_by(kind: RecordKind, owner: AccountId, requester: AccountId) -> Result<(), Rejection> {
+    if owner == requester {
+        Ok(())
+    } else {
+        Err(Rejection::WrongOwner {
+            kind,
+            owner,
+            requester,
+        })
+    }
+}
+
+fn check_name(kind: RecordKind, name: &str) -> Result<(), Rejection> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+        || name.trim() != name
+    {
+        return Err(Rejection::InvalidName {
+            kind,
+            name: truncate(name),
+        });
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(MAX_NAME_LEN).collect()
+}
+
+fn dup(kind: RecordKind, id: impl std::fmt::Display) -> Rejection {
+    Rejection::DuplicateId {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+fn taken(kind: RecordKind, name: &str) -> Rejection {
+    Rejection::NameTaken {
+        kind,
+        name: name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

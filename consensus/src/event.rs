@@ -1,0 +1,352 @@
+//! The domain events that make up Cairn's replicated log.
+//!
+//! The Raft log is the source of truth for the auth and cluster roles: every
+//! change to accounts, devices, vaults, tiers, snapshot records, the job log,
+//! storage-node membership and the licensing lease is one [`Event`], wrapped
+//! in a [`Request`] that carries the proposer's [`RequestId`]. Events are
+//! facts chosen by the proposer, including every time and random id, so that
+//! [`apply`](crate::apply()) can stay pure and every replica computes the
+//! same [`State`](crate::State) from the same log.
+//!
+//! Events are persisted (bincode, behind a format byte, see
+//! [`codec`](crate::codec)): add new variants at the end and never reorder or
+//! change existing ones; a change of meaning gets a new variant.
+
+use std::collections::BTreeMap;
+
+use cairn_proto::{ChunkId, SnapshotId, VaultId};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{proto_id, proto_id_map, proto_id_opt};
+use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
+
+/// Identifies a storage node; it is the node's Raft node id.
+pub type StorageNodeId = u64;
+
+/// One proposal to the replicated log: the client's request id plus the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the client and reused on retry so a request applies once.
+    pub request_id: RequestId,
+    /// What happened.
+    pub event: Event,
+}
+
+/// A change to the replicated state. See the module doc for the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A new account.
+    AccountCreated {
+        /// The new account's id.
+        account: AccountId,
+        /// Login name, unique among live accounts.
+        name: String,
+        /// Login credentials (hash of the client-derived login key, salt).
+        credentials: Credentials,
+        /// When the account was created.
+        at: UnixMillis,
+    },
+    /// The password changed: new credentials and every vault's keys
+    /// re-wrapped with the new wrap key, atomically (no data is rewritten).
+    AccountPasswordChanged {
+        /// The account.
+        account: AccountId,
+        /// The new credentials.
+        credentials: Credentials,
+        /// The re-wrapped (sealed) keys of each of the account's vaults; must
+        /// name exactly the account's vaults.
+        #[serde(with = "proto_id_map")]
+        rewrapped_keys: BTreeMap<VaultId, Vec<u8>>,
+        /// When the password changed.
+        at: UnixMillis,
+    },
+    /// An account was deleted; refused while it still owns vaults. Its
+    /// devices go with it.
+    AccountDeleted {
+        /// The account.
+        account: AccountId,
+        /// When it was deleted.
+        at: UnixMillis,
+    },
+    /// A device logged in for the first time.
+    DeviceRegistered {
+        /// The new device's id.
+        device: DeviceId,
+        /// The owning account.
+        account: AccountId,
+        /// Name, unique among the account's live devices.
+        name: String,
+        /// Hash of the device's bearer token (the token itself never
+        /// reaches the log).
+        token_hash: Vec<u8>,
+        /// When the device registered.
+        at: UnixMillis,
+    },
+    /// A device's token was revoked; the device record stays so its
+    /// snapshots and jobs still name it.
+    DeviceRevoked {
+        /// The device.
+        device: DeviceId,
+        /// Its account (checked: a request may only touch its own devices).
+        account: AccountId,
+        /// When it was revoked.
+        at: UnixMillis,
+    },
+    /// A device was renamed.
+    DeviceRenamed {
+        /// The device.
+        device: DeviceId,
+        /// Its account.
+        account: AccountId,
+        /// The new name.
+        name: String,
+        /// When it was renamed.
+        at: UnixMillis,
+    },
+    /// A vault was created from a requestable tier.
+    VaultCreated {
+        /// The new vault's id.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// The owning account.
+        account: AccountId,
+        /// Name, unique among the account's vaults.
+        name: String,
+        /// The tier it was requested from.
+        tier: String,
+        /// The vault's keys sealed with the account's wrap key.
+        wrapped_keys: Vec<u8>,
+        /// When it was created.
+        at: UnixMillis,
+    },
+    /// A vault was deleted, with its snapshot records.
+    VaultDeleted {
+        /// The vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// Its account.
+        account: AccountId,
+        /// When it was deleted.
+        at: UnixMillis,
+    },
+    /// An operator defined (or redefined) a vault tier.
+    TierDefined {
+        /// Tier name, e.g. `standard`.
+        name: String,
+        /// Replica count of chunks in vaults of this tier.
+        replicas: u8,
+        /// Whether devices may request vaults of this tier.
+        requestable: bool,
+        /// When it was defined.
+        at: UnixMillis,
+    },
+    /// A backup finished and its snapshot record was committed.
+    SnapshotCommitted {
+        /// The record.
+        snapshot: SnapshotRecord,
+    },
+    /// A snapshot record was forgotten (by any device of the owning account).
+    SnapshotForgotten {
+        /// The snapshot.
+        #[serde(with = "proto_id")]
+        snapshot: SnapshotId,
+        /// Its vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// The device asking.
+        device: DeviceId,
+        /// When it was forgotten.
+        at: UnixMillis,
+    },
+    /// A job (backup, restore, …) started on a device.
+    JobStarted {
+        /// The new job's id.
+        job: JobId,
+        /// The device running it.
+        device: DeviceId,
+        /// The vault it works on, if any.
+        #[serde(with = "proto_id_opt")]
+        vault: Option<VaultId>,
+        /// What kind of job.
+        kind: JobKind,
+        /// When it started.
+        at: UnixMillis,
+    },
+    /// A job finished.
+    JobFinished {
+        /// The job.
+        job: JobId,
+        /// The device that ran it (checked).
+        device: DeviceId,
+        /// How it ended.
+        status: JobStatus,
+        /// Command output and messages, as the device reported them.
+        log: String,
+        /// When it finished.
+        at: UnixMillis,
+    },
+    /// A storage node joined the cluster.
+    StorageNodeJoined {
+        /// The node.
+        node: StorageNodeId,
+        /// Its HTTP address.
+        addr: String,
+        /// When it joined.
+        at: UnixMillis,
+    },
+    /// A storage node is being drained: it receives no new chunks and its
+    /// chunks are re-replicated elsewhere.
+    StorageNodeDrained {
+        /// The node.
+        node: StorageNodeId,
+        /// When draining started.
+        at: UnixMillis,
+    },
+    /// A storage node left the cluster.
+    StorageNodeRemoved {
+        /// The node.
+        node: StorageNodeId,
+        /// When it was removed.
+        at: UnixMillis,
+    },
+    /// The license authority granted a lease for the cluster's serial.
+    LeaseGranted {
+        /// The lease.
+        lease: Lease,
+    },
+    /// The lease was renewed under the same fencing token.
+    LeaseRenewed {
+        /// Serial number.
+        serial: String,
+        /// The fencing token of the lease being renewed.
+        fencing_token: u64,
+        /// The new expiry.
+        expires_at: UnixMillis,
+        /// When it was renewed.
+        at: UnixMillis,
+    },
+    /// The lease ran out (or was lost) without renewal.
+    LeaseExpired {
+        /// Serial number.
+        serial: String,
+        /// The fencing token of the lease that expired.
+        fencing_token: u64,
+        /// When it was recorded as expired.
+        at: UnixMillis,
+    },
+}
+
+impl Event {
+    /// A short stable name of the variant, for logs and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::AccountCreated { .. } => "account_created",
+            Event::AccountPasswordChanged { .. } => "account_password_changed",
+            Event::AccountDeleted { .. } => "account_deleted",
+            Event::DeviceRegistered { .. } => "device_registered",
+            Event::DeviceRevoked { .. } => "device_revoked",
+            Event::DeviceRenamed { .. } => "device_renamed",
+            Event::VaultCreated { .. } => "vault_created",
+            Event::VaultDeleted { .. } => "vault_deleted",
+            Event::TierDefined { .. } => "tier_defined",
+            Event::SnapshotCommitted { .. } => "snapshot_committed",
+            Event::SnapshotForgotten { .. } => "snapshot_forgotten",
+            Event::JobStarted { .. } => "job_started",
+            Event::JobFinished { .. } => "job_finished",
+            Event::StorageNodeJoined { .. } => "storage_node_joined",
+            Event::StorageNodeDrained { .. } => "storage_node_drained",
+            Event::StorageNodeRemoved { .. } => "storage_node_removed",
+            Event::LeaseGranted { .. } => "lease_granted",
+            Event::LeaseRenewed { .. } => "lease_renewed",
+            Event::LeaseExpired { .. } => "lease_expired",
+        }
+    }
+}
+
+/// What the server keeps to check a login: never the password, never the
+/// wrap key (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The account's argon2id salt (the client needs it to derive keys).
+    pub salt: Vec<u8>,
+    /// Hash of the login key (the first half of the argon2id output).
+    pub login_key_hash: Vec<u8>,
+}
+
+/// A committed snapshot, as the client reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// The snapshot's id.
+    #[serde(with = "proto_id")]
+    pub id: SnapshotId,
+    /// Its vault.
+    #[serde(with = "proto_id")]
+    pub vault: VaultId,
+    /// The device that made it.
+    pub device: DeviceId,
+    /// The protected item it belongs to.
+    pub item: String,
+    /// When the backup started.
+    pub started_at: UnixMillis,
+    /// When the backup finished.
+    pub finished_at: UnixMillis,
+    /// Root tree id.
+    #[serde(with = "proto_id")]
+    pub root: ChunkId,
+    /// Counters.
+    pub stats: SnapshotStats,
+    /// Client-sealed metadata (paths, host…), opaque to the server.
+    pub sealed_meta: Vec<u8>,
+}
+
+/// Counters reported with a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotStats {
+    /// Files in the snapshot.
+    pub files: u64,
+    /// Bytes of file content in the snapshot.
+    pub bytes: u64,
+    /// Bytes uploaded for this snapshot (after dedup, before compression).
+    pub new_bytes: u64,
+    /// Chunks uploaded for this snapshot.
+    pub new_chunks: u64,
+}
+
+/// The kind of a job in the job log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// A backup.
+    Backup,
+    /// A restore.
+    Restore,
+    /// A repository check.
+    Check,
+    /// Forget and prune.
+    Prune,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Completed successfully.
+    Succeeded,
+    /// Completed with warnings (e.g. unreadable files skipped).
+    Warnings,
+    /// Failed.
+    Failed,
+    /// Cancelled by the user or a shutdown.
+    Cancelled,
+}
+
+/// A license lease: exclusive, short-term, fenced (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The cluster's serial number.
+    pub serial: String,
+    /// Strictly increasing across grants; leader-only work checks it.
+    pub fencing_token: u64,
+    /// When the grant happened.
+    pub granted_at: UnixMillis,
+    /// When it runs out unless renewed.
+    pub expires_at: UnixMillis,
+}

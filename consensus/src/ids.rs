@@ -1,0 +1,376 @@
+//! Identifiers owned by the consensus layer (accounts, devices, jobs, client
+//! requests), the proposer-chosen clock value [`UnixMillis`], and a serde
+//! adapter for the shared [`cairn_proto`] identifiers.
+//!
+//! Why the adapter exists: `cairn_proto`'s ids serialize with
+//! `serialize_bytes` in binary formats (bincode writes a `u64` length and the
+//! bytes) but deserialize as a fixed `[u8; N]` tuple (bincode reads exactly
+//! `N` bytes, no length). The two do not match, so a bincode round trip of a
+//! `cairn_proto::VaultId` silently yields a different id. Everything this
+//! crate persists (log entries, the state machine, snapshots) is bincode, so
+//! every proto id inside an [`Event`](crate::Event) or the
+//! [`State`](crate::State) goes through [`proto_id`] (or [`proto_id_map`]),
+//! which encodes it as a fixed-width tuple in binary formats and as the proto
+//! type's own hex string in human-readable ones. The ids defined here encode
+//! the same way natively.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A hex string could not be parsed into one of this crate's identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: expected 32 hex digits, got {got:?}")]
+pub struct IdParseError {
+    /// The kind of identifier that was expected.
+    pub kind: &'static str,
+    /// The offending input (truncated to 80 characters).
+    pub got: String,
+}
+
+/// A fixed-size byte identifier, so one serde adapter serves every id type.
+pub trait FixedId: Sized + Copy {
+    /// Length in bytes.
+    const LEN: usize;
+    /// The raw bytes.
+    fn bytes(&self) -> &[u8];
+    /// Builds the identifier from exactly [`Self::LEN`] bytes.
+    fn from_bytes(bytes: &[u8]) -> Option<Self>;
+}
+
+macro_rules! local_id {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// A fresh random identifier, for proposers (never called by `apply`).
+            pub fn random() -> Self {
+                Self(rand::random())
+            }
+
+            /// Lower-case hex.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl FixedId for $name {
+            const LEN: usize = 16;
+            fn bytes(&self) -> &[u8] {
+                &self.0
+            }
+            fn from_bytes(bytes: &[u8]) -> Option<Self> {
+                bytes.try_into().ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let mut out = [0u8; 16];
+                hex::decode_to_slice(s, &mut out).map_err(|_| IdParseError {
+                    kind: $kind,
+                    got: s.chars().take(80).collect(),
+                })?;
+                Ok(Self(out))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    serialize_fixed(self, s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    s.parse().map_err(de::Error::custom)
+                } else {
+                    deserialize_fixed(d)
+                }
+            }
+        }
+    };
+}
+
+local_id!(
+    /// Identifies an account; chosen at random by the proposer.
+    AccountId,
+    "account id"
+);
+local_id!(
+    /// Identifies a device (one login of an account); chosen by the proposer.
+    DeviceId,
+    "device id"
+);
+local_id!(
+    /// Identifies one job (a backup, restore, check…) in the job log.
+    JobId,
+    "job id"
+);
+local_id!(
+    /// The client-chosen id of a proposal. A retry after a failover carries
+    /// the same id, so the state machine can answer it without applying twice.
+    RequestId,
+    "request id"
+);
+
+macro_rules! proto_fixed {
+    ($($t:ty),*) => {$(
+        impl FixedId for $t {
+            const LEN: usize = <$t>::LEN;
+            fn bytes(&self) -> &[u8] {
+                self.as_bytes()
+            }
+            fn from_bytes(bytes: &[u8]) -> Option<Self> {
+                <$t>::from_slice(bytes)
+            }
+        }
+    )*};
+}
+proto_fixed!(
+    cairn_proto::VaultId,
+    cairn_proto::SnapshotId,
+    cairn_proto::ChunkId
+);
+
+fn serialize_fixed<T: FixedId, S: Serializer>(id: &T, s: S) -> Result<S::Ok, S::Error> {
+    let mut t = s.serialize_tuple(T::LEN)?;
+    for b in id.bytes() {
+        t.serialize_element(b)?;
+    }
+    t.end()
+}
+
+fn deserialize_fixed<'de, T: FixedId, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: FixedId> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{} bytes", T::LEN)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+            let mut buf = [0u8; 64];
+            let out = buf
+                .get_mut(..T::LEN)
+                .ok_or_else(|| de::Error::custom("id too long"))?;
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+            }
+            T::from_bytes(out).ok_or_else(|| de::Error::invalid_length(T::LEN, &self))
+        }
+    }
+    d.deserialize_tuple(T::LEN, V(std::marker::PhantomData))
+}
+
+/// Serde adapter (`#[serde(with = "proto_id")]`) for a `cairn_proto` id
+/// field: fixed-width tuple in binary formats, the proto type's hex string in
+/// human-readable ones. See the module doc for why.
+pub mod proto_id {
+    use super::*;
+
+    /// Serializes one id.
+    pub fn serialize<T, S>(id: &T, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: FixedId + Serialize,
+        S: Serializer,
+    {
+        if s.is_human_readable() {
+            id.serialize(s)
+        } else {
+            serialize_fixed(id, s)
+        }
+    }
+
+    /// Deserializes one id.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FixedId + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        if d.is_human_readable() {
+            T::deserialize(d)
+        } else {
+            deserialize_fixed(d)
+        }
+    }
+}
+
+/// Serde adapter for `Option<proto id>` fields.
+pub mod proto_id_opt {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(bound(
+        serialize = "T: FixedId + Serialize",
+        deserialize = "T: FixedId + Deserialize<'de>"
+    ))]
+    struct W<T>(#[serde(with = "proto_id")] T);
+
+    /// Serializes an optional id.
+    pub fn serialize<T, S>(id: &Option<T>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: FixedId + Serialize,
+        S: Serializer,
+    {
+        id.map(W).serialize(s)
+    }
+
+    /// Deserializes an optional id.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FixedId + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Option::<W<T>>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+/// Serde adapter for a `BTreeMap` keyed by a proto id: encoded as a sequence
+/// of `(id, value)` pairs so the key goes through [`proto_id`] too.
+pub mod proto_id_map {
+    use super::*;
+
+    #[derive(Serialize)]
+    #[serde(bound(serialize = "K: FixedId + Serialize, V: Serialize"))]
+    struct Pair<'a, K, V>(#[serde(with = "proto_id")] K, &'a V);
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "K: FixedId + Deserialize<'de>, V: Deserialize<'de>"))]
+    struct OwnedPair<K, V>(#[serde(with = "proto_id")] K, V);
+
+    /// Serializes the map.
+    pub fn serialize<K, V, S>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        K: FixedId + Serialize,
+        V: Serialize,
+        S: Serializer,
+    {
+        s.collect_seq(map.iter().map(|(k, v)| Pair(*k, v)))
+    }
+
+    /// Deserializes the map; a repeated key is an error, not a silent overwrite.
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: FixedId + Ord + Deserialize<'de> + fmt::Debug,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs = Vec::<OwnedPair<K, V>>::deserialize(d)?;
+        let mut map = BTreeMap::new();
+        for OwnedPair(k, v) in pairs {
+            if map.insert(k, v).is_some() {
+                return Err(de::Error::custom(format!("duplicate key {k:?}")));
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Milliseconds since the Unix epoch, as chosen by the proposer.
+///
+/// `apply` never reads a clock: every replica must reach the same state from
+/// the same log, so the time an event happened travels inside the event.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct UnixMillis(pub u64);
+
+impl fmt::Display for UnixMillis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cairn_proto::VaultId;
+    use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Holder {
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        #[serde(with = "proto_id_opt")]
+        maybe: Option<VaultId>,
+        #[serde(with = "proto_id_map")]
+        map: BTreeMap<VaultId, u32>,
+        account: AccountId,
+        tail: u32,
+    }
+
+    fn holder(a: [u8; 16], b: [u8; 16], c: [u8; 16], tail: u32) -> Holder {
+        Holder {
+            vault: VaultId(a),
+            maybe: Some(VaultId(b)),
+            map: [(VaultId(c), 7), (VaultId(a), 9)].into_iter().collect(),
+            account: AccountId(b),
+            tail,
+        }
+    }
+
+    proptest! {
+        /// The adapters round-trip through both the binary and the JSON encoding.
+        #[test]
+        fn adapters_round_trip(a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), c in any::<[u8; 16]>(), tail in any::<u32>()) {
+            let h = holder(a, b, c, tail);
+            let bin = bincode::serialize(&h).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&bincode::deserialize::<Holder>(&bin).map_err(|e| TestCaseError::fail(e.to_string()))?, &h);
+            let json = serde_json::to_string(&h).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&serde_json::from_str::<Holder>(&json).map_err(|e| TestCaseError::fail(e.to_string()))?, &h);
+        }
+    }
+
+    #[test]
+    fn binary_ids_are_fixed_width() {
+        let bin = bincode::serialize(&AccountId([1; 16])).expect("encode");
+        assert_eq!(bin, vec![1u8; 16]);
+    }
+
+    #[test]
+    fn hex_parse_rejects_garbage() {
+        assert!("zz".parse::<DeviceId>().is_err());
+        let id = DeviceId([0xab; 16]);
+        assert_eq!(id.to_hex().parse::<DeviceId>(), Ok(id));
+    }
+
+    #[test]
+    fn duplicate_map_keys_are_rejected() {
+        let json = format!(r#"[["{0}",1],["{0}",2]]"#, "00".repeat(16));
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let r: Result<BTreeMap<VaultId, u32>, _> = proto_id_map::deserialize(&mut de);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! RocksDB storage for openraft: the log store and the state machine, in one
+//! database with one column family per purpose.
+//!
+//! | column family | keys | written by |
+//! |---|---|---|
+//! | `logs` | big-endian `u64` log index (so byte order = numeric order) | [`LogStore`] |
+//! | `meta` | `vote`, `committed`, `last_purged` | [`LogStore`] |
+//! | `state` | `state`, `last_applied`, `membership` (always together) | [`StateMachineStore`] |
+//! | `snapshot` | `meta`, `data` (always together) | [`StateMachineStore`] |
+//!
+//! Durability contract (DESIGN §4): the vote, appended entries, truncation
+//! and purge are written with `sync = true` (the WAL is fsynced) before the
+//! call returns or the append callback fires; the state machine writes the
+//! [`State`](crate::State), `last_applied` and membership in one synced
+//! `WriteBatch`, so a restart resumes from exactly what was applied instead
+//! of replaying the log, and never sees a state without its log position.
+//! A failed write poisons the shared handle: every later call on either
+//! store returns [`ConsensusError::Poisoned`] and openraft shuts the node
+//! down, instead of retrying on top of an unknown on-disk state.
+//!
+//! RocksDB calls are synchronous and are made directly from openraft's async
+//! storage methods, as openraft's own RocksDB example does; an fsync blocks
+//! one runtime worker for its duration.
+
+mod log_store;
+mod state_machine;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+pub use self::log_store::LogStore;
+pub use self::state_machine::{StateHandle, StateMachineStore};
+use crate::error::{ConsensusError, Result};
+
+pub(crate) const CF_LOGS: &str = "logs";
+pub(crate) const CF_META: &str = "meta";
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+const ALL_CFS: [&str; 4] = [CF_LOGS, CF_META, CF_STATE, CF_SNAPSHOT];
+
+/// Opens (creating if needed) the Raft database at `path` and returns its
+/// log store and state machine. Both share one RocksDB instance and one
+/// poison flag.
+///
+/// # Errors
+///
+/// Fails if RocksDB cannot open the directory (including when another
+/// process holds it) or if the persisted state machine cannot be decoded.
+pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore)> {
+    let db = Db::open(path)?;
+    let sm = StateMachineStore::load(db.clone())?;
+    Ok((LogStore::new(db), sm))
+}
+
+/// The shared database handle: RocksDB plus the poison flag.
+#[derive(Clone)]
+pub(crate) struct Db {
+    db: Arc<DB>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Db {
+    fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Paranoid checks make RocksDB report corruption instead of skipping it.
+        opts.set_paranoid_checks(true);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db =
+            DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| ConsensusError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        for name in ALL_CFS {
+            if db.cf_handle(name).is_none() {
+                return Err(ConsensusError::MissingColumnFamily(name));
+            }
+        }
+        Ok(Self {
+            db: Arc::new(db),
+            poisoned: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or(ConsensusError::MissingColumnFamily(name))
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(ConsensusError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the store unusable. Called on any failed write.
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Whether an earlier write failed.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.db
+            .get_cf(self.cf(cf)?, key)
+            .map_err(|source| ConsensusError::Db { op: "read", source })
+    }
+
+    /// Writes `batch` atomically and fsyncs the WAL before returning.
+    pub(crate) fn write_synced(&self, op: &'static str, batch: WriteBatch) -> Result<()> {
+        self.write(op, batch, true)
+    }
+
+    /// Writes `batch` atomically without waiting for the fsync; only for
+    /// values openraft does not require to be durable (`committed`).
+    pub(crate) fn write_unsynced(&self, op: &'static str, batch: WriteBatch) -> Result<()> {
+        self.write(op, batch, false)
+    }
+
+    fn write(&self, op: &'static str, batch: WriteBatch, sync: bool) -> Result<()> {
+        self.check()?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(batch, &wo).map_err(|source| {
+            tracing::error!(op, %source, "raft store write failed; poisoning the store");
+            self.poison();
+            ConsensusError::Db { op, source }
+        })
+    }
+
+    pub(crate) fn raw(&self) -> &DB {
+        &self.db
+    }
+}
+
+/// Big-endian fixed-width key for a log index, so RocksDB's byte order is
+/// numeric order.
+pub(crate) fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// The log index of a `logs` key.
+pub(crate) fn key_index(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| ConsensusError::Corrupt {
+        what: "log key",
+        detail: format!("{} bytes, expected 8", key.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_sort_numerically() {
+        let mut keys: Vec<[u8; 8]> = [300u64, 2, 1 << 40, 0, 255, 256].map(index_key).to_vec();
+        keys.sort();
+        let back: Vec<u64> = keys
+            .iter()
+            .map(|k| key_index(k).expect("8 bytes"))
+            .collect();
+        assert_eq!(back, vec![0, 2, 255, 256, 300, 1 << 40]);
+        assert!(key_index(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn poisoned_store_refuses_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        db.write_synced("test", WriteBatch::default())
+            .expect("write");
+        db.poison();
+        assert!(matches!(
+            db.get(CF_META, b"vote"),
+            Err(ConsensusError::Poisoned)
+        ));
+        assert!(matches!(
+            db.write_synced("test", WriteBatch::default()),
+            Err(ConsensusError::Poisoned)
+        ));
+    }
+
+    #[test]
+    fn second_open_of_same_dir_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Db::open(dir.path()).expect("open");
+        assert!(matches!(
+            Db::open(dir.path()),
+            Err(ConsensusError::Open { .. })
+        ));
+    }
+}

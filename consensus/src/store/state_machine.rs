@@ -1,0 +1,319 @@
+//! The state machine: openraft's [`RaftStateMachine`] and
+//! [`RaftSnapshotBuilder`], persisting [`State`] in the `state` column family
+//! and the current snapshot in `snapshot`.
+//!
+//! Why persist the state and not only snapshots: a restart must not replay
+//! the whole log, and must never present a state that disagrees with its
+//! `last_applied`. Each `apply` call computes the next state on a copy, then
+//! writes state, `last_applied` and membership in one synced `WriteBatch`,
+//! and only then publishes the copy to readers. A crash at any point leaves
+//! the previous triple or the next one on disk, and openraft re-applies
+//! whatever committed entries come after the persisted `last_applied`
+//! (which is idempotent at that granularity because the state and its log
+//! position move together).
+//!
+//! Readers (the node's HTTP handlers) get a [`StateHandle`], a shared
+//! read-only view that never blocks on disk IO.
+
+use std::io::Cursor;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftLogId, StorageIOError};
+use rocksdb::WriteBatch;
+
+use super::{Db, CF_SNAPSHOT, CF_STATE};
+use crate::apply::{apply, Outcome};
+use crate::codec::{self, META_FORMAT, STATE_FORMAT};
+use crate::error::{ConsensusError, Result};
+use crate::state::State;
+use crate::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const KEY_STATE: &[u8] = b"state";
+const KEY_LAST_APPLIED: &[u8] = b"last_applied";
+const KEY_MEMBERSHIP: &[u8] = b"membership";
+const KEY_SNAPSHOT_META: &[u8] = b"meta";
+const KEY_SNAPSHOT_DATA: &[u8] = b"data";
+
+/// The applied state together with its position in the log.
+#[derive(Debug, Clone, Default)]
+struct Applied {
+    state: State,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The RocksDB-backed state machine. Cheap to clone; clones share the data
+/// (openraft uses a clone as the snapshot builder).
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Db,
+    applied: Arc<RwLock<Arc<Applied>>>,
+}
+
+/// A read-only view of the applied state, for request handlers.
+#[derive(Clone)]
+pub struct StateHandle {
+    applied: Arc<RwLock<Arc<Applied>>>,
+}
+
+impl StateHandle {
+    fn current(&self) -> Arc<Applied> {
+        // The lock only guards a pointer swap; a panic cannot leave it half
+        // written, so a poisoned lock still holds a consistent value.
+        self.applied
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `f` on the current state. The state is a consistent snapshot:
+    /// applies that finish meanwhile do not show up half-done.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.current().state)
+    }
+
+    /// The log id of the last applied entry.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.current().last_applied
+    }
+
+    /// The last applied membership.
+    pub fn membership(&self) -> StoredMembership {
+        self.current().membership.clone()
+    }
+}
+
+fn sto(subject: ErrorSubject<u64>, verb: ErrorVerb, e: ConsensusError) -> StorageError {
+    StorageIOError::new(subject, verb, &e).into()
+}
+
+impl StateMachineStore {
+    /// Loads the persisted state (or an empty one for a new database).
+    pub(crate) fn load(db: Db) -> Result<Self> {
+        let state = match db.get(CF_STATE, KEY_STATE)? {
+            Some(bytes) => codec::decode("state", STATE_FORMAT, &bytes)?,
+            None => State::default(),
+        };
+        let last_applied = match db.get(CF_STATE, KEY_LAST_APPLIED)? {
+            Some(bytes) => codec::decode("last applied log id", META_FORMAT, &bytes)?,
+            None => None,
+        };
+        let membership = match db.get(CF_STATE, KEY_MEMBERSHIP)? {
+            Some(bytes) => codec::decode("membership", META_FORMAT, &bytes)?,
+            None => StoredMembership::default(),
+        };
+        let applied = Applied {
+            state,
+            last_applied,
+            membership,
+        };
+        Ok(Self {
+            db,
+            applied: Arc::new(RwLock::new(Arc::new(applied))),
+        })
+    }
+
+    /// A read-only handle on the applied state.
+    pub fn handle(&self) -> StateHandle {
+        StateHandle {
+            applied: self.applied.clone(),
+        }
+    }
+
+    /// Whether an earlier write failed and the store refuses all operations.
+    pub fn is_poisoned(&self) -> bool {
+        self.db.is_poisoned()
+    }
+
+    fn current(&self) -> Arc<Applied> {
+        self.handle().current()
+    }
+
+    fn publish(&self, next: Applied) {
+        *self.applied.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+    }
+
+    /// Puts state, last_applied and membership into `batch`.
+    fn stage_applied(&self, batch: &mut WriteBatch, a: &Applied) -> Result<()> {
+        let cf = self.db.cf(CF_STATE)?;
+        batch.put_cf(
+            cf,
+            KEY_STATE,
+            codec::encode("state", STATE_FORMAT, &a.state)?,
+        );
+        batch.put_cf(
+            cf,
+            KEY_LAST_APPLIED,
+            codec::encode("last applied log id", META_FORMAT, &a.last_applied)?,
+        );
+        batch.put_cf(
+            cf,
+            KEY_MEMBERSHIP,
+            codec::encode("membership", META_FORMAT, &a.membership)?,
+        );
+        Ok(())
+    }
+
+    fn stage_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<()> {
+        let cf = self.db.cf(CF_SNAPSHOT)?;
+        batch.put_cf(
+            cf,
+            KEY_SNAPSHOT_META,
+            codec::encode("snapshot meta", META_FORMAT, meta)?,
+        );
+        batch.put_cf(cf, KEY_SNAPSHOT_DATA, data);
+        Ok(())
+    }
+
+    fn do_apply(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Vec<Outcome>> {
+        self.db.check()?;
+        let mut next = (*self.current()).clone();
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            next.last_applied = Some(*entry.get_log_id());
+            let outcome = match &entry.payload {
+                EntryPayload::Blank => Outcome::NoOp,
+                EntryPayload::Normal(request) => {
+                    let outcome = apply(&mut next.state, request);
+                    if let Outcome::Rejected(r) = &outcome {
+                        tracing::debug!(log_id = %entry.log_id, kind = request.event.kind(), rejection = %r, "event rejected");
+                    }
+                    outcome
+                }
+                EntryPayload::Membership(m) => {
+                    next.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    Outcome::NoOp
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if outcomes.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut batch = WriteBatch::default();
+        self.stage_applied(&mut batch, &next)?;
+        self.db.write_synced("persist applied state", batch)?;
+        self.publish(next);
+        Ok(outcomes)
+    }
+
+    fn do_build_snapshot(&self) -> Result<Snapshot> {
+        self.db.check()?;
+        let current = self.current();
+        let data = codec::encode("snapshot data", STATE_FORMAT, &current.state)?;
+        let snapshot_id = match &current.last_applied {
+            Some(l) => format!("{}-{}-{:016x}", l.leader_id, l.index, rand::random::<u64>()),
+            None => format!("none-{:016x}", rand::random::<u64>()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: current.last_applied,
+            last_membership: current.membership.clone(),
+            snapshot_id,
+        };
+        let mut batch = WriteBatch::default();
+        self.stage_snapshot(&mut batch, &meta, &data)?;
+        self.db.write_synced("save snapshot", batch)?;
+        tracing::info!(snapshot = %meta, bytes = data.len(), "built snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+
+    fn do_install_snapshot(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<()> {
+        self.db.check()?;
+        // Decode first: a snapshot that does not decode changes nothing.
+        let state: State = codec::decode("snapshot data", STATE_FORMAT, &data)?;
+        let next = Applied {
+            state,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let mut batch = WriteBatch::default();
+        self.stage_applied(&mut batch, &next)?;
+        self.stage_snapshot(&mut batch, meta, &data)?;
+        self.db.write_synced("install snapshot", batch)?;
+        self.publish(next);
+        tracing::info!(snapshot = %meta, "installed snapshot");
+        Ok(())
+    }
+
+    fn do_current_snapshot(&self) -> Result<Option<Snapshot>> {
+        let meta = match self.db.get(CF_SNAPSHOT, KEY_SNAPSHOT_META)? {
+            Some(bytes) => codec::decode::<SnapshotMeta>("snapshot meta", META_FORMAT, &bytes)?,
+            None => return Ok(None),
+        };
+        let data = self
+            .db
+            .get(CF_SNAPSHOT, KEY_SNAPSHOT_DATA)?
+            .ok_or_else(|| ConsensusError::Corrupt {
+                what: "snapshot",
+                detail: "metadata without data".into(),
+            })?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        self.do_build_snapshot()
+            .map_err(|e| sto(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let current = self.current();
+        Ok((current.last_applied, current.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.do_apply(entries)
+            .map_err(|e| sto(ErrorSubject::StateMachine, ErrorVerb::Write, e))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        self.do_install_snapshot(meta, snapshot.into_inner())
+            .map_err(|e| {
+                sto(
+                    ErrorSubject::Snapshot(Some(meta.signature())),
+                    ErrorVerb::Write,
+                    e,
+                )
+            })
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        self.do_current_snapshot()
+            .map_err(|e| sto(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))
+    }
+}
