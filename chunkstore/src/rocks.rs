@@ -33,7 +33,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             min_blob_size: 16 * 1024,
-            write_buffer_size: 64 * 1024 * 1024,
+            write_buffer_size: 16 * 1024 * 1024,
         }
     }
 }
@@ -63,6 +63,7 @@ impl RocksStore {
         chunks.set_compression_type(DBCompressionType::None);
         chunks.set_blob_compression_type(DBCompressionType::None);
         chunks.set_write_buffer_size(options.write_buffer_size);
+        chunks.set_max_write_buffer_number(2);
 
         let mut meta = Options::default();
         meta.set_compression_type(DBCompressionType::None);

@@ -2,21 +2,25 @@
 //! seal → store, in parallel with bounded memory.
 //!
 //! ```text
-//!  walker ──FileJob──▶ readers (read, FastCDC, BLAKE3, dedup) ──SealJob──▶ sealers (zstd, AEAD)
-//!    │                    │ chunk lists                                      │ sealed blobs
-//!    └──DirJob──▶ finisher (waits for its files, encodes trees) ──SealJob──▶  ▼
-//!                                                                  writer (batched, synced puts)
+//!  walker ──FileJob──▶ workers (read, FastCDC, BLAKE3, dedup, zstd, AEAD) ──sealed──▶ writer
+//!    │                   ▲   │ chunk lists                                           ▲
+//!    │                   └───┘ SealJob (chunks of large files, shared out)           │
+//!    └──DirJob──▶ finisher (waits for its files, encodes trees) ──SealJob──▶ workers ┘
 //! ```
 //!
 //! - The *walker* (calling thread) visits directories depth-first in name
 //!   order. A file whose size, mtime, ctime and inode match the parent
-//!   snapshot's entry keeps that entry's chunk list and is not read.
-//! - *Readers* chunk changed files; a chunk already in the vault or already
-//!   queued in this run is not sealed again.
+//!   snapshot's entry keeps that entry's chunk list (and xattrs) and is not
+//!   read.
+//! - *Workers* (one per core, plus one to overlap IO) read and chunk changed
+//!   files. A chunk already in the vault or already queued in this run is
+//!   skipped. Small files are sealed where they were read (no hand-off); the
+//!   chunks of a large file are offered to the other workers, which prefer
+//!   sealing queued chunks over starting a new file, so one big file still
+//!   keeps every core busy.
 //! - The *finisher* receives directories in post-order, so each tree's
 //!   children are done when it is encoded; the last one is the root.
-//! - *Sealers* compress and encrypt; the *writer* groups blobs into batches
-//!   with one WAL sync each.
+//! - The *writer* groups sealed blobs into batches with one WAL sync each.
 //!
 //! Every channel is bounded, so the data in flight is a few chunks per
 //! thread whatever the size of the backup. A failure anywhere disconnects
@@ -31,7 +35,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_proto::version::SNAPSHOT_FORMAT;
 use cairn_proto::{ChunkId, SnapshotId};
@@ -115,31 +119,34 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         new_bytes: AtomicU64::new(0),
         progress,
     };
-    let readers = 3;
-    let sealers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let (file_tx, file_rx) = bounded::<FileJob>(64);
     let (dir_tx, dir_rx) = bounded::<DirJob>(256);
-    let (seal_tx, seal_rx) = bounded::<SealJob>(2 * sealers);
-    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(2 * sealers);
+    let (seal_tx, seal_rx) = bounded::<SealJob>(workers);
+    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(4 * workers);
 
     let outcome = std::thread::scope(|s| {
         let shared = &shared;
-        let reader_handles: Vec<_> = (0..readers)
+        let worker_handles: Vec<_> = (0..workers)
             .map(|_| {
-                let (rx, tx) = (file_rx.clone(), seal_tx.clone());
-                s.spawn(move || reader(shared, rx, tx))
+                let lanes = Lanes {
+                    files: file_rx.clone(),
+                    seal_rx: seal_rx.clone(),
+                    seal_tx: seal_tx.clone(),
+                    write: write_tx.clone(),
+                };
+                s.spawn(move || worker(shared, lanes))
             })
             .collect();
         let finisher_handle = {
-            let tx = seal_tx.clone();
-            s.spawn(move || finisher(shared, dir_rx, tx))
+            let lanes = Lanes {
+                files: crossbeam_channel::never(),
+                seal_rx: seal_rx.clone(),
+                seal_tx: seal_tx.clone(),
+                write: write_tx.clone(),
+            };
+            s.spawn(move || finisher(shared, dir_rx, lanes))
         };
-        let sealer_handles: Vec<_> = (0..sealers)
-            .map(|_| {
-                let (rx, tx) = (seal_rx.clone(), write_tx.clone());
-                s.spawn(move || sealer(vault, rx, tx))
-            })
-            .collect();
         let writer_handle = s.spawn(move || writer(vault, write_rx));
         drop((file_rx, seal_rx, seal_tx, write_tx));
 
@@ -159,11 +166,8 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         if let Err(e) = walked {
             errors.push(e);
         }
-        for h in reader_handles {
-            errors.extend(joined(h.join()).err());
-        }
         let finished = joined(finisher_handle.join());
-        for h in sealer_handles {
+        for h in worker_handles {
             errors.extend(joined(h.join()).err());
         }
         let written = joined(writer_handle.join());
@@ -356,15 +360,51 @@ impl Shared<'_> {
         Ok(inserted && !self.vault.store().contains(&self.vault.key(id))?)
     }
 
-    /// Queues a plaintext blob for sealing if it is new.
-    fn offer(&self, id: ChunkId, data: Vec<u8>, tx: &Sender<SealJob>) -> Result<()> {
-        if self.is_new(id)? {
-            self.new_bytes
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            tx.send(SealJob { id, data }).map_err(aborted)?;
+    /// Seals and queues a plaintext blob for writing if it is new. With
+    /// `share`, the sealing is offered to idle workers first.
+    fn offer(
+        &self,
+        id: ChunkId,
+        data: Vec<u8>,
+        lanes: &Lanes,
+        zstd: &mut Compressor,
+        share: bool,
+    ) -> Result<()> {
+        if !self.is_new(id)? {
+            return Ok(());
         }
-        Ok(())
+        self.new_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let job = SealJob { id, data };
+        let job = if share {
+            match lanes.seal_tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.into_inner(),
+            }
+        } else {
+            job
+        };
+        self.seal(job, &lanes.write, zstd)
     }
+
+    fn seal(
+        &self,
+        job: SealJob,
+        write: &Sender<(ChunkId, Vec<u8>)>,
+        zstd: &mut Compressor,
+    ) -> Result<()> {
+        let sealed = self.vault.codec().seal(&job.id, &job.data, zstd);
+        drop(job.data);
+        write.send((job.id, sealed)).map_err(aborted)
+    }
+}
+
+/// The channels a worker (or the finisher) uses.
+struct Lanes {
+    files: Receiver<FileJob>,
+    seal_rx: Receiver<SealJob>,
+    seal_tx: Sender<SealJob>,
+    write: Sender<(ChunkId, Vec<u8>)>,
 }
 
 struct FileJob {
@@ -378,6 +418,7 @@ enum FileOutcome {
         content: Vec<ChunkRef>,
         size: u64,
         changed: bool,
+        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// Could not be read; the file is left out with a warning.
     Skipped(String),
@@ -427,39 +468,37 @@ impl Walker<'_, '_> {
         trie: Option<&PathTrie>,
         parent: Option<&Tree>,
     ) -> Result<u64> {
-        let names: Vec<Vec<u8>> = match trie {
-            Some(t) => t.children.keys().cloned().collect(),
+        // Listed entries keep their `DirEntry` so metadata is read relative
+        // to the open directory (fstatat), not by re-walking the full path.
+        let names: Vec<(Vec<u8>, Option<fs::DirEntry>)> = match trie {
+            Some(t) => t.children.keys().map(|n| (n.clone(), None)).collect(),
             None => {
                 let mut names = vec![];
                 for entry in fs::read_dir(path).ctx("list directory", path)? {
-                    names.push(
-                        entry
-                            .ctx("list directory", path)?
-                            .file_name()
-                            .as_bytes()
-                            .to_vec(),
-                    );
+                    let entry = entry.ctx("list directory", path)?;
+                    names.push((entry.file_name().as_bytes().to_vec(), Some(entry)));
                 }
-                names.sort();
+                names.sort_by(|a, b| a.0.cmp(&b.0));
                 names
             }
         };
         let mut entries = Vec::with_capacity(names.len());
-        for name in names {
+        for (name, dir_entry) in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let sub = trie.and_then(|t| t.children.get(&name));
             if sub.is_none() && self.excludes.excluded(&child, &name) {
                 continue;
             }
-            let meta = match fs::symlink_metadata(&child) {
-                Ok(m) => m,
-                Err(e) if trie.is_none() => {
-                    self.warnings
-                        .push(format!("{}: {e} (skipped)", child.display()));
-                    continue;
-                }
-                Err(e) => return Err(Error::io("back up", &child, e)),
-            };
+            let meta =
+                match dir_entry.map_or_else(|| fs::symlink_metadata(&child), |d| d.metadata()) {
+                    Ok(m) => m,
+                    Err(e) if trie.is_none() => {
+                        self.warnings
+                            .push(format!("{}: {e} (skipped)", child.display()));
+                        continue;
+                    }
+                    Err(e) => return Err(Error::io("back up", &child, e)),
+                };
             let Some(kind) = kind_of(&meta) else {
                 self.warnings.push(format!(
                     "{}: sockets cannot be backed up (skipped)",
@@ -471,7 +510,9 @@ impl Walker<'_, '_> {
                 .and_then(|p| p.find(&name))
                 .filter(|e| e.kind == kind);
             let mut entry = entry_from(name, kind, &meta);
-            entry.xattrs = read_xattrs(&child);
+            if kind != Kind::File {
+                entry.xattrs = read_xattrs(&child);
+            }
             let pending = match kind {
                 Kind::Dir => {
                     let old_tree = match old.and_then(|o| o.subtree) {
@@ -497,6 +538,7 @@ impl Walker<'_, '_> {
                 Kind::File => match old {
                     Some(o) if fsmeta::unchanged(o, &meta) => {
                         entry.content = o.content.clone();
+                        entry.xattrs = o.xattrs.clone();
                         self.shared.progress.files.fetch_add(1, Ordering::Relaxed);
                         self.shared
                             .progress
@@ -533,18 +575,48 @@ impl Walker<'_, '_> {
     }
 }
 
-fn reader(shared: &Shared<'_>, jobs: Receiver<FileJob>, seal: Sender<SealJob>) -> Result<()> {
-    for job in jobs {
-        let outcome = match read_file(shared, &job.path, &job.meta, &seal) {
-            Ok(o) => o,
-            Err(Error::Io { context, source }) => {
-                FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
+fn worker(shared: &Shared<'_>, lanes: Lanes) -> Result<()> {
+    let mut zstd = Compressor::new()?;
+    loop {
+        // Queued chunks first: they hold memory and may block a reader.
+        if let Ok(job) = lanes.seal_rx.try_recv() {
+            shared.seal(job, &lanes.write, &mut zstd)?;
+            continue;
+        }
+        crossbeam_channel::select_biased! {
+            recv(lanes.seal_rx) -> job => {
+                if let Ok(job) = job {
+                    shared.seal(job, &lanes.write, &mut zstd)?;
+                }
             }
-            Err(e) => return Err(e),
-        };
-        shared.progress.files.fetch_add(1, Ordering::Relaxed);
-        // The finisher may have gone away after an error elsewhere.
-        let _ = job.result.send(outcome);
+            recv(lanes.files) -> job => {
+                let Ok(job) = job else {
+                    break;
+                };
+                let outcome = match read_file(shared, &job.path, &job.meta, &lanes, &mut zstd) {
+                    Ok(o) => o,
+                    Err(Error::Io { context, source }) => {
+                        FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
+                    }
+                    Err(e) => return Err(e),
+                };
+                shared.progress.files.fetch_add(1, Ordering::Relaxed);
+                // The finisher may have gone away after an error elsewhere.
+                let _ = job.result.send(outcome);
+            }
+        }
+    }
+    // No more files: drop our own sender (so the queue can disconnect), then
+    // help drain what other workers and the finisher still queue.
+    let Lanes {
+        files,
+        seal_rx,
+        seal_tx,
+        write,
+    } = lanes;
+    drop((files, seal_tx));
+    while let Ok(job) = seal_rx.recv() {
+        shared.seal(job, &write, &mut zstd)?;
     }
     Ok(())
 }
@@ -553,14 +625,16 @@ fn read_file(
     shared: &Shared<'_>,
     path: &Path,
     meta: &Metadata,
-    seal: &Sender<SealJob>,
+    lanes: &Lanes,
+    zstd: &mut Compressor,
 ) -> Result<FileOutcome> {
     let codec = shared.vault.codec();
     let params = shared.vault.config().chunker;
     let mut file = File::open(path).ctx("open", path)?;
+    let xattrs = fsmeta::read_file_xattrs(&file);
     let mut content = vec![];
     let mut size = 0u64;
-    let mut take = |data: Vec<u8>| -> Result<()> {
+    let mut take = |data: Vec<u8>, share: bool, zstd: &mut Compressor| -> Result<()> {
         let id = codec.id(&data);
         let len = data.len() as u32;
         size += len as u64;
@@ -569,21 +643,20 @@ fn read_file(
             .bytes
             .fetch_add(len as u64, Ordering::Relaxed);
         content.push(ChunkRef { id, len });
-        shared.offer(id, data, seal)
+        shared.offer(id, data, lanes, zstd, share)
     };
     if meta.len() <= params.max_size as u64 {
-        let mut data = Vec::with_capacity(meta.len() as usize + 1);
-        file.read_to_end(&mut data).ctx("read", path)?;
+        let data = read_small(&mut file, meta.len()).ctx("read", path)?;
         if data.len() <= params.min_size as usize {
             if !data.is_empty() {
-                take(data)?;
+                take(data, false, zstd)?;
             }
         } else {
-            params.split_slice(&data, &mut |c| take(c.to_vec()))?;
+            params.split_slice(&data, &mut |c| take(c.to_vec(), true, zstd))?;
         }
     } else {
         params
-            .split_stream(&mut file, &mut take)
+            .split_stream(&mut file, &mut |c| take(c, true, zstd))
             .map_err(|e| match e {
                 Error::Io { source, .. } => Error::io("read", path, source),
                 other => other,
@@ -599,7 +672,29 @@ fn read_file(
         content,
         size,
         changed,
+        xattrs,
     })
+}
+
+/// Reads a file expected to be `expected` bytes long, in as few calls as
+/// possible (no extra stat the way `read_to_end` does); a file that grew is
+/// read to its end.
+fn read_small(file: &mut File, expected: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = vec![0u8; expected as usize];
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
+    if filled == expected as usize {
+        file.read_to_end(&mut data)?;
+    }
+    Ok(data)
 }
 
 struct Finished {
@@ -612,11 +707,8 @@ struct Finished {
     warnings: Vec<String>,
 }
 
-fn finisher(
-    shared: &Shared<'_>,
-    dirs: Receiver<DirJob>,
-    seal: Sender<SealJob>,
-) -> Result<Finished> {
+fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result<Finished> {
+    let mut zstd = Compressor::new()?;
     let mut done: HashMap<u64, ChunkId> = HashMap::new();
     let mut out = Finished {
         root: ChunkId([0; 32]),
@@ -640,9 +732,11 @@ fn finisher(
                         content,
                         size,
                         changed,
+                        xattrs,
                     } => {
                         entry.content = content;
                         entry.size = size;
+                        entry.xattrs = xattrs;
                         out.files_read += 1;
                         if changed {
                             out.changed.push(path.display().to_string());
@@ -669,7 +763,7 @@ fn finisher(
         }
         let blob = tree.encode()?;
         let id = shared.vault.codec().id(&blob);
-        shared.offer(id, blob, &seal)?;
+        shared.offer(id, blob, &lanes, &mut zstd, true)?;
         done.insert(job.index, id);
         last = Some(id);
     }
@@ -677,26 +771,19 @@ fn finisher(
     Ok(out)
 }
 
-fn sealer(vault: &Vault, jobs: Receiver<SealJob>, out: Sender<(ChunkId, Vec<u8>)>) -> Result<()> {
-    let mut zstd = Compressor::new()?;
-    for job in jobs {
-        let sealed = vault.codec().seal(&job.id, &job.data, &mut zstd);
-        drop(job.data);
-        out.send((job.id, sealed)).map_err(aborted)?;
-    }
-    Ok(())
-}
-
-/// Stores sealed blobs in batches of up to `BATCH_BYTES`, one synced write
-/// each. Returns (chunks, sealed bytes) written.
+/// Stores sealed blobs in batches (group commit): a batch closes at
+/// `BATCH_BYTES`, or `BATCH_WAIT` after its first blob, and costs one WAL
+/// sync. Returns (chunks, sealed bytes) written.
 fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u64)> {
-    const BATCH_BYTES: usize = 16 * 1024 * 1024;
+    const BATCH_BYTES: usize = 8 * 1024 * 1024;
+    const BATCH_WAIT: Duration = Duration::from_millis(200);
     let (mut chunks, mut bytes) = (0u64, 0u64);
     while let Ok(first) = blobs.recv() {
+        let deadline = Instant::now() + BATCH_WAIT;
+        let mut size = first.1.len();
         let mut batch = vec![first];
-        let mut size = batch[0].1.len();
         while size < BATCH_BYTES {
-            match blobs.try_recv() {
+            match blobs.recv_deadline(deadline) {
                 Ok(b) => {
                     size += b.1.len();
                     batch.push(b);

@@ -179,6 +179,7 @@ struct BackupArgs {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
@@ -191,6 +192,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(code as u8)
         }
+    }
+}
+
+/// glibc gives each thread that frees memory allocated elsewhere its own
+/// arena; with chunk buffers passed between pipeline threads that retains
+/// tens of MiB. Two arenas keep peak memory down at no measurable speed cost.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only tunes the allocator; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
