@@ -31,7 +31,14 @@ use cairn_proto::{ChunkId, VaultId};
 /// the metadata written with them.
 pub trait Store: Send + Sync {
     /// The sealed bytes of a chunk, verified against its checksum, or `None`.
-    fn get(&self, key: &ChunkKey) -> Result<Option<Vec<u8>>>;
+    fn get(&self, key: &ChunkKey) -> Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        Ok(self.get_into(key, &mut out)?.then_some(out))
+    }
+
+    /// Like [`Store::get`], but replaces the contents of `out` (so a reader
+    /// can reuse one buffer); returns whether the chunk exists.
+    fn get_into(&self, key: &ChunkKey, out: &mut Vec<u8>) -> Result<bool>;
 
     /// Whether a chunk is present (metadata only; reads no value).
     fn contains(&self, key: &ChunkKey) -> Result<bool>;

@@ -114,13 +114,13 @@ impl RocksStore {
 }
 
 impl Store for RocksStore {
-    fn get(&self, key: &ChunkKey) -> Result<Option<Vec<u8>>> {
+    fn get_into(&self, key: &ChunkKey, out: &mut Vec<u8>) -> Result<bool> {
         let Some(meta) = self.meta_of(key)? else {
-            return Ok(None);
+            return Ok(false);
         };
         let value = self
             .db
-            .get_cf(self.cf(CF_CHUNKS)?, key.to_bytes())
+            .get_pinned_cf(self.cf(CF_CHUNKS)?, key.to_bytes())
             .map_err(|e| self.db_err(e))?;
         match value {
             None => Err(Error::Corrupt {
@@ -137,7 +137,11 @@ impl Store for RocksStore {
                     crc32fast::hash(&v)
                 ),
             }),
-            Some(v) => Ok(Some(v)),
+            Some(v) => {
+                out.clear();
+                out.extend_from_slice(&v);
+                Ok(true)
+            }
         }
     }
 

@@ -123,7 +123,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
     let (file_tx, file_rx) = bounded::<FileJob>(64);
     let (dir_tx, dir_rx) = bounded::<DirJob>(256);
     let (seal_tx, seal_rx) = bounded::<SealJob>(workers);
-    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(4 * workers);
+    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(workers);
 
     let outcome = std::thread::scope(|s| {
         let shared = &shared;

@@ -68,26 +68,71 @@ impl BlobCodec {
     /// Verifies, decrypts and decompresses a blob claimed to be chunk `id`.
     /// Any mismatch is an [`Error::Integrity`].
     pub fn open(&self, id: &ChunkId, sealed: &[u8]) -> Result<Vec<u8>> {
-        let body = aead::open(&self.keys.encryption, &self.aad(id), sealed)
-            .map_err(|e| Error::Integrity(format!("chunk {id}: {e}")))?;
-        let plaintext = match body.split_first() {
-            Some((&CODEC_RAW, raw)) => raw.to_vec(),
-            Some((&CODEC_ZSTD, z)) => {
-                decompress(z).map_err(|e| Error::Integrity(format!("chunk {id}: {e}")))?
+        let mut scratch = OpenScratch::default();
+        self.open_with(id, sealed, &mut scratch)?;
+        Ok(scratch.into_plaintext())
+    }
+
+    /// Like [`BlobCodec::open`], reusing `scratch`'s buffers (no allocation
+    /// per chunk on hot paths such as restore); the plaintext is
+    /// [`OpenScratch::plaintext`].
+    pub fn open_with(&self, id: &ChunkId, sealed: &[u8], scratch: &mut OpenScratch) -> Result<()> {
+        let integrity = |what: String| Error::Integrity(format!("chunk {id}: {what}"));
+        aead::open_into(
+            &self.keys.encryption,
+            &self.aad(id),
+            sealed,
+            &mut scratch.body,
+        )
+        .map_err(|e| integrity(e.to_string()))?;
+        scratch.zstd = match scratch.body.first() {
+            Some(&CODEC_RAW) => false,
+            Some(&CODEC_ZSTD) => {
+                let dctx = match &mut scratch.dctx {
+                    Some(d) => d,
+                    None => scratch.dctx.insert(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| Error::Format(format!("zstd: {e}")))?,
+                    ),
+                };
+                decompress_into(dctx, &scratch.body[1..], &mut scratch.plain).map_err(integrity)?;
+                true
             }
-            other => {
-                return Err(Error::Integrity(format!(
-                    "chunk {id}: unknown codec {:?}",
-                    other.map(|o| o.0)
-                )))
-            }
+            other => return Err(integrity(format!("unknown codec {other:?}"))),
         };
-        if self.id(&plaintext) != *id {
-            return Err(Error::Integrity(format!(
-                "chunk {id}: content does not match its id"
-            )));
+        if self.id(scratch.plaintext()) != *id {
+            return Err(integrity("content does not match its id".into()));
         }
-        Ok(plaintext)
+        Ok(())
+    }
+}
+
+/// Reusable buffers for [`BlobCodec::open_with`].
+#[derive(Default)]
+pub struct OpenScratch {
+    body: Vec<u8>,
+    plain: Vec<u8>,
+    zstd: bool,
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl OpenScratch {
+    /// The plaintext of the last successfully opened blob.
+    pub fn plaintext(&self) -> &[u8] {
+        if self.zstd {
+            &self.plain
+        } else {
+            self.body.get(1..).unwrap_or_default()
+        }
+    }
+
+    fn into_plaintext(mut self) -> Vec<u8> {
+        if self.zstd {
+            self.plain
+        } else {
+            self.body.drain(..1.min(self.body.len()));
+            self.body
+        }
     }
 }
 
@@ -117,7 +162,11 @@ impl Compressor {
     }
 }
 
-fn decompress(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
+fn decompress_into(
+    dctx: &mut zstd::bulk::Decompressor<'static>,
+    frame: &[u8],
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
     let size = zstd::zstd_safe::get_frame_content_size(frame)
         .map_err(|_| "zstd frame header is invalid".to_string())?
         .ok_or("zstd frame has no content size")?;
@@ -126,11 +175,15 @@ fn decompress(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
             "zstd frame claims {size} bytes, over the {MAX_PLAINTEXT}-byte limit"
         ));
     }
-    let out = zstd::bulk::decompress(frame, size as usize).map_err(|e| format!("zstd: {e}"))?;
-    if out.len() as u64 != size {
+    out.clear();
+    out.reserve(size as usize);
+    let written = dctx
+        .decompress_to_buffer(frame, out)
+        .map_err(|e| format!("zstd: {e}"))?;
+    if written as u64 != size {
         return Err("zstd frame is shorter than its header says".into());
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

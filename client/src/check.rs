@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::tree::Kind;
-use crate::vault::Vault;
+use crate::vault::{BlobReader, Vault};
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -133,11 +133,9 @@ fn verify_all(
         for part in ids.chunks(per) {
             let bad = &bad;
             s.spawn(move || {
+                let mut reader = BlobReader::default();
                 for id in part {
-                    let result = vault
-                        .raw_blob(*id)
-                        .and_then(|raw| vault.codec().open(id, &raw));
-                    if let Err(e) = result {
+                    if let Err(e) = vault.blob_with(*id, &mut reader) {
                         if let Ok(mut b) = bad.lock() {
                             b.push((*id, e.to_string()));
                         }

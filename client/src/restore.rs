@@ -31,7 +31,7 @@ use crossbeam_channel::unbounded;
 use crate::error::{Error, IoContext, Result};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::{Entry, Kind, Tree};
-use crate::vault::Vault;
+use crate::vault::{BlobReader, Vault};
 
 /// Chunks per part when a large file is written by several workers.
 const CHUNKS_PER_PART: usize = 8;
@@ -125,8 +125,9 @@ pub fn run(
             let rx = rx.clone();
             let report = &report;
             s.spawn(move || {
+                let mut reader = BlobReader::default();
                 for job in rx {
-                    plan_ref.run_job(job, report, bytes_done);
+                    plan_ref.run_job(job, &mut reader, report, bytes_done);
                 }
             });
         }
@@ -305,9 +306,18 @@ impl Plan<'_> {
         Ok(())
     }
 
-    fn run_job(&self, job: Job, report: &Mutex<RestoreReport>, bytes_done: &AtomicU64) {
+    fn run_job(
+        &self,
+        job: Job,
+        reader: &mut BlobReader,
+        report: &Mutex<RestoreReport>,
+        bytes_done: &AtomicU64,
+    ) {
         let (index, result) = match job {
-            Job::Whole(index) => (index, self.write_whole(&self.files[index], bytes_done)),
+            Job::Whole(index) => (
+                index,
+                self.write_whole(&self.files[index], reader, bytes_done),
+            ),
             Job::Part {
                 index,
                 first,
@@ -315,7 +325,7 @@ impl Plan<'_> {
                 offset,
             } => (
                 index,
-                self.write_part(&self.files[index], first, count, offset, bytes_done),
+                self.write_part(&self.files[index], reader, first, count, offset, bytes_done),
             ),
         };
         let task = &self.files[index];
@@ -343,12 +353,17 @@ impl Plan<'_> {
         }
     }
 
-    fn write_whole(&self, task: &FileTask, bytes_done: &AtomicU64) -> Result<()> {
+    fn write_whole(
+        &self,
+        task: &FileTask,
+        reader: &mut BlobReader,
+        bytes_done: &AtomicU64,
+    ) -> Result<()> {
         let mut f = create_file(&task.path)?;
         for c in &task.entry.content {
-            let data = self.vault.blob(c.id)?;
-            check_len(&data, c.len)?;
-            f.write_all(&data).ctx("write", &task.path)?;
+            let data = self.vault.blob_with(c.id, reader)?;
+            check_len(data, c.len)?;
+            f.write_all(data).ctx("write", &task.path)?;
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         Ok(())
@@ -357,6 +372,7 @@ impl Plan<'_> {
     fn write_part(
         &self,
         task: &FileTask,
+        reader: &mut BlobReader,
         first: usize,
         count: usize,
         mut offset: u64,
@@ -368,9 +384,9 @@ impl Plan<'_> {
             .open(&task.path)
             .ctx("open", &task.path)?;
         for c in &task.entry.content[first..first + count] {
-            let data = self.vault.blob(c.id)?;
-            check_len(&data, c.len)?;
-            f.write_all_at(&data, offset).ctx("write", &task.path)?;
+            let data = self.vault.blob_with(c.id, reader)?;
+            check_len(data, c.len)?;
+            f.write_all_at(data, offset).ctx("write", &task.path)?;
             offset += data.len() as u64;
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
         }

@@ -23,7 +23,7 @@ use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, VaultId};
 use serde::{Deserialize, Serialize};
 
-use crate::blob::BlobCodec;
+use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
 use crate::crypto::{KdfParams, VaultKeys};
 use crate::error::{Error, IoContext, Result};
@@ -76,6 +76,13 @@ impl Default for CreateOptions {
             kdf: KdfParams::generate(),
         }
     }
+}
+
+/// Per-thread buffers for [`Vault::blob_with`].
+#[derive(Default)]
+pub struct BlobReader {
+    sealed: Vec<u8>,
+    scratch: OpenScratch,
 }
 
 /// An open, unlocked vault.
@@ -225,6 +232,19 @@ impl Vault {
     /// The verified plaintext of chunk `id`.
     pub fn blob(&self, id: ChunkId) -> Result<Vec<u8>> {
         self.codec.open(&id, &self.raw_blob(id)?)
+    }
+
+    /// Reads, verifies and opens chunk `id` into `reader`'s buffers,
+    /// returning the plaintext; no allocation per chunk on hot paths.
+    pub fn blob_with<'r>(&self, id: ChunkId, reader: &'r mut BlobReader) -> Result<&'r [u8]> {
+        if !self.store.get_into(&self.key(id), &mut reader.sealed)? {
+            return Err(Error::Integrity(format!(
+                "chunk {id} is missing from the vault"
+            )));
+        }
+        self.codec
+            .open_with(&id, &reader.sealed, &mut reader.scratch)?;
+        Ok(reader.scratch.plaintext())
     }
 
     /// Loads and validates tree `id`.

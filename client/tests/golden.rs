@@ -18,9 +18,22 @@ use serde_json::json;
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vault-v1");
 
 fn set_mtime(path: &Path, secs: i64, nsec: i64) {
-    let t = libc::timespec { tv_sec: secs, tv_nsec: nsec };
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nsec,
+    };
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }, 0);
+    assert_eq!(
+        unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [t, t].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        },
+        0
+    );
 }
 
 /// The deterministic source tree the fixture was made from.
@@ -35,12 +48,30 @@ fn golden_source(root: &Path) {
         })
         .collect();
     fs::write(root.join("nested/noise.bin"), &noise).unwrap();
-    fs::write(root.join(std::ffi::OsStr::new("caf\u{e9}.txt")), "utf-8 name").unwrap();
-    fs::write(root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"raw\xff")), "latin-1 name").unwrap();
+    fs::write(
+        root.join(std::ffi::OsStr::new("caf\u{e9}.txt")),
+        "utf-8 name",
+    )
+    .unwrap();
+    fs::write(
+        root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"raw\xff")),
+        "latin-1 name",
+    )
+    .unwrap();
     fs::set_permissions(root.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
     xattr::set(root.join("a.txt"), "user.golden", b"yes").unwrap();
     std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
-    for (i, p) in ["a.txt", "nested/noise.bin", "caf\u{e9}.txt", "link", "nested/empty", "nested"].iter().enumerate() {
+    for (i, p) in [
+        "a.txt",
+        "nested/noise.bin",
+        "caf\u{e9}.txt",
+        "link",
+        "nested/empty",
+        "nested",
+    ]
+    .iter()
+    .enumerate()
+    {
         set_mtime(&root.join(p), 1_600_000_000 + i as i64 * 1000, 250_000_000);
     }
 }
@@ -68,14 +99,24 @@ fn manifest_of(root: &Path) -> serde_json::Value {
 #[ignore = "writes the committed fixture; run by hand for a new format version"]
 fn write_golden_fixture() {
     let fixture = Path::new(FIXTURE);
-    assert!(!fixture.exists(), "{FIXTURE} exists: fixtures are never overwritten");
+    assert!(
+        !fixture.exists(),
+        "{FIXTURE} exists: fixtures are never overwritten"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("golden-src");
     golden_source(&src);
     let vault = fixture.join("vault");
     common::init_vault(&vault);
     let v = vault.to_str().unwrap();
-    let backup = run_json(&["backup", "--vault", v, src.to_str().unwrap(), "--item", "golden"]);
+    let backup = run_json(&[
+        "backup",
+        "--vault",
+        v,
+        src.to_str().unwrap(),
+        "--item",
+        "golden",
+    ]);
     for entry in fs::read_dir(vault.join("chunks")).unwrap() {
         let p = entry.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
@@ -90,7 +131,11 @@ fn write_golden_fixture() {
         "root": backup["root"],
         "entries": manifest_of(&src),
     });
-    fs::write(fixture.join("manifest.json"), serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    fs::write(
+        fixture.join("manifest.json"),
+        serde_json::to_vec_pretty(&meta).unwrap(),
+    )
+    .unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -109,7 +154,8 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn the_v1_golden_vault_restores_byte_exact() {
     let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["password"], common::PASSWORD);
     let tmp = tempfile::tempdir().unwrap();
     let (vault, target) = (tmp.path().join("vault"), tmp.path().join("out"));
@@ -121,8 +167,21 @@ fn the_v1_golden_vault_restores_byte_exact() {
     assert_eq!(snaps[0]["root"], manifest["root"]);
     assert_eq!(snaps[0]["item"], "golden");
     run_expect(&["check", "--vault", v, "--read-data"], 0);
-    run_expect(&["restore", "--vault", v, "latest", "--target", target.to_str().unwrap()], 0);
+    run_expect(
+        &[
+            "restore",
+            "--vault",
+            v,
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        0,
+    );
 
     let source = PathBuf::from(manifest["source"].as_str().unwrap());
-    assert_eq!(manifest_of(&restored(&target, &source)), manifest["entries"]);
+    assert_eq!(
+        manifest_of(&restored(&target, &source)),
+        manifest["entries"]
+    );
 }

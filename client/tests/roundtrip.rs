@@ -42,15 +42,22 @@ fn test_options() -> CreateOptions {
 
 #[derive(Debug, Clone)]
 enum Node {
-    File { data: Vec<u8>, mode: u32, mtime: i64 },
+    File {
+        data: Vec<u8>,
+        mode: u32,
+        mtime: i64,
+    },
     Dir(Vec<(Vec<u8>, Node)>),
     Symlink(Vec<u8>),
     HardLinkToFirstFile,
 }
 
 fn name() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(prop_oneof![b'a'..=b'z', Just(b' '), Just(0xe9u8), Just(0x01u8)], 1..12)
-        .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    proptest::collection::vec(
+        prop_oneof![b'a'..=b'z', Just(b' '), Just(0xe9u8), Just(0x01u8)],
+        1..12,
+    )
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..")
 }
 
 fn node() -> impl Strategy<Value = Node> {
@@ -60,7 +67,9 @@ fn node() -> impl Strategy<Value = Node> {
         1 => proptest::collection::vec(1u8..=255, 1..30).prop_map(Node::Symlink),
         1 => Just(Node::HardLinkToFirstFile),
     ];
-    leaf.prop_recursive(3, 40, 6, |inner| proptest::collection::vec((name(), inner), 0..6).prop_map(Node::Dir))
+    leaf.prop_recursive(3, 40, 6, |inner| {
+        proptest::collection::vec((name(), inner), 0..6).prop_map(Node::Dir)
+    })
 }
 
 fn create(dir: &Path, entries: &[(Vec<u8>, Node)], first_file: &mut Option<std::path::PathBuf>) {
@@ -75,11 +84,18 @@ fn create(dir: &Path, entries: &[(Vec<u8>, Node)], first_file: &mut Option<std::
                 fs::write(&path, data).unwrap();
                 fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).unwrap();
                 let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(*mtime as u64);
-                fs::File::options().write(true).open(&path).unwrap().set_modified(t).unwrap();
+                fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_modified(t)
+                    .unwrap();
                 first_file.get_or_insert(path);
             }
             Node::Dir(children) => create(&path, children, first_file),
-            Node::Symlink(target) => std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path).unwrap(),
+            Node::Symlink(target) => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path).unwrap()
+            }
             Node::HardLinkToFirstFile => {
                 if let Some(first) = first_file {
                     fs::hard_link(first, &path).unwrap();
@@ -112,8 +128,13 @@ proptest! {
 fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
     let blob = tree.encode().unwrap();
     let id = vault.codec().id(&blob);
-    let sealed = vault.codec().seal(&id, &blob, &mut Compressor::new().unwrap());
-    vault.store().put_batch(&[(vault.key(id), &sealed)], 0).unwrap();
+    let sealed = vault
+        .codec()
+        .seal(&id, &blob, &mut Compressor::new().unwrap());
+    vault
+        .store()
+        .put_batch(&[(vault.key(id), &sealed)], 0)
+        .unwrap();
     let snap = SnapshotId::random();
     let record = SnapshotRecord {
         format: 1,
@@ -125,7 +146,9 @@ fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
         finished: "2026-01-01T00:00:00.000000000Z".into(),
         root: id,
         stats: SnapshotStats::default(),
-        meta: SnapshotMeta::default().seal(vault.keys(), vault.config().vault_id, snap).unwrap(),
+        meta: SnapshotMeta::default()
+            .seal(vault.keys(), vault.config().vault_id, snap)
+            .unwrap(),
     };
     vault.commit_snapshot(&record).unwrap();
     record
@@ -154,13 +177,27 @@ fn entry(name: &[u8], kind: Kind) -> Entry {
 
 #[test]
 fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
-    for evil in [&b".."[..], b"../../escaped", b"a/../../escaped", b"nul\0", b"."] {
+    for evil in [
+        &b".."[..],
+        b"../../escaped",
+        b"a/../../escaped",
+        b"nul\0",
+        b".",
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let (vdir, target) = (tmp.path().join("vault"), tmp.path().join("deep/target"));
         Vault::create(&vdir, PASSWORD.as_bytes(), &test_options()).unwrap();
         let vault = Vault::open(&vdir, PASSWORD.as_bytes()).unwrap();
-        let record = commit_tree(&vault, &Tree { entries: vec![entry(evil, Kind::Symlink)] });
-        let opts = RestoreOptions { target: target.clone(), includes: vec![] };
+        let record = commit_tree(
+            &vault,
+            &Tree {
+                entries: vec![entry(evil, Kind::Symlink)],
+            },
+        );
+        let opts = RestoreOptions {
+            target: target.clone(),
+            includes: vec![],
+        };
         let err = restore::run(&vault, &record, &opts, &AtomicU64::new(0)).unwrap_err();
         assert!(matches!(err, Error::Integrity(_)), "{evil:?}: {err}");
         assert_eq!(err.exit_code(), 4);
@@ -169,11 +206,26 @@ fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
         // Through the binary too: refused with exit 4, and nothing was
         // created outside the target.
         let out = common::cairn()
-            .args(["restore", "--vault", vdir.to_str().unwrap(), "latest", "--target", target.to_str().unwrap()])
+            .args([
+                "restore",
+                "--vault",
+                vdir.to_str().unwrap(),
+                "latest",
+                "--target",
+                target.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut found: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut found: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         found.sort();
         assert_eq!(found, ["deep", "vault"], "{evil:?}");
         assert_eq!(fs::read_dir(tmp.path().join("deep")).unwrap().count(), 1);

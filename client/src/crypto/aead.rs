@@ -67,6 +67,15 @@ pub fn seal_parts(key: &Key, nonce: [u8; NONCE_LEN], aad: &[u8], parts: &[&[u8]]
 /// Verifies and decrypts a sealed blob made by [`seal`] with the same `key`
 /// and `aad`.
 pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    let mut out = Vec::new();
+    open_into(key, aad, sealed, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`open`], but writes the plaintext into `out` (replacing its
+/// contents) so a caller can reuse one buffer. `out` is left empty on error.
+pub fn open_into(key: &Key, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), OpenError> {
+    out.clear();
     if sealed.len() < OVERHEAD {
         return Err(OpenError);
     }
@@ -79,9 +88,9 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> 
     if !bool::from(tag(&otk, aad, ct).ct_eq(expected)) {
         return Err(OpenError);
     }
-    let mut plaintext = ct.to_vec();
-    cipher.apply_keystream(&mut plaintext);
-    Ok(plaintext)
+    out.extend_from_slice(ct);
+    cipher.apply_keystream(out);
+    Ok(())
 }
 
 /// Poly1305 over the RFC 8439 §2.8 MAC input.

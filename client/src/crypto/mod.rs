@@ -11,6 +11,8 @@ pub mod aead;
 pub mod kdf;
 pub mod keys;
 
-pub use aead::{open, seal, seal_parts, seal_with_nonce, Key, NONCE_LEN, OVERHEAD, TAG_LEN};
+pub use aead::{
+    open, open_into, seal, seal_parts, seal_with_nonce, Key, NONCE_LEN, OVERHEAD, TAG_LEN,
+};
 pub use kdf::{DerivedKeys, KdfParams};
 pub use keys::VaultKeys;

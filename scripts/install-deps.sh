@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Cairn needs to build and test, only if they
+# are missing: Debian's RocksDB (linked instead of compiled, see DESIGN.md
+# §10), libclang for the RocksDB bindings, and promtool for the metrics
+# exposition test. Needs root (or sudo) the first time only.
+set -euo pipefail
+
+packages=(librocksdb-dev libclang-dev prometheus)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing system packages: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root or sudo to apt-get install ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
