@@ -33,7 +33,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             min_blob_size: 16 * 1024,
-            write_buffer_size: 16 * 1024 * 1024,
+            write_buffer_size: 8 * 1024 * 1024,
         }
     }
 }

@@ -775,7 +775,7 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
 /// `BATCH_BYTES`, or `BATCH_WAIT` after its first blob, and costs one WAL
 /// sync. Returns (chunks, sealed bytes) written.
 fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u64)> {
-    const BATCH_BYTES: usize = 8 * 1024 * 1024;
+    const BATCH_BYTES: usize = 4 * 1024 * 1024;
     const BATCH_WAIT: Duration = Duration::from_millis(200);
     let (mut chunks, mut bytes) = (0u64, 0u64);
     while let Ok(first) = blobs.recv() {

@@ -532,3 +532,79 @@ fn a_killed_backup_leaves_a_consistent_vault_and_the_next_run_resumes() {
     );
     assert_same_tree(&src, &restored(&target, &src));
 }
+
+#[test]
+fn a_file_changing_while_read_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    fs::create_dir_all(&src).unwrap();
+    let path = src.join("growing.log");
+    fs::write(&path, pseudo_random(64 * 1024 * 1024, 5)).unwrap();
+    init_vault(&vault);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&[b'x'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let report = run_json(&[
+        "backup",
+        "--vault",
+        vault.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let changed = report["changed_during_read"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{report}");
+    assert!(changed[0].as_str().unwrap().ends_with("growing.log"));
+    run_expect(
+        &["check", "--vault", vault.to_str().unwrap(), "--read-data"],
+        0,
+    );
+}
+
+#[test]
+fn files_over_4_gib_are_streamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    fs::create_dir_all(&src).unwrap();
+    let size = (4u64 << 30) + 12345;
+    let f = fs::File::create(src.join("sparse")).unwrap();
+    f.set_len(size).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"tail marker", size - 11).unwrap();
+    drop(f);
+    init_vault(&vault);
+    let v = vault.to_str().unwrap();
+    let out = cairn()
+        .args(["--json", "backup", "--vault", v, src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["bytes"], size);
+    assert!(
+        report["new_bytes"].as_u64().unwrap() < 64 << 20,
+        "zero chunks dedup: {report}"
+    );
+    let listed = run_json(&[
+        "ls",
+        "--vault",
+        v,
+        "latest",
+        src.join("sparse").to_str().unwrap(),
+    ]);
+    assert_eq!(listed[0]["size"], size);
+    run_expect(&["check", "--vault", v, "--read-data"], 0);
+}
