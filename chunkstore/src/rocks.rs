@@ -32,7 +32,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            min_blob_size: 16 * 1024,
+            min_blob_size: 1024,
             write_buffer_size: 8 * 1024 * 1024,
         }
     }

@@ -241,7 +241,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             name,
             credentials,
             at,
-        } => account_created(s, *account, name, credentials, *at),
+        } => apply_account_created(s, *account, name, credentials, *at),
         Event::AccountPasswordChanged {
             account,
             credentials,
@@ -417,7 +417,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             );
             Ok(())
         }
-        Event::SnapshotCommitted { snapshot } => snapshot_committed(s, snapshot),
+        Event::SnapshotCommitted { snapshot } => apply_snapshot_committed(s, snapshot),
         Event::SnapshotForgotten {
             snapshot,
             vault,
@@ -589,7 +589,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
     }
 }
 
-fn account_created(
+fn apply_account_created(
     s: &mut State,
     account: AccountId,
     name: &str,
@@ -617,7 +617,7 @@ fn account_created(
     Ok(())
 }
 
-fn snapshot_committed(s: &mut State, snap: &SnapshotRecord) -> Result<(), Rejection> {
+fn apply_snapshot_committed(s: &mut State, snap: &SnapshotRecord) -> Result<(), Rejection> {
     check_name(RecordKind::Item, &snap.item)?;
     let v = s
         .vaults

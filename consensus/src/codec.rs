@@ -9,7 +9,8 @@
 //! | value | constant | layout |
 //! |---|---|---|
 //! | log entry (`logs` CF) | [`LOG_ENTRY_FORMAT`] | `u8` ‖ bincode(`openraft::Entry<TypeConfig>`) |
-//! | state (`state` CF), snapshot data | [`STATE_FORMAT`] | `u8` ‖ bincode([`State`](crate::State)) |
+//! | state record (`state` CF, one per account, device, vault…) | [`STATE_FORMAT`] | `u8` ‖ bincode(record) |
+//! | snapshot data | [`STATE_FORMAT`] | `u8` ‖ bincode([`State`](crate::State)) |
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;

@@ -267,10 +267,24 @@ impl Event {
 /// wrap key (DESIGN §6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
-    /// The account's argon2id salt (the client needs it to derive keys).
-    pub salt: Vec<u8>,
+    /// How the client derives its keys from the password; handed to any
+    /// device that logs in so it can derive the same keys.
+    pub kdf: KdfParams,
     /// Hash of the login key (the first half of the argon2id output).
     pub login_key_hash: Vec<u8>,
+}
+
+/// argon2id parameters and salt of an account (the client's `KdfParams`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub iterations: u32,
+    /// Degree of parallelism.
+    pub parallelism: u32,
+    /// Random salt.
+    pub salt: Vec<u8>,
 }
 
 /// A committed snapshot, as the client reported it.

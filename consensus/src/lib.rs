@@ -35,6 +35,8 @@ pub mod event;
 pub mod ids;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testgen;
 pub mod types;
 
 pub use apply::{apply, Outcome, RecordKind, Rejection};

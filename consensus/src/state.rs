@@ -11,7 +11,7 @@
 //! client that retries through a new leader after a failover must get the
 //! first outcome back, on every replica.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
@@ -157,12 +157,17 @@ pub struct StorageNode {
 ///
 /// Eviction is first-in first-out by apply order with a capacity that is
 /// itself part of the state, so every replica evicts the same ids at the
-/// same log index regardless of its build's defaults.
+/// same log index regardless of its build's defaults. Each entry carries
+/// its sequence number so the table can be stored one entry per key and
+/// rebuilt in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLog {
     capacity: u32,
-    order: VecDeque<RequestId>,
-    outcomes: BTreeMap<RequestId, Outcome>,
+    next_seq: u64,
+    /// seq → request id, oldest first.
+    order: BTreeMap<u64, RequestId>,
+    /// request id → (seq, first outcome).
+    outcomes: BTreeMap<RequestId, (u64, Outcome)>,
 }
 
 impl RequestLog {
@@ -170,14 +175,15 @@ impl RequestLog {
     pub fn with_capacity(capacity: u32) -> Self {
         Self {
             capacity: capacity.max(1),
-            order: VecDeque::new(),
+            next_seq: 0,
+            order: BTreeMap::new(),
             outcomes: BTreeMap::new(),
         }
     }
 
     /// The outcome recorded for `id`, if it is still remembered.
     pub fn get(&self, id: &RequestId) -> Option<&Outcome> {
-        self.outcomes.get(id)
+        self.outcomes.get(id).map(|(_, o)| o)
     }
 
     /// Number of remembered outcomes.
@@ -195,21 +201,59 @@ impl RequestLog {
         self.capacity
     }
 
+    /// The request ids that recording one more new id would evict.
+    pub(crate) fn would_evict(&self) -> impl Iterator<Item = RequestId> + '_ {
+        let excess = (self.order.len() + 1).saturating_sub(self.capacity as usize);
+        self.order.values().take(excess).copied()
+    }
+
     /// Records the first outcome of `id`, evicting the oldest when full.
     pub(crate) fn record(&mut self, id: RequestId, outcome: Outcome) {
         if self.outcomes.contains_key(&id) {
             return;
         }
         while self.order.len() >= self.capacity as usize {
-            match self.order.pop_front() {
-                Some(old) => {
+            match self.order.pop_first() {
+                Some((_, old)) => {
                     self.outcomes.remove(&old);
                 }
                 None => break,
             }
         }
-        self.order.push_back(id);
-        self.outcomes.insert(id, outcome);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(seq, id);
+        self.outcomes.insert(id, (seq, outcome));
+    }
+
+    /// The entry of `id` with its sequence number, for storage.
+    pub(crate) fn entry(&self, id: &RequestId) -> Option<&(u64, Outcome)> {
+        self.outcomes.get(id)
+    }
+
+    /// Every entry, for storage.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&RequestId, &(u64, Outcome))> {
+        self.outcomes.iter()
+    }
+
+    /// The header (capacity, next sequence number), for storage.
+    pub(crate) fn header(&self) -> (u32, u64) {
+        (self.capacity, self.next_seq)
+    }
+
+    /// Rebuilds a table from its stored header and entries.
+    pub(crate) fn from_parts(
+        capacity: u32,
+        next_seq: u64,
+        entries: impl IntoIterator<Item = (RequestId, u64, Outcome)>,
+    ) -> Self {
+        let mut log = Self::with_capacity(capacity);
+        log.next_seq = next_seq;
+        for (id, seq, outcome) in entries {
+            log.order.insert(seq, id);
+            log.outcomes.insert(id, (seq, outcome));
+        }
+        log
     }
 }
 

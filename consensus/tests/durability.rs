@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Cursor;
 
-use cairn_consensus::event::Credentials;
+use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::types::{Entry, LogId, Vote};
 use cairn_consensus::{open, AccountId, Event, Outcome, Request, RequestId, UnixMillis};
 use openraft::storage::{RaftLogReaderExt, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
@@ -27,7 +27,12 @@ fn account(n: u8, name: &str) -> EntryPayload<cairn_consensus::TypeConfig> {
             account: AccountId([n; 16]),
             name: name.into(),
             credentials: Credentials {
-                salt: vec![n],
+                kdf: KdfParams {
+                    memory_kib: 8,
+                    iterations: 1,
+                    parallelism: 1,
+                    salt: vec![n],
+                },
                 login_key_hash: vec![n],
             },
             at: UnixMillis(u64::from(n)),

@@ -12,10 +12,10 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogId, StorageIOError};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogId};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::{index_key, key_index, Db, CF_LOGS, CF_META};
+use super::{index_key, key_index, sto, Db, CF_LOGS, CF_META};
 use crate::codec::{self, LOG_ENTRY_FORMAT, META_FORMAT};
 use crate::error::{ConsensusError, Result};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -29,10 +29,6 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
-}
-
-fn sto(subject: ErrorSubject<u64>, verb: ErrorVerb, e: ConsensusError) -> StorageError {
-    StorageIOError::new(subject, verb, &e).into()
 }
 
 impl LogStore {

@@ -5,13 +5,13 @@
 //! |---|---|---|
 //! | `logs` | big-endian `u64` log index (so byte order = numeric order) | [`LogStore`] |
 //! | `meta` | `vote`, `committed`, `last_purged` | [`LogStore`] |
-//! | `state` | `state`, `last_applied`, `membership` (always together) | [`StateMachineStore`] |
+//! | `state` | one key per record, plus `last_applied` and membership (see `records`) | [`StateMachineStore`] |
 //! | `snapshot` | `meta`, `data` (always together) | [`StateMachineStore`] |
 //!
 //! Durability contract (DESIGN §4): the vote, appended entries, truncation
 //! and purge are written with `sync = true` (the WAL is fsynced) before the
 //! call returns or the append callback fires; the state machine writes the
-//! [`State`](crate::State), `last_applied` and membership in one synced
+//! records an apply touched, `last_applied` and membership in one synced
 //! `WriteBatch`, so a restart resumes from exactly what was applied instead
 //! of replaying the log, and never sees a state without its log position.
 //! A failed write poisons the shared handle: every later call on either
@@ -23,6 +23,7 @@
 //! one runtime worker for its duration.
 
 mod log_store;
+mod records;
 mod state_machine;
 
 use std::path::Path;
@@ -60,6 +61,10 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore)> {
 pub(crate) struct Db {
     db: Arc<DB>,
     poisoned: Arc<AtomicBool>,
+    /// Fault injection for tests: makes the next synced write fail inside
+    /// RocksDB (a synced write with the WAL disabled is an invalid argument).
+    #[cfg(test)]
+    break_writes: Arc<AtomicBool>,
 }
 
 impl Db {
@@ -85,6 +90,8 @@ impl Db {
         Ok(Self {
             db: Arc::new(db),
             poisoned: Arc::new(AtomicBool::new(false)),
+            #[cfg(test)]
+            break_writes: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -134,6 +141,10 @@ impl Db {
         self.check()?;
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
+        #[cfg(test)]
+        if self.break_writes.swap(false, Ordering::AcqRel) {
+            wo.disable_wal(true);
+        }
         self.db.write_opt(batch, &wo).map_err(|source| {
             tracing::error!(op, %source, "raft store write failed; poisoning the store");
             self.poison();
@@ -144,6 +155,16 @@ impl Db {
     pub(crate) fn raw(&self) -> &DB {
         &self.db
     }
+}
+
+/// Wraps a crate error as openraft's storage error, naming what failed
+/// (openraft then stops the node: storage errors are fatal by design).
+pub(crate) fn sto(
+    subject: openraft::ErrorSubject<u64>,
+    verb: openraft::ErrorVerb,
+    e: ConsensusError,
+) -> crate::types::StorageError {
+    openraft::StorageIOError::new(subject, verb, &e).into()
 }
 
 /// Big-endian fixed-width key for a log index, so RocksDB's byte order is
@@ -192,6 +213,31 @@ mod tests {
             db.write_synced("test", WriteBatch::default()),
             Err(ConsensusError::Poisoned)
         ));
+    }
+
+    /// A write that RocksDB refuses poisons both stores: the failed call
+    /// reports an error and every later call does too, even reads.
+    #[tokio::test]
+    async fn failed_write_poisons_log_and_state_machine() {
+        use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let mut log = LogStore::new(db.clone());
+        let mut sm = StateMachineStore::load(db.clone()).expect("load");
+        let vote = crate::types::Vote::new(1, 1);
+        log.save_vote(&vote).await.expect("healthy write");
+
+        db.break_writes.store(true, Ordering::Release);
+        let entry = crate::types::Entry {
+            log_id: openraft::testing::log_id(1, 1, 1),
+            payload: openraft::EntryPayload::Blank,
+        };
+        assert!(log.blocking_append([entry.clone()]).await.is_err());
+        assert!(log.is_poisoned() && sm.is_poisoned());
+        assert!(log.read_vote().await.is_err(), "reads refuse too");
+        assert!(log.save_vote(&vote).await.is_err());
+        assert!(sm.apply([entry]).await.is_err());
     }
 
     #[test]

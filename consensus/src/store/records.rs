@@ -1,0 +1,300 @@
+//! The per-record layout of the `state` column family.
+//!
+//! Why per record and not one blob: the state grows with every backup (one
+//! snapshot record each) and is read and written on every apply. Writing it
+//! as one value would make each applied event cost O(state) in encoding and
+//! disk writes. Instead every record is its own key, and applying a request
+//! rewrites only the records it can touch ([`touched`], computed from the
+//! state *before* the request, so cascades such as "deleting a vault drops
+//! its snapshot records" are included), plus `last_applied` and membership —
+//! all in the one synced `WriteBatch` of that apply.
+//!
+//! | key | value (format byte ‖ bincode) |
+//! |---|---|
+//! | `A` ‖ account id (16) | [`Account`](crate::state::Account) |
+//! | `D` ‖ device id (16) | [`Device`](crate::state::Device) |
+//! | `V` ‖ vault id (16) | [`Vault`](crate::state::Vault) |
+//! | `T` ‖ tier name (UTF-8) | [`Tier`](crate::state::Tier) |
+//! | `S` ‖ snapshot id (16) | [`SnapshotRecord`] |
+//! | `J` ‖ job id (16) | [`Job`](crate::state::Job) |
+//! | `N` ‖ node id (u64 BE) | [`StorageNode`](crate::state::StorageNode) |
+//! | `R` ‖ request id (16) | `(seq, Outcome)` of the dedup table |
+//! | `m/singletons` | lease, last fencing token, dedup table header |
+//! | `m/last_applied`, `m/membership` | the state machine's log position |
+//!
+//! The account-name index is not stored; it is rebuilt from the accounts
+//! when loading.
+
+use std::collections::BTreeMap;
+
+use cairn_proto::{SnapshotId, VaultId};
+use rocksdb::{ColumnFamily, IteratorMode, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use super::Db;
+use crate::apply::Outcome;
+use crate::codec::{self, STATE_FORMAT};
+use crate::error::{ConsensusError, Result};
+use crate::event::{Event, Lease, Request, SnapshotRecord};
+use crate::ids::{AccountId, DeviceId, FixedId, JobId, RequestId};
+use crate::state::{RequestLog, State};
+
+pub(crate) const KEY_LAST_APPLIED: &[u8] = b"m/last_applied";
+pub(crate) const KEY_MEMBERSHIP: &[u8] = b"m/membership";
+const KEY_SINGLETONS: &[u8] = b"m/singletons";
+
+/// One stored record of the state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum RecordKey {
+    Account(AccountId),
+    Device(DeviceId),
+    Vault(VaultId),
+    Tier(String),
+    Snapshot(SnapshotId),
+    Job(JobId),
+    StorageNode(u64),
+    Request(RequestId),
+    Singletons,
+}
+
+impl RecordKey {
+    fn encode(&self) -> Vec<u8> {
+        fn with(prefix: u8, rest: &[u8]) -> Vec<u8> {
+            let mut k = Vec::with_capacity(1 + rest.len());
+            k.push(prefix);
+            k.extend_from_slice(rest);
+            k
+        }
+        match self {
+            RecordKey::Account(id) => with(b'A', id.bytes()),
+            RecordKey::Device(id) => with(b'D', id.bytes()),
+            RecordKey::Vault(id) => with(b'V', id.bytes()),
+            RecordKey::Tier(name) => with(b'T', name.as_bytes()),
+            RecordKey::Snapshot(id) => with(b'S', id.bytes()),
+            RecordKey::Job(id) => with(b'J', id.bytes()),
+            RecordKey::StorageNode(id) => with(b'N', &id.to_be_bytes()),
+            RecordKey::Request(id) => with(b'R', id.bytes()),
+            RecordKey::Singletons => KEY_SINGLETONS.to_vec(),
+        }
+    }
+}
+
+/// Small values that are not keyed records.
+#[derive(Debug, Serialize, Deserialize)]
+struct Singletons {
+    lease: Option<Lease>,
+    last_fencing_token: u64,
+    requests_capacity: u32,
+    requests_next_seq: u64,
+}
+
+/// The records that applying `request` to `state` may change. A superset is
+/// harmless (an unchanged record is rewritten); a missing key would lose a
+/// change on restart, which the store's property test guards against.
+pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
+    use RecordKey as K;
+    if state.requests.get(&request.request_id).is_some() {
+        // A repeated request applies nothing.
+        return Vec::new();
+    }
+    let mut keys = vec![K::Request(request.request_id), K::Singletons];
+    keys.extend(state.requests.would_evict().map(K::Request));
+    match &request.event {
+        Event::AccountCreated { account, .. } => keys.push(K::Account(*account)),
+        Event::AccountPasswordChanged {
+            account,
+            rewrapped_keys,
+            ..
+        } => {
+            keys.push(K::Account(*account));
+            keys.extend(rewrapped_keys.keys().map(|v| K::Vault(*v)));
+        }
+        Event::AccountDeleted { account, .. } => {
+            keys.push(K::Account(*account));
+            keys.extend(state.devices_of(*account).map(|d| K::Device(d.id)));
+        }
+        Event::DeviceRegistered { device, .. }
+        | Event::DeviceRevoked { device, .. }
+        | Event::DeviceRenamed { device, .. } => keys.push(K::Device(*device)),
+        Event::VaultCreated { vault, .. } => keys.push(K::Vault(*vault)),
+        Event::VaultDeleted { vault, .. } => {
+            keys.push(K::Vault(*vault));
+            keys.extend(state.snapshots_of(*vault).map(|s| K::Snapshot(s.id)));
+        }
+        Event::TierDefined { name, .. } => keys.push(K::Tier(name.clone())),
+        Event::SnapshotCommitted { snapshot } => keys.push(K::Snapshot(snapshot.id)),
+        Event::SnapshotForgotten { snapshot, .. } => keys.push(K::Snapshot(*snapshot)),
+        Event::JobStarted { job, .. } | Event::JobFinished { job, .. } => keys.push(K::Job(*job)),
+        Event::StorageNodeJoined { node, .. }
+        | Event::StorageNodeDrained { node, .. }
+        | Event::StorageNodeRemoved { node, .. } => keys.push(K::StorageNode(*node)),
+        Event::LeaseGranted { .. } | Event::LeaseRenewed { .. } | Event::LeaseExpired { .. } => {}
+    }
+    keys
+}
+
+fn put_or_delete<T: Serialize>(
+    batch: &mut WriteBatch,
+    cf: &ColumnFamily,
+    key: &RecordKey,
+    value: Option<&T>,
+) -> Result<()> {
+    match value {
+        Some(v) => batch.put_cf(
+            cf,
+            key.encode(),
+            codec::encode("state record", STATE_FORMAT, v)?,
+        ),
+        None => batch.delete_cf(cf, key.encode()),
+    }
+    Ok(())
+}
+
+/// Stages the current value of `key` in `state` (or its deletion).
+pub(crate) fn stage(
+    batch: &mut WriteBatch,
+    cf: &ColumnFamily,
+    state: &State,
+    key: &RecordKey,
+) -> Result<()> {
+    use RecordKey as K;
+    match key {
+        K::Account(id) => put_or_delete(batch, cf, key, state.accounts.get(id)),
+        K::Device(id) => put_or_delete(batch, cf, key, state.devices.get(id)),
+        K::Vault(id) => put_or_delete(batch, cf, key, state.vaults.get(id)),
+        K::Tier(name) => put_or_delete(batch, cf, key, state.tiers.get(name)),
+        K::Snapshot(id) => put_or_delete(batch, cf, key, state.snapshots.get(id)),
+        K::Job(id) => put_or_delete(batch, cf, key, state.jobs.get(id)),
+        K::StorageNode(id) => put_or_delete(batch, cf, key, state.storage_nodes.get(id)),
+        K::Request(id) => put_or_delete(batch, cf, key, state.requests.entry(id)),
+        K::Singletons => {
+            let (requests_capacity, requests_next_seq) = state.requests.header();
+            let s = Singletons {
+                lease: state.lease.clone(),
+                last_fencing_token: state.last_fencing_token,
+                requests_capacity,
+                requests_next_seq,
+            };
+            put_or_delete(batch, cf, key, Some(&s))
+        }
+    }
+}
+
+/// Stages the whole `state`, replacing every record (snapshot install).
+pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State) -> Result<()> {
+    use RecordKey as K;
+    batch.delete_range_cf(cf, [0u8].as_slice(), [0xffu8].as_slice());
+    let mut keys = vec![K::Singletons];
+    keys.extend(state.accounts.keys().map(|k| K::Account(*k)));
+    keys.extend(state.devices.keys().map(|k| K::Device(*k)));
+    keys.extend(state.vaults.keys().map(|k| K::Vault(*k)));
+    keys.extend(state.tiers.keys().map(|k| K::Tier(k.clone())));
+    keys.extend(state.snapshots.keys().map(|k| K::Snapshot(*k)));
+    keys.extend(state.jobs.keys().map(|k| K::Job(*k)));
+    keys.extend(state.storage_nodes.keys().map(|k| K::StorageNode(*k)));
+    keys.extend(state.requests.entries().map(|(k, _)| K::Request(*k)));
+    for key in &keys {
+        stage(batch, cf, state, key)?;
+    }
+    Ok(())
+}
+
+fn id16<T: FixedId>(what: &'static str, key: &[u8]) -> Result<T> {
+    T::from_bytes(key.get(1..).unwrap_or_default()).ok_or_else(|| ConsensusError::Corrupt {
+        what,
+        detail: format!("key of {} bytes", key.len()),
+    })
+}
+
+fn dec<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T> {
+    codec::decode("state record", STATE_FORMAT, value)
+}
+
+/// Loads the state stored by [`stage`] and [`stage_all`].
+pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
+    db.check()?;
+    let cf = db.cf(cf_name)?;
+    let mut state = State::default();
+    let mut requests: Vec<(RequestId, u64, Outcome)> = Vec::new();
+    let mut header = None;
+    for item in db.raw().iterator_cf(cf, IteratorMode::Start) {
+        let (key, value) = item.map_err(|source| ConsensusError::Db {
+            op: "load state",
+            source,
+        })?;
+        match key.first() {
+            Some(b'A') => {
+                let id: AccountId = id16("account key", &key)?;
+                state.accounts.insert(id, dec(&value)?);
+            }
+            Some(b'D') => {
+                let id: DeviceId = id16("device key", &key)?;
+                state.devices.insert(id, dec(&value)?);
+            }
+            Some(b'V') => {
+                let id: VaultId = id16("vault key", &key)?;
+                state.vaults.insert(id, dec(&value)?);
+            }
+            Some(b'T') => {
+                let name = std::str::from_utf8(key.get(1..).unwrap_or_default()).map_err(|e| {
+                    ConsensusError::Corrupt {
+                        what: "tier key",
+                        detail: e.to_string(),
+                    }
+                })?;
+                state.tiers.insert(name.to_owned(), dec(&value)?);
+            }
+            Some(b'S') => {
+                let id: SnapshotId = id16("snapshot key", &key)?;
+                let record: SnapshotRecord = dec(&value)?;
+                state.snapshots.insert(id, record);
+            }
+            Some(b'J') => {
+                let id: JobId = id16("job key", &key)?;
+                state.jobs.insert(id, dec(&value)?);
+            }
+            Some(b'N') => {
+                let bytes: [u8; 8] =
+                    key.get(1..)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| ConsensusError::Corrupt {
+                            what: "storage node key",
+                            detail: format!("{} bytes", key.len()),
+                        })?;
+                state
+                    .storage_nodes
+                    .insert(u64::from_be_bytes(bytes), dec(&value)?);
+            }
+            Some(b'R') => {
+                let id: RequestId = id16("request key", &key)?;
+                let (seq, outcome): (u64, Outcome) = dec(&value)?;
+                requests.push((id, seq, outcome));
+            }
+            Some(b'm') if &*key == KEY_SINGLETONS => header = Some(dec::<Singletons>(&value)?),
+            Some(b'm') if &*key == KEY_LAST_APPLIED || &*key == KEY_MEMBERSHIP => {}
+            _ => {
+                return Err(ConsensusError::Corrupt {
+                    what: "state key",
+                    detail: format!("unknown key {}", String::from_utf8_lossy(&key)),
+                })
+            }
+        }
+    }
+    let account_names: BTreeMap<String, AccountId> = state
+        .accounts
+        .values()
+        .map(|a| (a.name.clone(), a.id))
+        .collect();
+    state.account_names = account_names;
+    if let Some(h) = header {
+        state.lease = h.lease;
+        state.last_fencing_token = h.last_fencing_token;
+        state.requests = RequestLog::from_parts(h.requests_capacity, h.requests_next_seq, requests);
+    } else if !requests.is_empty() {
+        return Err(ConsensusError::Corrupt {
+            what: "state",
+            detail: "request log without header".into(),
+        });
+    }
+    Ok(state)
+}

@@ -1,0 +1,446 @@
+//! The running node: its Raft instance, a read handle on the replicated
+//! state, and the three operations every API handler is built from —
+//! [`App::propose`] (a write through the log), [`App::read_barrier`] (a
+//! linearizable read) and [`App::join`] (cluster membership).
+//!
+//! Writes may arrive at any node. The node proposes locally; if it is not
+//! the leader it forwards the *same* [`Request`] (same request id) to the
+//! leader's internal `/raft/propose` endpoint, and retries on failover. The
+//! request id makes those retries safe: the state machine answers a repeated
+//! id with its first outcome instead of applying the event twice.
+//!
+//! Reads are linearizable through openraft's read index: the leader
+//! confirms its leadership with a quorum and waits until it has applied up
+//! to its commit index; a follower asks the leader for that index
+//! (`/raft/read-index`) and waits until it has applied that far itself, then
+//! reads its own copy of the state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_consensus::event::StorageNodeId;
+use cairn_consensus::{
+    ClusterNode, Event, NodeId, Outcome, Raft, Request, RequestId, StateHandle, UnixMillis,
+};
+use openraft::error::{ChangeMembershipError, CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use tokio::time::{sleep, Instant};
+
+use crate::config::{raft_config, DataDir, NodeIdentity};
+use crate::error::{ApiError, NodeError};
+use crate::metrics::Metrics;
+use crate::network::{post_bincode, HttpNetwork};
+use crate::token::{AdminToken, ClusterSecret, CLUSTER_SECRET_HEADER};
+use crate::wire::{ClusterStatus, JoinRequest, JoinResponse, Member, StorageNodeInfo};
+
+/// Voters beyond this many stay learners (DESIGN §4): more voters slow every
+/// commit and add little availability.
+pub const MAX_VOTERS: usize = 5;
+
+/// How long a write or read keeps retrying through leader changes.
+const RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// Header marking a request already forwarded once, to stop forwarding loops.
+pub const FORWARDED_HEADER: &str = "x-cairn-forwarded";
+
+/// The node.
+pub struct App {
+    /// This node's identity.
+    pub identity: NodeIdentity,
+    /// The Raft instance.
+    pub raft: Raft,
+    /// Read-only view of the applied state.
+    pub state: StateHandle,
+    /// Hash of the admin token (absent when the node has no token file).
+    pub admin: Option<AdminToken>,
+    /// The cluster secret required on internal endpoints, if configured.
+    pub cluster_secret: Option<ClusterSecret>,
+    /// HTTP client for peers (forwarding, joins).
+    pub http: reqwest::Client,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+/// Milliseconds since the epoch, chosen by the proposer for events.
+pub fn now() -> UnixMillis {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    UnixMillis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+impl App {
+    /// Opens the Raft store under `dir` and starts Raft (not the HTTP server).
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be opened (e.g. another `cairnd` holds it) or Raft
+    /// refuses to start.
+    pub async fn start(dir: &DataDir, identity: NodeIdentity) -> Result<Arc<App>, NodeError> {
+        let (log, sm) = cairn_consensus::open(&dir.raft())?;
+        let state = sm.handle();
+        let cluster_secret = ClusterSecret::load(&dir.cluster_secret())?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        match &cluster_secret {
+            Some(secret) => {
+                let mut value = reqwest::header::HeaderValue::from_str(secret.expose())
+                    .map_err(|_| NodeError::Config("the cluster secret must be printable ASCII".into()))?;
+                value.set_sensitive(true);
+                headers.insert(CLUSTER_SECRET_HEADER, value);
+            }
+            None if !identity.listen.ip().is_loopback() => tracing::warn!(
+                "no cluster secret: the cluster-internal endpoints (/raft/*, join) are open to anyone \
+                 who can reach {}",
+                identity.listen
+            ),
+            None => {}
+        }
+        // Peer traffic (Raft RPCs, forwarding, joins) presents the secret.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .default_headers(headers)
+            .build()
+            .map_err(|e| NodeError::Config(format!("http client: {e}")))?;
+        let raft = Raft::new(
+            identity.node_id,
+            raft_config()?,
+            HttpNetwork::new(http.clone()),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let admin = match AdminToken::load(&dir.admin_token()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "no admin token: the admin API is disabled on this node");
+                None
+            }
+        };
+        let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
+        Ok(Arc::new(App {
+            identity,
+            raft,
+            state,
+            admin,
+            cluster_secret,
+            http,
+            metrics,
+        }))
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.identity.node_id
+    }
+
+    /// Proposes `event` under a fresh request id.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Unavailable`] if no leader accepted it within the retry
+    /// window. A rejection by the state machine is an `Ok(Outcome::Rejected)`.
+    pub async fn propose(&self, event: Event) -> Result<Outcome, ApiError> {
+        self.propose_request(Request {
+            request_id: RequestId::random(),
+            event,
+        })
+        .await
+    }
+
+    /// Proposes `request`, forwarding to the leader and retrying (with the
+    /// same request id) until it is committed or the retry window ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`App::propose`].
+    pub async fn propose_request(&self, request: Request) -> Result<Outcome, ApiError> {
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut last_error = String::from("no leader");
+        loop {
+            match self.raft.client_write(request.clone()).await {
+                Ok(resp) => {
+                    self.metrics.count_outcome(&resp.data);
+                    return Ok(resp.data);
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let Some(leader) = f.leader_node {
+                        let answer: Result<Result<Outcome, String>, _> = post_bincode(
+                            &self.http,
+                            &leader.http_addr,
+                            "/raft/propose",
+                            &request,
+                            Some(RETRY_FOR),
+                        )
+                        .await;
+                        match answer {
+                            Ok(Ok(outcome)) => {
+                                self.metrics.count_outcome(&outcome);
+                                return Ok(outcome);
+                            }
+                            Ok(Err(e)) => last_error = e,
+                            Err(e) => last_error = e.to_string(),
+                        }
+                    }
+                }
+                Err(RaftError::APIError(e)) => return Err(ApiError::Internal(e.to_string())),
+                Err(RaftError::Fatal(f)) => return Err(unavailable(f)),
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable(last_error));
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Proposes on this node only (the leader side of forwarding): no
+    /// further forwarding, so two nodes that disagree about the leader
+    /// cannot bounce a request between them.
+    ///
+    /// # Errors
+    ///
+    /// A message if this node is not the leader or Raft failed.
+    pub async fn propose_local(&self, request: Request) -> Result<Outcome, String> {
+        // Not counted here: the node that received the write counts it.
+        match self.raft.client_write(request).await {
+            Ok(resp) => Ok(resp.data),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Waits until this node's state reflects every write committed before
+    /// the call (a linearizable read point).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Unavailable`] without a reachable leader.
+    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        let deadline = Instant::now() + RETRY_FOR;
+        loop {
+            let err = match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    match f.leader_node {
+                        Some(leader) => match self.follower_read_index(&leader).await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => e,
+                        },
+                        None => "no leader".to_string(),
+                    }
+                }
+                Err(RaftError::APIError(e)) => e.to_string(),
+                Err(RaftError::Fatal(f)) => return Err(unavailable(f)),
+            };
+            if Instant::now() >= deadline {
+                return Err(unavailable(err));
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn follower_read_index(&self, leader: &ClusterNode) -> Result<(), String> {
+        let answer: Result<Option<u64>, String> = post_bincode(
+            &self.http,
+            &leader.http_addr,
+            "/raft/read-index",
+            &(),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let index = answer?;
+        self.raft
+            .wait(Some(Duration::from_secs(5)))
+            .applied_index_at_least(index, "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The leader side of a follower read: confirms leadership and returns
+    /// the index the follower must have applied.
+    ///
+    /// # Errors
+    ///
+    /// A message if this node is not the leader.
+    pub async fn read_index(&self) -> Result<Option<u64>, String> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|l| l.map(|l| l.index))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Adds a node: as a learner first (waiting until it has caught up), then
+    /// as a voter while there are fewer than [`MAX_VOTERS`]; and records it
+    /// as a storage node. Idempotent: a node that is already a member is
+    /// left as it is.
+    ///
+    /// Must run on the leader; the HTTP handler forwards otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Unavailable`] if this node is not the leader (the caller
+    /// forwards), other membership errors as internal errors.
+    pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, ApiError> {
+        let member_err = |e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                unavailable("not the leader")
+            }
+            // Another join is mid-way; the joiner retries.
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(e),
+            )) => unavailable(e),
+            other => ApiError::Internal(other.to_string()),
+        };
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let known = membership.membership().get_node(&req.node_id).cloned();
+        match known {
+            Some(node) if node.http_addr != req.addr => {
+                return Err(ApiError::BadRequest(format!(
+                    "node {} is already a member at {}, not {}",
+                    req.node_id, node.http_addr, req.addr
+                )));
+            }
+            Some(_) => {}
+            None => {
+                self.raft
+                    .add_learner(req.node_id, ClusterNode::new(req.addr.clone()), true)
+                    .await
+                    .map_err(member_err)?;
+            }
+        }
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
+        let mut voter = voters.contains(&req.node_id);
+        if !voter && voters.len() < MAX_VOTERS {
+            self.raft
+                .change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])),
+                    false,
+                )
+                .await
+                .map_err(member_err)?;
+            voter = true;
+        }
+        self.record_storage_node(req.node_id, &req.addr).await?;
+        Ok(JoinResponse {
+            voter,
+            leader: self.id(),
+        })
+    }
+
+    /// Records `node` as a storage node unless it already is one.
+    ///
+    /// # Errors
+    ///
+    /// No leader.
+    pub async fn record_storage_node(
+        &self,
+        node: StorageNodeId,
+        addr: &str,
+    ) -> Result<(), ApiError> {
+        let already = self.state.read(|s| {
+            s.storage_nodes()
+                .get(&node)
+                .is_some_and(|n| n.status != cairn_consensus::state::StorageNodeStatus::Removed)
+        });
+        if already {
+            return Ok(());
+        }
+        match self
+            .propose(Event::StorageNodeJoined {
+                node,
+                addr: addr.to_string(),
+                at: now(),
+            })
+            .await?
+        {
+            Outcome::Applied
+            | Outcome::Rejected(cairn_consensus::Rejection::DuplicateId { .. }) => Ok(()),
+            Outcome::Rejected(r) => Err(ApiError::Rejected(r)),
+            Outcome::NoOp => Ok(()),
+        }
+    }
+
+    /// This node's view of the cluster. Replication progress per member is
+    /// only known on the leader.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let replication: BTreeMap<NodeId, Option<u64>> = m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+            .unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                addr: node.http_addr.clone(),
+                voter: voters.contains(id),
+                matched_index: if *id == m.id {
+                    m.last_log_index
+                } else {
+                    replication.get(id).copied().flatten()
+                },
+                applied_index: if *id == m.id {
+                    m.last_applied.map(|l| l.index)
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let leader_addr = m
+            .current_leader
+            .and_then(|l| membership.get_node(&l))
+            .map(|n| n.http_addr.clone());
+        let storage_nodes = self.state.read(|s| {
+            s.storage_nodes()
+                .values()
+                .map(|n| StorageNodeInfo {
+                    id: n.id,
+                    addr: n.addr.clone(),
+                    status: format!("{:?}", n.status),
+                })
+                .collect()
+        });
+        ClusterStatus {
+            node_id: m.id,
+            role: format!("{:?}", m.state),
+            leader: m.current_leader,
+            leader_addr,
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index),
+            last_log_index: m.last_log_index,
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            members,
+            voters: voters.into_iter().collect(),
+            storage_nodes,
+            under_replicated_chunks: None,
+        }
+    }
+
+    /// Whether the node can serve: Raft running, a leader known, and this
+    /// node a member of the cluster.
+    pub fn is_ready(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.running_state.is_ok()
+            && m.current_leader.is_some()
+            && m.state != ServerState::Shutdown
+            && m.membership_config.membership().get_node(&m.id).is_some()
+    }
+
+    /// Whether Raft is still running (storage not failed).
+    pub fn is_healthy(&self) -> bool {
+        self.raft.metrics().borrow().running_state.is_ok()
+    }
+}

@@ -1,0 +1,353 @@
+//! The operator commands of `cairnd` that talk to a running cluster over its
+//! HTTP API: `cluster status` and `admin user|tier`.
+//!
+//! `admin user create` derives the account's login key locally with
+//! argon2id (the same parameters the `cairn` client uses by default) so the
+//! password never leaves the operator's machine, then sends only the login
+//! key and the KDF parameters.
+
+use std::path::Path;
+use std::time::Duration;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zeroize::Zeroize;
+
+use crate::error::ErrorBody;
+use crate::http::IDEMPOTENCY_KEY;
+use crate::wire::{ClusterStatus, CreateUser, DefineTier, Kdf, UserInfo};
+
+/// How many times a write is attempted while the cluster is unavailable.
+const WRITE_ATTEMPTS: u32 = 5;
+
+/// Default argon2id memory cost (KiB): 64 MiB, as the client uses.
+pub const KDF_MEMORY_KIB: u32 = 64 * 1024;
+/// Default argon2id passes.
+pub const KDF_ITERATIONS: u32 = 3;
+/// Default argon2id lanes.
+pub const KDF_PARALLELISM: u32 = 1;
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server refused the credentials (exit code 3).
+    #[error("authentication refused: {0}")]
+    Auth(String),
+    /// Anything else (exit code 1).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    /// The process exit code (DESIGN §9).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Auth(_) => 3,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> CliError {
+    CliError::Other(e.to_string())
+}
+
+/// A client for one server.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for `server`, authenticating with `token` if given.
+    ///
+    /// # Errors
+    ///
+    /// The HTTP client cannot be built.
+    pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(other)?;
+        Ok(Self {
+            http,
+            base: server.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    async fn handle<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CliError> {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(other);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| format!("{} ({})", b.message, b.code))
+            .unwrap_or_else(|_| format!("HTTP {status}: {text}"));
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            Err(CliError::Auth(message))
+        } else {
+            Err(CliError::Other(message))
+        }
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .map_err(other)?;
+        Self::handle(resp).await
+    }
+
+    /// POSTs a write with one idempotency key for all attempts, retrying
+    /// while the cluster is unavailable (e.g. electing a new leader) or the
+    /// connection fails: the server applies the write at most once.
+    async fn post_write<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, CliError> {
+        let key = hex::encode(rand::random::<[u8; 16]>());
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .auth(self.http.post(format!("{}{path}", self.base)))
+                .header(IDEMPOTENCY_KEY, &key)
+                .json(body)
+                .send()
+                .await;
+            let retry = match &sent {
+                Ok(resp) => resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                Err(e) => e.is_connect() || e.is_timeout(),
+            };
+            if !retry || attempt >= WRITE_ATTEMPTS {
+                return sent.map_err(other);
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        Self::handle(self.post_write(path, body).await?).await
+    }
+
+    async fn post_no_body<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CliError> {
+        let resp = self.post_write(path, body).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::handle::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// The cluster status, preferably as the leader sees it (only the
+    /// leader knows every member's replication progress).
+    ///
+    /// # Errors
+    ///
+    /// The server cannot be reached.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, CliError> {
+        let here: ClusterStatus = self.get("/api/v1/cluster/status").await?;
+        let mut status = here.clone();
+        if here.leader != Some(here.node_id) {
+            if let Some(addr) = &here.leader_addr {
+                if let Ok(s) = self
+                    .at(addr)
+                    .get::<ClusterStatus>("/api/v1/cluster/status")
+                    .await
+                {
+                    status = s;
+                }
+            }
+        }
+        // Each member knows its own applied index; ask the others (a member
+        // that does not answer keeps `None`).
+        for member in &mut status.members {
+            if member.applied_index.is_some() {
+                continue;
+            }
+            if member.id == here.node_id {
+                member.applied_index = here.last_applied;
+                continue;
+            }
+            let peer = self.at(&member.addr);
+            let probe = peer.get::<ClusterStatus>("/api/v1/cluster/status");
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
+                member.applied_index = s.last_applied;
+            }
+        }
+        Ok(status)
+    }
+
+    /// A token-less client for another node of the cluster.
+    fn at(&self, addr: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: addr.trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    /// Creates an account with the password read from `password_file`.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable file, KDF failure, or the server's refusal.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_file: &Path,
+    ) -> Result<UserInfo, CliError> {
+        let mut password = std::fs::read_to_string(password_file)
+            .map_err(|e| other(format!("{}: {e}", password_file.display())))?;
+        let trimmed_len = password.trim_end_matches(['\n', '\r']).len();
+        password.truncate(trimmed_len);
+        if password.is_empty() {
+            return Err(other(format!("{} is empty", password_file.display())));
+        }
+        let salt: [u8; 16] = rand::random();
+        let login_key = derive_login_key(
+            password.as_bytes(),
+            &salt,
+            KDF_MEMORY_KIB,
+            KDF_ITERATIONS,
+            KDF_PARALLELISM,
+        );
+        password.zeroize();
+        let mut login_key = login_key?;
+        let body = CreateUser {
+            name: name.to_string(),
+            kdf: Kdf {
+                memory_kib: KDF_MEMORY_KIB,
+                iterations: KDF_ITERATIONS,
+                parallelism: KDF_PARALLELISM,
+                salt: hex::encode(salt),
+            },
+            login_key: hex::encode(login_key),
+        };
+        login_key.zeroize();
+        self.post("/api/v1/admin/users", &body).await
+    }
+
+    /// Lists accounts.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, CliError> {
+        self.get("/api/v1/admin/users").await
+    }
+
+    /// Defines a tier.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn define_tier(
+        &self,
+        name: &str,
+        replicas: u8,
+        requestable: bool,
+    ) -> Result<(), CliError> {
+        let body = DefineTier {
+            name: name.to_string(),
+            replicas,
+            requestable,
+        };
+        self.post_no_body("/api/v1/admin/tiers", &body).await
+    }
+}
+
+/// The login key: the first 32 bytes of argon2id(password, salt) → 64 bytes
+/// (the last 32, the wrap key, are never computed here).
+///
+/// # Errors
+///
+/// Invalid parameters.
+pub fn derive_login_key(
+    password: &[u8],
+    salt: &[u8],
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+) -> Result<[u8; 32], CliError> {
+    let params = Params::new(memory_kib, iterations, parallelism, Some(64)).map_err(other)?;
+    let mut out = [0u8; 64];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(password, salt, &mut out)
+        .map_err(other)?;
+    let mut login = [0u8; 32];
+    login.copy_from_slice(&out[..32]);
+    out.zeroize();
+    Ok(login)
+}
+
+/// Renders a status for humans.
+pub fn format_status(s: &ClusterStatus) -> String {
+    let mut out = format!(
+        "node {} ({}), leader {}, term {}, applied {}\n",
+        s.node_id,
+        s.role,
+        s.leader.map_or("none".to_string(), |l| l.to_string()),
+        s.term,
+        s.last_applied.map_or("-".to_string(), |i| i.to_string()),
+    );
+    out.push_str("members:\n");
+    for m in &s.members {
+        out.push_str(&format!(
+            "  {:>4}  {:<8} {:<28} matched {:<8} applied {}\n",
+            m.id,
+            if m.voter { "voter" } else { "learner" },
+            m.addr,
+            m.matched_index.map_or("-".to_string(), |i| i.to_string()),
+            m.applied_index.map_or("-".to_string(), |i| i.to_string()),
+        ));
+    }
+    out.push_str("storage nodes:\n");
+    for n in &s.storage_nodes {
+        out.push_str(&format!("  {:>4}  {:<9} {}\n", n.id, n.status, n.addr));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_key_is_the_first_half_of_argon2id() {
+        let key = derive_login_key(b"pw", &[7; 16], 64, 1, 1).expect("kdf");
+        let mut full = [0u8; 64];
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, Some(64)).expect("params"),
+        )
+        .hash_password_into(b"pw", &[7; 16], &mut full)
+        .expect("argon2");
+        assert_eq!(key[..], full[..32]);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(CliError::Auth("x".into()).exit_code(), 3);
+        assert_eq!(CliError::Other("x".into()).exit_code(), 1);
+    }
+}

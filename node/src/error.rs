@@ -1,0 +1,175 @@
+//! Errors of the node: [`NodeError`] for starting and running a node,
+//! [`ApiError`] for HTTP answers.
+//!
+//! API errors serialise deliberately as `{"code": "...", "message": "..."}`
+//! with a stable `code` that clients and tests match on; the message is for
+//! humans and may change. Rejections from the state machine map one to one
+//! to codes (see [`rejection_code`]).
+
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cairn_consensus::Rejection;
+use serde::{Deserialize, Serialize};
+
+/// Failures starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Configuration is missing, malformed or contradictory.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The Raft store could not be opened.
+    #[error(transparent)]
+    Store(#[from] cairn_consensus::ConsensusError),
+    /// openraft refused to start or stopped.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// Binding or serving the HTTP listener failed.
+    #[error("http server on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Joining an existing cluster failed.
+    #[error("joining {url}: {detail}")]
+    Join {
+        /// The cluster URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// The JSON body of every API error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// An API failure, rendered as [`ErrorBody`] with a fitting HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong bearer token.
+    #[error("missing or invalid admin token")]
+    Unauthorized,
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The state machine refused the event.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// No leader right now, or it could not be reached; retry.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// Something that should not fail did.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The stable API code of a state-machine rejection.
+pub fn rejection_code(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::UnknownAccount(_) => "unknown_account",
+        Rejection::UnknownDevice(_) => "unknown_device",
+        Rejection::UnknownVault(_) => "unknown_vault",
+        Rejection::UnknownSnapshot(_) => "unknown_snapshot",
+        Rejection::UnknownJob(_) => "unknown_job",
+        Rejection::UnknownTier(_) => "unknown_tier",
+        Rejection::UnknownStorageNode(_) => "unknown_storage_node",
+        Rejection::DuplicateId { .. } => "duplicate_id",
+        Rejection::NameTaken { .. } => "name_taken",
+        Rejection::InvalidName { .. } => "invalid_name",
+        Rejection::WrongOwner { .. } => "wrong_owner",
+        Rejection::DeviceRevoked(_) => "device_revoked",
+        Rejection::AccountHasVaults { .. } => "account_has_vaults",
+        Rejection::RewrapMismatch { .. } => "rewrap_mismatch",
+        Rejection::TierNotRequestable(_) => "tier_not_requestable",
+        Rejection::InvalidReplicas(_) => "invalid_replicas",
+        Rejection::JobAlreadyFinished(_) => "job_already_finished",
+        Rejection::TimeTravel { .. } => "time_travel",
+        Rejection::StorageNodeState { .. } => "storage_node_state",
+        Rejection::InvalidAddress(_) => "invalid_address",
+        Rejection::StaleFencingToken { .. } => "stale_fencing_token",
+        Rejection::LeaseMismatch { .. } => "lease_mismatch",
+    }
+}
+
+impl ApiError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Rejected(r) => rejection_code(r),
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Rejected(Rejection::NameTaken { .. } | Rejection::DuplicateId { .. }) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Rejected(
+                Rejection::UnknownAccount(_)
+                | Rejection::UnknownDevice(_)
+                | Rejection::UnknownVault(_)
+                | Rejection::UnknownSnapshot(_)
+                | Rejection::UnknownJob(_)
+                | Rejection::UnknownTier(_)
+                | Rejection::UnknownStorageNode(_),
+            ) => StatusCode::NOT_FOUND,
+            ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(m) = &self {
+            tracing::error!(message = %m, "internal API error");
+        }
+        let body = ErrorBody {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(ApiError::Unauthorized.code(), "unauthorized");
+        let r = Rejection::NameTaken {
+            kind: cairn_consensus::RecordKind::Account,
+            name: "a".into(),
+        };
+        assert_eq!(ApiError::Rejected(r.clone()).code(), "name_taken");
+        assert_eq!(ApiError::Rejected(r).status(), StatusCode::CONFLICT);
+    }
+}

@@ -1,0 +1,383 @@
+//! The HTTP surface of a node (axum): thin handlers that parse, call
+//! [`App`], and map the result to a response.
+//!
+//! | path | body | who calls it |
+//! |---|---|---|
+//! | `POST /raft/{append,vote,snapshot}` | bincode | peers' [`HttpNetwork`](crate::network::HttpNetwork) |
+//! | `POST /raft/propose`, `/raft/read-index` | bincode | followers forwarding writes and reads |
+//! | `GET /healthz`, `/readyz`, `/metrics` | text | orchestration, Prometheus |
+//! | `GET /api/v1/cluster/status`, `POST /api/v1/cluster/join` | JSON | `cairnd cluster status`, joining nodes |
+//! | `GET, POST /api/v1/admin/users`, `POST /api/v1/admin/tiers` | JSON, admin token | `cairnd admin` |
+//! | `GET /api/v1/openapi.json` | JSON | API clients |
+//!
+//! The `/raft/*` and join endpoints are cluster-internal: when the cluster
+//! has a secret ([`ClusterSecret`](crate::token::ClusterSecret)) they
+//! require it in the `x-cairn-cluster-secret` header. The admin API requires
+//! the node's admin token as `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_consensus::event::{Credentials, KdfParams};
+use cairn_consensus::{AccountId, Event, Outcome, Request, RequestId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::app::{now, App, FORWARDED_HEADER};
+use crate::error::{ApiError, ErrorBody};
+use crate::network::BINCODE;
+use crate::token::CLUSTER_SECRET_HEADER;
+use crate::wire::{CreateUser, DefineTier, JoinRequest, JoinResponse, UserInfo};
+
+/// Largest Raft RPC body (snapshot chunks are 1 MiB, append batches small).
+const RAFT_BODY_LIMIT: usize = 64 << 20;
+
+/// The node's router.
+pub fn router(app: Arc<App>) -> Router {
+    let internal = Router::new()
+        .route("/raft/append", post(raft_append))
+        .route("/raft/vote", post(raft_vote))
+        .route("/raft/snapshot", post(raft_snapshot))
+        .route("/raft/propose", post(raft_propose))
+        .route("/raft/read-index", post(raft_read_index))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
+        .route("/api/v1/cluster/join", post(cluster_join))
+        .route_layer(middleware::from_fn_with_state(app.clone(), cluster_only));
+    Router::new()
+        .merge(internal)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/cluster/status", get(cluster_status))
+        .route("/api/v1/admin/users", get(list_users).post(create_user))
+        .route("/api/v1/admin/tiers", post(define_tier))
+        .route("/api/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
+}
+
+/// Admits a request to a cluster-internal endpoint only with the cluster
+/// secret, when the cluster has one.
+async fn cluster_only(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if let Some(secret) = &app.cluster_secret {
+        let presented = request
+            .headers()
+            .get(CLUSTER_SECRET_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if !presented.is_some_and(|p| secret.verify(p)) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found() -> Response {
+    let body = ErrorBody {
+        code: "not_found".into(),
+        message: "no such endpoint".into(),
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+// --- Raft RPCs (bincode) --------------------------------------------------
+
+fn bincode_reply<T: Serialize>(value: &T) -> Response {
+    match bincode::serialize(value) {
+        Ok(bytes) => ([(CONTENT_TYPE, BINCODE)], bytes).into_response(),
+        Err(e) => ApiError::Internal(format!("encoding reply: {e}")).into_response(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    bincode::deserialize(body).map_err(|e| ApiError::BadRequest(format!("bad bincode body: {e}")))
+}
+
+async fn raft_append(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => bincode_reply(&app.raft.append_entries(rpc).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raft_vote(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => bincode_reply(&app.raft.vote(rpc).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raft_snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match decode(&body) {
+        Ok(rpc) => bincode_reply(&app.raft.install_snapshot(rpc).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raft_propose(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match decode::<Request>(&body) {
+        Ok(req) => bincode_reply(&app.propose_local(req).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raft_read_index(State(app): State<Arc<App>>) -> Response {
+    bincode_reply(&app.read_index().await)
+}
+
+// --- health and metrics ----------------------------------------------------
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.is_healthy() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "raft stopped\n").into_response()
+    }
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app.metrics.render(&app);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+// --- cluster -------------------------------------------------------------
+
+async fn cluster_status(State(app): State<Arc<App>>) -> Response {
+    Json(app.status()).into_response()
+}
+
+async fn cluster_join(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<JoinRequest>,
+) -> Response {
+    let is_leader = app.raft.metrics().borrow().current_leader == Some(app.id());
+    if is_leader {
+        return match app.join(&req).await {
+            Ok(resp) => Json(resp).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    if headers.contains_key(FORWARDED_HEADER) {
+        return ApiError::Unavailable("not the leader".into()).into_response();
+    }
+    let Some(leader) = app.status().leader_addr else {
+        return ApiError::Unavailable("no leader".into()).into_response();
+    };
+    let url = format!("{}/api/v1/cluster/join", leader.trim_end_matches('/'));
+    let forwarded = app
+        .http
+        .post(&url)
+        .header(FORWARDED_HEADER, "1")
+        .json(&req)
+        .send()
+        .await;
+    match forwarded {
+        Ok(resp) if resp.status().is_success() => match resp.json::<JoinResponse>().await {
+            Ok(j) => Json(j).into_response(),
+            Err(e) => ApiError::Unavailable(format!("leader answer: {e}")).into_response(),
+        },
+        Ok(resp) => {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            ApiError::Unavailable(format!("leader said {status}: {text}")).into_response()
+        }
+        Err(e) => ApiError::Unavailable(format!("forwarding to {url}: {e}")).into_response(),
+    }
+}
+
+// --- admin -----------------------------------------------------------------
+
+/// Proof that the request carried the node's admin token.
+pub struct Admin;
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (&app.admin, presented) {
+            (Some(token), Some(p)) if token.verify(p) => Ok(Admin),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The server-side hash of a login key: the state stores this, never the
+/// key. A plain (fast) hash is enough because the login key is itself the
+/// output of argon2id, not a guessable password.
+pub fn login_key_hash(login_key: &[u8]) -> Vec<u8> {
+    blake3::derive_key("cairn 2026 login-key hash v1", login_key).to_vec()
+}
+
+fn parse_hex(what: &str, s: &str, len: Option<usize>) -> Result<Vec<u8>, ApiError> {
+    let bytes = hex::decode(s).map_err(|_| ApiError::BadRequest(format!("{what} is not hex")))?;
+    match len {
+        Some(n) if bytes.len() != n => {
+            Err(ApiError::BadRequest(format!("{what} must be {n} bytes")))
+        }
+        _ => Ok(bytes),
+    }
+}
+
+fn applied<T>(outcome: Outcome, ok: T) -> Result<T, ApiError> {
+    match outcome {
+        Outcome::Applied => Ok(ok),
+        Outcome::Rejected(r) => Err(ApiError::Rejected(r)),
+        Outcome::NoOp => Err(ApiError::Internal("event produced no outcome".into())),
+    }
+}
+
+/// Header carrying a client-chosen request id (32 hex digits). A client
+/// that retries a write with the same key gets the first outcome back
+/// instead of applying it twice, through failovers too (the state machine
+/// deduplicates by request id).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn request_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
+    match headers.get(IDEMPOTENCY_KEY) {
+        None => Ok(RequestId::random()),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("{IDEMPOTENCY_KEY} must be 32 hex digits"))
+            }),
+    }
+}
+
+/// The id of the account a request creates, derived from the request id so
+/// that a retried request names the same account as its first attempt.
+fn account_id_for(request: RequestId) -> AccountId {
+    let digest = blake3::derive_key("cairn 2026 account id from request id v1", &request.0);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    AccountId(id)
+}
+
+fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
+    s.accounts().get(&id).map(|a| UserInfo {
+        id: a.id.to_hex(),
+        name: a.name.clone(),
+        created_at: a.created_at.0,
+        devices: s.devices_of(a.id).filter(|d| d.is_live()).count() as u64,
+        vaults: s.vaults_of(a.id).count() as u64,
+    })
+}
+
+async fn create_user(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<CreateUser>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    let request_id = request_id(&headers)?;
+    let login_key = parse_hex("login_key", &req.login_key, Some(32))?;
+    let salt = parse_hex("kdf.salt", &req.kdf.salt, None)?;
+    if salt.len() < 16 {
+        return Err(ApiError::BadRequest(
+            "kdf.salt must be at least 16 bytes".into(),
+        ));
+    }
+    let account = account_id_for(request_id);
+    let at = now();
+    let event = Event::AccountCreated {
+        account,
+        name: req.name.clone(),
+        credentials: Credentials {
+            kdf: KdfParams {
+                memory_kib: req.kdf.memory_kib,
+                iterations: req.kdf.iterations,
+                parallelism: req.kdf.parallelism,
+                salt,
+            },
+            login_key_hash: login_key_hash(&login_key),
+        },
+        at,
+    };
+    let fallback = UserInfo {
+        id: account.to_hex(),
+        name: req.name,
+        created_at: at.0,
+        devices: 0,
+        vaults: 0,
+    };
+    applied(
+        app.propose_request(Request { request_id, event }).await?,
+        (),
+    )?;
+    // Answer from the state (a retried request was applied by its first
+    // attempt, with that attempt's time); this node may be a follower, so
+    // wait until it has applied the write.
+    app.read_barrier().await?;
+    let info = app
+        .state
+        .read(|s| user_info(s, account))
+        .unwrap_or(fallback);
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+async fn list_users(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    app.read_barrier().await?;
+    let mut users: Vec<UserInfo> = app.state.read(|s| {
+        s.accounts()
+            .keys()
+            .filter_map(|id| user_info(s, *id))
+            .collect()
+    });
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(users))
+}
+
+async fn define_tier(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<DefineTier>,
+) -> Result<StatusCode, ApiError> {
+    let request_id = request_id(&headers)?;
+    let event = Event::TierDefined {
+        name: req.name,
+        replicas: req.replicas,
+        requestable: req.requestable,
+        at: now(),
+    };
+    applied(
+        app.propose_request(Request { request_id, event }).await?,
+        StatusCode::CREATED,
+    )
+}

@@ -1,0 +1,39 @@
+//! `cairnd`, the Cairn server node.
+//!
+//! A node composes the replicated event log ([`cairn_consensus`]) with an
+//! HTTP server: openraft's network traits over HTTP ([`network`]), the Raft
+//! RPC, cluster and admin endpoints ([`http`]), and the process lifecycle —
+//! `init`, `serve`, `--join`, the dev cluster ([`server`]). Operator commands
+//! that talk to a running cluster live in [`cli`].
+//!
+//! ```text
+//!            ┌────────────── cairnd ───────────────┐
+//!   HTTP ──▶ │ http (axum) ──▶ app ──▶ openraft ───┼──▶ peers (network, bincode/HTTP)
+//!            │                  │         │        │
+//!            │                  ▼         ▼        │
+//!            │           StateHandle ◀─ consensus store (RocksDB data/raft)
+//!            └─────────────────────────────────────┘
+//! ```
+//!
+//! Security of the cluster-internal endpoints (`/raft/*`, joins) rests on an
+//! optional shared cluster secret ([`token::ClusterSecret`], set with
+//! `--cluster-secret-file` at `init` and on every joining node); without one
+//! they are open, which `cairnd` only allows quietly on loopback.
+//!
+//! Not yet here (see the issue notes): TLS (non-loopback addresses need
+//! `--insecure-http`), the storage role's chunk API, and the client-facing
+//! API (login, devices, vaults, snapshot records).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod network;
+pub mod openapi;
+pub mod server;
+pub mod token;
+pub mod wire;

@@ -1,0 +1,322 @@
+//! Starting a node: `cairnd init`, `cairnd serve [--join]` and the
+//! no-argument dev cluster.
+//!
+//! ```text
+//!  init:  node.json? no → Raft::initialize({self}) → wait leader → record storage node → stop
+//!  serve: node.json → App::start → bind → (join task) → axum until SIGINT/SIGTERM → raft.shutdown
+//!  dev:   init if needed (id 1, 127.0.0.1:8700, ./cairn-data) → serve
+//! ```
+//!
+//! `node.json` is written last by `init`, so a crash during init leaves a
+//! data directory that `init` can simply be run on again.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_consensus::ClusterNode;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::{DataDir, NodeIdentity};
+use crate::error::NodeError;
+use crate::token::{AdminToken, ClusterSecret};
+use crate::wire::{JoinRequest, JoinResponse};
+
+/// Refuses a non-loopback listen address without `--insecure-http`: TLS is
+/// not implemented yet, and Cairn must not silently serve credentials in
+/// clear text on a network.
+///
+/// # Errors
+///
+/// [`NodeError::Config`] for a non-loopback address without the flag.
+pub fn check_listen(addr: SocketAddr, insecure_http: bool) -> Result<(), NodeError> {
+    if addr.ip().is_loopback() || insecure_http {
+        Ok(())
+    } else {
+        Err(NodeError::Config(format!(
+            "{addr} is not a loopback address and TLS is not implemented yet; \
+             pass --insecure-http to serve plain HTTP on a trusted network"
+        )))
+    }
+}
+
+fn prepare(dir: &DataDir, cluster_secret: Option<&Path>) -> Result<(), NodeError> {
+    std::fs::create_dir_all(dir.root()).map_err(|source| NodeError::Io {
+        path: dir.root().to_owned(),
+        source,
+    })?;
+    AdminToken::create_if_missing(&dir.admin_token())?;
+    install_cluster_secret(dir, cluster_secret)
+}
+
+/// Copies the cluster secret from `from` (if given) into the data
+/// directory; see [`ClusterSecret::install`].
+///
+/// # Errors
+///
+/// As [`ClusterSecret::install`].
+pub fn install_cluster_secret(dir: &DataDir, from: Option<&Path>) -> Result<(), NodeError> {
+    match from {
+        Some(from) => ClusterSecret::install(from, &dir.cluster_secret()),
+        None => Ok(()),
+    }
+}
+
+/// `cairnd init`: creates a one-voter cluster whose only member is this
+/// node, then stops it.
+///
+/// # Errors
+///
+/// The node was already initialised, the store cannot be opened, or the
+/// node did not become leader of its own cluster.
+pub async fn init(
+    dir: &DataDir,
+    identity: NodeIdentity,
+    cluster_secret: Option<&Path>,
+) -> Result<(), NodeError> {
+    let app = start_new_cluster(dir, identity, cluster_secret).await?;
+    app.raft
+        .shutdown()
+        .await
+        .map_err(|e| NodeError::Raft(format!("shutdown: {e}")))
+}
+
+/// Creates a one-voter cluster and returns the running node (the dev
+/// cluster keeps it running: the store cannot be reopened in the same
+/// process until every openraft task has let go of it).
+///
+/// # Errors
+///
+/// As [`init`].
+pub async fn start_new_cluster(
+    dir: &DataDir,
+    identity: NodeIdentity,
+    cluster_secret: Option<&Path>,
+) -> Result<Arc<App>, NodeError> {
+    if NodeIdentity::load(dir)?.is_some() {
+        return Err(NodeError::Config(format!(
+            "{} is already initialised",
+            dir.root().display()
+        )));
+    }
+    prepare(dir, cluster_secret)?;
+    let app = App::start(dir, identity.clone()).await?;
+    if let Err(e) = init_cluster(&app).await {
+        if let Err(s) = app.raft.shutdown().await {
+            tracing::error!(error = %s, "raft shutdown after failed init");
+        }
+        return Err(e);
+    }
+    identity.save(dir)?;
+    Ok(app)
+}
+
+async fn init_cluster(app: &Arc<App>) -> Result<(), NodeError> {
+    let id = app.id();
+    let initialised = app
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    if !initialised {
+        let members = BTreeMap::from([(id, ClusterNode::new(app.identity.advertise.clone()))]);
+        app.raft
+            .initialize(members)
+            .await
+            .map_err(|e| NodeError::Raft(format!("initialize: {e}")))?;
+    }
+    app.raft
+        .wait(Some(Duration::from_secs(30)))
+        .current_leader(id, "init: become leader of the new cluster")
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    app.record_storage_node(id, &app.identity.advertise)
+        .await
+        .map_err(|e| NodeError::Raft(format!("recording storage node: {e}")))?;
+    Ok(())
+}
+
+/// How `serve` was asked to run.
+pub struct ServeOptions {
+    /// Cluster URL to join (for a node that is not yet a member).
+    pub join: Option<String>,
+}
+
+/// `cairnd serve`: starts the node and runs it until `shutdown` resolves.
+///
+/// # Errors
+///
+/// The store cannot be opened, the address cannot be bound, or serving fails.
+pub async fn serve(
+    dir: &DataDir,
+    identity: NodeIdentity,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let app = App::start(dir, identity).await?;
+    serve_app(app, options, shutdown).await
+}
+
+/// Serves HTTP for a started node until `shutdown` resolves, then stops Raft.
+///
+/// # Errors
+///
+/// The address cannot be bound, or serving fails.
+pub async fn serve_app(
+    app: Arc<App>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let identity = app.identity.clone();
+    let listener = match TcpListener::bind(identity.listen).await {
+        Ok(l) => l,
+        Err(source) => {
+            if let Err(e) = app.raft.shutdown().await {
+                tracing::error!(error = %e, "raft shutdown");
+            }
+            return Err(NodeError::Serve {
+                addr: identity.listen.to_string(),
+                source,
+            });
+        }
+    };
+    let local = listener.local_addr().map_err(|source| NodeError::Serve {
+        addr: identity.listen.to_string(),
+        source,
+    })?;
+    tracing::info!(node_id = identity.node_id, %local, advertise = %identity.advertise, "cairnd listening");
+    println!(
+        "cairnd node {} listening on http://{local}",
+        identity.node_id
+    );
+
+    let joiner = options
+        .join
+        .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
+    let served = axum::serve(listener, crate::http::router(app.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| NodeError::Serve {
+            addr: local.to_string(),
+            source,
+        });
+    if let Some(j) = joiner {
+        j.abort();
+    }
+    tracing::info!("shutting down raft");
+    if let Err(e) = app.raft.shutdown().await {
+        tracing::error!(error = %e, "raft shutdown");
+    }
+    served
+}
+
+/// Asks the cluster at `url` to add this node, retrying until the leader
+/// reports success (the cluster may be electing a leader, the URL's node may
+/// be down, or another membership change may be in progress). The leader's
+/// join is idempotent and records the storage node as its last step, so
+/// only a successful answer ends the loop — not merely seeing ourselves in
+/// the membership, which happens before that last step.
+async fn join_until_member(app: Arc<App>, url: String) {
+    let id = app.id();
+    let req = JoinRequest {
+        node_id: id,
+        addr: app.identity.advertise.clone(),
+    };
+    let endpoint = format!("{}/api/v1/cluster/join", url.trim_end_matches('/'));
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let is_member = app
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some();
+        let is_recorded = app.state.read(|s| s.storage_nodes().contains_key(&id));
+        if is_member && is_recorded {
+            tracing::info!(node_id = id, "already a member of the cluster");
+            return;
+        }
+        match app.http.post(&endpoint).json(&req).send().await {
+            Ok(resp) if resp.status().is_success() => match resp.json::<JoinResponse>().await {
+                Ok(j) => {
+                    tracing::info!(
+                        node_id = id,
+                        voter = j.voter,
+                        leader = j.leader,
+                        "joined the cluster"
+                    );
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "join: unreadable answer; retrying"),
+            },
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                tracing::warn!(%status, %text, "join refused; retrying");
+            }
+            Err(e) => tracing::warn!(error = %e, %endpoint, "join failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "listening for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listening for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Prepares a data directory for a node that will join a cluster.
+///
+/// # Errors
+///
+/// IO errors.
+pub fn prepare_joiner(
+    dir: &DataDir,
+    identity: &NodeIdentity,
+    cluster_secret: Option<&Path>,
+) -> Result<(), NodeError> {
+    prepare(dir, cluster_secret)?;
+    identity.save(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_needs_the_flag() {
+        let lan: SocketAddr = "10.1.2.3:8700".parse().expect("addr");
+        let lo: SocketAddr = "127.0.0.1:8700".parse().expect("addr");
+        assert!(check_listen(lo, false).is_ok());
+        assert!(check_listen(lan, false).is_err());
+        assert!(check_listen(lan, true).is_ok());
+    }
+}

@@ -1,0 +1,143 @@
+//! JSON bodies of the `/api/v1` admin and cluster endpoints.
+//!
+//! These are the contract between `cairnd`'s HTTP API and its own CLI (and
+//! the tests). Byte strings are hex. When the client starts talking to the
+//! node, the types it shares should move to `cairn-proto`.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/admin/users`: create an account.
+///
+/// The password never reaches the server: the CLI derives the login key
+/// with argon2id locally and sends it with the parameters; the server stores
+/// only a hash of the login key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUser {
+    /// Login name.
+    pub name: String,
+    /// argon2id parameters and salt the login key was derived with.
+    pub kdf: Kdf,
+    /// The login key, hex (32 bytes).
+    pub login_key: String,
+}
+
+/// argon2id parameters, salt in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kdf {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// Salt, hex.
+    pub salt: String,
+}
+
+/// An account as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Account id, hex.
+    pub id: String,
+    /// Login name.
+    pub name: String,
+    /// Creation time, ms since the epoch.
+    pub created_at: u64,
+    /// Live devices.
+    pub devices: u64,
+    /// Vaults.
+    pub vaults: u64,
+}
+
+/// `POST /api/v1/admin/tiers`: define a requestable tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DefineTier {
+    /// Tier name.
+    pub name: String,
+    /// Replica count.
+    pub replicas: u8,
+    /// Whether devices may request it (default true).
+    #[serde(default = "yes")]
+    pub requestable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/cluster/join`: ask the cluster to add a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The joining node's id.
+    pub node_id: u64,
+    /// Its advertised base URL.
+    pub addr: String,
+}
+
+/// What a join did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// Whether the node became a voter (else it stays a learner).
+    pub voter: bool,
+    /// The leader that handled the join.
+    pub leader: u64,
+}
+
+/// `GET /api/v1/cluster/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub node_id: u64,
+    /// Its Raft role (`Leader`, `Follower`, `Learner`, `Candidate`, `Shutdown`).
+    pub role: String,
+    /// The leader it knows of.
+    pub leader: Option<u64>,
+    /// The leader's advertised URL, if known.
+    pub leader_addr: Option<String>,
+    /// Current term.
+    pub term: u64,
+    /// Index of the last applied entry on the answering node.
+    pub last_applied: Option<u64>,
+    /// Index of the last log entry on the answering node.
+    pub last_log_index: Option<u64>,
+    /// Last log index covered by the answering node's current snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last log index purged from the answering node's log.
+    pub purged_index: Option<u64>,
+    /// Every member.
+    pub members: Vec<Member>,
+    /// Voter ids.
+    pub voters: Vec<u64>,
+    /// Storage nodes in the replicated state.
+    pub storage_nodes: Vec<StorageNodeInfo>,
+    /// Under-replicated chunks; `None` until the storage role reports it.
+    pub under_replicated_chunks: Option<u64>,
+}
+
+/// One member of the Raft cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Node id.
+    pub id: u64,
+    /// Advertised URL.
+    pub addr: String,
+    /// Voter (else learner).
+    pub voter: bool,
+    /// The highest log index known replicated to it: exact on the leader
+    /// (its replication progress), else only known for the answering node.
+    pub matched_index: Option<u64>,
+    /// The index it has applied, as it reported itself: the server fills it
+    /// for itself, `cairnd cluster status` asks every other member.
+    pub applied_index: Option<u64>,
+}
+
+/// A storage node as recorded in the replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageNodeInfo {
+    /// Node id.
+    pub id: u64,
+    /// Address.
+    pub addr: String,
+    /// `Active`, `Draining` or `Removed`.
+    pub status: String,
+}

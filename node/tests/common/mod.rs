@@ -1,0 +1,343 @@
+//! Helpers to run real `cairnd` processes: free ports, data directories in
+//! a temp dir, logs captured to files (printed when a test fails), polling
+//! with deadlines instead of fixed sleeps.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_node::wire::ClusterStatus;
+
+pub const CAIRND: &str = env!("CARGO_BIN_EXE_cairnd");
+
+/// A port that was free a moment ago (the OS picks it).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One `cairnd` process; killed on drop.
+pub struct Node {
+    pub id: u64,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub log_dir: PathBuf,
+    child: Option<Child>,
+    runs: u32,
+    /// Extra environment for every process this node spawns.
+    pub env: Vec<(String, String)>,
+}
+
+impl Node {
+    pub fn new(root: &Path, id: u64) -> Self {
+        let dir = root.join(format!("node{id}"));
+        let log_dir = root.join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        Node {
+            id,
+            dir,
+            port: free_port(),
+            log_dir,
+            child: None,
+            runs: 0,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn listen(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `cairnd` with `args`, logging to `<logs>/node<id>.<run>.{out,err}`.
+    pub fn spawn(&mut self, args: &[&str]) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        self.runs += 1;
+        let out = std::fs::File::create(
+            self.log_dir
+                .join(format!("node{}.{}.out", self.id, self.runs)),
+        )
+        .expect("log");
+        let err = std::fs::File::create(
+            self.log_dir
+                .join(format!("node{}.{}.err", self.id, self.runs)),
+        )
+        .expect("log");
+        let child = Command::new(CAIRND)
+            .args(args)
+            .env("CAIRN_LOG", "info,openraft=info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn cairnd");
+        self.child = Some(child);
+    }
+
+    /// The dev cluster: `cairnd --data-dir D --listen ADDR`.
+    pub fn spawn_dev(&mut self) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let listen = self.listen();
+        self.spawn(&["--data-dir", &dir, "--listen", &listen]);
+    }
+
+    /// `cairnd init` (runs to completion).
+    pub fn init(&self) {
+        self.init_with(&[]);
+    }
+
+    /// `cairnd init` with extra arguments.
+    pub fn init_with(&self, extra: &[&str]) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let id = self.id.to_string();
+        let listen = self.listen();
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            &dir,
+            "--node-id",
+            &id,
+            "--listen",
+            &listen,
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `cairnd serve` of an initialised node.
+    pub fn spawn_serve(&mut self) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        self.spawn(&["serve", "--data-dir", &dir]);
+    }
+
+    /// `cairnd serve --join URL` of a new node.
+    pub fn spawn_join(&mut self, url: &str) {
+        self.spawn_join_with(url, &[]);
+    }
+
+    /// `cairnd serve --join URL` with extra arguments.
+    pub fn spawn_join_with(&mut self, url: &str, extra: &[&str]) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        let id = self.id.to_string();
+        let listen = self.listen();
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            &dir,
+            "--node-id",
+            &id,
+            "--listen",
+            &listen,
+            "--join",
+            url,
+        ];
+        args.extend_from_slice(extra);
+        self.spawn(&args);
+    }
+
+    /// SIGKILL: a crash, not a clean shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        wait_for("clean exit after SIGTERM", Duration::from_secs(20), || {
+            c.try_wait().ok().flatten()
+        })
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("admin.token")
+    }
+
+    /// Runs `cairnd admin --server <this node> --admin-token-file <its token> ARGS`.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        let token = self.token_file().to_string_lossy().into_owned();
+        let url = self.url();
+        let mut all = vec!["admin", "--server", &url, "--admin-token-file", &token];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    pub fn status(&self) -> Option<ClusterStatus> {
+        let out = run(&["cluster", "status", "--server", &self.url(), "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    /// An HTTP request to this node; panics if it cannot be made.
+    pub fn port_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        http_request(self.port, method, path, headers, body).expect("http request")
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.get("/readyz"), Some((200, _)))
+    }
+
+    pub fn wait_ready(&self) {
+        wait_for(
+            &format!("node {} ready", self.id),
+            Duration::from_secs(30),
+            || self.is_ready().then_some(()),
+        );
+    }
+
+    /// Whether any of this node's logs so far contains `text`.
+    pub fn logs_contain(&self, text: &str) -> bool {
+        (1..=self.runs).any(|run| {
+            ["out", "err"].iter().any(|ext| {
+                let p = self.log_dir.join(format!("node{}.{run}.{ext}", self.id));
+                std::fs::read_to_string(p).is_ok_and(|t| t.contains(text))
+            })
+        })
+    }
+
+    /// Prints this node's logs (for failing tests).
+    pub fn dump_logs(&self) {
+        for run in 1..=self.runs {
+            for ext in ["out", "err"] {
+                let p = self.log_dir.join(format!("node{}.{run}.{ext}", self.id));
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    let tail: Vec<&str> = text.lines().rev().take(60).collect();
+                    eprintln!("----- {} (last {} lines) -----", p.display(), tail.len());
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            self.dump_logs();
+            // Keep the full logs past the temp dir's deletion.
+            let keep = std::env::temp_dir().join(format!(
+                "cairn-failed-{}-node{}",
+                std::process::id(),
+                self.id
+            ));
+            if std::fs::create_dir_all(&keep).is_ok() {
+                if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with(&format!("node{}.", self.id)) {
+                            let _ = std::fs::copy(e.path(), keep.join(&name));
+                        }
+                    }
+                }
+                eprintln!("logs of node {} kept in {}", self.id, keep.display());
+            }
+        }
+    }
+}
+
+pub fn run(args: &[&str]) -> Output {
+    run_owned(args.iter().map(|s| s.to_string()).collect())
+}
+
+fn run_owned(args: Vec<String>) -> Output {
+    Command::new(CAIRND)
+        .args(&args)
+        .env_remove("CAIRN_ADMIN_TOKEN")
+        .output()
+        .expect("run cairnd")
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.1 GET, so the tests need no HTTP client of their own.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, "GET", path, &[], "")
+}
+
+/// A minimal HTTP/1.1 request with extra headers and a JSON body.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    write!(s, "{head}\r\n{body}").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status: u16 = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Names from `admin user list --json`.
+pub fn user_names(o: &Output) -> Vec<String> {
+    assert!(o.status.success(), "user list failed: {}", stderr(o));
+    let users: Vec<cairn_node::wire::UserInfo> =
+        serde_json::from_slice(&o.stdout).expect("user list json");
+    users.into_iter().map(|u| u.name).collect()
+}
