@@ -24,6 +24,18 @@ pub use rocks::{RocksStore, StoreOptions};
 
 use cairn_proto::{ChunkId, VaultId};
 
+/// When a write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Before `put_batch` returns (synced WAL). For writes acknowledged to
+    /// someone else, such as a storage node's replies.
+    Now,
+    /// Only once `flush` returns; a crash before that loses the batch (never
+    /// half of it). For bulk writes whose commit point comes later, such as a
+    /// local backup, which then writes each chunk once instead of twice.
+    AtFlush,
+}
+
 /// A durable map from [`ChunkKey`] to sealed bytes.
 ///
 /// Implementations verify what they return: `get` fails with
@@ -43,10 +55,17 @@ pub trait Store: Send + Sync {
     /// Whether a chunk is present (metadata only; reads no value).
     fn contains(&self, key: &ChunkKey) -> Result<bool>;
 
-    /// Stores a batch of chunks; returns only once the whole batch is durable
-    /// (one WAL sync per batch: group commit). Re-putting a present chunk is
+    /// Stores a batch of chunks atomically. With [`Durability::Now`] it
+    /// returns only once the batch is durable (one WAL sync per batch: group
+    /// commit); with [`Durability::AtFlush`] the batch skips the WAL and is
+    /// durable once [`Store::flush`] returns. Re-putting a present chunk is
     /// harmless and refreshes its touch time.
-    fn put_batch(&self, chunks: &[(ChunkKey, &[u8])], now: u64) -> Result<()>;
+    fn put_batch(
+        &self,
+        chunks: &[(ChunkKey, &[u8])],
+        now: u64,
+        durability: Durability,
+    ) -> Result<()>;
 
     /// Deletes chunks (absent ones are ignored); durable on return.
     fn delete_batch(&self, keys: &[ChunkKey]) -> Result<()>;
@@ -58,7 +77,7 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(ChunkId, ChunkMeta) -> Result<()>,
     ) -> Result<()>;
 
-    /// Moves everything buffered in memory to its final files so the
-    /// write-ahead log can be dropped (call at the end of a bulk write).
+    /// Makes every write so far durable in its final files (memtables
+    /// flushed, WAL synced): the commit point of [`Durability::AtFlush`].
     fn flush(&self) -> Result<()>;
 }

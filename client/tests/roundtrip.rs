@@ -133,7 +133,11 @@ fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
         .seal(&id, &blob, &mut Compressor::new().unwrap());
     vault
         .store()
-        .put_batch(&[(vault.key(id), &sealed)], 0)
+        .put_batch(
+            &[(vault.key(id), &sealed)],
+            0,
+            cairn_chunkstore::Durability::Now,
+        )
         .unwrap();
     let snap = SnapshotId::random();
     let record = SnapshotRecord {
