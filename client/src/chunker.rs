@@ -41,11 +41,7 @@ impl ChunkerParams {
         use fastcdc::v2020::{
             AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
         };
-        let (min, avg, max) = (
-            self.min_size as usize,
-            self.avg_size as usize,
-            self.max_size as usize,
-        );
+        let (min, avg, max) = self.sizes();
         let ok = (MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
             && (AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
             && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
@@ -63,6 +59,14 @@ impl ChunkerParams {
         }
     }
 
+    fn sizes(&self) -> (usize, usize, usize) {
+        (
+            self.min_size as usize,
+            self.avg_size as usize,
+            self.max_size as usize,
+        )
+    }
+
     /// Splits an in-memory buffer, calling `each` with every chunk in order.
     pub fn split_slice(
         &self,
@@ -72,12 +76,8 @@ impl ChunkerParams {
         if data.is_empty() {
             return Ok(());
         }
-        let cdc = FastCDC::new(
-            data,
-            self.min_size as usize,
-            self.avg_size as usize,
-            self.max_size as usize,
-        );
+        let (min, avg, max) = self.sizes();
+        let cdc = FastCDC::new(data, min, avg, max);
         for c in cdc {
             each(&data[c.offset..c.offset + c.length])?;
         }
@@ -90,12 +90,8 @@ impl ChunkerParams {
         source: R,
         each: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        let cdc = StreamCDC::new(
-            source,
-            self.min_size as usize,
-            self.avg_size as usize,
-            self.max_size as usize,
-        );
+        let (min, avg, max) = self.sizes();
+        let cdc = StreamCDC::new(source, min, avg, max);
         for c in cdc {
             let c = c.map_err(|e| match e {
                 fastcdc::v2020::Error::IoError(e) => Error::Io {

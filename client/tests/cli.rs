@@ -78,17 +78,7 @@ fn backup_and_restore_reproduce_every_kind_of_entry() {
     assert_eq!(listing[0]["id"], report["snapshot_id"]);
     assert_eq!(listing[0]["root"], report["root"]);
 
-    run_expect(
-        &[
-            "restore",
-            "--vault",
-            v,
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-        0,
-    );
+    restore_latest(v, &target);
     assert_same_tree(&src, &restored(&target, &src));
 
     // Restoring by id prefix into a target that already holds the files
@@ -210,17 +200,7 @@ fn excludes_includes_and_several_paths() {
         ],
         0,
     );
-    run_expect(
-        &[
-            "restore",
-            "--vault",
-            v,
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-        0,
-    );
+    restore_latest(v, &target);
     assert!(restored(&target, &a).join("keep.txt").exists());
     assert!(!restored(&target, &a).join("drop.tmp").exists());
     assert!(!restored(&target, &b).join("drop.tmp").exists());
@@ -519,17 +499,7 @@ fn a_killed_backup_leaves_a_consistent_vault_and_the_next_run_resumes() {
         "nothing stored by the killed runs was re-used ({new} of {total} new)"
     );
     run_expect(&["check", "--vault", v, "--read-data"], 0);
-    run_expect(
-        &[
-            "restore",
-            "--vault",
-            v,
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-        0,
-    );
+    restore_latest(v, &target);
     assert_same_tree(&src, &restored(&target, &src));
 }
 

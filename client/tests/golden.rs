@@ -12,7 +12,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{describe, restored, run_expect, run_json};
+use common::{describe, restore_latest, restored, run_expect, run_json};
 use serde_json::json;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vault-v1");
@@ -167,17 +167,7 @@ fn the_v1_golden_vault_restores_byte_exact() {
     assert_eq!(snaps[0]["root"], manifest["root"]);
     assert_eq!(snaps[0]["item"], "golden");
     run_expect(&["check", "--vault", v, "--read-data"], 0);
-    run_expect(
-        &[
-            "restore",
-            "--vault",
-            v,
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-        0,
-    );
+    restore_latest(v, &target);
 
     let source = PathBuf::from(manifest["source"].as_str().unwrap());
     assert_eq!(

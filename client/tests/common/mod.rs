@@ -43,6 +43,21 @@ pub fn run_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("cairn printed one JSON document")
 }
 
+/// Restores the latest snapshot of `vault` into `target`, expecting success.
+pub fn restore_latest(vault: &str, target: &Path) {
+    run_expect(
+        &[
+            "restore",
+            "--vault",
+            vault,
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        0,
+    );
+}
+
 /// Creates a vault with cheap KDF parameters (tests only).
 pub fn init_vault(dir: &Path) {
     run_expect(
