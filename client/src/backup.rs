@@ -157,6 +157,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 
         let mut walker = Walker {
             shared,
+            vault_dir: fs::canonicalize(vault.dir()).ok(),
             excludes: &excludes,
             file_tx,
             dir_tx,
@@ -447,6 +448,8 @@ struct SealJob {
 
 struct Walker<'a, 's> {
     shared: &'a Shared<'s>,
+    /// The vault's own directory (absolute), never backed up into itself.
+    vault_dir: Option<PathBuf>,
     excludes: &'a Excludes,
     file_tx: Sender<FileJob>,
     dir_tx: Sender<DirJob>,
@@ -492,6 +495,13 @@ impl Walker<'_, '_> {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let sub = trie.and_then(|t| t.children.get(&name));
             if sub.is_none() && self.excludes.excluded(&child, &name) {
+                continue;
+            }
+            if self.vault_dir.as_deref() == Some(child.as_path()) {
+                self.warnings.push(format!(
+                    "{}: the vault itself is not backed up into itself (skipped)",
+                    child.display()
+                ));
                 continue;
             }
             let meta =

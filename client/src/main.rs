@@ -347,7 +347,8 @@ fn run(cli: Cli) -> Result<u8> {
             if json {
                 print_json(&json!({
                     "snapshot": snap.id, "target": target, "files": report.files, "dirs": report.dirs,
-                    "bytes": report.bytes, "damaged": report.damaged, "warnings": report.warnings,
+                    "bytes": report.bytes, "damaged": report.damaged, "failed": report.failed,
+                    "warnings": report.warnings,
                     "seconds": report.seconds,
                 }))?;
             } else {
@@ -361,15 +362,25 @@ fn run(cli: Cli) -> Result<u8> {
                     report.seconds
                 );
             }
+            for f in &report.failed {
+                eprintln!("could not write, not restored: {f}");
+            }
+            for d in &report.damaged {
+                eprintln!("damaged, not restored: {d}");
+            }
             if !report.damaged.is_empty() {
-                for d in &report.damaged {
-                    eprintln!("damaged, not restored: {d}");
-                }
                 eprintln!(
                     "error: {} file(s) could not be restored because their data is damaged",
                     report.damaged.len()
                 );
                 return Ok(4);
+            }
+            if !report.failed.is_empty() {
+                eprintln!(
+                    "error: {} file(s) could not be written",
+                    report.failed.len()
+                );
+                return Ok(1);
             }
             Ok(0)
         }

@@ -57,6 +57,9 @@ pub struct RestoreReport {
     /// Files that could not be restored because their data is damaged or
     /// missing (they are not left in the target).
     pub damaged: Vec<String>,
+    /// Files that could not be written (disk full, permissions); not left in
+    /// the target either.
+    pub failed: Vec<String>,
     /// Metadata that could not be applied (ownership, xattrs, devices).
     pub warnings: Vec<String>,
     /// Wall time.
@@ -152,6 +155,7 @@ pub fn run(
     }
     report.warnings.extend(plan.warnings);
     report.damaged.sort();
+    report.failed.sort();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -332,7 +336,12 @@ impl Plan<'_> {
         if let Err(e) = result {
             if !task.failed.swap(true, Ordering::SeqCst) {
                 if let Ok(mut r) = report.lock() {
-                    r.damaged.push(format!("{}: {e}", task.path.display()));
+                    let line = format!("{}: {e}", task.path.display());
+                    if e.exit_code() == 4 {
+                        r.damaged.push(line);
+                    } else {
+                        r.failed.push(line);
+                    }
                 }
             }
         }

@@ -578,3 +578,32 @@ fn files_over_4_gib_are_streamed() {
     assert_eq!(listed[0]["size"], size);
     run_expect(&["check", "--vault", v, "--read-data"], 0);
 }
+
+#[test]
+fn the_vault_is_never_backed_up_into_itself_and_is_locked_while_in_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, target) = (tmp.path().join("src"), tmp.path().join("out"));
+    let vault = src.join("vault");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("data"), "data").unwrap();
+    init_vault(&vault);
+    let v = vault.to_str().unwrap();
+    let report = run_json(&["backup", "--vault", v, src.to_str().unwrap()]);
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("vault itself"),
+        "{report}"
+    );
+    restore_latest(v, &target);
+    assert!(restored(&target, &src).join("data").exists());
+    assert!(!restored(&target, &src).join("vault").exists());
+
+    // While another process has the vault open, commands fail clearly.
+    let held = cairn_client::Vault::open(&vault, PASSWORD.as_bytes()).unwrap();
+    let out = run_expect(&["snapshots", "--vault", v], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another cairn process"));
+    drop(held);
+    run_expect(&["snapshots", "--vault", v], 0);
+}
