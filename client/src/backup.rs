@@ -413,11 +413,17 @@ struct Lanes {
     write: Sender<(ChunkId, Vec<u8>)>,
 }
 
+/// Files of one directory for one worker: small files travel in batches so
+/// a tree of many small files costs few hand-offs between threads; a large
+/// file travels alone so its chunks can be shared out.
 struct FileJob {
-    path: PathBuf,
-    meta: Metadata,
-    result: Sender<FileOutcome>,
+    files: Vec<(PathBuf, Metadata)>,
+    result: Sender<Vec<FileOutcome>>,
 }
+
+/// Files per batch, and bytes per batch, before it is sent.
+const BATCH_FILES: usize = 64;
+const BATCH_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 enum FileOutcome {
     Read {
@@ -432,13 +438,27 @@ enum FileOutcome {
 
 enum Pending {
     Ready,
-    File(Receiver<FileOutcome>, PathBuf),
+    /// Outcome `index` of the directory's batch `batch`.
+    File {
+        batch: usize,
+        index: usize,
+        path: PathBuf,
+    },
     Dir(u64),
 }
 
 struct DirJob {
     index: u64,
     entries: Vec<(Entry, Pending)>,
+    /// One receiver per batch of this directory's files, in order.
+    batches: Vec<Receiver<Vec<FileOutcome>>>,
+}
+
+/// The batch of files a directory walk is filling.
+#[derive(Default)]
+struct Batch {
+    files: Vec<(PathBuf, Metadata)>,
+    bytes: u64,
 }
 
 struct SealJob {
@@ -491,6 +511,7 @@ impl Walker<'_, '_> {
             }
         };
         let mut entries = Vec::with_capacity(names.len());
+        let (mut batch, mut batches) = (Batch::default(), vec![]);
         for (name, dir_entry) in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let sub = trie.and_then(|t| t.children.get(&name));
@@ -562,14 +583,25 @@ impl Walker<'_, '_> {
                         Pending::Ready
                     }
                     _ => {
-                        let (tx, rx) = bounded(1);
-                        let job = FileJob {
+                        let large = meta.len() > self.shared.vault.config().chunker.max_size as u64;
+                        if large {
+                            // Alone in its batch, so its chunks are shared out at once.
+                            self.send_batch(&mut batch, &mut batches)?;
+                        }
+                        let pending = Pending::File {
+                            batch: batches.len(),
+                            index: batch.files.len(),
                             path: child.clone(),
-                            meta,
-                            result: tx,
                         };
-                        self.file_tx.send(job).map_err(aborted)?;
-                        Pending::File(rx, child)
+                        batch.bytes += meta.len();
+                        batch.files.push((child, meta));
+                        if large
+                            || batch.files.len() >= BATCH_FILES
+                            || batch.bytes >= BATCH_FILE_BYTES
+                        {
+                            self.send_batch(&mut batch, &mut batches)?;
+                        }
+                        pending
                     }
                 },
                 Kind::Symlink => {
@@ -581,12 +613,36 @@ impl Walker<'_, '_> {
             };
             entries.push((entry, pending));
         }
+        self.send_batch(&mut batch, &mut batches)?;
         let index = self.next_dir;
         self.next_dir += 1;
         self.dir_tx
-            .send(DirJob { index, entries })
+            .send(DirJob {
+                index,
+                entries,
+                batches,
+            })
             .map_err(aborted)?;
         Ok(index)
+    }
+
+    /// Sends the files gathered in `batch` (if any) to the workers.
+    fn send_batch(
+        &self,
+        batch: &mut Batch,
+        batches: &mut Vec<Receiver<Vec<FileOutcome>>>,
+    ) -> Result<()> {
+        if batch.files.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = bounded(1);
+        let files = std::mem::take(&mut batch.files);
+        batch.bytes = 0;
+        self.file_tx
+            .send(FileJob { files, result: tx })
+            .map_err(aborted)?;
+        batches.push(rx);
+        Ok(())
     }
 }
 
@@ -608,16 +664,19 @@ fn worker(shared: &Shared<'_>, lanes: Lanes) -> Result<()> {
                 let Ok(job) = job else {
                     break;
                 };
-                let outcome = match read_file(shared, &job.path, &job.meta, &lanes, &mut zstd) {
-                    Ok(o) => o,
-                    Err(Error::Io { context, source }) => {
-                        FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
-                    }
-                    Err(e) => return Err(e),
-                };
-                shared.progress.files.fetch_add(1, Ordering::Relaxed);
+                let mut outcomes = Vec::with_capacity(job.files.len());
+                for (path, meta) in &job.files {
+                    outcomes.push(match read_file(shared, path, meta, &lanes, &mut zstd) {
+                        Ok(o) => o,
+                        Err(Error::Io { context, source }) => {
+                            FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
+                        }
+                        Err(e) => return Err(e),
+                    });
+                    shared.progress.files.fetch_add(1, Ordering::Relaxed);
+                }
                 // The finisher may have gone away after an error elsewhere.
-                let _ = job.result.send(outcome);
+                let _ = job.result.send(outcomes);
             }
         }
     }
@@ -739,10 +798,25 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
         let mut tree = Tree {
             entries: Vec::with_capacity(job.entries.len()),
         };
+        let mut outcomes = Vec::with_capacity(job.batches.len());
+        for rx in &job.batches {
+            outcomes.push(
+                rx.recv()
+                    .map_err(aborted)?
+                    .into_iter()
+                    .map(Some)
+                    .collect::<Vec<_>>(),
+            );
+        }
         for (mut entry, pending) in job.entries {
             match pending {
                 Pending::Ready => {}
-                Pending::File(rx, path) => match rx.recv().map_err(aborted)? {
+                Pending::File { batch, index, path } => match outcomes
+                    .get_mut(batch)
+                    .and_then(|b| b.get_mut(index))
+                    .and_then(Option::take)
+                    .ok_or_else(|| aborted(()))?
+                {
                     FileOutcome::Read {
                         content,
                         size,
