@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The test command: installs missing system packages, then runs every test
-# of the workspace (unit, property, integration with the real binaries).
+# of the workspace (unit, property, integration with the real binaries) and
+# ends with one summary line over all test binaries.
 # Long soak and fault-injection runs stay behind CAIRN_LONG_TESTS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
-cargo test --workspace --all-targets "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
