@@ -10,11 +10,13 @@
 //! alone.
 //!
 //! [`Store`] is the small, synchronous interface the rest of Cairn programs
-//! against; [`RocksStore`] is its RocksDB engine.
+//! against; [`RocksStore`] is its RocksDB engine; [`placement`] decides
+//! which storage nodes own a chunk.
 
 mod error;
 mod key;
 mod meta;
+pub mod placement;
 mod rocks;
 
 pub use error::{Error, Result};

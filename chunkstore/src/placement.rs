@@ -1,0 +1,109 @@
+//! Placement: which storage nodes own a chunk.
+//!
+//! Rendezvous (highest-random-weight) hashing: every node gets a score for
+//! every chunk key, `BLAKE3(key ‖ node_id)`, and the `r` highest scores own
+//! it. Any node computes the same owners from the same node list (the live
+//! storage nodes in the Raft state), with no coordination and no table, and
+//! a join or a removal moves only the keys whose owner set actually changes:
+//! about `r / n` of them, the minimum possible.
+
+use crate::ChunkKey;
+
+/// A storage node's id, as in the Raft state.
+pub type NodeId = u64;
+
+fn score(key: &ChunkKey, node: NodeId) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(&key.to_bytes());
+    h.update(&node.to_le_bytes());
+    let bytes = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes.as_bytes()[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// The owners of `key` among `nodes`, best first: `replicas` of them, or all
+/// nodes if there are fewer. Duplicate node ids count once. Reads try owners
+/// in this order; a write coordinator sends to all of them.
+pub fn owners(key: &ChunkKey, nodes: &[NodeId], replicas: usize) -> Vec<NodeId> {
+    let mut scored: Vec<(u64, NodeId)> = nodes.iter().map(|&n| (score(key, n), n)).collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    scored.dedup_by_key(|s| s.1);
+    scored.into_iter().take(replicas).map(|(_, n)| n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::{ChunkId, VaultId};
+    use proptest::prelude::*;
+
+    fn key(i: u32) -> ChunkKey {
+        let mut c = [0u8; 32];
+        c[..4].copy_from_slice(&i.to_le_bytes());
+        ChunkKey::new(VaultId([9; 16]), ChunkId(c))
+    }
+
+    #[test]
+    fn replicas_are_capped_by_the_node_count_and_distinct() {
+        assert_eq!(owners(&key(1), &[7], 3), vec![7]);
+        assert_eq!(owners(&key(1), &[], 3), Vec::<NodeId>::new());
+        let o = owners(&key(1), &[1, 2, 3, 4, 5], 3);
+        assert_eq!(o.len(), 3);
+        let mut d = o.clone();
+        d.sort();
+        d.dedup();
+        assert_eq!(d.len(), 3);
+        assert_eq!(owners(&key(1), &[1, 1, 2], 3).len(), 2);
+    }
+
+    #[test]
+    fn load_is_spread_evenly() {
+        let nodes = [1, 2, 3, 4, 5];
+        let mut count = [0usize; 6];
+        for i in 0..10_000 {
+            for n in owners(&key(i), &nodes, 3) {
+                count[n as usize] += 1;
+            }
+        }
+        // Each node should own 3/5 of 10,000 keys = 6,000, within 5%.
+        for &c in &count[1..] {
+            assert!((5_700..=6_300).contains(&c), "{count:?}");
+        }
+    }
+
+    #[test]
+    fn a_join_moves_only_about_r_over_n_of_the_keys() {
+        let before = [1, 2, 3, 4];
+        let after = [1, 2, 3, 4, 5];
+        let moved = (0..10_000)
+            .filter(|&i| {
+                let mut a = owners(&key(i), &before, 3);
+                let mut b = owners(&key(i), &after, 3);
+                a.sort();
+                b.sort();
+                a != b
+            })
+            .count();
+        // Node 5 should take over a replica of 3/5 of the keys.
+        assert!((5_600..=6_400).contains(&moved), "{moved}");
+    }
+
+    proptest! {
+        #[test]
+        fn order_of_the_node_list_does_not_matter(i: u32, mut nodes in proptest::collection::vec(0u64..50, 1..10)) {
+            let a = owners(&key(i), &nodes, 3);
+            nodes.reverse();
+            prop_assert_eq!(owners(&key(i), &nodes, 3), a);
+        }
+
+        #[test]
+        fn removing_a_non_owner_changes_nothing(i: u32) {
+            let nodes = [1, 2, 3, 4, 5, 6];
+            let o = owners(&key(i), &nodes, 3);
+            let spare = *nodes.iter().find(|n| !o.contains(n)).unwrap();
+            let rest: Vec<_> = nodes.iter().copied().filter(|&n| n != spare).collect();
+            prop_assert_eq!(owners(&key(i), &rest, 3), o);
+        }
+    }
+}
