@@ -127,8 +127,8 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let (file_tx, file_rx) = bounded::<FileJob>(64);
     let (dir_tx, dir_rx) = bounded::<DirJob>(256);
-    let (seal_tx, seal_rx) = bounded::<SealJob>(workers);
-    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(workers);
+    let (seal_tx, seal_rx) = bounded::<SealJob>(2);
+    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(2);
 
     let outcome = std::thread::scope(|s| {
         let shared = &shared;
@@ -864,7 +864,7 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
 /// `BATCH_WAIT` after its first blob. Batches skip the WAL; the snapshot
 /// commit flushes the store first. Returns (chunks, sealed bytes) written.
 fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u64)> {
-    const BATCH_BYTES: usize = 4 * 1024 * 1024;
+    const BATCH_BYTES: usize = 2 * 1024 * 1024;
     const BATCH_WAIT: Duration = Duration::from_millis(200);
     let (mut chunks, mut bytes) = (0u64, 0u64);
     while let Ok(first) = blobs.recv() {

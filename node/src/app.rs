@@ -1,13 +1,18 @@
 //! The running node: its Raft instance, a read handle on the replicated
 //! state, and the three operations every API handler is built from —
 //! [`App::propose`] (a write through the log), [`App::read_barrier`] (a
-//! linearizable read) and [`App::join`] (cluster membership).
+//! linearizable read) and [`App::join`] / [`App::remove_node`] (cluster
+//! membership, always changed by the leader).
 //!
 //! Writes may arrive at any node. The node proposes locally; if it is not
 //! the leader it forwards the *same* [`Request`] (same request id) to the
 //! leader's internal `/raft/propose` endpoint, and retries on failover. The
 //! request id makes those retries safe: the state machine answers a repeated
-//! id with its first outcome instead of applying the event twice.
+//! id with its first outcome instead of applying the event twice. The
+//! leader answers a forwarded write with the entry's log index, and the
+//! forwarding node waits until it has applied that index itself, so a
+//! client that reads from the node it wrote to sees its write (without the
+//! extra quorum round trip of a read barrier).
 //!
 //! Reads are linearizable through openraft's read index: the leader
 //! confirms its leadership with a quorum and waits until it has applied up
@@ -27,16 +32,22 @@ use openraft::error::{ChangeMembershipError, CheckIsLeaderError, ClientWriteErro
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::{sleep, Instant};
 
-use crate::config::{raft_config, DataDir, NodeIdentity};
-use crate::error::{ApiError, NodeError};
+use crate::config::{DataDir, NodeIdentity, RaftSettings};
+use crate::error::{ApiError, ForwardedError, NodeError};
 use crate::metrics::Metrics;
 use crate::network::{post_bincode, HttpNetwork};
 use crate::token::{AdminToken, ClusterSecret, CLUSTER_SECRET_HEADER};
-use crate::wire::{ClusterStatus, JoinRequest, JoinResponse, Member, StorageNodeInfo};
+use crate::wire::{
+    ClusterStatus, JoinRequest, JoinResponse, Member, RemoveResponse, StorageNodeInfo,
+};
 
 /// Voters beyond this many stay learners (DESIGN §4): more voters slow every
 /// commit and add little availability.
 pub const MAX_VOTERS: usize = 5;
+
+/// How many entries behind the leader's commit index a node may be and
+/// still report ready.
+pub const READY_LAG: u64 = 100;
 
 /// How long a write or read keeps retrying through leader changes.
 const RETRY_FOR: Duration = Duration::from_secs(15);
@@ -75,6 +86,18 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
+/// Maps a failed membership change: not being the leader and another
+/// change in progress are worth retrying (unavailable), the rest is not.
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => unavailable("not the leader"),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => unavailable(e),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 impl App {
     /// Opens the Raft store under `dir` and starts Raft (not the HTTP server).
     ///
@@ -82,8 +105,15 @@ impl App {
     ///
     /// The store cannot be opened (e.g. another `cairnd` holds it) or Raft
     /// refuses to start.
-    pub async fn start(dir: &DataDir, identity: NodeIdentity) -> Result<Arc<App>, NodeError> {
-        let (log, sm) = cairn_consensus::open(&dir.raft())?;
+    pub async fn start(
+        dir: &DataDir,
+        identity: NodeIdentity,
+        settings: &RaftSettings,
+    ) -> Result<Arc<App>, NodeError> {
+        let config = settings.raft_config()?;
+        let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
+        let (log, sm) =
+            cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
         let state = sm.handle();
         let cluster_secret = ClusterSecret::load(&dir.cluster_secret())?;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -109,8 +139,8 @@ impl App {
             .map_err(|e| NodeError::Config(format!("http client: {e}")))?;
         let raft = Raft::new(
             identity.node_id,
-            raft_config()?,
-            HttpNetwork::new(http.clone()),
+            config,
+            HttpNetwork::new(http.clone(), metrics.snapshot().chunks_sent.clone()),
             log,
             sm,
         )
@@ -123,7 +153,6 @@ impl App {
                 None
             }
         };
-        let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
         Ok(Arc::new(App {
             identity,
             raft,
@@ -156,6 +185,7 @@ impl App {
 
     /// Proposes `request`, forwarding to the leader and retrying (with the
     /// same request id) until it is committed or the retry window ends.
+    /// When it returns, this node has applied the entry.
     ///
     /// # Errors
     ///
@@ -171,7 +201,7 @@ impl App {
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let Some(leader) = f.leader_node {
-                        let answer: Result<Result<Outcome, String>, _> = post_bincode(
+                        let answer: Result<Result<(u64, Outcome), String>, _> = post_bincode(
                             &self.http,
                             &leader.http_addr,
                             "/raft/propose",
@@ -180,8 +210,9 @@ impl App {
                         )
                         .await;
                         match answer {
-                            Ok(Ok(outcome)) => {
+                            Ok(Ok((index, outcome))) => {
                                 self.metrics.count_outcome(&outcome);
+                                self.wait_applied(index).await?;
                                 return Ok(outcome);
                             }
                             Ok(Err(e)) => last_error = e,
@@ -195,21 +226,32 @@ impl App {
             if Instant::now() >= deadline {
                 return Err(unavailable(last_error));
             }
-            sleep(Duration::from_millis(200)).await;
+            sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until this node has applied log index `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), ApiError> {
+        self.raft
+            .wait(Some(RETRY_FOR))
+            .applied_index_at_least(Some(index), "apply a forwarded write")
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     /// Proposes on this node only (the leader side of forwarding): no
     /// further forwarding, so two nodes that disagree about the leader
-    /// cannot bounce a request between them.
+    /// cannot bounce a request between them. Answers the entry's log index
+    /// with its outcome.
     ///
     /// # Errors
     ///
     /// A message if this node is not the leader or Raft failed.
-    pub async fn propose_local(&self, request: Request) -> Result<Outcome, String> {
+    pub async fn propose_local(&self, request: Request) -> Result<(u64, Outcome), String> {
         // Not counted here: the node that received the write counts it.
         match self.raft.client_write(request).await {
-            Ok(resp) => Ok(resp.data),
+            Ok(resp) => Ok((resp.log_id.index, resp.data)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -289,16 +331,6 @@ impl App {
     /// [`ApiError::Unavailable`] if this node is not the leader (the caller
     /// forwards), other membership errors as internal errors.
     pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, ApiError> {
-        let member_err = |e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                unavailable("not the leader")
-            }
-            // Another join is mid-way; the joiner retries.
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                ChangeMembershipError::InProgress(e),
-            )) => unavailable(e),
-            other => ApiError::Internal(other.to_string()),
-        };
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let known = membership.membership().get_node(&req.node_id).cloned();
         match known {
@@ -313,7 +345,7 @@ impl App {
                 self.raft
                     .add_learner(req.node_id, ClusterNode::new(req.addr.clone()), true)
                     .await
-                    .map_err(member_err)?;
+                    .map_err(membership_error)?;
             }
         }
         let membership = self.raft.metrics().borrow().membership_config.clone();
@@ -326,7 +358,7 @@ impl App {
                     false,
                 )
                 .await
-                .map_err(member_err)?;
+                .map_err(membership_error)?;
             voter = true;
         }
         self.record_storage_node(req.node_id, &req.addr).await?;
@@ -334,6 +366,140 @@ impl App {
             voter,
             leader: self.id(),
         })
+    }
+
+    /// Removes `node` from the cluster (`cairnd cluster remove`): asks the
+    /// leader, wherever it is, retrying through leader changes.
+    ///
+    /// # Errors
+    ///
+    /// As [`App::remove_local`]; [`ApiError::Unavailable`] without a leader.
+    pub async fn remove_node(&self, node: NodeId) -> Result<RemoveResponse, ApiError> {
+        let deadline = Instant::now() + RETRY_FOR;
+        loop {
+            let leader = {
+                let m = self.raft.metrics().borrow().clone();
+                m.current_leader.map(|l| {
+                    let addr = m
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| n.http_addr.clone());
+                    (l, addr)
+                })
+            };
+            let err = match leader {
+                Some((l, _)) if l == self.id() => match self.remove_local(node).await {
+                    Err(ApiError::Unavailable(e)) => e,
+                    done => return done,
+                },
+                Some((_, Some(addr))) => {
+                    let answer: Result<Result<RemoveResponse, ForwardedError>, _> = post_bincode(
+                        &self.http,
+                        &addr,
+                        "/raft/remove-node",
+                        &node,
+                        Some(RETRY_FOR),
+                    )
+                    .await;
+                    match answer {
+                        Ok(Ok(done)) => return Ok(done),
+                        Ok(Err(f)) if !f.is_unavailable() => return Err(ApiError::Forwarded(f)),
+                        Ok(Err(f)) => f.body.message,
+                        Err(e) => e.to_string(),
+                    }
+                }
+                _ => "no leader".to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(unavailable(err));
+            }
+            sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The leader side of [`App::remove_node`]: records the node's storage
+    /// role as removed, then drops it (voter or learner) from the cluster
+    /// with a membership change and, if a voter slot opened up, promotes a
+    /// learner. The record comes first because a leader that removes
+    /// itself steps down and can no longer propose. Idempotent: removing a
+    /// node that was already removed succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::NotFound`] for a node the cluster never had,
+    /// [`ApiError::BadRequest`] for the last voter, [`ApiError::Unavailable`]
+    /// if this node is not the leader or another change is in progress.
+    pub async fn remove_local(&self, node: NodeId) -> Result<RemoveResponse, ApiError> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
+        let is_member = membership.membership().get_node(&node).is_some();
+        let was_recorded = self.state.read(|s| s.storage_nodes().contains_key(&node));
+        if !is_member && !was_recorded {
+            return Err(ApiError::NotFound(format!(
+                "node {node} is not a member of the cluster"
+            )));
+        }
+        if voters.len() == 1 && voters.contains(&node) {
+            return Err(ApiError::BadRequest(format!(
+                "node {node} is the only voter; a cluster cannot remove its last voter"
+            )));
+        }
+        let outcome = self
+            .propose(Event::StorageNodeRemoved { node, at: now() })
+            .await?;
+        match outcome {
+            Outcome::Applied
+            | Outcome::NoOp
+            | Outcome::Rejected(
+                cairn_consensus::Rejection::UnknownStorageNode(_)
+                | cairn_consensus::Rejection::StorageNodeState { .. },
+            ) => {}
+            Outcome::Rejected(r) => return Err(ApiError::Rejected(r)),
+        }
+        if is_member {
+            let change = if voters.contains(&node) {
+                ChangeMembers::RemoveVoters(BTreeSet::from([node]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([node]))
+            };
+            self.raft
+                .change_membership(change, false)
+                .await
+                .map_err(membership_error)?;
+            tracing::info!(node, "removed from the cluster");
+        }
+        if node != self.id() {
+            self.promote_learners().await?;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        Ok(RemoveResponse {
+            node_id: node,
+            leader: m.current_leader.filter(|l| *l != node),
+            voters: m.membership_config.membership().voter_ids().collect(),
+            learners: m.membership_config.membership().learner_ids().collect(),
+        })
+    }
+
+    /// Promotes learners to voters (lowest id first) while there are fewer
+    /// than [`MAX_VOTERS`] voters.
+    async fn promote_learners(&self) -> Result<(), ApiError> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters = membership.membership().voter_ids().count();
+        let promote: BTreeSet<NodeId> = membership
+            .membership()
+            .learner_ids()
+            .take(MAX_VOTERS.saturating_sub(voters))
+            .collect();
+        if promote.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(?promote, "promoting learners to voters");
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(promote), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
     }
 
     /// Records `node` as a storage node unless it already is one.
@@ -429,14 +595,40 @@ impl App {
         }
     }
 
-    /// Whether the node can serve: Raft running, a leader known, and this
-    /// node a member of the cluster.
-    pub fn is_ready(&self) -> bool {
+    /// Whether the node can serve (`/readyz`): Raft running, a leader
+    /// known, this node a member of the cluster, and caught up — within
+    /// [`READY_LAG`] entries of the leader's commit index, which a follower
+    /// asks the leader for (a node that only knows its own log cannot tell
+    /// how far behind it is).
+    pub async fn is_ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        m.running_state.is_ok()
-            && m.current_leader.is_some()
+        let member = m.running_state.is_ok()
             && m.state != ServerState::Shutdown
-            && m.membership_config.membership().get_node(&m.id).is_some()
+            && m.membership_config.membership().get_node(&m.id).is_some();
+        let leader = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).cloned());
+        let (true, Some(leader)) = (member, leader) else {
+            return false;
+        };
+        if m.current_leader == Some(m.id) {
+            return true;
+        }
+        let answer: Result<Result<Option<u64>, String>, _> = post_bincode(
+            &self.http,
+            &leader.http_addr,
+            "/raft/read-index",
+            &(),
+            Some(Duration::from_secs(2)),
+        )
+        .await;
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        match answer {
+            Ok(Ok(committed)) => {
+                m.last_applied.is_some() && applied + READY_LAG >= committed.unwrap_or(0)
+            }
+            _ => false,
+        }
     }
 
     /// Whether Raft is still running (storage not failed).

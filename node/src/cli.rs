@@ -1,5 +1,5 @@
 //! The operator commands of `cairnd` that talk to a running cluster over its
-//! HTTP API: `cluster status` and `admin user|tier`.
+//! HTTP API: `cluster status|remove` and `admin user|tier`.
 //!
 //! `admin user create` derives the account's login key locally with
 //! argon2id (the same parameters the `cairn` client uses by default) so the
@@ -16,7 +16,9 @@ use zeroize::Zeroize;
 
 use crate::error::ErrorBody;
 use crate::http::IDEMPOTENCY_KEY;
-use crate::wire::{ClusterStatus, CreateUser, DefineTier, Kdf, UserInfo};
+use crate::wire::{
+    ClusterStatus, CreateUser, DefineTier, Kdf, RemoveRequest, RemoveResponse, TierInfo, UserInfo,
+};
 
 /// How many times a write is attempted while the cluster is unavailable.
 const WRITE_ATTEMPTS: u32 = 5;
@@ -34,6 +36,10 @@ pub enum CliError {
     /// The server refused the credentials (exit code 3).
     #[error("authentication refused: {0}")]
     Auth(String),
+    /// The command line (with the configuration file) is incomplete
+    /// (exit code 2).
+    #[error("{0}")]
+    Usage(String),
     /// Anything else (exit code 1).
     #[error("{0}")]
     Other(String),
@@ -44,6 +50,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Auth(_) => 3,
+            CliError::Usage(_) => 2,
             CliError::Other(_) => 1,
         }
     }
@@ -147,14 +154,6 @@ impl Client {
         body: &B,
     ) -> Result<T, CliError> {
         Self::handle(self.post_write(path, body).await?).await
-    }
-
-    async fn post_no_body<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CliError> {
-        let resp = self.post_write(path, body).await?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        Self::handle::<serde_json::Value>(resp).await.map(|_| ())
     }
 
     /// The cluster status, preferably as the leader sees it (only the
@@ -265,13 +264,32 @@ impl Client {
         name: &str,
         replicas: u8,
         requestable: bool,
-    ) -> Result<(), CliError> {
+    ) -> Result<TierInfo, CliError> {
         let body = DefineTier {
             name: name.to_string(),
             replicas,
             requestable,
         };
-        self.post_no_body("/api/v1/admin/tiers", &body).await
+        self.post("/api/v1/admin/tiers", &body).await
+    }
+
+    /// Lists tiers.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn list_tiers(&self) -> Result<Vec<TierInfo>, CliError> {
+        self.get("/api/v1/admin/tiers").await
+    }
+
+    /// Removes a node from the cluster.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal (unknown node, last voter, no leader).
+    pub async fn remove_node(&self, node_id: u64) -> Result<RemoveResponse, CliError> {
+        self.post("/api/v1/cluster/remove", &RemoveRequest { node_id })
+            .await
     }
 }
 
@@ -299,25 +317,37 @@ pub fn derive_login_key(
     Ok(login)
 }
 
-/// Renders a status for humans.
+/// Renders a status for humans (`docs/OPERATIONS.md` explains each field).
 pub fn format_status(s: &ClusterStatus) -> String {
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |i| i.to_string());
     let mut out = format!(
-        "node {} ({}), leader {}, term {}, applied {}\n",
+        "node {} ({}), leader {}, term {}\n",
         s.node_id,
         s.role,
         s.leader.map_or("none".to_string(), |l| l.to_string()),
         s.term,
-        s.last_applied.map_or("-".to_string(), |i| i.to_string()),
     );
+    out.push_str(&format!(
+        "log: last {}, applied {}, snapshot {}, purged {}\n",
+        opt(s.last_log_index),
+        opt(s.last_applied),
+        opt(s.snapshot_index),
+        opt(s.purged_index),
+    ));
     out.push_str("members:\n");
     for m in &s.members {
+        let kind = match (s.leader == Some(m.id), m.voter) {
+            (true, _) => "leader",
+            (false, true) => "voter",
+            (false, false) => "learner",
+        };
         out.push_str(&format!(
             "  {:>4}  {:<8} {:<28} matched {:<8} applied {}\n",
             m.id,
-            if m.voter { "voter" } else { "learner" },
+            kind,
             m.addr,
-            m.matched_index.map_or("-".to_string(), |i| i.to_string()),
-            m.applied_index.map_or("-".to_string(), |i| i.to_string()),
+            opt(m.matched_index),
+            opt(m.applied_index),
         ));
     }
     out.push_str("storage nodes:\n");
@@ -347,6 +377,7 @@ mod tests {
 
     #[test]
     fn exit_codes() {
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CliError::Auth("x".into()).exit_code(), 3);
         assert_eq!(CliError::Other("x".into()).exit_code(), 1);
     }

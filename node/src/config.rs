@@ -1,5 +1,5 @@
 //! Node configuration: the identity a node keeps in its data directory, the
-//! data directory layout, and the Raft timing.
+//! data directory layout, the configuration file, and the Raft timing.
 //!
 //! A node's id and advertised address are fixed when it is initialised or
 //! first joins, and written to `<data-dir>/node.json`; `cairnd serve` reads
@@ -148,48 +148,175 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), 
     Ok(())
 }
 
-/// Raft timing and snapshot policy.
+/// Largest snapshot chunk a node sends or accepts in one request.
+pub const MAX_SNAPSHOT_CHUNK: u64 = 32 << 20;
+
+/// Raft timing and snapshot policy, from the `[raft]` table of the
+/// configuration file and the matching `serve`/`init` flags.
 ///
-/// Heartbeats every 200 ms and elections after 1–2 s: slow enough that a
-/// busy two-core machine (backups compress on every core) does not trigger
-/// spurious elections, fast enough that a failover finishes in seconds.
-/// A snapshot every 5 000 entries bounds the log and lets a new node catch
-/// up without replaying history. `CAIRN_SNAPSHOT_EVERY=N` snapshots every
-/// `N` entries and keeps no log behind the snapshot instead, so tests (and
-/// operators checking the snapshot path) can exercise it quickly.
-///
-/// # Errors
-///
-/// If openraft rejects the combination (it never should; checked in tests),
-/// or `CAIRN_SNAPSHOT_EVERY` is not a positive integer.
-pub fn raft_config() -> Result<Arc<openraft::Config>, NodeError> {
-    let every = match std::env::var("CAIRN_SNAPSHOT_EVERY") {
-        Ok(v) => Some(v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            NodeError::Config(format!(
-                "CAIRN_SNAPSHOT_EVERY={v:?} is not a positive integer"
-            ))
-        })?),
-        Err(_) => None,
-    };
-    let mut config = openraft::Config {
-        cluster_name: "cairn".into(),
-        heartbeat_interval: 200,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
-        max_in_snapshot_log_to_keep: 1000,
-        snapshot_max_chunk_size: 1 << 20,
-        ..Default::default()
-    };
-    if let Some(n) = every {
-        config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(n);
-        config.max_in_snapshot_log_to_keep = 0;
+/// Defaults: heartbeats every 150 ms and elections after 600–900 ms of
+/// silence. openraft adds a leader lease (the maximum election timeout) on
+/// top, so a follower waits 1.5–1.8 s without heartbeats before it stands
+/// for election: a busy two-core machine (backups compress on every core)
+/// does not trigger spurious elections, and a failover (leader crash to the
+/// first committed write on the new leader) stays under 3 s. A snapshot
+/// every 5 000 entries bounds the log and lets a new node catch up without
+/// replaying history; it travels in chunks of 1 MiB, one HTTP request each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    /// Leader heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the random election timeout, milliseconds.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the random election timeout (and the leader lease),
+    /// milliseconds.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and compact the log) every this many entries.
+    pub snapshot_every: u64,
+    /// Log entries kept behind the latest snapshot, so slightly lagging
+    /// followers catch up from the log rather than a snapshot.
+    pub snapshot_keep_logs: u64,
+    /// Bytes of snapshot sent per install-snapshot request.
+    pub snapshot_chunk_size: u64,
+    /// How long one install-snapshot request (one chunk, or the last chunk
+    /// and the install) may take, milliseconds.
+    pub install_snapshot_timeout_ms: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 150,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 900,
+            snapshot_every: 5000,
+            snapshot_keep_logs: 1000,
+            snapshot_chunk_size: 1 << 20,
+            install_snapshot_timeout_ms: 10_000,
+        }
     }
-    Ok(Arc::new(
-        config
-            .validate()
-            .map_err(|e| NodeError::Config(e.to_string()))?,
-    ))
+}
+
+impl RaftSettings {
+    /// The openraft configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Config`] if openraft rejects the combination (e.g. a
+    /// heartbeat not shorter than the election timeout), the snapshot
+    /// interval is zero, or the chunk size is outside 1 B..=32 MiB.
+    pub fn raft_config(&self) -> Result<Arc<openraft::Config>, NodeError> {
+        if self.snapshot_every == 0 {
+            return Err(NodeError::Config(
+                "raft.snapshot_every must be positive".into(),
+            ));
+        }
+        if !(1..=MAX_SNAPSHOT_CHUNK).contains(&self.snapshot_chunk_size) {
+            return Err(NodeError::Config(format!(
+                "raft.snapshot_chunk_size must be between 1 and {MAX_SNAPSHOT_CHUNK} bytes"
+            )));
+        }
+        let config = openraft::Config {
+            cluster_name: "cairn".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: self.install_snapshot_timeout_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.snapshot_keep_logs,
+            snapshot_max_chunk_size: self.snapshot_chunk_size,
+            ..Default::default()
+        };
+        Ok(Arc::new(config.validate().map_err(|e| {
+            NodeError::Config(format!("raft settings: {e}"))
+        })?))
+    }
+}
+
+/// The `cairnd` configuration file (TOML, `--config FILE`).
+///
+/// Every key is optional and a flag given on the command line wins over the
+/// file, so one file can hold a node's settings and a flag can still change
+/// one of them for a run. Relative paths are relative to the file's
+/// directory. A key the file does not know is an error, so a typo does not
+/// silently fall back to a default.
+///
+/// ```toml
+/// data_dir = "/var/lib/cairn"
+/// node_id = 1
+/// listen = "10.0.0.1:8700"
+/// advertise = "http://node1.example:8700"
+/// insecure_http = true
+/// cluster_secret_file = "/etc/cairn/cluster.secret"
+/// # join = "http://10.0.0.2:8700"      # serve: the cluster to join
+/// # server = "http://127.0.0.1:8700"   # cluster/admin commands
+/// # admin_token_file = "/var/lib/cairn/admin.token"
+///
+/// [raft]
+/// heartbeat_ms = 150
+/// election_timeout_min_ms = 600
+/// election_timeout_max_ms = 900
+/// snapshot_every = 5000
+/// snapshot_keep_logs = 1000
+/// snapshot_chunk_size = 1048576
+/// install_snapshot_timeout_ms = 10000
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Raft node id.
+    pub node_id: Option<u64>,
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Advertised URL.
+    pub advertise: Option<String>,
+    /// Cluster URL to join (`serve`).
+    pub join: Option<String>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub insecure_http: Option<bool>,
+    /// Cluster secret file.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Server URL for the `cluster` and `admin` commands.
+    pub server: Option<String>,
+    /// Admin token file for the `cluster` and `admin` commands.
+    pub admin_token_file: Option<PathBuf>,
+    /// Raft timing and snapshots.
+    #[serde(default)]
+    pub raft: RaftSettings,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable file, invalid TOML, unknown keys, wrong types.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = fs::read_to_string(path).map_err(|source| NodeError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        if let Some(base) = path.parent() {
+            for p in [
+                &mut config.data_dir,
+                &mut config.cluster_secret_file,
+                &mut config.admin_token_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        Ok(config)
+    }
 }
 
 #[cfg(test)]
@@ -197,8 +324,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raft_config_is_valid() {
-        assert!(raft_config().is_ok());
+    fn default_raft_settings_are_valid() {
+        let config = RaftSettings::default().raft_config().expect("valid");
+        assert_eq!(config.snapshot_max_chunk_size, 1 << 20);
+        let bad = RaftSettings {
+            heartbeat_ms: 1000,
+            ..RaftSettings::default()
+        };
+        assert!(
+            bad.raft_config().is_err(),
+            "heartbeat must be below the election timeout"
+        );
+        let bad = RaftSettings {
+            snapshot_chunk_size: 0,
+            ..RaftSettings::default()
+        };
+        assert!(bad.raft_config().is_err());
+    }
+
+    #[test]
+    fn config_file_parses_resolves_paths_and_refuses_unknown_keys() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("cairnd.toml");
+        fs::write(
+            &path,
+            "data_dir = \"data\"\nnode_id = 2\nlisten = \"127.0.0.1:9001\"\n\
+             [raft]\nsnapshot_every = 7\n",
+        )
+        .expect("write");
+        let c = FileConfig::load(&path).expect("load");
+        assert_eq!(c.data_dir, Some(tmp.path().join("data")));
+        assert_eq!(c.node_id, Some(2));
+        assert_eq!(c.raft.snapshot_every, 7);
+        assert_eq!(c.raft.heartbeat_ms, RaftSettings::default().heartbeat_ms);
+        fs::write(&path, "data_dri = \"x\"\n").expect("write");
+        let e = FileConfig::load(&path).expect_err("unknown key");
+        assert!(e.to_string().contains("data_dri"), "{e}");
+        fs::write(&path, "[raft]\nsnapshot_evry = 1\n").expect("write");
+        assert!(FileConfig::load(&path).is_err());
     }
 
     #[test]

@@ -61,6 +61,25 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// An API error as it travels from the leader back to the node that
+/// forwarded the request (bincode), so that node answers exactly what the
+/// leader said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedError {
+    /// The HTTP status the leader chose.
+    pub status: u16,
+    /// The leader's error body.
+    pub body: ErrorBody,
+}
+
+impl ForwardedError {
+    /// Whether the leader was unavailable (not leader any more, change in
+    /// progress): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
+    }
+}
+
 /// An API failure, rendered as [`ErrorBody`] with a fitting HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -70,6 +89,9 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
     /// The state machine refused the event.
     #[error("{0}")]
     Rejected(Rejection),
@@ -79,6 +101,9 @@ pub enum ApiError {
     /// Something that should not fail did.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The leader's answer to a forwarded request.
+    #[error("{}", .0.body.message)]
+    Forwarded(ForwardedError),
 }
 
 /// The stable API code of a state-machine rejection.
@@ -111,10 +136,12 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
 
 impl ApiError {
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Forwarded(f) => &f.body.code,
             ApiError::Rejected(r) => rejection_code(r),
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -125,6 +152,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forwarded(f) => {
+                StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             ApiError::Rejected(Rejection::NameTaken { .. } | Rejection::DuplicateId { .. }) => {
                 StatusCode::CONFLICT
             }
@@ -145,16 +176,32 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as the leader sends it back to a forwarding node.
+    pub fn to_forwarded(&self) -> ForwardedError {
+        ForwardedError {
+            status: self.status().as_u16(),
+            body: self.body(),
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Forwarded(f) => f.body.clone(),
+            _ => ErrorBody {
+                code: self.code().to_string(),
+                message: self.to_string(),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(m) = &self {
             tracing::error!(message = %m, "internal API error");
         }
-        let body = ErrorBody {
-            code: self.code().to_string(),
-            message: self.to_string(),
-        };
-        (self.status(), Json(body)).into_response()
+        (self.status(), Json(self.body())).into_response()
     }
 }
 
@@ -171,5 +218,19 @@ mod tests {
         };
         assert_eq!(ApiError::Rejected(r.clone()).code(), "name_taken");
         assert_eq!(ApiError::Rejected(r).status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn forwarded_errors_keep_status_and_code() {
+        let f = ApiError::NotFound("node 9 is not a member".into()).to_forwarded();
+        assert_eq!(f.status, 404);
+        assert!(!f.is_unavailable());
+        let e = ApiError::Forwarded(f.clone());
+        assert_eq!(e.code(), "not_found");
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+        assert_eq!(e.to_forwarded(), f);
+        assert!(ApiError::Unavailable("x".into())
+            .to_forwarded()
+            .is_unavailable());
     }
 }

@@ -4,21 +4,26 @@
 //! | path | body | who calls it |
 //! |---|---|---|
 //! | `POST /raft/{append,vote,snapshot}` | bincode | peers' [`HttpNetwork`](crate::network::HttpNetwork) |
-//! | `POST /raft/propose`, `/raft/read-index` | bincode | followers forwarding writes and reads |
+//! | `POST /raft/propose`, `/raft/read-index`, `/raft/remove-node` | bincode | followers forwarding writes, reads and removals |
 //! | `GET /healthz`, `/readyz`, `/metrics` | text | orchestration, Prometheus |
 //! | `GET /api/v1/cluster/status`, `POST /api/v1/cluster/join` | JSON | `cairnd cluster status`, joining nodes |
-//! | `GET, POST /api/v1/admin/users`, `POST /api/v1/admin/tiers` | JSON, admin token | `cairnd admin` |
+//! | `POST /api/v1/cluster/remove` | JSON, admin token | `cairnd cluster remove` |
+//! | `GET, POST /api/v1/admin/users`, `GET, POST /api/v1/admin/tiers` | JSON, admin token | `cairnd admin` |
 //! | `GET /api/v1/openapi.json` | JSON | API clients |
 //!
 //! The `/raft/*` and join endpoints are cluster-internal: when the cluster
 //! has a secret ([`ClusterSecret`](crate::token::ClusterSecret)) they
 //! require it in the `x-cairn-cluster-secret` header. The admin API requires
 //! the node's admin token as `Authorization: Bearer <token>`.
+//!
+//! Every request is counted and timed by route template (not raw path, so
+//! the metric's label set stays bounded) in [`track_http`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -32,13 +37,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::{now, App, FORWARDED_HEADER};
+use crate::config::MAX_SNAPSHOT_CHUNK;
 use crate::error::{ApiError, ErrorBody};
 use crate::network::BINCODE;
 use crate::token::CLUSTER_SECRET_HEADER;
-use crate::wire::{CreateUser, DefineTier, JoinRequest, JoinResponse, UserInfo};
+use crate::wire::{
+    CreateUser, DefineTier, JoinRequest, JoinResponse, RemoveRequest, RemoveResponse, TierInfo,
+    UserInfo,
+};
 
-/// Largest Raft RPC body (snapshot chunks are 1 MiB, append batches small).
-const RAFT_BODY_LIMIT: usize = 64 << 20;
+/// Largest Raft RPC body: the largest snapshot chunk plus room for its
+/// metadata; append batches are far smaller.
+const RAFT_BODY_LIMIT: usize = (MAX_SNAPSHOT_CHUNK as usize) + (1 << 20);
 
 /// The node's router.
 pub fn router(app: Arc<App>) -> Router {
@@ -48,6 +58,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/raft/snapshot", post(raft_snapshot))
         .route("/raft/propose", post(raft_propose))
         .route("/raft/read-index", post(raft_read_index))
+        .route("/raft/remove-node", post(raft_remove_node))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .route("/api/v1/cluster/join", post(cluster_join))
         .route_layer(middleware::from_fn_with_state(app.clone(), cluster_only));
@@ -58,10 +69,34 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/cluster/status", get(cluster_status))
         .route("/api/v1/admin/users", get(list_users).post(create_user))
-        .route("/api/v1/admin/tiers", post(define_tier))
+        .route("/api/v1/cluster/remove", post(cluster_remove))
+        .route("/api/v1/admin/tiers", get(list_tiers).post(define_tier))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), track_http))
         .with_state(app)
+}
+
+/// Counts and times every request by route template, method and status.
+async fn track_http(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics.observe_http(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn openapi() -> Response {
@@ -123,6 +158,7 @@ async fn raft_vote(State(app): State<Arc<App>>, body: Bytes) -> Response {
 }
 
 async fn raft_snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    app.metrics.snapshot().chunks_received.inc();
     match decode(&body) {
         Ok(rpc) => bincode_reply(&app.raft.install_snapshot(rpc).await),
         Err(e) => e.into_response(),
@@ -140,6 +176,13 @@ async fn raft_read_index(State(app): State<Arc<App>>) -> Response {
     bincode_reply(&app.read_index().await)
 }
 
+async fn raft_remove_node(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match decode::<u64>(&body) {
+        Ok(node) => bincode_reply(&app.remove_local(node).await.map_err(|e| e.to_forwarded())),
+        Err(e) => e.into_response(),
+    }
+}
+
 // --- health and metrics ----------------------------------------------------
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
@@ -151,7 +194,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.is_ready() {
+    if app.is_ready().await {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
@@ -207,6 +250,14 @@ async fn cluster_join(
         }
         Err(e) => ApiError::Unavailable(format!("forwarding to {url}: {e}")).into_response(),
     }
+}
+
+async fn cluster_remove(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+    Json(req): Json<RemoveRequest>,
+) -> Result<Json<RemoveResponse>, ApiError> {
+    Ok(Json(app.remove_node(req.node_id).await?))
 }
 
 // --- admin -----------------------------------------------------------------
@@ -338,9 +389,8 @@ async fn create_user(
         (),
     )?;
     // Answer from the state (a retried request was applied by its first
-    // attempt, with that attempt's time); this node may be a follower, so
-    // wait until it has applied the write.
-    app.read_barrier().await?;
+    // attempt, with that attempt's time); `propose_request` returns once
+    // this node has applied the write.
     let info = app
         .state
         .read(|s| user_info(s, account))
@@ -363,21 +413,53 @@ async fn list_users(
     Ok(Json(users))
 }
 
+fn tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
+    TierInfo {
+        name: t.name.clone(),
+        replicas: t.replicas,
+        requestable: t.requestable,
+        defined_at: t.defined_at.0,
+    }
+}
+
 async fn define_tier(
     _admin: Admin,
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Json(req): Json<DefineTier>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<TierInfo>), ApiError> {
     let request_id = request_id(&headers)?;
+    let at = now();
+    let fallback = TierInfo {
+        name: req.name.clone(),
+        replicas: req.replicas,
+        requestable: req.requestable,
+        defined_at: at.0,
+    };
     let event = Event::TierDefined {
         name: req.name,
         replicas: req.replicas,
         requestable: req.requestable,
-        at: now(),
+        at,
     };
     applied(
         app.propose_request(Request { request_id, event }).await?,
-        StatusCode::CREATED,
-    )
+        (),
+    )?;
+    let info = app
+        .state
+        .read(|s| s.tiers().get(&fallback.name).map(tier_info))
+        .unwrap_or(fallback);
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+async fn list_tiers(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<TierInfo>>, ApiError> {
+    app.read_barrier().await?;
+    Ok(Json(
+        app.state
+            .read(|s| s.tiers().values().map(tier_info).collect()),
+    ))
 }

@@ -2,6 +2,10 @@
 //!
 //! With no subcommand it runs a single-node dev cluster in `./cairn-data`
 //! on `127.0.0.1:8700`, initialising it on first start.
+//!
+//! Settings come from flags, their environment variables and the TOML file
+//! given with `--config`, in that order of precedence; the merge happens
+//! here, so the library only ever sees complete settings.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,105 +13,176 @@ use std::process::ExitCode;
 
 use cairn_node::app::App;
 use cairn_node::cli::{format_status, CliError, Client};
-use cairn_node::config::{DataDir, NodeIdentity};
+use cairn_node::config::{DataDir, FileConfig, NodeIdentity, RaftSettings};
 use cairn_node::error::NodeError;
 use cairn_node::server::{self, ServeOptions};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+const DEV_DATA_DIR: &str = "./cairn-data";
+const DEV_LISTEN: &str = "127.0.0.1:8700";
 
 #[derive(Parser)]
 #[command(
     name = "cairnd",
     version,
     about = "Cairn server node",
+    long_about = "Cairn server node.\n\nWithout a subcommand: a one-node dev cluster \
+                  (data in ./cairn-data, listening on 127.0.0.1:8700), initialised on first start.\n\n\
+                  Settings: command-line flags (and their environment variables) override the \
+                  TOML file given with --config.",
     propagate_version = true
 )]
 struct Cli {
-    /// Data directory of the dev cluster (when run without a subcommand).
-    #[arg(long, default_value = "./cairn-data")]
-    data_dir: PathBuf,
-    /// Listen address of the dev cluster (when run without a subcommand).
-    #[arg(long, default_value = "127.0.0.1:8700")]
-    listen: SocketAddr,
+    /// TOML configuration file; flags given on the command line override its values.
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print JSON instead of text: one document per command (one line per event for servers).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Data directory of the dev cluster (without a subcommand) [default: ./cairn-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address of the dev cluster (without a subcommand) [default: 127.0.0.1:8700].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    raft: RaftArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new one-voter cluster in DATA_DIR.
+    /// Create a new one-voter cluster in the data directory, then exit.
     Init {
-        /// Data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// This node's Raft id (any positive integer, unique in the cluster).
-        #[arg(long)]
-        node_id: u64,
-        /// Address to listen on.
-        #[arg(long)]
-        listen: SocketAddr,
-        /// URL peers and clients use to reach this node [default: http://LISTEN].
-        #[arg(long)]
-        advertise: Option<String>,
-        /// Allow a non-loopback listen address without TLS.
-        #[arg(long)]
-        insecure_http: bool,
-        /// File holding a shared secret that nodes must present on the
-        /// cluster-internal endpoints; every node needs the same one.
-        #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE")]
-        cluster_secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        raft: RaftArgs,
     },
     /// Run a node; with --join, first add it to an existing cluster.
     Serve {
-        /// Data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// This node's Raft id (only for a node that is joining).
-        #[arg(long)]
-        node_id: Option<u64>,
-        /// Address to listen on (only for a node that is joining).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// URL peers and clients use to reach this node [default: http://LISTEN].
-        #[arg(long)]
-        advertise: Option<String>,
-        /// URL of any node of the cluster to join.
-        #[arg(long)]
+        #[command(flatten)]
+        node: NodeArgs,
+        /// URL of any node of the cluster to join (for a node that is not yet a member).
+        #[arg(long, value_name = "URL")]
         join: Option<String>,
-        /// Allow a non-loopback listen address without TLS.
-        #[arg(long)]
-        insecure_http: bool,
-        /// File holding the cluster's secret (needed to join a cluster that has one).
-        #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE")]
-        cluster_secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        raft: RaftArgs,
     },
-    /// Inspect the cluster.
+    /// Inspect and change the cluster's membership.
     Cluster {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: ClusterCommand,
     },
     /// Administer accounts and tiers.
     Admin {
-        /// URL of any node.
-        #[arg(long, env = "CAIRN_SERVER")]
-        server: String,
-        /// File holding the admin token (else CAIRN_ADMIN_TOKEN).
-        #[arg(long)]
-        admin_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
 }
 
+// Where a node lives; fixed once the node is initialised or has joined.
+// (Plain comments: a doc comment here would replace the subcommand's about.)
+#[derive(Args)]
+struct NodeArgs {
+    /// Data directory (Raft log and state, node.json, admin.token).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// This node's Raft id: a positive integer, unique in the cluster (new nodes only).
+    #[arg(long, value_name = "ID")]
+    node_id: Option<u64>,
+    /// Address to listen on (new nodes only).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// URL peers and clients use to reach this node [default: http://LISTEN].
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
+    /// Allow a non-loopback listen address without TLS.
+    #[arg(long)]
+    insecure_http: bool,
+    /// File holding the secret nodes present on cluster-internal endpoints; every node needs the same.
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
+}
+
+// Raft tuning; the same keys exist in the `[raft]` table of the config file.
+#[derive(Args)]
+#[command(next_help_heading = "Raft tuning (also the [raft] table of the config file)")]
+struct RaftArgs {
+    /// Leader heartbeat interval, ms [default: 150].
+    #[arg(long, value_name = "MS")]
+    heartbeat_ms: Option<u64>,
+    /// Lower bound of the random election timeout, ms [default: 600].
+    #[arg(long, value_name = "MS")]
+    election_timeout_min_ms: Option<u64>,
+    /// Upper bound of the random election timeout (and leader lease), ms [default: 900].
+    #[arg(long, value_name = "MS")]
+    election_timeout_max_ms: Option<u64>,
+    /// Snapshot the state and compact the log every N entries [default: 5000].
+    #[arg(long, value_name = "N")]
+    snapshot_every: Option<u64>,
+    /// Log entries kept behind the latest snapshot [default: 1000].
+    #[arg(long, value_name = "N")]
+    snapshot_keep_logs: Option<u64>,
+    /// Bytes of snapshot per install-snapshot request [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    snapshot_chunk_size: Option<u64>,
+    /// Time allowed for one install-snapshot request, ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    install_snapshot_timeout_ms: Option<u64>,
+}
+
+impl RaftArgs {
+    /// `file` with every flag that was given applied on top.
+    fn over(&self, file: &RaftSettings) -> RaftSettings {
+        RaftSettings {
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(file.heartbeat_ms),
+            election_timeout_min_ms: self
+                .election_timeout_min_ms
+                .unwrap_or(file.election_timeout_min_ms),
+            election_timeout_max_ms: self
+                .election_timeout_max_ms
+                .unwrap_or(file.election_timeout_max_ms),
+            snapshot_every: self.snapshot_every.unwrap_or(file.snapshot_every),
+            snapshot_keep_logs: self.snapshot_keep_logs.unwrap_or(file.snapshot_keep_logs),
+            snapshot_chunk_size: self.snapshot_chunk_size.unwrap_or(file.snapshot_chunk_size),
+            install_snapshot_timeout_ms: self
+                .install_snapshot_timeout_ms
+                .unwrap_or(file.install_snapshot_timeout_ms),
+        }
+    }
+}
+
+// How operator commands reach the cluster.
+#[derive(Args)]
+struct ClientArgs {
+    /// URL of any node of the cluster.
+    #[arg(long, global = true, env = "CAIRN_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// File holding the admin token (else CAIRN_ADMIN_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_ADMIN_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    admin_token_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Leader, term, members, voters, applied index per node, storage nodes.
-    Status {
-        /// URL of any node.
-        #[arg(long, env = "CAIRN_SERVER")]
-        server: String,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
+    Status,
+    /// Remove a node from the cluster (needs the admin token); stop its process afterwards.
+    Remove {
+        /// Raft id of the node to remove.
+        node_id: u64,
     },
 }
 
@@ -132,18 +207,11 @@ enum UserCommand {
         /// Login name.
         name: String,
         /// File holding the initial password (first line).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         password_file: PathBuf,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// List accounts.
-    List {
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
 #[derive(Subcommand)]
@@ -153,12 +221,14 @@ enum TierCommand {
         /// Tier name.
         name: String,
         /// Chunk replicas.
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         replicas: u8,
         /// Define it but do not let devices request it.
         #[arg(long)]
         not_requestable: bool,
     },
+    /// List tiers.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -220,47 +290,174 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, CliError> {
         .map(|t| t.trim().to_string()))
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
-        None => dev(cli.data_dir, cli.listen).await,
-        Some(Command::Init {
-            data_dir,
-            node_id,
-            listen,
-            advertise,
-            insecure_http,
-            cluster_secret_file,
-        }) => {
-            server::check_listen(listen, insecure_http)?;
-            let dir = DataDir::new(data_dir);
-            let identity = NodeIdentity::new(node_id, listen, advertise);
-            server::init(&dir, identity, cluster_secret_file.as_deref()).await?;
-            println!("initialised node {node_id} in {}", dir.root().display());
-            println!("admin token: {}", dir.admin_token().display());
-            Ok(())
-        }
-        Some(Command::Serve {
-            data_dir,
-            node_id,
-            listen,
-            advertise,
-            join,
-            insecure_http,
-            cluster_secret_file,
-        }) => {
-            let dir = DataDir::new(data_dir);
-            let secret = cluster_secret_file.as_deref();
-            let identity = match (NodeIdentity::load(&dir)?, node_id, listen) {
-                (Some(id), None, None) => {
-                    server::install_cluster_secret(&dir, secret)?;
-                    id
+/// Prints `value` as JSON in `--json` mode, else the text `human` renders.
+fn output<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<(), CliError> {
+    if json {
+        print_json(value)
+    } else {
+        print!("{}", human(value));
+        Ok(())
+    }
+}
+
+/// What a server prints once it listens (`--json`: one line).
+#[derive(Serialize)]
+struct Listening {
+    event: &'static str,
+    node_id: u64,
+    url: String,
+    advertise: String,
+    data_dir: PathBuf,
+    admin_token: PathBuf,
+}
+
+fn on_listening(json: bool, dev: bool, identity: &NodeIdentity, dir: &DataDir) -> ServeOptions {
+    let node_id = identity.node_id;
+    let advertise = identity.advertise.clone();
+    let data_dir = dir.root().to_owned();
+    let admin_token = dir.admin_token();
+    ServeOptions {
+        join: None,
+        on_listening: Box::new(move |local: SocketAddr| {
+            let l = Listening {
+                event: "listening",
+                node_id,
+                url: format!("http://{local}"),
+                advertise,
+                data_dir,
+                admin_token,
+            };
+            if json {
+                match serde_json::to_string(&l) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => tracing::error!(error = %e, "printing the listening line"),
                 }
+            } else if dev {
+                println!("cairnd dev cluster: {}", l.url);
+                println!("data directory: {}", l.data_dir.display());
+                println!("admin token: {} (mode 0600)", l.admin_token.display());
+            } else {
+                println!("cairnd node {} listening on {}", l.node_id, l.url);
+            }
+        }),
+    }
+}
+
+/// A setting that must come from a flag or the config file.
+fn required<T>(value: Option<T>, what: &str) -> Result<T, CliError> {
+    value.ok_or_else(|| {
+        CliError::Usage(format!(
+            "missing {what}: pass the flag or set it in the --config file"
+        ))
+    })
+}
+
+/// The node settings of `init`/`serve`, flags over the file.
+struct NodeSettings {
+    data_dir: PathBuf,
+    node_id: Option<u64>,
+    listen: Option<SocketAddr>,
+    advertise: Option<String>,
+    insecure_http: bool,
+    cluster_secret_file: Option<PathBuf>,
+}
+
+impl NodeSettings {
+    fn merge(args: NodeArgs, file: &FileConfig) -> Result<Self, CliError> {
+        if args.node_id.or(file.node_id) == Some(0) {
+            // 0 means "no leader" in cairn_raft_leader_id and is no valid Raft id here.
+            return Err(CliError::Usage("node ids are positive integers".into()));
+        }
+        Ok(Self {
+            data_dir: required(
+                args.data_dir.or_else(|| file.data_dir.clone()),
+                "--data-dir",
+            )?,
+            node_id: args.node_id.or(file.node_id),
+            listen: args.listen.or(file.listen),
+            advertise: args.advertise.or_else(|| file.advertise.clone()),
+            insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+            cluster_secret_file: args
+                .cluster_secret_file
+                .or_else(|| file.cluster_secret_file.clone()),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Initialised {
+    node_id: u64,
+    advertise: String,
+    data_dir: PathBuf,
+    admin_token: PathBuf,
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let json = cli.json;
+    match cli.command {
+        None => {
+            let data_dir = cli
+                .data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEV_DATA_DIR));
+            let listen = match cli.listen.or(file.listen) {
+                Some(l) => l,
+                None => DEV_LISTEN
+                    .parse()
+                    .map_err(|e| CliError::Other(format!("{DEV_LISTEN}: {e}")))?,
+            };
+            dev(data_dir, listen, &cli.raft.over(&file.raft), json).await
+        }
+        Some(Command::Init { node, raft }) => {
+            let node = NodeSettings::merge(node, &file)?;
+            let node_id = required(node.node_id, "--node-id")?;
+            let listen = required(node.listen, "--listen")?;
+            server::check_listen(listen, node.insecure_http)?;
+            let dir = DataDir::new(node.data_dir);
+            let identity = NodeIdentity::new(node_id, listen, node.advertise);
+            let advertise = identity.advertise.clone();
+            server::init(
+                &dir,
+                identity,
+                node.cluster_secret_file.as_deref(),
+                &raft.over(&file.raft),
+            )
+            .await?;
+            let done = Initialised {
+                node_id,
+                advertise,
+                data_dir: dir.root().to_owned(),
+                admin_token: dir.admin_token(),
+            };
+            Ok(output(json, &done, |d| {
+                format!(
+                    "initialised node {} in {}\nadmin token: {}\n",
+                    d.node_id,
+                    d.data_dir.display(),
+                    d.admin_token.display()
+                )
+            })?)
+        }
+        Some(Command::Serve { node, join, raft }) => {
+            let node = NodeSettings::merge(node, &file)?;
+            let join = join.or_else(|| file.join.clone());
+            let dir = DataDir::new(node.data_dir);
+            let secret = node.cluster_secret_file.as_deref();
+            let identity = match (NodeIdentity::load(&dir)?, node.node_id, node.listen) {
                 (Some(id), n, l) => {
                     if n.is_some_and(|n| n != id.node_id) || l.is_some_and(|l| l != id.listen) {
                         return Err(NodeError::Config(format!(
@@ -275,7 +472,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     id
                 }
                 (None, Some(n), Some(l)) if join.is_some() => {
-                    let id = NodeIdentity::new(n, l, advertise);
+                    let id = NodeIdentity::new(n, l, node.advertise);
                     server::prepare_joiner(&dir, &id, secret)?;
                     id
                 }
@@ -287,70 +484,76 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .into())
                 }
             };
-            server::check_listen(identity.listen, insecure_http)?;
+            server::check_listen(identity.listen, node.insecure_http)?;
+            let mut options = on_listening(json, false, &identity, &dir);
+            options.join = join;
             server::serve(
                 &dir,
                 identity,
-                ServeOptions { join },
+                &raft.over(&file.raft),
+                options,
                 server::shutdown_signal(),
             )
             .await?;
             Ok(())
         }
-        Some(Command::Cluster {
-            command: ClusterCommand::Status { server, json },
-        }) => {
-            let status = Client::new(&server, None)?.cluster_status().await?;
-            if json {
-                print_json(&status)?;
-            } else {
-                print!("{}", format_status(&status));
+        Some(Command::Cluster { client, command }) => {
+            let server = required(client.server.or_else(|| file.server.clone()), "--server")?;
+            match command {
+                ClusterCommand::Status => {
+                    let status = Client::new(&server, None)?.cluster_status().await?;
+                    Ok(output(json, &status, format_status)?)
+                }
+                ClusterCommand::Remove { node_id } => {
+                    let token_file = client
+                        .admin_token_file
+                        .or_else(|| file.admin_token_file.clone());
+                    let removed = admin_client(&server, token_file.as_deref())?
+                        .remove_node(node_id)
+                        .await?;
+                    Ok(output(json, &removed, |r| {
+                        format!(
+                            "removed node {}; voters {:?}, learners {:?}\n",
+                            r.node_id, r.voters, r.learners
+                        )
+                    })?)
+                }
             }
-            Ok(())
         }
-        Some(Command::Admin {
-            server,
-            admin_token_file,
-            command,
-        }) => {
-            let token = admin_token(admin_token_file.as_deref())?;
-            if token.is_none() {
-                return Err(CliError::Auth(
-                    "no admin token: set CAIRN_ADMIN_TOKEN or --admin-token-file".into(),
-                )
-                .into());
-            }
-            let client = Client::new(&server, token)?;
+        Some(Command::Admin { client, command }) => {
+            let server = required(client.server.or_else(|| file.server.clone()), "--server")?;
+            let token_file = client
+                .admin_token_file
+                .or_else(|| file.admin_token_file.clone());
+            let client = admin_client(&server, token_file.as_deref())?;
             match command {
                 AdminCommand::User {
                     command:
                         UserCommand::Create {
                             name,
                             password_file,
-                            json,
                         },
                 } => {
                     let user = client.create_user(&name, &password_file).await?;
-                    if json {
-                        print_json(&user)?;
-                    } else {
-                        println!("created user {} ({})", user.name, user.id);
-                    }
+                    output(json, &user, |u| {
+                        format!("created user {} ({})\n", u.name, u.id)
+                    })?;
                 }
                 AdminCommand::User {
-                    command: UserCommand::List { json },
+                    command: UserCommand::List,
                 } => {
                     let users = client.list_users().await?;
-                    if json {
-                        print_json(&users)?;
-                    } else {
-                        for u in users {
-                            println!(
-                                "{:<24} {}  devices {}  vaults {}",
-                                u.name, u.id, u.devices, u.vaults
-                            );
-                        }
-                    }
+                    output(json, &users, |users| {
+                        users
+                            .iter()
+                            .map(|u| {
+                                format!(
+                                    "{:<24} {}  devices {}  vaults {}\n",
+                                    u.name, u.id, u.devices, u.vaults
+                                )
+                            })
+                            .collect()
+                    })?;
                 }
                 AdminCommand::Tier {
                     command:
@@ -360,10 +563,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                             not_requestable,
                         },
                 } => {
-                    client
+                    let tier = client
                         .define_tier(&name, replicas, !not_requestable)
                         .await?;
-                    println!("defined tier {name} ({replicas} replicas)");
+                    output(json, &tier, |t| {
+                        format!("defined tier {} ({} replicas)\n", t.name, t.replicas)
+                    })?;
+                }
+                AdminCommand::Tier {
+                    command: TierCommand::List,
+                } => {
+                    let tiers = client.list_tiers().await?;
+                    output(json, &tiers, |tiers| {
+                        tiers
+                            .iter()
+                            .map(|t| {
+                                format!(
+                                    "{:<24} replicas {}  {}\n",
+                                    t.name,
+                                    t.replicas,
+                                    if t.requestable {
+                                        "requestable"
+                                    } else {
+                                        "not requestable"
+                                    }
+                                )
+                            })
+                            .collect()
+                    })?;
                 }
             }
             Ok(())
@@ -371,17 +598,83 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// A client carrying the admin token.
+fn admin_client(server: &str, token_file: Option<&Path>) -> Result<Client, CliError> {
+    let token = admin_token(token_file)?.ok_or_else(|| {
+        CliError::Auth(
+            "no admin token: set CAIRN_ADMIN_TOKEN, --admin-token-file or admin_token_file".into(),
+        )
+    })?;
+    Client::new(server, Some(token))
+}
+
 /// The no-argument dev cluster: one node, id 1, initialised on first start.
-async fn dev(data_dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
+async fn dev(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    settings: &RaftSettings,
+    json: bool,
+) -> Result<(), Failure> {
     server::check_listen(listen, false)?;
     let dir = DataDir::new(data_dir);
     let app = match NodeIdentity::load(&dir)? {
-        Some(id) => App::start(&dir, id).await?,
-        None => server::start_new_cluster(&dir, NodeIdentity::new(1, listen, None), None).await?,
+        Some(id) => App::start(&dir, id, settings).await?,
+        None => {
+            server::start_new_cluster(&dir, NodeIdentity::new(1, listen, None), None, settings)
+                .await?
+        }
     };
-    println!("cairnd dev cluster: {}", app.identity.advertise);
-    println!("data directory: {}", dir.root().display());
-    println!("admin token: {} (mode 0600)", dir.admin_token().display());
-    server::serve_app(app, ServeOptions { join: None }, server::shutdown_signal()).await?;
+    let options = on_listening(json, true, &app.identity, &dir);
+    server::serve_app(app, options, server::shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `--help` documents every flag and argument of every subcommand.
+    #[test]
+    fn every_flag_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " cairnd" {
+                missing.push(format!("{path} (command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = RaftSettings {
+            snapshot_every: 7,
+            heartbeat_ms: 50,
+            ..RaftSettings::default()
+        };
+        let cli = Cli::parse_from(["cairnd", "--snapshot-every", "9"]);
+        let merged = cli.raft.over(&file);
+        assert_eq!(merged.snapshot_every, 9);
+        assert_eq!(merged.heartbeat_ms, 50);
+    }
 }

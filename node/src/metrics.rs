@@ -2,33 +2,94 @@
 //!
 //! Gauges that mirror Raft or the replicated state are refreshed when
 //! scraped, from openraft's metrics channel and the state handle, so they can
-//! never drift from the values they mirror. Counters count events as they
-//! happen on this node.
+//! never drift from the values they mirror. Counters and histograms count
+//! events as they happen on this node: proposals, HTTP requests (by route
+//! template, never by raw path, so the label set stays bounded), snapshot
+//! builds and installs (reported by the consensus store through
+//! [`SnapshotObserver`]) and snapshot chunks sent and received.
+//!
+//! Names follow Prometheus conventions (base units, `_total` counters) and
+//! the exposition is checked with `promtool check metrics` in the tests.
+//! `docs/OPERATIONS.md` lists the ones worth alerting on.
 
-use cairn_consensus::Outcome;
+use std::time::Duration;
+
+use cairn_consensus::{Outcome, SnapshotObserver};
 use openraft::ServerState;
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::app::App;
+
+/// Latency buckets for HTTP requests and commits (seconds): 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Duration buckets for snapshot builds and installs (seconds): 1 ms to 60 s.
+const SNAPSHOT_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0];
 
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
     proposals: IntCounterVec,
     term: IntGauge,
+    leader_id: IntGauge,
     is_leader: IntGauge,
     running: IntGauge,
     last_log_index: IntGauge,
     last_applied_index: IntGauge,
+    snapshot_index: IntGauge,
+    purged_index: IntGauge,
+    quorum_ack_age: Gauge,
+    replication_matched: IntGaugeVec,
+    replication_lag: IntGaugeVec,
+    membership_size: IntGauge,
     members: IntGaugeVec,
     records: IntGaugeVec,
     storage_nodes: IntGaugeVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    snapshot: SnapshotMetrics,
+}
+
+/// The snapshot metrics, shared with the consensus store (as its
+/// [`SnapshotObserver`]) and the Raft network (chunks sent).
+#[derive(Clone)]
+pub struct SnapshotMetrics {
+    build: Histogram,
+    install: Histogram,
+    size: IntGauge,
+    /// Install-snapshot requests (chunks) this node sent as leader.
+    pub chunks_sent: IntCounter,
+    /// Install-snapshot requests (chunks) this node received.
+    pub chunks_received: IntCounter,
+}
+
+impl SnapshotObserver for SnapshotMetrics {
+    fn snapshot_built(&self, bytes: usize, took: Duration) {
+        self.build.observe(took.as_secs_f64());
+        self.size.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    fn snapshot_installed(&self, bytes: usize, took: Duration) {
+        self.install.observe(took.as_secs_f64());
+        self.size.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> prometheus::Result<T> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let g = IntGauge::new(name, help)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
+    register(registry, IntGauge::new(name, help)?)
 }
 
 fn gauge_vec(
@@ -37,9 +98,25 @@ fn gauge_vec(
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntGaugeVec> {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    register(registry, IntCounter::new(name, help)?)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> prometheus::Result<Histogram> {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, Histogram::with_opts(opts)?)
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Metrics {
@@ -49,58 +126,145 @@ impl Metrics {
     ///
     /// Only on a programming error (duplicate or invalid metric names).
     pub fn new() -> prometheus::Result<Self> {
-        let registry = Registry::new();
-        let proposals = IntCounterVec::new(
-            Opts::new(
-                "cairn_proposals_total",
-                "Writes received by this node (proposed here or forwarded to the leader), by outcome.",
-            ),
-            &["outcome"],
-        )?;
-        registry.register(Box::new(proposals.clone()))?;
-        Ok(Self {
-            term: gauge(&registry, "cairn_raft_term", "Current Raft term.")?,
-            is_leader: gauge(
-                &registry,
-                "cairn_raft_is_leader",
-                "1 if this node is the Raft leader.",
+        let r = Registry::new();
+        let snapshot = SnapshotMetrics {
+            build: histogram(
+                &r,
+                "cairn_raft_snapshot_build_duration_seconds",
+                "Time to build and save a state-machine snapshot; _count is the number built.",
+                SNAPSHOT_BUCKETS,
             )?,
+            install: histogram(
+                &r,
+                "cairn_raft_snapshot_install_duration_seconds",
+                "Time to install a snapshot received from the leader; _count is the number installed.",
+                SNAPSHOT_BUCKETS,
+            )?,
+            size: gauge(
+                &r,
+                "cairn_raft_snapshot_size_bytes",
+                "Size of the last snapshot built or installed on this node.",
+            )?,
+            chunks_sent: counter(
+                &r,
+                "cairn_raft_snapshot_chunks_sent_total",
+                "Install-snapshot requests (one chunk each) sent to followers.",
+            )?,
+            chunks_received: counter(
+                &r,
+                "cairn_raft_snapshot_chunks_received_total",
+                "Install-snapshot requests (one chunk each) received from the leader.",
+            )?,
+        };
+        Ok(Self {
+            proposals: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "cairn_proposals_total",
+                        "Writes received by this node (proposed here or forwarded to the leader), by outcome.",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            term: gauge(&r, "cairn_raft_term", "Current Raft term.")?,
+            leader_id: gauge(
+                &r,
+                "cairn_raft_leader_id",
+                "Id of the leader this node knows of; 0 when it knows none.",
+            )?,
+            is_leader: gauge(&r, "cairn_raft_is_leader", "1 if this node is the Raft leader.")?,
             running: gauge(
-                &registry,
+                &r,
                 "cairn_raft_running",
                 "1 while Raft runs; 0 after a fatal (storage) error.",
             )?,
             last_log_index: gauge(
-                &registry,
+                &r,
                 "cairn_raft_last_log_index",
-                "Index of the last log entry.",
+                "Index of the last log entry; -1 for an empty log.",
             )?,
             last_applied_index: gauge(
-                &registry,
+                &r,
                 "cairn_raft_last_applied_index",
-                "Index of the last applied entry.",
+                "Index of the last applied entry; -1 before the first.",
             )?,
-            members: gauge_vec(
-                &registry,
-                "cairn_raft_members",
-                "Cluster members by kind.",
-                &["kind"],
+            snapshot_index: gauge(
+                &r,
+                "cairn_raft_snapshot_index",
+                "Last log index covered by this node's current snapshot; -1 without one.",
             )?,
+            purged_index: gauge(
+                &r,
+                "cairn_raft_purged_index",
+                "Last log index purged (compacted) from this node's log; -1 before the first purge.",
+            )?,
+            quorum_ack_age: register(
+                &r,
+                Gauge::new(
+                    "cairn_raft_leader_quorum_ack_age_seconds",
+                    "On the leader: time since a quorum last acknowledged it; -1 on other nodes.",
+                )?,
+            )?,
+            replication_matched: gauge_vec(
+                &r,
+                "cairn_raft_replication_matched_index",
+                "On the leader: highest log index known replicated to each member; -1 for none.",
+                &["follower"],
+            )?,
+            replication_lag: gauge_vec(
+                &r,
+                "cairn_raft_replication_lag_entries",
+                "On the leader: log entries each member is behind the leader's last log index.",
+                &["follower"],
+            )?,
+            membership_size: gauge(
+                &r,
+                "cairn_raft_membership_size",
+                "Members of the Raft cluster (voters and learners).",
+            )?,
+            members: gauge_vec(&r, "cairn_raft_members", "Cluster members by kind.", &["kind"])?,
             records: gauge_vec(
-                &registry,
+                &r,
                 "cairn_state_records",
                 "Records in the replicated state.",
                 &["kind"],
             )?,
             storage_nodes: gauge_vec(
-                &registry,
+                &r,
                 "cairn_storage_nodes",
                 "Storage nodes by status.",
                 &["status"],
             )?,
-            proposals,
-            registry,
+            http_requests: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "cairn_http_requests_total",
+                        "HTTP requests served, by route template, method and status code.",
+                    ),
+                    &["route", "method", "status"],
+                )?,
+            )?,
+            http_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "cairn_http_request_duration_seconds",
+                        "Time to answer an HTTP request, by route template and method.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["route", "method"],
+                )?,
+            )?,
+            snapshot,
+            registry: r,
         })
+    }
+
+    /// The snapshot metrics, to hand to the store and the network.
+    pub fn snapshot(&self) -> &SnapshotMetrics {
+        &self.snapshot
     }
 
     /// Counts a proposal's outcome.
@@ -113,18 +277,56 @@ impl Metrics {
         self.proposals.with_label_values(&[label]).inc();
     }
 
+    /// Records one answered HTTP request.
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route, method])
+            .observe(took.as_secs_f64());
+    }
+
     /// Refreshes the mirrored gauges and renders the text exposition format.
     pub fn render(&self, app: &App) -> String {
         let m = app.raft.metrics().borrow().clone();
-        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.term.set(as_i64(m.current_term));
+        self.leader_id.set(m.current_leader.map_or(0, as_i64));
         self.is_leader
             .set(i64::from(m.state == ServerState::Leader));
         self.running.set(i64::from(m.running_state.is_ok()));
         self.last_log_index.set(m.last_log_index.map_or(-1, as_i64));
         self.last_applied_index
             .set(m.last_applied.map_or(-1, |l| as_i64(l.index)));
+        self.snapshot_index
+            .set(m.snapshot.map_or(-1, |l| as_i64(l.index)));
+        self.purged_index
+            .set(m.purged.map_or(-1, |l| as_i64(l.index)));
+        self.quorum_ack_age.set(
+            m.millis_since_quorum_ack
+                .map_or(-1.0, |ms| Duration::from_millis(ms).as_secs_f64()),
+        );
+        // Only the leader tracks replication; members that left must not
+        // linger as stale series, so the vectors are rebuilt every scrape.
+        self.replication_matched.reset();
+        self.replication_lag.reset();
+        if let Some(replication) = &m.replication {
+            let last = m.last_log_index.unwrap_or(0);
+            for (id, matched) in replication {
+                let label = id.to_string();
+                let matched = matched.map(|l| l.index);
+                self.replication_matched
+                    .with_label_values(&[&label])
+                    .set(matched.map_or(-1, as_i64));
+                let lag = last.saturating_sub(matched.unwrap_or(0));
+                self.replication_lag
+                    .with_label_values(&[&label])
+                    .set(as_i64(lag));
+            }
+        }
         let membership = m.membership_config.membership();
+        self.membership_size
+            .set(as_i64(membership.nodes().count() as u64));
         self.members
             .with_label_values(&["voter"])
             .set(as_i64(membership.voter_ids().count() as u64));
@@ -142,6 +344,9 @@ impl Metrics {
             self.records
                 .with_label_values(&["vault"])
                 .set(count(s.vaults().len()));
+            self.records
+                .with_label_values(&["tier"])
+                .set(count(s.tiers().len()));
             self.records
                 .with_label_values(&["snapshot"])
                 .set(count(s.snapshots().len()));

@@ -7,6 +7,14 @@
 //! a transport failure. Bincode and not JSON because log entries carry
 //! opaque byte blobs (wrapped keys, sealed metadata) that JSON would inflate.
 //!
+//! Snapshots stream in chunks: openraft's default `full_snapshot` reads the
+//! snapshot `snapshot_max_chunk_size` bytes at a time
+//! ([`RaftSettings::snapshot_chunk_size`](crate::config::RaftSettings)) and
+//! sends each piece as its own `/raft/snapshot` request with its offset, so
+//! no request body holds the whole snapshot and a failed chunk is retried
+//! alone. The follower appends the chunks and installs the snapshot when the
+//! last one arrives.
+//!
 //! Transport failures map to openraft's error kinds so it backs off
 //! correctly: connection failures are [`Unreachable`] (back off), anything
 //! else on the way is a [`NetworkError`] (retry).
@@ -22,6 +30,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use prometheus::IntCounter;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -32,12 +41,17 @@ pub const BINCODE: &str = "application/x-cairn-bincode";
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    chunks_sent: IntCounter,
 }
 
 impl HttpNetwork {
-    /// A network factory sharing `client`'s connection pool.
-    pub fn new(client: reqwest::Client) -> Self {
-        Self { client }
+    /// A network factory sharing `client`'s connection pool, counting the
+    /// snapshot chunks it sends in `chunks_sent`.
+    pub fn new(client: reqwest::Client, chunks_sent: IntCounter) -> Self {
+        Self {
+            client,
+            chunks_sent,
+        }
     }
 }
 
@@ -49,6 +63,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             target,
             base: node.http_addr.clone(),
+            chunks_sent: self.chunks_sent.clone(),
         }
     }
 }
@@ -58,6 +73,7 @@ pub struct HttpPeer {
     client: reqwest::Client,
     target: NodeId,
     base: String,
+    chunks_sent: IntCounter,
 }
 
 /// Why an RPC did not produce a remote answer.
@@ -187,6 +203,7 @@ impl RaftNetwork<TypeConfig> for HttpPeer {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, ClusterNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
+        self.chunks_sent.inc();
         self.call("/raft/snapshot", &rpc, &option).await
     }
 

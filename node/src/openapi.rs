@@ -48,6 +48,15 @@ pub fn document() -> Value {
                 "DefineTier": {"type": "object", "required": ["name", "replicas"], "properties": {
                     "name": {"type": "string"}, "replicas": {"type": "integer", "minimum": 1, "maximum": 16},
                     "requestable": {"type": "boolean", "default": true}}},
+                "TierInfo": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "replicas": {"type": "integer"},
+                    "requestable": {"type": "boolean"}, "defined_at": {"type": "integer"}}},
+                "RemoveRequest": {"type": "object", "required": ["node_id"], "properties": {
+                    "node_id": {"type": "integer"}}},
+                "RemoveResponse": {"type": "object", "properties": {
+                    "node_id": {"type": "integer"}, "leader": {"type": "integer", "nullable": true},
+                    "voters": {"type": "array", "items": {"type": "integer"}},
+                    "learners": {"type": "array", "items": {"type": "integer"}}}},
                 "JoinRequest": {"type": "object", "required": ["node_id", "addr"], "properties": {
                     "node_id": {"type": "integer"}, "addr": {"type": "string"}}},
                 "JoinResponse": {"type": "object", "properties": {
@@ -84,6 +93,18 @@ pub fn document() -> Value {
                     "200": {"description": "joined", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/JoinResponse"}}}},
                     "503": error_response("no leader or another membership change in progress; retry")}}},
+            "/api/v1/cluster/remove": {"post": {
+                "summary": "Remove a node from the cluster (membership change through the leader)",
+                "security": [{"adminToken": []}],
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/RemoveRequest"}}}},
+                "responses": {
+                    "200": {"description": "removed (or already removed)", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/RemoveResponse"}}}},
+                    "400": error_response("the node is the last voter"),
+                    "401": error_response("missing or wrong admin token"),
+                    "404": error_response("not_found: the cluster never had this node"),
+                    "503": error_response("no leader or another membership change in progress; retry")}}},
             "/api/v1/admin/users": {
                 "get": {
                     "summary": "List accounts (linearizable)",
@@ -106,22 +127,31 @@ pub fn document() -> Value {
                         "409": error_response("name_taken"),
                         "422": error_response("invalid_name"),
                         "503": error_response("no leader; retry with the same Idempotency-Key")}}},
-            "/api/v1/admin/tiers": {"post": {
-                "summary": "Define or redefine a vault tier",
-                "security": [{"adminToken": []}],
-                "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
-                "requestBody": {"required": true, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/DefineTier"}}}},
-                "responses": {
-                    "201": {"description": "defined"},
-                    "401": error_response("missing or wrong admin token"),
-                    "422": error_response("invalid_replicas or invalid_name")}}},
+            "/api/v1/admin/tiers": {
+                "get": {
+                    "summary": "List vault tiers (linearizable)",
+                    "security": [{"adminToken": []}],
+                    "responses": {
+                        "200": {"description": "tiers", "content": {"application/json": {"schema": {
+                            "type": "array", "items": {"$ref": "#/components/schemas/TierInfo"}}}}},
+                        "401": error_response("missing or wrong admin token")}},
+                "post": {
+                    "summary": "Define or redefine a vault tier",
+                    "security": [{"adminToken": []}],
+                    "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
+                    "requestBody": {"required": true, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/DefineTier"}}}},
+                    "responses": {
+                        "201": {"description": "defined", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/TierInfo"}}}},
+                        "401": error_response("missing or wrong admin token"),
+                        "422": error_response("invalid_replicas or invalid_name")}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document"}}}},
             "/healthz": {"get": {"summary": "Liveness: Raft is running",
                 "responses": {"200": {"description": "ok"}, "503": {"description": "raft stopped"}}}},
-            "/readyz": {"get": {"summary": "Readiness: a leader is known and this node is a member",
+            "/readyz": {"get": {"summary": "Readiness: a leader is known, this node is a member and within 100 entries of the leader's commit index",
                 "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus text exposition",
                 "responses": {"200": {"description": "metrics"}}}}

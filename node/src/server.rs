@@ -21,7 +21,7 @@ use cairn_consensus::ClusterNode;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{DataDir, NodeIdentity};
+use crate::config::{DataDir, NodeIdentity, RaftSettings};
 use crate::error::NodeError;
 use crate::token::{AdminToken, ClusterSecret};
 use crate::wire::{JoinRequest, JoinResponse};
@@ -77,8 +77,9 @@ pub async fn init(
     dir: &DataDir,
     identity: NodeIdentity,
     cluster_secret: Option<&Path>,
+    settings: &RaftSettings,
 ) -> Result<(), NodeError> {
-    let app = start_new_cluster(dir, identity, cluster_secret).await?;
+    let app = start_new_cluster(dir, identity, cluster_secret, settings).await?;
     app.raft
         .shutdown()
         .await
@@ -96,6 +97,7 @@ pub async fn start_new_cluster(
     dir: &DataDir,
     identity: NodeIdentity,
     cluster_secret: Option<&Path>,
+    settings: &RaftSettings,
 ) -> Result<Arc<App>, NodeError> {
     if NodeIdentity::load(dir)?.is_some() {
         return Err(NodeError::Config(format!(
@@ -104,7 +106,7 @@ pub async fn start_new_cluster(
         )));
     }
     prepare(dir, cluster_secret)?;
-    let app = App::start(dir, identity.clone()).await?;
+    let app = App::start(dir, identity.clone(), settings).await?;
     if let Err(e) = init_cluster(&app).await {
         if let Err(s) = app.raft.shutdown().await {
             tracing::error!(error = %s, "raft shutdown after failed init");
@@ -144,6 +146,8 @@ async fn init_cluster(app: &Arc<App>) -> Result<(), NodeError> {
 pub struct ServeOptions {
     /// Cluster URL to join (for a node that is not yet a member).
     pub join: Option<String>,
+    /// Told the bound address once the node listens (the CLI prints it).
+    pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
 }
 
 /// `cairnd serve`: starts the node and runs it until `shutdown` resolves.
@@ -154,10 +158,11 @@ pub struct ServeOptions {
 pub async fn serve(
     dir: &DataDir,
     identity: NodeIdentity,
+    settings: &RaftSettings,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let app = App::start(dir, identity).await?;
+    let app = App::start(dir, identity, settings).await?;
     serve_app(app, options, shutdown).await
 }
 
@@ -189,10 +194,7 @@ pub async fn serve_app(
         source,
     })?;
     tracing::info!(node_id = identity.node_id, %local, advertise = %identity.advertise, "cairnd listening");
-    println!(
-        "cairnd node {} listening on http://{local}",
-        identity.node_id
-    );
+    (options.on_listening)(local);
 
     let joiner = options
         .join

@@ -141,3 +141,37 @@ pub struct StorageNodeInfo {
     /// `Active`, `Draining` or `Removed`.
     pub status: String,
 }
+
+/// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
+/// answer to `POST`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierInfo {
+    /// Tier name.
+    pub name: String,
+    /// Chunk replicas.
+    pub replicas: u8,
+    /// Whether devices may request vaults of it.
+    pub requestable: bool,
+    /// When it was last defined, ms since the epoch.
+    pub defined_at: u64,
+}
+
+/// `POST /api/v1/cluster/remove`: remove a node from the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveRequest {
+    /// The node to remove.
+    pub node_id: u64,
+}
+
+/// What a removal left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveResponse {
+    /// The removed node.
+    pub node_id: u64,
+    /// The leader after the change (none while a removed leader steps down).
+    pub leader: Option<u64>,
+    /// Voters after the change.
+    pub voters: Vec<u64>,
+    /// Learners after the change.
+    pub learners: Vec<u64>,
+}

@@ -29,6 +29,7 @@ mod state_machine;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
@@ -51,9 +52,42 @@ const ALL_CFS: [&str; 4] = [CF_LOGS, CF_META, CF_STATE, CF_SNAPSHOT];
 /// Fails if RocksDB cannot open the directory (including when another
 /// process holds it) or if the persisted state machine cannot be decoded.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore)> {
+    open_observed(path, Arc::new(NoObserver))
+}
+
+/// As [`open`], reporting the state machine's snapshot work to `observer`.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_observed(
+    path: &Path,
+    observer: Arc<dyn SnapshotObserver>,
+) -> Result<(LogStore, StateMachineStore)> {
     let db = Db::open(path)?;
-    let sm = StateMachineStore::load(db.clone())?;
+    let mut sm = StateMachineStore::load(db.clone())?;
+    sm.set_observer(observer);
     Ok((LogStore::new(db), sm))
+}
+
+/// Told about every snapshot the state machine builds or installs, so the
+/// node can export counts, sizes and durations as metrics without this
+/// crate depending on a metrics library. Called synchronously after the
+/// snapshot is durable; implementations must be cheap and must not block.
+pub trait SnapshotObserver: Send + Sync + 'static {
+    /// A snapshot of `bytes` bytes was built and saved in `took`.
+    fn snapshot_built(&self, bytes: usize, took: Duration);
+    /// A snapshot of `bytes` bytes received from the leader was installed
+    /// (decoded and written) in `took`.
+    fn snapshot_installed(&self, bytes: usize, took: Duration);
+}
+
+/// The observer of a store nobody watches.
+pub(crate) struct NoObserver;
+
+impl SnapshotObserver for NoObserver {
+    fn snapshot_built(&self, _: usize, _: Duration) {}
+    fn snapshot_installed(&self, _: usize, _: Duration) {}
 }
 
 /// The shared database handle: RocksDB plus the poison flag.

@@ -25,13 +25,14 @@
 use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftLogId};
 use rocksdb::WriteBatch;
 
 use super::records::{self, KEY_LAST_APPLIED, KEY_MEMBERSHIP};
-use super::{sto, Db, CF_SNAPSHOT, CF_STATE};
+use super::{sto, Db, NoObserver, SnapshotObserver, CF_SNAPSHOT, CF_STATE};
 use crate::apply::{apply, Outcome};
 use crate::codec::{self, META_FORMAT, STATE_FORMAT};
 use crate::error::{ConsensusError, Result};
@@ -57,6 +58,7 @@ struct Applied {
 pub struct StateMachineStore {
     db: Db,
     applied: Arc<RwLock<Arc<Applied>>>,
+    observer: Arc<dyn SnapshotObserver>,
 }
 
 /// A read-only view of the applied state, for request handlers.
@@ -113,7 +115,13 @@ impl StateMachineStore {
         Ok(Self {
             db,
             applied: Arc::new(RwLock::new(Arc::new(applied))),
+            observer: Arc::new(NoObserver),
         })
+    }
+
+    /// Reports snapshot builds and installs to `observer` from now on.
+    pub(crate) fn set_observer(&mut self, observer: Arc<dyn SnapshotObserver>) {
+        self.observer = observer;
     }
 
     /// A read-only handle on the applied state.
@@ -211,6 +219,7 @@ impl StateMachineStore {
 
     fn do_build_snapshot(&self) -> Result<Snapshot> {
         self.db.check()?;
+        let started = Instant::now();
         let current = self.current();
         let data = codec::encode("snapshot data", STATE_FORMAT, &current.state)?;
         let snapshot_id = match &current.last_applied {
@@ -225,6 +234,7 @@ impl StateMachineStore {
         let mut batch = WriteBatch::default();
         self.stage_snapshot(&mut batch, &meta, &data)?;
         self.db.write_synced("save snapshot", batch)?;
+        self.observer.snapshot_built(data.len(), started.elapsed());
         tracing::info!(snapshot = %meta, bytes = data.len(), "built snapshot");
         Ok(Snapshot {
             meta,
@@ -234,6 +244,7 @@ impl StateMachineStore {
 
     fn do_install_snapshot(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<()> {
         self.db.check()?;
+        let started = Instant::now();
         // Decode first: a snapshot that does not decode changes nothing.
         let state: State = codec::decode("snapshot data", STATE_FORMAT, &data)?;
         let next = Applied {
@@ -247,7 +258,9 @@ impl StateMachineStore {
         self.stage_snapshot(&mut batch, meta, &data)?;
         self.db.write_synced("install snapshot", batch)?;
         self.publish(next);
-        tracing::info!(snapshot = %meta, "installed snapshot");
+        self.observer
+            .snapshot_installed(data.len(), started.elapsed());
+        tracing::info!(snapshot = %meta, bytes = data.len(), "installed snapshot");
         Ok(())
     }
 
@@ -378,6 +391,36 @@ mod tests {
             prop_assert_eq!(&current.state, &expected);
             prop_assert_eq!(current.last_applied, applied_to);
         }
+    }
+
+    /// The observer hears of every snapshot built and installed, with its size.
+    #[test]
+    fn observer_sees_builds_and_installs() {
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<(&'static str, usize)>>);
+        impl SnapshotObserver for Seen {
+            fn snapshot_built(&self, bytes: usize, _: Duration) {
+                self.0.lock().expect("lock").push(("built", bytes));
+            }
+            fn snapshot_installed(&self, bytes: usize, _: Duration) {
+                self.0.lock().expect("lock").push(("installed", bytes));
+            }
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seen = Arc::new(Seen::default());
+        let mut sm = StateMachineStore::load(Db::open(dir.path()).expect("open")).expect("load");
+        sm.set_observer(seen.clone());
+        sm.do_apply(entries(requests(Vec::new()))).expect("apply");
+        let snapshot = sm.do_build_snapshot().expect("build");
+        let data = snapshot.snapshot.into_inner();
+        sm.do_install_snapshot(&snapshot.meta, data.clone())
+            .expect("install");
+        let seen = seen.0.lock().expect("lock").clone();
+        assert_eq!(seen, vec![("built", data.len()), ("installed", data.len())]);
     }
 
     /// A snapshot install replaces every record: records of the old state

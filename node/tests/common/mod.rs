@@ -28,6 +28,8 @@ pub struct Node {
     runs: u32,
     /// Extra environment for every process this node spawns.
     pub env: Vec<(String, String)>,
+    /// Configuration file passed as `--config` to `init` and `serve`.
+    pub config: Option<PathBuf>,
 }
 
 impl Node {
@@ -43,7 +45,18 @@ impl Node {
             child: None,
             runs: 0,
             env: Vec::new(),
+            config: None,
         }
+    }
+
+    /// `args` preceded by `--config FILE` when the node has one.
+    fn with_config(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = match &self.config {
+            Some(c) => vec!["--config".into(), c.to_string_lossy().into_owned()],
+            None => Vec::new(),
+        };
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
     }
 
     pub fn url(&self) -> String {
@@ -69,7 +82,7 @@ impl Node {
         )
         .expect("log");
         let child = Command::new(CAIRND)
-            .args(args)
+            .args(self.with_config(args))
             .env("CAIRN_LOG", "info,openraft=info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -107,7 +120,7 @@ impl Node {
             &listen,
         ];
         args.extend_from_slice(extra);
-        let out = run(&args);
+        let out = run_owned(self.with_config(&args));
         assert!(
             out.status.success(),
             "init failed: {}",
@@ -168,6 +181,31 @@ impl Node {
         self.dir.join("admin.token")
     }
 
+    /// `Authorization` header value carrying this node's admin token.
+    pub fn bearer(&self) -> String {
+        let token = std::fs::read_to_string(self.token_file()).expect("admin token");
+        format!("Bearer {}", token.trim())
+    }
+
+    /// Whether the process is running (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The value of metric `series` (name with labels, exactly as exposed),
+    /// `None` if the node does not answer or does not expose it.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (code, text) = self.get("/metrics")?;
+        if code != 200 {
+            return None;
+        }
+        text.lines()
+            .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .find_map(|v| v.trim().parse().ok())
+    }
+
     /// Runs `cairnd admin --server <this node> --admin-token-file <its token> ARGS`.
     pub fn admin(&self, args: &[&str]) -> Output {
         let token = self.token_file().to_string_lossy().into_owned();
@@ -198,6 +236,26 @@ impl Node {
         body: &str,
     ) -> (u16, String) {
         http_request(self.port, method, path, headers, body).expect("http request")
+    }
+
+    /// A JSON `POST` to this node; `None` if it cannot be made.
+    pub fn get_post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String)> {
+        http_request(self.port, "POST", path, headers, body)
+    }
+
+    /// Runs `cairnd ARGS --server <this node> --admin-token-file <its token>`
+    /// (for `cluster` commands).
+    pub fn run_cli(&self, args: &[&str]) -> Output {
+        let token = self.token_file().to_string_lossy().into_owned();
+        let url = self.url();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&["--server", &url, "--admin-token-file", &token]);
+        run(&all)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -269,7 +327,7 @@ pub fn run(args: &[&str]) -> Output {
     run_owned(args.iter().map(|s| s.to_string()).collect())
 }
 
-fn run_owned(args: Vec<String>) -> Output {
+pub fn run_owned(args: Vec<String>) -> Output {
     Command::new(CAIRND)
         .args(&args)
         .env_remove("CAIRN_ADMIN_TOKEN")
@@ -324,6 +382,16 @@ pub fn http_request(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// The body of a `POST /api/v1/admin/users` that creates `name` (a fixed
+/// login key: no KDF to run, so tests can write fast).
+pub fn user_body(name: &str) -> String {
+    format!(
+        r#"{{"name":"{name}","kdf":{{"memory_kib":8,"iterations":1,"parallelism":1,"salt":"{}"}},"login_key":"{}"}}"#,
+        "00".repeat(16),
+        "11".repeat(32)
+    )
 }
 
 pub fn stdout(o: &Output) -> String {
