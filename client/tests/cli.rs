@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::*;
@@ -58,14 +58,18 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A temporary directory with the usual `src`, `vault` and `out` paths in it
+/// (not created); keep the guard alive for the test's duration.
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n);
+    let (src, vault, out) = (p("src"), p("vault"), p("out"));
+    (tmp, src, vault, out)
+}
+
 #[test]
 fn backup_and_restore_reproduce_every_kind_of_entry() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault, target) = (
-        tmp.path().join("src"),
-        tmp.path().join("vault"),
-        tmp.path().join("out"),
-    );
+    let (_tmp, src, vault, target) = scratch();
     make_source(&src);
     init_vault(&vault);
     let v = vault.to_str().unwrap();
@@ -100,8 +104,7 @@ fn backup_and_restore_reproduce_every_kind_of_entry() {
 
 #[test]
 fn json_flag_is_global_and_ls_lists_paths() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    let (_tmp, src, vault, _) = scratch();
     make_source(&src);
     init_vault(&vault);
     let v = vault.to_str().unwrap();
@@ -235,8 +238,7 @@ fn excludes_includes_and_several_paths() {
 
 #[test]
 fn incremental_backups_read_only_what_changed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    let (_tmp, src, vault, _) = scratch();
     fs::create_dir_all(&src).unwrap();
     for i in 0..20 {
         fs::write(
@@ -281,12 +283,7 @@ fn incremental_backups_read_only_what_changed() {
 
 #[test]
 fn a_corrupted_chunk_is_found_by_check_and_not_restored() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault, target) = (
-        tmp.path().join("src"),
-        tmp.path().join("vault"),
-        tmp.path().join("out"),
-    );
+    let (_tmp, src, vault, target) = scratch();
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("victim"), pseudo_random(100_000, 3)).unwrap();
     fs::write(src.join("bystander"), pseudo_random(100_000, 4)).unwrap();
@@ -358,12 +355,7 @@ fn flip_in_store(dir: &Path, needle: &[u8]) -> bool {
 
 #[test]
 fn password_change_rewraps_keys_only() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault, target) = (
-        tmp.path().join("src"),
-        tmp.path().join("vault"),
-        tmp.path().join("out"),
-    );
+    let (_tmp, src, vault, target) = scratch();
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("f"), "data").unwrap();
     init_vault(&vault);
@@ -417,8 +409,7 @@ fn sealed_chunks_follow_the_documented_format() {
     use aes::cipher::{KeyIvInit, StreamCipher};
     use poly1305::universal_hash::KeyInit;
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    let (_tmp, src, vault, _) = scratch();
     fs::create_dir_all(&src).unwrap();
     let plain = "compressible text ".repeat(5000).into_bytes();
     fs::write(src.join("f"), &plain).unwrap();
@@ -458,12 +449,7 @@ fn sealed_chunks_follow_the_documented_format() {
 
 #[test]
 fn a_killed_backup_leaves_a_consistent_vault_and_the_next_run_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault, target) = (
-        tmp.path().join("src"),
-        tmp.path().join("vault"),
-        tmp.path().join("out"),
-    );
+    let (_tmp, src, vault, target) = scratch();
     fs::create_dir_all(&src).unwrap();
     for i in 0..12 {
         fs::write(
@@ -505,8 +491,7 @@ fn a_killed_backup_leaves_a_consistent_vault_and_the_next_run_resumes() {
 
 #[test]
 fn a_file_changing_while_read_is_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    let (_tmp, src, vault, _) = scratch();
     fs::create_dir_all(&src).unwrap();
     let path = src.join("growing.log");
     fs::write(&path, pseudo_random(64 * 1024 * 1024, 5)).unwrap();
@@ -542,8 +527,7 @@ fn a_file_changing_while_read_is_reported() {
 
 #[test]
 fn files_over_4_gib_are_streamed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, vault) = (tmp.path().join("src"), tmp.path().join("vault"));
+    let (_tmp, src, vault, _) = scratch();
     fs::create_dir_all(&src).unwrap();
     let size = (4u64 << 30) + 12345;
     let f = fs::File::create(src.join("sparse")).unwrap();
