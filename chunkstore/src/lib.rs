@@ -12,6 +12,7 @@
 //! [`Store`] is the small, synchronous interface the rest of Cairn programs
 //! against; [`RocksStore`] is its RocksDB engine; [`placement`] decides
 //! which storage nodes own a chunk.
+#![warn(missing_docs)]
 
 mod error;
 mod key;

@@ -5,6 +5,7 @@
 //! [`vault`] (chunk store + snapshot records), and back through [`restore`].
 //! [`tree`], [`blob`], [`snapshot`] and [`crypto`] are the formats (see
 //! `docs/FORMATS.md`); they are pure and tested without any IO.
+#![warn(missing_docs)]
 
 pub mod backup;
 pub mod blob;

@@ -4,6 +4,7 @@
 //! This crate does no IO and has no heavy dependencies so that every other
 //! crate can depend on it. Anything that crosses a process or disk boundary
 //! and is understood by more than one crate is named here.
+#![warn(missing_docs)]
 
 pub mod id;
 pub mod version;
