@@ -16,8 +16,9 @@ use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
 use cairn_client::chunker::ChunkerParams;
 use cairn_client::crypto::KdfParams;
 use cairn_client::restore::{self, RestoreOptions};
+use cairn_client::retention::KeepPolicy;
 use cairn_client::vault::CreateOptions;
-use cairn_client::{check, fsmeta, ls, Error, Vault};
+use cairn_client::{check, fsmeta, ls, prune, Error, Vault};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -46,7 +47,8 @@ const EXAMPLES: &str = "Examples:
   cairn backup --vault /backup/vault /home/me /etc --exclude '*.tmp'
   cairn snapshots --vault /backup/vault
   cairn restore --vault /backup/vault latest --target /tmp/restored
-  cairn check --vault /backup/vault --read-data";
+  cairn check --vault /backup/vault --read-data
+  cairn forget --vault /backup/vault --keep-daily 7 --keep-monthly 12 && cairn prune --vault /backup/vault";
 
 #[derive(Subcommand)]
 enum Command {
@@ -90,6 +92,20 @@ enum Command {
         /// Read, decrypt and verify every chunk (slower, complete).
         #[arg(long)]
         read_data: bool,
+    },
+    /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
+    ///
+    /// Snapshots are grouped by device and item (or paths); in each group the
+    /// newest snapshot of each period is kept, up to the given count. Only the
+    /// records go; run `prune` to free the data no snapshot uses any more.
+    Forget(ForgetArgs),
+    /// Delete the chunks that no snapshot references any more.
+    Prune {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Report what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Manage the password that protects the vault keys.
     #[command(subcommand)]
@@ -152,6 +168,36 @@ struct VaultArg {
     /// The vault: a local vault directory.
     #[arg(long, value_name = "VAULT")]
     vault: PathBuf,
+}
+
+#[derive(Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    vault: VaultArg,
+    /// Snapshots to forget (ids or unique prefixes); with none, apply the --keep-… policy.
+    #[arg(value_name = "SNAPSHOT")]
+    snapshots: Vec<String>,
+    /// Keep the N newest snapshots of each group.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks.
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+    /// Report what would be forgotten, change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -422,6 +468,24 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if report.is_clean() { 0 } else { 4 })
         }
+        Command::Forget(args) => cmd_forget(args, json),
+        Command::Prune { vault, dry_run } => {
+            let vault = open(&vault)?;
+            let report = prune::prune(&vault, dry_run)?;
+            if json {
+                print_json(&json!({"dry_run": dry_run, "report": report}))?;
+            } else {
+                println!(
+                    "{} {} unreferenced chunks ({}); {} chunks of {} snapshots kept",
+                    if dry_run { "would delete" } else { "deleted" },
+                    report.deleted_chunks,
+                    bytes(report.deleted_bytes),
+                    report.live_chunks,
+                    report.snapshots
+                );
+            }
+            Ok(0)
+        }
         Command::Key(KeyCommand::Passwd(v)) => {
             let mut vault = open(&v)?;
             let new = cli::password::read("CAIRN_NEW_PASSWORD", "New password: ", true)?;
@@ -456,6 +520,57 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn cmd_forget(args: ForgetArgs, json: bool) -> Result<u8> {
+    let vault = open(&args.vault)?;
+    let policy = KeepPolicy {
+        last: args.keep_last,
+        hourly: args.keep_hourly,
+        daily: args.keep_daily,
+        weekly: args.keep_weekly,
+        monthly: args.keep_monthly,
+        yearly: args.keep_yearly,
+    };
+    let report = if args.snapshots.is_empty() {
+        if policy.is_empty() {
+            return Err(Error::Invalid(
+                "nothing to forget: name snapshots or give a --keep-… policy".into(),
+            )
+            .into());
+        }
+        prune::forget(&vault, &policy, args.dry_run)?
+    } else {
+        let mut report = prune::ForgetReport::default();
+        for spec in &args.snapshots {
+            let snap = vault.find_snapshot(spec)?;
+            if !args.dry_run {
+                vault.forget_snapshot(snap.id)?;
+            }
+            report.forgotten.push(snap.id);
+        }
+        report
+    };
+    if json {
+        print_json(
+            &json!({"dry_run": args.dry_run, "kept": report.kept, "forgotten": report.forgotten}),
+        )?;
+    } else {
+        let verb = if args.dry_run {
+            "would forget"
+        } else {
+            "forgot"
+        };
+        for id in &report.forgotten {
+            println!("{verb} {id}");
+        }
+        println!(
+            "{verb} {} snapshot(s), kept {}",
+            report.forgotten.len(),
+            report.kept.len()
+        );
+    }
+    Ok(0)
 }
 
 fn cmd_backup(args: BackupArgs, json: bool) -> Result<u8> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
 use cairn_proto::version::VAULT_FORMAT;
-use cairn_proto::{ChunkId, VaultId};
+use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobCodec, OpenScratch};
@@ -297,6 +297,16 @@ impl Vault {
                 "no snapshot {spec:?} in this vault"
             ))),
         }
+    }
+
+    /// Removes a snapshot record (its chunks stay until `prune`).
+    pub fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
+        let dir = self.dir.join("snapshots");
+        let path = dir.join(format!("{id}.json"));
+        fs::remove_file(&path).ctx("remove", &path)?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .ctx("sync", &dir)
     }
 
     /// Durably records a snapshot. Call only once every chunk it names is
