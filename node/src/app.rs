@@ -36,6 +36,7 @@ use crate::config::{DataDir, NodeIdentity, RaftSettings};
 use crate::error::{ApiError, ForwardedError, NodeError};
 use crate::metrics::Metrics;
 use crate::network::{post_bincode, HttpNetwork};
+use crate::tls::TlsSettings;
 use crate::token::{AdminToken, ClusterSecret, CLUSTER_SECRET_HEADER};
 use crate::wire::{
     ClusterStatus, JoinRequest, JoinResponse, Member, RemoveResponse, StorageNodeInfo,
@@ -67,8 +68,11 @@ pub struct App {
     pub admin: Option<AdminToken>,
     /// The cluster secret required on internal endpoints, if configured.
     pub cluster_secret: Option<ClusterSecret>,
-    /// HTTP client for peers (forwarding, joins).
+    /// HTTP client for peers (forwarding, joins); verifies certificates
+    /// against the public roots and the node's `ca_file`.
     pub http: reqwest::Client,
+    /// The HTTPS server configuration; `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
 }
@@ -99,18 +103,22 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>)
 }
 
 impl App {
-    /// Opens the Raft store under `dir` and starts Raft (not the HTTP server).
+    /// Opens the Raft store under `dir` and starts Raft (not the HTTP
+    /// server, which [`App::tls`] configures).
     ///
     /// # Errors
     ///
-    /// The store cannot be opened (e.g. another `cairnd` holds it) or Raft
-    /// refuses to start.
+    /// The store cannot be opened (e.g. another `cairnd` holds it), the TLS
+    /// files are unusable, or Raft refuses to start.
     pub async fn start(
         dir: &DataDir,
         identity: NodeIdentity,
         settings: &RaftSettings,
+        tls: &TlsSettings,
     ) -> Result<Arc<App>, NodeError> {
         let config = settings.raft_config()?;
+        // Before the store is opened: bad TLS files fail the start cleanly.
+        let server_tls = tls.server_config(dir, &identity)?;
         let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
         let (log, sm) =
             cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
@@ -132,7 +140,7 @@ impl App {
             None => {}
         }
         // Peer traffic (Raft RPCs, forwarding, joins) presents the secret.
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(tls.ca_file.as_deref())?
             .connect_timeout(Duration::from_secs(2))
             .default_headers(headers)
             .build()
@@ -160,6 +168,7 @@ impl App {
             admin,
             cluster_secret,
             http,
+            tls: server_tls,
             metrics,
         }))
     }

@@ -5,6 +5,9 @@
 //! argon2id (the same parameters the `cairn` client uses by default) so the
 //! password never leaves the operator's machine, then sends only the login
 //! key and the KDF parameters.
+//!
+//! Every request verifies the server's certificate for `https://` URLs
+//! ([`crate::tls::client_builder`]: public roots plus `--ca-file`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroize;
 
-use crate::error::ErrorBody;
+use crate::error::{describe, ErrorBody};
 use crate::http::IDEMPOTENCY_KEY;
 use crate::wire::{
     ClusterStatus, CreateUser, DefineTier, Kdf, RemoveRequest, RemoveResponse, TierInfo, UserInfo,
@@ -60,6 +63,11 @@ fn other(e: impl std::fmt::Display) -> CliError {
     CliError::Other(e.to_string())
 }
 
+/// A failed request, with its causes (see [`describe`]).
+fn request_failed(e: reqwest::Error) -> CliError {
+    CliError::Other(describe(&e))
+}
+
 /// A client for one server.
 pub struct Client {
     http: reqwest::Client,
@@ -68,13 +76,19 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `server`, authenticating with `token` if given.
+    /// A client for `server`, authenticating with `token` if given and
+    /// trusting the certificates in `ca_file` besides the public roots.
     ///
     /// # Errors
     ///
-    /// The HTTP client cannot be built.
-    pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
-        let http = reqwest::Client::builder()
+    /// The CA file is unusable or the HTTP client cannot be built.
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, CliError> {
+        let http = crate::tls::client_builder(ca_file)
+            .map_err(other)?
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(other)?;
@@ -113,7 +127,7 @@ impl Client {
             .auth(self.http.get(format!("{}{path}", self.base)))
             .send()
             .await
-            .map_err(other)?;
+            .map_err(request_failed)?;
         Self::handle(resp).await
     }
 
@@ -140,7 +154,7 @@ impl Client {
                 Err(e) => e.is_connect() || e.is_timeout(),
             };
             if !retry || attempt >= WRITE_ATTEMPTS {
-                return sent.map_err(other);
+                return sent.map_err(request_failed);
             }
             tokio::time::sleep(delay).await;
             delay *= 2;

@@ -56,6 +56,21 @@ impl DataDir {
     pub fn cluster_secret(&self) -> PathBuf {
         self.root.join("cluster.secret")
     }
+
+    /// The generated dev TLS files (`--tls-self-signed`), mode 0700.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    /// The generated dev certificate; clients trust it with `--ca-file`.
+    pub fn tls_cert(&self) -> PathBuf {
+        self.tls_dir().join("cert.pem")
+    }
+
+    /// The generated dev private key (mode 0600).
+    pub fn tls_key(&self) -> PathBuf {
+        self.tls_dir().join("key.pem")
+    }
 }
 
 /// What a node is, persisted in `node.json`.
@@ -72,9 +87,11 @@ pub struct NodeIdentity {
 }
 
 impl NodeIdentity {
-    /// An identity advertising `http://<listen>` unless told otherwise.
-    pub fn new(node_id: u64, listen: SocketAddr, advertise: Option<String>) -> Self {
-        let advertise = advertise.unwrap_or_else(|| format!("http://{listen}"));
+    /// An identity advertising `http://<listen>` (`https://` with `tls`)
+    /// unless told otherwise.
+    pub fn new(node_id: u64, listen: SocketAddr, advertise: Option<String>, tls: bool) -> Self {
+        let scheme = if tls { "https" } else { "http" };
+        let advertise = advertise.unwrap_or_else(|| format!("{scheme}://{listen}"));
         Self {
             format: NODE_FILE_FORMAT,
             node_id,
@@ -249,6 +266,10 @@ impl RaftSettings {
 /// advertise = "http://node1.example:8700"
 /// insecure_http = true
 /// cluster_secret_file = "/etc/cairn/cluster.secret"
+/// # tls_cert = "/etc/cairn/tls/cert.pem"  # HTTPS (with tls_key)
+/// # tls_key = "/etc/cairn/tls/key.pem"
+/// # tls_self_signed = true                # dev: generate <data_dir>/tls/*.pem
+/// # ca_file = "/etc/cairn/ca.pem"         # extra trusted root for peers and commands
 /// # join = "http://10.0.0.2:8700"      # serve: the cluster to join
 /// # server = "http://127.0.0.1:8700"   # cluster/admin commands
 /// # admin_token_file = "/var/lib/cairn/admin.token"
@@ -283,6 +304,14 @@ pub struct FileConfig {
     pub server: Option<String>,
     /// Admin token file for the `cluster` and `admin` commands.
     pub admin_token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) the node serves HTTPS with.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated self-signed certificate (dev only).
+    pub tls_self_signed: Option<bool>,
+    /// Extra trusted root certificate(s), PEM, for peers and commands.
+    pub ca_file: Option<PathBuf>,
     /// Raft timing and snapshots.
     #[serde(default)]
     pub raft: RaftSettings,
@@ -306,6 +335,9 @@ impl FileConfig {
                 &mut config.data_dir,
                 &mut config.cluster_secret_file,
                 &mut config.admin_token_file,
+                &mut config.tls_cert,
+                &mut config.tls_key,
+                &mut config.ca_file,
             ]
             .into_iter()
             .flatten()
@@ -349,12 +381,15 @@ mod tests {
         fs::write(
             &path,
             "data_dir = \"data\"\nnode_id = 2\nlisten = \"127.0.0.1:9001\"\n\
+             tls_cert = \"tls/c.pem\"\nca_file = \"/etc/ca.pem\"\n\
              [raft]\nsnapshot_every = 7\n",
         )
         .expect("write");
         let c = FileConfig::load(&path).expect("load");
         assert_eq!(c.data_dir, Some(tmp.path().join("data")));
         assert_eq!(c.node_id, Some(2));
+        assert_eq!(c.tls_cert, Some(tmp.path().join("tls/c.pem")));
+        assert_eq!(c.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(c.raft.snapshot_every, 7);
         assert_eq!(c.raft.heartbeat_ms, RaftSettings::default().heartbeat_ms);
         fs::write(&path, "data_dri = \"x\"\n").expect("write");
@@ -369,7 +404,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = DataDir::new(tmp.path());
         assert_eq!(NodeIdentity::load(&dir).expect("load"), None);
-        let id = NodeIdentity::new(3, "127.0.0.1:9000".parse().expect("addr"), None);
+        let id = NodeIdentity::new(3, "127.0.0.1:9000".parse().expect("addr"), None, false);
         id.save(&dir).expect("save");
         assert_eq!(NodeIdentity::load(&dir).expect("load"), Some(id.clone()));
         assert_eq!(id.advertise, "http://127.0.0.1:9000");

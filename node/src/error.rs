@@ -28,6 +28,9 @@ pub enum NodeError {
     /// Configuration is missing, malformed or contradictory.
     #[error("configuration: {0}")]
     Config(String),
+    /// A TLS certificate or key is missing, invalid or cannot be generated.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The Raft store could not be opened.
     #[error(transparent)]
     Store(#[from] cairn_consensus::ConsensusError),
@@ -50,6 +53,23 @@ pub enum NodeError {
         /// What went wrong.
         detail: String,
     },
+}
+
+/// `e` followed by its causes, `": "`-separated. reqwest's own message
+/// stops at "error sending request", while the cause (e.g. rustls'
+/// "invalid peer certificate: UnknownIssuer") is what an operator needs.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// The JSON body of every API error.

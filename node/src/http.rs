@@ -17,7 +17,7 @@
 //! the node's admin token as `Authorization: Bearer <token>`.
 //!
 //! Every request is counted and timed by route template (not raw path, so
-//! the metric's label set stays bounded) in [`track_http`].
+//! the metric's label set stays bounded) in the `track_http` middleware.
 
 use std::sync::Arc;
 use std::time::Instant;

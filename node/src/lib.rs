@@ -20,9 +20,13 @@
 //! `--cluster-secret-file` at `init` and on every joining node); without one
 //! they are open, which `cairnd` only allows quietly on loopback.
 //!
-//! Not yet here (see the issue notes): TLS (non-loopback addresses need
-//! `--insecure-http`), the storage role's chunk API, and the client-facing
-//! API (login, devices, vaults, snapshot records).
+//! HTTPS ([`tls`]): with `tls_cert`/`tls_key` or `--tls-self-signed` the node
+//! serves rustls and advertises `https://`; peers and the operator commands
+//! verify certificates (extra roots with `--ca-file`). A non-loopback
+//! listen address without TLS needs `--insecure-http`.
+//!
+//! Not yet here (see the issue notes): the storage role's chunk API, and the
+//! client-facing API (login, devices, vaults, snapshot records).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,5 +39,6 @@ pub mod metrics;
 pub mod network;
 pub mod openapi;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod wire;

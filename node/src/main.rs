@@ -16,6 +16,7 @@ use cairn_node::cli::{format_status, CliError, Client};
 use cairn_node::config::{DataDir, FileConfig, NodeIdentity, RaftSettings};
 use cairn_node::error::NodeError;
 use cairn_node::server::{self, ServeOptions};
+use cairn_node::tls::{TlsSettings, TlsSource};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -109,6 +110,18 @@ struct NodeArgs {
     /// File holding the secret nodes present on cluster-internal endpoints; every node needs the same.
     #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Dev: serve HTTPS with a self-signed certificate generated on first start in DATA_DIR/tls/.
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// Extra trusted root certificate(s), PEM, for connections to other nodes.
+    #[arg(long, env = "CAIRN_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 // Raft tuning; the same keys exist in the `[raft]` table of the config file.
@@ -173,6 +186,9 @@ struct ClientArgs {
         value_name = "FILE"
     )]
     admin_token_file: Option<PathBuf>,
+    /// Extra trusted root certificate(s), PEM, e.g. a node's self-signed tls/cert.pem.
+    #[arg(long, global = true, env = "CAIRN_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -321,7 +337,13 @@ struct Listening {
     admin_token: PathBuf,
 }
 
-fn on_listening(json: bool, dev: bool, identity: &NodeIdentity, dir: &DataDir) -> ServeOptions {
+fn on_listening(
+    json: bool,
+    dev: bool,
+    scheme: &'static str,
+    identity: &NodeIdentity,
+    dir: &DataDir,
+) -> ServeOptions {
     let node_id = identity.node_id;
     let advertise = identity.advertise.clone();
     let data_dir = dir.root().to_owned();
@@ -332,7 +354,7 @@ fn on_listening(json: bool, dev: bool, identity: &NodeIdentity, dir: &DataDir) -
             let l = Listening {
                 event: "listening",
                 node_id,
-                url: format!("http://{local}"),
+                url: format!("{scheme}://{local}"),
                 advertise,
                 data_dir,
                 admin_token,
@@ -370,6 +392,7 @@ struct NodeSettings {
     advertise: Option<String>,
     insecure_http: bool,
     cluster_secret_file: Option<PathBuf>,
+    tls: TlsSettings,
 }
 
 impl NodeSettings {
@@ -378,6 +401,7 @@ impl NodeSettings {
             // 0 means "no leader" in cairn_raft_leader_id and is no valid Raft id here.
             return Err(CliError::Usage("node ids are positive integers".into()));
         }
+        let serve = tls_source(&args, file)?;
         Ok(Self {
             data_dir: required(
                 args.data_dir.or_else(|| file.data_dir.clone()),
@@ -390,7 +414,30 @@ impl NodeSettings {
             cluster_secret_file: args
                 .cluster_secret_file
                 .or_else(|| file.cluster_secret_file.clone()),
+            tls: TlsSettings {
+                serve,
+                ca_file: args.ca_file.or_else(|| file.ca_file.clone()),
+            },
         })
+    }
+}
+
+/// What the node serves HTTPS with, merged key by key like every other
+/// setting (a flag wins over the file).
+fn tls_source(args: &NodeArgs, file: &FileConfig) -> Result<Option<TlsSource>, CliError> {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
+    match (cert, key, self_signed) {
+        (None, None, false) => Ok(None),
+        (None, None, true) => Ok(Some(TlsSource::SelfSigned)),
+        (Some(cert), Some(key), false) => Ok(Some(TlsSource::Files { cert, key })),
+        (Some(_), Some(_), true) => Err(CliError::Usage(
+            "--tls-self-signed cannot be combined with --tls-cert/--tls-key".into(),
+        )),
+        _ => Err(CliError::Usage(
+            "--tls-cert and --tls-key (tls_cert, tls_key) go together".into(),
+        )),
     }
 }
 
@@ -426,15 +473,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let node = NodeSettings::merge(node, &file)?;
             let node_id = required(node.node_id, "--node-id")?;
             let listen = required(node.listen, "--listen")?;
-            server::check_listen(listen, node.insecure_http)?;
+            server::check_listen(listen, node.tls.enabled(), node.insecure_http)?;
             let dir = DataDir::new(node.data_dir);
-            let identity = NodeIdentity::new(node_id, listen, node.advertise);
+            let identity = NodeIdentity::new(node_id, listen, node.advertise, node.tls.enabled());
+            server::check_advertise(&identity, &node.tls)?;
             let advertise = identity.advertise.clone();
             server::init(
                 &dir,
                 identity,
                 node.cluster_secret_file.as_deref(),
                 &raft.over(&file.raft),
+                &node.tls,
             )
             .await?;
             let done = Initialised {
@@ -472,7 +521,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     id
                 }
                 (None, Some(n), Some(l)) if join.is_some() => {
-                    let id = NodeIdentity::new(n, l, node.advertise);
+                    let id = NodeIdentity::new(n, l, node.advertise, node.tls.enabled());
                     server::prepare_joiner(&dir, &id, secret)?;
                     id
                 }
@@ -484,13 +533,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .into())
                 }
             };
-            server::check_listen(identity.listen, node.insecure_http)?;
-            let mut options = on_listening(json, false, &identity, &dir);
+            server::check_listen(identity.listen, node.tls.enabled(), node.insecure_http)?;
+            server::check_advertise(&identity, &node.tls)?;
+            let mut options = on_listening(json, false, node.tls.scheme(), &identity, &dir);
             options.join = join;
             server::serve(
                 &dir,
                 identity,
                 &raft.over(&file.raft),
+                &node.tls,
                 options,
                 server::shutdown_signal(),
             )
@@ -499,16 +550,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::Cluster { client, command }) => {
             let server = required(client.server.or_else(|| file.server.clone()), "--server")?;
+            let ca_file = client.ca_file.or_else(|| file.ca_file.clone());
             match command {
                 ClusterCommand::Status => {
-                    let status = Client::new(&server, None)?.cluster_status().await?;
+                    let status = Client::new(&server, None, ca_file.as_deref())?
+                        .cluster_status()
+                        .await?;
                     Ok(output(json, &status, format_status)?)
                 }
                 ClusterCommand::Remove { node_id } => {
                     let token_file = client
                         .admin_token_file
                         .or_else(|| file.admin_token_file.clone());
-                    let removed = admin_client(&server, token_file.as_deref())?
+                    let removed = admin_client(&server, token_file.as_deref(), ca_file.as_deref())?
                         .remove_node(node_id)
                         .await?;
                     Ok(output(json, &removed, |r| {
@@ -522,10 +576,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::Admin { client, command }) => {
             let server = required(client.server.or_else(|| file.server.clone()), "--server")?;
+            let ca_file = client.ca_file.or_else(|| file.ca_file.clone());
             let token_file = client
                 .admin_token_file
                 .or_else(|| file.admin_token_file.clone());
-            let client = admin_client(&server, token_file.as_deref())?;
+            let client = admin_client(&server, token_file.as_deref(), ca_file.as_deref())?;
             match command {
                 AdminCommand::User {
                     command:
@@ -599,13 +654,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// A client carrying the admin token.
-fn admin_client(server: &str, token_file: Option<&Path>) -> Result<Client, CliError> {
+fn admin_client(
+    server: &str,
+    token_file: Option<&Path>,
+    ca_file: Option<&Path>,
+) -> Result<Client, CliError> {
     let token = admin_token(token_file)?.ok_or_else(|| {
         CliError::Auth(
             "no admin token: set CAIRN_ADMIN_TOKEN, --admin-token-file or admin_token_file".into(),
         )
     })?;
-    Client::new(server, Some(token))
+    Client::new(server, Some(token), ca_file)
 }
 
 /// The no-argument dev cluster: one node, id 1, initialised on first start.
@@ -615,16 +674,18 @@ async fn dev(
     settings: &RaftSettings,
     json: bool,
 ) -> Result<(), Failure> {
-    server::check_listen(listen, false)?;
+    server::check_listen(listen, false, false)?;
     let dir = DataDir::new(data_dir);
+    // The dev cluster is loopback-only and plain HTTP.
+    let tls = TlsSettings::default();
     let app = match NodeIdentity::load(&dir)? {
-        Some(id) => App::start(&dir, id, settings).await?,
+        Some(id) => App::start(&dir, id, settings, &tls).await?,
         None => {
-            server::start_new_cluster(&dir, NodeIdentity::new(1, listen, None), None, settings)
-                .await?
+            let identity = NodeIdentity::new(1, listen, None, false);
+            server::start_new_cluster(&dir, identity, None, settings, &tls).await?
         }
     };
-    let options = on_listening(json, true, &app.identity, &dir);
+    let options = on_listening(json, true, tls.scheme(), &app.identity, &dir);
     server::serve_app(app, options, server::shutdown_signal()).await?;
     Ok(())
 }
@@ -663,6 +724,40 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cmd, "", &mut missing);
         assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
+    #[test]
+    fn tls_settings_merge_key_by_key() {
+        let node = |argv: &[&str]| {
+            let mut all = vec!["cairnd", "serve"];
+            all.extend_from_slice(argv);
+            match Cli::parse_from(all).command {
+                Some(Command::Serve { node, .. }) => node,
+                _ => panic!("not serve"),
+            }
+        };
+        let file = FileConfig {
+            tls_key: Some("/f/key.pem".into()),
+            ..FileConfig::default()
+        };
+        let files = tls_source(&node(&["--tls-cert", "/a/cert.pem"]), &file).expect("pair");
+        assert_eq!(
+            files,
+            Some(TlsSource::Files {
+                cert: "/a/cert.pem".into(),
+                key: "/f/key.pem".into()
+            })
+        );
+        assert!(tls_source(&node(&[]), &file).is_err(), "key without cert");
+        assert!(tls_source(&node(&["--tls-self-signed", "--tls-cert", "/c"]), &file).is_err());
+        assert_eq!(
+            tls_source(&node(&["--tls-self-signed"]), &FileConfig::default()).expect("dev"),
+            Some(TlsSource::SelfSigned)
+        );
+        assert_eq!(
+            tls_source(&node(&[]), &FileConfig::default()).expect("off"),
+            None
+        );
     }
 
     #[test]

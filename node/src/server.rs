@@ -23,23 +23,46 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::config::{DataDir, NodeIdentity, RaftSettings};
 use crate::error::NodeError;
+use crate::tls::{TlsListener, TlsSettings};
 use crate::token::{AdminToken, ClusterSecret};
 use crate::wire::{JoinRequest, JoinResponse};
 
-/// Refuses a non-loopback listen address without `--insecure-http`: TLS is
-/// not implemented yet, and Cairn must not silently serve credentials in
+/// Refuses a non-loopback listen address without TLS unless
+/// `--insecure-http` is given: Cairn must not silently serve credentials in
 /// clear text on a network.
 ///
 /// # Errors
 ///
-/// [`NodeError::Config`] for a non-loopback address without the flag.
-pub fn check_listen(addr: SocketAddr, insecure_http: bool) -> Result<(), NodeError> {
-    if addr.ip().is_loopback() || insecure_http {
+/// [`NodeError::Config`] for a non-loopback address without TLS or the flag.
+pub fn check_listen(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<(), NodeError> {
+    if addr.ip().is_loopback() || tls || insecure_http {
         Ok(())
     } else {
         Err(NodeError::Config(format!(
-            "{addr} is not a loopback address and TLS is not implemented yet; \
-             pass --insecure-http to serve plain HTTP on a trusted network"
+            "{addr} is not a loopback address and TLS is not configured; set tls_cert and \
+             tls_key (or --tls-self-signed for a test), or pass --insecure-http to serve \
+             plain HTTP on a trusted network"
+        )))
+    }
+}
+
+/// Refuses to serve HTTPS while `node.json` advertises `http://` (or the
+/// reverse): peers and clients would speak the wrong protocol to this node
+/// and the cluster would only fail later, on every RPC.
+///
+/// # Errors
+///
+/// [`NodeError::Config`] when the advertised scheme does not match.
+pub fn check_advertise(identity: &NodeIdentity, tls: &TlsSettings) -> Result<(), NodeError> {
+    let expected = format!("{}://", tls.scheme());
+    if identity.advertise.starts_with(&expected) {
+        Ok(())
+    } else {
+        Err(NodeError::Config(format!(
+            "node {} advertises {} but serves {}; pass a matching --advertise (or TLS settings)",
+            identity.node_id,
+            identity.advertise,
+            tls.scheme()
         )))
     }
 }
@@ -78,8 +101,9 @@ pub async fn init(
     identity: NodeIdentity,
     cluster_secret: Option<&Path>,
     settings: &RaftSettings,
+    tls: &TlsSettings,
 ) -> Result<(), NodeError> {
-    let app = start_new_cluster(dir, identity, cluster_secret, settings).await?;
+    let app = start_new_cluster(dir, identity, cluster_secret, settings, tls).await?;
     app.raft
         .shutdown()
         .await
@@ -98,6 +122,7 @@ pub async fn start_new_cluster(
     identity: NodeIdentity,
     cluster_secret: Option<&Path>,
     settings: &RaftSettings,
+    tls: &TlsSettings,
 ) -> Result<Arc<App>, NodeError> {
     if NodeIdentity::load(dir)?.is_some() {
         return Err(NodeError::Config(format!(
@@ -106,7 +131,7 @@ pub async fn start_new_cluster(
         )));
     }
     prepare(dir, cluster_secret)?;
-    let app = App::start(dir, identity.clone(), settings).await?;
+    let app = App::start(dir, identity.clone(), settings, tls).await?;
     if let Err(e) = init_cluster(&app).await {
         if let Err(s) = app.raft.shutdown().await {
             tracing::error!(error = %s, "raft shutdown after failed init");
@@ -159,14 +184,16 @@ pub async fn serve(
     dir: &DataDir,
     identity: NodeIdentity,
     settings: &RaftSettings,
+    tls: &TlsSettings,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let app = App::start(dir, identity, settings).await?;
+    let app = App::start(dir, identity, settings, tls).await?;
     serve_app(app, options, shutdown).await
 }
 
-/// Serves HTTP for a started node until `shutdown` resolves, then stops Raft.
+/// Serves HTTP (HTTPS when [`App::tls`] is set) for a started node until
+/// `shutdown` resolves, then stops Raft.
 ///
 /// # Errors
 ///
@@ -199,13 +226,26 @@ pub async fn serve_app(
     let joiner = options
         .join
         .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
-    let served = axum::serve(listener, crate::http::router(app.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| NodeError::Serve {
-            addr: local.to_string(),
-            source,
-        });
+    let router = crate::http::router(app.clone());
+    let served = match &app.tls {
+        Some(config) => match TlsListener::new(listener, config.clone()) {
+            Ok(tls) => {
+                axum::serve(tls, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .map_err(|source| NodeError::Serve {
+        addr: local.to_string(),
+        source,
+    });
     if let Some(j) = joiner {
         j.abort();
     }
@@ -262,7 +302,10 @@ async fn join_until_member(app: Arc<App>, url: String) {
                 let text = resp.text().await.unwrap_or_default();
                 tracing::warn!(%status, %text, "join refused; retrying");
             }
-            Err(e) => tracing::warn!(error = %e, %endpoint, "join failed; retrying"),
+            Err(e) => {
+                let error = crate::error::describe(&e);
+                tracing::warn!(%error, %endpoint, "join failed; retrying");
+            }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
@@ -317,8 +360,25 @@ mod tests {
     fn non_loopback_needs_the_flag() {
         let lan: SocketAddr = "10.1.2.3:8700".parse().expect("addr");
         let lo: SocketAddr = "127.0.0.1:8700".parse().expect("addr");
-        assert!(check_listen(lo, false).is_ok());
-        assert!(check_listen(lan, false).is_err());
-        assert!(check_listen(lan, true).is_ok());
+        assert!(check_listen(lo, false, false).is_ok());
+        assert!(check_listen(lan, false, false).is_err());
+        assert!(check_listen(lan, false, true).is_ok());
+        assert!(check_listen(lan, true, false).is_ok(), "TLS is enough");
+    }
+
+    #[test]
+    fn advertised_scheme_must_match_tls() {
+        let listen: SocketAddr = "127.0.0.1:8700".parse().expect("addr");
+        let tls = TlsSettings {
+            serve: Some(crate::tls::TlsSource::SelfSigned),
+            ca_file: None,
+        };
+        let plain = TlsSettings::default();
+        let http_id = NodeIdentity::new(1, listen, None, false);
+        let https_id = NodeIdentity::new(1, listen, None, true);
+        assert!(check_advertise(&http_id, &plain).is_ok());
+        assert!(check_advertise(&https_id, &tls).is_ok());
+        assert!(check_advertise(&http_id, &tls).is_err());
+        assert!(check_advertise(&https_id, &plain).is_err());
     }
 }
