@@ -1,36 +1,23 @@
-//! Identifiers owned by the consensus layer (accounts, devices, jobs, client
-//! requests), the proposer-chosen clock value [`UnixMillis`], and a serde
-//! adapter for the shared [`cairn_proto`] identifiers.
+//! The identifiers the consensus layer uses (accounts, devices, jobs and
+//! client requests live in [`cairn_proto`] beside vault, snapshot and chunk
+//! ids), the proposer-chosen clock value [`UnixMillis`], and serde adapters
+//! for proto ids inside events and state.
 //!
-//! Why the adapter exists: `cairn_proto`'s ids serialize with
-//! `serialize_bytes` in binary formats (bincode writes a `u64` length and the
-//! bytes) but deserialize as a fixed `[u8; N]` tuple (bincode reads exactly
-//! `N` bytes, no length). The two do not match, so a bincode round trip of a
-//! `cairn_proto::VaultId` silently yields a different id. Everything this
-//! crate persists (log entries, the state machine, snapshots) is bincode, so
-//! every proto id inside an [`Event`](crate::Event) or the
-//! [`State`](crate::State) goes through [`proto_id`] (or [`proto_id_map`]),
-//! which encodes it as a fixed-width tuple in binary formats and as the proto
-//! type's own hex string in human-readable ones. The ids defined here encode
-//! the same way natively.
+//! The adapters pin the persisted encoding independently of `cairn_proto`'s
+//! serde impls: a fixed-width tuple in binary formats (what the golden
+//! fixtures hold; proto's own impls now encode the same bytes, an earlier
+//! version wrote a length prefix its decoder did not read) and the proto
+//! type's hex string in human-readable ones; maps are written as sequences
+//! of pairs.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A hex string could not be parsed into one of this crate's identifiers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind}: expected 32 hex digits, got {got:?}")]
-pub struct IdParseError {
-    /// The kind of identifier that was expected.
-    pub kind: &'static str,
-    /// The offending input (truncated to 80 characters).
-    pub got: String,
-}
+pub use cairn_proto::{AccountId, DeviceId, JobId, RequestId};
 
 /// A fixed-size byte identifier, so one serde adapter serves every id type.
 pub trait FixedId: Sized + Copy {
@@ -41,103 +28,6 @@ pub trait FixedId: Sized + Copy {
     /// Builds the identifier from exactly [`Self::LEN`] bytes.
     fn from_bytes(bytes: &[u8]) -> Option<Self>;
 }
-
-macro_rules! local_id {
-    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-        pub struct $name(pub [u8; 16]);
-
-        impl $name {
-            /// A fresh random identifier, for proposers (never called by `apply`).
-            pub fn random() -> Self {
-                Self(rand::random())
-            }
-
-            /// Lower-case hex.
-            pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
-            }
-        }
-
-        impl FixedId for $name {
-            const LEN: usize = 16;
-            fn bytes(&self) -> &[u8] {
-                &self.0
-            }
-            fn from_bytes(bytes: &[u8]) -> Option<Self> {
-                bytes.try_into().ok().map(Self)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.to_hex())
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.to_hex())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = IdParseError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let mut out = [0u8; 16];
-                hex::decode_to_slice(s, &mut out).map_err(|_| IdParseError {
-                    kind: $kind,
-                    got: s.chars().take(80).collect(),
-                })?;
-                Ok(Self(out))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                if s.is_human_readable() {
-                    s.serialize_str(&self.to_hex())
-                } else {
-                    serialize_fixed(self, s)
-                }
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                if d.is_human_readable() {
-                    let s = String::deserialize(d)?;
-                    s.parse().map_err(de::Error::custom)
-                } else {
-                    deserialize_fixed(d)
-                }
-            }
-        }
-    };
-}
-
-local_id!(
-    /// Identifies an account; chosen at random by the proposer.
-    AccountId,
-    "account id"
-);
-local_id!(
-    /// Identifies a device (one login of an account); chosen by the proposer.
-    DeviceId,
-    "device id"
-);
-local_id!(
-    /// Identifies one job (a backup, restore, check…) in the job log.
-    JobId,
-    "job id"
-);
-local_id!(
-    /// The client-chosen id of a proposal. A retry after a failover carries
-    /// the same id, so the state machine can answer it without applying twice.
-    RequestId,
-    "request id"
-);
 
 macro_rules! proto_fixed {
     ($($t:ty),*) => {$(
@@ -155,7 +45,11 @@ macro_rules! proto_fixed {
 proto_fixed!(
     cairn_proto::VaultId,
     cairn_proto::SnapshotId,
-    cairn_proto::ChunkId
+    cairn_proto::ChunkId,
+    AccountId,
+    DeviceId,
+    JobId,
+    RequestId
 );
 
 fn serialize_fixed<T: FixedId, S: Serializer>(id: &T, s: S) -> Result<S::Ok, S::Error> {

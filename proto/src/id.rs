@@ -22,7 +22,7 @@ pub struct IdParseError {
 macro_rules! fixed_id {
     ($(#[$doc:meta])* $name:ident, $len:expr, $kind:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
         pub struct $name(pub [u8; $len]);
 
         impl $name {
@@ -121,6 +121,35 @@ fixed_id!(
     SnapshotId,
     16,
     "snapshot id"
+);
+
+fixed_id!(
+    /// Identifies an account; chosen at random by the proposer.
+    AccountId,
+    16,
+    "account id"
+);
+
+fixed_id!(
+    /// Identifies a device (one login of an account); chosen by the proposer.
+    DeviceId,
+    16,
+    "device id"
+);
+
+fixed_id!(
+    /// Identifies one job (a backup, restore, check…) in the job log.
+    JobId,
+    16,
+    "job id"
+);
+
+fixed_id!(
+    /// The client-chosen id of a proposal. A retry after a failover carries
+    /// the same id, so the state machine can answer it without applying twice.
+    RequestId,
+    16,
+    "request id"
 );
 
 #[cfg(test)]

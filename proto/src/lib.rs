@@ -9,4 +9,4 @@
 pub mod id;
 pub mod version;
 
-pub use id::{ChunkId, IdParseError, SnapshotId, VaultId};
+pub use id::{AccountId, ChunkId, DeviceId, IdParseError, JobId, RequestId, SnapshotId, VaultId};
