@@ -105,20 +105,23 @@ impl Node {
         self.init_with(&[]);
     }
 
+    /// `--data-dir D --node-id N --listen ADDR` of this node.
+    fn identity_args(&self) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.dir.to_string_lossy().into_owned(),
+            "--node-id".into(),
+            self.id.to_string(),
+            "--listen".into(),
+            self.listen(),
+        ]
+    }
+
     /// `cairnd init` with extra arguments.
     pub fn init_with(&self, extra: &[&str]) {
-        let dir = self.dir.to_string_lossy().into_owned();
-        let id = self.id.to_string();
-        let listen = self.listen();
-        let mut args = vec![
-            "init",
-            "--data-dir",
-            &dir,
-            "--node-id",
-            &id,
-            "--listen",
-            &listen,
-        ];
+        let ident = self.identity_args();
+        let mut args: Vec<&str> = vec!["init"];
+        args.extend(ident.iter().map(String::as_str));
         args.extend_from_slice(extra);
         let out = run_owned(self.with_config(&args));
         assert!(
@@ -141,20 +144,10 @@ impl Node {
 
     /// `cairnd serve --join URL` with extra arguments.
     pub fn spawn_join_with(&mut self, url: &str, extra: &[&str]) {
-        let dir = self.dir.to_string_lossy().into_owned();
-        let id = self.id.to_string();
-        let listen = self.listen();
-        let mut args = vec![
-            "serve",
-            "--data-dir",
-            &dir,
-            "--node-id",
-            &id,
-            "--listen",
-            &listen,
-            "--join",
-            url,
-        ];
+        let ident = self.identity_args();
+        let mut args: Vec<&str> = vec!["serve"];
+        args.extend(ident.iter().map(String::as_str));
+        args.extend_from_slice(&["--join", url]);
         args.extend_from_slice(extra);
         self.spawn(&args);
     }
