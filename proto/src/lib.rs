@@ -6,6 +6,8 @@
 //! and is understood by more than one crate is named here.
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod frames;
 pub mod id;
 pub mod version;
 
