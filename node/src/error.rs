@@ -72,14 +72,8 @@ pub fn describe(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The JSON body of every API error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+pub use cairn_proto::api::ErrorBody;
+use cairn_proto::api::code;
 
 /// An API error as it travels from the leader back to the node that
 /// forwarded the request (bincode), so that node answers exactly what the
@@ -103,9 +97,28 @@ impl ForwardedError {
 /// An API failure, rendered as [`ErrorBody`] with a fitting HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or wrong bearer token.
-    #[error("missing or invalid admin token")]
+    /// Missing, unknown, revoked or invalidated bearer token.
+    #[error("missing or invalid token")]
     Unauthorized,
+    /// A valid token of the wrong kind for this route (a device token on
+    /// an admin route, the admin token on a device route).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown user or wrong login key: one answer for both.
+    #[error("login failed: unknown user or wrong password")]
+    LoginFailed,
+    /// Too many failed logins; retry after the given number of seconds.
+    #[error("too many failed logins; retry in {0} s")]
+    RateLimited(u64),
+    /// The request body is over the route's limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The vault's tier quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// Fewer than W replicas of a write could be made durable.
+    #[error("{0}")]
+    InsufficientReplicas(String),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -158,19 +171,30 @@ impl ApiError {
     /// The stable code.
     pub fn code(&self) -> &str {
         match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized => code::UNAUTHORIZED,
+            ApiError::Forbidden(_) => code::FORBIDDEN,
+            ApiError::LoginFailed => code::LOGIN_FAILED,
+            ApiError::RateLimited(_) => code::RATE_LIMITED,
+            ApiError::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
+            ApiError::QuotaExceeded(_) => code::QUOTA_EXCEEDED,
+            ApiError::InsufficientReplicas(_) => code::INSUFFICIENT_REPLICAS,
+            ApiError::BadRequest(_) => code::BAD_REQUEST,
+            ApiError::NotFound(_) => code::NOT_FOUND,
             ApiError::Forwarded(f) => &f.body.code,
             ApiError::Rejected(r) => rejection_code(r),
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) => code::UNAVAILABLE,
             ApiError::Internal(_) => "internal",
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::InsufficientReplicas(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forwarded(f) => {
@@ -221,7 +245,13 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(m) = &self {
             tracing::error!(message = %m, "internal API error");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let ApiError::RateLimited(seconds) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +36,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::{now, App, FORWARDED_HEADER};
+use crate::auth::Admin;
 use crate::config::MAX_SNAPSHOT_CHUNK;
 use crate::error::{ApiError, ErrorBody};
 use crate::network::BINCODE;
@@ -261,28 +261,6 @@ async fn cluster_remove(
 }
 
 // --- admin -----------------------------------------------------------------
-
-/// Proof that the request carried the node's admin token.
-pub struct Admin;
-
-impl FromRequestParts<Arc<App>> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &Arc<App>,
-    ) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match (&app.admin, presented) {
-            (Some(token), Some(p)) if token.verify(p) => Ok(Admin),
-            _ => Err(ApiError::Unauthorized),
-        }
-    }
-}
 
 /// The server-side hash of a login key: the state stores this, never the
 /// key. A plain (fast) hash is enough because the login key is itself the

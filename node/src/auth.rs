@@ -1,0 +1,189 @@
+//! Who is asking: bearer tokens of devices and of the admin.
+//!
+//! A device token is `cairn_<device id hex>_<secret hex>`. The device id
+//! lets the node find the device without scanning; the secret is checked
+//! against the hash kept in the replicated state (the token itself is
+//! never stored anywhere on the server). Hashes are compared in constant
+//! time ([`blake3::Hash`]).
+//!
+//! Every device check first waits for a linearizable read point
+//! ([`App::read_barrier`]), so a token revoked (or invalidated by a password
+//! change) through any node is refused by every node from the moment the
+//! revocation is acknowledged — including a node that is still catching up.
+//!
+//! The admin token is the node's `admin.token` ([`crate::token`]). Each kind
+//! of token is refused with `forbidden` on the other kind's routes, and a
+//! missing or unknown token with `unauthorized`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use cairn_consensus::state::{Device, Vault};
+use cairn_proto::{AccountId, DeviceId, VaultId};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+const TOKEN_PREFIX: &str = "cairn_";
+
+/// A freshly minted device token and the hash the state keeps.
+pub struct NewToken {
+    /// The token, shown to the device once.
+    pub token: String,
+    /// What the replicated state stores.
+    pub hash: Vec<u8>,
+}
+
+/// Mints a random token for `device`.
+pub fn mint_token(device: DeviceId) -> NewToken {
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{TOKEN_PREFIX}{}_{}", device.to_hex(), hex::encode(secret));
+    let hash = token_hash(&token).as_bytes().to_vec();
+    NewToken { token, hash }
+}
+
+fn token_hash(token: &str) -> blake3::Hash {
+    blake3::Hash::from(blake3::derive_key(
+        "cairn 2026 device token hash v1",
+        token.as_bytes(),
+    ))
+}
+
+/// The device id a token claims (not yet verified).
+fn claimed_device(token: &str) -> Option<DeviceId> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if secret.len() != 64 {
+        return None;
+    }
+    id.parse().ok()
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether `token` is this node's admin token.
+fn is_admin(app: &App, token: &str) -> bool {
+    app.admin.as_ref().is_some_and(|a| a.verify(token))
+}
+
+/// The live device a token belongs to, checked against `state`.
+pub fn device_for_token(state: &cairn_consensus::State, token: &str) -> Option<Device> {
+    let id = claimed_device(token)?;
+    let device = state.devices().get(&id)?;
+    let stored = <[u8; 32]>::try_from(device.token_hash.as_slice()).ok()?;
+    let live = device.is_live() && state.accounts().contains_key(&device.account);
+    (live && token_hash(token) == blake3::Hash::from(stored)).then(|| device.clone())
+}
+
+/// Proof that the request carried the node's admin token.
+pub struct Admin;
+
+impl FromRequestParts<Arc<App>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if is_admin(app, token) {
+            return Ok(Admin);
+        }
+        if claimed_device(token).is_some() {
+            app.read_barrier().await?;
+            if app.state.read(|s| device_for_token(s, token)).is_some() {
+                return Err(ApiError::Forbidden(
+                    "this route needs the admin token, not a device token".into(),
+                ));
+            }
+        }
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// An authenticated device: the request carried a live device's token.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    /// The device.
+    pub device: DeviceId,
+    /// Its account.
+    pub account: AccountId,
+    /// The device's name.
+    pub name: String,
+}
+
+impl DeviceAuth {
+    /// The vault `id` if it belongs to this device's account. Another
+    /// account's vault is reported exactly like a missing one.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::NotFound`] when the vault is missing or not the account's.
+    pub fn vault(&self, state: &cairn_consensus::State, id: VaultId) -> Result<Vault, ApiError> {
+        state
+            .vaults()
+            .get(&id)
+            .filter(|v| v.account == self.account)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("no vault {id}")))
+    }
+}
+
+impl FromRequestParts<Arc<App>> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if is_admin(app, token) {
+            return Err(ApiError::Forbidden(
+                "this route needs a device token (cairn login), not the admin token".into(),
+            ));
+        }
+        if claimed_device(token).is_none() {
+            return Err(ApiError::Unauthorized);
+        }
+        app.read_barrier().await?;
+        let device = app
+            .state
+            .read(|s| device_for_token(s, token))
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(DeviceAuth {
+            device: device.id,
+            account: device.account,
+            name: device.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_name_their_device_and_hash_stably() {
+        let id = DeviceId([9; 16]);
+        let t = mint_token(id);
+        assert_eq!(claimed_device(&t.token), Some(id));
+        assert_eq!(token_hash(&t.token).as_bytes().to_vec(), t.hash);
+        assert_ne!(mint_token(id).token, t.token);
+    }
+
+    #[test]
+    fn malformed_tokens_claim_nothing() {
+        for bad in [
+            "",
+            "cairn_",
+            "cairn_zz_00",
+            "bearer",
+            "cairn_09090909090909090909090909090909_short",
+        ] {
+            assert_eq!(claimed_device(bad), None, "{bad}");
+        }
+    }
+}
