@@ -27,11 +27,13 @@
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Credentials, Event, Lease, Request, SnapshotRecord, StorageNodeId};
+use crate::event::{
+    Credentials, Event, JobKind, JobStatus, Lease, Request, SnapshotRecord, StorageNodeId,
+};
 use crate::ids::proto_id;
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
 use crate::state::{
-    Account, Device, Job, JobEnd, State, StorageNode, StorageNodeStatus, Tier, Vault,
+    Account, Device, Item, Job, JobEnd, State, StorageNode, StorageNodeStatus, Tier, Vault,
 };
 
 /// Longest accepted name (accounts, devices, vaults, tiers, items), in bytes.
@@ -40,6 +42,31 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Largest replica count a tier may ask for (the voter cap is 5; storage
 /// nodes may be more, but more than 16 copies is a typo).
 pub const MAX_REPLICAS: u8 = 16;
+
+/// Longest tier description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+
+/// Most paths (and, separately, exclude patterns) one protected item holds.
+pub const MAX_ITEM_PATHS: usize = 256;
+
+/// Longest path or exclude pattern of an item, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Most protected items one device may have; keeps the state bounded.
+pub const MAX_ITEMS_PER_DEVICE: usize = 256;
+
+/// Longest job log accepted in [`Event::JobCompleted`], in bytes: the log
+/// is replicated, so devices send a tail, not the whole output.
+pub const MAX_JOB_LOG_LEN: usize = 64 * 1024;
+
+/// Longest job error text, in bytes.
+pub const MAX_JOB_ERROR_LEN: usize = 4096;
+
+/// Longest login origin (`from` of [`Event::DeviceLoggedIn`]), in bytes.
+pub const MAX_LOGIN_FROM_LEN: usize = 256;
+
+/// Length of the server secret, in bytes.
+pub const SERVER_SECRET_LEN: usize = 32;
 
 /// What applying one log entry produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +207,37 @@ pub enum Rejection {
         /// The token named.
         fencing_token: u64,
     },
+    /// A protected item's paths or excludes are missing, relative, too many
+    /// or too long.
+    #[error("invalid item: {0}")]
+    InvalidItem(String),
+    /// The device has no protected item of that name.
+    #[error("device {device} has no item {name:?}")]
+    UnknownItem {
+        /// The device.
+        device: DeviceId,
+        /// The item name (truncated).
+        name: String,
+    },
+    /// A text field is longer than its bound.
+    #[error("{what} is {len} bytes, at most {max} allowed")]
+    TooLong {
+        /// Which field.
+        what: String,
+        /// Its length in bytes.
+        len: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// A tier quota of zero bytes (use `None` for unlimited).
+    #[error("a tier quota must be at least one byte")]
+    InvalidQuota,
+    /// The server secret does not have [`SERVER_SECRET_LEN`] bytes.
+    #[error("server secret has {0} bytes, expected {SERVER_SECRET_LEN}")]
+    InvalidSecret(u64),
+    /// The server secret is set once; it is already set.
+    #[error("the server secret is already set")]
+    SecretAlreadySet,
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -266,6 +324,11 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 acc.credentials = credentials.clone();
                 acc.password_changed_at = Some(*at);
             }
+            // Every device must log in again with the new password; the
+            // node's auth refuses an empty token hash.
+            for d in s.devices.values_mut().filter(|d| d.account == *account) {
+                d.token_hash.clear();
+            }
             Ok(())
         }
         Event::AccountDeleted { account, at: _ } => {
@@ -284,6 +347,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.account_names.remove(&name);
             s.accounts.remove(account);
             s.devices.retain(|_, d| d.account != *account);
+            s.items.retain(|_, item| item.account != *account);
             Ok(())
         }
         Event::DeviceRegistered {
@@ -314,6 +378,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                     token_hash: token_hash.clone(),
                     registered_at: *at,
                     revoked_at: None,
+                    last_login_at: *at,
                 },
             );
             Ok(())
@@ -394,6 +459,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             owned_by(RecordKind::Vault, v.account, *account)?;
             s.vaults.remove(vault);
             s.snapshots.retain(|_, snap| snap.vault != *vault);
+            s.items.retain(|_, item| item.vault != *vault);
             Ok(())
         }
         Event::TierDefined {
@@ -401,22 +467,17 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             replicas,
             requestable,
             at,
-        } => {
-            check_name(RecordKind::Tier, name)?;
-            if *replicas == 0 || *replicas > MAX_REPLICAS {
-                return Err(Rejection::InvalidReplicas(*replicas));
-            }
-            s.tiers.insert(
-                name.clone(),
-                Tier {
-                    name: name.clone(),
-                    replicas: *replicas,
-                    requestable: *requestable,
-                    defined_at: *at,
-                },
-            );
-            Ok(())
-        }
+        } => apply_tier(
+            s,
+            Tier {
+                name: name.clone(),
+                replicas: *replicas,
+                requestable: *requestable,
+                defined_at: *at,
+                quota_bytes: None,
+                description: String::new(),
+            },
+        ),
         Event::SnapshotCommitted { snapshot } => apply_snapshot_committed(s, snapshot),
         Event::SnapshotForgotten {
             snapshot,
@@ -472,39 +533,19 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             status,
             log,
             at,
-        } => {
-            let j = s.jobs.get(job).ok_or(Rejection::UnknownJob(*job))?;
-            if j.device != *device {
-                let requester = s
-                    .devices
-                    .get(device)
-                    .map(|d| d.account)
-                    .ok_or(Rejection::UnknownDevice(*device))?;
-                return Err(Rejection::WrongOwner {
-                    kind: RecordKind::Job,
-                    owner: j.account,
-                    requester,
-                });
-            }
-            if j.finished.is_some() {
-                return Err(Rejection::JobAlreadyFinished(*job));
-            }
-            if *at < j.started_at {
-                return Err(Rejection::TimeTravel {
-                    what: "job end before its start".into(),
-                    earlier: j.started_at,
-                    later: *at,
-                });
-            }
-            if let Some(j) = s.jobs.get_mut(job) {
-                j.finished = Some(JobEnd {
-                    status: *status,
-                    log: log.clone(),
-                    at: *at,
-                });
-            }
-            Ok(())
-        }
+        } => apply_job_end(
+            s,
+            *job,
+            *device,
+            JobEnd {
+                status: *status,
+                log: log.clone(),
+                at: *at,
+                files: 0,
+                bytes: 0,
+                error: None,
+            },
+        ),
         Event::StorageNodeJoined { node, addr, at } => {
             if addr.is_empty() || addr.len() > 256 || addr.chars().any(char::is_whitespace) {
                 return Err(Rejection::InvalidAddress(truncate(addr)));
@@ -586,7 +627,311 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.lease = None;
             Ok(())
         }
+        Event::DeviceLoggedIn {
+            device,
+            account,
+            name,
+            token_hash,
+            job,
+            from,
+            at,
+        } => apply_device_logged_in(
+            s,
+            Login {
+                device: *device,
+                account: *account,
+                name,
+                token_hash,
+                job: *job,
+                from,
+                at: *at,
+            },
+        ),
+        Event::TierConfigured {
+            name,
+            replicas,
+            requestable,
+            quota_bytes,
+            description,
+            at,
+        } => {
+            if *quota_bytes == Some(0) {
+                return Err(Rejection::InvalidQuota);
+            }
+            check_len("tier description", description, MAX_DESCRIPTION_LEN)?;
+            apply_tier(
+                s,
+                Tier {
+                    name: name.clone(),
+                    replicas: *replicas,
+                    requestable: *requestable,
+                    defined_at: *at,
+                    quota_bytes: *quota_bytes,
+                    description: description.clone(),
+                },
+            )
+        }
+        Event::ItemSet {
+            device,
+            account,
+            name,
+            paths,
+            excludes,
+            vault,
+            at,
+        } => apply_item_set(
+            s,
+            Item {
+                device: *device,
+                account: *account,
+                name: name.clone(),
+                paths: paths.clone(),
+                excludes: excludes.clone(),
+                vault: *vault,
+                updated_at: *at,
+            },
+        ),
+        Event::ItemRemoved {
+            device,
+            account,
+            name,
+            at: _,
+        } => {
+            live_device_of(s, *device, *account)?;
+            if s.items.remove(&(*device, name.clone())).is_none() {
+                return Err(Rejection::UnknownItem {
+                    device: *device,
+                    name: truncate(name),
+                });
+            }
+            Ok(())
+        }
+        Event::JobCompleted {
+            job,
+            device,
+            status,
+            files,
+            bytes,
+            error,
+            log,
+            at,
+        } => {
+            check_len("job log", log, MAX_JOB_LOG_LEN)?;
+            if let Some(error) = error {
+                check_len("job error", error, MAX_JOB_ERROR_LEN)?;
+            }
+            apply_job_end(
+                s,
+                *job,
+                *device,
+                JobEnd {
+                    status: *status,
+                    log: log.clone(),
+                    at: *at,
+                    files: *files,
+                    bytes: *bytes,
+                    error: error.clone(),
+                },
+            )
+        }
+        Event::ServerSecretSet { secret, at: _ } => {
+            if s.server_secret.is_some() {
+                return Err(Rejection::SecretAlreadySet);
+            }
+            if secret.len() != SERVER_SECRET_LEN {
+                return Err(Rejection::InvalidSecret(secret.len() as u64));
+            }
+            s.server_secret = Some(secret.clone());
+            Ok(())
+        }
     }
+}
+
+/// Defines or redefines a tier (both tier events).
+fn apply_tier(s: &mut State, tier: Tier) -> Result<(), Rejection> {
+    check_name(RecordKind::Tier, &tier.name)?;
+    if tier.replicas == 0 || tier.replicas > MAX_REPLICAS {
+        return Err(Rejection::InvalidReplicas(tier.replicas));
+    }
+    s.tiers.insert(tier.name.clone(), tier);
+    Ok(())
+}
+
+/// Ends a job (both job end events).
+fn apply_job_end(
+    s: &mut State,
+    job: JobId,
+    device: DeviceId,
+    end: JobEnd,
+) -> Result<(), Rejection> {
+    let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob(job))?;
+    if j.device != device {
+        let requester = s
+            .devices
+            .get(&device)
+            .map(|d| d.account)
+            .ok_or(Rejection::UnknownDevice(device))?;
+        return Err(Rejection::WrongOwner {
+            kind: RecordKind::Job,
+            owner: j.account,
+            requester,
+        });
+    }
+    if j.finished.is_some() {
+        return Err(Rejection::JobAlreadyFinished(job));
+    }
+    if end.at < j.started_at {
+        return Err(Rejection::TimeTravel {
+            what: "job end before its start".into(),
+            earlier: j.started_at,
+            later: end.at,
+        });
+    }
+    if let Some(j) = s.jobs.get_mut(&job) {
+        j.finished = Some(end);
+    }
+    Ok(())
+}
+
+/// The fields of [`Event::DeviceLoggedIn`], borrowed.
+struct Login<'a> {
+    device: DeviceId,
+    account: AccountId,
+    name: &'a str,
+    token_hash: &'a [u8],
+    job: JobId,
+    from: &'a str,
+    at: UnixMillis,
+}
+
+fn apply_device_logged_in(s: &mut State, l: Login<'_>) -> Result<(), Rejection> {
+    if !s.accounts.contains_key(&l.account) {
+        return Err(Rejection::UnknownAccount(l.account));
+    }
+    check_len("login origin", l.from, MAX_LOGIN_FROM_LEN)?;
+    if s.devices.contains_key(&l.device) {
+        live_device_of(s, l.device, l.account)?;
+    } else {
+        check_name(RecordKind::Device, l.name)?;
+        if s.devices_of(l.account)
+            .any(|d| d.is_live() && d.name == l.name)
+        {
+            return Err(taken(RecordKind::Device, l.name));
+        }
+    }
+    if s.jobs.contains_key(&l.job) {
+        return Err(dup(RecordKind::Job, l.job));
+    }
+    match s.devices.get_mut(&l.device) {
+        Some(d) => {
+            d.token_hash = l.token_hash.to_vec();
+            d.last_login_at = l.at;
+        }
+        None => {
+            s.devices.insert(
+                l.device,
+                Device {
+                    id: l.device,
+                    account: l.account,
+                    name: l.name.to_owned(),
+                    token_hash: l.token_hash.to_vec(),
+                    registered_at: l.at,
+                    revoked_at: None,
+                    last_login_at: l.at,
+                },
+            );
+        }
+    }
+    s.jobs.insert(
+        l.job,
+        Job {
+            id: l.job,
+            account: l.account,
+            device: l.device,
+            vault: None,
+            kind: JobKind::Login,
+            started_at: l.at,
+            finished: Some(JobEnd {
+                status: JobStatus::Succeeded,
+                log: format!("login from {}", l.from),
+                at: l.at,
+                files: 0,
+                bytes: 0,
+                error: None,
+            }),
+        },
+    );
+    Ok(())
+}
+
+fn apply_item_set(s: &mut State, item: Item) -> Result<(), Rejection> {
+    check_name(RecordKind::Item, &item.name)?;
+    live_device_of(s, item.device, item.account)?;
+    let v = s
+        .vaults
+        .get(&item.vault)
+        .ok_or(Rejection::UnknownVault(item.vault))?;
+    owned_by(RecordKind::Vault, v.account, item.account)?;
+    check_item_paths(&item.paths, &item.excludes)?;
+    let key = (item.device, item.name.clone());
+    if !s.items.contains_key(&key) && s.items_of(item.device).count() >= MAX_ITEMS_PER_DEVICE {
+        return Err(Rejection::InvalidItem(format!(
+            "a device has at most {MAX_ITEMS_PER_DEVICE} items"
+        )));
+    }
+    s.items.insert(key, item);
+    Ok(())
+}
+
+/// Paths: 1..=[`MAX_ITEM_PATHS`], each absolute; excludes: at most
+/// [`MAX_ITEM_PATHS`]; every one non-empty, at most [`MAX_PATH_LEN`] bytes
+/// and free of control characters. Absolute means rooted (`/…`) or on a
+/// Windows drive (`C:\…`, `C:/…`).
+fn check_item_paths(paths: &[String], excludes: &[String]) -> Result<(), Rejection> {
+    if paths.is_empty() {
+        return Err(Rejection::InvalidItem("no paths".into()));
+    }
+    if paths.len() > MAX_ITEM_PATHS || excludes.len() > MAX_ITEM_PATHS {
+        return Err(Rejection::InvalidItem(format!(
+            "at most {MAX_ITEM_PATHS} paths and {MAX_ITEM_PATHS} excludes"
+        )));
+    }
+    if let Some(p) = paths
+        .iter()
+        .chain(excludes)
+        .find(|p| p.is_empty() || p.len() > MAX_PATH_LEN || p.chars().any(char::is_control))
+    {
+        return Err(Rejection::InvalidItem(format!(
+            "{:?} is empty, longer than {MAX_PATH_LEN} bytes or has control characters",
+            truncate(p)
+        )));
+    }
+    if let Some(p) = paths.iter().find(|p| !is_absolute(p)) {
+        return Err(Rejection::InvalidItem(format!(
+            "path {:?} is not absolute",
+            truncate(p)
+        )));
+    }
+    Ok(())
+}
+
+fn is_absolute(path: &str) -> bool {
+    match path.as_bytes() {
+        [b'/', ..] => true,
+        [drive, b':', b'\\' | b'/', ..] => drive.is_ascii_alphabetic(),
+        _ => false,
+    }
+}
+
+fn check_len(what: &str, text: &str, max: usize) -> Result<(), Rejection> {
+    if text.len() > max {
+        return Err(Rejection::TooLong {
+            what: what.to_owned(),
+            len: text.len() as u64,
+            max: max as u64,
+        });
+    }
+    Ok(())
 }
 
 fn apply_account_created(

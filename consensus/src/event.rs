@@ -10,7 +10,19 @@
 //!
 //! Events are persisted (bincode, behind a format byte, see
 //! [`codec`](crate::codec)): add new variants at the end and never reorder or
-//! change existing ones; a change of meaning gets a new variant.
+//! change existing ones; a change of meaning gets a new variant. New
+//! variants keep the log entry format at 1, because every entry an older
+//! build wrote still decodes to the same value.
+//!
+//! The accounts/auth events (from [`Event::DeviceLoggedIn`] on) were added
+//! that way: a login that rotates a device's token and leaves an audit job,
+//! tiers with quotas and descriptions ([`Event::TierConfigured`], which
+//! [`Event::TierDefined`] now abbreviates), per-device protected items,
+//! job completion with counters ([`Event::JobCompleted`], which
+//! [`Event::JobFinished`] abbreviates) and the server secret. One existing
+//! variant changed meaning in the same step, before any release:
+//! [`Event::AccountPasswordChanged`] now also empties every device token of
+//! the account, so each device has to log in again.
 
 use std::collections::BTreeMap;
 
@@ -234,6 +246,105 @@ pub enum Event {
         /// When it was recorded as expired.
         at: UnixMillis,
     },
+    /// A device logged in with the account's password: a known device gets
+    /// a fresh token (its name stays), an unknown one is registered. Either
+    /// way the login is recorded as a finished [`JobKind::Login`] job, the
+    /// account's audit trail of logins.
+    DeviceLoggedIn {
+        /// The device: an existing live device of `account`, or a new id.
+        device: DeviceId,
+        /// The account whose password was checked.
+        account: AccountId,
+        /// Name for a new device, unique among the account's live devices;
+        /// ignored for an existing device.
+        name: String,
+        /// Hash of the new bearer token; replaces the device's old one.
+        token_hash: Vec<u8>,
+        /// Id of the audit job recording this login.
+        job: JobId,
+        /// Where the login came from (client address), for the audit log.
+        from: String,
+        /// When the login happened.
+        at: UnixMillis,
+    },
+    /// An operator defined (or redefined) a vault tier, with a per-vault
+    /// quota and a description. Supersedes [`Event::TierDefined`], which
+    /// now means this event with no quota and an empty description.
+    TierConfigured {
+        /// Tier name, e.g. `standard`.
+        name: String,
+        /// Replica count of chunks in vaults of this tier.
+        replicas: u8,
+        /// Whether devices may request vaults of this tier.
+        requestable: bool,
+        /// Most bytes a vault of this tier may hold; `None` is unlimited,
+        /// `Some(0)` is refused.
+        quota_bytes: Option<u64>,
+        /// Free text shown to users choosing a tier (bounded length).
+        description: String,
+        /// When it was configured.
+        at: UnixMillis,
+    },
+    /// A protected item of one device (a named set of paths backed up into
+    /// one vault) was created or replaced.
+    ItemSet {
+        /// The device that protects the item.
+        device: DeviceId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Item name, unique per device.
+        name: String,
+        /// Absolute paths to back up; at least one.
+        paths: Vec<String>,
+        /// Exclude patterns.
+        excludes: Vec<String>,
+        /// The vault it is backed up into; must belong to the account.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// When it was set.
+        at: UnixMillis,
+    },
+    /// A protected item was removed (its snapshots stay).
+    ItemRemoved {
+        /// The device.
+        device: DeviceId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Item name.
+        name: String,
+        /// When it was removed.
+        at: UnixMillis,
+    },
+    /// A job finished, with its counters and error text. Supersedes
+    /// [`Event::JobFinished`], which now means this event with zero
+    /// counters and no error.
+    JobCompleted {
+        /// The job.
+        job: JobId,
+        /// The device that ran it (checked).
+        device: DeviceId,
+        /// How it ended.
+        status: JobStatus,
+        /// Files processed.
+        files: u64,
+        /// Bytes processed.
+        bytes: u64,
+        /// What went wrong, for a failed job (bounded length).
+        error: Option<String>,
+        /// Command output and messages (bounded length).
+        log: String,
+        /// When it finished.
+        at: UnixMillis,
+    },
+    /// The cluster-wide server secret was set (once, at bootstrap). The node
+    /// derives stable fake KDF parameters for unknown user names from it,
+    /// so a login probe cannot tell which names exist.
+    ServerSecretSet {
+        /// The secret: 32 random bytes.
+        secret: Vec<u8>,
+        /// When it was set.
+        at: UnixMillis,
+    },
 }
 
 impl Event {
@@ -259,6 +370,12 @@ impl Event {
             Event::LeaseGranted { .. } => "lease_granted",
             Event::LeaseRenewed { .. } => "lease_renewed",
             Event::LeaseExpired { .. } => "lease_expired",
+            Event::DeviceLoggedIn { .. } => "device_logged_in",
+            Event::TierConfigured { .. } => "tier_configured",
+            Event::ItemSet { .. } => "item_set",
+            Event::ItemRemoved { .. } => "item_removed",
+            Event::JobCompleted { .. } => "job_completed",
+            Event::ServerSecretSet { .. } => "server_secret_set",
         }
     }
 }
@@ -337,6 +454,9 @@ pub enum JobKind {
     Check,
     /// Forget and prune.
     Prune,
+    /// A login with the account's password (an audit record, finished when
+    /// it is created).
+    Login,
 }
 
 /// How a job ended.

@@ -10,6 +10,18 @@
 //! "has this request already been applied" is itself replicated state: a
 //! client that retries through a new leader after a failover must get the
 //! first outcome back, on every replica.
+//!
+//! Besides the records named by the events, the state holds each device's
+//! protected [`Item`]s (private to the account: the node shows them to the
+//! account's devices only) and the cluster's server secret, from which the
+//! node derives stable fake KDF parameters for unknown login names.
+//!
+//! The layout of these types is persisted (state format 2, see
+//! [`codec`](crate::codec)); the format-1 layouts, from before devices,
+//! tiers and job ends gained fields, are kept in the private `v1` module so
+//! older data is still read.
+
+pub(crate) mod v1;
 
 use std::collections::BTreeMap;
 
@@ -56,6 +68,8 @@ pub struct Device {
     pub registered_at: UnixMillis,
     /// When its token was revoked, if it was.
     pub revoked_at: Option<UnixMillis>,
+    /// When it last logged in (its registration counts as a login).
+    pub last_login_at: UnixMillis,
 }
 
 impl Device {
@@ -94,6 +108,10 @@ pub struct Tier {
     pub requestable: bool,
     /// When it was last defined.
     pub defined_at: UnixMillis,
+    /// Most bytes one vault of this tier may hold; `None` is unlimited.
+    pub quota_bytes: Option<u64>,
+    /// Free text for users choosing a tier.
+    pub description: String,
 }
 
 /// One entry of the job log.
@@ -125,6 +143,33 @@ pub struct JobEnd {
     pub log: String,
     /// When it ended.
     pub at: UnixMillis,
+    /// Files processed.
+    pub files: u64,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// What went wrong, if the device said.
+    pub error: Option<String>,
+}
+
+/// A protected item: a named set of paths one device backs up into one
+/// vault. Private to the account: only its devices see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The device that protects it.
+    pub device: DeviceId,
+    /// The device's account.
+    pub account: AccountId,
+    /// Its name, unique per device.
+    pub name: String,
+    /// Absolute paths to back up.
+    pub paths: Vec<String>,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// The vault it is backed up into.
+    #[serde(with = "proto_id")]
+    pub vault: VaultId,
+    /// When it was last set.
+    pub updated_at: UnixMillis,
 }
 
 /// Lifecycle of a storage node.
@@ -281,6 +326,10 @@ pub struct State {
     /// The highest fencing token ever granted; grants must exceed it.
     pub(crate) last_fencing_token: u64,
     pub(crate) requests: RequestLog,
+    /// Protected items by (device, name).
+    pub(crate) items: BTreeMap<(DeviceId, String), Item>,
+    /// The cluster-wide server secret, once set.
+    pub(crate) server_secret: Option<Vec<u8>>,
 }
 
 impl State {
@@ -357,6 +406,24 @@ impl State {
     /// The highest fencing token ever granted.
     pub fn last_fencing_token(&self) -> u64 {
         self.last_fencing_token
+    }
+
+    /// All protected items by (device, name).
+    pub fn items(&self) -> &BTreeMap<(DeviceId, String), Item> {
+        &self.items
+    }
+
+    /// The protected items of one device, by name.
+    pub fn items_of(&self, device: DeviceId) -> impl Iterator<Item = &Item> {
+        self.items
+            .range((device, String::new())..)
+            .take_while(move |((d, _), _)| *d == device)
+            .map(|(_, item)| item)
+    }
+
+    /// The cluster-wide server secret, once it has been set.
+    pub fn server_secret(&self) -> Option<&[u8]> {
+        self.server_secret.as_deref()
     }
 
     /// The request dedup table.

@@ -77,6 +77,28 @@ pub(crate) fn vault_created(v: u8, a: u8, name: &str, tier: &str) -> Event {
         at: t(3),
     }
 }
+pub(crate) fn logged_in(d: u8, a: u8, name: &str, j: u8, at: u64) -> Event {
+    Event::DeviceLoggedIn {
+        device: dev(d),
+        account: acc(a),
+        name: name.into(),
+        token_hash: vec![d ^ j; 32],
+        job: job(j),
+        from: "192.0.2.1".into(),
+        at: t(at),
+    }
+}
+pub(crate) fn item_set(d: u8, a: u8, name: &str, v: u8) -> Event {
+    Event::ItemSet {
+        device: dev(d),
+        account: acc(a),
+        name: name.into(),
+        paths: vec!["/home/alice".into(), "C:\\Users\\alice".into()],
+        excludes: vec!["*.tmp".into()],
+        vault: vault(v),
+        at: t(4),
+    }
+}
 pub(crate) fn snapshot(id: u8, v: u8, d: u8) -> SnapshotRecord {
     SnapshotRecord {
         id: snap_id(id),
@@ -107,6 +129,27 @@ pub(crate) fn small_name() -> impl Strategy<Value = String> {
         Just("b".to_string()),
         Just("c".to_string()),
         Just(String::new()),
+    ]
+}
+
+/// Item names: few, so that removals and replacements meet earlier sets.
+fn item_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a".to_string()),
+        Just("b".to_string()),
+        Just(String::new())
+    ]
+}
+
+/// A device with, mostly, its [`setup`] account and that account's vault
+/// (so item events reach their accept path), else any of each.
+fn owned_device() -> impl Strategy<Value = (DeviceId, AccountId, VaultId)> {
+    prop_oneof![
+        3 => (0u8..4).prop_map(|n| {
+            let owner = [0, 0, 1, 2][usize::from(n)];
+            (dev(n), acc(owner), vault(owner))
+        }),
+        1 => (0u8..4, 0u8..3, 0u8..3).prop_map(|(d, a, v)| (dev(d), acc(a), vault(v))),
     ]
 }
 
@@ -180,7 +223,7 @@ pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
             account,
             at
         }),
-        (tier_name, 0u8..4, any::<bool>(), ms.clone()).prop_map(
+        (tier_name.clone(), 0u8..4, any::<bool>(), ms.clone()).prop_map(
             |(name, replicas, requestable, at)| {
                 Event::TierDefined {
                     name,
@@ -204,7 +247,7 @@ pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
         (
             (0u8..3).prop_map(job),
             d.clone(),
-            proptest::option::of(v),
+            proptest::option::of(v.clone()),
             ms.clone()
         )
             .prop_map(|(job, device, vault, at)| Event::JobStarted {
@@ -214,12 +257,14 @@ pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
                 kind: JobKind::Backup,
                 at
             }),
-        ((0u8..3).prop_map(job), d, ms.clone()).prop_map(|(job, device, at)| Event::JobFinished {
-            job,
-            device,
-            status: JobStatus::Failed,
-            log: String::new(),
-            at
+        ((0u8..3).prop_map(job), d.clone(), ms.clone()).prop_map(|(job, device, at)| {
+            Event::JobFinished {
+                job,
+                device,
+                status: JobStatus::Failed,
+                log: String::new(),
+                at,
+            }
         }),
         (0u64..3, ms.clone()).prop_map(|(node, at)| Event::StorageNodeJoined {
             node,
@@ -242,10 +287,96 @@ pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
             expires_at: UnixMillis(at.0 + 20),
             at
         }),
-        (0u64..4, ms).prop_map(|(fencing_token, at)| Event::LeaseExpired {
+        (0u64..4, ms.clone()).prop_map(|(fencing_token, at)| Event::LeaseExpired {
             serial: "SN".into(),
             fencing_token,
             at
+        }),
+        (
+            d.clone(),
+            a.clone(),
+            small_name(),
+            (3u8..6).prop_map(job),
+            ms.clone()
+        )
+            .prop_map(|(device, account, name, job, at)| Event::DeviceLoggedIn {
+                device,
+                account,
+                name,
+                token_hash: vec![2],
+                job,
+                from: "10.0.0.9".into(),
+                at
+            }),
+        (
+            tier_name,
+            0u8..4,
+            any::<bool>(),
+            proptest::option::of(0u64..3),
+            ms.clone()
+        )
+            .prop_map(|(name, replicas, requestable, quota_bytes, at)| {
+                Event::TierConfigured {
+                    name,
+                    replicas,
+                    requestable,
+                    quota_bytes,
+                    description: "d".into(),
+                    at,
+                }
+            }),
+        (
+            owned_device(),
+            item_name(),
+            prop_oneof![
+                Just(vec!["/a".to_string()]),
+                Just(vec!["/a".to_string(), "D:/b".to_string()]),
+                Just(Vec::new()),
+                Just(vec!["rel".to_string()]),
+            ],
+            ms.clone()
+        )
+            .prop_map(
+                |((device, account, vault), name, paths, at)| Event::ItemSet {
+                    device,
+                    account,
+                    name,
+                    paths,
+                    excludes: vec!["*.o".into()],
+                    vault,
+                    at
+                }
+            ),
+        (owned_device(), item_name(), ms.clone()).prop_map(|((device, account, _), name, at)| {
+            Event::ItemRemoved {
+                device,
+                account,
+                name,
+                at,
+            }
+        }),
+        (
+            (0u8..6).prop_map(job),
+            d,
+            0u64..5,
+            proptest::option::of(Just("boom".to_string())),
+            ms.clone()
+        )
+            .prop_map(|(job, device, files, error, at)| Event::JobCompleted {
+                job,
+                device,
+                status: JobStatus::Warnings,
+                files,
+                bytes: files * 100,
+                error,
+                log: "l".into(),
+                at
+            }),
+        (prop_oneof![Just(32usize), Just(31usize)], any::<u8>(), ms).prop_map(|(len, b, at)| {
+            Event::ServerSecretSet {
+                secret: vec![b; len],
+                at,
+            }
         }),
     ]
 }

@@ -9,6 +9,13 @@
 //! committed bytes. After a deliberate format change (with a new format
 //! version and a migration), regenerate with
 //! `CAIRN_BLESS=1 cargo test -p cairn-consensus --test golden`.
+//!
+//! | fixture | holds |
+//! |---|---|
+//! | `log_entries.v1.hex` | the first 19 event kinds (log format 1) |
+//! | `log_entries_accounts.v1.hex` | the accounts/auth event kinds, appended to the same enum (still log format 1) |
+//! | `state.v1.hex` | state format 1 snapshot data; frozen, never blessed: today's build must keep reading it |
+//! | `state.v2.hex` | state format 2 snapshot data with every field format 2 added |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -17,12 +24,15 @@ use cairn_consensus::codec::{self, LOG_ENTRY_FORMAT, STATE_FORMAT};
 use cairn_consensus::event::{
     Credentials, JobKind, JobStatus, KdfParams, Lease, SnapshotRecord, SnapshotStats,
 };
+use cairn_consensus::state::JobEnd;
 use cairn_consensus::types::{Entry, LogId};
 use cairn_consensus::{
-    apply, AccountId, DeviceId, Event, JobId, Request, RequestId, State, TypeConfig, UnixMillis,
+    apply, AccountId, DeviceId, Event, JobId, Outcome, Rejection, Request, RequestId, State,
+    TypeConfig, UnixMillis,
 };
 use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
+use proptest::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -188,6 +198,166 @@ fn events() -> Vec<Event> {
     ]
 }
 
+/// The events added for accounts and auth (appended to [`Event`], so the log
+/// format stays 1), each with the outcome it has when applied after the
+/// format-1 state's events: every new variant and field, and each new
+/// rejection, so the dedup table of the format-2 state holds them too.
+fn accounts_events() -> Vec<(Event, Outcome)> {
+    let acc = AccountId([1; 16]);
+    let dev = DeviceId([2; 16]);
+    let phone = DeviceId([12; 16]);
+    let vault = VaultId([3; 16]);
+    let t = UnixMillis(1_700_000_100_000);
+    let ok = Outcome::Applied;
+    let no = Outcome::Rejected;
+    let item = |device, name: &str, paths: Vec<&str>, excludes: Vec<&str>| Event::ItemSet {
+        device,
+        account: acc,
+        name: name.into(),
+        paths: paths.into_iter().map(String::from).collect(),
+        excludes: excludes.into_iter().map(String::from).collect(),
+        vault,
+        at: t,
+    };
+    let tier = |quota_bytes, description: String| Event::TierConfigured {
+        name: "archive".into(),
+        replicas: 2,
+        requestable: true,
+        quota_bytes,
+        description,
+        at: t,
+    };
+    let secret = |len| Event::ServerSecretSet {
+        secret: vec![0x5e; len],
+        at: t,
+    };
+    vec![
+        (
+            tier(Some(10 << 30), "Two copies, 10 GiB per vault".into()),
+            ok.clone(),
+        ),
+        (tier(Some(0), String::new()), no(Rejection::InvalidQuota)),
+        (
+            tier(None, "x".repeat(1025)),
+            no(Rejection::TooLong {
+                what: "tier description".into(),
+                len: 1025,
+                max: 1024,
+            }),
+        ),
+        (
+            Event::DeviceLoggedIn {
+                device: dev,
+                account: acc,
+                name: "ignored for a known device".into(),
+                token_hash: vec![0x18; 32],
+                job: JobId([15; 16]),
+                from: "203.0.113.7".into(),
+                at: UnixMillis(t.0 + 1_000),
+            },
+            ok.clone(),
+        ),
+        (
+            Event::DeviceLoggedIn {
+                device: phone,
+                account: acc,
+                name: "phone".into(),
+                token_hash: vec![0x1c; 32],
+                job: JobId([16; 16]),
+                from: "[2001:db8::1]:443".into(),
+                at: UnixMillis(t.0 + 2_000),
+            },
+            ok.clone(),
+        ),
+        (
+            item(
+                dev,
+                "home",
+                vec!["/home/alice", "C:\\Users\\alice"],
+                vec!["*.cache", "/home/alice/tmp"],
+            ),
+            ok.clone(),
+        ),
+        (
+            item(phone, "photos", vec!["/sdcard/DCIM"], vec![]),
+            ok.clone(),
+        ),
+        (item(dev, "scratch", vec!["/tmp"], vec![]), ok.clone()),
+        (
+            item(dev, "bad", vec![], vec![]),
+            no(Rejection::InvalidItem("no paths".into())),
+        ),
+        (
+            Event::ItemRemoved {
+                device: dev,
+                account: acc,
+                name: "scratch".into(),
+                at: t,
+            },
+            ok.clone(),
+        ),
+        (
+            Event::ItemRemoved {
+                device: dev,
+                account: acc,
+                name: "scratch".into(),
+                at: t,
+            },
+            no(Rejection::UnknownItem {
+                device: dev,
+                name: "scratch".into(),
+            }),
+        ),
+        (
+            Event::JobStarted {
+                job: JobId([17; 16]),
+                device: dev,
+                vault: Some(vault),
+                kind: JobKind::Backup,
+                at: t,
+            },
+            ok.clone(),
+        ),
+        (
+            Event::JobCompleted {
+                job: JobId([17; 16]),
+                device: dev,
+                status: JobStatus::Failed,
+                files: 42,
+                bytes: 1 << 20,
+                error: Some("disk full".into()),
+                log: "read 42 files\nwrite failed".into(),
+                at: UnixMillis(t.0 + 5_000),
+            },
+            ok.clone(),
+        ),
+        (secret(31), no(Rejection::InvalidSecret(31))),
+        (secret(32), ok),
+        (secret(32), no(Rejection::SecretAlreadySet)),
+    ]
+}
+
+fn accounts_requests() -> Vec<(Request, Outcome)> {
+    accounts_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 100; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+/// The requests that make the format-1 state: all but the final deletions.
+fn v1_state_requests() -> Vec<Request> {
+    let mut reqs = requests();
+    reqs.truncate(reqs.len() - 4);
+    reqs
+}
+
 fn requests() -> Vec<Request> {
     events()
         .into_iter()
@@ -246,28 +416,195 @@ fn log_entries_v1_decode_and_encode_unchanged() {
     assert_eq!(decoded, entries);
 }
 
+/// Splits and decodes a fixture of length-prefixed log entries.
+fn decode_entries(mut rest: &[u8]) -> Vec<Entry> {
+    let mut decoded = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at(4);
+        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let (one, tail) = tail.split_at(len);
+        decoded.push(codec::decode::<Entry>("log entry", LOG_ENTRY_FORMAT, one).expect("decode"));
+        rest = tail;
+    }
+    decoded
+}
+
 #[test]
-fn every_event_kind_is_in_the_fixture_and_applies() {
-    let kinds: BTreeSet<&str> = events().iter().map(Event::kind).collect();
-    assert_eq!(kinds.len(), 19, "add new event kinds to the golden fixture");
+fn log_entries_of_the_accounts_events_decode_and_encode_unchanged() {
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(2, 1), i);
+    let entries: Vec<Entry> = accounts_requests()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, _))| Entry {
+            log_id: id(i as u64 + 100),
+            payload: EntryPayload::Normal(r),
+        })
+        .collect();
+    let mut all = Vec::new();
+    for e in &entries {
+        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
+        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    let committed = check("log_entries_accounts.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+}
+
+#[test]
+fn every_event_kind_is_in_the_fixtures_and_applies() {
+    let accounts = accounts_requests();
+    let kinds: BTreeSet<&str> = events()
+        .iter()
+        .chain(accounts.iter().map(|(r, _)| &r.event))
+        .map(Event::kind)
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        25,
+        "add new event kinds to the golden fixtures"
+    );
     let mut state = State::default();
     for r in requests() {
         assert!(apply(&mut state, &r).is_applied(), "{:?}", r.event);
     }
+    let mut state = State::default();
+    for r in v1_state_requests() {
+        assert!(apply(&mut state, &r).is_applied(), "{:?}", r.event);
+    }
+    for (r, expected) in accounts {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+}
+
+/// The format-1 snapshot data a previous build wrote (frozen: never
+/// blessed), decoded by today's build, is the state today's code derives
+/// from the same events, with format 2's new fields filled in as format 1
+/// behaved: a device last logged in when it registered, tiers have no
+/// quota and no description, job ends count nothing and carry no error,
+/// and there are no items and no server secret.
+#[test]
+fn state_v1_decodes_into_format_2_values() {
+    let text = std::fs::read_to_string(fixture("state.v1.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("fixture is hex");
+    assert_eq!(committed.first(), Some(&1), "state.v1.hex is format 1");
+    let decoded = codec::decode_state(&committed).expect("decode format 1");
+
+    let mut expected = State::default();
+    for r in v1_state_requests() {
+        apply(&mut expected, &r);
+    }
+    assert_eq!(decoded.accounts(), expected.accounts());
+    assert_eq!(decoded.vaults(), expected.vaults());
+    assert_eq!(decoded.tiers(), expected.tiers());
+    assert_eq!(decoded.snapshots(), expected.snapshots());
+    assert_eq!(decoded.jobs(), expected.jobs());
+    assert_eq!(decoded.storage_nodes(), expected.storage_nodes());
+    assert_eq!(decoded.lease(), expected.lease());
+    assert_eq!(decoded.last_fencing_token(), expected.last_fencing_token());
+    assert_eq!(decoded.requests(), expected.requests());
+    assert_eq!(
+        decoded.account_by_name("alice").map(|a| a.id),
+        Some(AccountId([1; 16]))
+    );
+    assert!(decoded.items().is_empty());
+    assert_eq!(decoded.server_secret(), None);
+    // Format 1 kept device tokens across a password change; today's apply
+    // empties them. Everything else about the device matches.
+    let mut devices = expected.devices().clone();
+    for d in devices.values_mut() {
+        assert!(d.token_hash.is_empty());
+        d.token_hash = vec![8; 32];
+    }
+    assert_eq!(decoded.devices(), &devices);
+
+    // The new fields, spelled out.
+    let t = UnixMillis(1_700_000_000_000);
+    let device = &decoded.devices()[&DeviceId([2; 16])];
+    assert_eq!((device.registered_at, device.last_login_at), (t, t));
+    let tier = &decoded.tiers()["standard"];
+    assert_eq!((tier.quota_bytes, tier.description.as_str()), (None, ""));
+    let end = decoded.jobs()[&JobId([5; 16])].finished.clone();
+    assert_eq!(
+        end,
+        Some(JobEnd {
+            status: JobStatus::Succeeded,
+            log: "ok".into(),
+            at: t,
+            files: 0,
+            bytes: 0,
+            error: None,
+        })
+    );
+    // Written again, it is format 2.
+    let again = codec::encode("snapshot data", STATE_FORMAT, &decoded).expect("encode");
+    assert_eq!((again[0], STATE_FORMAT), (2, 2));
+    assert_eq!(
+        codec::decode_state(&again).expect("decode format 2"),
+        decoded
+    );
+}
+
+fn v2_state() -> State {
+    let mut state = State::default();
+    for r in v1_state_requests() {
+        apply(&mut state, &r);
+    }
+    for (r, _) in accounts_requests() {
+        apply(&mut state, &r);
+    }
+    state
 }
 
 #[test]
-fn state_v1_decodes_and_encodes_unchanged() {
-    // A state with records in every collection: apply all but the final
-    // deletions.
-    let mut state = State::default();
-    let reqs = requests();
-    for r in &reqs[..reqs.len() - 4] {
-        apply(&mut state, r);
-    }
-    assert!(!state.accounts().is_empty() && !state.vaults().is_empty() && !state.jobs().is_empty());
+fn state_v2_decodes_and_encodes_unchanged() {
+    let state = v2_state();
+    // Every field format 2 added holds a non-default value.
+    assert!(state
+        .devices()
+        .values()
+        .any(|d| d.last_login_at != d.registered_at));
+    assert!(state
+        .tiers()
+        .values()
+        .any(|t| t.quota_bytes.is_some() && !t.description.is_empty()));
+    assert!(state.jobs().values().any(|j| j.kind == JobKind::Login));
+    assert!(state.jobs().values().any(|j| j
+        .finished
+        .as_ref()
+        .is_some_and(|e| e.files > 0 && e.bytes > 0 && e.error.is_some())));
+    assert_eq!(state.items().len(), 2);
+    assert!(state.items().values().any(|i| !i.excludes.is_empty()));
+    assert!(state.server_secret().is_some());
+
     let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
-    let committed = check("state.v1.hex", &bytes);
-    let decoded: State = codec::decode("snapshot data", STATE_FORMAT, &committed).expect("decode");
+    let committed = check("state.v2.hex", &bytes);
+    let decoded = codec::decode_state(&committed).expect("decode");
     assert_eq!(decoded, state);
+}
+
+/// Every strict prefix of a committed state fixture is refused, not
+/// misread.
+#[test]
+fn truncated_state_fixtures_are_errors() {
+    for name in ["state.v1.hex", "state.v2.hex"] {
+        let text = std::fs::read_to_string(fixture(name)).expect("fixture");
+        let bytes = hex::decode(text.trim()).expect("hex");
+        for len in 0..bytes.len() {
+            assert!(
+                codec::decode_state(&bytes[..len]).is_err(),
+                "{name}: prefix of {len} bytes decoded"
+            );
+        }
+    }
+}
+
+proptest! {
+    /// Garbage behind either state format byte is an error, never a panic
+    /// or a huge allocation.
+    #[test]
+    fn garbage_state_is_refused(format in 1u8..=2, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut bytes = vec![format];
+        bytes.extend_from_slice(&body);
+        prop_assert!(codec::decode_state(&bytes).is_err());
+    }
 }

@@ -557,6 +557,539 @@ fn reused_request_id_returns_first_outcome_even_for_another_event() {
     assert_eq!(s, snapshot, "a seen request id must not apply anything");
 }
 
+#[test]
+fn login_registers_a_new_device_and_records_an_audit_job() {
+    let mut s = base();
+    assert_eq!(
+        run(&mut s, &[logged_in(2, 1, "desktop", 10, 50)]),
+        vec![Outcome::Applied]
+    );
+    let d = &s.devices()[&dev(2)];
+    assert_eq!(d.account, acc(1));
+    assert_eq!(d.name, "desktop");
+    assert_eq!(d.token_hash, vec![2 ^ 10; 32]);
+    assert_eq!((d.registered_at, d.last_login_at), (t(50), t(50)));
+    assert!(d.is_live());
+    let j = &s.jobs()[&job(10)];
+    assert_eq!(
+        (j.account, j.device, j.vault, j.kind, j.started_at),
+        (acc(1), dev(2), None, JobKind::Login, t(50))
+    );
+    assert_eq!(
+        j.finished,
+        Some(JobEnd {
+            status: JobStatus::Succeeded,
+            log: "login from 192.0.2.1".into(),
+            at: t(50),
+            files: 0,
+            bytes: 0,
+            error: None,
+        })
+    );
+}
+
+#[test]
+fn login_of_a_known_device_rotates_its_token_and_keeps_its_name() {
+    let mut s = base();
+    let before = s.devices()[&dev(1)].clone();
+    // The name in the event is ignored for a known device, even if invalid.
+    assert_eq!(
+        run(&mut s, &[logged_in(1, 1, "", 11, 60)]),
+        vec![Outcome::Applied]
+    );
+    let after = &s.devices()[&dev(1)];
+    assert_eq!(after.token_hash, vec![1 ^ 11; 32]);
+    assert_ne!(after.token_hash, before.token_hash);
+    assert_eq!(after.last_login_at, t(60));
+    assert_eq!(after.registered_at, before.registered_at);
+    assert_eq!(after.name, "laptop");
+    assert_eq!(s.jobs()[&job(11)].kind, JobKind::Login);
+    // A second login is a second audit record.
+    run(&mut s, &[logged_in(1, 1, "laptop", 12, 70)]);
+    let logins = s
+        .jobs()
+        .values()
+        .filter(|j| j.kind == JobKind::Login && j.device == dev(1))
+        .count();
+    assert_eq!(logins, 2);
+    assert_eq!(s.devices()[&dev(1)].last_login_at, t(70));
+}
+
+#[test]
+fn login_checks_account_owner_liveness_name_and_job_id() {
+    let mut s = base();
+    run(
+        &mut s,
+        &[account_created(2, "bob"), device_registered(3, 2, "pc")],
+    );
+    assert_eq!(
+        rejected(&mut s, logged_in(5, 9, "x", 20, 1)),
+        Rejection::UnknownAccount(acc(9))
+    );
+    assert!(matches!(
+        rejected(&mut s, logged_in(3, 1, "pc", 20, 1)),
+        Rejection::WrongOwner {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, logged_in(5, 1, "laptop", 20, 1)),
+        Rejection::NameTaken {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, logged_in(5, 1, "bad\n", 20, 1)),
+        Rejection::InvalidName { .. }
+    ));
+    run(&mut s, &[logged_in(5, 1, "phone", 20, 1)]);
+    assert!(matches!(
+        rejected(&mut s, logged_in(6, 1, "tablet", 20, 2)),
+        Rejection::DuplicateId {
+            kind: RecordKind::Job,
+            ..
+        }
+    ));
+    let long_from = Event::DeviceLoggedIn {
+        device: dev(1),
+        account: acc(1),
+        name: "laptop".into(),
+        token_hash: vec![1],
+        job: job(21),
+        from: "x".repeat(MAX_LOGIN_FROM_LEN + 1),
+        at: t(3),
+    };
+    assert!(matches!(
+        rejected(&mut s, long_from),
+        Rejection::TooLong { .. }
+    ));
+    run(
+        &mut s,
+        &[Event::DeviceRevoked {
+            device: dev(1),
+            account: acc(1),
+            at: t(4),
+        }],
+    );
+    assert_eq!(
+        rejected(&mut s, logged_in(1, 1, "laptop", 22, 5)),
+        Rejection::DeviceRevoked(dev(1))
+    );
+    // A revoked device's name may be taken by a new device logging in.
+    assert_eq!(
+        run(&mut s, &[logged_in(7, 1, "laptop", 22, 5)]),
+        vec![Outcome::Applied]
+    );
+}
+
+#[test]
+fn password_change_empties_every_token_of_the_account_only() {
+    let mut s = base();
+    run(
+        &mut s,
+        &[
+            logged_in(2, 1, "desktop", 10, 5),
+            Event::DeviceRevoked {
+                device: dev(2),
+                account: acc(1),
+                at: t(6),
+            },
+            device_registered(3, 1, "phone"),
+            account_created(2, "bob"),
+            device_registered(4, 2, "pc"),
+        ],
+    );
+    let change = Event::AccountPasswordChanged {
+        account: acc(1),
+        credentials: creds(9),
+        rewrapped_keys: [(vault(1), vec![0xee])].into_iter().collect(),
+        at: t(7),
+    };
+    assert_eq!(run(&mut s, &[change]), vec![Outcome::Applied]);
+    for d in s.devices_of(acc(1)) {
+        assert!(d.token_hash.is_empty(), "device {} kept its token", d.id);
+    }
+    assert_eq!(s.devices_of(acc(1)).count(), 3);
+    assert_eq!(s.devices()[&dev(4)].token_hash, vec![4; 32]);
+    // Logging in again restores a token.
+    run(&mut s, &[logged_in(1, 1, "laptop", 11, 8)]);
+    assert_eq!(s.devices()[&dev(1)].token_hash, vec![1 ^ 11; 32]);
+}
+
+#[test]
+fn tiers_carry_quota_and_description() {
+    let mut s = State::default();
+    let configured = |quota_bytes, description: &str| Event::TierConfigured {
+        name: "standard".into(),
+        replicas: 2,
+        requestable: true,
+        quota_bytes,
+        description: description.into(),
+        at: t(5),
+    };
+    assert_eq!(
+        run(&mut s, &[configured(Some(1 << 30), "two copies")]),
+        vec![Outcome::Applied]
+    );
+    let std_tier = &s.tiers()["standard"];
+    assert_eq!(std_tier.quota_bytes, Some(1 << 30));
+    assert_eq!(std_tier.description, "two copies");
+    assert_eq!(
+        (std_tier.replicas, std_tier.requestable, std_tier.defined_at),
+        (2, true, t(5))
+    );
+    assert_eq!(
+        rejected(&mut s, configured(Some(0), "")),
+        Rejection::InvalidQuota
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            configured(None, &"d".repeat(MAX_DESCRIPTION_LEN + 1))
+        ),
+        Rejection::TooLong { .. }
+    ));
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Event::TierConfigured {
+                name: "x".into(),
+                replicas: MAX_REPLICAS + 1,
+                requestable: true,
+                quota_bytes: None,
+                description: String::new(),
+                at: t(6)
+            }
+        ),
+        Rejection::InvalidReplicas(_)
+    ));
+    // The old event means "no quota, no description".
+    run(&mut s, &[tier("standard", false)]);
+    let std_tier = &s.tiers()["standard"];
+    assert_eq!(
+        (std_tier.quota_bytes, std_tier.description.as_str()),
+        (None, "")
+    );
+    assert!(!std_tier.requestable);
+}
+
+#[test]
+fn items_belong_to_one_device_and_can_be_replaced_and_removed() {
+    let mut s = base();
+    run(
+        &mut s,
+        &[
+            device_registered(2, 1, "desktop"),
+            item_set(1, 1, "home", 1),
+            item_set(2, 1, "home", 1),
+            item_set(1, 1, "etc", 1),
+        ],
+    );
+    let names: Vec<&str> = s.items_of(dev(1)).map(|i| i.name.as_str()).collect();
+    assert_eq!(names, vec!["etc", "home"]);
+    assert!(s
+        .items_of(dev(1))
+        .all(|i| i.device == dev(1) && i.account == acc(1)));
+    assert_eq!(s.items_of(dev(2)).count(), 1);
+    assert_eq!(s.items_of(dev(3)).count(), 0);
+    let home = &s.items()[&(dev(1), "home".to_string())];
+    assert_eq!(home.paths, vec!["/home/alice", "C:\\Users\\alice"]);
+    assert_eq!(home.excludes, vec!["*.tmp"]);
+    assert_eq!((home.vault, home.updated_at), (vault(1), t(4)));
+    // Upsert: same (device, name) replaces.
+    let replace = Event::ItemSet {
+        device: dev(1),
+        account: acc(1),
+        name: "home".into(),
+        paths: vec!["/srv".into()],
+        excludes: Vec::new(),
+        vault: vault(1),
+        at: t(9),
+    };
+    assert_eq!(run(&mut s, &[replace]), vec![Outcome::Applied]);
+    let home = &s.items()[&(dev(1), "home".to_string())];
+    assert_eq!(
+        (home.paths.clone(), home.updated_at),
+        (vec!["/srv".to_string()], t(9))
+    );
+    assert_eq!(s.items().len(), 3);
+    let remove = |d, name: &str| Event::ItemRemoved {
+        device: dev(d),
+        account: acc(1),
+        name: name.into(),
+        at: t(10),
+    };
+    assert_eq!(run(&mut s, &[remove(1, "home")]), vec![Outcome::Applied]);
+    assert_eq!(
+        rejected(&mut s, remove(1, "home")),
+        Rejection::UnknownItem {
+            device: dev(1),
+            name: "home".into()
+        }
+    );
+    assert_eq!(s.items_of(dev(2)).count(), 1, "another device's item stays");
+}
+
+#[test]
+fn item_rules() {
+    let mut s = base();
+    run(
+        &mut s,
+        &[
+            account_created(2, "bob"),
+            device_registered(3, 2, "pc"),
+            vault_created(2, 2, "bobs", "standard"),
+        ],
+    );
+    let with_paths = |paths: Vec<String>, excludes: Vec<String>| Event::ItemSet {
+        device: dev(1),
+        account: acc(1),
+        name: "home".into(),
+        paths,
+        excludes,
+        vault: vault(1),
+        at: t(4),
+    };
+    let invalid = |s: &mut State, e| matches!(rejected(s, e), Rejection::InvalidItem(_));
+    assert!(invalid(&mut s, with_paths(Vec::new(), Vec::new())));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["relative/x".into()], Vec::new())
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["C:relative".into()], Vec::new())
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["/a\nb".into()], Vec::new())
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["/a".into()], vec![String::new()])
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec![format!("/{}", "a".repeat(MAX_PATH_LEN))], Vec::new())
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["/a".into(); MAX_ITEM_PATHS + 1], Vec::new())
+    ));
+    assert!(invalid(
+        &mut s,
+        with_paths(vec!["/a".into()], vec!["*".into(); MAX_ITEM_PATHS + 1])
+    ));
+    assert!(matches!(
+        rejected(&mut s, item_set(1, 1, "", 1)),
+        Rejection::InvalidName {
+            kind: RecordKind::Item,
+            ..
+        }
+    ));
+    // Another account's vault or device is off limits.
+    assert!(matches!(
+        rejected(&mut s, item_set(1, 1, "home", 2)),
+        Rejection::WrongOwner {
+            kind: RecordKind::Vault,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, item_set(3, 1, "home", 1)),
+        Rejection::WrongOwner {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    assert_eq!(
+        rejected(&mut s, item_set(1, 1, "home", 9)),
+        Rejection::UnknownVault(vault(9))
+    );
+    assert_eq!(
+        rejected(&mut s, item_set(8, 1, "home", 1)),
+        Rejection::UnknownDevice(dev(8))
+    );
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Event::ItemRemoved {
+                device: dev(3),
+                account: acc(1),
+                name: "home".into(),
+                at: t(5)
+            }
+        ),
+        Rejection::WrongOwner { .. }
+    ));
+    run(
+        &mut s,
+        &[Event::DeviceRevoked {
+            device: dev(1),
+            account: acc(1),
+            at: t(5),
+        }],
+    );
+    assert_eq!(
+        rejected(&mut s, item_set(1, 1, "home", 1)),
+        Rejection::DeviceRevoked(dev(1))
+    );
+}
+
+#[test]
+fn a_device_has_a_bounded_number_of_items() {
+    let mut s = base();
+    let events: Vec<Event> = (0..MAX_ITEMS_PER_DEVICE)
+        .map(|i| item_set(1, 1, &format!("item{i}"), 1))
+        .collect();
+    assert!(run(&mut s, &events).iter().all(Outcome::is_applied));
+    assert!(matches!(
+        rejected(&mut s, item_set(1, 1, "one more", 1)),
+        Rejection::InvalidItem(_)
+    ));
+    // Replacing an existing item is still allowed at the bound.
+    assert_eq!(
+        run(&mut s, &[item_set(1, 1, "item0", 1)]),
+        vec![Outcome::Applied]
+    );
+}
+
+#[test]
+fn deleting_a_vault_drops_the_items_that_target_it() {
+    let mut s = base();
+    run(
+        &mut s,
+        &[
+            vault_created(2, 1, "second", "standard"),
+            item_set(1, 1, "home", 1),
+            item_set(1, 1, "work", 2),
+        ],
+    );
+    run(
+        &mut s,
+        &[Event::VaultDeleted {
+            vault: vault(1),
+            account: acc(1),
+            at: t(40),
+        }],
+    );
+    let left: Vec<&str> = s.items_of(dev(1)).map(|i| i.name.as_str()).collect();
+    assert_eq!(left, vec!["work"]);
+    // With its last vault gone the account can go, and nothing of it stays.
+    let out = run(
+        &mut s,
+        &[
+            Event::VaultDeleted {
+                vault: vault(2),
+                account: acc(1),
+                at: t(41),
+            },
+            Event::AccountDeleted {
+                account: acc(1),
+                at: t(42),
+            },
+        ],
+    );
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+    assert!(s.items().is_empty() && s.devices().is_empty());
+}
+
+#[test]
+fn job_completion_records_counters_and_error() {
+    let mut s = base();
+    let start = |j| Event::JobStarted {
+        job: job(j),
+        device: dev(1),
+        vault: Some(vault(1)),
+        kind: JobKind::Backup,
+        at: t(100),
+    };
+    let complete = |j, error: Option<String>, log: String| Event::JobCompleted {
+        job: job(j),
+        device: dev(1),
+        status: JobStatus::Failed,
+        files: 12,
+        bytes: 3456,
+        error,
+        log,
+        at: t(110),
+    };
+    run(&mut s, &[start(1), start(2)]);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            complete(1, Some("e".repeat(MAX_JOB_ERROR_LEN + 1)), String::new())
+        ),
+        Rejection::TooLong { .. }
+    ));
+    assert!(matches!(
+        rejected(&mut s, complete(1, None, "l".repeat(MAX_JOB_LOG_LEN + 1))),
+        Rejection::TooLong { .. }
+    ));
+    assert_eq!(
+        rejected(&mut s, complete(9, None, String::new())),
+        Rejection::UnknownJob(job(9))
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &[complete(1, Some("disk full".into()), "tail".into())]
+        ),
+        vec![Outcome::Applied]
+    );
+    assert_eq!(
+        s.jobs()[&job(1)].finished,
+        Some(JobEnd {
+            status: JobStatus::Failed,
+            log: "tail".into(),
+            at: t(110),
+            files: 12,
+            bytes: 3456,
+            error: Some("disk full".into()),
+        })
+    );
+    assert_eq!(
+        rejected(&mut s, complete(1, None, String::new())),
+        Rejection::JobAlreadyFinished(job(1))
+    );
+    // The old event still ends a job, with zero counters and no error.
+    run(
+        &mut s,
+        &[Event::JobFinished {
+            job: job(2),
+            device: dev(1),
+            status: JobStatus::Succeeded,
+            log: "ok".into(),
+            at: t(120),
+        }],
+    );
+    let end = s.jobs()[&job(2)].finished.clone();
+    assert_eq!(end.map(|e| (e.files, e.bytes, e.error)), Some((0, 0, None)));
+}
+
+#[test]
+fn server_secret_is_set_once() {
+    let mut s = State::default();
+    assert_eq!(s.server_secret(), None);
+    let set = |b: u8, len: usize| Event::ServerSecretSet {
+        secret: vec![b; len],
+        at: t(1),
+    };
+    assert_eq!(rejected(&mut s, set(1, 31)), Rejection::InvalidSecret(31));
+    assert_eq!(
+        run(&mut s, &[set(1, SERVER_SECRET_LEN)]),
+        vec![Outcome::Applied]
+    );
+    assert_eq!(s.server_secret(), Some(&[1u8; 32][..]));
+    assert_eq!(
+        rejected(&mut s, set(2, SERVER_SECRET_LEN)),
+        Rejection::SecretAlreadySet
+    );
+    assert_eq!(s.server_secret(), Some(&[1u8; 32][..]));
+}
+
 fn encode(s: &State) -> Result<Vec<u8>, TestCaseError> {
     bincode::serialize(s).map_err(|e| TestCaseError::fail(e.to_string()))
 }
@@ -667,7 +1200,7 @@ fn generator_reaches_every_accept_path() {
     }
     assert_eq!(
         applied.len(),
-        19,
+        25,
         "kinds never applied; reached only {applied:?}"
     );
     assert!(rejected > 0);

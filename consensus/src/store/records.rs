@@ -18,12 +18,20 @@
 //! | `S` ‖ snapshot id (16) | [`SnapshotRecord`] |
 //! | `J` ‖ job id (16) | [`Job`](crate::state::Job) |
 //! | `N` ‖ node id (u64 BE) | [`StorageNode`](crate::state::StorageNode) |
+//! | `I` ‖ device id (16) ‖ item name (UTF-8) | [`Item`](crate::state::Item) |
 //! | `R` ‖ request id (16) | `(seq, Outcome)` of the dedup table |
 //! | `m/singletons` | lease, last fencing token, dedup table header |
+//! | `m/server_secret` | the server secret (`Vec<u8>`), once set |
 //! | `m/last_applied`, `m/membership` | the state machine's log position |
 //!
 //! The account-name index is not stored; it is rebuilt from the accounts
 //! when loading.
+//!
+//! Records are written with the current [`STATE_FORMAT`] (2). Format 2
+//! added fields to devices, tiers and job ends; their format-1 records are
+//! still read, through the legacy layouts in `state/v1.rs`, and rewritten
+//! as format 2 the next time an apply touches them. Every other record has the same layout in both
+//! formats.
 
 use std::collections::BTreeMap;
 
@@ -37,11 +45,12 @@ use crate::codec::{self, STATE_FORMAT};
 use crate::error::{ConsensusError, Result};
 use crate::event::{Event, Lease, Request, SnapshotRecord};
 use crate::ids::{AccountId, DeviceId, FixedId, JobId, RequestId};
-use crate::state::{RequestLog, State};
+use crate::state::{v1, Device, Item, Job, RequestLog, State, Tier};
 
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"m/last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"m/membership";
 const KEY_SINGLETONS: &[u8] = b"m/singletons";
+const KEY_SERVER_SECRET: &[u8] = b"m/server_secret";
 
 /// One stored record of the state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,6 +64,8 @@ pub(crate) enum RecordKey {
     StorageNode(u64),
     Request(RequestId),
     Singletons,
+    Item(DeviceId, String),
+    ServerSecret,
 }
 
 impl RecordKey {
@@ -75,6 +86,12 @@ impl RecordKey {
             RecordKey::StorageNode(id) => with(b'N', &id.to_be_bytes()),
             RecordKey::Request(id) => with(b'R', id.bytes()),
             RecordKey::Singletons => KEY_SINGLETONS.to_vec(),
+            RecordKey::Item(device, name) => {
+                let mut k = with(b'I', device.bytes());
+                k.extend_from_slice(name.as_bytes());
+                k
+            }
+            RecordKey::ServerSecret => KEY_SERVER_SECRET.to_vec(),
         }
     }
 }
@@ -108,10 +125,18 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
         } => {
             keys.push(K::Account(*account));
             keys.extend(rewrapped_keys.keys().map(|v| K::Vault(*v)));
+            keys.extend(state.devices_of(*account).map(|d| K::Device(d.id)));
         }
         Event::AccountDeleted { account, .. } => {
             keys.push(K::Account(*account));
             keys.extend(state.devices_of(*account).map(|d| K::Device(d.id)));
+            keys.extend(
+                state
+                    .items
+                    .values()
+                    .filter(|i| i.account == *account)
+                    .map(|i| K::Item(i.device, i.name.clone())),
+            );
         }
         Event::DeviceRegistered { device, .. }
         | Event::DeviceRevoked { device, .. }
@@ -120,15 +145,34 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
         Event::VaultDeleted { vault, .. } => {
             keys.push(K::Vault(*vault));
             keys.extend(state.snapshots_of(*vault).map(|s| K::Snapshot(s.id)));
+            keys.extend(
+                state
+                    .items
+                    .values()
+                    .filter(|i| i.vault == *vault)
+                    .map(|i| K::Item(i.device, i.name.clone())),
+            );
         }
-        Event::TierDefined { name, .. } => keys.push(K::Tier(name.clone())),
+        Event::TierDefined { name, .. } | Event::TierConfigured { name, .. } => {
+            keys.push(K::Tier(name.clone()))
+        }
         Event::SnapshotCommitted { snapshot } => keys.push(K::Snapshot(snapshot.id)),
         Event::SnapshotForgotten { snapshot, .. } => keys.push(K::Snapshot(*snapshot)),
-        Event::JobStarted { job, .. } | Event::JobFinished { job, .. } => keys.push(K::Job(*job)),
+        Event::JobStarted { job, .. }
+        | Event::JobFinished { job, .. }
+        | Event::JobCompleted { job, .. } => keys.push(K::Job(*job)),
         Event::StorageNodeJoined { node, .. }
         | Event::StorageNodeDrained { node, .. }
         | Event::StorageNodeRemoved { node, .. } => keys.push(K::StorageNode(*node)),
         Event::LeaseGranted { .. } | Event::LeaseRenewed { .. } | Event::LeaseExpired { .. } => {}
+        Event::DeviceLoggedIn { device, job, .. } => {
+            keys.push(K::Device(*device));
+            keys.push(K::Job(*job));
+        }
+        Event::ItemSet { device, name, .. } | Event::ItemRemoved { device, name, .. } => {
+            keys.push(K::Item(*device, name.clone()))
+        }
+        Event::ServerSecretSet { .. } => keys.push(K::ServerSecret),
     }
     keys
 }
@@ -177,6 +221,10 @@ pub(crate) fn stage(
             };
             put_or_delete(batch, cf, key, Some(&s))
         }
+        K::Item(device, name) => {
+            put_or_delete(batch, cf, key, state.items.get(&(*device, name.clone())))
+        }
+        K::ServerSecret => put_or_delete(batch, cf, key, state.server_secret.as_ref()),
     }
 }
 
@@ -193,6 +241,8 @@ pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State
     keys.extend(state.jobs.keys().map(|k| K::Job(*k)));
     keys.extend(state.storage_nodes.keys().map(|k| K::StorageNode(*k)));
     keys.extend(state.requests.entries().map(|(k, _)| K::Request(*k)));
+    keys.extend(state.items.keys().map(|(d, n)| K::Item(*d, n.clone())));
+    keys.push(K::ServerSecret);
     for key in &keys {
         stage(batch, cf, state, key)?;
     }
@@ -206,8 +256,25 @@ fn id16<T: FixedId>(what: &'static str, key: &[u8]) -> Result<T> {
     })
 }
 
+/// The 16-byte id that follows the prefix byte of a longer key.
+fn id16_prefix<T: FixedId>(what: &'static str, key: &[u8]) -> Result<T> {
+    T::from_bytes(key.get(1..17).unwrap_or_default()).ok_or_else(|| ConsensusError::Corrupt {
+        what,
+        detail: format!("key of {} bytes", key.len()),
+    })
+}
+
 fn dec<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T> {
     codec::decode("state record", STATE_FORMAT, value)
+}
+
+/// Decodes a record whose layout changed in format 2 (`Old` is format 1's).
+fn dec_v1<T, Old>(value: &[u8]) -> Result<T>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned + Into<T>,
+{
+    codec::decode_migrating::<T, Old>("state record", 2, STATE_FORMAT, value)
 }
 
 /// Loads the state stored by [`stage`] and [`stage_all`].
@@ -229,7 +296,9 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
             }
             Some(b'D') => {
                 let id: DeviceId = id16("device key", &key)?;
-                state.devices.insert(id, dec(&value)?);
+                state
+                    .devices
+                    .insert(id, dec_v1::<Device, v1::Device>(&value)?);
             }
             Some(b'V') => {
                 let id: VaultId = id16("vault key", &key)?;
@@ -242,7 +311,9 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                         detail: e.to_string(),
                     }
                 })?;
-                state.tiers.insert(name.to_owned(), dec(&value)?);
+                state
+                    .tiers
+                    .insert(name.to_owned(), dec_v1::<Tier, v1::Tier>(&value)?);
             }
             Some(b'S') => {
                 let id: SnapshotId = id16("snapshot key", &key)?;
@@ -251,7 +322,7 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
             }
             Some(b'J') => {
                 let id: JobId = id16("job key", &key)?;
-                state.jobs.insert(id, dec(&value)?);
+                state.jobs.insert(id, dec_v1::<Job, v1::Job>(&value)?);
             }
             Some(b'N') => {
                 let bytes: [u8; 8] =
@@ -270,7 +341,22 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                 let (seq, outcome): (u64, Outcome) = dec(&value)?;
                 requests.push((id, seq, outcome));
             }
+            Some(b'I') => {
+                let device: DeviceId = id16_prefix("item key", &key)?;
+                let name = std::str::from_utf8(key.get(17..).unwrap_or_default()).map_err(|e| {
+                    ConsensusError::Corrupt {
+                        what: "item key",
+                        detail: e.to_string(),
+                    }
+                })?;
+                state
+                    .items
+                    .insert((device, name.to_owned()), dec::<Item>(&value)?);
+            }
             Some(b'm') if &*key == KEY_SINGLETONS => header = Some(dec::<Singletons>(&value)?),
+            Some(b'm') if &*key == KEY_SERVER_SECRET => {
+                state.server_secret = Some(dec::<Vec<u8>>(&value)?);
+            }
             Some(b'm') if &*key == KEY_LAST_APPLIED || &*key == KEY_MEMBERSHIP => {}
             _ => {
                 return Err(ConsensusError::Corrupt {
@@ -297,4 +383,103 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
         });
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::apply;
+    use crate::event::{JobKind, JobStatus};
+    use crate::store::CF_STATE;
+    use crate::testgen::{acc, dev, job, requests, t, vault};
+
+    /// A database written by a format-1 build (every record behind format
+    /// byte 1, devices, tiers and jobs in their old layout) loads into the
+    /// state today's code derives from the same events, and the next write
+    /// of a record uses format 2.
+    #[test]
+    fn format_1_records_load_as_format_2() {
+        let mut state = State::default();
+        let events = vec![
+            Event::JobStarted {
+                job: job(1),
+                device: dev(0),
+                vault: Some(vault(0)),
+                kind: JobKind::Backup,
+                at: t(10),
+            },
+            Event::JobFinished {
+                job: job(1),
+                device: dev(0),
+                status: JobStatus::Succeeded,
+                log: "ok".into(),
+                at: t(11),
+            },
+        ];
+        for r in requests(events) {
+            assert!(apply(&mut state, &r).is_applied());
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let cf = db.cf(CF_STATE).expect("cf");
+        let mut batch = WriteBatch::default();
+        stage_all(&mut batch, cf, &state).expect("stage");
+        db.write_synced("test", batch).expect("write");
+
+        let mut old = WriteBatch::default();
+        for item in db.raw().iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item.expect("iterate");
+            assert_eq!(value.first(), Some(&STATE_FORMAT));
+            let mut v1 = value.to_vec();
+            v1[0] = 1;
+            old.put_cf(cf, &key, v1);
+        }
+        fn format_1<T: Serialize>(value: &T) -> Vec<u8> {
+            codec::encode("format-1 record", 1, value).expect("encode")
+        }
+        for d in state.devices.values() {
+            let key = RecordKey::Device(d.id).encode();
+            old.put_cf(cf, key, format_1(&v1::Device::from(d)));
+        }
+        for tier in state.tiers.values() {
+            let key = RecordKey::Tier(tier.name.clone()).encode();
+            old.put_cf(cf, key, format_1(&v1::Tier::from(tier)));
+        }
+        for j in state.jobs.values() {
+            let key = RecordKey::Job(j.id).encode();
+            old.put_cf(cf, key, format_1(&v1::Job::from(j)));
+        }
+        db.write_synced("test", old).expect("write");
+
+        let loaded = load(&db, CF_STATE).expect("load");
+        assert_eq!(loaded, state);
+        let d = &loaded.devices[&dev(0)];
+        assert_eq!(d.last_login_at, d.registered_at);
+        let end = loaded.jobs[&job(1)].finished.as_ref().expect("finished");
+        assert_eq!((end.files, end.bytes, end.error.as_deref()), (0, 0, None));
+
+        let mut next = loaded;
+        let rename = Request {
+            request_id: RequestId([0xee; 16]),
+            event: Event::DeviceRenamed {
+                device: dev(0),
+                account: acc(0),
+                name: "renamed".into(),
+                at: t(12),
+            },
+        };
+        let keys = touched(&next, &rename);
+        assert!(apply(&mut next, &rename).is_applied());
+        let mut batch = WriteBatch::default();
+        for key in &keys {
+            stage(&mut batch, cf, &next, key).expect("stage");
+        }
+        db.write_synced("test", batch).expect("write");
+        let stored = db
+            .get(CF_STATE, &RecordKey::Device(dev(0)).encode())
+            .expect("get")
+            .expect("device record");
+        assert_eq!(stored.first(), Some(&2));
+        assert_eq!(load(&db, CF_STATE).expect("reload"), next);
+    }
 }

@@ -246,7 +246,7 @@ impl StateMachineStore {
         self.db.check()?;
         let started = Instant::now();
         // Decode first: a snapshot that does not decode changes nothing.
-        let state: State = codec::decode("snapshot data", STATE_FORMAT, &data)?;
+        let state = codec::decode_state(&data)?;
         let next = Applied {
             state,
             last_applied: meta.last_log_id,
