@@ -30,6 +30,33 @@ pub enum Error {
     /// A value or key read from the database has an impossible shape.
     #[error("malformed chunk store record: {0}")]
     Malformed(String),
+    /// Another storage node could not be reached (down, or not answering
+    /// in time): replication skips it and repair catches up later.
+    #[error("storage node {node} is unreachable: {detail}")]
+    Unreachable {
+        /// The node.
+        node: u64,
+        /// What happened.
+        detail: String,
+    },
+    /// Another storage node answered with an error.
+    #[error("storage node {node}: {detail}")]
+    Peer {
+        /// The node.
+        node: u64,
+        /// Its answer.
+        detail: String,
+    },
+    /// Fewer than the required number of copies could be made durable.
+    #[error("only {got} of the {need} required copies of {key} could be written")]
+    InsufficientReplicas {
+        /// A chunk that fell short.
+        key: ChunkKey,
+        /// Copies made.
+        got: usize,
+        /// Copies required (W).
+        need: usize,
+    },
 }
 
 impl Error {

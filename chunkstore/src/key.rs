@@ -3,10 +3,11 @@
 use std::fmt;
 
 use cairn_proto::{ChunkId, VaultId};
+use serde::{Deserialize, Serialize};
 
 /// `vault_id (16 bytes) || chunk_id (32 bytes)`: keys of one vault sort
 /// together, so per-vault iteration is a range scan.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChunkKey {
     /// The vault the chunk belongs to.
     pub vault: VaultId,

@@ -12,18 +12,28 @@
 //! [`Store`] is the small, synchronous interface the rest of Cairn programs
 //! against; [`RocksStore`] is its RocksDB engine; [`placement`] decides
 //! which storage nodes own a chunk.
+//!
+//! The storage role's replication logic lives here too, as plain
+//! synchronous code over the [`peers::Peers`] trait so it is tested with
+//! several real stores in one process: [`replica`] (W-of-R writes, reads
+//! with checksum verification and read repair), [`bucket`] (id-prefix
+//! buckets and their digests) and [`repair`] (the anti-entropy pass).
 #![warn(missing_docs)]
 
+pub mod bucket;
 mod error;
 mod key;
 mod meta;
+pub mod peers;
 pub mod placement;
+pub mod repair;
+pub mod replica;
 mod rocks;
 
 pub use error::{Error, Result};
 pub use key::ChunkKey;
 pub use meta::ChunkMeta;
-pub use rocks::{RocksStore, StoreOptions};
+pub use rocks::{PutMode, RocksStore, StoreOptions, Usage};
 
 use cairn_proto::{ChunkId, VaultId};
 

@@ -1,12 +1,14 @@
 //! The per-chunk metadata record kept beside each value.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Error, Result};
 
 /// Size, checksum and last-touched time of a stored chunk.
 ///
 /// Encoded as 17 bytes: version `1`, `size` (u32 LE), `crc32c` (u32 LE),
 /// `touched` (u64 LE, Unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkMeta {
     /// Length of the sealed bytes.
     pub size: u32,

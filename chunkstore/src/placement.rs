@@ -6,6 +6,17 @@
 //! storage nodes in the Raft state), with no coordination and no table, and
 //! a join or a removal moves only the keys whose owner set actually changes:
 //! about `r / n` of them, the minimum possible.
+//!
+//! [`Placement`] bundles what every decision needs for a whole cluster: the
+//! active nodes (which take copies), the draining ones (which still serve
+//! what they hold) and each vault's replica count. The storage role builds
+//! it from the Raft state; the leader ships it with repair requests so every
+//! node judges ownership by the same inputs.
+
+use std::collections::BTreeMap;
+
+use cairn_proto::VaultId;
+use serde::{Deserialize, Serialize};
 
 use crate::ChunkKey;
 
@@ -30,6 +41,74 @@ pub fn owners(key: &ChunkKey, nodes: &[NodeId], replicas: usize) -> Vec<NodeId> 
     scored.sort_unstable_by(|a, b| b.cmp(a));
     scored.dedup_by_key(|s| s.1);
     scored.into_iter().take(replicas).map(|(_, n)| n).collect()
+}
+
+/// Placement inputs of a cluster at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Storage nodes that take copies (`Active`).
+    pub active: Vec<NodeId>,
+    /// Storage nodes that serve what they hold but take nothing new
+    /// (`Draining`): their copies move to the active owners.
+    pub draining: Vec<NodeId>,
+    /// Replicas per vault (its tier's count). A vault missing here is
+    /// unknown (deleted, or not yet created): its chunks are never copied,
+    /// only garbage-collected.
+    pub replicas: BTreeMap<VaultId, u8>,
+}
+
+impl Placement {
+    /// Whether `vault` is a live vault.
+    pub fn knows(&self, vault: &VaultId) -> bool {
+        self.replicas.contains_key(vault)
+    }
+
+    /// How many owners a chunk of `vault` has: its tier's replica count
+    /// capped by the active nodes; 0 for an unknown vault.
+    pub fn replicas_of(&self, vault: &VaultId) -> usize {
+        self.replicas
+            .get(vault)
+            .map_or(0, |&r| usize::from(r).min(self.active.len()))
+    }
+
+    /// Every active node ranked for `key`, best first.
+    pub fn ranking(&self, key: &ChunkKey) -> Vec<NodeId> {
+        owners(key, &self.active, self.active.len())
+    }
+
+    /// The owners of `key`: the first [`Placement::replicas_of`] of the ranking.
+    pub fn owners(&self, key: &ChunkKey) -> Vec<NodeId> {
+        let mut ranked = self.ranking(key);
+        ranked.truncate(self.replicas_of(&key.vault));
+        ranked
+    }
+
+    /// Where a reader looks for `key`, in order: the owners (with `local`
+    /// first when it is one, which saves a network hop), then the other
+    /// active nodes by rank (a copy written while an owner was down, or
+    /// not yet moved after a join), then the draining nodes.
+    pub fn read_order(&self, key: &ChunkKey, local: Option<NodeId>) -> Vec<NodeId> {
+        let ranked = self.ranking(key);
+        let r = self.replicas_of(&key.vault);
+        let mut order: Vec<NodeId> = Vec::with_capacity(ranked.len() + self.draining.len());
+        if let Some(me) = local.filter(|me| ranked[..r].contains(me)) {
+            order.push(me);
+        }
+        let first = order.first().copied();
+        order.extend(ranked.iter().copied().filter(|n| Some(*n) != first));
+        let mut draining = owners(key, &self.draining, self.draining.len());
+        draining.retain(|n| !order.contains(n));
+        order.extend(draining);
+        order
+    }
+
+    /// Every node that may hold copies: active and draining.
+    pub fn holders(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self.active.iter().chain(&self.draining).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +166,34 @@ mod tests {
             .count();
         // Node 5 should take over a replica of 3/5 of the keys.
         assert!((5_600..=6_400).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn placement_caps_replicas_and_orders_reads() {
+        let vault = VaultId([9; 16]);
+        let mut p = Placement {
+            active: vec![1, 2, 3, 4],
+            draining: vec![5],
+            replicas: BTreeMap::from([(vault, 3)]),
+        };
+        let k = key(7);
+        let owners = p.owners(&k);
+        assert_eq!(owners.len(), 3);
+        assert_eq!(owners, p.ranking(&k)[..3]);
+        let spare = p.ranking(&k)[3];
+        assert_eq!(
+            p.read_order(&k, Some(spare)),
+            [&owners[..], &[spare, 5]].concat()
+        );
+        let last = owners[2];
+        assert_eq!(p.read_order(&k, Some(last))[0], last);
+        assert!(!p.knows(&VaultId([1; 16])));
+        assert!(p
+            .owners(&ChunkKey::new(VaultId([1; 16]), k.chunk))
+            .is_empty());
+        p.active = vec![1];
+        assert_eq!(p.replicas_of(&vault), 1);
+        assert_eq!(p.holders(), vec![1, 5]);
     }
 
     proptest! {

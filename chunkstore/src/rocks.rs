@@ -6,8 +6,16 @@
 //! in one atomic `WriteBatch` with a synced WAL, so a chunk is never present
 //! without its metadata and a crash never leaves half a batch. Values are
 //! sealed (encrypted, already compressed) so RocksDB compression is off.
+//!
+//! A storage node also asks the store for what replication needs beyond the
+//! [`Store`] trait: puts that keep an existing copy ([`PutMode`]) and say
+//! which chunks were new, per-vault usage counters ([`Usage`], kept in memory
+//! once [`RocksStore::track_usage`] is called), a scan of every chunk's
+//! metadata, and reads that tell a damaged copy from a missing one.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use cairn_proto::{ChunkId, VaultId};
 use rocksdb::{
@@ -15,6 +23,9 @@ use rocksdb::{
     ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
+use serde::{Deserialize, Serialize};
+
+use crate::peers::Fetched;
 use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 
 const CF_CHUNKS: &str = "chunks";
@@ -38,10 +49,34 @@ impl Default for StoreOptions {
     }
 }
 
+/// What a put does with a chunk that is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutMode {
+    /// Keep the stored copy and refresh its touch time: uploads. A chunk is
+    /// sealed with a random nonce, so a re-upload has other bytes; keeping
+    /// the first copy keeps the replicas of a chunk byte-identical.
+    KeepExisting,
+    /// Replace the stored copy: repair, which writes a verified copy over a
+    /// damaged one.
+    Overwrite,
+}
+
+/// Chunks and bytes (sealed) stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Bytes of sealed values.
+    pub bytes: u64,
+}
+
 /// A [`Store`] in one RocksDB database directory.
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
+    /// Per-vault usage, once tracked; writers update it under this lock, so
+    /// the "was it new?" check and the write that follows are one step.
+    usage: Mutex<Option<HashMap<VaultId, Usage>>>,
 }
 
 impl RocksStore {
@@ -86,7 +121,211 @@ impl RocksStore {
         Ok(Self {
             db,
             path: path.to_path_buf(),
+            usage: Mutex::new(None),
         })
+    }
+
+    fn usage_lock(&self) -> MutexGuard<'_, Option<HashMap<VaultId, Usage>>> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts keeping per-vault usage in memory (one scan of the metadata
+    /// column); later puts and deletes keep it current. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// The scan failed.
+    pub fn track_usage(&self) -> Result<()> {
+        let mut guard = self.usage_lock();
+        if guard.is_some() {
+            return Ok(());
+        }
+        let mut map: HashMap<VaultId, Usage> = HashMap::new();
+        self.for_each_chunk(&mut |key, meta| {
+            let u = map.entry(key.vault).or_default();
+            u.chunks += 1;
+            u.bytes += u64::from(meta.size);
+            Ok(())
+        })?;
+        *guard = Some(map);
+        Ok(())
+    }
+
+    /// Usage of one vault on this store (tracking it from now on).
+    ///
+    /// # Errors
+    ///
+    /// The first call's scan failed.
+    pub fn usage(&self, vault: &VaultId) -> Result<Usage> {
+        self.track_usage()?;
+        Ok(self
+            .usage_lock()
+            .as_ref()
+            .and_then(|m| m.get(vault).copied())
+            .unwrap_or_default())
+    }
+
+    /// Usage of every vault with chunks here (tracking it from now on).
+    ///
+    /// # Errors
+    ///
+    /// The first call's scan failed.
+    pub fn usage_by_vault(&self) -> Result<Vec<(VaultId, Usage)>> {
+        self.track_usage()?;
+        let mut all: Vec<(VaultId, Usage)> = self
+            .usage_lock()
+            .as_ref()
+            .map(|m| m.iter().map(|(v, u)| (*v, *u)).collect())
+            .unwrap_or_default();
+        all.sort_unstable_by_key(|(v, _)| *v);
+        Ok(all)
+    }
+
+    /// Stores chunks like [`Store::put_batch`], keeping or replacing copies
+    /// already stored as `mode` says, and answers for each chunk whether it
+    /// was new here. A key repeated within the batch counts once.
+    ///
+    /// # Errors
+    ///
+    /// The write failed (nothing of the batch is stored then).
+    pub fn put_chunks(
+        &self,
+        chunks: &[(ChunkKey, &[u8])],
+        now: u64,
+        durability: Durability,
+        mode: PutMode,
+    ) -> Result<Vec<bool>> {
+        let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
+        let mut guard = self.usage_lock();
+        let mut batch = WriteBatch::default();
+        let mut seen = HashSet::with_capacity(chunks.len());
+        let mut new = Vec::with_capacity(chunks.len());
+        let mut delta: Vec<(VaultId, i64, i64)> = Vec::new();
+        for (key, sealed) in chunks {
+            if !seen.insert(*key) {
+                new.push(false);
+                continue;
+            }
+            let k = key.to_bytes();
+            let existing = self.meta_of(key)?;
+            match (existing, mode) {
+                (Some(old), PutMode::KeepExisting) => {
+                    let touched = ChunkMeta {
+                        touched: now,
+                        ..old
+                    };
+                    batch.put_cf(cf_meta, k, touched.encode());
+                    new.push(false);
+                }
+                (old, _) => {
+                    let meta = ChunkMeta::describe(sealed, now)?;
+                    batch.put_cf(cf_chunks, k, sealed);
+                    batch.put_cf(cf_meta, k, meta.encode());
+                    new.push(old.is_none());
+                    let (chunks_delta, old_bytes) = match old {
+                        Some(o) => (0, i64::from(o.size)),
+                        None => (1, 0),
+                    };
+                    delta.push((key.vault, chunks_delta, i64::from(meta.size) - old_bytes));
+                }
+            }
+        }
+        self.db_write(batch, &Self::write_options(durability))?;
+        if let Some(map) = guard.as_mut() {
+            for (vault, chunks, bytes) in delta {
+                let u = map.entry(vault).or_default();
+                u.chunks = u.chunks.saturating_add_signed(chunks);
+                u.bytes = u.bytes.saturating_add_signed(bytes);
+            }
+        }
+        Ok(new)
+    }
+
+    fn write_options(durability: Durability) -> WriteOptions {
+        match durability {
+            Durability::Now => Self::synced(),
+            Durability::AtFlush => {
+                let mut w = WriteOptions::default();
+                w.disable_wal(true);
+                w
+            }
+        }
+    }
+
+    /// Reads a chunk, telling a damaged copy ([`Fetched::Corrupt`]) from a
+    /// missing one.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn fetch(&self, key: &ChunkKey) -> Result<Fetched> {
+        let mut out = Vec::new();
+        match self.get_into(key, &mut out) {
+            Ok(true) => Ok(Fetched::Found {
+                crc32: crc32fast::hash(&out),
+                bytes: out,
+            }),
+            Ok(false) => Ok(Fetched::Absent),
+            Err(Error::Corrupt { .. }) => Ok(Fetched::Corrupt),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The metadata of one chunk, if stored.
+    ///
+    /// # Errors
+    ///
+    /// The database failed or the record is malformed.
+    pub fn meta(&self, key: &ChunkKey) -> Result<Option<ChunkMeta>> {
+        self.meta_of(key)
+    }
+
+    /// Visits the metadata of every chunk of every vault, in key order.
+    ///
+    /// # Errors
+    ///
+    /// The database failed, a record is malformed, or `visit` failed.
+    pub fn for_each_chunk(
+        &self,
+        visit: &mut dyn FnMut(ChunkKey, ChunkMeta) -> Result<()>,
+    ) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(CF_META)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let key = ChunkKey::from_bytes(&k)
+                .ok_or_else(|| Error::Malformed(format!("key of {} bytes", k.len())))?;
+            visit(key, ChunkMeta::decode(&v)?)?;
+        }
+        Ok(())
+    }
+
+    /// Flips bits in the stored value of `key` and leaves its metadata as
+    /// it was: an offline fault-injection tool (`cairnd debug
+    /// corrupt-replica`) for proving that reads detect and repair damage.
+    /// Answers whether the chunk was there.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn damage_value(&self, key: &ChunkKey) -> Result<bool> {
+        let cf = self.cf(CF_CHUNKS)?;
+        let Some(mut value) = self
+            .db
+            .get_cf(cf, key.to_bytes())
+            .map_err(|e| self.db_err(e))?
+        else {
+            return Ok(false);
+        };
+        if value.is_empty() {
+            value.push(0xff);
+        } else {
+            let middle = value.len() / 2;
+            value[middle] ^= 0xff;
+            value[0] ^= 0x01;
+        }
+        self.db
+            .put_cf_opt(cf, key.to_bytes(), value, &Self::synced())
+            .map_err(|e| self.db_err(e))?;
+        Ok(true)
     }
 
     fn db_err(&self, source: rocksdb::Error) -> Error {
@@ -172,6 +411,11 @@ impl Store for RocksStore {
         now: u64,
         durability: Durability,
     ) -> Result<()> {
+        if self.usage_lock().is_some() {
+            return self
+                .put_chunks(chunks, now, durability, PutMode::Overwrite)
+                .map(|_| ());
+        }
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
         let mut batch = WriteBatch::default();
         for (key, sealed) in chunks {
@@ -179,26 +423,41 @@ impl Store for RocksStore {
             batch.put_cf(cf_chunks, k, sealed);
             batch.put_cf(cf_meta, k, ChunkMeta::describe(sealed, now)?.encode());
         }
-        let opts = match durability {
-            Durability::Now => Self::synced(),
-            Durability::AtFlush => {
-                let mut w = WriteOptions::default();
-                w.disable_wal(true);
-                w
-            }
-        };
-        self.db_write(batch, &opts)
+        self.db_write(batch, &Self::write_options(durability))
     }
 
     fn delete_batch(&self, keys: &[ChunkKey]) -> Result<()> {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
+        let mut guard = self.usage_lock();
         let mut batch = WriteBatch::default();
+        let mut gone: Vec<(VaultId, u32)> = Vec::new();
+        let mut seen = HashSet::with_capacity(keys.len());
         for key in keys {
+            if !seen.insert(*key) {
+                continue;
+            }
+            if guard.is_some() {
+                if let Some(m) = self.meta_of(key)? {
+                    gone.push((key.vault, m.size));
+                }
+            }
             let k = key.to_bytes();
             batch.delete_cf(cf_meta, k);
             batch.delete_cf(cf_chunks, k);
         }
-        self.db_write(batch, &Self::synced())
+        self.db_write(batch, &Self::synced())?;
+        if let Some(map) = guard.as_mut() {
+            for (vault, size) in gone {
+                if let Some(u) = map.get_mut(&vault) {
+                    u.chunks = u.chunks.saturating_sub(1);
+                    u.bytes = u.bytes.saturating_sub(u64::from(size));
+                    if u.chunks == 0 {
+                        map.remove(&vault);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn for_each_meta(
@@ -293,6 +552,93 @@ mod tests {
         let store = RocksStore::open(dir.path(), &StoreOptions::default()).unwrap();
         assert_eq!(store.get(&key(1, 1)).unwrap().unwrap(), vec![9u8; 50_000]);
         assert_eq!(store.get(&key(1, 2)).unwrap().unwrap(), b"after flush");
+    }
+
+    #[test]
+    fn put_modes_report_new_chunks_and_keep_usage_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        store
+            .put_batch(&[(key(1, 9), b"before tracking")], 1, Durability::Now)
+            .unwrap();
+        store.track_usage().unwrap();
+        let vault = VaultId([1; 16]);
+        assert_eq!(
+            store.usage(&vault).unwrap(),
+            Usage {
+                chunks: 1,
+                bytes: 15
+            }
+        );
+        let new = store
+            .put_chunks(
+                &[
+                    (key(1, 1), b"first"),
+                    (key(1, 1), b"dupe!"),
+                    (key(1, 9), b"other"),
+                ],
+                2,
+                Durability::Now,
+                PutMode::KeepExisting,
+            )
+            .unwrap();
+        assert_eq!(new, vec![true, false, false]);
+        assert_eq!(store.get(&key(1, 1)).unwrap().unwrap(), b"first");
+        assert_eq!(store.get(&key(1, 9)).unwrap().unwrap(), b"before tracking");
+        assert_eq!(store.meta(&key(1, 9)).unwrap().unwrap().touched, 2);
+        assert_eq!(
+            store.usage(&vault).unwrap(),
+            Usage {
+                chunks: 2,
+                bytes: 20
+            }
+        );
+        let new = store
+            .put_chunks(
+                &[(key(1, 9), b"ab")],
+                3,
+                Durability::Now,
+                PutMode::Overwrite,
+            )
+            .unwrap();
+        assert_eq!(new, vec![false]);
+        assert_eq!(store.get(&key(1, 9)).unwrap().unwrap(), b"ab");
+        assert_eq!(
+            store.usage(&vault).unwrap(),
+            Usage {
+                chunks: 2,
+                bytes: 7
+            }
+        );
+        store
+            .delete_batch(&[key(1, 1), key(1, 1), key(5, 5)])
+            .unwrap();
+        assert_eq!(
+            store.usage(&vault).unwrap(),
+            Usage {
+                chunks: 1,
+                bytes: 2
+            }
+        );
+        store.delete_batch(&[key(1, 9)]).unwrap();
+        assert!(store.usage_by_vault().unwrap().is_empty());
+    }
+
+    #[test]
+    fn damaged_values_are_told_from_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        store
+            .put_batch(&[(key(1, 1), &[3u8; 40_000])], 1, Durability::Now)
+            .unwrap();
+        assert!(matches!(
+            store.fetch(&key(1, 1)).unwrap(),
+            Fetched::Found { .. }
+        ));
+        assert!(store.damage_value(&key(1, 1)).unwrap());
+        assert!(!store.damage_value(&key(1, 2)).unwrap());
+        assert_eq!(store.fetch(&key(1, 1)).unwrap(), Fetched::Corrupt);
+        assert_eq!(store.fetch(&key(1, 2)).unwrap(), Fetched::Absent);
     }
 
     #[test]

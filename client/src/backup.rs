@@ -25,6 +25,11 @@
 //!   commit, which first flushes the store, so each chunk is written once.
 //!   A killed backup loses at most the unflushed memtable (a few MiB) and
 //!   keeps everything flushed before it for the next run.
+//! - For an account vault the workers do not ask the server about each
+//!   chunk; the writer is [`crate::remote::upload`], which checks whole
+//!   batches with one `missing` request and uploads only what the vault
+//!   lacks, several batches in flight. Its answers come after the write
+//!   quorum has the chunks, so the snapshot record is committed last.
 //!
 //! Every channel is bounded, so the data in flight is a few chunks per
 //! thread whatever the size of the backup. A failure anywhere disconnects
@@ -50,6 +55,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::blob::Compressor;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{self, entry_from, kind_of, read_xattrs};
+use crate::remote::upload::Uploaded;
 use crate::snapshot::{SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::tree::{ChunkRef, Entry, Kind, Tree};
 use crate::vault::Vault;
@@ -120,15 +126,15 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 
     let shared = Shared {
         vault,
+        remote: vault.remote().is_some(),
         seen: Mutex::new(HashSet::new()),
-        new_bytes: AtomicU64::new(0),
         progress,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let (file_tx, file_rx) = bounded::<FileJob>(64);
     let (dir_tx, dir_rx) = bounded::<DirJob>(256);
     let (seal_tx, seal_rx) = bounded::<SealJob>(2);
-    let (write_tx, write_rx) = bounded::<(ChunkId, Vec<u8>)>(2);
+    let (write_tx, write_rx) = bounded::<Sealed>(2);
 
     let outcome = std::thread::scope(|s| {
         let shared = &shared;
@@ -152,12 +158,15 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             };
             s.spawn(move || finisher(shared, dir_rx, lanes))
         };
-        let writer_handle = s.spawn(move || writer(vault, write_rx));
+        let writer_handle = s.spawn(move || match vault.remote() {
+            Some(remote) => crate::remote::upload::upload_all(remote, write_rx),
+            None => writer(vault, write_rx),
+        });
         drop((file_rx, seal_rx, seal_tx, write_tx));
 
         let mut walker = Walker {
             shared,
-            vault_dir: fs::canonicalize(vault.dir()).ok(),
+            vault_dir: vault.dir().and_then(|d| fs::canonicalize(d).ok()),
             excludes: &excludes,
             file_tx,
             dir_tx,
@@ -187,8 +196,10 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             _ => Err(Error::Invalid(ABORTED.into())),
         }
     });
-    let (finished, (new_chunks, stored_bytes), mut warnings) = outcome?;
-    vault.store().flush()?;
+    let (finished, written, mut warnings) = outcome?;
+    if vault.remote().is_none() {
+        vault.store()?.flush()?;
+    }
 
     warnings.extend(finished.warnings);
     let id = SnapshotId::random();
@@ -212,9 +223,9 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             dirs: finished.dirs,
             bytes: finished.bytes,
             files_read: finished.files_read,
-            new_bytes: shared.new_bytes.load(Ordering::Relaxed),
-            new_chunks,
-            stored_bytes,
+            new_bytes: written.plain_bytes,
+            new_chunks: written.chunks,
+            stored_bytes: written.sealed_bytes,
         },
         meta: meta.seal(vault.keys(), vault.config().vault_id, id)?,
     };
@@ -351,19 +362,32 @@ impl PathTrie {
 
 struct Shared<'a> {
     vault: &'a Vault,
+    /// An account vault: the upload stage checks presence in batches.
+    remote: bool,
     /// Chunk ids stored or queued by this run.
     seen: Mutex<HashSet<ChunkId>>,
-    /// Plaintext bytes of chunks new to the vault.
-    new_bytes: AtomicU64,
     progress: &'a Progress,
+}
+
+/// A sealed blob on its way to the writer.
+pub struct Sealed {
+    /// Chunk id.
+    pub id: ChunkId,
+    /// Sealed bytes.
+    pub bytes: Vec<u8>,
+    /// Length of the plaintext.
+    pub plain_len: u64,
+    /// Whether it is a tree (account vaults cache trees locally).
+    pub tree: bool,
 }
 
 impl Shared<'_> {
     /// Whether `id` must be sealed and stored: not seen in this run and not
-    /// already in the vault.
+    /// already in the vault (for a local vault; an account vault's upload
+    /// stage asks the cluster in batches instead).
     fn is_new(&self, id: ChunkId) -> Result<bool> {
         let inserted = self.seen.lock().map_err(aborted)?.insert(id);
-        Ok(inserted && !self.vault.store().contains(&self.vault.key(id))?)
+        Ok(inserted && (self.remote || !self.vault.contains(id)?))
     }
 
     /// Seals and queues a plaintext blob for writing if it is new. With
@@ -374,14 +398,12 @@ impl Shared<'_> {
         data: Vec<u8>,
         lanes: &Lanes,
         zstd: &mut Compressor,
-        share: bool,
+        (share, tree): (bool, bool),
     ) -> Result<()> {
         if !self.is_new(id)? {
             return Ok(());
         }
-        self.new_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let job = SealJob { id, data };
+        let job = SealJob { id, data, tree };
         let job = if share {
             match lanes.seal_tx.try_send(job) {
                 Ok(()) => return Ok(()),
@@ -393,15 +415,18 @@ impl Shared<'_> {
         self.seal(job, &lanes.write, zstd)
     }
 
-    fn seal(
-        &self,
-        job: SealJob,
-        write: &Sender<(ChunkId, Vec<u8>)>,
-        zstd: &mut Compressor,
-    ) -> Result<()> {
-        let sealed = self.vault.codec().seal(&job.id, &job.data, zstd);
+    fn seal(&self, job: SealJob, write: &Sender<Sealed>, zstd: &mut Compressor) -> Result<()> {
+        let bytes = self.vault.codec().seal(&job.id, &job.data, zstd);
+        let plain_len = job.data.len() as u64;
         drop(job.data);
-        write.send((job.id, sealed)).map_err(aborted)
+        write
+            .send(Sealed {
+                id: job.id,
+                bytes,
+                plain_len,
+                tree: job.tree,
+            })
+            .map_err(aborted)
     }
 }
 
@@ -410,7 +435,7 @@ struct Lanes {
     files: Receiver<FileJob>,
     seal_rx: Receiver<SealJob>,
     seal_tx: Sender<SealJob>,
-    write: Sender<(ChunkId, Vec<u8>)>,
+    write: Sender<Sealed>,
 }
 
 /// Files of one directory for one worker: small files travel in batches so
@@ -464,6 +489,7 @@ struct Batch {
 struct SealJob {
     id: ChunkId,
     data: Vec<u8>,
+    tree: bool,
 }
 
 struct Walker<'a, 's> {
@@ -717,7 +743,7 @@ fn read_file(
             .bytes
             .fetch_add(len as u64, Ordering::Relaxed);
         content.push(ChunkRef { id, len });
-        shared.offer(id, data, lanes, zstd, share)
+        shared.offer(id, data, lanes, zstd, (share, false))
     };
     if meta.len() <= params.max_size as u64 {
         let data = read_small(&mut file, meta.len()).ctx("read", path)?;
@@ -852,7 +878,7 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
         }
         let blob = tree.encode()?;
         let id = shared.vault.codec().id(&blob);
-        shared.offer(id, blob, &lanes, &mut zstd, true)?;
+        shared.offer(id, blob, &lanes, &mut zstd, (true, true))?;
         done.insert(job.index, id);
         last = Some(id);
     }
@@ -862,19 +888,20 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
 
 /// Stores sealed blobs in batches: a batch closes at `BATCH_BYTES`, or
 /// `BATCH_WAIT` after its first blob. Batches skip the WAL; the snapshot
-/// commit flushes the store first. Returns (chunks, sealed bytes) written.
-fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u64)> {
+/// commit flushes the store first. Returns what was written.
+fn writer(vault: &Vault, blobs: Receiver<Sealed>) -> Result<Uploaded> {
     const BATCH_BYTES: usize = 2 * 1024 * 1024;
     const BATCH_WAIT: Duration = Duration::from_millis(200);
-    let (mut chunks, mut bytes) = (0u64, 0u64);
+    let store = vault.store()?;
+    let mut out = Uploaded::default();
     while let Ok(first) = blobs.recv() {
         let deadline = Instant::now() + BATCH_WAIT;
-        let mut size = first.1.len();
+        let mut size = first.bytes.len();
         let mut batch = vec![first];
         while size < BATCH_BYTES {
             match blobs.recv_deadline(deadline) {
                 Ok(b) => {
-                    size += b.1.len();
+                    size += b.bytes.len();
                     batch.push(b);
                 }
                 Err(_) => break,
@@ -882,13 +909,12 @@ fn writer(vault: &Vault, blobs: Receiver<(ChunkId, Vec<u8>)>) -> Result<(u64, u6
         }
         let items: Vec<_> = batch
             .iter()
-            .map(|(id, b)| (vault.key(*id), b.as_slice()))
+            .map(|b| (vault.key(b.id), b.bytes.as_slice()))
             .collect();
-        vault
-            .store()
-            .put_batch(&items, fsmeta::unix_now(), Durability::AtFlush)?;
-        chunks += batch.len() as u64;
-        bytes += size as u64;
+        store.put_batch(&items, fsmeta::unix_now(), Durability::AtFlush)?;
+        out.chunks += batch.len() as u64;
+        out.sealed_bytes += size as u64;
+        out.plain_bytes += batch.iter().map(|b| b.plain_len).sum::<u64>();
     }
-    Ok((chunks, bytes))
+    Ok(out)
 }

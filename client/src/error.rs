@@ -39,13 +39,41 @@ pub enum Error {
     /// The request is invalid as given.
     #[error("{0}")]
     Invalid(String),
+    /// The server refused our credentials: wrong password at login, or a
+    /// device token that was revoked or invalidated by a password change.
+    #[error("{0}")]
+    Auth(String),
+    /// Too many failed logins; the server says when to try again.
+    #[error("{message}{}", retry_after.map(|s| format!(" (retry in {s} s)")).unwrap_or_default())]
+    RateLimited {
+        /// The server's explanation.
+        message: String,
+        /// Seconds to wait, from `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    /// The vault's tier quota would be exceeded.
+    #[error("the vault is over its quota: {0}; nothing was committed (forget and prune old snapshots, or request a vault of a larger tier)")]
+    QuotaExceeded(String),
+    /// The server answered with an error this client has no better name for.
+    #[error("server error {status} ({code}): {message}")]
+    Remote {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code (`cairn_proto::api::code`).
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// No node of the cluster could be reached.
+    #[error("{0}")]
+    Network(String),
 }
 
 impl Error {
     /// The `cairn` process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::WrongPassword => 3,
+            Error::WrongPassword | Error::Auth(_) => 3,
             Error::Integrity(_) | Error::Store(cairn_chunkstore::Error::Corrupt { .. }) => 4,
             _ => 1,
         }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsmeta;
 pub mod ls;
 pub mod prune;
+pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

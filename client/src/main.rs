@@ -1,7 +1,8 @@
 //! `cairn`, the backup tool: a thin command line over the `cairn_client`
 //! library. Parses arguments, reads passwords, shows progress, prints human
-//! or `--json` output and maps errors to exit codes (0 ok, 1 error, 2 usage,
-//! 3 wrong password, 4 data integrity).
+//! or `--json` output, records jobs of account vaults in the server's job
+//! log, and maps errors to exit codes (0 ok, 1 error, 2 usage, 3 wrong
+//! password or credentials refused, 4 data integrity).
 
 mod cli;
 
@@ -15,13 +16,19 @@ use anyhow::{Context, Result};
 use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
 use cairn_client::chunker::ChunkerParams;
 use cairn_client::crypto::KdfParams;
+use cairn_client::remote::config::profile_path;
+use cairn_client::remote::session::{LoginOptions, VaultRequest};
+use cairn_client::remote::{Session, VaultRef};
 use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::retention::KeepPolicy;
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, ls, prune, Error, Vault};
+use cairn_proto::api::{FinishJob, JobKind, JobStatus};
+use cairn_proto::JobId;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::cli::account;
 use crate::cli::progress::{bytes, load, Spinner};
 
 /// Cairn: encrypted, deduplicated backups.
@@ -31,34 +38,92 @@ use crate::cli::progress::{bytes, load, Spinner};
 /// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE
 /// or a prompt.
 ///
-/// Exit codes: 0 ok, 1 error, 2 usage, 3 wrong password, 4 data integrity error.
+/// A vault is either a local directory (`cairn vault init --local DIR`) or a
+/// vault of your account on a cairnd cluster (`cairn login`, then `cairn vault
+/// request`). `--vault V` means the local vault when V looks like a path
+/// (contains `/`, or starts with `.` or `~`) or is a local vault directory
+/// (holds vault.json), and otherwise the account vault named V: `--vault
+/// ./main` is a directory, `--vault main` the account vault "main". The
+/// account password unlocks every account vault; it never leaves this machine.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 wrong password or credentials
+/// refused (log in again), 4 data integrity error.
 #[derive(Parser)]
 #[command(name = "cairn", version, propagate_version = true, after_help = EXAMPLES)]
 struct Cli {
     /// Print one JSON document instead of human-readable text.
     #[arg(long, global = true)]
     json: bool,
+    /// The profile file written by `cairn login` (default:
+    /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-const EXAMPLES: &str = "Examples:
+const EXAMPLES: &str = "Examples (local vault):
   cairn vault init --local /backup/vault
   cairn backup --vault /backup/vault /home/me /etc --exclude '*.tmp'
   cairn snapshots --vault /backup/vault
   cairn restore --vault /backup/vault latest --target /tmp/restored
   cairn check --vault /backup/vault --read-data
-  cairn forget --vault /backup/vault --keep-daily 7 --keep-monthly 12 && cairn prune --vault /backup/vault";
+  cairn forget --vault /backup/vault --keep-daily 7 --keep-monthly 12 && cairn prune --vault /backup/vault
+
+Examples (account vault on a cluster):
+  cairn login --server https://backup.example:8700 --user alice
+  cairn tiers && cairn vault request --tier standard --name laptop
+  cairn backup --vault laptop ~/Documents
+  cairn item set home --vault laptop ~ --exclude '*.cache' && cairn backup --item home
+  cairn restore --vault laptop latest --target /tmp/restored
+  cairn jobs";
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create vaults.
+    /// Log this device in to an account on a cairnd cluster.
+    ///
+    /// Derives the login key from the password with the account's argon2id
+    /// parameters (the password itself is never sent), registers the device
+    /// (a device of the same name gets a new token) and writes the profile:
+    /// every node of the cluster (for failover), the account, the device
+    /// and its token, mode 0600.
+    Login {
+        /// URL of any node, e.g. https://backup.example:8700.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Account name.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Device name (default: host name).
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+        /// Trust this CA certificate (PEM) for the servers, in addition to
+        /// the public roots (e.g. a dev node's tls/cert.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Revoke this device's token and remove the profile.
+    Logout,
+    /// List, rename or revoke the account's devices.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Create, list and delete vaults.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// List the vault tiers the cluster offers.
+    Tiers,
+    /// Protected items: named sets of paths this device backs up into an
+    /// account vault (`cairn backup --item NAME`). Private to this device.
+    #[command(subcommand)]
+    Item(ItemCommand),
+    /// The account's job log (backups, restores, checks, prunes, logins).
+    Jobs,
     /// Back up paths into a vault as a new snapshot.
     ///
     /// Files unchanged since the parent snapshot (same size, mtime, ctime and
     /// inode) are not read again; changed files upload only their new chunks.
+    /// `--item NAME` without paths backs up this device's protected item
+    /// NAME (its paths and excludes, into its vault).
     Backup(BackupArgs),
     /// List a vault's snapshots, oldest first.
     Snapshots(VaultArg),
@@ -116,7 +181,76 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DevicesCommand {
+    /// List the account's devices.
+    List,
+    /// Rename a device (by id, unique id prefix or name).
+    Rename {
+        /// The device.
+        id: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Revoke a device: its token stops working on every node at once.
+    Revoke {
+        /// The device (id, unique id prefix or name).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ItemCommand {
+    /// Define (or redefine) a protected item of this device.
+    Set {
+        /// Item name.
+        name: String,
+        /// The account vault it backs up into.
+        #[arg(long, value_name = "NAME")]
+        vault: String,
+        /// Files and directories (stored as absolute paths).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+        #[arg(long = "exclude", value_name = "GLOB")]
+        excludes: Vec<String>,
+    },
+    /// List this device's protected items.
+    List,
+    /// Remove a protected item (its snapshots stay).
+    Remove {
+        /// Item name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum VaultCommand {
+    /// Request a vault of the account from a tier (see `cairn tiers`).
+    ///
+    /// The vault's keys are generated here and sealed with the wrap key
+    /// derived from the account password, together with its chunking and
+    /// compression parameters; the server stores them sealed.
+    Request {
+        /// The tier.
+        #[arg(long)]
+        tier: String,
+        /// The vault's name (unique in the account; no '/').
+        #[arg(long)]
+        name: String,
+        /// zstd compression level (1-22); chunks that do not shrink are stored raw.
+        #[arg(long, default_value_t = 3)]
+        zstd_level: i32,
+    },
+    /// List the account's vaults (local vaults are not listed).
+    List,
+    /// Delete an account vault, its snapshots and its data.
+    Delete {
+        /// The vault's name.
+        name: String,
+        /// Confirm: without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Create a vault in a local directory (new or empty).
     Init {
         /// The directory to hold the vault.
@@ -145,9 +279,18 @@ enum VaultCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Change the vault password: re-wraps the keys, rewrites no data. The
-    /// new password comes from CAIRN_NEW_PASSWORD, CAIRN_NEW_PASSWORD_FILE or a prompt.
-    Passwd(VaultArg),
+    /// Change a password: re-wraps keys, rewrites no data. The new password
+    /// comes from CAIRN_NEW_PASSWORD, CAIRN_NEW_PASSWORD_FILE or a prompt.
+    ///
+    /// With `--vault DIR`: the password of that local vault. Without
+    /// `--vault`: the account password; every account vault's keys are
+    /// re-wrapped in one step, the old password stops working everywhere,
+    /// and the account's other devices must log in again.
+    Passwd {
+        /// A local vault directory.
+        #[arg(long, value_name = "DIR")]
+        vault: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,7 +308,8 @@ enum DebugCommand {
 
 #[derive(Args)]
 struct VaultArg {
-    /// The vault: a local vault directory.
+    /// The vault: a local vault directory, or the name of an account vault
+    /// (a word that is no local vault directory; see `cairn --help`).
     #[arg(long, value_name = "VAULT")]
     vault: PathBuf,
 }
@@ -202,18 +346,23 @@ struct ForgetArgs {
 
 #[derive(Args)]
 struct BackupArgs {
-    #[command(flatten)]
-    vault: VaultArg,
-    /// Files and directories to back up.
-    #[arg(required = true, value_name = "PATH")]
+    /// The vault: a local vault directory, or the name of an account vault
+    /// (optional with `--item` naming a protected item).
+    #[arg(long, value_name = "VAULT", required_unless_present = "item")]
+    vault: Option<PathBuf>,
+    /// Files and directories to back up (none: those of the protected item `--item`).
+    #[arg(value_name = "PATH", required_unless_present = "item")]
     paths: Vec<PathBuf>,
     /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     excludes: Vec<String>,
-    /// Protected item label; the parent snapshot is the newest of the same item.
+    /// Protected item: with paths, a label (the parent snapshot is the newest
+    /// of the same item); without paths, this device's protected item of
+    /// that name supplies paths, excludes and vault.
     #[arg(long)]
     item: Option<String>,
-    /// Device name recorded in the snapshot (default: host name).
+    /// Device name recorded in the snapshot (default: host name; account
+    /// vaults record the logged-in device).
     #[arg(long)]
     device: Option<String>,
     /// Compare against this snapshot instead of choosing the parent automatically.
@@ -255,9 +404,95 @@ fn password() -> Result<Vec<u8>> {
     cli::password::read("CAIRN_PASSWORD", "Vault password: ", false)
 }
 
-fn open(v: &VaultArg) -> Result<Vault> {
-    let pw = password()?;
-    Ok(Vault::open(&v.vault, &pw)?)
+fn account_password() -> Result<Vec<u8>> {
+    cli::password::read("CAIRN_PASSWORD", "Account password: ", false)
+}
+
+/// The logged-in session of the profile (`--config`, `CAIRN_CONFIG` or the
+/// default path).
+fn session(config: Option<&Path>) -> Result<Session> {
+    let path = profile_path(config, |k| std::env::var(k).ok())?;
+    Ok(Session::open(&path)?)
+}
+
+/// An unlocked vault and, for an account vault, the session it came
+/// through (which records jobs).
+struct Opened {
+    vault: Vault,
+    session: Option<Session>,
+}
+
+impl Opened {
+    /// Records the start of a job in the account's job log (account vaults
+    /// only). A job log that cannot be written is a warning, not a failure:
+    /// the work itself goes through the same cluster and reports its own
+    /// errors.
+    fn start_job(&self, kind: JobKind) -> Option<JobId> {
+        let s = self.session.as_ref()?;
+        match s.start_job(kind, Some(self.vault.config().vault_id)) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                eprintln!("warning: could not record the job in the job log: {e}");
+                None
+            }
+        }
+    }
+
+    /// Records how a job ended: from `outcome`'s counts, or `Failed` with
+    /// the error text.
+    fn finish_job<T>(
+        &self,
+        job: Option<JobId>,
+        outcome: &std::result::Result<T, Error>,
+        counts: impl FnOnce(&T) -> (JobStatus, u64, u64, Option<String>, String),
+    ) {
+        let (Some(s), Some(id)) = (self.session.as_ref(), job) else {
+            return;
+        };
+        let finish = match outcome {
+            Ok(t) => {
+                let (status, files, bytes, error, log) = counts(t);
+                FinishJob {
+                    status,
+                    files,
+                    bytes,
+                    error,
+                    log,
+                }
+            }
+            Err(e) => FinishJob {
+                status: JobStatus::Failed,
+                files: 0,
+                bytes: 0,
+                error: Some(e.to_string()),
+                log: String::new(),
+            },
+        };
+        if let Err(e) = s.finish_job(id, &finish) {
+            eprintln!("warning: could not record the end of the job in the job log: {e}");
+        }
+    }
+}
+
+fn open(config: Option<&Path>, v: &Path) -> Result<Opened> {
+    match VaultRef::parse(v) {
+        VaultRef::Local(dir) => {
+            let pw = password()?;
+            Ok(Opened {
+                vault: Vault::open(&dir, &pw)?,
+                session: None,
+            })
+        }
+        VaultRef::Remote(name) => {
+            let mut s = session(config)?;
+            let pw = account_password()?;
+            let vault = s.open_vault(&name, &pw)?;
+            Ok(Opened {
+                vault,
+                session: Some(s),
+            })
+        }
+    }
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
@@ -269,7 +504,158 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
 
 fn run(cli: Cli) -> Result<u8> {
     let json = cli.json;
+    let config = cli.config.as_deref();
     match cli.command {
+        Command::Login {
+            server,
+            user,
+            device,
+            ca_file,
+        } => {
+            let path = profile_path(config, |k| std::env::var(k).ok())?;
+            let pw = account_password()?;
+            let opts = LoginOptions {
+                server,
+                user,
+                device: device.unwrap_or_else(fsmeta::hostname),
+                ca_file,
+            };
+            let s = Session::login(&path, &opts, &pw)?;
+            let p = s.profile();
+            if json {
+                print_json(&json!({
+                    "user": p.user, "account": p.account, "device": p.device,
+                    "device_name": p.device_name, "servers": p.servers, "profile": path,
+                }))?;
+            } else {
+                println!(
+                    "logged in as {} on device {} ({}); {} node(s) known; profile {}",
+                    p.user,
+                    p.device_name,
+                    p.device,
+                    p.servers.len(),
+                    path.display()
+                );
+            }
+            Ok(0)
+        }
+        Command::Logout => {
+            let path = profile_path(config, |k| std::env::var(k).ok())?;
+            let revoked = Session::open(&path)?.logout()?;
+            if json {
+                print_json(&json!({"logged_out": true, "token_revoked": revoked}))?;
+            } else if revoked {
+                println!("logged out; this device's token is revoked");
+            } else {
+                println!("logged out locally; the cluster could not be reached to revoke the token (revoke it with `cairn devices revoke` from another device)");
+            }
+            Ok(0)
+        }
+        Command::Devices(cmd) => {
+            let s = session(config)?;
+            let shown = match cmd {
+                DevicesCommand::List => None,
+                DevicesCommand::Rename { id, name } => {
+                    let d = s.find_device(&id)?;
+                    Some(s.rename_device(d.id, &name)?)
+                }
+                DevicesCommand::Revoke { id } => {
+                    let d = s.find_device(&id)?;
+                    Some(s.revoke_device(d.id)?)
+                }
+            };
+            match shown {
+                Some(d) if json => print_json(&json!(d))?,
+                Some(d) => account::print_devices(std::slice::from_ref(&d)),
+                None if json => print_json(&json!(s.devices()?))?,
+                None => account::print_devices(&s.devices()?),
+            }
+            Ok(0)
+        }
+        Command::Tiers => {
+            let tiers = session(config)?.tiers()?;
+            if json {
+                print_json(&json!(tiers))?;
+            } else {
+                account::print_tiers(&tiers);
+            }
+            Ok(0)
+        }
+        Command::Jobs => {
+            let s = session(config)?;
+            let mut jobs = s.jobs()?;
+            jobs.sort_by_key(|j| j.started_at);
+            if json {
+                print_json(&json!(jobs))?;
+            } else {
+                let names = s
+                    .vaults()
+                    .map(|v| v.into_iter().map(|v| (v.id, v.name)).collect())
+                    .unwrap_or_default();
+                account::print_jobs(&jobs, &names)?;
+            }
+            Ok(0)
+        }
+        Command::Item(cmd) => cmd_item(config, cmd, json),
+        Command::Vault(VaultCommand::Request {
+            tier,
+            name,
+            zstd_level,
+        }) => {
+            let mut s = session(config)?;
+            let pw = account_password()?;
+            let v = s.request_vault(
+                &VaultRequest {
+                    name,
+                    tier,
+                    chunker: ChunkerParams::default(),
+                    zstd_level,
+                },
+                &pw,
+            )?;
+            if json {
+                print_json(&account::vault_json(&v))?;
+            } else {
+                println!(
+                    "created account vault {} ({}) in tier {}: {} replica(s){}",
+                    v.name,
+                    v.id,
+                    v.tier,
+                    v.replicas,
+                    v.quota_bytes
+                        .map(|q| format!(", quota {}", bytes(q)))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        Command::Vault(VaultCommand::List) => {
+            let vaults = session(config)?.vaults()?;
+            if json {
+                print_json(&json!(vaults
+                    .iter()
+                    .map(account::vault_json)
+                    .collect::<Vec<_>>()))?;
+            } else {
+                account::print_vaults(&vaults);
+            }
+            Ok(0)
+        }
+        Command::Vault(VaultCommand::Delete { name, yes }) => {
+            if !yes {
+                return Err(Error::Invalid(format!(
+                    "deleting vault {name:?} destroys every snapshot in it; repeat with --yes to confirm"
+                ))
+                .into());
+            }
+            let v = session(config)?.delete_vault(&name)?;
+            if json {
+                print_json(&json!({"deleted": account::vault_json(&v)}))?;
+            } else {
+                println!("deleted account vault {} ({})", v.name, v.id);
+            }
+            Ok(0)
+        }
         Command::Vault(VaultCommand::Init {
             local,
             zstd_level,
@@ -301,9 +687,9 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Backup(args) => cmd_backup(args, json),
+        Command::Backup(args) => cmd_backup(config, args, json),
         Command::Snapshots(v) => {
-            let vault = open(&v)?;
+            let vault = open(config, &v.vault)?.vault;
             let snaps = vault.snapshots()?;
             if json {
                 let list: Vec<_> = snaps
@@ -348,7 +734,7 @@ fn run(cli: Cli) -> Result<u8> {
             snapshot,
             path,
         } => {
-            let vault = open(&vault)?;
+            let vault = open(config, &vault.vault)?.vault;
             let snap = vault.find_snapshot(&snapshot)?;
             let listed = ls::list(&vault, &snap, path.as_deref().unwrap_or(Path::new("/")))?;
             if json {
@@ -367,7 +753,8 @@ fn run(cli: Cli) -> Result<u8> {
             target,
             includes,
         } => {
-            let vault = open(&vault)?;
+            let opened = open(config, &vault.vault)?;
+            let vault = &opened.vault;
             let snap = vault.find_snapshot(&snapshot)?;
             let done = Arc::new(AtomicU64::new(0));
             let total = snap.stats.bytes;
@@ -377,15 +764,43 @@ fn run(cli: Cli) -> Result<u8> {
                     format!("restored {} of {}", bytes(load(&done)), bytes(total))
                 })
             };
-            let report = restore::run(
-                &vault,
+            let job = opened.start_job(JobKind::Restore);
+            let result = restore::run(
+                vault,
                 &snap,
                 &RestoreOptions {
                     target: target.clone(),
                     includes,
                 },
                 &done,
-            )?;
+            );
+            opened.finish_job(job, &result, |r| {
+                let status = match (
+                    r.damaged.is_empty() && r.failed.is_empty(),
+                    r.warnings.is_empty(),
+                ) {
+                    (false, _) => JobStatus::Failed,
+                    (true, false) => JobStatus::Warnings,
+                    (true, true) => JobStatus::Succeeded,
+                };
+                let error = (!r.damaged.is_empty() || !r.failed.is_empty()).then(|| {
+                    format!(
+                        "{} damaged and {} unwritable file(s) not restored",
+                        r.damaged.len(),
+                        r.failed.len()
+                    )
+                });
+                let log = r
+                    .damaged
+                    .iter()
+                    .chain(&r.failed)
+                    .chain(&r.warnings)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (status, r.files, r.bytes, error, log)
+            });
+            let report = result?;
             drop(spinner);
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -431,7 +846,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Check { vault, read_data } => {
-            let vault = open(&vault)?;
+            let opened = open(config, &vault.vault)?;
             let done = Arc::new(AtomicU64::new(0));
             let spinner = {
                 let done = done.clone();
@@ -439,7 +854,18 @@ fn run(cli: Cli) -> Result<u8> {
                     format!("verified {} chunks", load(&done))
                 })
             };
-            let report = check::run(&vault, read_data, &done)?;
+            let job = opened.start_job(JobKind::Check);
+            let result = check::run(&opened.vault, read_data, &done);
+            opened.finish_job(job, &result, |r| {
+                let status = if r.is_clean() {
+                    JobStatus::Succeeded
+                } else {
+                    JobStatus::Failed
+                };
+                let error = (!r.is_clean()).then(|| format!("{} problem(s)", r.problems.len()));
+                (status, 0, r.chunks_read, error, r.problems.join("\n"))
+            });
+            let report = result?;
             drop(spinner);
             if json {
                 print_json(&json!(report))?;
@@ -468,13 +894,27 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if report.is_clean() { 0 } else { 4 })
         }
-        Command::Forget(args) => cmd_forget(args, json),
+        Command::Forget(args) => cmd_forget(config, args, json),
         Command::Prune { vault, dry_run } => {
-            let vault = open(&vault)?;
-            let report = prune::prune(&vault, dry_run)?;
+            let opened = open(config, &vault.vault)?;
+            let job = opened.start_job(JobKind::Prune);
+            let result = prune::prune(&opened.vault, dry_run);
+            opened.finish_job(job, &result, |r| {
+                (
+                    JobStatus::Succeeded,
+                    0,
+                    r.deleted_bytes,
+                    None,
+                    String::new(),
+                )
+            });
+            let report = result?;
             if json {
                 print_json(&json!({"dry_run": dry_run, "report": report}))?;
             } else {
+                if opened.vault.remote().is_some() {
+                    println!("{}", prune::REMOTE_NOTE);
+                }
                 println!(
                     "{} {} unreferenced chunks ({}); {} chunks of {} snapshots kept",
                     if dry_run { "would delete" } else { "deleted" },
@@ -486,8 +926,15 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Key(KeyCommand::Passwd(v)) => {
-            let mut vault = open(&v)?;
+        Command::Key(KeyCommand::Passwd { vault: Some(v) }) => {
+            let VaultRef::Local(dir) = VaultRef::parse(&v) else {
+                return Err(Error::Invalid(
+                    "an account vault's keys follow the account password: run `cairn key passwd` without --vault"
+                        .into(),
+                )
+                .into());
+            };
+            let mut vault = Vault::open(&dir, &password()?)?;
             let new = cli::password::read("CAIRN_NEW_PASSWORD", "New password: ", true)?;
             vault.change_password(&new)?;
             if json {
@@ -497,8 +944,23 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Key(KeyCommand::Passwd { vault: None }) => {
+            let mut s = session(config)?;
+            let old = account_password()?;
+            let new = cli::password::read("CAIRN_NEW_PASSWORD", "New account password: ", true)?;
+            let vaults = s.change_password(&old, &new)?;
+            if json {
+                print_json(&json!({"changed": true, "vaults_rewrapped": vaults}))?;
+            } else {
+                println!(
+                    "account password changed; {vaults} vault key(s) re-wrapped; the old password \
+                     no longer works and the account's other devices must log in again"
+                );
+            }
+            Ok(0)
+        }
         Command::Debug(DebugCommand::Keys(v)) => {
-            let vault = open(&v)?;
+            let vault = open(config, &v.vault)?.vault;
             let k = vault.keys();
             print_json(&json!({
                 "vault_id": vault.config().vault_id,
@@ -508,7 +970,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Debug(DebugCommand::CatRaw { vault, chunk_id }) => {
-            let vault = open(&vault)?;
+            let vault = open(config, &vault.vault)?.vault;
             let id = chunk_id
                 .parse()
                 .map_err(|e| Error::Invalid(format!("{e}")))?;
@@ -522,8 +984,56 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn cmd_forget(args: ForgetArgs, json: bool) -> Result<u8> {
-    let vault = open(&args.vault)?;
+fn cmd_item(config: Option<&Path>, cmd: ItemCommand, json: bool) -> Result<u8> {
+    let s = session(config)?;
+    let names = || -> Result<std::collections::HashMap<_, _>> {
+        Ok(s.vaults()?.into_iter().map(|v| (v.id, v.name)).collect())
+    };
+    match cmd {
+        ItemCommand::Set {
+            name,
+            vault,
+            paths,
+            excludes,
+        } => {
+            let item = s.set_item(&name, &vault, &paths, &excludes)?;
+            if json {
+                print_json(&account::item_json(&item, &names()?))?;
+            } else {
+                println!(
+                    "item {} backs up {} path(s) into vault {vault}; run `cairn backup --item {}`",
+                    item.name,
+                    item.paths.len(),
+                    item.name
+                );
+            }
+        }
+        ItemCommand::List => {
+            let items = s.items()?;
+            let names = names()?;
+            if json {
+                print_json(&json!(items
+                    .iter()
+                    .map(|i| account::item_json(i, &names))
+                    .collect::<Vec<_>>()))?;
+            } else {
+                account::print_items(&items, &names);
+            }
+        }
+        ItemCommand::Remove { name } => {
+            s.remove_item(&name)?;
+            if json {
+                print_json(&json!({"removed": name}))?;
+            } else {
+                println!("removed item {name}; its snapshots stay in their vault");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_forget(config: Option<&Path>, args: ForgetArgs, json: bool) -> Result<u8> {
+    let vault = open(config, &args.vault.vault)?.vault;
     let policy = KeepPolicy {
         last: args.keep_last,
         hourly: args.keep_hourly,
@@ -573,13 +1083,74 @@ fn cmd_forget(args: ForgetArgs, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-fn cmd_backup(args: BackupArgs, json: bool) -> Result<u8> {
-    let vault = open(&args.vault)?;
+fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8> {
+    let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
+        (_, true, None) => {
+            return Err(Error::Invalid(
+                "nothing to back up: give paths, or --item NAME for a protected item".into(),
+            )
+            .into())
+        }
+        (vault, true, Some(name)) => {
+            // A protected item of this device: its paths, excludes and vault.
+            let mut s = session(config)?;
+            let item = s.item(name)?;
+            let pw = account_password()?;
+            let v = s.open_vault_id(item.vault, &pw)?;
+            let actual = v
+                .remote()
+                .map(|r| r.info().name.clone())
+                .unwrap_or_default();
+            if let Some(named) = vault {
+                if VaultRef::parse(named) != VaultRef::Remote(actual.clone()) {
+                    return Err(Error::Invalid(format!(
+                        "item {name:?} backs up into vault {actual:?}, not {}",
+                        named.display()
+                    ))
+                    .into());
+                }
+            }
+            let paths = item.paths.iter().map(PathBuf::from).collect();
+            (
+                Opened {
+                    vault: v,
+                    session: Some(s),
+                },
+                paths,
+                item.excludes,
+            )
+        }
+        (Some(vault), false, _) => (open(config, vault)?, args.paths.clone(), vec![]),
+        (None, false, _) => {
+            return Err(Error::Invalid("which vault? give --vault VAULT".into()).into())
+        }
+    };
+    excludes.extend(args.excludes);
+    let device = match &opened.session {
+        Some(s) => {
+            if let Some(item) = &args.item {
+                cairn_client::remote::check_vault_name("item", item)?;
+            }
+            if args
+                .device
+                .as_deref()
+                .is_some_and(|d| d != s.profile().device_name)
+            {
+                return Err(Error::Invalid(
+                    "--device does not apply to account vaults: snapshots record the logged-in device"
+                        .into(),
+                )
+                .into());
+            }
+            s.profile().device_name.clone()
+        }
+        None => args.device.unwrap_or_else(fsmeta::hostname),
+    };
     let opts = BackupOptions {
-        paths: args.paths,
-        excludes: args.excludes,
+        paths,
+        excludes,
         item: args.item,
-        device: args.device.unwrap_or_else(fsmeta::hostname),
+        device,
         parent: match (args.parent, args.force) {
             (Some(p), _) => ParentChoice::Snapshot(p),
             (None, true) => ParentChoice::None,
@@ -593,7 +1164,34 @@ fn cmd_backup(args: BackupArgs, json: bool) -> Result<u8> {
             format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
         })
     };
-    let report = backup::run(&vault, &opts, &progress)?;
+    let job = opened.start_job(JobKind::Backup);
+    let result = backup::run(&opened.vault, &opts, &progress);
+    opened.finish_job(job, &result, |r| {
+        let status = if r.warnings.is_empty() && r.changed_during_read.is_empty() {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Warnings
+        };
+        let log = r
+            .warnings
+            .iter()
+            .cloned()
+            .chain(
+                r.changed_during_read
+                    .iter()
+                    .map(|c| format!("{c} changed while it was read")),
+            )
+            .collect::<Vec<_>>()
+            .join("\n");
+        (
+            status,
+            r.snapshot.stats.files,
+            r.snapshot.stats.bytes,
+            None,
+            log,
+        )
+    });
+    let report = result?;
     drop(spinner);
     let s = &report.snapshot;
     for w in &report.warnings {

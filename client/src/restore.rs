@@ -11,6 +11,12 @@
 //! 3. *Finish*: hard links, then directory metadata bottom-up (so writing
 //!    files does not disturb directory mtimes).
 //!
+//! From an account vault, consecutive jobs are grouped into units of about
+//! [`UNIT_BYTES`] and each worker fetches a unit's chunks in one request
+//! before writing them; with several workers, fetching, decrypting and
+//! writing overlap (a worker writes while the others' requests are in
+//! flight), which is the prefetch.
+//!
 //! Names come from trees that [`Tree::decode`] validated (no `..`, `/` or
 //! NUL), and files are opened with `O_NOFOLLOW`, so nothing is written
 //! outside the target.
@@ -35,6 +41,10 @@ use crate::vault::{BlobReader, Vault};
 
 /// Chunks per part when a large file is written by several workers.
 const CHUNKS_PER_PART: usize = 8;
+/// Plaintext bytes of one unit fetched in one request (account vaults).
+pub const UNIT_BYTES: u64 = 8 * 1024 * 1024;
+/// Chunks of one unit at most (many small files).
+const UNIT_CHUNKS: usize = 256;
 
 /// What to restore where.
 #[derive(Debug, Clone, Default)]
@@ -116,12 +126,21 @@ pub fn run(
 
     let report = Mutex::new(RestoreReport::default());
     let (tx, rx) = unbounded();
-    for job in plan.jobs.drain(..) {
-        tx.send(job)
+    let remote = vault.remote().is_some();
+    let jobs = std::mem::take(&mut plan.jobs);
+    let units = if remote {
+        plan.units(jobs)
+    } else {
+        jobs.into_iter().map(|j| vec![j]).collect()
+    };
+    for unit in units {
+        tx.send(unit)
             .map_err(|_| Error::Invalid("restore queue closed".into()))?;
     }
     drop(tx);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Account vaults: more workers than cores, so requests overlap.
+    let workers = if remote { 2 * cores + 2 } else { cores + 1 };
     let plan_ref = &plan;
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -129,8 +148,16 @@ pub fn run(
             let report = &report;
             s.spawn(move || {
                 let mut reader = BlobReader::default();
-                for job in rx {
-                    plan_ref.run_job(job, &mut reader, report, bytes_done);
+                for unit in rx {
+                    if remote {
+                        // A failed prefetch is not fatal: each chunk is then
+                        // fetched on its own and a real error names its file.
+                        let _ = vault.prefetch(&plan_ref.unit_ids(&unit), &mut reader);
+                    }
+                    for job in unit {
+                        plan_ref.run_job(job, &mut reader, report, bytes_done);
+                    }
+                    vault.drop_prefetched(&mut reader);
                 }
             });
         }
@@ -176,6 +203,51 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// Groups consecutive jobs into units of about [`UNIT_BYTES`].
+    fn units(&self, jobs: Vec<Job>) -> Vec<Vec<Job>> {
+        let mut units = vec![];
+        let (mut unit, mut bytes, mut chunks) = (vec![], 0u64, 0usize);
+        for job in jobs {
+            let refs = self.job_chunks(&job);
+            let job_bytes: u64 = refs.iter().map(|c| c.len as u64).sum();
+            if !unit.is_empty()
+                && (bytes + job_bytes > UNIT_BYTES || chunks + refs.len() > UNIT_CHUNKS)
+            {
+                units.push(std::mem::take(&mut unit));
+                (bytes, chunks) = (0, 0);
+            }
+            bytes += job_bytes;
+            chunks += refs.len();
+            unit.push(job);
+        }
+        if !unit.is_empty() {
+            units.push(unit);
+        }
+        units
+    }
+
+    fn job_chunks(&self, job: &Job) -> &[crate::tree::ChunkRef] {
+        match *job {
+            Job::Whole(index) => &self.files[index].entry.content,
+            Job::Part {
+                index,
+                first,
+                count,
+                ..
+            } => &self.files[index].entry.content[first..first + count],
+        }
+    }
+
+    /// The distinct chunk ids a unit reads.
+    fn unit_ids(&self, unit: &[Job]) -> Vec<cairn_proto::ChunkId> {
+        let mut seen = std::collections::HashSet::new();
+        unit.iter()
+            .flat_map(|j| self.job_chunks(j))
+            .map(|c| c.id)
+            .filter(|id| seen.insert(*id))
+            .collect()
+    }
+
     /// Restores only `include` (an absolute path inside the snapshot),
     /// creating the directories on the way with their recorded metadata.
     fn include(&mut self, root: &Tree, target: &Path, include: &Path) -> Result<()> {

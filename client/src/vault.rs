@@ -1,4 +1,8 @@
-//! Local-disk vaults: a directory holding everything a vault needs.
+//! Vaults: a local directory holding everything a vault needs, or an
+//! account vault on a `cairnd` cluster ([`crate::remote`]). Both unlock to
+//! the same [`Vault`], so backup, restore, check and the rest do not care
+//! where the chunks live; the few places where batching matters ask for
+//! [`Vault::remote`] and take the batched path.
 //!
 //! ```text
 //! DIR/vault.json            config: id, chunker and zstd parameters, KDF
@@ -13,6 +17,7 @@
 //! backup killed at any point leaves at most unreferenced chunks, which the
 //! next backup re-uses.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
-use crate::crypto::{KdfParams, VaultKeys};
+use crate::crypto::{KdfParams, VaultKeys, VaultSecrets};
 use crate::error::{Error, IoContext, Result};
+use crate::remote::RemoteVault;
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
 
@@ -78,20 +84,27 @@ impl Default for CreateOptions {
     }
 }
 
-/// Per-thread buffers for [`Vault::blob_with`].
+/// Per-thread buffers for [`Vault::blob_with`], and the chunks a
+/// [`Vault::prefetch`] fetched ahead for this thread.
 #[derive(Default)]
 pub struct BlobReader {
     sealed: Vec<u8>,
     scratch: OpenScratch,
+    prefetched: HashMap<ChunkId, Vec<u8>>,
+}
+
+/// Where a vault's chunks and records live.
+enum Backend {
+    Local { dir: PathBuf, store: Arc<dyn Store> },
+    Remote(RemoteVault),
 }
 
 /// An open, unlocked vault.
 pub struct Vault {
-    dir: PathBuf,
     config: VaultConfig,
     codec: BlobCodec,
     keys: VaultKeys,
-    store: Arc<dyn Store>,
+    backend: Backend,
 }
 
 impl Vault {
@@ -169,16 +182,49 @@ impl Vault {
                 }
             })?;
         Ok(Self {
-            dir: dir.to_path_buf(),
             codec: BlobCodec::new(config.vault_id, keys.clone(), config.compression.zstd_level),
             keys,
             config,
-            store: Arc::new(store),
+            backend: Backend::Local {
+                dir: dir.to_path_buf(),
+                store: Arc::new(store),
+            },
         })
     }
 
+    /// An unlocked account vault. Its [`Vault::config`] is assembled from
+    /// the vault record (id, sealed keys), the unwrapped parameters and the
+    /// account's KDF parameters.
+    pub fn from_remote(remote: RemoteVault, secrets: VaultSecrets, kdf: KdfParams) -> Self {
+        let config = VaultConfig {
+            format: VAULT_FORMAT,
+            vault_id: remote.id(),
+            chunker: secrets.chunker,
+            compression: Compression {
+                zstd_level: secrets.zstd_level,
+            },
+            kdf,
+            keys: remote.info().wrapped_keys.clone(),
+        };
+        Self {
+            codec: BlobCodec::new(config.vault_id, secrets.keys.clone(), secrets.zstd_level),
+            keys: secrets.keys.clone(),
+            config,
+            backend: Backend::Remote(remote),
+        }
+    }
+
     /// Re-wraps the vault keys under a new password. No data is rewritten.
+    /// Local vaults only: an account's password covers all its vaults
+    /// ([`crate::remote::Session::change_password`]).
     pub fn change_password(&mut self, new_password: &[u8]) -> Result<()> {
+        let Backend::Local { dir, .. } = &self.backend else {
+            return Err(Error::Invalid(
+                "an account vault's keys follow the account password: use `cairn key passwd` \
+                 without --vault"
+                    .into(),
+            ));
+        };
         let kdf = KdfParams {
             salt: rand::random::<[u8; 16]>().to_vec(),
             ..self.config.kdf.clone()
@@ -187,14 +233,25 @@ impl Vault {
         let mut config = self.config.clone();
         config.keys = self.keys.wrap(config.vault_id, &wrap.wrap);
         config.kdf = kdf;
-        write_atomic(&self.dir.join(CONFIG_FILE), &config_json(&config)?)?;
+        write_atomic(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
         self.config = config;
         Ok(())
     }
 
-    /// The vault's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The vault's directory (local vaults).
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Local { dir, .. } => Some(dir),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    /// The account vault behind this vault, if it is one.
+    pub fn remote(&self) -> Option<&RemoteVault> {
+        match &self.backend {
+            Backend::Local { .. } => None,
+            Backend::Remote(r) => Some(r),
+        }
     }
 
     /// The vault's config.
@@ -212,9 +269,73 @@ impl Vault {
         &self.codec
     }
 
-    /// The chunk store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The chunk store of a local vault.
+    pub fn store(&self) -> Result<&Arc<dyn Store>> {
+        match &self.backend {
+            Backend::Local { store, .. } => Ok(store),
+            Backend::Remote(_) => Err(Error::Invalid(
+                "an account vault has no local chunk store".into(),
+            )),
+        }
+    }
+
+    /// Whether chunk `id` is stored.
+    pub fn contains(&self, id: ChunkId) -> Result<bool> {
+        match &self.backend {
+            Backend::Local { store, .. } => Ok(store.contains(&self.key(id))?),
+            Backend::Remote(r) => Ok(r.missing(&[id])?.is_empty()),
+        }
+    }
+
+    /// Which of `ids` are not stored (batched for account vaults).
+    pub fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        match &self.backend {
+            Backend::Local { store, .. } => {
+                let mut out = vec![];
+                for id in ids {
+                    if !store.contains(&self.key(*id))? {
+                        out.push(*id);
+                    }
+                }
+                Ok(out)
+            }
+            Backend::Remote(r) => r.missing(ids),
+        }
+    }
+
+    /// Fetches `ids` ahead into `reader` in one request, so the following
+    /// [`Vault::blob_with`] calls for them need no round trip (account
+    /// vaults; a no-op for local ones, which read as fast directly).
+    pub fn prefetch(&self, ids: &[ChunkId], reader: &mut BlobReader) -> Result<()> {
+        if let Backend::Remote(r) = &self.backend {
+            let want: Vec<ChunkId> = ids
+                .iter()
+                .filter(|id| !reader.prefetched.contains_key(id))
+                .copied()
+                .collect();
+            if !want.is_empty() {
+                reader.prefetched.extend(r.get_many(&want)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets chunks prefetched into `reader` but not used.
+    pub fn drop_prefetched(&self, reader: &mut BlobReader) {
+        reader.prefetched.clear();
+    }
+
+    fn fetch_into(&self, id: ChunkId, out: &mut Vec<u8>) -> Result<bool> {
+        match &self.backend {
+            Backend::Local { store, .. } => Ok(store.get_into(&self.key(id), out)?),
+            Backend::Remote(r) => match r.get(id)? {
+                Some(bytes) => {
+                    *out = bytes;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+        }
     }
 
     /// The store key of chunk `id`.
@@ -224,9 +345,14 @@ impl Vault {
 
     /// The sealed bytes of chunk `id` as stored.
     pub fn raw_blob(&self, id: ChunkId) -> Result<Vec<u8>> {
-        self.store
-            .get(&self.key(id))?
-            .ok_or_else(|| Error::Integrity(format!("chunk {id} is missing from the vault")))
+        let mut out = vec![];
+        if self.fetch_into(id, &mut out)? {
+            Ok(out)
+        } else {
+            Err(Error::Integrity(format!(
+                "chunk {id} is missing from the vault"
+            )))
+        }
     }
 
     /// The verified plaintext of chunk `id`.
@@ -237,7 +363,9 @@ impl Vault {
     /// Reads, verifies and opens chunk `id` into `reader`'s buffers,
     /// returning the plaintext; no allocation per chunk on hot paths.
     pub fn blob_with<'r>(&self, id: ChunkId, reader: &'r mut BlobReader) -> Result<&'r [u8]> {
-        if !self.store.get_into(&self.key(id), &mut reader.sealed)? {
+        if let Some(sealed) = reader.prefetched.remove(&id) {
+            reader.sealed = sealed;
+        } else if !self.fetch_into(id, &mut reader.sealed)? {
             return Err(Error::Integrity(format!(
                 "chunk {id} is missing from the vault"
             )));
@@ -247,9 +375,26 @@ impl Vault {
         Ok(reader.scratch.plaintext())
     }
 
-    /// Loads and validates tree `id`.
+    /// Loads and validates tree `id` (account vaults: through the local
+    /// tree cache, verified like a fetched tree and refetched on failure).
     pub fn tree(&self, id: ChunkId) -> Result<Tree> {
-        Tree::decode(&self.blob(id)?).map_err(|e| match e {
+        let plain = match &self.backend {
+            Backend::Local { .. } => self.blob(id)?,
+            Backend::Remote(r) => match r
+                .cached_tree(id)
+                .and_then(|sealed| self.codec.open(&id, &sealed).ok())
+            {
+                Some(plain) => plain,
+                None => {
+                    r.uncache_tree(id);
+                    let sealed = self.raw_blob(id)?;
+                    let plain = self.codec.open(&id, &sealed)?;
+                    r.cache_tree(id, &sealed);
+                    plain
+                }
+            },
+        };
+        Tree::decode(&plain).map_err(|e| match e {
             Error::Format(m) | Error::Integrity(m) => Error::Integrity(format!("tree {id}: {m}")),
             other => other,
         })
@@ -257,7 +402,10 @@ impl Vault {
 
     /// All snapshot records, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
-        let dir = self.dir.join("snapshots");
+        let dir = match &self.backend {
+            Backend::Local { dir, .. } => dir.join("snapshots"),
+            Backend::Remote(r) => return r.snapshots(),
+        };
         let mut out = vec![];
         for entry in fs::read_dir(&dir).ctx("list", &dir)? {
             let path = entry.ctx("list", &dir)?.path();
@@ -301,7 +449,10 @@ impl Vault {
 
     /// Removes a snapshot record (its chunks stay until `prune`).
     pub fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
-        let dir = self.dir.join("snapshots");
+        let dir = match &self.backend {
+            Backend::Local { dir, .. } => dir.join("snapshots"),
+            Backend::Remote(r) => return r.forget(id),
+        };
         let path = dir.join(format!("{id}.json"));
         fs::remove_file(&path).ctx("remove", &path)?;
         fs::File::open(&dir)
@@ -312,15 +463,38 @@ impl Vault {
     /// Durably records a snapshot. Call only once every chunk it names is
     /// durable in the store.
     pub fn commit_snapshot(&self, record: &SnapshotRecord) -> Result<()> {
+        let dir = match &self.backend {
+            Backend::Local { dir, .. } => dir,
+            Backend::Remote(r) => {
+                let item = match &record.item {
+                    Some(item) => item.clone(),
+                    None => paths_label(&self.keys, &record.open_meta(&self.keys)?.paths),
+                };
+                return r.commit(record, &item);
+            }
+        };
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;
         write_atomic(
-            &self
-                .dir
-                .join("snapshots")
-                .join(format!("{}.json", record.id)),
+            &dir.join("snapshots").join(format!("{}.json", record.id)),
             &json,
         )
     }
+}
+
+/// The item label of a backup of plain paths in an account vault: `~`
+/// and 16 hex digits of a keyed hash of the paths. The server needs a
+/// label to group snapshots by; this one groups the same paths together
+/// without telling the server any file name (it cannot test guesses
+/// without the vault's key), and no item name can start with `~`
+/// ([`crate::remote::check_vault_name`]).
+pub fn paths_label(keys: &VaultKeys, paths: &[String]) -> String {
+    let mut h = blake3::Hasher::new_keyed(&keys.chunk_id);
+    h.update(b"cairn paths label v1");
+    for p in paths {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    format!("~{}", &h.finalize().to_hex()[..16])
 }
 
 fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {

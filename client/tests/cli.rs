@@ -666,3 +666,36 @@ fn forget_and_prune_free_only_what_no_snapshot_uses() {
     let kept = run_json(&["forget", "--vault", v, "--keep-last", "1"]);
     assert_eq!(kept["kept"], serde_json::json!([third["snapshot_id"]]));
 }
+
+#[test]
+fn a_bare_vault_word_is_a_local_vault_only_if_one_is_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    init_vault(&tmp.path().join("v"));
+    fs::create_dir(tmp.path().join("plain")).unwrap();
+    let run = |vault: &str| {
+        cairn()
+            .args(["--json", "snapshots", "--vault", vault])
+            .current_dir(tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+            .env_remove("CAIRN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    // `v` holds a local vault: it is that vault, no account involved.
+    let out = run("v");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `plain` is a directory but no vault: the account vault "plain" is
+    // meant, and without a login that is exit 3 with a hint.
+    let out = run("plain");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cairn login"));
+    // `./plain` looks like a path: the local directory, which is no vault.
+    let out = run("./plain");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a cairn vault"));
+}

@@ -133,6 +133,7 @@ fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
         .seal(&id, &blob, &mut Compressor::new().unwrap());
     vault
         .store()
+        .unwrap()
         .put_batch(
             &[(vault.key(id), &sealed)],
             0,

@@ -21,7 +21,7 @@
 //! reads its own copy of the state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::event::StorageNodeId;
@@ -75,6 +75,8 @@ pub struct App {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The storage role, once started ([`crate::storage::Storage::start`]).
+    pub storage: OnceLock<Arc<crate::storage::Storage>>,
 }
 
 /// Milliseconds since the epoch, chosen by the proposer for events.
@@ -170,12 +172,18 @@ impl App {
             http,
             tls: server_tls,
             metrics,
+            storage: OnceLock::new(),
         }))
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.identity.node_id
+    }
+
+    /// The storage role, if it has started.
+    pub fn storage(&self) -> Option<&Arc<crate::storage::Storage>> {
+        self.storage.get()
     }
 
     /// Proposes `event` under a fresh request id.
@@ -577,13 +585,21 @@ impl App {
             .current_leader
             .and_then(|l| membership.get_node(&l))
             .map(|n| n.http_addr.clone());
+        let view = self.storage().and_then(|s| s.view());
         let storage_nodes = self.state.read(|s| {
             s.storage_nodes()
                 .values()
-                .map(|n| StorageNodeInfo {
-                    id: n.id,
-                    addr: n.addr.clone(),
-                    status: format!("{:?}", n.status),
+                .map(|n| {
+                    let report = view.as_ref().map(|v| &v.report);
+                    let held = report.and_then(|r| r.held.get(&n.id));
+                    StorageNodeInfo {
+                        id: n.id,
+                        addr: n.addr.clone(),
+                        status: format!("{:?}", n.status),
+                        chunks: held.map(|u| u.chunks),
+                        bytes: held.map(|u| u.bytes),
+                        to_move: report.and_then(|r| r.misplaced.get(&n.id).copied()),
+                    }
                 })
                 .collect()
         });
@@ -600,7 +616,7 @@ impl App {
             members,
             voters: voters.into_iter().collect(),
             storage_nodes,
-            under_replicated_chunks: None,
+            under_replicated_chunks: view.map(|v| v.report.under_replicated),
         }
     }
 

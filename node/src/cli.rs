@@ -268,23 +268,13 @@ impl Client {
         self.get("/api/v1/admin/users").await
     }
 
-    /// Defines a tier.
+    /// Defines (or redefines) a tier.
     ///
     /// # Errors
     ///
     /// The server's refusal.
-    pub async fn define_tier(
-        &self,
-        name: &str,
-        replicas: u8,
-        requestable: bool,
-    ) -> Result<TierInfo, CliError> {
-        let body = DefineTier {
-            name: name.to_string(),
-            replicas,
-            requestable,
-        };
-        self.post("/api/v1/admin/tiers", &body).await
+    pub async fn define_tier(&self, tier: &DefineTier) -> Result<TierInfo, CliError> {
+        self.post("/api/v1/admin/tiers", tier).await
     }
 
     /// Lists tiers.
@@ -294,6 +284,22 @@ impl Client {
     /// The server's refusal.
     pub async fn list_tiers(&self) -> Result<Vec<TierInfo>, CliError> {
         self.get("/api/v1/admin/tiers").await
+    }
+
+    /// Drains a storage node (`cairnd cluster drain`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal (unknown node, the last active node, no leader).
+    pub async fn drain_node(
+        &self,
+        node_id: u64,
+    ) -> Result<crate::storage::http::DrainResponse, CliError> {
+        self.post(
+            "/api/v1/cluster/drain",
+            &crate::storage::http::DrainRequest { node_id },
+        )
+        .await
     }
 
     /// Removes a node from the cluster.
@@ -331,6 +337,53 @@ pub fn derive_login_key(
     Ok(login)
 }
 
+/// Parses a byte size: a plain number of bytes or a number with a unit,
+/// `K`/`M`/`G`/`T` (powers of 1000, also `KB`…) or `KiB`/`MiB`/`GiB`/`TiB`
+/// (powers of 1024), case-insensitive; e.g. `10GiB`, `500M`, `1.5TB`.
+///
+/// # Errors
+///
+/// Not a size, zero, or too large for 64 bits.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1000_u64.pow(2),
+        "g" | "gb" => 1000_u64.pow(3),
+        "t" | "tb" => 1000_u64.pow(4),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    let bad = || format!("{text:?} is not a size (e.g. 10GiB, 500M, 1000000)");
+    let bytes = match number.split_once('.') {
+        None => number
+            .parse::<u64>()
+            .map_err(|_| bad())?
+            .checked_mul(multiplier)
+            .ok_or_else(|| format!("{text:?} is too large"))?,
+        Some(_) => {
+            let value: f64 = number.parse().map_err(|_| bad())?;
+            let bytes = (value * multiplier as f64).round();
+            if !(bytes.is_finite() && bytes < u64::MAX as f64) {
+                return Err(format!("{text:?} is too large"));
+            }
+            bytes as u64
+        }
+    };
+    if bytes == 0 {
+        return Err(format!("{text:?}: a quota must be at least one byte"));
+    }
+    Ok(bytes)
+}
+
 /// Renders a status for humans (`docs/OPERATIONS.md` explains each field).
 pub fn format_status(s: &ClusterStatus) -> String {
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |i| i.to_string());
@@ -364,9 +417,24 @@ pub fn format_status(s: &ClusterStatus) -> String {
             opt(m.applied_index),
         ));
     }
+    out.push_str(&format!(
+        "under-replicated chunks: {}\n",
+        opt(s.under_replicated_chunks)
+    ));
     out.push_str("storage nodes:\n");
     for n in &s.storage_nodes {
-        out.push_str(&format!("  {:>4}  {:<9} {}\n", n.id, n.status, n.addr));
+        let moving = match n.to_move {
+            Some(m) if m > 0 => format!("  {m} to move"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {}{moving}\n",
+            n.id,
+            n.status,
+            n.addr,
+            opt(n.chunks),
+            opt(n.bytes),
+        ));
     }
     out
 }
@@ -387,6 +455,28 @@ mod tests {
         .hash_password_into(b"pw", &[7; 16], &mut full)
         .expect("argon2");
         assert_eq!(key[..], full[..32]);
+    }
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("10gib"), Ok(10 << 30));
+        assert_eq!(parse_size("500M"), Ok(500_000_000));
+        assert_eq!(parse_size("1.5TB"), Ok(1_500_000_000_000));
+        assert_eq!(parse_size("2 KiB"), Ok(2048));
+        for bad in [
+            "",
+            "GiB",
+            "0",
+            "10XB",
+            "1.2.3G",
+            "-5",
+            "99999999999999999999",
+            "20000000TiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

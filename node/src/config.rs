@@ -42,6 +42,11 @@ impl DataDir {
         self.root.join("raft")
     }
 
+    /// The chunk store of the storage role (RocksDB).
+    pub fn chunks(&self) -> PathBuf {
+        self.root.join("chunks")
+    }
+
     /// The node identity file.
     pub fn node_file(&self) -> PathBuf {
         self.root.join("node.json")
@@ -282,6 +287,14 @@ impl RaftSettings {
 /// snapshot_keep_logs = 1000
 /// snapshot_chunk_size = 1048576
 /// install_snapshot_timeout_ms = 10000
+///
+/// [storage]
+/// write_quorum = 2          # W: durable copies an upload waits for
+/// repair_interval_ms = 30000
+/// gc_interval_ms = 600000
+/// usage_cache_ms = 5000
+/// scrub_interval_ms = 86400000  # 0 = off
+/// scrub_bytes_per_sec = 67108864
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,6 +328,9 @@ pub struct FileConfig {
     /// Raft timing and snapshots.
     #[serde(default)]
     pub raft: RaftSettings,
+    /// The storage role: write quorum, repair and GC intervals.
+    #[serde(default)]
+    pub storage: crate::storage::StorageSettings,
 }
 
 impl FileConfig {

@@ -72,8 +72,8 @@ pub fn describe(e: &dyn std::error::Error) -> String {
     text
 }
 
-pub use cairn_proto::api::ErrorBody;
 use cairn_proto::api::code;
+pub use cairn_proto::api::ErrorBody;
 
 /// An API error as it travels from the leader back to the node that
 /// forwarded the request (bincode), so that node answers exactly what the
@@ -164,6 +164,12 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::InvalidAddress(_) => "invalid_address",
         Rejection::StaleFencingToken { .. } => "stale_fencing_token",
         Rejection::LeaseMismatch { .. } => "lease_mismatch",
+        Rejection::InvalidItem(_) => "invalid_item",
+        Rejection::UnknownItem { .. } => "unknown_item",
+        Rejection::TooLong { .. } => "too_long",
+        Rejection::InvalidQuota => "invalid_quota",
+        Rejection::InvalidSecret(_) => "invalid_secret",
+        Rejection::SecretAlreadySet => "secret_already_set",
     }
 }
 
@@ -210,7 +216,8 @@ impl ApiError {
                 | Rejection::UnknownSnapshot(_)
                 | Rejection::UnknownJob(_)
                 | Rejection::UnknownTier(_)
-                | Rejection::UnknownStorageNode(_),
+                | Rejection::UnknownStorageNode(_)
+                | Rejection::UnknownItem { .. },
             ) => StatusCode::NOT_FOUND,
             ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,11 +10,16 @@
 //! | `POST /api/v1/cluster/remove` | JSON, admin token | `cairnd cluster remove` |
 //! | `GET, POST /api/v1/admin/users`, `GET, POST /api/v1/admin/tiers` | JSON, admin token | `cairnd admin` |
 //! | `GET /api/v1/openapi.json` | JSON | API clients |
+//! | the rest of `/api/v1` | JSON, device or admin token | `cairn`, see [`crate::api`] |
 //!
 //! The `/raft/*` and join endpoints are cluster-internal: when the cluster
 //! has a secret ([`ClusterSecret`](crate::token::ClusterSecret)) they
 //! require it in the `x-cairn-cluster-secret` header. The admin API requires
 //! the node's admin token as `Authorization: Bearer <token>`.
+//!
+//! Every public route is routed and documented together (utoipa-axum's
+//! `OpenApiRouter`, see [`crate::api`]); only the `/raft/*` endpoints are
+//! routed plainly, outside the document.
 //!
 //! Every request is counted and timed by route template (not raw path, so
 //! the metric's label set stays bounded) in the `track_http` middleware.
@@ -28,13 +33,15 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
+use axum::Extension;
 use axum::{Json, Router};
 use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::{AccountId, Event, Outcome, Request, RequestId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::api::{ApiJson, ApiState, IdempotencyKey};
 use crate::app::{now, App, FORWARDED_HEADER};
 use crate::auth::Admin;
 use crate::config::MAX_SNAPSHOT_CHUNK;
@@ -50,7 +57,8 @@ use crate::wire::{
 /// metadata; append batches are far smaller.
 const RAFT_BODY_LIMIT: usize = (MAX_SNAPSHOT_CHUNK as usize) + (1 << 20);
 
-/// The node's router.
+/// The node's router: the cluster-internal Raft endpoints plus every
+/// documented route ([`crate::api::documented`]).
 pub fn router(app: Arc<App>) -> Router {
     let internal = Router::new()
         .route("/raft/append", post(raft_append))
@@ -60,21 +68,31 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/raft/read-index", post(raft_read_index))
         .route("/raft/remove-node", post(raft_remove_node))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
-        .route("/api/v1/cluster/join", post(cluster_join))
+        .merge(crate::storage::http::internal_routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), cluster_only));
+    let (documented, _) = crate::api::documented(Some(app.clone())).split_for_parts();
     Router::new()
         .merge(internal)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/cluster/status", get(cluster_status))
-        .route("/api/v1/admin/users", get(list_users).post(create_user))
-        .route("/api/v1/cluster/remove", post(cluster_remove))
-        .route("/api/v1/admin/tiers", get(list_tiers).post(define_tier))
-        .route("/api/v1/openapi.json", get(openapi))
+        .merge(documented)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(Arc::new(ApiState::new())))
         .layer(middleware::from_fn_with_state(app.clone(), track_http))
         .with_state(app)
+}
+
+/// The documented routes of this module (admin, cluster, health).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(cluster_status))
+        .routes(routes!(cluster_remove))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(list_tiers, define_tier))
+        .routes(routes!(openapi))
 }
 
 /// Counts and times every request by route template, method and status.
@@ -99,13 +117,21 @@ async fn track_http(
     response
 }
 
+/// `GET /api/v1/openapi.json`: the OpenAPI document, built once from the
+/// same router the node serves.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This OpenAPI 3.1 document")))]
 async fn openapi() -> Response {
-    Json(crate::openapi::document()).into_response()
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        serde_json::to_value(crate::api::document()).unwrap_or(serde_json::Value::Null)
+    });
+    Json(doc).into_response()
 }
 
 /// Admits a request to a cluster-internal endpoint only with the cluster
 /// secret, when the cluster has one.
-async fn cluster_only(
+pub(crate) async fn cluster_only(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
     next: Next,
@@ -128,6 +154,14 @@ async fn not_found() -> Response {
         message: "no such endpoint".into(),
     };
     (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let body = ErrorBody {
+        code: "method_not_allowed".into(),
+        message: "this endpoint does not take that method".into(),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 // --- Raft RPCs (bincode) --------------------------------------------------
@@ -185,6 +219,9 @@ async fn raft_remove_node(State(app): State<Arc<App>>, body: Bytes) -> Response 
 
 // --- health and metrics ----------------------------------------------------
 
+/// Liveness: Raft is running.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "ok"), (status = 503, description = "raft stopped")))]
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     if app.is_healthy() {
         (StatusCode::OK, "ok\n").into_response()
@@ -193,6 +230,10 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Readiness: a leader is known, this node is a member and within 100
+/// entries of the leader's commit index.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.is_ready().await {
         (StatusCode::OK, "ready\n").into_response()
@@ -201,6 +242,9 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "metrics, text format 0.0.4")))]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app.metrics.render(&app);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -208,14 +252,27 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 // --- cluster -------------------------------------------------------------
 
+/// This node's view of the cluster.
+#[utoipa::path(get, path = "/api/v1/cluster/status", tag = "cluster",
+    responses((status = 200, body = crate::wire::ClusterStatus)))]
 async fn cluster_status(State(app): State<Arc<App>>) -> Response {
     Json(app.status()).into_response()
 }
 
-async fn cluster_join(
+/// Adds a node (learner, then voter while there are fewer than 5).
+/// Cluster-internal: needs the cluster secret header when the cluster has
+/// a secret.
+#[utoipa::path(post, path = "/api/v1/cluster/join", tag = "cluster",
+    request_body = JoinRequest,
+    responses(
+        (status = 200, body = JoinResponse),
+        (status = 401, body = ErrorBody, description = "unauthorized: missing or wrong cluster secret"),
+        (status = 503, body = ErrorBody, description = "unavailable: no leader or another change in progress; retry"),
+    ))]
+pub(crate) async fn cluster_join(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(req): Json<JoinRequest>,
+    ApiJson(req): ApiJson<JoinRequest>,
 ) -> Response {
     let is_leader = app.raft.metrics().borrow().current_leader == Some(app.id());
     if is_leader {
@@ -252,10 +309,22 @@ async fn cluster_join(
     }
 }
 
+/// Removes a node from the cluster (membership change through the leader).
+#[utoipa::path(post, path = "/api/v1/cluster/remove", tag = "cluster",
+    security(("admin" = [])),
+    request_body = RemoveRequest,
+    responses(
+        (status = 200, body = RemoveResponse, description = "removed (or already removed)"),
+        (status = 400, body = ErrorBody, description = "bad_request: the node is the last voter"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 404, body = ErrorBody, description = "not_found: the cluster never had this node"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry"),
+    ))]
 async fn cluster_remove(
     _admin: Admin,
     State(app): State<Arc<App>>,
-    Json(req): Json<RemoveRequest>,
+    ApiJson(req): ApiJson<RemoveRequest>,
 ) -> Result<Json<RemoveResponse>, ApiError> {
     Ok(Json(app.remove_node(req.node_id).await?))
 }
@@ -279,7 +348,8 @@ fn parse_hex(what: &str, s: &str, len: Option<usize>) -> Result<Vec<u8>, ApiErro
     }
 }
 
-fn applied<T>(outcome: Outcome, ok: T) -> Result<T, ApiError> {
+/// `ok` if the event was applied, else its rejection as an API error.
+pub(crate) fn applied<T>(outcome: Outcome, ok: T) -> Result<T, ApiError> {
     match outcome {
         Outcome::Applied => Ok(ok),
         Outcome::Rejected(r) => Err(ApiError::Rejected(r)),
@@ -293,7 +363,8 @@ fn applied<T>(outcome: Outcome, ok: T) -> Result<T, ApiError> {
 /// deduplicates by request id).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-fn request_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
+/// The request id of a write: its `Idempotency-Key`, or a fresh one.
+pub(crate) fn request_id(headers: &HeaderMap) -> Result<RequestId, ApiError> {
     match headers.get(IDEMPOTENCY_KEY) {
         None => Ok(RequestId::random()),
         Some(v) => v
@@ -325,11 +396,25 @@ fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
     })
 }
 
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin",
+    security(("admin" = [])),
+    params(IdempotencyKey),
+    request_body = CreateUser,
+    responses(
+        (status = 201, body = UserInfo),
+        (status = 400, body = ErrorBody, description = "bad_request"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 409, body = ErrorBody, description = "name_taken"),
+        (status = 422, body = ErrorBody, description = "invalid_name"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
+    ))]
 async fn create_user(
     _admin: Admin,
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(req): Json<CreateUser>,
+    ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     let request_id = request_id(&headers)?;
     let login_key = parse_hex("login_key", &req.login_key, Some(32))?;
@@ -376,6 +461,14 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
+/// Lists accounts (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<UserInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
 async fn list_users(
     _admin: Admin,
     State(app): State<Arc<App>>,
@@ -397,14 +490,28 @@ fn tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
         replicas: t.replicas,
         requestable: t.requestable,
         defined_at: t.defined_at.0,
+        quota_bytes: t.quota_bytes,
+        description: t.description.clone(),
     }
 }
 
+/// Defines or redefines a vault tier (replicas, per-vault quota,
+/// description, whether devices may request it).
+#[utoipa::path(post, path = "/api/v1/admin/tiers", tag = "admin",
+    security(("admin" = [])),
+    params(IdempotencyKey),
+    request_body = DefineTier,
+    responses(
+        (status = 201, body = TierInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 422, body = ErrorBody, description = "invalid_replicas, invalid_name, invalid_quota or too_long"),
+    ))]
 async fn define_tier(
     _admin: Admin,
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(req): Json<DefineTier>,
+    ApiJson(req): ApiJson<DefineTier>,
 ) -> Result<(StatusCode, Json<TierInfo>), ApiError> {
     let request_id = request_id(&headers)?;
     let at = now();
@@ -413,11 +520,15 @@ async fn define_tier(
         replicas: req.replicas,
         requestable: req.requestable,
         defined_at: at.0,
+        quota_bytes: req.quota_bytes,
+        description: req.description.clone(),
     };
-    let event = Event::TierDefined {
+    let event = Event::TierConfigured {
         name: req.name,
         replicas: req.replicas,
         requestable: req.requestable,
+        quota_bytes: req.quota_bytes,
+        description: req.description,
         at,
     };
     applied(
@@ -431,6 +542,14 @@ async fn define_tier(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
+/// Lists every vault tier, requestable or not (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/tiers", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<TierInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
 async fn list_tiers(
     _admin: Admin,
     State(app): State<Arc<App>>,

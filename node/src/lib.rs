@@ -25,11 +25,18 @@
 //! verify certificates (extra roots with `--ca-file`). A non-loopback
 //! listen address without TLS needs `--insecure-http`.
 //!
-//! Not yet here (see the issue notes): the storage role's chunk API, and the
-//! client-facing API (login, devices, vaults, snapshot records).
+//! The client-facing API of the auth role (login, account, devices, tiers,
+//! vaults, snapshot records, protected items, jobs) is [`api`], with the
+//! failed-login limiter in [`ratelimit`]; the router and its OpenAPI
+//! document are built together there.
+//!
+//! The storage role ([`storage`]) keeps this node's chunks in
+//! `DATA_DIR/chunks`, coordinates replicated uploads and reads for devices,
+//! and, on the leader, repairs and rebalances the cluster's copies.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -38,8 +45,9 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod network;
-pub mod openapi;
+pub mod ratelimit;
 pub mod server;
+pub mod storage;
 pub mod tls;
 pub mod token;
 pub mod wire;

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cairn_node::app::App;
-use cairn_node::cli::{format_status, CliError, Client};
+use cairn_node::cli::{self, format_status, CliError, Client};
 use cairn_node::config::{DataDir, FileConfig, NodeIdentity, RaftSettings};
 use cairn_node::error::NodeError;
 use cairn_node::server::{self, ServeOptions};
+use cairn_node::storage::StorageSettings;
 use cairn_node::tls::{TlsSettings, TlsSource};
+use cairn_node::wire::DefineTier;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -71,6 +73,8 @@ enum Command {
         join: Option<String>,
         #[command(flatten)]
         raft: RaftArgs,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
     /// Inspect and change the cluster's membership.
     Cluster {
@@ -86,6 +90,59 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Offline tools for tests and incident drills (on a stopped node's data directory).
+    Debug {
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Flip bytes of one stored copy of a chunk (its checksum record is kept, so reads detect it).
+    CorruptReplica {
+        /// Data directory of the stopped node.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Vault id (hex).
+        #[arg(long, value_name = "HEX")]
+        vault: String,
+        /// Chunk id (hex).
+        #[arg(long, value_name = "HEX")]
+        chunk: String,
+    },
+}
+
+// The storage role; the same keys exist in the `[storage]` table of the config file.
+#[derive(Args)]
+#[command(next_help_heading = "Storage (also the [storage] table of the config file)")]
+struct StorageArgs {
+    /// Durable copies an upload waits for (W), capped by the vault's replicas [default: 2].
+    #[arg(long, value_name = "N")]
+    write_quorum: Option<usize>,
+    /// Pause between the leader's repair passes, ms [default: 30000].
+    #[arg(long, value_name = "MS")]
+    repair_interval_ms: Option<u64>,
+    /// Pause between garbage-collection passes, ms [default: 600000].
+    #[arg(long, value_name = "MS")]
+    gc_interval_ms: Option<u64>,
+    /// Pause between scrubs (every stored copy read and checked), ms; 0 = off [default: 86400000].
+    #[arg(long, value_name = "MS")]
+    scrub_interval_ms: Option<u64>,
+}
+
+impl StorageArgs {
+    /// `file` with every flag that was given applied on top.
+    fn over(&self, file: &StorageSettings) -> StorageSettings {
+        StorageSettings {
+            write_quorum: self.write_quorum.unwrap_or(file.write_quorum),
+            repair_interval_ms: self.repair_interval_ms.unwrap_or(file.repair_interval_ms),
+            gc_interval_ms: self.gc_interval_ms.unwrap_or(file.gc_interval_ms),
+            usage_cache_ms: file.usage_cache_ms,
+            scrub_interval_ms: self.scrub_interval_ms.unwrap_or(file.scrub_interval_ms),
+            scrub_bytes_per_sec: file.scrub_bytes_per_sec,
+        }
+    }
 }
 
 // Where a node lives; fixed once the node is initialised or has joined.
@@ -195,6 +252,12 @@ struct ClientArgs {
 enum ClusterCommand {
     /// Leader, term, members, voters, applied index per node, storage nodes.
     Status,
+    /// Drain a storage node (needs the admin token): it takes no new copies and its chunks move
+    /// to other nodes; `cluster status` shows what is left to move. Then `cluster remove` it.
+    Drain {
+        /// Raft id of the storage node to drain.
+        node_id: u64,
+    },
     /// Remove a node from the cluster (needs the admin token); stop its process afterwards.
     Remove {
         /// Raft id of the node to remove.
@@ -239,6 +302,13 @@ enum TierCommand {
         /// Chunk replicas.
         #[arg(long, value_name = "N")]
         replicas: u8,
+        /// Per-vault quota of stored chunks: bytes, or with a unit
+        /// (e.g. 10GiB, 500GB). Default: unlimited.
+        #[arg(long, value_name = "SIZE", value_parser = cli::parse_size)]
+        quota: Option<u64>,
+        /// What the tier is for, shown to users choosing one.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
         /// Define it but do not let devices request it.
         #[arg(long)]
         not_requestable: bool,
@@ -350,6 +420,8 @@ fn on_listening(
     let admin_token = dir.admin_token();
     ServeOptions {
         join: None,
+        data_dir: dir.clone(),
+        storage: StorageSettings::default(),
         on_listening: Box::new(move |local: SocketAddr| {
             let l = Listening {
                 event: "listening",
@@ -467,7 +539,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .parse()
                     .map_err(|e| CliError::Other(format!("{DEV_LISTEN}: {e}")))?,
             };
-            dev(data_dir, listen, &cli.raft.over(&file.raft), json).await
+            dev(
+                data_dir,
+                listen,
+                &cli.raft.over(&file.raft),
+                file.storage.clone(),
+                json,
+            )
+            .await
         }
         Some(Command::Init { node, raft }) => {
             let node = NodeSettings::merge(node, &file)?;
@@ -501,7 +580,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )
             })?)
         }
-        Some(Command::Serve { node, join, raft }) => {
+        Some(Command::Serve {
+            node,
+            join,
+            raft,
+            storage,
+        }) => {
             let node = NodeSettings::merge(node, &file)?;
             let join = join.or_else(|| file.join.clone());
             let dir = DataDir::new(node.data_dir);
@@ -537,6 +621,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             server::check_advertise(&identity, &node.tls)?;
             let mut options = on_listening(json, false, node.tls.scheme(), &identity, &dir);
             options.join = join;
+            options.storage = storage.over(&file.storage);
             server::serve(
                 &dir,
                 identity,
@@ -558,6 +643,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         .await?;
                     Ok(output(json, &status, format_status)?)
                 }
+                ClusterCommand::Drain { node_id } => {
+                    let token_file = client
+                        .admin_token_file
+                        .or_else(|| file.admin_token_file.clone());
+                    let drained = admin_client(&server, token_file.as_deref(), ca_file.as_deref())?
+                        .drain_node(node_id)
+                        .await?;
+                    Ok(output(json, &drained, |d| {
+                        format!(
+                            "node {} is {}; its chunks move to the other nodes (see cluster status)\n",
+                            d.node_id, d.status
+                        )
+                    })?)
+                }
                 ClusterCommand::Remove { node_id } => {
                     let token_file = client
                         .admin_token_file
@@ -574,6 +673,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
+        Some(Command::Debug {
+            command:
+                DebugCommand::CorruptReplica {
+                    data_dir,
+                    vault,
+                    chunk,
+                },
+        }) => Ok(corrupt_replica(&data_dir, &vault, &chunk, json)?),
         Some(Command::Admin { client, command }) => {
             let server = required(client.server.or_else(|| file.server.clone()), "--server")?;
             let ca_file = client.ca_file.or_else(|| file.ca_file.clone());
@@ -615,11 +722,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         TierCommand::Create {
                             name,
                             replicas,
+                            quota,
+                            description,
                             not_requestable,
                         },
                 } => {
                     let tier = client
-                        .define_tier(&name, replicas, !not_requestable)
+                        .define_tier(&DefineTier {
+                            name,
+                            replicas,
+                            requestable: !not_requestable,
+                            quota_bytes: quota,
+                            description,
+                        })
                         .await?;
                     output(json, &tier, |t| {
                         format!("defined tier {} ({} replicas)\n", t.name, t.replicas)
@@ -667,11 +782,68 @@ fn admin_client(
     Client::new(server, Some(token), ca_file)
 }
 
+/// What `debug corrupt-replica` did.
+#[derive(Serialize)]
+struct Corrupted {
+    vault: String,
+    chunk: String,
+    store: PathBuf,
+}
+
+/// `cairnd debug corrupt-replica`: damages this node's copy of one chunk.
+fn corrupt_replica(data_dir: &Path, vault: &str, chunk: &str, json: bool) -> Result<(), CliError> {
+    use cairn_chunkstore::{ChunkKey, RocksStore, StoreOptions};
+    let vault: cairn_proto::VaultId = vault.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--vault {vault:?} is not a vault id (32 hex digits)"
+        ))
+    })?;
+    let chunk: cairn_proto::ChunkId = chunk.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--chunk {chunk:?} is not a chunk id (64 hex digits)"
+        ))
+    })?;
+    let path = DataDir::new(data_dir).chunks();
+    let store = RocksStore::open(&path, &StoreOptions::default()).map_err(|e| {
+        if e.is_locked() {
+            CliError::Other(format!(
+                "{}: the node is running; stop it first",
+                path.display()
+            ))
+        } else {
+            CliError::Other(e.to_string())
+        }
+    })?;
+    let found = store
+        .damage_value(&ChunkKey::new(vault, chunk))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if !found {
+        return Err(CliError::Other(format!(
+            "{} holds no copy of chunk {chunk} of vault {vault}",
+            path.display()
+        )));
+    }
+    let done = Corrupted {
+        vault: vault.to_hex(),
+        chunk: chunk.to_hex(),
+        store: path,
+    };
+    output(json, &done, |d| {
+        format!(
+            "damaged the copy of chunk {} (vault {}) in {}\n",
+            d.chunk,
+            d.vault,
+            d.store.display()
+        )
+    })
+}
+
 /// The no-argument dev cluster: one node, id 1, initialised on first start.
 async fn dev(
     data_dir: PathBuf,
     listen: SocketAddr,
     settings: &RaftSettings,
+    storage: StorageSettings,
     json: bool,
 ) -> Result<(), Failure> {
     server::check_listen(listen, false, false)?;
@@ -685,7 +857,8 @@ async fn dev(
             server::start_new_cluster(&dir, identity, None, settings, &tls).await?
         }
     };
-    let options = on_listening(json, true, tls.scheme(), &app.identity, &dir);
+    let mut options = on_listening(json, true, tls.scheme(), &app.identity, &dir);
+    options.storage = storage;
     server::serve_app(app, options, server::shutdown_signal()).await?;
     Ok(())
 }

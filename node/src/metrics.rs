@@ -53,6 +53,153 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     snapshot: SnapshotMetrics,
+    storage: StorageMetrics,
+}
+
+/// The storage role's metrics (`cairn_storage_*`), shared with the role's
+/// handlers and background tasks.
+#[derive(Clone)]
+pub struct StorageMetrics {
+    /// Chunks stored on this node (refreshed when scraped).
+    pub chunks: IntGauge,
+    /// Bytes of sealed chunks stored on this node (refreshed when scraped).
+    pub bytes: IntGauge,
+    /// On the leader: chunks short of copies after the last repair pass;
+    /// -1 on other nodes.
+    pub under_replicated: IntGauge,
+    /// Copies the running repair pass still has to make.
+    pub repair_backlog: IntGauge,
+    /// Chunks copied by repair and rebalancing.
+    pub repair_chunks: IntCounter,
+    /// Bytes copied by repair and rebalancing (`rate()` is repair bytes/s).
+    pub repair_bytes: IntCounter,
+    /// Repair passes completed (leader).
+    pub repair_passes: IntCounter,
+    /// On the leader: copies each node holds without owning them.
+    pub misplaced: IntGaugeVec,
+    /// Chunks received in device uploads (this node coordinating).
+    pub put_chunks: IntCounter,
+    /// Bytes received in device uploads.
+    pub put_bytes: IntCounter,
+    /// Time to store one upload batch with W copies.
+    pub put_duration: Histogram,
+    /// Chunks served to devices.
+    pub get_chunks: IntCounter,
+    /// Bytes served to devices.
+    pub get_bytes: IntCounter,
+    /// Time to read one step of a get (up to 16 chunks).
+    pub get_duration: Histogram,
+    /// Uploaded chunks that were already stored.
+    pub dedup_hits: IntCounter,
+    /// Copies rewritten by read repair.
+    pub read_repairs: IntCounter,
+    /// Damaged copies detected (checksum mismatch on read).
+    pub corrupt_copies: IntCounter,
+    /// Chunks of deleted vaults removed by garbage collection.
+    pub gc_deleted: IntCounter,
+    /// Copies read and checked by the scrub.
+    pub scrubbed_chunks: IntCounter,
+}
+
+impl StorageMetrics {
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            chunks: gauge(r, "cairn_storage_chunks", "Chunks stored on this node.")?,
+            bytes: gauge(
+                r,
+                "cairn_storage_bytes",
+                "Bytes of sealed chunks stored on this node.",
+            )?,
+            under_replicated: gauge(
+                r,
+                "cairn_storage_under_replicated_chunks",
+                "On the leader: chunks with fewer copies on their owners than their tier asks for, after the last repair pass; -1 on other nodes.",
+            )?,
+            repair_backlog: gauge(
+                r,
+                "cairn_storage_repair_backlog_chunks",
+                "Copies the running repair pass still has to make.",
+            )?,
+            repair_chunks: counter(
+                r,
+                "cairn_storage_repair_chunks_total",
+                "Chunks copied by repair and rebalancing.",
+            )?,
+            repair_bytes: counter(
+                r,
+                "cairn_storage_repair_bytes_total",
+                "Bytes copied by repair and rebalancing.",
+            )?,
+            repair_passes: counter(
+                r,
+                "cairn_storage_repair_passes_total",
+                "Repair passes completed by this node as leader.",
+            )?,
+            misplaced: gauge_vec(
+                r,
+                "cairn_storage_misplaced_chunks",
+                "On the leader: copies a node holds without owning them (to move away).",
+                &["node"],
+            )?,
+            put_chunks: counter(
+                r,
+                "cairn_storage_put_chunks_total",
+                "Chunks received in device uploads coordinated by this node.",
+            )?,
+            put_bytes: counter(
+                r,
+                "cairn_storage_put_bytes_total",
+                "Bytes received in device uploads coordinated by this node.",
+            )?,
+            put_duration: histogram(
+                r,
+                "cairn_storage_put_duration_seconds",
+                "Time to store one upload batch with W durable copies.",
+                LATENCY_BUCKETS,
+            )?,
+            get_chunks: counter(
+                r,
+                "cairn_storage_get_chunks_total",
+                "Chunks served to devices by this node.",
+            )?,
+            get_bytes: counter(
+                r,
+                "cairn_storage_get_bytes_total",
+                "Bytes served to devices by this node.",
+            )?,
+            get_duration: histogram(
+                r,
+                "cairn_storage_get_duration_seconds",
+                "Time to read one step (up to 16 chunks) of a device get.",
+                LATENCY_BUCKETS,
+            )?,
+            dedup_hits: counter(
+                r,
+                "cairn_storage_dedup_hits_total",
+                "Uploaded chunks that were already stored.",
+            )?,
+            read_repairs: counter(
+                r,
+                "cairn_storage_read_repairs_total",
+                "Copies rewritten on owners found lacking or damaged by a read.",
+            )?,
+            corrupt_copies: counter(
+                r,
+                "cairn_storage_corrupt_copies_total",
+                "Damaged copies detected by checksum on read.",
+            )?,
+            gc_deleted: counter(
+                r,
+                "cairn_storage_gc_deleted_chunks_total",
+                "Chunks of deleted vaults removed by garbage collection.",
+            )?,
+            scrubbed_chunks: counter(
+                r,
+                "cairn_storage_scrubbed_chunks_total",
+                "Copies read and checked by the scrub.",
+            )?,
+        })
+    }
 }
 
 /// The snapshot metrics, shared with the consensus store (as its
@@ -258,6 +405,7 @@ impl Metrics {
                 )?,
             )?,
             snapshot,
+            storage: StorageMetrics::new(&r)?,
             registry: r,
         })
     }
@@ -265,6 +413,11 @@ impl Metrics {
     /// The snapshot metrics, to hand to the store and the network.
     pub fn snapshot(&self) -> &SnapshotMetrics {
         &self.snapshot
+    }
+
+    /// The storage role's metrics.
+    pub fn storage(&self) -> &StorageMetrics {
+        &self.storage
     }
 
     /// Counts a proposal's outcome.
@@ -364,6 +517,15 @@ impl Metrics {
                     .set(count(n));
             }
         });
+        if let Some(storage) = app.storage() {
+            if let Ok(usage) = storage.store.usage_by_vault() {
+                let (chunks, bytes) = usage
+                    .iter()
+                    .fold((0u64, 0u64), |(c, b), (_, u)| (c + u.chunks, b + u.bytes));
+                self.storage.chunks.set(as_i64(chunks));
+                self.storage.bytes.set(as_i64(bytes));
+            }
+        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics");

@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use cairn_consensus::ClusterNode;
 use tokio::net::TcpListener;
 
@@ -26,6 +28,23 @@ use crate::error::NodeError;
 use crate::tls::{TlsListener, TlsSettings};
 use crate::token::{AdminToken, ClusterSecret};
 use crate::wire::{JoinRequest, JoinResponse};
+
+/// The client's address as the API handlers see it (axum `ConnectInfo`),
+/// for plain and TLS listeners alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
 
 /// Refuses a non-loopback listen address without TLS unless
 /// `--insecure-http` is given: Cairn must not silently serve credentials in
@@ -173,6 +192,10 @@ pub struct ServeOptions {
     pub join: Option<String>,
     /// Told the bound address once the node listens (the CLI prints it).
     pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
+    /// The node's data directory (the storage role keeps its chunks there).
+    pub data_dir: DataDir,
+    /// Settings of the storage role.
+    pub storage: crate::storage::StorageSettings,
 }
 
 /// `cairnd serve`: starts the node and runs it until `shutdown` resolves.
@@ -204,6 +227,18 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let identity = app.identity.clone();
+    match crate::storage::Storage::start(&app, &options.data_dir, options.storage.clone()) {
+        Ok(storage) => {
+            // Only this function sets it, once per App.
+            let _ = app.storage.set(storage);
+        }
+        Err(e) => {
+            if let Err(s) = app.raft.shutdown().await {
+                tracing::error!(error = %s, "raft shutdown");
+            }
+            return Err(e);
+        }
+    }
     let listener = match TcpListener::bind(identity.listen).await {
         Ok(l) => l,
         Err(source) => {
@@ -226,20 +261,28 @@ pub async fn serve_app(
     let joiner = options
         .join
         .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
+    // With connect info: handlers see the client's address (login rate
+    // limits and audit records).
     let router = crate::http::router(app.clone());
     let served = match &app.tls {
         Some(config) => match TlsListener::new(listener, config.clone()) {
             Ok(tls) => {
-                axum::serve(tls, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                axum::serve(
+                    tls,
+                    router.into_make_service_with_connect_info::<ClientAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
             }
             Err(e) => Err(e),
         },
         None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     }
     .map_err(|source| NodeError::Serve {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// The password never reaches the server: the CLI derives the login key
 /// with argon2id locally and sends it with the parameters; the server stores
 /// only a hash of the login key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateUser {
     /// Login name.
     pub name: String,
@@ -22,7 +22,8 @@ pub struct CreateUser {
 }
 
 /// argon2id parameters, salt in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AdminKdf)]
 pub struct Kdf {
     /// Memory cost in KiB.
     pub memory_kib: u32,
@@ -35,7 +36,7 @@ pub struct Kdf {
 }
 
 /// An account as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserInfo {
     /// Account id, hex.
     pub id: String,
@@ -49,8 +50,8 @@ pub struct UserInfo {
     pub vaults: u64,
 }
 
-/// `POST /api/v1/admin/tiers`: define a requestable tier.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/v1/admin/tiers`: define (or redefine) a tier.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DefineTier {
     /// Tier name.
     pub name: String,
@@ -59,6 +60,12 @@ pub struct DefineTier {
     /// Whether devices may request it (default true).
     #[serde(default = "yes")]
     pub requestable: bool,
+    /// Per-vault quota in bytes of stored chunks; none is unlimited.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// What the tier is for, shown to users choosing one.
+    #[serde(default)]
+    pub description: String,
 }
 
 fn yes() -> bool {
@@ -66,7 +73,7 @@ fn yes() -> bool {
 }
 
 /// `POST /api/v1/cluster/join`: ask the cluster to add a node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JoinRequest {
     /// The joining node's id.
     pub node_id: u64,
@@ -75,7 +82,7 @@ pub struct JoinRequest {
 }
 
 /// What a join did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JoinResponse {
     /// Whether the node became a voter (else it stays a learner).
     pub voter: bool,
@@ -84,7 +91,7 @@ pub struct JoinResponse {
 }
 
 /// `GET /api/v1/cluster/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The node that answered.
     pub node_id: u64,
@@ -110,12 +117,14 @@ pub struct ClusterStatus {
     pub voters: Vec<u64>,
     /// Storage nodes in the replicated state.
     pub storage_nodes: Vec<StorageNodeInfo>,
-    /// Under-replicated chunks; `None` until the storage role reports it.
+    /// Chunks with fewer copies on their owners than their tier asks for,
+    /// as the leader's last repair pass counted them; `None` on other nodes
+    /// and before the first pass.
     pub under_replicated_chunks: Option<u64>,
 }
 
 /// One member of the Raft cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// Node id.
     pub id: u64,
@@ -132,7 +141,7 @@ pub struct Member {
 }
 
 /// A storage node as recorded in the replicated state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StorageNodeInfo {
     /// Node id.
     pub id: u64,
@@ -140,11 +149,22 @@ pub struct StorageNodeInfo {
     pub addr: String,
     /// `Active`, `Draining` or `Removed`.
     pub status: String,
+    /// Chunks it holds, as the leader's last repair pass saw them.
+    #[serde(default)]
+    pub chunks: Option<u64>,
+    /// Bytes of those chunks.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// Copies it holds without owning them (left to move away: a draining
+    /// node is empty when this reaches 0).
+    #[serde(default)]
+    pub to_move: Option<u64>,
 }
 
 /// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
 /// answer to `POST`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AdminTierInfo)]
 pub struct TierInfo {
     /// Tier name.
     pub name: String,
@@ -154,17 +174,23 @@ pub struct TierInfo {
     pub requestable: bool,
     /// When it was last defined, ms since the epoch.
     pub defined_at: u64,
+    /// Per-vault quota in bytes, if any.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// What the tier is for.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// `POST /api/v1/cluster/remove`: remove a node from the cluster.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoveRequest {
     /// The node to remove.
     pub node_id: u64,
 }
 
 /// What a removal left behind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoveResponse {
     /// The removed node.
     pub node_id: u64,

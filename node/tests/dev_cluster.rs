@@ -150,7 +150,7 @@ fn dev_cluster_serves_health_admin_and_metrics() {
     let (code, doc) = node.get("/api/v1/openapi.json").expect("openapi");
     assert_eq!(code, 200);
     let doc: serde_json::Value = serde_json::from_str(&doc).expect("openapi json");
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/v1/admin/users"), "{paths:?}");
     for (path, ops) in paths {

@@ -77,6 +77,7 @@ pub mod code {
 
 /// Every error answer: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable machine-readable code (see [`code`]).
     pub code: String,
@@ -86,6 +87,7 @@ pub struct ErrorBody {
 
 /// argon2id parameters and salt of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kdf {
     /// Memory cost in KiB.
     pub memory_kib: u32,
@@ -95,6 +97,7 @@ pub struct Kdf {
     pub parallelism: u32,
     /// Salt, hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub salt: Vec<u8>,
 }
 
@@ -102,6 +105,7 @@ pub struct Kdf {
 /// An unknown user gets stable made-up parameters, so the answer does not
 /// reveal which accounts exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginParamsRequest {
     /// Login name.
     pub user: String,
@@ -109,11 +113,13 @@ pub struct LoginParamsRequest {
 
 /// `POST /api/v1/login`: register (or re-register) a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     /// Login name.
     pub user: String,
     /// The login key (first half of argon2id(password, salt)), hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub login_key: Vec<u8>,
     /// Device name. A live device of the same name gets a new token (the
     /// old one stops working); otherwise a new device is registered.
@@ -122,6 +128,7 @@ pub struct LoginRequest {
 
 /// A successful login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginReply {
     /// The bearer token (shown once; the server keeps only its hash).
     pub token: String,
@@ -137,6 +144,7 @@ pub struct LoginReply {
 
 /// `GET /api/v1/account`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountInfo {
     /// Account id.
     pub id: AccountId,
@@ -152,11 +160,13 @@ pub struct AccountInfo {
 
 /// One vault's keys re-wrapped with the new wrap key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RewrappedKeys {
     /// The vault.
     pub vault: VaultId,
     /// Its keys sealed with the new wrap key, hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped_keys: Vec<u8>,
 }
 
@@ -164,14 +174,17 @@ pub struct RewrappedKeys {
 /// Every vault's keys are re-wrapped by the client; all other devices must
 /// log in again; the asking device gets a fresh token in the answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordChange {
     /// The current login key, hex (proves knowledge of the old password).
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub old_login_key: Vec<u8>,
     /// The new KDF parameters (new salt).
     pub kdf: Kdf,
     /// The new login key, hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub login_key: Vec<u8>,
     /// Every vault of the account, re-wrapped.
     pub vaults: Vec<RewrappedKeys>,
@@ -179,6 +192,7 @@ pub struct PasswordChange {
 
 /// A device as its account (or the admin) sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInfo {
     /// Device id.
     pub id: DeviceId,
@@ -198,6 +212,7 @@ pub struct DeviceInfo {
 
 /// `POST /api/v1/devices/{id}/rename`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameDevice {
     /// The new name.
     pub name: String,
@@ -205,6 +220,7 @@ pub struct RenameDevice {
 
 /// A vault tier as devices see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierInfo {
     /// Tier name.
     pub name: String,
@@ -220,6 +236,7 @@ pub struct TierInfo {
 
 /// `POST /api/v1/vaults`: create a vault from a requestable tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateVault {
     /// The vault id, chosen by the client (its keys' AADs bind it).
     pub id: VaultId,
@@ -230,11 +247,13 @@ pub struct CreateVault {
     /// The vault's keys and parameters sealed with the wrap key, hex
     /// (opaque to the server).
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped_keys: Vec<u8>,
 }
 
 /// A vault of the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VaultInfo {
     /// Vault id.
     pub id: VaultId,
@@ -252,6 +271,7 @@ pub struct VaultInfo {
     pub created_at: u64,
     /// Sealed keys, hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped_keys: Vec<u8>,
     /// Snapshot records in the vault.
     pub snapshots: u64,
@@ -259,6 +279,7 @@ pub struct VaultInfo {
 
 /// Counters of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotStats {
     /// Files in the snapshot.
     pub files: u64,
@@ -273,6 +294,7 @@ pub struct SnapshotStats {
 /// `POST /api/v1/vaults/{id}/snapshots`: commit a snapshot record. Refused
 /// unless the root tree is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitSnapshot {
     /// Snapshot id, chosen by the client.
     pub id: SnapshotId,
@@ -288,11 +310,13 @@ pub struct CommitSnapshot {
     pub stats: SnapshotStats,
     /// Client-sealed metadata (paths, host, …), hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sealed_meta: Vec<u8>,
 }
 
 /// A committed snapshot record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotInfo {
     /// Snapshot id.
     pub id: SnapshotId,
@@ -314,11 +338,13 @@ pub struct SnapshotInfo {
     pub stats: SnapshotStats,
     /// Sealed metadata, hex.
     #[serde(with = "hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sealed_meta: Vec<u8>,
 }
 
 /// Answer to a chunk upload batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadReply {
     /// Chunks newly stored.
     pub stored: u64,
@@ -331,6 +357,7 @@ pub struct UploadReply {
 /// A protected item: what a device backs up under one name. Private to the
 /// device that defined it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PutItem {
     /// Absolute paths to back up.
     pub paths: Vec<String>,
@@ -343,6 +370,7 @@ pub struct PutItem {
 
 /// A protected item as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemInfo {
     /// Item name, unique per device.
     pub name: String,
@@ -358,6 +386,7 @@ pub struct ItemInfo {
 
 /// The kind of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Backup.
@@ -374,6 +403,7 @@ pub enum JobKind {
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Succeeded.
@@ -388,6 +418,7 @@ pub enum JobStatus {
 
 /// `POST /api/v1/jobs`: a job starts on the asking device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartJob {
     /// Job id, chosen by the client (a retry reuses it).
     pub id: JobId,
@@ -399,6 +430,7 @@ pub struct StartJob {
 
 /// `POST /api/v1/jobs/{id}/finish`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishJob {
     /// How it ended.
     pub status: JobStatus,
@@ -415,6 +447,7 @@ pub struct FinishJob {
 
 /// A job-log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     /// Job id.
     pub id: JobId,

@@ -60,7 +60,9 @@ pub fn encode_ids<'a>(ids: impl IntoIterator<Item = &'a ChunkId>) -> Vec<u8> {
 pub fn decode_ids(bytes: &[u8]) -> Result<Vec<ChunkId>, FrameError> {
     let rest = body(bytes)?;
     if rest.len() % ChunkId::LEN != 0 {
-        return Err(FrameError::Truncated("id list length is not a multiple of 32"));
+        return Err(FrameError::Truncated(
+            "id list length is not a multiple of 32",
+        ));
     }
     if rest.len() / ChunkId::LEN > MAX_IDS {
         return Err(FrameError::TooMany);

@@ -15,4 +15,4 @@ pub use aead::{
     open, open_into, seal, seal_parts, seal_with_nonce, Key, NONCE_LEN, OVERHEAD, TAG_LEN,
 };
 pub use kdf::{DerivedKeys, KdfParams};
-pub use keys::VaultKeys;
+pub use keys::{VaultKeys, VaultSecrets};

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Backups to a cairnd cluster vs a local vault, on loopback, same data, same run.
+# See bench/README.md ("Cluster").
+#
+# usage: bench/cluster.sh DATA_DIR        (e.g. /work/bench-data/big)
+#
+# Measures, each from a cold page cache of the vault side:
+#   local    backup and restore with a local-disk vault
+#   1-node   backup to a one-node cluster (tier R=1)
+#   3-node   backup to a three-node cluster, R=3, W=2; restore from it
+#   repair   node 3 is killed, a second dataset copy is backed up with W=2,
+#            node 3 restarts: bytes the leader copies / time until no chunk
+#            is under-replicated
+#   restic   restic backup and restore of the same data to a local repository,
+#            for reference (skipped when restic is not installed)
+# and prints MiB/s and the ratios the issue sets a bar for (3-node vs local).
+#
+# Environment: WORK (scratch, default next to DATA_DIR), CAIRND/CAIRN (binaries,
+# default: cargo build --release), KEEP=1 keeps the scratch dir.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+die() { printf 'cluster.sh: error: %s\n' "$*" >&2; exit 2; }
+say() { printf '%s\n' "$*" >&2; }
+
+[ $# -eq 1 ] || die "usage: $0 DATA_DIR"
+[ -d "$1" ] || die "DATA_DIR '$1' is not a directory"
+DATA=$(cd "$1" && pwd)
+WORK=${WORK:-$(dirname "$DATA")/cluster-bench}
+export CAIRN_PASSWORD=${CAIRN_PASSWORD:-cairn-bench-password}
+export RESTIC_PASSWORD=$CAIRN_PASSWORD
+
+if [ -z "${CAIRND:-}" ] || [ -z "${CAIRN:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q -p cairn-node -p cairn-client) || die "build failed"
+  T=${CARGO_TARGET_DIR:-$ROOT/target}
+  CAIRND=${CAIRND:-$T/release/cairnd}
+  CAIRN=${CAIRN:-$T/release/cairn}
+fi
+[ -x "$CAIRND" ] && [ -x "$CAIRN" ] || die "binaries not found: $CAIRND $CAIRN"
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+SIZE=$(du -sb "$DATA" | cut -f1)
+MIB=$(python3 -c "print($SIZE/1048576)")
+say "dataset $DATA: $(printf '%.0f' "$MIB") MiB"
+
+drop_caches() { sync; [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches || true; }
+warm() { tar -cf - "$DATA" 2>/dev/null | cat > /dev/null; }   # source in page cache, like a re-run
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2-$1:.2f}')"; }
+rate() { python3 -c "print(f'{$MIB/$1:.0f}')"; }
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+declare -A URL DIRS PID
+start_node() {  # ID JOIN_URL|"" ; node 1 is initialised
+  local id=$1 join=$2 p; p=$(port)
+  DIRS[$id]=$WORK/node$id; URL[$id]=http://127.0.0.1:$p
+  if [ -z "$join" ]; then
+    "$CAIRND" init --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" --repair-interval-ms 500 >/dev/null
+    "$CAIRND" serve --data-dir "${DIRS[$id]}" >"$WORK/node$id.log" 2>&1 &
+  else
+    "$CAIRND" serve --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" \
+      --join "$join" --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
+  fi
+  PID[$id]=$!; PIDS+=("$!")
+  wait_ready "$id"
+}
+restart_node() { "$CAIRND" serve --data-dir "${DIRS[$1]}" >>"$WORK/node$1.log" 2>&1 & PID[$1]=$!; PIDS+=("$!"); wait_ready "$1"; }
+wait_ready() { for _ in $(seq 600); do curl -sf "${URL[$1]}/readyz" >/dev/null && return; sleep 0.1; done; die "node $1 not ready"; }
+admin() { "$CAIRND" admin --server "${URL[1]}" --admin-token-file "${DIRS[1]}/admin.token" "$@" >/dev/null; }
+under_replicated() { "$CAIRND" cluster status --server "${URL[1]}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("under_replicated_chunks"))'; }
+stop_all() { for id in "${!PID[@]}"; do kill "${PID[$id]}" 2>/dev/null || true; wait "${PID[$id]}" 2>/dev/null || true; done; PID=(); }
+
+client() {  # HOME_DIR ARGS...
+  local h=$1; shift
+  XDG_CONFIG_HOME=$h/config XDG_CACHE_HOME=$h/cache "$CAIRN" "$@"
+}
+timed() {  # LABEL CMD...   → prints seconds
+  local t0 t1; drop_caches; warm; t0=$(now); "${@:2}" >/dev/null; t1=$(now); secs "$t0" "$t1"
+}
+
+declare -A RESULT
+# ---------------------------------------------------------------- local vault
+"$CAIRN" vault init --local "$WORK/local-vault" >/dev/null
+RESULT[local_backup]=$(timed local "$CAIRN" backup --vault "$WORK/local-vault" "$DATA")
+RESULT[local_restore]=$(timed local "$CAIRN" restore --vault "$WORK/local-vault" latest --target "$WORK/r-local")
+rm -rf "$WORK/r-local" "$WORK/local-vault"
+
+# ---------------------------------------------------------------- 1-node cluster
+start_node 1 ""
+admin tier create single --replicas 1
+admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
+client "$WORK/c1" login --server "${URL[1]}" --user bench --device one >/dev/null
+client "$WORK/c1" vault request --tier single --name v >/dev/null
+RESULT[one_backup]=$(timed one client "$WORK/c1" backup --vault v "$DATA")
+stop_all; rm -rf "$WORK/node1"
+
+# ---------------------------------------------------------------- 3-node cluster, R=3, W=2
+start_node 1 ""; start_node 2 "${URL[1]}"; start_node 3 "${URL[1]}"
+admin tier create triple --replicas 3
+admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
+client "$WORK/c3" login --server "${URL[1]}" --user bench --device three >/dev/null
+client "$WORK/c3" vault request --tier triple --name v >/dev/null
+RESULT[three_backup]=$(timed three client "$WORK/c3" backup --vault v "$DATA")
+RESULT[three_restore]=$(timed three client "$WORK/c3" restore --vault v latest --target "$WORK/r-three")
+rm -rf "$WORK/r-three"
+
+# ---------------------------------------------------------------- repair after a node returns
+kill -9 "${PID[3]}"; wait "${PID[3]}" 2>/dev/null || true; unset 'PID[3]'
+mkdir -p "$WORK/second"; cp -r "$DATA" "$WORK/second/"
+python3 - "$WORK/second" <<'EOF'
+import os, sys
+# Make every file different so all of its chunks are new.
+for d, _, fs in os.walk(sys.argv[1]):
+    for f in fs:
+        with open(os.path.join(d, f), "r+b") as h:
+            h.write(os.urandom(16))
+EOF
+client "$WORK/c3" backup --vault v "$WORK/second" >/dev/null
+before=$(curl -s "${URL[1]}/metrics" | awk '/^cairn_storage_repair_bytes_total/ {s+=$2} END {print s+0}')
+t0=$(now); restart_node 3
+until [ "$(under_replicated)" = 0 ]; do sleep 0.2; done
+t1=$(now)
+after=$(curl -s "${URL[1]}/metrics" | awk '/^cairn_storage_repair_bytes_total/ {s+=$2} END {print s+0}')
+RESULT[repair_s]=$(secs "$t0" "$t1")
+RESULT[repair_mib]=$(python3 -c "print(f'{($after-$before)/1048576:.0f}')")
+stop_all
+
+# ---------------------------------------------------------------- restic reference
+if command -v restic >/dev/null; then
+  restic init -q -r "$WORK/restic" >/dev/null
+  RESULT[restic_backup]=$(timed restic restic -q -r "$WORK/restic" backup "$DATA")
+  RESULT[restic_restore]=$(timed restic restic -q -r "$WORK/restic" restore latest --target "$WORK/r-restic")
+fi
+
+# ---------------------------------------------------------------- report
+python3 - "$MIB" <<EOF
+mib = float(${MIB})
+r = {k: float(v) for k, v in dict(
+    local_backup="${RESULT[local_backup]}", local_restore="${RESULT[local_restore]}",
+    one_backup="${RESULT[one_backup]}", three_backup="${RESULT[three_backup]}",
+    three_restore="${RESULT[three_restore]}", repair_s="${RESULT[repair_s]}",
+    repair_mib="${RESULT[repair_mib]}", restic_backup="${RESULT[restic_backup]:-0}",
+    restic_restore="${RESULT[restic_restore]:-0}").items()}
+def row(name, s, base=None):
+    ratio = f"{(mib/s)/(mib/base)*100:.0f}% of local" if base else ""
+    print(f"| {name} | {s:.2f} s | {mib/s:.0f} MiB/s | {ratio} |")
+print(f"dataset: {mib:.0f} MiB\n")
+print("| step | time | throughput | vs local |\n|---|---:|---:|---:|")
+row("local vault backup", r["local_backup"])
+row("1-node cluster backup", r["one_backup"], r["local_backup"])
+row("3-node R=3 W=2 backup", r["three_backup"], r["local_backup"])
+row("local vault restore", r["local_restore"])
+row("3-node restore", r["three_restore"], r["local_restore"])
+if r["repair_s"] > 0:
+    print(f"| repair after node 3 returns | {r['repair_s']:.2f} s | {r['repair_mib']/r['repair_s']:.0f} MiB/s | {r['repair_mib']:.0f} MiB copied |")
+if r["restic_backup"] > 0:
+    row("restic local backup (reference)", r["restic_backup"], r["local_backup"])
+    row("restic local restore (reference)", r["restic_restore"], r["local_restore"])
+EOF

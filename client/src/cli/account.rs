@@ -1,0 +1,157 @@
+//! Output of the account commands (login, devices, vaults, tiers, items,
+//! jobs): tables for people, one JSON document with `--json`. The work is
+//! done by `cairn_client::remote::Session`.
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Result;
+use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
+use cairn_proto::VaultId;
+use serde_json::{json, Value};
+
+use crate::cli::progress::bytes;
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// A vault as JSON, without its sealed keys (opaque and long).
+pub fn vault_json(v: &VaultInfo) -> Value {
+    json!({
+        "id": v.id, "name": v.name, "tier": v.tier, "replicas": v.replicas,
+        "quota_bytes": v.quota_bytes, "used_bytes": v.used_bytes,
+        "created_at": v.created_at, "snapshots": v.snapshots,
+    })
+}
+
+/// Prints the account's vaults.
+pub fn print_vaults(vaults: &[VaultInfo]) {
+    println!(
+        "{:<20}  {:<12}  {:>8}  {:>10}  {:>10}  {:>9}  id",
+        "name", "tier", "replicas", "quota", "used", "snapshots"
+    );
+    for v in vaults {
+        println!(
+            "{:<20}  {:<12}  {:>8}  {:>10}  {:>10}  {:>9}  {}",
+            v.name,
+            v.tier,
+            v.replicas,
+            v.quota_bytes.map_or("-".into(), bytes),
+            bytes(v.used_bytes),
+            v.snapshots,
+            v.id
+        );
+    }
+    println!("{} account vault(s)", vaults.len());
+}
+
+/// Prints the requestable tiers.
+pub fn print_tiers(tiers: &[TierInfo]) {
+    println!(
+        "{:<16}  {:>8}  {:>12}  description",
+        "tier", "replicas", "vault quota"
+    );
+    for t in tiers {
+        println!(
+            "{:<16}  {:>8}  {:>12}  {}",
+            t.name,
+            t.replicas,
+            t.quota_bytes.map_or("-".into(), bytes),
+            t.description
+        );
+    }
+}
+
+/// Prints the account's devices.
+pub fn print_devices(devices: &[DeviceInfo]) {
+    println!(
+        "{:<32}  {:<20}  {:<19}  {:<19}  state",
+        "id", "name", "registered", "last login"
+    );
+    for d in devices {
+        let state = match (d.revoked_at, d.current) {
+            (Some(t), _) => format!("revoked {}", when(t)),
+            (None, true) => "this device".into(),
+            (None, false) => "active".into(),
+        };
+        println!(
+            "{:<32}  {:<20}  {:<19}  {:<19}  {}",
+            d.id,
+            d.name,
+            when(d.registered_at),
+            when(d.last_login_at),
+            state
+        );
+    }
+}
+
+/// Prints this device's protected items.
+pub fn print_items(items: &[ItemInfo], names: &HashMap<VaultId, String>) {
+    for i in items {
+        println!(
+            "{}  → vault {}  (updated {})",
+            i.name,
+            names
+                .get(&i.vault)
+                .cloned()
+                .unwrap_or_else(|| i.vault.to_hex()),
+            when(i.updated_at)
+        );
+        for p in &i.paths {
+            println!("    {p}");
+        }
+        for e in &i.excludes {
+            println!("    exclude {e}");
+        }
+    }
+    println!("{} item(s)", items.len());
+}
+
+/// An item as JSON, with its vault's name when known.
+pub fn item_json(i: &ItemInfo, names: &HashMap<VaultId, String>) -> Value {
+    json!({
+        "name": i.name, "paths": i.paths, "excludes": i.excludes, "vault": i.vault,
+        "vault_name": names.get(&i.vault), "updated_at": i.updated_at,
+    })
+}
+
+/// Prints the job log, oldest first.
+pub fn print_jobs(jobs: &[JobInfo], names: &HashMap<VaultId, String>) -> Result<()> {
+    println!(
+        "{:<19}  {:<8}  {:<14}  {:<14}  {:<10}  {:>7}  {:>10}  {:>8}  error",
+        "started", "kind", "device", "vault", "status", "files", "bytes", "seconds"
+    );
+    for j in jobs {
+        let kind = serde_json::to_value(j.kind)?;
+        let status = match j.status {
+            Some(s) => serde_json::to_value(s)?.as_str().unwrap_or("?").to_string(),
+            None => "running".into(),
+        };
+        println!(
+            "{:<19}  {:<8}  {:<14}  {:<14}  {:<10}  {:>7}  {:>10}  {:>8}  {}",
+            when(j.started_at),
+            kind.as_str().unwrap_or("?"),
+            j.device_name,
+            j.vault
+                .map(|v| names
+                    .get(&v)
+                    .cloned()
+                    .unwrap_or_else(|| v.to_hex()[..8].into()))
+                .unwrap_or_else(|| "-".into()),
+            status,
+            j.files,
+            bytes(j.bytes),
+            j.duration_ms
+                .map_or("-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
+            j.error.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} job(s)", jobs.len());
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Account vaults: the client side of a `cairnd` cluster.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | the profile file (servers, device, token), mode 0600 |
+//! | [`api`] | blocking HTTP client: failover between nodes, idempotency keys, error codes → [`crate::Error`] |
+//! | [`session`] | login, account, devices, tiers, vaults, items, jobs, password change |
+//! | [`store`] | one vault's chunks (batched missing / upload / get) and snapshot records, tree cache |
+//! | [`upload`] | the backup's upload stage: batches, dedup against the vault, requests in flight |
+//!
+//! Which vault a `--vault V` names is decided by [`VaultRef::parse`]:
+//! anything that looks like a path, or a local vault directory, is a local
+//! vault; any other word is the name of one of the account's vaults.
+
+pub mod api;
+pub mod config;
+pub mod session;
+pub mod store;
+pub mod upload;
+
+use std::path::{Path, PathBuf};
+
+pub use api::Api;
+pub use config::Profile;
+pub use session::Session;
+pub use store::RemoteVault;
+
+/// What `--vault V` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultRef {
+    /// A local vault directory.
+    Local(PathBuf),
+    /// An account vault, by name.
+    Remote(String),
+}
+
+impl VaultRef {
+    /// The selection rule: `V` is a local vault when it looks like a path
+    /// (contains `/`, or starts with `.` or `~`) or is a local vault
+    /// directory (holds `vault.json`); otherwise it is the name of an
+    /// account vault. So `--vault ./main` is always the directory and
+    /// `--vault main` is the account vault unless `./main` is a local
+    /// vault. Vault names cannot contain `/` or start with `.`/`~`
+    /// ([`check_vault_name`]), so every account vault stays reachable and a
+    /// mistyped path never turns into a network request.
+    pub fn parse(v: &Path) -> Self {
+        let text = v.to_string_lossy();
+        let looks_like_path = text.contains('/') || text.starts_with(['.', '~']) || text.is_empty();
+        if looks_like_path || v.join("vault.json").is_file() {
+            VaultRef::Local(v.to_path_buf())
+        } else {
+            VaultRef::Remote(text.into_owned())
+        }
+    }
+}
+
+/// Checks an account vault, device or protected item name: 1–100
+/// characters, no `/`, no control characters, no surrounding spaces, not
+/// starting with `.` or `~` (so it can never be mistaken for a path by
+/// [`VaultRef::parse`], nor an item for a paths label).
+pub fn check_vault_name(kind: &str, name: &str) -> crate::Result<()> {
+    let ok = !name.is_empty()
+        && name.trim() == name
+        && name.chars().count() <= 100
+        && !name.contains('/')
+        && !name.starts_with(['.', '~'])
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "{kind} name {name:?} is not allowed: use 1-100 characters, no '/', no control \
+             characters, no surrounding spaces, not starting with '.' or '~'"
+        )))
+    }
+}
+
+/// Percent-encodes one path segment (item names in URLs).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_selection_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("myvault");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("vault.json"), b"{}").unwrap();
+        assert_eq!(VaultRef::parse(&dir), VaultRef::Local(dir.clone()));
+        // (A bare word naming a local vault in the working directory is
+        // covered by tests/cli.rs, which can run in its own directory.)
+        // Paths are local even when missing (a clear "not a vault" error later).
+        for p in ["./v", "/no/such", "../v", ".", "~/v", "a/b", ".v"] {
+            assert_eq!(
+                VaultRef::parse(Path::new(p)),
+                VaultRef::Local(PathBuf::from(p)),
+                "{p}"
+            );
+        }
+        // A bare word that is no directory here is an account vault.
+        assert_eq!(
+            VaultRef::parse(Path::new("photos-zz-not-a-dir")),
+            VaultRef::Remote("photos-zz-not-a-dir".into())
+        );
+    }
+
+    #[test]
+    fn names_never_look_like_paths() {
+        for bad in [
+            "",
+            "a/b",
+            ".hidden",
+            "~x",
+            "tab\there",
+            " pad",
+            &"x".repeat(101),
+        ] {
+            assert!(check_vault_name("vault", bad).is_err(), "{bad:?}");
+        }
+        for good in ["photos", "my vault", "éte-2026", "a.b"] {
+            check_vault_name("vault", good).unwrap();
+            assert!(matches!(
+                VaultRef::parse(Path::new(good)),
+                VaultRef::Remote(_) | VaultRef::Local(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(path_segment("home"), "home");
+        assert_eq!(path_segment("my item/x"), "my%20item%2Fx");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+}

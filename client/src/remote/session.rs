@@ -1,0 +1,527 @@
+//! A logged-in device: login, the account's vaults, devices, items and jobs,
+//! and the password change.
+//!
+//! The password never leaves this process: `argon2id(password, account
+//! salt)` gives the login key (sent; the server keeps a hash) and the wrap
+//! key (kept; it seals and opens vault keys). Vault keys are generated
+//! here and travel sealed only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_proto::api::{
+    AccountInfo, CreateVault, DeviceInfo, FinishJob, ItemInfo, JobInfo, JobKind, Kdf,
+    LoginParamsRequest, LoginReply, LoginRequest, PasswordChange, PutItem, RenameDevice,
+    RewrappedKeys, StartJob, TierInfo, VaultInfo,
+};
+use cairn_proto::{DeviceId, JobId, VaultId};
+
+use super::api::Api;
+use super::config::{Profile, PROFILE_FORMAT};
+use super::store::{cache_root, RemoteVault};
+use super::{check_vault_name, path_segment};
+use crate::chunker::ChunkerParams;
+use crate::crypto::{DerivedKeys, KdfParams, VaultKeys, VaultSecrets};
+use crate::error::{Error, Result};
+use crate::vault::Vault;
+
+/// Largest argon2id memory cost accepted from a server (2 GiB): a hostile
+/// server must not be able to make the client allocate without bound.
+const MAX_KDF_MEMORY_KIB: u32 = 2 * 1024 * 1024;
+const MAX_KDF_ITERATIONS: u32 = 64;
+
+/// What `cairn login` needs.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// The server to log in through.
+    pub server: String,
+    /// Login name.
+    pub user: String,
+    /// Device name.
+    pub device: String,
+    /// Extra CA certificate file.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Settings of a new account vault.
+#[derive(Debug, Clone)]
+pub struct VaultRequest {
+    /// Vault name (unique in the account).
+    pub name: String,
+    /// Tier to request it from.
+    pub tier: String,
+    /// FastCDC parameters.
+    pub chunker: ChunkerParams,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+/// A logged-in device.
+pub struct Session {
+    path: PathBuf,
+    profile: Profile,
+    api: Arc<Api>,
+}
+
+impl Session {
+    /// Logs in through `opts.server` and writes the profile to `path`.
+    pub fn login(path: &Path, opts: &LoginOptions, password: &[u8]) -> Result<Self> {
+        check_vault_name("device", &opts.device)?;
+        let api = Api::new(
+            std::slice::from_ref(&opts.server),
+            None,
+            opts.ca_file.as_deref(),
+        )?;
+        let kdf: Kdf = api.post(
+            "/login/params",
+            &LoginParamsRequest {
+                user: opts.user.clone(),
+            },
+        )?;
+        let keys = derive(&kdf, password)?;
+        let reply: LoginReply = api.post(
+            "/login",
+            &LoginRequest {
+                user: opts.user.clone(),
+                login_key: keys.login.to_vec(),
+                device: opts.device.clone(),
+            },
+        )?;
+        let ca_file = match &opts.ca_file {
+            Some(f) => Some(std::path::absolute(f).map_err(|e| Error::io("resolve", f, e))?),
+            None => None,
+        };
+        let profile = Profile {
+            format: PROFILE_FORMAT,
+            servers: merge_nodes(api.nodes(), &reply.nodes),
+            user: opts.user.clone(),
+            account: reply.account,
+            device: reply.device,
+            device_name: reply.device_name,
+            token: reply.token,
+            ca_file,
+            key_check: Some(key_check(&keys)),
+        };
+        profile.save(path)?;
+        Self::with_profile(path, profile)
+    }
+
+    /// The session of the profile at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let profile = Profile::load(path)?;
+        Self::with_profile(path, profile)
+    }
+
+    fn with_profile(path: &Path, profile: Profile) -> Result<Self> {
+        let api = Api::new(
+            &profile.servers,
+            Some(profile.token.clone()),
+            profile.ca_file.as_deref(),
+        )?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            profile,
+            api: Arc::new(api),
+        })
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The API client.
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    /// Revokes this device's token on the server and removes the profile.
+    /// Returns whether the server confirmed the revocation (the profile is
+    /// removed either way; a token already refused counts as revoked).
+    pub fn logout(self) -> Result<bool> {
+        let revoked = match self
+            .api
+            .post_empty::<DeviceInfo>(&format!("/devices/{}/revoke", self.profile.device))
+        {
+            Ok(_) | Err(Error::Auth(_)) => true,
+            Err(Error::Network(_)) => false,
+            Err(e) => return Err(e),
+        };
+        Profile::remove(&self.path)?;
+        Ok(revoked)
+    }
+
+    /// The account, and refreshes the profile's node list from it.
+    pub fn account(&mut self) -> Result<AccountInfo> {
+        let info: AccountInfo = self.api.get("/account")?;
+        let nodes = merge_nodes(&self.profile.servers, &info.nodes);
+        if nodes != self.profile.servers {
+            self.profile.servers = nodes;
+            // Best effort: learning nodes must not fail the command.
+            let _ = self.profile.save(&self.path);
+        }
+        Ok(info)
+    }
+
+    /// Derives the keys of `password` under the account's current KDF and
+    /// checks them against the profile.
+    fn keys(&mut self, password: &[u8]) -> Result<(AccountInfo, DerivedKeys)> {
+        let account = self.account()?;
+        let keys = derive(&account.kdf, password)?;
+        if let Some(check) = &self.profile.key_check {
+            if *check != key_check(&keys) {
+                return Err(Error::WrongPassword);
+            }
+        }
+        Ok((account, keys))
+    }
+
+    /// The account's devices.
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        self.api.get("/devices")
+    }
+
+    /// Finds a device by id, unique id prefix or name.
+    pub fn find_device(&self, spec: &str) -> Result<DeviceInfo> {
+        let all = self.devices()?;
+        if let Some(d) = all
+            .iter()
+            .find(|d| d.id.to_hex() == spec.to_ascii_lowercase())
+        {
+            return Ok(d.clone());
+        }
+        let by_name: Vec<_> = all.iter().filter(|d| d.name == spec).collect();
+        let by_prefix: Vec<_> = all
+            .iter()
+            .filter(|d| d.id.to_hex().starts_with(&spec.to_ascii_lowercase()) && !spec.is_empty())
+            .collect();
+        match (by_name.as_slice(), by_prefix.as_slice()) {
+            ([one], _) | ([], [one]) => Ok((*one).clone()),
+            ([], []) => Err(Error::NotFound(format!("no device {spec:?}"))),
+            _ => Err(Error::NotFound(format!(
+                "device {spec:?} is ambiguous; give its full id"
+            ))),
+        }
+    }
+
+    /// Renames a device.
+    pub fn rename_device(&self, id: DeviceId, name: &str) -> Result<DeviceInfo> {
+        check_vault_name("device", name)?;
+        self.api.post(
+            &format!("/devices/{id}/rename"),
+            &RenameDevice { name: name.into() },
+        )
+    }
+
+    /// Revokes a device: its token stops working on every node.
+    pub fn revoke_device(&self, id: DeviceId) -> Result<DeviceInfo> {
+        self.api.post_empty(&format!("/devices/{id}/revoke"))
+    }
+
+    /// The tiers devices may request vaults from.
+    pub fn tiers(&self) -> Result<Vec<TierInfo>> {
+        self.api.get("/tiers")
+    }
+
+    /// The account's vaults.
+    pub fn vaults(&self) -> Result<Vec<VaultInfo>> {
+        self.api.get("/vaults")
+    }
+
+    /// The account vault called `name`.
+    pub fn vault_by_name(&self, name: &str) -> Result<VaultInfo> {
+        self.vault_of(self.vaults()?, name)
+    }
+
+    fn vault_of(&self, vaults: Vec<VaultInfo>, name: &str) -> Result<VaultInfo> {
+        vaults.into_iter().find(|v| v.name == name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "the account has no vault named {name:?} (and {name:?} is no local vault \
+                 directory); `cairn vault list` shows the account's vaults"
+            ))
+        })
+    }
+
+    /// Creates an account vault: fresh id and keys, sealed with the wrap
+    /// key together with the vault's parameters.
+    pub fn request_vault(&mut self, req: &VaultRequest, password: &[u8]) -> Result<VaultInfo> {
+        check_vault_name("vault", &req.name)?;
+        req.chunker.validate()?;
+        if !(1..=22).contains(&req.zstd_level) {
+            return Err(Error::Invalid(format!(
+                "zstd level {} is not in 1..=22",
+                req.zstd_level
+            )));
+        }
+        let (_, keys) = self.keys(password)?;
+        let id = VaultId::random();
+        let secrets = VaultSecrets {
+            keys: VaultKeys::generate(),
+            chunker: req.chunker,
+            zstd_level: req.zstd_level,
+        };
+        self.api.post(
+            "/vaults",
+            &CreateVault {
+                id,
+                name: req.name.clone(),
+                tier: req.tier.clone(),
+                wrapped_keys: secrets.wrap(id, &keys.wrap),
+            },
+        )
+    }
+
+    /// Deletes the account vault called `name`.
+    pub fn delete_vault(&self, name: &str) -> Result<VaultInfo> {
+        let info = self.vault_by_name(name)?;
+        self.api.delete(&format!("/vaults/{}", info.id))?;
+        Ok(info)
+    }
+
+    /// Opens and unlocks the account vault called `name`.
+    pub fn open_vault(&mut self, name: &str, password: &[u8]) -> Result<Vault> {
+        let info = self.vault_by_name(name)?;
+        self.open_vault_info(info, password)
+    }
+
+    /// Opens and unlocks the account vault with id `id`.
+    pub fn open_vault_id(&mut self, id: VaultId, password: &[u8]) -> Result<Vault> {
+        let info = self
+            .vaults()?
+            .into_iter()
+            .find(|v| v.id == id)
+            .ok_or_else(|| Error::NotFound(format!("the account has no vault {id}")))?;
+        self.open_vault_info(info, password)
+    }
+
+    fn open_vault_info(&mut self, info: VaultInfo, password: &[u8]) -> Result<Vault> {
+        let (account, keys) = self.keys(password)?;
+        let secrets = VaultSecrets::unwrap(info.id, &keys.wrap, &info.wrapped_keys)?;
+        let cache = cache_root(|k| std::env::var(k).ok());
+        let remote = RemoteVault::new(self.api.clone(), info, cache.as_deref());
+        Ok(Vault::from_remote(
+            remote,
+            secrets,
+            kdf_params(&account.kdf)?,
+        ))
+    }
+
+    /// This device's protected items.
+    pub fn items(&self) -> Result<Vec<ItemInfo>> {
+        self.api.get("/items")
+    }
+
+    /// This device's item called `name`.
+    pub fn item(&self, name: &str) -> Result<ItemInfo> {
+        self.items()?
+            .into_iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "this device has no protected item {name:?}; `cairn item list` shows them"
+                ))
+            })
+    }
+
+    /// Defines (or redefines) a protected item backing `paths` up into the
+    /// account vault `vault`.
+    pub fn set_item(
+        &self,
+        name: &str,
+        vault: &str,
+        paths: &[PathBuf],
+        excludes: &[String],
+    ) -> Result<ItemInfo> {
+        check_vault_name("item", name)?;
+        if paths.is_empty() {
+            return Err(Error::Invalid("an item needs at least one path".into()));
+        }
+        let vault = self.vault_by_name(vault)?;
+        let paths = paths
+            .iter()
+            .map(|p| {
+                std::path::absolute(p)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .map_err(|e| Error::io("resolve", p, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.api.put(
+            &format!("/items/{}", path_segment(name)),
+            &PutItem {
+                paths,
+                excludes: excludes.to_vec(),
+                vault: vault.id,
+            },
+        )
+    }
+
+    /// Removes a protected item (its snapshots stay).
+    pub fn remove_item(&self, name: &str) -> Result<()> {
+        self.api.delete(&format!("/items/{}", path_segment(name)))
+    }
+
+    /// The account's job log.
+    pub fn jobs(&self) -> Result<Vec<JobInfo>> {
+        self.api.get("/jobs")
+    }
+
+    /// Records the start of a job; the returned id finishes it.
+    pub fn start_job(&self, kind: JobKind, vault: Option<VaultId>) -> Result<JobId> {
+        let id = JobId::random();
+        let _: JobInfo = self.api.post("/jobs", &StartJob { id, kind, vault })?;
+        Ok(id)
+    }
+
+    /// Records how a job ended.
+    pub fn finish_job(&self, id: JobId, finish: &FinishJob) -> Result<()> {
+        let _: JobInfo = self.api.post(&format!("/jobs/{id}/finish"), finish)?;
+        Ok(())
+    }
+
+    /// Changes the account password: checks the current one, re-wraps
+    /// every vault's keys under a new salt, and stores the fresh token.
+    /// Every other device must log in again. Returns the vaults re-wrapped.
+    pub fn change_password(&mut self, old: &[u8], new: &[u8]) -> Result<usize> {
+        let (account, old_keys) = self.keys(old)?;
+        let mut vaults = vec![];
+        for v in self.vaults()? {
+            let secrets = VaultSecrets::unwrap(v.id, &old_keys.wrap, &v.wrapped_keys)?;
+            vaults.push((v.id, secrets));
+        }
+        let kdf = Kdf {
+            salt: rand::random::<[u8; 16]>().to_vec(),
+            ..account.kdf
+        };
+        let new_keys = derive(&kdf, new)?;
+        let change = PasswordChange {
+            old_login_key: old_keys.login.to_vec(),
+            kdf,
+            login_key: new_keys.login.to_vec(),
+            vaults: vaults
+                .iter()
+                .map(|(id, s)| RewrappedKeys {
+                    vault: *id,
+                    wrapped_keys: s.wrap(*id, &new_keys.wrap),
+                })
+                .collect(),
+        };
+        let reply: LoginReply = self.api.post("/account/password", &change)?;
+        self.profile.token = reply.token;
+        self.profile.device = reply.device;
+        self.profile.device_name = reply.device_name;
+        self.profile.servers = merge_nodes(&self.profile.servers, &reply.nodes);
+        self.profile.key_check = Some(key_check(&new_keys));
+        self.profile.save(&self.path)?;
+        let n = vaults.len();
+        *self = Self::with_profile(&self.path, self.profile.clone())?;
+        Ok(n)
+    }
+}
+
+/// The client's KDF parameters for the account's (bounded, so a hostile
+/// server cannot make the client allocate without limit).
+pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
+    if kdf.memory_kib > MAX_KDF_MEMORY_KIB
+        || kdf.iterations > MAX_KDF_ITERATIONS
+        || kdf.salt.len() < 8
+    {
+        return Err(Error::Format(format!(
+            "the server's key derivation parameters are out of bounds ({} KiB, {} passes, {}-byte salt)",
+            kdf.memory_kib,
+            kdf.iterations,
+            kdf.salt.len()
+        )));
+    }
+    Ok(KdfParams {
+        algorithm: "argon2id".into(),
+        memory_kib: kdf.memory_kib,
+        iterations: kdf.iterations,
+        parallelism: kdf.parallelism,
+        salt: kdf.salt.clone(),
+    })
+}
+
+fn derive(kdf: &Kdf, password: &[u8]) -> Result<DerivedKeys> {
+    kdf_params(kdf)?.derive(password)
+}
+
+/// The profile's password check: a one-way derivation of the wrap key.
+fn key_check(keys: &DerivedKeys) -> String {
+    hex::encode(blake3::derive_key(
+        "cairn 2026-11 profile wrap-key check v1",
+        &keys.wrap,
+    ))
+}
+
+/// The failover list: the nodes already known (the one the user named
+/// first), then new ones the cluster reported, without duplicates.
+pub fn merge_nodes(known: &[String], reported: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for n in known.iter().chain(reported) {
+        let n = n.trim_end_matches('/').to_string();
+        if !n.is_empty() && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_merge_in_order_without_duplicates() {
+        let known = vec!["https://a:1".to_string()];
+        let reported = vec![
+            "https://b:1/".to_string(),
+            "https://a:1".to_string(),
+            "https://c:1".to_string(),
+        ];
+        assert_eq!(
+            merge_nodes(&known, &reported),
+            ["https://a:1", "https://b:1", "https://c:1"]
+        );
+    }
+
+    #[test]
+    fn hostile_kdf_parameters_are_refused() {
+        let kdf = Kdf {
+            memory_kib: u32::MAX,
+            iterations: 3,
+            parallelism: 1,
+            salt: vec![0; 16],
+        };
+        assert!(kdf_params(&kdf).is_err());
+        let kdf = Kdf {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            salt: vec![],
+        };
+        assert!(kdf_params(&kdf).is_err());
+        let ok = Kdf {
+            salt: vec![1; 16],
+            ..kdf
+        };
+        assert!(kdf_params(&ok).is_ok());
+    }
+
+    #[test]
+    fn key_check_depends_on_the_wrap_key_only() {
+        let a = DerivedKeys {
+            login: [1; 32],
+            wrap: [2; 32],
+        };
+        let b = DerivedKeys {
+            login: [9; 32],
+            wrap: [2; 32],
+        };
+        let c = DerivedKeys {
+            login: [1; 32],
+            wrap: [3; 32],
+        };
+        assert_eq!(key_check(&a), key_check(&b));
+        assert_ne!(key_check(&a), key_check(&c));
+    }
+}

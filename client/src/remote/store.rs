@@ -1,0 +1,335 @@
+//! An account vault's chunks and snapshot records, over the storage API.
+//!
+//! Chunk traffic is batched: `missing` asks about many ids per request,
+//! uploads carry frame batches of several MiB, and `get_many` fetches many
+//! chunks per request. Bodies use the binary layouts of
+//! `cairn_proto::frames`; whatever the server sends back is decoded through
+//! those checked decoders and then verified by the AEAD (which binds vault
+//! and chunk id), so a node that swaps, truncates or corrupts a chunk is
+//! caught here, never trusted.
+//!
+//! Trees are cached on local disk (`$XDG_CACHE_HOME/cairn/vaults/<id>/trees/`,
+//! sealed as stored): the walk of a parent snapshot and the planning of a
+//! restore then cost no round trip per directory. A cached tree is verified
+//! like a fetched one and refetched when it fails, and deleting the cache
+//! costs only time.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cairn_proto::api::{CommitSnapshot, SnapshotInfo, UploadReply, VaultInfo};
+use cairn_proto::frames::{self, MAX_IDS};
+use cairn_proto::version::SNAPSHOT_FORMAT;
+use cairn_proto::{ChunkId, SnapshotId, VaultId};
+
+use super::api::Api;
+use crate::error::{Error, Result};
+use crate::snapshot::{SnapshotRecord, SnapshotStats};
+
+/// Ids per `missing` request (1 MiB of ids; well under the server's limit).
+pub const MISSING_BATCH: usize = 32 * 1024;
+
+/// One account vault as the client reaches it.
+pub struct RemoteVault {
+    api: Arc<Api>,
+    info: VaultInfo,
+    tree_cache: Option<PathBuf>,
+}
+
+impl RemoteVault {
+    /// A handle on vault `info` through `api`; `cache_root` (see
+    /// [`cache_root`]) holds the tree cache when given.
+    pub fn new(api: Arc<Api>, info: VaultInfo, cache_root: Option<&Path>) -> Self {
+        let tree_cache = cache_root.map(|r| r.join("vaults").join(info.id.to_hex()).join("trees"));
+        Self {
+            api,
+            info,
+            tree_cache,
+        }
+    }
+
+    /// The vault record.
+    pub fn info(&self) -> &VaultInfo {
+        &self.info
+    }
+
+    /// The vault id.
+    pub fn id(&self) -> VaultId {
+        self.info.id
+    }
+
+    /// The API client.
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/vaults/{}{rest}", self.info.id)
+    }
+
+    /// Which of `ids` the cluster does not store, in as few requests as
+    /// [`MISSING_BATCH`] allows.
+    pub fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let mut out = vec![];
+        for batch in ids.chunks(MISSING_BATCH) {
+            let answer = self.api.post_binary(
+                &self.path("/chunks/missing"),
+                Bytes::from(frames::encode_ids(batch)),
+            )?;
+            let missing = frames::decode_ids(&answer)
+                .map_err(|e| Error::Format(format!("answer to chunks/missing: {e}")))?;
+            out.extend(missing);
+        }
+        Ok(out)
+    }
+
+    /// Uploads sealed chunks as one frame body; the answer comes once every
+    /// chunk is durable on the write quorum.
+    pub fn upload(&self, chunks: &[(ChunkId, &[u8])]) -> Result<UploadReply> {
+        let size = 1 + chunks.iter().map(|(_, b)| 36 + b.len()).sum::<usize>();
+        let mut body = Vec::with_capacity(size);
+        body.extend_from_slice(&frames::frames_header());
+        for (id, sealed) in chunks {
+            frames::push_frame(&mut body, id, sealed);
+        }
+        self.api
+            .post_binary_json(&self.path("/chunks"), Bytes::from(body))
+    }
+
+    /// Fetches the sealed bytes of `ids` (one request per [`MAX_IDS`]);
+    /// ids the node could not serve are asked once more through the next
+    /// node, and those still absent are absent from the map. Frames for
+    /// ids that were not asked for are refused.
+    pub fn get_many(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<u8>>> {
+        let mut out = self.get_once(ids)?;
+        if out.len() < ids.len() && self.api.nodes().len() > 1 {
+            let absent: Vec<ChunkId> = ids
+                .iter()
+                .filter(|id| !out.contains_key(id))
+                .copied()
+                .collect();
+            self.api.rotate();
+            out.extend(self.get_once(&absent)?);
+        }
+        Ok(out)
+    }
+
+    fn get_once(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<u8>>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(MAX_IDS) {
+            let answer = match self.api.post_binary(
+                &self.path("/chunks/get"),
+                Bytes::from(frames::encode_ids(batch)),
+            ) {
+                Ok(a) => a,
+                // A server may refuse a batch naming an absent chunk as a
+                // whole: the caller reports every asked id as missing.
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let frames = frames::decode_frames(&answer)
+                .map_err(|e| Error::Format(format!("answer to chunks/get: {e}")))?;
+            for (id, sealed) in frames {
+                if !batch.contains(&id) {
+                    return Err(Error::Integrity(format!(
+                        "the server sent chunk {id}, which was not asked for"
+                    )));
+                }
+                out.insert(id, sealed.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sealed bytes of one chunk, if the cluster has it.
+    pub fn get(&self, id: ChunkId) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_many(&[id])?.remove(&id))
+    }
+
+    /// A cached sealed tree, if any.
+    pub fn cached_tree(&self, id: ChunkId) -> Option<Vec<u8>> {
+        let path = self.tree_cache_path(id)?;
+        fs::read(path).ok()
+    }
+
+    /// Caches a sealed tree (best effort: a cache that cannot be written
+    /// only costs time later).
+    pub fn cache_tree(&self, id: ChunkId, sealed: &[u8]) {
+        let Some(path) = self.tree_cache_path(id) else {
+            return;
+        };
+        let Some(dir) = path.parent() else { return };
+        if fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let tmp = dir.join(format!(".{}.{}.tmp", id.to_hex(), std::process::id()));
+        if fs::write(&tmp, sealed).is_ok() && fs::rename(&tmp, &path).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// Drops a cached tree that failed verification.
+    pub fn uncache_tree(&self, id: ChunkId) {
+        if let Some(path) = self.tree_cache_path(id) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    fn tree_cache_path(&self, id: ChunkId) -> Option<PathBuf> {
+        let hex = id.to_hex();
+        self.tree_cache
+            .as_ref()
+            .map(|d| d.join(&hex[..2]).join(hex))
+    }
+
+    /// Every snapshot record of the vault, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let infos: Vec<SnapshotInfo> = self.api.get(&self.path("/snapshots"))?;
+        let mut out = Vec::with_capacity(infos.len());
+        for info in infos {
+            if info.vault != self.info.id {
+                return Err(Error::Integrity(format!(
+                    "the server listed snapshot {} of another vault",
+                    info.id
+                )));
+            }
+            out.push(record_of(info));
+        }
+        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Commits a snapshot record (after every chunk it names is stored)
+    /// under the item name or label `item`.
+    pub fn commit(&self, record: &SnapshotRecord, item: &str) -> Result<()> {
+        let body = CommitSnapshot {
+            id: record.id,
+            item: item.to_string(),
+            started_at: rfc3339_ms(&record.time)?,
+            finished_at: rfc3339_ms(&record.finished)?,
+            root: record.root,
+            stats: cairn_proto::api::SnapshotStats {
+                files: record.stats.files,
+                bytes: record.stats.bytes,
+                new_bytes: record.stats.new_bytes,
+                new_chunks: record.stats.new_chunks,
+            },
+            sealed_meta: record.meta.clone(),
+        };
+        let _: SnapshotInfo = self.api.post(&self.path("/snapshots"), &body)?;
+        Ok(())
+    }
+
+    /// Deletes a snapshot record (its chunks stay until garbage collection).
+    pub fn forget(&self, id: SnapshotId) -> Result<()> {
+        self.api.delete(&self.path(&format!("/snapshots/{id}")))
+    }
+}
+
+/// The client's view of a server snapshot record. Items travel as their
+/// name; a backup of plain paths travels under a `~…` label
+/// ([`crate::vault::paths_label`]) and has no item here (the paths
+/// themselves are in the sealed metadata only).
+pub fn record_of(info: SnapshotInfo) -> SnapshotRecord {
+    SnapshotRecord {
+        format: SNAPSHOT_FORMAT,
+        id: info.id,
+        vault: info.vault,
+        device: info.device_name,
+        item: Some(info.item).filter(|i| !i.is_empty() && !i.starts_with('~')),
+        time: ms_rfc3339(info.started_at),
+        finished: ms_rfc3339(info.finished_at),
+        root: info.root,
+        stats: SnapshotStats {
+            files: info.stats.files,
+            bytes: info.stats.bytes,
+            new_bytes: info.stats.new_bytes,
+            new_chunks: info.stats.new_chunks,
+            ..SnapshotStats::default()
+        },
+        meta: info.sealed_meta,
+    }
+}
+
+/// Milliseconds since the epoch as the RFC 3339 text snapshot records use.
+pub fn ms_rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// RFC 3339 text to milliseconds since the epoch.
+pub fn rfc3339_ms(text: &str) -> Result<u64> {
+    humantime::parse_rfc3339(text)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .ok_or_else(|| Error::Format(format!("bad time {text:?}")))
+}
+
+/// Where caches live: `$XDG_CACHE_HOME/cairn` when absolute, else
+/// `$HOME/.cache/cairn`; `None` when neither is set (no cache then).
+pub fn cache_root(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let non_empty = |v: &str| env(v).filter(|s| !s.is_empty());
+    if let Some(x) = non_empty("XDG_CACHE_HOME").filter(|s| s.starts_with('/')) {
+        return Some(Path::new(&x).join("cairn"));
+    }
+    non_empty("HOME").map(|h| Path::new(&h).join(".cache").join("cairn"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_through_milliseconds() {
+        let ms = 1_764_140_000_123;
+        assert_eq!(rfc3339_ms(&ms_rfc3339(ms)).unwrap(), ms);
+        assert!(rfc3339_ms("yesterday").is_err());
+    }
+
+    #[test]
+    fn records_keep_items_and_mark_path_backups() {
+        let info = SnapshotInfo {
+            id: SnapshotId::random(),
+            vault: VaultId::random(),
+            device: cairn_proto::DeviceId::random(),
+            device_name: "laptop".into(),
+            item: String::new(),
+            started_at: 1000,
+            finished_at: 2000,
+            root: ChunkId([1; 32]),
+            stats: Default::default(),
+            sealed_meta: vec![1, 2],
+        };
+        let r = record_of(info.clone());
+        assert_eq!(r.item, None);
+        let r = record_of(SnapshotInfo {
+            item: "~0123456789abcdef".into(),
+            ..info.clone()
+        });
+        assert_eq!(r.item, None, "a paths label is no item");
+        assert_eq!(r.device, "laptop");
+        assert_eq!(rfc3339_ms(&r.finished).unwrap(), 2000);
+        let r = record_of(SnapshotInfo {
+            item: "home".into(),
+            ..info
+        });
+        assert_eq!(r.item.as_deref(), Some("home"));
+    }
+
+    #[test]
+    fn cache_root_follows_xdg() {
+        let env = |k: &str| match k {
+            "XDG_CACHE_HOME" => Some("/c".to_string()),
+            "HOME" => Some("/h".to_string()),
+            _ => None,
+        };
+        assert_eq!(cache_root(env), Some(PathBuf::from("/c/cairn")));
+        let env = |k: &str| (k == "HOME").then(|| "/h".to_string());
+        assert_eq!(cache_root(env), Some(PathBuf::from("/h/.cache/cairn")));
+        assert_eq!(cache_root(|_| None), None);
+    }
+}

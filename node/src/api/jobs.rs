@@ -1,0 +1,211 @@
+//! The job log: `GET|POST /api/v1/jobs`, `POST /api/v1/jobs/{id}/finish`.
+//!
+//! Every job (backup, restore, check, prune) writes a start and a finish
+//! record through the log; logins appear as finished `login` jobs written
+//! by the server. A device sees its account's jobs; only the device that
+//! started a job may finish it. Another account's job answers `404`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use cairn_consensus::event::{JobKind as Kind, JobStatus as Status};
+use cairn_consensus::state::Job;
+use cairn_consensus::{Event, State as Replicated};
+use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, JobStatus, StartJob};
+use cairn_proto::JobId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::app::{now, App};
+use crate::auth::DeviceAuth;
+use crate::error::ApiError;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs, start_job))
+        .routes(routes!(finish_job))
+}
+
+fn kind_info(k: Kind) -> JobKind {
+    match k {
+        Kind::Backup => JobKind::Backup,
+        Kind::Restore => JobKind::Restore,
+        Kind::Check => JobKind::Check,
+        Kind::Prune => JobKind::Prune,
+        Kind::Login => JobKind::Login,
+    }
+}
+
+fn status_info(s: Status) -> JobStatus {
+    match s {
+        Status::Succeeded => JobStatus::Succeeded,
+        Status::Warnings => JobStatus::Warnings,
+        Status::Failed => JobStatus::Failed,
+        Status::Cancelled => JobStatus::Cancelled,
+    }
+}
+
+fn status_event(s: JobStatus) -> Status {
+    match s {
+        JobStatus::Succeeded => Status::Succeeded,
+        JobStatus::Warnings => Status::Warnings,
+        JobStatus::Failed => Status::Failed,
+        JobStatus::Cancelled => Status::Cancelled,
+    }
+}
+
+/// The API form of a job, with its account's and device's names.
+pub fn job_info(s: &Replicated, j: &Job) -> JobInfo {
+    let end = j.finished.as_ref();
+    JobInfo {
+        id: j.id,
+        account: j.account,
+        user: s
+            .accounts()
+            .get(&j.account)
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        device: j.device,
+        device_name: s
+            .devices()
+            .get(&j.device)
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        vault: j.vault,
+        kind: kind_info(j.kind),
+        started_at: j.started_at.0,
+        finished_at: end.map(|e| e.at.0),
+        duration_ms: end.map(|e| e.at.0.saturating_sub(j.started_at.0)),
+        status: end.map(|e| status_info(e.status)),
+        files: end.map_or(0, |e| e.files),
+        bytes: end.map_or(0, |e| e.bytes),
+        error: end.and_then(|e| e.error.clone()),
+        log: end.map(|e| e.log.clone()).unwrap_or_default(),
+    }
+}
+
+/// Jobs passing `keep`, oldest first.
+pub fn jobs_where(app: &App, keep: impl Fn(&Job) -> bool) -> Vec<JobInfo> {
+    let mut jobs: Vec<JobInfo> = app.state.read(|s| {
+        s.jobs()
+            .values()
+            .filter(|j| keep(j))
+            .map(|j| job_info(s, j))
+            .collect()
+    });
+    jobs.sort_by_key(|j| (j.started_at, j.id));
+    jobs
+}
+
+/// The account's jobs (every device's, logins included), oldest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    security(("device" = [])),
+    responses(
+        (status = 200, body = Vec<JobInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+    ))]
+async fn list_jobs(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+) -> Result<Json<Vec<JobInfo>>, ApiError> {
+    Ok(Json(jobs_where(&app, |j| j.account == auth.account)))
+}
+
+/// Records the start of a job on the asking device.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
+    security(("device" = [])),
+    params(IdempotencyKey),
+    request_body = StartJob,
+    responses(
+        (status = 201, body = JobInfo),
+        (status = 400, body = ErrorBody, description = "bad_request: e.g. kind login (written by the server)"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found: the vault (also another account's)"),
+        (status = 409, body = ErrorBody, description = "duplicate_id"),
+    ))]
+async fn start_job(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<StartJob>,
+) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
+    let kind = match req.kind {
+        JobKind::Backup => Kind::Backup,
+        JobKind::Restore => Kind::Restore,
+        JobKind::Check => Kind::Check,
+        JobKind::Prune => Kind::Prune,
+        JobKind::Login => {
+            return Err(ApiError::BadRequest(
+                "login jobs are written by the server".into(),
+            ))
+        }
+    };
+    if let Some(v) = req.vault {
+        app.state.read(|s| auth.vault(s, v))?;
+    }
+    let event = Event::JobStarted {
+        job: req.id,
+        device: auth.device,
+        vault: req.vault,
+        kind,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
+    own_job(&app, &auth, req.id).map(|j| (StatusCode::CREATED, Json(j)))
+}
+
+fn own_job(app: &App, auth: &DeviceAuth, id: JobId) -> Result<JobInfo, ApiError> {
+    app.state
+        .read(|s| {
+            s.jobs()
+                .get(&id)
+                .filter(|j| j.account == auth.account)
+                .map(|j| job_info(s, j))
+        })
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))
+}
+
+/// Records how a job of the asking device ended.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/finish", tag = "jobs",
+    security(("device" = [])),
+    params(("id" = JobId, Path, description = "the job"), IdempotencyKey),
+    request_body = FinishJob,
+    responses(
+        (status = 200, body = JobInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token, or another device of the account started the job"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's job)"),
+        (status = 422, body = ErrorBody, description = "job_already_finished, time_travel or too_long"),
+    ))]
+async fn finish_job(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    ApiPath(id): ApiPath<JobId>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<FinishJob>,
+) -> Result<Json<JobInfo>, ApiError> {
+    let job = own_job(&app, &auth, id)?;
+    if job.device != auth.device {
+        return Err(ApiError::Forbidden(
+            "only the device that started a job may finish it".into(),
+        ));
+    }
+    let event = Event::JobCompleted {
+        job: id,
+        device: auth.device,
+        status: status_event(req.status),
+        files: req.files,
+        bytes: req.bytes,
+        error: req.error,
+        log: req.log,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
+    Ok(Json(own_job(&app, &auth, id)?))
+}

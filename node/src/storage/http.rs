@@ -1,0 +1,520 @@
+//! HTTP routes of the storage role.
+//!
+//! | path | body | who calls it |
+//! |---|---|---|
+//! | `POST /api/v1/vaults/{id}/chunks/missing` | id list → id list | devices (dedup check) |
+//! | `POST /api/v1/vaults/{id}/chunks` | chunk frames → [`UploadReply`] JSON | devices (upload) |
+//! | `POST /api/v1/vaults/{id}/chunks/get` | id list → chunk frames, streamed | devices (restore) |
+//! | `POST /api/v1/cluster/drain` | [`DrainRequest`] JSON, admin token | `cairnd cluster drain` |
+//! | `POST /internal/v1/chunks/{put,get,contains,digests,list,push,delete}`, `/internal/v1/usage` | binary / bincode, cluster secret | other nodes ([`super::peers`]) |
+//!
+//! Device bodies use [`cairn_proto::frames`]; a chunk the cluster has no
+//! good copy of is simply absent from a get's answer (the client asks again,
+//! possibly through another node). Limits: an upload body of at most
+//! [`MAX_UPLOAD_BYTES`] and [`MAX_UPLOAD_CHUNKS`] chunks, id lists of at most
+//! [`cairn_proto::frames::MAX_IDS`] ids; over a limit the answer is `413`
+//! with code `payload_too_large`. An upload that would take the vault over
+//! its tier's quota is refused whole with `507` `quota_exceeded`, and one
+//! that cannot reach W durable copies with `503` `insufficient_replicas`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use cairn_chunkstore::bucket::{self, Listed, NodeDigests};
+use cairn_chunkstore::peers::{push_from, Fetched, Peers, PushReport};
+use cairn_chunkstore::placement::{NodeId, Placement};
+use cairn_chunkstore::replica::{self, Batch};
+use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store, Usage};
+use cairn_consensus::state::StorageNodeStatus;
+use cairn_consensus::{Event, Outcome, Rejection};
+use cairn_proto::api::UploadReply;
+use cairn_proto::frames::{self, MAX_IDS};
+use cairn_proto::{ChunkId, VaultId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::peers::unix_now;
+use super::{wire, Storage};
+use crate::app::{now, App};
+use crate::auth::{Admin, DeviceAuth};
+use crate::error::{ApiError, ErrorBody};
+use crate::network::BINCODE;
+
+/// Largest upload body: room for one chunk of the largest size a frame
+/// allows plus a batch of ordinary ones.
+pub const MAX_UPLOAD_BYTES: usize = frames::MAX_CHUNK_LEN + (32 << 20);
+/// Most chunks in one upload.
+pub const MAX_UPLOAD_CHUNKS: usize = 4096;
+/// Largest id-list body.
+const MAX_ID_BODY: usize = 1 + MAX_IDS * ChunkId::LEN;
+/// Largest internal body (a put of an upload's share, or a push batch).
+const INTERNAL_BODY_LIMIT: usize = MAX_UPLOAD_BYTES + (16 << 20);
+/// Chunks read per step of a streamed get (the stream reads one step ahead).
+const GET_STEP: usize = 16;
+
+/// `POST /api/v1/cluster/drain`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrainRequest {
+    /// The storage node to drain.
+    pub node_id: u64,
+}
+
+/// What a drain request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrainResponse {
+    /// The node.
+    pub node_id: u64,
+    /// Its status now (`Draining`).
+    pub status: String,
+}
+
+/// The device routes and the drain route, documented (merged into the
+/// node's router and OpenAPI document by [`crate::api::documented`]). The
+/// handlers enforce their own body limits.
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(missing))
+        .routes(routes!(upload))
+        .routes(routes!(get))
+        .routes(routes!(drain))
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// The node-to-node routes; the caller puts them behind the cluster secret.
+pub fn internal_routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/internal/v1/chunks/put", post(internal_put))
+        .route("/internal/v1/chunks/get", post(internal_get))
+        .route("/internal/v1/chunks/contains", post(internal_contains))
+        .route("/internal/v1/chunks/digests", post(internal_digests))
+        .route("/internal/v1/chunks/list", post(internal_list))
+        .route("/internal/v1/chunks/push", post(internal_push))
+        .route("/internal/v1/chunks/delete", post(internal_delete))
+        .route("/internal/v1/usage", post(internal_usage))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+}
+
+fn storage(app: &App) -> Result<Arc<Storage>, ApiError> {
+    app.storage()
+        .cloned()
+        .ok_or_else(|| ApiError::Unavailable("the storage role is starting".into()))
+}
+
+fn parse_vault(id: &str) -> Result<VaultId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no vault {id}")))
+}
+
+/// Reads a body of at most `limit` bytes; over it: `413 payload_too_large`.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge(format!("the body exceeds {limit} bytes"));
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::error::describe(&e).contains("length limit") {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("reading the body: {e}"))
+        }
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, cairn_chunkstore::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(cairn_chunkstore::Error::InsufficientReplicas { key, got, need })) => {
+            Err(ApiError::InsufficientReplicas(format!(
+                "only {got} of {need} copies of chunk {} could be written; retry",
+                key.chunk
+            )))
+        }
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ApiError::Internal(format!("storage task: {e}"))),
+    }
+}
+
+/// The vault (checked against the device's account) and its quota.
+fn vault_of(app: &App, auth: &DeviceAuth, id: &str) -> Result<(VaultId, Option<u64>), ApiError> {
+    let id = parse_vault(id)?;
+    app.state.read(|s| {
+        let v = auth.vault(s, id)?;
+        Ok((v.id, s.tiers().get(&v.tier).and_then(|t| t.quota_bytes)))
+    })
+}
+
+fn binary(bytes: Vec<u8>) -> Response {
+    ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+}
+
+/// Which of the listed chunks the vault lacks (the dedup check before an
+/// upload).
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks/missing", tag = "chunks",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "chunk id list (cairn_proto::frames::encode_ids)"),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>,
+            description = "the missing ids, same encoding"),
+        (status = 400, body = ErrorBody, description = "bad_request: malformed id list"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 413, body = ErrorBody, description = "payload_too_large"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry"),
+    ))]
+async fn missing(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let body = read_body(&headers, body, MAX_ID_BODY).await?;
+    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
+    let placement = Storage::placement(&app);
+    let peers = storage.peers.clone();
+    let me = storage.id();
+    let absent = blocking(move || replica::missing(&*peers, &placement, Some(me), &keys)).await?;
+    let missing = ids.iter().zip(absent).filter_map(|(id, m)| m.then_some(id));
+    Ok(binary(frames::encode_ids(missing)))
+}
+
+/// Stores a batch of sealed chunks on W replicas before answering.
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks", tag = "chunks",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "chunk frames (cairn_proto::frames)"),
+    responses(
+        (status = 200, body = UploadReply),
+        (status = 400, body = ErrorBody, description = "bad_request: malformed frames"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 413, body = ErrorBody, description = "payload_too_large"),
+        (status = 503, body = ErrorBody, description = "insufficient_replicas or unavailable; retry"),
+        (status = 507, body = ErrorBody, description = "quota_exceeded"),
+    ))]
+async fn upload(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<UploadReply>, ApiError> {
+    let started = Instant::now();
+    let storage = storage(&app)?;
+    let (vault, quota) = vault_of(&app, &auth, &id)?;
+    let body = read_body(&headers, body, MAX_UPLOAD_BYTES).await?;
+    let frames = frames::decode_frames(&body).map_err(|e| match e {
+        frames::FrameError::ChunkTooLarge(_) | frames::FrameError::TooMany => {
+            ApiError::PayloadTooLarge(e.to_string())
+        }
+        _ => ApiError::BadRequest(e.to_string()),
+    })?;
+    if frames.len() > MAX_UPLOAD_CHUNKS {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} chunks in one upload; at most {MAX_UPLOAD_CHUNKS}",
+            frames.len()
+        )));
+    }
+    let incoming: u64 = frames.iter().map(|(_, b)| b.len() as u64).sum();
+    if let Some(quota) = quota {
+        let used = storage.vault_usage(&app, vault).await?;
+        if used.saturating_add(incoming) > quota {
+            return Err(ApiError::QuotaExceeded(format!(
+                "vault {vault} uses about {used} of its {quota} bytes; this upload of {incoming} bytes would exceed the quota"
+            )));
+        }
+    }
+    let batch: Arc<Batch> = Arc::new(
+        frames
+            .iter()
+            .map(|(c, b)| (ChunkKey::new(vault, *c), b.to_vec()))
+            .collect(),
+    );
+    drop(frames);
+    drop(body);
+    let placement = Storage::placement(&app);
+    let peers: Arc<dyn Peers> = storage.peers.clone();
+    let quorum = storage.settings.write_quorum;
+    let sizes: Vec<u64> = batch.iter().map(|(_, b)| b.len() as u64).collect();
+    let throttle = storage.throttle.clone();
+    let written =
+        blocking(move || replica::write(peers, &placement, batch, quorum, &throttle)).await?;
+    let stored = written.new.iter().filter(|n| **n).count() as u64;
+    let new_bytes: u64 = written
+        .new
+        .iter()
+        .zip(&sizes)
+        .filter(|(n, _)| **n)
+        .map(|(_, s)| *s)
+        .sum();
+    storage.add_usage(vault, new_bytes);
+    let m = &storage.metrics;
+    m.put_chunks.inc_by(sizes.len() as u64);
+    m.put_bytes.inc_by(incoming);
+    m.dedup_hits.inc_by(sizes.len() as u64 - stored);
+    m.put_duration.observe(started.elapsed().as_secs_f64());
+    Ok(Json(UploadReply {
+        stored,
+        present: sizes.len() as u64 - stored,
+        replicas: u8::try_from(written.copies).unwrap_or(u8::MAX),
+    }))
+}
+
+/// Streams the listed chunks (a chunk without a good copy is absent).
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks/get", tag = "chunks",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "chunk id list (cairn_proto::frames::encode_ids)"),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>,
+            description = "chunk frames, streamed"),
+        (status = 400, body = ErrorBody, description = "bad_request: malformed id list"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 413, body = ErrorBody, description = "payload_too_large"),
+    ))]
+async fn get(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let body = read_body(&headers, body, MAX_ID_BODY).await?;
+    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let placement = Arc::new(Storage::placement(&app));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    tokio::spawn(async move {
+        if tx.send(Ok(frames::frames_header())).await.is_err() {
+            return;
+        }
+        for step in ids.chunks(GET_STEP) {
+            let started = Instant::now();
+            let keys: Vec<ChunkKey> = step.iter().map(|c| ChunkKey::new(vault, *c)).collect();
+            let (peers, placement, me) = (storage.peers.clone(), placement.clone(), storage.id());
+            let read = blocking(move || replica::read(&*peers, &placement, Some(me), &keys)).await;
+            let report = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "chunk get failed mid-stream");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let m = &storage.metrics;
+            m.read_repairs.inc_by(report.repaired);
+            m.corrupt_copies.inc_by(report.corrupt);
+            let mut out = Vec::new();
+            for (id, chunk) in step.iter().zip(&report.chunks) {
+                if let Some(bytes) = chunk {
+                    frames::push_frame(&mut out, id, bytes);
+                    m.get_chunks.inc();
+                    m.get_bytes.inc_by(bytes.len() as u64);
+                }
+            }
+            m.get_duration.observe(started.elapsed().as_secs_f64());
+            if tx.send(Ok(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Starts draining a storage node: it takes no new chunks and its chunks
+/// are re-replicated elsewhere.
+#[utoipa::path(post, path = "/api/v1/cluster/drain", tag = "cluster",
+    security(("admin" = [])),
+    request_body = DrainRequest,
+    responses(
+        (status = 200, body = DrainResponse),
+        (status = 400, body = ErrorBody, description = "bad_request: the last active storage node"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 404, body = ErrorBody, description = "not_found: no such storage node"),
+    ))]
+async fn drain(
+    _admin: Admin,
+    State(app): State<Arc<App>>,
+    crate::api::ApiJson(req): crate::api::ApiJson<DrainRequest>,
+) -> Result<Json<DrainResponse>, ApiError> {
+    let node = req.node_id;
+    let (status, active) = app.state.read(|s| {
+        let status = s.storage_nodes().get(&node).map(|n| n.status);
+        let active = s
+            .storage_nodes()
+            .values()
+            .filter(|n| n.status == StorageNodeStatus::Active)
+            .count();
+        (status, active)
+    });
+    match status {
+        None => return Err(ApiError::NotFound(format!("no storage node {node}"))),
+        Some(StorageNodeStatus::Active) if active <= 1 => {
+            return Err(ApiError::BadRequest(format!(
+                "node {node} is the last active storage node; its chunks would have nowhere to go"
+            )))
+        }
+        _ => {}
+    }
+    match app
+        .propose(Event::StorageNodeDrained { node, at: now() })
+        .await?
+    {
+        Outcome::Applied
+        | Outcome::NoOp
+        | Outcome::Rejected(Rejection::StorageNodeState {
+            status: StorageNodeStatus::Draining,
+            ..
+        }) => {}
+        Outcome::Rejected(r) => return Err(ApiError::Rejected(r)),
+    }
+    let status = app.state.read(|s| {
+        s.storage_nodes()
+            .get(&node)
+            .map_or_else(|| "unknown".into(), |n| format!("{:?}", n.status))
+    });
+    Ok(Json(DrainResponse {
+        node_id: node,
+        status,
+    }))
+}
+
+// --- internal (node to node) ----------------------------------------------
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    bincode::deserialize(body).map_err(|e| ApiError::BadRequest(format!("bad bincode body: {e}")))
+}
+
+fn bincode_reply<T: Serialize>(value: &T) -> Response {
+    match bincode::serialize(value) {
+        Ok(bytes) => ([(CONTENT_TYPE, BINCODE)], bytes).into_response(),
+        Err(e) => ApiError::Internal(format!("encoding reply: {e}")).into_response(),
+    }
+}
+
+/// `?overwrite=1` on an internal put.
+#[derive(Debug, Deserialize)]
+struct PutQuery {
+    #[serde(default)]
+    overwrite: Option<u8>,
+}
+
+async fn internal_put(
+    State(app): State<Arc<App>>,
+    Query(q): Query<PutQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let mode = if q.overwrite.unwrap_or(0) != 0 {
+        PutMode::Overwrite
+    } else {
+        PutMode::KeepExisting
+    };
+    let store = storage.store.clone();
+    let new = blocking(move || {
+        let chunks = wire::decode_frames(&body)
+            .map_err(|e| cairn_chunkstore::Error::Malformed(e.to_string()))?;
+        store.put_chunks(&chunks, unix_now(), Durability::Now, mode)
+    })
+    .await?;
+    Ok(bincode_reply(&new))
+}
+
+async fn internal_get(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let keys: Vec<ChunkKey> = decode(&body)?;
+    let store = storage.store.clone();
+    let answers = blocking(move || {
+        keys.iter()
+            .map(|k| store.fetch(k))
+            .collect::<Result<Vec<Fetched>, _>>()
+    })
+    .await?;
+    storage
+        .metrics
+        .corrupt_copies
+        .inc_by(answers.iter().filter(|a| **a == Fetched::Corrupt).count() as u64);
+    Ok(binary(wire::encode_fetched(&answers)))
+}
+
+async fn internal_contains(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let keys: Vec<ChunkKey> = decode(&body)?;
+    let store = storage.store.clone();
+    let has = blocking(move || keys.iter().map(|k| store.contains(k)).collect()).await?;
+    Ok(bincode_reply::<Vec<bool>>(&has))
+}
+
+async fn internal_digests(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (placement, down): (Placement, Vec<NodeId>) = decode(&body)?;
+    let (store, me) = (storage.store.clone(), storage.id());
+    let d: NodeDigests = blocking(move || bucket::digests(&store, me, &placement, &down)).await?;
+    Ok(bincode_reply(&d))
+}
+
+async fn internal_list(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let buckets: Vec<u8> = decode(&body)?;
+    let store = storage.store.clone();
+    let listed: Vec<Listed> = blocking(move || bucket::list(&store, &buckets)).await?;
+    Ok(bincode_reply(&listed))
+}
+
+async fn internal_push(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (to, keys): (NodeId, Vec<ChunkKey>) = decode(&body)?;
+    let (store, peers) = (storage.store.clone(), storage.peers.clone());
+    let report: PushReport = blocking(move || push_from(&store, &*peers, to, &keys)).await?;
+    Ok(bincode_reply(&report))
+}
+
+async fn internal_delete(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let keys: Vec<ChunkKey> = decode(&body)?;
+    let store = storage.store.clone();
+    blocking(move || store.delete_batch(&keys)).await?;
+    Ok(bincode_reply(&()))
+}
+
+async fn internal_usage(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let vault: VaultId = decode(&body)?;
+    let store = storage.store.clone();
+    let usage: Usage = blocking(move || store.usage(&vault)).await?;
+    Ok(bincode_reply(&usage))
+}

@@ -1,0 +1,682 @@
+//! The storage role on real `cairnd` processes: replicated uploads (R=3,
+//! W=2) through one node, reads through another after SIGKILL, uploads
+//! while a node is down, repair when it returns (the under-replicated gauge
+//! reaches 0), a damaged copy detected and repaired on read, drain and
+//! removal without loss, quota and size limits.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
+use cairn_node::wire::ClusterStatus;
+use cairn_proto::api::UploadReply;
+use cairn_proto::frames;
+use cairn_proto::{ChunkId, VaultId};
+use common::{run, stderr, user_body, wait_for, Node};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+/// A blocking HTTP client for binary and JSON bodies.
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new() -> Self {
+        Http {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            // No pooled connections: nodes restart on the same ports.
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
+        }
+    }
+
+    fn post(&self, node: &Node, path: &str, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let url = format!("{}{path}", node.url());
+        self.rt.block_on(async {
+            let resp = self
+                .client
+                .post(&url)
+                .bearer_auth(token)
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.expect("body").to_vec())
+        })
+    }
+
+    fn delete(&self, node: &Node, path: &str, token: &str) -> u16 {
+        self.rt.block_on(async {
+            self.client
+                .delete(format!("{}{path}", node.url()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+    }
+
+    fn json(&self, node: &Node, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let (status, bytes) = self.rt.block_on(async {
+            let resp = self
+                .client
+                .post(format!("{}{path}", node.url()))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.expect("body").to_vec())
+        });
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Random chunks: id → sealed bytes (random, so incompressible like the real thing).
+fn random_chunks(count: usize, size: usize) -> BTreeMap<ChunkId, Vec<u8>> {
+    let mut rng = rand::thread_rng();
+    (0..count)
+        .map(|_| {
+            let mut bytes = vec![0u8; size];
+            rng.fill_bytes(&mut bytes);
+            (ChunkId(*blake3::hash(&bytes).as_bytes()), bytes)
+        })
+        .collect()
+}
+
+fn admin_token(node: &Node) -> String {
+    std::fs::read_to_string(node.token_file())
+        .expect("admin token")
+        .trim()
+        .to_string()
+}
+
+/// A device session on one vault.
+struct Device {
+    token: String,
+    vault: VaultId,
+}
+
+impl Device {
+    /// Creates user `name`, logs a device in and creates a vault of `tier`
+    /// (defined with `replicas` and `quota`).
+    fn create(
+        http: &Http,
+        node: &Node,
+        name: &str,
+        tier: &str,
+        replicas: u8,
+        quota: Option<u64>,
+    ) -> Self {
+        let admin = admin_token(node);
+        let (code, body) = http.json(
+            node,
+            "/api/v1/admin/users",
+            &admin,
+            serde_json::from_str(&user_body(name)).expect("user body"),
+        );
+        assert_eq!(code, 201, "create user: {body}");
+        let (code, body) = http.json(
+            node,
+            "/api/v1/admin/tiers",
+            &admin,
+            json!({"name": tier, "replicas": replicas, "quota_bytes": quota}),
+        );
+        assert_eq!(code, 201, "define tier: {body}");
+        let (code, body) = http.json(
+            node,
+            "/api/v1/login",
+            "",
+            json!({"user": name, "login_key": "11".repeat(32), "device": "laptop"}),
+        );
+        assert_eq!(code, 200, "login: {body}");
+        let token = body["token"].as_str().expect("token").to_string();
+        let vault = VaultId::random();
+        let (code, body) = http.json(
+            node,
+            "/api/v1/vaults",
+            &token,
+            json!({"id": vault.to_hex(), "name": "main", "tier": tier, "wrapped_keys": "00"}),
+        );
+        assert_eq!(code, 201, "create vault: {body}");
+        Device { token, vault }
+    }
+
+    fn path(&self, what: &str) -> String {
+        format!("/api/v1/vaults/{}/chunks{what}", self.vault)
+    }
+
+    fn missing<'a>(
+        &self,
+        http: &Http,
+        node: &Node,
+        ids: impl IntoIterator<Item = &'a ChunkId>,
+    ) -> Vec<ChunkId> {
+        let (code, body) = http.post(
+            node,
+            &self.path("/missing"),
+            &self.token,
+            frames::encode_ids(ids),
+        );
+        assert_eq!(code, 200, "missing: {}", String::from_utf8_lossy(&body));
+        frames::decode_ids(&body).expect("id list")
+    }
+
+    fn upload_raw(
+        &self,
+        http: &Http,
+        node: &Node,
+        chunks: &[(&ChunkId, &Vec<u8>)],
+    ) -> (u16, Vec<u8>) {
+        let mut body = frames::frames_header();
+        for (id, bytes) in chunks {
+            frames::push_frame(&mut body, id, bytes);
+        }
+        http.post(node, &self.path(""), &self.token, body)
+    }
+
+    fn upload(&self, http: &Http, node: &Node, chunks: &[(&ChunkId, &Vec<u8>)]) -> UploadReply {
+        let (code, body) = self.upload_raw(http, node, chunks);
+        assert_eq!(
+            code,
+            200,
+            "upload via node {}: {}",
+            node.id,
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body).expect("upload reply")
+    }
+
+    fn get(&self, http: &Http, node: &Node, ids: &[ChunkId]) -> BTreeMap<ChunkId, Vec<u8>> {
+        let (code, body) = http.post(
+            node,
+            &self.path("/get"),
+            &self.token,
+            frames::encode_ids(ids),
+        );
+        assert_eq!(code, 200, "get: {}", String::from_utf8_lossy(&body));
+        frames::decode_frames(&body)
+            .expect("frames")
+            .into_iter()
+            .map(|(id, b)| (id, b.to_vec()))
+            .collect()
+    }
+}
+
+/// `cairnd serve` arguments of an initialised node with fast repair.
+fn serve_args(node: &Node, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--data-dir".into(),
+        node.dir.to_string_lossy().into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn serve(node: &mut Node, extra: &[&str]) {
+    let args = serve_args(node, extra);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    node.spawn(&refs);
+}
+
+const FAST: &[&str] = &["--repair-interval-ms", "300", "--gc-interval-ms", "300"];
+
+/// Three nodes, every one a storage node.
+fn three_nodes(root: &std::path::Path) -> Vec<Node> {
+    let mut n1 = Node::new(root, 1);
+    n1.init();
+    serve(&mut n1, FAST);
+    n1.wait_ready();
+    let mut nodes = vec![n1];
+    for id in [2, 3] {
+        let mut n = Node::new(root, id);
+        n.spawn_join_with(&nodes[0].url(), FAST);
+        nodes.push(n);
+    }
+    for n in &nodes {
+        n.wait_ready();
+    }
+    wait_for(
+        "three active storage nodes",
+        Duration::from_secs(30),
+        || {
+            let s = nodes[0].status()?;
+            (s.storage_nodes
+                .iter()
+                .filter(|n| n.status == "Active")
+                .count()
+                == 3)
+                .then_some(())
+        },
+    );
+    nodes
+}
+
+/// The cluster status as the leader sees it, asked through `via`.
+fn leader_status(via: &Node) -> Option<ClusterStatus> {
+    via.status().filter(|s| s.leader.is_some())
+}
+
+/// The leader's status once it has finished two more repair passes, so it
+/// reflects everything done before the call.
+fn settled_status(nodes: &[Node]) -> ClusterStatus {
+    let leader = wait_for("a leader", Duration::from_secs(30), || {
+        nodes.iter().find_map(|n| leader_status(n)?.leader)
+    });
+    let node = nodes
+        .iter()
+        .find(|n| n.id == leader)
+        .expect("leader is one of ours");
+    let passes = || node.metric("cairn_storage_repair_passes_total");
+    let start = wait_for("repair passes", Duration::from_secs(30), passes);
+    wait_for("two more repair passes", Duration::from_secs(30), || {
+        (passes()? >= start + 2.0).then_some(())
+    });
+    leader_status(node).expect("leader status")
+}
+
+fn under_replicated(via: &Node) -> Option<u64> {
+    leader_status(via)?.under_replicated_chunks
+}
+
+fn stored_chunks(node: &Node) -> Option<f64> {
+    node.metric("cairn_storage_chunks")
+}
+
+#[test]
+fn replicated_chunks_survive_a_dead_node_and_come_back_to_three_copies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = three_nodes(tmp.path());
+    let http = Http::new();
+    let dev = Device::create(&http, &nodes[0], "alice", "triple", 3, None);
+
+    // 40 chunks of 100 KiB through node 1, in two batches.
+    let first = random_chunks(40, 100 * 1024);
+    assert_eq!(dev.missing(&http, &nodes[0], first.keys()).len(), 40);
+    let all: Vec<(&ChunkId, &Vec<u8>)> = first.iter().collect();
+    for half in all.chunks(20) {
+        let r = dev.upload(&http, &nodes[0], half);
+        assert_eq!((r.stored, r.present), (20, 0));
+        assert!(r.replicas >= 2, "{r:?}");
+    }
+    assert!(dev.missing(&http, &nodes[1], first.keys()).is_empty());
+    let again = dev.upload(&http, &nodes[0], &all[..5]);
+    assert_eq!((again.stored, again.present), (0, 5), "dedup");
+    for n in &nodes {
+        wait_for(
+            &format!("node {} holds 40 chunks", n.id),
+            Duration::from_secs(20),
+            || (stored_chunks(n)? == 40.0).then_some(()),
+        );
+    }
+
+    // SIGKILL node 1: everything reads back through node 3.
+    nodes[0].kill();
+    let ids: Vec<ChunkId> = first.keys().copied().collect();
+    let got = wait_for("reads through node 3", Duration::from_secs(30), || {
+        let g = dev.get(&http, &nodes[2], &ids);
+        (g.len() == ids.len()).then_some(g)
+    });
+    assert_eq!(got, first, "byte-identical through node 3");
+
+    // Uploads go on with W=2 while node 1 is down.
+    let second = random_chunks(20, 100 * 1024);
+    let batch: Vec<(&ChunkId, &Vec<u8>)> = second.iter().collect();
+    let r = dev.upload(&http, &nodes[1], &batch);
+    assert_eq!((r.stored, r.replicas), (20, 2), "{r:?}");
+    // Every chunk has node 1 as an owner.
+    wait_for(
+        "the leader counts 60 chunks short",
+        Duration::from_secs(30),
+        || (under_replicated(&nodes[2]) == Some(60)).then_some(()),
+    );
+
+    // Node 1 returns: repair copies what it missed; the gauge reaches 0.
+    serve(&mut nodes[0], FAST);
+    nodes[0].wait_ready();
+    wait_for(
+        "repair back to three copies",
+        Duration::from_secs(60),
+        || {
+            (under_replicated(&nodes[2]) == Some(0) && stored_chunks(&nodes[0]) == Some(60.0))
+                .then_some(())
+        },
+    );
+    let leader = leader_status(&nodes[2])
+        .and_then(|s| s.leader)
+        .expect("leader");
+    let leader_node = nodes.iter().find(|n| n.id == leader).expect("leader node");
+    assert_eq!(
+        leader_node.metric("cairn_storage_under_replicated_chunks"),
+        Some(0.0)
+    );
+    assert!(
+        leader_node
+            .metric("cairn_storage_repair_bytes_total")
+            .unwrap_or(0.0)
+            >= 20.0 * 100.0 * 1024.0
+    );
+    let mut everything = first.clone();
+    everything.extend(second.clone());
+    let ids: Vec<ChunkId> = everything.keys().copied().collect();
+    assert_eq!(dev.get(&http, &nodes[0], &ids), everything);
+
+    // Damage node 2's copy of one chunk offline: reads stay correct and
+    // the copy is repaired.
+    let victim = ids[7];
+    nodes[1].kill();
+    let out = run(&[
+        "debug",
+        "corrupt-replica",
+        "--data-dir",
+        &nodes[1].dir.to_string_lossy(),
+        "--vault",
+        &dev.vault.to_hex(),
+        "--chunk",
+        &victim.to_hex(),
+    ]);
+    assert!(out.status.success(), "corrupt-replica: {}", stderr(&out));
+    {
+        let store = RocksStore::open(&nodes[1].dir.join("chunks"), &StoreOptions::default())
+            .expect("open node 2's store");
+        assert!(
+            store.get(&ChunkKey::new(dev.vault, victim)).is_err(),
+            "damage detected"
+        );
+    }
+    serve(&mut nodes[1], FAST);
+    nodes[1].wait_ready();
+    let got = dev.get(&http, &nodes[1], &[victim]);
+    assert_eq!(
+        got.get(&victim),
+        everything.get(&victim),
+        "the read is still correct"
+    );
+    assert!(
+        nodes[1]
+            .metric("cairn_storage_corrupt_copies_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert!(
+        nodes[1]
+            .metric("cairn_storage_read_repairs_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    nodes[1].kill();
+    let store = RocksStore::open(&nodes[1].dir.join("chunks"), &StoreOptions::default())
+        .expect("open node 2's store");
+    assert_eq!(
+        store
+            .get(&ChunkKey::new(dev.vault, victim))
+            .expect("repaired copy reads"),
+        everything.get(&victim).cloned()
+    );
+    drop(store);
+
+    // A damaged copy that nobody reads is found and rewritten by the scrub.
+    let unread = ids[11];
+    nodes[2].kill();
+    let out = run(&[
+        "debug",
+        "corrupt-replica",
+        "--data-dir",
+        &nodes[2].dir.to_string_lossy(),
+        "--vault",
+        &dev.vault.to_hex(),
+        "--chunk",
+        &unread.to_hex(),
+    ]);
+    assert!(out.status.success(), "corrupt-replica: {}", stderr(&out));
+    serve(
+        &mut nodes[2],
+        &[FAST, &["--scrub-interval-ms", "200"]].concat(),
+    );
+    wait_for(
+        "the scrub repairs node 3's copy",
+        Duration::from_secs(30),
+        || {
+            let n = &nodes[2];
+            (n.metric("cairn_storage_corrupt_copies_total")? >= 1.0
+                && n.metric("cairn_storage_read_repairs_total")? >= 1.0)
+                .then_some(())
+        },
+    );
+    nodes[2].kill();
+    let store = RocksStore::open(&nodes[2].dir.join("chunks"), &StoreOptions::default())
+        .expect("open node 3's store");
+    assert_eq!(
+        store
+            .get(&ChunkKey::new(dev.vault, unread))
+            .expect("scrubbed copy reads"),
+        everything.get(&unread).cloned()
+    );
+}
+
+#[test]
+fn drain_and_remove_lose_nothing_and_limits_hold() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = three_nodes(tmp.path());
+    let http = Http::new();
+    let dev = Device::create(&http, &nodes[0], "bob", "double", 2, None);
+
+    let chunks = random_chunks(60, 50 * 1024);
+    let all: Vec<(&ChunkId, &Vec<u8>)> = chunks.iter().collect();
+    let r = dev.upload(&http, &nodes[0], &all);
+    assert_eq!(r.stored, 60);
+    wait_for("two copies of everything", Duration::from_secs(30), || {
+        let total: f64 = nodes.iter().map(|n| stored_chunks(n).unwrap_or(0.0)).sum();
+        (total == 120.0).then_some(())
+    });
+    assert_eq!(settled_status(&nodes).under_replicated_chunks, Some(0));
+
+    // Drain node 3: its copies move to nodes 1 and 2, then it is removed.
+    let out = nodes[0].run_cli(&["cluster", "drain", "3"]);
+    assert!(out.status.success(), "drain: {}", stderr(&out));
+    wait_for("node 3 drained", Duration::from_secs(60), || {
+        let s = settled_status(&nodes);
+        let n3 = s.storage_nodes.iter().find(|n| n.id == 3)?;
+        (n3.status == "Draining" && n3.chunks == Some(0) && s.under_replicated_chunks == Some(0))
+            .then_some(())
+    });
+    assert_eq!(stored_chunks(&nodes[0]), Some(60.0));
+    assert_eq!(stored_chunks(&nodes[1]), Some(60.0));
+    let out = nodes[0].run_cli(&["cluster", "remove", "3"]);
+    assert!(out.status.success(), "remove: {}", stderr(&out));
+    nodes[2].kill();
+    let ids: Vec<ChunkId> = chunks.keys().copied().collect();
+    assert_eq!(dev.get(&http, &nodes[1], &ids), chunks, "nothing lost");
+
+    // Quota: a 300 KiB vault takes 200 KiB, refuses the next 200 KiB whole.
+    let small = Device::create(&http, &nodes[0], "carol", "tiny", 2, Some(300 * 1024));
+    let a = random_chunks(4, 50 * 1024);
+    let b = random_chunks(4, 50 * 1024);
+    let r = small.upload(&http, &nodes[0], &a.iter().collect::<Vec<_>>());
+    assert_eq!(r.stored, 4);
+    let (code, body) = small.upload_raw(&http, &nodes[1], &b.iter().collect::<Vec<_>>());
+    let err: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(
+        (code, err["code"].as_str()),
+        (507, Some("quota_exceeded")),
+        "{err}"
+    );
+    assert_eq!(
+        small.missing(&http, &nodes[0], b.keys()).len(),
+        4,
+        "nothing stored"
+    );
+
+    // Size limit: a declared body over the limit is refused with 413 JSON.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", nodes[0].port)).expect("connect");
+    write!(
+        s,
+        "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n",
+        small.path(""),
+        small.token
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+
+    // Another account's vault is not found.
+    let (code, _) = http.post(
+        &nodes[0],
+        &dev.path("/missing"),
+        &small.token,
+        frames::encode_ids(&ids[..1]),
+    );
+    assert_eq!(code, 404);
+
+    // Deleting a vault: garbage collection removes its chunks everywhere.
+    for n in &nodes[..2] {
+        assert_eq!(stored_chunks(n), Some(64.0));
+    }
+    let code = http.delete(
+        &nodes[0],
+        &format!("/api/v1/vaults/{}", small.vault),
+        &small.token,
+    );
+    assert!((200..300).contains(&code), "delete vault: {code}");
+    for n in &nodes[..2] {
+        wait_for(
+            &format!("gc on node {}", n.id),
+            Duration::from_secs(30),
+            || (stored_chunks(n) == Some(60.0)).then_some(()),
+        );
+        assert_eq!(n.metric("cairn_storage_gc_deleted_chunks_total"), Some(4.0));
+    }
+}
+
+/// Throughput on loopback (a measurement, not a check: `cargo test -p
+/// cairn-node --release --test storage -- --ignored --nocapture`).
+/// `CAIRN_BENCH_MB` sets the data size (default 200).
+#[test]
+#[ignore]
+fn measure_throughput() {
+    let mb: usize = std::env::var("CAIRN_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = three_nodes(tmp.path());
+    let http = Http::new();
+    let dev = Device::create(&http, &nodes[0], "bench", "triple", 3, None);
+    let chunks = random_chunks(mb, 1 << 20);
+    let all: Vec<(ChunkId, Vec<u8>)> = chunks.into_iter().collect();
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for part in all.chunks(all.len().div_ceil(4)) {
+            let dev = &dev;
+            let node = &nodes[0];
+            s.spawn(move || {
+                let http = Http::new();
+                for batch in part.chunks(8) {
+                    let refs: Vec<(&ChunkId, &Vec<u8>)> =
+                        batch.iter().map(|(i, b)| (i, b)).collect();
+                    dev.upload(&http, node, &refs);
+                }
+            });
+        }
+    });
+    let up = started.elapsed();
+    let started = std::time::Instant::now();
+    let ids: Vec<ChunkId> = all.iter().map(|(i, _)| *i).collect();
+    let got: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .chunks(ids.len().div_ceil(4))
+            .map(|part| {
+                let dev = &dev;
+                let node = &nodes[2];
+                s.spawn(move || {
+                    let http = Http::new();
+                    part.chunks(32)
+                        .map(|b| dev.get(&http, node, b).len())
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("reader")).sum()
+    });
+    let down = started.elapsed();
+    assert_eq!(got, ids.len());
+    nodes[1].kill();
+    let extra = random_chunks(mb / 2, 1 << 20);
+    let refs: Vec<(&ChunkId, &Vec<u8>)> = extra.iter().collect();
+    for batch in refs.chunks(8) {
+        dev.upload(&http, &nodes[0], batch);
+    }
+    let before = settled_status(&nodes);
+    let started = std::time::Instant::now();
+    serve(&mut nodes[1], FAST);
+    wait_for("repair", Duration::from_secs(600), || {
+        (stored_chunks(&nodes[1]) == Some((mb + mb / 2) as f64)).then_some(())
+    });
+    let repair = started.elapsed();
+    eprintln!(
+        "upload {mb} MiB to 3 nodes (R=3, W=2): {:.0} MiB/s; get through node 3: {:.0} MiB/s; \
+         repair of {} MiB: {:.0} MiB/s (under-replicated before: {:?})",
+        mb as f64 / up.as_secs_f64(),
+        mb as f64 / down.as_secs_f64(),
+        mb / 2,
+        (mb / 2) as f64 / repair.as_secs_f64(),
+        before.under_replicated_chunks
+    );
+}
+
+#[test]
+fn internal_storage_routes_need_the_cluster_secret() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = tmp.path().join("cluster.secret");
+    std::fs::write(&secret, "storage-secret\n").expect("write secret");
+    let mut n1 = Node::new(tmp.path(), 1);
+    n1.init_with(&["--cluster-secret-file", &secret.to_string_lossy()]);
+    n1.spawn_serve();
+    n1.wait_ready();
+    let http = Http::new();
+    let body = bincode::serialize(&VaultId([3; 16])).expect("bincode");
+    let ask = |secret: Option<&str>| {
+        http.rt.block_on(async {
+            let mut rb = http
+                .client
+                .post(format!("{}/internal/v1/usage", n1.url()))
+                .body(body.clone());
+            if let Some(s) = secret {
+                rb = rb.header("x-cairn-cluster-secret", s);
+            }
+            let resp = rb.send().await.expect("request");
+            (
+                resp.status().as_u16(),
+                resp.bytes().await.expect("body").to_vec(),
+            )
+        })
+    };
+    assert_eq!(ask(None).0, 401);
+    assert_eq!(ask(Some("wrong")).0, 401);
+    let (code, answer) = ask(Some("storage-secret"));
+    assert_eq!(code, 200);
+    let usage: cairn_chunkstore::Usage = bincode::deserialize(&answer).expect("usage");
+    assert_eq!(usage, cairn_chunkstore::Usage::default());
+}
