@@ -8,7 +8,7 @@
 #   local    backup and restore with a local-disk vault
 #   1-node   backup to a one-node cluster (tier R=1)
 #   3-node   backup to a three-node cluster, R=3, W=2; restore from it
-#   repair   node 3 is killed, a second dataset copy is backed up with W=2,
+#   repair   node 3 is killed, REPAIR_MIB (500) of random data is backed up with W=2,
 #            node 3 restarts: bytes the leader copies / time until no chunk
 #            is under-replicated
 #   restic   restic backup and restore of the same data to a local repository,
@@ -63,8 +63,8 @@ start_node() {  # ID JOIN_URL|"" ; node 1 is initialised
   local id=$1 join=$2 p; p=$(port)
   DIRS[$id]=$WORK/node$id; URL[$id]=http://127.0.0.1:$p
   if [ -z "$join" ]; then
-    "$CAIRND" init --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" --repair-interval-ms 500 >/dev/null
-    "$CAIRND" serve --data-dir "${DIRS[$id]}" >"$WORK/node$id.log" 2>&1 &
+    "$CAIRND" init --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" >/dev/null
+    "$CAIRND" serve --data-dir "${DIRS[$id]}" --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
   else
     "$CAIRND" serve --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" \
       --join "$join" --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
@@ -72,7 +72,7 @@ start_node() {  # ID JOIN_URL|"" ; node 1 is initialised
   PID[$id]=$!; PIDS+=("$!")
   wait_ready "$id"
 }
-restart_node() { "$CAIRND" serve --data-dir "${DIRS[$1]}" >>"$WORK/node$1.log" 2>&1 & PID[$1]=$!; PIDS+=("$!"); wait_ready "$1"; }
+restart_node() { "$CAIRND" serve --data-dir "${DIRS[$1]}" --repair-interval-ms 500 >>"$WORK/node$1.log" 2>&1 & PID[$1]=$!; PIDS+=("$!"); wait_ready "$1"; }
 wait_ready() { for _ in $(seq 600); do curl -sf "${URL[$1]}/readyz" >/dev/null && return; sleep 0.1; done; die "node $1 not ready"; }
 admin() { "$CAIRND" admin --server "${URL[1]}" --admin-token-file "${DIRS[1]}/admin.token" "$@" >/dev/null; }
 under_replicated() { "$CAIRND" cluster status --server "${URL[1]}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("under_replicated_chunks"))'; }
@@ -114,15 +114,9 @@ rm -rf "$WORK/r-three"
 
 # ---------------------------------------------------------------- repair after a node returns
 kill -9 "${PID[3]}"; wait "${PID[3]}" 2>/dev/null || true; unset 'PID[3]'
-mkdir -p "$WORK/second"; cp -r "$DATA" "$WORK/second/"
-python3 - "$WORK/second" <<'EOF'
-import os, sys
-# Make every file different so all of its chunks are new.
-for d, _, fs in os.walk(sys.argv[1]):
-    for f in fs:
-        with open(os.path.join(d, f), "r+b") as h:
-            h.write(os.urandom(16))
-EOF
+# Fresh random data: every chunk of it is new, so all of it needs repair.
+REPAIR_MIB=${REPAIR_MIB:-500}
+mkdir -p "$WORK/second"; head -c "${REPAIR_MIB}M" /dev/urandom > "$WORK/second/random.bin"
 client "$WORK/c3" backup --vault v "$WORK/second" >/dev/null
 before=$(curl -s "${URL[1]}/metrics" | awk '/^cairn_storage_repair_bytes_total/ {s+=$2} END {print s+0}')
 t0=$(now); restart_node 3

@@ -26,8 +26,9 @@ use crate::peers::{Fetched, Peers};
 use crate::placement::{NodeId, Placement};
 use crate::{ChunkKey, Error, PutMode, Result};
 
-/// Chunks to write: key and sealed bytes.
-pub type Batch = Vec<(ChunkKey, Vec<u8>)>;
+/// Chunks to write: key and sealed bytes (any owner of the bytes, so a
+/// caller can hand over slices of a request body without copying).
+pub type Batch<B = Vec<u8>> = Vec<(ChunkKey, B)>;
 
 /// Bounds the sends a coordinator has in flight, including those still
 /// running after their write was acknowledged (the copies beyond W). A node
@@ -87,9 +88,9 @@ struct Sent {
     result: Result<Vec<bool>>,
 }
 
-fn spawn_put(
+fn spawn_put<B: AsRef<[u8]> + Send + Sync + 'static>(
     peers: &Arc<dyn Peers>,
-    batch: &Arc<Batch>,
+    batch: &Arc<Batch<B>>,
     throttle: &Arc<Throttle>,
     node: NodeId,
     indices: Vec<usize>,
@@ -101,7 +102,7 @@ fn spawn_put(
     std::thread::spawn(move || {
         let items: Vec<(ChunkKey, &[u8])> = indices
             .iter()
-            .map(|&i| (batch[i].0, &batch[i].1[..]))
+            .map(|&i| (batch[i].0, batch[i].1.as_ref()))
             .collect();
         let result = peers.put(node, &items, PutMode::KeepExisting);
         drop(items);
@@ -124,10 +125,10 @@ fn spawn_put(
 /// [`Error::InsufficientReplicas`] when some chunk cannot reach its quorum
 /// on any node (copies already made stay; they are harmless and repair or
 /// GC deals with them).
-pub fn write(
+pub fn write<B: AsRef<[u8]> + Send + Sync + 'static>(
     peers: Arc<dyn Peers>,
     placement: &Placement,
-    batch: Arc<Batch>,
+    batch: Arc<Batch<B>>,
     quorum: usize,
     throttle: &Arc<Throttle>,
 ) -> Result<Written> {

@@ -203,11 +203,21 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 
     warnings.extend(finished.warnings);
     let id = SnapshotId::random();
+    let stats = SnapshotStats {
+        files: finished.files,
+        dirs: finished.dirs,
+        bytes: finished.bytes,
+        files_read: finished.files_read,
+        new_bytes: written.plain_bytes,
+        new_chunks: written.chunks,
+        stored_bytes: written.sealed_bytes,
+    };
     let meta = SnapshotMeta {
         paths: shown_paths,
         hostname: fsmeta::hostname(),
         excludes: opts.excludes.clone(),
         warnings: warnings.clone(),
+        stats: vault.remote().is_some().then(|| stats.clone()),
     };
     let record = SnapshotRecord {
         format: SNAPSHOT_FORMAT,
@@ -218,15 +228,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         time,
         finished: fsmeta::now_rfc3339(),
         root: finished.root,
-        stats: SnapshotStats {
-            files: finished.files,
-            dirs: finished.dirs,
-            bytes: finished.bytes,
-            files_read: finished.files_read,
-            new_bytes: written.plain_bytes,
-            new_chunks: written.chunks,
-            stored_bytes: written.sealed_bytes,
-        },
+        stats,
         meta: meta.seal(vault.keys(), vault.config().vault_id, id)?,
     };
     vault.commit_snapshot(&record)?;

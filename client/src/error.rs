@@ -44,7 +44,7 @@ pub enum Error {
     #[error("{0}")]
     Auth(String),
     /// Too many failed logins; the server says when to try again.
-    #[error("{message}{}", retry_after.map(|s| format!(" (retry in {s} s)")).unwrap_or_default())]
+    #[error("{}", rate_limited_text(message, *retry_after))]
     RateLimited {
         /// The server's explanation.
         message: String,
@@ -85,6 +85,15 @@ impl Error {
             context: format!("{action} {}", path.display()),
             source,
         }
+    }
+}
+
+/// The text of [`Error::RateLimited`]: the server's message, and when to
+/// retry unless the message already says.
+fn rate_limited_text(message: &str, retry_after: Option<u64>) -> String {
+    match retry_after {
+        Some(s) if !message.contains("retry") => format!("{message} (retry in {s} s)"),
+        _ => message.to_string(),
     }
 }
 

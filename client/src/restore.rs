@@ -12,10 +12,10 @@
 //!    files does not disturb directory mtimes).
 //!
 //! From an account vault, consecutive jobs are grouped into units of about
-//! [`UNIT_BYTES`] and each worker fetches a unit's chunks in one request
-//! before writing them; with several workers, fetching, decrypting and
-//! writing overlap (a worker writes while the others' requests are in
-//! flight), which is the prefetch.
+//! [`UNIT_BYTES`]; fetcher threads get each unit's chunks in one request,
+//! [`FETCHERS`] requests in flight, and hand them to the writers through a
+//! bounded queue, so fetching runs ahead of decrypting and writing (the
+//! prefetch) with a bounded amount of data in memory.
 //!
 //! Names come from trees that [`Tree::decode`] validated (no `..`, `/` or
 //! NUL), and files are opened with `O_NOFOLLOW`, so nothing is written
@@ -32,12 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{bounded, unbounded};
 
 use crate::error::{Error, IoContext, Result};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::{Entry, Kind, Tree};
-use crate::vault::{BlobReader, Vault};
+use crate::vault::{BlobReader, Prefetched, Vault};
 
 /// Chunks per part when a large file is written by several workers.
 const CHUNKS_PER_PART: usize = 8;
@@ -45,6 +45,8 @@ const CHUNKS_PER_PART: usize = 8;
 pub const UNIT_BYTES: u64 = 8 * 1024 * 1024;
 /// Chunks of one unit at most (many small files).
 const UNIT_CHUNKS: usize = 256;
+/// Fetch requests in flight when restoring from an account vault.
+pub const FETCHERS: usize = 4;
 
 /// What to restore where.
 #[derive(Debug, Clone, Default)]
@@ -138,22 +140,36 @@ pub fn run(
             .map_err(|_| Error::Invalid("restore queue closed".into()))?;
     }
     drop(tx);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // Account vaults: more workers than cores, so requests overlap.
-    let workers = if remote { 2 * cores + 2 } else { cores + 1 };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    // Account vaults: fetchers run ahead of the writers, FETCHERS requests
+    // in flight and as many fetched units waiting.
+    let (ready_tx, ready_rx) = bounded::<(Vec<Job>, Prefetched)>(FETCHERS);
     let plan_ref = &plan;
     std::thread::scope(|s| {
+        if remote {
+            for _ in 0..FETCHERS {
+                let (rx, ready_tx) = (rx.clone(), ready_tx.clone());
+                s.spawn(move || {
+                    for unit in rx {
+                        // A failed fetch is not fatal: each chunk is then
+                        // fetched on its own and a real error names its file.
+                        let chunks = vault
+                            .fetch_ahead(&plan_ref.unit_ids(&unit))
+                            .unwrap_or_default();
+                        if ready_tx.send((unit, chunks)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
         for _ in 0..workers {
-            let rx = rx.clone();
+            let ready_rx = ready_rx.clone();
             let report = &report;
             s.spawn(move || {
                 let mut reader = BlobReader::default();
-                for unit in rx {
-                    if remote {
-                        // A failed prefetch is not fatal: each chunk is then
-                        // fetched on its own and a real error names its file.
-                        let _ = vault.prefetch(&plan_ref.unit_ids(&unit), &mut reader);
-                    }
+                for (unit, chunks) in ready_rx {
+                    reader.preload(chunks);
                     for job in unit {
                         plan_ref.run_job(job, &mut reader, report, bytes_done);
                     }
@@ -161,6 +177,15 @@ pub fn run(
                 }
             });
         }
+        drop(ready_rx);
+        if !remote {
+            for unit in rx {
+                if ready_tx.send((unit, Prefetched::default())).is_err() {
+                    break;
+                }
+            }
+        }
+        drop(ready_tx);
     });
 
     let mut report = report

@@ -71,6 +71,11 @@ pub struct SnapshotMeta {
     pub excludes: Vec<String>,
     /// Warnings collected during the backup (unreadable or changing files).
     pub warnings: Vec<String>,
+    /// All counters, for account vaults: the server's record keeps only
+    /// some of them (a local record has them all in the clear, so this is
+    /// absent there and local records are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<SnapshotStats>,
 }
 
 fn aad(vault: VaultId, id: SnapshotId) -> Vec<u8> {

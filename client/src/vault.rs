@@ -93,6 +93,18 @@ pub struct BlobReader {
     prefetched: HashMap<ChunkId, Vec<u8>>,
 }
 
+/// Sealed chunks fetched ahead ([`Vault::fetch_ahead`]).
+#[derive(Default)]
+pub struct Prefetched(HashMap<ChunkId, Vec<u8>>);
+
+impl BlobReader {
+    /// Hands this reader chunks fetched ahead; [`Vault::blob_with`] takes
+    /// them from here instead of asking the store.
+    pub fn preload(&mut self, chunks: Prefetched) {
+        self.prefetched.extend(chunks.0);
+    }
+}
+
 /// Where a vault's chunks and records live.
 enum Backend {
     Local { dir: PathBuf, store: Arc<dyn Store> },
@@ -320,6 +332,17 @@ impl Vault {
         Ok(())
     }
 
+    /// Fetches the sealed bytes of `ids` in one request, for handing to a
+    /// [`BlobReader`] later ([`BlobReader::preload`]): a fetching thread
+    /// can run ahead of the threads that decrypt and write. Empty for a
+    /// local vault (read directly instead).
+    pub fn fetch_ahead(&self, ids: &[ChunkId]) -> Result<Prefetched> {
+        match &self.backend {
+            Backend::Local { .. } => Ok(Prefetched::default()),
+            Backend::Remote(r) => r.get_many(ids).map(Prefetched),
+        }
+    }
+
     /// Forgets chunks prefetched into `reader` but not used.
     pub fn drop_prefetched(&self, reader: &mut BlobReader) {
         reader.prefetched.clear();
@@ -404,7 +427,16 @@ impl Vault {
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         let dir = match &self.backend {
             Backend::Local { dir, .. } => dir.join("snapshots"),
-            Backend::Remote(r) => return r.snapshots(),
+            Backend::Remote(r) => {
+                // The full counters travel sealed (the server keeps some).
+                let mut all = r.snapshots()?;
+                for rec in &mut all {
+                    if let Ok(Some(stats)) = rec.open_meta(&self.keys).map(|m| m.stats) {
+                        rec.stats = stats;
+                    }
+                }
+                return Ok(all);
+            }
         };
         let mut out = vec![];
         for entry in fs::read_dir(&dir).ctx("list", &dir)? {
@@ -518,4 +550,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx("sync", dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_labels_group_paths_without_revealing_them() {
+        let keys = VaultKeys::generate();
+        let a = paths_label(&keys, &["/home/me".into()]);
+        assert_eq!(a, paths_label(&keys, &["/home/me".into()]), "stable");
+        assert!(a.starts_with('~') && a.len() == 17, "{a}");
+        assert!(!a.contains("home"));
+        // Different paths, a different split of the same bytes, or another
+        // vault's key: a different label.
+        assert_ne!(a, paths_label(&keys, &["/home/you".into()]));
+        assert_ne!(
+            paths_label(&keys, &["/a".into(), "b".into()]),
+            paths_label(&keys, &["/ab".into()])
+        );
+        assert_ne!(a, paths_label(&VaultKeys::generate(), &["/home/me".into()]));
+        // No item name can look like a label.
+        assert!(crate::remote::check_vault_name("item", &a).is_err());
+    }
 }

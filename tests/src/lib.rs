@@ -98,7 +98,7 @@ pub struct Node {
     pub dir: PathBuf,
     /// Loopback port.
     pub port: u16,
-    /// Extra arguments for every `init` / `serve`.
+    /// Extra arguments for every `serve` of this node.
     pub extra: Vec<String>,
     log_dir: PathBuf,
     child: Option<Child>,
@@ -258,7 +258,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Initialises node 1, joins the others, waits until all are ready.
-    /// `extra` goes to every `init` and `serve`.
+    /// `extra` goes to every `serve`.
     pub fn start(n: u64, extra: &[&str]) -> Self {
         let root = tempfile::tempdir().expect("temp dir");
         let mut cluster = Cluster {
@@ -278,7 +278,6 @@ impl Cluster {
         if id == 1 {
             let mut args = vec!["init".to_string()];
             args.extend(node.identity());
-            args.extend(node.extra.clone());
             let out = Command::new(bin("cairnd"))
                 .args(&args)
                 .output()

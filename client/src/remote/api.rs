@@ -298,7 +298,7 @@ pub fn map_error(status: StatusCode, body: ErrorBody, retry_after: Option<u64>) 
         )),
         code::FORBIDDEN => Error::Auth(format!("access refused: {}", body.message)),
         code::RATE_LIMITED => Error::RateLimited {
-            message: format!("too many failed attempts: {}", body.message),
+            message: format!("refused: {}", body.message),
             retry_after,
         },
         code::QUOTA_EXCEEDED => Error::QuotaExceeded(body.message),
@@ -370,6 +370,12 @@ mod tests {
         );
         assert!(e.to_string().contains("retry in 30 s"), "{e}");
         assert_eq!(e.exit_code(), 1);
+        let said = ErrorBody {
+            code: code::RATE_LIMITED.into(),
+            message: "too many failed logins; retry in 30 s".into(),
+        };
+        let e = map_error(StatusCode::TOO_MANY_REQUESTS, said, Some(30));
+        assert_eq!(e.to_string().matches("retry").count(), 1, "{e}");
         let e = map_error(
             StatusCode::INSUFFICIENT_STORAGE,
             body(code::QUOTA_EXCEEDED),

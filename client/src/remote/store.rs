@@ -121,16 +121,11 @@ impl RemoteVault {
     fn get_once(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<u8>>> {
         let mut out = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(MAX_IDS) {
-            let answer = match self.api.post_binary(
+            // Chunks the node has no good copy of are absent from the answer.
+            let answer = self.api.post_binary(
                 &self.path("/chunks/get"),
                 Bytes::from(frames::encode_ids(batch)),
-            ) {
-                Ok(a) => a,
-                // A server may refuse a batch naming an absent chunk as a
-                // whole: the caller reports every asked id as missing.
-                Err(Error::NotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
+            )?;
             let frames = frames::decode_frames(&answer)
                 .map_err(|e| Error::Format(format!("answer to chunks/get: {e}")))?;
             for (id, sealed) in frames {

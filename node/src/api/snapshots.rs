@@ -30,13 +30,19 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(forget_snapshot))
 }
 
-/// Whether the snapshot's root tree chunk is stored in the vault.
+/// Whether the snapshot's root tree chunk is stored in the vault: the
+/// contract refuses a record whose root is not stored, so a snapshot never
+/// names a tree the cluster does not have.
 ///
-/// The one place the auth role asks the storage role before committing a
-/// record (the contract refuses a record whose root is not stored). It
-/// answers `true` until the storage role fills it in from its chunk index.
-pub fn root_is_stored(_app: &App, _vault: VaultId, _root: ChunkId) -> bool {
-    true
+/// # Errors
+///
+/// [`ApiError::Unavailable`] while the storage role is not started yet, or
+/// when no owner of the chunk can be asked.
+pub async fn root_is_stored(app: &App, vault: VaultId, root: ChunkId) -> Result<bool, ApiError> {
+    let storage = app
+        .storage()
+        .ok_or_else(|| ApiError::Unavailable("the storage role is starting".into()))?;
+    storage.chunk_stored(app, vault, root).await
 }
 
 /// The API form of a record, with the name of the device that made it.
@@ -112,7 +118,7 @@ async fn commit_snapshot(
     ApiJson(req): ApiJson<CommitSnapshot>,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
     let vault = app.state.read(|s| auth.vault(s, id))?;
-    if !root_is_stored(&app, vault.id, req.root) {
+    if !root_is_stored(&app, vault.id, req.root).await? {
         return Err(ApiError::BadRequest(format!(
             "root tree {} is not stored in vault {}",
             req.root, vault.id

@@ -34,14 +34,12 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
 }
 
 /// Bytes of sealed chunks the vault stores (one copy), as far as this
-/// node knows.
-///
-/// The one place the auth role asks the storage role for a vault's usage
-/// (for [`VaultInfo::used_bytes`]). It answers 0 until the storage role
-/// fills it in from its chunk index; quota checks on upload belong to the
-/// storage role, which compares this figure with the tier's quota.
-pub fn vault_used_bytes(_app: &App, _vault: VaultId) -> u64 {
-    0
+/// node knows: the storage role's estimate (see
+/// [`Storage::used_bytes_hint`](crate::storage::Storage::used_bytes_hint)),
+/// the same figure its quota check uses; 0 while the role is starting.
+pub fn vault_used_bytes(app: &App, vault: VaultId) -> u64 {
+    app.storage()
+        .map_or(0, |storage| storage.used_bytes_hint(app, vault))
 }
 
 /// The API form of a tier.

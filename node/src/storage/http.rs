@@ -246,14 +246,14 @@ async fn upload(
             )));
         }
     }
-    let batch: Arc<Batch> = Arc::new(
+    // Slices of the request body: no copy of the chunk bytes.
+    let batch: Arc<Batch<Bytes>> = Arc::new(
         frames
             .iter()
-            .map(|(c, b)| (ChunkKey::new(vault, *c), b.to_vec()))
+            .map(|(c, b)| (ChunkKey::new(vault, *c), body.slice_ref(b)))
             .collect(),
     );
     drop(frames);
-    drop(body);
     let placement = Storage::placement(&app);
     let peers: Arc<dyn Peers> = storage.peers.clone();
     let quorum = storage.settings.write_quorum;

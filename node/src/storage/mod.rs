@@ -573,3 +573,33 @@ async fn scrubber(app: Arc<App>, storage: Arc<Storage>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn layouts_differ_only_by_nodes_or_replicas_of_known_vaults() {
+        let v = |i: u8| VaultId([i; 16]);
+        let a = Placement {
+            active: vec![1, 2, 3],
+            draining: vec![],
+            replicas: BTreeMap::from([(v(1), 3), (v(2), 2)]),
+        };
+        let mut b = a.clone();
+        b.active = vec![3, 1, 2];
+        b.replicas.insert(v(9), 1);
+        b.replicas.remove(&v(2));
+        assert!(
+            same_layout(&a, &b),
+            "order, new and deleted vaults do not matter"
+        );
+        b.replicas.insert(v(1), 2);
+        assert!(!same_layout(&a, &b), "a tier's replicas changed");
+        let mut c = a.clone();
+        c.active = vec![1, 2];
+        c.draining = vec![3];
+        assert!(!same_layout(&a, &c), "a drain");
+    }
+}

@@ -27,8 +27,13 @@ use crate::network::BINCODE;
 /// How long a node that refused a connection is skipped.
 pub const DOWN_FOR: Duration = Duration::from_secs(3);
 
-/// Timeout of requests that carry or return chunk bytes.
+/// Timeout of requests that carry chunk bytes to a node (a write waits
+/// for a synced WAL there).
 const BULK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Timeout of a read from a node: a node that hangs (rather than refusing
+/// connections) delays a read by at most this before the next copy is
+/// tried.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Timeout of digest and listing requests (a full scan on the peer).
 const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Timeout of small requests.
@@ -186,7 +191,7 @@ impl Peers for HttpPeers {
             node,
             detail: format!("encoding: {e}"),
         })?;
-        let answer = self.call(node, "/internal/v1/chunks/get", body, BULK_TIMEOUT)?;
+        let answer = self.call(node, "/internal/v1/chunks/get", body, READ_TIMEOUT)?;
         wire::decode_fetched(&answer).map_err(|e| Error::Peer {
             node,
             detail: format!("bad get answer: {e}"),
