@@ -17,11 +17,13 @@
 //! synchronous code over the [`peers::Peers`] trait so it is tested with
 //! several real stores in one process: [`replica`] (W-of-R writes, reads
 //! with checksum verification and read repair), [`bucket`] (id-prefix
-//! buckets and their digests) and [`repair`] (the anti-entropy pass).
+//! buckets and their digests), [`repair`] (the anti-entropy pass) and
+//! [`gc`] (listing and sweeping a live vault's unreferenced chunks).
 #![warn(missing_docs)]
 
 pub mod bucket;
 mod error;
+pub mod gc;
 mod key;
 mod meta;
 pub mod peers;

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use cairn_proto::{ChunkId, VaultId};
+
 use crate::bucket::{Listed, NodeDigests};
+use crate::gc::Swept;
 use crate::placement::{NodeId, Placement};
 use crate::{ChunkKey, PutMode, Result, RocksStore};
 
@@ -58,6 +61,23 @@ pub trait Peers: Send + Sync {
     fn push(&self, from: NodeId, to: NodeId, keys: &[ChunkKey]) -> Result<PushReport>;
     /// Deletes `keys` on `node`.
     fn delete(&self, node: NodeId, keys: &[ChunkKey]) -> Result<()>;
+    /// Refreshes the touch time of `keys` on `node` (to `node`'s clock)
+    /// and answers which it holds: the presence check of a backup, which
+    /// protects what it found from a concurrent sweep.
+    fn touch(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<bool>>;
+    /// Deletes the copies of `keys` on `node` last touched before `cutoff`
+    /// (Unix seconds), atomically with respect to touches there; one
+    /// answer per key.
+    fn delete_untouched(&self, node: NodeId, keys: &[ChunkKey], cutoff: u64) -> Result<Vec<Swept>>;
+    /// Up to `limit` ids of `vault`'s chunks on `node`, ascending, each
+    /// greater than `after`.
+    fn ids(
+        &self,
+        node: NodeId,
+        vault: VaultId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>>;
     /// Whether `node` answers at all.
     fn ping(&self, node: NodeId) -> bool;
 }
@@ -113,6 +133,7 @@ pub fn push_from(
 #[cfg(test)]
 pub(crate) mod local {
     use std::collections::{BTreeMap, HashSet};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
     use super::*;
@@ -121,6 +142,8 @@ pub(crate) mod local {
     pub(crate) struct LocalPeers {
         pub stores: BTreeMap<NodeId, Arc<RocksStore>>,
         pub down: Mutex<HashSet<NodeId>>,
+        /// Every node's clock (Unix seconds) for puts and touches.
+        pub now: AtomicU64,
         pub _dirs: Vec<tempfile::TempDir>,
     }
 
@@ -138,6 +161,7 @@ pub(crate) mod local {
             Arc::new(Self {
                 stores,
                 down: Mutex::new(HashSet::new()),
+                now: AtomicU64::new(1),
                 _dirs: dirs,
             })
         }
@@ -149,6 +173,10 @@ pub(crate) mod local {
             } else {
                 d.remove(&node);
             }
+        }
+
+        pub fn set_now(&self, now: u64) {
+            self.now.store(now, Ordering::SeqCst);
         }
 
         fn store(&self, node: NodeId) -> Result<&RocksStore> {
@@ -179,8 +207,12 @@ pub(crate) mod local {
             chunks: &[(ChunkKey, &[u8])],
             mode: PutMode,
         ) -> Result<Vec<bool>> {
-            self.store(node)?
-                .put_chunks(chunks, 1, Durability::Now, mode)
+            self.store(node)?.put_chunks(
+                chunks,
+                self.now.load(Ordering::SeqCst),
+                Durability::Now,
+                mode,
+            )
         }
         fn get(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<Fetched>> {
             let s = self.store(node)?;
@@ -206,6 +238,27 @@ pub(crate) mod local {
         }
         fn delete(&self, node: NodeId, keys: &[ChunkKey]) -> Result<()> {
             self.store(node)?.delete_batch(keys)
+        }
+        fn touch(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+            self.store(node)?
+                .touch(keys, self.now.load(Ordering::SeqCst))
+        }
+        fn delete_untouched(
+            &self,
+            node: NodeId,
+            keys: &[ChunkKey],
+            cutoff: u64,
+        ) -> Result<Vec<Swept>> {
+            self.store(node)?.delete_untouched(keys, cutoff)
+        }
+        fn ids(
+            &self,
+            node: NodeId,
+            vault: VaultId,
+            after: Option<ChunkId>,
+            limit: usize,
+        ) -> Result<Vec<ChunkId>> {
+            self.store(node)?.ids_after(vault, after, limit)
         }
         fn ping(&self, node: NodeId) -> bool {
             self.store(node).is_ok()

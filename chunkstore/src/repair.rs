@@ -18,7 +18,9 @@
 //!    only once **every** owner holds the canonical copy — seen in the
 //!    listing, or acknowledged durable by the push of this pass — so a move
 //!    (join, drain) never drops the last copy, and a chunk with a down
-//!    owner keeps its stray copies.
+//!    owner keeps its stray copies. Before the delete the owners' copies
+//!    are touched, so the touch time a stray carried (a backup's upload)
+//!    is not lost to a concurrent garbage-collection sweep.
 //!
 //! Chunks of vaults the placement does not know (deleted vaults) are never
 //! copied; garbage collection removes them.
@@ -257,9 +259,16 @@ pub fn anti_entropy(
             .iter()
             .filter(|k| failed_keys.contains(k))
             .count() as u64;
+        let moved: Vec<ChunkKey> = plan
+            .moves
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !failed_keys.contains(k))
+            .collect();
+        let kept_home = touch_owners(peers, placement, &moved);
         let mut deletes: BTreeMap<NodeId, Vec<ChunkKey>> = BTreeMap::new();
         for (key, strays) in &plan.moves {
-            if !failed_keys.contains(key) {
+            if kept_home.contains(key) {
                 for n in strays {
                     deletes.entry(*n).or_default().push(*key);
                 }
@@ -280,6 +289,35 @@ pub fn anti_entropy(
     report.misplaced = misplaced;
     observer.backlog(0);
     Ok(report)
+}
+
+/// Touches every owner's copy of `keys` before their stray copies go and
+/// answers the keys every owner still holds. A stray copy may be the one a
+/// backup's upload touched (written as a stand-in while the owners were
+/// down) while the owners' copies are old: moving the touch home keeps a
+/// concurrent garbage-collection sweep from deleting the owners' copies
+/// after the stray is gone, and a key an owner lost meanwhile (a sweep
+/// got there first) keeps its strays.
+fn touch_owners(peers: &dyn Peers, placement: &Placement, keys: &[ChunkKey]) -> BTreeSet<ChunkKey> {
+    let mut by_owner: BTreeMap<NodeId, Vec<ChunkKey>> = BTreeMap::new();
+    for k in keys {
+        for o in placement.owners(k) {
+            by_owner.entry(o).or_default().push(*k);
+        }
+    }
+    let mut lacking: BTreeSet<ChunkKey> = BTreeSet::new();
+    for (node, ks) in &by_owner {
+        match peers.touch(*node, ks) {
+            Ok(has) if has.len() == ks.len() => {
+                lacking.extend(ks.iter().zip(has).filter(|(_, h)| !h).map(|(k, _)| *k));
+            }
+            _ => lacking.extend(ks.iter().copied()),
+        }
+    }
+    keys.iter()
+        .filter(|k| !lacking.contains(k))
+        .copied()
+        .collect()
 }
 
 /// Makes the planned copies, pushing from each source in parallel and

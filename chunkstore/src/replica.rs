@@ -16,7 +16,9 @@
 //! copy was found gets the good bytes written back (read repair).
 //!
 //! **Missing** ([`missing`]): a chunk counts as stored when any reachable
-//! owner has it (repair brings the other owners up to date).
+//! owner has it (repair brings the other owners up to date); asking also
+//! touches every owner's copy, which protects it from a concurrent
+//! garbage-collection sweep.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
@@ -347,6 +349,11 @@ pub fn read(
 /// upload). A chunk whose owners cannot be reached at all counts as
 /// missing, so the client uploads it (and the upload decides).
 ///
+/// Every owner is asked at once (one request per node) with
+/// [`Peers::touch`], so every owner's copy of a chunk reported present has
+/// its touch time refreshed before the answer: a garbage-collection sweep
+/// that started earlier keeps those copies (see [`crate::gc`]).
+///
 /// # Errors
 ///
 /// None of its own today (see [`read`]).
@@ -356,55 +363,34 @@ pub fn missing(
     local: Option<NodeId>,
     keys: &[ChunkKey],
 ) -> Result<Vec<bool>> {
-    let n = keys.len();
-    let orders: Vec<Vec<NodeId>> = keys
-        .iter()
-        .map(|k| {
-            let r = placement.replicas_of(&k.vault);
-            let mut o = placement.read_order(k, local);
-            o.truncate(r);
-            o
-        })
-        .collect();
-    let mut pos = vec![0usize; n];
-    let mut present = vec![false; n];
-    let mut down: HashSet<NodeId> = HashSet::new();
-    loop {
-        let mut jobs: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
-        for i in (0..n).filter(|&i| !present[i]) {
-            while pos[i] < orders[i].len() && down.contains(&orders[i][pos[i]]) {
-                pos[i] += 1;
-            }
-            if let Some(&node) = orders[i].get(pos[i]) {
-                jobs.entry(node).or_default().push(i);
-            }
+    let mut jobs: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        let r = placement.replicas_of(&k.vault);
+        let mut owners = placement.read_order(k, local);
+        owners.truncate(r);
+        for node in owners {
+            jobs.entry(node).or_default().push(i);
         }
-        if jobs.is_empty() {
-            break;
-        }
-        let answers: Vec<(NodeId, Vec<usize>, Result<Vec<bool>>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .into_iter()
-                .map(|(node, indices)| {
-                    s.spawn(move || {
-                        let ks: Vec<ChunkKey> = indices.iter().map(|&i| keys[i]).collect();
-                        let r = peers.contains(node, &ks);
-                        (node, indices, r)
-                    })
+    }
+    let answers: Vec<(Vec<usize>, Result<Vec<bool>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|(node, indices)| {
+                s.spawn(move || {
+                    let ks: Vec<ChunkKey> = indices.iter().map(|&i| keys[i]).collect();
+                    let r = peers.touch(node, &ks);
+                    (indices, r)
                 })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
-        for (node, indices, result) in answers {
-            match result {
-                Ok(has) if has.len() == indices.len() => {
-                    for (&i, h) in indices.iter().zip(has) {
-                        pos[i] += 1;
-                        present[i] |= h;
-                    }
-                }
-                _ => {
-                    down.insert(node);
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut present = vec![false; keys.len()];
+    for (indices, result) in answers {
+        if let Ok(has) = result {
+            if has.len() == indices.len() {
+                for (&i, h) in indices.iter().zip(has) {
+                    present[i] |= h;
                 }
             }
         }

@@ -25,6 +25,7 @@ use rocksdb::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::gc::Swept;
 use crate::peers::Fetched;
 use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 
@@ -241,6 +242,139 @@ impl RocksStore {
         Ok(new)
     }
 
+    /// Refreshes the touch time of every present chunk of `keys` to `now`
+    /// (never moving it backwards) and answers for each whether it is
+    /// present. Durable on return (synced WAL): a touch a client was told
+    /// about ("present, no need to upload") must survive a crash, or a
+    /// sweep could delete the copy it protects.
+    ///
+    /// Touches, puts and [`RocksStore::delete_untouched`] take one lock, so
+    /// a touch and a sweep of the same copy never interleave: either the
+    /// touch comes first (the copy is kept) or the copy is gone first (the
+    /// touch answers "absent" and the client uploads it again).
+    ///
+    /// # Errors
+    ///
+    /// The database failed (no touch of the batch is then durable).
+    pub fn touch(&self, keys: &[ChunkKey], now: u64) -> Result<Vec<bool>> {
+        let cf_meta = self.cf(CF_META)?;
+        let _guard = self.usage_lock();
+        let mut batch = WriteBatch::default();
+        let mut present = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.meta_of(key)? {
+                Some(old) => {
+                    if old.touched < now {
+                        let touched = ChunkMeta {
+                            touched: now,
+                            ..old
+                        };
+                        batch.put_cf(cf_meta, key.to_bytes(), touched.encode());
+                    }
+                    present.push(true);
+                }
+                None => present.push(false),
+            }
+        }
+        if !batch.is_empty() {
+            self.db_write(batch, &Self::synced())?;
+        }
+        Ok(present)
+    }
+
+    /// The sweep of garbage collection on this node: deletes each chunk of
+    /// `keys` whose touch time is before `cutoff` (Unix seconds) and keeps
+    /// the others, checking and deleting under the lock every touch and put
+    /// takes (see [`RocksStore::touch`]). Answers per key what happened.
+    /// Durable on return.
+    ///
+    /// # Errors
+    ///
+    /// The database failed (nothing of the batch is deleted then).
+    pub fn delete_untouched(&self, keys: &[ChunkKey], cutoff: u64) -> Result<Vec<Swept>> {
+        let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
+        let mut guard = self.usage_lock();
+        let mut batch = WriteBatch::default();
+        let mut gone: Vec<(VaultId, u32)> = Vec::new();
+        let mut seen = HashSet::with_capacity(keys.len());
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let meta = self.meta_of(key)?;
+            let fate = match meta {
+                None => Swept::Absent,
+                Some(m) if m.touched >= cutoff => Swept::Kept,
+                Some(m) => {
+                    if seen.insert(*key) {
+                        let k = key.to_bytes();
+                        batch.delete_cf(cf_meta, k);
+                        batch.delete_cf(cf_chunks, k);
+                        gone.push((key.vault, m.size));
+                    }
+                    Swept::Deleted
+                }
+            };
+            out.push(fate);
+        }
+        if !batch.is_empty() {
+            self.db_write(batch, &Self::synced())?;
+        }
+        Self::forget_usage(guard.as_mut(), gone);
+        Ok(out)
+    }
+
+    /// Up to `limit` chunk ids of `vault` stored here, ascending, each
+    /// greater than `after` (all from the first when `None`).
+    ///
+    /// # Errors
+    ///
+    /// The database failed or a key is malformed.
+    pub fn ids_after(
+        &self,
+        vault: VaultId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>> {
+        let start = match after {
+            Some(c) => ChunkKey::new(vault, c).to_bytes().to_vec(),
+            None => vault.as_bytes().to_vec(),
+        };
+        let iter = self.db.iterator_cf(
+            self.cf(CF_META)?,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut ids = Vec::new();
+        for item in iter {
+            if ids.len() >= limit {
+                break;
+            }
+            let (k, _) = item.map_err(|e| self.db_err(e))?;
+            if !k.starts_with(vault.as_bytes()) {
+                break;
+            }
+            let key = ChunkKey::from_bytes(&k)
+                .ok_or_else(|| Error::Malformed(format!("key of {} bytes", k.len())))?;
+            if Some(key.chunk) != after {
+                ids.push(key.chunk);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn forget_usage(map: Option<&mut HashMap<VaultId, Usage>>, gone: Vec<(VaultId, u32)>) {
+        let Some(map) = map else {
+            return;
+        };
+        for (vault, size) in gone {
+            if let Some(u) = map.get_mut(&vault) {
+                u.chunks = u.chunks.saturating_sub(1);
+                u.bytes = u.bytes.saturating_sub(u64::from(size));
+                if u.chunks == 0 {
+                    map.remove(&vault);
+                }
+            }
+        }
+    }
+
     fn write_options(durability: Durability) -> WriteOptions {
         match durability {
             Durability::Now => Self::synced(),
@@ -446,17 +580,7 @@ impl Store for RocksStore {
             batch.delete_cf(cf_chunks, k);
         }
         self.db_write(batch, &Self::synced())?;
-        if let Some(map) = guard.as_mut() {
-            for (vault, size) in gone {
-                if let Some(u) = map.get_mut(&vault) {
-                    u.chunks = u.chunks.saturating_sub(1);
-                    u.bytes = u.bytes.saturating_sub(u64::from(size));
-                    if u.chunks == 0 {
-                        map.remove(&vault);
-                    }
-                }
-            }
-        }
+        Self::forget_usage(guard.as_mut(), gone);
         Ok(())
     }
 

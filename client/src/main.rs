@@ -150,7 +150,8 @@ enum Command {
         includes: Vec<PathBuf>,
     },
     /// Verify the vault: every snapshot's trees and chunk references; with
-    /// --read-data also decrypt and verify every stored chunk.
+    /// --read-data also decrypt and verify every stored chunk (account
+    /// vaults: every chunk the snapshots reference).
     Check {
         #[command(flatten)]
         vault: VaultArg,
@@ -863,7 +864,15 @@ fn run(cli: Cli) -> Result<u8> {
                     JobStatus::Failed
                 };
                 let error = (!r.is_clean()).then(|| format!("{} problem(s)", r.problems.len()));
-                (status, 0, r.chunks_read, error, r.problems.join("\n"))
+                let mut log = format!(
+                    "{} snapshots, {} trees, {} chunks read",
+                    r.snapshots, r.trees, r.chunks_read
+                );
+                for p in &r.problems {
+                    log.push('\n');
+                    log.push_str(p);
+                }
+                (status, 0, 0, error, log)
             });
             let report = result?;
             drop(spinner);
@@ -898,31 +907,38 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Prune { vault, dry_run } => {
             let opened = open(config, &vault.vault)?;
             let job = opened.start_job(JobKind::Prune);
-            let result = prune::prune(&opened.vault, dry_run);
+            let result = prune::prune(&opened.vault, dry_run, job);
             opened.finish_job(job, &result, |r| {
-                (
-                    JobStatus::Succeeded,
-                    0,
-                    r.deleted_bytes,
-                    None,
-                    String::new(),
-                )
+                let log = format!(
+                    "{} chunks deleted, {} kept (used again during the prune), {} live",
+                    r.deleted_chunks, r.kept_recently_used, r.live_chunks
+                );
+                (JobStatus::Succeeded, 0, r.deleted_bytes, None, log)
             });
             let report = result?;
             if json {
                 print_json(&json!({"dry_run": dry_run, "report": report}))?;
             } else {
                 if opened.vault.remote().is_some() {
-                    println!("{}", prune::REMOTE_NOTE);
+                    println!(
+                        "{} {} unreferenced chunks ({} kept: a backup used them meanwhile); \
+                         {} chunks of {} snapshots kept",
+                        if dry_run { "would delete" } else { "deleted" },
+                        report.deleted_chunks,
+                        report.kept_recently_used,
+                        report.live_chunks,
+                        report.snapshots
+                    );
+                } else {
+                    println!(
+                        "{} {} unreferenced chunks ({}); {} chunks of {} snapshots kept",
+                        if dry_run { "would delete" } else { "deleted" },
+                        report.deleted_chunks,
+                        bytes(report.deleted_bytes),
+                        report.live_chunks,
+                        report.snapshots
+                    );
                 }
-                println!(
-                    "{} {} unreferenced chunks ({}); {} chunks of {} snapshots kept",
-                    if dry_run { "would delete" } else { "deleted" },
-                    report.deleted_chunks,
-                    bytes(report.deleted_bytes),
-                    report.live_chunks,
-                    report.snapshots
-                );
             }
             Ok(0)
         }

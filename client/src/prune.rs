@@ -1,7 +1,12 @@
 //! Forgetting snapshots and pruning the chunks no snapshot uses.
 //!
 //! `forget` only removes snapshot records; `prune` then deletes every chunk
-//! that no remaining snapshot reaches. Safety argument for a local vault:
+//! that no remaining snapshot reaches. For an account vault the sweep is
+//! the server's `chunks/delete`, run as the device's prune job: the server
+//! refuses it while a backup runs on the vault and keeps any chunk touched
+//! (uploaded, or found present by a backup's dedup check) after the job
+//! started, so a backup that deduplicated against an unreferenced chunk
+//! during the mark never loses it. Safety argument for a local vault:
 //! the chunk store's exclusive lock means no backup runs during a prune, so
 //! the live set (every tree and data chunk reachable from every snapshot
 //! record) is complete when the sweep starts; and if any tree of any
@@ -10,10 +15,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use cairn_proto::{ChunkId, SnapshotId};
+use cairn_proto::{ChunkId, JobId, SnapshotId};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::retention::{self, KeepPolicy};
 use crate::snapshot::SnapshotRecord;
 use crate::vault::Vault;
@@ -77,20 +82,18 @@ pub struct PruneReport {
     pub live_chunks: u64,
     /// Chunks deleted (or that would be, with `dry_run`).
     pub deleted_chunks: u64,
-    /// Their sealed size in bytes.
+    /// Their sealed size in bytes (local vaults; an account vault's
+    /// listing has ids only).
     pub deleted_bytes: u64,
+    /// Unreferenced chunks an account vault kept because a backup used
+    /// them after the prune started.
+    pub kept_recently_used: u64,
 }
 
-/// What `prune` says about an account vault.
-pub const REMOTE_NOTE: &str = "account vault: the live set was verified (every tree of every \
-     snapshot readable); the cluster frees the chunks of deleted vaults itself and does not yet \
-     sweep unreferenced chunks of live vaults, so nothing was deleted";
-
-/// Deletes every chunk that no snapshot references. For an account vault
-/// it marks and verifies the live set (every tree readable) but deletes
-/// nothing: the storage API has no sweep of a live vault's chunks yet
-/// ([`REMOTE_NOTE`]).
-pub fn prune(vault: &Vault, dry_run: bool) -> Result<PruneReport> {
+/// Deletes every chunk that no snapshot references. An account vault's
+/// sweep runs as prune job `job` (started by the caller before the mark,
+/// so the server keeps every chunk a concurrent backup touches after it).
+pub fn prune(vault: &Vault, dry_run: bool, job: Option<JobId>) -> Result<PruneReport> {
     let mut live: HashSet<ChunkId> = HashSet::new();
     let mut report = PruneReport::default();
     for snap in vault.snapshots()? {
@@ -108,7 +111,25 @@ pub fn prune(vault: &Vault, dry_run: bool) -> Result<PruneReport> {
         }
     }
     report.live_chunks = live.len() as u64;
-    if vault.remote().is_some() {
+    if let Some(remote) = vault.remote() {
+        let dead: Vec<ChunkId> = remote
+            .list()?
+            .into_iter()
+            .filter(|id| !live.contains(id))
+            .collect();
+        report.deleted_chunks = dead.len() as u64;
+        if !dry_run && !dead.is_empty() {
+            let job = job.ok_or_else(|| {
+                Error::Invalid(
+                    "pruning an account vault needs its prune job in the job log, which could \
+                     not be recorded; nothing was deleted"
+                        .into(),
+                )
+            })?;
+            let swept = remote.sweep(job, &dead)?;
+            report.deleted_chunks = swept.deleted;
+            report.kept_recently_used = swept.kept_recently_used;
+        }
         return Ok(report);
     }
     let store = vault.store()?;

@@ -599,3 +599,65 @@ fn remove_existing(path: &Path) -> Result<()> {
         Err(_) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::ChunkId;
+
+    use super::*;
+    use crate::tree::ChunkRef;
+    use crate::vault::CreateOptions;
+
+    #[test]
+    fn units_group_small_jobs_up_to_the_byte_and_chunk_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
+        let mut opts = CreateOptions::default();
+        opts.kdf.memory_kib = 64;
+        opts.kdf.iterations = 1;
+        Vault::create(&dir, b"pw", &opts).unwrap();
+        let vault = Vault::open(&dir, b"pw").unwrap();
+        let meta = fs::symlink_metadata(tmp.path()).unwrap();
+        let file = |chunks: usize, len: u32| {
+            let mut entry = crate::fsmeta::entry_from(b"f".to_vec(), Kind::File, &meta);
+            entry.content = (0..chunks)
+                .map(|i| ChunkRef {
+                    id: ChunkId([i as u8; 32]),
+                    len,
+                })
+                .collect();
+            FileTask {
+                path: PathBuf::from("/x"),
+                entry,
+                parts_left: AtomicUsize::new(1),
+                failed: AtomicBool::new(false),
+            }
+        };
+        let mut plan = Plan {
+            vault: &vault,
+            files: vec![],
+            jobs: vec![],
+            links: vec![],
+            dirs: vec![],
+            specials: vec![],
+            first_link: HashMap::new(),
+            warnings: vec![],
+            is_root: false,
+        };
+        // 600 one-chunk files of 1 KiB: units close at UNIT_CHUNKS chunks.
+        for _ in 0..600 {
+            plan.files.push(file(1, 1024));
+        }
+        // Then 3 files of 8 × 1 MiB: each one alone reaches UNIT_BYTES.
+        for _ in 0..3 {
+            plan.files.push(file(8, 1 << 20));
+        }
+        let jobs = (0..plan.files.len()).map(Job::Whole).collect();
+        let units = plan.units(jobs);
+        let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [256, 256, 88, 1, 1, 1]);
+        // A unit's ids are distinct even when its files share chunks.
+        assert_eq!(plan.unit_ids(&units[0]).len(), 1);
+        assert_eq!(plan.unit_ids(&units[3]).len(), 8);
+    }
+}

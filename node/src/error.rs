@@ -131,6 +131,10 @@ pub enum ApiError {
     /// No leader right now, or it could not be reached; retry.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// A backup is running on the vault (or ran during the prune), so
+    /// chunks are not deleted now.
+    #[error("{0}")]
+    Busy(String),
     /// Something that should not fail did.
     #[error("internal error: {0}")]
     Internal(String),
@@ -189,6 +193,7 @@ impl ApiError {
             ApiError::Forwarded(f) => &f.body.code,
             ApiError::Rejected(r) => rejection_code(r),
             ApiError::Unavailable(_) => code::UNAVAILABLE,
+            ApiError::Busy(_) => code::BUSY,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -222,6 +227,7 @@ impl ApiError {
             ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -38,7 +38,7 @@ const DEV_LISTEN: &str = "127.0.0.1:8700";
 )]
 struct Cli {
     /// TOML configuration file; flags given on the command line override its values.
-    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "CAIRND_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print JSON instead of text: one document per command (one line per event for servers).
     #[arg(long, global = true)]

@@ -206,8 +206,12 @@ fn new_snapshot(port: u16, dev: &Dev, vault: &str) -> String {
 }
 
 fn new_job(port: u16, dev: &Dev, vault: &str) -> String {
+    new_job_of(port, dev, vault, "backup")
+}
+
+fn new_job_of(port: u16, dev: &Dev, vault: &str, kind: &str) -> String {
     let id = hex16();
-    let body = json!({"id": id, "kind": "backup", "vault": vault});
+    let body = json!({"id": id, "kind": kind, "vault": vault});
     call(port, "POST", "/api/v1/jobs", Some(&dev.token), Some(&body)).ok();
     id
 }
@@ -362,6 +366,15 @@ fn access(method: &str, path: &str) -> Option<Access> {
             owner: 200,
             other: 404,
         },
+        ("post", "/api/v1/vaults/{id}/chunks/list") => Device {
+            owner: 200,
+            other: 404,
+        },
+        // A fresh vault with the owner's running prune job on it each call.
+        ("post", "/api/v1/vaults/{id}/chunks/delete") => Device {
+            owner: 200,
+            other: 404,
+        },
         _ => return None,
     })
 }
@@ -389,6 +402,17 @@ impl World {
             }
             ("post", "/api/v1/vaults/{id}/chunks/get") => {
                 (format!("/api/v1/vaults/{v}/chunks/get"), ids())
+            }
+            ("post", "/api/v1/vaults/{id}/chunks/list") => {
+                (format!("/api/v1/vaults/{v}/chunks/list"), Vec::new())
+            }
+            ("post", "/api/v1/vaults/{id}/chunks/delete") => {
+                let vault = new_vault(self.port, &self.alice);
+                let job = new_job_of(self.port, &self.alice, &vault, "prune");
+                (
+                    format!("/api/v1/vaults/{vault}/chunks/delete?job={job}"),
+                    ids(),
+                )
             }
             ("post", "/api/v1/vaults/{id}/chunks") => {
                 let mut frames = cairn_proto::frames::frames_header();

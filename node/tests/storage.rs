@@ -675,8 +675,217 @@ fn internal_storage_routes_need_the_cluster_secret() {
     };
     assert_eq!(ask(None).0, 401);
     assert_eq!(ask(Some("wrong")).0, 401);
+    for path in ["touch", "sweep", "ids"] {
+        let code = http.rt.block_on(async {
+            http.client
+                .post(format!("{}/internal/v1/chunks/{path}", n1.url()))
+                .body(vec![0u8; 8])
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        });
+        assert_eq!(code, 401, "{path} without the secret");
+    }
     let (code, answer) = ask(Some("storage-secret"));
     assert_eq!(code, 200);
     let usage: cairn_chunkstore::Usage = bincode::deserialize(&answer).expect("usage");
     assert_eq!(usage, cairn_chunkstore::Usage::default());
+}
+
+/// Starts a job of `kind` on the device's vault; answers its id.
+fn start_job(http: &Http, node: &Node, dev: &Device, kind: &str) -> String {
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let (code, body) = http.json(
+        node,
+        "/api/v1/jobs",
+        &dev.token,
+        json!({"id": id, "kind": kind, "vault": dev.vault.to_hex()}),
+    );
+    assert_eq!(code, 201, "start {kind} job: {body}");
+    id
+}
+
+fn finish_job(http: &Http, node: &Node, dev: &Device, job: &str) {
+    let (code, body) = http.json(
+        node,
+        &format!("/api/v1/jobs/{job}/finish"),
+        &dev.token,
+        json!({"status": "succeeded", "files": 0, "bytes": 0, "error": null, "log": ""}),
+    );
+    assert_eq!(code, 200, "finish job: {body}");
+}
+
+impl Device {
+    /// One page of `chunks/list`.
+    fn list(&self, http: &Http, node: &Node, after: Option<&ChunkId>) -> Vec<ChunkId> {
+        let query = after.map_or_else(String::new, |a| format!("?after={a}"));
+        let (code, body) = http.post(
+            node,
+            &self.path(&format!("/list{query}")),
+            &self.token,
+            vec![],
+        );
+        assert_eq!(code, 200, "list: {}", String::from_utf8_lossy(&body));
+        frames::decode_ids(&body).expect("id list")
+    }
+
+    /// Every stored id, page by page.
+    fn list_all(&self, http: &Http, node: &Node) -> (Vec<ChunkId>, usize) {
+        let (mut all, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = self.list(http, node, all.last());
+            pages += 1;
+            let last = page.len() < cairn_proto::api::LIST_PAGE;
+            all.extend(page);
+            if last {
+                return (all, pages);
+            }
+        }
+    }
+
+    /// `chunks/delete?job=…` of `ids`: status and JSON answer.
+    fn sweep(&self, http: &Http, node: &Node, job: &str, ids: &[ChunkId]) -> (u16, Value) {
+        let (code, body) = http.post(
+            node,
+            &self.path(&format!("/delete?job={job}")),
+            &self.token,
+            frames::encode_ids(ids),
+        );
+        (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+}
+
+/// Garbage collection of a live vault: the listing is the union over the
+/// nodes in ascending pages; the sweep is refused while a backup runs (or
+/// ran during the prune) and for jobs that are not the device's running
+/// prune; a chunk a backup found present (`missing`) or re-uploaded after
+/// the prune started survives, an untouched one is gone from every node,
+/// and repair does not bring it back.
+#[test]
+fn prune_sweeps_untouched_garbage_and_spares_what_backups_touched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let nodes = three_nodes(tmp.path());
+    let http = Http::new();
+    let dev = Device::create(&http, &nodes[0], "gina", "pair", 2, None);
+
+    // A, B, C and one page's worth of small chunks more, spread over the
+    // three nodes (R = 2), so the listing needs two pages.
+    let named = random_chunks(3, 2000);
+    let ids: Vec<ChunkId> = named.keys().copied().collect();
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let named_batch: Vec<(&ChunkId, &Vec<u8>)> = named.iter().collect();
+    assert_eq!(dev.upload(&http, &nodes[0], &named_batch).stored, 3);
+    let bulk = random_chunks(cairn_proto::api::LIST_PAGE, 24);
+    let bulk_batch: Vec<(&ChunkId, &Vec<u8>)> = bulk.iter().collect();
+    for part in bulk_batch.chunks(4096) {
+        dev.upload(&http, &nodes[1], part);
+    }
+    let mut everything: Vec<ChunkId> = bulk.keys().chain(named.keys()).copied().collect();
+    everything.sort_unstable();
+    let started = std::time::Instant::now();
+    let (listed, pages) = dev.list_all(&http, &nodes[2]);
+    println!(
+        "listed {} ids in {pages} pages in {:?}",
+        listed.len(),
+        started.elapsed()
+    );
+    assert_eq!(pages, 2);
+    assert_eq!(listed, everything, "ascending union without duplicates");
+    // A dedup check of a whole page of present ids (touching every owner's
+    // copy, synced) costs one request per node.
+    let started = std::time::Instant::now();
+    assert!(dev.missing(&http, &nodes[0], bulk.keys()).is_empty());
+    println!(
+        "missing check of {} present ids: {:?}",
+        bulk.len(),
+        started.elapsed()
+    );
+    let (code, _) = http.post(&nodes[0], &dev.path("/list?after=zz"), &dev.token, vec![]);
+    assert_eq!(code, 400, "a malformed `after`");
+
+    // Everything so far is older than any prune job started from now on
+    // (the cutoff is the job's start minus the 5 s clock allowance).
+    std::thread::sleep(Duration::from_millis(6500));
+
+    // A running backup blocks the sweep; so does one that finished after
+    // the prune started (its snapshot may not be in the marked set).
+    let backup = start_job(&http, &nodes[0], &dev, "backup");
+    let early = start_job(&http, &nodes[0], &dev, "prune");
+    let (code, body) = dev.sweep(&http, &nodes[0], &early, &[a, b, c]);
+    assert_eq!((code, body["code"].as_str()), (409, Some("busy")), "{body}");
+    finish_job(&http, &nodes[0], &dev, &backup);
+    let (code, body) = dev.sweep(&http, &nodes[1], &early, &[a, b, c]);
+    assert_eq!((code, body["code"].as_str()), (409, Some("busy")), "{body}");
+    finish_job(&http, &nodes[0], &dev, &early);
+    std::thread::sleep(Duration::from_millis(5500));
+
+    // The prune: after it starts, a backup finds A present (a touch) and
+    // uploads C again (a dedup hit, also a touch).
+    let prune = start_job(&http, &nodes[0], &dev, "prune");
+    assert!(dev.missing(&http, &nodes[1], [&a]).is_empty());
+    let again = dev.upload(&http, &nodes[2], &[(&c, &named[&c])]);
+    assert_eq!((again.stored, again.present), (0, 1));
+
+    // Wrong jobs are refused: a finished prune, a backup job, an unknown
+    // id, another device's prune, a missing or malformed parameter.
+    for job in [early.clone(), backup.clone(), "ab".repeat(16)] {
+        let (code, body) = dev.sweep(&http, &nodes[0], &job, &[a, b, c]);
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{job}: {body}"
+        );
+    }
+    let (code, body) = http.json(
+        &nodes[0],
+        "/api/v1/login",
+        "",
+        json!({"user": "gina", "login_key": "11".repeat(32), "device": "desktop"}),
+    );
+    assert_eq!(code, 200, "second device: {body}");
+    let desktop = Device {
+        token: body["token"].as_str().expect("token").to_string(),
+        vault: dev.vault,
+    };
+    let (code, _) = desktop.sweep(&http, &nodes[0], &prune, &[a, b, c]);
+    assert_eq!(code, 400, "another device's prune job");
+    for query in ["", "?job=nothex"] {
+        let (code, _) = http.post(
+            &nodes[0],
+            &dev.path(&format!("/delete{query}")),
+            &dev.token,
+            frames::encode_ids([&b]),
+        );
+        assert_eq!(code, 400, "{query}");
+    }
+    assert_eq!(dev.list_all(&http, &nodes[0]).0.len(), everything.len());
+
+    // The sweep: B (untouched) goes, A and C stay.
+    let (code, body) = dev.sweep(&http, &nodes[2], &prune, &[a, b, c]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, json!({"deleted": 1, "kept_recently_used": 2}));
+    let (left, _) = dev.list_all(&http, &nodes[0]);
+    assert!(!left.contains(&b), "B is gone from every node");
+    assert!(left.contains(&a) && left.contains(&c));
+    assert_eq!(left.len(), everything.len() - 1);
+    assert_eq!(dev.missing(&http, &nodes[0], [&a, &b, &c]), vec![b]);
+    let got = dev.get(&http, &nodes[1], &[a, b, c]);
+    assert_eq!(got.get(&a), named.get(&a));
+    assert_eq!(got.get(&c), named.get(&c));
+    assert!(!got.contains_key(&b));
+    // Retrying the same sweep is harmless.
+    let (code, body) = dev.sweep(&http, &nodes[0], &prune, &[b]);
+    assert_eq!(
+        (code, &body),
+        (200, &json!({"deleted": 1, "kept_recently_used": 0}))
+    );
+
+    // Repair passes do not bring B back, and A and C keep two copies.
+    settled_status(&nodes);
+    let (left, _) = dev.list_all(&http, &nodes[1]);
+    assert!(!left.contains(&b));
+    let status = settled_status(&nodes);
+    assert_eq!(status.under_replicated_chunks, Some(0));
 }

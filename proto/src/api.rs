@@ -29,6 +29,8 @@
 //! | `POST /api/v1/vaults/{id}/chunks/missing` | device | ids (binary) → missing ids (binary) |
 //! | `POST /api/v1/vaults/{id}/chunks` | device | chunk frames (binary) → [`UploadReply`] |
 //! | `POST /api/v1/vaults/{id}/chunks/get` | device | ids (binary) → chunk frames (binary) |
+//! | `POST /api/v1/vaults/{id}/chunks/list?after=HEX` | device | → ids (binary, ascending, one page) |
+//! | `POST /api/v1/vaults/{id}/chunks/delete?job=HEX` | device | ids (binary) → [`SweepReply`] |
 //! | `GET /api/v1/items` | device | → `[`[`ItemInfo`]`]` (this device's own) |
 //! | `PUT`, `DELETE /api/v1/items/{name}` | device | [`PutItem`] → [`ItemInfo`] |
 //! | `GET /api/v1/jobs` | device | → `[`[`JobInfo`]`]` (the account's) |
@@ -73,6 +75,31 @@ pub mod code {
     pub const INSUFFICIENT_REPLICAS: &str = "insufficient_replicas";
     /// No leader or not caught up; retry (possibly on another node).
     pub const UNAVAILABLE: &str = "unavailable";
+    /// A backup is running on the vault (or finished after the prune
+    /// started): chunks are not deleted now.
+    pub const BUSY: &str = "busy";
+}
+
+/// Most ids one page of `chunks/list` answers; a shorter page is the last.
+pub const LIST_PAGE: usize = 65_536;
+
+/// Answer to `chunks/delete`, the sweep half of `cairn prune`.
+///
+/// Safety rules the server applies (see docs/FORMATS.md, "Garbage
+/// collection"): the `job` must be the asking device's running `prune` job;
+/// the sweep is refused with [`code::BUSY`] while any backup job on the
+/// vault is running, or if one finished after the prune job started (its
+/// snapshot may be missing from the mark: start a new prune); and a copy is deleted only if its last-touched time
+/// (upload, or a `missing` check that found it present) is older than the
+/// prune job's start, so a chunk a concurrent backup deduplicated against
+/// is never removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SweepReply {
+    /// Chunks whose every copy was deleted.
+    pub deleted: u64,
+    /// Chunks kept because they were touched after the prune started.
+    pub kept_recently_used: u64,
 }
 
 /// Every error answer: `{"code": "...", "message": "..."}`.

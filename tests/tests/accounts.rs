@@ -232,7 +232,8 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     }
     assert!(secrets.len() >= 5, "debug keys printed no keys: {keys}");
     let sent = proxy.sent();
-    assert!(sent.len() > 6 << 20, "the proxy saw the upload");
+    // big.bin is half random: at least 3 MiB of sealed chunks went through.
+    assert!(sent.len() > 3 << 20, "the proxy saw the upload ({} bytes)", sent.len());
     for (name, secret) in &secrets {
         for node in &cluster.nodes {
             let hits = files_containing(&node.dir, secret);

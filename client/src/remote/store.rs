@@ -21,10 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cairn_proto::api::{CommitSnapshot, SnapshotInfo, UploadReply, VaultInfo};
+use cairn_proto::api::{
+    CommitSnapshot, SnapshotInfo, SweepReply, UploadReply, VaultInfo, LIST_PAGE,
+};
 use cairn_proto::frames::{self, MAX_IDS};
 use cairn_proto::version::SNAPSHOT_FORMAT;
-use cairn_proto::{ChunkId, SnapshotId, VaultId};
+use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 
 use super::api::Api;
 use crate::error::{Error, Result};
@@ -138,6 +140,49 @@ impl RemoteVault {
             }
         }
         Ok(out)
+    }
+
+    /// Every chunk id the vault stores, ascending (paged `chunks/list`).
+    pub fn list(&self) -> Result<Vec<ChunkId>> {
+        let mut out: Vec<ChunkId> = vec![];
+        loop {
+            let query = match out.last() {
+                Some(last) => format!("?after={last}"),
+                None => String::new(),
+            };
+            let answer = self
+                .api
+                .post_binary(&self.path(&format!("/chunks/list{query}")), Bytes::new())?;
+            let page = frames::decode_ids(&answer)
+                .map_err(|e| Error::Format(format!("answer to chunks/list: {e}")))?;
+            if let (Some(last), Some(first)) = (out.last(), page.first()) {
+                if first <= last {
+                    return Err(Error::Format(
+                        "chunks/list answered a page out of order".into(),
+                    ));
+                }
+            }
+            let done = page.len() < LIST_PAGE;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Deletes chunks as the sweep of prune job `job` (the server keeps
+    /// any touched since the job started, and refuses while a backup runs).
+    pub fn sweep(&self, job: JobId, ids: &[ChunkId]) -> Result<SweepReply> {
+        let mut total = SweepReply::default();
+        for batch in ids.chunks(MISSING_BATCH) {
+            let reply: SweepReply = self.api.post_binary_json(
+                &self.path(&format!("/chunks/delete?job={job}")),
+                Bytes::from(frames::encode_ids(batch)),
+            )?;
+            total.deleted += reply.deleted;
+            total.kept_recently_used += reply.kept_recently_used;
+        }
+        Ok(total)
     }
 
     /// The sealed bytes of one chunk, if the cluster has it.

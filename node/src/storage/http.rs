@@ -5,8 +5,10 @@
 //! | `POST /api/v1/vaults/{id}/chunks/missing` | id list → id list | devices (dedup check) |
 //! | `POST /api/v1/vaults/{id}/chunks` | chunk frames → [`UploadReply`] JSON | devices (upload) |
 //! | `POST /api/v1/vaults/{id}/chunks/get` | id list → chunk frames, streamed | devices (restore) |
+//! | `POST /api/v1/vaults/{id}/chunks/list?after=HEX` | → id list (one page) | devices (prune: what is stored) |
+//! | `POST /api/v1/vaults/{id}/chunks/delete?job=HEX` | id list → [`SweepReply`] JSON | devices (prune: the sweep) |
 //! | `POST /api/v1/cluster/drain` | [`DrainRequest`] JSON, admin token | `cairnd cluster drain` |
-//! | `POST /internal/v1/chunks/{put,get,contains,digests,list,push,delete}`, `/internal/v1/usage` | binary / bincode, cluster secret | other nodes ([`super::peers`]) |
+//! | `POST /internal/v1/chunks/{put,get,contains,digests,list,push,delete,touch,sweep,ids}`, `/internal/v1/usage` | binary / bincode, cluster secret | other nodes ([`super::peers`]) |
 //!
 //! Device bodies use [`cairn_proto::frames`]; a chunk the cluster has no
 //! good copy of is simply absent from a get's answer (the client asks again,
@@ -16,6 +18,13 @@
 //! with code `payload_too_large`. An upload that would take the vault over
 //! its tier's quota is refused whole with `507` `quota_exceeded`, and one
 //! that cannot reach W durable copies with `503` `insufficient_replicas`.
+//!
+//! The two prune routes carry out garbage collection of a live vault under
+//! the rules of `docs/FORMATS.md` ("Garbage collection of live vaults"):
+//! the sweep needs the asking device's running `prune` job on the vault,
+//! is refused with `409 busy` while a backup job on the vault runs (or if
+//! one finished after the prune started), and deletes a copy only if it was
+//! last touched before the prune started.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,15 +37,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use cairn_chunkstore::bucket::{self, Listed, NodeDigests};
+use cairn_chunkstore::gc::{self, Swept};
 use cairn_chunkstore::peers::{push_from, Fetched, Peers, PushReport};
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::replica::{self, Batch};
 use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store, Usage};
+use cairn_consensus::event::JobKind;
 use cairn_consensus::state::StorageNodeStatus;
 use cairn_consensus::{Event, Outcome, Rejection};
-use cairn_proto::api::UploadReply;
+use cairn_proto::api::{SweepReply, UploadReply, LIST_PAGE};
 use cairn_proto::frames::{self, MAX_IDS};
-use cairn_proto::{ChunkId, VaultId};
+use cairn_proto::{ChunkId, JobId, VaultId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +95,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
         .routes(routes!(missing))
         .routes(routes!(upload))
         .routes(routes!(get))
+        .routes(routes!(list))
+        .routes(routes!(sweep))
         .routes(routes!(drain))
         .layer(DefaultBodyLimit::disable())
 }
@@ -98,6 +111,9 @@ pub fn internal_routes() -> Router<Arc<App>> {
         .route("/internal/v1/chunks/list", post(internal_list))
         .route("/internal/v1/chunks/push", post(internal_push))
         .route("/internal/v1/chunks/delete", post(internal_delete))
+        .route("/internal/v1/chunks/touch", post(internal_touch))
+        .route("/internal/v1/chunks/sweep", post(internal_sweep))
+        .route("/internal/v1/chunks/ids", post(internal_ids))
         .route("/internal/v1/usage", post(internal_usage))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
 }
@@ -354,6 +370,187 @@ async fn get(
         .into_response())
 }
 
+/// How long an unfinished backup job blocks sweeps of its vault. A client
+/// that crashed never finishes its job; after this long the job counts as
+/// abandoned (see `docs/FORMATS.md` for what that gives up).
+pub const BACKUP_BLOCKS_SWEEP_MS: u64 = 24 * 3600 * 1000;
+
+/// How far the clocks of two nodes may disagree: the cutoff of a sweep is
+/// the prune job's start minus this, and a backup that finished up to this
+/// long before the prune started still counts as overlapping it.
+pub const CLOCK_SKEW_MS: u64 = 5_000;
+
+/// `?after=HEX` of a listing.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// `?job=HEX` of a sweep.
+#[derive(Debug, Deserialize)]
+struct SweepQuery {
+    #[serde(default)]
+    job: Option<String>,
+}
+
+/// The storage errors of the prune routes: a node that cannot be reached
+/// makes them `503 unavailable` (retry), anything else is internal.
+async fn gc_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, cairn_chunkstore::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(
+            e
+            @ (cairn_chunkstore::Error::Unreachable { .. } | cairn_chunkstore::Error::Peer { .. }),
+        )) => Err(ApiError::Unavailable(format!(
+            "every storage node must answer: {e}; retry"
+        ))),
+        Ok(Err(e)) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ApiError::Internal(format!("storage task: {e}"))),
+    }
+}
+
+/// One page of the ids of the vault's stored chunks, over every storage
+/// node: ascending, each greater than `after`, at most
+/// [`LIST_PAGE`]; a shorter page is the last.
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks/list", tag = "chunks",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault"),
+        ("after" = Option<String>, Query, description = "list ids greater than this chunk id (hex); absent: from the first")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>,
+            description = "chunk id list (cairn_proto::frames::encode_ids), ascending"),
+        (status = 400, body = ErrorBody, description = "bad_request: malformed `after`"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 503, body = ErrorBody, description = "unavailable: a storage node did not answer; retry"),
+    ))]
+async fn list(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(str::parse::<ChunkId>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("after: {e}")))?;
+    let placement = Storage::placement(&app);
+    let peers = storage.peers.clone();
+    let ids = gc_blocking(move || gc::list(&*peers, &placement, vault, after, LIST_PAGE)).await?;
+    Ok(binary(frames::encode_ids(&ids)))
+}
+
+/// The cutoff (Unix seconds) of a sweep of `vault` by `job`, or why the
+/// sweep may not run now. See `docs/FORMATS.md`, "Garbage collection of
+/// live vaults".
+fn sweep_cutoff(
+    s: &cairn_consensus::State,
+    auth: &DeviceAuth,
+    vault: VaultId,
+    job: JobId,
+    now_ms: u64,
+) -> Result<u64, ApiError> {
+    let prune = s
+        .jobs()
+        .get(&job)
+        .filter(|j| {
+            j.device == auth.device
+                && j.kind == JobKind::Prune
+                && j.vault == Some(vault)
+                && j.finished.is_none()
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "job {job} is not a running prune job of this device on vault {vault}"
+            ))
+        })?;
+    let started = prune.started_at.0;
+    for j in s.jobs().values() {
+        if j.kind != JobKind::Backup || j.vault != Some(vault) {
+            continue;
+        }
+        match &j.finished {
+            None if now_ms.saturating_sub(j.started_at.0) < BACKUP_BLOCKS_SWEEP_MS => {
+                return Err(ApiError::Busy(format!(
+                    "backup job {} is running on vault {vault}; prune again once it has finished",
+                    j.id
+                )));
+            }
+            Some(end) if end.at.0.saturating_add(CLOCK_SKEW_MS) >= started => {
+                return Err(ApiError::Busy(format!(
+                    "backup job {} on vault {vault} finished after prune job {job} started, so \
+                     its snapshot may be missing from the marked set; start a new prune",
+                    j.id
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(started.saturating_sub(CLOCK_SKEW_MS) / 1000)
+}
+
+/// The sweep of `cairn prune`: deletes the listed chunks (the client's
+/// garbage: stored minus reachable from every snapshot) except those a
+/// backup touched since the prune job started.
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks/delete", tag = "chunks",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault"),
+        ("job" = String, Query, description = "the asking device's running prune job on the vault (hex id)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "chunk id list (cairn_proto::frames::encode_ids)"),
+    responses(
+        (status = 200, body = SweepReply),
+        (status = 400, body = ErrorBody, description = "bad_request: malformed id list, or `job` is not a running prune job of this device on the vault"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 409, body = ErrorBody, description = "busy: a backup job on the vault is running, or finished after the prune started"),
+        (status = 413, body = ErrorBody, description = "payload_too_large"),
+        (status = 503, body = ErrorBody, description = "unavailable: a storage node did not answer; retry"),
+    ))]
+async fn sweep(
+    auth: DeviceAuth,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<SweepQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SweepReply>, ApiError> {
+    let storage = storage(&app)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let job: JobId = q
+        .job
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("the `job` query parameter is required".into()))?
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("job: {e}")))?;
+    let body = read_body(&headers, body, MAX_ID_BODY).await?;
+    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Every backup job started anywhere before this point is seen.
+    app.read_barrier().await?;
+    let cutoff = app
+        .state
+        .read(|s| sweep_cutoff(s, &auth, vault, job, now().0))?;
+    let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
+    let placement = Storage::placement(&app);
+    let peers = storage.peers.clone();
+    let report = gc_blocking(move || gc::sweep(&*peers, &placement, &keys, cutoff)).await?;
+    tracing::info!(%vault, %job, asked = ids.len(), deleted = report.deleted,
+        kept = report.kept, cutoff, "prune sweep");
+    Ok(Json(SweepReply {
+        deleted: report.deleted,
+        kept_recently_used: report.kept,
+    }))
+}
+
 /// Starts draining a storage node: it takes no new chunks and its chunks
 /// are re-replicated elsewhere.
 #[utoipa::path(post, path = "/api/v1/cluster/drain", tag = "cluster",
@@ -509,6 +706,31 @@ async fn internal_delete(State(app): State<Arc<App>>, body: Bytes) -> Result<Res
     let store = storage.store.clone();
     blocking(move || store.delete_batch(&keys)).await?;
     Ok(bincode_reply(&()))
+}
+
+async fn internal_touch(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let keys: Vec<ChunkKey> = decode(&body)?;
+    let store = storage.store.clone();
+    let has = blocking(move || store.touch(&keys, unix_now())).await?;
+    Ok(bincode_reply::<Vec<bool>>(&has))
+}
+
+async fn internal_sweep(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (keys, cutoff): (Vec<ChunkKey>, u64) = decode(&body)?;
+    let store = storage.store.clone();
+    let fates = blocking(move || store.delete_untouched(&keys, cutoff)).await?;
+    Ok(bincode_reply::<Vec<Swept>>(&fates))
+}
+
+async fn internal_ids(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let storage = storage(&app)?;
+    let (vault, after, limit): (VaultId, Option<ChunkId>, u64) = decode(&body)?;
+    let limit = usize::try_from(limit).unwrap_or(LIST_PAGE).min(LIST_PAGE);
+    let store = storage.store.clone();
+    let ids = blocking(move || store.ids_after(vault, after, limit)).await?;
+    Ok(bincode_reply::<Vec<ChunkId>>(&ids))
 }
 
 async fn internal_usage(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {

@@ -11,6 +11,8 @@
 //!                               ┌──────────────────────────────┴─────────────────┐
 //!                        local RocksStore (DATA_DIR/chunks)     peers: POST /internal/v1/chunks/* (cluster secret)
 //!
+//!  device ──POST /api/v1/vaults/{id}/chunks/{list,delete}──▶ cairn_chunkstore::gc (prune: listing, sweep)
+//!
 //!  leader only, every repair interval: cairn_chunkstore::repair::anti_entropy
 //!     (bucket digests → listings of dirty buckets → node-to-node pushes → stray deletes)
 //!  every node, every GC interval: chunks of vaults the state no longer has are deleted

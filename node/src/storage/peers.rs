@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_chunkstore::bucket::{self, Listed, NodeDigests};
+use cairn_chunkstore::gc::Swept;
 use cairn_chunkstore::peers::{push_from, Fetched, Peers, PushReport};
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::{ChunkKey, Durability, Error, PutMode, Result, RocksStore, Store};
 use cairn_consensus::StateHandle;
+use cairn_proto::{ChunkId, VaultId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -236,6 +238,43 @@ impl Peers for HttpPeers {
             return self.store.delete_batch(keys);
         }
         self.call_bincode(node, "/internal/v1/chunks/delete", &keys, SMALL_TIMEOUT)
+    }
+
+    fn touch(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<bool>> {
+        if node == self.me {
+            return self.store.touch(keys, unix_now());
+        }
+        self.call_bincode(node, "/internal/v1/chunks/touch", &keys, SMALL_TIMEOUT)
+    }
+
+    fn delete_untouched(&self, node: NodeId, keys: &[ChunkKey], cutoff: u64) -> Result<Vec<Swept>> {
+        if node == self.me {
+            return self.store.delete_untouched(keys, cutoff);
+        }
+        self.call_bincode(
+            node,
+            "/internal/v1/chunks/sweep",
+            &(keys, cutoff),
+            SMALL_TIMEOUT,
+        )
+    }
+
+    fn ids(
+        &self,
+        node: NodeId,
+        vault: VaultId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>> {
+        if node == self.me {
+            return self.store.ids_after(vault, after, limit);
+        }
+        self.call_bincode(
+            node,
+            "/internal/v1/chunks/ids",
+            &(vault, after, limit as u64),
+            SCAN_TIMEOUT,
+        )
     }
 
     fn ping(&self, node: NodeId) -> bool {
