@@ -39,6 +39,10 @@ pub enum Error {
     /// The request is invalid as given.
     #[error("{0}")]
     Invalid(String),
+    /// The server refused to delete chunks because a backup ran on the
+    /// vault during the prune; a fresh prune (new mark) may succeed.
+    #[error("{0}; nothing was deleted")]
+    Busy(String),
     /// The server refused our credentials: wrong password at login, or a
     /// device token that was revoked or invalidated by a password change.
     #[error("{0}")]

@@ -78,6 +78,13 @@ Examples (account vault on a cluster):
   cairn restore --vault laptop latest --target /tmp/restored
   cairn jobs";
 
+/// How many times `prune` marks again when a concurrent backup makes the
+/// server refuse its sweep.
+const PRUNE_ATTEMPTS: u32 = 4;
+/// Wait before marking again: longer than the server's clock-skew margin
+/// around a backup's end (5 s).
+const PRUNE_RETRY_SECS: u64 = 6;
+
 #[derive(Subcommand)]
 enum Command {
     /// Log this device in to an account on a cairnd cluster.
@@ -906,16 +913,29 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Forget(args) => cmd_forget(config, args, json),
         Command::Prune { vault, dry_run } => {
             let opened = open(config, &vault.vault)?;
-            let job = opened.start_job(JobKind::Prune);
-            let result = prune::prune(&opened.vault, dry_run, job);
-            opened.finish_job(job, &result, |r| {
-                let log = format!(
-                    "{} chunks deleted, {} kept (used again during the prune), {} live",
-                    r.deleted_chunks, r.kept_recently_used, r.live_chunks
-                );
-                (JobStatus::Succeeded, 0, r.deleted_bytes, None, log)
-            });
-            let report = result?;
+            // A backup that ran during the mark makes the server refuse the
+            // sweep (its snapshot may be missing from the marked set): mark
+            // again under a new prune job, a few times, before giving up.
+            let mut attempt = 1;
+            let report = loop {
+                let job = opened.start_job(JobKind::Prune);
+                let result = prune::prune(&opened.vault, dry_run, job);
+                opened.finish_job(job, &result, |r| {
+                    let log = format!(
+                        "{} chunks deleted, {} kept (used again during the prune), {} live",
+                        r.deleted_chunks, r.kept_recently_used, r.live_chunks
+                    );
+                    (JobStatus::Succeeded, 0, r.deleted_bytes, None, log)
+                });
+                match result {
+                    Err(Error::Busy(why)) if attempt < PRUNE_ATTEMPTS => {
+                        eprintln!("{why}; marking again in {PRUNE_RETRY_SECS} s");
+                        std::thread::sleep(std::time::Duration::from_secs(PRUNE_RETRY_SECS));
+                        attempt += 1;
+                    }
+                    other => break other?,
+                }
+            };
             if json {
                 print_json(&json!({"dry_run": dry_run, "report": report}))?;
             } else {

@@ -1047,7 +1047,11 @@ fn items_are_private_and_snapshots_are_shared() {
     unstored["root"] = json!("cd".repeat(32));
     let path = format!("/api/v1/vaults/{vault}/snapshots");
     let r = call(p, "POST", &path, Some(&d1.token), Some(&unstored));
-    assert_eq!(r.status, 400, "a record naming an unstored root: {:?}", r.body);
+    assert_eq!(
+        r.status, 400,
+        "a record naming an unstored root: {:?}",
+        r.body
+    );
     let list_path = format!("/api/v1/vaults/{vault}/snapshots");
     let list = call(p, "GET", &list_path, Some(&d2.token), None).ok();
     assert_eq!(list[0]["id"], sid.as_str());

@@ -77,15 +77,22 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Asserts success and parses standard output as JSON.
-pub fn json_of(what: &str, o: &Output) -> Value {
+/// Asserts that a command succeeded and returns its standard output; the
+/// panic message carries the exit code and both streams.
+pub fn ok(what: &str, o: &Output) -> String {
     assert!(
         o.status.success(),
-        "{what} failed ({:?}): {}{}",
+        "{what} failed ({:?}):\n{}\n{}",
         o.status.code(),
         stdout(o),
         stderr(o)
     );
+    stdout(o)
+}
+
+/// Asserts success and parses standard output as JSON.
+pub fn json_of(what: &str, o: &Output) -> Value {
+    ok(what, o);
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {}", stdout(o)))
 }
@@ -311,7 +318,13 @@ impl Cluster {
     pub fn create_user(&self, name: &str, password: &str) {
         let pw = self.root.path().join(format!("{name}.pw"));
         std::fs::write(&pw, password).expect("password file");
-        let out = self.nodes[0].admin(&["user", "create", name, "--password-file", &pw.to_string_lossy()]);
+        let out = self.nodes[0].admin(&[
+            "user",
+            "create",
+            name,
+            "--password-file",
+            &pw.to_string_lossy(),
+        ]);
         assert!(out.status.success(), "user create: {}", stderr(&out));
     }
 
@@ -383,7 +396,9 @@ impl Device {
 
     /// `cairn login --server URL --user USER --device NAME`.
     pub fn login(&self, url: &str, user: &str) -> Output {
-        self.cairn(&["login", "--server", url, "--user", user, "--device", &self.name])
+        self.cairn(&[
+            "login", "--server", url, "--user", user, "--device", &self.name,
+        ])
     }
 }
 
@@ -499,7 +514,9 @@ pub fn http(
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
     let mut rest = raw[split + 4..].to_vec();
     if chunked {
         rest = dechunk(&rest)?;
@@ -511,7 +528,8 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).ok()?.trim(), 16).ok()?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..line_end]).ok()?.trim(), 16).ok()?;
         b = &b[line_end + 2..];
         if size == 0 {
             return Some(out);

@@ -11,25 +11,13 @@
 use std::path::Path;
 
 use cairn_tests::{
-    files_containing, http, same_tree, stderr, stdout, write_data, Cluster, Device,
-    RecordingProxy,
+    files_containing, http, ok, same_tree, stderr, write_data, Cluster, Device, RecordingProxy,
 };
 use serde_json::Value;
 
 const ALICE_PW: &str = "correct horse battery staple";
 const ALICE_PW2: &str = "a whole new passphrase 2026";
 const BOB_PW: &str = "bob's own secret words";
-
-fn ok(what: &str, o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn vault_ids(list: &Value) -> Vec<String> {
     list.as_array()
@@ -63,7 +51,10 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
 
     // Login through each node.
     ok("laptop login", &laptop.login(&proxy_url, "alice"));
-    ok("desktop login", &desktop.login(&cluster.nodes[1].url(), "alice"));
+    ok(
+        "desktop login",
+        &desktop.login(&cluster.nodes[1].url(), "alice"),
+    );
     ok("bob1 login", &bob1.login(&cluster.nodes[2].url(), "bob"));
     ok("bob2 login", &bob2.login(&cluster.nodes[0].url(), "bob"));
 
@@ -82,7 +73,11 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         .expect("a config file");
     use std::os::unix::fs::PermissionsExt;
     let mode = config.metadata().expect("config meta").permissions().mode();
-    assert_eq!(mode & 0o077, 0, "config file must be private, mode {mode:o}");
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "config file must be private, mode {mode:o}"
+    );
 
     // A new account has no vaults and no items.
     assert_eq!(bob1.json(&["vault", "list"]), Value::Array(vec![]));
@@ -96,13 +91,23 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     let data = cluster.scratch("alice-data");
     write_data(&data.join("big.bin"), 6 << 20, 1);
     std::fs::write(data.join("note.txt"), b"remember the milk").expect("note");
-    laptop.json(&["item", "set", "home", "--vault", "main", data.to_str().expect("utf-8")]);
+    laptop.json(&[
+        "item",
+        "set",
+        "home",
+        "--vault",
+        "main",
+        data.to_str().expect("utf-8"),
+    ]);
     let backup = laptop.json(&["backup", "--item", "home"]);
     assert!(backup["snapshot_id"].is_string(), "{backup}");
 
     // Items are private to their device; vaults are shared by the account.
     assert_eq!(desktop.json(&["item", "list"]), Value::Array(vec![]));
-    assert_eq!(laptop.json(&["item", "list"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        laptop.json(&["item", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
     let snaps = desktop.json(&["snapshots", "--vault", "main"]);
     let snaps = snaps.as_array().expect("snapshots array");
     assert_eq!(snaps.len(), 1);
@@ -112,7 +117,14 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     let target = cluster.scratch("desktop-restore");
     ok(
         "desktop restore",
-        &desktop.cairn(&["restore", "--vault", "main", "latest", "--target", target.to_str().expect("utf-8")]),
+        &desktop.cairn(&[
+            "restore",
+            "--vault",
+            "main",
+            "latest",
+            "--target",
+            target.to_str().expect("utf-8"),
+        ]),
     );
     same_tree(&data, &restored(&target, &data)).expect("restored tree");
 
@@ -129,7 +141,13 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
             let auth = format!("Bearer {bob_token}");
             let (code, body) =
                 http(node.port, "GET", &path, &[("Authorization", &auth)], b"").expect("answer");
-            assert_eq!(code, 404, "{path} on node {}: {}", node.id, String::from_utf8_lossy(&body));
+            assert_eq!(
+                code,
+                404,
+                "{path} on node {}: {}",
+                node.id,
+                String::from_utf8_lossy(&body)
+            );
         }
     }
 
@@ -150,13 +168,27 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     ok("revoke", &laptop.cairn(&["devices", "revoke", &desktop_id]));
     for node in &cluster.nodes {
         let auth = format!("Bearer {desktop_token}");
-        let (code, _) = http(node.port, "GET", "/api/v1/vaults", &[("Authorization", &auth)], b"")
-            .expect("answer");
+        let (code, _) = http(
+            node.port,
+            "GET",
+            "/api/v1/vaults",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .expect("answer");
         assert_eq!(code, 401, "revoked token on node {}", node.id);
     }
     let out = desktop.cairn(&["snapshots", "--vault", "main"]);
-    assert_eq!(out.status.code(), Some(3), "revoked device: {}", stderr(&out));
-    ok("desktop logs in again", &desktop.login(&cluster.nodes[2].url(), "alice"));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "revoked device: {}",
+        stderr(&out)
+    );
+    ok(
+        "desktop logs in again",
+        &desktop.login(&cluster.nodes[2].url(), "alice"),
+    );
 
     // Password change on the laptop: one event re-wraps the vault keys.
     ok(
@@ -167,16 +199,31 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     laptop.json(&["snapshots", "--vault", "main"]);
     // The desktop's old token and old password stop working…
     let out = desktop.cairn(&["snapshots", "--vault", "main"]);
-    assert_eq!(out.status.code(), Some(3), "old token after passwd: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "old token after passwd: {}",
+        stderr(&out)
+    );
     let out = desktop.login(&cluster.nodes[1].url(), "alice");
     assert_eq!(out.status.code(), Some(3), "old password after passwd");
     // …and the new password restores the same data.
     desktop.password = ALICE_PW2.into();
-    ok("desktop login with the new password", &desktop.login(&cluster.nodes[1].url(), "alice"));
+    ok(
+        "desktop login with the new password",
+        &desktop.login(&cluster.nodes[1].url(), "alice"),
+    );
     let target2 = cluster.scratch("desktop-restore-2");
     ok(
         "restore after passwd",
-        &desktop.cairn(&["restore", "--vault", "main", "latest", "--target", target2.to_str().expect("utf-8")]),
+        &desktop.cairn(&[
+            "restore",
+            "--vault",
+            "main",
+            "latest",
+            "--target",
+            target2.to_str().expect("utf-8"),
+        ]),
     );
     same_tree(&data, &restored(&target2, &data)).expect("restored after passwd");
 
@@ -192,7 +239,8 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     assert!(finished("restore") >= 2, "{jobs:?}");
     assert!(finished("login") >= 2, "logins are audited: {jobs:?}");
     assert!(
-        jobs.iter().any(|j| j["kind"] == "backup" && j["bytes"].as_u64() >= Some(6 << 20)),
+        jobs.iter()
+            .any(|j| j["kind"] == "backup" && j["bytes"].as_u64() >= Some(6 << 20)),
         "{jobs:?}"
     );
     // Bob's job log holds only bob's jobs; the admin sees both accounts'.
@@ -204,18 +252,35 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         .all(|j| j["user"] == "bob"));
 
     let admin = format!("Bearer {}", cluster.nodes[2].admin_token());
-    let (code, body) = http(cluster.nodes[2].port, "GET", "/api/v1/admin/jobs", &[("Authorization", &admin)], b"")
-        .expect("admin jobs");
+    let (code, body) = http(
+        cluster.nodes[2].port,
+        "GET",
+        "/api/v1/admin/jobs",
+        &[("Authorization", &admin)],
+        b"",
+    )
+    .expect("admin jobs");
     assert_eq!(code, 200);
     let all: Value = serde_json::from_slice(&body).expect("jobs json");
     for user in ["alice", "bob"] {
-        assert!(all.as_array().expect("array").iter().any(|j| j["user"] == user), "{all}");
+        assert!(
+            all.as_array()
+                .expect("array")
+                .iter()
+                .any(|j| j["user"] == user),
+            "{all}"
+        );
     }
 
     // A wrong password on a logged-in device: exit 3, nothing decrypted.
     let confused = Device::new(&homes.join("alice-laptop"), "laptop", ALICE_PW);
     let out = confused.cairn(&["snapshots", "--vault", "main"]);
-    assert_eq!(out.status.code(), Some(3), "old password on the laptop: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "old password on the laptop: {}",
+        stderr(&out)
+    );
 
     // Nothing secret reached the server: not the passwords, not the raw
     // vault keys, in any node's files or in anything the laptop sent.
@@ -233,13 +298,20 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
     assert!(secrets.len() >= 5, "debug keys printed no keys: {keys}");
     let sent = proxy.sent();
     // big.bin is half random: at least 3 MiB of sealed chunks went through.
-    assert!(sent.len() > 3 << 20, "the proxy saw the upload ({} bytes)", sent.len());
+    assert!(
+        sent.len() > 3 << 20,
+        "the proxy saw the upload ({} bytes)",
+        sent.len()
+    );
     for (name, secret) in &secrets {
         for node in &cluster.nodes {
             let hits = files_containing(&node.dir, secret);
             assert!(hits.is_empty(), "{name} found in {hits:?}");
         }
-        assert!(!cairn_tests::contains(&sent, secret), "{name} was sent to the server");
+        assert!(
+            !cairn_tests::contains(&sent, secret),
+            "{name} was sent to the server"
+        );
     }
 }
 

@@ -13,20 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{bin, same_tree, stderr, stdout, wait_for, write_data, Cluster, Device};
+use cairn_tests::{bin, ok, same_tree, wait_for, write_data, Cluster, Device};
 use serde_json::Value;
 
 const PW: &str = "replicated pass words";
-
-fn ok(what: &str, o: &std::process::Output) {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-}
 
 fn restore_and_compare(device: &Device, snapshot: &str, target: &Path, data: &Path) {
     let _ = std::fs::remove_dir_all(target);
@@ -44,7 +34,8 @@ fn restore_and_compare(device: &Device, snapshot: &str, target: &Path, data: &Pa
 fn wait_fully_replicated(cluster: &Cluster, live: &[usize], timeout: Duration) {
     wait_for("under-replicated chunks to reach 0", timeout, || {
         let node = &cluster.nodes[live[0]];
-        let status: Value = serde_json::from_slice(&node.cli(&["cluster", "status", "--json"]).stdout).ok()?;
+        let status: Value =
+            serde_json::from_slice(&node.cli(&["cluster", "status", "--json"]).stdout).ok()?;
         (status["under_replicated_chunks"].as_u64() == Some(0)).then_some(())
     });
 }
@@ -81,8 +72,14 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     }
     let t = Instant::now();
     let first = via1.json(&["backup", "--vault", "main", data.to_str().expect("utf-8")]);
-    eprintln!("backup of {mb} MB through node 1: {:.1} s", t.elapsed().as_secs_f64());
-    let first_id = first["snapshot_id"].as_str().expect("snapshot id").to_string();
+    eprintln!(
+        "backup of {mb} MB through node 1: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let first_id = first["snapshot_id"]
+        .as_str()
+        .expect("snapshot id")
+        .to_string();
     wait_fully_replicated(&cluster, &[0, 1, 2], Duration::from_secs(120));
 
     // 2. SIGKILL node 1; restore through node 3, byte-identical.
@@ -94,14 +91,19 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     //    the device logged in through node 1 fails over by itself.
     write_data(&data.join("while-down.bin"), 16 << 20, 99);
     let second = via1.json(&["backup", "--vault", "main", data.to_str().expect("utf-8")]);
-    let second_id = second["snapshot_id"].as_str().expect("snapshot id").to_string();
+    let second_id = second["snapshot_id"]
+        .as_str()
+        .expect("snapshot id")
+        .to_string();
 
     // 4. Restart node 1: repair brings every chunk back to three copies.
     cluster.node(1).start();
     cluster.nodes[0].wait_ready();
     wait_fully_replicated(&cluster, &[0, 1, 2], Duration::from_secs(180));
     wait_for("node 1 holds every chunk", Duration::from_secs(120), || {
-        let counts: Vec<f64> = (0..3).map(|i| chunks_on(&cluster, i)).collect::<Option<_>>()?;
+        let counts: Vec<f64> = (0..3)
+            .map(|i| chunks_on(&cluster, i))
+            .collect::<Option<_>>()?;
         (counts[0] > 0.0 && counts.iter().all(|c| *c == counts[0])).then_some(())
     });
     restore_and_compare(&via1, &second_id, &target, &data);
@@ -113,7 +115,13 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     let via2 = Device::new(&homes.join("via2"), "via-node-2", PW);
     ok("login via 2", &via2.login(&cluster.nodes[1].url(), "carol"));
     let mut backup = std::process::Command::new(bin("cairn"))
-        .args(["--json", "backup", "--vault", "main", data.to_str().expect("utf-8")])
+        .args([
+            "--json",
+            "backup",
+            "--vault",
+            "main",
+            data.to_str().expect("utf-8"),
+        ])
         .env("XDG_CONFIG_HOME", via2.config_dir())
         .env("XDG_CACHE_HOME", homes.join("via2/cache"))
         .env("CAIRN_PASSWORD", PW)
@@ -127,7 +135,10 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     if !status.success() {
         let rerun = via2.json(&["backup", "--vault", "main", data.to_str().expect("utf-8")]);
         let uploaded = rerun["new_bytes"].as_u64().expect("new_bytes");
-        assert!(uploaded < 48 << 20, "the rerun re-uploaded everything: {rerun}");
+        assert!(
+            uploaded < 48 << 20,
+            "the rerun re-uploaded everything: {rerun}"
+        );
     }
     cluster.node(2).start();
     cluster.nodes[1].wait_ready();
@@ -157,7 +168,10 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     cluster.nodes[2].wait_ready();
     // A device with an empty cache, so the tree is fetched from node 3.
     let fresh = Device::new(&homes.join("fresh"), "fresh-via-node-3", PW);
-    ok("login fresh", &fresh.login(&cluster.nodes[2].url(), "carol"));
+    ok(
+        "login fresh",
+        &fresh.login(&cluster.nodes[2].url(), "carol"),
+    );
     restore_and_compare(&fresh, "latest", &target, &data);
     // Node 3 read its own damaged copy first, caught it by checksum and
     // rewrote it from another owner.
@@ -172,8 +186,12 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     ok("drain", &out);
     wait_fully_replicated(&cluster, &[0, 2, 3], Duration::from_secs(180));
     wait_for("node 2 drained", Duration::from_secs(180), || {
-        let status: Value =
-            serde_json::from_slice(&cluster.nodes[0].cli(&["cluster", "status", "--json"]).stdout).ok()?;
+        let status: Value = serde_json::from_slice(
+            &cluster.nodes[0]
+                .cli(&["cluster", "status", "--json"])
+                .stdout,
+        )
+        .ok()?;
         let nodes = status["storage_nodes"].as_array()?;
         let n2 = nodes.iter().find(|n| n["id"] == 2)?;
         (n2["status"] == "Draining" && n2["to_move"] == 0).then_some(())
@@ -181,4 +199,39 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     ok("remove", &cluster.nodes[0].cli(&["cluster", "remove", "2"]));
     cluster.node(2).kill();
     restore_and_compare(&via3, "latest", &target, &data);
+
+    // 8. Forget every snapshot but a new one without `while-down.bin`, then
+    //    prune: its chunks leave every node, and what is kept is intact.
+    std::fs::remove_file(data.join("while-down.bin")).expect("remove file");
+    let newest = via3.json(&["backup", "--vault", "main", data.to_str().expect("utf-8")]);
+    let stored = |c: &Cluster| -> Option<f64> { [0, 2, 3].iter().map(|&i| chunks_on(c, i)).sum() };
+    let before = stored(&cluster).expect("chunk gauges");
+    // Snapshots of three devices: forget by id (a `--keep-…` policy keeps
+    // some of each device's).
+    let snaps = via3.json(&["snapshots", "--vault", "main"]);
+    let mut forget = vec!["forget", "--vault", "main"];
+    forget.extend(
+        snaps
+            .as_array()
+            .expect("snapshots")
+            .iter()
+            .filter_map(|s| s["id"].as_str())
+            .filter(|id| Some(*id) != newest["snapshot_id"].as_str()),
+    );
+    via3.json(&forget);
+    let pruned = via3.json(&["prune", "--vault", "main"]);
+    eprintln!("prune: {pruned}");
+    wait_for(
+        "pruned chunks to leave the nodes",
+        Duration::from_secs(60),
+        || {
+            // 16 MiB of half-random data is at least 8 chunks, on 3 nodes each.
+            (stored(&cluster)? <= before - 24.0).then_some(())
+        },
+    );
+    restore_and_compare(&via3, "latest", &target, &data);
+    ok(
+        "check --read-data after prune",
+        &via3.cairn(&["check", "--vault", "main", "--read-data"]),
+    );
 }

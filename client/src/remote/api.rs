@@ -303,10 +303,7 @@ pub fn map_error(status: StatusCode, body: ErrorBody, retry_after: Option<u64>) 
         },
         code::QUOTA_EXCEEDED => Error::QuotaExceeded(body.message),
         code::NOT_FOUND => Error::NotFound(body.message),
-        code::BUSY => Error::Invalid(format!(
-            "{}; nothing was deleted, run prune again when the backup has finished",
-            body.message
-        )),
+        code::BUSY => Error::Busy(body.message),
         code::NAME_TAKEN | code::BAD_REQUEST | code::PAYLOAD_TOO_LARGE => {
             Error::Invalid(body.message)
         }
