@@ -476,10 +476,8 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let p = e.path();
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() => {
-                    if std::fs::read(&p).is_ok_and(|b| contains(&b, needle)) {
-                        found.push(p);
-                    }
+                Ok(t) if t.is_file() && std::fs::read(&p).is_ok_and(|b| contains(&b, needle)) => {
+                    found.push(p);
                 }
                 _ => {}
             }
