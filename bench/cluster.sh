@@ -144,10 +144,10 @@ r = {k: float(v) for k, v in dict(
     repair_mib="${RESULT[repair_mib]}", restic_backup="${RESULT[restic_backup]:-0}",
     restic_restore="${RESULT[restic_restore]:-0}").items()}
 def row(name, s, base=None):
-    ratio = f"{(mib/s)/(mib/base)*100:.0f}% of local" if base else ""
+    ratio = f"{(mib/s)/(mib/base)*100:.0f}%" if base else ""
     print(f"| {name} | {s:.2f} s | {mib/s:.0f} MiB/s | {ratio} |")
 print(f"dataset: {mib:.0f} MiB\n")
-print("| step | time | throughput | vs local |\n|---|---:|---:|---:|")
+print("| step | time | throughput | vs cairn local vault |\n|---|---:|---:|---:|")
 row("local vault backup", r["local_backup"])
 row("1-node cluster backup", r["one_backup"], r["local_backup"])
 row("3-node R=3 W=2 backup", r["three_backup"], r["local_backup"])
