@@ -286,6 +286,37 @@ impl Client {
         self.get("/api/v1/admin/tiers").await
     }
 
+    /// Every account's devices (`cairnd admin device list`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn list_devices(&self) -> Result<Vec<cairn_proto::api::DeviceInfo>, CliError> {
+        self.get("/api/v1/admin/devices").await
+    }
+
+    /// Revokes any account's device: its token is refused by every node.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal (unknown device).
+    pub async fn revoke_device(
+        &self,
+        device: cairn_proto::DeviceId,
+    ) -> Result<cairn_proto::api::DeviceInfo, CliError> {
+        self.post(&format!("/api/v1/admin/devices/{device}/revoke"), &())
+            .await
+    }
+
+    /// Every account's job log (`cairnd admin jobs`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn list_jobs(&self) -> Result<Vec<cairn_proto::api::JobInfo>, CliError> {
+        self.get("/api/v1/admin/jobs").await
+    }
+
     /// Drains a storage node (`cairnd cluster drain`).
     ///
     /// # Errors

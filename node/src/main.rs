@@ -277,6 +277,25 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TierCommand,
     },
+    /// Devices of every account.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+    /// The job log of every account (backups, restores, checks, prunes,
+    /// logins), oldest first.
+    Jobs,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// List every account's devices (revoked ones too).
+    List,
+    /// Revoke a device: every node refuses its token from now on.
+    Revoke {
+        /// Device id (32 hex digits, from `device list`).
+        device: cairn_proto::DeviceId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -740,6 +759,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         format!("defined tier {} ({} replicas)\n", t.name, t.replicas)
                     })?;
                 }
+                AdminCommand::Device {
+                    command: DeviceCommand::List,
+                } => {
+                    let devices = client.list_devices().await?;
+                    output(json, &devices, |devices| {
+                        devices.iter().map(device_line).collect()
+                    })?;
+                }
+                AdminCommand::Device {
+                    command: DeviceCommand::Revoke { device },
+                } => {
+                    let d = client.revoke_device(device).await?;
+                    output(json, &d, device_line)?;
+                }
+                AdminCommand::Jobs => {
+                    let jobs = client.list_jobs().await?;
+                    output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())?;
+                }
                 AdminCommand::Tier {
                     command: TierCommand::List,
                 } => {
@@ -945,4 +982,36 @@ mod tests {
         assert_eq!(merged.snapshot_every, 9);
         assert_eq!(merged.heartbeat_ms, 50);
     }
+}
+
+/// One line of `admin device list`.
+fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
+    let state = match d.revoked_at {
+        Some(_) => "revoked",
+        None => "live",
+    };
+    format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
+}
+
+/// One line of `admin jobs`.
+fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    let status = j.status.map_or_else(
+        || "running".to_string(),
+        |s| format!("{s:?}").to_lowercase(),
+    );
+    format!(
+        "{}  {:<10} {:<8} {:<10} {}/{}  {} files  {} bytes{}\n",
+        j.id,
+        format!("{:?}", j.kind).to_lowercase(),
+        status,
+        j.duration_ms
+            .map_or_else(String::new, |ms| format!("{ms} ms")),
+        j.user,
+        j.device_name,
+        j.files,
+        j.bytes,
+        j.error
+            .as_deref()
+            .map_or_else(String::new, |e| format!("  error: {e}")),
+    )
 }

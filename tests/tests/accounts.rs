@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use cairn_tests::{
-    files_containing, http, ok, same_tree, stderr, write_data, Cluster, Device, RecordingProxy,
+    files_containing, http, json_of, ok, same_tree, stderr, write_data, Cluster, Device,
+    RecordingProxy,
 };
 use serde_json::Value;
 
@@ -251,17 +252,7 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         .iter()
         .all(|j| j["user"] == "bob"));
 
-    let admin = format!("Bearer {}", cluster.nodes[2].admin_token());
-    let (code, body) = http(
-        cluster.nodes[2].port,
-        "GET",
-        "/api/v1/admin/jobs",
-        &[("Authorization", &admin)],
-        b"",
-    )
-    .expect("admin jobs");
-    assert_eq!(code, 200);
-    let all: Value = serde_json::from_slice(&body).expect("jobs json");
+    let all = json_of("admin jobs", &cluster.nodes[2].admin(&["jobs", "--json"]));
     for user in ["alice", "bob"] {
         assert!(
             all.as_array()
@@ -271,6 +262,32 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
             "{all}"
         );
     }
+
+    // The admin lists every account's devices and revokes one of bob's.
+    let devices = json_of(
+        "admin device list",
+        &cluster.nodes[1].admin(&["device", "list", "--json"]),
+    );
+    let phone = devices
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["name"] == "bob-phone")
+        .and_then(|d| d["id"].as_str())
+        .expect("bob's phone listed")
+        .to_string();
+    ok(
+        "admin revoke",
+        &cluster.nodes[1].admin(&["device", "revoke", &phone]),
+    );
+    let out = bob2.cairn(&["vault", "list"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "revoked by the admin: {}",
+        stderr(&out)
+    );
+    bob1.json(&["vault", "list"]);
 
     // A wrong password on a logged-in device: exit 3, nothing decrypted.
     let confused = Device::new(&homes.join("alice-laptop"), "laptop", ALICE_PW);
