@@ -875,7 +875,11 @@ fn corrupt_replica(data_dir: &Path, vault: &str, chunk: &str, json: bool) -> Res
     })
 }
 
-/// The no-argument dev cluster: one node, id 1, initialised on first start.
+/// The tier a new dev cluster offers.
+const DEV_TIER: &str = "standard";
+
+/// The no-argument dev cluster: one node, id 1, initialised on first start
+/// (with the [`DEV_TIER`] tier).
 async fn dev(
     data_dir: PathBuf,
     listen: SocketAddr,
@@ -891,7 +895,21 @@ async fn dev(
         Some(id) => App::start(&dir, id, settings, &tls).await?,
         None => {
             let identity = NodeIdentity::new(1, listen, None, false);
-            server::start_new_cluster(&dir, identity, None, settings, &tls).await?
+            let app = server::start_new_cluster(&dir, identity, None, settings, &tls).await?;
+            // A dev cluster is usable at once: devices can request vaults
+            // of a one-copy `standard` tier.
+            let tier = cairn_consensus::Event::TierConfigured {
+                name: DEV_TIER.into(),
+                replicas: 1,
+                requestable: true,
+                quota_bytes: None,
+                description: "dev cluster: one copy of every chunk".into(),
+                at: cairn_node::app::now(),
+            };
+            app.propose(tier)
+                .await
+                .map_err(|e| CliError::Other(format!("defining the dev tier: {e}")))?;
+            app
         }
     };
     let mut options = on_listening(json, true, tls.scheme(), &app.identity, &dir);

@@ -93,6 +93,15 @@ fn dev_cluster_serves_health_admin_and_metrics() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 
     println!("=== tiers");
+    // A new dev cluster offers a one-copy `standard` tier.
+    let out = node.admin(&["tier", "list", "--json"]);
+    let tiers: Vec<cairn_node::wire::TierInfo> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        tiers
+            .iter()
+            .any(|t| t.name == "standard" && t.replicas == 1 && t.requestable),
+        "{tiers:?}"
+    );
     let out = node.admin(&["tier", "create", "standard", "--replicas", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -372,7 +381,8 @@ fn config_file_flags_override_and_json_output() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&["--config", &cfg, "admin", "tier", "list", "--json"]);
     let tiers: Vec<cairn_node::wire::TierInfo> = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(tiers.len(), 1);
+    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["gold", "standard"], "the new tier next to the dev one");
 
     println!("=== a flag wins over the file");
     let out = run(&[
