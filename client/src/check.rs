@@ -124,8 +124,9 @@ pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckRepo
     Ok(report)
 }
 
-/// Fetches and verifies `ids` in parallel batches; returns the damaged or
-/// missing ones (each with a problem line).
+/// Fetches (for an account vault, prefetches a batch at a time) and
+/// verifies `ids` in parallel batches; returns the damaged or missing ones
+/// (each with a problem line).
 fn verify_ids(
     vault: &Vault,
     ids: &[ChunkId],
@@ -136,7 +137,13 @@ fn verify_ids(
     let bad = Mutex::new(Vec::new());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = 2 * std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // An account vault's workers mostly wait on the network.
+    let threads = if vault.remote().is_some() {
+        2 * cores + 2
+    } else {
+        cores
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
             let (bad, failure, next) = (&bad, &failure, &next);
@@ -193,31 +200,5 @@ fn verify_all(
             ids.push(id);
             Ok(())
         })?;
-    let bad = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per = ids.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for part in ids.chunks(per) {
-            let bad = &bad;
-            s.spawn(move || {
-                let mut reader = BlobReader::default();
-                for id in part {
-                    if let Err(e) = vault.blob_with(*id, &mut reader) {
-                        if let Ok(mut b) = bad.lock() {
-                            b.push((*id, e.to_string()));
-                        }
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    report.chunks_read = ids.len() as u64;
-    let bad = bad
-        .into_inner()
-        .map_err(|_| Error::Invalid("a check worker panicked".into()))?;
-    for (_, msg) in &bad {
-        report.problems.push(msg.clone());
-    }
-    Ok(bad.into_iter().map(|(id, _)| id).collect())
+    verify_ids(vault, &ids, report, done)
 }

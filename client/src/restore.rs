@@ -106,17 +106,7 @@ pub fn run(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
-    let mut plan = Plan {
-        vault,
-        files: vec![],
-        jobs: vec![],
-        links: vec![],
-        dirs: vec![],
-        specials: vec![],
-        first_link: HashMap::new(),
-        warnings: vec![],
-        is_root: unsafe { libc::geteuid() } == 0,
-    };
+    let mut plan = Plan::new(vault, unsafe { libc::geteuid() } == 0);
     let root = vault.tree(snapshot.root)?;
     if opts.includes.is_empty() {
         plan.dir(&root, &opts.target)?;
@@ -227,7 +217,23 @@ struct Plan<'a> {
     is_root: bool,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// An empty plan over `vault`; `is_root` (running as root) decides
+    /// whether ownership and device nodes are restored.
+    fn new(vault: &'a Vault, is_root: bool) -> Self {
+        Plan {
+            vault,
+            files: vec![],
+            jobs: vec![],
+            links: vec![],
+            dirs: vec![],
+            specials: vec![],
+            first_link: HashMap::new(),
+            warnings: vec![],
+            is_root,
+        }
+    }
+
     /// Groups consecutive jobs into units of about [`UNIT_BYTES`].
     fn units(&self, jobs: Vec<Job>) -> Vec<Vec<Job>> {
         let mut units = vec![];
@@ -633,17 +639,7 @@ mod tests {
                 failed: AtomicBool::new(false),
             }
         };
-        let mut plan = Plan {
-            vault: &vault,
-            files: vec![],
-            jobs: vec![],
-            links: vec![],
-            dirs: vec![],
-            specials: vec![],
-            first_link: HashMap::new(),
-            warnings: vec![],
-            is_root: false,
-        };
+        let mut plan = Plan::new(&vault, false);
         // 600 one-chunk files of 1 KiB: units close at UNIT_CHUNKS chunks.
         for _ in 0..600 {
             plan.files.push(file(1, 1024));

@@ -166,14 +166,18 @@ async fn method_not_allowed() -> Response {
 
 // --- Raft RPCs (bincode) --------------------------------------------------
 
-fn bincode_reply<T: Serialize>(value: &T) -> Response {
+/// A bincode answer of a cluster-internal route (also the storage role's,
+/// [`crate::storage::http`]).
+pub(crate) fn bincode_reply<T: Serialize>(value: &T) -> Response {
     match bincode::serialize(value) {
         Ok(bytes) => ([(CONTENT_TYPE, BINCODE)], bytes).into_response(),
         Err(e) => ApiError::Internal(format!("encoding reply: {e}")).into_response(),
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+/// Decodes the bincode body of a cluster-internal request; garbage is a
+/// `400 bad_request`.
+pub(crate) fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     bincode::deserialize(body).map_err(|e| ApiError::BadRequest(format!("bad bincode body: {e}")))
 }
 

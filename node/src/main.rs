@@ -918,6 +918,38 @@ async fn dev(
     Ok(())
 }
 
+/// One line of `admin device list`.
+fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
+    let state = match d.revoked_at {
+        Some(_) => "revoked",
+        None => "live",
+    };
+    format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
+}
+
+/// One line of `admin jobs`.
+fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    let status = j.status.map_or_else(
+        || "running".to_string(),
+        |s| format!("{s:?}").to_lowercase(),
+    );
+    format!(
+        "{}  {:<10} {:<8} {:<10} {}/{}  {} files  {} bytes{}\n",
+        j.id,
+        format!("{:?}", j.kind).to_lowercase(),
+        status,
+        j.duration_ms
+            .map_or_else(String::new, |ms| format!("{ms} ms")),
+        j.user,
+        j.device_name,
+        j.files,
+        j.bytes,
+        j.error
+            .as_deref()
+            .map_or_else(String::new, |e| format!("  error: {e}")),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -1000,36 +1032,4 @@ mod tests {
         assert_eq!(merged.snapshot_every, 9);
         assert_eq!(merged.heartbeat_ms, 50);
     }
-}
-
-/// One line of `admin device list`.
-fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
-    let state = match d.revoked_at {
-        Some(_) => "revoked",
-        None => "live",
-    };
-    format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
-}
-
-/// One line of `admin jobs`.
-fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    let status = j.status.map_or_else(
-        || "running".to_string(),
-        |s| format!("{s:?}").to_lowercase(),
-    );
-    format!(
-        "{}  {:<10} {:<8} {:<10} {}/{}  {} files  {} bytes{}\n",
-        j.id,
-        format!("{:?}", j.kind).to_lowercase(),
-        status,
-        j.duration_ms
-            .map_or_else(String::new, |ms| format!("{ms} ms")),
-        j.user,
-        j.device_name,
-        j.files,
-        j.bytes,
-        j.error
-            .as_deref()
-            .map_or_else(String::new, |e| format!("  error: {e}")),
-    )
 }

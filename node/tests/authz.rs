@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{user_body, wait_for, Node};
+use common::{user_body, Node};
 use serde_json::{json, Value};
 
 /// The login key of every account `user_body` creates.
@@ -243,6 +243,15 @@ fn single_node(tmp: &std::path::Path) -> Node {
     n
 }
 
+/// A one-node cluster with the account alice and the requestable
+/// `standard` tier.
+fn alice_node(tmp: &std::path::Path) -> Node {
+    let n = single_node(tmp);
+    create_user(&n, "alice");
+    define_tier(&n, "standard", true);
+    n
+}
+
 /// Who may call a route, and what the permitted callers get.
 #[derive(Debug, Clone, Copy)]
 enum Access {
@@ -256,6 +265,12 @@ enum Access {
     Admin(u16),
 }
 
+/// A device route's row: what the owner's device and another account's
+/// device get.
+const fn dev(owner: u16, other: u16) -> Access {
+    Access::Device { owner, other }
+}
+
 /// The table: every documented `/api/v1` route and who may call it.
 fn access(method: &str, path: &str) -> Option<Access> {
     use Access::*;
@@ -266,84 +281,27 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("get", "/api/v1/cluster/status") => Public(200),
         // Cluster-internal; open because this cluster has no secret.
         ("post", "/api/v1/cluster/join") => Public(200),
-        ("get", "/api/v1/account") => Device {
-            owner: 200,
-            other: 200,
-        },
+        ("get", "/api/v1/account") => dev(200, 200),
         // The body carries a wrong old login key: a token that gets past
         // authentication is answered login_failed.
-        ("post", "/api/v1/account/password") => Device {
-            owner: 401,
-            other: 401,
-        },
-        ("get", "/api/v1/devices") => Device {
-            owner: 200,
-            other: 200,
-        },
-        ("post", "/api/v1/devices/{id}/rename") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("post", "/api/v1/devices/{id}/revoke") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("get", "/api/v1/tiers") => Device {
-            owner: 200,
-            other: 200,
-        },
-        ("get", "/api/v1/vaults") => Device {
-            owner: 200,
-            other: 200,
-        },
-        ("post", "/api/v1/vaults") => Device {
-            owner: 201,
-            other: 201,
-        },
-        ("get", "/api/v1/vaults/{id}") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("delete", "/api/v1/vaults/{id}") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("get", "/api/v1/vaults/{id}/snapshots") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("post", "/api/v1/vaults/{id}/snapshots") => Device {
-            owner: 201,
-            other: 404,
-        },
-        ("delete", "/api/v1/vaults/{id}/snapshots/{sid}") => Device {
-            owner: 204,
-            other: 404,
-        },
-        ("get", "/api/v1/items") => Device {
-            owner: 200,
-            other: 200,
-        },
-        ("put", "/api/v1/items/{name}") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("delete", "/api/v1/items/{name}") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("get", "/api/v1/jobs") => Device {
-            owner: 200,
-            other: 200,
-        },
-        ("post", "/api/v1/jobs") => Device {
-            owner: 201,
-            other: 404,
-        },
-        ("post", "/api/v1/jobs/{id}/finish") => Device {
-            owner: 200,
-            other: 404,
-        },
+        ("post", "/api/v1/account/password") => dev(401, 401),
+        ("get", "/api/v1/devices") => dev(200, 200),
+        ("post", "/api/v1/devices/{id}/rename") => dev(200, 404),
+        ("post", "/api/v1/devices/{id}/revoke") => dev(200, 404),
+        ("get", "/api/v1/tiers") => dev(200, 200),
+        ("get", "/api/v1/vaults") => dev(200, 200),
+        ("post", "/api/v1/vaults") => dev(201, 201),
+        ("get", "/api/v1/vaults/{id}") => dev(200, 404),
+        ("delete", "/api/v1/vaults/{id}") => dev(200, 404),
+        ("get", "/api/v1/vaults/{id}/snapshots") => dev(200, 404),
+        ("post", "/api/v1/vaults/{id}/snapshots") => dev(201, 404),
+        ("delete", "/api/v1/vaults/{id}/snapshots/{sid}") => dev(204, 404),
+        ("get", "/api/v1/items") => dev(200, 200),
+        ("put", "/api/v1/items/{name}") => dev(200, 404),
+        ("delete", "/api/v1/items/{name}") => dev(200, 404),
+        ("get", "/api/v1/jobs") => dev(200, 200),
+        ("post", "/api/v1/jobs") => dev(201, 404),
+        ("post", "/api/v1/jobs/{id}/finish") => dev(200, 404),
         ("get", "/api/v1/admin/users") => Admin(200),
         ("post", "/api/v1/admin/users") => Admin(201),
         ("get", "/api/v1/admin/tiers") => Admin(200),
@@ -354,27 +312,12 @@ fn access(method: &str, path: &str) -> Option<Access> {
         // Node 99 was never a member.
         ("post", "/api/v1/cluster/remove") => Admin(404),
         ("post", "/api/v1/cluster/drain") => Admin(404),
-        ("post", "/api/v1/vaults/{id}/chunks/missing") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("post", "/api/v1/vaults/{id}/chunks") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("post", "/api/v1/vaults/{id}/chunks/get") => Device {
-            owner: 200,
-            other: 404,
-        },
-        ("post", "/api/v1/vaults/{id}/chunks/list") => Device {
-            owner: 200,
-            other: 404,
-        },
+        ("post", "/api/v1/vaults/{id}/chunks/missing") => dev(200, 404),
+        ("post", "/api/v1/vaults/{id}/chunks") => dev(200, 404),
+        ("post", "/api/v1/vaults/{id}/chunks/get") => dev(200, 404),
+        ("post", "/api/v1/vaults/{id}/chunks/list") => dev(200, 404),
         // A fresh vault with the owner's running prune job on it each call.
-        ("post", "/api/v1/vaults/{id}/chunks/delete") => Device {
-            owner: 200,
-            other: 404,
-        },
+        ("post", "/api/v1/vaults/{id}/chunks/delete") => dev(200, 404),
         _ => return None,
     })
 }
@@ -527,10 +470,8 @@ impl World {
 #[test]
 fn every_route_has_a_row_and_enforces_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n = single_node(tmp.path());
-    create_user(&n, "alice");
+    let n = alice_node(tmp.path());
     create_user(&n, "bob");
-    define_tier(&n, "standard", true);
     let p = n.port;
     let alice = login(p, "alice", "a1");
     let bob = login(p, "bob", "b1");
@@ -726,20 +667,7 @@ fn every_route_has_a_row_and_enforces_it() {
 fn login_anywhere_and_revocation_is_immediate_everywhere() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(tmp.path(), id)).collect();
-    nodes[0].init();
-    nodes[0].spawn_serve();
-    nodes[0].wait_ready();
-    let url1 = nodes[0].url();
-    nodes[1].spawn_join(&url1);
-    nodes[2].spawn_join(&url1);
-    wait_for("three voters", Duration::from_secs(60), || {
-        nodes[0]
-            .status()
-            .filter(|s| s.voters.len() == 3 && s.storage_nodes.len() == 3)
-    });
-    for n in &nodes {
-        n.wait_ready();
-    }
+    common::form_three(&mut nodes);
     create_user(&nodes[1], "alice");
 
     let mut devices = Vec::new();
@@ -930,10 +858,8 @@ fn login_failures_look_alike_and_are_rate_limited() {
 #[test]
 fn password_change_logs_out_other_devices() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n = single_node(tmp.path());
+    let n = alice_node(tmp.path());
     let p = n.port;
-    create_user(&n, "alice");
-    define_tier(&n, "standard", true);
     let a1 = login(p, "alice", "a1");
     let a2 = login(p, "alice", "a2");
     let vault = new_vault(p, &a1);
@@ -998,10 +924,8 @@ fn password_change_logs_out_other_devices() {
 #[test]
 fn items_are_private_and_snapshots_are_shared() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n = single_node(tmp.path());
+    let n = alice_node(tmp.path());
     let p = n.port;
-    create_user(&n, "alice");
-    define_tier(&n, "standard", true);
     let d1 = login(p, "alice", "laptop");
     let d2 = login(p, "alice", "desktop");
     let vault = new_vault(p, &d1);
@@ -1099,10 +1023,8 @@ fn items_are_private_and_snapshots_are_shared() {
 #[test]
 fn idempotency_keys_make_retries_safe() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n = single_node(tmp.path());
+    let n = alice_node(tmp.path());
     let p = n.port;
-    create_user(&n, "alice");
-    define_tier(&n, "standard", true);
     let d = login(p, "alice", "laptop");
     let key_header = hex16();
     let id = hex16();
@@ -1164,10 +1086,8 @@ fn idempotency_keys_make_retries_safe() {
 #[test]
 fn oversized_bodies_are_refused_with_json() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let n = single_node(tmp.path());
+    let n = alice_node(tmp.path());
     let p = n.port;
-    create_user(&n, "alice");
-    define_tier(&n, "standard", true);
     let d = login(p, "alice", "laptop");
     let vault = new_vault(p, &d);
 

@@ -143,20 +143,7 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
             n
         })
         .collect();
-    nodes[0].init();
-    nodes[0].spawn_serve();
-    nodes[0].wait_ready();
-    let url1 = nodes[0].url();
-    nodes[1].spawn_join(&url1);
-    nodes[2].spawn_join(&url1);
-    wait_for("three voters", Duration::from_secs(60), || {
-        nodes[0]
-            .status()
-            .filter(|s| s.voters.len() == 3 && s.storage_nodes.len() == 3)
-    });
-    for n in &nodes[..3] {
-        n.wait_ready();
-    }
+    common::form_three(&mut nodes);
     let writer = Writer::start(nodes[..3].iter().map(Target::of).collect());
 
     println!("=== a write through a follower is forwarded; another follower reads it");

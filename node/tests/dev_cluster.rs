@@ -382,7 +382,11 @@ fn config_file_flags_override_and_json_output() {
     let out = run(&["--config", &cfg, "admin", "tier", "list", "--json"]);
     let tiers: Vec<cairn_node::wire::TierInfo> = serde_json::from_slice(&out.stdout).expect("json");
     let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["gold", "standard"], "the new tier next to the dev one");
+    assert_eq!(
+        names,
+        ["gold", "standard"],
+        "the new tier next to the dev one"
+    );
 
     println!("=== a flag wins over the file");
     let out = run(&[

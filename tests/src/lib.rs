@@ -67,6 +67,19 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// `--data-dir DIR --node-id ID --listen 127.0.0.1:PORT`: who a node is,
+/// as `cairnd init` and a first `cairnd serve --join` take it.
+pub fn identity_args(dir: &Path, id: u64, port: u16) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        dir.to_string_lossy().into_owned(),
+        "--node-id".into(),
+        id.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+    ]
+}
+
 /// Standard output of a finished command, as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -133,14 +146,7 @@ impl Node {
     }
 
     fn identity(&self) -> Vec<String> {
-        vec![
-            "--data-dir".into(),
-            self.dir.to_string_lossy().into_owned(),
-            "--node-id".into(),
-            self.id.to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{}", self.port),
-        ]
+        identity_args(&self.dir, self.id, self.port)
     }
 
     fn spawn(&mut self, args: Vec<String>) {
@@ -232,15 +238,22 @@ impl Node {
     }
 
     fn dump_logs(&self) {
-        for run in 1..=self.runs {
-            for ext in ["out", "err"] {
-                let p = self.log_dir.join(format!("node{}.{run}.{ext}", self.id));
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                    eprintln!("----- {} -----", p.display());
-                    for l in tail.iter().rev() {
-                        eprintln!("{l}");
-                    }
+        dump_node_logs(&self.log_dir, self.id, self.runs, 40);
+    }
+}
+
+/// Prints the last `lines` lines of the logs `<log_dir>/node<id>.<run>.{out,err}`
+/// of runs `1..=runs` of node `id` (for failing tests; the layout both
+/// this harness and `cairnd`'s own tests write).
+pub fn dump_node_logs(log_dir: &Path, id: u64, runs: u32, lines: usize) {
+    for run in 1..=runs {
+        for ext in ["out", "err"] {
+            let p = log_dir.join(format!("node{id}.{run}.{ext}"));
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+                eprintln!("----- {} (last {} lines) -----", p.display(), tail.len());
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
                 }
             }
         }

@@ -36,12 +36,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use cairn_chunkstore::bucket::{self, Listed, NodeDigests};
-use cairn_chunkstore::gc::{self, Swept};
-use cairn_chunkstore::peers::{push_from, Fetched, Peers, PushReport};
+use cairn_chunkstore::bucket;
+use cairn_chunkstore::gc;
+use cairn_chunkstore::peers::{push_from, Fetched, Peers};
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::replica::{self, Batch};
-use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store, Usage};
+use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store};
 use cairn_consensus::event::JobKind;
 use cairn_consensus::state::StorageNodeStatus;
 use cairn_consensus::{Event, Outcome, Rejection};
@@ -56,7 +56,7 @@ use super::{wire, Storage};
 use crate::app::{now, App};
 use crate::auth::{Admin, DeviceAuth};
 use crate::error::{ApiError, ErrorBody};
-use crate::network::BINCODE;
+use crate::http::{bincode_reply, decode};
 
 /// Largest upload body: room for one chunk of the largest size a frame
 /// allows plus a batch of ordinary ones.
@@ -164,13 +164,29 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The vault (checked against the device's account) and its quota.
-fn vault_of(app: &App, auth: &DeviceAuth, id: &str) -> Result<(VaultId, Option<u64>), ApiError> {
+/// The preamble of every device route: the storage role, the vault
+/// (checked against the device's account) and its quota.
+fn vault_of(
+    app: &App,
+    auth: &DeviceAuth,
+    id: &str,
+) -> Result<(Arc<Storage>, VaultId, Option<u64>), ApiError> {
+    let storage = storage(app)?;
     let id = parse_vault(id)?;
     app.state.read(|s| {
         let v = auth.vault(s, id)?;
-        Ok((v.id, s.tiers().get(&v.tier).and_then(|t| t.quota_bytes)))
+        Ok((
+            storage,
+            v.id,
+            s.tiers().get(&v.tier).and_then(|t| t.quota_bytes),
+        ))
     })
+}
+
+/// Reads and decodes an id-list body (at most [`MAX_ID_BODY`] bytes).
+async fn read_ids(headers: &HeaderMap, body: Body) -> Result<Vec<ChunkId>, ApiError> {
+    let body = read_body(headers, body, MAX_ID_BODY).await?;
+    frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 fn binary(bytes: Vec<u8>) -> Response {
@@ -201,10 +217,8 @@ async fn missing(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (vault, _) = vault_of(&app, &auth, &id)?;
-    let body = read_body(&headers, body, MAX_ID_BODY).await?;
-    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let ids = read_ids(&headers, body).await?;
     let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
     let placement = Storage::placement(&app);
     let peers = storage.peers.clone();
@@ -238,8 +252,7 @@ async fn upload(
     body: Body,
 ) -> Result<Json<UploadReply>, ApiError> {
     let started = Instant::now();
-    let storage = storage(&app)?;
-    let (vault, quota) = vault_of(&app, &auth, &id)?;
+    let (storage, vault, quota) = vault_of(&app, &auth, &id)?;
     let body = read_body(&headers, body, MAX_UPLOAD_BYTES).await?;
     let frames = frames::decode_frames(&body).map_err(|e| match e {
         frames::FrameError::ChunkTooLarge(_) | frames::FrameError::TooMany => {
@@ -320,10 +333,8 @@ async fn get(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (vault, _) = vault_of(&app, &auth, &id)?;
-    let body = read_body(&headers, body, MAX_ID_BODY).await?;
-    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let ids = read_ids(&headers, body).await?;
     let placement = Arc::new(Storage::placement(&app));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     tokio::spawn(async move {
@@ -434,8 +445,7 @@ async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
     let after = q
         .after
         .as_deref()
@@ -524,16 +534,14 @@ async fn sweep(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SweepReply>, ApiError> {
-    let storage = storage(&app)?;
-    let (vault, _) = vault_of(&app, &auth, &id)?;
+    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
     let job: JobId = q
         .job
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("the `job` query parameter is required".into()))?
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("job: {e}")))?;
-    let body = read_body(&headers, body, MAX_ID_BODY).await?;
-    let ids = frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let ids = read_ids(&headers, body).await?;
     // Every backup job started anywhere before this point is seen.
     app.read_barrier().await?;
     let cutoff = app
@@ -612,17 +620,6 @@ async fn drain(
 
 // --- internal (node to node) ----------------------------------------------
 
-fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    bincode::deserialize(body).map_err(|e| ApiError::BadRequest(format!("bad bincode body: {e}")))
-}
-
-fn bincode_reply<T: Serialize>(value: &T) -> Response {
-    match bincode::serialize(value) {
-        Ok(bytes) => ([(CONTENT_TYPE, BINCODE)], bytes).into_response(),
-        Err(e) => ApiError::Internal(format!("encoding reply: {e}")).into_response(),
-    }
-}
-
 /// `?overwrite=1` on an internal put.
 #[derive(Debug, Deserialize)]
 struct PutQuery {
@@ -668,75 +665,90 @@ async fn internal_get(State(app): State<Arc<App>>, body: Bytes) -> Result<Respon
     Ok(binary(wire::encode_fetched(&answers)))
 }
 
+/// The shape of the bincode internal routes: decode the request, answer
+/// it from this node's storage on a blocking thread, reply in bincode.
+async fn internal<Q, R>(
+    app: &App,
+    body: &Bytes,
+    answer: impl FnOnce(&Storage, Q) -> Result<R, cairn_chunkstore::Error> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    Q: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    let storage = storage(app)?;
+    let request: Q = decode(body)?;
+    let reply = blocking(move || answer(&storage, request)).await?;
+    Ok(bincode_reply(&reply))
+}
+
 async fn internal_contains(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let keys: Vec<ChunkKey> = decode(&body)?;
-    let store = storage.store.clone();
-    let has = blocking(move || keys.iter().map(|k| store.contains(k)).collect()).await?;
-    Ok(bincode_reply::<Vec<bool>>(&has))
+    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
+        keys.iter()
+            .map(|k| s.store.contains(k))
+            .collect::<Result<Vec<bool>, _>>()
+    })
+    .await
 }
 
 async fn internal_digests(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (placement, down): (Placement, Vec<NodeId>) = decode(&body)?;
-    let (store, me) = (storage.store.clone(), storage.id());
-    let d: NodeDigests = blocking(move || bucket::digests(&store, me, &placement, &down)).await?;
-    Ok(bincode_reply(&d))
+    internal(
+        &app,
+        &body,
+        |s, (placement, down): (Placement, Vec<NodeId>)| {
+            bucket::digests(&s.store, s.id(), &placement, &down)
+        },
+    )
+    .await
 }
 
 async fn internal_list(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let buckets: Vec<u8> = decode(&body)?;
-    let store = storage.store.clone();
-    let listed: Vec<Listed> = blocking(move || bucket::list(&store, &buckets)).await?;
-    Ok(bincode_reply(&listed))
+    internal(&app, &body, |s, buckets: Vec<u8>| {
+        bucket::list(&s.store, &buckets)
+    })
+    .await
 }
 
 async fn internal_push(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (to, keys): (NodeId, Vec<ChunkKey>) = decode(&body)?;
-    let (store, peers) = (storage.store.clone(), storage.peers.clone());
-    let report: PushReport = blocking(move || push_from(&store, &*peers, to, &keys)).await?;
-    Ok(bincode_reply(&report))
+    internal(&app, &body, |s, (to, keys): (NodeId, Vec<ChunkKey>)| {
+        push_from(&s.store, &*s.peers, to, &keys)
+    })
+    .await
 }
 
 async fn internal_delete(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let keys: Vec<ChunkKey> = decode(&body)?;
-    let store = storage.store.clone();
-    blocking(move || store.delete_batch(&keys)).await?;
-    Ok(bincode_reply(&()))
+    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
+        s.store.delete_batch(&keys)
+    })
+    .await
 }
 
 async fn internal_touch(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let keys: Vec<ChunkKey> = decode(&body)?;
-    let store = storage.store.clone();
-    let has = blocking(move || store.touch(&keys, unix_now())).await?;
-    Ok(bincode_reply::<Vec<bool>>(&has))
+    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
+        s.store.touch(&keys, unix_now())
+    })
+    .await
 }
 
 async fn internal_sweep(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (keys, cutoff): (Vec<ChunkKey>, u64) = decode(&body)?;
-    let store = storage.store.clone();
-    let fates = blocking(move || store.delete_untouched(&keys, cutoff)).await?;
-    Ok(bincode_reply::<Vec<Swept>>(&fates))
+    internal(&app, &body, |s, (keys, cutoff): (Vec<ChunkKey>, u64)| {
+        s.store.delete_untouched(&keys, cutoff)
+    })
+    .await
 }
 
 async fn internal_ids(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let (vault, after, limit): (VaultId, Option<ChunkId>, u64) = decode(&body)?;
-    let limit = usize::try_from(limit).unwrap_or(LIST_PAGE).min(LIST_PAGE);
-    let store = storage.store.clone();
-    let ids = blocking(move || store.ids_after(vault, after, limit)).await?;
-    Ok(bincode_reply::<Vec<ChunkId>>(&ids))
+    internal(
+        &app,
+        &body,
+        |s, (vault, after, limit): (VaultId, Option<ChunkId>, u64)| {
+            let limit = usize::try_from(limit).unwrap_or(LIST_PAGE).min(LIST_PAGE);
+            s.store.ids_after(vault, after, limit)
+        },
+    )
+    .await
 }
 
 async fn internal_usage(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let vault: VaultId = decode(&body)?;
-    let store = storage.store.clone();
-    let usage: Usage = blocking(move || store.usage(&vault)).await?;
-    Ok(bincode_reply(&usage))
+    internal(&app, &body, |s, vault: VaultId| s.store.usage(&vault)).await
 }

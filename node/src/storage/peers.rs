@@ -155,16 +155,20 @@ impl HttpPeers {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp> {
-        let body = bincode::serialize(req).map_err(|e| Error::Peer {
-            node,
-            detail: format!("encoding: {e}"),
-        })?;
-        let answer = self.call(node, path, body, timeout)?;
+        let answer = self.call(node, path, encode(node, req)?, timeout)?;
         bincode::deserialize(&answer).map_err(|e| Error::Peer {
             node,
             detail: format!("bad answer from {path}: {e}"),
         })
     }
+}
+
+/// The bincode body of a request to `node`.
+fn encode<Req: Serialize>(node: NodeId, req: &Req) -> Result<Vec<u8>> {
+    bincode::serialize(req).map_err(|e| Error::Peer {
+        node,
+        detail: format!("encoding: {e}"),
+    })
 }
 
 impl Peers for HttpPeers {
@@ -189,11 +193,12 @@ impl Peers for HttpPeers {
         if node == self.me {
             return keys.iter().map(|k| self.store.fetch(k)).collect();
         }
-        let body = bincode::serialize(keys).map_err(|e| Error::Peer {
+        let answer = self.call(
             node,
-            detail: format!("encoding: {e}"),
-        })?;
-        let answer = self.call(node, "/internal/v1/chunks/get", body, READ_TIMEOUT)?;
+            "/internal/v1/chunks/get",
+            encode(node, &keys)?,
+            READ_TIMEOUT,
+        )?;
         wire::decode_fetched(&answer).map_err(|e| Error::Peer {
             node,
             detail: format!("bad get answer: {e}"),

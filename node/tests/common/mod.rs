@@ -1,22 +1,20 @@
 //! Helpers to run real `cairnd` processes: free ports, data directories in
 //! a temp dir, logs captured to files (printed when a test fails), polling
-//! with deadlines instead of fixed sleeps.
+//! with deadlines instead of fixed sleeps. The generic pieces (ports,
+//! polling, HTTP, log tails) are the cross-crate harness's, `cairn_tests`.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_node::wire::ClusterStatus;
+// Each test target uses its own subset of these.
+#[allow(unused_imports)]
+pub use cairn_tests::{free_port, stderr, stdout, wait_for};
 
 pub const CAIRND: &str = env!("CARGO_BIN_EXE_cairnd");
-
-/// A port that was free a moment ago (the OS picks it).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
-}
 
 /// One `cairnd` process; killed on drop.
 pub struct Node {
@@ -107,14 +105,7 @@ impl Node {
 
     /// `--data-dir D --node-id N --listen ADDR` of this node.
     fn identity_args(&self) -> Vec<String> {
-        vec![
-            "--data-dir".into(),
-            self.dir.to_string_lossy().into_owned(),
-            "--node-id".into(),
-            self.id.to_string(),
-            "--listen".into(),
-            self.listen(),
-        ]
+        cairn_tests::identity_args(&self.dir, self.id, self.port)
     }
 
     /// `cairnd init` with extra arguments.
@@ -275,18 +266,7 @@ impl Node {
 
     /// Prints this node's logs (for failing tests).
     pub fn dump_logs(&self) {
-        for run in 1..=self.runs {
-            for ext in ["out", "err"] {
-                let p = self.log_dir.join(format!("node{}.{run}.{ext}", self.id));
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    let tail: Vec<&str> = text.lines().rev().take(60).collect();
-                    eprintln!("----- {} (last {} lines) -----", p.display(), tail.len());
-                    for l in tail.iter().rev() {
-                        eprintln!("{l}");
-                    }
-                }
-            }
-        }
+        cairn_tests::dump_node_logs(&self.log_dir, self.id, self.runs, 60);
     }
 }
 
@@ -316,6 +296,25 @@ impl Drop for Node {
     }
 }
 
+/// Initialises `nodes[0]`, joins `nodes[1]` and `nodes[2]` to it, and
+/// waits until the three are voters and storage nodes and all are ready.
+pub fn form_three(nodes: &mut [Node]) {
+    nodes[0].init();
+    nodes[0].spawn_serve();
+    nodes[0].wait_ready();
+    let url1 = nodes[0].url();
+    nodes[1].spawn_join(&url1);
+    nodes[2].spawn_join(&url1);
+    wait_for("three voters", Duration::from_secs(60), || {
+        nodes[0]
+            .status()
+            .filter(|s| s.voters.len() == 3 && s.storage_nodes.len() == 3)
+    });
+    for n in &nodes[..3] {
+        n.wait_ready();
+    }
+}
+
 pub fn run(args: &[&str]) -> Output {
     run_owned(args.iter().map(|s| s.to_string()).collect())
 }
@@ -328,24 +327,13 @@ pub fn run_owned(args: Vec<String>) -> Output {
         .expect("run cairnd")
 }
 
-/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A minimal HTTP/1.1 GET, so the tests need no HTTP client of their own.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_request(port, "GET", path, &[], "")
 }
 
-/// A minimal HTTP/1.1 request with extra headers and a JSON body.
+/// A minimal HTTP/1.1 request with extra headers and a JSON body
+/// ([`cairn_tests::http`], answering text).
 pub fn http_request(
     port: u16,
     method: &str,
@@ -353,28 +341,12 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
+    let mut all = headers.to_vec();
     if !body.is_empty() {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        all.push(("Content-Type", "application/json"));
     }
-    write!(s, "{head}\r\n{body}").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status: u16 = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    let (status, answer) = cairn_tests::http(port, method, path, &all, body.as_bytes())?;
+    Some((status, String::from_utf8_lossy(&answer).into_owned()))
 }
 
 /// The body of a `POST /api/v1/admin/users` that creates `name` (a fixed
@@ -385,14 +357,6 @@ pub fn user_body(name: &str) -> String {
         "00".repeat(16),
         "11".repeat(32)
     )
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Names from `admin user list --json`.
