@@ -407,6 +407,23 @@ impl Device {
         json_of(&format!("cairn {}", args.join(" ")), &self.cairn(&all))
     }
 
+    /// Restores `snapshot` of account vault `vault` into a fresh `target`
+    /// and asserts that the backed-up directory `source` came back byte for
+    /// byte (a backed-up path is recreated under the target by its
+    /// absolute path).
+    pub fn restore_and_compare(&self, vault: &str, snapshot: &str, target: &Path, source: &Path) {
+        let _ = std::fs::remove_dir_all(target);
+        let t = target.to_str().expect("utf-8 target");
+        ok(
+            &format!("{} restores {snapshot}", self.name),
+            &self.cairn(&["restore", "--vault", vault, snapshot, "--target", t]),
+        );
+        let restored = target.join(source.strip_prefix("/").expect("absolute source"));
+        if let Err(e) = same_tree(source, &restored) {
+            panic!("restore of {snapshot} by {} differs: {e}", self.name);
+        }
+    }
+
     /// `cairn login --server URL --user USER --device NAME`.
     pub fn login(&self, url: &str, user: &str) -> Output {
         self.cairn(&[

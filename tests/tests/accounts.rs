@@ -8,11 +8,8 @@
 //! finally a search of every node's files and of every byte the clients
 //! sent for the password and the raw vault keys.
 
-use std::path::Path;
-
 use cairn_tests::{
-    files_containing, http, json_of, ok, same_tree, stderr, write_data, Cluster, Device,
-    RecordingProxy,
+    files_containing, http, json_of, ok, stderr, write_data, Cluster, Device, RecordingProxy,
 };
 use serde_json::Value;
 
@@ -26,10 +23,6 @@ fn vault_ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|v| v["id"].as_str().expect("vault id").to_string())
         .collect()
-}
-
-fn restored(target: &Path, source: &Path) -> std::path::PathBuf {
-    target.join(source.strip_prefix("/").expect("absolute source"))
 }
 
 #[test]
@@ -116,18 +109,7 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
 
     // The desktop restores the laptop's snapshot, byte for byte.
     let target = cluster.scratch("desktop-restore");
-    ok(
-        "desktop restore",
-        &desktop.cairn(&[
-            "restore",
-            "--vault",
-            "main",
-            "latest",
-            "--target",
-            target.to_str().expect("utf-8"),
-        ]),
-    );
-    same_tree(&data, &restored(&target, &data)).expect("restored tree");
+    desktop.restore_and_compare("main", "latest", &target, &data);
 
     // Bob sees none of it, by name or by id, on any node.
     assert!(!vault_ids(&bob1.json(&["vault", "list"])).contains(&vault_id));
@@ -214,19 +196,7 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         "desktop login with the new password",
         &desktop.login(&cluster.nodes[1].url(), "alice"),
     );
-    let target2 = cluster.scratch("desktop-restore-2");
-    ok(
-        "restore after passwd",
-        &desktop.cairn(&[
-            "restore",
-            "--vault",
-            "main",
-            "latest",
-            "--target",
-            target2.to_str().expect("utf-8"),
-        ]),
-    );
-    same_tree(&data, &restored(&target2, &data)).expect("restored after passwd");
+    desktop.restore_and_compare("main", "latest", &target, &data);
 
     // The job log: the backup and both restores, with status and sizes.
     let jobs = laptop.json(&["jobs"]);

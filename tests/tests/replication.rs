@@ -9,25 +9,13 @@
 //!
 //! `CAIRN_E2E_MB` sets the size of the first backup (default 200).
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{bin, ok, same_tree, wait_for, write_data, Cluster, Device};
+use cairn_tests::{bin, ok, wait_for, write_data, Cluster, Device};
 use serde_json::Value;
 
 const PW: &str = "replicated pass words";
-
-fn restore_and_compare(device: &Device, snapshot: &str, target: &Path, data: &Path) {
-    let _ = std::fs::remove_dir_all(target);
-    let t = target.to_str().expect("utf-8");
-    ok(
-        &format!("{} restores {snapshot}", device.name),
-        &device.cairn(&["restore", "--vault", "main", snapshot, "--target", t]),
-    );
-    let restored: PathBuf = target.join(data.strip_prefix("/").expect("absolute"));
-    same_tree(data, &restored).expect("restored bytes identical");
-}
 
 /// Every live node's count of stored chunks, once the leader reports no
 /// under-replicated chunk.
@@ -85,7 +73,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     // 2. SIGKILL node 1; restore through node 3, byte-identical.
     cluster.node(1).kill();
     let target = cluster.scratch("restore");
-    restore_and_compare(&via3, &first_id, &target, &data);
+    via3.restore_and_compare("main", &first_id, &target, &data);
 
     // 3. Back up again while node 1 is down (W=2 of the 2 live owners);
     //    the device logged in through node 1 fails over by itself.
@@ -106,7 +94,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
             .collect::<Option<_>>()?;
         (counts[0] > 0.0 && counts.iter().all(|c| *c == counts[0])).then_some(())
     });
-    restore_and_compare(&via1, &second_id, &target, &data);
+    via1.restore_and_compare("main", &second_id, &target, &data);
 
     // 5. Kill the node a backup is talking to, mid-upload: the backup either
     //    completes through another node or fails cleanly, and a rerun
@@ -143,7 +131,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     cluster.node(2).start();
     cluster.nodes[1].wait_ready();
     wait_fully_replicated(&cluster, &[0, 1, 2], Duration::from_secs(180));
-    restore_and_compare(&via3, "latest", &target, &data);
+    via3.restore_and_compare("main", "latest", &target, &data);
 
     // 6. Corrupt node 3's copy of the newest root tree on its disk: restores
     //    stay identical and the copy is repaired.
@@ -172,7 +160,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
         "login fresh",
         &fresh.login(&cluster.nodes[2].url(), "carol"),
     );
-    restore_and_compare(&fresh, "latest", &target, &data);
+    fresh.restore_and_compare("main", "latest", &target, &data);
     // Node 3 read its own damaged copy first, caught it by checksum and
     // rewrote it from another owner.
     let found = cluster.nodes[2].metric("cairn_storage_corrupt_copies_total");
@@ -198,7 +186,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     });
     ok("remove", &cluster.nodes[0].cli(&["cluster", "remove", "2"]));
     cluster.node(2).kill();
-    restore_and_compare(&via3, "latest", &target, &data);
+    via3.restore_and_compare("main", "latest", &target, &data);
 
     // 8. Forget every snapshot but a new one without `while-down.bin`, then
     //    prune: its chunks leave every node, and what is kept is intact.
@@ -229,7 +217,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
         Duration::from_secs(90),
         || (stored(&cluster)? == 3.0 * live).then_some(()),
     );
-    restore_and_compare(&via3, "latest", &target, &data);
+    via3.restore_and_compare("main", "latest", &target, &data);
     ok(
         "check --read-data after prune",
         &via3.cairn(&["check", "--vault", "main", "--read-data"]),
