@@ -15,10 +15,12 @@
 //!            └─────────────────────────────────────┘
 //! ```
 //!
-//! Security of the cluster-internal endpoints (`/raft/*`, joins) rests on an
-//! optional shared cluster secret ([`token::ClusterSecret`], set with
+//! Security of the cluster-internal endpoints (`/raft/*`, joins, chunk
+//! replication under `/internal/v1/`) rests on a
+//! shared cluster secret ([`token::ClusterSecret`], set with
 //! `--cluster-secret-file` at `init` and on every joining node); without one
-//! they are open, which `cairnd` only allows quietly on loopback.
+//! they are open, which `cairnd` allows on loopback only
+//! ([`server::check_cluster_secret`]).
 //!
 //! HTTPS ([`tls`]): with `tls_cert`/`tls_key` or `--tls-self-signed` the node
 //! serves rustls and advertises `https://`; peers and the operator commands

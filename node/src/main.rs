@@ -572,6 +572,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let node_id = required(node.node_id, "--node-id")?;
             let listen = required(node.listen, "--listen")?;
             server::check_listen(listen, node.tls.enabled(), node.insecure_http)?;
+            server::check_cluster_secret(listen, node.cluster_secret_file.is_some())?;
             let dir = DataDir::new(node.data_dir);
             let identity = NodeIdentity::new(node_id, listen, node.advertise, node.tls.enabled());
             server::check_advertise(&identity, &node.tls)?;

@@ -65,6 +65,27 @@ pub fn check_listen(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<
     }
 }
 
+/// Refuses a non-loopback node without a cluster secret: the internal
+/// endpoints (`/raft/*`, joins, `/internal/v1/*` chunk replication) would
+/// be open to anyone who reaches the port — anyone could propose events or
+/// read and delete any vault's chunks.
+///
+/// # Errors
+///
+/// [`NodeError::Config`] naming the fix.
+pub fn check_cluster_secret(addr: SocketAddr, has_secret: bool) -> Result<(), NodeError> {
+    if addr.ip().is_loopback() || has_secret {
+        Ok(())
+    } else {
+        Err(NodeError::Config(format!(
+            "{addr} is not a loopback address and this node has no cluster secret, so its \
+             internal endpoints would be open to anyone; give the same secret to every node \
+             with --cluster-secret-file at `init` (first node) or `serve --join` (see \
+             docs/OPERATIONS.md, \"Bootstrapping a 3-node cluster\")"
+        )))
+    }
+}
+
 /// Refuses to serve HTTPS while `node.json` advertises `http://` (or the
 /// reverse): peers and clients would speak the wrong protocol to this node
 /// and the cluster would only fail later, on every RPC.
@@ -227,6 +248,12 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let identity = app.identity.clone();
+    if let Err(e) = check_cluster_secret(identity.listen, app.cluster_secret.is_some()) {
+        if let Err(s) = app.raft.shutdown().await {
+            tracing::error!(error = %s, "raft shutdown");
+        }
+        return Err(e);
+    }
     match crate::storage::Storage::start(&app, &options.data_dir, options.storage.clone()) {
         Ok(storage) => {
             // Only this function sets it, once per App.
@@ -407,6 +434,16 @@ mod tests {
         assert!(check_listen(lan, false, false).is_err());
         assert!(check_listen(lan, false, true).is_ok());
         assert!(check_listen(lan, true, false).is_ok(), "TLS is enough");
+    }
+
+    #[test]
+    fn non_loopback_needs_a_cluster_secret() {
+        let lan: SocketAddr = "10.1.2.3:8700".parse().expect("addr");
+        let lo: SocketAddr = "[::1]:8700".parse().expect("addr");
+        assert!(check_cluster_secret(lo, false).is_ok());
+        assert!(check_cluster_secret(lan, true).is_ok());
+        let err = check_cluster_secret(lan, false).expect_err("open internal endpoints");
+        assert!(err.to_string().contains("--cluster-secret-file"), "{err}");
     }
 
     #[test]

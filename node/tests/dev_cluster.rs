@@ -227,6 +227,24 @@ fn cli_refuses_bad_setups() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("insecure-http"), "{}", stderr(&out));
 
+    println!("=== non-loopback without a cluster secret");
+    let out = run(&[
+        "init",
+        "--data-dir",
+        &dir,
+        "--node-id",
+        "1",
+        "--listen",
+        "0.0.0.0:1",
+        "--insecure-http",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--cluster-secret-file"),
+        "{}",
+        stderr(&out)
+    );
+
     println!("=== init twice");
     node.init();
     let out = run(&[
