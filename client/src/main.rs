@@ -383,6 +383,7 @@ struct BackupArgs {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    cli::interrupt::install();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
@@ -438,7 +439,10 @@ impl Opened {
     fn start_job(&self, kind: JobKind) -> Option<JobId> {
         let s = self.session.as_ref()?;
         match s.start_job(kind, Some(self.vault.config().vault_id)) {
-            Ok(id) => Some(id),
+            Ok(id) => {
+                cli::interrupt::on_signal(s.job_canceller(id));
+                Some(id)
+            }
             Err(e) => {
                 eprintln!("warning: could not record the job in the job log: {e}");
                 None
@@ -457,6 +461,7 @@ impl Opened {
         let (Some(s), Some(id)) = (self.session.as_ref(), job) else {
             return;
         };
+        cli::interrupt::clear();
         let finish = match outcome {
             Ok(t) => {
                 let (status, files, bytes, error, log) = counts(t);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_proto::api::{
-    AccountInfo, CreateVault, DeviceInfo, FinishJob, ItemInfo, JobInfo, JobKind, Kdf,
+    AccountInfo, CreateVault, DeviceInfo, FinishJob, ItemInfo, JobInfo, JobKind, JobStatus, Kdf,
     LoginParamsRequest, LoginReply, LoginRequest, PasswordChange, PutItem, RenameDevice,
     RewrappedKeys, StartJob, TierInfo, VaultInfo,
 };
@@ -374,8 +374,25 @@ impl Session {
 
     /// Records how a job ended.
     pub fn finish_job(&self, id: JobId, finish: &FinishJob) -> Result<()> {
-        let _: JobInfo = self.api.post(&format!("/jobs/{id}/finish"), finish)?;
-        Ok(())
+        finish_job(&self.api, id, finish)
+    }
+
+    /// A closure that records job `id` as cancelled, usable from another
+    /// thread (the signal handler's) while this session is busy.
+    pub fn job_canceller(&self, id: JobId) -> impl FnOnce(&str) + Send + 'static {
+        let api = self.api.clone();
+        move |why| {
+            let finish = FinishJob {
+                status: JobStatus::Cancelled,
+                files: 0,
+                bytes: 0,
+                error: Some(format!("interrupted by {why}")),
+                log: String::new(),
+            };
+            if let Err(e) = finish_job(&api, id, &finish) {
+                eprintln!("warning: could not record the cancelled job: {e}");
+            }
+        }
     }
 
     /// Changes the account password: checks the current one, re-wraps
@@ -439,6 +456,11 @@ pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
         parallelism: kdf.parallelism,
         salt: kdf.salt.clone(),
     })
+}
+
+fn finish_job(api: &Api, id: JobId, finish: &FinishJob) -> Result<()> {
+    let _: JobInfo = api.post(&format!("/jobs/{id}/finish"), finish)?;
+    Ok(())
 }
 
 fn derive(kdf: &Kdf, password: &[u8]) -> Result<DerivedKeys> {

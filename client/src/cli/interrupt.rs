@@ -1,0 +1,76 @@
+//! Ctrl-C and SIGTERM while a job runs on an account vault.
+//!
+//! A job left "running" in the account's job log would hold off `prune` on
+//! its vault for a day (the server must take an unfinished backup for a live
+//! one). So `cairn` takes the two signals itself: they are blocked in every
+//! thread and one thread waits for them. When one arrives while a job is
+//! registered, the job is recorded as cancelled (waiting a few seconds at
+//! most), then the process exits with 128 + the signal number, as a shell
+//! expects. Stopping at any point is safe: every vault is crash-consistent
+//! (an interrupted backup leaves unreferenced chunks only, no snapshot).
+
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+type Hook = Box<dyn FnOnce(&str) + Send>;
+
+/// What to do on a signal: record the running job as cancelled.
+static ON_SIGNAL: Mutex<Option<Hook>> = Mutex::new(None);
+
+/// How long the job record may take before the process exits anyway.
+const RECORD_FOR: Duration = Duration::from_secs(5);
+
+/// Blocks SIGINT and SIGTERM and starts the thread that waits for them.
+/// Call first thing in `main`, before any other thread exists, so that
+/// every later thread inherits the mask.
+pub fn install() {
+    // SAFETY: plain libc signal-set calls on a zeroed, owned `sigset_t`.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return; // the default handling stays in place
+        }
+        set
+    };
+    std::thread::spawn(move || loop {
+        let mut signal = 0;
+        // SAFETY: `set` is a valid signal set; `signal` is a valid out pointer.
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            continue;
+        }
+        let name = if signal == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        let hook = ON_SIGNAL.lock().ok().and_then(|mut h| h.take());
+        if let Some(hook) = hook {
+            eprintln!("interrupted ({name}): recording the job as cancelled");
+            let (done, wait) = mpsc::channel();
+            std::thread::spawn(move || {
+                hook(name);
+                let _ = done.send(());
+            });
+            let _ = wait.recv_timeout(RECORD_FOR);
+        }
+        std::process::exit(128 + signal);
+    });
+}
+
+/// Runs `hook` (with the signal's name) if a signal arrives before
+/// [`clear`] is called.
+pub fn on_signal(hook: impl FnOnce(&str) + Send + 'static) {
+    if let Ok(mut h) = ON_SIGNAL.lock() {
+        *h = Some(Box::new(hook));
+    }
+}
+
+/// The job ended by itself: a signal now just exits.
+pub fn clear() {
+    if let Ok(mut h) = ON_SIGNAL.lock() {
+        *h = None;
+    }
+}
