@@ -27,7 +27,7 @@ fn ctrl_c_records_the_job_as_cancelled_and_leaves_a_usable_vault() {
         write_data(&data.join(format!("f{i:02}.bin")), 16 << 20, i);
     }
 
-    let mut backup = Command::new(bin("cairn"))
+    let backup = Command::new(bin("cairn"))
         .args(["backup", "--vault", "main", data.to_str().expect("utf-8")])
         .env("XDG_CONFIG_HOME", device.config_dir())
         .env("XDG_CACHE_HOME", homes.join("d/cache"))
