@@ -337,9 +337,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The server's refusal (unknown node, last voter, no leader).
-    pub async fn remove_node(&self, node_id: u64) -> Result<RemoveResponse, CliError> {
-        self.post("/api/v1/cluster/remove", &RemoveRequest { node_id })
+    /// The server's refusal (unknown node, last voter, an active storage
+    /// node without `force`, no leader).
+    pub async fn remove_node(&self, node_id: u64, force: bool) -> Result<RemoveResponse, CliError> {
+        self.post("/api/v1/cluster/remove", &RemoveRequest { node_id, force })
             .await
     }
 }

@@ -37,7 +37,8 @@ use axum::routing::post;
 use axum::Extension;
 use axum::{Json, Router};
 use cairn_consensus::event::{Credentials, KdfParams};
-use cairn_consensus::{AccountId, Event, Outcome, Request, RequestId};
+use cairn_consensus::state::StorageNodeStatus;
+use cairn_consensus::{AccountId, Event, Outcome, Rejection, Request, RequestId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -323,6 +324,7 @@ pub(crate) async fn cluster_join(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: a device token"),
         (status = 404, body = ErrorBody, description = "not_found: the cluster never had this node"),
+        (status = 422, body = ErrorBody, description = "storage_node_state: an active storage node; drain it first or force"),
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
 async fn cluster_remove(
@@ -330,6 +332,18 @@ async fn cluster_remove(
     State(app): State<Arc<App>>,
     ApiJson(req): ApiJson<RemoveRequest>,
 ) -> Result<Json<RemoveResponse>, ApiError> {
+    app.read_barrier().await?;
+    let status = app
+        .state
+        .read(|s| s.storage_nodes().get(&req.node_id).map(|n| n.status));
+    if let (Some(status @ StorageNodeStatus::Active), false) = (status, req.force) {
+        // Removing a node that still holds the only copies of some chunks
+        // (single-replica vaults) would lose them: drain it first.
+        return Err(ApiError::Rejected(Rejection::StorageNodeState {
+            node: req.node_id,
+            status,
+        }));
+    }
     Ok(Json(app.remove_node(req.node_id).await?))
 }
 

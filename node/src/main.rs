@@ -259,9 +259,14 @@ enum ClusterCommand {
         node_id: u64,
     },
     /// Remove a node from the cluster (needs the admin token); stop its process afterwards.
+    /// An active storage node must be drained first (`cluster drain`) unless --force.
     Remove {
         /// Raft id of the node to remove.
         node_id: u64,
+        /// Remove an undrained storage node (it is gone for good): its copies are rebuilt
+        /// from the other replicas; chunks of single-replica vaults it held are lost.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -677,12 +682,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         )
                     })?)
                 }
-                ClusterCommand::Remove { node_id } => {
+                ClusterCommand::Remove { node_id, force } => {
                     let token_file = client
                         .admin_token_file
                         .or_else(|| file.admin_token_file.clone());
                     let removed = admin_client(&server, token_file.as_deref(), ca_file.as_deref())?
-                        .remove_node(node_id)
+                        .remove_node(node_id, force)
                         .await?;
                     Ok(output(json, &removed, |r| {
                         format!(

@@ -187,6 +187,11 @@ pub struct TierInfo {
 pub struct RemoveRequest {
     /// The node to remove.
     pub node_id: u64,
+    /// Remove an active storage node without draining it first (it is gone
+    /// for good; its copies are rebuilt from the other replicas, and chunks
+    /// of single-replica vaults it held are lost).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// What a removal left behind.

@@ -235,7 +235,21 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     let vi = (via - 1) as usize;
     let keep: Vec<&Node> = nodes.iter().filter(|n| n.id != removed).collect();
     writer.set_targets(&keep);
-    let out = nodes[vi].run_cli(&["cluster", "remove", &removed.to_string(), "--json"]);
+    // An active storage node is not removed without a drain or --force.
+    let refused = nodes[vi].run_cli(&["cluster", "remove", &removed.to_string()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("storage_node_state"),
+        "{}",
+        stderr(&refused)
+    );
+    let out = nodes[vi].run_cli(&[
+        "cluster",
+        "remove",
+        &removed.to_string(),
+        "--force",
+        "--json",
+    ]);
     assert!(out.status.success(), "cluster remove: {}", stderr(&out));
     let answer: cairn_node::wire::RemoveResponse =
         serde_json::from_slice(&out.stdout).expect("remove json");
@@ -294,7 +308,13 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     println!("=== the leader can remove itself; the other two elect a new one");
     let leader = leader_of(&nodes[3]);
     let li = (leader - 1) as usize;
-    let out = nodes[li].run_cli(&["cluster", "remove", &leader.to_string(), "--json"]);
+    let out = nodes[li].run_cli(&[
+        "cluster",
+        "remove",
+        &leader.to_string(),
+        "--force",
+        "--json",
+    ]);
     assert!(
         out.status.success(),
         "leader removing itself: {}",
