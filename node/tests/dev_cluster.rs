@@ -214,30 +214,28 @@ fn cli_refuses_bad_setups() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not initialised"), "{}", stderr(&out));
 
+    // `init` of node 1 on a non-loopback address, with `extra` flags.
+    let init_lan = |extra: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            &dir,
+            "--node-id",
+            "1",
+            "--listen",
+            "0.0.0.0:1",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+
     println!("=== non-loopback without --insecure-http");
-    let out = run(&[
-        "init",
-        "--data-dir",
-        &dir,
-        "--node-id",
-        "1",
-        "--listen",
-        "0.0.0.0:1",
-    ]);
+    let out = init_lan(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("insecure-http"), "{}", stderr(&out));
 
     println!("=== non-loopback without a cluster secret");
-    let out = run(&[
-        "init",
-        "--data-dir",
-        &dir,
-        "--node-id",
-        "1",
-        "--listen",
-        "0.0.0.0:1",
-        "--insecure-http",
-    ]);
+    let out = init_lan(&["--insecure-http"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("--cluster-secret-file"),
