@@ -36,12 +36,12 @@
 //! the channels and unwinds the pipeline; the first real error is reported
 //! and no snapshot is committed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,6 +57,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{self, entry_from, kind_of, read_xattrs};
 use crate::remote::upload::Uploaded;
 use crate::snapshot::{SnapshotMeta, SnapshotRecord, SnapshotStats};
+use crate::source::{self, PathTrie};
 use crate::tree::{ChunkRef, Entry, Kind, Tree};
 use crate::vault::Vault;
 
@@ -76,7 +77,7 @@ pub enum ParentChoice {
 /// What to back up and how.
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
-    /// Paths to back up (made absolute).
+    /// Paths to back up, as given (resolved by [`source::resolve`]).
     pub paths: Vec<PathBuf>,
     /// Glob patterns: with a `/` they match the absolute path, otherwise the
     /// file name.
@@ -105,8 +106,12 @@ pub struct BackupReport {
     pub snapshot: SnapshotRecord,
     /// The parent used for change detection.
     pub parent: Option<SnapshotId>,
-    /// Unreadable or skipped objects.
+    /// Entries the operating system showed that are missing from the
+    /// snapshot (unreadable, sockets): the backup is incomplete.
     pub warnings: Vec<String>,
+    /// Things worth saying that lose nothing (a source saved as a symlink,
+    /// the vault not backed up into itself).
+    pub notes: Vec<String>,
     /// Files that changed while they were read (stored as read).
     pub changed_during_read: Vec<String>,
     /// Wall time.
@@ -117,12 +122,15 @@ pub struct BackupReport {
 pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
     let started = Instant::now();
     let time = fsmeta::now_rfc3339();
-    let paths = absolute_paths(&opts.paths)?;
-    let shown_paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let sources = source::resolve(&opts.paths)?;
+    let trie = PathTrie::new(&sources)?;
+    let shown_paths: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
     let parent = choose_parent(vault, opts, &shown_paths)?;
     let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
     let excludes = Excludes::new(&opts.excludes)?;
-    let trie = PathTrie::new(&paths);
 
     let shared = Shared {
         vault,
@@ -166,15 +174,20 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 
         let mut walker = Walker {
             shared,
-            vault_dir: vault.dir().and_then(|d| fs::canonicalize(d).ok()),
+            vault_dir: vault
+                .dir()
+                .and_then(|d| fs::metadata(d).ok())
+                .map(|m| (m.dev(), m.ino())),
             excludes: &excludes,
             file_tx,
             dir_tx,
             next_dir: 0,
             warnings: vec![],
+            notes: vec![],
         };
         let walked = walker.walk_root(&trie, parent_root);
         let walk_warnings = std::mem::take(&mut walker.warnings);
+        let notes = std::mem::take(&mut walker.notes);
         drop(walker);
 
         let mut errors = vec![];
@@ -191,12 +204,12 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         // A disconnected channel is a symptom; report the cause.
         errors.sort_by_key(|e| matches!(e, Error::Invalid(m) if m == ABORTED));
         match (errors.into_iter().next(), finished, written) {
-            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings)),
+            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes)),
             (Some(e), _, _) => Err(e),
             _ => Err(Error::Invalid(ABORTED.into())),
         }
     });
-    let (finished, written, mut warnings) = outcome?;
+    let (finished, written, mut warnings, notes) = outcome?;
     if vault.remote().is_none() {
         vault.store()?.flush()?;
     }
@@ -236,6 +249,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         snapshot: record,
         parent: parent.map(|p| p.id),
         warnings,
+        notes,
         changed_during_read: finished.changed,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -250,34 +264,6 @@ fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
 
 fn aborted<T>(_: T) -> Error {
     Error::Invalid(ABORTED.into())
-}
-
-/// Absolute, lexically normalised paths (symlinks in the last component are
-/// backed up as symlinks, not followed).
-fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if paths.is_empty() {
-        return Err(Error::Invalid(
-            "nothing to back up: give at least one path".into(),
-        ));
-    }
-    paths
-        .iter()
-        .map(|p| {
-            let abs = std::path::absolute(p).ctx("resolve", p)?;
-            let mut out = PathBuf::from("/");
-            for c in abs.components() {
-                match c {
-                    Component::Normal(n) => out.push(n),
-                    Component::ParentDir => {
-                        out.pop();
-                    }
-                    _ => {}
-                }
-            }
-            fs::symlink_metadata(&out).ctx("back up", &out)?;
-            Ok(out)
-        })
-        .collect()
 }
 
 fn choose_parent(
@@ -335,30 +321,6 @@ impl Excludes {
             || self
                 .by_name
                 .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
-    }
-}
-
-/// The requested paths as a tree of names below `/`. A node marked `whole`
-/// is backed up entirely; other nodes are directories on the way to one.
-#[derive(Default)]
-struct PathTrie {
-    whole: bool,
-    children: BTreeMap<Vec<u8>, PathTrie>,
-}
-
-impl PathTrie {
-    fn new(paths: &[PathBuf]) -> Self {
-        let mut root = PathTrie::default();
-        for p in paths {
-            let mut node = &mut root;
-            for c in p.components() {
-                if let Component::Normal(n) = c {
-                    node = node.children.entry(n.as_bytes().to_vec()).or_default();
-                }
-            }
-            node.whole = true;
-        }
-        root
     }
 }
 
@@ -496,13 +458,16 @@ struct SealJob {
 
 struct Walker<'a, 's> {
     shared: &'a Shared<'s>,
-    /// The vault's own directory (absolute), never backed up into itself.
-    vault_dir: Option<PathBuf>,
+    /// The vault's own directory (device, inode), never backed up into itself.
+    vault_dir: Option<(u64, u64)>,
     excludes: &'a Excludes,
     file_tx: Sender<FileJob>,
     dir_tx: Sender<DirJob>,
     next_dir: u64,
+    /// Entries left out of the snapshot.
     warnings: Vec<String>,
+    /// Remarks that lose nothing.
+    notes: Vec<String>,
 }
 
 impl Walker<'_, '_> {
@@ -546,23 +511,31 @@ impl Walker<'_, '_> {
             if sub.is_none() && self.excludes.excluded(&child, &name) {
                 continue;
             }
-            if self.vault_dir.as_deref() == Some(child.as_path()) {
-                self.warnings.push(format!(
-                    "{}: the vault itself is not backed up into itself (skipped)",
+            // On the way to a source, follow the path as the kernel does; a
+            // source itself (unless given with a trailing slash) and
+            // everything inside one is taken as it is.
+            let follow = sub.is_some_and(|s| !s.whole || s.follow);
+            let meta = match dir_entry {
+                Some(d) => d.metadata(),
+                None if follow => fs::metadata(&child),
+                None => fs::symlink_metadata(&child),
+            };
+            let meta = match meta {
+                Ok(m) => m,
+                Err(e) if trie.is_none() => {
+                    self.warnings
+                        .push(format!("{}: {e} (skipped)", child.display()));
+                    continue;
+                }
+                Err(e) => return Err(Error::io("back up", &child, e)),
+            };
+            if meta.is_dir() && self.vault_dir == Some((meta.dev(), meta.ino())) {
+                self.notes.push(format!(
+                    "{}: the vault is not backed up into itself (left out)",
                     child.display()
                 ));
                 continue;
             }
-            let meta =
-                match dir_entry.map_or_else(|| fs::symlink_metadata(&child), |d| d.metadata()) {
-                    Ok(m) => m,
-                    Err(e) if trie.is_none() => {
-                        self.warnings
-                            .push(format!("{}: {e} (skipped)", child.display()));
-                        continue;
-                    }
-                    Err(e) => return Err(Error::io("back up", &child, e)),
-                };
             let Some(kind) = kind_of(&meta) else {
                 self.warnings.push(format!(
                     "{}: sockets cannot be backed up (skipped)",
@@ -573,9 +546,19 @@ impl Walker<'_, '_> {
             let old = parent
                 .and_then(|p| p.find(&name))
                 .filter(|e| e.kind == kind);
+            if kind == Kind::Symlink && sub.is_some() {
+                let target = fs::read_link(&child).unwrap_or_default();
+                self.notes.push(format!(
+                    "{} is a symlink: saved as the link, its target {} was not followed \
+                     (write {}/ to back up what it points to)",
+                    child.display(),
+                    target.display(),
+                    child.display()
+                ));
+            }
             let mut entry = entry_from(name, kind, &meta);
             if kind != Kind::File {
-                entry.xattrs = read_xattrs(&child);
+                entry.xattrs = read_xattrs(&child, follow);
             }
             let pending = match kind {
                 Kind::Dir => {
@@ -584,12 +567,6 @@ impl Walker<'_, '_> {
                         None => None,
                     };
                     let walk_trie = sub.filter(|s| !s.whole);
-                    if sub.is_some() && walk_trie.is_some() && !meta.is_dir() {
-                        return Err(Error::Invalid(format!(
-                            "{} is not a directory",
-                            child.display()
-                        )));
-                    }
                     match self.walk_dir(&child, walk_trie, old_tree.as_ref()) {
                         Ok(index) => Pending::Dir(index),
                         Err(Error::Io { context, source }) if trie.is_none() => {

@@ -71,10 +71,15 @@ pub fn unchanged(entry: &Entry, meta: &Metadata) -> bool {
         && entry.inode == meta.ino()
 }
 
-/// Extended attributes of `path` (not following symlinks), sorted by name.
-/// File systems without xattr support yield none.
-pub fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    collect_xattrs(xattr::list(path), |n| xattr::get(path, n))
+/// Extended attributes of `path`, sorted by name: of the link itself, or
+/// with `follow` of what a symlink there points to. File systems without
+/// xattr support yield none.
+pub fn read_xattrs(path: &Path, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    if follow {
+        collect_xattrs(xattr::list_deref(path), |n| xattr::get_deref(path, n))
+    } else {
+        collect_xattrs(xattr::list(path), |n| xattr::get(path, n))
+    }
 }
 
 /// Extended attributes of an open file, sorted by name (one path lookup

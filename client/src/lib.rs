@@ -20,6 +20,7 @@ pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;
+pub mod source;
 pub mod tree;
 pub mod vault;
 

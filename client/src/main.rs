@@ -2,7 +2,8 @@
 //! library. Parses arguments, reads passwords, shows progress, prints human
 //! or `--json` output, records jobs of account vaults in the server's job
 //! log, and maps errors to exit codes (0 ok, 1 error, 2 usage, 3 wrong
-//! password or credentials refused, 4 data integrity).
+//! password or credentials refused, 4 data integrity, 5 backup saved but
+//! incomplete).
 
 mod cli;
 
@@ -47,7 +48,8 @@ use crate::cli::progress::{bytes, load, Spinner};
 /// account password unlocks every account vault; it never leaves this machine.
 ///
 /// Exit codes: 0 ok, 1 error, 2 usage, 3 wrong password or credentials
-/// refused (log in again), 4 data integrity error.
+/// refused (log in again), 4 data integrity error, 5 backup saved but
+/// incomplete (some entries could not be read; they are listed).
 #[derive(Parser)]
 #[command(name = "cairn", version, propagate_version = true, after_help = EXAMPLES)]
 struct Cli {
@@ -358,7 +360,10 @@ struct BackupArgs {
     /// (optional with `--item` naming a protected item).
     #[arg(long, value_name = "VAULT", required_unless_present = "item")]
     vault: Option<PathBuf>,
-    /// Files and directories to back up (none: those of the protected item `--item`).
+    /// Files and directories to back up (none: those of the protected item
+    /// `--item`). Symlinked parents are followed and the path is saved as
+    /// given; a symlink named itself is saved as the link (`LINK/` saves
+    /// what it points to).
     #[arg(value_name = "PATH", required_unless_present = "item")]
     paths: Vec<PathBuf>,
     /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
@@ -380,6 +385,10 @@ struct BackupArgs {
     #[arg(long)]
     force: bool,
 }
+
+/// Exit code of a backup that saved its snapshot but had to leave out
+/// entries it could not read (restic's "incomplete snapshot").
+const INCOMPLETE: u8 = 5;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -1235,6 +1244,9 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
     let report = result?;
     drop(spinner);
     let s = &report.snapshot;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -1254,6 +1266,8 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             "new_chunks": s.stats.new_chunks,
             "stored_bytes": s.stats.stored_bytes,
             "warnings": report.warnings,
+            "skipped": report.warnings.len(),
+            "notes": report.notes,
             "changed_during_read": report.changed_during_read,
             "seconds": report.seconds,
         }))?;
@@ -1270,6 +1284,16 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             bytes(s.stats.stored_bytes),
             report.seconds
         );
+        if !report.warnings.is_empty() {
+            println!(
+                "incomplete: {} entries skipped (listed above), exit code {INCOMPLETE}",
+                report.warnings.len()
+            );
+        }
     }
-    Ok(0)
+    Ok(if report.warnings.is_empty() {
+        0
+    } else {
+        INCOMPLETE
+    })
 }

@@ -339,11 +339,7 @@ impl Session {
         let vault = self.vault_by_name(vault)?;
         let paths = paths
             .iter()
-            .map(|p| {
-                std::path::absolute(p)
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .map_err(|e| Error::io("resolve", p, e))
-            })
+            .map(|p| crate::source::absolute(p).map(|a| a.to_string_lossy().into_owned()))
             .collect::<Result<Vec<_>>>()?;
         self.api.put(
             &format!("/items/{}", path_segment(name)),
