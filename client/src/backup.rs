@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use cairn_chunkstore::Durability;
 use cairn_proto::version::SNAPSHOT_FORMAT;
-use cairn_proto::{ChunkId, SnapshotId};
+use cairn_proto::{ChunkId, JobId, SnapshotId};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -88,6 +88,8 @@ pub struct BackupOptions {
     pub device: String,
     /// Parent snapshot selection.
     pub parent: ParentChoice,
+    /// The running backup job (account vaults: required to commit).
+    pub job: Option<JobId>,
 }
 
 /// Live counters for progress display.
@@ -244,7 +246,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         stats,
         meta: meta.seal(vault.keys(), vault.config().vault_id, id)?,
     };
-    vault.commit_snapshot(&record)?;
+    vault.commit_snapshot(&record, opts.job)?;
     Ok(BackupReport {
         snapshot: record,
         parent: parent.map(|p| p.id),

@@ -442,19 +442,29 @@ struct Opened {
 
 impl Opened {
     /// Records the start of a job in the account's job log (account vaults
-    /// only). A job log that cannot be written is a warning, not a failure:
-    /// the work itself goes through the same cluster and reports its own
-    /// errors.
-    fn start_job(&self, kind: JobKind) -> Option<JobId> {
-        let s = self.session.as_ref()?;
+    /// only; the API client already retried through every node). For a
+    /// backup this is required: its running job is what keeps a concurrent
+    /// prune from deleting the chunks it reuses, so a backup that cannot
+    /// record its job does not run. For the other kinds a job log that
+    /// cannot be written is a warning: the work goes through the same
+    /// cluster and reports its own errors.
+    fn start_job(&self, kind: JobKind) -> Result<Option<JobId>> {
+        let Some(s) = self.session.as_ref() else {
+            return Ok(None);
+        };
         match s.start_job(kind, Some(self.vault.config().vault_id)) {
             Ok(id) => {
                 cli::interrupt::on_signal(s.job_canceller(id));
-                Some(id)
+                Ok(Some(id))
             }
+            Err(e) if kind == JobKind::Backup => Err(anyhow::Error::new(e).context(
+                "could not record the backup job, so nothing was backed up (without a \
+                 running job a concurrent prune could delete chunks the backup reuses); \
+                 retry when the cluster answers",
+            )),
             Err(e) => {
                 eprintln!("warning: could not record the job in the job log: {e}");
-                None
+                Ok(None)
             }
         }
     }
@@ -786,7 +796,7 @@ fn run(cli: Cli) -> Result<u8> {
                     format!("restored {} of {}", bytes(load(&done)), bytes(total))
                 })
             };
-            let job = opened.start_job(JobKind::Restore);
+            let job = opened.start_job(JobKind::Restore)?;
             let result = restore::run(
                 vault,
                 &snap,
@@ -876,7 +886,7 @@ fn run(cli: Cli) -> Result<u8> {
                     format!("verified {} chunks", load(&done))
                 })
             };
-            let job = opened.start_job(JobKind::Check);
+            let job = opened.start_job(JobKind::Check)?;
             let result = check::run(&opened.vault, read_data, &done);
             opened.finish_job(job, &result, |r| {
                 let status = if r.is_clean() {
@@ -932,7 +942,7 @@ fn run(cli: Cli) -> Result<u8> {
             // again under a new prune job, a few times, before giving up.
             let mut attempt = 1;
             let report = loop {
-                let job = opened.start_job(JobKind::Prune);
+                let job = opened.start_job(JobKind::Prune)?;
                 let result = prune::prune(&opened.vault, dry_run, job);
                 opened.finish_job(job, &result, |r| {
                     let log = format!(
@@ -1196,6 +1206,7 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
         }
         None => args.device.unwrap_or_else(fsmeta::hostname),
     };
+    let job = opened.start_job(JobKind::Backup)?;
     let opts = BackupOptions {
         paths,
         excludes,
@@ -1206,6 +1217,7 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             (None, true) => ParentChoice::None,
             (None, false) => ParentChoice::Auto,
         },
+        job,
     };
     let progress = Arc::new(Progress::default());
     let spinner = {
@@ -1214,7 +1226,6 @@ fn cmd_backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
         })
     };
-    let job = opened.start_job(JobKind::Backup);
     let result = backup::run(&opened.vault, &opts, &progress);
     opened.finish_job(job, &result, |r| {
         let status = if r.warnings.is_empty() && r.changed_during_read.is_empty() {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
 use cairn_proto::version::VAULT_FORMAT;
-use cairn_proto::{ChunkId, SnapshotId, VaultId};
+use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobCodec, OpenScratch};
@@ -494,15 +494,25 @@ impl Vault {
 
     /// Durably records a snapshot. Call only once every chunk it names is
     /// durable in the store.
-    pub fn commit_snapshot(&self, record: &SnapshotRecord) -> Result<()> {
+    ///
+    /// An account vault commits only as the end of a running backup job
+    /// (`job`): that job is what keeps a concurrent prune from deleting the
+    /// chunks the backup reused, so without one nothing is committed.
+    pub fn commit_snapshot(&self, record: &SnapshotRecord, job: Option<JobId>) -> Result<()> {
         let dir = match &self.backend {
             Backend::Local { dir, .. } => dir,
             Backend::Remote(r) => {
+                let job = job.ok_or_else(|| {
+                    Error::Invalid(
+                        "a backup to an account vault commits only under a running backup job"
+                            .into(),
+                    )
+                })?;
                 let item = match &record.item {
                     Some(item) => item.clone(),
                     None => paths_label(&self.keys, &record.open_meta(&self.keys)?.paths),
                 };
-                return r.commit(record, &item);
+                return r.commit(record, &item, job);
             }
         };
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;

@@ -339,6 +339,11 @@ pub struct CommitSnapshot {
     #[serde(with = "hex")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sealed_meta: Vec<u8>,
+    /// The backup job this snapshot ends: the commit is refused unless it
+    /// is a running `backup` job of the asking device on this vault, since
+    /// that job is what keeps a concurrent prune from deleting the chunks
+    /// the backup reused (docs/FORMATS.md, garbage collection).
+    pub job: JobId,
 }
 
 /// A committed snapshot record.

@@ -244,8 +244,8 @@ impl RemoteVault {
     }
 
     /// Commits a snapshot record (after every chunk it names is stored)
-    /// under the item name or label `item`.
-    pub fn commit(&self, record: &SnapshotRecord, item: &str) -> Result<()> {
+    /// under the item name or label `item`, as the end of backup job `job`.
+    pub fn commit(&self, record: &SnapshotRecord, item: &str, job: JobId) -> Result<()> {
         let body = CommitSnapshot {
             id: record.id,
             item: item.to_string(),
@@ -259,6 +259,7 @@ impl RemoteVault {
                 new_chunks: record.stats.new_chunks,
             },
             sealed_meta: record.meta.clone(),
+            job,
         };
         let _: SnapshotInfo = self.api.post(&self.path("/snapshots"), &body)?;
         Ok(())
