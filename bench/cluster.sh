@@ -67,7 +67,8 @@ start_node() {  # ID JOIN_URL|"" ; node 1 is initialised
     "$CAIRND" serve --data-dir "${DIRS[$id]}" --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
   else
     "$CAIRND" serve --data-dir "${DIRS[$id]}" --node-id "$id" --listen "127.0.0.1:$p" \
-      --join "$join" --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
+      --join "$join" --cluster-secret-file "${DIRS[1]}/cluster.secret" \
+      --repair-interval-ms 500 >"$WORK/node$id.log" 2>&1 &
   fi
   PID[$id]=$!; PIDS+=("$!")
   wait_ready "$id"

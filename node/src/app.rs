@@ -53,6 +53,9 @@ pub const READY_LAG: u64 = 100;
 /// How long a write or read keeps retrying through leader changes.
 const RETRY_FOR: Duration = Duration::from_secs(15);
 
+/// How long the leader waits for a joining node to answer at its address.
+const JOIN_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Header marking a request already forwarded once, to stop forwarding loops.
 pub const FORWARDED_HEADER: &str = "x-cairn-forwarded";
 
@@ -66,8 +69,8 @@ pub struct App {
     pub state: StateHandle,
     /// Hash of the admin token (absent when the node has no token file).
     pub admin: Option<AdminToken>,
-    /// The cluster secret required on internal endpoints, if configured.
-    pub cluster_secret: Option<ClusterSecret>,
+    /// The cluster secret required on every internal endpoint.
+    pub cluster_secret: ClusterSecret,
     /// HTTP client for peers (forwarding, joins); verifies certificates
     /// against the public roots and the node's `ca_file`.
     pub http: reqwest::Client,
@@ -104,6 +107,19 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>)
     }
 }
 
+/// The error of a data directory without a cluster secret (one
+/// initialised before every node had one), saying how to give it one.
+fn no_cluster_secret(dir: &DataDir) -> NodeError {
+    NodeError::Config(format!(
+        "{} does not exist: every node needs the cluster secret, which guards the \
+         cluster-internal endpoints. Pass --cluster-secret-file FILE with the cluster's \
+         secret (DATA_DIR/cluster.secret of a member); for a cluster made before secrets \
+         were required, create one (e.g. `openssl rand -hex 32 > cluster.secret`, mode 0600) \
+         and pass it to every node",
+        dir.cluster_secret().display()
+    ))
+}
+
 impl App {
     /// Opens the Raft store under `dir` and starts Raft (not the HTTP
     /// server, which [`App::tls`] configures).
@@ -121,26 +137,17 @@ impl App {
         let config = settings.raft_config()?;
         // Before the store is opened: bad TLS files fail the start cleanly.
         let server_tls = tls.server_config(dir, &identity)?;
+        let cluster_secret =
+            ClusterSecret::load(&dir.cluster_secret())?.ok_or_else(|| no_cluster_secret(dir))?;
         let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
         let (log, sm) =
             cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
         let state = sm.handle();
-        let cluster_secret = ClusterSecret::load(&dir.cluster_secret())?;
         let mut headers = reqwest::header::HeaderMap::new();
-        match &cluster_secret {
-            Some(secret) => {
-                let mut value = reqwest::header::HeaderValue::from_str(secret.expose())
-                    .map_err(|_| NodeError::Config("the cluster secret must be printable ASCII".into()))?;
-                value.set_sensitive(true);
-                headers.insert(CLUSTER_SECRET_HEADER, value);
-            }
-            None if !identity.listen.ip().is_loopback() => tracing::warn!(
-                "no cluster secret: the cluster-internal endpoints (/raft/*, join) are open to anyone \
-                 who can reach {}",
-                identity.listen
-            ),
-            None => {}
-        }
+        let mut value = reqwest::header::HeaderValue::from_str(cluster_secret.expose())
+            .map_err(|_| NodeError::Config("the cluster secret must be printable ASCII".into()))?;
+        value.set_sensitive(true);
+        headers.insert(CLUSTER_SECRET_HEADER, value);
         // Peer traffic (Raft RPCs, forwarding, joins) presents the secret.
         let http = crate::tls::client_builder(tls.ca_file.as_deref())?
             .connect_timeout(Duration::from_secs(2))
@@ -359,6 +366,7 @@ impl App {
             }
             Some(_) => {}
             None => {
+                self.check_joiner(req).await?;
                 self.raft
                     .add_learner(req.node_id, ClusterNode::new(req.addr.clone()), true)
                     .await
@@ -383,6 +391,67 @@ impl App {
             voter,
             leader: self.id(),
         })
+    }
+
+    /// Checks a new member before it is added: a valid id and URL, an
+    /// address no other member has, and a node that answers there (with
+    /// the cluster secret, as peers do) as the node it claims to be. A
+    /// joiner that is not there would become a voter that never votes and,
+    /// in a small cluster, stop every write.
+    async fn check_joiner(&self, req: &JoinRequest) -> Result<(), ApiError> {
+        if req.node_id == 0 {
+            return Err(ApiError::BadRequest(
+                "node ids are positive integers".into(),
+            ));
+        }
+        let base = req.addr.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ApiError::BadRequest(format!(
+                "{} is not an http:// or https:// URL",
+                req.addr
+            )));
+        }
+        let taken = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(_, n)| n.http_addr.trim_end_matches('/') == base)
+            .map(|(id, _)| *id);
+        if let Some(id) = taken {
+            return Err(ApiError::JoinRefused(format!(
+                "{} is node {id}'s address, not node {}'s",
+                req.addr, req.node_id
+            )));
+        }
+        let url = format!("{base}/api/v1/cluster/status");
+        let answer = self
+            .http
+            .get(&url)
+            .timeout(JOIN_PROBE_TIMEOUT)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let status = match answer {
+            Ok(resp) => resp.json::<crate::wire::ClusterStatus>().await,
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok(s) if s.node_id == req.node_id => Ok(()),
+            Ok(s) => Err(ApiError::JoinRefused(format!(
+                "{} is node {}, not node {}",
+                req.addr, s.node_id, req.node_id
+            ))),
+            Err(e) => Err(ApiError::JoinRefused(format!(
+                "node {} does not answer at {} ({}); start it with `cairnd serve --join` \
+                 and an address this node can reach",
+                req.node_id,
+                req.addr,
+                crate::error::describe(&e)
+            ))),
+        }
     }
 
     /// Removes `node` from the cluster (`cairnd cluster remove`): asks the

@@ -57,7 +57,7 @@ impl DataDir {
         self.root.join("admin.token")
     }
 
-    /// The cluster secret, if the cluster uses one (mode 0600).
+    /// The cluster secret every node has (mode 0600).
     pub fn cluster_secret(&self) -> PathBuf {
         self.root.join("cluster.secret")
     }
@@ -172,6 +172,13 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), 
 
 /// Largest snapshot chunk a node sends or accepts in one request.
 pub const MAX_SNAPSHOT_CHUNK: u64 = 32 << 20;
+
+/// Largest Raft snapshot a node accepts (2 GiB): a received snapshot is
+/// assembled in memory at the offsets the chunks name, so a chunk whose
+/// offset and length end beyond this is refused before openraft sees it
+/// (an offset of 2^62 would otherwise abort the process on allocation).
+/// A state whose snapshot outgrows it cannot be sent to a lagging follower.
+pub const MAX_SNAPSHOT_SIZE: u64 = 2 << 30;
 
 /// Raft timing and snapshot policy, from the `[raft]` table of the
 /// configuration file and the matching `serve`/`init` flags.

@@ -141,6 +141,11 @@ pub enum ApiError {
     /// The leader's answer to a forwarded request.
     #[error("{}", .0.body.message)]
     Forwarded(ForwardedError),
+    /// A join the leader will not make: the node does not answer at its
+    /// address as the node it claims to be (adding it would cost the
+    /// cluster a voter that never votes).
+    #[error("{0}")]
+    JoinRefused(String),
 }
 
 /// The stable API code of a state-machine rejection.
@@ -195,6 +200,7 @@ impl ApiError {
             ApiError::Unavailable(_) => code::UNAVAILABLE,
             ApiError::Busy(_) => code::BUSY,
             ApiError::Internal(_) => "internal",
+            ApiError::JoinRefused(_) => "join_refused",
         }
     }
 
@@ -229,6 +235,7 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }

@@ -12,10 +12,12 @@
 //! | `GET /api/v1/openapi.json` | JSON | API clients |
 //! | the rest of `/api/v1` | JSON, device or admin token | `cairn`, see [`crate::api`] |
 //!
-//! The `/raft/*` and join endpoints are cluster-internal: when the cluster
-//! has a secret ([`ClusterSecret`](crate::token::ClusterSecret)) they
-//! require it in the `x-cairn-cluster-secret` header. The admin API requires
-//! the node's admin token as `Authorization: Bearer <token>`.
+//! The `/raft/*` and `/internal/v1/*` endpoints are cluster-internal: they
+//! require the cluster secret ([`ClusterSecret`](crate::token::ClusterSecret),
+//! which every node has) in the `x-cairn-cluster-secret` header. A join
+//! needs that secret (the joining node presents it) or the admin token. The
+//! admin API requires the node's admin token as `Authorization: Bearer
+//! <token>`.
 //!
 //! Every public route is routed and documented together (utoipa-axum's
 //! `OpenApiRouter`, see [`crate::api`]); only the `/raft/*` endpoints are
@@ -38,15 +40,16 @@ use axum::Extension;
 use axum::{Json, Router};
 use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::state::StorageNodeStatus;
-use cairn_consensus::{AccountId, Event, Outcome, Rejection, Request, RequestId};
+use cairn_consensus::{AccountId, Event, Outcome, Rejection, Request, RequestId, TypeConfig};
+use openraft::raft::InstallSnapshotRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{ApiJson, ApiState, IdempotencyKey};
 use crate::app::{now, App, FORWARDED_HEADER};
 use crate::auth::Admin;
-use crate::config::MAX_SNAPSHOT_CHUNK;
-use crate::error::{ApiError, ErrorBody};
+use crate::config::{MAX_SNAPSHOT_CHUNK, MAX_SNAPSHOT_SIZE};
+use crate::error::{ApiError, ErrorBody, ForwardedError};
 use crate::network::BINCODE;
 use crate::token::CLUSTER_SECRET_HEADER;
 use crate::wire::{
@@ -130,21 +133,50 @@ async fn openapi() -> Response {
     Json(doc).into_response()
 }
 
+/// Whether `headers` carry the cluster secret.
+fn has_cluster_secret(app: &App, headers: &HeaderMap) -> bool {
+    headers
+        .get(CLUSTER_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| app.cluster_secret.verify(p))
+}
+
+/// Whether `headers` carry this node's admin token as a bearer token.
+fn has_admin_token(app: &App, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&app.admin, token) {
+        (Some(admin), Some(token)) => admin.verify(token),
+        _ => false,
+    }
+}
+
 /// Admits a request to a cluster-internal endpoint only with the cluster
-/// secret, when the cluster has one.
+/// secret (every node has one): `401 unauthorized` otherwise.
 pub(crate) async fn cluster_only(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    if let Some(secret) = &app.cluster_secret {
-        let presented = request
-            .headers()
-            .get(CLUSTER_SECRET_HEADER)
-            .and_then(|v| v.to_str().ok());
-        if !presented.is_some_and(|p| secret.verify(p)) {
-            return ApiError::Unauthorized.into_response();
-        }
+    if !has_cluster_secret(&app, request.headers()) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// Admits a join (an operator action: it changes the voters) with the
+/// cluster secret, which the joining node presents, or this node's admin
+/// token: `401 unauthorized` otherwise.
+pub(crate) async fn join_authorized(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    if !has_cluster_secret(&app, headers) && !has_admin_token(&app, headers) {
+        return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
 }
@@ -198,9 +230,28 @@ async fn raft_vote(State(app): State<Arc<App>>, body: Bytes) -> Response {
 
 async fn raft_snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
     app.metrics.snapshot().chunks_received.inc();
-    match decode(&body) {
+    match decode::<InstallSnapshotRequest<TypeConfig>>(&body).and_then(check_snapshot_chunk) {
         Ok(rpc) => bincode_reply(&app.raft.install_snapshot(rpc).await),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Refuses a snapshot chunk that would end beyond [`MAX_SNAPSHOT_SIZE`]:
+/// openraft writes it into an in-memory buffer at its offset, so an absurd
+/// offset would be an absurd allocation (and an abort), not an error.
+fn check_snapshot_chunk(
+    rpc: InstallSnapshotRequest<TypeConfig>,
+) -> Result<InstallSnapshotRequest<TypeConfig>, ApiError> {
+    let end = rpc.offset.checked_add(rpc.data.len() as u64);
+    if end.is_some_and(|end| end <= MAX_SNAPSHOT_SIZE) {
+        Ok(rpc)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "snapshot chunk at offset {} ({} bytes) ends beyond the largest snapshot a node \
+             accepts ({MAX_SNAPSHOT_SIZE} bytes)",
+            rpc.offset,
+            rpc.data.len()
+        )))
     }
 }
 
@@ -264,14 +315,18 @@ async fn cluster_status(State(app): State<Arc<App>>) -> Response {
     Json(app.status()).into_response()
 }
 
-/// Adds a node (learner, then voter while there are fewer than 5).
-/// Cluster-internal: needs the cluster secret header when the cluster has
-/// a secret.
+/// Adds a node (learner, then voter while there are fewer than 5) once it
+/// answers at its address as the node it says it is. An operator action:
+/// needs the cluster secret header (the joining node presents it) or the
+/// admin token.
 #[utoipa::path(post, path = "/api/v1/cluster/join", tag = "cluster",
+    security(("admin" = []), ("cluster_secret" = [])),
     request_body = JoinRequest,
     responses(
         (status = 200, body = JoinResponse),
-        (status = 401, body = ErrorBody, description = "unauthorized: missing or wrong cluster secret"),
+        (status = 400, body = ErrorBody, description = "bad_request: the id is a member at another address"),
+        (status = 401, body = ErrorBody, description = "unauthorized: neither the cluster secret nor the admin token"),
+        (status = 422, body = ErrorBody, description = "join_refused: the node does not answer at its address as that node"),
         (status = 503, body = ErrorBody, description = "unavailable: no leader or another change in progress; retry"),
     ))]
 pub(crate) async fn cluster_join(
@@ -308,7 +363,17 @@ pub(crate) async fn cluster_join(
         Ok(resp) => {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
-            ApiError::Unavailable(format!("leader said {status}: {text}")).into_response()
+            match serde_json::from_str::<ErrorBody>(&text) {
+                // The leader's refusal, as it gave it.
+                Ok(body) => ApiError::Forwarded(ForwardedError {
+                    status: status.as_u16(),
+                    body,
+                })
+                .into_response(),
+                Err(_) => {
+                    ApiError::Unavailable(format!("leader said {status}: {text}")).into_response()
+                }
+            }
         }
         Err(e) => ApiError::Unavailable(format!("forwarding to {url}: {e}")).into_response(),
     }

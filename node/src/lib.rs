@@ -16,11 +16,10 @@
 //! ```
 //!
 //! Security of the cluster-internal endpoints (`/raft/*`, joins, chunk
-//! replication under `/internal/v1/`) rests on a
-//! shared cluster secret ([`token::ClusterSecret`], set with
-//! `--cluster-secret-file` at `init` and on every joining node); without one
-//! they are open, which `cairnd` allows on loopback only
-//! ([`server::check_cluster_secret`]).
+//! replication under `/internal/v1/`) rests on a shared cluster secret
+//! ([`token::ClusterSecret`]) that every node has, loopback and the dev
+//! cluster included: `init` generates it (or takes `--cluster-secret-file`)
+//! and every joining node must be given it. There is no open mode.
 //!
 //! HTTPS ([`tls`]): with `tls_cert`/`tls_key` or `--tls-self-signed` the node
 //! serves rustls and advertises `https://`; peers and the operator commands

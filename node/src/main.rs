@@ -164,7 +164,7 @@ struct NodeArgs {
     /// Allow a non-loopback listen address without TLS.
     #[arg(long)]
     insecure_http: bool,
-    /// File holding the secret nodes present on cluster-internal endpoints; every node needs the same.
+    /// File holding the secret nodes present on cluster-internal endpoints; every node needs the same [init: generated in DATA_DIR/cluster.secret; serve --join: required].
     #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
@@ -543,6 +543,8 @@ struct Initialised {
     advertise: String,
     data_dir: PathBuf,
     admin_token: PathBuf,
+    /// Joining nodes are given a copy (`--cluster-secret-file`).
+    cluster_secret: PathBuf,
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -577,7 +579,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let node_id = required(node.node_id, "--node-id")?;
             let listen = required(node.listen, "--listen")?;
             server::check_listen(listen, node.tls.enabled(), node.insecure_http)?;
-            server::check_cluster_secret(listen, node.cluster_secret_file.is_some())?;
             let dir = DataDir::new(node.data_dir);
             let identity = NodeIdentity::new(node_id, listen, node.advertise, node.tls.enabled());
             server::check_advertise(&identity, &node.tls)?;
@@ -595,13 +596,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 advertise,
                 data_dir: dir.root().to_owned(),
                 admin_token: dir.admin_token(),
+                cluster_secret: dir.cluster_secret(),
             };
             Ok(output(json, &done, |d| {
                 format!(
-                    "initialised node {} in {}\nadmin token: {}\n",
+                    "initialised node {} in {}\nadmin token: {}\ncluster secret: {} \
+                     (copy it to every joining node: --cluster-secret-file)\n",
                     d.node_id,
                     d.data_dir.display(),
-                    d.admin_token.display()
+                    d.admin_token.display(),
+                    d.cluster_secret.display()
                 )
             })?)
         }
@@ -898,7 +902,11 @@ async fn dev(
     // The dev cluster is loopback-only and plain HTTP.
     let tls = TlsSettings::default();
     let app = match NodeIdentity::load(&dir)? {
-        Some(id) => App::start(&dir, id, settings, &tls).await?,
+        Some(id) => {
+            // A dev data dir from before every node had a secret.
+            server::ensure_dev_cluster_secret(&dir)?;
+            App::start(&dir, id, settings, &tls).await?
+        }
         None => {
             let identity = NodeIdentity::new(1, listen, None, false);
             let app = server::start_new_cluster(&dir, identity, None, settings, &tls).await?;

@@ -65,27 +65,6 @@ pub fn check_listen(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<
     }
 }
 
-/// Refuses a non-loopback node without a cluster secret: the internal
-/// endpoints (`/raft/*`, joins, `/internal/v1/*` chunk replication) would
-/// be open to anyone who reaches the port — anyone could propose events or
-/// read and delete any vault's chunks.
-///
-/// # Errors
-///
-/// [`NodeError::Config`] naming the fix.
-pub fn check_cluster_secret(addr: SocketAddr, has_secret: bool) -> Result<(), NodeError> {
-    if addr.ip().is_loopback() || has_secret {
-        Ok(())
-    } else {
-        Err(NodeError::Config(format!(
-            "{addr} is not a loopback address and this node has no cluster secret, so its \
-             internal endpoints would be open to anyone; give the same secret to every node \
-             with --cluster-secret-file at `init` (first node) or `serve --join` (see \
-             docs/OPERATIONS.md, \"Bootstrapping a 3-node cluster\")"
-        )))
-    }
-}
-
 /// Refuses to serve HTTPS while `node.json` advertises `http://` (or the
 /// reverse): peers and clients would speak the wrong protocol to this node
 /// and the cluster would only fail later, on every RPC.
@@ -107,13 +86,31 @@ pub fn check_advertise(identity: &NodeIdentity, tls: &TlsSettings) -> Result<(),
     }
 }
 
-fn prepare(dir: &DataDir, cluster_secret: Option<&Path>) -> Result<(), NodeError> {
+/// Where a new node's cluster secret comes from.
+#[derive(Clone, Copy)]
+enum SecretSource<'a> {
+    /// The operator's file, or a fresh random secret (a new cluster).
+    GivenOrNew(Option<&'a Path>),
+    /// The cluster's secret, which a joining node must be given.
+    Given(&'a Path),
+}
+
+fn prepare(dir: &DataDir, secret: SecretSource<'_>) -> Result<(), NodeError> {
+    create_data_dir(dir)?;
+    AdminToken::create_if_missing(&dir.admin_token())?;
+    match secret {
+        SecretSource::GivenOrNew(Some(from)) | SecretSource::Given(from) => {
+            ClusterSecret::install(from, &dir.cluster_secret())
+        }
+        SecretSource::GivenOrNew(None) => ClusterSecret::create_if_missing(&dir.cluster_secret()),
+    }
+}
+
+fn create_data_dir(dir: &DataDir) -> Result<(), NodeError> {
     std::fs::create_dir_all(dir.root()).map_err(|source| NodeError::Io {
         path: dir.root().to_owned(),
         source,
-    })?;
-    AdminToken::create_if_missing(&dir.admin_token())?;
-    install_cluster_secret(dir, cluster_secret)
+    })
 }
 
 /// Copies the cluster secret from `from` (if given) into the data
@@ -129,8 +126,22 @@ pub fn install_cluster_secret(dir: &DataDir, from: Option<&Path>) -> Result<(), 
     }
 }
 
+/// Gives a dev-cluster data directory a cluster secret if it has none (one
+/// made before every node had a secret): the dev cluster has no peers that
+/// would need to be told.
+///
+/// # Errors
+///
+/// IO errors.
+pub fn ensure_dev_cluster_secret(dir: &DataDir) -> Result<(), NodeError> {
+    create_data_dir(dir)?;
+    ClusterSecret::create_if_missing(&dir.cluster_secret())
+}
+
 /// `cairnd init`: creates a one-voter cluster whose only member is this
-/// node, then stops it.
+/// node, then stops it. The cluster secret is `cluster_secret`'s, or a
+/// fresh one written to `DATA_DIR/cluster.secret` for the operator to copy
+/// to joining nodes.
 ///
 /// # Errors
 ///
@@ -170,7 +181,7 @@ pub async fn start_new_cluster(
             dir.root().display()
         )));
     }
-    prepare(dir, cluster_secret)?;
+    prepare(dir, SecretSource::GivenOrNew(cluster_secret))?;
     let app = App::start(dir, identity.clone(), settings, tls).await?;
     if let Err(e) = init_cluster(&app).await {
         if let Err(s) = app.raft.shutdown().await {
@@ -248,12 +259,6 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let identity = app.identity.clone();
-    if let Err(e) = check_cluster_secret(identity.listen, app.cluster_secret.is_some()) {
-        if let Err(s) = app.raft.shutdown().await {
-            tracing::error!(error = %s, "raft shutdown");
-        }
-        return Err(e);
-    }
     match crate::storage::Storage::start(&app, &options.data_dir, options.storage.clone()) {
         Ok(storage) => {
             // Only this function sets it, once per App.
@@ -408,17 +413,28 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Prepares a data directory for a node that will join a cluster.
+/// Prepares a data directory for a node that will join a cluster: its
+/// admin token, the cluster's secret (`cluster_secret`, which the joiner
+/// presents to be let in) and its identity.
 ///
 /// # Errors
 ///
-/// IO errors.
+/// [`NodeError::Config`] without `cluster_secret`, naming the fix; an
+/// unreadable secret file; IO errors.
 pub fn prepare_joiner(
     dir: &DataDir,
     identity: &NodeIdentity,
     cluster_secret: Option<&Path>,
 ) -> Result<(), NodeError> {
-    prepare(dir, cluster_secret)?;
+    let Some(secret) = cluster_secret else {
+        return Err(NodeError::Config(
+            "joining a cluster needs its cluster secret: copy DATA_DIR/cluster.secret of a \
+             member (written by `cairnd init`) to this host, private to the cairnd user, and \
+             pass it with --cluster-secret-file FILE"
+                .into(),
+        ));
+    };
+    prepare(dir, SecretSource::Given(secret))?;
     identity.save(dir)
 }
 
@@ -434,16 +450,6 @@ mod tests {
         assert!(check_listen(lan, false, false).is_err());
         assert!(check_listen(lan, false, true).is_ok());
         assert!(check_listen(lan, true, false).is_ok(), "TLS is enough");
-    }
-
-    #[test]
-    fn non_loopback_needs_a_cluster_secret() {
-        let lan: SocketAddr = "10.1.2.3:8700".parse().expect("addr");
-        let lo: SocketAddr = "[::1]:8700".parse().expect("addr");
-        assert!(check_cluster_secret(lo, false).is_ok());
-        assert!(check_cluster_secret(lan, true).is_ok());
-        let err = check_cluster_secret(lan, false).expect_err("open internal endpoints");
-        assert!(err.to_string().contains("--cluster-secret-file"), "{err}");
     }
 
     #[test]

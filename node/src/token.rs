@@ -81,11 +81,15 @@ mod tests {
 }
 
 /// The cluster secret: a shared bearer secret that every node presents on
-/// the cluster-internal endpoints (`/raft/*`, joins), so that only nodes
-/// holding it can vote, replicate, read the replicated state or join.
+/// the cluster-internal endpoints (`/raft/*`, `/internal/v1/*`, joins), so
+/// that only nodes holding it can vote, replicate, read or delete chunks,
+/// read the replicated state or join.
 ///
-/// Optional: a cluster initialised without one keeps those endpoints open
-/// (fine on loopback and trusted networks; `cairnd` warns otherwise).
+/// Every node has one, loopback and the dev cluster included (a local user
+/// or a reverse proxy must not own the cluster): `cairnd init` and the dev
+/// cluster generate it ([`ClusterSecret::create_if_missing`]) unless one is
+/// given, and a joining node is given the cluster's with
+/// `--cluster-secret-file`.
 #[derive(Clone)]
 pub struct ClusterSecret {
     raw: String,
@@ -143,6 +147,20 @@ impl ClusterSecret {
         write_durably(to, format!("{}\n", new.raw).as_bytes(), 0o600)
     }
 
+    /// Generates a random secret at `path` (64 hex digits, mode 0600)
+    /// unless a file is already there.
+    ///
+    /// # Errors
+    ///
+    /// IO errors.
+    pub fn create_if_missing(path: &Path) -> Result<(), NodeError> {
+        if path.exists() {
+            return Ok(());
+        }
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        write_durably(path, format!("{secret}\n").as_bytes(), 0o600)
+    }
+
     /// The secret, for outgoing requests.
     pub fn expose(&self) -> &str {
         &self.raw
@@ -177,5 +195,24 @@ mod secret_tests {
         let s = ClusterSecret::load(&to).expect("load").expect("some");
         assert!(s.verify("secret-a"));
         assert!(!s.verify("secret-b"));
+    }
+
+    #[test]
+    fn a_generated_secret_is_private_random_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        ClusterSecret::create_if_missing(&a).expect("create");
+        ClusterSecret::create_if_missing(&b).expect("create");
+        let mode = fs::metadata(&a).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = fs::read_to_string(&a).expect("read");
+        assert_eq!(text.trim().len(), 64);
+        assert_ne!(text, fs::read_to_string(&b).expect("read"));
+        ClusterSecret::create_if_missing(&a).expect("again");
+        assert_eq!(fs::read_to_string(&a).expect("read"), text, "kept");
+        let s = ClusterSecret::load(&a).expect("load").expect("some");
+        assert!(s.verify(text.trim()));
     }
 }

@@ -263,6 +263,9 @@ enum Access {
     Device { owner: u16, other: u16 },
     /// The admin token gets this; device tokens 403; no or bad tokens 401.
     Admin(u16),
+    /// The admin token (or the cluster secret) gets this; every other
+    /// caller, device tokens included, 401.
+    Operator(u16),
 }
 
 /// A device route's row: what the owner's device and another account's
@@ -279,8 +282,8 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("post", "/api/v1/login") => Public(200),
         ("get", "/api/v1/openapi.json") => Public(200),
         ("get", "/api/v1/cluster/status") => Public(200),
-        // Cluster-internal; open because this cluster has no secret.
-        ("post", "/api/v1/cluster/join") => Public(200),
+        // A re-join of a member at its own address: an operator action.
+        ("post", "/api/v1/cluster/join") => Operator(200),
         ("get", "/api/v1/account") => dev(200, 200),
         // The body carries a wrong old login key: a token that gets past
         // authentication is answered login_failed.
@@ -541,6 +544,8 @@ fn every_route_has_a_row_and_enforces_it() {
                     (403, Some("forbidden"))
                 }
                 (Access::Admin(s), _) => (s, None),
+                (Access::Operator(s), "admin token") => (s, None),
+                (Access::Operator(_), _) => (401, Some("unauthorized")),
             };
             let (path, body) = world.request(method, template);
             let r = raw(p, &method.to_uppercase(), &path, token.as_deref(), &body);

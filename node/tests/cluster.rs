@@ -359,11 +359,16 @@ fn cluster_secret_guards_internal_endpoints() {
     // Public endpoints stay public.
     assert_eq!(n1.get("/healthz").map(|r| r.0), Some(200));
 
-    println!("=== a node with the secret joins; one without it is refused");
+    println!("=== a node with the secret joins; one with another secret is refused");
     let mut n2 = Node::new(tmp.path(), 2);
     n2.spawn_join_with(&n1.url(), &["--cluster-secret-file", &secret]);
+    let wrong = tmp.path().join("wrong.secret");
+    std::fs::write(&wrong, "not-this-cluster's\n").expect("write secret");
     let mut n3 = Node::new(tmp.path(), 3);
-    n3.spawn_join(&n1.url());
+    n3.spawn_join_with(
+        &n1.url(),
+        &["--cluster-secret-file", &wrong.to_string_lossy()],
+    );
     wait_for("node 2 votes", Duration::from_secs(60), || {
         n1.status().filter(|s| s.voters == vec![1, 2])
     });

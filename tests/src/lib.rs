@@ -277,8 +277,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Initialises node 1, joins the others, waits until all are ready.
-    /// `extra` goes to every `serve`.
+    /// Initialises node 1, joins the others (given node 1's cluster
+    /// secret), waits until all are ready. `extra` goes to every `serve`.
     pub fn start(n: u64, extra: &[&str]) -> Self {
         let root = tempfile::tempdir().expect("temp dir");
         let mut cluster = Cluster {
@@ -305,9 +305,15 @@ impl Cluster {
             assert!(out.status.success(), "init: {}", stderr(&out));
             node.start();
         } else {
+            // The operator's copy of the secret `init` generated for node 1.
+            let secret = self.nodes[0].dir.join("cluster.secret");
             let mut args = vec!["serve".to_string()];
             args.extend(node.identity());
             args.extend(["--join".to_string(), self.nodes[0].url()]);
+            args.extend([
+                "--cluster-secret-file".to_string(),
+                secret.to_string_lossy().into_owned(),
+            ]);
             node.spawn(args);
         }
         node.wait_ready();

@@ -58,7 +58,7 @@ use cairn_consensus::event::KdfParams;
 use cairn_consensus::{Event, Request as Proposal, RequestId};
 use cairn_proto::api::{ErrorBody, Kdf};
 use serde::de::DeserializeOwned;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -122,6 +122,13 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme("device", bearer("A device token from POST /api/v1/login"));
         components.add_security_scheme("admin", bearer("The node's admin.token"));
+        components.add_security_scheme(
+            "cluster_secret",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::token::CLUSTER_SECRET_HEADER,
+                "The cluster secret (DATA_DIR/cluster.secret), as nodes present it",
+            ))),
+        );
     }
 }
 
@@ -130,9 +137,9 @@ impl Modify for SecuritySchemes {
 /// The cluster-internal `/raft/*` bincode endpoints are routed separately
 /// by [`crate::http::router`].
 ///
-/// `app` is needed only to guard the cluster-internal join route with the
-/// cluster secret; `None` builds the same routes and document unguarded
-/// (for [`document`]).
+/// `app` is needed only to guard the join route (cluster secret or admin
+/// token); `None` builds the same routes and document unguarded (for
+/// [`document`], never served).
 pub fn documented(app: Option<Arc<App>>) -> OpenApiRouter<Arc<App>> {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
@@ -140,7 +147,7 @@ pub fn documented(app: Option<Arc<App>>) -> OpenApiRouter<Arc<App>> {
     if let Some(app) = app {
         join = join.route_layer(middleware::from_fn_with_state(
             app,
-            crate::http::cluster_only,
+            crate::http::join_authorized,
         ));
     }
     OpenApiRouter::with_openapi(doc)
@@ -381,7 +388,6 @@ mod tests {
             "/api/v1/login",
             "/api/v1/openapi.json",
             "/api/v1/cluster/status",
-            "/api/v1/cluster/join",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -133,14 +133,31 @@ impl Node {
         self.spawn_join_with(url, &[]);
     }
 
-    /// `cairnd serve --join URL` with extra arguments.
+    /// `cairnd serve --join URL` with extra arguments. Unless `extra`
+    /// names one, the joiner is given the cluster secret that `init`
+    /// generated for the test's first node (`<root>/node1/cluster.secret`),
+    /// as an operator copies it to a new host.
     pub fn spawn_join_with(&mut self, url: &str, extra: &[&str]) {
         let ident = self.identity_args();
+        let secret = self.first_node_secret().to_string_lossy().into_owned();
         let mut args: Vec<&str> = vec!["serve"];
         args.extend(ident.iter().map(String::as_str));
         args.extend_from_slice(&["--join", url]);
+        if !extra.contains(&"--cluster-secret-file") {
+            args.extend_from_slice(&["--cluster-secret-file", &secret]);
+        }
         args.extend_from_slice(extra);
         self.spawn(&args);
+    }
+
+    /// The cluster secret file of node 1 of this node's test (the node
+    /// `init` ran on).
+    pub fn first_node_secret(&self) -> PathBuf {
+        let root = self
+            .dir
+            .parent()
+            .expect("data dirs live in the test's root");
+        root.join("node1").join("cluster.secret")
     }
 
     /// SIGKILL: a crash, not a clean shutdown.
