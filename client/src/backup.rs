@@ -56,7 +56,7 @@ use crate::blob::Compressor;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{self, entry_from, kind_of, read_xattrs};
 use crate::remote::upload::Uploaded;
-use crate::snapshot::{SnapshotMeta, SnapshotRecord, SnapshotStats};
+use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
 use crate::tree::{ChunkRef, Entry, Kind, Tree};
 use crate::vault::Vault;
@@ -233,8 +233,9 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         excludes: opts.excludes.clone(),
         warnings: warnings.clone(),
         stats: vault.remote().is_some().then(|| stats.clone()),
+        bound: None,
     };
-    let record = SnapshotRecord {
+    let mut record = SnapshotRecord {
         format: SNAPSHOT_FORMAT,
         id,
         vault: vault.config().vault_id,
@@ -244,8 +245,13 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         finished: fsmeta::now_rfc3339(),
         root: finished.root,
         stats,
-        meta: meta.seal(vault.keys(), vault.config().vault_id, id)?,
+        meta: vec![],
     };
+    let meta = SnapshotMeta {
+        bound: Some(Bound::of(&record)?),
+        ..meta
+    };
+    record.meta = meta.seal(vault.keys(), vault.config().vault_id, id)?;
     vault.commit_snapshot(&record, opts.job)?;
     Ok(BackupReport {
         snapshot: record,

@@ -135,7 +135,18 @@ enum Command {
     /// NAME (its paths and excludes, into its vault).
     Backup(BackupArgs),
     /// List a vault's snapshots, oldest first.
-    Snapshots(VaultArg),
+    ///
+    /// Every record is checked against what its vault keys sealed with it; an
+    /// account vault's list is also checked against the newest snapshot this
+    /// device has seen there, so a server hiding newer snapshots is noticed.
+    Snapshots {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Accept the server's list as it is now, after a snapshot newer than
+        /// all listed ones was forgotten on another device on purpose.
+        #[arg(long)]
+        acknowledge: bool,
+    },
     /// List the contents of a snapshot.
     Ls {
         #[command(flatten)]
@@ -720,8 +731,14 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Backup(args) => cmd_backup(config, args, json),
-        Command::Snapshots(v) => {
+        Command::Snapshots {
+            vault: v,
+            acknowledge,
+        } => {
             let vault = open(config, &v.vault)?.vault;
+            if acknowledge {
+                vault.acknowledge_snapshots()?;
+            }
             let snaps = vault.snapshots()?;
             if json {
                 let list: Vec<_> = snaps

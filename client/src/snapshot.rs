@@ -5,6 +5,14 @@
 //! and warnings go into `meta`, sealed under the AAD
 //! `"cairn/snapshot/v1" ‖ vault_id ‖ snapshot_id`, so a record moved to
 //! another snapshot or vault fails to open.
+//!
+//! From format 2 the sealed metadata also repeats what restore relies on
+//! ([`Bound`]: root tree, start time, item), and [`SnapshotRecord::verified_meta`]
+//! refuses a record whose public fields differ: a server cannot swap in
+//! another snapshot's root, move a snapshot in time to make it `latest`, or
+//! fabricate one. Format-1 records (written before) are read as they are.
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use cairn_proto::version::SNAPSHOT_FORMAT;
 use cairn_proto::{ChunkId, SnapshotId, VaultId};
@@ -76,6 +84,47 @@ pub struct SnapshotMeta {
     /// absent there and local records are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<SnapshotStats>,
+    /// The public fields restore relies on, authenticated (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<Bound>,
+}
+
+/// The public fields of a record that restore and `latest` rely on, sealed
+/// with the metadata so the vault keys vouch for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    /// The root tree.
+    pub root: ChunkId,
+    /// Start time, milliseconds since the epoch (the precision a server
+    /// record keeps).
+    pub started_ms: u64,
+    /// The protected item, if any.
+    pub item: Option<String>,
+}
+
+impl Bound {
+    /// The bound fields of `record`.
+    pub fn of(record: &SnapshotRecord) -> Result<Self> {
+        Ok(Self {
+            root: record.root,
+            started_ms: rfc3339_ms(&record.time)?,
+            item: record.item.clone(),
+        })
+    }
+}
+
+/// Milliseconds since the epoch as the RFC 3339 text snapshot records use.
+pub fn ms_rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// RFC 3339 text to milliseconds since the epoch.
+pub fn rfc3339_ms(text: &str) -> Result<u64> {
+    humantime::parse_rfc3339(text)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .ok_or_else(|| Error::Format(format!("bad time {text:?}")))
 }
 
 fn aad(vault: VaultId, id: SnapshotId) -> Vec<u8> {
@@ -98,6 +147,26 @@ impl SnapshotRecord {
             .map_err(|e| Error::Integrity(format!("snapshot {}: metadata: {e}", self.id)))?;
         serde_json::from_slice(&json)
             .map_err(|e| Error::Format(format!("snapshot {} metadata: {e}", self.id)))
+    }
+
+    /// Opens the sealed metadata and checks that the record's root, start
+    /// time and item are the ones sealed in it. Any failure is an integrity
+    /// error naming the snapshot, never a record silently skipped.
+    pub fn verified_meta(&self, keys: &VaultKeys) -> Result<SnapshotMeta> {
+        let meta = self.open_meta(keys)?;
+        match &meta.bound {
+            Some(b) if *b != Bound::of(self)? => Err(Error::Integrity(format!(
+                "snapshot {}: the record's root, time or item differ from those sealed with it \
+                 (the record was altered; do not trust it)",
+                self.id
+            ))),
+            None if self.format >= 2 => Err(Error::Integrity(format!(
+                "snapshot {}: a format-{} record without its sealed root and time (the record \
+                 was altered; do not trust it)",
+                self.id, self.format
+            ))),
+            _ => Ok(meta),
+        }
     }
 
     /// Parses a record, refusing newer formats.
@@ -154,5 +223,60 @@ mod tests {
         );
         rec.id = SnapshotId::random();
         assert!(matches!(rec.open_meta(&keys), Err(Error::Integrity(_))));
+    }
+
+    /// A sealed record as a backup writes it (format 2, bound fields).
+    fn sealed(keys: &VaultKeys) -> SnapshotRecord {
+        let (vault, id) = (VaultId::random(), SnapshotId::random());
+        let mut rec = SnapshotRecord {
+            format: SNAPSHOT_FORMAT,
+            id,
+            vault,
+            device: "host".into(),
+            item: Some("docs".into()),
+            time: "2026-12-02T10:00:00.123456789Z".into(),
+            finished: "2026-12-02T10:01:00Z".into(),
+            root: ChunkId([1; 32]),
+            stats: SnapshotStats::default(),
+            meta: vec![],
+        };
+        let meta = SnapshotMeta {
+            bound: Some(Bound::of(&rec).unwrap()),
+            ..Default::default()
+        };
+        rec.meta = meta.seal(keys, vault, id).unwrap();
+        rec
+    }
+
+    #[test]
+    fn a_record_whose_root_time_or_item_changed_is_refused() {
+        let keys = VaultKeys::generate();
+        let rec = sealed(&keys);
+        rec.verified_meta(&keys).unwrap();
+        // A server keeps milliseconds: the same time at that precision is fine.
+        let ms = SnapshotRecord {
+            time: "2026-12-02T10:00:00.123Z".into(),
+            ..rec.clone()
+        };
+        ms.verified_meta(&keys).unwrap();
+        for altered in [
+            SnapshotRecord { root: ChunkId([2; 32]), ..rec.clone() },
+            SnapshotRecord { time: "2030-01-01T00:00:00Z".into(), ..rec.clone() },
+            SnapshotRecord { item: None, ..rec.clone() },
+            SnapshotRecord { meta: vec![7; 64], ..rec.clone() },
+        ] {
+            let err = altered.verified_meta(&keys).expect_err("altered record accepted");
+            assert!(matches!(err, Error::Integrity(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_format_1_records_may_lack_the_bound_fields() {
+        let keys = VaultKeys::generate();
+        let mut rec = sealed(&keys);
+        rec.meta = SnapshotMeta::default().seal(&keys, rec.vault, rec.id).unwrap();
+        assert!(matches!(rec.verified_meta(&keys), Err(Error::Integrity(_))));
+        rec.format = 1;
+        rec.verified_meta(&keys).unwrap();
     }
 }

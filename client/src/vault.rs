@@ -423,20 +423,41 @@ impl Vault {
         })
     }
 
-    /// All snapshot records, oldest first.
+    /// All snapshot records, oldest first, each verified against its
+    /// sealed metadata ([`SnapshotRecord::verified_meta`]): one that fails
+    /// is an error, not skipped. For an account vault the list is also
+    /// checked against the newest snapshot this device has seen there, so
+    /// a server hiding newer snapshots (a rollback) is noticed.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let mut all = self.snapshots_unverified()?;
+        for rec in &mut all {
+            let meta = rec.verified_meta(&self.keys)?;
+            // The full counters travel sealed (the server keeps some).
+            if let Some(stats) = meta.stats {
+                rec.stats = stats;
+            }
+        }
+        if let Backend::Remote(r) = &self.backend {
+            r.check_newest_seen(&all)?;
+        }
+        Ok(all)
+    }
+
+    /// Accepts the server's current list as the newest this device has seen
+    /// (after snapshots were forgotten on another device on purpose).
+    pub fn acknowledge_snapshots(&self) -> Result<()> {
+        if let Backend::Remote(r) = &self.backend {
+            r.reset_newest_seen(&self.snapshots_unverified()?)?;
+        }
+        Ok(())
+    }
+
+    /// The snapshot records as stored or served, oldest first, without
+    /// opening their metadata (for `check`, which reports each bad one).
+    pub fn snapshots_unverified(&self) -> Result<Vec<SnapshotRecord>> {
         let dir = match &self.backend {
             Backend::Local { dir, .. } => dir.join("snapshots"),
-            Backend::Remote(r) => {
-                // The full counters travel sealed (the server keeps some).
-                let mut all = r.snapshots()?;
-                for rec in &mut all {
-                    if let Ok(Some(stats)) = rec.open_meta(&self.keys).map(|m| m.stats) {
-                        rec.stats = stats;
-                    }
-                }
-                return Ok(all);
-            }
+            Backend::Remote(r) => return r.snapshots(),
         };
         let mut out = vec![];
         for entry in fs::read_dir(&dir).ctx("list", &dir)? {

@@ -155,7 +155,7 @@ fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
             .seal(vault.keys(), vault.config().vault_id, snap)
             .unwrap(),
     };
-    vault.commit_snapshot(&record).unwrap();
+    vault.commit_snapshot(&record, None).unwrap();
     record
 }
 

@@ -8,6 +8,6 @@ pub const TREE_FORMAT: u8 = 1;
 /// Version of the local vault directory layout and its `vault.json`.
 pub const VAULT_FORMAT: u32 = 1;
 /// Version of a snapshot record.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Version of the sealed vault-keys blob.
 pub const KEYS_FORMAT: u8 = 1;

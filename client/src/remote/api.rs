@@ -108,6 +108,9 @@ impl Api {
                     path.display()
                 )));
             }
+            // The user's CA alone: a node the cluster reports must not be
+            // able to present a certificate from some other authority.
+            builder = builder.tls_built_in_root_certs(false);
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use cairn_proto::api::Kdf;
 use cairn_proto::{AccountId, DeviceId};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,12 @@ pub struct Profile {
     /// nothing the token in this file does not already give access to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_check: Option<String>,
+    /// The account's key derivation parameters and salt as of the last
+    /// login or password change here. A server that later answers other
+    /// ones (say, weaker, to crack the login key it receives) is refused
+    /// until the user logs in again, and a new login may not be weaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<Kdf>,
 }
 
 /// Where the profile lives: `explicit` (from `--config` or `CAIRN_CONFIG`),
@@ -176,6 +183,7 @@ mod tests {
             token: "secret-token".into(),
             ca_file: None,
             key_check: None,
+            kdf: None,
         }
     }
 

@@ -29,6 +29,18 @@ use crate::vault::Vault;
 /// server must not be able to make the client allocate without bound.
 const MAX_KDF_MEMORY_KIB: u32 = 2 * 1024 * 1024;
 const MAX_KDF_ITERATIONS: u32 = 64;
+/// The weakest argon2id a server may ask for (OWASP's minimum for
+/// argon2id: 19 MiB, 2 passes): the login key derived with it is sent to
+/// the server, which could otherwise ask for `m = 8 KiB, t = 1` and crack the
+/// password offline thousands of times faster.
+pub const MIN_KDF_MEMORY_KIB: u32 = 19 * 1024;
+/// See [`MIN_KDF_MEMORY_KIB`].
+pub const MIN_KDF_ITERATIONS: u32 = 2;
+/// Salts shorter than this, or of one repeated byte, are refused: a fixed
+/// salt would let one precomputation serve every account.
+pub const MIN_KDF_SALT: usize = 16;
+const MAX_KDF_SALT: usize = 64;
+const MAX_KDF_PARALLELISM: u32 = 16;
 
 /// What `cairn login` needs.
 #[derive(Debug, Clone)]
@@ -78,6 +90,22 @@ impl Session {
                 user: opts.user.clone(),
             },
         )?;
+        // What this device knew of the account before (a re-login): the
+        // server may not weaken the derivation since.
+        let pinned = Profile::load(path)
+            .ok()
+            .filter(|p| p.user == opts.user)
+            .and_then(|p| p.kdf);
+        if let Some(old) = &pinned {
+            if kdf.memory_kib < old.memory_kib || kdf.iterations < old.iterations {
+                return Err(Error::Integrity(format!(
+                    "the server asks for weaker key derivation than this account used before \
+                     ({} KiB, {} passes instead of {} KiB, {} passes): refusing to send \
+                     anything derived from your password",
+                    kdf.memory_kib, kdf.iterations, old.memory_kib, old.iterations
+                )));
+            }
+        }
         let keys = derive(&kdf, password)?;
         let reply: LoginReply = api.post(
             "/login",
@@ -101,6 +129,7 @@ impl Session {
             token: reply.token,
             ca_file,
             key_check: Some(key_check(&keys)),
+            kdf: Some(kdf),
         };
         profile.save(path)?;
         Self::with_profile(path, profile)
@@ -167,6 +196,23 @@ impl Session {
     /// checks them against the profile.
     fn keys(&mut self, password: &[u8]) -> Result<(AccountInfo, DerivedKeys)> {
         let account = self.account()?;
+        match &self.profile.kdf {
+            Some(pinned) if *pinned != account.kdf => {
+                return Err(Error::Auth(
+                    "the account's key derivation parameters differ from those at this \
+                     device's login (was the password changed on another device?): log in \
+                     again with `cairn login`"
+                        .into(),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                // A profile from before pinning: pin what the server says now.
+                kdf_params(&account.kdf)?;
+                self.profile.kdf = Some(account.kdf.clone());
+                self.profile.save(&self.path)?;
+            }
+        }
         let keys = derive(&account.kdf, password)?;
         if let Some(check) = &self.profile.key_check {
             if *check != key_check(&keys) {
@@ -298,7 +344,10 @@ impl Session {
         let (account, keys) = self.keys(password)?;
         let secrets = VaultSecrets::unwrap(info.id, &keys.wrap, &info.wrapped_keys)?;
         let cache = cache_root(|k| std::env::var(k).ok());
-        let remote = RemoteVault::new(self.api.clone(), info, cache.as_deref());
+        // Beside the profile, not in the cache: losing it loses rollback
+        // detection.
+        let state = self.path.parent().map(|d| d.join("seen"));
+        let remote = RemoteVault::new(self.api.clone(), info, cache.as_deref(), state.as_deref());
         Ok(Vault::from_remote(
             remote,
             secrets,
@@ -401,9 +450,13 @@ impl Session {
             let secrets = VaultSecrets::unwrap(v.id, &old_keys.wrap, &v.wrapped_keys)?;
             vaults.push((v.id, secrets));
         }
+        // Never weaker than this build's defaults, whatever the account had.
+        let defaults = KdfParams::generate();
         let kdf = Kdf {
-            salt: rand::random::<[u8; 16]>().to_vec(),
-            ..account.kdf
+            memory_kib: account.kdf.memory_kib.max(defaults.memory_kib),
+            iterations: account.kdf.iterations.max(defaults.iterations),
+            parallelism: account.kdf.parallelism,
+            salt: defaults.salt,
         };
         let new_keys = derive(&kdf, new)?;
         let change = PasswordChange {
@@ -424,6 +477,7 @@ impl Session {
         self.profile.device_name = reply.device_name;
         self.profile.servers = merge_nodes(&self.profile.servers, &reply.nodes);
         self.profile.key_check = Some(key_check(&new_keys));
+        self.profile.kdf = Some(change.kdf.clone());
         self.profile.save(&self.path)?;
         let n = vaults.len();
         *self = Self::with_profile(&self.path, self.profile.clone())?;
@@ -431,18 +485,40 @@ impl Session {
     }
 }
 
-/// The client's KDF parameters for the account's (bounded, so a hostile
-/// server cannot make the client allocate without limit).
+/// The client's KDF parameters for the account's, bounded both ways: from
+/// above so a hostile server cannot make the client allocate without limit,
+/// from below so it cannot get a cheaply crackable login key
+/// ([`MIN_KDF_MEMORY_KIB`]).
 pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
     if kdf.memory_kib > MAX_KDF_MEMORY_KIB
         || kdf.iterations > MAX_KDF_ITERATIONS
-        || kdf.salt.len() < 8
+        || kdf.parallelism == 0
+        || kdf.parallelism > MAX_KDF_PARALLELISM
+        || kdf.salt.len() > MAX_KDF_SALT
     {
         return Err(Error::Format(format!(
-            "the server's key derivation parameters are out of bounds ({} KiB, {} passes, {}-byte salt)",
+            "the server's key derivation parameters are out of bounds ({} KiB, {} passes, {} lanes, {}-byte salt)",
             kdf.memory_kib,
             kdf.iterations,
+            kdf.parallelism,
             kdf.salt.len()
+        )));
+    }
+    let one_byte = kdf.salt.windows(2).all(|w| w[0] == w[1]);
+    if kdf.memory_kib < MIN_KDF_MEMORY_KIB
+        || kdf.iterations < MIN_KDF_ITERATIONS
+        || kdf.salt.len() < MIN_KDF_SALT
+        || one_byte
+    {
+        return Err(Error::Integrity(format!(
+            "the server asks for key derivation weaker than this client accepts ({} KiB, {} \
+             passes, a {}-byte salt{}; at least {MIN_KDF_MEMORY_KIB} KiB, {MIN_KDF_ITERATIONS} \
+             passes and a {MIN_KDF_SALT}-byte random salt): refusing to send anything derived \
+             from your password",
+            kdf.memory_kib,
+            kdf.iterations,
+            kdf.salt.len(),
+            if one_byte { " of one repeated byte" } else { "" }
         )));
     }
     Ok(KdfParams {
@@ -473,9 +549,23 @@ fn key_check(keys: &DerivedKeys) -> String {
 
 /// The failover list: the nodes already known (the one the user named
 /// first), then new ones the cluster reported, without duplicates.
+///
+/// A reported node gets this device's token, so the server cannot send it
+/// anywhere weaker than where the user pointed it: a reported URL must use
+/// the scheme of the first known node, and plain `http` only on a loopback
+/// host; anything else is dropped. (Certificates of reported nodes are
+/// checked against the same roots as the first one: with `--ca-file`, that
+/// CA alone.)
 pub fn merge_nodes(known: &[String], reported: &[String]) -> Vec<String> {
+    let first = known
+        .first()
+        .and_then(|k| reqwest::Url::parse(k).ok())
+        .map(|u| u.scheme().to_string());
     let mut out: Vec<String> = vec![];
-    for n in known.iter().chain(reported) {
+    let learned = reported
+        .iter()
+        .filter(|n| acceptable_learned_node(first.as_deref(), n));
+    for n in known.iter().chain(learned) {
         let n = n.trim_end_matches('/').to_string();
         if !n.is_empty() && !out.contains(&n) {
             out.push(n);
@@ -484,9 +574,50 @@ pub fn merge_nodes(known: &[String], reported: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether a node URL the cluster reported may be used (see [`merge_nodes`]).
+fn acceptable_learned_node(first_scheme: Option<&str>, node: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(node) else {
+        return false;
+    };
+    let loopback = match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => first_scheme.is_none_or(|s| s == "https"),
+        "http" => loopback && first_scheme.is_none_or(|s| s == "http"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reported_nodes_never_downgrade_the_connection() {
+        let https = vec!["https://a:1".to_string()];
+        let reported: Vec<String> = [
+            "http://b:1",
+            "http://127.0.0.1:2",
+            "https://c:1",
+            "ftp://d:1",
+            "garbage",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(merge_nodes(&https, &reported), ["https://a:1", "https://c:1"]);
+        let http = vec!["http://127.0.0.1:1".to_string()];
+        assert_eq!(
+            merge_nodes(&http, &reported),
+            ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+        );
+    }
 
     #[test]
     fn nodes_merge_in_order_without_duplicates() {
@@ -511,18 +642,37 @@ mod tests {
             salt: vec![0; 16],
         };
         assert!(kdf_params(&kdf).is_err());
-        let kdf = Kdf {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-            salt: vec![],
-        };
-        assert!(kdf_params(&kdf).is_err());
         let ok = Kdf {
-            salt: vec![1; 16],
-            ..kdf
+            memory_kib: MIN_KDF_MEMORY_KIB,
+            iterations: MIN_KDF_ITERATIONS,
+            parallelism: 1,
+            salt: (0..16).collect(),
         };
         assert!(kdf_params(&ok).is_ok());
+        // The audit's downgrade: 8 KiB, one pass, an all-zero salt.
+        let downgrade = Kdf {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+            salt: vec![0; 16],
+        };
+        for weak in [
+            downgrade,
+            Kdf { memory_kib: MIN_KDF_MEMORY_KIB - 1, ..ok.clone() },
+            Kdf { iterations: 1, ..ok.clone() },
+            Kdf { salt: (0..15).collect(), ..ok.clone() },
+            Kdf { salt: vec![7; 16], ..ok.clone() },
+        ] {
+            let err = kdf_params(&weak).expect_err("weak parameters accepted");
+            assert!(matches!(err, Error::Integrity(_)), "{err}");
+        }
+        for absurd in [
+            Kdf { parallelism: 0, ..ok.clone() },
+            Kdf { parallelism: 1000, ..ok.clone() },
+            Kdf { salt: vec![1; 65], ..ok.clone() },
+        ] {
+            assert!(matches!(kdf_params(&absurd), Err(Error::Format(_))));
+        }
     }
 
     #[test]

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cairn_proto::api::{
@@ -30,7 +29,7 @@ use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 
 use super::api::Api;
 use crate::error::{Error, Result};
-use crate::snapshot::{SnapshotRecord, SnapshotStats};
+use crate::snapshot::{ms_rfc3339, rfc3339_ms, SnapshotRecord, SnapshotStats};
 
 /// Ids per `missing` request (1 MiB of ids; well under the server's limit).
 pub const MISSING_BATCH: usize = 32 * 1024;
@@ -40,17 +39,97 @@ pub struct RemoteVault {
     api: Arc<Api>,
     info: VaultInfo,
     tree_cache: Option<PathBuf>,
+    /// The file keeping the newest snapshot this device has seen here.
+    newest_seen: Option<PathBuf>,
+}
+
+/// The newest snapshot a device has seen in a vault: a server that later
+/// lists neither it nor anything newer is hiding snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct NewestSeen {
+    id: SnapshotId,
+    started_ms: u64,
 }
 
 impl RemoteVault {
     /// A handle on vault `info` through `api`; `cache_root` (see
-    /// [`cache_root`]) holds the tree cache when given.
-    pub fn new(api: Arc<Api>, info: VaultInfo, cache_root: Option<&Path>) -> Self {
+    /// [`cache_root`]) holds the tree cache when given, `state_dir` (beside
+    /// the profile) the newest snapshot seen.
+    pub fn new(
+        api: Arc<Api>,
+        info: VaultInfo,
+        cache_root: Option<&Path>,
+        state_dir: Option<&Path>,
+    ) -> Self {
         let tree_cache = cache_root.map(|r| r.join("vaults").join(info.id.to_hex()).join("trees"));
+        let newest_seen = state_dir.map(|d| d.join(format!("{}.json", info.id.to_hex())));
         Self {
             api,
             info,
             tree_cache,
+            newest_seen,
+        }
+    }
+
+    /// Refuses a list (verified records, oldest first) that lacks the
+    /// newest snapshot this device has seen here and holds nothing newer
+    /// (a rollback), and otherwise remembers its newest. The mark is kept
+    /// on a best-effort basis: if it cannot be written, detection is lost,
+    /// not data.
+    pub fn check_newest_seen(&self, list: &[SnapshotRecord]) -> Result<()> {
+        let Some(file) = &self.newest_seen else {
+            return Ok(());
+        };
+        let newest = list.last().map(newest_of).transpose()?;
+        let seen: Option<NewestSeen> = fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(seen) = &seen {
+            let listed = list.iter().any(|r| r.id == seen.id);
+            let newer = newest.as_ref().is_some_and(|n| n.started_ms > seen.started_ms);
+            if !listed && !newer {
+                return Err(Error::Integrity(format!(
+                    "the server no longer lists snapshot {} of {}, the newest this device has \
+                     seen in vault {}, and lists nothing newer: it may be hiding newer \
+                     snapshots (a rollback). If that snapshot was forgotten on another device \
+                     on purpose, accept the list as it is with `cairn snapshots --vault {} \
+                     --acknowledge`",
+                    seen.id,
+                    ms_rfc3339(seen.started_ms),
+                    self.info.name,
+                    self.info.name
+                )));
+            }
+        }
+        match newest {
+            Some(n) if seen.as_ref().is_none_or(|s| n.started_ms >= s.started_ms) => {
+                self.save_newest_seen(Some(&n));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Takes `list` as it is: its newest is now the newest seen.
+    pub fn reset_newest_seen(&self, list: &[SnapshotRecord]) -> Result<()> {
+        let newest = list.last().map(newest_of).transpose()?;
+        self.save_newest_seen(newest.as_ref());
+        Ok(())
+    }
+
+    fn save_newest_seen(&self, newest: Option<&NewestSeen>) {
+        let Some(file) = &self.newest_seen else {
+            return;
+        };
+        match newest.map(serde_json::to_vec) {
+            Some(Ok(bytes)) => {
+                let _ = file.parent().map(fs::create_dir_all);
+                let _ = crate::vault::write_atomic(file, &bytes);
+            }
+            Some(Err(_)) => {}
+            None => {
+                let _ = fs::remove_file(file);
+            }
         }
     }
 
@@ -266,9 +345,27 @@ impl RemoteVault {
     }
 
     /// Deletes a snapshot record (its chunks stay until garbage collection).
+    /// Forgetting the newest snapshot seen here drops that mark, so this
+    /// device's own forget is not taken for a rollback.
     pub fn forget(&self, id: SnapshotId) -> Result<()> {
-        self.api.delete(&self.path(&format!("/snapshots/{id}")))
+        self.api.delete(&self.path(&format!("/snapshots/{id}")))?;
+        if let Some(file) = &self.newest_seen {
+            let seen: Option<NewestSeen> = fs::read(file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if seen.is_some_and(|s| s.id == id) {
+                let _ = fs::remove_file(file);
+            }
+        }
+        Ok(())
     }
+}
+
+fn newest_of(r: &SnapshotRecord) -> Result<NewestSeen> {
+    Ok(NewestSeen {
+        id: r.id,
+        started_ms: rfc3339_ms(&r.time)?,
+    })
 }
 
 /// The client's view of a server snapshot record. Items travel as their
@@ -294,20 +391,6 @@ pub fn record_of(info: SnapshotInfo) -> SnapshotRecord {
         },
         meta: info.sealed_meta,
     }
-}
-
-/// Milliseconds since the epoch as the RFC 3339 text snapshot records use.
-pub fn ms_rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
-/// RFC 3339 text to milliseconds since the epoch.
-pub fn rfc3339_ms(text: &str) -> Result<u64> {
-    humantime::parse_rfc3339(text)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .ok_or_else(|| Error::Format(format!("bad time {text:?}")))
 }
 
 /// Where caches live: `$XDG_CACHE_HOME/cairn` when absolute, else
