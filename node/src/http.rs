@@ -99,22 +99,28 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
         .routes(routes!(openapi))
 }
 
-/// Counts and times every request by route template, method and status.
+/// The `route` label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// Counts and times every request by route template, method (a fixed set,
+/// [`crate::metrics::method_label`]) and status.
 async fn track_http(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
+    // A template of the router's (a fixed set) or `unmatched`: never the
+    // raw path, so the label sets stay bounded.
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| UNMATCHED.to_string(), |p| p.as_str().to_string());
     let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
     app.metrics.observe_http(
         &route,
-        method.as_str(),
+        &method,
         response.status().as_u16(),
         started.elapsed(),
     );

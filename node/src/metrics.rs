@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use axum::http::Method;
 use cairn_consensus::{Outcome, SnapshotObserver};
 use openraft::ServerState;
 use prometheus::{
@@ -430,10 +431,13 @@ impl Metrics {
         self.proposals.with_label_values(&[label]).inc();
     }
 
-    /// Records one answered HTTP request.
-    pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
+    /// Records one answered HTTP request. `route` must come from a fixed
+    /// set (a route template or `unmatched`), never from the request: the
+    /// label sets, and so `/metrics`, stay bounded whatever clients send.
+    pub fn observe_http(&self, route: &str, method: &Method, status: u16, took: Duration) {
+        let method = method_label(method);
         self.http_requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, status_label(status)])
             .inc();
         self.http_duration
             .with_label_values(&[route, method])
@@ -531,5 +535,51 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+/// The `method` label of an HTTP request: the standard methods by name,
+/// anything else (made-up methods of any length) as `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `status` label: one of the 500 three-digit codes (hyper only sends
+/// those), anything else as `other`.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let labels = LABELS.get_or_init(|| (100..600).map(|c| c.to_string()).collect());
+    match status
+        .checked_sub(100)
+        .and_then(|i| labels.get(usize::from(i)))
+    {
+        Some(label) => label,
+        None => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_labels_come_from_fixed_sets() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        let made_up = Method::from_bytes(&[b'X'; 8192]).expect("a valid token");
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(status_label(200), "200");
+        assert_eq!(status_label(599), "599");
+        assert_eq!(status_label(99), "other");
+        assert_eq!(status_label(600), "other");
     }
 }
