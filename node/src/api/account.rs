@@ -105,9 +105,9 @@ async fn change_password(
         .state
         .read(|s| s.accounts().get(&auth.account).cloned())
         .ok_or(ApiError::Unauthorized)?;
-    check_limits(&shared, &account.name, peer)?;
+    let attempt = check_limits(&shared, &account.name, peer)?;
     let ok = key_matches(Some(&account), &req.old_login_key);
-    record_attempt(&shared, &account.name, peer, ok);
+    record_attempt(&shared, attempt, ok);
     if !ok {
         return Err(ApiError::LoginFailed);
     }

@@ -33,7 +33,7 @@ use crate::auth::mint_token;
 use crate::cli::{KDF_ITERATIONS, KDF_MEMORY_KIB, KDF_PARALLELISM};
 use crate::error::ApiError;
 use crate::http::login_key_hash;
-use crate::ratelimit::retry_after_secs;
+use crate::ratelimit::{retry_after_secs, Attempt};
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<Arc<App>> {
@@ -127,29 +127,39 @@ fn to_hash(bytes: &[u8]) -> blake3::Hash {
         .unwrap_or_else(|_| blake3::hash(bytes))
 }
 
-/// Checks the rate limits for `user` from `peer`.
+/// Checks the rate limits for `user` from `peer` and counts the attempt
+/// as a failure at once (atomically with the check, so concurrent attempts
+/// see it); settle it with [`record_attempt`] or [`release_attempt`].
 pub(super) fn check_limits(
     shared: &Shared,
     user: &str,
     peer: Option<SocketAddr>,
-) -> Result<(), ApiError> {
+) -> Result<Attempt, ApiError> {
     let mut limiter = shared
         .limiter
         .lock()
         .map_err(|_| ApiError::Internal("login limiter poisoned".into()))?;
     limiter
-        .check(user, peer.map(|p| p.ip()), Instant::now())
+        .begin(user, peer.map(|p| p.ip()), Instant::now())
         .map_err(|wait| ApiError::RateLimited(retry_after_secs(wait)))
 }
 
-/// Records the result of a credential check for `user` from `peer`.
-pub(super) fn record_attempt(shared: &Shared, user: &str, peer: Option<SocketAddr>, ok: bool) {
-    if let Ok(mut limiter) = shared.limiter.lock() {
-        if ok {
-            limiter.succeeded(user);
-        } else {
-            limiter.failed(user, peer.map(|p| p.ip()), Instant::now());
+/// Settles an attempt by the result of its credential check: a right key
+/// gives it back (and clears the account's failures), a wrong one leaves
+/// it counted.
+pub(super) fn record_attempt(shared: &Shared, attempt: Attempt, ok: bool) {
+    if ok {
+        if let Ok(mut limiter) = shared.limiter.lock() {
+            limiter.succeeded(attempt);
         }
+    }
+}
+
+/// Gives back an attempt that ended before its key was checked (no
+/// leader, say): it is not a failed login.
+pub(super) fn release_attempt(shared: &Shared, attempt: Attempt) {
+    if let Ok(mut limiter) = shared.limiter.lock() {
+        limiter.release(attempt);
     }
 }
 
@@ -224,11 +234,14 @@ async fn login(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginReply>, ApiError> {
-    check_limits(&shared, &req.user, peer)?;
-    app.read_barrier().await?;
+    let attempt = check_limits(&shared, &req.user, peer)?;
+    if let Err(e) = app.read_barrier().await {
+        release_attempt(&shared, attempt);
+        return Err(e);
+    }
     let account = app.state.read(|s| s.account_by_name(&req.user).cloned());
     let ok = key_matches(account.as_ref(), &req.login_key);
-    record_attempt(&shared, &req.user, peer, ok);
+    record_attempt(&shared, attempt, ok);
     let Some(account) = account.filter(|_| ok) else {
         return Err(ApiError::LoginFailed);
     };
