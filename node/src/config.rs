@@ -12,6 +12,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -263,6 +264,69 @@ impl RaftSettings {
     }
 }
 
+/// Limits of a node's HTTP server against slow, idle and too many
+/// clients: the `[http]` table of the configuration file and the matching
+/// `serve` flags (see `server::serve_app` for why these three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time a connection has to send a request's headers, milliseconds —
+    /// a new connection, and an idle keep-alive one waiting for its next
+    /// request (so it is also the idle timeout); then it is closed.
+    pub header_timeout_ms: u64,
+    /// Longest pause while a request body is received, milliseconds; the
+    /// request then fails.
+    pub body_timeout_ms: u64,
+    /// Most connections (TLS handshakes included) served at once; further
+    /// ones are closed on accept. Keep it below the process's open-file
+    /// limit (`ulimit -n`, systemd `LimitNOFILE=`) minus what RocksDB and
+    /// connections to peers need.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    /// 10 s for headers (and idle keep-alive), 60 s of body silence, 1024
+    /// connections.
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 60_000,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The header (and keep-alive idle) timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The body inactivity timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// Refuses values that would disable a limit.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Config`] naming the setting.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err(NodeError::Config(
+                "http.header_timeout_ms and http.body_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(NodeError::Config(
+                "http.max_connections must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The `cairnd` configuration file (TOML, `--config FILE`).
 ///
 /// Every key is optional and a flag given on the command line wins over the
@@ -302,6 +366,11 @@ impl RaftSettings {
 /// usage_cache_ms = 5000
 /// scrub_interval_ms = 86400000  # 0 = off
 /// scrub_bytes_per_sec = 67108864
+///
+/// [http]
+/// header_timeout_ms = 10000  # also the idle keep-alive timeout
+/// body_timeout_ms = 60000
+/// max_connections = 1024
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +407,9 @@ pub struct FileConfig {
     /// The storage role: write quorum, repair and GC intervals.
     #[serde(default)]
     pub storage: crate::storage::StorageSettings,
+    /// Limits of the HTTP server: header and body timeouts, connections.
+    #[serde(default)]
+    pub http: HttpSettings,
 }
 
 impl FileConfig {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use cairn_node::app::App;
 use cairn_node::cli::{self, format_status, CliError, Client};
-use cairn_node::config::{DataDir, FileConfig, NodeIdentity, RaftSettings};
+use cairn_node::config::{DataDir, FileConfig, HttpSettings, NodeIdentity, RaftSettings};
 use cairn_node::error::NodeError;
 use cairn_node::server::{self, ServeOptions};
 use cairn_node::storage::StorageSettings;
@@ -75,6 +75,8 @@ enum Command {
         raft: RaftArgs,
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Inspect and change the cluster's membership.
     Cluster {
@@ -141,6 +143,32 @@ impl StorageArgs {
             usage_cache_ms: file.usage_cache_ms,
             scrub_interval_ms: self.scrub_interval_ms.unwrap_or(file.scrub_interval_ms),
             scrub_bytes_per_sec: file.scrub_bytes_per_sec,
+        }
+    }
+}
+
+// Limits of the HTTP server; the same keys exist in the `[http]` table of the config file.
+#[derive(Args)]
+#[command(next_help_heading = "HTTP limits (also the [http] table of the config file)")]
+struct HttpArgs {
+    /// Time a client has to send a request's headers (also the idle keep-alive timeout), ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    header_timeout_ms: Option<u64>,
+    /// Longest pause while a request body is received, ms [default: 60000].
+    #[arg(long, value_name = "MS")]
+    body_timeout_ms: Option<u64>,
+    /// Most connections served at once; more are closed on accept [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+}
+
+impl HttpArgs {
+    /// `file` with every flag that was given applied on top.
+    fn over(&self, file: &HttpSettings) -> HttpSettings {
+        HttpSettings {
+            header_timeout_ms: self.header_timeout_ms.unwrap_or(file.header_timeout_ms),
+            body_timeout_ms: self.body_timeout_ms.unwrap_or(file.body_timeout_ms),
+            max_connections: self.max_connections.unwrap_or(file.max_connections),
         }
     }
 }
@@ -446,6 +474,7 @@ fn on_listening(
         join: None,
         data_dir: dir.clone(),
         storage: StorageSettings::default(),
+        http: HttpSettings::default(),
         on_listening: Box::new(move |local: SocketAddr| {
             let l = Listening {
                 event: "listening",
@@ -570,6 +599,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 listen,
                 &cli.raft.over(&file.raft),
                 file.storage.clone(),
+                file.http,
                 json,
             )
             .await
@@ -614,6 +644,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             join,
             raft,
             storage,
+            http,
         }) => {
             let node = NodeSettings::merge(node, &file)?;
             let join = join.or_else(|| file.join.clone());
@@ -651,6 +682,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut options = on_listening(json, false, node.tls.scheme(), &identity, &dir);
             options.join = join;
             options.storage = storage.over(&file.storage);
+            options.http = http.over(&file.http);
             server::serve(
                 &dir,
                 identity,
@@ -895,6 +927,7 @@ async fn dev(
     listen: SocketAddr,
     settings: &RaftSettings,
     storage: StorageSettings,
+    http: HttpSettings,
     json: bool,
 ) -> Result<(), Failure> {
     server::check_listen(listen, false, false)?;
@@ -928,6 +961,7 @@ async fn dev(
     };
     let mut options = on_listening(json, true, tls.scheme(), &app.identity, &dir);
     options.storage = storage;
+    options.http = http;
     server::serve_app(app, options, server::shutdown_signal()).await?;
     Ok(())
 }

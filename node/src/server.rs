@@ -17,34 +17,23 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
+use axum::extract::ConnectInfo;
 use cairn_consensus::ClusterNode;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::app::App;
-use crate::config::{DataDir, NodeIdentity, RaftSettings};
+use crate::config::{DataDir, HttpSettings, NodeIdentity, RaftSettings};
 use crate::error::NodeError;
-use crate::tls::{TlsListener, TlsSettings};
+use crate::tls::{TlsSettings, HANDSHAKE_TIMEOUT};
 use crate::token::{AdminToken, ClusterSecret};
 use crate::wire::{JoinRequest, JoinResponse};
 
 /// The client's address as the API handlers see it (axum `ConnectInfo`),
-/// for plain and TLS listeners alike.
+/// for plain and TLS connections alike ([`serve_app`] inserts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
 
 /// Refuses a non-loopback listen address without TLS unless
 /// `--insecure-http` is given: Cairn must not silently serve credentials in
@@ -228,6 +217,8 @@ pub struct ServeOptions {
     pub data_dir: DataDir,
     /// Settings of the storage role.
     pub storage: crate::storage::StorageSettings,
+    /// Limits of the HTTP server (timeouts, connection cap).
+    pub http: HttpSettings,
 }
 
 /// `cairnd serve`: starts the node and runs it until `shutdown` resolves.
@@ -259,6 +250,12 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let identity = app.identity.clone();
+    if let Err(e) = options.http.validate() {
+        if let Err(s) = app.raft.shutdown().await {
+            tracing::error!(error = %s, "raft shutdown");
+        }
+        return Err(e);
+    }
     match crate::storage::Storage::start(&app, &options.data_dir, options.storage.clone()) {
         Ok(storage) => {
             // Only this function sets it, once per App.
@@ -293,34 +290,8 @@ pub async fn serve_app(
     let joiner = options
         .join
         .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
-    // With connect info: handlers see the client's address (login rate
-    // limits and audit records).
     let router = crate::http::router(app.clone());
-    let served = match &app.tls {
-        Some(config) => match TlsListener::new(listener, config.clone()) {
-            Ok(tls) => {
-                axum::serve(
-                    tls,
-                    router.into_make_service_with_connect_info::<ClientAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await
-            }
-            Err(e) => Err(e),
-        },
-        None => {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<ClientAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
-    }
-    .map_err(|source| NodeError::Serve {
-        addr: local.to_string(),
-        source,
-    });
+    serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
     if let Some(j) = joiner {
         j.abort();
     }
@@ -328,7 +299,141 @@ pub async fn serve_app(
     if let Err(e) = app.raft.shutdown().await {
         tracing::error!(error = %e, "raft shutdown");
     }
-    served
+    Ok(())
+}
+
+/// How long a stopping node waits for requests in flight before it stops
+/// anyway (a slow client must not hold up a shutdown).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` (TLS when `tls` is set) until `shutdown`
+/// resolves, within `limits`:
+///
+/// - at most `max_connections` connections at once, TLS handshakes
+///   included; a connection over the cap is closed at once rather than
+///   queued, so descriptors stay bounded and the node keeps accepting;
+/// - a connection that has not sent a request's headers within
+///   `header_timeout` — a new one, or an idle keep-alive one waiting for
+///   its next request — is closed (hyper's header timer, which only runs
+///   with a timer: `axum::serve` sets none);
+/// - a request body that pauses for longer than `body_timeout` fails.
+///
+/// The cap is per node, not per client: a client that opens
+/// `max_connections` connections can still fill it, but only for
+/// `header_timeout` at a time per connection, after which peers and
+/// `/healthz` get in again. A separate budget for Raft peers would need to
+/// know who a connection is before its first request (the secret travels
+/// in a header), so the cap is set high and the header timeout short.
+async fn serve_connections(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    limits: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout())
+        .keep_alive(true);
+    let body_timeout = limits.body_timeout();
+    let mut refused: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    %peer,
+                    max_connections = limits.max_connections,
+                    refused,
+                    "connection cap reached: closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY");
+        }
+        let service = connection_service(router.clone(), peer, body_timeout);
+        let (http1, watcher, acceptor) = (http1.clone(), graceful.watcher(), acceptor.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let served = match acceptor {
+                None => {
+                    let conn = http1.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = http1.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+        }
+    }
+}
+
+/// The per-connection hyper service: the router, with the client's address
+/// for the handlers (`ConnectInfo<ClientAddr>`: login rate limits, audit
+/// records) and the body timeout on the request body.
+fn connection_service(
+    router: axum::Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let mut router = router.clone();
+        let mut request = request.map(|body| {
+            axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
+        });
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(ClientAddr(peer)));
+        async move { tower_service::Service::call(&mut router, request).await }
+    })
 }
 
 /// Asks the cluster at `url` to add this node, retrying until the leader

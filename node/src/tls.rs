@@ -10,16 +10,12 @@
 //! with `--tls-self-signed` is trusted by passing the node's own
 //! `<data-dir>/tls/cert.pem` as the CA file.
 //!
-//! ```text
-//!  TcpListener ─accept─▶ spawn(handshake, 10 s timeout) ─TlsStream─▶ channel ─▶ axum::serve
-//! ```
-//!
-//! Handshakes run in their own tasks, so one slow or hostile client cannot
-//! hold up the accept loop; failed handshakes are logged and dropped.
+//! The server's accept loop ([`crate::server`]) runs each handshake in the
+//! connection's own task under [`HANDSHAKE_TIMEOUT`], so one slow or
+//! hostile client cannot hold up the accept loop; failed handshakes are
+//! logged and dropped.
 
 use std::fs;
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,17 +23,12 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{write_durably, DataDir, NodeIdentity};
 use crate::error::NodeError;
 
 /// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a node's certificate and key come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,79 +207,6 @@ pub fn client_builder(ca_file: Option<&Path>) -> Result<reqwest::ClientBuilder, 
         }
     }
     Ok(builder)
-}
-
-/// A TLS listener for [`axum::serve()`]: accepts TCP connections, completes
-/// the handshakes in separate tasks and hands over finished streams.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    acceptor: JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Wraps a bound listener.
-    ///
-    /// # Errors
-    ///
-    /// The listener's local address cannot be read.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let tls = TlsAcceptor::from(config);
-        let acceptor = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // E.g. out of file descriptors: back off, keep serving.
-                        tracing::warn!(error = %e, "accepting a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (tls, tx) = (tls.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            // A closed channel means the server is stopping.
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            local,
-            ready,
-            acceptor,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task only ends when aborted by drop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

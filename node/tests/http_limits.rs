@@ -1,8 +1,13 @@
 //! What an unauthenticated client cannot do to a node's HTTP surface: grow
 //! `/metrics` without bound with made-up methods and paths (audit finding
-//! H3).
+//! H3), or hold connections open with unfinished requests until the node
+//! starves (M2).
 
 mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::Node;
 
@@ -61,4 +66,120 @@ fn made_up_methods_and_paths_do_not_grow_the_metrics() {
         after <= before + 120,
         "/metrics grew from {before} to {after} lines"
     );
+}
+
+/// Opens a connection that sends `sent` and then nothing more.
+fn stalled(port: u16, sent: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(sent).expect("write");
+    s
+}
+
+/// Waits (at most `limit`) until the server closes `s`: EOF or a reset,
+/// after whatever it answers. `None` if it is still open.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = limit.checked_sub(started.elapsed())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("read timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if started.elapsed() >= limit {
+                    return None;
+                }
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn unfinished_requests_are_closed_after_the_header_timeout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut node = Node::new(tmp.path(), 1);
+    node.spawn_dev();
+    node.wait_ready();
+    let opened = Instant::now();
+    let mut held: Vec<TcpStream> = (0..50).map(|_| stalled(node.port, b"GET /heal")).collect();
+    println!("=== /healthz answers while 50 unfinished requests are held");
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(node.get("/healthz").map(|r| r.0), Some(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    println!("=== the server closes them after its header timeout (10 s)");
+    let mut slowest = Duration::ZERO;
+    for (i, s) in held.iter_mut().enumerate() {
+        let left = Duration::from_secs(20).saturating_sub(opened.elapsed());
+        assert!(
+            closed_within(s, left).is_some(),
+            "connection {i} still open {:?} after it was opened",
+            opened.elapsed()
+        );
+        slowest = slowest.max(opened.elapsed());
+    }
+    println!("all 50 closed {slowest:?} after they were opened");
+    assert!(
+        slowest >= Duration::from_secs(9),
+        "closed too early: {slowest:?}"
+    );
+    assert_eq!(node.get("/healthz").map(|r| r.0), Some(200));
+}
+
+#[test]
+fn connections_are_capped_and_stalled_bodies_time_out() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut node = Node::new(tmp.path(), 1);
+    node.init();
+    let dir = node.dir.to_string_lossy().into_owned();
+    node.spawn(&[
+        "serve",
+        "--data-dir",
+        &dir,
+        "--max-connections",
+        "20",
+        "--header-timeout-ms",
+        "1500",
+        "--body-timeout-ms",
+        "1500",
+    ]);
+    node.wait_ready();
+
+    println!("=== a body that stops halfway fails after the body timeout");
+    let mut s = stalled(
+        node.port,
+        b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"user\":",
+    );
+    let took = closed_within(&mut s, Duration::from_secs(10)).expect("answered and closed");
+    println!("stalled body ended after {took:?}");
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    drop(s);
+    // Let the server release that connection's slot.
+    std::thread::sleep(Duration::from_millis(200));
+
+    println!("=== 30 silent connections against a cap of 20: the extra ones are closed at once");
+    let mut held: Vec<TcpStream> = (0..30).map(|_| stalled(node.port, b"")).collect();
+    let at_once = held
+        .iter_mut()
+        .filter_map(|s| closed_within(s, Duration::from_millis(300)))
+        .count();
+    assert!(at_once >= 10, "only {at_once} closed over the cap");
+    println!("=== after the header timeout the rest are closed too, and the node answers");
+    for (i, s) in held.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(5)).is_some(),
+            "connection {i} still open"
+        );
+    }
+    assert_eq!(node.get("/healthz").map(|r| r.0), Some(200));
 }
