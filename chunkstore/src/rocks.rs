@@ -92,7 +92,8 @@ impl RocksStore {
         db_opts.set_max_total_wal_size(256 * 1024 * 1024);
         // Writes may skip the WAL (`Durability::AtFlush`): column families
         // must then flush together, or a crash could leave metadata for a
-        // chunk whose value was never flushed.
+        // chunk whose value was never flushed. This covers the flushes
+        // RocksDB starts itself; `flush` below orders its own.
         db_opts.set_atomic_flush(true);
 
         let mut chunks = Options::default();
@@ -607,6 +608,10 @@ impl Store for RocksStore {
     }
 
     fn flush(&self) -> Result<()> {
+        // Values first, metadata second: a crash in between leaves values
+        // nothing describes (unreferenced), never metadata without its
+        // value. (This rust-rocksdb has no one-call flush of several
+        // families.)
         for cf in [CF_CHUNKS, CF_META] {
             self.db.flush_cf(self.cf(cf)?).map_err(|e| self.db_err(e))?;
         }

@@ -186,10 +186,12 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             next_dir: 0,
             warnings: vec![],
             notes: vec![],
+            entries: 0,
         };
         let walked = walker.walk_root(&trie, parent_root);
         let walk_warnings = std::mem::take(&mut walker.warnings);
         let notes = std::mem::take(&mut walker.notes);
+        let entries = walker.entries;
         drop(walker);
 
         let mut errors = vec![];
@@ -206,12 +208,12 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         // A disconnected channel is a symptom; report the cause.
         errors.sort_by_key(|e| matches!(e, Error::Invalid(m) if m == ABORTED));
         match (errors.into_iter().next(), finished, written) {
-            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes)),
+            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes, entries)),
             (Some(e), _, _) => Err(e),
             _ => Err(Error::Invalid(ABORTED.into())),
         }
     });
-    let (finished, written, mut warnings, notes) = outcome?;
+    let (finished, written, mut warnings, notes, entries) = outcome?;
     if vault.remote().is_none() {
         vault.store()?.flush()?;
     }
@@ -248,7 +250,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         meta: vec![],
     };
     let meta = SnapshotMeta {
-        bound: Some(Bound::of(&record)?),
+        bound: Some(Bound::of(&record, entries)?),
         ..meta
     };
     record.meta = meta.seal(vault.keys(), vault.config().vault_id, id)?;
@@ -476,6 +478,9 @@ struct Walker<'a, 's> {
     warnings: Vec<String>,
     /// Remarks that lose nothing.
     notes: Vec<String>,
+    /// Entries put in trees so far (an upper bound: the finisher may still
+    /// drop files it could not read).
+    entries: u64,
 }
 
 impl Walker<'_, '_> {
@@ -627,6 +632,7 @@ impl Walker<'_, '_> {
             entries.push((entry, pending));
         }
         self.send_batch(&mut batch, &mut batches)?;
+        self.entries += entries.len() as u64;
         let index = self.next_dir;
         self.next_dir += 1;
         self.dir_tx

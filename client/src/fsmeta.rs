@@ -1,9 +1,12 @@
 //! Reading file-system metadata into tree entries, and the small OS helpers
 //! (host name, times) the backup and restore paths share.
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::fs::{self, Metadata};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
 use std::time::SystemTime;
 
 use crate::tree::{Entry, Kind, Time};
@@ -127,4 +130,44 @@ pub fn unix_now() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Writes a private file (the profile, a vault's config and snapshot
+/// records, which hold salts, wrapped keys and a token) atomically and
+/// durably: temporary file created 0600, fsync, rename, fsync
+/// of the directory (created 0700 when missing).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .ctx("create", &dir)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .ctx("create", &tmp)?;
+    // The mode given to open is filtered by the umask; make sure.
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .ctx("chmod", &tmp)?;
+    f.write_all(bytes).ctx("write", &tmp)?;
+    f.sync_all().ctx("sync", &tmp)?;
+    drop(f);
+    fs::rename(&tmp, path).ctx("rename into", path)?;
+    fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .ctx("sync", &dir)
 }

@@ -26,7 +26,7 @@ use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -107,6 +107,12 @@ pub fn run(
     let started = Instant::now();
     fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
     let mut plan = Plan::new(vault, unsafe { libc::geteuid() } == 0);
+    // A snapshot never holds more entries than its backup walked.
+    plan.budget = snapshot
+        .verified_meta(vault.keys())?
+        .bound
+        .map(|b| b.entries)
+        .filter(|&n| n > 0);
     let root = vault.tree(snapshot.root)?;
     if opts.includes.is_empty() {
         plan.dir(&root, &opts.target)?;
@@ -215,6 +221,8 @@ struct Plan<'a> {
     first_link: HashMap<(u64, u64), PathBuf>,
     warnings: Vec<String>,
     is_root: bool,
+    /// Entries the snapshot may still plan ([`crate::snapshot::Bound::entries`]).
+    budget: Option<u64>,
 }
 
 impl<'a> Plan<'a> {
@@ -231,6 +239,7 @@ impl<'a> Plan<'a> {
             first_link: HashMap::new(),
             warnings: vec![],
             is_root,
+            budget: None,
         }
     }
 
@@ -324,6 +333,15 @@ impl<'a> Plan<'a> {
     }
 
     fn entry(&mut self, entry: &Entry, path: &Path) -> Result<()> {
+        if let Some(left) = &mut self.budget {
+            *left = left.checked_sub(1).ok_or_else(|| {
+                Error::Integrity(
+                    "the snapshot's trees expand to more entries than its backup recorded \
+                     (trees naming the same subtree over and over?); nothing more is restored"
+                        .into(),
+                )
+            })?;
+        }
         match entry.kind {
             Kind::Dir => {
                 make_dir(path)?;
@@ -572,14 +590,23 @@ fn cpath(path: &Path) -> Result<CString> {
 }
 
 /// Creates a directory, replacing a non-directory (e.g. a symlink) in the way.
+/// New directories are private (0700) until the finish phase gives them
+/// their recorded modes, so a directory that was private in the snapshot is
+/// never readable by others while its files are written.
 fn make_dir(path: &Path) -> Result<()> {
+    let create = || {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .ctx("create directory", path)
+    };
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => {
             fs::remove_file(path).ctx("replace", path)?;
-            fs::create_dir(path).ctx("create directory", path)
+            create()
         }
-        Err(_) => fs::create_dir(path).ctx("create directory", path),
+        Err(_) => create(),
     }
 }
 
@@ -611,6 +638,19 @@ mod tests {
     use cairn_proto::ChunkId;
 
     use super::*;
+
+    #[test]
+    fn new_directories_are_private_until_finished() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("d");
+        make_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+        // A symlink in the way is replaced, not followed.
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("l")).unwrap();
+        make_dir(&tmp.path().join("l")).unwrap();
+        assert!(fs::symlink_metadata(tmp.path().join("l")).unwrap().is_dir());
+    }
     use crate::tree::ChunkRef;
     use crate::vault::CreateOptions;
 

@@ -100,16 +100,30 @@ pub struct Bound {
     pub started_ms: u64,
     /// The protected item, if any.
     pub item: Option<String>,
+    /// At most this many entries in all the snapshot's trees together, as
+    /// the backup walked them: a restore refuses trees that expand to more
+    /// (a few small trees naming each other repeatedly could otherwise
+    /// expand to 2^depth files). 0: unknown.
+    #[serde(default)]
+    pub entries: u64,
 }
 
 impl Bound {
-    /// The bound fields of `record`.
-    pub fn of(record: &SnapshotRecord) -> Result<Self> {
+    /// The bound fields of `record`, for a snapshot of `entries` entries.
+    pub fn of(record: &SnapshotRecord, entries: u64) -> Result<Self> {
         Ok(Self {
             root: record.root,
             started_ms: rfc3339_ms(&record.time)?,
             item: record.item.clone(),
+            entries,
         })
+    }
+
+    /// Whether `record`'s public fields are the ones sealed here.
+    fn matches(&self, record: &SnapshotRecord) -> Result<bool> {
+        Ok(self.root == record.root
+            && self.started_ms == rfc3339_ms(&record.time)?
+            && self.item == record.item)
     }
 }
 
@@ -155,7 +169,7 @@ impl SnapshotRecord {
     pub fn verified_meta(&self, keys: &VaultKeys) -> Result<SnapshotMeta> {
         let meta = self.open_meta(keys)?;
         match &meta.bound {
-            Some(b) if *b != Bound::of(self)? => Err(Error::Integrity(format!(
+            Some(b) if !b.matches(self)? => Err(Error::Integrity(format!(
                 "snapshot {}: the record's root, time or item differ from those sealed with it \
                  (the record was altered; do not trust it)",
                 self.id
@@ -241,7 +255,7 @@ mod tests {
             meta: vec![],
         };
         let meta = SnapshotMeta {
-            bound: Some(Bound::of(&rec).unwrap()),
+            bound: Some(Bound::of(&rec, 1).unwrap()),
             ..Default::default()
         };
         rec.meta = meta.seal(keys, vault, id).unwrap();
@@ -260,12 +274,26 @@ mod tests {
         };
         ms.verified_meta(&keys).unwrap();
         for altered in [
-            SnapshotRecord { root: ChunkId([2; 32]), ..rec.clone() },
-            SnapshotRecord { time: "2030-01-01T00:00:00Z".into(), ..rec.clone() },
-            SnapshotRecord { item: None, ..rec.clone() },
-            SnapshotRecord { meta: vec![7; 64], ..rec.clone() },
+            SnapshotRecord {
+                root: ChunkId([2; 32]),
+                ..rec.clone()
+            },
+            SnapshotRecord {
+                time: "2030-01-01T00:00:00Z".into(),
+                ..rec.clone()
+            },
+            SnapshotRecord {
+                item: None,
+                ..rec.clone()
+            },
+            SnapshotRecord {
+                meta: vec![7; 64],
+                ..rec.clone()
+            },
         ] {
-            let err = altered.verified_meta(&keys).expect_err("altered record accepted");
+            let err = altered
+                .verified_meta(&keys)
+                .expect_err("altered record accepted");
             assert!(matches!(err, Error::Integrity(_)), "{err}");
         }
     }
@@ -274,7 +302,9 @@ mod tests {
     fn only_format_1_records_may_lack_the_bound_fields() {
         let keys = VaultKeys::generate();
         let mut rec = sealed(&keys);
-        rec.meta = SnapshotMeta::default().seal(&keys, rec.vault, rec.id).unwrap();
+        rec.meta = SnapshotMeta::default()
+            .seal(&keys, rec.vault, rec.id)
+            .unwrap();
         assert!(matches!(rec.verified_meta(&keys), Err(Error::Integrity(_))));
         rec.format = 1;
         rec.verified_meta(&keys).unwrap();

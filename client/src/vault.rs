@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -135,7 +135,16 @@ impl Vault {
                 dir.display()
             )));
         }
-        fs::create_dir_all(dir.join("snapshots")).ctx("create", dir)?;
+        // Private: the config holds the KDF salt and the wrapped keys, and
+        // anyone who reads the chunks can test password guesses offline.
+        for d in [dir.to_path_buf(), dir.join("snapshots")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .ctx("create", &d)?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).ctx("chmod", &d)?;
+        }
         let vault_id = VaultId::random();
         let wrap = options.kdf.derive(password)?;
         let config = VaultConfig {
@@ -149,7 +158,7 @@ impl Vault {
             keys: VaultKeys::generate().wrap(vault_id, &wrap.wrap),
         };
         RocksStore::open(&dir.join("chunks"), &StoreOptions::default())?;
-        write_atomic(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
+        crate::fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
         Ok(config)
     }
 
@@ -245,7 +254,7 @@ impl Vault {
         let mut config = self.config.clone();
         config.keys = self.keys.wrap(config.vault_id, &wrap.wrap);
         config.kdf = kdf;
-        write_atomic(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
+        crate::fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
         self.config = config;
         Ok(())
     }
@@ -386,9 +395,13 @@ impl Vault {
     /// Reads, verifies and opens chunk `id` into `reader`'s buffers,
     /// returning the plaintext; no allocation per chunk on hot paths.
     pub fn blob_with<'r>(&self, id: ChunkId, reader: &'r mut BlobReader) -> Result<&'r [u8]> {
-        if let Some(sealed) = reader.prefetched.remove(&id) {
-            reader.sealed = sealed;
-        } else if !self.fetch_into(id, &mut reader.sealed)? {
+        // A prefetched chunk stays until the unit is done: many files of a
+        // unit may share it (one fetch, not one per duplicate).
+        if let Some(sealed) = reader.prefetched.get(&id) {
+            self.codec.open_with(&id, sealed, &mut reader.scratch)?;
+            return Ok(reader.scratch.plaintext());
+        }
+        if !self.fetch_into(id, &mut reader.sealed)? {
             return Err(Error::Integrity(format!(
                 "chunk {id} is missing from the vault"
             )));
@@ -537,7 +550,7 @@ impl Vault {
             }
         };
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;
-        write_atomic(
+        crate::fsmeta::write_private(
             &dir.join("snapshots").join(format!("{}.json", record.id)),
             &json,
         )
@@ -562,25 +575,6 @@ pub fn paths_label(keys: &VaultKeys, paths: &[String]) -> String {
 
 fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(config).map_err(|e| Error::Format(e.to_string()))
-}
-
-/// Writes `bytes` to `path` atomically and durably: temporary file, fsync,
-/// rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut f = fs::File::create(&tmp).ctx("create", &tmp)?;
-    f.write_all(bytes).ctx("write", &tmp)?;
-    f.sync_all().ctx("sync", &tmp)?;
-    fs::rename(&tmp, path).ctx("rename into", path)?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("sync", dir)
 }
 
 #[cfg(test)]

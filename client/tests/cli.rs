@@ -702,3 +702,27 @@ fn a_bare_vault_word_is_a_local_vault_only_if_one_is_there() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a cairn vault"));
 }
+
+/// A vault's config (KDF salt, wrapped keys) and snapshot records are
+/// private, and the vault directory lets nobody else in to the chunks; a
+/// restore keeps new directories private until it gives them their modes.
+#[test]
+fn vault_files_are_private_and_restored_directories_get_their_modes() {
+
+    let (_tmp, src, vault, target) = scratch();
+    fs::create_dir_all(src.join("open/deep")).unwrap();
+    fs::write(src.join("open/deep/f"), b"x").unwrap();
+    fs::set_permissions(src.join("open"), fs::Permissions::from_mode(0o755)).unwrap();
+    init_vault(&vault);
+    let v = vault.to_str().unwrap();
+    run_json(&["backup", "--vault", v, src.to_str().unwrap()]);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&vault), 0o700);
+    assert_eq!(mode(&vault.join("vault.json")), 0o600);
+    assert_eq!(mode(&vault.join("snapshots")), 0o700);
+    for rec in fs::read_dir(vault.join("snapshots")).unwrap() {
+        assert_eq!(mode(&rec.unwrap().path()), 0o600);
+    }
+    restore_latest(v, &target);
+    assert_eq!(mode(&restored(&target, &src).join("open")), 0o755);
+}

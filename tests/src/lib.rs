@@ -12,6 +12,10 @@
 //!   password — running `cairn` commands.
 //! - [`RecordingProxy`]: a TCP relay that keeps every byte a client sent,
 //!   so a test can prove what never went over the wire.
+//! - [`hostile::HostileServer`]: a scripted malicious server, relaying to a
+//!   real node and rewriting the answers a test chooses.
+
+pub mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

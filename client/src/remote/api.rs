@@ -172,9 +172,8 @@ impl Api {
 
     /// `POST` a binary body (chunk ids or frames), binary answer.
     pub fn post_binary(&self, path: &str, body: Bytes) -> Result<Bytes> {
-        self.call(Method::POST, path, Body::Binary(body))?
-            .bytes()
-            .map_err(|e| Error::Network(format!("reading the answer to {path}: {e}")))
+        let resp = self.call(Method::POST, path, Body::Binary(body))?;
+        read_bounded(resp, MAX_BINARY_ANSWER).map(Bytes::from)
     }
 
     /// `POST` a binary body, JSON answer.
@@ -250,7 +249,8 @@ impl Api {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let body = resp.bytes().unwrap_or_default();
+        // An error body is a short JSON object: read at most 64 KiB of it.
+        let body = read_bounded(resp, 64 << 10).unwrap_or_default();
         let failure = error_body(status, &body);
         if is_retryable(status, &failure.code) {
             return Err(Attempt::Retry(format!(
@@ -338,11 +338,41 @@ fn json_body<B: Serialize>(body: &B) -> Result<Body> {
 
 fn json_of<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let url = resp.url().path().to_string();
-    let bytes = resp
-        .bytes()
-        .map_err(|e| Error::Network(format!("reading the answer to {url}: {e}")))?;
+    let bytes = read_bounded(resp, MAX_JSON_ANSWER)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Format(format!("unexpected answer from {url}: {e}")))
+}
+
+/// The largest JSON answer read (a snapshot list of a very large account
+/// is a few MiB); a hostile server's endless answer is cut off here.
+pub const MAX_JSON_ANSWER: u64 = 64 << 20;
+/// The largest binary answer read: well above a `chunks/get` answer of
+/// this build's servers, which stop a response at 96 MiB of chunks.
+pub const MAX_BINARY_ANSWER: u64 = 160 << 20;
+
+/// Reads an answer body of at most `limit` bytes, refusing a longer one
+/// (by its `Content-Length` before reading, or once `limit` is passed) so
+/// memory stays bounded whatever the server sends.
+fn read_bounded(resp: Response, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let url = resp.url().path().to_string();
+    let too_big = || {
+        Error::Format(format!(
+            "the answer to {url} is larger than {} MiB: refused",
+            limit >> 20
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    resp.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Network(format!("reading the answer to {url}: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,15 +8,13 @@
 //! created with mode 0700. It never holds the password or any key.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use cairn_proto::api::Kdf;
 use cairn_proto::{AccountId, DeviceId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// Version of the profile file.
 pub const PROFILE_FORMAT: u32 = 1;
@@ -117,7 +115,7 @@ impl Profile {
     /// directory with mode 0700 if missing.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Format(e.to_string()))?;
-        write_private(path, &json)
+        crate::fsmeta::write_private(path, &json)
     }
 
     /// Removes the profile (logging out); a missing file is fine.
@@ -130,47 +128,10 @@ impl Profile {
     }
 }
 
-/// Writes a secret file: temporary file created 0600, fsync, rename, fsync
-/// of the directory (created 0700 when missing).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .ctx("create", &dir)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .ctx("create", &tmp)?;
-    // The mode given to open is filtered by the umask; make sure.
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .ctx("chmod", &tmp)?;
-    f.write_all(bytes).ctx("write", &tmp)?;
-    f.sync_all().ctx("sync", &tmp)?;
-    drop(f);
-    fs::rename(&tmp, path).ctx("rename into", path)?;
-    fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .ctx("sync", &dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> Profile {
         Profile {

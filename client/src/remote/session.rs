@@ -518,7 +518,11 @@ pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
             kdf.memory_kib,
             kdf.iterations,
             kdf.salt.len(),
-            if one_byte { " of one repeated byte" } else { "" }
+            if one_byte {
+                " of one repeated byte"
+            } else {
+                ""
+            }
         )));
     }
     Ok(KdfParams {
@@ -611,7 +615,10 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        assert_eq!(merge_nodes(&https, &reported), ["https://a:1", "https://c:1"]);
+        assert_eq!(
+            merge_nodes(&https, &reported),
+            ["https://a:1", "https://c:1"]
+        );
         let http = vec!["http://127.0.0.1:1".to_string()];
         assert_eq!(
             merge_nodes(&http, &reported),
@@ -658,18 +665,39 @@ mod tests {
         };
         for weak in [
             downgrade,
-            Kdf { memory_kib: MIN_KDF_MEMORY_KIB - 1, ..ok.clone() },
-            Kdf { iterations: 1, ..ok.clone() },
-            Kdf { salt: (0..15).collect(), ..ok.clone() },
-            Kdf { salt: vec![7; 16], ..ok.clone() },
+            Kdf {
+                memory_kib: MIN_KDF_MEMORY_KIB - 1,
+                ..ok.clone()
+            },
+            Kdf {
+                iterations: 1,
+                ..ok.clone()
+            },
+            Kdf {
+                salt: (0..15).collect(),
+                ..ok.clone()
+            },
+            Kdf {
+                salt: vec![7; 16],
+                ..ok.clone()
+            },
         ] {
             let err = kdf_params(&weak).expect_err("weak parameters accepted");
             assert!(matches!(err, Error::Integrity(_)), "{err}");
         }
         for absurd in [
-            Kdf { parallelism: 0, ..ok.clone() },
-            Kdf { parallelism: 1000, ..ok.clone() },
-            Kdf { salt: vec![1; 65], ..ok.clone() },
+            Kdf {
+                parallelism: 0,
+                ..ok.clone()
+            },
+            Kdf {
+                parallelism: 1000,
+                ..ok.clone()
+            },
+            Kdf {
+                salt: vec![1; 65],
+                ..ok.clone()
+            },
         ] {
             assert!(matches!(kdf_params(&absurd), Err(Error::Format(_))));
         }

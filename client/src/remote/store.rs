@@ -86,7 +86,9 @@ impl RemoteVault {
             .and_then(|b| serde_json::from_slice(&b).ok());
         if let Some(seen) = &seen {
             let listed = list.iter().any(|r| r.id == seen.id);
-            let newer = newest.as_ref().is_some_and(|n| n.started_ms > seen.started_ms);
+            let newer = newest
+                .as_ref()
+                .is_some_and(|n| n.started_ms > seen.started_ms);
             if !listed && !newer {
                 return Err(Error::Integrity(format!(
                     "the server no longer lists snapshot {} of {}, the newest this device has \
@@ -124,7 +126,7 @@ impl RemoteVault {
         match newest.map(serde_json::to_vec) {
             Some(Ok(bytes)) => {
                 let _ = file.parent().map(fs::create_dir_all);
-                let _ = crate::vault::write_atomic(file, &bytes);
+                let _ = crate::fsmeta::write_private(file, &bytes);
             }
             Some(Err(_)) => {}
             None => {
