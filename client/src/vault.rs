@@ -438,9 +438,9 @@ impl Vault {
 
     /// All snapshot records, oldest first, each verified against its
     /// sealed metadata ([`SnapshotRecord::verified_meta`]): one that fails
-    /// is an error, not skipped. For an account vault the list is also
-    /// checked against the newest snapshot this device has seen there, so
-    /// a server hiding newer snapshots (a rollback) is noticed.
+    /// is an error, not skipped. For an account vault the newest one is
+    /// remembered, so `latest` can notice a server hiding newer snapshots
+    /// later ([`Vault::find_snapshot`]).
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         let mut all = self.snapshots_unverified()?;
         for rec in &mut all {
@@ -451,7 +451,7 @@ impl Vault {
             }
         }
         if let Backend::Remote(r) = &self.backend {
-            r.check_newest_seen(&all)?;
+            r.observe_newest(&all)?;
         }
         Ok(all)
     }
@@ -495,6 +495,9 @@ impl Vault {
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotRecord> {
         let all = self.snapshots()?;
         if spec == "latest" {
+            if let Backend::Remote(r) = &self.backend {
+                r.check_newest_seen(&all)?;
+            }
             return all
                 .into_iter()
                 .next_back()

@@ -41,6 +41,17 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// A JSON answer made up by the relay.
+    pub fn with_json(status: u16, v: &serde_json::Value) -> Self {
+        Answer {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(v).expect("encode JSON"),
+            endless: None,
+            announce_len: false,
+        }
+    }
+
     /// The body as JSON (panics if it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON answer")
@@ -53,6 +64,7 @@ impl Answer {
 }
 
 type Tamper = dyn Fn(&Request, &mut Answer) + Send + Sync;
+type Intercept = dyn Fn(&Request) -> Option<Answer> + Send + Sync;
 
 /// The relay; stops accepting when dropped (the listener thread ends with
 /// the test process).
@@ -68,16 +80,27 @@ impl HostileServer {
         target: u16,
         tamper: impl Fn(&Request, &mut Answer) + Send + Sync + 'static,
     ) -> Self {
+        Self::start_with(target, |_| None, tamper)
+    }
+
+    /// Like [`HostileServer::start`], but `intercept` may answer a request
+    /// itself, without the node ever seeing it.
+    pub fn start_with(
+        target: u16,
+        intercept: impl Fn(&Request) -> Option<Answer> + Send + Sync + 'static,
+        tamper: impl Fn(&Request, &mut Answer) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind hostile server");
         let port = listener.local_addr().expect("local addr").port();
         let seen = Arc::new(Mutex::new(vec![]));
         let tamper: Arc<Tamper> = Arc::new(tamper);
+        let intercept: Arc<Intercept> = Arc::new(intercept);
         let log = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (tamper, log) = (tamper.clone(), log.clone());
+                let (tamper, intercept, log) = (tamper.clone(), intercept.clone(), log.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, target, &*tamper, &log);
+                    let _ = serve(conn, target, (&*intercept, &*tamper), &log);
                 });
             }
         });
@@ -143,7 +166,7 @@ const FRAMING: [&str; 4] = [
 fn serve(
     conn: TcpStream,
     target: u16,
-    tamper: &Tamper,
+    (intercept, tamper): (&Intercept, &Tamper),
     log: &Mutex<Vec<Request>>,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -156,6 +179,9 @@ fn serve(
     let path = parts.next().unwrap_or_default().to_string();
     let request = Request { method, path, body };
     log.lock().expect("request log").push(request.clone());
+    if let Some(answer) = intercept(&request) {
+        return send(conn, answer);
+    }
 
     // Forward on a fresh connection and read the whole answer.
     let mut node = TcpStream::connect(("127.0.0.1", target))?;
@@ -176,8 +202,11 @@ fn serve(
     node.read_to_end(&mut raw)?;
     let mut answer = parse_answer(&raw);
     tamper(&request, &mut answer);
+    send(conn, answer)
+}
 
-    let mut out = conn;
+/// Writes `answer` to the client and ends the connection.
+fn send(mut out: TcpStream, answer: Answer) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} X\r\n", answer.status);
     for (k, v) in &answer.headers {
         head.push_str(&format!("{k}: {v}\r\n"));

@@ -71,20 +71,38 @@ impl RemoteVault {
         }
     }
 
-    /// Refuses a list (verified records, oldest first) that lacks the
-    /// newest snapshot this device has seen here and holds nothing newer
-    /// (a rollback), and otherwise remembers its newest. The mark is kept
-    /// on a best-effort basis: if it cannot be written, detection is lost,
-    /// not data.
-    pub fn check_newest_seen(&self, list: &[SnapshotRecord]) -> Result<()> {
-        let Some(file) = &self.newest_seen else {
-            return Ok(());
-        };
+    /// Remembers the newest snapshot of `list` (verified records, oldest
+    /// first) if it is newer than the one remembered. The mark is kept on a
+    /// best-effort basis: if it cannot be written, detection is lost, not
+    /// data.
+    pub fn observe_newest(&self, list: &[SnapshotRecord]) -> Result<()> {
         let newest = list.last().map(newest_of).transpose()?;
-        let seen: Option<NewestSeen> = fs::read(file)
+        match newest {
+            Some(n)
+                if self
+                    .newest_seen()
+                    .is_none_or(|s| n.started_ms >= s.started_ms) =>
+            {
+                self.save_newest_seen(Some(&n));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn newest_seen(&self) -> Option<NewestSeen> {
+        let file = self.newest_seen.as_ref()?;
+        fs::read(file)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(seen) = &seen {
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Refuses a list that lacks the newest snapshot this device has seen
+    /// here and holds nothing newer: the server may be hiding snapshots (a
+    /// rollback), and `latest` would silently be an older one.
+    pub fn check_newest_seen(&self, list: &[SnapshotRecord]) -> Result<()> {
+        let newest = list.last().map(newest_of).transpose()?;
+        if let Some(seen) = &self.newest_seen() {
             let listed = list.iter().any(|r| r.id == seen.id);
             let newer = newest
                 .as_ref()
@@ -102,12 +120,6 @@ impl RemoteVault {
                     self.info.name
                 )));
             }
-        }
-        match newest {
-            Some(n) if seen.as_ref().is_none_or(|s| n.started_ms >= s.started_ms) => {
-                self.save_newest_seen(Some(&n));
-            }
-            _ => {}
         }
         Ok(())
     }
@@ -351,13 +363,8 @@ impl RemoteVault {
     /// device's own forget is not taken for a rollback.
     pub fn forget(&self, id: SnapshotId) -> Result<()> {
         self.api.delete(&self.path(&format!("/snapshots/{id}")))?;
-        if let Some(file) = &self.newest_seen {
-            let seen: Option<NewestSeen> = fs::read(file)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if seen.is_some_and(|s| s.id == id) {
-                let _ = fs::remove_file(file);
-            }
+        if self.newest_seen().is_some_and(|s| s.id == id) {
+            self.save_newest_seen(None);
         }
         Ok(())
     }
