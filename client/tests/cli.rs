@@ -463,17 +463,47 @@ fn a_killed_backup_leaves_a_consistent_vault_and_the_next_run_resumes() {
     let v = vault.to_str().unwrap();
     let s = src.to_str().unwrap();
 
-    // Kill backups at several points; each must leave the vault checkable.
-    for delay_ms in [50u64, 250, 600] {
+    // Kill backups at several points, each once the vault has grown by some
+    // MiB since the run began (so the kill lands mid-backup whatever the
+    // machine's load); each must leave the vault checkable.
+    let vault_bytes = || -> u64 {
+        fn walk(p: &Path) -> u64 {
+            fs::read_dir(p).map_or(0, |d| {
+                d.flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+        }
+        walk(&vault)
+    };
+    for grow_mib in [1u64, 10, 30] {
+        let start = vault_bytes();
         let mut child = cairn()
             .args(["backup", "--vault", v, s])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while vault_bytes() < start + (grow_mib << 20) && std::time::Instant::now() < deadline {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the backup finished before it could be killed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "killed mid-backup, not finished: {status}"
+        );
         run_expect(&["check", "--vault", v, "--read-data"], 0);
     }
 
@@ -708,7 +738,6 @@ fn a_bare_vault_word_is_a_local_vault_only_if_one_is_there() {
 /// restore keeps new directories private until it gives them their modes.
 #[test]
 fn vault_files_are_private_and_restored_directories_get_their_modes() {
-
     let (_tmp, src, vault, target) = scratch();
     fs::create_dir_all(src.join("open/deep")).unwrap();
     fs::write(src.join("open/deep/f"), b"x").unwrap();
