@@ -645,7 +645,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("d");
         make_dir(&d).unwrap();
-        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         // A symlink in the way is replaced, not followed.
         std::os::unix::fs::symlink(tmp.path(), tmp.path().join("l")).unwrap();
         make_dir(&tmp.path().join("l")).unwrap();
