@@ -68,6 +68,45 @@ pub const MAX_LOGIN_FROM_LEN: usize = 256;
 /// Length of the server secret, in bytes.
 pub const SERVER_SECRET_LEN: usize = 32;
 
+/// How long a job may stay unfinished: a client that crashed never
+/// finishes its job, and an unfinished backup job holds off every sweep of
+/// its vault. A job start ends the account's jobs older than this as
+/// abandoned (so the next prune is no longer held off), and a snapshot
+/// commit by a backup job this old is refused (a prune may have swept the
+/// chunks the backup reused). See docs/FORMATS.md.
+pub const BACKUP_JOB_ABANDONED_MS: u64 = 24 * 3600 * 1000;
+
+/// How far the clocks of two nodes may disagree: a backup that finished up
+/// to this long before a prune started still counts as overlapping it.
+pub const CLOCK_SKEW_MS: u64 = 5_000;
+
+/// Most vaults one account may have (each vault costs every node state and
+/// a quota's worth of storage).
+pub const MAX_VAULTS_PER_ACCOUNT: usize = 32;
+
+/// Largest sealed vault key blob (`wrapped_keys`), in bytes. An honest one
+/// is 113 bytes (81 of secrets, a 16-byte nonce and a 16-byte tag).
+pub const MAX_WRAPPED_KEYS_LEN: usize = 4096;
+
+/// Most snapshot records one vault may hold; forget and prune make room.
+pub const MAX_SNAPSHOTS_PER_VAULT: usize = 10_000;
+
+/// Largest client-sealed metadata of one snapshot record, in bytes.
+pub const MAX_SEALED_META_LEN: usize = 256 * 1024;
+
+/// Most sealed metadata all of one account's snapshot records may hold
+/// together, in bytes: the replicated state lives in every node's memory.
+pub const MAX_SEALED_META_PER_ACCOUNT: u64 = 64 << 20;
+
+/// Most jobs of one account that may be running (unfinished and younger
+/// than [`BACKUP_JOB_ABANDONED_MS`]) at once.
+pub const MAX_RUNNING_JOBS_PER_ACCOUNT: usize = 256;
+
+/// How many finished jobs (logins included) the job log keeps per account;
+/// older ones are dropped, oldest end first, by the event that finishes
+/// one more.
+pub const MAX_FINISHED_JOBS_PER_ACCOUNT: usize = 256;
+
 /// What applying one log entry produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -238,6 +277,39 @@ pub enum Rejection {
     /// The server secret is set once; it is already set.
     #[error("the server secret is already set")]
     SecretAlreadySet,
+    /// A snapshot commit whose job is not a running backup job of the
+    /// snapshot's device on its vault: without that job a concurrent prune
+    /// may have deleted chunks the snapshot needs.
+    #[error(
+        "job {job} {reason}; a snapshot is committed only under a running backup job of the \
+         same device on the same vault; run the backup again"
+    )]
+    JobNotRunning {
+        /// The job named by the commit.
+        job: JobId,
+        /// Why it does not qualify.
+        reason: String,
+    },
+    /// A blob is larger than its bound.
+    #[error("{what} is {len} bytes, at most {max} allowed")]
+    TooLarge {
+        /// Which field.
+        what: String,
+        /// Its length in bytes.
+        len: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// A per-account or per-vault count or total has reached its bound.
+    #[error("{what}: the limit is {max}{hint}")]
+    LimitReached {
+        /// What is counted.
+        what: String,
+        /// The bound.
+        max: u64,
+        /// What the user can do, starting with "; ".
+        hint: String,
+    },
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -314,6 +386,9 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 || owned.iter().any(|v| !rewrapped_keys.contains_key(v))
             {
                 return Err(Rejection::RewrapMismatch { account: *account });
+            }
+            for keys in rewrapped_keys.values() {
+                check_size("wrapped vault keys", keys, MAX_WRAPPED_KEYS_LEN)?;
             }
             for (vault, keys) in rewrapped_keys {
                 if let Some(v) = s.vaults.get_mut(vault) {
@@ -437,6 +512,14 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             if s.vaults_of(*account).any(|v| v.name == *name) {
                 return Err(taken(RecordKind::Vault, name));
             }
+            check_size("wrapped vault keys", wrapped_keys, MAX_WRAPPED_KEYS_LEN)?;
+            if s.vaults_of(*account).count() >= MAX_VAULTS_PER_ACCOUNT {
+                return Err(Rejection::LimitReached {
+                    what: "vaults per account".into(),
+                    max: MAX_VAULTS_PER_ACCOUNT as u64,
+                    hint: "; delete a vault you no longer need".into(),
+                });
+            }
             s.vaults.insert(
                 *vault,
                 Vault {
@@ -478,7 +561,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 description: String::new(),
             },
         ),
-        Event::SnapshotCommitted { snapshot } => apply_snapshot_committed(s, snapshot),
+        Event::SnapshotCommitted { snapshot } => apply_snapshot_committed(s, snapshot, None),
         Event::SnapshotForgotten {
             snapshot,
             vault,
@@ -513,6 +596,34 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             if s.jobs.contains_key(job) {
                 return Err(dup(RecordKind::Job, job));
             }
+            let stale = abandoned_jobs(s, account, *at);
+            let running = s
+                .jobs
+                .values()
+                .filter(|j| j.account == account && j.finished.is_none())
+                .count()
+                - stale.len();
+            if running >= MAX_RUNNING_JOBS_PER_ACCOUNT {
+                return Err(Rejection::LimitReached {
+                    what: "running jobs per account".into(),
+                    max: MAX_RUNNING_JOBS_PER_ACCOUNT as u64,
+                    hint: "; wait for some to finish (an unfinished job is ended as abandoned \
+                           24 h after it started)"
+                        .into(),
+                });
+            }
+            for id in stale {
+                if let Some(j) = s.jobs.get_mut(&id) {
+                    j.finished = Some(JobEnd {
+                        status: JobStatus::Failed,
+                        log: String::new(),
+                        at: UnixMillis(j.started_at.0.saturating_add(BACKUP_JOB_ABANDONED_MS)),
+                        files: 0,
+                        bytes: 0,
+                        error: Some(ABANDONED.into()),
+                    });
+                }
+            }
             s.jobs.insert(
                 *job,
                 Job {
@@ -525,6 +636,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                     finished: None,
                 },
             );
+            trim_finished_jobs(s, account, *at);
             Ok(())
         }
         Event::JobFinished {
@@ -744,7 +856,100 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.server_secret = Some(secret.clone());
             Ok(())
         }
+        Event::SnapshotCommittedByJob { snapshot, job, at } => {
+            apply_snapshot_committed(s, snapshot, Some((*job, *at)))
+        }
     }
+}
+
+/// The error text of a job ended as abandoned.
+pub const ABANDONED: &str = "abandoned: not finished within 24 h of its start";
+
+/// The account's unfinished jobs that a job start at `at` ends as
+/// abandoned: started [`BACKUP_JOB_ABANDONED_MS`] or more before `at`.
+fn abandoned_jobs(s: &State, account: AccountId, at: UnixMillis) -> Vec<JobId> {
+    s.jobs
+        .values()
+        .filter(|j| {
+            j.account == account
+                && j.finished.is_none()
+                && at.0.saturating_sub(j.started_at.0) >= BACKUP_JOB_ABANDONED_MS
+        })
+        .map(|j| j.id)
+        .collect()
+}
+
+/// Keeps the newest [`MAX_FINISHED_JOBS_PER_ACCOUNT`] finished jobs of the
+/// account (by end time, then id) and drops the rest. A dropped backup job
+/// that ended after a running prune job on its vault started (less
+/// [`CLOCK_SKEW_MS`]) is what makes that prune's sweep refuse (its snapshot
+/// may be missing from the prune's mark), so such a prune is ended as
+/// failed first: its sweep is then refused and the client starts anew.
+fn trim_finished_jobs(s: &mut State, account: AccountId, at: UnixMillis) {
+    let mut finished: Vec<(UnixMillis, JobId)> = s
+        .jobs
+        .values()
+        .filter(|j| j.account == account)
+        .filter_map(|j| j.finished.as_ref().map(|e| (e.at, j.id)))
+        .collect();
+    let Some(excess) = finished.len().checked_sub(MAX_FINISHED_JOBS_PER_ACCOUNT) else {
+        return;
+    };
+    if excess == 0 {
+        return;
+    }
+    finished.sort_unstable();
+    for (_, id) in finished.into_iter().take(excess) {
+        let Some(dropped) = s.jobs.remove(&id) else {
+            continue;
+        };
+        let (JobKind::Backup, Some(vault), Some(end)) =
+            (dropped.kind, dropped.vault, dropped.finished.as_ref())
+        else {
+            continue;
+        };
+        for p in s.jobs.values_mut().filter(|p| {
+            p.kind == JobKind::Prune
+                && p.vault == Some(vault)
+                && p.finished.is_none()
+                && end.at.0.saturating_add(CLOCK_SKEW_MS) >= p.started_at.0
+        }) {
+            p.finished = Some(JobEnd {
+                status: JobStatus::Failed,
+                log: String::new(),
+                at: UnixMillis(at.0.max(p.started_at.0)),
+                files: 0,
+                bytes: 0,
+                error: Some(
+                    "ended: a backup job that overlapped this prune left the job log; \
+                     run the prune again"
+                        .into(),
+                ),
+            });
+        }
+    }
+}
+
+/// The job records an event of `account` at may change (for the store):
+/// every unfinished job of the account (abandoned or ended prunes) and the
+/// oldest finished ones the retention may drop. A superset is harmless.
+pub(crate) fn jobs_maybe_changed(s: &State, account: AccountId) -> Vec<JobId> {
+    let mut unfinished = Vec::new();
+    let mut finished = Vec::new();
+    for j in s.jobs.values().filter(|j| j.account == account) {
+        match &j.finished {
+            None => unfinished.push(j.id),
+            Some(e) => finished.push((e.at, j.id)),
+        }
+    }
+    let may_drop = (finished.len() + unfinished.len() + 1)
+        .saturating_sub(MAX_FINISHED_JOBS_PER_ACCOUNT)
+        .min(finished.len());
+    if may_drop > 0 {
+        finished.sort_unstable();
+        unfinished.extend(finished.into_iter().take(may_drop).map(|(_, id)| id));
+    }
+    unfinished
 }
 
 /// Defines or redefines a tier (both tier events).
@@ -787,9 +992,11 @@ fn apply_job_end(
             later: end.at,
         });
     }
+    let (account, at) = (j.account, end.at);
     if let Some(j) = s.jobs.get_mut(&job) {
         j.finished = Some(end);
     }
+    trim_finished_jobs(s, account, at);
     Ok(())
 }
 
@@ -861,6 +1068,7 @@ fn apply_device_logged_in(s: &mut State, l: Login<'_>) -> Result<(), Rejection> 
             }),
         },
     );
+    trim_finished_jobs(s, l.account, l.at);
     Ok(())
 }
 
@@ -962,7 +1170,13 @@ fn apply_account_created(
     Ok(())
 }
 
-fn apply_snapshot_committed(s: &mut State, snap: &SnapshotRecord) -> Result<(), Rejection> {
+/// Both snapshot commit events; `job` (with the commit's time) for
+/// [`Event::SnapshotCommittedByJob`].
+fn apply_snapshot_committed(
+    s: &mut State,
+    snap: &SnapshotRecord,
+    job: Option<(JobId, UnixMillis)>,
+) -> Result<(), Rejection> {
     check_name(RecordKind::Item, &snap.item)?;
     let v = s
         .vaults
@@ -981,7 +1195,97 @@ fn apply_snapshot_committed(s: &mut State, snap: &SnapshotRecord) -> Result<(), 
             later: snap.finished_at,
         });
     }
+    if let Some((job, at)) = job {
+        check_backup_job(s, snap, job, at)?;
+    }
+    check_snapshot_limits(s, snap, owner)?;
     s.snapshots.insert(snap.id, snap.clone());
+    Ok(())
+}
+
+/// `job` must be a running backup job of the snapshot's device on its
+/// vault, started less than [`BACKUP_JOB_ABANDONED_MS`] before `at`.
+fn check_backup_job(
+    s: &State,
+    snap: &SnapshotRecord,
+    job: JobId,
+    at: UnixMillis,
+) -> Result<(), Rejection> {
+    let not_running = |reason: &str| Rejection::JobNotRunning {
+        job,
+        reason: reason.to_owned(),
+    };
+    let j = s
+        .jobs
+        .get(&job)
+        .ok_or_else(|| not_running("does not exist (its start was never recorded)"))?;
+    if j.kind != JobKind::Backup {
+        return Err(not_running("is not a backup job"));
+    }
+    if j.device != snap.device {
+        return Err(not_running("belongs to another device"));
+    }
+    if j.vault != Some(snap.vault) {
+        return Err(not_running("works on another vault"));
+    }
+    if let Some(end) = &j.finished {
+        return Err(match end.error.as_deref() {
+            Some(ABANDONED) => not_running("was ended as abandoned (unfinished for 24 h)"),
+            _ => not_running("has already finished"),
+        });
+    }
+    if at.0.saturating_sub(j.started_at.0) >= BACKUP_JOB_ABANDONED_MS {
+        return Err(not_running(
+            "started 24 h or more ago, so prunes no longer wait for it",
+        ));
+    }
+    Ok(())
+}
+
+/// The size of the record's metadata, the vault's record count and the
+/// account's metadata total.
+fn check_snapshot_limits(
+    s: &State,
+    snap: &SnapshotRecord,
+    account: AccountId,
+) -> Result<(), Rejection> {
+    check_size(
+        "sealed snapshot metadata",
+        &snap.sealed_meta,
+        MAX_SEALED_META_LEN,
+    )?;
+    let vaults: Vec<VaultId> = s.vaults_of(account).map(|v| v.id).collect();
+    let mut in_vault = 0usize;
+    let mut meta = snap.sealed_meta.len() as u64;
+    for r in s.snapshots.values().filter(|r| vaults.contains(&r.vault)) {
+        in_vault += usize::from(r.vault == snap.vault);
+        meta += r.sealed_meta.len() as u64;
+    }
+    if in_vault >= MAX_SNAPSHOTS_PER_VAULT {
+        return Err(Rejection::LimitReached {
+            what: "snapshot records per vault".into(),
+            max: MAX_SNAPSHOTS_PER_VAULT as u64,
+            hint: "; forget old snapshots (`cairn forget`) to make room".into(),
+        });
+    }
+    if meta > MAX_SEALED_META_PER_ACCOUNT {
+        return Err(Rejection::LimitReached {
+            what: "bytes of sealed snapshot metadata per account".into(),
+            max: MAX_SEALED_META_PER_ACCOUNT,
+            hint: "; forget old snapshots (`cairn forget`) to make room".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_size(what: &str, blob: &[u8], max: usize) -> Result<(), Rejection> {
+    if blob.len() > max {
+        return Err(Rejection::TooLarge {
+            what: what.to_owned(),
+            len: blob.len() as u64,
+            max: max as u64,
+        });
+    }
     Ok(())
 }
 

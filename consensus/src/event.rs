@@ -23,6 +23,14 @@
 //! variant changed meaning in the same step, before any release:
 //! [`Event::AccountPasswordChanged`] now also empties every device token of
 //! the account, so each device has to log in again.
+//!
+//! Resource bounds were added the same way, still before any release:
+//! vault creation, password changes, snapshot commits and job starts are
+//! refused beyond the per-account limits of [`apply`](crate::apply()) (far
+//! above what an honest client reaches), a job start ends the account's
+//! jobs left unfinished for 24 h (abandoned), and every event that finishes
+//! a job drops the account's oldest finished jobs beyond a retention count.
+//! Snapshot commits carry their backup job ([`Event::SnapshotCommittedByJob`]).
 
 use std::collections::BTreeMap;
 
@@ -345,6 +353,21 @@ pub enum Event {
         /// When it was set.
         at: UnixMillis,
     },
+    /// A backup committed its snapshot record under its backup job.
+    /// Supersedes [`Event::SnapshotCommitted`], which the node no longer
+    /// proposes: the running job is what keeps a concurrent prune from
+    /// deleting the chunks the backup reused, so a record is refused unless
+    /// `job` is a running backup job of the snapshot's device on its vault,
+    /// started less than [`BACKUP_JOB_ABANDONED_MS`](crate::apply::BACKUP_JOB_ABANDONED_MS)
+    /// before `at` (docs/FORMATS.md, garbage collection of live vaults).
+    SnapshotCommittedByJob {
+        /// The record.
+        snapshot: SnapshotRecord,
+        /// The backup job that made it.
+        job: JobId,
+        /// When the node accepted the commit (its clock).
+        at: UnixMillis,
+    },
 }
 
 impl Event {
@@ -376,6 +399,7 @@ impl Event {
             Event::ItemRemoved { .. } => "item_removed",
             Event::JobCompleted { .. } => "job_completed",
             Event::ServerSecretSet { .. } => "server_secret_set",
+            Event::SnapshotCommittedByJob { .. } => "snapshot_committed_by_job",
         }
     }
 }

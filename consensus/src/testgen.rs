@@ -99,6 +99,22 @@ pub(crate) fn item_set(d: u8, a: u8, name: &str, v: u8) -> Event {
         at: t(4),
     }
 }
+pub(crate) fn backup_started(j: u8, d: u8, v: u8, at: u64) -> Event {
+    Event::JobStarted {
+        job: job(j),
+        device: dev(d),
+        vault: Some(vault(v)),
+        kind: JobKind::Backup,
+        at: t(at),
+    }
+}
+pub(crate) fn committed_by(id: u8, v: u8, d: u8, j: u8, at: u64) -> Event {
+    Event::SnapshotCommittedByJob {
+        snapshot: snapshot(id, v, d),
+        job: job(j),
+        at: t(at),
+    }
+}
 pub(crate) fn snapshot(id: u8, v: u8, d: u8) -> SnapshotRecord {
     SnapshotRecord {
         id: snap_id(id),
@@ -236,6 +252,13 @@ pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
         (0u8..3, 0u8..3, 0u8..4).prop_map(|(id, v, d)| Event::SnapshotCommitted {
             snapshot: snapshot(id, v, d)
         }),
+        (0u8..3, 0u8..3, 0u8..4, (0u8..3).prop_map(job), ms.clone()).prop_map(
+            |(id, v, d, job, at)| Event::SnapshotCommittedByJob {
+                snapshot: snapshot(id, v, d),
+                job,
+                at,
+            }
+        ),
         ((0u8..3).prop_map(snap_id), v.clone(), d.clone(), ms.clone()).prop_map(
             |(snapshot, vault, device, at)| Event::SnapshotForgotten {
                 snapshot,

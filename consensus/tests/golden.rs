@@ -16,6 +16,7 @@
 //! | `log_entries_accounts.v1.hex` | the accounts/auth event kinds, appended to the same enum (still log format 1) |
 //! | `state.v1.hex` | state format 1 snapshot data; frozen, never blessed: today's build must keep reading it |
 //! | `state.v2.hex` | state format 2 snapshot data with every field format 2 added |
+//! | `log_entries_jobs.v1.hex` | snapshot commits under a backup job and the limit rejections (still log format 1, state format 2) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -337,6 +338,116 @@ fn accounts_events() -> Vec<(Event, Outcome)> {
     ]
 }
 
+/// The events added for snapshot commits under a backup job and for the
+/// resource limits, with their outcomes when applied after the format-2
+/// state's events.
+fn jobs_events() -> Vec<(Event, Outcome)> {
+    let acc = AccountId([1; 16]);
+    let dev = DeviceId([2; 16]);
+    let vault = VaultId([3; 16]);
+    let t = UnixMillis(1_700_000_200_000);
+    let backup = JobId([20; 16]);
+    let commit = |id: u8, job: JobId, meta: usize, at: UnixMillis| Event::SnapshotCommittedByJob {
+        snapshot: SnapshotRecord {
+            id: SnapshotId([id; 16]),
+            vault,
+            device: dev,
+            item: "home".into(),
+            started_at: t,
+            finished_at: UnixMillis(t.0 + 1_000),
+            root: ChunkId([id; 32]),
+            stats: SnapshotStats {
+                files: 3,
+                bytes: 300,
+                new_bytes: 100,
+                new_chunks: 1,
+            },
+            sealed_meta: vec![0xee; meta],
+        },
+        job,
+        at,
+    };
+    let max_keys = cairn_consensus::apply::MAX_WRAPPED_KEYS_LEN;
+    vec![
+        (
+            commit(30, JobId([21; 16]), 40, t),
+            Outcome::Rejected(Rejection::JobNotRunning {
+                job: JobId([21; 16]),
+                reason: "does not exist (its start was never recorded)".into(),
+            }),
+        ),
+        (
+            Event::JobStarted {
+                job: backup,
+                device: dev,
+                vault: Some(vault),
+                kind: JobKind::Backup,
+                at: t,
+            },
+            Outcome::Applied,
+        ),
+        (
+            Event::VaultCreated {
+                vault: VaultId([33; 16]),
+                account: acc,
+                name: "huge keys".into(),
+                tier: "standard".into(),
+                wrapped_keys: vec![0x77; max_keys + 1],
+                at: t,
+            },
+            Outcome::Rejected(Rejection::TooLarge {
+                what: "wrapped vault keys".into(),
+                len: max_keys as u64 + 1,
+                max: max_keys as u64,
+            }),
+        ),
+        (
+            commit(32, backup, 40, UnixMillis(t.0 + 2_000)),
+            Outcome::Applied,
+        ),
+    ]
+}
+
+fn jobs_requests() -> Vec<(Request, Outcome)> {
+    jobs_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 200; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+#[test]
+fn log_entries_of_the_job_events_decode_encode_and_apply_unchanged() {
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(3, 1), i);
+    let entries: Vec<Entry> = jobs_requests()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, _))| Entry {
+            log_id: id(i as u64 + 200),
+            payload: EntryPayload::Normal(r),
+        })
+        .collect();
+    let mut all = Vec::new();
+    for e in &entries {
+        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
+        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    let committed = check("log_entries_jobs.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v2_state();
+    for (r, expected) in jobs_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    assert!(state.snapshots().contains_key(&SnapshotId([32; 16])));
+}
+
 fn accounts_requests() -> Vec<(Request, Outcome)> {
     accounts_events()
         .into_iter()
@@ -456,11 +567,14 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
     let kinds: BTreeSet<&str> = events()
         .iter()
         .chain(accounts.iter().map(|(r, _)| &r.event))
+        .chain(jobs_events().iter().map(|(e, _)| e))
         .map(Event::kind)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
     assert_eq!(
         kinds.len(),
-        25,
+        26,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();

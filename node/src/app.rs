@@ -120,6 +120,39 @@ fn no_cluster_secret(dir: &DataDir) -> NodeError {
     ))
 }
 
+/// Keeps the data directory private to the node's user: it holds KDF
+/// salts, wrapped vault keys, token hashes and the secrets. Every file the
+/// process creates from now on (RocksDB's included) gets no group or other
+/// access (umask 077), and what is already there loses it (a data dir made
+/// before this, or by hand).
+fn restrict_data_dir(root: &std::path::Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let io = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| NodeError::Io { path, source }
+    };
+    let mut pending = vec![root.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o077))
+                .map_err(io(&path))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(io(&path))? {
+                pending.push(entry.map_err(io(&path))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 impl App {
     /// Opens the Raft store under `dir` and starts Raft (not the HTTP
     /// server, which [`App::tls`] configures).
@@ -135,6 +168,7 @@ impl App {
         tls: &TlsSettings,
     ) -> Result<Arc<App>, NodeError> {
         let config = settings.raft_config()?;
+        restrict_data_dir(dir.root())?;
         // Before the store is opened: bad TLS files fail the start cleanly.
         let server_tls = tls.server_config(dir, &identity)?;
         let cluster_secret =

@@ -110,6 +110,19 @@ pub enum ApiError {
     /// Too many failed logins; retry after the given number of seconds.
     #[error("too many failed logins; retry in {0} s")]
     RateLimited(u64),
+    /// The device has too many chunk transfers in flight; retry after the
+    /// given number of seconds (`429 rate_limited`).
+    #[error("{message}")]
+    DeviceBusy {
+        /// What is over its limit.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A chunk upload without `Content-Length` (`411 length_required`):
+    /// the quota is checked before the body is read.
+    #[error("{0}")]
+    LengthRequired(String),
     /// The request body is over the route's limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -179,6 +192,9 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::InvalidQuota => "invalid_quota",
         Rejection::InvalidSecret(_) => "invalid_secret",
         Rejection::SecretAlreadySet => "secret_already_set",
+        Rejection::JobNotRunning { .. } => "job_not_running",
+        Rejection::TooLarge { .. } => "too_large",
+        Rejection::LimitReached { .. } => "limit_reached",
     }
 }
 
@@ -189,7 +205,8 @@ impl ApiError {
             ApiError::Unauthorized => code::UNAUTHORIZED,
             ApiError::Forbidden(_) => code::FORBIDDEN,
             ApiError::LoginFailed => code::LOGIN_FAILED,
-            ApiError::RateLimited(_) => code::RATE_LIMITED,
+            ApiError::RateLimited(_) | ApiError::DeviceBusy { .. } => code::RATE_LIMITED,
+            ApiError::LengthRequired(_) => "length_required",
             ApiError::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
             ApiError::QuotaExceeded(_) => code::QUOTA_EXCEEDED,
             ApiError::InsufficientReplicas(_) => code::INSUFFICIENT_REPLICAS,
@@ -208,7 +225,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::DeviceBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::InsufficientReplicas(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -231,6 +249,10 @@ impl ApiError {
                 | Rejection::UnknownItem { .. },
             ) => StatusCode::NOT_FOUND,
             ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Rejected(
+                Rejection::JobNotRunning { .. } | Rejection::LimitReached { .. },
+            ) => StatusCode::CONFLICT,
+            ApiError::Rejected(Rejection::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Busy(_) => StatusCode::CONFLICT,
@@ -266,7 +288,12 @@ impl IntoResponse for ApiError {
             tracing::error!(message = %m, "internal API error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let ApiError::RateLimited(seconds) = self {
+        if let ApiError::RateLimited(seconds)
+        | ApiError::DeviceBusy {
+            retry_after: seconds,
+            ..
+        } = self
+        {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());

@@ -186,20 +186,24 @@ fn new_vault(port: u16, dev: &Dev) -> String {
     id
 }
 
-fn snapshot_body(id: &str) -> Value {
+/// A snapshot record committed under `job` (a running backup job of the
+/// committing device on the vault, or the commit is refused).
+fn snapshot_body(id: &str, job: &str) -> Value {
     json!({"id": id, "item": "docs", "started_at": 1, "finished_at": 2, "root": "ab".repeat(32),
-        "stats": {"files": 1, "bytes": 2, "new_bytes": 2, "new_chunks": 1}, "sealed_meta": "00"})
+        "stats": {"files": 1, "bytes": 2, "new_bytes": 2, "new_chunks": 1}, "sealed_meta": "00",
+        "job": job})
 }
 
 fn new_snapshot(port: u16, dev: &Dev, vault: &str) -> String {
     let id = hex16();
     let path = format!("/api/v1/vaults/{vault}/snapshots");
+    let job = new_job(port, dev, vault);
     call(
         port,
         "POST",
         &path,
         Some(&dev.token),
-        Some(&snapshot_body(&id)),
+        Some(&snapshot_body(&id, &job)),
     )
     .ok();
     id
@@ -428,7 +432,7 @@ impl World {
             }
             ("post", "/api/v1/vaults/{id}/snapshots") => (
                 format!("/api/v1/vaults/{v}/snapshots"),
-                Some(snapshot_body(&hex16())),
+                Some(snapshot_body(&hex16(), &new_job(p, a, v))),
             ),
             ("delete", "/api/v1/vaults/{id}/snapshots/{sid}") => (
                 format!("/api/v1/vaults/{v}/snapshots/{}", new_snapshot(p, a, v)),
@@ -972,7 +976,7 @@ fn items_are_private_and_snapshots_are_shared() {
     assert_eq!(left[0]["paths"], json!(["/srv"]));
 
     let sid = new_snapshot(p, &d1, &vault);
-    let mut unstored = snapshot_body(&hex16());
+    let mut unstored = snapshot_body(&hex16(), &new_job(p, &d1, &vault));
     unstored["root"] = json!("cd".repeat(32));
     let path = format!("/api/v1/vaults/{vault}/snapshots");
     let r = call(p, "POST", &path, Some(&d1.token), Some(&unstored));

@@ -1200,8 +1200,381 @@ fn generator_reaches_every_accept_path() {
     }
     assert_eq!(
         applied.len(),
-        25,
+        26,
         "kinds never applied; reached only {applied:?}"
     );
     assert!(rejected > 0);
+}
+
+// --- backup jobs of snapshot commits, abandonment, resource limits --------
+
+const DAY: u64 = BACKUP_JOB_ABANDONED_MS;
+
+/// A 16-byte id: twelve `fill` bytes, then `n` big-endian.
+fn id16(fill: u8, n: u32) -> [u8; 16] {
+    let mut id = [fill; 16];
+    id[12..].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+/// `base()` plus a second device of alice and a second vault.
+fn two_devices_two_vaults() -> State {
+    let mut s = base();
+    let out = run(
+        &mut s,
+        &[
+            device_registered(2, 1, "desktop"),
+            vault_created(2, 1, "other", "standard"),
+        ],
+    );
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+    s
+}
+
+fn not_running(r: Rejection) -> String {
+    match r {
+        Rejection::JobNotRunning { reason, .. } => reason,
+        other => panic!("expected job_not_running, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_snapshot_commits_only_under_a_running_backup_job_of_its_device_and_vault() {
+    let mut s = two_devices_two_vaults();
+    // No job at all (its start failed): refused.
+    let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, 1, 200)));
+    assert!(reason.contains("does not exist"), "{reason}");
+    let out = run(
+        &mut s,
+        &[
+            backup_started(1, 1, 1, 100),
+            backup_started(2, 2, 1, 100),
+            backup_started(3, 1, 2, 100),
+            Event::JobStarted {
+                job: job(4),
+                device: dev(1),
+                vault: Some(vault(1)),
+                kind: JobKind::Prune,
+                at: t(100),
+            },
+            backup_started(5, 1, 1, 100),
+            Event::JobFinished {
+                job: job(5),
+                device: dev(1),
+                status: JobStatus::Failed,
+                log: String::new(),
+                at: t(150),
+            },
+        ],
+    );
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+    for (j, why) in [
+        (2, "another device"),
+        (3, "another vault"),
+        (4, "not a backup"),
+        (5, "already finished"),
+    ] {
+        let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, j, 200)));
+        assert!(reason.contains(why), "job {j}: {reason}");
+    }
+    // Job 1 is 24 h old at the commit: prunes no longer wait for it.
+    let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, 1, 100 + DAY)));
+    assert!(reason.contains("24 h"), "{reason}");
+    assert_eq!(
+        run(&mut s, &[committed_by(1, 1, 1, 1, 99 + DAY)]),
+        vec![Outcome::Applied]
+    );
+    assert!(s.snapshots().contains_key(&snap_id(1)));
+}
+
+#[test]
+fn a_job_start_ends_the_accounts_day_old_jobs_as_abandoned() {
+    let mut s = two_devices_two_vaults();
+    let out = run(
+        &mut s,
+        &[
+            tier("other", true),
+            account_created(2, "bob"),
+            device_registered(3, 2, "bobs"),
+            vault_created(3, 2, "bobs", "other"),
+            backup_started(1, 1, 1, 100),
+            backup_started(2, 2, 1, 200),
+            backup_started(3, 3, 3, 100),
+        ],
+    );
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+    // A prune starting a day after job 1 (not yet after job 2) ends job 1.
+    let prune = Event::JobStarted {
+        job: job(4),
+        device: dev(2),
+        vault: Some(vault(1)),
+        kind: JobKind::Prune,
+        at: t(150 + DAY),
+    };
+    assert_eq!(run(&mut s, &[prune]), vec![Outcome::Applied]);
+    let end = s.jobs()[&job(1)].finished.clone().expect("job 1 ended");
+    assert_eq!(end.status, JobStatus::Failed);
+    assert_eq!(end.error.as_deref(), Some(ABANDONED));
+    assert_eq!(end.at, t(100 + DAY));
+    assert!(s.jobs()[&job(2)].finished.is_none(), "younger than a day");
+    assert!(
+        s.jobs()[&job(3)].finished.is_none(),
+        "another account's job is not touched"
+    );
+    // Its snapshot can no longer be committed, even with an earlier time.
+    let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, 1, 120)));
+    assert!(reason.contains("abandoned"), "{reason}");
+    assert_eq!(
+        run(&mut s, &[committed_by(2, 1, 2, 2, 160 + DAY)]),
+        vec![Outcome::Applied]
+    );
+}
+
+#[test]
+fn vaults_and_wrapped_keys_are_bounded_per_account() {
+    let mut s = base();
+    let big = vec![0u8; MAX_WRAPPED_KEYS_LEN + 1];
+    let create = |n: u8, keys: Vec<u8>| Event::VaultCreated {
+        vault: VaultId([n; 16]),
+        account: acc(1),
+        name: format!("v{n}"),
+        tier: "standard".into(),
+        wrapped_keys: keys,
+        at: t(3),
+    };
+    assert!(matches!(
+        rejected(&mut s, create(100, big.clone())),
+        Rejection::TooLarge { .. }
+    ));
+    let more: Vec<Event> = (2..=MAX_VAULTS_PER_ACCOUNT as u8)
+        .map(|n| create(100 + n, vec![n; MAX_WRAPPED_KEYS_LEN]))
+        .collect();
+    assert!(run(&mut s, &more).iter().all(Outcome::is_applied));
+    assert_eq!(s.vaults_of(acc(1)).count(), MAX_VAULTS_PER_ACCOUNT);
+    assert!(matches!(
+        rejected(&mut s, create(200, vec![1; 113])),
+        Rejection::LimitReached { max, .. } if max == MAX_VAULTS_PER_ACCOUNT as u64
+    ));
+    // A password change may not grow a vault's keys past the bound either.
+    let mut rewrapped: BTreeMap<VaultId, Vec<u8>> =
+        s.vaults_of(acc(1)).map(|v| (v.id, vec![1; 113])).collect();
+    rewrapped.insert(vault(1), big);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            Event::AccountPasswordChanged {
+                account: acc(1),
+                credentials: creds(9),
+                rewrapped_keys: rewrapped,
+                at: t(9),
+            }
+        ),
+        Rejection::TooLarge { .. }
+    ));
+}
+
+#[test]
+fn snapshot_records_and_their_metadata_are_bounded() {
+    let mut s = base();
+    assert_eq!(
+        run(&mut s, &[backup_started(1, 1, 1, 100)]),
+        vec![Outcome::Applied]
+    );
+    let commit = |id: u16, meta: usize| {
+        let mut snapshot = snapshot(0, 1, 1);
+        let mut sid = [0xa0; 16];
+        sid[..2].copy_from_slice(&id.to_be_bytes());
+        snapshot.id = SnapshotId(sid);
+        snapshot.sealed_meta = vec![7; meta];
+        Event::SnapshotCommittedByJob {
+            snapshot,
+            job: job(1),
+            at: t(200),
+        }
+    };
+    assert!(matches!(
+        rejected(&mut s, commit(0, MAX_SEALED_META_LEN + 1)),
+        Rejection::TooLarge { .. }
+    ));
+    // The account's metadata total: 256 records of the largest size fill it.
+    let full = (MAX_SEALED_META_PER_ACCOUNT / MAX_SEALED_META_LEN as u64) as u16;
+    for id in 0..full {
+        assert_eq!(
+            run(&mut s, &[commit(id, MAX_SEALED_META_LEN)]),
+            vec![Outcome::Applied]
+        );
+    }
+    assert!(matches!(
+        rejected(&mut s, commit(full, 1)),
+        Rejection::LimitReached { max, .. } if max == MAX_SEALED_META_PER_ACCOUNT
+    ));
+    // Forgetting makes room again.
+    let forget = Event::SnapshotForgotten {
+        snapshot: match commit(0, 0) {
+            Event::SnapshotCommittedByJob { snapshot, .. } => snapshot.id,
+            _ => unreachable!(),
+        },
+        vault: vault(1),
+        device: dev(1),
+        at: t(300),
+    };
+    assert_eq!(
+        run(&mut s, &[forget, commit(full, 1)]),
+        vec![Outcome::Applied, Outcome::Applied]
+    );
+    // The record count per vault.
+    s.snapshots.clear();
+    for n in 0..MAX_SNAPSHOTS_PER_VAULT as u32 {
+        let mut r = snapshot(0, 1, 1);
+        r.id = SnapshotId(id16(0x50, n));
+        s.snapshots.insert(r.id, r);
+    }
+    assert!(matches!(
+        rejected(&mut s, commit(1, 1)),
+        Rejection::LimitReached { max, .. } if max == MAX_SNAPSHOTS_PER_VAULT as u64
+    ));
+}
+
+#[test]
+fn running_jobs_are_bounded_until_abandoned() {
+    let mut s = base();
+    let starts: Vec<Event> = (0..MAX_RUNNING_JOBS_PER_ACCOUNT as u32)
+        .map(|n| Event::JobStarted {
+            job: JobId(id16(0x70, n)),
+            device: dev(1),
+            vault: None,
+            kind: JobKind::Restore,
+            at: t(100),
+        })
+        .collect();
+    assert!(run(&mut s, &starts).iter().all(Outcome::is_applied));
+    assert!(matches!(
+        rejected(&mut s, backup_started(1, 1, 1, 200)),
+        Rejection::LimitReached { .. }
+    ));
+    // A day later the start ends them all as abandoned and goes through.
+    assert_eq!(
+        run(&mut s, &[backup_started(1, 1, 1, 100 + DAY)]),
+        vec![Outcome::Applied]
+    );
+    let running = s.jobs().values().filter(|j| j.finished.is_none()).count();
+    assert_eq!(running, 1);
+}
+
+#[test]
+fn the_job_log_keeps_the_newest_finished_jobs_per_account() {
+    let mut s = base();
+    let out = run(
+        &mut s,
+        &[
+            account_created(2, "bob"),
+            logged_in(3, 2, "bobs", 3, 10),
+            backup_started(1, 1, 1, 100),
+            Event::JobStarted {
+                job: job(2),
+                device: dev(1),
+                vault: Some(vault(1)),
+                kind: JobKind::Prune,
+                at: t(110),
+            },
+            Event::JobFinished {
+                job: job(1),
+                device: dev(1),
+                status: JobStatus::Succeeded,
+                log: String::new(),
+                at: t(120),
+            },
+        ],
+    );
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+    let logins: Vec<Event> = (0..MAX_FINISHED_JOBS_PER_ACCOUNT as u32 + 10)
+        .map(|n| Event::DeviceLoggedIn {
+            device: dev(1),
+            account: acc(1),
+            name: "laptop".into(),
+            token_hash: vec![1; 32],
+            job: JobId(id16(0x90, n)),
+            from: "192.0.2.1".into(),
+            at: t(1000 + u64::from(n)),
+        })
+        .collect();
+    assert!(run(&mut s, &logins).iter().all(Outcome::is_applied));
+    let alices: Vec<&Job> = s.jobs().values().filter(|j| j.account == acc(1)).collect();
+    let finished = alices.iter().filter(|j| j.finished.is_some()).count();
+    assert_eq!(finished, MAX_FINISHED_JOBS_PER_ACCOUNT);
+    assert!(!s.jobs().contains_key(&job(1)), "the oldest went first");
+    let newest = JobId(id16(0x90, MAX_FINISHED_JOBS_PER_ACCOUNT as u32 + 9));
+    assert!(s.jobs().contains_key(&newest));
+    // The backup that finished after the prune started is what held the
+    // prune's sweep off; with it gone the prune is ended, so it cannot sweep.
+    let prune = s.jobs()[&job(2)].finished.as_ref().expect("prune ended");
+    assert_eq!(prune.status, JobStatus::Failed);
+    assert!(s.jobs().contains_key(&job(3)), "bob's login stays");
+}
+
+proptest! {
+    /// A blob is accepted exactly when it is within its bound, and a
+    /// refusal changes nothing.
+    #[test]
+    fn size_limits_accept_exactly_up_to_the_bound(
+        meta in (MAX_SEALED_META_LEN - 2)..(MAX_SEALED_META_LEN + 2),
+        keys in (MAX_WRAPPED_KEYS_LEN - 2)..(MAX_WRAPPED_KEYS_LEN + 2),
+    ) {
+        let mut s = base();
+        let mut snap = snapshot(1, 1, 1);
+        snap.sealed_meta = vec![1; meta];
+        let out = run(&mut s, &[
+            backup_started(1, 1, 1, 100),
+            Event::SnapshotCommittedByJob { snapshot: snap, job: job(1), at: t(200) },
+            Event::VaultCreated {
+                vault: vault(9),
+                account: acc(1),
+                name: "nine".into(),
+                tier: "standard".into(),
+                wrapped_keys: vec![1; keys],
+                at: t(3),
+            },
+        ]);
+        prop_assert_eq!(out[1].is_applied(), meta <= MAX_SEALED_META_LEN);
+        prop_assert_eq!(out[2].is_applied(), keys <= MAX_WRAPPED_KEYS_LEN);
+        prop_assert_eq!(s.snapshots().contains_key(&snap_id(1)), meta <= MAX_SEALED_META_LEN);
+        prop_assert_eq!(s.vaults().contains_key(&vault(9)), keys <= MAX_WRAPPED_KEYS_LEN);
+    }
+
+    /// Whatever mix of logins and job ends, with whatever times, the job
+    /// log of an account never holds more than the retention count of
+    /// finished jobs, and what it keeps is the newest by end time.
+    #[test]
+    fn retention_keeps_the_newest_finished_jobs(
+        times in proptest::collection::vec(0u64..2_000, 0..(MAX_FINISHED_JOBS_PER_ACCOUNT + 80)),
+    ) {
+        let mut s = base();
+        let events: Vec<Event> = times.iter().enumerate().map(|(n, at)| Event::DeviceLoggedIn {
+            device: dev(1),
+            account: acc(1),
+            name: "laptop".into(),
+            token_hash: vec![1; 32],
+            job: JobId(id16(0x90, n as u32)),
+            from: "x".into(),
+            at: t(*at),
+        }).collect();
+        let out = run(&mut s, &events);
+        prop_assert!(out.iter().all(Outcome::is_applied));
+        let kept: Vec<(UnixMillis, JobId)> = s.jobs().values()
+            .filter_map(|j| j.finished.as_ref().map(|e| (e.at, j.id))).collect();
+        prop_assert_eq!(kept.len(), times.len().min(MAX_FINISHED_JOBS_PER_ACCOUNT));
+        let mut all: Vec<(UnixMillis, JobId)> = events.iter().map(|e| match e {
+            Event::DeviceLoggedIn { job, at, .. } => (*at, *job),
+            _ => unreachable!(),
+        }).collect();
+        all.sort_unstable();
+        // Each login trims after it is added, so a late-arriving old login
+        // may have been dropped at once; whatever is kept must not be older
+        // than anything dropped that arrived after it.
+        let oldest_kept = kept.iter().min().copied();
+        if let Some(oldest) = oldest_kept {
+            let newer_dropped = all.iter().filter(|k| **k > oldest && !kept.contains(k)).count();
+            prop_assert_eq!(newer_dropped, 0);
+        }
+    }
 }

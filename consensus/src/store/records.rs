@@ -40,7 +40,7 @@ use rocksdb::{ColumnFamily, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use super::Db;
-use crate::apply::Outcome;
+use crate::apply::{jobs_maybe_changed, Outcome};
 use crate::codec::{self, STATE_FORMAT};
 use crate::error::{ConsensusError, Result};
 use crate::event::{Event, Lease, Request, SnapshotRecord};
@@ -156,18 +156,35 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
         Event::TierDefined { name, .. } | Event::TierConfigured { name, .. } => {
             keys.push(K::Tier(name.clone()))
         }
-        Event::SnapshotCommitted { snapshot } => keys.push(K::Snapshot(snapshot.id)),
+        Event::SnapshotCommitted { snapshot } | Event::SnapshotCommittedByJob { snapshot, .. } => {
+            keys.push(K::Snapshot(snapshot.id))
+        }
         Event::SnapshotForgotten { snapshot, .. } => keys.push(K::Snapshot(*snapshot)),
-        Event::JobStarted { job, .. }
-        | Event::JobFinished { job, .. }
-        | Event::JobCompleted { job, .. } => keys.push(K::Job(*job)),
+        Event::JobStarted { job, device, .. } => {
+            keys.push(K::Job(*job));
+            if let Some(d) = state.devices.get(device) {
+                keys.extend(jobs_maybe_changed(state, d.account).into_iter().map(K::Job));
+            }
+        }
+        Event::JobFinished { job, .. } | Event::JobCompleted { job, .. } => {
+            keys.push(K::Job(*job));
+            if let Some(j) = state.jobs.get(job) {
+                keys.extend(jobs_maybe_changed(state, j.account).into_iter().map(K::Job));
+            }
+        }
         Event::StorageNodeJoined { node, .. }
         | Event::StorageNodeDrained { node, .. }
         | Event::StorageNodeRemoved { node, .. } => keys.push(K::StorageNode(*node)),
         Event::LeaseGranted { .. } | Event::LeaseRenewed { .. } | Event::LeaseExpired { .. } => {}
-        Event::DeviceLoggedIn { device, job, .. } => {
+        Event::DeviceLoggedIn {
+            device,
+            account,
+            job,
+            ..
+        } => {
             keys.push(K::Device(*device));
             keys.push(K::Job(*job));
+            keys.extend(jobs_maybe_changed(state, *account).into_iter().map(K::Job));
         }
         Event::ItemSet { device, name, .. } | Event::ItemRemoved { device, name, .. } => {
             keys.push(K::Item(*device, name.clone()))

@@ -393,6 +393,65 @@ mod tests {
         }
     }
 
+    /// The job records that abandonment, retention and ended prunes change
+    /// (many at once, beyond the one job an event names) reach the disk:
+    /// reopening yields the state applied in memory.
+    #[test]
+    fn job_housekeeping_is_persisted() {
+        use crate::apply::{BACKUP_JOB_ABANDONED_MS, MAX_FINISHED_JOBS_PER_ACCOUNT};
+        use crate::event::{Event, JobKind, JobStatus};
+        use crate::ids::{JobId, UnixMillis};
+        use crate::testgen::{acc, backup_started, dev, vault};
+
+        let start = |n: u8, kind, at| Event::JobStarted {
+            job: JobId([n; 16]),
+            device: dev(0),
+            vault: Some(vault(0)),
+            kind,
+            at: UnixMillis(at),
+        };
+        let mut events = vec![
+            backup_started(1, 0, 0, 100),
+            start(2, JobKind::Prune, 110),
+            Event::JobFinished {
+                job: JobId([1; 16]),
+                device: dev(0),
+                status: JobStatus::Succeeded,
+                log: "done".into(),
+                at: UnixMillis(120),
+            },
+            start(3, JobKind::Restore, 130),
+        ];
+        for n in 0..MAX_FINISHED_JOBS_PER_ACCOUNT as u32 + 5 {
+            let mut id = [0x90; 16];
+            id[12..].copy_from_slice(&n.to_be_bytes());
+            events.push(Event::DeviceLoggedIn {
+                device: dev(0),
+                account: acc(0),
+                name: "a".into(),
+                token_hash: vec![1; 32],
+                job: JobId(id),
+                from: "x".into(),
+                at: UnixMillis(1_000 + u64::from(n)),
+            });
+        }
+        events.push(start(4, JobKind::Check, 130 + BACKUP_JOB_ABANDONED_MS));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let expected = {
+            let sm = StateMachineStore::load(Db::open(dir.path()).expect("open")).expect("load");
+            for entry in entries(requests(events)) {
+                sm.do_apply(vec![entry]).expect("apply");
+            }
+            sm.current().state.clone()
+        };
+        let jobs = expected.jobs();
+        assert!(!jobs.contains_key(&JobId([1; 16])), "trimmed");
+        assert!(jobs[&JobId([2; 16])].finished.is_some(), "prune ended");
+        assert!(jobs[&JobId([3; 16])].finished.is_some(), "abandoned");
+        let reloaded = StateMachineStore::load(Db::open(dir.path()).expect("open")).expect("load");
+        assert_eq!(reloaded.current().state, expected);
+    }
+
     /// The observer hears of every snapshot built and installed, with its size.
     #[test]
     fn observer_sees_builds_and_installs() {

@@ -196,16 +196,78 @@ async fn finish_job(
             "only the device that started a job may finish it".into(),
         ));
     }
+    // Stored and shown escaped: a device's text never reaches an
+    // operator's terminal as control sequences.
     let event = Event::JobCompleted {
         job: id,
         device: auth.device,
         status: status_event(req.status),
         files: req.files,
         bytes: req.bytes,
-        error: req.error,
-        log: req.log,
+        error: req
+            .error
+            .map(|e| escaped_within(&e, false, cairn_consensus::apply::MAX_JOB_ERROR_LEN)),
+        log: escaped_within(&req.log, true, cairn_consensus::apply::MAX_JOB_LOG_LEN),
         at: now(),
     };
     propose(&app, &key, event).await?;
     Ok(Json(own_job(&app, &auth, id)?))
+}
+
+/// `text` with every control character (also ESC, so no terminal escape
+/// sequence survives) written as a Rust-style escape (`\u{1b}`, `\r`…);
+/// `\n` and `\t` are kept when `keep_lines` (multi-line logs). For text a
+/// device sent that an operator's terminal will show.
+pub fn escape_control(text: &str, keep_lines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && !(keep_lines && (c == '\n' || c == '\t')) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`escape_control`], keeping the end of the result within `max` bytes
+/// when escaping made text that fitted longer (a log is a tail anyway);
+/// text that was already too long is left for `apply` to refuse.
+fn escaped_within(text: &str, keep_lines: bool, max: usize) -> String {
+    let escaped = escape_control(text, keep_lines);
+    if text.len() > max || escaped.len() <= max {
+        return escaped;
+    }
+    let mut start = escaped.len() - max;
+    while !escaped.is_char_boundary(start) {
+        start += 1;
+    }
+    escaped[start..].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_control("disk \x1b[2Jfull", false),
+            "disk \\u{1b}[2Jfull"
+        );
+        assert_eq!(escape_control("a\nb\tc\r", true), "a\nb\tc\\r");
+        assert_eq!(escape_control("a\nb", false), "a\\nb");
+        assert_eq!(escape_control("naïve ✓", false), "naïve ✓");
+        assert_eq!(escape_control("\u{9b}2J", false), "\\u{9b}2J");
+    }
+
+    #[test]
+    fn escaping_keeps_text_that_fitted_within_the_bound() {
+        let text = format!("{}\x1b", "a".repeat(10));
+        let out = escaped_within(&text, false, 12);
+        assert!(out.len() <= 12, "{out}");
+        assert!(out.ends_with("{1b}"), "{out}");
+        let long = "b".repeat(13);
+        assert_eq!(escaped_within(&long, false, 12), long, "apply refuses it");
+    }
 }

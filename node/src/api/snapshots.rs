@@ -2,7 +2,8 @@
 //! `DELETE /api/v1/vaults/{id}/snapshots/{sid}`.
 //!
 //! A record is committed through the log after a backup uploaded its
-//! chunks; any device of the owning account may list and forget any
+//! chunks, under the backup's running job (checked in `apply`, so it cannot
+//! race a prune: docs/FORMATS.md, garbage collection); any device of the owning account may list and forget any
 //! device's records (a lost PC's snapshots are restored from another
 //! device). Another account's vault or snapshot answers `404 not_found`.
 
@@ -107,7 +108,8 @@ async fn list_snapshots(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
-        (status = 409, body = ErrorBody, description = "duplicate_id"),
+        (status = 409, body = ErrorBody, description = "duplicate_id; job_not_running: `job` is not a running backup job of this device on this vault (or is 24 h old); limit_reached: the vault's records or the account's metadata are at their limit"),
+        (status = 413, body = ErrorBody, description = "too_large: the sealed metadata is over its limit"),
         (status = 422, body = ErrorBody, description = "time_travel or invalid_name"),
     ))]
 async fn commit_snapshot(
@@ -141,7 +143,12 @@ async fn commit_snapshot(
         },
         sealed_meta: req.sealed_meta,
     };
-    propose(&app, &key, Event::SnapshotCommitted { snapshot: record }).await?;
+    let event = Event::SnapshotCommittedByJob {
+        snapshot: record,
+        job: req.job,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
     let info = app.state.read(|s| {
         s.snapshots()
             .get(&sid)

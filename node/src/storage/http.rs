@@ -15,7 +15,13 @@
 //! possibly through another node). Limits: an upload body of at most
 //! [`MAX_UPLOAD_BYTES`] and [`MAX_UPLOAD_CHUNKS`] chunks, id lists of at most
 //! [`cairn_proto::frames::MAX_IDS`] ids; over a limit the answer is `413`
-//! with code `payload_too_large`. An upload that would take the vault over
+//! with code `payload_too_large`. An upload needs `Content-Length` (else
+//! `411 length_required`) and is refused by its declared length before
+//! its body is read; a get answers at most [`MAX_GET_RESPONSE_BYTES`] of
+//! chunks (the rest are left out, the client asks again). A device has at
+//! most [`super::TRANSFERS_PER_DEVICE`] uploads and gets in flight per node,
+//! an account at most [`super::UPLOAD_BYTES_PER_ACCOUNT`] declared upload
+//! bytes (over either: `429 rate_limited` with `Retry-After`). An upload that would take the vault over
 //! its tier's quota is refused whole with `507` `quota_exceeded`, and one
 //! that cannot reach W durable copies with `503` `insufficient_replicas`.
 //!
@@ -69,6 +75,12 @@ const MAX_ID_BODY: usize = 1 + MAX_IDS * ChunkId::LEN;
 const INTERNAL_BODY_LIMIT: usize = MAX_UPLOAD_BYTES + (16 << 20);
 /// Chunks read per step of a streamed get (the stream reads one step ahead).
 const GET_STEP: usize = 16;
+/// Most chunk bytes one get answers with; the chunks past it are left out
+/// and the client asks for them again (as for a chunk without a good
+/// copy). The client asks for ~8 MiB at a time.
+pub const MAX_GET_RESPONSE_BYTES: usize = 32 << 20;
+/// Frame bytes around each chunk of an upload (id and length).
+const FRAME_OVERHEAD: usize = ChunkId::LEN + 4;
 
 /// `POST /api/v1/cluster/drain`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -189,6 +201,33 @@ async fn read_ids(headers: &HeaderMap, body: Body) -> Result<Vec<ChunkId>, ApiEr
     frames::decode_ids(&body).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// A slot of the device's bounded chunk transfers, or `429 rate_limited`
+/// with `Retry-After`.
+fn transfer_slot(
+    storage: &Storage,
+    auth: &DeviceAuth,
+) -> Result<super::Reserved<cairn_proto::DeviceId>, ApiError> {
+    storage
+        .transfers
+        .try_reserve(auth.device, 1)
+        .ok_or_else(|| ApiError::DeviceBusy {
+            message: format!(
+                "device {} already has {} chunk uploads or gets in flight on this node; retry shortly",
+                auth.name,
+                storage.transfers.limit()
+            ),
+            retry_after: 1,
+        })
+}
+
+/// The declared body length of a request.
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
 fn binary(bytes: Vec<u8>) -> Response {
     ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
 }
@@ -240,9 +279,11 @@ async fn missing(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 411, body = ErrorBody, description = "length_required: no Content-Length"),
         (status = 413, body = ErrorBody, description = "payload_too_large"),
+        (status = 429, body = ErrorBody, description = "rate_limited: the device's transfers or the account's upload bytes in flight are at their limit; retry after Retry-After"),
         (status = 503, body = ErrorBody, description = "insufficient_replicas or unavailable; retry"),
-        (status = 507, body = ErrorBody, description = "quota_exceeded"),
+        (status = 507, body = ErrorBody, description = "quota_exceeded (judged by Content-Length before the body is read)"),
     ))]
 async fn upload(
     auth: DeviceAuth,
@@ -253,6 +294,42 @@ async fn upload(
 ) -> Result<Json<UploadReply>, ApiError> {
     let started = Instant::now();
     let (storage, vault, quota) = vault_of(&app, &auth, &id)?;
+    let _slot = transfer_slot(&storage, &auth)?;
+    // Judged before a byte of the body is read, so a refused upload costs
+    // no memory: the declared length, less the most frame overhead it can
+    // hold, must fit the quota (the exact check by chunk bytes follows).
+    let declared = content_length(&headers).ok_or_else(|| {
+        ApiError::LengthRequired(
+            "a chunk upload needs a Content-Length header (the quota is checked before the body is read)"
+                .into(),
+        )
+    })?;
+    if declared > MAX_UPLOAD_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body exceeds {MAX_UPLOAD_BYTES} bytes"
+        )));
+    }
+    let _bytes = storage
+        .upload_bytes
+        .try_reserve(auth.account, declared as u64)
+        .ok_or_else(|| ApiError::DeviceBusy {
+            message: format!(
+                "the account's devices already have close to {} bytes of uploads in flight on this node; retry shortly",
+                storage.upload_bytes.limit()
+            ),
+            retry_after: 1,
+        })?;
+    let mut used = None;
+    if let Some(quota) = quota {
+        let now_used = storage.vault_usage(&app, vault).await?;
+        let least = declared.saturating_sub(1 + MAX_UPLOAD_CHUNKS * FRAME_OVERHEAD) as u64;
+        if now_used.saturating_add(least) > quota {
+            return Err(ApiError::QuotaExceeded(format!(
+                "vault {vault} uses about {now_used} of its {quota} bytes; this upload of {declared} bytes would exceed the quota"
+            )));
+        }
+        used = Some(now_used);
+    }
     let body = read_body(&headers, body, MAX_UPLOAD_BYTES).await?;
     let frames = frames::decode_frames(&body).map_err(|e| match e {
         frames::FrameError::ChunkTooLarge(_) | frames::FrameError::TooMany => {
@@ -267,8 +344,7 @@ async fn upload(
         )));
     }
     let incoming: u64 = frames.iter().map(|(_, b)| b.len() as u64).sum();
-    if let Some(quota) = quota {
-        let used = storage.vault_usage(&app, vault).await?;
+    if let (Some(quota), Some(used)) = (quota, used) {
         if used.saturating_add(incoming) > quota {
             return Err(ApiError::QuotaExceeded(format!(
                 "vault {vault} uses about {used} of its {quota} bytes; this upload of {incoming} bytes would exceed the quota"
@@ -319,12 +395,13 @@ async fn upload(
         description = "chunk id list (cairn_proto::frames::encode_ids)"),
     responses(
         (status = 200, content_type = "application/octet-stream", body = Vec<u8>,
-            description = "chunk frames, streamed"),
+            description = "chunk frames, streamed; at most 32 MiB of chunks, the rest left out (ask again)"),
         (status = 400, body = ErrorBody, description = "bad_request: malformed id list"),
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
         (status = 413, body = ErrorBody, description = "payload_too_large"),
+        (status = 429, body = ErrorBody, description = "rate_limited: the device's transfers in flight are at their limit; retry after Retry-After"),
     ))]
 async fn get(
     auth: DeviceAuth,
@@ -334,14 +411,21 @@ async fn get(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let slot = transfer_slot(&storage, &auth)?;
     let ids = read_ids(&headers, body).await?;
     let placement = Arc::new(Storage::placement(&app));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     tokio::spawn(async move {
+        // The device's slot is held until the answer is streamed.
+        let _slot = slot;
         if tx.send(Ok(frames::frames_header())).await.is_err() {
             return;
         }
+        let mut sent = 0usize;
         for step in ids.chunks(GET_STEP) {
+            if sent >= MAX_GET_RESPONSE_BYTES {
+                break;
+            }
             let started = Instant::now();
             let keys: Vec<ChunkKey> = step.iter().map(|c| ChunkKey::new(vault, *c)).collect();
             let (peers, placement, me) = (storage.peers.clone(), placement.clone(), storage.id());
@@ -360,6 +444,12 @@ async fn get(
             let mut out = Vec::new();
             for (id, chunk) in step.iter().zip(&report.chunks) {
                 if let Some(bytes) = chunk {
+                    if sent > 0 && sent + bytes.len() > MAX_GET_RESPONSE_BYTES {
+                        // Left out: the client asks for it again.
+                        sent = MAX_GET_RESPONSE_BYTES;
+                        break;
+                    }
+                    sent += bytes.len();
                     frames::push_frame(&mut out, id, bytes);
                     m.get_chunks.inc();
                     m.get_bytes.inc_by(bytes.len() as u64);
@@ -381,15 +471,10 @@ async fn get(
         .into_response())
 }
 
-/// How long an unfinished backup job blocks sweeps of its vault. A client
-/// that crashed never finishes its job; after this long the job counts as
-/// abandoned (see `docs/FORMATS.md` for what that gives up).
-pub const BACKUP_BLOCKS_SWEEP_MS: u64 = 24 * 3600 * 1000;
-
 /// How far the clocks of two nodes may disagree: the cutoff of a sweep is
 /// the prune job's start minus this, and a backup that finished up to this
 /// long before the prune started still counts as overlapping it.
-pub const CLOCK_SKEW_MS: u64 = 5_000;
+pub use cairn_consensus::apply::CLOCK_SKEW_MS;
 
 /// `?after=HEX` of a listing.
 #[derive(Debug, Deserialize)]
@@ -466,7 +551,6 @@ fn sweep_cutoff(
     auth: &DeviceAuth,
     vault: VaultId,
     job: JobId,
-    now_ms: u64,
 ) -> Result<u64, ApiError> {
     let prune = s
         .jobs()
@@ -487,8 +571,11 @@ fn sweep_cutoff(
         if j.kind != JobKind::Backup || j.vault != Some(vault) {
             continue;
         }
+        // An unfinished backup job blocks whatever its age: the job start
+        // of this prune ended (in `apply`) every job of the account that was
+        // 24 h old by then, so any still unfinished may yet commit.
         match &j.finished {
-            None if now_ms.saturating_sub(j.started_at.0) < BACKUP_BLOCKS_SWEEP_MS => {
+            None => {
                 return Err(ApiError::Busy(format!(
                     "backup job {} is running on vault {vault}; prune again once it has finished",
                     j.id
@@ -544,9 +631,7 @@ async fn sweep(
     let ids = read_ids(&headers, body).await?;
     // Every backup job started anywhere before this point is seen.
     app.read_barrier().await?;
-    let cutoff = app
-        .state
-        .read(|s| sweep_cutoff(s, &auth, vault, job, now().0))?;
+    let cutoff = app.state.read(|s| sweep_cutoff(s, &auth, vault, job))?;
     let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
     let placement = Storage::placement(&app);
     let peers = storage.peers.clone();

@@ -90,6 +90,87 @@ impl Default for StorageSettings {
     }
 }
 
+/// Most chunk uploads and gets one device may have in flight on one node
+/// (the client runs 4 uploaders and 4 restore fetchers).
+pub const TRANSFERS_PER_DEVICE: u64 = 8;
+
+/// Most upload body bytes (as declared by `Content-Length`) one account's
+/// devices may have in flight on one node: a held upload is buffered whole
+/// before it is stored, so this bounds the memory one tenant can pin (an
+/// honest device has 4 uploads of ~8-12 MiB in flight).
+pub const UPLOAD_BYTES_PER_ACCOUNT: u64 = 256 << 20;
+
+/// Per-key budgets of what is in flight (requests, bytes), each bounded,
+/// so that one device or account cannot hold a node's memory with
+/// parallel transfers. An entry exists only while its key has something in
+/// flight.
+#[derive(Debug)]
+pub struct InFlight<K: std::hash::Hash + Eq + Copy> {
+    limit: u64,
+    used: Arc<Mutex<HashMap<K, u64>>>,
+}
+
+/// A reservation of [`InFlight`]; released on drop (also when the client
+/// goes away and the request's future is dropped).
+#[derive(Debug)]
+pub struct Reserved<K: std::hash::Hash + Eq + Copy> {
+    key: K,
+    amount: u64,
+    used: Arc<Mutex<HashMap<K, u64>>>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> InFlight<K> {
+    /// At most `limit` in flight per key.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Reserves `amount` for `key`, or `None` when that would pass the
+    /// limit (a first reservation of more than the limit is refused too).
+    pub fn try_reserve(&self, key: K, amount: u64) -> Option<Reserved<K>> {
+        let mut map = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let used = map.entry(key).or_insert(0);
+        if used.saturating_add(amount) > self.limit {
+            if *used == 0 {
+                map.remove(&key);
+            }
+            return None;
+        }
+        *used += amount;
+        Some(Reserved {
+            key,
+            amount,
+            used: self.used.clone(),
+        })
+    }
+
+    /// The limit per key.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Drop for Reserved<K> {
+    fn drop(&mut self) {
+        let mut map = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(self.amount);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The leader's latest view of the cluster's chunks (from its last repair
 /// pass), for `cluster status`.
 #[derive(Debug, Clone, Default)]
@@ -112,6 +193,10 @@ pub struct Storage {
     pub metrics: StorageMetrics,
     /// Bounds the replica sends this node has in flight as a coordinator.
     pub throttle: Arc<Throttle>,
+    /// Bounds each device's chunk uploads and gets in flight.
+    pub transfers: InFlight<cairn_proto::DeviceId>,
+    /// Bounds each account's upload bytes in flight.
+    pub upload_bytes: InFlight<cairn_proto::AccountId>,
     me: NodeId,
     usage_cache: Mutex<HashMap<VaultId, (Instant, u64)>>,
     view: Mutex<Option<ClusterView>>,
@@ -154,6 +239,8 @@ impl Storage {
             settings,
             metrics: app.metrics.storage().clone(),
             throttle: Throttle::new(SENDS_IN_FLIGHT),
+            transfers: InFlight::new(TRANSFERS_PER_DEVICE),
+            upload_bytes: InFlight::new(UPLOAD_BYTES_PER_ACCOUNT),
             me: app.id(),
             usage_cache: Mutex::new(HashMap::new()),
             view: Mutex::new(None),
