@@ -233,7 +233,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         paths: shown_paths,
         hostname: fsmeta::hostname(),
         excludes: opts.excludes.clone(),
-        warnings: warnings.clone(),
+        warnings: first_lines(&warnings, META_WARNINGS_MAX),
         stats: vault.remote().is_some().then(|| stats.clone()),
         bound: None,
     };
@@ -266,6 +266,26 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 }
 
 const ABORTED: &str = "backup pipeline aborted";
+
+/// Bytes of warnings kept in a snapshot's sealed metadata (a server keeps
+/// at most 256 KiB of it per snapshot); the report keeps them all.
+const META_WARNINGS_MAX: usize = 32 * 1024;
+
+/// The first lines of `lines` that fit in `max` bytes, then one saying how
+/// many were left out.
+fn first_lines(lines: &[String], max: usize) -> Vec<String> {
+    let mut used = 0;
+    let mut out = vec![];
+    for (i, l) in lines.iter().enumerate() {
+        if used + l.len() > max {
+            out.push(format!("… and {} more", lines.len() - i));
+            break;
+        }
+        used += l.len();
+        out.push(l.clone());
+    }
+    out
+}
 
 /// Flattens a worker thread's join result.
 fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
@@ -910,4 +930,24 @@ fn writer(vault: &Vault, blobs: Receiver<Sealed>) -> Result<Uploaded> {
         out.plain_bytes += batch.iter().map(|b| b.plain_len).sum::<u64>();
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_warnings_are_bounded_and_say_how_many_were_left_out() {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| format!("/some/path/{i}: denied"))
+            .collect();
+        let kept = first_lines(&lines, 1024);
+        assert!(kept.iter().map(String::len).sum::<usize>() < 1100);
+        let last = kept.last().unwrap();
+        assert!(
+            last.starts_with("… and ") && last.ends_with(" more"),
+            "{last}"
+        );
+        assert_eq!(first_lines(&lines[..3], 1024), lines[..3].to_vec());
+    }
 }

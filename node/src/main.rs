@@ -992,9 +992,13 @@ fn job_line(j: &cairn_proto::api::JobInfo) -> String {
         j.device_name,
         j.files,
         j.bytes,
-        j.error
-            .as_deref()
-            .map_or_else(String::new, |e| format!("  error: {e}")),
+        // Device-written text: control characters shown escaped, so a job
+        // cannot rewrite the operator's terminal (stored ones may predate
+        // the escaping on input).
+        j.error.as_deref().map_or_else(String::new, |e| format!(
+            "  error: {}",
+            cairn_node::api::jobs::escape_control(e, false)
+        )),
     )
 }
 

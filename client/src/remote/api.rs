@@ -33,6 +33,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Pause before each round over all nodes (the first is immediate).
+/// How long one request waits out a busy node (429) before giving up.
+const BUSY_PATIENCE: Duration = Duration::from_secs(120);
+
 const ROUND_DELAYS: [Duration; 4] = [
     Duration::ZERO,
     Duration::from_millis(500),
@@ -197,7 +200,7 @@ impl Api {
                 if let Some(key) = &key {
                     req = req.header(IDEMPOTENCY_KEY, key);
                 }
-                match self.attempt(req, body.clone()) {
+                match self.attempt_paced(req, body.clone(), path) {
                     Ok(resp) => {
                         self.current.store(i, Ordering::Relaxed);
                         return Ok(resp);
@@ -226,6 +229,37 @@ impl Api {
                 .collect::<Vec<_>>()
                 .join("; ")
         )))
+    }
+
+    /// One attempt at a node, waiting out a node's "too many requests in
+    /// flight" (429 with `Retry-After`, as a node answers a device that has
+    /// more chunk requests running than it allows) and trying again there,
+    /// for up to [`BUSY_PATIENCE`]. A login's 429 (too many failed logins)
+    /// is not waited out: it is the user's answer.
+    fn attempt_paced(
+        &self,
+        req: RequestBuilder,
+        body: Body,
+        path: &str,
+    ) -> Result<Response, Attempt> {
+        let deadline = std::time::Instant::now() + BUSY_PATIENCE;
+        let mut req = req;
+        loop {
+            let again = req.try_clone();
+            match self.attempt(req, body.clone()) {
+                Err(Attempt::Fail(Error::RateLimited { retry_after, .. }))
+                    if !path.starts_with("/login") && std::time::Instant::now() < deadline =>
+                {
+                    let Some(next) = again else {
+                        return Err(Attempt::Retry("busy".into()));
+                    };
+                    let wait = Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 5));
+                    std::thread::sleep(wait);
+                    req = next;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn attempt(&self, mut req: RequestBuilder, body: Body) -> Result<Response, Attempt> {
@@ -486,6 +520,35 @@ mod tests {
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{json}",
             json.len()
         )
+    }
+
+    #[test]
+    fn a_busy_node_is_waited_out_but_a_login_limit_is_not() {
+        let busy = || {
+            let body = r#"{"code":"rate_limited","message":"busy"}"#;
+            format!(
+                "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+                 retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let (url, _) = serve(vec![busy(), answer("200 OK", r#"{"ok":true}"#)]);
+        let api = Api::new(std::slice::from_ref(&url), None, None).unwrap();
+        let started = std::time::Instant::now();
+        let v: serde_json::Value = api
+            .post("/vaults/x/chunks", &serde_json::json!({}))
+            .unwrap();
+        assert_eq!(v["ok"], true);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        let (url, _) = serve(vec![busy()]);
+        let api = Api::new(std::slice::from_ref(&url), None, None).unwrap();
+        let err = api
+            .post::<_, serde_json::Value>("/login", &serde_json::json!({}))
+            .unwrap_err();
+        assert!(matches!(err, Error::RateLimited { .. }), "{err}");
     }
 
     #[test]

@@ -534,9 +534,35 @@ pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
     })
 }
 
+/// The most job-log text sent (the cluster keeps at most 64 KiB).
+const JOB_LOG_MAX: usize = 60 * 1024;
+/// The most error text sent with a job (the cluster keeps at most 4 KiB).
+const JOB_ERROR_MAX: usize = 4000;
+
 fn finish_job(api: &Api, id: JobId, finish: &FinishJob) -> Result<()> {
-    let _: JobInfo = api.post(&format!("/jobs/{id}/finish"), finish)?;
+    // Clipped rather than refused: an unrecorded end would leave the job
+    // running, holding off prune until it is abandoned.
+    let finish = FinishJob {
+        log: clip(&finish.log, JOB_LOG_MAX),
+        error: finish.error.as_deref().map(|e| clip(e, JOB_ERROR_MAX)),
+        ..finish.clone()
+    };
+    let _: JobInfo = api.post(&format!("/jobs/{id}/finish"), &finish)?;
     Ok(())
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, saying how
+/// much was left out.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let note_room = 48;
+    let mut end = max.saturating_sub(note_room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
 fn derive(kdf: &Kdf, password: &[u8]) -> Result<DerivedKeys> {
@@ -602,6 +628,15 @@ fn acceptable_learned_node(first_scheme: Option<&str>, node: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipped_text_fits_and_says_what_is_missing() {
+        assert_eq!(clip("short", 10), "short");
+        let long = "é".repeat(10_000);
+        let c = clip(&long, 1000);
+        assert!(c.len() <= 1000, "{}", c.len());
+        assert!(c.ends_with("bytes more)"), "{c}");
+    }
 
     #[test]
     fn reported_nodes_never_downgrade_the_connection() {
