@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::placement::{NodeId, Placement};
-use crate::{ChunkKey, Result, RocksStore, Usage};
+use crate::{ChunkKey, Error, Result, RocksStore, Usage};
 
 /// Number of id-prefix buckets.
 pub const BUCKETS: usize = 256;
@@ -94,6 +94,15 @@ pub fn digests(
     placement: &Placement,
     down: &[NodeId],
 ) -> Result<NodeDigests> {
+    // Each active node costs a table of BUCKETS digests: bound what a peer
+    // can make this node allocate.
+    if placement.active.len() > crate::placement::MAX_NODES {
+        return Err(Error::Malformed(format!(
+            "a placement of {} active nodes (at most {})",
+            placement.active.len(),
+            crate::placement::MAX_NODES
+        )));
+    }
     let mut out = NodeDigests {
         shared: placement
             .active
@@ -181,6 +190,18 @@ mod tests {
         c.add(&key(1), 10);
         c.add(&key(2), 21);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_placement_naming_too_many_nodes_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let placement = crate::placement::Placement {
+            active: (0..=crate::placement::MAX_NODES as u64).collect(),
+            ..Default::default()
+        };
+        let err = digests(&store, 0, &placement, &[]).unwrap_err();
+        assert!(matches!(err, Error::Malformed(_)), "{err}");
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub fn owners(key: &ChunkKey, nodes: &[NodeId], replicas: usize) -> Vec<NodeId> 
     scored.into_iter().take(replicas).map(|(_, n)| n).collect()
 }
 
+/// The most storage nodes a placement may name; a peer's placement naming
+/// more is refused (work and memory per request grow with it).
+pub const MAX_NODES: usize = 4096;
+
 /// Placement inputs of a cluster at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -91,7 +95,9 @@ impl Placement {
         let ranked = self.ranking(key);
         let r = self.replicas_of(&key.vault);
         let mut order: Vec<NodeId> = Vec::with_capacity(ranked.len() + self.draining.len());
-        if let Some(me) = local.filter(|me| ranked[..r].contains(me)) {
+        // `r` is capped by the active count, which may repeat a node.
+        let first_r = &ranked[..r.min(ranked.len())];
+        if let Some(me) = local.filter(|me| first_r.contains(me)) {
             order.push(me);
         }
         let first = order.first().copied();
@@ -121,6 +127,17 @@ mod tests {
         let mut c = [0u8; 32];
         c[..4].copy_from_slice(&i.to_le_bytes());
         ChunkKey::new(VaultId([9; 16]), ChunkId(c))
+    }
+
+    #[test]
+    fn a_placement_repeating_a_node_does_not_panic() {
+        let p = Placement {
+            active: vec![3, 3, 3],
+            draining: vec![],
+            replicas: [(VaultId([9; 16]), 3)].into_iter().collect(),
+        };
+        let order = p.read_order(&key(1), Some(3));
+        assert_eq!(order.first(), Some(&3));
     }
 
     #[test]
