@@ -3,7 +3,7 @@
 #
 # usage: bench/compare.sh DATA_DIR
 #   DATA_DIR with subdirectories linux/ and/or big/ (as made by
-#   /work/shared/bench/datasets.sh): each one present is a dataset; otherwise DATA_DIR
+#   bench/datasets.sh): each one present is a dataset; otherwise DATA_DIR
 #   itself is the one dataset.
 #
 # Environment (all optional):
@@ -15,7 +15,7 @@
 #   TOOLS          subset of "cairn restic borg rustic" (default: all four; rustic only
 #                  when on PATH)
 #   STEP_TIMEOUT   seconds before one measured step is killed (default 1800)
-#   MODIFY         the modifier (default /work/shared/bench/modify.py)
+#   MODIFY         the modifier (default bench/modify.py)
 #   MODIFY_MODE    small|big for a single-directory DATA_DIR (default: big for a dataset
 #                  named "big", small otherwise)
 #   KEEP=1         keep the scratch dir (source copy, repos) instead of deleting it
@@ -41,7 +41,7 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-1800}
 TOOLS=${TOOLS:-cairn restic borg rustic}
 KEEP=${KEEP:-0}
 AUTO_INSTALL=${AUTO_INSTALL:-1}
-MODIFY=${MODIFY:-/work/shared/bench/modify.py}
+MODIFY=${MODIFY:-$HERE/modify.py}
 [ -f "$MODIFY" ] || die "modifier not found: $MODIFY (set MODIFY=/path/to/modify.py)"
 
 export CAIRN_PASSWORD=${CAIRN_PASSWORD:-cairn-bench-password}
