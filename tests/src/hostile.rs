@@ -63,6 +63,17 @@ impl Answer {
     }
 }
 
+/// Empties the node list of a login or account answer, so the client knows
+/// only the relay and cannot fail over around it to the real node.
+pub fn hide_other_nodes(r: &Request, a: &mut Answer) {
+    let reports_nodes = matches!(r.path.as_str(), "/api/v1/login" | "/api/v1/account");
+    if reports_nodes && a.status == 200 {
+        let mut v = a.json();
+        v["nodes"] = serde_json::json!([]);
+        a.set_json(&v);
+    }
+}
+
 type Tamper = dyn Fn(&Request, &mut Answer) + Send + Sync;
 type Intercept = dyn Fn(&Request) -> Option<Answer> + Send + Sync;
 
