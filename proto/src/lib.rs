@@ -9,6 +9,8 @@
 pub mod api;
 pub mod frames;
 pub mod id;
+#[cfg(feature = "kdf")]
+pub mod kdf;
 pub mod version;
 
 pub use id::{AccountId, ChunkId, DeviceId, IdParseError, JobId, RequestId, SnapshotId, VaultId};

@@ -6,9 +6,10 @@
 //! password never reaches a server, and the password alone recovers
 //! everything after a lost PC.
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use cairn_proto::kdf::{self, Cost};
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use cairn_proto::kdf::DerivedKeys;
 
 use crate::error::{Error, Result};
 
@@ -30,49 +31,39 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// Defaults (m = 64 MiB, t = 3, p = 1) with a fresh random 16-byte salt.
+    /// The shared defaults ([`cairn_proto::kdf`]: m = 64 MiB, t = 3, p = 1)
+    /// with a fresh random 16-byte salt.
     pub fn generate() -> Self {
+        let cost = Cost::default();
         Self {
-            algorithm: "argon2id".into(),
-            memory_kib: 64 * 1024,
-            iterations: 3,
-            parallelism: 1,
-            salt: rand::random::<[u8; 16]>().to_vec(),
+            algorithm: kdf::ALGORITHM.into(),
+            memory_kib: cost.memory_kib,
+            iterations: cost.iterations,
+            parallelism: cost.parallelism,
+            salt: kdf::generate_salt(),
         }
     }
 
     /// Derives the login and wrap keys from `password`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Format`] for an unknown algorithm or parameters argon2id
+    /// refuses.
     pub fn derive(&self, password: &[u8]) -> Result<DerivedKeys> {
-        if self.algorithm != "argon2id" {
+        if self.algorithm != kdf::ALGORITHM {
             return Err(Error::Format(format!(
                 "unknown key derivation {:?}",
                 self.algorithm
             )));
         }
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(64))
-            .map_err(|e| Error::Format(format!("invalid argon2id parameters: {e}")))?;
-        let mut out = [0u8; 64];
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(password, &self.salt, &mut out)
-            .map_err(|e| Error::Format(format!("argon2id failed: {e}")))?;
-        let mut keys = DerivedKeys {
-            login: [0; 32],
-            wrap: [0; 32],
+        let cost = Cost {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
         };
-        keys.login.copy_from_slice(&out[..32]);
-        keys.wrap.copy_from_slice(&out[32..]);
-        out.zeroize();
-        Ok(keys)
+        kdf::derive(password, &self.salt, cost).map_err(|e| Error::Format(e.to_string()))
     }
-}
-
-/// The two keys derived from a password; wiped from memory on drop.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct DerivedKeys {
-    /// Proves knowledge of the password to a server.
-    pub login: [u8; 32],
-    /// Seals vault keys; never sent anywhere.
-    pub wrap: [u8; 32],
 }
 
 #[cfg(test)]
@@ -101,6 +92,7 @@ mod tests {
 
     #[test]
     fn matches_the_argon2_reference_output() {
+        use argon2::{Algorithm, Argon2, Params, Version};
         // Independent computation through argon2's own 64-byte output API.
         let p = KdfParams {
             salt: b"somesaltsomesalt".to_vec(),
@@ -123,9 +115,9 @@ mod tests {
     fn bad_parameters_are_errors() {
         let mut p = cheap();
         p.algorithm = "scrypt".into();
-        assert!(p.derive(b"x").is_err());
+        assert!(matches!(p.derive(b"x"), Err(Error::Format(m)) if m.contains("scrypt")));
         let mut p = cheap();
         p.memory_kib = 1;
-        assert!(p.derive(b"x").is_err());
+        assert!(matches!(p.derive(b"x"), Err(Error::Format(m)) if m.contains("argon2id")));
     }
 }
