@@ -15,23 +15,12 @@
 //! but a sweep that missed a node would leave a copy that repair copies
 //! back everywhere (a chunk is gone only once every copy is).
 
-use serde::{Deserialize, Serialize};
 
+pub use crate::answer::Swept;
 use crate::peers::Peers;
 use crate::placement::{NodeId, Placement};
 use crate::{ChunkKey, Error, Result};
 use cairn_proto::{ChunkId, VaultId};
-
-/// What a sweep did with one copy of a chunk on one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Swept {
-    /// The node had no copy.
-    Absent,
-    /// The copy was older than the cutoff and is deleted.
-    Deleted,
-    /// The copy was touched at or after the cutoff and is kept.
-    Kept,
-}
 
 /// What a sweep did over the cluster.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -354,6 +343,9 @@ mod tests {
         let want: Vec<ChunkId> = (0..50).map(|i| key(i).chunk).collect();
         assert_eq!(got, want);
         peers.set_down(3, true);
-        assert!(list(&*peers, &p, VAULT, None, 16).is_err());
+        assert!(matches!(
+            list(&*peers, &p, VAULT, None, 16),
+            Err(Error::Unreachable { .. })
+        ));
     }
 }

@@ -4,7 +4,7 @@
 //! A chunk is addressed by [`ChunkKey`] = `vault_id || chunk_id`, so a vault
 //! is the unit of deduplication and one vault's chunks are contiguous on disk.
 //! Values are opaque sealed bytes: the store never sees plaintext. Beside each
-//! value the store keeps a small [`ChunkMeta`] record (size, CRC-32C of the
+//! value the store keeps a small [`ChunkMeta`] record (size, CRC-32 (IEEE) of the
 //! sealed bytes, last-touched time) so it can verify what it reads before it
 //! hands it out, and so garbage collection and repair can work on metadata
 //! alone.
@@ -21,6 +21,7 @@
 //! [`gc`] (listing and sweeping a live vault's unreferenced chunks).
 #![warn(missing_docs)]
 
+mod answer;
 pub mod bucket;
 mod error;
 pub mod gc;

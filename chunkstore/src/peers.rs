@@ -11,27 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use cairn_proto::{ChunkId, VaultId};
 
+pub use crate::answer::{Fetched, Swept};
 use crate::bucket::{Listed, NodeDigests};
-use crate::gc::Swept;
 use crate::placement::{NodeId, Placement};
 use crate::{ChunkKey, PutMode, Result, RocksStore};
-
-/// One chunk as a node returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fetched {
-    /// The node does not have it.
-    Absent,
-    /// The node has a copy that fails its checksum.
-    Corrupt,
-    /// The sealed bytes and the CRC-32 the node computed over them; the
-    /// reader checks the CRC again after the transfer.
-    Found {
-        /// CRC-32 of `bytes`.
-        crc32: u32,
-        /// The sealed bytes.
-        bytes: Vec<u8>,
-    },
-}
 
 /// What a push (node-to-node copy) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -536,3 +536,139 @@ mod tests {
         assert!(peers.has(1, &orphan), "nor deleted by repair");
     }
 }
+
+/// `plan` over plain listings: no stores, no threads, no peers.
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use cairn_proto::{ChunkId, VaultId};
+    use proptest::prelude::*;
+
+    const KNOWN: VaultId = VaultId([1; 16]);
+    const UNKNOWN: VaultId = VaultId([2; 16]);
+
+    fn key(vault: VaultId, i: u8) -> ChunkKey {
+        ChunkKey::new(vault, ChunkId([i; 32]))
+    }
+
+    fn listed(key: ChunkKey, crc32: u32) -> Listed {
+        Listed {
+            key,
+            crc32,
+            size: 10,
+        }
+    }
+
+    fn placement(active: Vec<NodeId>, replicas: u8) -> Placement {
+        Placement {
+            active,
+            draining: Vec::new(),
+            replicas: BTreeMap::from([(KNOWN, replicas)]),
+        }
+    }
+
+    #[test]
+    fn copies_go_from_an_owner_with_the_canonical_copy_to_owners_lacking_it() {
+        let p = placement(vec![1, 2, 3], 3);
+        let k = key(KNOWN, 7);
+        let owners = p.owners(&k);
+        // The first owner has a good copy, the second a different one, the
+        // third none: both of the others get the first owner's copy.
+        let listings = vec![
+            (owners[0], vec![listed(k, 100)]),
+            (owners[1], vec![listed(k, 999)]),
+        ];
+        let plan = plan(&p, &listings, &[]);
+        let targets: Vec<(NodeId, NodeId)> = plan.copies.keys().copied().collect();
+        assert_eq!(targets, {
+            let mut t = vec![(owners[0], owners[1]), (owners[0], owners[2])];
+            t.sort_unstable();
+            t
+        });
+        assert_eq!(plan.short_anyway, 0);
+        assert!(plan.moves.is_empty());
+    }
+
+    #[test]
+    fn a_down_owner_gets_no_copy_and_blocks_stray_deletion() {
+        let p = placement(vec![1, 2, 3, 4], 2);
+        let k = key(KNOWN, 9);
+        let owners = p.owners(&k);
+        let stray = (1..=4).find(|n| !owners.contains(n)).unwrap();
+        let listings = vec![(owners[0], vec![listed(k, 5)]), (stray, vec![listed(k, 5)])];
+        let plan = plan(&p, &listings, &[owners[1]]);
+        assert!(plan.copies.is_empty(), "no copy to a down node");
+        assert_eq!(plan.short_anyway, 1);
+        assert!(plan.moves.is_empty(), "the stray is the only spare copy");
+    }
+
+    #[test]
+    fn chunks_of_unknown_vaults_are_left_alone() {
+        let p = placement(vec![1, 2], 2);
+        let listings = vec![(1, vec![listed(key(UNKNOWN, 3), 1)])];
+        let plan = plan(&p, &listings, &[]);
+        assert!(plan.copies.is_empty() && plan.moves.is_empty());
+        assert_eq!(plan.short_anyway, 0);
+    }
+
+    proptest! {
+        /// For any holdings, the plan's copies (done) leave every owner that
+        /// is up with the canonical copy; copies come from holders of the
+        /// canonical copy and never go to a down node or to a node that
+        /// already has it; strays are only ever non-owners, and only
+        /// deleted when no owner is down.
+        #[test]
+        fn plan_heals_what_can_be_healed(
+            nodes in 2u64..6,
+            replicas in 1u8..4,
+            holdings in proptest::collection::vec(
+                (0u8..12, 1u64..6, 0u32..3), 0..40),
+            down_mask in 0u8..32,
+        ) {
+            let active: Vec<NodeId> = (1..=nodes).collect();
+            let p = placement(active.clone(), replicas);
+            let down: Vec<NodeId> = active.iter().copied()
+                .filter(|n| down_mask & (1 << (n - 1)) != 0).collect();
+            let mut by_node: BTreeMap<NodeId, BTreeMap<ChunkKey, u32>> = BTreeMap::new();
+            for (i, node, crc) in holdings {
+                if node <= nodes {
+                    by_node.entry(node).or_default().insert(key(KNOWN, i), crc);
+                }
+            }
+            let listings: Vec<(NodeId, Vec<Listed>)> = by_node.iter()
+                .map(|(n, m)| (*n, m.iter().map(|(k, c)| listed(*k, *c)).collect()))
+                .collect();
+            let plan = plan(&p, &listings, &down);
+
+            let crc_on = |n: NodeId, k: &ChunkKey| by_node.get(&n).and_then(|m| m.get(k)).copied();
+            let mut after = by_node.clone();
+            for ((src, dst), keys) in &plan.copies {
+                prop_assert!(!down.contains(dst));
+                for k in keys {
+                    let owners = p.owners(k);
+                    prop_assert!(owners.contains(dst));
+                    let canonical = owners.iter().find_map(|&o| crc_on(o, k))
+                        .or_else(|| by_node.iter().find_map(|(_, m)| m.get(k).copied()));
+                    prop_assert_eq!(crc_on(*src, k), canonical, "source holds the canonical copy");
+                    prop_assert_ne!(crc_on(*dst, k), canonical, "target lacked it");
+                    after.entry(*dst).or_default().insert(*k, canonical.unwrap());
+                }
+            }
+            let keys: BTreeSet<ChunkKey> = by_node.values().flat_map(|m| m.keys().copied()).collect();
+            for k in &keys {
+                let owners = p.owners(k);
+                let canonical = owners.iter().find_map(|&o| crc_on(o, k))
+                    .or_else(|| by_node.iter().find_map(|(_, m)| m.get(k).copied()));
+                for o in owners.iter().filter(|o| !down.contains(o)) {
+                    prop_assert_eq!(after.get(o).and_then(|m| m.get(k)).copied(), canonical);
+                }
+            }
+            for (k, strays) in &plan.moves {
+                let owners = p.owners(k);
+                prop_assert!(strays.iter().all(|s| !owners.contains(s)));
+                let canonical = owners.iter().find_map(|&o| crc_on(o, k));
+                prop_assert!(owners.iter().all(|o| !down.contains(o) || crc_on(*o, k) == canonical));
+            }
+        }
+    }
+}

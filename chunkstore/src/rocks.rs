@@ -25,8 +25,7 @@ use rocksdb::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::gc::Swept;
-use crate::peers::Fetched;
+use crate::answer::{Fetched, Swept};
 use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 
 const CF_CHUNKS: &str = "chunks";

@@ -170,8 +170,15 @@ mod tests {
             decode_migrating::<(u8, u8), Old>("t", 2, 2, &newer),
             Err(ConsensusError::UnsupportedFormat { found: 3, .. })
         ));
-        assert!(decode_migrating::<(u8, u8), Old>("t", 2, 2, &[1, 5, 6]).is_err());
-        assert!(decode_migrating::<(u8, u8), Old>("t", 2, 2, &[]).is_err());
+        // Format 1 is one byte: a trailing byte is refused, not ignored.
+        assert!(matches!(
+            decode_migrating::<(u8, u8), Old>("t", 2, 2, &[1, 5, 6]),
+            Err(ConsensusError::Decode { what: "t", .. })
+        ));
+        assert!(matches!(
+            decode_migrating::<(u8, u8), Old>("t", 2, 2, &[]),
+            Err(ConsensusError::Corrupt { what: "t", .. })
+        ));
     }
 
     #[test]
@@ -193,6 +200,9 @@ mod tests {
         // A string claiming to be 2^62 bytes long must not allocate.
         let mut huge = vec![1u8];
         huge.extend_from_slice(&(1u64 << 62).to_le_bytes());
-        assert!(decode::<String>("t", 1, &huge).is_err());
+        assert!(matches!(
+            decode::<String>("t", 1, &huge),
+            Err(ConsensusError::Decode { .. })
+        ));
     }
 }

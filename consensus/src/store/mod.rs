@@ -229,7 +229,13 @@ mod tests {
             .map(|k| key_index(k).expect("8 bytes"))
             .collect();
         assert_eq!(back, vec![0, 2, 255, 256, 300, 1 << 40]);
-        assert!(key_index(&[1, 2, 3]).is_err());
+        assert!(matches!(
+            key_index(&[1, 2, 3]),
+            Err(ConsensusError::Corrupt {
+                what: "log key",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -269,9 +275,15 @@ mod tests {
         };
         assert!(log.blocking_append([entry.clone()]).await.is_err());
         assert!(log.is_poisoned() && sm.is_poisoned());
-        assert!(log.read_vote().await.is_err(), "reads refuse too");
-        assert!(log.save_vote(&vote).await.is_err());
-        assert!(sm.apply([entry]).await.is_err());
+        // Every later operation is refused as poisoned, not tried again.
+        let poisoned =
+            |e: openraft::StorageError<crate::types::NodeId>| e.to_string().contains("poisoned");
+        assert!(
+            log.read_vote().await.is_err_and(poisoned),
+            "reads refuse too"
+        );
+        assert!(log.save_vote(&vote).await.is_err_and(poisoned));
+        assert!(sm.apply([entry]).await.is_err_and(poisoned));
     }
 
     #[test]
