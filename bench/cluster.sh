@@ -2,7 +2,7 @@
 # Backups to a cairnd cluster vs a local vault, on loopback, same data, same run.
 # See bench/README.md ("Cluster").
 #
-# usage: bench/cluster.sh DATA_DIR        (e.g. /work/bench-data/big)
+# usage: bench/cluster.sh DATA_DIR        (e.g. ~/bench-data/big)
 #
 # Measures, each from a cold page cache of the vault side:
 #   local    backup and restore with a local-disk vault

@@ -2,7 +2,6 @@
 # The test command: installs missing system packages, then runs every test
 # of the workspace (unit, property, integration with the real binaries) and
 # ends with one summary line over all test binaries.
-# Long soak and fault-injection runs stay behind CAIRN_LONG_TESTS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
