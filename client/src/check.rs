@@ -5,9 +5,10 @@
 //! present. `--read-data` additionally reads every stored chunk, verifies its
 //! store checksum and AEAD tag, decompresses it and re-hashes it against its
 //! id, in parallel; damaged chunks are then mapped back to the files that
-//! use them so the report names what a restore would lose. An account
-//! vault cannot list its chunks, so there `--read-data` fetches and
-//! verifies every chunk the snapshots reference, in parallel batches.
+//! use them so the report names what a restore would lose. Where reads are
+//! network round trips ([`crate::vault::Backend::batches_reads`], an
+//! account vault), `--read-data` instead fetches and verifies every chunk
+//! the snapshots reference, in parallel batches.
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -15,10 +16,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use cairn_proto::api::{FinishJob, JobStatus};
 use cairn_proto::ChunkId;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::jobs::JobOutcome;
 use crate::tree::Kind;
 use crate::vault::{BlobReader, Vault};
 
@@ -44,10 +47,37 @@ impl CheckReport {
     }
 }
 
+impl JobOutcome for CheckReport {
+    /// Failed when a problem was found.
+    fn job_end(&self) -> FinishJob {
+        let clean = self.is_clean();
+        let mut log = format!(
+            "{} snapshots, {} trees, {} chunks read",
+            self.snapshots, self.trees, self.chunks_read
+        );
+        for p in &self.problems {
+            log.push('\n');
+            log.push_str(p);
+        }
+        FinishJob {
+            status: if clean {
+                JobStatus::Succeeded
+            } else {
+                JobStatus::Failed
+            },
+            files: 0,
+            bytes: 0,
+            error: (!clean).then(|| format!("{} problem(s)", self.problems.len())),
+            log,
+        }
+    }
+}
+
 /// Checks `vault`; `read_data` also verifies every chunk's contents.
 pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let mut bad: HashSet<ChunkId> = if read_data && vault.remote().is_none() {
+    let listed = !vault.backend().batches_reads();
+    let mut bad: HashSet<ChunkId> = if read_data && listed {
         verify_all(vault, &mut report, done)?
     } else {
         HashSet::new()
@@ -97,9 +127,10 @@ pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckRepo
     let mut ids: Vec<ChunkId> = files.iter().flat_map(|(_, c)| c.iter().copied()).collect();
     ids.sort_unstable();
     ids.dedup();
-    if read_data && vault.remote().is_some() {
-        // An account vault cannot list its chunks: verify every chunk the
-        // snapshots reference (trees were verified by the walk).
+    if read_data && !listed {
+        // Reading every stored chunk over the network would cost more than
+        // the snapshots need: verify every chunk they reference (trees were
+        // verified by the walk).
         bad = verify_ids(vault, &ids, &mut report, done)?;
     }
     let unchecked: Vec<ChunkId> = ids.into_iter().filter(|id| !bad.contains(id)).collect();
@@ -138,8 +169,8 @@ fn verify_ids(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // An account vault's workers mostly wait on the network.
-    let threads = if vault.remote().is_some() {
+    // Workers of a batched backend mostly wait on the network.
+    let threads = if vault.backend().batches_reads() {
         2 * cores + 2
     } else {
         cores
@@ -193,12 +224,66 @@ fn verify_all(
     report: &mut CheckReport,
     done: &AtomicU64,
 ) -> Result<HashSet<ChunkId>> {
-    let mut ids = vec![];
-    vault
-        .store()?
-        .for_each_meta(vault.config().vault_id, &mut |id, _| {
-            ids.push(id);
-            Ok(())
-        })?;
+    let ids: Vec<ChunkId> = vault
+        .backend()
+        .list_chunks()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     verify_ids(vault, &ids, report, done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault, store_raw};
+
+    /// The id of a file at most the chunker's minimum long (one chunk).
+    fn data_chunk(vault: &Vault, data: &[u8]) -> ChunkId {
+        vault.codec().id(data)
+    }
+
+    #[test]
+    fn a_sound_vault_is_clean_and_a_damaged_or_missing_chunk_names_its_file() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        // Files below the chunker's minimum are one chunk: their id is known.
+        let victim = pseudo_random(1000, 1);
+        let gone = pseudo_random(1000, 2);
+        fs::write(src.path().join("victim"), &victim).unwrap();
+        fs::write(src.path().join("gone"), &gone).unwrap();
+        fs::write(src.path().join("bystander"), pseudo_random(1000, 3)).unwrap();
+        backup_dir(&vault, src.path());
+        let clean = run(&vault, true, &AtomicU64::new(0)).unwrap();
+        assert!(clean.is_clean(), "{:?}", clean.problems);
+        assert_eq!(clean.snapshots, 1);
+        assert!(clean.trees >= 2, "the root and the source directory");
+        assert!(clean.chunks_read >= 3);
+
+        store_raw(&vault, data_chunk(&vault, &victim), vec![0; 64]);
+        vault
+            .backend()
+            .delete_chunks(&[data_chunk(&vault, &gone)], None)
+            .unwrap();
+        let report = run(&vault, true, &AtomicU64::new(0)).unwrap();
+        assert!(!report.is_clean());
+        let files = report.damaged_files.join("\n");
+        assert!(
+            files.contains("/victim") && files.contains("/gone"),
+            "{files}"
+        );
+        assert!(!files.contains("bystander"), "{files}");
+        assert!(report.problems.iter().any(|p| p.contains("is missing")));
+        // Without --read-data only the missing chunk is noticed.
+        let structural = run(&vault, false, &AtomicU64::new(0)).unwrap();
+        assert_eq!(
+            structural.damaged_files.len(),
+            1,
+            "{:?}",
+            structural.problems
+        );
+        assert_eq!(structural.chunks_read, 0);
+    }
 }

@@ -181,12 +181,12 @@ mod tests {
             min_size: 8,
             ..Default::default()
         };
-        assert!(bad.validate().is_err());
+        assert!(matches!(bad.validate(), Err(Error::Invalid(_))));
         let bad = ChunkerParams {
             min_size: 2 * 1024 * 1024,
             avg_size: 1024 * 1024,
             ..Default::default()
         };
-        assert!(bad.validate().is_err());
+        assert!(matches!(bad.validate(), Err(Error::Invalid(_))));
     }
 }

@@ -1,6 +1,6 @@
 //! The client core's error type. Each variant carries what a user needs to
-//! act, and [`Error::exit_code`] maps it onto the CLI's exit codes
-//! (DESIGN.md §9: 1 error, 3 wrong password, 4 data integrity).
+//! act and is a kind a caller can match; `cairn` maps the kinds onto its
+//! exit codes (DESIGN.md §9: 1 error, 3 wrong password, 4 data integrity).
 
 use std::io;
 use std::path::Path;
@@ -71,16 +71,25 @@ pub enum Error {
     /// No node of the cluster could be reached.
     #[error("{0}")]
     Network(String),
+    /// A backup's job could not be recorded, so the backup did not run:
+    /// without a running job a concurrent prune could delete chunks the
+    /// backup reuses.
+    #[error(
+        "could not record the backup job, so nothing was backed up (without a running job a \
+         concurrent prune could delete chunks the backup reuses); retry when the cluster \
+         answers: {0}"
+    )]
+    JobNotRecorded(Box<Error>),
 }
 
 impl Error {
-    /// The `cairn` process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::WrongPassword | Error::Auth(_) => 3,
-            Error::Integrity(_) | Error::Store(cairn_chunkstore::Error::Corrupt { .. }) => 4,
-            _ => 1,
-        }
+    /// Whether stored data is missing, damaged or tampered with (what
+    /// `cairn` reports with exit code 4, and restore counts as damaged).
+    pub fn is_damaged_data(&self) -> bool {
+        matches!(
+            self,
+            Error::Integrity(_) | Error::Store(cairn_chunkstore::Error::Corrupt { .. })
+        )
     }
 
     /// An IO error with the action and path that failed.

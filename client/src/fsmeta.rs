@@ -31,13 +31,6 @@ pub fn kind_of(meta: &Metadata) -> Option<Kind> {
     }
 }
 
-fn time(sec: i64, nsec: i64) -> Time {
-    Time {
-        sec,
-        nsec: nsec.clamp(0, 999_999_999) as u32,
-    }
-}
-
 /// An entry for `name` with the metadata of `meta` (content and subtree
 /// left empty for the caller to fill).
 pub fn entry_from(name: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
@@ -47,8 +40,8 @@ pub fn entry_from(name: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
-        mtime: time(meta.mtime(), meta.mtime_nsec()),
-        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        mtime: Time::of(meta.mtime(), meta.mtime_nsec()),
+        ctime: Time::of(meta.ctime(), meta.ctime_nsec()),
         inode: meta.ino(),
         device: meta.dev(),
         links: meta.nlink(),
@@ -63,15 +56,6 @@ pub fn entry_from(name: Vec<u8>, kind: Kind, meta: &Metadata) -> Entry {
         content: vec![],
         subtree: None,
     }
-}
-
-/// Whether a file still looks as it did when `entry` was taken: same size,
-/// modification and change times, and inode.
-pub fn unchanged(entry: &Entry, meta: &Metadata) -> bool {
-    entry.size == meta.len()
-        && entry.mtime == time(meta.mtime(), meta.mtime_nsec())
-        && entry.ctime == time(meta.ctime(), meta.ctime_nsec())
-        && entry.inode == meta.ino()
 }
 
 /// Extended attributes of `path`, sorted by name: of the link itself, or

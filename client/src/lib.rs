@@ -2,9 +2,16 @@
 //! CLI a thin layer on top (`main.rs`).
 //!
 //! Data flows `backup` → [`chunker`] → [`blob`] (id, compress, seal) →
-//! [`vault`] (chunk store + snapshot records), and back through [`restore`].
+//! [`vault`] (config, keys and a [`vault::Backend`]: a local directory, an
+//! account vault on a cluster, or memory) and back through [`restore`].
 //! [`tree`], [`blob`], [`snapshot`] and [`crypto`] are the formats (see
 //! `docs/FORMATS.md`); they are pure and tested without any IO.
+//!
+//! Layers, each using only those after it: [`items`] (protected items) →
+//! the commands ([`backup`], [`restore`], [`check`], [`ls`], [`forget`],
+//! [`prune`]) → [`jobs`] (an account's job log) → [`vault`] → [`remote`]
+//! (the API client of a cluster) → the formats. The `cairn` binary adds
+//! arguments, passwords, progress and output; exit codes are its policy.
 #![warn(missing_docs)]
 
 pub mod backup;
@@ -13,7 +20,10 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod fsmeta;
+pub mod items;
+pub mod jobs;
 pub mod ls;
 pub mod prune;
 pub mod remote;
@@ -24,5 +34,11 @@ pub mod source;
 pub mod tree;
 pub mod vault;
 
+pub use backup::{BackupOptions, BackupReport};
+pub use check::CheckReport;
 pub use error::{Error, Result};
-pub use vault::Vault;
+pub use forget::ForgetReport;
+pub use jobs::{CancelToken, JobLog};
+pub use prune::PruneReport;
+pub use restore::{RestoreOptions, RestoreReport};
+pub use vault::{Backend, Vault};

@@ -1,7 +1,8 @@
-//! Forgetting snapshots and pruning the chunks no snapshot uses.
+//! Pruning: deleting the chunks no snapshot uses (after [`crate::forget`]
+//! removed records).
 //!
-//! `forget` only removes snapshot records; `prune` then deletes every chunk
-//! that no remaining snapshot reaches. For an account vault the sweep is
+//! `prune` deletes every chunk that no remaining snapshot reaches. For an
+//! account vault the sweep is
 //! the server's `chunks/delete`, run as the device's prune job: the server
 //! refuses it while a backup runs on the vault and keeps any chunk touched
 //! (uploaded, or found present by a backup's dedup check) after the job
@@ -13,65 +14,23 @@
 //! snapshot cannot be read, prune stops before deleting anything rather than
 //! trust an incomplete live set.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
+use std::time::Duration;
 
-use cairn_proto::{ChunkId, JobId, SnapshotId};
+use cairn_proto::api::{FinishJob, JobKind, JobStatus};
+use cairn_proto::{ChunkId, JobId};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::retention::{self, KeepPolicy};
-use crate::snapshot::SnapshotRecord;
+use crate::jobs::{JobLog, JobOutcome};
 use crate::vault::Vault;
 
-/// What `forget` decided.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ForgetReport {
-    /// Snapshots kept.
-    pub kept: Vec<SnapshotId>,
-    /// Snapshots forgotten (or that would be, with `dry_run`).
-    pub forgotten: Vec<SnapshotId>,
-}
-
-/// Applies `policy` to each group of snapshots (same device, and same item
-/// or, without one, same paths) and removes the records it does not keep.
-pub fn forget(vault: &Vault, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport> {
-    let mut groups: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
-    for snap in vault.snapshots()? {
-        let what = match &snap.item {
-            Some(item) => format!("item {item}"),
-            None => snap.open_meta(vault.keys())?.paths.join("\n"),
-        };
-        groups
-            .entry((snap.device.clone(), what))
-            .or_default()
-            .push(snap);
-    }
-    let mut report = ForgetReport::default();
-    for snaps in groups.values() {
-        let times: Vec<i64> = snaps
-            .iter()
-            .map(|s| {
-                humantime::parse_rfc3339(&s.time)
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs() as i64)
-            })
-            .collect();
-        for (snap, keep) in snaps.iter().zip(retention::keep(&times, policy)) {
-            if keep {
-                report.kept.push(snap.id);
-            } else {
-                report.forgotten.push(snap.id);
-            }
-        }
-    }
-    if !dry_run {
-        for id in &report.forgotten {
-            vault.forget_snapshot(*id)?;
-        }
-    }
-    Ok(report)
-}
+/// How many times [`run`] marks again when a concurrent backup makes the
+/// server refuse its sweep.
+pub const PRUNE_ATTEMPTS: u32 = 4;
+/// Wait before marking again: longer than the server's clock-skew margin
+/// around a backup's end (5 s).
+pub const PRUNE_RETRY: Duration = Duration::from_secs(6);
 
 /// What `prune` found and removed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -111,42 +70,132 @@ pub fn prune(vault: &Vault, dry_run: bool, job: Option<JobId>) -> Result<PruneRe
         }
     }
     report.live_chunks = live.len() as u64;
-    if let Some(remote) = vault.remote() {
-        let dead: Vec<ChunkId> = remote
-            .list()?
-            .into_iter()
-            .filter(|id| !live.contains(id))
-            .collect();
-        report.deleted_chunks = dead.len() as u64;
-        if !dry_run && !dead.is_empty() {
-            let job = job.ok_or_else(|| {
-                Error::Invalid(
-                    "pruning an account vault needs its prune job in the job log, which could \
-                     not be recorded; nothing was deleted"
-                        .into(),
-                )
-            })?;
-            let swept = remote.sweep(job, &dead)?;
-            report.deleted_chunks = swept.deleted;
-            report.kept_recently_used = swept.kept_recently_used;
-        }
-        return Ok(report);
-    }
-    let store = vault.store()?;
     let mut dead = vec![];
-    store.for_each_meta(vault.config().vault_id, &mut |id, meta| {
+    for (id, size) in vault.backend().list_chunks()? {
         if !live.contains(&id) {
-            dead.push(vault.key(id));
-            report.deleted_bytes += u64::from(meta.size);
+            dead.push(id);
+            report.deleted_bytes += size;
         }
-        Ok(())
-    })?;
+    }
     report.deleted_chunks = dead.len() as u64;
-    if !dry_run {
-        for batch in dead.chunks(1024) {
-            store.delete_batch(batch)?;
-        }
-        store.flush()?;
+    if !dry_run && !dead.is_empty() {
+        let swept = vault.backend().delete_chunks(&dead, job)?;
+        report.deleted_chunks = swept.deleted;
+        report.kept_recently_used = swept.kept_recently_used;
     }
     Ok(report)
+}
+
+/// Prunes `vault` as jobs of `log`. A backup that ran during the mark makes
+/// an account vault's server refuse the sweep ([`Error::Busy`]: its snapshot
+/// may be missing from the marked set), so the prune marks again under a
+/// new job, up to [`PRUNE_ATTEMPTS`] times, [`PRUNE_RETRY`] apart; before
+/// each wait `retrying` hears why.
+///
+/// # Errors
+///
+/// [`Error::Busy`] once the attempts are used up, or the prune's error.
+pub fn run(
+    vault: &Vault,
+    dry_run: bool,
+    log: &JobLog<'_>,
+    mut retrying: impl FnMut(&str),
+) -> Result<PruneReport> {
+    let mut attempt = 1;
+    loop {
+        let job = log.start(JobKind::Prune)?;
+        let result = prune(vault, dry_run, job.id());
+        job.finish(&result);
+        match result {
+            Err(Error::Busy(why)) if attempt < PRUNE_ATTEMPTS => {
+                retrying(&format!(
+                    "{why}; marking again in {} s",
+                    PRUNE_RETRY.as_secs()
+                ));
+                std::thread::sleep(PRUNE_RETRY);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl JobOutcome for PruneReport {
+    fn job_end(&self) -> FinishJob {
+        FinishJob {
+            status: JobStatus::Succeeded,
+            files: 0,
+            bytes: self.deleted_bytes,
+            error: None,
+            log: format!(
+                "{} chunks deleted, {} kept (used again during the prune), {} live",
+                self.deleted_chunks, self.kept_recently_used, self.live_chunks
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::forget::{self, Selection};
+    use crate::jobs::CancelToken;
+    use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault};
+
+    #[test]
+    fn prune_deletes_only_what_no_snapshot_uses() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("kept"), pseudo_random(40_000, 1)).unwrap();
+        fs::write(src.path().join("old"), pseudo_random(40_000, 2)).unwrap();
+        let first = backup_dir(&vault, src.path());
+        fs::remove_file(src.path().join("old")).unwrap();
+        let second = backup_dir(&vault, src.path());
+
+        // Nothing is unreferenced while both snapshots exist.
+        let none = prune(&vault, false, None).unwrap();
+        assert_eq!((none.snapshots, none.deleted_chunks), (2, 0));
+
+        let ids = vec![first.snapshot.id.to_hex()];
+        forget::run(&vault, &Selection::Ids(ids), false).unwrap();
+        let stored = vault.backend().list_chunks().unwrap().len() as u64;
+        let dry = prune(&vault, true, None).unwrap();
+        assert!(dry.deleted_chunks > 0 && dry.deleted_bytes > 0, "{dry:?}");
+        assert_eq!(vault.backend().list_chunks().unwrap().len() as u64, stored);
+
+        let cancel = CancelToken::new();
+        let log = JobLog::new(None, vault.config().vault_id, &cancel, &|_| {});
+        let done = run(&vault, false, &log, |_| panic!("no retry")).unwrap();
+        assert_eq!(done.deleted_chunks, dry.deleted_chunks);
+        assert_eq!(done.live_chunks + done.deleted_chunks, stored);
+        let left = vault.backend().list_chunks().unwrap().len() as u64;
+        assert_eq!(left, done.live_chunks);
+        let check = crate::check::run(&vault, true, &AtomicU64::new(0)).unwrap();
+        assert!(check.is_clean(), "{:?}", check.problems);
+        assert_eq!(
+            vault.find_snapshot("latest").unwrap().id,
+            second.snapshot.id
+        );
+    }
+
+    #[test]
+    fn an_unreadable_tree_stops_prune_before_anything_is_deleted() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("f"), pseudo_random(10_000, 3)).unwrap();
+        let report = backup_dir(&vault, src.path());
+        vault
+            .backend()
+            .delete_chunks(&[report.snapshot.root], None)
+            .unwrap();
+        let stored = vault.backend().list_chunks().unwrap().len();
+        assert!(matches!(
+            prune(&vault, false, None),
+            Err(Error::Integrity(m)) if m.contains("missing")
+        ));
+        assert_eq!(vault.backend().list_chunks().unwrap().len(), stored);
+    }
 }

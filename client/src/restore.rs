@@ -32,9 +32,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use cairn_proto::api::{FinishJob, JobStatus};
+use cairn_proto::SnapshotId;
 use crossbeam_channel::{bounded, unbounded};
+use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
+use crate::jobs::JobOutcome;
 use crate::snapshot::SnapshotRecord;
 use crate::tree::{Entry, Kind, Tree};
 use crate::vault::{BlobReader, Prefetched, Vault};
@@ -58,8 +62,12 @@ pub struct RestoreOptions {
 }
 
 /// The outcome of a restore.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
+    /// The snapshot restored.
+    pub snapshot: SnapshotId,
+    /// The directory it was restored under.
+    pub target: PathBuf,
     /// Regular files written.
     pub files: u64,
     /// Directories created.
@@ -76,6 +84,41 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
     /// Wall time.
     pub seconds: f64,
+}
+
+impl JobOutcome for RestoreReport {
+    /// Failed when files could not be restored, warnings when metadata
+    /// could not be applied.
+    fn job_end(&self) -> FinishJob {
+        let lost = !self.damaged.is_empty() || !self.failed.is_empty();
+        let status = match (lost, self.warnings.is_empty()) {
+            (true, _) => JobStatus::Failed,
+            (false, false) => JobStatus::Warnings,
+            (false, true) => JobStatus::Succeeded,
+        };
+        let error = lost.then(|| {
+            format!(
+                "{} damaged and {} unwritable file(s) not restored",
+                self.damaged.len(),
+                self.failed.len()
+            )
+        });
+        let log = self
+            .damaged
+            .iter()
+            .chain(&self.failed)
+            .chain(&self.warnings)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        FinishJob {
+            status,
+            files: self.files,
+            bytes: self.bytes,
+            error,
+            log,
+        }
+    }
 }
 
 struct FileTask {
@@ -122,11 +165,15 @@ pub fn run(
         }
     }
 
-    let report = Mutex::new(RestoreReport::default());
+    let report = Mutex::new(RestoreReport {
+        snapshot: snapshot.id,
+        target: opts.target.clone(),
+        ..RestoreReport::default()
+    });
     let (tx, rx) = unbounded();
-    let remote = vault.remote().is_some();
+    let batched = vault.backend().batches_reads();
     let jobs = std::mem::take(&mut plan.jobs);
-    let units = if remote {
+    let units = if batched {
         plan.units(jobs)
     } else {
         jobs.into_iter().map(|j| vec![j]).collect()
@@ -142,7 +189,7 @@ pub fn run(
     let (ready_tx, ready_rx) = bounded::<(Vec<Job>, Prefetched)>(FETCHERS);
     let plan_ref = &plan;
     std::thread::scope(|s| {
-        if remote {
+        if batched {
             for _ in 0..FETCHERS {
                 let (rx, ready_tx) = (rx.clone(), ready_tx.clone());
                 s.spawn(move || {
@@ -174,7 +221,7 @@ pub fn run(
             });
         }
         drop(ready_rx);
-        if !remote {
+        if !batched {
             for unit in rx {
                 if ready_tx.send((unit, Prefetched::default())).is_err() {
                     break;
@@ -458,7 +505,7 @@ impl<'a> Plan<'a> {
             if !task.failed.swap(true, Ordering::SeqCst) {
                 if let Ok(mut r) = report.lock() {
                     let line = format!("{}: {e}", task.path.display());
-                    if e.exit_code() == 4 {
+                    if e.is_damaged_data() {
                         r.damaged.push(line);
                     } else {
                         r.failed.push(line);

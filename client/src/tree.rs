@@ -54,6 +54,17 @@ pub struct Time {
     pub nsec: u32,
 }
 
+impl Time {
+    /// A time from the seconds and nanoseconds a `stat` gives (nanoseconds
+    /// clamped into 0..10^9).
+    pub fn of(sec: i64, nsec: i64) -> Self {
+        Self {
+            sec,
+            nsec: nsec.clamp(0, 999_999_999) as u32,
+        }
+    }
+}
+
 /// One named object in a directory, with its full metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -283,11 +294,17 @@ pub(crate) mod tests {
         let tree = Tree {
             entries: vec![entry(b"b", Kind::File), entry(b"a", Kind::File)],
         };
-        assert!(Tree::decode(&tree.encode().unwrap()).is_err());
+        assert!(matches!(
+            Tree::decode(&tree.encode().unwrap()),
+            Err(Error::Integrity(_))
+        ));
         let tree = Tree {
             entries: vec![entry(b"a", Kind::File), entry(b"a", Kind::File)],
         };
-        assert!(Tree::decode(&tree.encode().unwrap()).is_err());
+        assert!(matches!(
+            Tree::decode(&tree.encode().unwrap()),
+            Err(Error::Integrity(_))
+        ));
         let mut bytes = Tree::default().encode().unwrap();
         bytes[0] = TREE_FORMAT + 1;
         assert!(Tree::decode(&bytes)
@@ -296,7 +313,10 @@ pub(crate) mod tests {
             .contains("not supported"));
         let mut bytes = Tree::default().encode().unwrap();
         bytes.push(0);
-        assert!(Tree::decode(&bytes).is_err(), "trailing bytes");
+        assert!(
+            matches!(Tree::decode(&bytes), Err(Error::Format(_))),
+            "trailing bytes"
+        );
     }
 
     #[test]

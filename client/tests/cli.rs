@@ -301,13 +301,13 @@ fn a_corrupted_chunk_is_found_by_check_and_not_restored() {
         .iter()
         .any(|e| e["path"].as_str().unwrap().ends_with("/victim")));
     let victim = fs::read(src.join("victim")).unwrap();
-    let keys = run_json(&["debug", "keys", "--vault", v]);
+    let keys = debug_keys(v);
     let id_key: [u8; 32] = hex::decode(keys["chunk_id_key"].as_str().unwrap())
         .unwrap()
         .try_into()
         .unwrap();
     let id = blake3::keyed_hash(&id_key, &victim).to_hex().to_string();
-    let raw = run_expect(&["debug", "cat-raw", "--vault", v, &id], 0).stdout;
+    let raw = debug_expect(&["cat-raw", "--vault", v, &id]);
     assert!(
         flip_in_store(&vault.join("chunks"), &raw[40..72]),
         "the sealed bytes are somewhere in the store"
@@ -362,7 +362,9 @@ fn password_change_rewraps_keys_only() {
     init_vault(&vault);
     let v = vault.to_str().unwrap();
     run_expect(&["backup", "--vault", v, src.to_str().unwrap()], 0);
-    let keys_before = run_json(&["debug", "keys", "--vault", v]);
+    let keys_before = debug_keys(v);
+    // The raw keys are no subcommand of the production binary.
+    run_expect(&["debug", "keys", "--vault", v], 2);
 
     let out = cairn()
         .env("CAIRN_NEW_PASSWORD", "new secret")
@@ -375,9 +377,9 @@ fn password_change_rewraps_keys_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     run_expect(&["snapshots", "--vault", v], 3);
-    let out = cairn()
+    let out = cairn_debug()
         .env("CAIRN_PASSWORD", "new secret")
-        .args(["--json", "debug", "keys", "--vault", v])
+        .args(["keys", "--vault", v])
         .output()
         .unwrap();
     assert_eq!(
@@ -403,7 +405,7 @@ fn password_change_rewraps_keys_only() {
     );
 }
 
-/// Decodes a chunk from `debug cat-raw` with the AEAD rebuilt here from the
+/// Decodes a chunk from `cairn-debug cat-raw` with the AEAD rebuilt here from the
 /// primitives (not the client's own module), proving the documented format.
 #[test]
 fn sealed_chunks_follow_the_documented_format() {
@@ -417,7 +419,7 @@ fn sealed_chunks_follow_the_documented_format() {
     init_vault(&vault);
     let v = vault.to_str().unwrap();
     run_expect(&["backup", "--vault", v, src.to_str().unwrap()], 0);
-    let keys = run_json(&["debug", "keys", "--vault", v]);
+    let keys = debug_keys(v);
     let key = |k: &str| -> [u8; 32] {
         hex::decode(keys[k].as_str().unwrap())
             .unwrap()
@@ -426,7 +428,7 @@ fn sealed_chunks_follow_the_documented_format() {
     };
     let vault_id = hex::decode(keys["vault_id"].as_str().unwrap()).unwrap();
     let id = blake3::keyed_hash(&key("chunk_id_key"), &plain);
-    let sealed = run_expect(&["debug", "cat-raw", "--vault", v, &id.to_hex()], 0).stdout;
+    let sealed = debug_expect(&["cat-raw", "--vault", v, &id.to_hex()]);
 
     let (nonce, rest) = sealed.split_at(16);
     let (ct, tag) = rest.split_at(rest.len() - 16);

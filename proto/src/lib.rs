@@ -11,6 +11,7 @@ pub mod frames;
 pub mod id;
 #[cfg(feature = "kdf")]
 pub mod kdf;
+pub mod route;
 pub mod version;
 
 pub use id::{AccountId, ChunkId, DeviceId, IdParseError, JobId, RequestId, SnapshotId, VaultId};

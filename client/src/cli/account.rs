@@ -1,6 +1,7 @@
 //! Output of the account commands (login, devices, vaults, tiers, items,
-//! jobs): tables for people, one JSON document with `--json`. The work is
-//! done by `cairn_client::remote::Session`.
+//! jobs): tables for people, and the JSON views of records whose `--json`
+//! form leaves fields out or adds names. The work is done by
+//! `cairn_client::remote::Session`.
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -8,9 +9,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Result;
 use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::cli::progress::bytes;
+use super::progress::bytes;
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn when(ms: u64) -> String {
@@ -22,12 +23,31 @@ pub fn when(ms: u64) -> String {
 }
 
 /// A vault as JSON, without its sealed keys (opaque and long).
-pub fn vault_json(v: &VaultInfo) -> Value {
-    json!({
-        "id": v.id, "name": v.name, "tier": v.tier, "replicas": v.replicas,
-        "quota_bytes": v.quota_bytes, "used_bytes": v.used_bytes,
-        "created_at": v.created_at, "snapshots": v.snapshots,
-    })
+#[derive(Serialize)]
+pub struct VaultJson<'a> {
+    id: VaultId,
+    name: &'a str,
+    tier: &'a str,
+    replicas: u8,
+    quota_bytes: Option<u64>,
+    used_bytes: u64,
+    created_at: u64,
+    snapshots: u64,
+}
+
+impl<'a> From<&'a VaultInfo> for VaultJson<'a> {
+    fn from(v: &'a VaultInfo) -> Self {
+        Self {
+            id: v.id,
+            name: &v.name,
+            tier: &v.tier,
+            replicas: v.replicas,
+            quota_bytes: v.quota_bytes,
+            used_bytes: v.used_bytes,
+            created_at: v.created_at,
+            snapshots: v.snapshots,
+        }
+    }
 }
 
 /// Prints the account's vaults.
@@ -114,11 +134,28 @@ pub fn print_items(items: &[ItemInfo], names: &HashMap<VaultId, String>) {
 }
 
 /// An item as JSON, with its vault's name when known.
-pub fn item_json(i: &ItemInfo, names: &HashMap<VaultId, String>) -> Value {
-    json!({
-        "name": i.name, "paths": i.paths, "excludes": i.excludes, "vault": i.vault,
-        "vault_name": names.get(&i.vault), "updated_at": i.updated_at,
-    })
+#[derive(Serialize)]
+pub struct ItemJson<'a> {
+    name: &'a str,
+    paths: &'a [String],
+    excludes: &'a [String],
+    vault: VaultId,
+    vault_name: Option<&'a String>,
+    updated_at: u64,
+}
+
+impl<'a> ItemJson<'a> {
+    /// `i` with its vault's name from `names`.
+    pub fn new(i: &'a ItemInfo, names: &'a HashMap<VaultId, String>) -> Self {
+        Self {
+            name: &i.name,
+            paths: &i.paths,
+            excludes: &i.excludes,
+            vault: i.vault,
+            vault_name: names.get(&i.vault),
+            updated_at: i.updated_at,
+        }
+    }
 }
 
 /// Prints the job log, oldest first.

@@ -4,18 +4,25 @@
 //! its vault for a day (the server must take an unfinished backup for a live
 //! one). So `cairn` takes the two signals itself: they are blocked in every
 //! thread and one thread waits for them. When one arrives while a job is
-//! registered, the job is recorded as cancelled (waiting a few seconds at
-//! most), then the process exits with 128 + the signal number, as a shell
-//! expects. Stopping at any point is safe: every vault is crash-consistent
-//! (an interrupted backup leaves unreferenced chunks only, no snapshot).
+//! running (registered with the library's [`CancelToken`] by
+//! `JobLog::start`), the job is recorded as cancelled (waiting a few
+//! seconds at most), then the process exits with 128 + the signal number,
+//! as a shell expects. Stopping at any point is safe: every vault is
+//! crash-consistent (an interrupted backup leaves unreferenced chunks only,
+//! no snapshot).
 
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
-type Hook = Box<dyn FnOnce(&str) + Send>;
+use cairn_client::jobs::CancelToken;
 
-/// What to do on a signal: record the running job as cancelled.
-static ON_SIGNAL: Mutex<Option<Hook>> = Mutex::new(None);
+/// The running job a signal records as cancelled.
+static CANCEL: CancelToken = CancelToken::new();
+
+/// The token job logs register their running job with.
+pub fn cancel_token() -> &'static CancelToken {
+    &CANCEL
+}
 
 /// How long the job record may take before the process exits anyway.
 const RECORD_FOR: Duration = Duration::from_secs(5);
@@ -46,31 +53,17 @@ pub fn install() {
         } else {
             "SIGTERM"
         };
-        let hook = ON_SIGNAL.lock().ok().and_then(|mut h| h.take());
-        if let Some(hook) = hook {
+        if let Some(job) = CANCEL.take() {
             eprintln!("interrupted ({name}): recording the job as cancelled");
             let (done, wait) = mpsc::channel();
             std::thread::spawn(move || {
-                hook(name);
+                if let Err(e) = job.record(name) {
+                    eprintln!("warning: could not record the cancelled job: {e}");
+                }
                 let _ = done.send(());
             });
             let _ = wait.recv_timeout(RECORD_FOR);
         }
         std::process::exit(128 + signal);
     });
-}
-
-/// Runs `hook` (with the signal's name) if a signal arrives before
-/// [`clear`] is called.
-pub fn on_signal(hook: impl FnOnce(&str) + Send + 'static) {
-    if let Ok(mut h) = ON_SIGNAL.lock() {
-        *h = Some(Box::new(hook));
-    }
-}
-
-/// The job ended by itself: a signal now just exits.
-pub fn clear() {
-    if let Ok(mut h) = ON_SIGNAL.lock() {
-        *h = None;
-    }
 }

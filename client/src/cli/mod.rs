@@ -1,7 +1,15 @@
-//! Pieces of the `cairn` command line that are not backup logic: password
-//! input, progress display, and signals during account-vault jobs.
+//! The `cairn` command line around the `cairn_client` library: clap types
+//! ([`args`]), one function per command ([`commands`]), what is printed
+//! ([`output`], [`account`]), and the pieces that are not backup logic:
+//! opening vaults with their passwords ([`open`], [`password`]), progress
+//! display ([`progress`]) and signals during account-vault jobs
+//! ([`interrupt`]).
 
 pub mod account;
+pub mod args;
+pub mod commands;
 pub mod interrupt;
+pub mod open;
+pub mod output;
 pub mod password;
 pub mod progress;

@@ -192,7 +192,10 @@ mod tests {
             VaultSecrets::unwrap(vault, &[6; 32], &sealed),
             Err(Error::WrongPassword)
         ));
-        assert!(VaultSecrets::unwrap(VaultId::random(), &[5; 32], &sealed).is_err());
+        assert!(matches!(
+            VaultSecrets::unwrap(VaultId::random(), &[5; 32], &sealed),
+            Err(Error::WrongPassword)
+        ));
         // A local vault's keys-only blob is not an account vault's secrets
         // and vice versa: a clear format error, not garbage keys.
         let v1 = s.keys.wrap(vault, &[5; 32]);
@@ -231,6 +234,9 @@ mod tests {
             Err(Error::WrongPassword)
         ));
         // Bound to the vault: another vault id does not open it.
-        assert!(VaultKeys::unwrap(VaultId::random(), &[3; 32], &sealed).is_err());
+        assert!(matches!(
+            VaultKeys::unwrap(VaultId::random(), &[3; 32], &sealed),
+            Err(Error::WrongPassword)
+        ));
     }
 }

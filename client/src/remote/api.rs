@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_proto::api::{code, ErrorBody, PREFIX};
-use cairn_proto::RequestId;
+use cairn_proto::{route, RequestId};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -248,7 +248,8 @@ impl Api {
             let again = req.try_clone();
             match self.attempt(req, body.clone()) {
                 Err(Attempt::Fail(Error::RateLimited { retry_after, .. }))
-                    if !path.starts_with("/login") && std::time::Instant::now() < deadline =>
+                    if ![route::LOGIN, route::LOGIN_PARAMS].contains(&path)
+                        && std::time::Instant::now() < deadline =>
                 {
                     let Some(next) = again else {
                         return Err(Attempt::Retry("busy".into()));
@@ -424,12 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_map_to_exit_codes() {
+    fn error_codes_map_to_error_kinds() {
         let e = map_error(StatusCode::UNAUTHORIZED, body(code::LOGIN_FAILED), None);
-        assert_eq!(e.exit_code(), 3);
+        assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("wrong password"), "{e}");
         let e = map_error(StatusCode::UNAUTHORIZED, body(code::UNAUTHORIZED), None);
-        assert_eq!(e.exit_code(), 3);
+        assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("log in again"), "{e}");
         let e = map_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -437,7 +438,16 @@ mod tests {
             Some(30),
         );
         assert!(e.to_string().contains("retry in 30 s"), "{e}");
-        assert_eq!(e.exit_code(), 1);
+        assert!(
+            matches!(
+                e,
+                Error::RateLimited {
+                    retry_after: Some(30),
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let said = ErrorBody {
             code: code::RATE_LIMITED.into(),
             message: "too many failed logins; retry in 30 s".into(),
@@ -536,7 +546,7 @@ mod tests {
         let api = Api::new(std::slice::from_ref(&url), None, None).unwrap();
         let started = std::time::Instant::now();
         let v: serde_json::Value = api
-            .post("/vaults/x/chunks", &serde_json::json!({}))
+            .post(&route::path(route::CHUNKS, &["x"]), &serde_json::json!({}))
             .unwrap();
         assert_eq!(v["ok"], true);
         assert!(
@@ -546,7 +556,7 @@ mod tests {
         let (url, _) = serve(vec![busy()]);
         let api = Api::new(std::slice::from_ref(&url), None, None).unwrap();
         let err = api
-            .post::<_, serde_json::Value>("/login", &serde_json::json!({}))
+            .post::<_, serde_json::Value>(route::LOGIN, &serde_json::json!({}))
             .unwrap_err();
         assert!(matches!(err, Error::RateLimited { .. }), "{err}");
     }
@@ -565,11 +575,12 @@ mod tests {
         )]);
         let (good, good_seen) = serve(vec![ok(), ok()]);
         let api = Api::new(&[dead, busy, good.clone()], Some("tok".into()), None).unwrap();
-        let answer: serde_json::Value = api.post("/jobs", &serde_json::json!({"a": 1})).unwrap();
+        let answer: serde_json::Value =
+            api.post(route::JOBS, &serde_json::json!({"a": 1})).unwrap();
         assert_eq!(answer["ok"], true);
         assert_eq!(api.current_node(), good);
         // The next call starts at the node that answered.
-        let _: serde_json::Value = api.get("/account").unwrap();
+        let _: serde_json::Value = api.get(route::ACCOUNT).unwrap();
         let busy_heads = busy_seen.join().unwrap();
         let good_heads = good_seen.join().unwrap();
         let key = |h: &str| {
@@ -594,8 +605,8 @@ mod tests {
         )]);
         let (b, _b_seen) = serve(vec![]);
         let api = Api::new(&[a, b], None, None).unwrap();
-        let e = api.get::<serde_json::Value>("/account").unwrap_err();
-        assert_eq!(e.exit_code(), 3, "{e}");
+        let e = api.get::<serde_json::Value>(route::ACCOUNT).unwrap_err();
+        assert!(matches!(e, Error::Auth(_)), "{e}");
         assert_eq!(a_seen.join().unwrap().len(), 1);
     }
 }

@@ -209,6 +209,9 @@ mod tests {
             .unwrap(),
             Path::new("/home/a/.config/cairn/profile.json")
         );
-        assert!(profile_path(None, env(&[])).is_err());
+        assert!(matches!(
+            profile_path(None, env(&[])),
+            Err(Error::Invalid(_))
+        ));
     }
 }

@@ -6,7 +6,6 @@
 //! | [`api`] | blocking HTTP client: failover between nodes, idempotency keys, error codes → [`crate::Error`] |
 //! | [`session`] | login, account, devices, tiers, vaults, items, jobs, password change |
 //! | [`store`] | one vault's chunks (batched missing / upload / get) and snapshot records, tree cache |
-//! | [`upload`] | the backup's upload stage: batches, dedup against the vault, requests in flight |
 //!
 //! Which vault a `--vault V` names is decided by [`VaultRef::parse`]:
 //! anything that looks like a path, or a local vault directory, is a local
@@ -16,7 +15,6 @@ pub mod api;
 pub mod config;
 pub mod session;
 pub mod store;
-pub mod upload;
 
 use std::path::{Path, PathBuf};
 
@@ -75,19 +73,6 @@ pub fn check_vault_name(kind: &str, name: &str) -> crate::Result<()> {
     }
 }
 
-/// Percent-encodes one path segment (item names in URLs).
-pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +112,13 @@ mod tests {
             " pad",
             &"x".repeat(101),
         ] {
-            assert!(check_vault_name("vault", bad).is_err(), "{bad:?}");
+            assert!(
+                matches!(
+                    check_vault_name("vault", bad),
+                    Err(crate::Error::Invalid(_))
+                ),
+                "{bad:?}"
+            );
         }
         for good in ["photos", "my vault", "éte-2026", "a.b"] {
             check_vault_name("vault", good).unwrap();
@@ -136,12 +127,5 @@ mod tests {
                 VaultRef::Remote(_) | VaultRef::Local(_)
             ));
         }
-    }
-
-    #[test]
-    fn segments_are_escaped() {
-        assert_eq!(path_segment("home"), "home");
-        assert_eq!(path_segment("my item/x"), "my%20item%2Fx");
-        assert_eq!(path_segment("é"), "%C3%A9");
     }
 }

@@ -10,20 +10,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_proto::api::{
-    AccountInfo, CreateVault, DeviceInfo, FinishJob, ItemInfo, JobInfo, JobKind, JobStatus, Kdf,
-    LoginParamsRequest, LoginReply, LoginRequest, PasswordChange, PutItem, RenameDevice,
-    RewrappedKeys, StartJob, TierInfo, VaultInfo,
+    AccountInfo, CreateVault, DeviceInfo, ItemInfo, JobInfo, Kdf, LoginParamsRequest, LoginReply,
+    LoginRequest, PasswordChange, PutItem, RenameDevice, RewrappedKeys, TierInfo, VaultInfo,
 };
-use cairn_proto::{DeviceId, JobId, VaultId};
+use cairn_proto::{route, DeviceId, VaultId};
 
 use super::api::Api;
+use super::check_vault_name;
 use super::config::{Profile, PROFILE_FORMAT};
 use super::store::{cache_root, RemoteVault};
-use super::{check_vault_name, path_segment};
 use crate::chunker::ChunkerParams;
 use crate::crypto::{DerivedKeys, KdfParams, VaultKeys, VaultSecrets};
 use crate::error::{Error, Result};
-use crate::vault::Vault;
 
 /// Largest argon2id memory cost accepted from a server (2 GiB): a hostile
 /// server must not be able to make the client allocate without bound.
@@ -85,7 +83,7 @@ impl Session {
             opts.ca_file.as_deref(),
         )?;
         let kdf: Kdf = api.post(
-            "/login/params",
+            route::LOGIN_PARAMS,
             &LoginParamsRequest {
                 user: opts.user.clone(),
             },
@@ -108,7 +106,7 @@ impl Session {
         }
         let keys = derive(&kdf, password)?;
         let reply: LoginReply = api.post(
-            "/login",
+            route::LOGIN,
             &LoginRequest {
                 user: opts.user.clone(),
                 login_key: keys.login.to_vec(),
@@ -168,10 +166,10 @@ impl Session {
     /// Returns whether the server confirmed the revocation (the profile is
     /// removed either way; a token already refused counts as revoked).
     pub fn logout(self) -> Result<bool> {
-        let revoked = match self
-            .api
-            .post_empty::<DeviceInfo>(&format!("/devices/{}/revoke", self.profile.device))
-        {
+        let revoked = match self.api.post_empty::<DeviceInfo>(&route::path(
+            route::DEVICE_REVOKE,
+            &[&self.profile.device.to_string()],
+        )) {
             Ok(_) | Err(Error::Auth(_)) => true,
             Err(Error::Network(_)) => false,
             Err(e) => return Err(e),
@@ -182,7 +180,7 @@ impl Session {
 
     /// The account, and refreshes the profile's node list from it.
     pub fn account(&mut self) -> Result<AccountInfo> {
-        let info: AccountInfo = self.api.get("/account")?;
+        let info: AccountInfo = self.api.get(route::ACCOUNT)?;
         let nodes = merge_nodes(&self.profile.servers, &info.nodes);
         if nodes != self.profile.servers {
             self.profile.servers = nodes;
@@ -224,7 +222,7 @@ impl Session {
 
     /// The account's devices.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
-        self.api.get("/devices")
+        self.api.get(route::DEVICES)
     }
 
     /// Finds a device by id, unique id prefix or name.
@@ -254,24 +252,25 @@ impl Session {
     pub fn rename_device(&self, id: DeviceId, name: &str) -> Result<DeviceInfo> {
         check_vault_name("device", name)?;
         self.api.post(
-            &format!("/devices/{id}/rename"),
+            &route::path(route::DEVICE_RENAME, &[&id.to_string()]),
             &RenameDevice { name: name.into() },
         )
     }
 
     /// Revokes a device: its token stops working on every node.
     pub fn revoke_device(&self, id: DeviceId) -> Result<DeviceInfo> {
-        self.api.post_empty(&format!("/devices/{id}/revoke"))
+        self.api
+            .post_empty(&route::path(route::DEVICE_REVOKE, &[&id.to_string()]))
     }
 
     /// The tiers devices may request vaults from.
     pub fn tiers(&self) -> Result<Vec<TierInfo>> {
-        self.api.get("/tiers")
+        self.api.get(route::TIERS)
     }
 
     /// The account's vaults.
     pub fn vaults(&self) -> Result<Vec<VaultInfo>> {
-        self.api.get("/vaults")
+        self.api.get(route::VAULTS)
     }
 
     /// The account vault called `name`.
@@ -307,7 +306,7 @@ impl Session {
             zstd_level: req.zstd_level,
         };
         self.api.post(
-            "/vaults",
+            route::VAULTS,
             &CreateVault {
                 id,
                 name: req.name.clone(),
@@ -320,27 +319,28 @@ impl Session {
     /// Deletes the account vault called `name`.
     pub fn delete_vault(&self, name: &str) -> Result<VaultInfo> {
         let info = self.vault_by_name(name)?;
-        self.api.delete(&format!("/vaults/{}", info.id))?;
+        self.api
+            .delete(&route::path(route::VAULT, &[&info.id.to_string()]))?;
         Ok(info)
     }
 
-    /// Opens and unlocks the account vault called `name`.
-    pub fn open_vault(&mut self, name: &str, password: &[u8]) -> Result<Vault> {
-        let info = self.vault_by_name(name)?;
-        self.open_vault_info(info, password)
-    }
-
-    /// Opens and unlocks the account vault with id `id`.
-    pub fn open_vault_id(&mut self, id: VaultId, password: &[u8]) -> Result<Vault> {
-        let info = self
-            .vaults()?
+    /// The account vault with id `id`.
+    pub fn vault_by_id(&self, id: VaultId) -> Result<VaultInfo> {
+        self.vaults()?
             .into_iter()
             .find(|v| v.id == id)
-            .ok_or_else(|| Error::NotFound(format!("the account has no vault {id}")))?;
-        self.open_vault_info(info, password)
+            .ok_or_else(|| Error::NotFound(format!("the account has no vault {id}")))
     }
 
-    fn open_vault_info(&mut self, info: VaultInfo, password: &[u8]) -> Result<Vault> {
+    /// Unlocks the account vault `info` with the account password: its
+    /// storage handle, its unwrapped keys and parameters, and the
+    /// account's KDF parameters (`crate::Vault::open_account` assembles
+    /// them into a vault).
+    pub fn unlock_vault(
+        &mut self,
+        info: VaultInfo,
+        password: &[u8],
+    ) -> Result<(RemoteVault, VaultSecrets, KdfParams)> {
         let (account, keys) = self.keys(password)?;
         let secrets = VaultSecrets::unwrap(info.id, &keys.wrap, &info.wrapped_keys)?;
         let cache = cache_root(|k| std::env::var(k).ok());
@@ -348,16 +348,12 @@ impl Session {
         // detection.
         let state = self.path.parent().map(|d| d.join("seen"));
         let remote = RemoteVault::new(self.api.clone(), info, cache.as_deref(), state.as_deref());
-        Ok(Vault::from_remote(
-            remote,
-            secrets,
-            kdf_params(&account.kdf)?,
-        ))
+        Ok((remote, secrets, kdf_params(&account.kdf)?))
     }
 
     /// This device's protected items.
     pub fn items(&self) -> Result<Vec<ItemInfo>> {
-        self.api.get("/items")
+        self.api.get(route::ITEMS)
     }
 
     /// This device's item called `name`.
@@ -391,7 +387,7 @@ impl Session {
             .map(|p| crate::source::absolute(p).map(|a| a.to_string_lossy().into_owned()))
             .collect::<Result<Vec<_>>>()?;
         self.api.put(
-            &format!("/items/{}", path_segment(name)),
+            &route::path(route::ITEM, &[name]),
             &PutItem {
                 paths,
                 excludes: excludes.to_vec(),
@@ -402,42 +398,12 @@ impl Session {
 
     /// Removes a protected item (its snapshots stay).
     pub fn remove_item(&self, name: &str) -> Result<()> {
-        self.api.delete(&format!("/items/{}", path_segment(name)))
+        self.api.delete(&route::path(route::ITEM, &[name]))
     }
 
     /// The account's job log.
     pub fn jobs(&self) -> Result<Vec<JobInfo>> {
-        self.api.get("/jobs")
-    }
-
-    /// Records the start of a job; the returned id finishes it.
-    pub fn start_job(&self, kind: JobKind, vault: Option<VaultId>) -> Result<JobId> {
-        let id = JobId::random();
-        let _: JobInfo = self.api.post("/jobs", &StartJob { id, kind, vault })?;
-        Ok(id)
-    }
-
-    /// Records how a job ended.
-    pub fn finish_job(&self, id: JobId, finish: &FinishJob) -> Result<()> {
-        finish_job(&self.api, id, finish)
-    }
-
-    /// A closure that records job `id` as cancelled, usable from another
-    /// thread (the signal handler's) while this session is busy.
-    pub fn job_canceller(&self, id: JobId) -> impl FnOnce(&str) + Send + 'static {
-        let api = self.api.clone();
-        move |why| {
-            let finish = FinishJob {
-                status: JobStatus::Cancelled,
-                files: 0,
-                bytes: 0,
-                error: Some(format!("interrupted by {why}")),
-                log: String::new(),
-            };
-            if let Err(e) = finish_job(&api, id, &finish) {
-                eprintln!("warning: could not record the cancelled job: {e}");
-            }
-        }
+        self.api.get(route::JOBS)
     }
 
     /// Changes the account password: checks the current one, re-wraps
@@ -471,7 +437,7 @@ impl Session {
                 })
                 .collect(),
         };
-        let reply: LoginReply = self.api.post("/account/password", &change)?;
+        let reply: LoginReply = self.api.post(route::ACCOUNT_PASSWORD, &change)?;
         self.profile.token = reply.token;
         self.profile.device = reply.device;
         self.profile.device_name = reply.device_name;
@@ -526,43 +492,12 @@ pub fn kdf_params(kdf: &Kdf) -> Result<KdfParams> {
         )));
     }
     Ok(KdfParams {
-        algorithm: "argon2id".into(),
+        algorithm: cairn_proto::kdf::ALGORITHM.into(),
         memory_kib: kdf.memory_kib,
         iterations: kdf.iterations,
         parallelism: kdf.parallelism,
         salt: kdf.salt.clone(),
     })
-}
-
-/// The most job-log text sent (the cluster keeps at most 64 KiB).
-const JOB_LOG_MAX: usize = 60 * 1024;
-/// The most error text sent with a job (the cluster keeps at most 4 KiB).
-const JOB_ERROR_MAX: usize = 4000;
-
-fn finish_job(api: &Api, id: JobId, finish: &FinishJob) -> Result<()> {
-    // Clipped rather than refused: an unrecorded end would leave the job
-    // running, holding off prune until it is abandoned.
-    let finish = FinishJob {
-        log: clip(&finish.log, JOB_LOG_MAX),
-        error: finish.error.as_deref().map(|e| clip(e, JOB_ERROR_MAX)),
-        ..finish.clone()
-    };
-    let _: JobInfo = api.post(&format!("/jobs/{id}/finish"), &finish)?;
-    Ok(())
-}
-
-/// `text` cut to at most `max` bytes on a character boundary, saying how
-/// much was left out.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let note_room = 48;
-    let mut end = max.saturating_sub(note_room);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
 fn derive(kdf: &Kdf, password: &[u8]) -> Result<DerivedKeys> {
@@ -630,15 +565,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clipped_text_fits_and_says_what_is_missing() {
-        assert_eq!(clip("short", 10), "short");
-        let long = "é".repeat(10_000);
-        let c = clip(&long, 1000);
-        assert!(c.len() <= 1000, "{}", c.len());
-        assert!(c.ends_with("bytes more)"), "{c}");
-    }
-
-    #[test]
     fn reported_nodes_never_downgrade_the_connection() {
         let https = vec!["https://a:1".to_string()];
         let reported: Vec<String> = [
@@ -683,7 +609,7 @@ mod tests {
             parallelism: 1,
             salt: vec![0; 16],
         };
-        assert!(kdf_params(&kdf).is_err());
+        assert!(matches!(kdf_params(&kdf), Err(Error::Format(_))));
         let ok = Kdf {
             memory_kib: MIN_KDF_MEMORY_KIB,
             iterations: MIN_KDF_ITERATIONS,

@@ -25,7 +25,7 @@ use cairn_proto::api::{
 };
 use cairn_proto::frames::{self, MAX_IDS};
 use cairn_proto::version::SNAPSHOT_FORMAT;
-use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
+use cairn_proto::{route, ChunkId, JobId, SnapshotId, VaultId};
 
 use super::api::Api;
 use crate::error::{Error, Result};
@@ -162,8 +162,13 @@ impl RemoteVault {
         &self.api
     }
 
-    fn path(&self, rest: &str) -> String {
-        format!("/vaults/{}{rest}", self.info.id)
+    /// The path of `template` for this vault (its `{id}`), then `more`.
+    fn path(&self, template: &str, more: &[&str]) -> String {
+        let id = self.info.id.to_string();
+        let values: Vec<&str> = std::iter::once(id.as_str())
+            .chain(more.iter().copied())
+            .collect();
+        route::path(template, &values)
     }
 
     /// Which of `ids` the cluster does not store, in as few requests as
@@ -172,7 +177,7 @@ impl RemoteVault {
         let mut out = vec![];
         for batch in ids.chunks(MISSING_BATCH) {
             let answer = self.api.post_binary(
-                &self.path("/chunks/missing"),
+                &self.path(route::CHUNKS_MISSING, &[]),
                 Bytes::from(frames::encode_ids(batch)),
             )?;
             let missing = frames::decode_ids(&answer)
@@ -192,7 +197,7 @@ impl RemoteVault {
             frames::push_frame(&mut body, id, sealed);
         }
         self.api
-            .post_binary_json(&self.path("/chunks"), Bytes::from(body))
+            .post_binary_json(&self.path(route::CHUNKS, &[]), Bytes::from(body))
     }
 
     /// Fetches the sealed bytes of `ids` (one request per [`MAX_IDS`]);
@@ -218,7 +223,7 @@ impl RemoteVault {
         for batch in ids.chunks(MAX_IDS) {
             // Chunks the node has no good copy of are absent from the answer.
             let answer = self.api.post_binary(
-                &self.path("/chunks/get"),
+                &self.path(route::CHUNKS_GET, &[]),
                 Bytes::from(frames::encode_ids(batch)),
             )?;
             let frames = frames::decode_frames(&answer)
@@ -243,9 +248,10 @@ impl RemoteVault {
                 Some(last) => format!("?after={last}"),
                 None => String::new(),
             };
-            let answer = self
-                .api
-                .post_binary(&self.path(&format!("/chunks/list{query}")), Bytes::new())?;
+            let answer = self.api.post_binary(
+                &format!("{}{query}", self.path(route::CHUNKS_LIST, &[])),
+                Bytes::new(),
+            )?;
             let page = frames::decode_ids(&answer)
                 .map_err(|e| Error::Format(format!("answer to chunks/list: {e}")))?;
             if let (Some(last), Some(first)) = (out.last(), page.first()) {
@@ -269,7 +275,7 @@ impl RemoteVault {
         let mut total = SweepReply::default();
         for batch in ids.chunks(MISSING_BATCH) {
             let reply: SweepReply = self.api.post_binary_json(
-                &self.path(&format!("/chunks/delete?job={job}")),
+                &format!("{}?job={job}", self.path(route::CHUNKS_DELETE, &[])),
                 Bytes::from(frames::encode_ids(batch)),
             )?;
             total.deleted += reply.deleted;
@@ -321,7 +327,7 @@ impl RemoteVault {
 
     /// Every snapshot record of the vault, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
-        let infos: Vec<SnapshotInfo> = self.api.get(&self.path("/snapshots"))?;
+        let infos: Vec<SnapshotInfo> = self.api.get(&self.path(route::SNAPSHOTS, &[]))?;
         let mut out = Vec::with_capacity(infos.len());
         for info in infos {
             if info.vault != self.info.id {
@@ -354,7 +360,7 @@ impl RemoteVault {
             sealed_meta: record.meta.clone(),
             job,
         };
-        let _: SnapshotInfo = self.api.post(&self.path("/snapshots"), &body)?;
+        let _: SnapshotInfo = self.api.post(&self.path(route::SNAPSHOTS, &[]), &body)?;
         Ok(())
     }
 
@@ -362,7 +368,8 @@ impl RemoteVault {
     /// Forgetting the newest snapshot seen here drops that mark, so this
     /// device's own forget is not taken for a rollback.
     pub fn forget(&self, id: SnapshotId) -> Result<()> {
-        self.api.delete(&self.path(&format!("/snapshots/{id}")))?;
+        self.api
+            .delete(&self.path(route::SNAPSHOT, &[&id.to_string()]))?;
         if self.newest_seen().is_some_and(|s| s.id == id) {
             self.save_newest_seen(None);
         }
@@ -420,7 +427,7 @@ mod tests {
     fn times_round_trip_through_milliseconds() {
         let ms = 1_764_140_000_123;
         assert_eq!(rfc3339_ms(&ms_rfc3339(ms)).unwrap(), ms);
-        assert!(rfc3339_ms("yesterday").is_err());
+        assert!(matches!(rfc3339_ms("yesterday"), Err(Error::Format(_))));
     }
 
     #[test]

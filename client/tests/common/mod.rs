@@ -21,6 +21,30 @@ pub fn cairn() -> Command {
     c
 }
 
+/// A `cairn-debug` command (raw keys and chunks) with the test password.
+pub fn cairn_debug() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn-debug"));
+    c.env("CAIRN_PASSWORD", PASSWORD)
+        .env_remove("CAIRN_PASSWORD_FILE");
+    c
+}
+
+/// Runs `cairn-debug ARGS` expecting success; returns its stdout.
+pub fn debug_expect(args: &[&str]) -> Vec<u8> {
+    let out = cairn_debug().args(args).output().expect("run cairn-debug");
+    assert!(
+        out.status.success(),
+        "cairn-debug {args:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cairn-debug keys --vault VAULT` and parses the keys it prints.
+pub fn debug_keys(vault: &str) -> serde_json::Value {
+    serde_json::from_slice(&debug_expect(&["keys", "--vault", vault])).expect("keys as JSON")
+}
+
 /// Runs `cairn ARGS`, returning the output; panics with its stderr if the
 /// exit code is not `code`.
 pub fn run_expect(args: &[&str], code: i32) -> Output {

@@ -20,16 +20,13 @@
 //!   keeps every core busy.
 //! - The *finisher* receives directories in post-order, so each tree's
 //!   children are done when it is encoded; the last one is the root.
-//! - The *writer* groups sealed blobs into batches written without the WAL
-//!   ([`Durability::AtFlush`]): nothing is acknowledged before the snapshot
-//!   commit, which first flushes the store, so each chunk is written once.
-//!   A killed backup loses at most the unflushed memtable (a few MiB) and
-//!   keeps everything flushed before it for the next run.
-//! - For an account vault the workers do not ask the server about each
-//!   chunk; the writer is [`crate::remote::upload`], which checks whole
-//!   batches with one `missing` request and uploads only what the vault
-//!   lacks, several batches in flight. Its answers come after the write
-//!   quorum has the chunks, so the snapshot record is committed last.
+//! - The *writer* is the vault's [`Sink`] ([`crate::vault::Backend::sink`]):
+//!   a local vault's batches skip the WAL and are flushed before the
+//!   commit; an account vault's upload stage checks whole batches with one
+//!   `missing` request and uploads only what the vault lacks. When the sink
+//!   dedups against the vault itself ([`Sink::dedups`]), the workers do not
+//!   ask the vault about each chunk. The snapshot record is committed last,
+//!   after [`crate::vault::Backend::flush`].
 //!
 //! Every channel is bounded, so the data in flight is a few chunks per
 //! thread whatever the size of the backup. A failure anywhere disconnects
@@ -44,22 +41,25 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use cairn_chunkstore::Durability;
+use cairn_proto::api::{FinishJob, JobStatus};
 use cairn_proto::version::SNAPSHOT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+mod select;
 
 use crate::blob::Compressor;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{self, entry_from, kind_of, read_xattrs};
-use crate::remote::upload::Uploaded;
+use crate::jobs::JobOutcome;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
 use crate::tree::{ChunkRef, Entry, Kind, Tree};
-use crate::vault::Vault;
+use crate::vault::{Sealed, Vault};
+use select::{Excludes, FileStat};
 
 /// Which snapshot a backup compares against to skip unchanged files.
 #[derive(Debug, Clone, Default)]
@@ -101,7 +101,8 @@ pub struct Progress {
     pub bytes: AtomicU64,
 }
 
-/// The outcome of a committed backup.
+/// The outcome of a committed backup. Its JSON (`cairn --json backup`)
+/// flattens the snapshot's id, root and counters beside the lists.
 #[derive(Debug, Clone)]
 pub struct BackupReport {
     /// The committed record.
@@ -120,6 +121,65 @@ pub struct BackupReport {
     pub seconds: f64,
 }
 
+impl Serialize for BackupReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            snapshot_id: SnapshotId,
+            parent: Option<SnapshotId>,
+            root: ChunkId,
+            #[serde(flatten)]
+            stats: &'a SnapshotStats,
+            warnings: &'a [String],
+            skipped: usize,
+            notes: &'a [String],
+            changed_during_read: &'a [String],
+            seconds: f64,
+        }
+        Json {
+            snapshot_id: self.snapshot.id,
+            parent: self.parent,
+            root: self.snapshot.root,
+            stats: &self.snapshot.stats,
+            warnings: &self.warnings,
+            skipped: self.warnings.len(),
+            notes: &self.notes,
+            changed_during_read: &self.changed_during_read,
+            seconds: self.seconds,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl JobOutcome for BackupReport {
+    /// Warnings when entries were left out or changed while read.
+    fn job_end(&self) -> FinishJob {
+        let status = if self.warnings.is_empty() && self.changed_during_read.is_empty() {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Warnings
+        };
+        let log = self
+            .warnings
+            .iter()
+            .cloned()
+            .chain(
+                self.changed_during_read
+                    .iter()
+                    .map(|c| format!("{c} changed while it was read")),
+            )
+            .collect::<Vec<_>>()
+            .join("\n");
+        FinishJob {
+            status,
+            files: self.snapshot.stats.files,
+            bytes: self.snapshot.stats.bytes,
+            error: None,
+            log,
+        }
+    }
+}
+
 /// Runs a backup into `vault` and commits its snapshot.
 pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
     let started = Instant::now();
@@ -130,13 +190,28 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         .iter()
         .map(|s| s.path.display().to_string())
         .collect();
-    let parent = choose_parent(vault, opts, &shown_paths)?;
+    let parent = match &opts.parent {
+        ParentChoice::None => None,
+        ParentChoice::Snapshot(spec) => Some(vault.find_snapshot(spec)?),
+        ParentChoice::Auto => {
+            let all = vault.snapshots()?;
+            select::auto_parent(
+                &all,
+                &opts.device,
+                opts.item.as_deref(),
+                &shown_paths,
+                |s| Ok(s.open_meta(vault.keys())?.paths),
+            )?
+            .cloned()
+        }
+    };
     let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
     let excludes = Excludes::new(&opts.excludes)?;
 
+    let sink = vault.backend().sink();
     let shared = Shared {
         vault,
-        remote: vault.remote().is_some(),
+        sink_dedups: sink.dedups(),
         seen: Mutex::new(HashSet::new()),
         progress,
     };
@@ -168,15 +243,14 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             };
             s.spawn(move || finisher(shared, dir_rx, lanes))
         };
-        let writer_handle = s.spawn(move || match vault.remote() {
-            Some(remote) => crate::remote::upload::upload_all(remote, write_rx),
-            None => writer(vault, write_rx),
-        });
+        let sink = &sink;
+        let writer_handle = s.spawn(move || sink.store_all(write_rx));
         drop((file_rx, seal_rx, seal_tx, write_tx));
 
         let mut walker = Walker {
             shared,
             vault_dir: vault
+                .backend()
                 .dir()
                 .and_then(|d| fs::metadata(d).ok())
                 .map(|m| (m.dev(), m.ino())),
@@ -214,9 +288,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         }
     });
     let (finished, written, mut warnings, notes, entries) = outcome?;
-    if vault.remote().is_none() {
-        vault.store()?.flush()?;
-    }
+    vault.backend().flush()?;
 
     warnings.extend(finished.warnings);
     let id = SnapshotId::random();
@@ -233,8 +305,8 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         paths: shown_paths,
         hostname: fsmeta::hostname(),
         excludes: opts.excludes.clone(),
-        warnings: first_lines(&warnings, META_WARNINGS_MAX),
-        stats: vault.remote().is_some().then(|| stats.clone()),
+        warnings: select::first_lines(&warnings, select::META_WARNINGS_MAX),
+        stats: (!vault.backend().keeps_record_stats()).then(|| stats.clone()),
         bound: None,
     };
     let mut record = SnapshotRecord {
@@ -267,26 +339,6 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
 
 const ABORTED: &str = "backup pipeline aborted";
 
-/// Bytes of warnings kept in a snapshot's sealed metadata (a server keeps
-/// at most 256 KiB of it per snapshot); the report keeps them all.
-const META_WARNINGS_MAX: usize = 32 * 1024;
-
-/// The first lines of `lines` that fit in `max` bytes, then one saying how
-/// many were left out.
-fn first_lines(lines: &[String], max: usize) -> Vec<String> {
-    let mut used = 0;
-    let mut out = vec![];
-    for (i, l) in lines.iter().enumerate() {
-        if used + l.len() > max {
-            out.push(format!("… and {} more", lines.len() - i));
-            break;
-        }
-        used += l.len();
-        out.push(l.clone());
-    }
-    out
-}
-
 /// Flattens a worker thread's join result.
 fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
     r.unwrap_or_else(|_| Err(Error::Invalid("a backup worker thread panicked".into())))
@@ -296,92 +348,22 @@ fn aborted<T>(_: T) -> Error {
     Error::Invalid(ABORTED.into())
 }
 
-fn choose_parent(
-    vault: &Vault,
-    opts: &BackupOptions,
-    paths: &[String],
-) -> Result<Option<SnapshotRecord>> {
-    match &opts.parent {
-        ParentChoice::None => Ok(None),
-        ParentChoice::Snapshot(spec) => vault.find_snapshot(spec).map(Some),
-        ParentChoice::Auto => {
-            for snap in vault.snapshots()?.into_iter().rev() {
-                if snap.device != opts.device || snap.item != opts.item {
-                    continue;
-                }
-                if opts.item.is_some() || snap.open_meta(vault.keys())?.paths == paths {
-                    return Ok(Some(snap));
-                }
-            }
-            Ok(None)
-        }
-    }
-}
-
-/// Exclude patterns, split by what they match against.
-struct Excludes {
-    by_path: GlobSet,
-    by_name: GlobSet,
-}
-
-impl Excludes {
-    fn new(patterns: &[String]) -> Result<Self> {
-        let (mut by_path, mut by_name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
-        for p in patterns {
-            let glob = Glob::new(p)
-                .map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
-            if p.contains('/') {
-                by_path.add(glob);
-            } else {
-                by_name.add(glob);
-            }
-        }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::Invalid(format!("--exclude: {e}")))
-        };
-        Ok(Self {
-            by_path: build(by_path)?,
-            by_name: build(by_name)?,
-        })
-    }
-
-    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
-        self.by_path.is_match(path)
-            || self
-                .by_name
-                .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
-    }
-}
-
 struct Shared<'a> {
     vault: &'a Vault,
-    /// An account vault: the upload stage checks presence in batches.
-    remote: bool,
+    /// The sink skips what the vault holds (in batches): workers only
+    /// dedup within the run.
+    sink_dedups: bool,
     /// Chunk ids stored or queued by this run.
     seen: Mutex<HashSet<ChunkId>>,
     progress: &'a Progress,
 }
 
-/// A sealed blob on its way to the writer.
-pub struct Sealed {
-    /// Chunk id.
-    pub id: ChunkId,
-    /// Sealed bytes.
-    pub bytes: Vec<u8>,
-    /// Length of the plaintext.
-    pub plain_len: u64,
-    /// Whether it is a tree (account vaults cache trees locally).
-    pub tree: bool,
-}
-
 impl Shared<'_> {
     /// Whether `id` must be sealed and stored: not seen in this run and not
-    /// already in the vault (for a local vault; an account vault's upload
-    /// stage asks the cluster in batches instead).
+    /// already in the vault (asked here unless the sink asks in batches).
     fn is_new(&self, id: ChunkId) -> Result<bool> {
         let inserted = self.seen.lock().map_err(aborted)?.insert(id);
-        Ok(inserted && (self.remote || !self.vault.contains(id)?))
+        Ok(inserted && (self.sink_dedups || !self.vault.backend().contains(id)?))
     }
 
     /// Seals and queues a plaintext blob for writing if it is new. With
@@ -610,7 +592,7 @@ impl Walker<'_, '_> {
                     }
                 }
                 Kind::File => match old {
-                    Some(o) if fsmeta::unchanged(o, &meta) => {
+                    Some(o) if select::unchanged(o, &FileStat::of(&meta)) => {
                         entry.content = o.content.clone();
                         entry.xattrs = o.xattrs.clone();
                         self.shared.progress.files.fetch_add(1, Ordering::Relaxed);
@@ -899,55 +881,105 @@ fn finisher(shared: &Shared<'_>, dirs: Receiver<DirJob>, lanes: Lanes) -> Result
     Ok(out)
 }
 
-/// Stores sealed blobs in batches: a batch closes at `BATCH_BYTES`, or
-/// `BATCH_WAIT` after its first blob. Batches skip the WAL; the snapshot
-/// commit flushes the store first. Returns what was written.
-fn writer(vault: &Vault, blobs: Receiver<Sealed>) -> Result<Uploaded> {
-    const BATCH_BYTES: usize = 2 * 1024 * 1024;
-    const BATCH_WAIT: Duration = Duration::from_millis(200);
-    let store = vault.store()?;
-    let mut out = Uploaded::default();
-    while let Ok(first) = blobs.recv() {
-        let deadline = Instant::now() + BATCH_WAIT;
-        let mut size = first.bytes.len();
-        let mut batch = vec![first];
-        while size < BATCH_BYTES {
-            match blobs.recv_deadline(deadline) {
-                Ok(b) => {
-                    size += b.bytes.len();
-                    batch.push(b);
-                }
-                Err(_) => break,
-            }
-        }
-        let items: Vec<_> = batch
-            .iter()
-            .map(|b| (vault.key(b.id), b.bytes.as_slice()))
-            .collect();
-        store.put_batch(&items, fsmeta::unix_now(), Durability::AtFlush)?;
-        out.chunks += batch.len() as u64;
-        out.sealed_bytes += size as u64;
-        out.plain_bytes += batch.iter().map(|b| b.plain_len).sum::<u64>();
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::restore::{self, RestoreOptions};
+    use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault};
 
     #[test]
-    fn sealed_warnings_are_bounded_and_say_how_many_were_left_out() {
-        let lines: Vec<String> = (0..1000)
-            .map(|i| format!("/some/path/{i}: denied"))
-            .collect();
-        let kept = first_lines(&lines, 1024);
-        assert!(kept.iter().map(String::len).sum::<usize>() < 1100);
-        let last = kept.last().unwrap();
+    fn a_backup_stores_each_chunk_once_and_restores() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        let data = pseudo_random(100_000, 1);
+        fs::write(src.path().join("a"), &data).unwrap();
+        fs::write(src.path().join("copy"), &data).unwrap();
+        fs::create_dir(src.path().join("d")).unwrap();
+        fs::write(src.path().join("d/small"), b"small").unwrap();
+
+        let report = backup_dir(&vault, src.path());
+        let stats = &report.snapshot.stats;
+        assert_eq!((stats.files, stats.files_read), (3, 3));
+        assert_eq!(stats.bytes, 200_005);
+        // The copy adds no data: new bytes are one copy plus "small" plus trees.
+        assert!(stats.new_bytes < 110_000, "{stats:?}");
+        assert!(report.warnings.is_empty() && report.parent.is_none());
+        assert_eq!(vault.snapshots().unwrap().len(), 1);
+
+        let out = tempfile::tempdir().unwrap();
+        let opts = RestoreOptions {
+            target: out.path().to_path_buf(),
+            includes: vec![],
+        };
+        let restored = restore::run(&vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
+        assert!(restored.damaged.is_empty() && restored.failed.is_empty());
+        let back = out.path().join(src.path().strip_prefix("/").unwrap());
+        assert_eq!(fs::read(back.join("copy")).unwrap(), data);
+        assert_eq!(fs::read(back.join("d/small")).unwrap(), b"small");
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_read_again_and_adds_nothing() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), pseudo_random(50_000, 2)).unwrap();
+        fs::write(src.path().join("b"), pseudo_random(50_000, 3)).unwrap();
+        let first = backup_dir(&vault, src.path());
+        let second = backup_dir(&vault, src.path());
+        assert_eq!(second.parent, Some(first.snapshot.id));
+        assert_eq!(second.snapshot.stats.files_read, 0);
+        // No data is new; only trees of the directories above the source
+        // may be (other tests change the times of the shared /tmp).
+        let levels = src.path().components().count() as u64;
         assert!(
-            last.starts_with("… and ") && last.ends_with(" more"),
-            "{last}"
+            second.snapshot.stats.new_chunks < levels,
+            "{:?}",
+            second.snapshot.stats
         );
-        assert_eq!(first_lines(&lines[..3], 1024), lines[..3].to_vec());
+
+        fs::write(src.path().join("b"), pseudo_random(50_000, 4)).unwrap();
+        let third = backup_dir(&vault, src.path());
+        assert_eq!(third.snapshot.stats.files_read, 1);
+        assert!(third.snapshot.stats.new_chunks > 0);
+    }
+
+    #[test]
+    fn the_report_json_flattens_the_snapshot_counters() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), b"a").unwrap();
+        let report = backup_dir(&vault, src.path());
+        let json = serde_json::to_value(&report).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "bytes",
+                "changed_during_read",
+                "dirs",
+                "files",
+                "files_read",
+                "new_bytes",
+                "new_chunks",
+                "notes",
+                "parent",
+                "root",
+                "seconds",
+                "skipped",
+                "snapshot_id",
+                "stored_bytes",
+                "warnings"
+            ]
+        );
+        assert_eq!(json["snapshot_id"], report.snapshot.id.to_hex());
+        assert_eq!(json["files"], 1);
+        assert_eq!(json["skipped"], 0);
     }
 }

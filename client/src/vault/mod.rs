@@ -1,40 +1,42 @@
-//! Vaults: a local directory holding everything a vault needs, or an
-//! account vault on a `cairnd` cluster ([`crate::remote`]). Both unlock to
-//! the same [`Vault`], so backup, restore, check and the rest do not care
-//! where the chunks live; the few places where batching matters ask for
-//! [`Vault::remote`] and take the batched path.
+//! Vaults: the config and keys of one vault over a [`Backend`] that holds
+//! its chunks and snapshot records. Every backend unlocks to the same
+//! [`Vault`], so backup, restore, check and the rest do not care where the
+//! chunks live.
 //!
-//! ```text
-//! DIR/vault.json            config: id, chunker and zstd parameters, KDF
-//!                           parameters and salt, the sealed vault keys
-//! DIR/chunks/               the chunk store (chunkstore's RocksDB engine)
-//! DIR/snapshots/<id>.json   one record per committed snapshot
-//! ```
-//!
-//! Crash safety comes from ordering: chunks are durable (synced batches)
-//! before the tree that names them, trees before the snapshot record, and the
-//! record is written to a temporary file, synced, and renamed into place. A
-//! backup killed at any point leaves at most unreferenced chunks, which the
-//! next backup re-uses.
+//! | module | what |
+//! |---|---|
+//! | [`backend`] | the [`Backend`] trait |
+//! | [`sink`] | the [`Sink`] trait a backup writes through, [`Sealed`] blobs |
+//! | [`local`] | a local directory: RocksDB chunk store, one JSON file per record |
+//! | [`account`] | an account vault on a `cairnd` cluster, and its upload stage |
+//! | [`memory`] | the in-memory double unit tests use |
+
+pub mod account;
+pub mod backend;
+pub mod local;
+pub mod memory;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
+use cairn_chunkstore::{RocksStore, StoreOptions};
 use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
+pub use backend::{Backend, Deleted};
+pub use sink::{Sealed, Sink, Written};
+
 use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
-use crate::crypto::{KdfParams, VaultKeys, VaultSecrets};
+use crate::crypto::{KdfParams, VaultKeys};
 use crate::error::{Error, IoContext, Result};
-use crate::remote::RemoteVault;
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
+use local::LocalBackend;
 
 const CONFIG_FILE: &str = "vault.json";
 
@@ -105,18 +107,12 @@ impl BlobReader {
     }
 }
 
-/// Where a vault's chunks and records live.
-enum Backend {
-    Local { dir: PathBuf, store: Arc<dyn Store> },
-    Remote(RemoteVault),
-}
-
 /// An open, unlocked vault.
 pub struct Vault {
     config: VaultConfig,
     codec: BlobCodec,
     keys: VaultKeys,
-    backend: Backend,
+    backend: Box<dyn Backend>,
 }
 
 impl Vault {
@@ -191,47 +187,17 @@ impl Vault {
         let config = Self::read_config(dir)?;
         let wrap = config.kdf.derive(password)?;
         let keys = VaultKeys::unwrap(config.vault_id, &wrap.wrap, &config.keys)?;
-        let store =
-            RocksStore::open(&dir.join("chunks"), &StoreOptions::default()).map_err(|e| {
-                if e.is_locked() {
-                    Error::Invalid(format!(
-                        "vault {} is in use by another cairn process; wait for it to finish",
-                        dir.display()
-                    ))
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(Self {
+        let backend = LocalBackend::open(dir, config.vault_id)?;
+        Ok(Self::with_backend(config, keys, Box::new(backend)))
+    }
+
+    /// An unlocked vault over `backend`.
+    fn with_backend(config: VaultConfig, keys: VaultKeys, backend: Box<dyn Backend>) -> Self {
+        Self {
             codec: BlobCodec::new(config.vault_id, keys.clone(), config.compression.zstd_level),
             keys,
             config,
-            backend: Backend::Local {
-                dir: dir.to_path_buf(),
-                store: Arc::new(store),
-            },
-        })
-    }
-
-    /// An unlocked account vault. Its [`Vault::config`] is assembled from
-    /// the vault record (id, sealed keys), the unwrapped parameters and the
-    /// account's KDF parameters.
-    pub fn from_remote(remote: RemoteVault, secrets: VaultSecrets, kdf: KdfParams) -> Self {
-        let config = VaultConfig {
-            format: VAULT_FORMAT,
-            vault_id: remote.id(),
-            chunker: secrets.chunker,
-            compression: Compression {
-                zstd_level: secrets.zstd_level,
-            },
-            kdf,
-            keys: remote.info().wrapped_keys.clone(),
-        };
-        Self {
-            codec: BlobCodec::new(config.vault_id, secrets.keys.clone(), secrets.zstd_level),
-            keys: secrets.keys.clone(),
-            config,
-            backend: Backend::Remote(remote),
+            backend,
         }
     }
 
@@ -239,13 +205,6 @@ impl Vault {
     /// Local vaults only: an account's password covers all its vaults
     /// ([`crate::remote::Session::change_password`]).
     pub fn change_password(&mut self, new_password: &[u8]) -> Result<()> {
-        let Backend::Local { dir, .. } = &self.backend else {
-            return Err(Error::Invalid(
-                "an account vault's keys follow the account password: use `cairn key passwd` \
-                 without --vault"
-                    .into(),
-            ));
-        };
         let kdf = KdfParams {
             salt: rand::random::<[u8; 16]>().to_vec(),
             ..self.config.kdf.clone()
@@ -254,25 +213,14 @@ impl Vault {
         let mut config = self.config.clone();
         config.keys = self.keys.wrap(config.vault_id, &wrap.wrap);
         config.kdf = kdf;
-        crate::fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
+        self.backend.rewrap(&config)?;
         self.config = config;
         Ok(())
     }
 
-    /// The vault's directory (local vaults).
-    pub fn dir(&self) -> Option<&Path> {
-        match &self.backend {
-            Backend::Local { dir, .. } => Some(dir),
-            Backend::Remote(_) => None,
-        }
-    }
-
-    /// The account vault behind this vault, if it is one.
-    pub fn remote(&self) -> Option<&RemoteVault> {
-        match &self.backend {
-            Backend::Local { .. } => None,
-            Backend::Remote(r) => Some(r),
-        }
+    /// The storage behind this vault.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
 
     /// The vault's config.
@@ -280,7 +228,7 @@ impl Vault {
         &self.config
     }
 
-    /// The unwrapped keys (for `cairn debug keys`).
+    /// The unwrapped keys (for `cairn-debug keys`).
     pub fn keys(&self) -> &VaultKeys {
         &self.keys
     }
@@ -290,52 +238,23 @@ impl Vault {
         &self.codec
     }
 
-    /// The chunk store of a local vault.
-    pub fn store(&self) -> Result<&Arc<dyn Store>> {
-        match &self.backend {
-            Backend::Local { store, .. } => Ok(store),
-            Backend::Remote(_) => Err(Error::Invalid(
-                "an account vault has no local chunk store".into(),
-            )),
-        }
-    }
-
-    /// Whether chunk `id` is stored.
-    pub fn contains(&self, id: ChunkId) -> Result<bool> {
-        match &self.backend {
-            Backend::Local { store, .. } => Ok(store.contains(&self.key(id))?),
-            Backend::Remote(r) => Ok(r.missing(&[id])?.is_empty()),
-        }
-    }
-
     /// Which of `ids` are not stored (batched for account vaults).
     pub fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
-        match &self.backend {
-            Backend::Local { store, .. } => {
-                let mut out = vec![];
-                for id in ids {
-                    if !store.contains(&self.key(*id))? {
-                        out.push(*id);
-                    }
-                }
-                Ok(out)
-            }
-            Backend::Remote(r) => r.missing(ids),
-        }
+        self.backend.missing(ids)
     }
 
     /// Fetches `ids` ahead into `reader` in one request, so the following
-    /// [`Vault::blob_with`] calls for them need no round trip (account
-    /// vaults; a no-op for local ones, which read as fast directly).
+    /// [`Vault::blob_with`] calls for them need no round trip (a no-op
+    /// where reads are direct and as fast one by one).
     pub fn prefetch(&self, ids: &[ChunkId], reader: &mut BlobReader) -> Result<()> {
-        if let Backend::Remote(r) = &self.backend {
+        if self.backend.batches_reads() {
             let want: Vec<ChunkId> = ids
                 .iter()
                 .filter(|id| !reader.prefetched.contains_key(id))
                 .copied()
                 .collect();
             if !want.is_empty() {
-                reader.prefetched.extend(r.get_many(&want)?);
+                reader.prefetched.extend(self.backend.get_many(&want)?);
             }
         }
         Ok(())
@@ -343,12 +262,13 @@ impl Vault {
 
     /// Fetches the sealed bytes of `ids` in one request, for handing to a
     /// [`BlobReader`] later ([`BlobReader::preload`]): a fetching thread
-    /// can run ahead of the threads that decrypt and write. Empty for a
-    /// local vault (read directly instead).
+    /// can run ahead of the threads that decrypt and write. Empty where
+    /// reads are direct (read one by one instead).
     pub fn fetch_ahead(&self, ids: &[ChunkId]) -> Result<Prefetched> {
-        match &self.backend {
-            Backend::Local { .. } => Ok(Prefetched::default()),
-            Backend::Remote(r) => r.get_many(ids).map(Prefetched),
+        if self.backend.batches_reads() {
+            self.backend.get_many(ids).map(Prefetched)
+        } else {
+            Ok(Prefetched::default())
         }
     }
 
@@ -357,39 +277,16 @@ impl Vault {
         reader.prefetched.clear();
     }
 
-    fn fetch_into(&self, id: ChunkId, out: &mut Vec<u8>) -> Result<bool> {
-        match &self.backend {
-            Backend::Local { store, .. } => Ok(store.get_into(&self.key(id), out)?),
-            Backend::Remote(r) => match r.get(id)? {
-                Some(bytes) => {
-                    *out = bytes;
-                    Ok(true)
-                }
-                None => Ok(false),
-            },
-        }
-    }
-
-    /// The store key of chunk `id`.
-    pub fn key(&self, id: ChunkId) -> ChunkKey {
-        ChunkKey::new(self.config.vault_id, id)
-    }
-
     /// The sealed bytes of chunk `id` as stored.
     pub fn raw_blob(&self, id: ChunkId) -> Result<Vec<u8>> {
         let mut out = vec![];
-        if self.fetch_into(id, &mut out)? {
+        if self.backend.get_into(id, &mut out)? {
             Ok(out)
         } else {
             Err(Error::Integrity(format!(
                 "chunk {id} is missing from the vault"
             )))
         }
-    }
-
-    /// The verified plaintext of chunk `id`.
-    pub fn blob(&self, id: ChunkId) -> Result<Vec<u8>> {
-        self.codec.open(&id, &self.raw_blob(id)?)
     }
 
     /// Reads, verifies and opens chunk `id` into `reader`'s buffers,
@@ -401,7 +298,7 @@ impl Vault {
             self.codec.open_with(&id, sealed, &mut reader.scratch)?;
             return Ok(reader.scratch.plaintext());
         }
-        if !self.fetch_into(id, &mut reader.sealed)? {
+        if !self.backend.get_into(id, &mut reader.sealed)? {
             return Err(Error::Integrity(format!(
                 "chunk {id} is missing from the vault"
             )));
@@ -411,24 +308,23 @@ impl Vault {
         Ok(reader.scratch.plaintext())
     }
 
-    /// Loads and validates tree `id` (account vaults: through the local
-    /// tree cache, verified like a fetched tree and refetched on failure).
+    /// Loads and validates tree `id` (through the backend's tree cache if
+    /// it keeps one: a cached tree is verified like a fetched one and
+    /// refetched on failure).
     pub fn tree(&self, id: ChunkId) -> Result<Tree> {
-        let plain = match &self.backend {
-            Backend::Local { .. } => self.blob(id)?,
-            Backend::Remote(r) => match r
-                .cached_tree(id)
-                .and_then(|sealed| self.codec.open(&id, &sealed).ok())
-            {
-                Some(plain) => plain,
-                None => {
-                    r.uncache_tree(id);
-                    let sealed = self.raw_blob(id)?;
-                    let plain = self.codec.open(&id, &sealed)?;
-                    r.cache_tree(id, &sealed);
-                    plain
-                }
-            },
+        let cached = self
+            .backend
+            .cached_tree(id)
+            .and_then(|sealed| self.codec.open(&id, &sealed).ok());
+        let plain = match cached {
+            Some(plain) => plain,
+            None => {
+                self.backend.uncache_tree(id);
+                let sealed = self.raw_blob(id)?;
+                let plain = self.codec.open(&id, &sealed)?;
+                self.backend.cache_tree(id, &sealed);
+                plain
+            }
         };
         Tree::decode(&plain).map_err(|e| match e {
             Error::Format(m) | Error::Integrity(m) => Error::Integrity(format!("tree {id}: {m}")),
@@ -438,66 +334,39 @@ impl Vault {
 
     /// All snapshot records, oldest first, each verified against its
     /// sealed metadata ([`SnapshotRecord::verified_meta`]): one that fails
-    /// is an error, not skipped. For an account vault the newest one is
-    /// remembered, so `latest` can notice a server hiding newer snapshots
-    /// later ([`Vault::find_snapshot`]).
+    /// is an error, not skipped. The backend notes the newest one, so
+    /// `latest` can notice a server hiding newer snapshots later
+    /// ([`Vault::find_snapshot`]).
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
         let mut all = self.snapshots_unverified()?;
         for rec in &mut all {
             let meta = rec.verified_meta(&self.keys)?;
-            // The full counters travel sealed (the server keeps some).
+            // The full counters travel sealed where the record keeps some.
             if let Some(stats) = meta.stats {
                 rec.stats = stats;
             }
         }
-        if let Backend::Remote(r) = &self.backend {
-            r.observe_newest(&all)?;
-        }
+        self.backend.observe_snapshots(&all)?;
         Ok(all)
     }
 
     /// Accepts the server's current list as the newest this device has seen
     /// (after snapshots were forgotten on another device on purpose).
     pub fn acknowledge_snapshots(&self) -> Result<()> {
-        if let Backend::Remote(r) = &self.backend {
-            r.reset_newest_seen(&self.snapshots_unverified()?)?;
-        }
-        Ok(())
+        self.backend.acknowledge_snapshots()
     }
 
     /// The snapshot records as stored or served, oldest first, without
     /// opening their metadata (for `check`, which reports each bad one).
     pub fn snapshots_unverified(&self) -> Result<Vec<SnapshotRecord>> {
-        let dir = match &self.backend {
-            Backend::Local { dir, .. } => dir.join("snapshots"),
-            Backend::Remote(r) => return r.snapshots(),
-        };
-        let mut out = vec![];
-        for entry in fs::read_dir(&dir).ctx("list", &dir)? {
-            let path = entry.ctx("list", &dir)?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let rec = SnapshotRecord::from_json(&fs::read(&path).ctx("read", &path)?)
-                    .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
-                if rec.vault != self.config.vault_id {
-                    return Err(Error::Integrity(format!(
-                        "{} belongs to another vault",
-                        path.display()
-                    )));
-                }
-                out.push(rec);
-            }
-        }
-        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
-        Ok(out)
+        self.backend.snapshots()
     }
 
     /// Finds a snapshot by `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotRecord> {
         let all = self.snapshots()?;
         if spec == "latest" {
-            if let Backend::Remote(r) = &self.backend {
-                r.check_newest_seen(&all)?;
-            }
+            self.backend.check_latest(&all)?;
             return all
                 .into_iter()
                 .next_back()
@@ -518,15 +387,7 @@ impl Vault {
 
     /// Removes a snapshot record (its chunks stay until `prune`).
     pub fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
-        let dir = match &self.backend {
-            Backend::Local { dir, .. } => dir.join("snapshots"),
-            Backend::Remote(r) => return r.forget(id),
-        };
-        let path = dir.join(format!("{id}.json"));
-        fs::remove_file(&path).ctx("remove", &path)?;
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .ctx("sync", &dir)
+        self.backend.forget_snapshot(id)
     }
 
     /// Durably records a snapshot. Call only once every chunk it names is
@@ -536,27 +397,11 @@ impl Vault {
     /// (`job`): that job is what keeps a concurrent prune from deleting the
     /// chunks the backup reused, so without one nothing is committed.
     pub fn commit_snapshot(&self, record: &SnapshotRecord, job: Option<JobId>) -> Result<()> {
-        let dir = match &self.backend {
-            Backend::Local { dir, .. } => dir,
-            Backend::Remote(r) => {
-                let job = job.ok_or_else(|| {
-                    Error::Invalid(
-                        "a backup to an account vault commits only under a running backup job"
-                            .into(),
-                    )
-                })?;
-                let item = match &record.item {
-                    Some(item) => item.clone(),
-                    None => paths_label(&self.keys, &record.open_meta(&self.keys)?.paths),
-                };
-                return r.commit(record, &item, job);
-            }
+        let label = match &record.item {
+            Some(item) => item.clone(),
+            None => paths_label(&self.keys, &record.open_meta(&self.keys)?.paths),
         };
-        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;
-        crate::fsmeta::write_private(
-            &dir.join("snapshots").join(format!("{}.json", record.id)),
-            &json,
-        )
+        self.backend.commit_snapshot(record, &label, job)
     }
 }
 
@@ -600,6 +445,9 @@ mod tests {
         );
         assert_ne!(a, paths_label(&VaultKeys::generate(), &["/home/me".into()]));
         // No item name can look like a label.
-        assert!(crate::remote::check_vault_name("item", &a).is_err());
+        assert!(matches!(
+            crate::remote::check_vault_name("item", &a),
+            Err(Error::Invalid(_))
+        ));
     }
 }

@@ -1,0 +1,349 @@
+//! The command line of `cairn`: every subcommand, flag and help text
+//! (clap derive types), and nothing that acts on them.
+
+use std::path::PathBuf;
+
+use cairn_client::chunker::ChunkerParams;
+use clap::{Args, Parser, Subcommand};
+
+/// Cairn: encrypted, deduplicated backups.
+///
+/// Data is split into content-defined chunks, compressed, encrypted with keys
+/// only your password unlocks, and stored once per vault however many
+/// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE
+/// or a prompt.
+///
+/// A vault is either a local directory (`cairn vault init --local DIR`) or a
+/// vault of your account on a cairnd cluster (`cairn login`, then `cairn vault
+/// request`). `--vault V` means the local vault when V looks like a path
+/// (contains `/`, or starts with `.` or `~`) or is a local vault directory
+/// (holds vault.json), and otherwise the account vault named V: `--vault
+/// ./main` is a directory, `--vault main` the account vault "main". The
+/// account password unlocks every account vault; it never leaves this machine.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 wrong password or credentials
+/// refused (log in again), 4 data integrity error, 5 backup saved but
+/// incomplete (some entries could not be read; they are listed).
+#[derive(Parser)]
+#[command(name = "cairn", version, propagate_version = true, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Print one JSON document instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The profile file written by `cairn login` (default:
+    /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "Examples (local vault):
+  cairn vault init --local /backup/vault
+  cairn backup --vault /backup/vault /home/me /etc --exclude '*.tmp'
+  cairn snapshots --vault /backup/vault
+  cairn restore --vault /backup/vault latest --target /tmp/restored
+  cairn check --vault /backup/vault --read-data
+  cairn forget --vault /backup/vault --keep-daily 7 --keep-monthly 12 && cairn prune --vault /backup/vault
+
+Examples (account vault on a cluster):
+  cairn login --server https://backup.example:8700 --user alice
+  cairn tiers && cairn vault request --tier standard --name laptop
+  cairn backup --vault laptop ~/Documents
+  cairn item set home --vault laptop ~ --exclude '*.cache' && cairn backup --item home
+  cairn restore --vault laptop latest --target /tmp/restored
+  cairn jobs";
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Log this device in to an account on a cairnd cluster.
+    ///
+    /// Derives the login key from the password with the account's argon2id
+    /// parameters (the password itself is never sent), registers the device
+    /// (a device of the same name gets a new token) and writes the profile:
+    /// every node of the cluster (for failover), the account, the device
+    /// and its token, mode 0600.
+    Login {
+        /// URL of any node, e.g. https://backup.example:8700.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Account name.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Device name (default: host name).
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+        /// Trust this CA certificate (PEM) for the servers, in addition to
+        /// the public roots (e.g. a dev node's tls/cert.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Revoke this device's token and remove the profile.
+    Logout,
+    /// List, rename or revoke the account's devices.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Create, list and delete vaults.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// List the vault tiers the cluster offers.
+    Tiers,
+    /// Protected items: named sets of paths this device backs up into an
+    /// account vault (`cairn backup --item NAME`). Private to this device.
+    #[command(subcommand)]
+    Item(ItemCommand),
+    /// The account's job log (backups, restores, checks, prunes, logins).
+    Jobs,
+    /// Back up paths into a vault as a new snapshot.
+    ///
+    /// Files unchanged since the parent snapshot (same size, mtime, ctime and
+    /// inode) are not read again; changed files upload only their new chunks.
+    /// `--item NAME` without paths backs up this device's protected item
+    /// NAME (its paths and excludes, into its vault).
+    Backup(BackupArgs),
+    /// List a vault's snapshots, oldest first.
+    ///
+    /// Every record is checked against what its vault keys sealed with it; an
+    /// account vault's list is also checked against the newest snapshot this
+    /// device has seen there, so a server hiding newer snapshots is noticed.
+    Snapshots {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Accept the server's list as it is now, after a snapshot newer than
+        /// all listed ones was forgotten on another device on purpose.
+        #[arg(long)]
+        acknowledge: bool,
+    },
+    /// List the contents of a snapshot.
+    Ls {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Absolute path inside the snapshot to list (default: everything).
+        path: Option<PathBuf>,
+    },
+    /// Restore a snapshot: each backed-up absolute path is recreated under --target.
+    Restore {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Directory to restore into (created if missing).
+        #[arg(long)]
+        target: PathBuf,
+        /// Restore only this absolute path of the snapshot (repeatable).
+        #[arg(long = "include", value_name = "PATH")]
+        includes: Vec<PathBuf>,
+    },
+    /// Verify the vault: every snapshot's trees and chunk references; with
+    /// --read-data also decrypt and verify every stored chunk (account
+    /// vaults: every chunk the snapshots reference).
+    Check {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Read, decrypt and verify every chunk (slower, complete).
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
+    ///
+    /// Snapshots are grouped by device and item (or paths); in each group the
+    /// newest snapshot of each period is kept, up to the given count. Only the
+    /// records go; run `prune` to free the data no snapshot uses any more.
+    Forget(ForgetArgs),
+    /// Delete the chunks that no snapshot references any more.
+    Prune {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Report what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Manage the password that protects the vault keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum DevicesCommand {
+    /// List the account's devices.
+    List,
+    /// Rename a device (by id, unique id prefix or name).
+    Rename {
+        /// The device.
+        id: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Revoke a device: its token stops working on every node at once.
+    Revoke {
+        /// The device (id, unique id prefix or name).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ItemCommand {
+    /// Define (or redefine) a protected item of this device.
+    Set {
+        /// Item name.
+        name: String,
+        /// The account vault it backs up into.
+        #[arg(long, value_name = "NAME")]
+        vault: String,
+        /// Files and directories (stored as absolute paths).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+        #[arg(long = "exclude", value_name = "GLOB")]
+        excludes: Vec<String>,
+    },
+    /// List this device's protected items.
+    List,
+    /// Remove a protected item (its snapshots stay).
+    Remove {
+        /// Item name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VaultCommand {
+    /// Request a vault of the account from a tier (see `cairn tiers`).
+    ///
+    /// The vault's keys are generated here and sealed with the wrap key
+    /// derived from the account password, together with its chunking and
+    /// compression parameters; the server stores them sealed.
+    Request {
+        /// The tier.
+        #[arg(long)]
+        tier: String,
+        /// The vault's name (unique in the account; no '/').
+        #[arg(long)]
+        name: String,
+        /// zstd compression level (1-22); chunks that do not shrink are stored raw.
+        #[arg(long, default_value_t = 3)]
+        zstd_level: i32,
+    },
+    /// List the account's vaults (local vaults are not listed).
+    List,
+    /// Delete an account vault, its snapshots and its data.
+    Delete {
+        /// The vault's name.
+        name: String,
+        /// Confirm: without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Create a vault in a local directory (new or empty).
+    Init {
+        /// The directory to hold the vault.
+        #[arg(long, value_name = "DIR")]
+        local: PathBuf,
+        /// zstd compression level (1-22); chunks that do not shrink are stored raw.
+        #[arg(long, default_value_t = 3)]
+        zstd_level: i32,
+        /// FastCDC minimum chunk size in bytes.
+        #[arg(long, default_value_t = ChunkerParams::default().min_size)]
+        chunk_min: u32,
+        /// FastCDC average chunk size in bytes.
+        #[arg(long, default_value_t = ChunkerParams::default().avg_size)]
+        chunk_avg: u32,
+        /// FastCDC maximum chunk size in bytes.
+        #[arg(long, default_value_t = ChunkerParams::default().max_size)]
+        chunk_max: u32,
+        /// argon2id memory cost in KiB.
+        #[arg(long, default_value_t = 65536)]
+        kdf_memory_kib: u32,
+        /// argon2id passes.
+        #[arg(long, default_value_t = 3)]
+        kdf_iterations: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Change a password: re-wraps keys, rewrites no data. The new password
+    /// comes from CAIRN_NEW_PASSWORD, CAIRN_NEW_PASSWORD_FILE or a prompt.
+    ///
+    /// With `--vault DIR`: the password of that local vault. Without
+    /// `--vault`: the account password; every account vault's keys are
+    /// re-wrapped in one step, the old password stops working everywhere,
+    /// and the account's other devices must log in again.
+    Passwd {
+        /// A local vault directory.
+        #[arg(long, value_name = "DIR")]
+        vault: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct VaultArg {
+    /// The vault: a local vault directory, or the name of an account vault
+    /// (a word that is no local vault directory; see `cairn --help`).
+    #[arg(long, value_name = "VAULT")]
+    pub vault: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    /// Snapshots to forget (ids or unique prefixes); with none, apply the --keep-… policy.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Keep the N newest snapshots of each group.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Report what would be forgotten, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The vault: a local vault directory, or the name of an account vault
+    /// (optional with `--item` naming a protected item).
+    #[arg(long, value_name = "VAULT", required_unless_present = "item")]
+    pub vault: Option<PathBuf>,
+    /// Files and directories to back up (none: those of the protected item
+    /// `--item`). Symlinked parents are followed and the path is saved as
+    /// given; a symlink named itself is saved as the link (`LINK/` saves
+    /// what it points to).
+    #[arg(value_name = "PATH", required_unless_present = "item")]
+    pub paths: Vec<PathBuf>,
+    /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Protected item: with paths, a label (the parent snapshot is the newest
+    /// of the same item); without paths, this device's protected item of
+    /// that name supplies paths, excludes and vault.
+    #[arg(long)]
+    pub item: Option<String>,
+    /// Device name recorded in the snapshot (default: host name; account
+    /// vaults record the logged-in device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Compare against this snapshot instead of choosing the parent automatically.
+    #[arg(long, conflicts_with = "force")]
+    pub parent: Option<String>,
+    /// Read every file, ignoring any parent snapshot.
+    #[arg(long)]
+    pub force: bool,
+}

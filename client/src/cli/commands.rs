@@ -1,0 +1,524 @@
+//! One function per `cairn` command: open what it names, run the library,
+//! record account-vault jobs, print ([`super::output`]) and return the exit
+//! code of an outcome that is not an error (0 ok, 4 damaged data, 1 files
+//! not written, 5 backup incomplete).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use anyhow::Result;
+use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
+use cairn_client::chunker::ChunkerParams;
+use cairn_client::crypto::KdfParams;
+use cairn_client::forget::{self, Selection};
+use cairn_client::jobs::JobLog;
+use cairn_client::remote::config::profile_path;
+use cairn_client::remote::session::{LoginOptions, VaultRequest};
+use cairn_client::remote::{Session, VaultRef};
+use cairn_client::restore::{self, RestoreOptions};
+use cairn_client::retention::KeepPolicy;
+use cairn_client::vault::CreateOptions;
+use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
+use cairn_proto::api::JobKind;
+
+use super::account::{self, ItemJson, VaultJson};
+use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, VaultArg};
+use super::open::{account_password, open, password, session, Opened};
+use super::output::{self, print_json};
+use super::progress::{bytes, load, Spinner};
+use super::{interrupt, password as passwords};
+
+/// Exit code of a backup that saved its snapshot but had to leave out
+/// entries it could not read (restic's "incomplete snapshot").
+pub const INCOMPLETE: u8 = 5;
+
+/// Prints a job-log warning that does not stop the command.
+fn warn(w: &str) {
+    eprintln!("warning: {w}");
+}
+
+/// The job log of an opened vault, cancelled by this process's signals.
+fn job_log(opened: &Opened) -> JobLog<'_> {
+    JobLog::new(
+        opened.session.as_ref(),
+        opened.vault.config().vault_id,
+        interrupt::cancel_token(),
+        &warn,
+    )
+}
+
+/// `cairn login`.
+pub fn login(
+    config: Option<&Path>,
+    server: String,
+    user: String,
+    device: Option<String>,
+    ca_file: Option<PathBuf>,
+    json: bool,
+) -> Result<u8> {
+    let path = profile_path(config, |k| std::env::var(k).ok())?;
+    let pw = account_password()?;
+    let opts = LoginOptions {
+        server,
+        user,
+        device: device.unwrap_or_else(fsmeta::hostname),
+        ca_file,
+    };
+    let s = Session::login(&path, &opts, &pw)?;
+    let p = s.profile();
+    if json {
+        print_json(&output::LoginJson::new(p, &path))?;
+    } else {
+        println!(
+            "logged in as {} on device {} ({}); {} node(s) known; profile {}",
+            p.user,
+            p.device_name,
+            p.device,
+            p.servers.len(),
+            path.display()
+        );
+    }
+    Ok(0)
+}
+
+/// `cairn logout`.
+pub fn logout(config: Option<&Path>, json: bool) -> Result<u8> {
+    let path = profile_path(config, |k| std::env::var(k).ok())?;
+    let revoked = Session::open(&path)?.logout()?;
+    if json {
+        print_json(&output::LogoutJson {
+            logged_out: true,
+            token_revoked: revoked,
+        })?;
+    } else if revoked {
+        println!("logged out; this device's token is revoked");
+    } else {
+        println!("logged out locally; the cluster could not be reached to revoke the token (revoke it with `cairn devices revoke` from another device)");
+    }
+    Ok(0)
+}
+
+/// `cairn devices …`.
+pub fn devices(config: Option<&Path>, cmd: DevicesCommand, json: bool) -> Result<u8> {
+    let s = session(config)?;
+    let shown = match cmd {
+        DevicesCommand::List => None,
+        DevicesCommand::Rename { id, name } => {
+            let d = s.find_device(&id)?;
+            Some(s.rename_device(d.id, &name)?)
+        }
+        DevicesCommand::Revoke { id } => {
+            let d = s.find_device(&id)?;
+            Some(s.revoke_device(d.id)?)
+        }
+    };
+    match shown {
+        Some(d) if json => print_json(&d)?,
+        Some(d) => account::print_devices(std::slice::from_ref(&d)),
+        None if json => print_json(&s.devices()?)?,
+        None => account::print_devices(&s.devices()?),
+    }
+    Ok(0)
+}
+
+/// `cairn tiers`.
+pub fn tiers(config: Option<&Path>, json: bool) -> Result<u8> {
+    let tiers = session(config)?.tiers()?;
+    if json {
+        print_json(&tiers)?;
+    } else {
+        account::print_tiers(&tiers);
+    }
+    Ok(0)
+}
+
+/// `cairn jobs`.
+pub fn jobs(config: Option<&Path>, json: bool) -> Result<u8> {
+    let s = session(config)?;
+    let mut jobs = s.jobs()?;
+    jobs.sort_by_key(|j| j.started_at);
+    if json {
+        print_json(&jobs)?;
+    } else {
+        let names = s
+            .vaults()
+            .map(|v| v.into_iter().map(|v| (v.id, v.name)).collect())
+            .unwrap_or_default();
+        account::print_jobs(&jobs, &names)?;
+    }
+    Ok(0)
+}
+
+/// `cairn item …`.
+pub fn item(config: Option<&Path>, cmd: ItemCommand, json: bool) -> Result<u8> {
+    let s = session(config)?;
+    let names = || -> Result<std::collections::HashMap<_, _>> {
+        Ok(s.vaults()?.into_iter().map(|v| (v.id, v.name)).collect())
+    };
+    match cmd {
+        ItemCommand::Set {
+            name,
+            vault,
+            paths,
+            excludes,
+        } => {
+            let item = s.set_item(&name, &vault, &paths, &excludes)?;
+            if json {
+                print_json(&ItemJson::new(&item, &names()?))?;
+            } else {
+                println!(
+                    "item {} backs up {} path(s) into vault {vault}; run `cairn backup --item {}`",
+                    item.name,
+                    item.paths.len(),
+                    item.name
+                );
+            }
+        }
+        ItemCommand::List => {
+            let items = s.items()?;
+            let names = names()?;
+            if json {
+                let list: Vec<_> = items.iter().map(|i| ItemJson::new(i, &names)).collect();
+                print_json(&list)?;
+            } else {
+                account::print_items(&items, &names);
+            }
+        }
+        ItemCommand::Remove { name } => {
+            s.remove_item(&name)?;
+            if json {
+                print_json(&output::RemovedJson { removed: &name })?;
+            } else {
+                println!("removed item {name}; its snapshots stay in their vault");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `cairn vault request`.
+pub fn vault_request(
+    config: Option<&Path>,
+    tier: String,
+    name: String,
+    zstd_level: i32,
+    json: bool,
+) -> Result<u8> {
+    let mut s = session(config)?;
+    let pw = account_password()?;
+    let request = VaultRequest {
+        name,
+        tier,
+        chunker: ChunkerParams::default(),
+        zstd_level,
+    };
+    let v = s.request_vault(&request, &pw)?;
+    if json {
+        print_json(&VaultJson::from(&v))?;
+    } else {
+        println!(
+            "created account vault {} ({}) in tier {}: {} replica(s){}",
+            v.name,
+            v.id,
+            v.tier,
+            v.replicas,
+            v.quota_bytes
+                .map(|q| format!(", quota {}", bytes(q)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+/// `cairn vault list`.
+pub fn vault_list(config: Option<&Path>, json: bool) -> Result<u8> {
+    let vaults = session(config)?.vaults()?;
+    if json {
+        let list: Vec<_> = vaults.iter().map(VaultJson::from).collect();
+        print_json(&list)?;
+    } else {
+        account::print_vaults(&vaults);
+    }
+    Ok(0)
+}
+
+/// `cairn vault delete`.
+pub fn vault_delete(config: Option<&Path>, name: String, yes: bool, json: bool) -> Result<u8> {
+    if !yes {
+        return Err(Error::Invalid(format!(
+            "deleting vault {name:?} destroys every snapshot in it; repeat with --yes to confirm"
+        ))
+        .into());
+    }
+    let v = session(config)?.delete_vault(&name)?;
+    if json {
+        print_json(&output::DeletedJson {
+            deleted: VaultJson::from(&v),
+        })?;
+    } else {
+        println!("deleted account vault {} ({})", v.name, v.id);
+    }
+    Ok(0)
+}
+
+/// `cairn vault init`.
+pub fn vault_init(
+    local: PathBuf,
+    chunker: ChunkerParams,
+    zstd_level: i32,
+    kdf: (u32, u32),
+    json: bool,
+) -> Result<u8> {
+    let pw = passwords::read("CAIRN_PASSWORD", "New vault password: ", true)?;
+    let options = CreateOptions {
+        chunker,
+        zstd_level,
+        kdf: KdfParams {
+            memory_kib: kdf.0,
+            iterations: kdf.1,
+            ..KdfParams::generate()
+        },
+    };
+    let config = Vault::create(&local, &pw, &options)?;
+    if json {
+        print_json(&output::CreatedJson {
+            vault_id: config.vault_id,
+            path: &local,
+        })?;
+    } else {
+        println!("created vault {} in {}", config.vault_id, local.display());
+    }
+    Ok(0)
+}
+
+/// `cairn backup`.
+pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8> {
+    let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
+        (_, true, None) => {
+            return Err(Error::Invalid(
+                "nothing to back up: give paths, or --item NAME for a protected item".into(),
+            )
+            .into())
+        }
+        (vault, true, Some(name)) => {
+            // A protected item of this device: its paths, excludes and vault.
+            let mut s = session(config)?;
+            let item = s.item(name)?;
+            let pw = account_password()?;
+            let b = items::open(&mut s, &item, vault.as_deref(), &pw)?;
+            let opened = Opened {
+                vault: b.vault,
+                session: Some(s),
+            };
+            (opened, b.paths, b.excludes)
+        }
+        (Some(vault), false, _) => (open(config, vault)?, args.paths.clone(), vec![]),
+        (None, false, _) => {
+            return Err(Error::Invalid("which vault? give --vault VAULT".into()).into())
+        }
+    };
+    excludes.extend(args.excludes);
+    let device = items::device_name(
+        opened
+            .session
+            .as_ref()
+            .map(|s| s.profile().device_name.as_str()),
+        args.item.as_deref(),
+        args.device.as_deref(),
+        fsmeta::hostname,
+    )?;
+    let log = job_log(&opened);
+    let job = log.start(JobKind::Backup)?;
+    let opts = BackupOptions {
+        paths,
+        excludes,
+        item: args.item,
+        device,
+        parent: match (args.parent, args.force) {
+            (Some(p), _) => ParentChoice::Snapshot(p),
+            (None, true) => ParentChoice::None,
+            (None, false) => ParentChoice::Auto,
+        },
+        job: job.id(),
+    };
+    let progress = Arc::new(Progress::default());
+    let spinner = {
+        let p = progress.clone();
+        Spinner::start(!json, move || {
+            format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
+        })
+    };
+    let result = backup::run(&opened.vault, &opts, &progress);
+    job.finish(&result);
+    let report = result?;
+    drop(spinner);
+    output::backup(&report, json, INCOMPLETE)?;
+    Ok(if report.warnings.is_empty() {
+        0
+    } else {
+        INCOMPLETE
+    })
+}
+
+/// `cairn snapshots`.
+pub fn snapshots(config: Option<&Path>, v: VaultArg, acknowledge: bool, json: bool) -> Result<u8> {
+    let vault = open(config, &v.vault)?.vault;
+    if acknowledge {
+        vault.acknowledge_snapshots()?;
+    }
+    output::snapshots(&vault.snapshots()?, vault.keys(), json)?;
+    Ok(0)
+}
+
+/// `cairn ls`.
+pub fn list(
+    config: Option<&Path>,
+    v: VaultArg,
+    snapshot: &str,
+    path: Option<&Path>,
+    json: bool,
+) -> Result<u8> {
+    let vault = open(config, &v.vault)?.vault;
+    let snap = vault.find_snapshot(snapshot)?;
+    let listed = ls::list(&vault, &snap, path.unwrap_or(Path::new("/")))?;
+    if json {
+        print_json(&listed)?;
+    } else {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for l in &listed {
+            writeln!(out, "{}", l.path)?;
+        }
+    }
+    Ok(0)
+}
+
+/// `cairn restore`.
+pub fn restore(
+    config: Option<&Path>,
+    v: VaultArg,
+    snapshot: &str,
+    target: PathBuf,
+    includes: Vec<PathBuf>,
+    json: bool,
+) -> Result<u8> {
+    let opened = open(config, &v.vault)?;
+    let vault = &opened.vault;
+    let snap = vault.find_snapshot(snapshot)?;
+    let done = Arc::new(AtomicU64::new(0));
+    let total = snap.stats.bytes;
+    let spinner = {
+        let done = done.clone();
+        Spinner::start(!json, move || {
+            format!("restored {} of {}", bytes(load(&done)), bytes(total))
+        })
+    };
+    let log = job_log(&opened);
+    let job = log.start(JobKind::Restore)?;
+    let opts = RestoreOptions { target, includes };
+    let result = restore::run(vault, &snap, &opts, &done);
+    job.finish(&result);
+    let report = result?;
+    drop(spinner);
+    output::restore(&report, &snap.short_id(), json)?;
+    Ok(if !report.damaged.is_empty() {
+        4
+    } else if !report.failed.is_empty() {
+        1
+    } else {
+        0
+    })
+}
+
+/// `cairn check`.
+pub fn check(config: Option<&Path>, v: VaultArg, read_data: bool, json: bool) -> Result<u8> {
+    let opened = open(config, &v.vault)?;
+    let done = Arc::new(AtomicU64::new(0));
+    let spinner = {
+        let done = done.clone();
+        Spinner::start(!json && read_data, move || {
+            format!("verified {} chunks", load(&done))
+        })
+    };
+    let log = job_log(&opened);
+    let job = log.start(JobKind::Check)?;
+    let result = check::run(&opened.vault, read_data, &done);
+    job.finish(&result);
+    let report = result?;
+    drop(spinner);
+    output::check(&report, read_data, json)?;
+    Ok(if report.is_clean() { 0 } else { 4 })
+}
+
+/// `cairn forget`.
+pub fn forget(config: Option<&Path>, args: ForgetArgs, json: bool) -> Result<u8> {
+    let vault = open(config, &args.vault.vault)?.vault;
+    let selection = if args.snapshots.is_empty() {
+        Selection::Policy(KeepPolicy {
+            last: args.keep_last,
+            hourly: args.keep_hourly,
+            daily: args.keep_daily,
+            weekly: args.keep_weekly,
+            monthly: args.keep_monthly,
+            yearly: args.keep_yearly,
+        })
+    } else {
+        Selection::Ids(args.snapshots)
+    };
+    let report = forget::run(&vault, &selection, args.dry_run)?;
+    output::forget(&report, json)?;
+    Ok(0)
+}
+
+/// `cairn prune`.
+pub fn prune(config: Option<&Path>, v: VaultArg, dry_run: bool, json: bool) -> Result<u8> {
+    let opened = open(config, &v.vault)?;
+    let log = job_log(&opened);
+    let report = prune::run(&opened.vault, dry_run, &log, |line| eprintln!("{line}"))?;
+    output::prune(&report, dry_run, opened.session.is_some(), json)?;
+    Ok(0)
+}
+
+/// `cairn key passwd --vault DIR`.
+pub fn passwd_local(v: &Path, json: bool) -> Result<u8> {
+    let VaultRef::Local(dir) = VaultRef::parse(v) else {
+        return Err(Error::Invalid(
+            "an account vault's keys follow the account password: run `cairn key passwd` without --vault"
+                .into(),
+        )
+        .into());
+    };
+    let mut vault = Vault::open(&dir, &password()?)?;
+    let new = passwords::read("CAIRN_NEW_PASSWORD", "New password: ", true)?;
+    vault.change_password(&new)?;
+    if json {
+        print_json(&output::PasswordJson {
+            vault_id: vault.config().vault_id,
+            changed: true,
+        })?;
+    } else {
+        println!("password changed; the old password no longer opens this vault");
+    }
+    Ok(0)
+}
+
+/// `cairn key passwd` (the account password).
+pub fn passwd_account(config: Option<&Path>, json: bool) -> Result<u8> {
+    let mut s = session(config)?;
+    let old = account_password()?;
+    let new = passwords::read("CAIRN_NEW_PASSWORD", "New account password: ", true)?;
+    let vaults = s.change_password(&old, &new)?;
+    if json {
+        print_json(&output::AccountPasswordJson {
+            changed: true,
+            vaults_rewrapped: vaults,
+        })?;
+    } else {
+        println!(
+            "account password changed; {vaults} vault key(s) re-wrapped; the old password \
+             no longer works and the account's other devices must log in again"
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,60 @@
+//! Opening what a command names: the logged-in session, and the vault
+//! `--vault V` names with the password it needs (a local vault's, or the
+//! account's). Shared by `cairn` and `cairn-debug`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use cairn_client::remote::config::profile_path;
+use cairn_client::remote::{Session, VaultRef};
+use cairn_client::Vault;
+
+use super::password;
+
+/// A local vault's password (`CAIRN_PASSWORD`, its `_FILE`, or a prompt).
+pub fn password() -> Result<Vec<u8>> {
+    password::read("CAIRN_PASSWORD", "Vault password: ", false)
+}
+
+/// The account password (same sources).
+pub fn account_password() -> Result<Vec<u8>> {
+    password::read("CAIRN_PASSWORD", "Account password: ", false)
+}
+
+/// The logged-in session of the profile (`--config`, `CAIRN_CONFIG` or the
+/// default path).
+pub fn session(config: Option<&Path>) -> Result<Session> {
+    let path = profile_path(config, |k| std::env::var(k).ok())?;
+    Ok(Session::open(&path)?)
+}
+
+/// An unlocked vault and, for an account vault, the session it came
+/// through (which records jobs).
+pub struct Opened {
+    /// The vault.
+    pub vault: Vault,
+    /// The account session (account vaults).
+    pub session: Option<Session>,
+}
+
+/// Opens and unlocks the vault `v` names ([`VaultRef::parse`]).
+pub fn open(config: Option<&Path>, v: &Path) -> Result<Opened> {
+    match VaultRef::parse(v) {
+        VaultRef::Local(dir) => {
+            let pw = password()?;
+            Ok(Opened {
+                vault: Vault::open(&dir, &pw)?,
+                session: None,
+            })
+        }
+        VaultRef::Remote(name) => {
+            let mut s = session(config)?;
+            let pw = account_password()?;
+            let vault = Vault::open_account(&mut s, &name, &pw)?;
+            Ok(Opened {
+                vault,
+                session: Some(s),
+            })
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! What `cairn` prints: with `--json`, one JSON document rendered from the
+//! library's `Serialize` reports (keys sorted, as `serde_json` maps keep
+//! them); otherwise lines for people. Notes, warnings and problems go to
+//! stderr either way.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use cairn_client::backup::BackupReport;
+use cairn_client::check::CheckReport;
+use cairn_client::crypto::VaultKeys;
+use cairn_client::forget::ForgetReport;
+use cairn_client::prune::PruneReport;
+use cairn_client::remote::Profile;
+use cairn_client::restore::RestoreReport;
+use cairn_client::snapshot::{SnapshotRecord, SnapshotStats};
+use cairn_proto::{AccountId, ChunkId, DeviceId, SnapshotId, VaultId};
+use serde::Serialize;
+
+use super::progress::bytes;
+
+/// Prints `value` as one pretty JSON document with sorted keys.
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    let value = serde_json::to_value(value)?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The one-line JSON document of a failed command.
+pub fn error_json(error: &str, exit_code: u8) -> String {
+    #[derive(Serialize)]
+    struct Failed<'a> {
+        error: &'a str,
+        exit_code: u8,
+    }
+    serde_json::to_string(&Failed { error, exit_code }).unwrap_or_default()
+}
+
+/// `cairn login`: the profile written, without its token.
+#[derive(Serialize)]
+pub struct LoginJson<'a> {
+    user: &'a str,
+    account: AccountId,
+    device: DeviceId,
+    device_name: &'a str,
+    servers: &'a [String],
+    profile: &'a Path,
+}
+
+impl<'a> LoginJson<'a> {
+    /// The profile `p`, written to `path`.
+    pub fn new(p: &'a Profile, path: &'a Path) -> Self {
+        Self {
+            user: &p.user,
+            account: p.account,
+            device: p.device,
+            device_name: &p.device_name,
+            servers: &p.servers,
+            profile: path,
+        }
+    }
+}
+
+/// `cairn logout`.
+#[derive(Serialize)]
+pub struct LogoutJson {
+    /// Always true: the profile is gone.
+    pub logged_out: bool,
+    /// Whether the cluster confirmed the revocation.
+    pub token_revoked: bool,
+}
+
+/// `cairn item remove`.
+#[derive(Serialize)]
+pub struct RemovedJson<'a> {
+    /// The item removed.
+    pub removed: &'a str,
+}
+
+/// `cairn vault delete`.
+#[derive(Serialize)]
+pub struct DeletedJson<'a> {
+    /// The vault deleted.
+    pub deleted: super::account::VaultJson<'a>,
+}
+
+/// `cairn vault init`.
+#[derive(Serialize)]
+pub struct CreatedJson<'a> {
+    /// The new vault's id.
+    pub vault_id: VaultId,
+    /// Its directory.
+    pub path: &'a Path,
+}
+
+/// `cairn key passwd --vault DIR`.
+#[derive(Serialize)]
+pub struct PasswordJson {
+    /// The vault whose keys were re-wrapped.
+    pub vault_id: VaultId,
+    /// Always true.
+    pub changed: bool,
+}
+
+/// `cairn key passwd` (the account password).
+#[derive(Serialize)]
+pub struct AccountPasswordJson {
+    /// Always true.
+    pub changed: bool,
+    /// Account vaults whose keys were re-wrapped.
+    pub vaults_rewrapped: usize,
+}
+
+/// `cairn prune`: the report under the mode it ran in.
+#[derive(Serialize)]
+pub struct PruneJson<'a> {
+    /// Whether nothing was deleted.
+    pub dry_run: bool,
+    /// What was (or would be) deleted.
+    pub report: &'a PruneReport,
+}
+
+/// One line of `cairn snapshots --json`: the record and its sealed paths.
+#[derive(Serialize)]
+pub struct SnapshotJson<'a> {
+    id: SnapshotId,
+    time: &'a str,
+    finished: &'a str,
+    device: &'a str,
+    item: Option<&'a str>,
+    root: ChunkId,
+    stats: &'a SnapshotStats,
+    paths: Option<Vec<String>>,
+}
+
+impl<'a> SnapshotJson<'a> {
+    /// `s`, with its paths when `keys` open its metadata.
+    pub fn new(s: &'a SnapshotRecord, keys: &VaultKeys) -> Self {
+        Self {
+            id: s.id,
+            time: &s.time,
+            finished: &s.finished,
+            device: &s.device,
+            item: s.item.as_deref(),
+            root: s.root,
+            stats: &s.stats,
+            paths: s.open_meta(keys).ok().map(|m| m.paths),
+        }
+    }
+}
+
+/// Prints a backup's notes and warnings (stderr) and, without `json`, its
+/// summary line.
+pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<()> {
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for c in &report.changed_during_read {
+        eprintln!("warning: {c} changed while it was read; the snapshot holds the bytes as read");
+    }
+    if json {
+        return print_json(report);
+    }
+    let s = &report.snapshot;
+    println!(
+        "snapshot {} saved: {} files, {} dirs, {} ({} files read, {} new in {} chunks, {} stored) in {:.2}s",
+        s.short_id(),
+        s.stats.files,
+        s.stats.dirs,
+        bytes(s.stats.bytes),
+        s.stats.files_read,
+        bytes(s.stats.new_bytes),
+        s.stats.new_chunks,
+        bytes(s.stats.stored_bytes),
+        report.seconds
+    );
+    if !report.warnings.is_empty() {
+        println!(
+            "incomplete: {} entries skipped (listed above), exit code {incomplete_code}",
+            report.warnings.len()
+        );
+    }
+    Ok(())
+}
+
+/// Prints a restore's outcome; what could not be restored goes to stderr.
+pub fn restore(report: &RestoreReport, short_id: &str, json: bool) -> Result<()> {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        print_json(report)?;
+    } else {
+        println!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} in {:.2}s",
+            short_id,
+            report.target.display(),
+            report.files,
+            report.dirs,
+            bytes(report.bytes),
+            report.seconds
+        );
+    }
+    for f in &report.failed {
+        eprintln!("could not write, not restored: {f}");
+    }
+    for d in &report.damaged {
+        eprintln!("damaged, not restored: {d}");
+    }
+    if !report.damaged.is_empty() {
+        eprintln!(
+            "error: {} file(s) could not be restored because their data is damaged",
+            report.damaged.len()
+        );
+    } else if !report.failed.is_empty() {
+        eprintln!(
+            "error: {} file(s) could not be written",
+            report.failed.len()
+        );
+    }
+    Ok(())
+}
+
+/// Prints what `check` found.
+pub fn check(report: &CheckReport, read_data: bool, json: bool) -> Result<()> {
+    if json {
+        return print_json(report);
+    }
+    for p in &report.problems {
+        eprintln!("problem: {p}");
+    }
+    for f in &report.damaged_files {
+        eprintln!("affected file: {f}");
+    }
+    println!(
+        "checked {} snapshots, {} trees{}: {}",
+        report.snapshots,
+        report.trees,
+        if read_data {
+            format!(", {} chunks read", report.chunks_read)
+        } else {
+            String::new()
+        },
+        if report.is_clean() {
+            "no problems found".to_string()
+        } else {
+            format!("{} problem(s)", report.problems.len())
+        }
+    );
+    Ok(())
+}
+
+/// Prints what `forget` did (or would do).
+pub fn forget(report: &ForgetReport, json: bool) -> Result<()> {
+    if json {
+        return print_json(report);
+    }
+    let verb = if report.dry_run {
+        "would forget"
+    } else {
+        "forgot"
+    };
+    for id in &report.forgotten {
+        println!("{verb} {id}");
+    }
+    println!(
+        "{verb} {} snapshot(s), kept {}",
+        report.forgotten.len(),
+        report.kept.len()
+    );
+    Ok(())
+}
+
+/// Prints what `prune` deleted (or would delete); an account vault's
+/// sweep reports chunks kept for a concurrent backup instead of bytes.
+pub fn prune(report: &PruneReport, dry_run: bool, account: bool, json: bool) -> Result<()> {
+    if json {
+        return print_json(&PruneJson { dry_run, report });
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    if account {
+        println!(
+            "{verb} {} unreferenced chunks ({} kept: a backup used them meanwhile); \
+             {} chunks of {} snapshots kept",
+            report.deleted_chunks, report.kept_recently_used, report.live_chunks, report.snapshots
+        );
+    } else {
+        println!(
+            "{verb} {} unreferenced chunks ({}); {} chunks of {} snapshots kept",
+            report.deleted_chunks,
+            bytes(report.deleted_bytes),
+            report.live_chunks,
+            report.snapshots
+        );
+    }
+    Ok(())
+}
+
+/// Prints the snapshot list.
+pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Result<()> {
+    if json {
+        let list: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, keys)).collect();
+        return print_json(&list);
+    }
+    println!(
+        "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  paths",
+        "id", "time", "device", "item", "files", "size"
+    );
+    for s in snaps {
+        let paths = s
+            .open_meta(keys)
+            .map(|m| m.paths.join(" "))
+            .unwrap_or_else(|e| e.to_string());
+        println!(
+            "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  {}",
+            s.short_id(),
+            &s.time[..19.min(s.time.len())].replace('T', " "),
+            s.device,
+            s.item.as_deref().unwrap_or("-"),
+            s.stats.files,
+            bytes(s.stats.bytes),
+            paths
+        );
+    }
+    println!("{} snapshot(s)", snaps.len());
+    Ok(())
+}

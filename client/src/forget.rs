@@ -1,0 +1,210 @@
+//! Forgetting snapshots: by id, or all those a [`KeepPolicy`] does not
+//! keep. Only records go; [`crate::prune`] then frees the data no snapshot
+//! uses any more.
+
+use std::collections::BTreeMap;
+
+use cairn_proto::SnapshotId;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::retention::{self, KeepPolicy};
+use crate::snapshot::SnapshotRecord;
+use crate::vault::Vault;
+
+/// Which snapshots to forget.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These (ids or unique id prefixes).
+    Ids(Vec<String>),
+    /// Those the policy does not keep, in each group of snapshots.
+    Policy(KeepPolicy),
+}
+
+/// What `forget` decided.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForgetReport {
+    /// Whether nothing was changed (`--dry-run`).
+    pub dry_run: bool,
+    /// Snapshots kept.
+    pub kept: Vec<SnapshotId>,
+    /// Snapshots forgotten (or that would be, with `dry_run`).
+    pub forgotten: Vec<SnapshotId>,
+}
+
+/// Forgets the snapshots `selection` names (with `dry_run`, only says
+/// which).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for an empty selection; [`Error::NotFound`] for an id
+/// that names no snapshot or several; [`Error::Format`] for a record whose
+/// time cannot be read.
+pub fn run(vault: &Vault, selection: &Selection, dry_run: bool) -> Result<ForgetReport> {
+    let mut report = match selection {
+        Selection::Ids(ids) if !ids.is_empty() => by_id(vault, ids, dry_run)?,
+        Selection::Policy(policy) if !policy.is_empty() => by_policy(vault, policy, dry_run)?,
+        _ => {
+            return Err(Error::Invalid(
+                "nothing to forget: name snapshots or give a --keep-… policy".into(),
+            ))
+        }
+    };
+    report.dry_run = dry_run;
+    Ok(report)
+}
+
+/// Forgets each snapshot `specs` names, in order.
+fn by_id(vault: &Vault, specs: &[String], dry_run: bool) -> Result<ForgetReport> {
+    let mut report = ForgetReport::default();
+    for spec in specs {
+        let snap = vault.find_snapshot(spec)?;
+        if !dry_run {
+            vault.forget_snapshot(snap.id)?;
+        }
+        report.forgotten.push(snap.id);
+    }
+    Ok(report)
+}
+
+/// Applies `policy` to each group of snapshots (same device, and same item
+/// or, without one, same paths) and removes the records it does not keep.
+fn by_policy(vault: &Vault, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport> {
+    let mut groups: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
+    for snap in vault.snapshots()? {
+        let what = match &snap.item {
+            Some(item) => format!("item {item}"),
+            None => snap.open_meta(vault.keys())?.paths.join("\n"),
+        };
+        groups
+            .entry((snap.device.clone(), what))
+            .or_default()
+            .push(snap);
+    }
+    let mut report = ForgetReport::default();
+    for snaps in groups.values() {
+        let times = snaps
+            .iter()
+            .map(unix_seconds)
+            .collect::<Result<Vec<i64>>>()?;
+        for (snap, keep) in snaps.iter().zip(retention::keep(&times, policy)) {
+            if keep {
+                report.kept.push(snap.id);
+            } else {
+                report.forgotten.push(snap.id);
+            }
+        }
+    }
+    if !dry_run {
+        for id in &report.forgotten {
+            vault.forget_snapshot(*id)?;
+        }
+    }
+    Ok(report)
+}
+
+/// A snapshot's start time in Unix seconds, for the retention rules.
+///
+/// # Errors
+///
+/// [`Error::Format`] when the time is not RFC 3339 after the epoch: a
+/// policy must not place a snapshot it cannot date (as the oldest, say).
+fn unix_seconds(snap: &SnapshotRecord) -> Result<i64> {
+    humantime::parse_rfc3339(&snap.time)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| {
+            Error::Format(format!(
+                "snapshot {}: start time {:?} is not an RFC 3339 time",
+                snap.short_id(),
+                snap.time
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::ChunkId;
+
+    use super::*;
+    use crate::snapshot::SnapshotMeta;
+    use crate::vault::memory::testing::small_vault;
+
+    /// Commits a format-1 record (no sealed bound) starting at `time`.
+    fn commit(vault: &Vault, time: &str) -> SnapshotId {
+        let id = SnapshotId::random();
+        let record = SnapshotRecord {
+            format: 1,
+            id,
+            vault: vault.config().vault_id,
+            device: "d".into(),
+            item: Some("i".into()),
+            time: time.into(),
+            finished: time.into(),
+            root: ChunkId([1; 32]),
+            stats: Default::default(),
+            meta: SnapshotMeta::default()
+                .seal(vault.keys(), vault.config().vault_id, id)
+                .unwrap(),
+        };
+        vault.commit_snapshot(&record, None).unwrap();
+        id
+    }
+
+    #[test]
+    fn a_policy_keeps_the_newest_and_forgets_the_rest() {
+        let vault = small_vault();
+        let old = commit(&vault, "2026-01-01T00:00:00.000000000Z");
+        let new = commit(&vault, "2026-01-02T00:00:00.000000000Z");
+        let keep_last = Selection::Policy(KeepPolicy {
+            last: Some(1),
+            ..KeepPolicy::default()
+        });
+        let dry = run(&vault, &keep_last, true).unwrap();
+        assert_eq!(
+            (dry.kept.clone(), dry.forgotten.clone()),
+            (vec![new], vec![old])
+        );
+        assert!(dry.dry_run);
+        assert_eq!(vault.snapshots().unwrap().len(), 2);
+        let done = run(&vault, &keep_last, false).unwrap();
+        assert!(!done.dry_run);
+        assert_eq!(vault.snapshots().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_unparsable_time_is_an_error_not_the_epoch() {
+        let vault = small_vault();
+        commit(&vault, "2026-01-01T00:00:00.000000000Z");
+        commit(&vault, "yesterday");
+        let policy = Selection::Policy(KeepPolicy {
+            last: Some(1),
+            ..KeepPolicy::default()
+        });
+        assert!(matches!(
+            run(&vault, &policy, false),
+            Err(Error::Format(m)) if m.contains("\"yesterday\"")
+        ));
+        assert_eq!(vault.snapshots().unwrap().len(), 2, "nothing was forgotten");
+    }
+
+    #[test]
+    fn an_empty_selection_or_an_unknown_id_is_refused() {
+        let vault = small_vault();
+        commit(&vault, "2026-01-01T00:00:00.000000000Z");
+        for empty in [
+            Selection::Ids(vec![]),
+            Selection::Policy(KeepPolicy::default()),
+        ] {
+            assert!(matches!(
+                run(&vault, &empty, false),
+                Err(Error::Invalid(m)) if m.contains("nothing to forget")
+            ));
+        }
+        assert!(matches!(
+            run(&vault, &Selection::Ids(vec!["ffff".into()]), false),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,248 @@
+//! The in-memory [`Backend`]: a map of chunks and a map of records, so the
+//! backup, restore, check and prune cores are unit-tested without a disk
+//! vault or a server (rustic_core's `in_memory` backend plays this part
+//! there). It behaves like a local vault: reads are direct, the sink stores
+//! each blob, and every counter stays in the record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use cairn_proto::version::VAULT_FORMAT;
+use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
+use crossbeam_channel::Receiver;
+
+use super::backend::{Backend, Deleted};
+use super::sink::{Sealed, Sink, Written};
+use super::{Compression, CreateOptions, Vault, VaultConfig};
+use crate::crypto::VaultKeys;
+use crate::error::{Error, Result};
+use crate::snapshot::SnapshotRecord;
+
+/// Chunks and snapshot records held in memory.
+#[derive(Default)]
+pub struct MemoryBackend {
+    chunks: RwLock<BTreeMap<ChunkId, Vec<u8>>>,
+    records: RwLock<BTreeMap<SnapshotId, SnapshotRecord>>,
+}
+
+impl Vault {
+    /// A new, unlocked vault held in memory with `options`' chunker and
+    /// zstd level (its KDF parameters are recorded, no password is
+    /// derived).
+    pub fn in_memory(options: &CreateOptions) -> Self {
+        let vault_id = VaultId::random();
+        let keys = VaultKeys::generate();
+        let config = VaultConfig {
+            format: VAULT_FORMAT,
+            vault_id,
+            chunker: options.chunker,
+            compression: Compression {
+                zstd_level: options.zstd_level,
+            },
+            kdf: options.kdf.clone(),
+            keys: vec![],
+        };
+        Self::with_backend(config, keys, Box::<MemoryBackend>::default())
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Invalid("the in-memory vault's lock was poisoned".into())
+}
+
+impl MemoryBackend {
+    fn put(&self, id: ChunkId, sealed: &[u8]) -> Result<bool> {
+        let mut chunks = self.chunks.write().map_err(poisoned)?;
+        Ok(chunks.insert(id, sealed.to_vec()).is_none())
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn batches_reads(&self) -> bool {
+        false
+    }
+
+    fn keeps_record_stats(&self) -> bool {
+        true
+    }
+
+    fn contains(&self, id: ChunkId) -> Result<bool> {
+        Ok(self.chunks.read().map_err(poisoned)?.contains_key(&id))
+    }
+
+    fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let chunks = self.chunks.read().map_err(poisoned)?;
+        Ok(ids
+            .iter()
+            .filter(|id| !chunks.contains_key(id))
+            .copied()
+            .collect())
+    }
+
+    fn get_into(&self, id: ChunkId, out: &mut Vec<u8>) -> Result<bool> {
+        let chunks = self.chunks.read().map_err(poisoned)?;
+        match chunks.get(&id) {
+            Some(sealed) => {
+                out.clear();
+                out.extend_from_slice(sealed);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn get_many(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<u8>>> {
+        let chunks = self.chunks.read().map_err(poisoned)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((*id, chunks.get(id)?.clone())))
+            .collect())
+    }
+
+    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
+        let chunks = self.chunks.read().map_err(poisoned)?;
+        Ok(chunks.iter().map(|(id, b)| (*id, b.len() as u64)).collect())
+    }
+
+    fn delete_chunks(&self, ids: &[ChunkId], _job: Option<JobId>) -> Result<Deleted> {
+        let mut chunks = self.chunks.write().map_err(poisoned)?;
+        let mut deleted = 0;
+        for id in ids {
+            deleted += u64::from(chunks.remove(id).is_some());
+        }
+        Ok(Deleted {
+            deleted,
+            kept_recently_used: 0,
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn sink(&self) -> Box<dyn Sink + '_> {
+        Box::new(MemorySink { backend: self })
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let mut out: Vec<_> = self
+            .records
+            .read()
+            .map_err(poisoned)?
+            .values()
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn commit_snapshot(
+        &self,
+        record: &SnapshotRecord,
+        _label: &str,
+        _job: Option<JobId>,
+    ) -> Result<()> {
+        self.records
+            .write()
+            .map_err(poisoned)?
+            .insert(record.id, record.clone());
+        Ok(())
+    }
+
+    fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
+        match self.records.write().map_err(poisoned)?.remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!("no snapshot {id} in this vault"))),
+        }
+    }
+
+    fn rewrap(&self, _config: &VaultConfig) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Stores each blob as it arrives.
+struct MemorySink<'a> {
+    backend: &'a MemoryBackend,
+}
+
+impl Sink for MemorySink<'_> {
+    fn dedups(&self) -> bool {
+        false
+    }
+
+    fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
+        let mut out = Written::default();
+        for b in blobs {
+            if self.backend.put(b.id, &b.bytes)? {
+                out.chunks += 1;
+                out.sealed_bytes += b.bytes.len() as u64;
+                out.plain_bytes += b.plain_len;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Helpers for the unit tests of the commands over an in-memory vault.
+#[cfg(test)]
+pub mod testing {
+    use std::path::Path;
+
+    use super::*;
+    use crate::backup::{self, BackupOptions, BackupReport, Progress};
+    use crate::chunker::ChunkerParams;
+    use crate::crypto::KdfParams;
+
+    /// An in-memory vault with small chunks, so test files span several.
+    pub fn small_vault() -> Vault {
+        Vault::in_memory(&CreateOptions {
+            chunker: ChunkerParams {
+                min_size: 1024,
+                avg_size: 4096,
+                max_size: 16384,
+            },
+            zstd_level: 3,
+            kdf: KdfParams::generate(),
+        })
+    }
+
+    /// Backs up `dir` as device `test`.
+    pub fn backup_dir(vault: &Vault, dir: &Path) -> BackupReport {
+        let opts = BackupOptions {
+            paths: vec![dir.to_path_buf()],
+            device: "test".into(),
+            ..Default::default()
+        };
+        backup::run(vault, &opts, &Progress::default()).unwrap()
+    }
+
+    /// Stores `bytes` as chunk `id` (replacing what is there: a damaged
+    /// chunk when they are not its sealed bytes).
+    pub fn store_raw(vault: &Vault, id: ChunkId, bytes: Vec<u8>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        tx.send(Sealed {
+            id,
+            plain_len: bytes.len() as u64,
+            bytes,
+            tree: false,
+        })
+        .unwrap();
+        drop(tx);
+        vault.backend().sink().store_all(rx).unwrap();
+    }
+
+    /// Deterministic incompressible bytes.
+    pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}

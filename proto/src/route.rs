@@ -1,0 +1,150 @@
+//! The device API's routes, as the client calls them and the server mounts
+//! them: templates below [`crate::api::PREFIX`], `{param}` segments named
+//! as in the server's OpenAPI paths. [`ALL`] lists every route the client
+//! uses, so a server test can check each against the OpenAPI document.
+//!
+//! [`path`] fills a template's parameters in order, each percent-encoded as
+//! one path segment, so a name with a `/` or a space stays one segment.
+
+/// `POST`: the account's KDF parameters, before a login.
+pub const LOGIN_PARAMS: &str = "/login/params";
+/// `POST`: log a device in.
+pub const LOGIN: &str = "/login";
+/// `GET`: the account and the cluster's nodes.
+pub const ACCOUNT: &str = "/account";
+/// `POST`: change the account password.
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// `GET`: the account's devices.
+pub const DEVICES: &str = "/devices";
+/// `POST`: rename device `{id}`.
+pub const DEVICE_RENAME: &str = "/devices/{id}/rename";
+/// `POST`: revoke device `{id}`.
+pub const DEVICE_REVOKE: &str = "/devices/{id}/revoke";
+/// `GET`: the tiers vaults are requested from.
+pub const TIERS: &str = "/tiers";
+/// `GET`: the account's vaults; `POST`: create one.
+pub const VAULTS: &str = "/vaults";
+/// `DELETE`: vault `{id}` and everything in it.
+pub const VAULT: &str = "/vaults/{id}";
+/// `GET`: this device's protected items.
+pub const ITEMS: &str = "/items";
+/// `PUT`: define item `{name}`; `DELETE`: remove it.
+pub const ITEM: &str = "/items/{name}";
+/// `GET`: the job log; `POST`: start a job.
+pub const JOBS: &str = "/jobs";
+/// `POST`: record how job `{id}` ended.
+pub const JOB_FINISH: &str = "/jobs/{id}/finish";
+/// `GET`: vault `{id}`'s snapshot records; `POST`: commit one.
+pub const SNAPSHOTS: &str = "/vaults/{id}/snapshots";
+/// `DELETE`: forget snapshot `{sid}` of vault `{id}`.
+pub const SNAPSHOT: &str = "/vaults/{id}/snapshots/{sid}";
+/// `POST`: upload sealed chunks (a frames body) to vault `{id}`.
+pub const CHUNKS: &str = "/vaults/{id}/chunks";
+/// `POST`: which of these chunk ids vault `{id}` lacks.
+pub const CHUNKS_MISSING: &str = "/vaults/{id}/chunks/missing";
+/// `POST`: the sealed bytes of these chunks of vault `{id}`.
+pub const CHUNKS_GET: &str = "/vaults/{id}/chunks/get";
+/// `POST`: one page of vault `{id}`'s chunk ids (`?after=` the last one).
+pub const CHUNKS_LIST: &str = "/vaults/{id}/chunks/list";
+/// `POST`: delete these chunks of vault `{id}` as a prune job (`?job=`).
+pub const CHUNKS_DELETE: &str = "/vaults/{id}/chunks/delete";
+
+/// Every route the client calls: (method, template).
+pub const ALL: &[(&str, &str)] = &[
+    ("POST", LOGIN_PARAMS),
+    ("POST", LOGIN),
+    ("GET", ACCOUNT),
+    ("POST", ACCOUNT_PASSWORD),
+    ("GET", DEVICES),
+    ("POST", DEVICE_RENAME),
+    ("POST", DEVICE_REVOKE),
+    ("GET", TIERS),
+    ("GET", VAULTS),
+    ("POST", VAULTS),
+    ("DELETE", VAULT),
+    ("GET", ITEMS),
+    ("PUT", ITEM),
+    ("DELETE", ITEM),
+    ("GET", JOBS),
+    ("POST", JOBS),
+    ("POST", JOB_FINISH),
+    ("GET", SNAPSHOTS),
+    ("POST", SNAPSHOTS),
+    ("DELETE", SNAPSHOT),
+    ("POST", CHUNKS),
+    ("POST", CHUNKS_MISSING),
+    ("POST", CHUNKS_GET),
+    ("POST", CHUNKS_LIST),
+    ("POST", CHUNKS_DELETE),
+];
+
+/// `template` with its `{param}` segments replaced, in order, by `values`
+/// percent-encoded ([`segment`]). A parameter without a value stays as
+/// written (the server answers 404), and extra values are ignored.
+pub fn path(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        match values.next() {
+            Some(v) => out.push_str(&segment(v)),
+            None => out.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Percent-encodes one path segment: everything but ASCII letters, digits
+/// and `-_.~` becomes `%XX`.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_filled_in_order_and_escaped() {
+        assert_eq!(path(DEVICE_RENAME, &["ab12"]), "/devices/ab12/rename");
+        assert_eq!(path(SNAPSHOT, &["v1", "s2"]), "/vaults/v1/snapshots/s2");
+        assert_eq!(path(ITEM, &["my item/x"]), "/items/my%20item%2Fx");
+        assert_eq!(path(LOGIN, &[]), "/login");
+        // Missing values leave the parameter; extra ones are ignored.
+        assert_eq!(path(SNAPSHOT, &["v1"]), "/vaults/v1/snapshots/{sid}");
+        assert_eq!(path(VAULT, &["v1", "extra"]), "/vaults/v1");
+    }
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(segment("home"), "home");
+        assert_eq!(segment("my item/x"), "my%20item%2Fx");
+        assert_eq!(segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn every_route_is_listed_once_with_a_known_method() {
+        for (i, (method, template)) in ALL.iter().enumerate() {
+            assert!(["GET", "POST", "PUT", "DELETE"].contains(method));
+            assert!(template.starts_with('/') && !template.ends_with('/'));
+            assert!(
+                !ALL[..i].contains(&(*method, *template)),
+                "{method} {template}"
+            );
+        }
+    }
+}
