@@ -134,8 +134,20 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         }
     }
 
-    // The raw vault keys, for the search at the end.
-    let keys = laptop.json(&["debug", "keys", "--vault", "main"]);
+    // The raw vault keys (from `cairn-debug`, not the production `cairn`),
+    // for the search at the end.
+    let keys = json_of(
+        "cairn-debug keys",
+        &std::process::Command::new(cairn_tests::bin("cairn-debug"))
+            .args(["keys", "--vault", "main"])
+            .env("CAIRN_CONFIG", laptop.config_dir().join("cairn/profile.json"))
+            .env("HOME", homes.join("alice-laptop"))
+            .env("XDG_CACHE_HOME", homes.join("alice-laptop/cache"))
+            .env("CAIRN_PASSWORD", &laptop.password)
+            .env_remove("CAIRN_PASSWORD_FILE")
+            .output()
+            .expect("run cairn-debug"),
+    );
 
     // Revoke the desktop from the laptop: refused at once on every node.
     let devices = laptop.json(&["devices", "list"]);
