@@ -224,12 +224,8 @@ fn verify_all(
     report: &mut CheckReport,
     done: &AtomicU64,
 ) -> Result<HashSet<ChunkId>> {
-    let ids: Vec<ChunkId> = vault
-        .backend()
-        .list_chunks()?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut ids = vec![];
+    vault.backend().list_chunks(&mut |id, _| ids.push(id))?;
     verify_ids(vault, &ids, report, done)
 }
 

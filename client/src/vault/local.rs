@@ -116,13 +116,12 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
-        let mut out = vec![];
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()> {
         self.store.for_each_meta(self.vault, &mut |id, meta| {
-            out.push((id, u64::from(meta.size)));
+            visit(id, u64::from(meta.size));
             Ok(())
         })?;
-        Ok(out)
+        Ok(())
     }
 
     fn delete_chunks(&self, ids: &[ChunkId], _job: Option<JobId>) -> Result<Deleted> {

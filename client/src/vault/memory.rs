@@ -51,9 +51,9 @@ fn poisoned<T>(_: T) -> Error {
 }
 
 impl MemoryBackend {
-    fn put(&self, id: ChunkId, sealed: &[u8]) -> Result<bool> {
+    fn put(&self, id: ChunkId, sealed: Vec<u8>) -> Result<bool> {
         let mut chunks = self.chunks.write().map_err(poisoned)?;
-        Ok(chunks.insert(id, sealed.to_vec()).is_none())
+        Ok(chunks.insert(id, sealed).is_none())
     }
 }
 
@@ -99,9 +99,11 @@ impl Backend for MemoryBackend {
             .collect())
     }
 
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
-        let chunks = self.chunks.read().map_err(poisoned)?;
-        Ok(chunks.iter().map(|(id, b)| (*id, b.len() as u64)).collect())
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()> {
+        for (id, sealed) in self.chunks.read().map_err(poisoned)?.iter() {
+            visit(*id, sealed.len() as u64);
+        }
+        Ok(())
     }
 
     fn delete_chunks(&self, ids: &[ChunkId], _job: Option<JobId>) -> Result<Deleted> {
@@ -174,9 +176,10 @@ impl Sink for MemorySink<'_> {
     fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
         let mut out = Written::default();
         for b in blobs {
-            if self.backend.put(b.id, &b.bytes)? {
+            let sealed_len = b.bytes.len() as u64;
+            if self.backend.put(b.id, b.bytes)? {
                 out.chunks += 1;
-                out.sealed_bytes += b.bytes.len() as u64;
+                out.sealed_bytes += sealed_len;
                 out.plain_bytes += b.plain_len;
             }
         }
