@@ -887,11 +887,40 @@ mod tests {
 
     use super::*;
     use crate::restore::{self, RestoreOptions};
-    use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault};
+    use crate::vault::memory::testing::{
+        backup_dir, pseudo_random, small_batched_vault, small_vault,
+    };
 
     #[test]
     fn a_backup_stores_each_chunk_once_and_restores() {
+        backup_and_restore(&small_vault());
+    }
+
+    #[test]
+    fn a_backup_through_batched_reads_restores_and_seals_its_counters() {
+        let vault = small_batched_vault();
+        backup_and_restore(&vault);
+        // The record's counters came back from the sealed metadata.
+        let listed = &vault.snapshots().unwrap()[0];
+        assert_eq!(listed.stats.files, 3);
+        let meta = listed.open_meta(vault.keys()).unwrap();
+        assert_eq!(meta.stats.as_ref(), Some(&listed.stats));
+        assert_eq!(
+            small_vault_meta_stats(),
+            None,
+            "a local-like vault keeps its counters in the clear only"
+        );
+    }
+
+    fn small_vault_meta_stats() -> Option<SnapshotStats> {
         let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), b"a").unwrap();
+        let report = backup_dir(&vault, src.path());
+        report.snapshot.open_meta(vault.keys()).unwrap().stats
+    }
+
+    fn backup_and_restore(vault: &Vault) {
         let src = tempfile::tempdir().unwrap();
         let data = pseudo_random(100_000, 1);
         fs::write(src.path().join("a"), &data).unwrap();
@@ -899,7 +928,7 @@ mod tests {
         fs::create_dir(src.path().join("d")).unwrap();
         fs::write(src.path().join("d/small"), b"small").unwrap();
 
-        let report = backup_dir(&vault, src.path());
+        let report = backup_dir(vault, src.path());
         let stats = &report.snapshot.stats;
         assert_eq!((stats.files, stats.files_read), (3, 3));
         assert_eq!(stats.bytes, 200_005);
@@ -913,7 +942,7 @@ mod tests {
             target: out.path().to_path_buf(),
             includes: vec![],
         };
-        let restored = restore::run(&vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
+        let restored = restore::run(vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
         assert!(restored.damaged.is_empty() && restored.failed.is_empty());
         let back = out.path().join(src.path().strip_prefix("/").unwrap());
         assert_eq!(fs::read(back.join("copy")).unwrap(), data);
