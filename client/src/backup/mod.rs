@@ -20,13 +20,14 @@
 //!   keeps every core busy.
 //! - The *finisher* receives directories in post-order, so each tree's
 //!   children are done when it is encoded; the last one is the root.
-//! - The *writer* is the vault's [`Sink`] ([`crate::vault::Backend::sink`]):
-//!   a local vault's batches skip the WAL and are flushed before the
-//!   commit; an account vault's upload stage checks whole batches with one
-//!   `missing` request and uploads only what the vault lacks. When the sink
-//!   dedups against the vault itself ([`Sink::dedups`]), the workers do not
-//!   ask the vault about each chunk. The snapshot record is committed last,
-//!   after [`crate::vault::Backend::flush`].
+//! - The *writer* is the vault's [`crate::vault::Sink`]
+//!   ([`crate::vault::Backend::sink`]): a local vault's batches skip the
+//!   WAL and are flushed before the commit; an account vault's upload
+//!   stage checks whole batches with one `missing` request and uploads only
+//!   what the vault lacks. When the sink dedups against the vault itself
+//!   ([`crate::vault::Sink::dedups`]), the workers do not ask the vault
+//!   about each chunk. The snapshot record is committed last, after
+//!   [`crate::vault::Backend::flush`].
 //!
 //! Every channel is bounded, so the data in flight is a few chunks per
 //! thread whatever the size of the backup. A failure anywhere disconnects

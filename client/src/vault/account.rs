@@ -1,5 +1,5 @@
 //! An account vault as a [`Backend`]: chunks and records over the storage
-//! API ([`RemoteVault`]), and the backup's upload stage ([`AccountSink`]).
+//! API ([`RemoteVault`]), and the backup's upload stage (`AccountSink`).
 //!
 //! ```text
 //!  sealed blobs ──▶ batcher ──batches of ~8 MiB──▶ uploaders ×UPLOADERS
