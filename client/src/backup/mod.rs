@@ -62,7 +62,7 @@ use crate::jobs::JobOutcome;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
 use crate::vault::{Sealed, Vault};
-use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared, ABORTED};
+use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared};
 use select::Excludes;
 use walk::Walker;
 
@@ -285,11 +285,11 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         let finished = finished.map_err(|e| errors.push(e)).ok();
         let written = written.map_err(|e| errors.push(e)).ok();
         // A disconnected channel is a symptom; report the cause.
-        errors.sort_by_key(|e| matches!(e, Error::Invalid(m) if m == ABORTED));
+        errors.sort_by_key(|e| matches!(e, Error::Aborted));
         match (errors.into_iter().next(), finished, written) {
             (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes, entries)),
             (Some(e), _, _) => Err(e),
-            _ => Err(Error::Invalid(ABORTED.into())),
+            _ => Err(Error::Aborted),
         }
     });
     let (finished, written, mut warnings, notes, entries) = outcome?;
