@@ -29,30 +29,20 @@ use crate::http::IDEMPOTENCY_KEY;
 /// How many times a write is attempted while the cluster is unavailable.
 const WRITE_ATTEMPTS: u32 = 5;
 
-/// Why a command failed; decides the exit code.
+/// Why an operator command failed: the server refused the credentials, the
+/// command line is incomplete, or anything else (the binary maps each to
+/// its exit code).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The server refused the credentials (exit code 3).
+    /// The server refused the credentials, or there are none.
     #[error("authentication refused: {0}")]
     Auth(String),
-    /// The command line (with the configuration file) is incomplete
-    /// (exit code 2).
+    /// The command line (with the configuration file) is incomplete.
     #[error("{0}")]
     Usage(String),
-    /// Anything else (exit code 1).
+    /// Anything else.
     #[error("{0}")]
     Other(String),
-}
-
-impl CliError {
-    /// The process exit code (DESIGN §9).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Auth(_) => 3,
-            CliError::Usage(_) => 2,
-            CliError::Other(_) => 1,
-        }
-    }
 }
 
 fn other(e: impl std::fmt::Display) -> CliError {
@@ -455,12 +445,5 @@ mod tests {
         ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
-        assert_eq!(CliError::Auth("x".into()).exit_code(), 3);
-        assert_eq!(CliError::Other("x".into()).exit_code(), 1);
     }
 }

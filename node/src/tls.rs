@@ -10,8 +10,8 @@
 //! with `--tls-self-signed` is trusted by passing the node's own
 //! `<data-dir>/tls/cert.pem` as the CA file.
 //!
-//! The server's accept loop ([`crate::server`]) runs each handshake in the
-//! connection's own task under [`HANDSHAKE_TIMEOUT`], so one slow or
+//! The server's accept loop ([`crate::http::serve`]) runs each handshake in
+//! the connection's own task under `HANDSHAKE_TIMEOUT`, so one slow or
 //! hostile client cannot hold up the accept loop; failed handshakes are
 //! logged and dropped.
 

@@ -1,8 +1,12 @@
-//! The running node: its Raft instance, a read handle on the replicated
-//! state, and the three operations every API handler is built from —
-//! [`Cluster::propose`] (a write through the log), [`Cluster::read_barrier`] (a
-//! linearizable read) and [`Cluster::join`] / [`Cluster::remove_node`] (cluster
-//! membership, always changed by the leader).
+//! The cluster layer: this node's Raft instance, a read handle on the
+//! replicated state, and the three operations every API handler is built
+//! from — [`Cluster::propose`] (a write through the log),
+//! [`Cluster::read_barrier`] (a linearizable read) and [`Cluster::join`] /
+//! [`Cluster::remove_node`] (membership, always changed by the leader).
+//! Failures are a typed [`ClusterError`]; the peers' transport is
+//! [`network`], the Prometheus registry [`metrics`]. No role lives here:
+//! the storage role is built on top ([`crate::storage`]), and nothing in
+//! this module knows HTTP servers.
 //!
 //! Writes may arrive at any node. The node proposes locally; if it is not
 //! the leader it forwards the *same* [`Request`] (same request id) to the

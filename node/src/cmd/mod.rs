@@ -103,11 +103,14 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The process exit code (DESIGN §9).
+    /// The process exit code (DESIGN §9): 3 refused credentials, 2 an
+    /// incomplete command line, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Node(_) => 1,
-            Failure::Cli(e) => u8::try_from(e.exit_code()).unwrap_or(1),
+            Failure::Cli(CliError::Auth(_)) => 3,
+            Failure::Cli(CliError::Usage(_)) => 2,
+            Failure::Cli(CliError::Other(_)) => 1,
         }
     }
 }
@@ -191,6 +194,16 @@ mod tests {
             Some(Command::Serve { node, .. }) => node,
             _ => panic!("not serve"),
         }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let code = |e: CliError| Failure::Cli(e).exit_code();
+        assert_eq!(code(CliError::Usage("x".into())), 2);
+        assert_eq!(code(CliError::Auth("x".into())), 3);
+        assert_eq!(code(CliError::Other("x".into())), 1);
+        let node = Failure::Node(NodeError::Config("x".into()));
+        assert_eq!(node.exit_code(), 1);
     }
 
     #[test]

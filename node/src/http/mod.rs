@@ -100,7 +100,7 @@ impl FromRef<HttpState> for Arc<Storage> {
 }
 
 /// The node's router, assembled here once: the cluster-internal routes
-/// behind the cluster secret, every documented route ([`documented`]),
+/// behind the cluster secret, every documented route (`documented`),
 /// the fallbacks, the per-node API state and the request metrics.
 pub fn router(state: HttpState) -> Router {
     let app = state.cluster.clone();

@@ -23,8 +23,8 @@ use super::{ApiError, HttpState};
 use crate::cluster::{Cluster, ForwardedError, FORWARDED_HEADER};
 use crate::storage::Storage;
 
-/// The documented routes of this module; `app` guards the join route (see
-/// [`super::documented`]).
+/// The documented routes of this module; `app` guards the join route
+/// (`None` builds the same routes unguarded, for the OpenAPI document).
 pub fn routes(app: Option<Arc<Cluster>>) -> OpenApiRouter<HttpState> {
     let mut join = OpenApiRouter::new().routes(routes!(cluster_join));
     if let Some(app) = app {

@@ -22,7 +22,7 @@ use crate::tls::HANDSHAKE_TIMEOUT;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` (TLS when `tls` is set) until `shutdown`
-/// resolves, then waits up to [`SHUTDOWN_GRACE`] for requests in flight,
+/// resolves, then waits up to `SHUTDOWN_GRACE` (10 s) for requests in flight,
 /// within `limits`:
 ///
 /// - at most `max_connections` connections at once, TLS handshakes

@@ -1,15 +1,18 @@
-//! The storage role of `cairnd`: this node's chunk store, the device chunk
-//! API, the internal routes other nodes replicate through, and the cluster
-//! role that repairs and rebalances (on the Raft leader only).
+//! The storage role of `cairnd`: this node's chunk store, the peers it
+//! replicates through ([`peers`], [`wire`]), the pure decisions that keep
+//! chunks safe ([`policy`]) and the background work that repairs,
+//! rebalances (on the Raft leader only), collects and scrubs ([`workers`]).
+//! Its HTTP routes are the HTTP layer's (`crate::http::chunks` for devices,
+//! `crate::http::internal` for other nodes); nothing here knows axum.
 //!
 //! ```text
-//!  device ──POST /api/v1/vaults/{id}/chunks[/missing|/get]──▶ http (coordinator)
+//!  device ──POST /api/v1/vaults/{id}/chunks[/missing|/get]──▶ http::chunks (coordinator)
 //!                                                              │ spawn_blocking
 //!                                                              ▼
 //!                       cairn_chunkstore::replica (W-of-R write, verified read, read repair)
 //!                                                              │ Peers
 //!                               ┌──────────────────────────────┴─────────────────┐
-//!                        local RocksStore (DATA_DIR/chunks)     peers: POST /internal/v1/chunks/* (cluster secret)
+//!                        local RocksStore (DATA_DIR/chunks)     peers: POST /internal/v1/chunks/* (http::internal)
 //!
 //!  device ──POST /api/v1/vaults/{id}/chunks/{list,delete}──▶ cairn_chunkstore::gc (prune: listing, sweep)
 //!

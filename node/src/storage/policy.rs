@@ -292,6 +292,51 @@ mod tests {
         assert!(suspects.is_empty());
     }
 
+    proptest::proptest! {
+        /// Whatever the vaults stored, live and suspected: a doomed vault
+        /// is stored, not live, and was a suspect; the next suspects are
+        /// exactly the stored vaults that are not live.
+        #[test]
+        fn doomed_vaults_were_suspected_and_are_not_live(
+            stored in proptest::collection::hash_set(0u8..16, 0..16),
+            live in proptest::collection::hash_set(0u8..16, 0..16),
+            suspects in proptest::collection::hash_set(0u8..16, 0..16),
+        ) {
+            let v = |i: &u8| VaultId([*i; 16]);
+            let live: HashSet<VaultId> = live.iter().map(v).collect();
+            let suspects: HashSet<VaultId> = suspects.iter().map(v).collect();
+            let (doomed, next) = doomed_vaults(stored.iter().map(v), &live, &suspects);
+            for d in &doomed {
+                proptest::prop_assert!(!live.contains(d) && suspects.contains(d));
+                proptest::prop_assert!(stored.contains(&d.0[0]));
+            }
+            let expected: HashSet<VaultId> =
+                stored.iter().map(v).filter(|x| !live.contains(x)).collect();
+            proptest::prop_assert_eq!(next, expected);
+        }
+
+        /// The split loses and invents no copy, and sends each to the side
+        /// its ownership says.
+        #[test]
+        fn the_scrub_split_is_a_partition_by_ownership(
+            chunks in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..32),
+            me in 1u64..6,
+        ) {
+            let vault = VaultId([5; 16]);
+            let placement = Placement {
+                active: vec![1, 2, 3, 4],
+                draining: vec![5],
+                replicas: BTreeMap::from([(vault, 2)]),
+            };
+            let keys: Vec<ChunkKey> =
+                chunks.iter().map(|c| ChunkKey::new(vault, ChunkId(*c))).collect();
+            let (owned, strays) = scrub_split(&keys, &placement, me);
+            proptest::prop_assert_eq!(owned.len() + strays.len(), keys.len());
+            proptest::prop_assert!(owned.iter().all(|k| placement.owners(k).contains(&me)));
+            proptest::prop_assert!(strays.iter().all(|k| !placement.owners(k).contains(&me)));
+        }
+    }
+
     #[test]
     fn the_scrub_rewrites_owned_copies_and_drops_strays() {
         let vault = VaultId([5; 16]);

@@ -3,7 +3,7 @@
 //! A device sees and changes only its own account's devices; another
 //! account's device answers `404 not_found` like a missing one. Revoking
 //! takes effect on every node at once: token checks read the state after a
-//! linearizable read point ([`crate::auth`]).
+//! linearizable read point ([`crate::http::auth`]).
 
 use std::sync::Arc;
 
