@@ -100,7 +100,7 @@ fn dev_cluster_serves_health_admin_and_metrics() {
     assert!(
         tiers
             .iter()
-            .any(|t| t.name == "standard" && t.replicas == 1 && t.requestable),
+            .any(|t| t.tier.name == "standard" && t.tier.replicas == 1 && t.tier.requestable),
         "{tiers:?}"
     );
     let out = node.admin(&["tier", "create", "standard", "--replicas", "3"]);
@@ -122,14 +122,18 @@ fn dev_cluster_serves_health_admin_and_metrics() {
     assert!(out.status.success(), "{}", stderr(&out));
     let cold: cairn_proto::admin::TierInfo = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
-        (cold.name.as_str(), cold.replicas, cold.requestable),
+        (
+            cold.tier.name.as_str(),
+            cold.tier.replicas,
+            cold.tier.requestable
+        ),
         ("cold", 2, false)
     );
     let out = node.admin(&["tier", "list", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let tiers: Vec<cairn_proto::admin::TierInfo> =
         serde_json::from_slice(&out.stdout).expect("json");
-    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = tiers.iter().map(|t| t.tier.name.as_str()).collect();
     assert_eq!(names, vec!["cold", "standard"]);
     let out = node.admin(&["tier", "list"]);
     assert!(stdout(&out).contains("standard") && stdout(&out).contains("not requestable"));
@@ -408,7 +412,7 @@ fn config_file_flags_override_and_json_output() {
     let out = run(&["--config", &cfg, "admin", "tier", "list", "--json"]);
     let tiers: Vec<cairn_proto::admin::TierInfo> =
         serde_json::from_slice(&out.stdout).expect("json");
-    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = tiers.iter().map(|t| t.tier.name.as_str()).collect();
     assert_eq!(
         names,
         ["gold", "standard"],

@@ -173,25 +173,17 @@ pub struct StorageNodeInfo {
 }
 
 /// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
-/// answer to `POST`).
+/// answer to `POST`): the devices' view of it ([`crate::api::TierInfo`],
+/// the same JSON fields) and when it was last defined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = AdminTierInfo))]
 pub struct TierInfo {
-    /// Tier name.
-    pub name: String,
-    /// Chunk replicas.
-    pub replicas: u8,
-    /// Whether devices may request vaults of it.
-    pub requestable: bool,
+    /// The tier as devices see it (flattened into this object).
+    #[serde(flatten)]
+    pub tier: crate::api::TierInfo,
     /// When it was last defined, ms since the epoch.
     pub defined_at: u64,
-    /// Per-vault quota in bytes, if any.
-    #[serde(default)]
-    pub quota_bytes: Option<u64>,
-    /// What the tier is for.
-    #[serde(default)]
-    pub description: String,
 }
 
 /// `POST /api/v1/cluster/remove`: remove a node from the cluster.

@@ -91,15 +91,23 @@ pub struct Cluster {
     pub metrics: Metrics,
 }
 
-/// The admin API's form of a tier.
-pub fn tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
-    TierInfo {
+/// The API form of a tier, as devices see it.
+pub fn tier_info(t: &cairn_consensus::state::Tier) -> cairn_proto::api::TierInfo {
+    cairn_proto::api::TierInfo {
         name: t.name.clone(),
         replicas: t.replicas,
-        requestable: t.requestable,
-        defined_at: t.defined_at.0,
         quota_bytes: t.quota_bytes,
         description: t.description.clone(),
+        requestable: t.requestable,
+    }
+}
+
+/// The admin API's form of a tier: the devices' view and when it was
+/// last defined.
+pub fn admin_tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
+    TierInfo {
+        tier: tier_info(t),
+        defined_at: t.defined_at.0,
     }
 }
 
@@ -794,12 +802,14 @@ impl Cluster {
     ) -> Result<TierInfo, ClusterError> {
         let at = now();
         let fallback = TierInfo {
-            name: req.name.clone(),
-            replicas: req.replicas,
-            requestable: req.requestable,
+            tier: cairn_proto::api::TierInfo {
+                name: req.name.clone(),
+                replicas: req.replicas,
+                quota_bytes: req.quota_bytes,
+                description: req.description.clone(),
+                requestable: req.requestable,
+            },
             defined_at: at.0,
-            quota_bytes: req.quota_bytes,
-            description: req.description.clone(),
         };
         let event = Event::TierConfigured {
             name: req.name,
@@ -820,7 +830,7 @@ impl Cluster {
         // attempt's time: answer from the state.
         Ok(self
             .state
-            .read(|s| s.tiers().get(&fallback.name).map(tier_info))
+            .read(|s| s.tiers().get(&fallback.tier.name).map(admin_tier_info))
             .unwrap_or(fallback))
     }
 

@@ -251,7 +251,10 @@ pub async fn admin(
                 })
                 .await?;
             output(json, &tier, |t| {
-                format!("defined tier {} ({} replicas)\n", t.name, t.replicas)
+                format!(
+                    "defined tier {} ({} replicas)\n",
+                    t.tier.name, t.tier.replicas
+                )
             })
         }
         AdminCommand::Tier {
@@ -264,9 +267,9 @@ pub async fn admin(
                     .map(|t| {
                         format!(
                             "{:<24} replicas {}  {}\n",
-                            t.name,
-                            t.replicas,
-                            if t.requestable {
+                            t.tier.name,
+                            t.tier.replicas,
+                            if t.tier.requestable {
                                 "requestable"
                             } else {
                                 "not requestable"

@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use super::devices::{device_info, device_now};
 use super::jobs::jobs_where;
 use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::cluster::{now, tier_info, Cluster};
+use crate::cluster::{admin_tier_info, now, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
 
@@ -255,8 +255,7 @@ async fn list_tiers(
     State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<TierInfo>>, ApiError> {
     app.read_barrier().await?;
-    Ok(Json(
-        app.state
-            .read(|s| s.tiers().values().map(tier_info).collect()),
-    ))
+    Ok(Json(app.state.read(|s| {
+        s.tiers().values().map(admin_tier_info).collect()
+    })))
 }

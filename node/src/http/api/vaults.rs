@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cairn_consensus::state::{Tier, Vault};
+use cairn_consensus::state::Vault;
 use cairn_consensus::{Event, State as Replicated};
 use cairn_proto::api::{CreateVault, ErrorBody, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::cluster::{now, Cluster};
+use crate::cluster::{now, tier_info, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
 use crate::storage::Storage;
@@ -32,17 +32,6 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         .routes(routes!(list_tiers))
         .routes(routes!(list_vaults, create_vault))
         .routes(routes!(get_vault, delete_vault))
-}
-
-/// The API form of a tier.
-pub fn tier_info(t: &Tier) -> TierInfo {
-    TierInfo {
-        name: t.name.clone(),
-        replicas: t.replicas,
-        quota_bytes: t.quota_bytes,
-        description: t.description.clone(),
-        requestable: t.requestable,
-    }
 }
 
 /// The API form of a vault, with its tier's replicas and quota, and the
