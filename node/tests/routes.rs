@@ -31,8 +31,13 @@ fn every_route_the_client_calls_is_mounted_with_its_method() {
 fn the_check_can_fail() {
     // A made-up route is not found, so the test above is not vacuous.
     let doc = serde_json::to_value(cairn_node::http::document()).expect("openapi as json");
-    assert!(doc["paths"].get(format!("{PREFIX}/no/such/route")).is_none());
-    assert!(route::ALL.len() >= 20, "the table lists the client's routes");
+    assert!(doc["paths"]
+        .get(format!("{PREFIX}/no/such/route"))
+        .is_none());
+    assert!(
+        route::ALL.len() >= 20,
+        "the table lists the client's routes"
+    );
     assert!(doc["paths"]
         .get(format!("{PREFIX}{}", route::LOGIN))
         .and_then(|ops| ops.get("get"))
