@@ -1200,7 +1200,7 @@ fn generator_reaches_every_accept_path() {
     }
     assert_eq!(
         applied.len(),
-        26,
+        36,
         "kinds never applied; reached only {applied:?}"
     );
     assert!(rejected > 0);
