@@ -200,7 +200,9 @@ pub enum Event {
         /// When it was forgotten.
         at: UnixMillis,
     },
-    /// A job (backup, restore, …) started on a device.
+    /// A job (backup, restore, …) started on a device. Superseded by
+    /// [`Event::JobBegun`] (this means it without item and schedule, except
+    /// that its 24 h rule still ends stale jobs `Failed`).
     JobStarted {
         /// The new job's id.
         job: JobId,
@@ -316,7 +318,9 @@ pub enum Event {
         at: UnixMillis,
     },
     /// A protected item of one device (a named set of paths backed up into
-    /// one vault) was created or replaced.
+    /// one vault) was created or replaced. Superseded by
+    /// [`Event::ItemConfigured`]: this means it with no commands (so it
+    /// clears the commands of an item it replaces).
     ItemSet {
         /// The device that protects the item.
         device: DeviceId,

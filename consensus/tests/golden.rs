@@ -959,9 +959,10 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
 /// from the same events, with format 2's new fields filled in as format 1
 /// behaved: a device last logged in when it registered, tiers have no
 /// quota and no description, job ends count nothing and carry no error,
-/// and there are no items and no server secret.
+/// and there are no items and no server secret (and format 3's as
+/// `state_v2_decodes_into_format_3_values` spells out).
 #[test]
-fn state_v1_decodes_into_format_2_values() {
+fn state_v1_decodes_into_current_values() {
     let text = std::fs::read_to_string(fixture("state.v1.hex")).expect("fixture");
     let committed = hex::decode(text.trim()).expect("fixture is hex");
     assert_eq!(committed.first(), Some(&1), "state.v1.hex is format 1");

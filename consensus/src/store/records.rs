@@ -499,11 +499,11 @@ mod tests {
     use crate::testgen::{acc, dev, item_set, job, requests, t, vault};
 
     /// A database written by a format-1 build (every record behind format
-    /// byte 1, devices, tiers and jobs in their old layout) loads into the
-    /// state today's code derives from the same events, and the next write
-    /// of a record uses format 2.
+    /// byte 1, devices, tiers, jobs and vaults in their old layout) loads
+    /// into the state today's code derives from the same events, and the
+    /// next write of a record uses the current format.
     #[test]
-    fn format_1_records_load_as_format_2() {
+    fn format_1_records_load_as_current() {
         let mut state = State::default();
         let events = vec![
             Event::JobStarted {
