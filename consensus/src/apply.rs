@@ -386,6 +386,10 @@ pub enum Rejection {
         /// The item override named, or `None` for the vault's default.
         item: Option<(DeviceId, String)>,
     },
+    /// A device reported a status only the cluster sets
+    /// ([`JobStatus::Abandoned`]).
+    #[error("a device cannot report status {0:?}; the cluster sets it")]
+    StatusReserved(JobStatus),
     /// [`Event::JobsAbandoned`] with a silence below
     /// [`MIN_ABANDON_SILENCE_MS`].
     #[error("a silence of {silence_ms} ms is below the floor of {min} ms")]
@@ -1108,6 +1112,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             started_at,
             at,
         } => {
+            device_status(*status)?;
             check_len("job log", log, MAX_JOB_LOG_LEN)?;
             if *at < *started_at {
                 return Err(Rejection::TimeTravel {
@@ -1333,7 +1338,7 @@ fn apply_schedule_set(s: &mut State, schedule: Schedule) -> Result<(), Rejection
 }
 
 /// Before and after lists: at most [`MAX_COMMANDS`] each; every command
-/// non-empty, at most [`MAX_COMMAND_LEN`] bytes, without NUL (a command
+/// non-blank, at most [`MAX_COMMAND_LEN`] bytes, without NUL (a command
 /// line cannot carry one).
 fn check_commands(before: &[String], after: &[String]) -> Result<(), Rejection> {
     if before.len() > MAX_COMMANDS || after.len() > MAX_COMMANDS {
@@ -1508,6 +1513,7 @@ fn apply_job_end(
     device: DeviceId,
     end: JobEnd,
 ) -> Result<(), Rejection> {
+    device_status(end.status)?;
     let account = check_job_report(s, job, device, end.at)?;
     let at = end.at;
     if let Some(j) = s.jobs.get_mut(&job) {
@@ -1517,6 +1523,17 @@ fn apply_job_end(
         j.finished = Some(end);
     }
     trim_finished_jobs(s, account, at);
+    Ok(())
+}
+
+/// A status a device may report: anything but [`JobStatus::Abandoned`],
+/// which only the cluster sets (so that "ended abandoned" always means the
+/// cluster gave up on the job, and a report revives only such a job). No
+/// old event carries that status, so old logs replay unchanged.
+fn device_status(status: JobStatus) -> Result<(), Rejection> {
+    if status == JobStatus::Abandoned {
+        return Err(Rejection::StatusReserved(status));
+    }
     Ok(())
 }
 

@@ -721,6 +721,10 @@ fn protection_events() -> Vec<(Event, Outcome)> {
                 later: at(1),
             }),
         ),
+        (
+            recorded(44, JobStatus::Abandoned, t, t),
+            no(Rejection::StatusReserved(JobStatus::Abandoned)),
+        ),
     ]
 }
 

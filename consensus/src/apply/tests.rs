@@ -2317,6 +2317,10 @@ fn jobs_remember_their_item_and_schedule_and_recorded_jobs_start_finished() {
         rejected(&mut s, long_log),
         Rejection::TooLong { .. }
     ));
+    assert_eq!(
+        rejected(&mut s, recorded(4, JobStatus::Abandoned, 100, 100)),
+        Rejection::StatusReserved(JobStatus::Abandoned)
+    );
     let bad_item = Event::JobBegun {
         job: job(4),
         device: dev(1),
@@ -2370,6 +2374,22 @@ fn heartbeats_come_from_the_jobs_device_and_set_last_seen() {
     assert_eq!(
         rejected(&mut s, heartbeat(1, 1, 800)),
         Rejection::JobAlreadyFinished(job(1))
+    );
+    // Only the cluster ends a job `Abandoned`.
+    applied(&mut s, &[begun(2, 1, 1, JobKind::Backup, 100)]);
+    let end = Event::JobCompleted {
+        job: job(2),
+        device: dev(1),
+        status: JobStatus::Abandoned,
+        files: 0,
+        bytes: 0,
+        error: None,
+        log: String::new(),
+        at: t(200),
+    };
+    assert_eq!(
+        rejected(&mut s, end),
+        Rejection::StatusReserved(JobStatus::Abandoned)
     );
 }
 
