@@ -592,6 +592,103 @@ mod tests {
         assert_eq!(load(&db, CF_STATE).expect("reload"), next);
     }
 
+    /// Schedules and retention overrides are stored under their own keys,
+    /// and the cascades that remove them (item removal, vault deletion,
+    /// device revocation) rewrite exactly those keys: applying request by
+    /// request, staging what `touched` names, reloads to the applied state.
+    #[test]
+    fn schedules_and_overrides_persist_through_their_cascades() {
+        use crate::event::{RetentionPolicy, RetentionRange};
+        let schedule = |name: &str, item: &str| Event::ScheduleSet {
+            device: dev(0),
+            account: acc(0),
+            name: name.into(),
+            item: item.into(),
+            vault: None,
+            spec: "daily".into(),
+            random_delay_s: 0,
+            timeout_s: None,
+            before: Vec::new(),
+            after: Vec::new(),
+            anchor: t(5),
+            at: t(5),
+        };
+        let retention = |item: &str| Event::RetentionSet {
+            account: acc(0),
+            vault: vault(0),
+            item: Some((dev(0), item.into())),
+            policy: RetentionPolicy {
+                ranges: vec![RetentionRange::Last(3)],
+                prune_every_s: None,
+            },
+            at: t(6),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let cf = db.cf(CF_STATE).expect("cf");
+        let mut state = State::default();
+        let mut next_id = 0u8;
+        let mut check = |reqs: Vec<Request>, state: &mut State| {
+            for r in reqs {
+                let keys = touched(state, &r);
+                assert!(apply(state, &r).is_applied(), "{:?}", r.event);
+                let mut batch = WriteBatch::default();
+                for key in &keys {
+                    stage(&mut batch, cf, state, key).expect("stage");
+                }
+                db.write_synced("test", batch).expect("write");
+            }
+            assert_eq!(&load(&db, CF_STATE).expect("load"), state);
+        };
+        let mut one = |event: Event| {
+            next_id += 1;
+            vec![Request {
+                request_id: RequestId([0xd0 ^ next_id; 16]),
+                event,
+            }]
+        };
+        check(
+            requests(vec![
+                item_set(0, 0, "home", 0),
+                item_set(0, 0, "docs", 0),
+                schedule("nightly", "home"),
+                schedule("docs", "docs"),
+                retention("home"),
+                retention("docs"),
+            ]),
+            &mut state,
+        );
+        assert_eq!(
+            (state.schedules().len(), state.item_retention().len()),
+            (2, 2)
+        );
+        let removed = Event::ItemRemoved {
+            device: dev(0),
+            account: acc(0),
+            name: "home".into(),
+            at: t(7),
+        };
+        check(one(removed), &mut state);
+        assert_eq!(
+            (state.schedules().len(), state.item_retention().len()),
+            (1, 1)
+        );
+        let revoked = Event::DeviceRevoked {
+            device: dev(0),
+            account: acc(0),
+            at: t(8),
+        };
+        check(one(revoked), &mut state);
+        assert!(state.schedules().is_empty());
+        let deleted = Event::VaultDeleted {
+            vault: vault(0),
+            account: acc(0),
+            at: t(9),
+        };
+        check(one(deleted), &mut state);
+        assert!(state.items().is_empty() && state.item_retention().is_empty());
+    }
+
     /// A database written by a format-2 build (vaults, items and jobs in
     /// their format-2 layout) loads into the state today's code derives
     /// from the same events: no commands, no retention, jobs last seen at
