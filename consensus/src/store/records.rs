@@ -628,7 +628,7 @@ mod tests {
         let cf = db.cf(CF_STATE).expect("cf");
         let mut state = State::default();
         let mut next_id = 0u8;
-        let mut check = |reqs: Vec<Request>, state: &mut State| {
+        let check = |reqs: Vec<Request>, state: &mut State| {
             for r in reqs {
                 let keys = touched(state, &r);
                 assert!(apply(state, &r).is_applied(), "{:?}", r.event);
