@@ -736,8 +736,8 @@ pub enum JobStatus {
 pub struct RetentionPolicy {
     /// The ranges, at most [`MAX_RETENTION_RANGES`](crate::apply::MAX_RETENTION_RANGES).
     pub ranges: Vec<RetentionRange>,
-    /// How often the device applies the policy (seconds); `None`: after
-    /// each backup.
+    /// How often the policy is applied (a `Retention` job), in seconds;
+    /// `None` leaves it to the client's default.
     pub prune_every_s: Option<u32>,
 }
 
