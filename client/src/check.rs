@@ -224,12 +224,8 @@ fn verify_all(
     report: &mut CheckReport,
     done: &AtomicU64,
 ) -> Result<HashSet<ChunkId>> {
-    let ids: Vec<ChunkId> = vault
-        .backend()
-        .list_chunks()?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let mut ids = vec![];
+    vault.backend().list_chunks(&mut |id, _| ids.push(id))?;
     verify_ids(vault, &ids, report, done)
 }
 
@@ -238,7 +234,9 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault, store_raw};
+    use crate::vault::memory::testing::{
+        backup_dir, pseudo_random, small_batched_vault, small_vault, store_raw,
+    };
 
     /// The id of a file at most the chunker's minimum long (one chunk).
     fn data_chunk(vault: &Vault, data: &[u8]) -> ChunkId {
@@ -247,7 +245,15 @@ mod tests {
 
     #[test]
     fn a_sound_vault_is_clean_and_a_damaged_or_missing_chunk_names_its_file() {
-        let vault = small_vault();
+        damage_is_found(&small_vault());
+    }
+
+    #[test]
+    fn batched_reads_verify_the_referenced_chunks() {
+        damage_is_found(&small_batched_vault());
+    }
+
+    fn damage_is_found(vault: &Vault) {
         let src = tempfile::tempdir().unwrap();
         // Files below the chunker's minimum are one chunk: their id is known.
         let victim = pseudo_random(1000, 1);
@@ -255,19 +261,19 @@ mod tests {
         fs::write(src.path().join("victim"), &victim).unwrap();
         fs::write(src.path().join("gone"), &gone).unwrap();
         fs::write(src.path().join("bystander"), pseudo_random(1000, 3)).unwrap();
-        backup_dir(&vault, src.path());
-        let clean = run(&vault, true, &AtomicU64::new(0)).unwrap();
+        backup_dir(vault, src.path());
+        let clean = run(vault, true, &AtomicU64::new(0)).unwrap();
         assert!(clean.is_clean(), "{:?}", clean.problems);
         assert_eq!(clean.snapshots, 1);
         assert!(clean.trees >= 2, "the root and the source directory");
         assert!(clean.chunks_read >= 3);
 
-        store_raw(&vault, data_chunk(&vault, &victim), vec![0; 64]);
+        store_raw(vault, data_chunk(vault, &victim), vec![0; 64]);
         vault
             .backend()
-            .delete_chunks(&[data_chunk(&vault, &gone)], None)
+            .delete_chunks(&[data_chunk(vault, &gone)], None)
             .unwrap();
-        let report = run(&vault, true, &AtomicU64::new(0)).unwrap();
+        let report = run(vault, true, &AtomicU64::new(0)).unwrap();
         assert!(!report.is_clean());
         let files = report.damaged_files.join("\n");
         assert!(
@@ -277,7 +283,7 @@ mod tests {
         assert!(!files.contains("bystander"), "{files}");
         assert!(report.problems.iter().any(|p| p.contains("is missing")));
         // Without --read-data only the missing chunk is noticed.
-        let structural = run(&vault, false, &AtomicU64::new(0)).unwrap();
+        let structural = run(vault, false, &AtomicU64::new(0)).unwrap();
         assert_eq!(
             structural.damaged_files.len(),
             1,

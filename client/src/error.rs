@@ -71,6 +71,11 @@ pub enum Error {
     /// No node of the cluster could be reached.
     #[error("{0}")]
     Network(String),
+    /// A backup's pipeline stopped because another of its threads failed
+    /// (that thread's error is the cause reported; this one only when none
+    /// is left).
+    #[error("backup pipeline aborted")]
+    Aborted,
     /// A backup's job could not be recorded, so the backup did not run:
     /// without a running job a concurrent prune could delete chunks the
     /// backup reuses.

@@ -94,7 +94,7 @@ fn run() -> anyhow::Result<()> {
         })
         .collect();
     nodes[0].init();
-    nodes[0].spawn_serve();
+    nodes[0].start();
     nodes[0].wait_ready();
     let url = nodes[0].url();
     for n in &mut nodes[1..] {
@@ -172,7 +172,7 @@ fn run() -> anyhow::Result<()> {
             }
         })?;
         failover_times.push(took);
-        nodes[l].spawn_serve();
+        nodes[l].start();
         nodes[l].wait_ready();
         std::thread::sleep(Duration::from_secs(2));
     }

@@ -327,6 +327,42 @@ impl HttpSettings {
     }
 }
 
+/// Settings of the storage role: the `[storage]` table of the configuration
+/// file and the matching `serve` flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Durable copies an upload waits for (W), capped by the vault's
+    /// replica count.
+    pub write_quorum: usize,
+    /// Pause between repair passes of the cluster role, milliseconds.
+    pub repair_interval_ms: u64,
+    /// Pause between garbage-collection passes, milliseconds.
+    pub gc_interval_ms: u64,
+    /// How long a vault's measured usage is reused for quota checks,
+    /// milliseconds.
+    pub usage_cache_ms: u64,
+    /// Pause between scrubs (every stored copy read and checked; a damaged
+    /// one is rewritten from a good copy), milliseconds; 0 turns it off.
+    pub scrub_interval_ms: u64,
+    /// Read rate of a scrub, bytes per second (it competes with backups
+    /// for the disk).
+    pub scrub_bytes_per_sec: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            write_quorum: 2,
+            repair_interval_ms: 30_000,
+            gc_interval_ms: 600_000,
+            usage_cache_ms: 5_000,
+            scrub_interval_ms: 86_400_000,
+            scrub_bytes_per_sec: 64 << 20,
+        }
+    }
+}
+
 /// The `cairnd` configuration file (TOML, `--config FILE`).
 ///
 /// Every key is optional and a flag given on the command line wins over the
@@ -406,7 +442,7 @@ pub struct FileConfig {
     pub raft: RaftSettings,
     /// The storage role: write quorum, repair and GC intervals.
     #[serde(default)]
-    pub storage: crate::storage::StorageSettings,
+    pub storage: StorageSettings,
     /// Limits of the HTTP server: header and body timeouts, connections.
     #[serde(default)]
     pub http: HttpSettings,
@@ -459,14 +495,14 @@ mod tests {
             ..RaftSettings::default()
         };
         assert!(
-            bad.raft_config().is_err(),
+            matches!(bad.raft_config(), Err(NodeError::Config(_))),
             "heartbeat must be below the election timeout"
         );
         let bad = RaftSettings {
             snapshot_chunk_size: 0,
             ..RaftSettings::default()
         };
-        assert!(bad.raft_config().is_err());
+        assert!(matches!(bad.raft_config(), Err(NodeError::Config(_))));
     }
 
     #[test]
@@ -491,7 +527,7 @@ mod tests {
         let e = FileConfig::load(&path).expect_err("unknown key");
         assert!(e.to_string().contains("data_dri"), "{e}");
         fs::write(&path, "[raft]\nsnapshot_evry = 1\n").expect("write");
-        assert!(FileConfig::load(&path).is_err());
+        assert!(matches!(FileConfig::load(&path), Err(NodeError::Config(_))));
     }
 
     #[test]

@@ -1,18 +1,70 @@
-//! Errors of the node: [`NodeError`] for starting and running a node,
-//! [`ApiError`] for HTTP answers.
-//!
-//! API errors serialise deliberately as `{"code": "...", "message": "..."}`
-//! with a stable `code` that clients and tests match on; the message is for
-//! humans and may change. Rejections from the state machine map one to one
-//! to codes (see [`rejection_code`]).
+//! Errors of the node below its HTTP layer: [`NodeError`] for starting
+//! and running a node, [`ClusterError`] for what a write, a read barrier or
+//! a membership change through the cluster can end in (typed, so the HTTP
+//! layer maps each to its answer, [`ApiError`](crate::http::ApiError),
+//! and the bootstrap to a start-up error, without parsing messages), and
+//! [`describe`], which renders an error with its causes.
 
 use std::path::PathBuf;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use cairn_consensus::Rejection;
+use cairn_proto::api::ErrorBody;
 use serde::{Deserialize, Serialize};
+
+/// A refusal as it travels from the leader back to the node that forwarded
+/// the request (bincode), so that node answers exactly what the leader said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedError {
+    /// The HTTP status the leader chose.
+    pub status: u16,
+    /// The leader's error body.
+    pub body: ErrorBody,
+}
+
+/// The HTTP status of an unavailable leader (`503`).
+const SERVICE_UNAVAILABLE: u16 = 503;
+
+impl ForwardedError {
+    /// Whether the leader was unavailable (not leader any more, change in
+    /// progress): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        self.status == SERVICE_UNAVAILABLE
+    }
+}
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No leader, or it could not be reached, within the retry window;
+    /// another membership change in progress. Worth retrying.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// The state machine refused the event.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// A membership request that cannot be made as asked (a bad id or URL,
+    /// an id that is a member elsewhere, the last voter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The cluster never had the node.
+    #[error("{0}")]
+    NotFound(String),
+    /// A join the leader will not make: the node does not answer at its
+    /// address as the node it claims to be (adding it would cost the
+    /// cluster a voter that never votes).
+    #[error("{0}")]
+    JoinRefused(String),
+    /// The leader's refusal of a forwarded request, as it gave it.
+    #[error("{}", .0.body.message)]
+    Forwarded(ForwardedError),
+    /// openraft refused a local operation (e.g. this node is not the
+    /// leader of a write it must not forward), in openraft's words.
+    #[error("{0}")]
+    Raft(String),
+    /// Something that should not fail did.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
 
 /// Failures starting or running a node.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +97,15 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The new cluster refused a step of its bootstrap (recording the
+    /// storage node, the dev cluster's tier).
+    #[error("{what}: {source}")]
+    Bootstrap {
+        /// The step.
+        what: &'static str,
+        /// The cluster's answer.
+        source: ClusterError,
+    },
     /// Joining an existing cluster failed.
     #[error("joining {url}: {detail}")]
     Join {
@@ -70,264 +131,4 @@ pub fn describe(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-use cairn_proto::api::code;
-pub use cairn_proto::api::ErrorBody;
-
-/// An API error as it travels from the leader back to the node that
-/// forwarded the request (bincode), so that node answers exactly what the
-/// leader said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardedError {
-    /// The HTTP status the leader chose.
-    pub status: u16,
-    /// The leader's error body.
-    pub body: ErrorBody,
-}
-
-impl ForwardedError {
-    /// Whether the leader was unavailable (not leader any more, change in
-    /// progress): worth retrying.
-    pub fn is_unavailable(&self) -> bool {
-        self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16()
-    }
-}
-
-/// An API failure, rendered as [`ErrorBody`] with a fitting HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Missing, unknown, revoked or invalidated bearer token.
-    #[error("missing or invalid token")]
-    Unauthorized,
-    /// A valid token of the wrong kind for this route (a device token on
-    /// an admin route, the admin token on a device route).
-    #[error("{0}")]
-    Forbidden(String),
-    /// Unknown user or wrong login key: one answer for both.
-    #[error("login failed: unknown user or wrong password")]
-    LoginFailed,
-    /// Too many failed logins; retry after the given number of seconds.
-    #[error("too many failed logins; retry in {0} s")]
-    RateLimited(u64),
-    /// The device has too many chunk transfers in flight; retry after the
-    /// given number of seconds (`429 rate_limited`).
-    #[error("{message}")]
-    DeviceBusy {
-        /// What is over its limit.
-        message: String,
-        /// Seconds to wait.
-        retry_after: u64,
-    },
-    /// A chunk upload without `Content-Length` (`411 length_required`):
-    /// the quota is checked before the body is read.
-    #[error("{0}")]
-    LengthRequired(String),
-    /// The request body is over the route's limit.
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    /// The vault's tier quota would be exceeded.
-    #[error("{0}")]
-    QuotaExceeded(String),
-    /// Fewer than W replicas of a write could be made durable.
-    #[error("{0}")]
-    InsufficientReplicas(String),
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// No such thing.
-    #[error("{0}")]
-    NotFound(String),
-    /// The state machine refused the event.
-    #[error("{0}")]
-    Rejected(Rejection),
-    /// No leader right now, or it could not be reached; retry.
-    #[error("cluster unavailable: {0}")]
-    Unavailable(String),
-    /// A backup is running on the vault (or ran during the prune), so
-    /// chunks are not deleted now.
-    #[error("{0}")]
-    Busy(String),
-    /// Something that should not fail did.
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// The leader's answer to a forwarded request.
-    #[error("{}", .0.body.message)]
-    Forwarded(ForwardedError),
-    /// A join the leader will not make: the node does not answer at its
-    /// address as the node it claims to be (adding it would cost the
-    /// cluster a voter that never votes).
-    #[error("{0}")]
-    JoinRefused(String),
-}
-
-/// The stable API code of a state-machine rejection.
-pub fn rejection_code(r: &Rejection) -> &'static str {
-    match r {
-        Rejection::UnknownAccount(_) => "unknown_account",
-        Rejection::UnknownDevice(_) => "unknown_device",
-        Rejection::UnknownVault(_) => "unknown_vault",
-        Rejection::UnknownSnapshot(_) => "unknown_snapshot",
-        Rejection::UnknownJob(_) => "unknown_job",
-        Rejection::UnknownTier(_) => "unknown_tier",
-        Rejection::UnknownStorageNode(_) => "unknown_storage_node",
-        Rejection::DuplicateId { .. } => "duplicate_id",
-        Rejection::NameTaken { .. } => "name_taken",
-        Rejection::InvalidName { .. } => "invalid_name",
-        Rejection::WrongOwner { .. } => "wrong_owner",
-        Rejection::DeviceRevoked(_) => "device_revoked",
-        Rejection::AccountHasVaults { .. } => "account_has_vaults",
-        Rejection::RewrapMismatch { .. } => "rewrap_mismatch",
-        Rejection::TierNotRequestable(_) => "tier_not_requestable",
-        Rejection::InvalidReplicas(_) => "invalid_replicas",
-        Rejection::JobAlreadyFinished(_) => "job_already_finished",
-        Rejection::TimeTravel { .. } => "time_travel",
-        Rejection::StorageNodeState { .. } => "storage_node_state",
-        Rejection::InvalidAddress(_) => "invalid_address",
-        Rejection::StaleFencingToken { .. } => "stale_fencing_token",
-        Rejection::LeaseMismatch { .. } => "lease_mismatch",
-        Rejection::InvalidItem(_) => "invalid_item",
-        Rejection::UnknownItem { .. } => "unknown_item",
-        Rejection::TooLong { .. } => "too_long",
-        Rejection::InvalidQuota => "invalid_quota",
-        Rejection::InvalidSecret(_) => "invalid_secret",
-        Rejection::SecretAlreadySet => "secret_already_set",
-        Rejection::JobNotRunning { .. } => "job_not_running",
-        Rejection::TooLarge { .. } => "too_large",
-        Rejection::LimitReached { .. } => "limit_reached",
-    }
-}
-
-impl ApiError {
-    /// The stable code.
-    pub fn code(&self) -> &str {
-        match self {
-            ApiError::Unauthorized => code::UNAUTHORIZED,
-            ApiError::Forbidden(_) => code::FORBIDDEN,
-            ApiError::LoginFailed => code::LOGIN_FAILED,
-            ApiError::RateLimited(_) | ApiError::DeviceBusy { .. } => code::RATE_LIMITED,
-            ApiError::LengthRequired(_) => "length_required",
-            ApiError::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
-            ApiError::QuotaExceeded(_) => code::QUOTA_EXCEEDED,
-            ApiError::InsufficientReplicas(_) => code::INSUFFICIENT_REPLICAS,
-            ApiError::BadRequest(_) => code::BAD_REQUEST,
-            ApiError::NotFound(_) => code::NOT_FOUND,
-            ApiError::Forwarded(f) => &f.body.code,
-            ApiError::Rejected(r) => rejection_code(r),
-            ApiError::Unavailable(_) => code::UNAVAILABLE,
-            ApiError::Busy(_) => code::BUSY,
-            ApiError::Internal(_) => "internal",
-            ApiError::JoinRefused(_) => "join_refused",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited(_) | ApiError::DeviceBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::InsufficientReplicas(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Forwarded(f) => {
-                StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY)
-            }
-            ApiError::Rejected(Rejection::NameTaken { .. } | Rejection::DuplicateId { .. }) => {
-                StatusCode::CONFLICT
-            }
-            ApiError::Rejected(
-                Rejection::UnknownAccount(_)
-                | Rejection::UnknownDevice(_)
-                | Rejection::UnknownVault(_)
-                | Rejection::UnknownSnapshot(_)
-                | Rejection::UnknownJob(_)
-                | Rejection::UnknownTier(_)
-                | Rejection::UnknownStorageNode(_)
-                | Rejection::UnknownItem { .. },
-            ) => StatusCode::NOT_FOUND,
-            ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Rejected(
-                Rejection::JobNotRunning { .. } | Rejection::LimitReached { .. },
-            ) => StatusCode::CONFLICT,
-            ApiError::Rejected(Rejection::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Busy(_) => StatusCode::CONFLICT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        }
-    }
-}
-
-impl ApiError {
-    /// The error as the leader sends it back to a forwarding node.
-    pub fn to_forwarded(&self) -> ForwardedError {
-        ForwardedError {
-            status: self.status().as_u16(),
-            body: self.body(),
-        }
-    }
-
-    fn body(&self) -> ErrorBody {
-        match self {
-            ApiError::Forwarded(f) => f.body.clone(),
-            _ => ErrorBody {
-                code: self.code().to_string(),
-                message: self.to_string(),
-            },
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let ApiError::Internal(m) = &self {
-            tracing::error!(message = %m, "internal API error");
-        }
-        let mut response = (self.status(), Json(self.body())).into_response();
-        if let ApiError::RateLimited(seconds)
-        | ApiError::DeviceBusy {
-            retry_after: seconds,
-            ..
-        } = self
-        {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, seconds.into());
-        }
-        response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_stable() {
-        assert_eq!(ApiError::Unauthorized.code(), "unauthorized");
-        let r = Rejection::NameTaken {
-            kind: cairn_consensus::RecordKind::Account,
-            name: "a".into(),
-        };
-        assert_eq!(ApiError::Rejected(r.clone()).code(), "name_taken");
-        assert_eq!(ApiError::Rejected(r).status(), StatusCode::CONFLICT);
-    }
-
-    #[test]
-    fn forwarded_errors_keep_status_and_code() {
-        let f = ApiError::NotFound("node 9 is not a member".into()).to_forwarded();
-        assert_eq!(f.status, 404);
-        assert!(!f.is_unavailable());
-        let e = ApiError::Forwarded(f.clone());
-        assert_eq!(e.code(), "not_found");
-        assert_eq!(e.status(), StatusCode::NOT_FOUND);
-        assert_eq!(e.to_forwarded(), f);
-        assert!(ApiError::Unavailable("x".into())
-            .to_forwarded()
-            .is_unavailable());
-    }
 }

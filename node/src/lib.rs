@@ -1,18 +1,33 @@
 //! `cairnd`, the Cairn server node.
 //!
 //! A node composes the replicated event log ([`cairn_consensus`]) with an
-//! HTTP server: openraft's network traits over HTTP ([`network`]), the Raft
-//! RPC, cluster and admin endpoints ([`http`]), and the process lifecycle —
-//! `init`, `serve`, `--join`, the dev cluster ([`server`]). Operator commands
-//! that talk to a running cluster live in [`cli`].
+//! HTTP server. Its modules form one layered spine, each using only the
+//! ones below it:
 //!
 //! ```text
-//!            ┌────────────── cairnd ───────────────┐
-//!   HTTP ──▶ │ http (axum) ──▶ app ──▶ openraft ───┼──▶ peers (network, bincode/HTTP)
-//!            │                  │         │        │
-//!            │                  ▼         ▼        │
-//!            │           StateHandle ◀─ consensus store (RocksDB data/raft)
-//!            └─────────────────────────────────────┘
+//!   server            lifecycle: init, serve, --join, the dev cluster, shutdown
+//!     │
+//!   http              the only module that knows axum: router (assembled once),
+//!     │               extractors, auth, handlers, accept loop
+//!     ├──────────────┐
+//!   storage          │  chunk store, peers, pure policies, background workers
+//!     │              │
+//!   cluster ◀────────┘  Raft (openraft) + the replicated state: propose, read,
+//!     │                 join, remove; network; metrics; ClusterError
+//!   config, tls, token, worker, error
+//! ```
+//!
+//! `cairnd`'s binary (`src/main.rs`, `src/cmd/`) only parses the command
+//! line and prints; the operator commands talk to a cluster through
+//! [`client`].
+//!
+//! ```text
+//!            ┌────────────── cairnd ─────────────────┐
+//!   HTTP ──▶ │ http (axum) ──▶ cluster ──▶ openraft ──┼──▶ peers (network, bincode/HTTP)
+//!            │      │             │           │      │
+//!            │      ▼             ▼           ▼      │
+//!            │   storage ──▶ StateHandle ◀─ consensus store (RocksDB data/raft)
+//!            └────────────────────────────────────────┘
 //! ```
 //!
 //! Security of the cluster-internal endpoints (`/raft/*`, joins, chunk
@@ -27,9 +42,8 @@
 //! listen address without TLS needs `--insecure-http`.
 //!
 //! The client-facing API of the auth role (login, account, devices, tiers,
-//! vaults, snapshot records, protected items, jobs) is [`api`], with the
-//! failed-login limiter in [`ratelimit`]; the router and its OpenAPI
-//! document are built together there.
+//! vaults, snapshot records, protected items, jobs) and the admin API are
+//! [`http::api`], with the failed-login limiter in [`http::ratelimit`].
 //!
 //! The storage role ([`storage`]) keeps this node's chunks in
 //! `DATA_DIR/chunks`, coordinates replicated uploads and reads for devices,
@@ -37,18 +51,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod app;
-pub mod auth;
-pub mod cli;
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod metrics;
-pub mod network;
-pub mod ratelimit;
 pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod token;
-pub mod wire;
+pub mod worker;

@@ -3,9 +3,14 @@
 //!
 //! ```text
 //!  init:  node.json? no → Raft::initialize({self}) → wait leader → record storage node → stop
-//!  serve: node.json → App::start → bind → (join task) → axum until SIGINT/SIGTERM → raft.shutdown
-//!  dev:   init if needed (id 1, 127.0.0.1:8700, ./cairn-data) → serve
+//!  serve: node.json → Cluster::start → storage + workers → bind → (join task)
+//!         → HTTP until SIGINT/SIGTERM → stop workers → raft.shutdown
+//!  dev:   init if needed (id 1, 127.0.0.1:8700, ./cairn-data, tier `standard`) → serve
 //! ```
+//!
+//! The policy of these commands lives here, not in the binary: which
+//! identity `serve` runs as ([`serve_identity`]) and how the dev cluster is
+//! bootstrapped ([`dev`]); the binary only merges settings and prints.
 //!
 //! `node.json` is written last by `init`, so a crash during init leaves a
 //! data directory that `init` can simply be run on again.
@@ -13,27 +18,23 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use cairn_consensus::ClusterNode;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use cairn_consensus::{ClusterNode, RequestId};
+use cairn_proto::admin::{DefineTier, JoinRequest, JoinResponse};
+use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
-use crate::app::App;
-use crate::config::{DataDir, HttpSettings, NodeIdentity, RaftSettings};
+use crate::cluster::Cluster;
+use crate::config::{DataDir, HttpSettings, NodeIdentity, RaftSettings, StorageSettings};
 use crate::error::NodeError;
-use crate::tls::{TlsSettings, HANDSHAKE_TIMEOUT};
+use crate::http::{self, HttpState};
+use crate::storage::{self, Storage};
+use crate::tls::TlsSettings;
 use crate::token::{AdminToken, ClusterSecret};
-use crate::wire::{JoinRequest, JoinResponse};
-
-/// The client's address as the API handlers see it (axum `ConnectInfo`),
-/// for plain and TLS connections alike ([`serve_app`] inserts it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
+use crate::worker::Workers;
 
 /// Refuses a non-loopback listen address without TLS unless
 /// `--insecure-http` is given: Cairn must not silently serve credentials in
@@ -163,7 +164,7 @@ pub async fn start_new_cluster(
     cluster_secret: Option<&Path>,
     settings: &RaftSettings,
     tls: &TlsSettings,
-) -> Result<Arc<App>, NodeError> {
+) -> Result<Arc<Cluster>, NodeError> {
     if NodeIdentity::load(dir)?.is_some() {
         return Err(NodeError::Config(format!(
             "{} is already initialised",
@@ -171,7 +172,7 @@ pub async fn start_new_cluster(
         )));
     }
     prepare(dir, SecretSource::GivenOrNew(cluster_secret))?;
-    let app = App::start(dir, identity.clone(), settings, tls).await?;
+    let app = Cluster::start(dir, identity.clone(), settings, tls).await?;
     if let Err(e) = init_cluster(&app).await {
         if let Err(s) = app.raft.shutdown().await {
             tracing::error!(error = %s, "raft shutdown after failed init");
@@ -182,7 +183,7 @@ pub async fn start_new_cluster(
     Ok(app)
 }
 
-async fn init_cluster(app: &Arc<App>) -> Result<(), NodeError> {
+async fn init_cluster(app: &Arc<Cluster>) -> Result<(), NodeError> {
     let id = app.id();
     let initialised = app
         .raft
@@ -203,20 +204,38 @@ async fn init_cluster(app: &Arc<App>) -> Result<(), NodeError> {
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     app.record_storage_node(id, &app.identity.advertise)
         .await
-        .map_err(|e| NodeError::Raft(format!("recording storage node: {e}")))?;
+        .map_err(|source| NodeError::Bootstrap {
+            what: "recording the storage node",
+            source,
+        })?;
     Ok(())
+}
+
+/// What a node reports once it listens (the command line prints it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listening {
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// The bound address as a URL (`http://` or `https://`).
+    pub url: String,
+    /// The URL peers and clients use.
+    pub advertise: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The admin token file.
+    pub admin_token: PathBuf,
 }
 
 /// How `serve` was asked to run.
 pub struct ServeOptions {
     /// Cluster URL to join (for a node that is not yet a member).
     pub join: Option<String>,
-    /// Told the bound address once the node listens (the CLI prints it).
-    pub on_listening: Box<dyn FnOnce(SocketAddr) + Send>,
+    /// Told where the node listens once it does (the command line prints it).
+    pub on_listening: Box<dyn FnOnce(&Listening) + Send>,
     /// The node's data directory (the storage role keeps its chunks there).
     pub data_dir: DataDir,
     /// Settings of the storage role.
-    pub storage: crate::storage::StorageSettings,
+    pub storage: StorageSettings,
     /// Limits of the HTTP server (timeouts, connection cap).
     pub http: HttpSettings,
 }
@@ -234,206 +253,86 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let app = App::start(dir, identity, settings, tls).await?;
+    let app = Cluster::start(dir, identity, settings, tls).await?;
     serve_app(app, options, shutdown).await
 }
 
-/// Serves HTTP (HTTPS when [`App::tls`] is set) for a started node until
-/// `shutdown` resolves, then stops Raft.
+/// Serves HTTP (HTTPS when [`Cluster::tls`] is set) for a started node until
+/// `shutdown` resolves, then stops Raft — on every way out, a failed start
+/// included.
 ///
 /// # Errors
 ///
-/// The address cannot be bound, or serving fails.
+/// Invalid HTTP limits, the chunk store cannot be opened, the address
+/// cannot be bound.
 pub async fn serve_app(
-    app: Arc<App>,
+    app: Arc<Cluster>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let identity = app.identity.clone();
-    if let Err(e) = options.http.validate() {
-        if let Err(s) = app.raft.shutdown().await {
-            tracing::error!(error = %s, "raft shutdown");
-        }
-        return Err(e);
-    }
-    match crate::storage::Storage::start(&app, &options.data_dir, options.storage.clone()) {
-        Ok(storage) => {
-            // Only this function sets it, once per App.
-            let _ = app.storage.set(storage);
-        }
-        Err(e) => {
-            if let Err(s) = app.raft.shutdown().await {
-                tracing::error!(error = %s, "raft shutdown");
-            }
-            return Err(e);
-        }
-    }
-    let listener = match TcpListener::bind(identity.listen).await {
-        Ok(l) => l,
-        Err(source) => {
-            if let Err(e) = app.raft.shutdown().await {
-                tracing::error!(error = %e, "raft shutdown");
-            }
-            return Err(NodeError::Serve {
-                addr: identity.listen.to_string(),
-                source,
-            });
-        }
-    };
-    let local = listener.local_addr().map_err(|source| NodeError::Serve {
-        addr: identity.listen.to_string(),
-        source,
-    })?;
-    tracing::info!(node_id = identity.node_id, %local, advertise = %identity.advertise, "cairnd listening");
-    (options.on_listening)(local);
-
-    let joiner = options
-        .join
-        .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
-    let router = crate::http::router(app.clone());
-    serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
-    if let Some(j) = joiner {
-        j.abort();
-    }
+    let served = run(&app, options, shutdown).await;
     tracing::info!("shutting down raft");
     if let Err(e) = app.raft.shutdown().await {
         tracing::error!(error = %e, "raft shutdown");
     }
-    Ok(())
+    served
 }
 
-/// How long a stopping node waits for requests in flight before it stops
-/// anyway (a slow client must not hold up a shutdown).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Serves `router` on `listener` (TLS when `tls` is set) until `shutdown`
-/// resolves, within `limits`:
-///
-/// - at most `max_connections` connections at once, TLS handshakes
-///   included; a connection over the cap is closed at once rather than
-///   queued, so descriptors stay bounded and the node keeps accepting;
-/// - a connection that has not sent a request's headers within
-///   `header_timeout` — a new one, or an idle keep-alive one waiting for
-///   its next request — is closed (hyper's header timer, which only runs
-///   with a timer: `axum::serve` sets none);
-/// - a request body that pauses for longer than `body_timeout` fails.
-///
-/// The cap is per node, not per client: a client that opens
-/// `max_connections` connections can still fill it, but only for
-/// `header_timeout` at a time per connection, after which peers and
-/// `/healthz` get in again. A separate budget for Raft peers would need to
-/// know who a connection is before its first request (the secret travels
-/// in a header), so the cap is set high and the header timeout short.
-async fn serve_connections(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    router: axum::Router,
-    limits: HttpSettings,
+/// The node's life between Raft's start and stop: the storage role and its
+/// workers, the listener, the join task, the HTTP server until `shutdown`;
+/// then the join task is aborted and the workers are stopped (their cancel
+/// signal fired and awaited) before Raft stops.
+async fn run(
+    app: &Arc<Cluster>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout())
-        .keep_alive(true);
-    let body_timeout = limits.body_timeout();
-    let mut refused: u64 = 0;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off, keep serving.
-                    tracing::warn!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                tracing::warn!(
-                    %peer,
-                    max_connections = limits.max_connections,
-                    refused,
-                    "connection cap reached: closing new connections"
-                );
-            }
-            drop(stream);
-            continue;
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "TCP_NODELAY");
+) -> Result<(), NodeError> {
+    let identity = app.identity.clone();
+    options.http.validate()?;
+    let storage = Storage::start(app, &options.data_dir, options.storage.clone())?;
+    let mut workers = Workers::new();
+    storage::workers::start(&mut workers, app, &storage);
+    tracing::debug!(workers = ?workers.names(), "workers started");
+    let bind_error = |source| NodeError::Serve {
+        addr: identity.listen.to_string(),
+        source,
+    };
+    let listener = match TcpListener::bind(identity.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            workers.stop().await;
+            return Err(bind_error(e));
         }
-        let service = connection_service(router.clone(), peer, body_timeout);
-        let (http1, watcher, acceptor) = (http1.clone(), graceful.watcher(), acceptor.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let served = match acceptor {
-                None => {
-                    let conn = http1.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn).await
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let conn = http1.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+    };
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(e) => {
+            workers.stop().await;
+            return Err(bind_error(e));
         }
+    };
+    tracing::info!(node_id = identity.node_id, %local, advertise = %identity.advertise, "cairnd listening");
+    let scheme = if app.tls.is_some() { "https" } else { "http" };
+    (options.on_listening)(&Listening {
+        node_id: identity.node_id,
+        url: format!("{scheme}://{local}"),
+        advertise: identity.advertise.clone(),
+        data_dir: options.data_dir.root().to_owned(),
+        admin_token: options.data_dir.admin_token(),
+    });
+    let joiner = options
+        .join
+        .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
+    let router = http::router(HttpState {
+        cluster: app.clone(),
+        storage,
+    });
+    http::serve::serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
+    if let Some(j) = joiner {
+        j.abort();
     }
-}
-
-/// The per-connection hyper service: the router, with the client's address
-/// for the handlers (`ConnectInfo<ClientAddr>`: login rate limits, audit
-/// records) and the body timeout on the request body.
-fn connection_service(
-    router: axum::Router,
-    peer: SocketAddr,
-    body_timeout: Duration,
-) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
-> + Clone {
-    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut router = router.clone();
-        let mut request = request.map(|body| {
-            axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
-        });
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(ClientAddr(peer)));
-        async move { tower_service::Service::call(&mut router, request).await }
-    })
+    workers.stop().await;
+    Ok(())
 }
 
 /// Asks the cluster at `url` to add this node, retrying until the leader
@@ -442,7 +341,7 @@ fn connection_service(
 /// join is idempotent and records the storage node as its last step, so
 /// only a successful answer ends the loop — not merely seeing ourselves in
 /// the membership, which happens before that last step.
-async fn join_until_member(app: Arc<App>, url: String) {
+async fn join_until_member(app: Arc<Cluster>, url: String) {
     let id = app.id();
     let req = JoinRequest {
         node_id: id,
@@ -518,6 +417,120 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Where `serve` runs: the node identity of the data directory, or for a
+/// node that is not yet a member and is given `--join`, a new identity from
+/// the flags (its data directory prepared with the cluster's secret).
+#[derive(Debug, Clone, Default)]
+pub struct ServeRequest {
+    /// `--node-id`: must match an existing identity; needed for a joiner.
+    pub node_id: Option<u64>,
+    /// `--listen`: must match an existing identity; needed for a joiner.
+    pub listen: Option<SocketAddr>,
+    /// `--advertise` of a new joiner.
+    pub advertise: Option<String>,
+    /// Whether the node serves HTTPS (the default advertised scheme).
+    pub tls: bool,
+    /// Whether the node joins a cluster (`--join`).
+    pub joining: bool,
+    /// `--cluster-secret-file`: installed into the data directory if given.
+    pub cluster_secret: Option<PathBuf>,
+}
+
+/// Resolves the identity `serve` runs as (see [`ServeRequest`]).
+///
+/// # Errors
+///
+/// [`NodeError::Config`] when `--node-id`/`--listen` contradict the data
+/// directory, or it is not initialised and this is not a join; as
+/// [`prepare_joiner`] and [`install_cluster_secret`].
+pub fn serve_identity(dir: &DataDir, req: ServeRequest) -> Result<NodeIdentity, NodeError> {
+    let secret = req.cluster_secret.as_deref();
+    match (NodeIdentity::load(dir)?, req.node_id, req.listen) {
+        (Some(id), n, l) => {
+            if n.is_some_and(|n| n != id.node_id) || l.is_some_and(|l| l != id.listen) {
+                return Err(NodeError::Config(format!(
+                    "{} belongs to node {} on {}; --node-id/--listen cannot change that",
+                    dir.root().display(),
+                    id.node_id,
+                    id.listen
+                )));
+            }
+            install_cluster_secret(dir, secret)?;
+            Ok(id)
+        }
+        (None, Some(n), Some(l)) if req.joining => {
+            let id = NodeIdentity::new(n, l, req.advertise, req.tls);
+            prepare_joiner(dir, &id, secret)?;
+            Ok(id)
+        }
+        (None, _, _) => Err(NodeError::Config(format!(
+            "{} is not initialised: run `cairnd init`, or pass --node-id, --listen and --join",
+            dir.root().display()
+        ))),
+    }
+}
+
+/// Data directory of the dev cluster unless one is given.
+pub const DEV_DATA_DIR: &str = "./cairn-data";
+
+/// Listen address of the dev cluster unless one is given.
+pub const DEV_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8700);
+
+/// The tier a new dev cluster offers: one copy of every chunk.
+pub const DEV_TIER: &str = "standard";
+
+/// The no-argument dev cluster: one loopback node, id 1, plain HTTP, every
+/// role, initialised on first start with the [`DEV_TIER`] tier (defined
+/// through [`Cluster::define_tier`], the admin API's validated path), then
+/// served until `shutdown` resolves.
+///
+/// # Errors
+///
+/// A non-loopback address, the store cannot be opened, the tier is
+/// refused, or serving fails.
+pub async fn dev(
+    listen: SocketAddr,
+    settings: &RaftSettings,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    check_listen(listen, false, false)?;
+    let dir = options.data_dir.clone();
+    // The dev cluster is loopback-only and plain HTTP.
+    let tls = TlsSettings::default();
+    let app = match NodeIdentity::load(&dir)? {
+        Some(id) => {
+            // A dev data dir from before every node had a secret.
+            ensure_dev_cluster_secret(&dir)?;
+            Cluster::start(&dir, id, settings, &tls).await?
+        }
+        None => {
+            let identity = NodeIdentity::new(1, listen, None, false);
+            let app = start_new_cluster(&dir, identity, None, settings, &tls).await?;
+            // Usable at once: devices can request vaults of this tier.
+            let tier = DefineTier {
+                name: DEV_TIER.into(),
+                replicas: 1,
+                requestable: true,
+                quota_bytes: None,
+                description: "dev cluster: one copy of every chunk".into(),
+            };
+            if let Err(e) = app.define_tier(RequestId::random(), tier).await {
+                if let Err(s) = app.raft.shutdown().await {
+                    tracing::error!(error = %s, "raft shutdown");
+                }
+                return Err(NodeError::Bootstrap {
+                    what: "defining the dev tier",
+                    source: e,
+                });
+            }
+            app
+        }
+    };
+    serve_app(app, options, shutdown).await
+}
+
 /// Prepares a data directory for a node that will join a cluster: its
 /// admin token, the cluster's secret (`cluster_secret`, which the joiner
 /// presents to be let in) and its identity.
@@ -552,7 +565,10 @@ mod tests {
         let lan: SocketAddr = "10.1.2.3:8700".parse().expect("addr");
         let lo: SocketAddr = "127.0.0.1:8700".parse().expect("addr");
         assert!(check_listen(lo, false, false).is_ok());
-        assert!(check_listen(lan, false, false).is_err());
+        assert!(matches!(
+            check_listen(lan, false, false),
+            Err(NodeError::Config(_))
+        ));
         assert!(check_listen(lan, false, true).is_ok());
         assert!(check_listen(lan, true, false).is_ok(), "TLS is enough");
     }
@@ -569,7 +585,13 @@ mod tests {
         let https_id = NodeIdentity::new(1, listen, None, true);
         assert!(check_advertise(&http_id, &plain).is_ok());
         assert!(check_advertise(&https_id, &tls).is_ok());
-        assert!(check_advertise(&http_id, &tls).is_err());
-        assert!(check_advertise(&https_id, &plain).is_err());
+        assert!(matches!(
+            check_advertise(&http_id, &tls),
+            Err(NodeError::Config(_))
+        ));
+        assert!(matches!(
+            check_advertise(&https_id, &plain),
+            Err(NodeError::Config(_))
+        ));
     }
 }

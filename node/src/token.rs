@@ -191,7 +191,10 @@ mod secret_tests {
         let mode = fs::metadata(&to).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         ClusterSecret::install(&a, &to).expect("same secret again is fine");
-        assert!(ClusterSecret::install(&b, &to).is_err());
+        assert!(matches!(
+            ClusterSecret::install(&b, &to),
+            Err(NodeError::Config(_))
+        ));
         let s = ClusterSecret::load(&to).expect("load").expect("some");
         assert!(s.verify("secret-a"));
         assert!(!s.verify("secret-b"));

@@ -242,7 +242,7 @@ fn new_item(port: u16, dev: &Dev, vault: &str) -> String {
 fn single_node(tmp: &std::path::Path) -> Node {
     let mut n = Node::new(tmp, 1);
     n.init();
-    n.spawn_serve();
+    n.start();
     n.wait_ready();
     n
 }
@@ -810,15 +810,13 @@ fn login_failures_look_alike_and_are_rate_limited() {
     let kdf = params("carol");
     let u32_of = |k: &str| u32::try_from(kdf[k].as_u64().expect(k)).expect(k);
     let salt = hex::decode(kdf["salt"].as_str().expect("salt")).expect("hex");
-    let derived = cairn_node::cli::derive_login_key(
-        b"correct horse",
-        &salt,
-        u32_of("memory_kib"),
-        u32_of("iterations"),
-        u32_of("parallelism"),
-    )
-    .expect("kdf");
-    let body = json!({"user": "carol", "login_key": hex::encode(derived), "device": "pc"});
+    let cost = cairn_proto::kdf::Cost {
+        memory_kib: u32_of("memory_kib"),
+        iterations: u32_of("iterations"),
+        parallelism: u32_of("parallelism"),
+    };
+    let derived = cairn_proto::kdf::derive(b"correct horse", &salt, cost).expect("kdf");
+    let body = json!({"user": "carol", "login_key": hex::encode(derived.login), "device": "pc"});
     let r = call(p, "POST", "/api/v1/login", None, Some(&body)).ok();
     assert_eq!(r["device_name"], "pc");
     let ghost = params("ghost");

@@ -188,7 +188,7 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     assert_ne!(new_leader, leader);
 
     println!("=== the old leader restarts and catches up");
-    nodes[li].spawn_serve();
+    nodes[li].start();
     nodes[li].wait_ready();
     let names = user_names(&nodes[li].admin(&["user", "list", "--json"]));
     assert!(names.contains(&"alice".to_string()), "{names:?}");
@@ -236,14 +236,14 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     let keep: Vec<&Node> = nodes.iter().filter(|n| n.id != removed).collect();
     writer.set_targets(&keep);
     // An active storage node is not removed without a drain or --force.
-    let refused = nodes[vi].run_cli(&["cluster", "remove", &removed.to_string()]);
+    let refused = nodes[vi].cli(&["cluster", "remove", &removed.to_string()]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("storage_node_state"),
         "{}",
         stderr(&refused)
     );
-    let out = nodes[vi].run_cli(&[
+    let out = nodes[vi].cli(&[
         "cluster",
         "remove",
         &removed.to_string(),
@@ -251,7 +251,7 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
         "--json",
     ]);
     assert!(out.status.success(), "cluster remove: {}", stderr(&out));
-    let answer: cairn_node::wire::RemoveResponse =
+    let answer: cairn_proto::admin::RemoveResponse =
         serde_json::from_slice(&out.stdout).expect("remove json");
     assert_eq!(answer.node_id, removed);
     assert!(!answer.voters.contains(&removed), "{answer:?}");
@@ -272,9 +272,9 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     );
     nodes[ri].kill();
     // Removing it again is harmless; a node the cluster never had is not found.
-    let again = nodes[vi].run_cli(&["cluster", "remove", &removed.to_string()]);
+    let again = nodes[vi].cli(&["cluster", "remove", &removed.to_string()]);
     assert!(again.status.success(), "{}", stderr(&again));
-    let unknown = nodes[vi].run_cli(&["cluster", "remove", "77"]);
+    let unknown = nodes[vi].cli(&["cluster", "remove", "77"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
         stderr(&unknown).contains("not_found"),
@@ -308,7 +308,7 @@ fn cluster_survives_failover_restart_snapshot_join_and_removal() {
     println!("=== the leader can remove itself; the other two elect a new one");
     let leader = leader_of(&nodes[3]);
     let li = (leader - 1) as usize;
-    let out = nodes[li].run_cli(&[
+    let out = nodes[li].cli(&[
         "cluster",
         "remove",
         &leader.to_string(),
@@ -347,7 +347,7 @@ fn cluster_secret_guards_internal_endpoints() {
     println!("=== a cluster with a secret");
     let mut n1 = Node::new(tmp.path(), 1);
     n1.init_with(&["--cluster-secret-file", &secret]);
-    n1.spawn_serve();
+    n1.start();
     n1.wait_ready();
 
     println!("=== internal endpoints refuse requests without it");

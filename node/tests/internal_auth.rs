@@ -75,7 +75,7 @@ fn loopback_node_refuses_internal_routes_without_the_secret() {
     let mut node = Node::new(tmp.path(), 1);
     node.init();
     assert_private_secret(&node);
-    node.spawn_serve();
+    node.start();
     node.wait_ready();
     assert_all_refused(&node);
     // Public endpoints stay public.
@@ -105,7 +105,7 @@ fn joining_is_authorized_and_validated() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut n1 = Node::new(tmp.path(), 1);
     n1.init();
-    n1.spawn_serve();
+    n1.start();
     n1.wait_ready();
     let admin = n1.bearer();
     let secret = secret_of(&n1);
@@ -198,7 +198,7 @@ fn huge_snapshot_offset_is_refused_and_the_node_stays_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut node = Node::new(tmp.path(), 1);
     node.init();
-    node.spawn_serve();
+    node.start();
     node.wait_ready();
     let secret = secret_of(&node);
     let term = node.status().expect("status").term;

@@ -201,7 +201,7 @@ fn frame_body(size: usize) -> (ChunkId, Vec<u8>) {
 fn started(root: &Path) -> Node {
     let mut node = Node::new(root, 1);
     node.init();
-    node.spawn_serve();
+    node.start();
     node.wait_ready();
     node
 }
@@ -524,7 +524,7 @@ fn the_data_directory_is_private_to_the_nodes_user() {
     for f in std::fs::read_dir(&raft).expect("raft dir").flatten() {
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
-    node.spawn_serve();
+    node.start();
     node.wait_ready();
     let http = Http::new();
     let dev = Device::create(&http, &node, "alice", None);

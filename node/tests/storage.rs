@@ -11,11 +11,11 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
-use cairn_node::wire::ClusterStatus;
+use cairn_proto::admin::ClusterStatus;
 use cairn_proto::api::UploadReply;
 use cairn_proto::frames;
 use cairn_proto::{ChunkId, VaultId};
-use common::{run, stderr, user_body, wait_for, Node};
+use common::{stderr, user_body, wait_for, Node};
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -385,9 +385,7 @@ fn replicated_chunks_survive_a_dead_node_and_come_back_to_three_copies() {
     // the copy is repaired.
     let victim = ids[7];
     nodes[1].kill();
-    let out = run(&[
-        "debug",
-        "corrupt-replica",
+    let out = corrupt_replica(&[
         "--data-dir",
         &nodes[1].dir.to_string_lossy(),
         "--vault",
@@ -400,7 +398,10 @@ fn replicated_chunks_survive_a_dead_node_and_come_back_to_three_copies() {
         let store = RocksStore::open(&nodes[1].dir.join("chunks"), &StoreOptions::default())
             .expect("open node 2's store");
         assert!(
-            store.get(&ChunkKey::new(dev.vault, victim)).is_err(),
+            matches!(
+                store.get(&ChunkKey::new(dev.vault, victim)),
+                Err(cairn_chunkstore::Error::Corrupt { .. })
+            ),
             "damage detected"
         );
     }
@@ -438,9 +439,7 @@ fn replicated_chunks_survive_a_dead_node_and_come_back_to_three_copies() {
     // A damaged copy that nobody reads is found and rewritten by the scrub.
     let unread = ids[11];
     nodes[2].kill();
-    let out = run(&[
-        "debug",
-        "corrupt-replica",
+    let out = corrupt_replica(&[
         "--data-dir",
         &nodes[2].dir.to_string_lossy(),
         "--vault",
@@ -492,7 +491,7 @@ fn drain_and_remove_lose_nothing_and_limits_hold() {
     assert_eq!(settled_status(&nodes).under_replicated_chunks, Some(0));
 
     // Drain node 3: its copies move to nodes 1 and 2, then it is removed.
-    let out = nodes[0].run_cli(&["cluster", "drain", "3"]);
+    let out = nodes[0].cli(&["cluster", "drain", "3"]);
     assert!(out.status.success(), "drain: {}", stderr(&out));
     wait_for("node 3 drained", Duration::from_secs(60), || {
         let s = settled_status(&nodes);
@@ -502,7 +501,7 @@ fn drain_and_remove_lose_nothing_and_limits_hold() {
     });
     assert_eq!(stored_chunks(&nodes[0]), Some(60.0));
     assert_eq!(stored_chunks(&nodes[1]), Some(60.0));
-    let out = nodes[0].run_cli(&["cluster", "remove", "3"]);
+    let out = nodes[0].cli(&["cluster", "remove", "3"]);
     assert!(out.status.success(), "remove: {}", stderr(&out));
     nodes[2].kill();
     let ids: Vec<ChunkId> = chunks.keys().copied().collect();
@@ -653,7 +652,7 @@ fn internal_storage_routes_need_the_cluster_secret() {
     std::fs::write(&secret, "storage-secret\n").expect("write secret");
     let mut n1 = Node::new(tmp.path(), 1);
     n1.init_with(&["--cluster-secret-file", &secret.to_string_lossy()]);
-    n1.spawn_serve();
+    n1.start();
     n1.wait_ready();
     let http = Http::new();
     let body = bincode::serialize(&VaultId([3; 16])).expect("bincode");
@@ -888,4 +887,13 @@ fn prune_sweeps_untouched_garbage_and_spares_what_backups_touched() {
     assert!(!left.contains(&b));
     let status = settled_status(&nodes);
     assert_eq!(status.under_replicated_chunks, Some(0));
+}
+
+/// `cairnd-debug corrupt-replica ARGS` (the offline tools' own binary).
+fn corrupt_replica(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cairnd-debug"))
+        .arg("corrupt-replica")
+        .args(args)
+        .output()
+        .expect("run cairnd-debug")
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_node::wire::ClusterStatus;
+use cairn_proto::admin::ClusterStatus;
 use common::{run, stderr, stdout, wait_for, Node};
 
 fn https_url(node: &Node) -> String {

@@ -6,6 +6,7 @@
 //! and is understood by more than one crate is named here.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod frames;
 pub mod id;

@@ -24,6 +24,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cairn_proto::admin::ClusterStatus;
 use serde_json::Value;
 
 /// The path of one of the workspace's binaries (`cairnd`, `cairn`).
@@ -114,30 +115,42 @@ pub fn json_of(what: &str, o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {}", stdout(o)))
 }
 
-/// One `cairnd` process and its data directory; killed on drop.
+/// One `cairnd` process and its data directory; killed on drop (its logs
+/// printed, and kept past the temp dir, when the test panics). The one
+/// node harness of the workspace: `cairnd`'s own tests use it too.
 pub struct Node {
     /// Raft node id.
     pub id: u64,
-    /// Data directory.
+    /// Data directory (`<root>/node<id>`).
     pub dir: PathBuf,
     /// Loopback port.
     pub port: u16,
-    /// Extra arguments for every `serve` of this node.
+    /// Extra arguments for every process this node spawns.
     pub extra: Vec<String>,
-    log_dir: PathBuf,
+    /// Extra environment for every process this node spawns.
+    pub env: Vec<(String, String)>,
+    /// Configuration file passed as `--config` before the arguments of
+    /// `init`, `serve` and the dev cluster.
+    pub config: Option<PathBuf>,
+    /// Where the logs go: `node<id>.<run>.{out,err}`.
+    pub log_dir: PathBuf,
     child: Option<Child>,
     runs: u32,
 }
 
 impl Node {
-    fn new(root: &Path, id: u64, extra: &[&str]) -> Self {
+    /// Node `id` with its data directory and logs under `root`, on a free
+    /// port; not started.
+    pub fn new(root: &Path, id: u64) -> Self {
         let log_dir = root.join("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         Node {
             id,
             dir: root.join(format!("node{id}")),
             port: free_port(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: Vec::new(),
+            env: Vec::new(),
+            config: None,
             log_dir,
             child: None,
             runs: 0,
@@ -149,11 +162,29 @@ impl Node {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn identity(&self) -> Vec<String> {
+    /// The node's listen address.
+    pub fn listen(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `--data-dir D --node-id N --listen ADDR` of this node.
+    pub fn identity(&self) -> Vec<String> {
         identity_args(&self.dir, self.id, self.port)
     }
 
-    fn spawn(&mut self, args: Vec<String>) {
+    /// `args` preceded by `--config FILE` when the node has one.
+    fn with_config(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = match &self.config {
+            Some(c) => vec!["--config".into(), c.to_string_lossy().into_owned()],
+            None => Vec::new(),
+        };
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Starts `cairnd ARGS` (then the node's `extra`), logging to
+    /// `<logs>/node<id>.<run>.{out,err}`.
+    pub fn spawn(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "node {} already running", self.id);
         self.runs += 1;
         let log = |ext: &str| {
@@ -164,9 +195,10 @@ impl Node {
             .expect("log file")
         };
         let child = Command::new(bin("cairnd"))
-            .args(&args)
+            .args(self.with_config(args))
             .args(&self.extra)
-            .env("CAIRN_LOG", "info,openraft=warn")
+            .env("CAIRN_LOG", "info,openraft=info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log("out"))
             .stderr(log("err"))
@@ -175,13 +207,71 @@ impl Node {
         self.child = Some(child);
     }
 
-    /// `cairnd serve` (after `init` or a first `--join`).
-    pub fn start(&mut self) {
+    /// The dev cluster: `cairnd --data-dir D --listen ADDR`.
+    pub fn spawn_dev(&mut self) {
         let dir = self.dir.to_string_lossy().into_owned();
-        self.spawn(vec!["serve".into(), "--data-dir".into(), dir]);
+        let listen = self.listen();
+        self.spawn(&["--data-dir", &dir, "--listen", &listen]);
     }
 
-    /// SIGKILL: a crash, not a shutdown.
+    /// `cairnd init` (runs to completion).
+    pub fn init(&self) {
+        self.init_with(&[]);
+    }
+
+    /// `cairnd init` with extra arguments; panics if it fails.
+    pub fn init_with(&self, extra: &[&str]) {
+        let ident = self.identity();
+        let mut args: Vec<&str> = vec!["init"];
+        args.extend(ident.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        let out = Command::new(bin("cairnd"))
+            .args(self.with_config(&args))
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .output()
+            .expect("run cairnd init");
+        assert!(out.status.success(), "init failed: {}", stderr(&out));
+    }
+
+    /// `cairnd serve` of an initialised node.
+    pub fn start(&mut self) {
+        let dir = self.dir.to_string_lossy().into_owned();
+        self.spawn(&["serve", "--data-dir", &dir]);
+    }
+
+    /// `cairnd serve --join URL` of a new node.
+    pub fn spawn_join(&mut self, url: &str) {
+        self.spawn_join_with(url, &[]);
+    }
+
+    /// `cairnd serve --join URL` with extra arguments. Unless `extra`
+    /// names one, the joiner is given the cluster secret that `init`
+    /// generated for the test's first node (`<root>/node1/cluster.secret`),
+    /// as an operator copies it to a new host.
+    pub fn spawn_join_with(&mut self, url: &str, extra: &[&str]) {
+        let ident = self.identity();
+        let secret = self.first_node_secret().to_string_lossy().into_owned();
+        let mut args: Vec<&str> = vec!["serve"];
+        args.extend(ident.iter().map(String::as_str));
+        args.extend_from_slice(&["--join", url]);
+        if !extra.contains(&"--cluster-secret-file") {
+            args.extend_from_slice(&["--cluster-secret-file", &secret]);
+        }
+        args.extend_from_slice(extra);
+        self.spawn(&args);
+    }
+
+    /// The cluster secret file of node 1 of this node's test (the node
+    /// `init` ran on).
+    pub fn first_node_secret(&self) -> PathBuf {
+        let root = self
+            .dir
+            .parent()
+            .expect("data dirs live in the test's root");
+        root.join("node1").join("cluster.secret")
+    }
+
+    /// SIGKILL: a crash, not a clean shutdown.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -189,9 +279,88 @@ impl Node {
         }
     }
 
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        wait_for("clean exit after SIGTERM", Duration::from_secs(20), || {
+            c.try_wait().ok().flatten()
+        })
+    }
+
+    /// Whether the process is running (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The admin token file.
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("admin.token")
+    }
+
+    /// This node's admin token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.token_file())
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+
+    /// `Authorization` header value carrying this node's admin token.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.admin_token())
+    }
+
+    /// A request to this node with extra headers and a JSON body (when
+    /// not empty), answering text; `None` if it cannot be made.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String)> {
+        let mut all = headers.to_vec();
+        if !body.is_empty() {
+            all.push(("Content-Type", "application/json"));
+        }
+        let (status, answer) = http(self.port, method, path, &all, body.as_bytes())?;
+        Some((status, String::from_utf8_lossy(&answer).into_owned()))
+    }
+
+    /// `GET path`; `None` if the node does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request("GET", path, &[], "")
+    }
+
+    /// A request to this node; panics if it cannot be made.
+    pub fn port_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        self.request(method, path, headers, body)
+            .expect("http request")
+    }
+
+    /// A JSON `POST` to this node; `None` if it cannot be made.
+    pub fn get_post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String)> {
+        self.request("POST", path, headers, body)
+    }
+
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        http(self.port, "GET", "/readyz", &[], b"").is_some_and(|(code, _)| code == 200)
+        matches!(self.get("/readyz"), Some((200, _)))
     }
 
     /// Waits for `/readyz`.
@@ -203,24 +372,16 @@ impl Node {
         );
     }
 
-    /// The value of one metric series (name with labels, as exposed).
+    /// The value of one metric series (name with labels, as exposed),
+    /// `None` if the node does not answer or does not expose it.
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let (code, body) = http(self.port, "GET", "/metrics", &[], b"")?;
+        let (code, text) = self.get("/metrics")?;
         if code != 200 {
             return None;
         }
-        String::from_utf8_lossy(&body)
-            .lines()
+        text.lines()
             .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .find_map(|v| v.trim().parse().ok())
-    }
-
-    /// This node's admin token.
-    pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("admin.token"))
-            .expect("admin token")
-            .trim()
-            .to_string()
     }
 
     /// `cairnd ARGS --server <node> --admin-token-file <its token>`.
@@ -228,7 +389,7 @@ impl Node {
         Command::new(bin("cairnd"))
             .args(args)
             .args(["--server", &self.url(), "--admin-token-file"])
-            .arg(self.dir.join("admin.token"))
+            .arg(self.token_file())
             .env_remove("CAIRN_ADMIN_TOKEN")
             .output()
             .expect("run cairnd")
@@ -241,14 +402,37 @@ impl Node {
         self.cli(&all)
     }
 
-    fn dump_logs(&self) {
-        dump_node_logs(&self.log_dir, self.id, self.runs, 40);
+    /// `cairnd cluster status --json` of this node, `None` if it fails.
+    pub fn status(&self) -> Option<ClusterStatus> {
+        let out = Command::new(bin("cairnd"))
+            .args(["cluster", "status", "--server", &self.url(), "--json"])
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Whether any of this node's logs so far contains `text`.
+    pub fn logs_contain(&self, text: &str) -> bool {
+        (1..=self.runs).any(|run| {
+            ["out", "err"].iter().any(|ext| {
+                let p = self.log_dir.join(format!("node{}.{run}.{ext}", self.id));
+                std::fs::read_to_string(p).is_ok_and(|t| t.contains(text))
+            })
+        })
+    }
+
+    /// Prints this node's logs (for failing tests).
+    pub fn dump_logs(&self) {
+        dump_node_logs(&self.log_dir, self.id, self.runs, 60);
     }
 }
 
 /// Prints the last `lines` lines of the logs `<log_dir>/node<id>.<run>.{out,err}`
-/// of runs `1..=runs` of node `id` (for failing tests; the layout both
-/// this harness and `cairnd`'s own tests write).
+/// of runs `1..=runs` of node `id` (for failing tests).
 pub fn dump_node_logs(log_dir: &Path, id: u64, runs: u32, lines: usize) {
     for run in 1..=runs {
         for ext in ["out", "err"] {
@@ -269,6 +453,23 @@ impl Drop for Node {
         self.kill();
         if std::thread::panicking() {
             self.dump_logs();
+            // Keep the full logs past the temp dir's deletion.
+            let keep = std::env::temp_dir().join(format!(
+                "cairn-failed-{}-node{}",
+                std::process::id(),
+                self.id
+            ));
+            if std::fs::create_dir_all(&keep).is_ok() {
+                if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with(&format!("node{}.", self.id)) {
+                            let _ = std::fs::copy(e.path(), keep.join(&name));
+                        }
+                    }
+                }
+                eprintln!("logs of node {} kept in {}", self.id, keep.display());
+            }
         }
     }
 }
@@ -298,27 +499,16 @@ impl Cluster {
     /// Adds (initialises or joins) one more node and waits for it.
     pub fn add_node(&mut self, extra: &[&str]) -> &Node {
         let id = self.nodes.len() as u64 + 1;
-        let mut node = Node::new(self.root.path(), id, extra);
+        let mut node = Node::new(self.root.path(), id);
         if id == 1 {
-            let mut args = vec!["init".to_string()];
-            args.extend(node.identity());
-            let out = Command::new(bin("cairnd"))
-                .args(&args)
-                .output()
-                .expect("cairnd init");
-            assert!(out.status.success(), "init: {}", stderr(&out));
+            node.init();
+            node.extra = extra.iter().map(|s| s.to_string()).collect();
             node.start();
         } else {
+            node.extra = extra.iter().map(|s| s.to_string()).collect();
+            let url = self.nodes[0].url();
             // The operator's copy of the secret `init` generated for node 1.
-            let secret = self.nodes[0].dir.join("cluster.secret");
-            let mut args = vec!["serve".to_string()];
-            args.extend(node.identity());
-            args.extend(["--join".to_string(), self.nodes[0].url()]);
-            args.extend([
-                "--cluster-secret-file".to_string(),
-                secret.to_string_lossy().into_owned(),
-            ]);
-            node.spawn(args);
+            node.spawn_join(&url);
         }
         node.wait_ready();
         self.nodes.push(node);

@@ -140,7 +140,10 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         "cairn-debug keys",
         &std::process::Command::new(cairn_tests::bin("cairn-debug"))
             .args(["keys", "--vault", "main"])
-            .env("CAIRN_CONFIG", laptop.config_dir().join("cairn/profile.json"))
+            .env(
+                "CAIRN_CONFIG",
+                laptop.config_dir().join("cairn/profile.json"),
+            )
             .env("HOME", homes.join("alice-laptop"))
             .env("XDG_CACHE_HOME", homes.join("alice-laptop/cache"))
             .env("CAIRN_PASSWORD", &laptop.password)

@@ -145,8 +145,8 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
         .expect("vault id")
         .to_string();
     cluster.node(3).kill();
-    let out = std::process::Command::new(bin("cairnd"))
-        .args(["debug", "corrupt-replica", "--data-dir"])
+    let out = std::process::Command::new(bin("cairnd-debug"))
+        .args(["corrupt-replica", "--data-dir"])
         .arg(&cluster.nodes[2].dir)
         .args(["--vault", &vault, "--chunk", &root])
         .output()

@@ -1,5 +1,5 @@
 //! An account vault as a [`Backend`]: chunks and records over the storage
-//! API ([`RemoteVault`]), and the backup's upload stage ([`AccountSink`]).
+//! API ([`RemoteVault`]), and the backup's upload stage (`AccountSink`).
 //!
 //! ```text
 //!  sealed blobs ──▶ batcher ──batches of ~8 MiB──▶ uploaders ×UPLOADERS
@@ -117,8 +117,11 @@ impl Backend for AccountBackend {
         self.remote.get_many(ids)
     }
 
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
-        Ok(self.remote.list()?.into_iter().map(|id| (id, 0)).collect())
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()> {
+        for id in self.remote.list()? {
+            visit(id, 0);
+        }
+        Ok(())
     }
 
     fn delete_chunks(&self, ids: &[ChunkId], job: Option<JobId>) -> Result<Deleted> {

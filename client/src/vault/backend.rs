@@ -69,9 +69,10 @@ pub trait Backend: Send + Sync {
     /// The sealed bytes of `ids`, batched; ids not stored are absent.
     fn get_many(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Vec<u8>>>;
 
-    /// Every stored chunk with its sealed size (0 where the backend lists
-    /// ids only), in id order.
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>>;
+    /// Visits every stored chunk with its sealed size (0 where the backend
+    /// lists ids only), in id order; nothing is collected on the way, so a
+    /// caller keeps only what it needs of a large vault.
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()>;
 
     /// Deletes chunks no snapshot references, as prune job `job`.
     ///

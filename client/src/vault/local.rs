@@ -17,22 +17,79 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn_chunkstore::{ChunkKey, Durability, RocksStore, Store, StoreOptions};
+use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use crossbeam_channel::Receiver;
 
 use super::backend::{Backend, Deleted};
 use super::sink::{Sealed, Sink, Written};
-use super::{config_json, VaultConfig, CONFIG_FILE};
+use super::VaultConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
 use crate::snapshot::SnapshotRecord;
 
+const CONFIG_FILE: &str = "vault.json";
+
 /// Chunks deleted per store batch.
 const DELETE_BATCH: usize = 1024;
+
+/// Lays out a new vault in `dir` (new or empty) with the config `make`
+/// returns (called once the directory is known to be usable), private to
+/// its owner: the config holds the KDF salt and the wrapped keys, and
+/// anyone who reads the chunks can test password guesses offline.
+pub fn create(dir: &Path, make: impl FnOnce() -> Result<VaultConfig>) -> Result<VaultConfig> {
+    if dir.exists() && fs::read_dir(dir).ctx("read", dir)?.next().is_some() {
+        return Err(Error::Invalid(format!(
+            "{} exists and is not empty; a vault needs a new or empty directory",
+            dir.display()
+        )));
+    }
+    for d in [dir.to_path_buf(), dir.join("snapshots")] {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&d)
+            .ctx("create", &d)?;
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).ctx("chmod", &d)?;
+    }
+    let config = make()?;
+    RocksStore::open(&dir.join("chunks"), &StoreOptions::default())?;
+    fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
+    Ok(config)
+}
+
+/// Reads a local vault's config without unlocking it.
+pub fn read_config(dir: &Path) -> Result<VaultConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let bytes = fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(format!(
+                "{} is not a cairn vault (no {CONFIG_FILE})",
+                dir.display()
+            ))
+        } else {
+            Error::io("read", &path, e)
+        }
+    })?;
+    let config: VaultConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    if config.format > VAULT_FORMAT {
+        return Err(Error::Format(format!(
+            "vault format {} is newer than this build understands ({VAULT_FORMAT}); upgrade cairn",
+            config.format
+        )));
+    }
+    Ok(config)
+}
+
+fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(config).map_err(|e| Error::Format(e.to_string()))
+}
 
 /// A vault in a local directory.
 pub struct LocalBackend {
@@ -116,13 +173,12 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
-        let mut out = vec![];
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()> {
         self.store.for_each_meta(self.vault, &mut |id, meta| {
-            out.push((id, u64::from(meta.size)));
+            visit(id, u64::from(meta.size));
             Ok(())
         })?;
-        Ok(out)
+        Ok(())
     }
 
     fn delete_chunks(&self, ids: &[ChunkId], _job: Option<JobId>) -> Result<Deleted> {

@@ -1,8 +1,11 @@
 //! The in-memory [`Backend`]: a map of chunks and a map of records, so the
 //! backup, restore, check and prune cores are unit-tested without a disk
 //! vault or a server (rustic_core's `in_memory` backend plays this part
-//! there). It behaves like a local vault: reads are direct, the sink stores
-//! each blob, and every counter stays in the record.
+//! there). It behaves like a local vault (reads are direct, every counter
+//! stays in the record) or, made with [`Vault::in_memory_batched`], like an
+//! account vault (reads batched and fetched ahead, the full counters
+//! sealed), so both paths of restore and check run in unit tests. Its sink
+//! stores each blob.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -23,13 +26,31 @@ use crate::snapshot::SnapshotRecord;
 pub struct MemoryBackend {
     chunks: RwLock<BTreeMap<ChunkId, Vec<u8>>>,
     records: RwLock<BTreeMap<SnapshotId, SnapshotRecord>>,
+    /// Answers as an account vault does ([`Backend::batches_reads`]).
+    batched: bool,
 }
 
 impl Vault {
     /// A new, unlocked vault held in memory with `options`' chunker and
     /// zstd level (its KDF parameters are recorded, no password is
-    /// derived).
+    /// derived), behaving like a local vault.
     pub fn in_memory(options: &CreateOptions) -> Self {
+        Self::memory(options, MemoryBackend::default())
+    }
+
+    /// Like [`Vault::in_memory`], behaving like an account vault: reads
+    /// batched and fetched ahead, the full counters sealed.
+    pub fn in_memory_batched(options: &CreateOptions) -> Self {
+        Self::memory(
+            options,
+            MemoryBackend {
+                batched: true,
+                ..MemoryBackend::default()
+            },
+        )
+    }
+
+    fn memory(options: &CreateOptions, backend: MemoryBackend) -> Self {
         let vault_id = VaultId::random();
         let keys = VaultKeys::generate();
         let config = VaultConfig {
@@ -42,7 +63,7 @@ impl Vault {
             kdf: options.kdf.clone(),
             keys: vec![],
         };
-        Self::with_backend(config, keys, Box::<MemoryBackend>::default())
+        Self::with_backend(config, keys, Box::new(backend))
     }
 }
 
@@ -51,19 +72,19 @@ fn poisoned<T>(_: T) -> Error {
 }
 
 impl MemoryBackend {
-    fn put(&self, id: ChunkId, sealed: &[u8]) -> Result<bool> {
+    fn put(&self, id: ChunkId, sealed: Vec<u8>) -> Result<bool> {
         let mut chunks = self.chunks.write().map_err(poisoned)?;
-        Ok(chunks.insert(id, sealed.to_vec()).is_none())
+        Ok(chunks.insert(id, sealed).is_none())
     }
 }
 
 impl Backend for MemoryBackend {
     fn batches_reads(&self) -> bool {
-        false
+        self.batched
     }
 
     fn keeps_record_stats(&self) -> bool {
-        true
+        !self.batched
     }
 
     fn contains(&self, id: ChunkId) -> Result<bool> {
@@ -99,9 +120,11 @@ impl Backend for MemoryBackend {
             .collect())
     }
 
-    fn list_chunks(&self) -> Result<Vec<(ChunkId, u64)>> {
-        let chunks = self.chunks.read().map_err(poisoned)?;
-        Ok(chunks.iter().map(|(id, b)| (*id, b.len() as u64)).collect())
+    fn list_chunks(&self, visit: &mut dyn FnMut(ChunkId, u64)) -> Result<()> {
+        for (id, sealed) in self.chunks.read().map_err(poisoned)?.iter() {
+            visit(*id, sealed.len() as u64);
+        }
+        Ok(())
     }
 
     fn delete_chunks(&self, ids: &[ChunkId], _job: Option<JobId>) -> Result<Deleted> {
@@ -174,9 +197,10 @@ impl Sink for MemorySink<'_> {
     fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
         let mut out = Written::default();
         for b in blobs {
-            if self.backend.put(b.id, &b.bytes)? {
+            let sealed_len = b.bytes.len() as u64;
+            if self.backend.put(b.id, b.bytes)? {
                 out.chunks += 1;
-                out.sealed_bytes += b.bytes.len() as u64;
+                out.sealed_bytes += sealed_len;
                 out.plain_bytes += b.plain_len;
             }
         }
@@ -194,9 +218,9 @@ pub mod testing {
     use crate::chunker::ChunkerParams;
     use crate::crypto::KdfParams;
 
-    /// An in-memory vault with small chunks, so test files span several.
-    pub fn small_vault() -> Vault {
-        Vault::in_memory(&CreateOptions {
+    /// Small chunks, so test files span several.
+    fn small() -> CreateOptions {
+        CreateOptions {
             chunker: ChunkerParams {
                 min_size: 1024,
                 avg_size: 4096,
@@ -204,7 +228,17 @@ pub mod testing {
             },
             zstd_level: 3,
             kdf: KdfParams::generate(),
-        })
+        }
+    }
+
+    /// An in-memory vault with small chunks, like a local vault.
+    pub fn small_vault() -> Vault {
+        Vault::in_memory(&small())
+    }
+
+    /// An in-memory vault with small chunks, like an account vault.
+    pub fn small_batched_vault() -> Vault {
+        Vault::in_memory_batched(&small())
     }
 
     /// Backs up `dir` as device `test`.

@@ -18,11 +18,8 @@ pub mod memory;
 pub mod sink;
 
 use std::collections::HashMap;
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-use cairn_chunkstore::{RocksStore, StoreOptions};
 use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
@@ -33,12 +30,10 @@ pub use sink::{Sealed, Sink, Written};
 use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
 use crate::crypto::{KdfParams, VaultKeys};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
 use local::LocalBackend;
-
-const CONFIG_FILE: &str = "vault.json";
 
 /// Compression settings, fixed per vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +111,8 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Creates a new vault in `dir` (which must not exist or be empty).
+    /// Creates a new local vault in `dir` (which must not exist or be
+    /// empty).
     pub fn create(dir: &Path, password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
         options.chunker.validate()?;
         if !(1..=22).contains(&options.zstd_level) {
@@ -125,66 +121,25 @@ impl Vault {
                 options.zstd_level
             )));
         }
-        if dir.exists() && fs::read_dir(dir).ctx("read", dir)?.next().is_some() {
-            return Err(Error::Invalid(format!(
-                "{} exists and is not empty; a vault needs a new or empty directory",
-                dir.display()
-            )));
-        }
-        // Private: the config holds the KDF salt and the wrapped keys, and
-        // anyone who reads the chunks can test password guesses offline.
-        for d in [dir.to_path_buf(), dir.join("snapshots")] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&d)
-                .ctx("create", &d)?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).ctx("chmod", &d)?;
-        }
-        let vault_id = VaultId::random();
-        let wrap = options.kdf.derive(password)?;
-        let config = VaultConfig {
-            format: VAULT_FORMAT,
-            vault_id,
-            chunker: options.chunker,
-            compression: Compression {
-                zstd_level: options.zstd_level,
-            },
-            kdf: options.kdf.clone(),
-            keys: VaultKeys::generate().wrap(vault_id, &wrap.wrap),
-        };
-        RocksStore::open(&dir.join("chunks"), &StoreOptions::default())?;
-        crate::fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
-        Ok(config)
+        local::create(dir, || {
+            let vault_id = VaultId::random();
+            let wrap = options.kdf.derive(password)?;
+            Ok(VaultConfig {
+                format: VAULT_FORMAT,
+                vault_id,
+                chunker: options.chunker,
+                compression: Compression {
+                    zstd_level: options.zstd_level,
+                },
+                kdf: options.kdf.clone(),
+                keys: VaultKeys::generate().wrap(vault_id, &wrap.wrap),
+            })
+        })
     }
 
-    /// Reads a vault's config without unlocking it.
-    pub fn read_config(dir: &Path) -> Result<VaultConfig> {
-        let path = dir.join(CONFIG_FILE);
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(format!(
-                    "{} is not a cairn vault (no {CONFIG_FILE})",
-                    dir.display()
-                ))
-            } else {
-                Error::io("read", &path, e)
-            }
-        })?;
-        let config: VaultConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
-        if config.format > VAULT_FORMAT {
-            return Err(Error::Format(format!(
-                "vault format {} is newer than this build understands ({VAULT_FORMAT}); upgrade cairn",
-                config.format
-            )));
-        }
-        Ok(config)
-    }
-
-    /// Opens and unlocks the vault in `dir` with `password`.
+    /// Opens and unlocks the local vault in `dir` with `password`.
     pub fn open(dir: &Path, password: &[u8]) -> Result<Self> {
-        let config = Self::read_config(dir)?;
+        let config = local::read_config(dir)?;
         let wrap = config.kdf.derive(password)?;
         let keys = VaultKeys::unwrap(config.vault_id, &wrap.wrap, &config.keys)?;
         let backend = LocalBackend::open(dir, config.vault_id)?;
@@ -419,10 +374,6 @@ pub fn paths_label(keys: &VaultKeys, paths: &[String]) -> String {
         h.update(p.as_bytes());
     }
     format!("~{}", &h.finalize().to_hex()[..16])
-}
-
-fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(config).map_err(|e| Error::Format(e.to_string()))
 }
 
 #[cfg(test)]

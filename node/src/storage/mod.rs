@@ -1,15 +1,18 @@
-//! The storage role of `cairnd`: this node's chunk store, the device chunk
-//! API, the internal routes other nodes replicate through, and the cluster
-//! role that repairs and rebalances (on the Raft leader only).
+//! The storage role of `cairnd`: this node's chunk store, the peers it
+//! replicates through ([`peers`], [`wire`]), the pure decisions that keep
+//! chunks safe ([`policy`]) and the background work that repairs,
+//! rebalances (on the Raft leader only), collects and scrubs ([`workers`]).
+//! Its HTTP routes are the HTTP layer's (`crate::http::chunks` for devices,
+//! `crate::http::internal` for other nodes); nothing here knows axum.
 //!
 //! ```text
-//!  device ──POST /api/v1/vaults/{id}/chunks[/missing|/get]──▶ http (coordinator)
+//!  device ──POST /api/v1/vaults/{id}/chunks[/missing|/get]──▶ http::chunks (coordinator)
 //!                                                              │ spawn_blocking
 //!                                                              ▼
 //!                       cairn_chunkstore::replica (W-of-R write, verified read, read repair)
 //!                                                              │ Peers
 //!                               ┌──────────────────────────────┴─────────────────┐
-//!                        local RocksStore (DATA_DIR/chunks)     peers: POST /internal/v1/chunks/* (cluster secret)
+//!                        local RocksStore (DATA_DIR/chunks)     peers: POST /internal/v1/chunks/* (http::internal)
 //!
 //!  device ──POST /api/v1/vaults/{id}/chunks/{list,delete}──▶ cairn_chunkstore::gc (prune: listing, sweep)
 //!
@@ -23,26 +26,25 @@
 //! `Active` storage nodes take copies, `Draining` ones only serve theirs,
 //! `Removed` ones are gone; a vault's replica count is its tier's.
 
-pub mod http;
 pub mod peers;
+pub mod policy;
 pub mod wire;
+pub mod workers;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cluster::metrics::StorageMetrics;
+use crate::cluster::{Cluster, ClusterError};
+use crate::config::{DataDir, StorageSettings};
+use crate::error::NodeError;
 use cairn_chunkstore::placement::{NodeId, Placement};
-use cairn_chunkstore::repair::{self, RepairObserver, RepairReport};
+use cairn_chunkstore::repair::RepairReport;
 use cairn_chunkstore::replica::Throttle;
-use cairn_chunkstore::{ChunkKey, RocksStore, Store, StoreOptions};
+use cairn_chunkstore::{ChunkKey, RocksStore, StoreOptions};
 use cairn_consensus::state::StorageNodeStatus;
 use cairn_proto::VaultId;
-use serde::{Deserialize, Serialize};
-
-use crate::app::App;
-use crate::config::DataDir;
-use crate::error::{ApiError, NodeError};
-use crate::metrics::StorageMetrics;
 use peers::HttpPeers;
 
 /// Replica sends a coordinator keeps in flight (uploads beyond this wait).
@@ -53,42 +55,6 @@ const STORE_WRITE_BUFFER: usize = 64 << 20;
 
 /// Replica count of a vault whose tier is unknown (DESIGN §5 default).
 pub const DEFAULT_REPLICAS: u8 = 3;
-
-/// Settings of the storage role: the `[storage]` table of the configuration
-/// file and the matching `serve` flags.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageSettings {
-    /// Durable copies an upload waits for (W), capped by the vault's
-    /// replica count.
-    pub write_quorum: usize,
-    /// Pause between repair passes of the cluster role, milliseconds.
-    pub repair_interval_ms: u64,
-    /// Pause between garbage-collection passes, milliseconds.
-    pub gc_interval_ms: u64,
-    /// How long a vault's measured usage is reused for quota checks,
-    /// milliseconds.
-    pub usage_cache_ms: u64,
-    /// Pause between scrubs (every stored copy read and checked; a damaged
-    /// one is rewritten from a good copy), milliseconds; 0 turns it off.
-    pub scrub_interval_ms: u64,
-    /// Read rate of a scrub, bytes per second (it competes with backups
-    /// for the disk).
-    pub scrub_bytes_per_sec: u64,
-}
-
-impl Default for StorageSettings {
-    fn default() -> Self {
-        Self {
-            write_quorum: 2,
-            repair_interval_ms: 30_000,
-            gc_interval_ms: 600_000,
-            usage_cache_ms: 5_000,
-            scrub_interval_ms: 86_400_000,
-            scrub_bytes_per_sec: 64 << 20,
-        }
-    }
-}
 
 /// Most chunk uploads and gets one device may have in flight on one node
 /// (the client runs 4 uploaders and 4 restore fetchers).
@@ -203,15 +169,14 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens `DATA_DIR/chunks` and starts the role for `app`: the store, the
-    /// repair loop (acting only while this node leads), the GC loop and the
-    /// scrub.
+    /// Opens `DATA_DIR/chunks` for `app` (the background work is
+    /// [`workers`], started by the server).
     ///
     /// # Errors
     ///
     /// The chunk store cannot be opened (e.g. another process holds it).
     pub fn start(
-        app: &Arc<App>,
+        app: &Arc<Cluster>,
         dir: &DataDir,
         settings: StorageSettings,
     ) -> Result<Arc<Storage>, NodeError> {
@@ -246,11 +211,6 @@ impl Storage {
             view: Mutex::new(None),
         });
         storage.metrics.under_replicated.set(-1);
-        tokio::spawn(cluster_role(app.clone(), storage.clone()));
-        tokio::spawn(garbage_collector(app.clone(), storage.clone()));
-        if storage.settings.scrub_interval_ms > 0 {
-            tokio::spawn(scrubber(app.clone(), storage.clone()));
-        }
         Ok(storage)
     }
 
@@ -260,7 +220,7 @@ impl Storage {
     }
 
     /// Placement as the replicated state on this node describes it.
-    pub fn placement(app: &App) -> Placement {
+    pub fn placement(app: &Cluster) -> Placement {
         app.state.read(|s| {
             let mut p = Placement::default();
             for n in s.storage_nodes().values() {
@@ -291,7 +251,7 @@ impl Storage {
         self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set_view(&self, view: Option<ClusterView>) {
+    pub(crate) fn set_view(&self, view: Option<ClusterView>) {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
@@ -303,15 +263,11 @@ impl Storage {
     /// deleted after a move) count twice: the figure is for quotas, not
     /// billing.
     ///
-    /// # Errors
-    ///
-    /// None today; the `Result` leaves room for refusing when too few nodes
-    /// answer.
-    pub async fn vault_usage(&self, app: &App, vault: VaultId) -> Result<u64, ApiError> {
+    pub async fn vault_usage(&self, app: &Cluster, vault: VaultId) -> u64 {
         let ttl = Duration::from_millis(self.settings.usage_cache_ms);
         if let Some((at, bytes)) = self.cache().get(&vault) {
             if at.elapsed() < ttl {
-                return Ok(*bytes);
+                return *bytes;
             }
         }
         let placement = Self::placement(app);
@@ -330,14 +286,15 @@ impl Storage {
             };
             let http = app.http.clone();
             asks.push(async move {
-                let answer: Result<cairn_chunkstore::Usage, _> = crate::network::post_bincode(
-                    &http,
-                    &addr,
-                    "/internal/v1/usage",
-                    &vault,
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
+                let answer: Result<cairn_chunkstore::Usage, _> =
+                    crate::cluster::network::post_bincode(
+                        &http,
+                        &addr,
+                        "/internal/v1/usage",
+                        &vault,
+                        Some(Duration::from_secs(5)),
+                    )
+                    .await;
                 answer.map(|u| u.bytes).unwrap_or(0)
             });
         }
@@ -347,7 +304,7 @@ impl Storage {
         let r = placement.replicas_of(&vault).max(1) as u64;
         let one_copy = total / r;
         self.cache().insert(vault, (Instant::now(), one_copy));
-        Ok(one_copy)
+        one_copy
     }
 
     /// A cheap, synchronous usage figure for listings (`VaultInfo::used_bytes`):
@@ -355,7 +312,7 @@ impl Storage {
     /// extrapolation from this node's own share: a node holds about `R / n`
     /// of the copies, so one copy is about `local × n / R` (exact when
     /// every node holds every chunk, `R = n`).
-    pub fn used_bytes_hint(&self, app: &App, vault: VaultId) -> u64 {
+    pub fn used_bytes_hint(&self, app: &Cluster, vault: VaultId) -> u64 {
         if let Some((_, bytes)) = self.cache().get(&vault) {
             return *bytes;
         }
@@ -374,10 +331,10 @@ impl Storage {
     /// The storage task failed.
     pub async fn chunk_stored(
         &self,
-        app: &App,
+        app: &Cluster,
         vault: VaultId,
         chunk: cairn_proto::ChunkId,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, ClusterError> {
         let placement = Self::placement(app);
         let peers = self.peers.clone();
         let me = self.me;
@@ -386,9 +343,25 @@ impl Storage {
             cairn_chunkstore::replica::missing(&*peers, &placement, Some(me), &[key])
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("storage task: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ClusterError::Internal(format!("storage task: {e}")))?
+        .map_err(|e| ClusterError::Internal(e.to_string()))?;
         Ok(missing.first() == Some(&false))
+    }
+
+    /// Sets the gauges of what this node stores (chunks and bytes over
+    /// every vault), before a scrape renders them.
+    pub fn refresh_metrics(&self) {
+        if let Ok(usage) = self.store.usage_by_vault() {
+            let (chunks, bytes) = usage
+                .iter()
+                .fold((0u64, 0u64), |(c, b), (_, u)| (c + u.chunks, b + u.bytes));
+            self.metrics
+                .chunks
+                .set(i64::try_from(chunks).unwrap_or(i64::MAX));
+            self.metrics
+                .bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
     }
 
     /// Adds freshly stored bytes to the cached usage of `vault`.
@@ -400,295 +373,5 @@ impl Storage {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<VaultId, (Instant, u64)>> {
         self.usage_cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Feeds repair progress into the metrics, and allows deletions only while
-/// this node leads under the pass's placement.
-struct Progress {
-    metrics: StorageMetrics,
-    app: Arc<App>,
-    placement: Placement,
-}
-
-impl RepairObserver for Progress {
-    fn may_delete(&self) -> bool {
-        is_leader(&self.app) && same_layout(&Storage::placement(&self.app), &self.placement)
-    }
-
-    fn backlog(&self, remaining: u64) {
-        self.metrics
-            .repair_backlog
-            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
-    }
-
-    fn copied(&self, chunks: u64, bytes: u64) {
-        self.metrics.repair_chunks.inc_by(chunks);
-        self.metrics.repair_bytes.inc_by(bytes);
-    }
-}
-
-/// Whether two placements put every chunk they both know in the same
-/// place (vaults created or deleted in between do not matter).
-fn same_layout(a: &Placement, b: &Placement) -> bool {
-    let sorted = |v: &[NodeId]| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        v
-    };
-    sorted(&a.active) == sorted(&b.active)
-        && sorted(&a.draining) == sorted(&b.draining)
-        && a.replicas
-            .iter()
-            .all(|(v, r)| b.replicas.get(v).is_none_or(|s| s == r))
-}
-
-fn is_leader(app: &App) -> bool {
-    app.raft.metrics().borrow().current_leader == Some(app.id())
-}
-
-/// The cluster role: while this node leads, one anti-entropy pass per
-/// repair interval. Leadership is checked before every pass, so the role
-/// moves with it; a pass that overlaps a leadership change is harmless
-/// (copies are idempotent, and deletes need every owner to hold a copy).
-async fn cluster_role(app: Arc<App>, storage: Arc<Storage>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        storage.settings.repair_interval_ms.max(10),
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if !is_leader(&app) {
-            storage.set_view(None);
-            storage.metrics.under_replicated.set(-1);
-            storage.metrics.repair_backlog.set(0);
-            storage.metrics.misplaced.reset();
-            continue;
-        }
-        let placement = Storage::placement(&app);
-        let peers = storage.peers.clone();
-        let progress = Progress {
-            metrics: storage.metrics.clone(),
-            app: app.clone(),
-            placement: placement.clone(),
-        };
-        let started = Instant::now();
-        let pass = tokio::task::spawn_blocking(move || {
-            repair::anti_entropy(&*peers, &placement, &progress)
-        })
-        .await;
-        match pass {
-            Ok(Ok(report)) => {
-                let m = &storage.metrics;
-                m.repair_passes.inc();
-                m.under_replicated
-                    .set(i64::try_from(report.under_replicated).unwrap_or(i64::MAX));
-                m.misplaced.reset();
-                for (node, n) in &report.misplaced {
-                    m.misplaced
-                        .with_label_values(&[&node.to_string()])
-                        .set(i64::try_from(*n).unwrap_or(i64::MAX));
-                }
-                if report.copied > 0 || report.deleted > 0 || report.failed > 0 {
-                    tracing::info!(
-                        copied = report.copied,
-                        bytes = report.bytes_copied,
-                        deleted = report.deleted,
-                        failed = report.failed,
-                        under_replicated = report.under_replicated,
-                        dirty_buckets = report.dirty_buckets,
-                        unreachable = ?report.unreachable,
-                        took_ms = started.elapsed().as_millis() as u64,
-                        "repair pass"
-                    );
-                }
-                if is_leader(&app) {
-                    storage.set_view(Some(ClusterView {
-                        report,
-                        at: Some(Instant::now()),
-                    }));
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "repair pass failed"),
-            Err(e) => tracing::error!(error = %e, "repair pass panicked"),
-        }
-    }
-}
-
-/// Keys deleted per batch by the garbage collector.
-const GC_BATCH: usize = 1024;
-
-/// Deletes the chunks of vaults the state no longer has. A vault must be
-/// missing from the state in two passes in a row (each after a
-/// linearizable read point) before its chunks go; see `docs/FORMATS.md`
-/// for why this cannot delete a live vault's chunks.
-async fn garbage_collector(app: Arc<App>, storage: Arc<Storage>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        storage.settings.gc_interval_ms.max(10),
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut suspects: HashSet<VaultId> = HashSet::new();
-    loop {
-        tick.tick().await;
-        if app.read_barrier().await.is_err() {
-            continue;
-        }
-        let live: HashSet<VaultId> = app.state.read(|s| s.vaults().keys().copied().collect());
-        let here = match storage.store.usage_by_vault() {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "gc: reading usage");
-                continue;
-            }
-        };
-        let gone: HashSet<VaultId> = here
-            .into_iter()
-            .map(|(v, _)| v)
-            .filter(|v| !live.contains(v))
-            .collect();
-        let doomed: Vec<VaultId> = gone.intersection(&suspects).copied().collect();
-        suspects = gone;
-        if doomed.is_empty() {
-            continue;
-        }
-        let store = storage.store.clone();
-        let metrics = storage.metrics.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut deleted = 0u64;
-            for vault in doomed {
-                let mut keys = Vec::new();
-                store.for_each_meta(vault, &mut |chunk, _| {
-                    keys.push(ChunkKey::new(vault, chunk));
-                    Ok(())
-                })?;
-                for batch in keys.chunks(GC_BATCH) {
-                    store.delete_batch(batch)?;
-                    deleted += batch.len() as u64;
-                }
-            }
-            metrics.gc_deleted.inc_by(deleted);
-            Ok::<u64, cairn_chunkstore::Error>(deleted)
-        })
-        .await;
-        match done {
-            Ok(Ok(n)) => tracing::info!(chunks = n, "gc: deleted chunks of deleted vaults"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "gc failed"),
-            Err(e) => tracing::error!(error = %e, "gc panicked"),
-        }
-    }
-}
-
-/// Chunks checked per step of a scrub.
-const SCRUB_STEP: usize = 64;
-
-/// The scrub: every scrub interval, every copy on this node is read and its
-/// checksum checked, at most [`StorageSettings::scrub_bytes_per_sec`]. A
-/// damaged copy of a chunk this node owns is rewritten from a good copy
-/// elsewhere (a verified read that starts here, so read repair fixes it);
-/// a damaged stray copy (one this node does not own) is deleted. Repair
-/// passes compare metadata only, so without the scrub a damaged copy would
-/// wait for a read to find it.
-async fn scrubber(app: Arc<App>, storage: Arc<Storage>) {
-    let interval = Duration::from_millis(storage.settings.scrub_interval_ms);
-    loop {
-        tokio::time::sleep(interval).await;
-        let store = storage.store.clone();
-        let keys = tokio::task::spawn_blocking(move || {
-            let mut keys = Vec::new();
-            store.for_each_chunk(&mut |k, _| {
-                keys.push(k);
-                Ok(())
-            })?;
-            Ok::<_, cairn_chunkstore::Error>(keys)
-        })
-        .await;
-        let keys = match keys {
-            Ok(Ok(k)) => k,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "scrub: listing chunks");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "scrub panicked");
-                continue;
-            }
-        };
-        let (mut damaged, mut fixed) = (0u64, 0u64);
-        for step in keys.chunks(SCRUB_STEP) {
-            let started = Instant::now();
-            let (store, peers, me) = (storage.store.clone(), storage.peers.clone(), storage.me);
-            let placement = Storage::placement(&app);
-            let step = step.to_vec();
-            let count = step.len() as u64;
-            let checked = tokio::task::spawn_blocking(move || {
-                let mut bytes = 0u64;
-                let mut bad = Vec::new();
-                for key in step {
-                    match store.fetch(&key)? {
-                        cairn_chunkstore::peers::Fetched::Found { bytes: b, .. } => {
-                            bytes += b.len() as u64
-                        }
-                        cairn_chunkstore::peers::Fetched::Corrupt => bad.push(key),
-                        cairn_chunkstore::peers::Fetched::Absent => {}
-                    }
-                }
-                let (owned, strays): (Vec<ChunkKey>, Vec<ChunkKey>) =
-                    bad.iter().partition(|k| placement.owners(k).contains(&me));
-                let read = cairn_chunkstore::replica::read(&*peers, &placement, Some(me), &owned)?;
-                store.delete_batch(&strays)?;
-                Ok::<_, cairn_chunkstore::Error>((bytes, bad.len() as u64, read.repaired))
-            })
-            .await;
-            match checked {
-                Ok(Ok((bytes, bad, repaired))) => {
-                    damaged += bad;
-                    fixed += repaired;
-                    storage.metrics.corrupt_copies.inc_by(bad);
-                    storage.metrics.read_repairs.inc_by(repaired);
-                    storage.metrics.scrubbed_chunks.inc_by(count);
-                    let budget = Duration::from_secs_f64(
-                        bytes as f64 / storage.settings.scrub_bytes_per_sec.max(1) as f64,
-                    );
-                    if let Some(rest) = budget.checked_sub(started.elapsed()) {
-                        tokio::time::sleep(rest).await;
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "scrub step failed"),
-                Err(e) => tracing::error!(error = %e, "scrub step panicked"),
-            }
-        }
-        if damaged > 0 {
-            tracing::warn!(damaged, repaired = fixed, "scrub found damaged copies");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn layouts_differ_only_by_nodes_or_replicas_of_known_vaults() {
-        let v = |i: u8| VaultId([i; 16]);
-        let a = Placement {
-            active: vec![1, 2, 3],
-            draining: vec![],
-            replicas: BTreeMap::from([(v(1), 3), (v(2), 2)]),
-        };
-        let mut b = a.clone();
-        b.active = vec![3, 1, 2];
-        b.replicas.insert(v(9), 1);
-        b.replicas.remove(&v(2));
-        assert!(
-            same_layout(&a, &b),
-            "order, new and deleted vaults do not matter"
-        );
-        b.replicas.insert(v(1), 2);
-        assert!(!same_layout(&a, &b), "a tier's replicas changed");
-        let mut c = a.clone();
-        c.active = vec![1, 2];
-        c.draining = vec![3];
-        assert!(!same_layout(&a, &c), "a drain");
     }
 }

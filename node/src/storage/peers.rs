@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use super::wire;
-use crate::network::BINCODE;
+use crate::cluster::network::BINCODE;
 
 /// How long a node that refused a connection is skipped.
 pub const DOWN_FOR: Duration = Duration::from_secs(3);

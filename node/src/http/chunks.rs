@@ -1,4 +1,4 @@
-//! HTTP routes of the storage role.
+//! The device routes of the storage role, and the drain.
 //!
 //! | path | body | who calls it |
 //! |---|---|---|
@@ -8,7 +8,6 @@
 //! | `POST /api/v1/vaults/{id}/chunks/list?after=HEX` | → id list (one page) | devices (prune: what is stored) |
 //! | `POST /api/v1/vaults/{id}/chunks/delete?job=HEX` | id list → [`SweepReply`] JSON | devices (prune: the sweep) |
 //! | `POST /api/v1/cluster/drain` | [`DrainRequest`] JSON, admin token | `cairnd cluster drain` |
-//! | `POST /internal/v1/chunks/{put,get,contains,digests,list,push,delete,touch,sweep,ids}`, `/internal/v1/usage` | binary / bincode, cluster secret | other nodes ([`super::peers`]) |
 //!
 //! Device bodies use [`cairn_proto::frames`]; a chunk the cluster has no
 //! good copy of is simply absent from a get's answer (the client asks again,
@@ -19,8 +18,8 @@
 //! `411 length_required`) and is refused by its declared length before
 //! its body is read; a get answers at most [`MAX_GET_RESPONSE_BYTES`] of
 //! chunks (the rest are left out, the client asks again). A device has at
-//! most [`super::TRANSFERS_PER_DEVICE`] uploads and gets in flight per node,
-//! an account at most [`super::UPLOAD_BYTES_PER_ACCOUNT`] declared upload
+//! most [`crate::storage::TRANSFERS_PER_DEVICE`] uploads and gets in flight per node,
+//! an account at most [`crate::storage::UPLOAD_BYTES_PER_ACCOUNT`] declared upload
 //! bytes (over either: `429 rate_limited` with `Retry-After`). An upload that would take the vault over
 //! its tier's quota is refused whole with `507` `quota_exceeded`, and one
 //! that cannot reach W durable copies with `503` `insufficient_replicas`.
@@ -40,29 +39,25 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use cairn_chunkstore::bucket;
+use axum::Json;
 use cairn_chunkstore::gc;
-use cairn_chunkstore::peers::{push_from, Fetched, Peers};
-use cairn_chunkstore::placement::{NodeId, Placement};
+use cairn_chunkstore::peers::Peers;
 use cairn_chunkstore::replica::{self, Batch};
-use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store};
-use cairn_consensus::event::JobKind;
+use cairn_chunkstore::ChunkKey;
 use cairn_consensus::state::StorageNodeStatus;
 use cairn_consensus::{Event, Outcome, Rejection};
-use cairn_proto::api::{SweepReply, UploadReply, LIST_PAGE};
+use cairn_proto::admin::{DrainRequest, DrainResponse};
+use cairn_proto::api::{ErrorBody, SweepReply, UploadReply, LIST_PAGE};
 use cairn_proto::frames::{self, MAX_IDS};
 use cairn_proto::{ChunkId, JobId, VaultId};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::peers::unix_now;
-use super::{wire, Storage};
-use crate::app::{now, App};
-use crate::auth::{Admin, DeviceAuth};
-use crate::error::{ApiError, ErrorBody};
-use crate::http::{bincode_reply, decode};
+use super::auth::{Admin, DeviceAuth};
+use super::extract::ApiJson;
+use super::{ApiError, HttpState};
+use crate::cluster::{now, Cluster};
+use crate::storage::policy::{self, SweepRefusal};
+use crate::storage::{Reserved, Storage};
 
 /// Largest upload body: room for one chunk of the largest size a frame
 /// allows plus a batch of ordinary ones.
@@ -71,8 +66,6 @@ pub const MAX_UPLOAD_BYTES: usize = frames::MAX_CHUNK_LEN + (32 << 20);
 pub const MAX_UPLOAD_CHUNKS: usize = 4096;
 /// Largest id-list body.
 const MAX_ID_BODY: usize = 1 + MAX_IDS * ChunkId::LEN;
-/// Largest internal body (a put of an upload's share, or a push batch).
-const INTERNAL_BODY_LIMIT: usize = MAX_UPLOAD_BYTES + (16 << 20);
 /// Chunks read per step of a streamed get (the stream reads one step ahead).
 const GET_STEP: usize = 16;
 /// Most chunk bytes one get answers with; the chunks past it are left out
@@ -82,26 +75,10 @@ pub const MAX_GET_RESPONSE_BYTES: usize = 32 << 20;
 /// Frame bytes around each chunk of an upload (id and length).
 const FRAME_OVERHEAD: usize = ChunkId::LEN + 4;
 
-/// `POST /api/v1/cluster/drain`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DrainRequest {
-    /// The storage node to drain.
-    pub node_id: u64,
-}
-
-/// What a drain request did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DrainResponse {
-    /// The node.
-    pub node_id: u64,
-    /// Its status now (`Draining`).
-    pub status: String,
-}
-
 /// The device routes and the drain route, documented (merged into the
-/// node's router and OpenAPI document by [`crate::api::documented`]). The
-/// handlers enforce their own body limits.
-pub fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
+/// node's router and OpenAPI document by [`super::router`]). The handlers
+/// enforce their own body limits.
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<HttpState> {
     use utoipa_axum::routes;
     utoipa_axum::router::OpenApiRouter::new()
         .routes(routes!(missing))
@@ -111,29 +88,6 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<App>> {
         .routes(routes!(sweep))
         .routes(routes!(drain))
         .layer(DefaultBodyLimit::disable())
-}
-
-/// The node-to-node routes; the caller puts them behind the cluster secret.
-pub fn internal_routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/internal/v1/chunks/put", post(internal_put))
-        .route("/internal/v1/chunks/get", post(internal_get))
-        .route("/internal/v1/chunks/contains", post(internal_contains))
-        .route("/internal/v1/chunks/digests", post(internal_digests))
-        .route("/internal/v1/chunks/list", post(internal_list))
-        .route("/internal/v1/chunks/push", post(internal_push))
-        .route("/internal/v1/chunks/delete", post(internal_delete))
-        .route("/internal/v1/chunks/touch", post(internal_touch))
-        .route("/internal/v1/chunks/sweep", post(internal_sweep))
-        .route("/internal/v1/chunks/ids", post(internal_ids))
-        .route("/internal/v1/usage", post(internal_usage))
-        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
-}
-
-fn storage(app: &App) -> Result<Arc<Storage>, ApiError> {
-    app.storage()
-        .cloned()
-        .ok_or_else(|| ApiError::Unavailable("the storage role is starting".into()))
 }
 
 fn parse_vault(id: &str) -> Result<VaultId, ApiError> {
@@ -160,7 +114,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     })
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, cairn_chunkstore::Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
@@ -176,22 +130,17 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The preamble of every device route: the storage role, the vault
-/// (checked against the device's account) and its quota.
+/// The preamble of every device route: the vault (checked against the
+/// device's account) and its quota.
 fn vault_of(
-    app: &App,
+    app: &Cluster,
     auth: &DeviceAuth,
     id: &str,
-) -> Result<(Arc<Storage>, VaultId, Option<u64>), ApiError> {
-    let storage = storage(app)?;
+) -> Result<(VaultId, Option<u64>), ApiError> {
     let id = parse_vault(id)?;
     app.state.read(|s| {
         let v = auth.vault(s, id)?;
-        Ok((
-            storage,
-            v.id,
-            s.tiers().get(&v.tier).and_then(|t| t.quota_bytes),
-        ))
+        Ok((v.id, s.tiers().get(&v.tier).and_then(|t| t.quota_bytes)))
     })
 }
 
@@ -206,7 +155,7 @@ async fn read_ids(headers: &HeaderMap, body: Body) -> Result<Vec<ChunkId>, ApiEr
 fn transfer_slot(
     storage: &Storage,
     auth: &DeviceAuth,
-) -> Result<super::Reserved<cairn_proto::DeviceId>, ApiError> {
+) -> Result<Reserved<cairn_proto::DeviceId>, ApiError> {
     storage
         .transfers
         .try_reserve(auth.device, 1)
@@ -228,7 +177,7 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
-fn binary(bytes: Vec<u8>) -> Response {
+pub(super) fn binary(bytes: Vec<u8>) -> Response {
     ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
 }
 
@@ -251,12 +200,13 @@ fn binary(bytes: Vec<u8>) -> Response {
     ))]
 async fn missing(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
     let ids = read_ids(&headers, body).await?;
     let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
     let placement = Storage::placement(&app);
@@ -287,13 +237,14 @@ async fn missing(
     ))]
 async fn upload(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UploadReply>, ApiError> {
     let started = Instant::now();
-    let (storage, vault, quota) = vault_of(&app, &auth, &id)?;
+    let (vault, quota) = vault_of(&app, &auth, &id)?;
     let _slot = transfer_slot(&storage, &auth)?;
     // Judged before a byte of the body is read, so a refused upload costs
     // no memory: the declared length, less the most frame overhead it can
@@ -321,7 +272,7 @@ async fn upload(
         })?;
     let mut used = None;
     if let Some(quota) = quota {
-        let now_used = storage.vault_usage(&app, vault).await?;
+        let now_used = storage.vault_usage(&app, vault).await;
         let least = declared.saturating_sub(1 + MAX_UPLOAD_CHUNKS * FRAME_OVERHEAD) as u64;
         if now_used.saturating_add(least) > quota {
             return Err(ApiError::QuotaExceeded(format!(
@@ -405,12 +356,13 @@ async fn upload(
     ))]
 async fn get(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
     let slot = transfer_slot(&storage, &auth)?;
     let ids = read_ids(&headers, body).await?;
     let placement = Arc::new(Storage::placement(&app));
@@ -471,11 +423,6 @@ async fn get(
         .into_response())
 }
 
-/// How far the clocks of two nodes may disagree: the cutoff of a sweep is
-/// the prune job's start minus this, and a backup that finished up to this
-/// long before the prune started still counts as overlapping it.
-pub use cairn_consensus::apply::CLOCK_SKEW_MS;
-
 /// `?after=HEX` of a listing.
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -526,11 +473,12 @@ async fn gc_blocking<T: Send + 'static>(
     ))]
 async fn list(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
     let after = q
         .after
         .as_deref()
@@ -541,57 +489,6 @@ async fn list(
     let peers = storage.peers.clone();
     let ids = gc_blocking(move || gc::list(&*peers, &placement, vault, after, LIST_PAGE)).await?;
     Ok(binary(frames::encode_ids(&ids)))
-}
-
-/// The cutoff (Unix seconds) of a sweep of `vault` by `job`, or why the
-/// sweep may not run now. See `docs/FORMATS.md`, "Garbage collection of
-/// live vaults".
-fn sweep_cutoff(
-    s: &cairn_consensus::State,
-    auth: &DeviceAuth,
-    vault: VaultId,
-    job: JobId,
-) -> Result<u64, ApiError> {
-    let prune = s
-        .jobs()
-        .get(&job)
-        .filter(|j| {
-            j.device == auth.device
-                && j.kind == JobKind::Prune
-                && j.vault == Some(vault)
-                && j.finished.is_none()
-        })
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "job {job} is not a running prune job of this device on vault {vault}"
-            ))
-        })?;
-    let started = prune.started_at.0;
-    for j in s.jobs().values() {
-        if j.kind != JobKind::Backup || j.vault != Some(vault) {
-            continue;
-        }
-        // An unfinished backup job blocks whatever its age: the job start
-        // of this prune ended (in `apply`) every job of the account that was
-        // 24 h old by then, so any still unfinished may yet commit.
-        match &j.finished {
-            None => {
-                return Err(ApiError::Busy(format!(
-                    "backup job {} is running on vault {vault}; prune again once it has finished",
-                    j.id
-                )));
-            }
-            Some(end) if end.at.0.saturating_add(CLOCK_SKEW_MS) >= started => {
-                return Err(ApiError::Busy(format!(
-                    "backup job {} on vault {vault} finished after prune job {job} started, so \
-                     its snapshot may be missing from the marked set; start a new prune",
-                    j.id
-                )));
-            }
-            _ => {}
-        }
-    }
-    Ok(started.saturating_sub(CLOCK_SKEW_MS) / 1000)
 }
 
 /// The sweep of `cairn prune`: deletes the listed chunks (the client's
@@ -615,13 +512,14 @@ fn sweep_cutoff(
     ))]
 async fn sweep(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     Query(q): Query<SweepQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SweepReply>, ApiError> {
-    let (storage, vault, _) = vault_of(&app, &auth, &id)?;
+    let (vault, _) = vault_of(&app, &auth, &id)?;
     let job: JobId = q
         .job
         .as_deref()
@@ -631,7 +529,15 @@ async fn sweep(
     let ids = read_ids(&headers, body).await?;
     // Every backup job started anywhere before this point is seen.
     app.read_barrier().await?;
-    let cutoff = app.state.read(|s| sweep_cutoff(s, &auth, vault, job))?;
+    let cutoff = app
+        .state
+        .read(|s| policy::sweep_cutoff(s.jobs(), auth.device, vault, job))
+        .map_err(|refusal| match refusal {
+            SweepRefusal::NotRunningPrune { .. } => ApiError::BadRequest(refusal.to_string()),
+            SweepRefusal::BackupRunning { .. } | SweepRefusal::BackupFinishedAfter { .. } => {
+                ApiError::Busy(refusal.to_string())
+            }
+        })?;
     let keys: Vec<ChunkKey> = ids.iter().map(|c| ChunkKey::new(vault, *c)).collect();
     let placement = Storage::placement(&app);
     let peers = storage.peers.clone();
@@ -658,8 +564,8 @@ async fn sweep(
     ))]
 async fn drain(
     _admin: Admin,
-    State(app): State<Arc<App>>,
-    crate::api::ApiJson(req): crate::api::ApiJson<DrainRequest>,
+    State(app): State<Arc<Cluster>>,
+    ApiJson(req): ApiJson<DrainRequest>,
 ) -> Result<Json<DrainResponse>, ApiError> {
     let node = req.node_id;
     let (status, active) = app.state.read(|s| {
@@ -701,139 +607,4 @@ async fn drain(
         node_id: node,
         status,
     }))
-}
-
-// --- internal (node to node) ----------------------------------------------
-
-/// `?overwrite=1` on an internal put.
-#[derive(Debug, Deserialize)]
-struct PutQuery {
-    #[serde(default)]
-    overwrite: Option<u8>,
-}
-
-async fn internal_put(
-    State(app): State<Arc<App>>,
-    Query(q): Query<PutQuery>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let mode = if q.overwrite.unwrap_or(0) != 0 {
-        PutMode::Overwrite
-    } else {
-        PutMode::KeepExisting
-    };
-    let store = storage.store.clone();
-    let new = blocking(move || {
-        let chunks = wire::decode_frames(&body)
-            .map_err(|e| cairn_chunkstore::Error::Malformed(e.to_string()))?;
-        store.put_chunks(&chunks, unix_now(), Durability::Now, mode)
-    })
-    .await?;
-    Ok(bincode_reply(&new))
-}
-
-async fn internal_get(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    let storage = storage(&app)?;
-    let keys: Vec<ChunkKey> = decode(&body)?;
-    let store = storage.store.clone();
-    let answers = blocking(move || {
-        keys.iter()
-            .map(|k| store.fetch(k))
-            .collect::<Result<Vec<Fetched>, _>>()
-    })
-    .await?;
-    storage
-        .metrics
-        .corrupt_copies
-        .inc_by(answers.iter().filter(|a| **a == Fetched::Corrupt).count() as u64);
-    Ok(binary(wire::encode_fetched(&answers)))
-}
-
-/// The shape of the bincode internal routes: decode the request, answer
-/// it from this node's storage on a blocking thread, reply in bincode.
-async fn internal<Q, R>(
-    app: &App,
-    body: &Bytes,
-    answer: impl FnOnce(&Storage, Q) -> Result<R, cairn_chunkstore::Error> + Send + 'static,
-) -> Result<Response, ApiError>
-where
-    Q: DeserializeOwned + Send + 'static,
-    R: Serialize + Send + 'static,
-{
-    let storage = storage(app)?;
-    let request: Q = decode(body)?;
-    let reply = blocking(move || answer(&storage, request)).await?;
-    Ok(bincode_reply(&reply))
-}
-
-async fn internal_contains(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
-        keys.iter()
-            .map(|k| s.store.contains(k))
-            .collect::<Result<Vec<bool>, _>>()
-    })
-    .await
-}
-
-async fn internal_digests(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(
-        &app,
-        &body,
-        |s, (placement, down): (Placement, Vec<NodeId>)| {
-            bucket::digests(&s.store, s.id(), &placement, &down)
-        },
-    )
-    .await
-}
-
-async fn internal_list(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, buckets: Vec<u8>| {
-        bucket::list(&s.store, &buckets)
-    })
-    .await
-}
-
-async fn internal_push(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, (to, keys): (NodeId, Vec<ChunkKey>)| {
-        push_from(&s.store, &*s.peers, to, &keys)
-    })
-    .await
-}
-
-async fn internal_delete(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
-        s.store.delete_batch(&keys)
-    })
-    .await
-}
-
-async fn internal_touch(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, keys: Vec<ChunkKey>| {
-        s.store.touch(&keys, unix_now())
-    })
-    .await
-}
-
-async fn internal_sweep(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, (keys, cutoff): (Vec<ChunkKey>, u64)| {
-        s.store.delete_untouched(&keys, cutoff)
-    })
-    .await
-}
-
-async fn internal_ids(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(
-        &app,
-        &body,
-        |s, (vault, after, limit): (VaultId, Option<ChunkId>, u64)| {
-            let limit = usize::try_from(limit).unwrap_or(LIST_PAGE).min(LIST_PAGE);
-            s.store.ids_after(vault, after, limit)
-        },
-    )
-    .await
-}
-
-async fn internal_usage(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
-    internal(&app, &body, |s, vault: VaultId| s.store.usage(&vault)).await
 }

@@ -1,8 +1,10 @@
-//! JSON bodies of the `/api/v1` admin and cluster endpoints.
+//! JSON bodies of the `/api/v1` admin and cluster endpoints: the contract
+//! between `cairnd`'s HTTP API and its operator commands (and the tests),
+//! next to the device API ([`crate::api`]). Byte strings are hex.
 //!
-//! These are the contract between `cairnd`'s HTTP API and its own CLI (and
-//! the tests). Byte strings are hex. When the client starts talking to the
-//! node, the types it shares should move to `cairn-proto`.
+//! Schemas (`utoipa`) are behind the `openapi` feature, as in
+//! [`crate::api`]; the names an admin type shares with a device type are
+//! renamed in the document (`AdminKdf`, `AdminTierInfo`).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// The password never reaches the server: the CLI derives the login key
 /// with argon2id locally and sends it with the parameters; the server stores
 /// only a hash of the login key.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUser {
     /// Login name.
     pub name: String,
@@ -22,8 +25,9 @@ pub struct CreateUser {
 }
 
 /// argon2id parameters, salt in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = AdminKdf)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AdminKdf))]
 pub struct Kdf {
     /// Memory cost in KiB.
     pub memory_kib: u32,
@@ -36,7 +40,8 @@ pub struct Kdf {
 }
 
 /// An account as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// Account id, hex.
     pub id: String,
@@ -51,7 +56,8 @@ pub struct UserInfo {
 }
 
 /// `POST /api/v1/admin/tiers`: define (or redefine) a tier.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DefineTier {
     /// Tier name.
     pub name: String,
@@ -73,7 +79,8 @@ fn yes() -> bool {
 }
 
 /// `POST /api/v1/cluster/join`: ask the cluster to add a node.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinRequest {
     /// The joining node's id.
     pub node_id: u64,
@@ -82,7 +89,8 @@ pub struct JoinRequest {
 }
 
 /// What a join did.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinResponse {
     /// Whether the node became a voter (else it stays a learner).
     pub voter: bool,
@@ -91,7 +99,8 @@ pub struct JoinResponse {
 }
 
 /// `GET /api/v1/cluster/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterStatus {
     /// The node that answered.
     pub node_id: u64,
@@ -124,7 +133,8 @@ pub struct ClusterStatus {
 }
 
 /// One member of the Raft cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// Node id.
     pub id: u64,
@@ -141,7 +151,8 @@ pub struct Member {
 }
 
 /// A storage node as recorded in the replicated state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageNodeInfo {
     /// Node id.
     pub id: u64,
@@ -162,28 +173,22 @@ pub struct StorageNodeInfo {
 }
 
 /// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
-/// answer to `POST`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = AdminTierInfo)]
+/// answer to `POST`): the devices' view of it ([`crate::api::TierInfo`],
+/// the same JSON fields) and when it was last defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = AdminTierInfo))]
 pub struct TierInfo {
-    /// Tier name.
-    pub name: String,
-    /// Chunk replicas.
-    pub replicas: u8,
-    /// Whether devices may request vaults of it.
-    pub requestable: bool,
+    /// The tier as devices see it (flattened into this object).
+    #[serde(flatten)]
+    pub tier: crate::api::TierInfo,
     /// When it was last defined, ms since the epoch.
     pub defined_at: u64,
-    /// Per-vault quota in bytes, if any.
-    #[serde(default)]
-    pub quota_bytes: Option<u64>,
-    /// What the tier is for.
-    #[serde(default)]
-    pub description: String,
 }
 
 /// `POST /api/v1/cluster/remove`: remove a node from the cluster.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemoveRequest {
     /// The node to remove.
     pub node_id: u64,
@@ -195,7 +200,8 @@ pub struct RemoveRequest {
 }
 
 /// What a removal left behind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemoveResponse {
     /// The removed node.
     pub node_id: u64,
@@ -205,4 +211,22 @@ pub struct RemoveResponse {
     pub voters: Vec<u64>,
     /// Learners after the change.
     pub learners: Vec<u64>,
+}
+
+/// `POST /api/v1/cluster/drain`: drain a storage node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DrainRequest {
+    /// The storage node to drain.
+    pub node_id: u64,
+}
+
+/// What a drain request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DrainResponse {
+    /// The node.
+    pub node_id: u64,
+    /// Its status now (`Draining`).
+    pub status: String,
 }

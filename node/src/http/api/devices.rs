@@ -3,7 +3,7 @@
 //! A device sees and changes only its own account's devices; another
 //! account's device answers `404 not_found` like a missing one. Revoking
 //! takes effect on every node at once: token checks read the state after a
-//! linearizable read point ([`crate::auth`]).
+//! linearizable read point ([`crate::http::auth`]).
 
 use std::sync::Arc;
 
@@ -17,12 +17,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
+use crate::cluster::{now, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_devices))
         .routes(routes!(rename_device))
@@ -43,7 +43,7 @@ pub fn device_info(d: &Device, asking: Option<DeviceId>) -> DeviceInfo {
 }
 
 /// The device `id` if it belongs to the asking device's account.
-fn own_device(app: &App, auth: &DeviceAuth, id: DeviceId) -> Result<Device, ApiError> {
+fn own_device(app: &Cluster, auth: &DeviceAuth, id: DeviceId) -> Result<Device, ApiError> {
     app.state
         .read(|s| {
             s.devices()
@@ -56,7 +56,7 @@ fn own_device(app: &App, auth: &DeviceAuth, id: DeviceId) -> Result<Device, ApiE
 
 /// The current record of device `id` (after a write this node applied).
 pub(super) fn device_now(
-    app: &App,
+    app: &Cluster,
     id: DeviceId,
     asking: Option<DeviceId>,
 ) -> Result<DeviceInfo, ApiError> {
@@ -75,7 +75,7 @@ pub(super) fn device_now(
     ))]
 async fn list_devices(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
     let mut devices: Vec<DeviceInfo> = app.state.read(|s| {
         s.devices_of(auth.account)
@@ -101,7 +101,7 @@ async fn list_devices(
     ))]
 async fn rename_device(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<DeviceId>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<RenameDevice>,
@@ -131,7 +131,7 @@ async fn rename_device(
     ))]
 async fn revoke_device(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<DeviceId>,
     key: IdempotencyKey,
 ) -> Result<Json<DeviceInfo>, ApiError> {

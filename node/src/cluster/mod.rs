@@ -1,8 +1,12 @@
-//! The running node: its Raft instance, a read handle on the replicated
-//! state, and the three operations every API handler is built from —
-//! [`App::propose`] (a write through the log), [`App::read_barrier`] (a
-//! linearizable read) and [`App::join`] / [`App::remove_node`] (cluster
-//! membership, always changed by the leader).
+//! The cluster layer: this node's Raft instance, a read handle on the
+//! replicated state, and the three operations every API handler is built
+//! from — [`Cluster::propose`] (a write through the log),
+//! [`Cluster::read_barrier`] (a linearizable read) and [`Cluster::join`] /
+//! [`Cluster::remove_node`] (membership, always changed by the leader).
+//! Failures are a typed [`ClusterError`]; the peers' transport is
+//! [`network`], the Prometheus registry [`metrics`]. No role lives here:
+//! the storage role is built on top ([`crate::storage`]), and nothing in
+//! this module knows HTTP servers.
 //!
 //! Writes may arrive at any node. The node proposes locally; if it is not
 //! the leader it forwards the *same* [`Request`] (same request id) to the
@@ -20,8 +24,11 @@
 //! (`/raft/read-index`) and waits until it has applied that far itself, then
 //! reads its own copy of the state.
 
+pub mod metrics;
+pub mod network;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::event::StorageNodeId;
@@ -32,15 +39,19 @@ use openraft::error::{ChangeMembershipError, CheckIsLeaderError, ClientWriteErro
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::{sleep, Instant};
 
+pub use crate::error::{ClusterError, ForwardedError};
+use cairn_chunkstore::repair::RepairReport;
+use cairn_proto::admin::{
+    ClusterStatus, DefineTier, JoinRequest, JoinResponse, Member, RemoveResponse, StorageNodeInfo,
+    TierInfo,
+};
+use metrics::Metrics;
+use network::{post_bincode, HttpNetwork};
+
 use crate::config::{DataDir, NodeIdentity, RaftSettings};
-use crate::error::{ApiError, ForwardedError, NodeError};
-use crate::metrics::Metrics;
-use crate::network::{post_bincode, HttpNetwork};
+use crate::error::NodeError;
 use crate::tls::TlsSettings;
 use crate::token::{AdminToken, ClusterSecret, CLUSTER_SECRET_HEADER};
-use crate::wire::{
-    ClusterStatus, JoinRequest, JoinResponse, Member, RemoveResponse, StorageNodeInfo,
-};
 
 /// Voters beyond this many stay learners (DESIGN §4): more voters slow every
 /// commit and add little availability.
@@ -60,7 +71,7 @@ const JOIN_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FORWARDED_HEADER: &str = "x-cairn-forwarded";
 
 /// The node.
-pub struct App {
+pub struct Cluster {
     /// This node's identity.
     pub identity: NodeIdentity,
     /// The Raft instance.
@@ -78,8 +89,26 @@ pub struct App {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// The storage role, once started ([`crate::storage::Storage::start`]).
-    pub storage: OnceLock<Arc<crate::storage::Storage>>,
+}
+
+/// The API form of a tier, as devices see it.
+pub fn tier_info(t: &cairn_consensus::state::Tier) -> cairn_proto::api::TierInfo {
+    cairn_proto::api::TierInfo {
+        name: t.name.clone(),
+        replicas: t.replicas,
+        quota_bytes: t.quota_bytes,
+        description: t.description.clone(),
+        requestable: t.requestable,
+    }
+}
+
+/// The admin API's form of a tier: the devices' view and when it was
+/// last defined.
+pub fn admin_tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
+    TierInfo {
+        tier: tier_info(t),
+        defined_at: t.defined_at.0,
+    }
 }
 
 /// Milliseconds since the epoch, chosen by the proposer for events.
@@ -91,19 +120,19 @@ pub fn now() -> UnixMillis {
     UnixMillis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Unavailable(e.to_string())
 }
 
 /// Maps a failed membership change: not being the leader and another
 /// change in progress are worth retrying (unavailable), the rest is not.
-fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>) -> ApiError {
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>) -> ClusterError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => unavailable("not the leader"),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(e),
         )) => unavailable(e),
-        other => ApiError::Internal(other.to_string()),
+        other => ClusterError::Internal(other.to_string()),
     }
 }
 
@@ -153,9 +182,9 @@ fn restrict_data_dir(root: &std::path::Path) -> Result<(), NodeError> {
     Ok(())
 }
 
-impl App {
+impl Cluster {
     /// Opens the Raft store under `dir` and starts Raft (not the HTTP
-    /// server, which [`App::tls`] configures).
+    /// server, which [`Cluster::tls`] configures).
     ///
     /// # Errors
     ///
@@ -166,7 +195,7 @@ impl App {
         identity: NodeIdentity,
         settings: &RaftSettings,
         tls: &TlsSettings,
-    ) -> Result<Arc<App>, NodeError> {
+    ) -> Result<Arc<Cluster>, NodeError> {
         let config = settings.raft_config()?;
         restrict_data_dir(dir.root())?;
         // Before the store is opened: bad TLS files fail the start cleanly.
@@ -204,7 +233,7 @@ impl App {
                 None
             }
         };
-        Ok(Arc::new(App {
+        Ok(Arc::new(Cluster {
             identity,
             raft,
             state,
@@ -213,7 +242,6 @@ impl App {
             http,
             tls: server_tls,
             metrics,
-            storage: OnceLock::new(),
         }))
     }
 
@@ -222,18 +250,13 @@ impl App {
         self.identity.node_id
     }
 
-    /// The storage role, if it has started.
-    pub fn storage(&self) -> Option<&Arc<crate::storage::Storage>> {
-        self.storage.get()
-    }
-
     /// Proposes `event` under a fresh request id.
     ///
     /// # Errors
     ///
-    /// [`ApiError::Unavailable`] if no leader accepted it within the retry
+    /// [`ClusterError::Unavailable`] if no leader accepted it within the retry
     /// window. A rejection by the state machine is an `Ok(Outcome::Rejected)`.
-    pub async fn propose(&self, event: Event) -> Result<Outcome, ApiError> {
+    pub async fn propose(&self, event: Event) -> Result<Outcome, ClusterError> {
         self.propose_request(Request {
             request_id: RequestId::random(),
             event,
@@ -247,8 +270,8 @@ impl App {
     ///
     /// # Errors
     ///
-    /// As [`App::propose`].
-    pub async fn propose_request(&self, request: Request) -> Result<Outcome, ApiError> {
+    /// As [`Cluster::propose`].
+    pub async fn propose_request(&self, request: Request) -> Result<Outcome, ClusterError> {
         let deadline = Instant::now() + RETRY_FOR;
         let mut last_error = String::from("no leader");
         loop {
@@ -278,7 +301,7 @@ impl App {
                         }
                     }
                 }
-                Err(RaftError::APIError(e)) => return Err(ApiError::Internal(e.to_string())),
+                Err(RaftError::APIError(e)) => return Err(ClusterError::Internal(e.to_string())),
                 Err(RaftError::Fatal(f)) => return Err(unavailable(f)),
             }
             if Instant::now() >= deadline {
@@ -289,7 +312,7 @@ impl App {
     }
 
     /// Waits until this node has applied log index `index`.
-    async fn wait_applied(&self, index: u64) -> Result<(), ApiError> {
+    async fn wait_applied(&self, index: u64) -> Result<(), ClusterError> {
         self.raft
             .wait(Some(RETRY_FOR))
             .applied_index_at_least(Some(index), "apply a forwarded write")
@@ -305,12 +328,12 @@ impl App {
     ///
     /// # Errors
     ///
-    /// A message if this node is not the leader or Raft failed.
-    pub async fn propose_local(&self, request: Request) -> Result<(u64, Outcome), String> {
+    /// [`ClusterError::Raft`] if this node is not the leader or Raft failed.
+    pub async fn propose_local(&self, request: Request) -> Result<(u64, Outcome), ClusterError> {
         // Not counted here: the node that received the write counts it.
         match self.raft.client_write(request).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
         }
     }
 
@@ -319,8 +342,8 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`ApiError::Unavailable`] without a reachable leader.
-    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+    /// [`ClusterError::Unavailable`] without a reachable leader.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
             let err = match self.raft.ensure_linearizable().await {
@@ -344,6 +367,8 @@ impl App {
         }
     }
 
+    /// Waits until this node has applied what `leader` says it must for a
+    /// linearizable read. The error is the reason, for the retry loop.
     async fn follower_read_index(&self, leader: &ClusterNode) -> Result<(), String> {
         let answer: Result<Option<u64>, String> = post_bincode(
             &self.http,
@@ -368,13 +393,13 @@ impl App {
     ///
     /// # Errors
     ///
-    /// A message if this node is not the leader.
-    pub async fn read_index(&self) -> Result<Option<u64>, String> {
+    /// [`ClusterError::Raft`] if this node is not the leader.
+    pub async fn read_index(&self) -> Result<Option<u64>, ClusterError> {
         self.raft
             .ensure_linearizable()
             .await
             .map(|l| l.map(|l| l.index))
-            .map_err(|e| e.to_string())
+            .map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
     /// Adds a node: as a learner first (waiting until it has caught up), then
@@ -386,14 +411,14 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`ApiError::Unavailable`] if this node is not the leader (the caller
+    /// [`ClusterError::Unavailable`] if this node is not the leader (the caller
     /// forwards), other membership errors as internal errors.
-    pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, ApiError> {
+    pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, ClusterError> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let known = membership.membership().get_node(&req.node_id).cloned();
         match known {
             Some(node) if node.http_addr != req.addr => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(ClusterError::BadRequest(format!(
                     "node {} is already a member at {}, not {}",
                     req.node_id, node.http_addr, req.addr
                 )));
@@ -432,15 +457,15 @@ impl App {
     /// the cluster secret, as peers do) as the node it claims to be. A
     /// joiner that is not there would become a voter that never votes and,
     /// in a small cluster, stop every write.
-    async fn check_joiner(&self, req: &JoinRequest) -> Result<(), ApiError> {
+    async fn check_joiner(&self, req: &JoinRequest) -> Result<(), ClusterError> {
         if req.node_id == 0 {
-            return Err(ApiError::BadRequest(
+            return Err(ClusterError::BadRequest(
                 "node ids are positive integers".into(),
             ));
         }
         let base = req.addr.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ClusterError::BadRequest(format!(
                 "{} is not an http:// or https:// URL",
                 req.addr
             )));
@@ -455,7 +480,7 @@ impl App {
             .find(|(_, n)| n.http_addr.trim_end_matches('/') == base)
             .map(|(id, _)| *id);
         if let Some(id) = taken {
-            return Err(ApiError::JoinRefused(format!(
+            return Err(ClusterError::JoinRefused(format!(
                 "{} is node {id}'s address, not node {}'s",
                 req.addr, req.node_id
             )));
@@ -469,16 +494,16 @@ impl App {
             .await
             .and_then(reqwest::Response::error_for_status);
         let status = match answer {
-            Ok(resp) => resp.json::<crate::wire::ClusterStatus>().await,
+            Ok(resp) => resp.json::<ClusterStatus>().await,
             Err(e) => Err(e),
         };
         match status {
             Ok(s) if s.node_id == req.node_id => Ok(()),
-            Ok(s) => Err(ApiError::JoinRefused(format!(
+            Ok(s) => Err(ClusterError::JoinRefused(format!(
                 "{} is node {}, not node {}",
                 req.addr, s.node_id, req.node_id
             ))),
-            Err(e) => Err(ApiError::JoinRefused(format!(
+            Err(e) => Err(ClusterError::JoinRefused(format!(
                 "node {} does not answer at {} ({}); start it with `cairnd serve --join` \
                  and an address this node can reach",
                 req.node_id,
@@ -493,8 +518,8 @@ impl App {
     ///
     /// # Errors
     ///
-    /// As [`App::remove_local`]; [`ApiError::Unavailable`] without a leader.
-    pub async fn remove_node(&self, node: NodeId) -> Result<RemoveResponse, ApiError> {
+    /// As [`Cluster::remove_local`]; [`ClusterError::Unavailable`] without a leader.
+    pub async fn remove_node(&self, node: NodeId) -> Result<RemoveResponse, ClusterError> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
             let leader = {
@@ -510,7 +535,7 @@ impl App {
             };
             let err = match leader {
                 Some((l, _)) if l == self.id() => match self.remove_local(node).await {
-                    Err(ApiError::Unavailable(e)) => e,
+                    Err(ClusterError::Unavailable(e)) => e,
                     done => return done,
                 },
                 Some((_, Some(addr))) => {
@@ -524,7 +549,9 @@ impl App {
                     .await;
                     match answer {
                         Ok(Ok(done)) => return Ok(done),
-                        Ok(Err(f)) if !f.is_unavailable() => return Err(ApiError::Forwarded(f)),
+                        Ok(Err(f)) if !f.is_unavailable() => {
+                            return Err(ClusterError::Forwarded(f))
+                        }
                         Ok(Err(f)) => f.body.message,
                         Err(e) => e.to_string(),
                     }
@@ -538,7 +565,7 @@ impl App {
         }
     }
 
-    /// The leader side of [`App::remove_node`]: records the node's storage
+    /// The leader side of [`Cluster::remove_node`]: records the node's storage
     /// role as removed, then drops it (voter or learner) from the cluster
     /// with a membership change and, if a voter slot opened up, promotes a
     /// learner. The record comes first because a leader that removes
@@ -547,21 +574,21 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`ApiError::NotFound`] for a node the cluster never had,
-    /// [`ApiError::BadRequest`] for the last voter, [`ApiError::Unavailable`]
+    /// [`ClusterError::NotFound`] for a node the cluster never had,
+    /// [`ClusterError::BadRequest`] for the last voter, [`ClusterError::Unavailable`]
     /// if this node is not the leader or another change is in progress.
-    pub async fn remove_local(&self, node: NodeId) -> Result<RemoveResponse, ApiError> {
+    pub async fn remove_local(&self, node: NodeId) -> Result<RemoveResponse, ClusterError> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
         let is_member = membership.membership().get_node(&node).is_some();
         let was_recorded = self.state.read(|s| s.storage_nodes().contains_key(&node));
         if !is_member && !was_recorded {
-            return Err(ApiError::NotFound(format!(
+            return Err(ClusterError::NotFound(format!(
                 "node {node} is not a member of the cluster"
             )));
         }
         if voters.len() == 1 && voters.contains(&node) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ClusterError::BadRequest(format!(
                 "node {node} is the only voter; a cluster cannot remove its last voter"
             )));
         }
@@ -575,7 +602,7 @@ impl App {
                 cairn_consensus::Rejection::UnknownStorageNode(_)
                 | cairn_consensus::Rejection::StorageNodeState { .. },
             ) => {}
-            Outcome::Rejected(r) => return Err(ApiError::Rejected(r)),
+            Outcome::Rejected(r) => return Err(ClusterError::Rejected(r)),
         }
         if is_member {
             let change = if voters.contains(&node) {
@@ -603,7 +630,7 @@ impl App {
 
     /// Promotes learners to voters (lowest id first) while there are fewer
     /// than [`MAX_VOTERS`] voters.
-    async fn promote_learners(&self) -> Result<(), ApiError> {
+    async fn promote_learners(&self) -> Result<(), ClusterError> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters = membership.membership().voter_ids().count();
         let promote: BTreeSet<NodeId> = membership
@@ -631,7 +658,7 @@ impl App {
         &self,
         node: StorageNodeId,
         addr: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ClusterError> {
         let already = self.state.read(|s| {
             s.storage_nodes()
                 .get(&node)
@@ -650,14 +677,15 @@ impl App {
         {
             Outcome::Applied
             | Outcome::Rejected(cairn_consensus::Rejection::DuplicateId { .. }) => Ok(()),
-            Outcome::Rejected(r) => Err(ApiError::Rejected(r)),
+            Outcome::Rejected(r) => Err(ClusterError::Rejected(r)),
             Outcome::NoOp => Ok(()),
         }
     }
 
     /// This node's view of the cluster. Replication progress per member is
-    /// only known on the leader.
-    pub fn status(&self) -> ClusterStatus {
+    /// only known on the leader, as is `repair`, the storage role's last
+    /// repair pass (chunks held and left to move per node).
+    pub fn status(&self, repair: Option<&RepairReport>) -> ClusterStatus {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -688,12 +716,11 @@ impl App {
             .current_leader
             .and_then(|l| membership.get_node(&l))
             .map(|n| n.http_addr.clone());
-        let view = self.storage().and_then(|s| s.view());
         let storage_nodes = self.state.read(|s| {
             s.storage_nodes()
                 .values()
                 .map(|n| {
-                    let report = view.as_ref().map(|v| &v.report);
+                    let report = repair;
                     let held = report.and_then(|r| r.held.get(&n.id));
                     StorageNodeInfo {
                         id: n.id,
@@ -719,7 +746,7 @@ impl App {
             members,
             voters: voters.into_iter().collect(),
             storage_nodes,
-            under_replicated_chunks: view.map(|v| v.report.under_replicated),
+            under_replicated_chunks: repair.map(|r| r.under_replicated),
         }
     }
 
@@ -757,6 +784,54 @@ impl App {
             }
             _ => false,
         }
+    }
+
+    /// Defines or redefines a vault tier under `request_id` (the admin
+    /// API's `POST /api/v1/admin/tiers`, and the dev cluster's tier): the
+    /// state machine validates it (replicas, name, quota, description).
+    /// Answers the tier as this node has then applied it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Rejected`] for an invalid tier, [`ClusterError::Unavailable`]
+    /// without a leader.
+    pub async fn define_tier(
+        &self,
+        request_id: RequestId,
+        req: DefineTier,
+    ) -> Result<TierInfo, ClusterError> {
+        let at = now();
+        let fallback = TierInfo {
+            tier: cairn_proto::api::TierInfo {
+                name: req.name.clone(),
+                replicas: req.replicas,
+                quota_bytes: req.quota_bytes,
+                description: req.description.clone(),
+                requestable: req.requestable,
+            },
+            defined_at: at.0,
+        };
+        let event = Event::TierConfigured {
+            name: req.name,
+            replicas: req.replicas,
+            requestable: req.requestable,
+            quota_bytes: req.quota_bytes,
+            description: req.description,
+            at,
+        };
+        match self.propose_request(Request { request_id, event }).await? {
+            Outcome::Applied => {}
+            Outcome::Rejected(r) => return Err(ClusterError::Rejected(r)),
+            Outcome::NoOp => {
+                return Err(ClusterError::Internal("event produced no outcome".into()))
+            }
+        }
+        // A retried request was applied by its first attempt, with that
+        // attempt's time: answer from the state.
+        Ok(self
+            .state
+            .read(|s| s.tiers().get(&fallback.tier.name).map(admin_tier_info))
+            .unwrap_or(fallback))
     }
 
     /// Whether Raft is still running (storage not failed).

@@ -7,24 +7,32 @@
 //! time ([`blake3::Hash`]).
 //!
 //! Every device check first waits for a linearizable read point
-//! ([`App::read_barrier`]), so a token revoked (or invalidated by a password
+//! ([`Cluster::read_barrier`]), so a token revoked (or invalidated by a password
 //! change) through any node is refused by every node from the moment the
 //! revocation is acknowledged — including a node that is still catching up.
 //!
 //! The admin token is the node's `admin.token` ([`crate::token`]). Each kind
 //! of token is refused with `forbidden` on the other kind's routes, and a
 //! missing or unknown token with `unauthorized`.
+//!
+//! Cluster-internal routes need the cluster secret instead
+//! ([`cluster_only`]); a join takes the secret or the admin token
+//! ([`join_authorized`]).
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use cairn_consensus::state::{Device, Vault};
 use cairn_proto::{AccountId, DeviceId, VaultId};
 
-use crate::app::App;
-use crate::error::ApiError;
+use super::{ApiError, HttpState};
+use crate::cluster::Cluster;
+use crate::token::CLUSTER_SECRET_HEADER;
 
 const TOKEN_PREFIX: &str = "cairn_";
 
@@ -61,9 +69,8 @@ fn claimed_device(token: &str) -> Option<DeviceId> {
     id.parse().ok()
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -71,7 +78,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// Whether `token` is this node's admin token.
-fn is_admin(app: &App, token: &str) -> bool {
+fn is_admin(app: &Cluster, token: &str) -> bool {
     app.admin.as_ref().is_some_and(|a| a.verify(token))
 }
 
@@ -87,12 +94,13 @@ pub fn device_for_token(state: &cairn_consensus::State, token: &str) -> Option<D
 /// Proof that the request carried the node's admin token.
 pub struct Admin;
 
-impl FromRequestParts<Arc<App>> for Admin {
+impl FromRequestParts<HttpState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        if is_admin(app, token) {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let app = Arc::<Cluster>::from_ref(state);
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        if is_admin(&app, token) {
             return Ok(Admin);
         }
         if claimed_device(token).is_some() {
@@ -135,12 +143,13 @@ impl DeviceAuth {
     }
 }
 
-impl FromRequestParts<Arc<App>> for DeviceAuth {
+impl FromRequestParts<HttpState> for DeviceAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        if is_admin(app, token) {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        let app = Arc::<Cluster>::from_ref(state);
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        if is_admin(&app, token) {
             return Err(ApiError::Forbidden(
                 "this route needs a device token (cairn login), not the admin token".into(),
             ));
@@ -159,6 +168,43 @@ impl FromRequestParts<Arc<App>> for DeviceAuth {
             name: device.name,
         })
     }
+}
+
+/// Whether `headers` carry the cluster secret.
+fn has_cluster_secret(app: &Cluster, headers: &HeaderMap) -> bool {
+    headers
+        .get(CLUSTER_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| app.cluster_secret.verify(p))
+}
+
+/// Admits a request to a cluster-internal endpoint only with the cluster
+/// secret (every node has one): `401 unauthorized` otherwise.
+pub async fn cluster_only(
+    State(app): State<Arc<Cluster>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if !has_cluster_secret(&app, request.headers()) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// Admits a join (an operator action: it changes the voters) with the
+/// cluster secret, which the joining node presents, or this node's admin
+/// token: `401 unauthorized` otherwise.
+pub async fn join_authorized(
+    State(app): State<Arc<Cluster>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let admin = bearer(headers).is_some_and(|t| is_admin(&app, t));
+    if !has_cluster_secret(&app, headers) && !admin {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -20,12 +20,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
+use crate::cluster::{now, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
+use crate::storage::Storage;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_snapshots, commit_snapshot))
         .routes(routes!(forget_snapshot))
@@ -37,13 +38,14 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
 ///
 /// # Errors
 ///
-/// [`ApiError::Unavailable`] while the storage role is not started yet, or
-/// when no owner of the chunk can be asked.
-pub async fn root_is_stored(app: &App, vault: VaultId, root: ChunkId) -> Result<bool, ApiError> {
-    let storage = app
-        .storage()
-        .ok_or_else(|| ApiError::Unavailable("the storage role is starting".into()))?;
-    storage.chunk_stored(app, vault, root).await
+/// When no owner of the chunk can be asked.
+pub async fn root_is_stored(
+    app: &Cluster,
+    storage: &Storage,
+    vault: VaultId,
+    root: ChunkId,
+) -> Result<bool, ApiError> {
+    Ok(storage.chunk_stored(app, vault, root).await?)
 }
 
 /// The API form of a record, with the name of the device that made it.
@@ -83,7 +85,7 @@ pub fn snapshot_info(s: &Replicated, r: &SnapshotRecord) -> SnapshotInfo {
     ))]
 async fn list_snapshots(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<VaultId>,
 ) -> Result<Json<Vec<SnapshotInfo>>, ApiError> {
     let mut list = app.state.read(|s| {
@@ -114,13 +116,14 @@ async fn list_snapshots(
     ))]
 async fn commit_snapshot(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     ApiPath(id): ApiPath<VaultId>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CommitSnapshot>,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
     let vault = app.state.read(|s| auth.vault(s, id))?;
-    if !root_is_stored(&app, vault.id, req.root).await? {
+    if !root_is_stored(&app, &storage, vault.id, req.root).await? {
         return Err(ApiError::BadRequest(format!(
             "root tree {} is not stored in vault {}",
             req.root, vault.id
@@ -176,7 +179,7 @@ async fn commit_snapshot(
     ))]
 async fn forget_snapshot(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath((id, sid)): ApiPath<(VaultId, SnapshotId)>,
     key: IdempotencyKey,
 ) -> Result<StatusCode, ApiError> {

@@ -9,7 +9,7 @@
 //! answer as a wrong key, so neither call tells which accounts exist.
 //!
 //! Failed attempts are limited per account name and per client address
-//! ([`crate::ratelimit`], per node), checked before the key is. A success
+//! ([`crate::http::ratelimit`], per node), checked before the key is. A success
 //! proposes [`Event::DeviceLoggedIn`]: the account's live device of that
 //! name gets a new token (its old one stops working), otherwise a new
 //! device is registered; the event also records the login in the job log.
@@ -27,16 +27,19 @@ use cairn_proto::{DeviceId, JobId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::login_key_hash;
 use super::{cluster_nodes, kdf_info, propose, ApiJson, IdempotencyKey, Peer, Shared};
-use crate::app::{now, App};
-use crate::auth::mint_token;
-use crate::cli::{KDF_ITERATIONS, KDF_MEMORY_KIB, KDF_PARALLELISM};
-use crate::error::ApiError;
-use crate::http::login_key_hash;
-use crate::ratelimit::{retry_after_secs, Attempt};
+use crate::cluster::{now, Cluster};
+use crate::http::auth::mint_token;
+use crate::http::ratelimit::{retry_after_secs, Attempt};
+use crate::http::ApiError;
+use cairn_proto::kdf::{
+    DEFAULT_ITERATIONS as KDF_ITERATIONS, DEFAULT_MEMORY_KIB as KDF_MEMORY_KIB,
+    DEFAULT_PARALLELISM as KDF_PARALLELISM,
+};
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(login_params))
         .routes(routes!(login))
@@ -49,7 +52,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
 /// # Errors
 ///
 /// No leader, or the state still has no secret after the proposal.
-pub async fn server_secret(app: &App) -> Result<Vec<u8>, ApiError> {
+pub async fn server_secret(app: &Cluster) -> Result<Vec<u8>, ApiError> {
     let current = || app.state.read(|s| s.server_secret().map(<[u8]>::to_vec));
     if let Some(secret) = current() {
         return Ok(secret);
@@ -91,7 +94,7 @@ pub fn fake_kdf(secret: &[u8], user: &str) -> Kdf {
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
 async fn login_params(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiJson(req): ApiJson<LoginParamsRequest>,
 ) -> Result<Json<Kdf>, ApiError> {
     app.read_barrier().await?;
@@ -166,7 +169,7 @@ pub(super) fn release_attempt(shared: &Shared, attempt: Attempt) {
 /// Gives `device` (of `account`) a fresh token through
 /// [`Event::DeviceLoggedIn`] and answers the login.
 pub(super) async fn log_in_device(
-    app: &App,
+    app: &Cluster,
     key: &IdempotencyKey,
     account: cairn_proto::AccountId,
     device: DeviceId,
@@ -228,7 +231,7 @@ pub(super) async fn log_in_device(
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
 async fn login(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     shared: Shared,
     Peer(peer): Peer,
     key: IdempotencyKey,
@@ -237,7 +240,7 @@ async fn login(
     let attempt = check_limits(&shared, &req.user, peer)?;
     if let Err(e) = app.read_barrier().await {
         release_attempt(&shared, attempt);
-        return Err(e);
+        return Err(e.into());
     }
     let account = app.state.read(|s| s.account_by_name(&req.user).cloned());
     let ok = key_matches(account.as_ref(), &req.login_key);

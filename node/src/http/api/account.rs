@@ -23,11 +23,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::login::{check_limits, key_matches, log_in_device, record_attempt};
+use super::login_key_hash;
 use super::{cluster_nodes, kdf_info, propose, ApiJson, IdempotencyKey, Peer, Shared};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
-use crate::http::login_key_hash;
+use crate::cluster::{now, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
 
 /// Shortest salt accepted for new credentials, in bytes.
 const MIN_SALT: usize = 16;
@@ -36,7 +36,7 @@ const MIN_SALT: usize = 16;
 const LOGIN_KEY_LEN: usize = 32;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(get_account))
         .routes(routes!(change_password))
@@ -52,7 +52,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
     ))]
 async fn get_account(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
 ) -> Result<Json<AccountInfo>, ApiError> {
     let account = app
         .state
@@ -85,7 +85,7 @@ async fn get_account(
     ))]
 async fn change_password(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     shared: Shared,
     Peer(peer): Peer,
     key: IdempotencyKey,

@@ -19,12 +19,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
+use crate::cluster::{now, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_jobs, start_job))
         .routes(routes!(finish_job))
@@ -89,7 +89,7 @@ pub fn job_info(s: &Replicated, j: &Job) -> JobInfo {
 }
 
 /// Jobs passing `keep`, oldest first.
-pub fn jobs_where(app: &App, keep: impl Fn(&Job) -> bool) -> Vec<JobInfo> {
+pub fn jobs_where(app: &Cluster, keep: impl Fn(&Job) -> bool) -> Vec<JobInfo> {
     let mut jobs: Vec<JobInfo> = app.state.read(|s| {
         s.jobs()
             .values()
@@ -111,7 +111,7 @@ pub fn jobs_where(app: &App, keep: impl Fn(&Job) -> bool) -> Vec<JobInfo> {
     ))]
 async fn list_jobs(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<JobInfo>>, ApiError> {
     Ok(Json(jobs_where(&app, |j| j.account == auth.account)))
 }
@@ -131,7 +131,7 @@ async fn list_jobs(
     ))]
 async fn start_job(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<StartJob>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
@@ -160,7 +160,7 @@ async fn start_job(
     own_job(&app, &auth, req.id).map(|j| (StatusCode::CREATED, Json(j)))
 }
 
-fn own_job(app: &App, auth: &DeviceAuth, id: JobId) -> Result<JobInfo, ApiError> {
+fn own_job(app: &Cluster, auth: &DeviceAuth, id: JobId) -> Result<JobInfo, ApiError> {
     app.state
         .read(|s| {
             s.jobs()
@@ -185,7 +185,7 @@ fn own_job(app: &App, auth: &DeviceAuth, id: JobId) -> Result<JobInfo, ApiError>
     ))]
 async fn finish_job(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<JobId>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<FinishJob>,

@@ -1,10 +1,11 @@
-//! The operator commands of `cairnd` that talk to a running cluster over its
-//! HTTP API: `cluster status|remove` and `admin user|tier`.
+//! The operator's HTTP client: what `cairnd cluster status|drain|remove`
+//! and `cairnd admin user|tier|device|jobs` ask a running cluster, over
+//! its admin and cluster API ([`cairn_proto::admin`]).
 //!
 //! `admin user create` derives the account's login key locally with
-//! argon2id (the same parameters the `cairn` client uses by default) so the
-//! password never leaves the operator's machine, then sends only the login
-//! key and the KDF parameters.
+//! argon2id ([`cairn_proto::kdf`], the same derivation and defaults as the
+//! `cairn` client) so the password never leaves the operator's machine,
+//! then sends only the login key and the KDF parameters.
 //!
 //! Every request verifies the server's certificate for `https://` URLs
 //! ([`crate::tls::client_builder`]: public roots plus `--ca-file`).
@@ -12,51 +13,36 @@
 use std::path::Path;
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use cairn_proto::admin::{
+    ClusterStatus, CreateUser, DefineTier, DrainRequest, DrainResponse, Kdf, RemoveRequest,
+    RemoveResponse, TierInfo, UserInfo,
+};
+use cairn_proto::api::ErrorBody;
+use cairn_proto::kdf;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroize;
 
-use crate::error::{describe, ErrorBody};
+use crate::error::describe;
 use crate::http::IDEMPOTENCY_KEY;
-use crate::wire::{
-    ClusterStatus, CreateUser, DefineTier, Kdf, RemoveRequest, RemoveResponse, TierInfo, UserInfo,
-};
 
 /// How many times a write is attempted while the cluster is unavailable.
 const WRITE_ATTEMPTS: u32 = 5;
 
-/// Default argon2id memory cost (KiB): 64 MiB, as the client uses.
-pub const KDF_MEMORY_KIB: u32 = 64 * 1024;
-/// Default argon2id passes.
-pub const KDF_ITERATIONS: u32 = 3;
-/// Default argon2id lanes.
-pub const KDF_PARALLELISM: u32 = 1;
-
-/// Why a command failed; decides the exit code.
+/// Why an operator command failed: the server refused the credentials, the
+/// command line is incomplete, or anything else (the binary maps each to
+/// its exit code).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The server refused the credentials (exit code 3).
+    /// The server refused the credentials, or there are none.
     #[error("authentication refused: {0}")]
     Auth(String),
-    /// The command line (with the configuration file) is incomplete
-    /// (exit code 2).
+    /// The command line (with the configuration file) is incomplete.
     #[error("{0}")]
     Usage(String),
-    /// Anything else (exit code 1).
+    /// Anything else.
     #[error("{0}")]
     Other(String),
-}
-
-impl CliError {
-    /// The process exit code (DESIGN §9).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Auth(_) => 3,
-            CliError::Usage(_) => 2,
-            CliError::Other(_) => 1,
-        }
-    }
 }
 
 fn other(e: impl std::fmt::Display) -> CliError {
@@ -235,27 +221,21 @@ impl Client {
         if password.is_empty() {
             return Err(other(format!("{} is empty", password_file.display())));
         }
-        let salt: [u8; 16] = rand::random();
-        let login_key = derive_login_key(
-            password.as_bytes(),
-            &salt,
-            KDF_MEMORY_KIB,
-            KDF_ITERATIONS,
-            KDF_PARALLELISM,
-        );
+        let salt = kdf::generate_salt();
+        let cost = kdf::Cost::default();
+        let keys = kdf::derive(password.as_bytes(), &salt, cost);
         password.zeroize();
-        let mut login_key = login_key?;
+        let keys = keys.map_err(other)?;
         let body = CreateUser {
             name: name.to_string(),
             kdf: Kdf {
-                memory_kib: KDF_MEMORY_KIB,
-                iterations: KDF_ITERATIONS,
-                parallelism: KDF_PARALLELISM,
+                memory_kib: cost.memory_kib,
+                iterations: cost.iterations,
+                parallelism: cost.parallelism,
                 salt: hex::encode(salt),
             },
-            login_key: hex::encode(login_key),
+            login_key: hex::encode(keys.login),
         };
-        login_key.zeroize();
         self.post("/api/v1/admin/users", &body).await
     }
 
@@ -322,15 +302,9 @@ impl Client {
     /// # Errors
     ///
     /// The server's refusal (unknown node, the last active node, no leader).
-    pub async fn drain_node(
-        &self,
-        node_id: u64,
-    ) -> Result<crate::storage::http::DrainResponse, CliError> {
-        self.post(
-            "/api/v1/cluster/drain",
-            &crate::storage::http::DrainRequest { node_id },
-        )
-        .await
+    pub async fn drain_node(&self, node_id: u64) -> Result<DrainResponse, CliError> {
+        self.post("/api/v1/cluster/drain", &DrainRequest { node_id })
+            .await
     }
 
     /// Removes a node from the cluster.
@@ -343,30 +317,6 @@ impl Client {
         self.post("/api/v1/cluster/remove", &RemoveRequest { node_id, force })
             .await
     }
-}
-
-/// The login key: the first 32 bytes of argon2id(password, salt) → 64 bytes
-/// (the last 32, the wrap key, are never computed here).
-///
-/// # Errors
-///
-/// Invalid parameters.
-pub fn derive_login_key(
-    password: &[u8],
-    salt: &[u8],
-    memory_kib: u32,
-    iterations: u32,
-    parallelism: u32,
-) -> Result<[u8; 32], CliError> {
-    let params = Params::new(memory_kib, iterations, parallelism, Some(64)).map_err(other)?;
-    let mut out = [0u8; 64];
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(password, salt, &mut out)
-        .map_err(other)?;
-    let mut login = [0u8; 32];
-    login.copy_from_slice(&out[..32]);
-    out.zeroize();
-    Ok(login)
 }
 
 /// Parses a byte size: a plain number of bytes or a number with a unit,
@@ -476,20 +426,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_key_is_the_first_half_of_argon2id() {
-        let key = derive_login_key(b"pw", &[7; 16], 64, 1, 1).expect("kdf");
-        let mut full = [0u8; 64];
-        Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(64, 1, 1, Some(64)).expect("params"),
-        )
-        .hash_password_into(b"pw", &[7; 16], &mut full)
-        .expect("argon2");
-        assert_eq!(key[..], full[..32]);
-    }
-
-    #[test]
     fn sizes_parse_with_and_without_units() {
         assert_eq!(parse_size("1000"), Ok(1000));
         assert_eq!(parse_size("10GiB"), Ok(10 << 30));
@@ -509,12 +445,5 @@ mod tests {
         ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
-        assert_eq!(CliError::Auth("x".into()).exit_code(), 3);
-        assert_eq!(CliError::Other("x".into()).exit_code(), 1);
     }
 }

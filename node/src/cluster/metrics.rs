@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use axum::http::Method;
 use cairn_consensus::{Outcome, SnapshotObserver};
 use openraft::ServerState;
 use prometheus::{
@@ -22,7 +21,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::app::App;
+use super::Cluster;
 
 /// Latency buckets for HTTP requests and commits (seconds): 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -434,7 +433,9 @@ impl Metrics {
     /// Records one answered HTTP request. `route` must come from a fixed
     /// set (a route template or `unmatched`), never from the request: the
     /// label sets, and so `/metrics`, stay bounded whatever clients send.
-    pub fn observe_http(&self, route: &str, method: &Method, status: u16, took: Duration) {
+    /// `method` is the request's method as sent; only the standard ones
+    /// become labels of their own ([`method_label`]).
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
         let method = method_label(method);
         self.http_requests
             .with_label_values(&[route, method, status_label(status)])
@@ -444,8 +445,10 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Refreshes the mirrored gauges and renders the text exposition format.
-    pub fn render(&self, app: &App) -> String {
+    /// Refreshes the mirrored gauges and renders the text exposition format
+    /// (the storage role refreshes its own gauges before, see
+    /// `Storage::refresh_metrics`).
+    pub fn render(&self, app: &Cluster) -> String {
         let m = app.raft.metrics().borrow().clone();
         self.term.set(as_i64(m.current_term));
         self.leader_id.set(m.current_leader.map_or(0, as_i64));
@@ -521,15 +524,6 @@ impl Metrics {
                     .set(count(n));
             }
         });
-        if let Some(storage) = app.storage() {
-            if let Ok(usage) = storage.store.usage_by_vault() {
-                let (chunks, bytes) = usage
-                    .iter()
-                    .fold((0u64, 0u64), |(c, b), (_, u)| (c + u.chunks, b + u.bytes));
-                self.storage.chunks.set(as_i64(chunks));
-                self.storage.bytes.set(as_i64(bytes));
-            }
-        }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics");
@@ -539,15 +533,15 @@ impl Metrics {
 }
 /// The `method` label of an HTTP request: the standard methods by name,
 /// anything else (made-up methods of any length) as `other`.
-pub fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
         _ => "other",
     }
 }
@@ -572,10 +566,11 @@ mod tests {
 
     #[test]
     fn http_labels_come_from_fixed_sets() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
-        assert_eq!(method_label(&Method::TRACE), "other");
-        let made_up = Method::from_bytes(&[b'X'; 8192]).expect("a valid token");
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("OPTIONS"), "OPTIONS");
+        assert_eq!(method_label("TRACE"), "other");
+        assert_eq!(method_label("get"), "other", "methods are case-sensitive");
+        let made_up = "X".repeat(8192);
         assert_eq!(method_label(&made_up), "other");
         assert_eq!(status_label(200), "200");
         assert_eq!(status_label(599), "599");

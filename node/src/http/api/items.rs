@@ -16,12 +16,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
+use crate::cluster::{now, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_items))
         .routes(routes!(put_item, delete_item))
@@ -38,7 +38,7 @@ pub fn item_info(i: &Item) -> ItemInfo {
     }
 }
 
-fn own_item(app: &App, auth: &DeviceAuth, name: &str) -> Option<ItemInfo> {
+fn own_item(app: &Cluster, auth: &DeviceAuth, name: &str) -> Option<ItemInfo> {
     app.state.read(|s| {
         s.items()
             .get(&(auth.device, name.to_string()))
@@ -56,7 +56,7 @@ fn own_item(app: &App, auth: &DeviceAuth, name: &str) -> Option<ItemInfo> {
     ))]
 async fn list_items(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<ItemInfo>>, ApiError> {
     Ok(Json(app.state.read(|s| {
         s.items_of(auth.device).map(item_info).collect()
@@ -77,7 +77,7 @@ async fn list_items(
     ))]
 async fn put_item(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(name): ApiPath<String>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PutItem>,
@@ -111,7 +111,7 @@ async fn put_item(
     ))]
 async fn delete_item(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
     ApiPath(name): ApiPath<String>,
     key: IdempotencyKey,
 ) -> Result<Json<ItemInfo>, ApiError> {

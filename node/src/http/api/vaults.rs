@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cairn_consensus::state::{Tier, Vault};
+use cairn_consensus::state::Vault;
 use cairn_consensus::{Event, State as Replicated};
 use cairn_proto::api::{CreateVault, ErrorBody, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
@@ -21,40 +21,24 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::app::{now, App};
-use crate::auth::DeviceAuth;
-use crate::error::ApiError;
+use crate::cluster::{now, tier_info, Cluster};
+use crate::http::auth::DeviceAuth;
+use crate::http::ApiError;
+use crate::storage::Storage;
 
 /// The routes of this module.
-pub fn routes() -> OpenApiRouter<Arc<App>> {
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_tiers))
         .routes(routes!(list_vaults, create_vault))
         .routes(routes!(get_vault, delete_vault))
 }
 
-/// Bytes of sealed chunks the vault stores (one copy), as far as this
-/// node knows: the storage role's estimate (see
-/// [`Storage::used_bytes_hint`](crate::storage::Storage::used_bytes_hint)),
-/// the same figure its quota check uses; 0 while the role is starting.
-pub fn vault_used_bytes(app: &App, vault: VaultId) -> u64 {
-    app.storage()
-        .map_or(0, |storage| storage.used_bytes_hint(app, vault))
-}
-
-/// The API form of a tier.
-pub fn tier_info(t: &Tier) -> TierInfo {
-    TierInfo {
-        name: t.name.clone(),
-        replicas: t.replicas,
-        quota_bytes: t.quota_bytes,
-        description: t.description.clone(),
-        requestable: t.requestable,
-    }
-}
-
-/// The API form of a vault, with its tier's replicas and quota.
-pub fn vault_info(app: &App, s: &Replicated, v: &Vault) -> VaultInfo {
+/// The API form of a vault, with its tier's replicas and quota, and the
+/// bytes of sealed chunks it stores (one copy) as far as this node knows:
+/// the storage role's estimate ([`Storage::used_bytes_hint`]), the same
+/// figure its quota check uses.
+pub fn vault_info(app: &Cluster, storage: &Storage, s: &Replicated, v: &Vault) -> VaultInfo {
     let tier = s.tiers().get(&v.tier);
     VaultInfo {
         id: v.id,
@@ -62,7 +46,7 @@ pub fn vault_info(app: &App, s: &Replicated, v: &Vault) -> VaultInfo {
         tier: v.tier.clone(),
         replicas: tier.map_or(0, |t| t.replicas),
         quota_bytes: tier.and_then(|t| t.quota_bytes),
-        used_bytes: vault_used_bytes(app, v.id),
+        used_bytes: storage.used_bytes_hint(app, v.id),
         created_at: v.created_at.0,
         wrapped_keys: v.wrapped_keys.clone(),
         snapshots: s.snapshots_of(v.id).count() as u64,
@@ -79,7 +63,7 @@ pub fn vault_info(app: &App, s: &Replicated, v: &Vault) -> VaultInfo {
     ))]
 async fn list_tiers(
     _auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<TierInfo>>, ApiError> {
     Ok(Json(app.state.read(|s| {
         s.tiers()
@@ -100,11 +84,12 @@ async fn list_tiers(
     ))]
 async fn list_vaults(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
 ) -> Result<Json<Vec<VaultInfo>>, ApiError> {
     let mut vaults: Vec<VaultInfo> = app.state.read(|s| {
         s.vaults_of(auth.account)
-            .map(|v| vault_info(&app, s, v))
+            .map(|v| vault_info(&app, &storage, s, v))
             .collect()
     });
     vaults.sort_by(|a, b| a.name.cmp(&b.name));
@@ -127,7 +112,8 @@ async fn list_vaults(
     ))]
 async fn create_vault(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateVault>,
 ) -> Result<(StatusCode, Json<VaultInfo>), ApiError> {
@@ -148,7 +134,7 @@ async fn create_vault(
         s.vaults()
             .get(&id)
             .filter(|v| v.account == auth.account)
-            .map(|v| vault_info(&app, s, v))
+            .map(|v| vault_info(&app, &storage, s, v))
     });
     info.map(|i| (StatusCode::CREATED, Json(i)))
         .ok_or_else(|| ApiError::Internal(format!("vault {id} missing after it was created")))
@@ -166,12 +152,13 @@ async fn create_vault(
     ))]
 async fn get_vault(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     ApiPath(id): ApiPath<VaultId>,
 ) -> Result<Json<VaultInfo>, ApiError> {
     let info = app
         .state
-        .read(|s| auth.vault(s, id).map(|v| vault_info(&app, s, &v)))?;
+        .read(|s| auth.vault(s, id).map(|v| vault_info(&app, &storage, s, &v)))?;
     Ok(Json(info))
 }
 
@@ -188,13 +175,14 @@ async fn get_vault(
     ))]
 async fn delete_vault(
     auth: DeviceAuth,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
     ApiPath(id): ApiPath<VaultId>,
     key: IdempotencyKey,
 ) -> Result<Json<VaultInfo>, ApiError> {
     let info = app
         .state
-        .read(|s| auth.vault(s, id).map(|v| vault_info(&app, s, &v)))?;
+        .read(|s| auth.vault(s, id).map(|v| vault_info(&app, &storage, s, &v)))?;
     let event = Event::VaultDeleted {
         vault: id,
         account: auth.account,

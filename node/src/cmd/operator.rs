@@ -1,0 +1,337 @@
+//! The operator commands, which talk to a running cluster over its HTTP API
+//! (`cairn_node::client::Client`): `cairnd cluster status|drain|remove` and
+//! `cairnd admin user|tier|device|jobs`, with their text renderers.
+
+use std::path::{Path, PathBuf};
+
+use cairn_node::client::{self, format_status, CliError, Client};
+use cairn_node::config::FileConfig;
+use cairn_proto::admin::DefineTier;
+use clap::Subcommand;
+
+use super::output::output;
+use super::settings::{required, ClientArgs};
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Leader, term, members, voters, applied index per node, storage nodes.
+    Status,
+    /// Drain a storage node (needs the admin token): it takes no new copies and its chunks move
+    /// to other nodes; `cluster status` shows what is left to move. Then `cluster remove` it.
+    Drain {
+        /// Raft id of the storage node to drain.
+        node_id: u64,
+    },
+    /// Remove a node from the cluster (needs the admin token); stop its process afterwards.
+    /// An active storage node must be drained first (`cluster drain`) unless --force.
+    Remove {
+        /// Raft id of the node to remove.
+        node_id: u64,
+        /// Remove an undrained storage node (it is gone for good): its copies are rebuilt
+        /// from the other replicas; chunks of single-replica vaults it held are lost.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Vault tiers.
+    Tier {
+        #[command(subcommand)]
+        command: TierCommand,
+    },
+    /// Devices of every account.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+    /// The job log of every account (backups, restores, checks, prunes,
+    /// logins), oldest first.
+    Jobs,
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// List every account's devices (revoked ones too).
+    List,
+    /// Revoke a device: every node refuses its token from now on.
+    Revoke {
+        /// Device id (32 hex digits, from `device list`).
+        device: cairn_proto::DeviceId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Create {
+        /// Login name.
+        name: String,
+        /// File holding the initial password (first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum TierCommand {
+    /// Define (or redefine) a requestable tier.
+    Create {
+        /// Tier name.
+        name: String,
+        /// Chunk replicas.
+        #[arg(long, value_name = "N")]
+        replicas: u8,
+        /// Per-vault quota of stored chunks: bytes, or with a unit
+        /// (e.g. 10GiB, 500GB). Default: unlimited.
+        #[arg(long, value_name = "SIZE", value_parser = client::parse_size)]
+        quota: Option<u64>,
+        /// What the tier is for, shown to users choosing one.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// Define it but do not let devices request it.
+        #[arg(long)]
+        not_requestable: bool,
+    },
+    /// List tiers.
+    List,
+}
+
+/// The admin token: the file's, else `CAIRN_ADMIN_TOKEN`'s.
+fn admin_token(file: Option<&Path>) -> Result<Option<String>, CliError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    Ok(std::env::var("CAIRN_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string()))
+}
+
+/// A client carrying the admin token.
+fn admin_client(
+    server: &str,
+    token_file: Option<&Path>,
+    ca_file: Option<&Path>,
+) -> Result<Client, CliError> {
+    let token = admin_token(token_file)?.ok_or_else(|| {
+        CliError::Auth(
+            "no admin token: set CAIRN_ADMIN_TOKEN, --admin-token-file or admin_token_file".into(),
+        )
+    })?;
+    Client::new(server, Some(token), ca_file)
+}
+
+/// Server, admin token file and CA file: flags over the file.
+struct Target {
+    server: String,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    fn merge(client: ClientArgs, file: &FileConfig) -> Result<Self, CliError> {
+        Ok(Self {
+            server: required(client.server.or_else(|| file.server.clone()), "--server")?,
+            token_file: client
+                .admin_token_file
+                .or_else(|| file.admin_token_file.clone()),
+            ca_file: client.ca_file.or_else(|| file.ca_file.clone()),
+        })
+    }
+
+    fn admin(&self) -> Result<Client, CliError> {
+        admin_client(
+            &self.server,
+            self.token_file.as_deref(),
+            self.ca_file.as_deref(),
+        )
+    }
+}
+
+/// `cairnd cluster ...`.
+pub async fn cluster(
+    client: ClientArgs,
+    command: ClusterCommand,
+    file: &FileConfig,
+    json: bool,
+) -> Result<(), CliError> {
+    let target = Target::merge(client, file)?;
+    match command {
+        ClusterCommand::Status => {
+            let status = Client::new(&target.server, None, target.ca_file.as_deref())?
+                .cluster_status()
+                .await?;
+            output(json, &status, format_status)
+        }
+        ClusterCommand::Drain { node_id } => {
+            let drained = target.admin()?.drain_node(node_id).await?;
+            output(json, &drained, |d| {
+                format!(
+                    "node {} is {}; its chunks move to the other nodes (see cluster status)\n",
+                    d.node_id, d.status
+                )
+            })
+        }
+        ClusterCommand::Remove { node_id, force } => {
+            let removed = target.admin()?.remove_node(node_id, force).await?;
+            output(json, &removed, |r| {
+                format!(
+                    "removed node {}; voters {:?}, learners {:?}\n",
+                    r.node_id, r.voters, r.learners
+                )
+            })
+        }
+    }
+}
+
+/// `cairnd admin ...`.
+pub async fn admin(
+    client: ClientArgs,
+    command: AdminCommand,
+    file: &FileConfig,
+    json: bool,
+) -> Result<(), CliError> {
+    let client = Target::merge(client, file)?.admin()?;
+    match command {
+        AdminCommand::User {
+            command:
+                UserCommand::Create {
+                    name,
+                    password_file,
+                },
+        } => {
+            let user = client.create_user(&name, &password_file).await?;
+            output(json, &user, |u| {
+                format!("created user {} ({})\n", u.name, u.id)
+            })
+        }
+        AdminCommand::User {
+            command: UserCommand::List,
+        } => {
+            let users = client.list_users().await?;
+            output(json, &users, |users| {
+                users
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{:<24} {}  devices {}  vaults {}\n",
+                            u.name, u.id, u.devices, u.vaults
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::Tier {
+            command:
+                TierCommand::Create {
+                    name,
+                    replicas,
+                    quota,
+                    description,
+                    not_requestable,
+                },
+        } => {
+            let tier = client
+                .define_tier(&DefineTier {
+                    name,
+                    replicas,
+                    requestable: !not_requestable,
+                    quota_bytes: quota,
+                    description,
+                })
+                .await?;
+            output(json, &tier, |t| {
+                format!(
+                    "defined tier {} ({} replicas)\n",
+                    t.tier.name, t.tier.replicas
+                )
+            })
+        }
+        AdminCommand::Tier {
+            command: TierCommand::List,
+        } => {
+            let tiers = client.list_tiers().await?;
+            output(json, &tiers, |tiers| {
+                tiers
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{:<24} replicas {}  {}\n",
+                            t.tier.name,
+                            t.tier.replicas,
+                            if t.tier.requestable {
+                                "requestable"
+                            } else {
+                                "not requestable"
+                            }
+                        )
+                    })
+                    .collect()
+            })
+        }
+        AdminCommand::Device {
+            command: DeviceCommand::List,
+        } => {
+            let devices = client.list_devices().await?;
+            output(json, &devices, |devices| {
+                devices.iter().map(device_line).collect()
+            })
+        }
+        AdminCommand::Device {
+            command: DeviceCommand::Revoke { device },
+        } => {
+            let d = client.revoke_device(device).await?;
+            output(json, &d, device_line)
+        }
+        AdminCommand::Jobs => {
+            let jobs = client.list_jobs().await?;
+            output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
+        }
+    }
+}
+
+/// One line of `admin device list`.
+fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
+    let state = match d.revoked_at {
+        Some(_) => "revoked",
+        None => "live",
+    };
+    format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
+}
+
+/// One line of `admin jobs`.
+fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    let status = j.status.map_or_else(
+        || "running".to_string(),
+        |s| format!("{s:?}").to_lowercase(),
+    );
+    format!(
+        "{}  {:<10} {:<8} {:<10} {}/{}  {} files  {} bytes{}\n",
+        j.id,
+        format!("{:?}", j.kind).to_lowercase(),
+        status,
+        j.duration_ms
+            .map_or_else(String::new, |ms| format!("{ms} ms")),
+        j.user,
+        j.device_name,
+        j.files,
+        j.bytes,
+        // Device-written text: control characters shown escaped, so a job
+        // cannot rewrite the operator's terminal (stored ones may predate
+        // the escaping on input).
+        j.error.as_deref().map_or_else(String::new, |e| format!(
+            "  error: {}",
+            cairn_node::http::api::jobs::escape_control(e, false)
+        )),
+    )
+}

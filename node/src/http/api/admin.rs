@@ -1,0 +1,261 @@
+//! The admin API (the admin token's routes): accounts
+//! (`GET, POST /api/v1/admin/users`), tiers (`GET, POST
+//! /api/v1/admin/tiers`), and every account's devices and jobs
+//! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
+//! `POST /api/v1/admin/devices/{id}/revoke`). The bodies are
+//! [`cairn_proto::admin`]'s.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use cairn_consensus::event::{Credentials, KdfParams};
+use cairn_consensus::{AccountId, Event, Request, RequestId};
+use cairn_proto::admin::{CreateUser, DefineTier, TierInfo, UserInfo};
+use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo};
+use cairn_proto::DeviceId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::devices::{device_info, device_now};
+use super::jobs::jobs_where;
+use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::cluster::{admin_tier_info, now, Cluster};
+use crate::http::auth::Admin;
+use crate::http::ApiError;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
+    OpenApiRouter::new()
+        .routes(routes!(all_jobs))
+        .routes(routes!(all_devices))
+        .routes(routes!(revoke_any_device))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(list_tiers, define_tier))
+}
+
+/// Every account's jobs, with user and device names, oldest first
+/// (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<JobInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn all_jobs(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<JobInfo>>, ApiError> {
+    app.read_barrier().await?;
+    Ok(Json(jobs_where(&app, |_| true)))
+}
+
+/// Every device of every account, revoked ones included (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/devices", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<DeviceInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn all_devices(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
+    app.read_barrier().await?;
+    let mut devices: Vec<DeviceInfo> = app
+        .state
+        .read(|s| s.devices().values().map(|d| device_info(d, None)).collect());
+    devices.sort_by_key(|d| (d.account, d.registered_at, d.id));
+    Ok(Json(devices))
+}
+
+/// Revokes any account's device.
+#[utoipa::path(post, path = "/api/v1/admin/devices/{id}/revoke", tag = "admin",
+    security(("admin" = [])),
+    params(("id" = DeviceId, Path, description = "the device"), IdempotencyKey),
+    responses(
+        (status = 200, body = DeviceInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 422, body = ErrorBody, description = "device_revoked: already revoked"),
+    ))]
+async fn revoke_any_device(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(id): ApiPath<DeviceId>,
+    key: IdempotencyKey,
+) -> Result<Json<DeviceInfo>, ApiError> {
+    app.read_barrier().await?;
+    let account = app
+        .state
+        .read(|s| s.devices().get(&id).map(|d| d.account))
+        .ok_or_else(|| ApiError::NotFound(format!("no device {id}")))?;
+    let event = Event::DeviceRevoked {
+        device: id,
+        account,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
+    Ok(Json(device_now(&app, id, None)?))
+}
+
+fn parse_hex(what: &str, s: &str, len: Option<usize>) -> Result<Vec<u8>, ApiError> {
+    let bytes = hex::decode(s).map_err(|_| ApiError::BadRequest(format!("{what} is not hex")))?;
+    match len {
+        Some(n) if bytes.len() != n => {
+            Err(ApiError::BadRequest(format!("{what} must be {n} bytes")))
+        }
+        _ => Ok(bytes),
+    }
+}
+
+/// The id of the account a request creates, derived from the request id so
+/// that a retried request names the same account as its first attempt.
+fn account_id_for(request: RequestId) -> AccountId {
+    let digest = blake3::derive_key("cairn 2026 account id from request id v1", &request.0);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    AccountId(id)
+}
+
+fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
+    s.accounts().get(&id).map(|a| UserInfo {
+        id: a.id.to_hex(),
+        name: a.name.clone(),
+        created_at: a.created_at.0,
+        devices: s.devices_of(a.id).filter(|d| d.is_live()).count() as u64,
+        vaults: s.vaults_of(a.id).count() as u64,
+    })
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin",
+    security(("admin" = [])),
+    params(IdempotencyKey),
+    request_body = CreateUser,
+    responses(
+        (status = 201, body = UserInfo),
+        (status = 400, body = ErrorBody, description = "bad_request"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 409, body = ErrorBody, description = "name_taken"),
+        (status = 422, body = ErrorBody, description = "invalid_name"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
+    ))]
+async fn create_user(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    let request_id = key.request_id();
+    let login_key = parse_hex("login_key", &req.login_key, Some(32))?;
+    let salt = parse_hex("kdf.salt", &req.kdf.salt, None)?;
+    if salt.len() < 16 {
+        return Err(ApiError::BadRequest(
+            "kdf.salt must be at least 16 bytes".into(),
+        ));
+    }
+    let account = account_id_for(request_id);
+    let at = now();
+    let event = Event::AccountCreated {
+        account,
+        name: req.name.clone(),
+        credentials: Credentials {
+            kdf: KdfParams {
+                memory_kib: req.kdf.memory_kib,
+                iterations: req.kdf.iterations,
+                parallelism: req.kdf.parallelism,
+                salt,
+            },
+            login_key_hash: login_key_hash(&login_key),
+        },
+        at,
+    };
+    let fallback = UserInfo {
+        id: account.to_hex(),
+        name: req.name,
+        created_at: at.0,
+        devices: 0,
+        vaults: 0,
+    };
+    applied(
+        app.propose_request(Request { request_id, event }).await?,
+        (),
+    )?;
+    // Answer from the state (a retried request was applied by its first
+    // attempt, with that attempt's time); `propose_request` returns once
+    // this node has applied the write.
+    let info = app
+        .state
+        .read(|s| user_info(s, account))
+        .unwrap_or(fallback);
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Lists accounts (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<UserInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn list_users(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    app.read_barrier().await?;
+    let mut users: Vec<UserInfo> = app.state.read(|s| {
+        s.accounts()
+            .keys()
+            .filter_map(|id| user_info(s, *id))
+            .collect()
+    });
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(users))
+}
+
+/// Defines or redefines a vault tier (replicas, per-vault quota,
+/// description, whether devices may request it).
+#[utoipa::path(post, path = "/api/v1/admin/tiers", tag = "admin",
+    security(("admin" = [])),
+    params(IdempotencyKey),
+    request_body = DefineTier,
+    responses(
+        (status = 201, body = TierInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+        (status = 422, body = ErrorBody, description = "invalid_replicas, invalid_name, invalid_quota or too_long"),
+    ))]
+async fn define_tier(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<DefineTier>,
+) -> Result<(StatusCode, Json<TierInfo>), ApiError> {
+    let info = app.define_tier(key.request_id(), req).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// Lists every vault tier, requestable or not (linearizable).
+#[utoipa::path(get, path = "/api/v1/admin/tiers", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<TierInfo>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn list_tiers(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<TierInfo>>, ApiError> {
+    app.read_barrier().await?;
+    Ok(Json(app.state.read(|s| {
+        s.tiers().values().map(admin_tier_info).collect()
+    })))
+}
