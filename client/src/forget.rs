@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use cairn_proto::SnapshotId;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -85,9 +87,12 @@ fn by_policy(vault: &Vault, policy: &KeepPolicy, dry_run: bool) -> Result<Forget
     for snaps in groups.values() {
         let times = snaps
             .iter()
-            .map(unix_seconds)
-            .collect::<Result<Vec<i64>>>()?;
-        for (snap, keep) in snaps.iter().zip(retention::keep(&times, policy)) {
+            .map(start_time)
+            .collect::<Result<Vec<Timestamp>>>()?;
+        // restic's rules do not depend on the current time; their periods
+        // are UTC's until the zone is configurable.
+        let keep = retention::select(&times, &policy.ranges(), Timestamp::now(), &TimeZone::UTC);
+        for (snap, keep) in snaps.iter().zip(keep) {
             if keep {
                 report.kept.push(snap.id);
             } else {
@@ -103,24 +108,20 @@ fn by_policy(vault: &Vault, policy: &KeepPolicy, dry_run: bool) -> Result<Forget
     Ok(report)
 }
 
-/// A snapshot's start time in Unix seconds, for the retention rules.
+/// A snapshot's start time, for the retention rules.
 ///
 /// # Errors
 ///
-/// [`Error::Format`] when the time is not RFC 3339 after the epoch: a
-/// policy must not place a snapshot it cannot date (as the oldest, say).
-fn unix_seconds(snap: &SnapshotRecord) -> Result<i64> {
-    humantime::parse_rfc3339(&snap.time)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| {
-            Error::Format(format!(
-                "snapshot {}: start time {:?} is not an RFC 3339 time",
-                snap.short_id(),
-                snap.time
-            ))
-        })
+/// [`Error::Format`] when the time is not RFC 3339: a policy must not place
+/// a snapshot it cannot date (as the oldest, say).
+fn start_time(snap: &SnapshotRecord) -> Result<Timestamp> {
+    snap.time.parse::<Timestamp>().map_err(|_| {
+        Error::Format(format!(
+            "snapshot {}: start time {:?} is not an RFC 3339 time",
+            snap.short_id(),
+            snap.time
+        ))
+    })
 }
 
 #[cfg(test)]

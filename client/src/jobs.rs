@@ -89,6 +89,8 @@ impl<'a> JobLog<'a> {
                 id,
                 kind,
                 vault: Some(self.vault),
+                item: None,
+                schedule: None,
             },
         );
         match started {

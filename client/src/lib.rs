@@ -29,6 +29,7 @@ pub mod prune;
 pub mod remote;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 pub mod snapshot;
 pub mod source;
 pub mod tree;

@@ -1,91 +1,203 @@
-//! Retention policy: which snapshots `forget --keep-…` keeps.
+//! Retention: which snapshots a policy keeps. A pure function over snapshot
+//! times, the current time and a time zone.
 //!
-//! A pure function over snapshot times, in the spirit of restic's policy:
-//! snapshots are grouped (same device, and same item or, without one, same
-//! paths) and, newest first, a snapshot is kept by a rule when it is the
-//! newest one of a new period for that rule (hour, day, ISO week, month,
-//! year, in UTC) and the rule still has room. `--keep-last N` keeps the N
-//! newest. A snapshot kept by any rule is kept. A policy with no rule at all
-//! keeps everything: forgetting needs an explicit rule or explicit ids.
+//! A policy is a list of ranges (Comet's range types, which include
+//! restic's `--keep-…` rules); a snapshot kept by any range is kept, and an
+//! empty policy keeps everything. Calendar periods (hour, day, ISO week,
+//! month, year) are taken in the given zone, so "one per day" follows the
+//! user's days, not UTC's. Whatever the ranges, the newest snapshot is
+//! always kept: a retention pass can thin a history but never empty it.
+//!
+//! `cairn forget --keep-…` is [`KeepPolicy`], restic's rules, which are
+//! [`Range::Last`] and [`Range::OnePer`] ranges ([`KeepPolicy::ranges`]).
 
-/// How many snapshots to keep per period; `None` means the rule is off.
+use jiff::civil::{DateTime, Time};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+
+/// A calendar period of a time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// A local clock hour.
+    Hour,
+    /// A local date.
+    Day,
+    /// An ISO week (Monday to Sunday).
+    Week,
+    /// A calendar month.
+    Month,
+    /// A calendar year.
+    Year,
+}
+
+/// One range of a retention policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// Every snapshot.
+    Everything,
+    /// The N most recent snapshots.
+    Last(u32),
+    /// Snapshots taken less than this long before now.
+    NewerThan(SignedDuration),
+    /// Snapshots taken at or after this time.
+    Since(Timestamp),
+    /// The first snapshot of each of the last N periods, counting the
+    /// current one (periods without snapshots count too).
+    FirstOf(Period, u32),
+    /// The newest snapshot of each period, for the N most recent periods
+    /// that have snapshots (restic's `--keep-daily` and kin).
+    OnePer(Period, u32),
+}
+
+/// `forget --keep-…`: how many snapshots to keep per period, restic's
+/// rules; `None` means the rule is off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeepPolicy {
     /// The newest N.
     pub last: Option<u32>,
     /// The newest of each of the last N hours that have snapshots.
     pub hourly: Option<u32>,
-    /// The newest of each of the last N days.
+    /// The newest of each of the last N days that have snapshots.
     pub daily: Option<u32>,
-    /// The newest of each of the last N ISO weeks.
+    /// The newest of each of the last N ISO weeks that have snapshots.
     pub weekly: Option<u32>,
-    /// The newest of each of the last N months.
+    /// The newest of each of the last N months that have snapshots.
     pub monthly: Option<u32>,
-    /// The newest of each of the last N years.
+    /// The newest of each of the last N years that have snapshots.
     pub yearly: Option<u32>,
 }
 
 impl KeepPolicy {
-    /// Whether no rule is set.
+    /// Whether no rule is set (forgetting then needs explicit ids).
     pub fn is_empty(&self) -> bool {
         *self == KeepPolicy::default()
     }
+
+    /// The rules as ranges of [`select`].
+    pub fn ranges(&self) -> Vec<Range> {
+        let per = [
+            (self.hourly, Period::Hour),
+            (self.daily, Period::Day),
+            (self.weekly, Period::Week),
+            (self.monthly, Period::Month),
+            (self.yearly, Period::Year),
+        ];
+        self.last
+            .map(Range::Last)
+            .into_iter()
+            .chain(per.into_iter().filter_map(|(n, p)| n.map(|n| Range::OnePer(p, n))))
+            .collect()
+    }
 }
 
-/// A rule: its limit, and the period a snapshot time falls in.
-type Rule = (Option<u32>, fn(i64) -> i64);
-
-/// Decides, for snapshots of one group given as Unix seconds, which to keep.
+/// Decides which of `times` to keep under `ranges` at `now` in `tz`.
 /// Returns one flag per input, in input order.
-pub fn keep(times: &[i64], policy: &KeepPolicy) -> Vec<bool> {
-    if policy.is_empty() {
+pub fn select(times: &[Timestamp], ranges: &[Range], now: Timestamp, tz: &TimeZone) -> Vec<bool> {
+    if ranges.is_empty() {
         return vec![true; times.len()];
     }
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    order.sort_by(|&a, &b| times[b].cmp(&times[a]).then(b.cmp(&a)));
-    let rules: [Rule; 6] = [
-        (policy.last, |_| 0),
-        (policy.hourly, |t| t.div_euclid(3600)),
-        (policy.daily, |t| t.div_euclid(86_400)),
-        (policy.weekly, |t| (t.div_euclid(86_400) + 3).div_euclid(7)),
-        (policy.monthly, |t| {
-            let (y, m, _) = civil(t.div_euclid(86_400));
-            y * 12 + m
-        }),
-        (policy.yearly, |t| civil(t.div_euclid(86_400)).0),
-    ];
     let mut kept = vec![false; times.len()];
-    for (i, (limit, period)) in rules.iter().enumerate() {
-        let Some(limit) = *limit else { continue };
-        let (mut left, mut last_period) = (limit, None);
-        for &s in &order {
-            if left == 0 {
-                break;
-            }
-            let p = period(times[s]);
-            // keep-last (rule 0) keeps every snapshot; the others one per period.
-            if i == 0 || last_period != Some(p) {
-                kept[s] = true;
-                left -= 1;
-                last_period = Some(p);
-            }
+    for range in ranges {
+        for (k, hit) in kept.iter_mut().zip(select_range(times, range, now, tz)) {
+            *k |= hit;
         }
+    }
+    if let Some(newest) = newest_first(times).first() {
+        kept[*newest] = true;
     }
     kept
 }
 
-/// Days since 1970-01-01 to (year, month 1..=12, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// Indices of `times`, newest first (a later index first among equal
+/// times, so the order is total and stable).
+fn newest_first(times: &[Timestamp]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by(|&a, &b| times[b].cmp(&times[a]).then(b.cmp(&a)));
+    order
+}
+
+/// What one range alone keeps.
+fn select_range(times: &[Timestamp], range: &Range, now: Timestamp, tz: &TimeZone) -> Vec<bool> {
+    match *range {
+        Range::Everything => vec![true; times.len()],
+        Range::Last(n) => {
+            let mut kept = vec![false; times.len()];
+            for &i in newest_first(times).iter().take(n as usize) {
+                kept[i] = true;
+            }
+            kept
+        }
+        Range::NewerThan(d) => {
+            let cutoff = now.checked_sub(d).unwrap_or(Timestamp::MIN);
+            times.iter().map(|t| *t > cutoff).collect()
+        }
+        Range::Since(since) => times.iter().map(|t| *t >= since).collect(),
+        Range::OnePer(period, n) => {
+            let mut kept = vec![false; times.len()];
+            let (mut left, mut last) = (n, None);
+            for i in newest_first(times) {
+                if left == 0 {
+                    break;
+                }
+                let p = period_start(tz.to_datetime(times[i]), period);
+                if last != Some(p) {
+                    kept[i] = true;
+                    left -= 1;
+                    last = Some(p);
+                }
+            }
+            kept
+        }
+        Range::FirstOf(period, n) => {
+            let mut kept = vec![false; times.len()];
+            if n == 0 {
+                return kept;
+            }
+            let first = periods_before(period_start(tz.to_datetime(now), period), period, n - 1);
+            let mut order = newest_first(times);
+            order.reverse();
+            let mut last = None;
+            for i in order {
+                let p = period_start(tz.to_datetime(times[i]), period);
+                if p >= first && last != Some(p) {
+                    kept[i] = true;
+                    last = Some(p);
+                }
+            }
+            kept
+        }
+    }
+}
+
+/// The civil start of the period holding `dt`: the key snapshots are
+/// grouped by (equal starts, same period; later starts, later periods).
+fn period_start(dt: DateTime, period: Period) -> DateTime {
+    let date = dt.date();
+    let day = match period {
+        Period::Hour => {
+            return date.to_datetime(Time::new(dt.hour(), 0, 0, 0).unwrap_or(Time::MIN));
+        }
+        Period::Day => date,
+        Period::Week => date
+            .checked_sub((date.weekday().to_monday_zero_offset() as i64).days())
+            .unwrap_or(date),
+        Period::Month => date.first_of_month(),
+        Period::Year => date.first_of_year(),
+    };
+    day.to_datetime(Time::MIN)
+}
+
+/// The start of the period `n` periods before the one starting at `start`.
+fn periods_before(start: DateTime, period: Period, n: u32) -> DateTime {
+    let n = i64::from(n);
+    let back = match period {
+        Period::Hour => start.checked_sub(n.hours()),
+        Period::Day => start.checked_sub(n.days()),
+        Period::Week => start.checked_sub((n * 7).days()),
+        Period::Month => start.checked_sub(n.months()),
+        Period::Year => start.checked_sub(n.years()),
+    };
+    back.unwrap_or(DateTime::MIN)
 }
 
 #[cfg(test)]
@@ -93,74 +205,230 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const DAY: i64 = 86_400;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_723), (2024, 1, 1));
-        assert_eq!(civil(19_782), (2024, 2, 29));
-        assert_eq!(civil(-1), (1969, 12, 31));
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
     }
 
-    #[test]
-    fn keep_last_and_daily() {
-        // Three snapshots a day for five days.
-        let times: Vec<i64> = (0..5)
-            .flat_map(|d| (0..3).map(move |h| d * DAY + h * 3600))
+    fn kept_times(times: &[Timestamp], ranges: &[Range], now: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
+        let mut out: Vec<Timestamp> = times
+            .iter()
+            .zip(select(times, ranges, now, tz))
+            .filter(|(_, k)| *k)
+            .map(|(t, _)| *t)
             .collect();
-        let last2 = keep(
-            &times,
-            &KeepPolicy {
-                last: Some(2),
-                ..Default::default()
-            },
-        );
-        assert_eq!(last2.iter().filter(|k| **k).count(), 2);
-        assert!(last2[14] && last2[13]);
+        out.sort();
+        out
+    }
 
-        let daily3 = keep(
-            &times,
-            &KeepPolicy {
-                daily: Some(3),
-                ..Default::default()
-            },
-        );
-        let kept: Vec<usize> = (0..times.len()).filter(|&i| daily3[i]).collect();
+    /// Three snapshots a day (01:00, 09:00, 17:00 UTC) for ten days from
+    /// 2027-01-01.
+    fn ten_days() -> Vec<Timestamp> {
+        (0..10)
+            .flat_map(|d| [1, 9, 17].map(|h| ts("2027-01-01T00:00Z") + SignedDuration::from_hours(d * 24 + h)))
+            .collect()
+    }
+
+    #[test]
+    fn keep_policy_is_restics_rules() {
+        let p = KeepPolicy {
+            last: Some(2),
+            daily: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(p.ranges(), [Range::Last(2), Range::OnePer(Period::Day, 3)]);
+        assert!(KeepPolicy::default().is_empty() && KeepPolicy::default().ranges().is_empty());
+        // Three snapshots a day for five days: the newest of each of the
+        // last three days, as restic's --keep-daily 3.
+        let t: Vec<Timestamp> = (0..5)
+            .flat_map(|d| (0..3).map(move |h| Timestamp::from_second(d * 86_400 + h * 3600).unwrap()))
+            .collect();
+        let daily = KeepPolicy {
+            daily: Some(3),
+            ..Default::default()
+        };
+        let kept = select(&t, &daily.ranges(), Timestamp::from_second(10 * 86_400).unwrap(), &TimeZone::UTC);
+        let idx: Vec<usize> = (0..t.len()).filter(|&i| kept[i]).collect();
+        assert_eq!(idx, [8, 11, 14]);
+    }
+
+    #[test]
+    fn an_empty_policy_keeps_everything() {
+        let t = ten_days();
+        assert!(select(&t, &[], ts("2027-02-01T00:00Z"), &TimeZone::UTC).iter().all(|k| *k));
+    }
+
+    #[test]
+    fn first_of_each_day_and_one_per_day_differ_as_comet_and_restic_do() {
+        let (t, now, utc) = (ten_days(), ts("2027-01-10T20:00Z"), TimeZone::UTC);
         assert_eq!(
-            kept,
-            vec![8, 11, 14],
-            "the newest of each of the last 3 days"
+            kept_times(&t, &[Range::FirstOf(Period::Day, 2)], now, &utc),
+            [ts("2027-01-09T01:00Z"), ts("2027-01-10T01:00Z"), ts("2027-01-10T17:00Z")],
+            "the first of each of the last two days, and the newest"
+        );
+        assert_eq!(
+            kept_times(&t, &[Range::OnePer(Period::Day, 2)], now, &utc),
+            [ts("2027-01-09T17:00Z"), ts("2027-01-10T17:00Z")]
+        );
+        // Days without snapshots count for FirstOf, not for OnePer.
+        let later = ts("2027-01-20T00:00Z");
+        assert_eq!(
+            kept_times(&t, &[Range::FirstOf(Period::Day, 3)], later, &utc),
+            [ts("2027-01-10T17:00Z")],
+            "only the newest: no snapshot in the last three days"
+        );
+        assert_eq!(kept_times(&t, &[Range::OnePer(Period::Day, 3)], later, &utc).len(), 3);
+    }
+
+    #[test]
+    fn days_are_the_zones_days() {
+        // 01:00 UTC is the previous evening in New York.
+        let ny = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        let (t, now) = (ten_days(), ts("2027-01-10T20:00Z"));
+        assert_eq!(
+            kept_times(&t, &[Range::OnePer(Period::Day, 2)], now, &ny),
+            [ts("2027-01-10T01:00Z"), ts("2027-01-10T17:00Z")],
+            "the newest of Jan 9 in New York is 01:00 UTC on Jan 10"
         );
     }
 
     #[test]
-    fn rules_combine_and_an_empty_policy_keeps_all() {
-        let times: Vec<i64> = (0..400).map(|d| d * DAY).collect();
-        let k = keep(
-            &times,
-            &KeepPolicy {
-                daily: Some(7),
-                monthly: Some(12),
-                ..Default::default()
-            },
+    fn weeks_months_and_years() {
+        let utc = TimeZone::UTC;
+        // Every day of 2026 and 2027 at noon.
+        let t: Vec<Timestamp> = (0..730)
+            .map(|d| ts("2026-01-01T12:00Z") + SignedDuration::from_hours(d * 24))
+            .collect();
+        let now = ts("2027-12-31T23:00Z");
+        // 2027-12-27 is a Monday: the first of the last two ISO weeks.
+        assert_eq!(
+            kept_times(&t, &[Range::FirstOf(Period::Week, 2)], now, &utc),
+            [ts("2027-12-20T12:00Z"), ts("2027-12-27T12:00Z"), ts("2027-12-31T12:00Z")]
         );
-        let n = k.iter().filter(|k| **k).count();
-        assert!((12..=19).contains(&n), "{n}");
-        assert!(keep(&times, &KeepPolicy::default()).iter().all(|k| *k));
+        assert_eq!(
+            kept_times(&t, &[Range::OnePer(Period::Month, 3)], now, &utc),
+            [ts("2027-10-31T12:00Z"), ts("2027-11-30T12:00Z"), ts("2027-12-31T12:00Z")]
+        );
+        assert_eq!(
+            kept_times(&t, &[Range::FirstOf(Period::Year, 5)], now, &utc),
+            [ts("2026-01-01T12:00Z"), ts("2027-01-01T12:00Z"), ts("2027-12-31T12:00Z")]
+        );
     }
+
+    #[test]
+    fn newer_than_and_since() {
+        let (t, now, utc) = (ten_days(), ts("2027-01-10T20:00Z"), TimeZone::UTC);
+        assert_eq!(
+            kept_times(&t, &[Range::NewerThan(SignedDuration::from_hours(12))], now, &utc),
+            [ts("2027-01-10T09:00Z"), ts("2027-01-10T17:00Z")]
+        );
+        assert_eq!(kept_times(&t, &[Range::Since(ts("2027-01-09T17:00Z"))], now, &utc).len(), 4);
+        assert_eq!(
+            kept_times(&t, &[Range::Since(ts("2030-01-01T00:00Z"))], now, &utc),
+            [ts("2027-01-10T17:00Z")],
+            "never empty: the newest stays"
+        );
+    }
+
+    fn range() -> impl Strategy<Value = Range> {
+        let period = prop_oneof![
+            Just(Period::Hour),
+            Just(Period::Day),
+            Just(Period::Week),
+            Just(Period::Month),
+            Just(Period::Year)
+        ];
+        prop_oneof![
+            Just(Range::Everything),
+            (0u32..20).prop_map(Range::Last),
+            (0i64..5_000_000).prop_map(|s| Range::NewerThan(SignedDuration::from_secs(s))),
+            (0i64..20_000_000).prop_map(|s| Range::Since(Timestamp::from_second(1_790_000_000 + s).unwrap())),
+            (period.clone(), 0u32..20).prop_map(|(p, n)| Range::FirstOf(p, n)),
+            (period, 0u32..20).prop_map(|(p, n)| Range::OnePer(p, n)),
+        ]
+    }
+
+    fn times() -> impl Strategy<Value = Vec<Timestamp>> {
+        // Up to ~230 days of snapshots, with duplicates possible.
+        proptest::collection::vec(
+            (0i64..20_000_000).prop_map(|s| Timestamp::from_second(1_790_000_000 + s).unwrap()),
+            0..60,
+        )
+    }
+
+    const NOW: i64 = 1_810_000_000;
 
     proptest! {
+        /// Ranges combine as a union, plus the newest snapshot.
         #[test]
-        fn the_newest_is_always_kept_and_limits_hold(
-            times in proptest::collection::vec(0i64..4_000_000_000, 1..60),
-            last in 1u32..5, daily in 0u32..5,
-        ) {
-            let policy = KeepPolicy { last: Some(last), daily: (daily > 0).then_some(daily), ..Default::default() };
-            let k = keep(&times, &policy);
-            let newest = (0..times.len()).max_by(|&a, &b| times[a].cmp(&times[b]).then(a.cmp(&b))).unwrap();
-            prop_assert!(k[newest]);
-            prop_assert!(k.iter().filter(|k| **k).count() <= (last + daily) as usize);
+        fn ranges_combine_as_a_union(t in times(), ranges in proptest::collection::vec(range(), 1..4), z in 0usize..3) {
+            let tz = [TimeZone::UTC, TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap(), TimeZone::posix("IST-5:30").unwrap()][z].clone();
+            let now = Timestamp::from_second(NOW).unwrap();
+            let all = select(&t, &ranges, now, &tz);
+            let newest = newest_first(&t).first().copied();
+            for i in 0..t.len() {
+                let any = ranges.iter().any(|r| select_range(&t, r, now, &tz)[i]);
+                prop_assert_eq!(all[i], any || Some(i) == newest);
+            }
+        }
+
+        /// Keeping is about times, not input order; and a larger count
+        /// never keeps fewer.
+        #[test]
+        fn order_independent_and_monotone(t in times(), r in range(), seed in any::<u64>()) {
+            let now = Timestamp::from_second(NOW).unwrap();
+            let tz = TimeZone::UTC;
+            let kept = kept_times(&t, &[r], now, &tz);
+            let mut shuffled = t.clone();
+            let len = shuffled.len().max(1);
+            for i in 0..shuffled.len() {
+                shuffled.swap(i, (seed as usize).wrapping_mul(i + 7) % len);
+            }
+            prop_assert_eq!(&kept_times(&shuffled, &[r], now, &tz), &kept);
+            let more = match r {
+                Range::Last(n) => Range::Last(n + 1),
+                Range::FirstOf(p, n) => Range::FirstOf(p, n + 1),
+                Range::OnePer(p, n) => Range::OnePer(p, n + 1),
+                other => other,
+            };
+            let bigger = kept_times(&t, &[more], now, &tz);
+            for k in &kept {
+                prop_assert!(bigger.contains(k));
+            }
+        }
+
+        /// One per period: the newest of each of the n most recent periods
+        /// that have snapshots. First of: the earliest of each period in
+        /// the window of the last n periods.
+        #[test]
+        fn periods_pick_the_right_member(t in times(), n in 1u32..12, p in 0usize..5) {
+            let period = [Period::Hour, Period::Day, Period::Week, Period::Month, Period::Year][p];
+            let now = Timestamp::from_second(NOW).unwrap();
+            let tz = TimeZone::UTC;
+            let key = |x: &Timestamp| period_start(tz.to_datetime(*x), period);
+            let mut periods: Vec<DateTime> = t.iter().map(key).collect();
+            periods.sort();
+            periods.dedup();
+
+            let one = select_range(&t, &Range::OnePer(period, n), now, &tz);
+            let kept_periods: Vec<DateTime> = periods.iter().rev().take(n as usize).copied().collect();
+            for (i, x) in t.iter().enumerate() {
+                let newest_of_period = t.iter().filter(|y| key(y) == key(x)).max() == Some(x);
+                if one[i] {
+                    prop_assert!(newest_of_period && kept_periods.contains(&key(x)));
+                }
+            }
+            prop_assert_eq!(one.iter().filter(|k| **k).count(), kept_periods.len());
+
+            let first = select_range(&t, &Range::FirstOf(period, n), now, &tz);
+            let window = periods_before(key(&now), period, n - 1);
+            for (i, x) in t.iter().enumerate() {
+                let earliest = t.iter().filter(|y| key(y) == key(x)).min() == Some(x);
+                if first[i] {
+                    prop_assert!(earliest && key(x) >= window);
+                }
+            }
+            let in_window = periods.iter().filter(|q| **q >= window).count();
+            prop_assert_eq!(first.iter().filter(|k| **k).count(), in_window);
         }
     }
 }

@@ -23,17 +23,33 @@
 //! preconditions before its first write, so a rejection leaves the domain
 //! state exactly as it was; only the dedup table records that the request
 //! was answered.
+//!
+//! Unattended protection (schedules, before/after commands, retention
+//! policies, heartbeats) follows the same pattern. A device may only
+//! configure itself, and only with its account's vaults and its own items;
+//! every list and text is bounded by a constant below. Removals cascade so
+//! that nothing names a record that is gone: removing an item removes its
+//! schedules and its retention overrides; deleting a vault removes the
+//! items backed up into it (with theirs), the schedules that name it and
+//! the overrides on it; revoking a device removes its schedules (its items
+//! and their overrides stay, like its snapshots); deleting an account
+//! removes its devices' items, schedules and overrides. A job's heartbeat
+//! and end come only from its own device; a job ended
+//! [`JobStatus::Abandoned`] that reports again is revived, and a revived
+//! backup job never commits a snapshot (docs/FORMATS.md).
 
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Credentials, Event, JobKind, JobStatus, Lease, Request, SnapshotRecord, StorageNodeId,
+    Credentials, Event, JobKind, JobStatus, Lease, Request, RetentionPolicy, RetentionRange,
+    SnapshotRecord, StorageNodeId,
 };
 use crate::ids::proto_id;
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
 use crate::state::{
-    Account, Device, Item, Job, JobEnd, State, StorageNode, StorageNodeStatus, Tier, Vault,
+    Account, Device, Item, Job, JobEnd, Schedule, State, StorageNode, StorageNodeStatus, Tier,
+    Vault,
 };
 
 /// Longest accepted name (accounts, devices, vaults, tiers, items), in bytes.
@@ -106,6 +122,39 @@ pub const MAX_RUNNING_JOBS_PER_ACCOUNT: usize = 256;
 /// older ones are dropped, oldest end first, by the event that finishes
 /// one more.
 pub const MAX_FINISHED_JOBS_PER_ACCOUNT: usize = 256;
+
+/// Most before (and, separately, after) commands per level: an item, a
+/// vault or a schedule.
+pub const MAX_COMMANDS: usize = 8;
+
+/// Longest command, in bytes.
+pub const MAX_COMMAND_LEN: usize = 4096;
+
+/// Longest schedule frequency text, in bytes.
+pub const MAX_SCHEDULE_SPEC_LEN: usize = 256;
+
+/// Largest random delay of a schedule, in seconds (5 h, Comet's limit).
+pub const MAX_RANDOM_DELAY_S: u32 = 5 * 3600;
+
+/// Shortest schedule timeout, in seconds.
+pub const MIN_TIMEOUT_S: u32 = 1;
+
+/// Most schedules one device may have.
+pub const MAX_SCHEDULES_PER_DEVICE: usize = 64;
+
+/// Most ranges in one retention policy.
+pub const MAX_RETENTION_RANGES: usize = 16;
+
+/// Largest count in a retention range (`Last`, `FirstOf`, `OnePer`).
+pub const MAX_RETENTION_COUNT: u32 = 100_000;
+
+/// Shortest silence after which [`Event::JobsAbandoned`] may end a job: a
+/// shorter one would abandon healthy jobs between two heartbeats.
+pub const MIN_ABANDON_SILENCE_MS: u64 = 10_000;
+
+/// Most jobs one [`Event::JobsAbandoned`] may list; the cluster role sends
+/// more in several events.
+pub const MAX_JOBS_ABANDONED_PER_EVENT: usize = 1024;
 
 /// What applying one log entry produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +359,46 @@ pub enum Rejection {
         /// What the user can do, starting with "; ".
         hint: String,
     },
+    /// A before/after command list is too long, or a command is empty or
+    /// contains a NUL character.
+    #[error("invalid command: {0}")]
+    InvalidCommand(String),
+    /// A schedule's frequency text, random delay or timeout is out of range.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
+    /// The device has no schedule of that name.
+    #[error("device {device} has no schedule {name:?}")]
+    UnknownSchedule {
+        /// The device.
+        device: DeviceId,
+        /// The schedule name (truncated).
+        name: String,
+    },
+    /// A retention policy has too many ranges or a count out of range.
+    #[error("invalid retention policy: {0}")]
+    InvalidRetention(String),
+    /// No retention policy is set there to clear.
+    #[error("no retention policy is set on vault {vault} for {item:?}")]
+    NoRetention {
+        /// The vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// The item override named, or `None` for the vault's default.
+        item: Option<(DeviceId, String)>,
+    },
+    /// A device reported a status only the cluster sets
+    /// ([`JobStatus::Abandoned`]).
+    #[error("a device cannot report status {0:?}; the cluster sets it")]
+    StatusReserved(JobStatus),
+    /// [`Event::JobsAbandoned`] with a silence below
+    /// [`MIN_ABANDON_SILENCE_MS`].
+    #[error("a silence of {silence_ms} ms is below the floor of {min} ms")]
+    SilenceTooShort {
+        /// The silence asked for.
+        silence_ms: u64,
+        /// The floor.
+        min: u64,
+    },
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -331,6 +420,8 @@ pub enum RecordKind {
     StorageNode,
     /// A protected item.
     Item,
+    /// A schedule.
+    Schedule,
 }
 
 impl std::fmt::Display for RecordKind {
@@ -344,6 +435,7 @@ impl std::fmt::Display for RecordKind {
             RecordKind::Job => "job",
             RecordKind::StorageNode => "storage node",
             RecordKind::Item => "item",
+            RecordKind::Schedule => "schedule",
         })
     }
 }
@@ -419,10 +511,11 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 });
             }
             let name = acc.name.clone();
+            let deps = s.account_dependents(*account);
             s.account_names.remove(&name);
             s.accounts.remove(account);
             s.devices.retain(|_, d| d.account != *account);
-            s.items.retain(|_, item| item.account != *account);
+            s.remove_dependents(&deps);
             Ok(())
         }
         Event::DeviceRegistered {
@@ -464,9 +557,11 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             at,
         } => {
             live_device_of(s, *device, *account)?;
+            let deps = s.device_dependents(*device);
             if let Some(d) = s.devices.get_mut(device) {
                 d.revoked_at = Some(*at);
             }
+            s.remove_dependents(&deps);
             Ok(())
         }
         Event::DeviceRenamed {
@@ -529,6 +624,9 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                     tier: tier.clone(),
                     wrapped_keys: wrapped_keys.clone(),
                     created_at: *at,
+                    before: Vec::new(),
+                    after: Vec::new(),
+                    retention: None,
                 },
             );
             Ok(())
@@ -540,9 +638,10 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
         } => {
             let v = s.vaults.get(vault).ok_or(Rejection::UnknownVault(*vault))?;
             owned_by(RecordKind::Vault, v.account, *account)?;
+            let deps = s.vault_dependents(*vault);
             s.vaults.remove(vault);
             s.snapshots.retain(|_, snap| snap.vault != *vault);
-            s.items.retain(|_, item| item.vault != *vault);
+            s.remove_dependents(&deps);
             Ok(())
         }
         Event::TierDefined {
@@ -587,58 +686,19 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             vault,
             kind,
             at,
-        } => {
-            let account = live_device(s, *device)?.account;
-            if let Some(vault) = vault {
-                let v = s.vaults.get(vault).ok_or(Rejection::UnknownVault(*vault))?;
-                owned_by(RecordKind::Vault, v.account, account)?;
-            }
-            if s.jobs.contains_key(job) {
-                return Err(dup(RecordKind::Job, job));
-            }
-            let stale = abandoned_jobs(s, account, *at);
-            let running = s
-                .jobs
-                .values()
-                .filter(|j| j.account == account && j.finished.is_none())
-                .count()
-                - stale.len();
-            if running >= MAX_RUNNING_JOBS_PER_ACCOUNT {
-                return Err(Rejection::LimitReached {
-                    what: "running jobs per account".into(),
-                    max: MAX_RUNNING_JOBS_PER_ACCOUNT as u64,
-                    hint: "; wait for some to finish (an unfinished job is ended as abandoned \
-                           24 h after it started)"
-                        .into(),
-                });
-            }
-            for id in stale {
-                if let Some(j) = s.jobs.get_mut(&id) {
-                    j.finished = Some(JobEnd {
-                        status: JobStatus::Failed,
-                        log: String::new(),
-                        at: UnixMillis(j.started_at.0.saturating_add(BACKUP_JOB_ABANDONED_MS)),
-                        files: 0,
-                        bytes: 0,
-                        error: Some(ABANDONED.into()),
-                    });
-                }
-            }
-            s.jobs.insert(
-                *job,
-                Job {
-                    id: *job,
-                    account,
-                    device: *device,
-                    vault: *vault,
-                    kind: *kind,
-                    started_at: *at,
-                    finished: None,
-                },
-            );
-            trim_finished_jobs(s, account, *at);
-            Ok(())
-        }
+        } => apply_job_start(
+            s,
+            JobStart {
+                job: *job,
+                device: *device,
+                vault: *vault,
+                kind: *kind,
+                item: None,
+                schedule: None,
+                at: *at,
+            },
+            JobStatus::Failed,
+        ),
         Event::JobFinished {
             job,
             device,
@@ -801,6 +861,8 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 excludes: excludes.clone(),
                 vault: *vault,
                 updated_at: *at,
+                before: Vec::new(),
+                after: Vec::new(),
             },
         ),
         Event::ItemRemoved {
@@ -810,12 +872,10 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             at: _,
         } => {
             live_device_of(s, *device, *account)?;
-            if s.items.remove(&(*device, name.clone())).is_none() {
-                return Err(Rejection::UnknownItem {
-                    device: *device,
-                    name: truncate(name),
-                });
-            }
+            item_of(s, *device, name)?;
+            let deps = s.item_dependents(*device, name);
+            s.items.remove(&(*device, name.clone()));
+            s.remove_dependents(&deps);
             Ok(())
         }
         Event::JobCompleted {
@@ -859,7 +919,491 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
         Event::SnapshotCommittedByJob { snapshot, job, at } => {
             apply_snapshot_committed(s, snapshot, Some((*job, *at)))
         }
+        Event::ItemConfigured {
+            device,
+            account,
+            name,
+            paths,
+            excludes,
+            vault,
+            before,
+            after,
+            at,
+        } => apply_item_set(
+            s,
+            Item {
+                device: *device,
+                account: *account,
+                name: name.clone(),
+                paths: paths.clone(),
+                excludes: excludes.clone(),
+                vault: *vault,
+                updated_at: *at,
+                before: before.clone(),
+                after: after.clone(),
+            },
+        ),
+        Event::VaultCommandsSet {
+            vault,
+            account,
+            before,
+            after,
+            at: _,
+        } => {
+            owned_vault(s, *vault, *account)?;
+            check_commands(before, after)?;
+            if let Some(v) = s.vaults.get_mut(vault) {
+                v.before.clone_from(before);
+                v.after.clone_from(after);
+            }
+            Ok(())
+        }
+        Event::ScheduleSet {
+            device,
+            account,
+            name,
+            item,
+            vault,
+            spec,
+            random_delay_s,
+            timeout_s,
+            before,
+            after,
+            anchor,
+            at,
+        } => apply_schedule_set(
+            s,
+            Schedule {
+                device: *device,
+                account: *account,
+                name: name.clone(),
+                item: item.clone(),
+                vault: *vault,
+                spec: spec.clone(),
+                random_delay_s: *random_delay_s,
+                timeout_s: *timeout_s,
+                before: before.clone(),
+                after: after.clone(),
+                anchor: *anchor,
+                updated_at: *at,
+            },
+        ),
+        Event::ScheduleRemoved {
+            device,
+            account,
+            name,
+            at: _,
+        } => {
+            live_device_of(s, *device, *account)?;
+            if s.schedules.remove(&(*device, name.clone())).is_none() {
+                return Err(Rejection::UnknownSchedule {
+                    device: *device,
+                    name: truncate(name),
+                });
+            }
+            Ok(())
+        }
+        Event::RetentionSet {
+            account,
+            vault,
+            item,
+            policy,
+            at: _,
+        } => {
+            owned_vault(s, *vault, *account)?;
+            if let Some((device, name)) = item {
+                live_device_of(s, *device, *account)?;
+                item_of(s, *device, name)?;
+            }
+            check_retention(policy)?;
+            match item {
+                Some((device, name)) => {
+                    s.item_retention
+                        .insert((*vault, *device, name.clone()), policy.clone());
+                }
+                None => {
+                    if let Some(v) = s.vaults.get_mut(vault) {
+                        v.retention = Some(policy.clone());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::RetentionCleared {
+            account,
+            vault,
+            item,
+            at: _,
+        } => {
+            owned_vault(s, *vault, *account)?;
+            if let Some((device, _)) = item {
+                // A revoked device's override may still be cleared: it
+                // governs what is kept of that device's snapshots.
+                let d = s
+                    .devices
+                    .get(device)
+                    .ok_or(Rejection::UnknownDevice(*device))?;
+                owned_by(RecordKind::Device, d.account, *account)?;
+            }
+            let cleared = match item {
+                Some((device, name)) => s
+                    .item_retention
+                    .remove(&(*vault, *device, name.clone()))
+                    .is_some(),
+                None => s
+                    .vaults
+                    .get_mut(vault)
+                    .and_then(|v| v.retention.take())
+                    .is_some(),
+            };
+            if !cleared {
+                return Err(Rejection::NoRetention {
+                    vault: *vault,
+                    item: item.as_ref().map(|(d, n)| (*d, truncate(n))),
+                });
+            }
+            Ok(())
+        }
+        Event::JobBegun {
+            job,
+            device,
+            vault,
+            kind,
+            item,
+            schedule,
+            at,
+        } => apply_job_start(
+            s,
+            JobStart {
+                job: *job,
+                device: *device,
+                vault: *vault,
+                kind: *kind,
+                item: item.clone(),
+                schedule: schedule.clone(),
+                at: *at,
+            },
+            JobStatus::Abandoned,
+        ),
+        Event::JobHeartbeat { job, device, at } => {
+            check_job_report(s, *job, *device, *at)?;
+            if let Some(j) = s.jobs.get_mut(job) {
+                if j.finished.take().is_some() {
+                    j.revived = true;
+                }
+                j.last_seen = j.last_seen.max(*at);
+            }
+            Ok(())
+        }
+        Event::JobsAbandoned {
+            jobs,
+            silence_ms,
+            at,
+        } => apply_jobs_abandoned(s, jobs, *silence_ms, *at),
+        Event::JobRecorded {
+            job,
+            device,
+            vault,
+            kind,
+            item,
+            schedule,
+            status,
+            log,
+            started_at,
+            at,
+        } => {
+            device_status(*status)?;
+            check_len("job log", log, MAX_JOB_LOG_LEN)?;
+            if *at < *started_at {
+                return Err(Rejection::TimeTravel {
+                    what: "job end before its start".into(),
+                    earlier: *started_at,
+                    later: *at,
+                });
+            }
+            let account = check_new_job(
+                s,
+                &JobStart {
+                    job: *job,
+                    device: *device,
+                    vault: *vault,
+                    kind: *kind,
+                    item: item.clone(),
+                    schedule: schedule.clone(),
+                    at: *started_at,
+                },
+            )?;
+            s.jobs.insert(
+                *job,
+                Job {
+                    id: *job,
+                    account,
+                    device: *device,
+                    vault: *vault,
+                    kind: *kind,
+                    started_at: *started_at,
+                    finished: Some(JobEnd {
+                        status: *status,
+                        log: log.clone(),
+                        at: *at,
+                        files: 0,
+                        bytes: 0,
+                        error: None,
+                    }),
+                    item: item.clone(),
+                    schedule: schedule.clone(),
+                    last_seen: *started_at,
+                    revived: false,
+                },
+            );
+            trim_finished_jobs(s, account, *at);
+            Ok(())
+        }
     }
+}
+
+/// The fields of a job start ([`Event::JobStarted`], [`Event::JobBegun`],
+/// and the start half of [`Event::JobRecorded`]).
+struct JobStart {
+    job: JobId,
+    device: DeviceId,
+    vault: Option<VaultId>,
+    kind: JobKind,
+    item: Option<String>,
+    schedule: Option<String>,
+    at: UnixMillis,
+}
+
+/// The checks every new job passes: a live device, a vault of its account,
+/// a fresh id and valid item and schedule names. Returns the account.
+fn check_new_job(s: &State, j: &JobStart) -> Result<AccountId, Rejection> {
+    let account = live_device(s, j.device)?.account;
+    if let Some(vault) = j.vault {
+        owned_vault(s, vault, account)?;
+    }
+    if s.jobs.contains_key(&j.job) {
+        return Err(dup(RecordKind::Job, j.job));
+    }
+    if let Some(item) = &j.item {
+        check_name(RecordKind::Item, item)?;
+    }
+    if let Some(schedule) = &j.schedule {
+        check_name(RecordKind::Schedule, schedule)?;
+    }
+    Ok(account)
+}
+
+/// Starts a job (both job start events). The account's jobs left unfinished
+/// for [`BACKUP_JOB_ABANDONED_MS`] are ended first, with `stale_status`:
+/// [`JobStatus::Failed`] under [`Event::JobStarted`] (what old logs
+/// replay to) and [`JobStatus::Abandoned`] under [`Event::JobBegun`].
+fn apply_job_start(s: &mut State, j: JobStart, stale_status: JobStatus) -> Result<(), Rejection> {
+    let account = check_new_job(s, &j)?;
+    let stale = abandoned_jobs(s, account, j.at);
+    let running = s
+        .jobs
+        .values()
+        .filter(|j| j.account == account && j.finished.is_none())
+        .count()
+        - stale.len();
+    if running >= MAX_RUNNING_JOBS_PER_ACCOUNT {
+        return Err(Rejection::LimitReached {
+            what: "running jobs per account".into(),
+            max: MAX_RUNNING_JOBS_PER_ACCOUNT as u64,
+            hint: "; wait for some to finish (an unfinished job is ended as abandoned \
+                   24 h after it started)"
+                .into(),
+        });
+    }
+    for id in stale {
+        if let Some(j) = s.jobs.get_mut(&id) {
+            j.finished = Some(JobEnd {
+                status: stale_status,
+                log: String::new(),
+                at: UnixMillis(j.started_at.0.saturating_add(BACKUP_JOB_ABANDONED_MS)),
+                files: 0,
+                bytes: 0,
+                error: Some(ABANDONED.into()),
+            });
+        }
+    }
+    s.jobs.insert(
+        j.job,
+        Job {
+            id: j.job,
+            account,
+            device: j.device,
+            vault: j.vault,
+            kind: j.kind,
+            started_at: j.at,
+            finished: None,
+            item: j.item,
+            schedule: j.schedule,
+            last_seen: j.at,
+            revived: false,
+        },
+    );
+    trim_finished_jobs(s, account, j.at);
+    Ok(())
+}
+
+/// Ends, as [`JobStatus::Abandoned`], each listed job that is running and
+/// silent for `silence_ms` at `at`; the rest of the list is left alone.
+fn apply_jobs_abandoned(
+    s: &mut State,
+    jobs: &[JobId],
+    silence_ms: u64,
+    at: UnixMillis,
+) -> Result<(), Rejection> {
+    if silence_ms < MIN_ABANDON_SILENCE_MS {
+        return Err(Rejection::SilenceTooShort {
+            silence_ms,
+            min: MIN_ABANDON_SILENCE_MS,
+        });
+    }
+    if jobs.len() > MAX_JOBS_ABANDONED_PER_EVENT {
+        return Err(Rejection::LimitReached {
+            what: "jobs per abandonment".into(),
+            max: MAX_JOBS_ABANDONED_PER_EVENT as u64,
+            hint: "; list the rest in another event".into(),
+        });
+    }
+    let mut accounts = std::collections::BTreeSet::new();
+    for id in jobs {
+        let Some(j) = s.jobs.get_mut(id) else {
+            continue;
+        };
+        if j.finished.is_some() || at.0.saturating_sub(j.last_seen.0) < silence_ms {
+            continue;
+        }
+        j.finished = Some(JobEnd {
+            status: JobStatus::Abandoned,
+            log: String::new(),
+            at: UnixMillis(at.0.max(j.started_at.0)),
+            files: 0,
+            bytes: 0,
+            error: Some(format!(
+                "{SILENT}: no report for {} s",
+                at.0.saturating_sub(j.last_seen.0) / 1000
+            )),
+        });
+        accounts.insert(j.account);
+    }
+    for account in accounts {
+        trim_finished_jobs(s, account, at);
+    }
+    Ok(())
+}
+
+/// The start of the error text of a job ended by [`Event::JobsAbandoned`].
+pub const SILENT: &str = "abandoned: the device stopped reporting";
+
+fn apply_schedule_set(s: &mut State, schedule: Schedule) -> Result<(), Rejection> {
+    check_name(RecordKind::Schedule, &schedule.name)?;
+    live_device_of(s, schedule.device, schedule.account)?;
+    item_of(s, schedule.device, &schedule.item)?;
+    if let Some(vault) = schedule.vault {
+        owned_vault(s, vault, schedule.account)?;
+    }
+    check_len("schedule spec", &schedule.spec, MAX_SCHEDULE_SPEC_LEN)?;
+    if schedule.spec.trim().is_empty() || schedule.spec.chars().any(char::is_control) {
+        return Err(Rejection::InvalidSchedule(
+            "the frequency is empty or has control characters".into(),
+        ));
+    }
+    if schedule.random_delay_s > MAX_RANDOM_DELAY_S {
+        return Err(Rejection::InvalidSchedule(format!(
+            "a random delay of {} s is above {MAX_RANDOM_DELAY_S} s",
+            schedule.random_delay_s
+        )));
+    }
+    if schedule.timeout_s.is_some_and(|t| t < MIN_TIMEOUT_S) {
+        return Err(Rejection::InvalidSchedule(format!(
+            "a timeout must be at least {MIN_TIMEOUT_S} s"
+        )));
+    }
+    check_commands(&schedule.before, &schedule.after)?;
+    let key = (schedule.device, schedule.name.clone());
+    if !s.schedules.contains_key(&key)
+        && s.schedules_of(schedule.device).count() >= MAX_SCHEDULES_PER_DEVICE
+    {
+        return Err(Rejection::LimitReached {
+            what: "schedules per device".into(),
+            max: MAX_SCHEDULES_PER_DEVICE as u64,
+            hint: "; remove a schedule you no longer need".into(),
+        });
+    }
+    s.schedules.insert(key, schedule);
+    Ok(())
+}
+
+/// Before and after lists: at most [`MAX_COMMANDS`] each; every command
+/// non-blank, at most [`MAX_COMMAND_LEN`] bytes, without NUL (a command
+/// line cannot carry one).
+fn check_commands(before: &[String], after: &[String]) -> Result<(), Rejection> {
+    if before.len() > MAX_COMMANDS || after.len() > MAX_COMMANDS {
+        return Err(Rejection::InvalidCommand(format!(
+            "at most {MAX_COMMANDS} before and {MAX_COMMANDS} after commands"
+        )));
+    }
+    for c in before.iter().chain(after) {
+        check_len("command", c, MAX_COMMAND_LEN)?;
+        if c.trim().is_empty() || c.contains('\0') {
+            return Err(Rejection::InvalidCommand(format!(
+                "{:?} is empty or contains NUL",
+                truncate(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// At most [`MAX_RETENTION_RANGES`] ranges; counts in
+/// 1..=[`MAX_RETENTION_COUNT`]; a prune interval of at least a second.
+fn check_retention(policy: &RetentionPolicy) -> Result<(), Rejection> {
+    if policy.ranges.len() > MAX_RETENTION_RANGES {
+        return Err(Rejection::InvalidRetention(format!(
+            "at most {MAX_RETENTION_RANGES} ranges"
+        )));
+    }
+    for range in &policy.ranges {
+        let count = match range {
+            RetentionRange::Last(n)
+            | RetentionRange::FirstOf { count: n, .. }
+            | RetentionRange::OnePer { count: n, .. } => *n,
+            RetentionRange::Everything
+            | RetentionRange::NewerThan { .. }
+            | RetentionRange::Since(_) => continue,
+        };
+        if count == 0 || count > MAX_RETENTION_COUNT {
+            return Err(Rejection::InvalidRetention(format!(
+                "a count of {count} is outside 1..={MAX_RETENTION_COUNT}"
+            )));
+        }
+    }
+    if policy.prune_every_s == Some(0) {
+        return Err(Rejection::InvalidRetention(
+            "a prune interval must be at least a second".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The vault, which must exist and belong to `account`.
+fn owned_vault(s: &State, vault: VaultId, account: AccountId) -> Result<&Vault, Rejection> {
+    let v = s.vaults.get(&vault).ok_or(Rejection::UnknownVault(vault))?;
+    owned_by(RecordKind::Vault, v.account, account)?;
+    Ok(v)
+}
+
+/// The device's item, which must exist.
+fn item_of<'a>(s: &'a State, device: DeviceId, name: &str) -> Result<&'a Item, Rejection> {
+    s.items
+        .get(&(device, name.to_owned()))
+        .ok_or_else(|| Rejection::UnknownItem {
+            device,
+            name: truncate(name),
+        })
 }
 
 /// The error text of a job ended as abandoned.
@@ -969,6 +1513,41 @@ fn apply_job_end(
     device: DeviceId,
     end: JobEnd,
 ) -> Result<(), Rejection> {
+    device_status(end.status)?;
+    let account = check_job_report(s, job, device, end.at)?;
+    let at = end.at;
+    if let Some(j) = s.jobs.get_mut(&job) {
+        if j.finished.is_some() {
+            j.revived = true;
+        }
+        j.finished = Some(end);
+    }
+    trim_finished_jobs(s, account, at);
+    Ok(())
+}
+
+/// A status a device may report: anything but [`JobStatus::Abandoned`],
+/// which only the cluster sets (so that "ended abandoned" always means the
+/// cluster gave up on the job, and a report revives only such a job). No
+/// old event carries that status, so old logs replay unchanged.
+fn device_status(status: JobStatus) -> Result<(), Rejection> {
+    if status == JobStatus::Abandoned {
+        return Err(Rejection::StatusReserved(status));
+    }
+    Ok(())
+}
+
+/// A report (heartbeat or end) at `at` about `job` from `device`: the job
+/// must be the device's, running or ended [`JobStatus::Abandoned`] (which
+/// the report revives), and `at` not before its start. Returns the job's
+/// account. The checks keep the order the job end events always had, so
+/// old logs get the same rejections.
+fn check_job_report(
+    s: &State,
+    job: JobId,
+    device: DeviceId,
+    at: UnixMillis,
+) -> Result<AccountId, Rejection> {
     let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob(job))?;
     if j.device != device {
         let requester = s
@@ -982,22 +1561,20 @@ fn apply_job_end(
             requester,
         });
     }
-    if j.finished.is_some() {
+    if j.finished
+        .as_ref()
+        .is_some_and(|e| e.status != JobStatus::Abandoned)
+    {
         return Err(Rejection::JobAlreadyFinished(job));
     }
-    if end.at < j.started_at {
+    if at < j.started_at {
         return Err(Rejection::TimeTravel {
             what: "job end before its start".into(),
             earlier: j.started_at,
-            later: end.at,
+            later: at,
         });
     }
-    let (account, at) = (j.account, end.at);
-    if let Some(j) = s.jobs.get_mut(&job) {
-        j.finished = Some(end);
-    }
-    trim_finished_jobs(s, account, at);
-    Ok(())
+    Ok(j.account)
 }
 
 /// The fields of [`Event::DeviceLoggedIn`], borrowed.
@@ -1066,6 +1643,10 @@ fn apply_device_logged_in(s: &mut State, l: Login<'_>) -> Result<(), Rejection> 
                 bytes: 0,
                 error: None,
             }),
+            item: None,
+            schedule: None,
+            last_seen: l.at,
+            revived: false,
         },
     );
     trim_finished_jobs(s, l.account, l.at);
@@ -1075,12 +1656,9 @@ fn apply_device_logged_in(s: &mut State, l: Login<'_>) -> Result<(), Rejection> 
 fn apply_item_set(s: &mut State, item: Item) -> Result<(), Rejection> {
     check_name(RecordKind::Item, &item.name)?;
     live_device_of(s, item.device, item.account)?;
-    let v = s
-        .vaults
-        .get(&item.vault)
-        .ok_or(Rejection::UnknownVault(item.vault))?;
-    owned_by(RecordKind::Vault, v.account, item.account)?;
+    owned_vault(s, item.vault, item.account)?;
     check_item_paths(&item.paths, &item.excludes)?;
+    check_commands(&item.before, &item.after)?;
     let key = (item.device, item.name.clone());
     if !s.items.contains_key(&key) && s.items_of(item.device).count() >= MAX_ITEMS_PER_DEVICE {
         return Err(Rejection::InvalidItem(format!(
@@ -1231,8 +1809,16 @@ fn check_backup_job(
     if let Some(end) = &j.finished {
         return Err(match end.error.as_deref() {
             Some(ABANDONED) => not_running("was ended as abandoned (unfinished for 24 h)"),
+            _ if end.status == JobStatus::Abandoned => {
+                not_running("was ended as abandoned (the device stopped reporting)")
+            }
             _ => not_running("has already finished"),
         });
+    }
+    if j.revived {
+        return Err(not_running(
+            "was revived after being abandoned, and a prune may have run meanwhile",
+        ));
     }
     if at.0.saturating_sub(j.started_at.0) >= BACKUP_JOB_ABANDONED_MS {
         return Err(not_running(

@@ -13,12 +13,15 @@
 //! | snapshot data | [`STATE_FORMAT`] | `u8` ‖ bincode([`State`]) |
 //!
 //! A value whose layout changed with a format bump is read with
-//! [`decode_migrating`], which decodes the older layout and converts it.
-//! Log entries stay at format 1 although [`Event`](crate::Event) gained
-//! variants: appending variants leaves every older entry's bytes and
-//! meaning intact (an older build refuses the new variants with a decode
-//! error). State format 2 changed the layout of devices, tiers, job ends
-//! and the whole state, so it has a new number and format 1 is migrated.
+//! `decode_migrating`, which decodes the layout its format byte names and
+//! converts it step by step to today's (each persisted type declares its
+//! older layout through the crate-private `state::Layout` trait). Log entries stay
+//! at format 1 although [`Event`](crate::Event) gained variants: appending
+//! variants leaves every older entry's bytes and meaning intact (an older
+//! build refuses the new variants with a decode error). State format 2
+//! changed the layout of devices, tiers, job ends and the whole state;
+//! state format 3 that of items, vaults, jobs and the whole state; each
+//! has a new number and the formats before are migrated.
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;
@@ -26,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ConsensusError, Result};
-use crate::state::State;
+use crate::state::{Layout, State};
 
 /// Format of a stored log entry.
 pub const LOG_ENTRY_FORMAT: u8 = 1;
@@ -34,9 +37,12 @@ pub const LOG_ENTRY_FORMAT: u8 = 1;
 ///
 /// 1: the first layout. 2: devices gained `last_login_at`, tiers a quota
 /// and a description, job ends counters and an error, and the state
-/// protected items and the server secret. Format 1 is still read (see
-/// [`decode_migrating`] and [`decode_state`]).
-pub const STATE_FORMAT: u8 = 2;
+/// protected items and the server secret. 3: items and vaults gained
+/// before/after commands, vaults a retention policy, jobs their item,
+/// schedule, `last_seen` and `revived`, and the state schedules and item
+/// retention overrides. Formats 1 and 2 are still read (see
+/// [`decode_state`]).
+pub const STATE_FORMAT: u8 = 3;
 /// Format of small metadata values (vote, log ids, membership, snapshot meta).
 pub const META_FORMAT: u8 = 1;
 
@@ -92,30 +98,30 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, supported: u8, bytes: &[u
 }
 
 /// Decodes snapshot data (a whole [`State`]) written with any supported
-/// state format; format 1 is migrated (the legacy layouts live in
-/// `state/v1.rs`).
+/// state format; formats 1 and 2 are migrated (the legacy layouts live in
+/// `state/v1.rs` and `state/v2.rs`).
 pub fn decode_state(bytes: &[u8]) -> Result<State> {
-    decode_migrating::<State, crate::state::v1::State>("snapshot data", 2, STATE_FORMAT, bytes)
+    decode_migrating::<State>("snapshot data", STATE_FORMAT, bytes)
 }
 
-/// Decodes a value whose layout changed at format `since`: a value written
-/// with an older format is decoded with the old layout `Old` and converted,
-/// so a newer build keeps reading what an older one wrote.
-pub fn decode_migrating<T, Old>(
+/// Decodes a value of a [`Layout`] chain written with any format up to
+/// `supported`: the layout in force at the value's format is decoded and
+/// converted up the chain, so a newer build keeps reading what an older one
+/// wrote (stored state records and snapshot data alike).
+pub(crate) fn decode_migrating<T: Layout>(
     what: &'static str,
-    since: u8,
     supported: u8,
     bytes: &[u8],
-) -> Result<T>
-where
-    T: DeserializeOwned,
-    Old: DeserializeOwned + Into<T>,
-{
+) -> Result<T> {
     let (found, body) = split(what, supported, bytes)?;
-    if found < since {
-        deserialize::<Old>(what, body).map(Into::into)
-    } else {
+    deserialize_layout(what, found, body)
+}
+
+fn deserialize_layout<T: Layout>(what: &'static str, found: u8, body: &[u8]) -> Result<T> {
+    if found >= T::SINCE || T::SINCE <= 1 {
         deserialize(what, body)
+    } else {
+        deserialize_layout::<T::Older>(what, found, body).map(Into::into)
     }
 }
 
@@ -144,39 +150,70 @@ mod tests {
         ));
     }
 
+    /// Format 1: one byte.
     #[derive(serde::Deserialize)]
-    struct Old(u8);
+    struct V1(u8);
 
-    impl From<Old> for (u8, u8) {
-        fn from(o: Old) -> Self {
-            (o.0, 0)
+    /// Format 2: two bytes.
+    #[derive(serde::Deserialize)]
+    struct V2(u8, u8);
+
+    /// Format 3: three bytes.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct V3(u8, u8, u8);
+
+    impl Layout for V1 {
+        const SINCE: u8 = 1;
+        type Older = V1;
+    }
+    impl Layout for V2 {
+        const SINCE: u8 = 2;
+        type Older = V1;
+    }
+    impl Layout for V3 {
+        const SINCE: u8 = 3;
+        type Older = V2;
+    }
+    impl From<V1> for V2 {
+        fn from(o: V1) -> Self {
+            V2(o.0, 0)
+        }
+    }
+    impl From<V2> for V3 {
+        fn from(o: V2) -> Self {
+            V3(o.0, o.1, 0)
         }
     }
 
     #[test]
     fn migrating_decode_picks_the_layout_by_format() {
-        let old = encode("t", 1, &5u8).expect("encode");
-        let new = encode("t", 2, &(5u8, 6u8)).expect("encode");
+        let v1 = encode("t", 1, &5u8).expect("encode");
+        let v2 = encode("t", 2, &(5u8, 6u8)).expect("encode");
+        let v3 = encode("t", 3, &(5u8, 6u8, 7u8)).expect("encode");
         assert_eq!(
-            decode_migrating::<(u8, u8), Old>("t", 2, 2, &old).expect("v1"),
-            (5, 0)
+            decode_migrating::<V3>("t", 3, &v1).expect("v1"),
+            V3(5, 0, 0)
         );
         assert_eq!(
-            decode_migrating::<(u8, u8), Old>("t", 2, 2, &new).expect("v2"),
-            (5, 6)
+            decode_migrating::<V3>("t", 3, &v2).expect("v2"),
+            V3(5, 6, 0)
         );
-        let newer = encode("t", 3, &(5u8, 6u8)).expect("encode");
+        assert_eq!(
+            decode_migrating::<V3>("t", 3, &v3).expect("v3"),
+            V3(5, 6, 7)
+        );
+        let newer = encode("t", 4, &(5u8, 6u8, 7u8)).expect("encode");
         assert!(matches!(
-            decode_migrating::<(u8, u8), Old>("t", 2, 2, &newer),
-            Err(ConsensusError::UnsupportedFormat { found: 3, .. })
+            decode_migrating::<V3>("t", 3, &newer),
+            Err(ConsensusError::UnsupportedFormat { found: 4, .. })
         ));
         // Format 1 is one byte: a trailing byte is refused, not ignored.
         assert!(matches!(
-            decode_migrating::<(u8, u8), Old>("t", 2, 2, &[1, 5, 6]),
+            decode_migrating::<V3>("t", 3, &[1, 5, 6]),
             Err(ConsensusError::Decode { what: "t", .. })
         ));
         assert!(matches!(
-            decode_migrating::<(u8, u8), Old>("t", 2, 2, &[]),
+            decode_migrating::<V3>("t", 3, &[]),
             Err(ConsensusError::Corrupt { what: "t", .. })
         ));
     }

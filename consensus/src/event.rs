@@ -31,6 +31,28 @@
 //! jobs left unfinished for 24 h (abandoned), and every event that finishes
 //! a job drops the account's oldest finished jobs beyond a retention count.
 //! Snapshot commits carry their backup job ([`Event::SnapshotCommittedByJob`]).
+//!
+//! Unattended protection (issue 12) was added the same way, after the first
+//! deployments, so every older log must replay to the state it produced:
+//! items gained before/after commands ([`Event::ItemConfigured`], which
+//! [`Event::ItemSet`] now abbreviates with no commands), vaults got shared
+//! commands ([`Event::VaultCommandsSet`]) and retention policies (a vault
+//! default and per item×vault overrides, [`Event::RetentionSet`] and
+//! [`Event::RetentionCleared`]), devices got schedules
+//! ([`Event::ScheduleSet`], [`Event::ScheduleRemoved`]), jobs remember
+//! their item and schedule ([`Event::JobBegun`], which [`Event::JobStarted`]
+//! abbreviates), report heartbeats ([`Event::JobHeartbeat`]), are ended
+//! [`JobStatus::Abandoned`] by the cluster role after a silence
+//! ([`Event::JobsAbandoned`]) and revived if they report again, and jobs
+//! that never ran are recorded in one event ([`Event::JobRecorded`]).
+//! [`JobStatus`] and [`JobKind`] gained variants at their end. One rule
+//! differs by event so that old logs replay unchanged: the 24 h rule of a
+//! job start ends the account's stale jobs as `Failed` (with the
+//! [`ABANDONED`](crate::apply::ABANDONED) error text) under
+//! [`Event::JobStarted`], as it always did, and as `Abandoned` (same text)
+//! under [`Event::JobBegun`]. Only jobs ended `Abandoned` are revived by a
+//! heartbeat or a finish, and no old event produces that status, so an old
+//! finish of an old abandoned job is still refused.
 
 use std::collections::BTreeMap;
 
@@ -178,7 +200,9 @@ pub enum Event {
         /// When it was forgotten.
         at: UnixMillis,
     },
-    /// A job (backup, restore, …) started on a device.
+    /// A job (backup, restore, …) started on a device. Superseded by
+    /// [`Event::JobBegun`] (this means it without item and schedule, except
+    /// that its 24 h rule still ends stale jobs `Failed`).
     JobStarted {
         /// The new job's id.
         job: JobId,
@@ -294,7 +318,9 @@ pub enum Event {
         at: UnixMillis,
     },
     /// A protected item of one device (a named set of paths backed up into
-    /// one vault) was created or replaced.
+    /// one vault) was created or replaced. Superseded by
+    /// [`Event::ItemConfigured`]: this means it with no commands (so it
+    /// clears the commands of an item it replaces).
     ItemSet {
         /// The device that protects the item.
         device: DeviceId,
@@ -368,6 +394,188 @@ pub enum Event {
         /// When the node accepted the commit (its clock).
         at: UnixMillis,
     },
+    /// A protected item was created or replaced, with its before/after
+    /// commands. Supersedes [`Event::ItemSet`], which now means this event
+    /// with no commands.
+    ItemConfigured {
+        /// The device that protects the item.
+        device: DeviceId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Item name, unique per device.
+        name: String,
+        /// Absolute paths to back up; at least one.
+        paths: Vec<String>,
+        /// Exclude patterns.
+        excludes: Vec<String>,
+        /// The vault it is backed up into; must belong to the account.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// Commands the device runs before each job of the item.
+        before: Vec<String>,
+        /// Commands the device runs after each job of the item.
+        after: Vec<String>,
+        /// When it was set.
+        at: UnixMillis,
+    },
+    /// The before/after commands of an account vault, shared by every
+    /// device of the account that backs up into it; empty lists clear them.
+    VaultCommandsSet {
+        /// The vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Commands run before each job on the vault.
+        before: Vec<String>,
+        /// Commands run after each job on the vault.
+        after: Vec<String>,
+        /// When they were set.
+        at: UnixMillis,
+    },
+    /// A schedule of a device was created or replaced: when the device's
+    /// daemon runs a backup of one of its items on its own.
+    ScheduleSet {
+        /// The device that runs it.
+        device: DeviceId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Schedule name, unique per device.
+        name: String,
+        /// The item it backs up: an existing item of `device`.
+        item: String,
+        /// The vault it backs up into; `None` is the item's vault (at the
+        /// time the schedule runs).
+        #[serde(with = "proto_id_opt")]
+        vault: Option<VaultId>,
+        /// The frequency text (`daily 02:00`, `every 6h`…). Its grammar is
+        /// the client's; consensus only bounds its length.
+        spec: String,
+        /// Random delay before each run, in seconds (Comet's jitter).
+        random_delay_s: u32,
+        /// How long a run may take before it is stopped as timed out.
+        timeout_s: Option<u32>,
+        /// Commands run before each run of this schedule.
+        before: Vec<String>,
+        /// Commands run after each run of this schedule.
+        after: Vec<String>,
+        /// The origin of periodic schedules (`every 6h` counts from here);
+        /// the proposer keeps the old anchor when replacing, or sets `at`.
+        anchor: UnixMillis,
+        /// When it was set.
+        at: UnixMillis,
+    },
+    /// A schedule of a device was removed.
+    ScheduleRemoved {
+        /// The device.
+        device: DeviceId,
+        /// Its account (checked).
+        account: AccountId,
+        /// Schedule name.
+        name: String,
+        /// When it was removed.
+        at: UnixMillis,
+    },
+    /// A retention policy was set: the vault's default (`item: None`) or
+    /// the override for one device's item on that vault.
+    RetentionSet {
+        /// The account (checked: owns the vault and the device).
+        account: AccountId,
+        /// The vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// `None`: the vault's default; `Some((device, item))`: the
+        /// override for that item of that device on this vault.
+        item: Option<(DeviceId, String)>,
+        /// The policy.
+        policy: RetentionPolicy,
+        /// When it was set.
+        at: UnixMillis,
+    },
+    /// A retention policy was cleared: the vault then keeps everything, or
+    /// the item falls back to the vault's default.
+    RetentionCleared {
+        /// The account (checked).
+        account: AccountId,
+        /// The vault.
+        #[serde(with = "proto_id")]
+        vault: VaultId,
+        /// As in [`Event::RetentionSet`].
+        item: Option<(DeviceId, String)>,
+        /// When it was cleared.
+        at: UnixMillis,
+    },
+    /// A job started on a device, naming the item and schedule it runs for.
+    /// Supersedes [`Event::JobStarted`], which now means this event with
+    /// neither (except that the jobs its 24 h rule ends keep the status
+    /// they had, see the module doc).
+    JobBegun {
+        /// The new job's id.
+        job: JobId,
+        /// The device running it.
+        device: DeviceId,
+        /// The vault it works on, if any.
+        #[serde(with = "proto_id_opt")]
+        vault: Option<VaultId>,
+        /// What kind of job.
+        kind: JobKind,
+        /// The protected item it runs for, if any.
+        item: Option<String>,
+        /// The schedule that started it, if any.
+        schedule: Option<String>,
+        /// When it started.
+        at: UnixMillis,
+    },
+    /// A running job is alive. Sets the job's `last_seen`; a job that was
+    /// ended [`JobStatus::Abandoned`] is revived (running again, flagged
+    /// `revived`, and never allowed to commit a snapshot).
+    JobHeartbeat {
+        /// The job.
+        job: JobId,
+        /// The device running it (checked).
+        device: DeviceId,
+        /// When the device reported.
+        at: UnixMillis,
+    },
+    /// Proposed by the cluster role on the Raft leader: every listed job
+    /// that is still running and whose `last_seen` is at least `silence_ms`
+    /// before `at` is ended [`JobStatus::Abandoned`]; other listed jobs are
+    /// left alone.
+    JobsAbandoned {
+        /// The candidates.
+        jobs: Vec<JobId>,
+        /// How long a job must have been silent.
+        silence_ms: u64,
+        /// When the leader decided (its clock).
+        at: UnixMillis,
+    },
+    /// A job started and finished in one event: one that never ran
+    /// ([`JobStatus::Missed`], [`JobStatus::SkippedAlreadyRunning`], a
+    /// failed before-command) or that is recorded after the fact (it could
+    /// not start while the cluster was unreachable).
+    JobRecorded {
+        /// The new job's id.
+        job: JobId,
+        /// The device.
+        device: DeviceId,
+        /// The vault it was for, if any.
+        #[serde(with = "proto_id_opt")]
+        vault: Option<VaultId>,
+        /// What kind of job.
+        kind: JobKind,
+        /// The protected item, if any.
+        item: Option<String>,
+        /// The schedule, if any.
+        schedule: Option<String>,
+        /// How it ended.
+        status: JobStatus,
+        /// Messages (bounded length).
+        log: String,
+        /// When it started (or was due).
+        started_at: UnixMillis,
+        /// When it ended.
+        at: UnixMillis,
+    },
 }
 
 impl Event {
@@ -400,6 +608,16 @@ impl Event {
             Event::JobCompleted { .. } => "job_completed",
             Event::ServerSecretSet { .. } => "server_secret_set",
             Event::SnapshotCommittedByJob { .. } => "snapshot_committed_by_job",
+            Event::ItemConfigured { .. } => "item_configured",
+            Event::VaultCommandsSet { .. } => "vault_commands_set",
+            Event::ScheduleSet { .. } => "schedule_set",
+            Event::ScheduleRemoved { .. } => "schedule_removed",
+            Event::RetentionSet { .. } => "retention_set",
+            Event::RetentionCleared { .. } => "retention_cleared",
+            Event::JobBegun { .. } => "job_begun",
+            Event::JobHeartbeat { .. } => "job_heartbeat",
+            Event::JobsAbandoned { .. } => "jobs_abandoned",
+            Event::JobRecorded { .. } => "job_recorded",
         }
     }
 }
@@ -481,6 +699,8 @@ pub enum JobKind {
     /// A login with the account's password (an audit record, finished when
     /// it is created).
     Login,
+    /// Applying a retention policy (forget per policy, then prune).
+    Retention,
 }
 
 /// How a job ended.
@@ -494,6 +714,77 @@ pub enum JobStatus {
     Failed,
     /// Cancelled by the user or a shutdown.
     Cancelled,
+    /// Stopped because it ran longer than its schedule's timeout.
+    Timeout,
+    /// Stopped because the vault's quota was reached.
+    Quota,
+    /// A scheduled run that did not happen (the device was off or asleep).
+    Missed,
+    /// A scheduled run skipped because the previous one was still running.
+    SkippedAlreadyRunning,
+    /// Ended by the cluster: the device stopped reporting (no heartbeat for
+    /// the configured silence, [`Event::JobsAbandoned`]) or the job was
+    /// unfinished 24 h after its start (a job start by [`Event::JobBegun`]).
+    Abandoned,
+}
+
+/// A retention policy: which snapshots of a vault (or of one item on it)
+/// to keep. A snapshot is kept when any range keeps it; no range at all
+/// keeps everything. The selection itself is the client's (pure, over the
+/// snapshot records); consensus stores and bounds the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    /// The ranges, at most [`MAX_RETENTION_RANGES`](crate::apply::MAX_RETENTION_RANGES).
+    pub ranges: Vec<RetentionRange>,
+    /// How often the policy is applied (a `Retention` job), in seconds;
+    /// `None` leaves it to the client's default.
+    pub prune_every_s: Option<u32>,
+}
+
+/// One range of a [`RetentionPolicy`], mirroring the client's selection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionRange {
+    /// Keep every snapshot.
+    Everything,
+    /// Keep the newest N snapshots.
+    Last(u32),
+    /// Keep the snapshots younger than `secs` seconds.
+    NewerThan {
+        /// The age bound, in seconds.
+        secs: u64,
+    },
+    /// Keep the snapshots taken since this time.
+    Since(UnixMillis),
+    /// Keep the first snapshot of each of the last `count` calendar periods.
+    FirstOf {
+        /// The calendar period.
+        period: Period,
+        /// How many periods back.
+        count: u32,
+    },
+    /// Keep the newest snapshot of each period, for the `count` most recent
+    /// periods that have snapshots.
+    OnePer {
+        /// The calendar period.
+        period: Period,
+        /// How many periods with snapshots.
+        count: u32,
+    },
+}
+
+/// A calendar period of a [`RetentionRange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Period {
+    /// An hour.
+    Hour,
+    /// A day.
+    Day,
+    /// A week.
+    Week,
+    /// A month.
+    Month,
+    /// A year.
+    Year,
 }
 
 /// A license lease: exclusive, short-term, fenced (DESIGN §8).

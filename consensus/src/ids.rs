@@ -187,6 +187,60 @@ pub mod proto_id_map {
     }
 }
 
+/// Serde adapter for a `BTreeMap` keyed by a triple whose first element is
+/// a proto id (the item retention overrides, keyed by vault, device and
+/// item name): a sequence of `(id, b, c, value)` so the id goes through
+/// [`proto_id`] like everywhere else.
+pub mod proto_id_triple_map {
+    use super::*;
+
+    #[derive(Serialize)]
+    #[serde(bound(serialize = "K: FixedId + Serialize, B: Serialize, C: Serialize, V: Serialize"))]
+    struct Row<'a, K, B, C, V>(#[serde(with = "proto_id")] K, &'a B, &'a C, &'a V);
+
+    #[derive(Deserialize)]
+    #[serde(bound(
+        deserialize = "K: FixedId + Deserialize<'de>, B: Deserialize<'de>, C: Deserialize<'de>, V: Deserialize<'de>"
+    ))]
+    struct OwnedRow<K, B, C, V>(#[serde(with = "proto_id")] K, B, C, V);
+
+    /// The map this adapter handles.
+    type TripleMap<K, B, C, V> = BTreeMap<(K, B, C), V>;
+
+    /// Serializes the map.
+    pub fn serialize<K, B, C, V, S>(map: &TripleMap<K, B, C, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        K: FixedId + Serialize,
+        B: Serialize,
+        C: Serialize,
+        V: Serialize,
+        S: Serializer,
+    {
+        s.collect_seq(map.iter().map(|((k, b, c), v)| Row(*k, b, c, v)))
+    }
+
+    /// Deserializes the map; a repeated key is an error, not a silent overwrite.
+    pub fn deserialize<'de, K, B, C, V, D>(d: D) -> Result<TripleMap<K, B, C, V>, D::Error>
+    where
+        K: FixedId + Ord + Deserialize<'de> + fmt::Debug,
+        B: Ord + Deserialize<'de> + fmt::Debug,
+        C: Ord + Deserialize<'de> + fmt::Debug,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let rows = Vec::<OwnedRow<K, B, C, V>>::deserialize(d)?;
+        let mut map = BTreeMap::new();
+        for OwnedRow(k, b, c, v) in rows {
+            let key = (k, b, c);
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.insert(key, v);
+        }
+        Ok(map)
+    }
+}
+
 /// Milliseconds since the Unix epoch, as chosen by the proposer.
 ///
 /// `apply` never reads a clock: every replica must reach the same state from

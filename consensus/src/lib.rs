@@ -13,7 +13,10 @@
 //! ```
 //!
 //! The log is the source of truth for accounts, devices, vaults, tiers,
-//! snapshot records, the job log, storage nodes and the license lease. This
+//! snapshot records, the job log, storage nodes and the license lease, and
+//! for unattended protection: each device's items and schedules, their
+//! before/after commands, retention policies, and job heartbeats and
+//! abandonment. This
 //! crate holds the pieces that decide and persist, and nothing that talks to
 //! the network: the `node` crate implements openraft's network traits over
 //! HTTP and composes this crate with the chunk store.

@@ -16,12 +16,23 @@
 //! account's devices only) and the cluster's server secret, from which the
 //! node derives stable fake KDF parameters for unknown login names.
 //!
-//! The layout of these types is persisted (state format 2, see
+//! For unattended protection the state also holds each device's
+//! [`Schedule`]s, the before/after commands of items and vaults, retention
+//! policies (a vault's default in [`Vault::retention`], per item×vault
+//! overrides in the state) and, per job, the item and schedule it ran for,
+//! when it last reported and whether it was revived after being abandoned.
+//! The accessors below answer what the node needs from them: a device's
+//! schedules, the effective retention policy of an item on a vault, the
+//! running jobs and the commands around a job.
+//!
+//! The layout of these types is persisted (state format 3, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
-//! tiers and job ends gained fields, are kept in the private `v1` module so
-//! older data is still read.
+//! tiers and job ends gained fields, and the format-2 layouts, from before
+//! items, vaults and jobs gained the fields of unattended protection, are
+//! kept in the private `v1` and `v2` modules so older data is still read.
 
 pub(crate) mod v1;
+pub(crate) mod v2;
 
 use std::collections::BTreeMap;
 
@@ -29,8 +40,10 @@ use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Outcome;
-use crate::event::{Credentials, JobKind, JobStatus, Lease, SnapshotRecord, StorageNodeId};
-use crate::ids::{proto_id, proto_id_map, proto_id_opt};
+use crate::event::{
+    Credentials, JobKind, JobStatus, Lease, RetentionPolicy, SnapshotRecord, StorageNodeId,
+};
+use crate::ids::{proto_id, proto_id_map, proto_id_opt, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
 
 /// How many request outcomes the dedup table remembers by default. A client
@@ -95,6 +108,13 @@ pub struct Vault {
     pub wrapped_keys: Vec<u8>,
     /// When it was created.
     pub created_at: UnixMillis,
+    /// Commands run before each job on the vault (every device of the
+    /// account shares them).
+    pub before: Vec<String>,
+    /// Commands run after each job on the vault.
+    pub after: Vec<String>,
+    /// The vault's default retention policy; `None` keeps everything.
+    pub retention: Option<RetentionPolicy>,
 }
 
 /// A vault tier.
@@ -132,6 +152,35 @@ pub struct Job {
     pub started_at: UnixMillis,
     /// How it ended, once it has.
     pub finished: Option<JobEnd>,
+    /// The protected item it ran for, if any.
+    pub item: Option<String>,
+    /// The schedule that started it, if any.
+    pub schedule: Option<String>,
+    /// When it last reported: its start, or its latest heartbeat. The
+    /// cluster role abandons running jobs silent for too long.
+    pub last_seen: UnixMillis,
+    /// Whether it reported again after being ended
+    /// [`JobStatus::Abandoned`]. A revived backup job never commits a
+    /// snapshot: a prune may have swept while it counted as abandoned.
+    pub revived: bool,
+}
+
+impl Job {
+    /// Whether the job is running (not finished; revived jobs included).
+    pub fn is_running(&self) -> bool {
+        self.finished.is_none()
+    }
+
+    /// Whether the job was ever counted as abandoned (by the 24 h rule of a
+    /// job start, by [`Event::JobsAbandoned`](crate::Event::JobsAbandoned),
+    /// or revived after either).
+    pub fn was_abandoned(&self) -> bool {
+        self.revived
+            || self.finished.as_ref().is_some_and(|e| {
+                e.status == JobStatus::Abandoned
+                    || e.error.as_deref() == Some(crate::apply::ABANDONED)
+            })
+    }
 }
 
 /// The end of a job.
@@ -170,6 +219,124 @@ pub struct Item {
     pub vault: VaultId,
     /// When it was last set.
     pub updated_at: UnixMillis,
+    /// Commands run before each job of the item.
+    pub before: Vec<String>,
+    /// Commands run after each job of the item.
+    pub after: Vec<String>,
+}
+
+/// A schedule: when one device's daemon backs up one of its items on its
+/// own. Private to the account, like items. Removed with its item, with
+/// its vault (when it names one) and when its device is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The device that runs it.
+    pub device: DeviceId,
+    /// The device's account.
+    pub account: AccountId,
+    /// Its name, unique per device.
+    pub name: String,
+    /// The item it backs up (an item of `device`).
+    pub item: String,
+    /// The vault it backs up into; `None`: the item's vault.
+    #[serde(with = "proto_id_opt")]
+    pub vault: Option<VaultId>,
+    /// The frequency text; its grammar is the client's.
+    pub spec: String,
+    /// Random delay before each run, in seconds.
+    pub random_delay_s: u32,
+    /// How long a run may take, in seconds.
+    pub timeout_s: Option<u32>,
+    /// Commands run before each run.
+    pub before: Vec<String>,
+    /// Commands run after each run.
+    pub after: Vec<String>,
+    /// The origin of periodic schedules.
+    pub anchor: UnixMillis,
+    /// When it was last set.
+    pub updated_at: UnixMillis,
+}
+
+/// The records that go with a removed record (an item, a vault, a device's
+/// schedules, an account), computed before the removal: `apply` removes
+/// them and the store rewrites exactly their keys.
+#[derive(Debug, Default)]
+pub(crate) struct Dependents {
+    /// Items by (device, name).
+    pub(crate) items: Vec<(DeviceId, String)>,
+    /// Schedules by (device, name).
+    pub(crate) schedules: Vec<(DeviceId, String)>,
+    /// Retention overrides by (vault, device, item).
+    pub(crate) overrides: Vec<(VaultId, DeviceId, String)>,
+}
+
+/// Where an [`EffectiveRetention`] policy comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionSource {
+    /// The override for that item on that vault.
+    ItemOverride,
+    /// The vault's default.
+    VaultDefault,
+    /// Neither is set: keep everything.
+    KeepEverything,
+}
+
+/// The retention policy that applies to one device's item on one vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveRetention<'a> {
+    /// The policy (an empty one keeps everything).
+    pub policy: &'a RetentionPolicy,
+    /// Where it comes from.
+    pub source: RetentionSource,
+}
+
+/// The policy that keeps everything, for items with neither an override
+/// nor a vault default.
+static KEEP_EVERYTHING: RetentionPolicy = RetentionPolicy {
+    ranges: Vec::new(),
+    prune_every_s: None,
+};
+
+/// One level of before/after commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommandSet<'a> {
+    /// Run before the job.
+    pub before: &'a [String],
+    /// Run after the job.
+    pub after: &'a [String],
+}
+
+impl<'a> CommandSet<'a> {
+    fn of(before: &'a [String], after: &'a [String]) -> Self {
+        Self { before, after }
+    }
+}
+
+/// The commands around one job of an item: the vault's, the item's and the
+/// schedule's levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Commands<'a> {
+    /// The vault's (shared by the account's devices).
+    pub vault: CommandSet<'a>,
+    /// The item's.
+    pub item: CommandSet<'a>,
+    /// The schedule's, for a scheduled job.
+    pub schedule: CommandSet<'a>,
+}
+
+impl<'a> Commands<'a> {
+    /// The before commands, outermost level first: vault, item, schedule.
+    pub fn before(&self) -> impl Iterator<Item = &'a String> {
+        let (v, i, s) = (self.vault.before, self.item.before, self.schedule.before);
+        v.iter().chain(i).chain(s)
+    }
+
+    /// The after commands, innermost level first: schedule, item, vault
+    /// (they undo what the before commands set up, in reverse nesting).
+    pub fn after(&self) -> impl Iterator<Item = &'a String> {
+        let (v, i, s) = (self.vault.after, self.item.after, self.schedule.after);
+        s.iter().chain(i).chain(v)
+    }
 }
 
 /// Lifecycle of a storage node.
@@ -330,6 +497,11 @@ pub struct State {
     pub(crate) items: BTreeMap<(DeviceId, String), Item>,
     /// The cluster-wide server secret, once set.
     pub(crate) server_secret: Option<Vec<u8>>,
+    /// Schedules by (device, name).
+    pub(crate) schedules: BTreeMap<(DeviceId, String), Schedule>,
+    /// Retention overrides by (vault, device, item name).
+    #[serde(with = "proto_id_triple_map")]
+    pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
 }
 
 impl State {
@@ -421,6 +593,173 @@ impl State {
             .map(|(_, item)| item)
     }
 
+    /// All schedules by (device, name).
+    pub fn schedules(&self) -> &BTreeMap<(DeviceId, String), Schedule> {
+        &self.schedules
+    }
+
+    /// The schedules of one device, by name.
+    pub fn schedules_of(&self, device: DeviceId) -> impl Iterator<Item = &Schedule> {
+        self.schedules
+            .range((device, String::new())..)
+            .take_while(move |((d, _), _)| *d == device)
+            .map(|(_, schedule)| schedule)
+    }
+
+    /// All retention overrides by (vault, device, item name).
+    pub fn item_retention(&self) -> &BTreeMap<(VaultId, DeviceId, String), RetentionPolicy> {
+        &self.item_retention
+    }
+
+    /// The retention policy for `device`'s item `item` on `vault`: the
+    /// override if one is set, else the vault's default, else keep
+    /// everything.
+    pub fn effective_retention(
+        &self,
+        vault: VaultId,
+        device: DeviceId,
+        item: &str,
+    ) -> EffectiveRetention<'_> {
+        if let Some(policy) = self.item_retention.get(&(vault, device, item.to_owned())) {
+            return EffectiveRetention {
+                policy,
+                source: RetentionSource::ItemOverride,
+            };
+        }
+        match self.vaults.get(&vault).and_then(|v| v.retention.as_ref()) {
+            Some(policy) => EffectiveRetention {
+                policy,
+                source: RetentionSource::VaultDefault,
+            },
+            None => EffectiveRetention {
+                policy: &KEEP_EVERYTHING,
+                source: RetentionSource::KeepEverything,
+            },
+        }
+    }
+
+    /// The running jobs (revived ones included); each carries its
+    /// `last_seen`, which the cluster role compares with its silence.
+    pub fn running_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values().filter(|j| j.is_running())
+    }
+
+    /// The commands around a job of `device`'s item `item` on `vault`
+    /// (started by `schedule`, if any), or `None` if the device has no such
+    /// item. A vault or schedule that does not exist contributes nothing.
+    pub fn commands_for(
+        &self,
+        device: DeviceId,
+        item: &str,
+        vault: VaultId,
+        schedule: Option<&str>,
+    ) -> Option<Commands<'_>> {
+        let i = self.items.get(&(device, item.to_owned()))?;
+        let vault = self
+            .vaults
+            .get(&vault)
+            .map(|v| CommandSet::of(&v.before, &v.after))
+            .unwrap_or_default();
+        let schedule = schedule
+            .and_then(|name| self.schedules.get(&(device, name.to_owned())))
+            .map(|s| CommandSet::of(&s.before, &s.after))
+            .unwrap_or_default();
+        Some(Commands {
+            vault,
+            item: CommandSet::of(&i.before, &i.after),
+            schedule,
+        })
+    }
+
+    /// What removing `device`'s item `item` removes with it: the schedules
+    /// that name it and its retention overrides on every vault.
+    pub(crate) fn item_dependents(&self, device: DeviceId, item: &str) -> Dependents {
+        let mut deps = Dependents::default();
+        self.add_item_dependents(&mut deps, device, item);
+        deps
+    }
+
+    fn add_item_dependents(&self, deps: &mut Dependents, device: DeviceId, item: &str) {
+        deps.schedules.extend(
+            self.schedules_of(device)
+                .filter(|s| s.item == item)
+                .map(|s| (device, s.name.clone())),
+        );
+        deps.overrides.extend(
+            self.item_retention
+                .keys()
+                .filter(|(_, d, i)| *d == device && i == item)
+                .cloned(),
+        );
+    }
+
+    /// What deleting `vault` removes with it: the items backed up into it
+    /// (with their schedules and overrides), the schedules that name it and
+    /// the overrides on it.
+    pub(crate) fn vault_dependents(&self, vault: VaultId) -> Dependents {
+        let mut deps = Dependents::default();
+        for item in self.items.values().filter(|i| i.vault == vault) {
+            deps.items.push((item.device, item.name.clone()));
+            self.add_item_dependents(&mut deps, item.device, &item.name);
+        }
+        deps.schedules.extend(
+            self.schedules
+                .values()
+                .filter(|s| s.vault == Some(vault))
+                .map(|s| (s.device, s.name.clone())),
+        );
+        deps.overrides.extend(
+            self.item_retention
+                .keys()
+                .filter(|(v, _, _)| *v == vault)
+                .cloned(),
+        );
+        deps
+    }
+
+    /// What revoking `device` removes: its schedules (its items stay, like
+    /// its snapshots, and so do their retention overrides, which still
+    /// govern what is kept of them).
+    pub(crate) fn device_dependents(&self, device: DeviceId) -> Dependents {
+        Dependents {
+            schedules: self
+                .schedules_of(device)
+                .map(|s| (device, s.name.clone()))
+                .collect(),
+            ..Dependents::default()
+        }
+    }
+
+    /// What deleting `account` removes with its devices: their items,
+    /// schedules and retention overrides.
+    pub(crate) fn account_dependents(&self, account: AccountId) -> Dependents {
+        let mut deps = Dependents::default();
+        for item in self.items.values().filter(|i| i.account == account) {
+            deps.items.push((item.device, item.name.clone()));
+            self.add_item_dependents(&mut deps, item.device, &item.name);
+        }
+        deps.schedules.extend(
+            self.schedules
+                .values()
+                .filter(|s| s.account == account)
+                .map(|s| (s.device, s.name.clone())),
+        );
+        deps
+    }
+
+    /// Removes the records listed in `deps`.
+    pub(crate) fn remove_dependents(&mut self, deps: &Dependents) {
+        for key in &deps.items {
+            self.items.remove(key);
+        }
+        for key in &deps.schedules {
+            self.schedules.remove(key);
+        }
+        for key in &deps.overrides {
+            self.item_retention.remove(key);
+        }
+    }
+
     /// The cluster-wide server secret, once it has been set.
     pub fn server_secret(&self) -> Option<&[u8]> {
         self.server_secret.as_deref()
@@ -436,6 +775,49 @@ impl State {
         let mut a = self.clone();
         a.requests = other.requests.clone();
         a == *other
+    }
+}
+
+/// A persisted layout and the layout it replaced: a chain that ends at a
+/// layout which replaced nothing (its `Older` is itself, `SINCE` is 1).
+/// `codec::decode_migrating` follows the chain from the layout in force at
+/// a value's format byte up to today's.
+pub(crate) trait Layout: serde::de::DeserializeOwned {
+    /// The first format written with this layout.
+    const SINCE: u8;
+    /// The layout of the formats before [`Self::SINCE`].
+    type Older: Layout + Into<Self>;
+}
+
+/// The layout chains of the records whose layout changed: format-1 devices
+/// and tiers, format-1 and -2 jobs and states, format-2 (and -1) vaults and
+/// items are read through the legacy modules.
+mod layouts {
+    use super::*;
+
+    impl Layout for Device {
+        const SINCE: u8 = 2;
+        type Older = v1::Device;
+    }
+    impl Layout for Tier {
+        const SINCE: u8 = 2;
+        type Older = v1::Tier;
+    }
+    impl Layout for Vault {
+        const SINCE: u8 = 3;
+        type Older = v2::Vault;
+    }
+    impl Layout for Item {
+        const SINCE: u8 = 3;
+        type Older = v2::Item;
+    }
+    impl Layout for Job {
+        const SINCE: u8 = 3;
+        type Older = v2::Job;
+    }
+    impl Layout for State {
+        const SINCE: u8 = 3;
+        type Older = v2::State;
     }
 }
 

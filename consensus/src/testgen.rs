@@ -7,8 +7,8 @@ use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use proptest::prelude::*;
 
 use crate::event::{
-    Credentials, Event, JobKind, JobStatus, KdfParams, Lease, Request, SnapshotRecord,
-    SnapshotStats,
+    Credentials, Event, JobKind, JobStatus, KdfParams, Lease, Period, Request, RetentionPolicy,
+    RetentionRange, SnapshotRecord, SnapshotStats,
 };
 use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
 
@@ -169,7 +169,232 @@ fn owned_device() -> impl Strategy<Value = (DeviceId, AccountId, VaultId)> {
     ]
 }
 
+/// Any event, old or new: the pre-issue-12 kinds and the unattended
+/// protection kinds, in proportion to their number.
 pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
+    prop_oneof![26 => old_event(), 10 => protection_event()]
+}
+
+/// Schedule names: mostly one, so that removals meet earlier sets.
+fn schedule_name() -> impl Strategy<Value = String> {
+    prop_oneof![3 => Just("a".to_string()), 1 => Just(String::new())]
+}
+
+/// Before/after command lists: mostly valid, sometimes too many or empty.
+fn commands() -> impl Strategy<Value = Vec<String>> {
+    prop_oneof![
+        3 => Just(Vec::new()),
+        3 => Just(vec!["echo hi".to_string()]),
+        1 => Just(vec!["x".to_string(); 9]),
+        1 => Just(vec![String::new()]),
+    ]
+}
+
+/// Retention policies: mostly valid, sometimes with a zero count.
+fn policy() -> impl Strategy<Value = RetentionPolicy> {
+    let period = prop_oneof![
+        Just(Period::Hour),
+        Just(Period::Day),
+        Just(Period::Week),
+        Just(Period::Month),
+        Just(Period::Year),
+    ];
+    let range = prop_oneof![
+        Just(RetentionRange::Everything),
+        (0u32..4).prop_map(RetentionRange::Last),
+        (0u64..100).prop_map(|secs| RetentionRange::NewerThan { secs }),
+        (0u64..50).prop_map(|ms| RetentionRange::Since(UnixMillis(ms))),
+        (period.clone(), 1u32..4)
+            .prop_map(|(period, count)| RetentionRange::FirstOf { period, count }),
+        (period, 1u32..4).prop_map(|(period, count)| RetentionRange::OnePer { period, count }),
+    ];
+    (
+        proptest::collection::vec(range, 0..4),
+        proptest::option::of(0u32..3),
+    )
+        .prop_map(|(ranges, prune_every_s)| RetentionPolicy {
+            ranges,
+            prune_every_s,
+        })
+}
+
+/// Job statuses, old and new.
+fn status() -> impl Strategy<Value = JobStatus> {
+    prop_oneof![
+        Just(JobStatus::Succeeded),
+        Just(JobStatus::Failed),
+        Just(JobStatus::Timeout),
+        Just(JobStatus::Missed),
+        Just(JobStatus::SkippedAlreadyRunning),
+        Just(JobStatus::Abandoned),
+    ]
+}
+
+/// The unattended-protection events, over the same small universe. Times
+/// of job reports and abandonments span minutes so that silences of 10 s
+/// and more occur.
+pub(crate) fn protection_event() -> impl Strategy<Value = Event> {
+    let j = (0u8..6).prop_map(job);
+    let d = (0u8..4).prop_map(dev);
+    let long_ms = (0u64..8).prop_map(|n| UnixMillis(n * 7_000));
+    let opt_name = || proptest::option::of(item_name());
+    prop_oneof![
+        (
+            owned_device(),
+            item_name(),
+            commands(),
+            commands(),
+            long_ms.clone()
+        )
+            .prop_map(|((device, account, vault), name, before, after, at)| {
+                Event::ItemConfigured {
+                    device,
+                    account,
+                    name,
+                    paths: vec!["/a".into()],
+                    excludes: Vec::new(),
+                    vault,
+                    before,
+                    after,
+                    at,
+                }
+            }),
+        (owned_device(), commands(), commands(), long_ms.clone()).prop_map(
+            |((_, account, vault), before, after, at)| Event::VaultCommandsSet {
+                vault,
+                account,
+                before,
+                after,
+                at,
+            }
+        ),
+        (
+            owned_device(),
+            schedule_name(),
+            item_name(),
+            any::<bool>(),
+            prop_oneof![3 => Just(0u32), 3 => Just(18_000), 1 => Just(18_001)],
+            prop_oneof![3 => Just(None), 1 => Just(Some(0u32)), 3 => Just(Some(60))],
+            commands(),
+            long_ms.clone()
+        )
+            .prop_map(
+                |(
+                    (device, account, vault),
+                    name,
+                    item,
+                    explicit,
+                    random_delay_s,
+                    timeout_s,
+                    before,
+                    at,
+                )| {
+                    Event::ScheduleSet {
+                        device,
+                        account,
+                        name,
+                        item,
+                        vault: explicit.then_some(vault),
+                        spec: "daily 02:00".into(),
+                        random_delay_s,
+                        timeout_s,
+                        before,
+                        after: Vec::new(),
+                        anchor: at,
+                        at,
+                    }
+                }
+            ),
+        (owned_device(), schedule_name(), long_ms.clone()).prop_map(
+            |((device, account, _), name, at)| Event::ScheduleRemoved {
+                device,
+                account,
+                name,
+                at,
+            }
+        ),
+        (owned_device(), opt_name(), policy(), long_ms.clone()).prop_map(
+            |((device, account, vault), item, policy, at)| Event::RetentionSet {
+                account,
+                vault,
+                item: item.map(|n| (device, n)),
+                policy,
+                at,
+            }
+        ),
+        (owned_device(), opt_name(), long_ms.clone()).prop_map(
+            |((device, account, vault), item, at)| Event::RetentionCleared {
+                account,
+                vault,
+                item: item.map(|n| (device, n)),
+                at,
+            }
+        ),
+        (
+            j.clone(),
+            owned_device(),
+            any::<bool>(),
+            opt_name(),
+            opt_name(),
+            long_ms.clone()
+        )
+            .prop_map(|(job, (device, _, vault), backup, item, schedule, at)| {
+                Event::JobBegun {
+                    job,
+                    device,
+                    vault: Some(vault),
+                    kind: if backup {
+                        JobKind::Backup
+                    } else {
+                        JobKind::Retention
+                    },
+                    item,
+                    schedule,
+                    at,
+                }
+            }),
+        (j.clone(), d.clone(), long_ms.clone()).prop_map(|(job, device, at)| Event::JobHeartbeat {
+            job,
+            device,
+            at
+        }),
+        (
+            proptest::collection::vec(j.clone(), 0..4),
+            prop_oneof![Just(5_000u64), Just(10_000), Just(20_000)],
+            long_ms.clone()
+        )
+            .prop_map(|(jobs, silence_ms, at)| Event::JobsAbandoned {
+                jobs,
+                silence_ms,
+                at,
+            }),
+        (
+            j,
+            owned_device(),
+            opt_name(),
+            status(),
+            long_ms.clone(),
+            long_ms
+        )
+            .prop_map(|(job, (device, _, vault), item, status, started_at, at)| {
+                Event::JobRecorded {
+                    job,
+                    device,
+                    vault: Some(vault),
+                    kind: JobKind::Backup,
+                    item,
+                    schedule: None,
+                    status,
+                    log: String::new(),
+                    started_at,
+                    at,
+                }
+            }),
+    ]
+}
+
+/// The events that existed before unattended protection.
+fn old_event() -> impl Strategy<Value = Event> {
     let a = (0u8..3).prop_map(acc);
     let d = (0u8..4).prop_map(dev);
     let v = (0u8..3).prop_map(vault);

@@ -15,15 +15,21 @@
 //! | `log_entries.v1.hex` | the first 19 event kinds (log format 1) |
 //! | `log_entries_accounts.v1.hex` | the accounts/auth event kinds, appended to the same enum (still log format 1) |
 //! | `state.v1.hex` | state format 1 snapshot data; frozen, never blessed: today's build must keep reading it |
-//! | `state.v2.hex` | state format 2 snapshot data with every field format 2 added |
+//! | `state.v2.hex` | state format 2 snapshot data with every field format 2 added; frozen since format 3 |
 //! | `log_entries_jobs.v1.hex` | snapshot commits under a backup job and the limit rejections (still log format 1, state format 2) |
+//! | `log_entries_protection.v1.hex` | the unattended-protection event kinds (schedules, commands, retention, heartbeats, abandonment; still log format 1) |
+//! | `state.v3.hex` | state format 3 snapshot data with every field format 3 added |
+//!
+//! `state.v2.hex` is frozen too since state format 3: today's build reads
+//! it, converted with format 3's defaults, and never writes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cairn_consensus::codec::{self, LOG_ENTRY_FORMAT, STATE_FORMAT};
 use cairn_consensus::event::{
-    Credentials, JobKind, JobStatus, KdfParams, Lease, SnapshotRecord, SnapshotStats,
+    Credentials, JobKind, JobStatus, KdfParams, Lease, Period, RetentionPolicy, RetentionRange,
+    SnapshotRecord, SnapshotStats,
 };
 use cairn_consensus::state::JobEnd;
 use cairn_consensus::types::{Entry, LogId};
@@ -448,6 +454,367 @@ fn log_entries_of_the_job_events_decode_encode_and_apply_unchanged() {
     assert!(state.snapshots().contains_key(&SnapshotId([32; 16])));
 }
 
+/// The events of unattended protection (issue 12), with their outcomes
+/// when applied after the job events: item, vault and schedule commands,
+/// schedules, retention policies, jobs with item and schedule, heartbeats,
+/// abandonment and revival, and jobs recorded after the fact.
+fn protection_events() -> Vec<(Event, Outcome)> {
+    let acc = AccountId([1; 16]);
+    let dev = DeviceId([2; 16]);
+    let phone = DeviceId([12; 16]);
+    let vault = VaultId([3; 16]);
+    let t = UnixMillis(1_700_000_300_000);
+    let at = |ms: u64| UnixMillis(t.0 + ms);
+    let ok = Outcome::Applied;
+    let no = Outcome::Rejected;
+    let strings = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let home = |before: Vec<String>| Event::ItemConfigured {
+        device: dev,
+        account: acc,
+        name: "home".into(),
+        paths: strings(&["/home/alice", "C:\\Users\\alice"]),
+        excludes: strings(&["*.cache"]),
+        vault,
+        before,
+        after: strings(&["rm /home/alice/db.sql"]),
+        at: t,
+    };
+    let schedule = |name: &str, item: &str, vault, spec: &str, delay| Event::ScheduleSet {
+        device: dev,
+        account: acc,
+        name: name.into(),
+        item: item.into(),
+        vault,
+        spec: spec.into(),
+        random_delay_s: delay,
+        timeout_s: Some(3_600),
+        before: strings(&["echo start"]),
+        after: Vec::new(),
+        anchor: t,
+        at: t,
+    };
+    let removed = |name: &str| Event::ScheduleRemoved {
+        device: dev,
+        account: acc,
+        name: name.into(),
+        at: t,
+    };
+    let retention = |item: Option<(DeviceId, &str)>, ranges| Event::RetentionSet {
+        account: acc,
+        vault,
+        item: item.map(|(d, n)| (d, n.to_string())),
+        policy: RetentionPolicy {
+            ranges,
+            prune_every_s: Some(86_400),
+        },
+        at: t,
+    };
+    let cleared = |item: Option<(DeviceId, &str)>| Event::RetentionCleared {
+        account: acc,
+        vault,
+        item: item.map(|(d, n)| (d, n.to_string())),
+        at: t,
+    };
+    let begun = |n: u8, kind| Event::JobBegun {
+        job: JobId([n; 16]),
+        device: dev,
+        vault: Some(vault),
+        kind,
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        at: t,
+    };
+    let heartbeat = |n: u8, ms| Event::JobHeartbeat {
+        job: JobId([n; 16]),
+        device: dev,
+        at: at(ms),
+    };
+    let recorded = |n: u8, status, started_at, end| Event::JobRecorded {
+        job: JobId([n; 16]),
+        device: dev,
+        vault: Some(vault),
+        kind: JobKind::Backup,
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        status,
+        log: "the device was asleep".into(),
+        started_at,
+        at: end,
+    };
+    let completed = |n: u8, status| Event::JobCompleted {
+        job: JobId([n; 16]),
+        device: dev,
+        status,
+        files: 0,
+        bytes: 0,
+        error: None,
+        log: String::new(),
+        at: at(80_000),
+    };
+    let commit = Event::SnapshotCommittedByJob {
+        snapshot: SnapshotRecord {
+            id: SnapshotId([34; 16]),
+            vault,
+            device: dev,
+            item: "home".into(),
+            started_at: t,
+            finished_at: at(71_000),
+            root: ChunkId([34; 32]),
+            stats: SnapshotStats::default(),
+            sealed_meta: vec![0xee; 8],
+        },
+        job: JobId([20; 16]),
+        at: at(71_000),
+    };
+    vec![
+        (
+            home(strings(&["pg_dump -f /home/alice/db.sql"])),
+            ok.clone(),
+        ),
+        (
+            home(vec!["true".to_string(); 9]),
+            no(Rejection::InvalidCommand(
+                "at most 8 before and 8 after commands".into(),
+            )),
+        ),
+        (
+            Event::VaultCommandsSet {
+                vault,
+                account: acc,
+                before: strings(&["mount /mnt/backup"]),
+                after: strings(&["umount /mnt/backup"]),
+                at: t,
+            },
+            ok.clone(),
+        ),
+        (
+            schedule("nightly", "home", None, "daily 02:00", 600),
+            ok.clone(),
+        ),
+        (
+            schedule("six-hourly", "home", Some(vault), "every 6h", 0),
+            ok.clone(),
+        ),
+        (
+            schedule("bad", "nope", None, "daily", 0),
+            no(Rejection::UnknownItem {
+                device: dev,
+                name: "nope".into(),
+            }),
+        ),
+        (
+            schedule("bad", "home", None, "daily", 18_001),
+            no(Rejection::InvalidSchedule(
+                "a random delay of 18001 s is above 18000 s".into(),
+            )),
+        ),
+        (removed("six-hourly"), ok.clone()),
+        (
+            removed("six-hourly"),
+            no(Rejection::UnknownSchedule {
+                device: dev,
+                name: "six-hourly".into(),
+            }),
+        ),
+        (
+            retention(
+                None,
+                vec![
+                    RetentionRange::Last(7),
+                    RetentionRange::OnePer {
+                        period: Period::Day,
+                        count: 14,
+                    },
+                    RetentionRange::FirstOf {
+                        period: Period::Month,
+                        count: 12,
+                    },
+                    RetentionRange::NewerThan { secs: 86_400 },
+                    RetentionRange::Since(UnixMillis(1_690_000_000_000)),
+                ],
+            ),
+            ok.clone(),
+        ),
+        (
+            retention(
+                Some((dev, "home")),
+                vec![
+                    RetentionRange::Last(30),
+                    RetentionRange::OnePer {
+                        period: Period::Week,
+                        count: 8,
+                    },
+                    RetentionRange::OnePer {
+                        period: Period::Year,
+                        count: 3,
+                    },
+                    RetentionRange::FirstOf {
+                        period: Period::Hour,
+                        count: 24,
+                    },
+                ],
+            ),
+            ok.clone(),
+        ),
+        (
+            retention(None, vec![RetentionRange::Last(0)]),
+            no(Rejection::InvalidRetention(
+                "a count of 0 is outside 1..=100000".into(),
+            )),
+        ),
+        (
+            retention(Some((phone, "photos")), vec![RetentionRange::Everything]),
+            ok.clone(),
+        ),
+        (cleared(Some((phone, "photos"))), ok.clone()),
+        (
+            cleared(Some((phone, "photos"))),
+            no(Rejection::NoRetention {
+                vault,
+                item: Some((phone, "photos".into())),
+            }),
+        ),
+        (begun(40, JobKind::Retention), ok.clone()),
+        (begun(41, JobKind::Backup), ok.clone()),
+        (heartbeat(41, 5_000), ok.clone()),
+        (
+            Event::JobsAbandoned {
+                jobs: vec![JobId([41; 16]), JobId([40; 16]), JobId([20; 16])],
+                silence_ms: 60_000,
+                at: at(62_000),
+            },
+            ok.clone(),
+        ),
+        (
+            Event::JobsAbandoned {
+                jobs: vec![JobId([41; 16])],
+                silence_ms: 5_000,
+                at: at(62_000),
+            },
+            no(Rejection::SilenceTooShort {
+                silence_ms: 5_000,
+                min: 10_000,
+            }),
+        ),
+        (heartbeat(20, 70_000), ok.clone()),
+        (
+            commit,
+            no(Rejection::JobNotRunning {
+                job: JobId([20; 16]),
+                reason: "was revived after being abandoned, and a prune may have run meanwhile"
+                    .into(),
+            }),
+        ),
+        (heartbeat(40, 75_000), ok.clone()),
+        (completed(20, JobStatus::Timeout), ok.clone()),
+        (completed(41, JobStatus::Quota), ok.clone()),
+        (recorded(42, JobStatus::Missed, t, t), ok.clone()),
+        (
+            recorded(43, JobStatus::SkippedAlreadyRunning, t, at(1)),
+            ok.clone(),
+        ),
+        (
+            recorded(44, JobStatus::Missed, at(2), at(1)),
+            no(Rejection::TimeTravel {
+                what: "job end before its start".into(),
+                earlier: at(2),
+                later: at(1),
+            }),
+        ),
+        (
+            recorded(44, JobStatus::Abandoned, t, t),
+            no(Rejection::StatusReserved(JobStatus::Abandoned)),
+        ),
+    ]
+}
+
+fn protection_requests() -> Vec<(Request, Outcome)> {
+    protection_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let mut id = [0x30; 16];
+            id[15] = i as u8;
+            let request = Request {
+                request_id: RequestId(id),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+/// The format-3 state: the format-2 state, then the job events, then the
+/// protection events.
+fn v3_state() -> State {
+    let mut state = v2_state();
+    for (r, _) in jobs_requests().into_iter().chain(protection_requests()) {
+        apply(&mut state, &r);
+    }
+    state
+}
+
+#[test]
+fn log_entries_of_the_protection_events_decode_encode_and_apply_unchanged() {
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(4, 1), i);
+    let entries: Vec<Entry> = protection_requests()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, _))| Entry {
+            log_id: id(i as u64 + 300),
+            payload: EntryPayload::Normal(r),
+        })
+        .collect();
+    let mut all = Vec::new();
+    for e in &entries {
+        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
+        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    let committed = check("log_entries_protection.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v2_state();
+    for (r, _) in jobs_requests() {
+        apply(&mut state, &r);
+    }
+    for (r, expected) in protection_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    let jobs = state.jobs();
+    let status = |n: u8| jobs[&JobId([n; 16])].finished.as_ref().map(|e| e.status);
+    assert_eq!(status(40), None);
+    assert!(jobs[&JobId([40; 16])].revived);
+    assert_eq!(status(41), Some(JobStatus::Quota));
+    assert!(!jobs[&JobId([41; 16])].revived);
+    assert_eq!(status(20), Some(JobStatus::Timeout));
+    assert!(jobs[&JobId([20; 16])].revived);
+    assert_eq!(status(42), Some(JobStatus::Missed));
+}
+
+/// The format-3 snapshot data, with every field format 3 added holding a
+/// non-default value, encodes to the committed bytes and decodes back.
+#[test]
+fn state_v3_decodes_and_encodes_unchanged() {
+    let state = v3_state();
+    let vault = &state.vaults()[&VaultId([3; 16])];
+    assert!(!vault.before.is_empty() && !vault.after.is_empty() && vault.retention.is_some());
+    assert!(state
+        .items()
+        .values()
+        .any(|i| !i.before.is_empty() && !i.after.is_empty()));
+    assert!(state.jobs().values().any(|j| j.item.is_some()
+        && j.schedule.is_some()
+        && j.last_seen != j.started_at
+        && j.revived));
+    assert_eq!(state.schedules().len(), 1);
+    assert_eq!(state.item_retention().len(), 1);
+
+    let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
+    assert_eq!(bytes[0], 3);
+    let committed = check("state.v3.hex", &bytes);
+    assert_eq!(codec::decode_state(&committed).expect("decode"), state);
+}
+
 fn accounts_requests() -> Vec<(Request, Outcome)> {
     accounts_events()
         .into_iter()
@@ -568,13 +935,14 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .iter()
         .chain(accounts.iter().map(|(r, _)| &r.event))
         .chain(jobs_events().iter().map(|(e, _)| e))
+        .chain(protection_events().iter().map(|(e, _)| e))
         .map(Event::kind)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     assert_eq!(
         kinds.len(),
-        26,
+        36,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();
@@ -595,9 +963,10 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
 /// from the same events, with format 2's new fields filled in as format 1
 /// behaved: a device last logged in when it registered, tiers have no
 /// quota and no description, job ends count nothing and carry no error,
-/// and there are no items and no server secret.
+/// and there are no items and no server secret (and format 3's as
+/// `state_v2_decodes_into_format_3_values` spells out).
 #[test]
-fn state_v1_decodes_into_format_2_values() {
+fn state_v1_decodes_into_current_values() {
     let text = std::fs::read_to_string(fixture("state.v1.hex")).expect("fixture");
     let committed = hex::decode(text.trim()).expect("fixture is hex");
     assert_eq!(committed.first(), Some(&1), "state.v1.hex is format 1");
@@ -649,9 +1018,9 @@ fn state_v1_decodes_into_format_2_values() {
             error: None,
         })
     );
-    // Written again, it is format 2.
+    // Written again, it is the current format.
     let again = codec::encode("snapshot data", STATE_FORMAT, &decoded).expect("encode");
-    assert_eq!((again[0], STATE_FORMAT), (2, 2));
+    assert_eq!((again[0], STATE_FORMAT), (3, 3));
     assert_eq!(
         codec::decode_state(&again).expect("decode format 2"),
         decoded
@@ -669,8 +1038,14 @@ fn v2_state() -> State {
     state
 }
 
+/// The format-2 snapshot data a previous build wrote (frozen since format
+/// 3: never blessed again) decodes to the state today's code derives from
+/// the same events, with format 3's new fields filled in as format 2
+/// behaved: no commands, no retention policies, jobs ran for no item and
+/// no schedule, were last seen at their start and never revived, and there
+/// are no schedules and no retention overrides.
 #[test]
-fn state_v2_decodes_and_encodes_unchanged() {
+fn state_v2_decodes_into_format_3_values() {
     let state = v2_state();
     // Every field format 2 added holds a non-default value.
     assert!(state
@@ -690,17 +1065,32 @@ fn state_v2_decodes_and_encodes_unchanged() {
     assert!(state.items().values().any(|i| !i.excludes.is_empty()));
     assert!(state.server_secret().is_some());
 
-    let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
-    let committed = check("state.v2.hex", &bytes);
-    let decoded = codec::decode_state(&committed).expect("decode");
+    let text = std::fs::read_to_string(fixture("state.v2.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("fixture is hex");
+    assert_eq!(committed.first(), Some(&2), "state.v2.hex is format 2");
+    let decoded = codec::decode_state(&committed).expect("decode format 2");
     assert_eq!(decoded, state);
+    // The new fields, spelled out.
+    assert!(decoded
+        .vaults()
+        .values()
+        .all(|v| v.before.is_empty() && v.after.is_empty() && v.retention.is_none()));
+    assert!(decoded
+        .items()
+        .values()
+        .all(|i| i.before.is_empty() && i.after.is_empty()));
+    assert!(decoded.jobs().values().all(|j| j.item.is_none()
+        && j.schedule.is_none()
+        && j.last_seen == j.started_at
+        && !j.revived));
+    assert!(decoded.schedules().is_empty() && decoded.item_retention().is_empty());
 }
 
 /// Every strict prefix of a committed state fixture is refused, not
 /// misread.
 #[test]
 fn truncated_state_fixtures_are_errors() {
-    for name in ["state.v1.hex", "state.v2.hex"] {
+    for name in ["state.v1.hex", "state.v2.hex", "state.v3.hex"] {
         let text = std::fs::read_to_string(fixture(name)).expect("fixture");
         let bytes = hex::decode(text.trim()).expect("hex");
         for len in 0..bytes.len() {
@@ -716,7 +1106,7 @@ proptest! {
     /// Garbage behind either state format byte is an error, never a panic
     /// or a huge allocation.
     #[test]
-    fn garbage_state_is_refused(format in 1u8..=2, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn garbage_state_is_refused(format in 1u8..=3, body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut bytes = vec![format];
         bytes.extend_from_slice(&body);
         prop_assert!(codec::decode_state(&bytes).is_err());

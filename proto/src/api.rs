@@ -431,6 +431,8 @@ pub enum JobKind {
     Prune,
     /// A device logged in (an audit record; written by the server).
     Login,
+    /// A retention pass: forget by the vault's or item's policy, then prune.
+    Retention,
 }
 
 /// How a job ended.
@@ -446,6 +448,17 @@ pub enum JobStatus {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// Ended by its schedule's time limit.
+    Timeout,
+    /// Failed because the vault is over its quota.
+    Quota,
+    /// Its scheduled time passed while the device's daemon was not running.
+    Missed,
+    /// Its schedule fired while the previous job of the schedule still ran.
+    SkippedAlreadyRunning,
+    /// Its device stopped reporting; ended by the cluster (a device cannot
+    /// report this status).
+    Abandoned,
 }
 
 /// `POST /api/v1/jobs`: a job starts on the asking device.
@@ -458,6 +471,12 @@ pub struct StartJob {
     pub kind: JobKind,
     /// The vault it works on.
     pub vault: Option<VaultId>,
+    /// The protected item it runs for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// The schedule that started it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// `POST /api/v1/jobs/{id}/finish`.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::event::{JobKind, JobStatus};
+use crate::event::{JobKind, JobStatus, Period, RetentionPolicy, RetentionRange};
 use crate::ids::RequestId;
+use crate::state::RetentionSource;
 use crate::testgen::*;
 
 /// Applies `events` with fresh request ids 1, 2, 3… and returns the outcomes.
@@ -1200,7 +1201,7 @@ fn generator_reaches_every_accept_path() {
     }
     assert_eq!(
         applied.len(),
-        26,
+        36,
         "kinds never applied; reached only {applied:?}"
     );
     assert!(rejected > 0);
@@ -1575,6 +1576,1055 @@ proptest! {
         if let Some(oldest) = oldest_kept {
             let newer_dropped = all.iter().filter(|k| **k > oldest && !kept.contains(k)).count();
             prop_assert_eq!(newer_dropped, 0);
+        }
+    }
+}
+
+// --- unattended protection: commands, schedules, retention, heartbeats -----
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn item_configured(d: u8, a: u8, name: &str, v: u8, before: Vec<String>) -> Event {
+    Event::ItemConfigured {
+        device: dev(d),
+        account: acc(a),
+        name: name.into(),
+        paths: strings(&["/home"]),
+        excludes: Vec::new(),
+        vault: vault(v),
+        before,
+        after: strings(&["echo done"]),
+        at: t(4),
+    }
+}
+
+/// A schedule of device `d` (account `a`) backing up `item`.
+fn schedule(d: u8, a: u8, name: &str, item: &str) -> Event {
+    Event::ScheduleSet {
+        device: dev(d),
+        account: acc(a),
+        name: name.into(),
+        item: item.into(),
+        vault: None,
+        spec: "daily 02:00".into(),
+        random_delay_s: 0,
+        timeout_s: None,
+        before: Vec::new(),
+        after: Vec::new(),
+        anchor: t(5),
+        at: t(5),
+    }
+}
+
+/// `schedule` with one field changed by `f`.
+fn schedule_with(f: impl FnOnce(&mut Event)) -> Event {
+    let mut e = schedule(1, 1, "nightly", "home");
+    f(&mut e);
+    e
+}
+
+fn retention_set(v: u8, item: Option<(u8, &str)>, ranges: Vec<RetentionRange>) -> Event {
+    Event::RetentionSet {
+        account: acc(1),
+        vault: vault(v),
+        item: item.map(|(d, n)| (dev(d), n.to_string())),
+        policy: RetentionPolicy {
+            ranges,
+            prune_every_s: None,
+        },
+        at: t(6),
+    }
+}
+
+fn retention_cleared(v: u8, item: Option<(u8, &str)>) -> Event {
+    Event::RetentionCleared {
+        account: acc(1),
+        vault: vault(v),
+        item: item.map(|(d, n)| (dev(d), n.to_string())),
+        at: t(7),
+    }
+}
+
+fn begun(j: u8, d: u8, v: u8, kind: JobKind, at: u64) -> Event {
+    Event::JobBegun {
+        job: job(j),
+        device: dev(d),
+        vault: Some(vault(v)),
+        kind,
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        at: t(at),
+    }
+}
+
+fn heartbeat(j: u8, d: u8, at: u64) -> Event {
+    Event::JobHeartbeat {
+        job: job(j),
+        device: dev(d),
+        at: t(at),
+    }
+}
+
+fn abandon(jobs: &[u8], silence_ms: u64, at: u64) -> Event {
+    Event::JobsAbandoned {
+        jobs: jobs.iter().map(|j| job(*j)).collect(),
+        silence_ms,
+        at: t(at),
+    }
+}
+
+fn recorded(j: u8, status: JobStatus, started_at: u64, at: u64) -> Event {
+    Event::JobRecorded {
+        job: job(j),
+        device: dev(1),
+        vault: Some(vault(1)),
+        kind: JobKind::Backup,
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        status,
+        log: "missed: the device was asleep".into(),
+        started_at: t(started_at),
+        at: t(at),
+    }
+}
+
+fn applied(s: &mut State, events: &[Event]) {
+    let out = run(s, events);
+    assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+}
+
+/// `two_devices_two_vaults()` with item `home` on device 1 (vault 1) and
+/// its schedule `nightly`.
+fn protected() -> State {
+    let mut s = two_devices_two_vaults();
+    applied(
+        &mut s,
+        &[
+            item_configured(1, 1, "home", 1, strings(&["pg_dump"])),
+            schedule(1, 1, "nightly", "home"),
+        ],
+    );
+    s
+}
+
+fn status_of(s: &State, j: u8) -> Option<JobStatus> {
+    s.jobs()[&job(j)].finished.as_ref().map(|e| e.status)
+}
+
+#[test]
+fn item_commands_are_stored_bounded_and_cleared_by_item_set() {
+    let mut s = protected();
+    let item = &s.items()[&(dev(1), "home".to_string())];
+    assert_eq!(
+        (item.before.clone(), item.after.clone()),
+        (strings(&["pg_dump"]), strings(&["echo done"]))
+    );
+    // Exactly at the bounds: 8 commands of 4 KiB each.
+    let max = vec!["x".repeat(MAX_COMMAND_LEN); MAX_COMMANDS];
+    applied(&mut s, &[item_configured(1, 1, "home", 1, max)]);
+    assert!(matches!(
+        rejected(
+            &mut s,
+            item_configured(1, 1, "home", 1, vec!["x".into(); MAX_COMMANDS + 1])
+        ),
+        Rejection::InvalidCommand(_)
+    ));
+    assert_eq!(
+        rejected(
+            &mut s,
+            item_configured(1, 1, "home", 1, vec!["x".repeat(MAX_COMMAND_LEN + 1)])
+        ),
+        Rejection::TooLong {
+            what: "command".into(),
+            len: MAX_COMMAND_LEN as u64 + 1,
+            max: MAX_COMMAND_LEN as u64,
+        }
+    );
+    for bad in ["", "  ", "a\0b"] {
+        assert!(matches!(
+            rejected(&mut s, item_configured(1, 1, "home", 1, vec![bad.into()])),
+            Rejection::InvalidCommand(_)
+        ));
+    }
+    // Another account's vault, as before.
+    assert!(matches!(
+        rejected(&mut s, item_configured(1, 1, "home", 9, Vec::new())),
+        Rejection::UnknownVault(_)
+    ));
+    // ItemSet means ItemConfigured without commands: it clears them, and
+    // the item's schedules stay.
+    applied(&mut s, &[item_set(1, 1, "home", 1)]);
+    let item = &s.items()[&(dev(1), "home".to_string())];
+    assert!(item.before.is_empty() && item.after.is_empty());
+    assert_eq!(s.schedules_of(dev(1)).count(), 1);
+}
+
+#[test]
+fn vault_commands_are_set_by_the_owning_account_and_cleared_by_empty_lists() {
+    let mut s = protected();
+    let set = |v: u8, a: u8, before: Vec<String>| Event::VaultCommandsSet {
+        vault: vault(v),
+        account: acc(a),
+        before,
+        after: strings(&["umount /mnt"]),
+        at: t(8),
+    };
+    applied(&mut s, &[set(1, 1, strings(&["mount /mnt"]))]);
+    assert_eq!(s.vaults()[&vault(1)].before, strings(&["mount /mnt"]));
+    applied(
+        &mut s,
+        &[
+            account_created(2, "bob"),
+            vault_created(3, 2, "bobs", "standard"),
+        ],
+    );
+    assert!(matches!(
+        rejected(&mut s, set(3, 1, Vec::new())),
+        Rejection::WrongOwner {
+            kind: RecordKind::Vault,
+            ..
+        }
+    ));
+    assert_eq!(
+        rejected(&mut s, set(9, 1, Vec::new())),
+        Rejection::UnknownVault(vault(9))
+    );
+    assert!(matches!(
+        rejected(&mut s, set(1, 1, vec![String::new()])),
+        Rejection::InvalidCommand(_)
+    ));
+    applied(
+        &mut s,
+        &[Event::VaultCommandsSet {
+            vault: vault(1),
+            account: acc(1),
+            before: Vec::new(),
+            after: Vec::new(),
+            at: t(9),
+        }],
+    );
+    let v = &s.vaults()[&vault(1)];
+    assert!(v.before.is_empty() && v.after.is_empty());
+}
+
+#[test]
+fn commands_for_nests_vault_item_and_schedule_levels() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            Event::VaultCommandsSet {
+                vault: vault(1),
+                account: acc(1),
+                before: strings(&["v-before"]),
+                after: strings(&["v-after"]),
+                at: t(8),
+            },
+            schedule_with(|e| {
+                if let Event::ScheduleSet { before, after, .. } = e {
+                    *before = strings(&["s-before"]);
+                    *after = strings(&["s-after"]);
+                }
+            }),
+        ],
+    );
+    let c = s
+        .commands_for(dev(1), "home", vault(1), Some("nightly"))
+        .expect("item exists");
+    let before: Vec<&String> = c.before().collect();
+    let after: Vec<&String> = c.after().collect();
+    assert_eq!(before, ["v-before", "pg_dump", "s-before"]);
+    assert_eq!(after, ["s-after", "echo done", "v-after"]);
+    // Unscheduled, on a vault without commands: the item's alone.
+    let c = s
+        .commands_for(dev(1), "home", vault(2), None)
+        .expect("item exists");
+    assert_eq!(c.before().collect::<Vec<_>>(), ["pg_dump"]);
+    assert!(s.commands_for(dev(1), "nope", vault(1), None).is_none());
+}
+
+#[test]
+fn a_schedule_names_an_item_of_its_live_device_and_vaults_of_its_account() {
+    let mut s = protected();
+    let sc = &s.schedules()[&(dev(1), "nightly".to_string())];
+    assert_eq!(
+        (sc.item.as_str(), sc.vault, sc.anchor),
+        ("home", None, t(5))
+    );
+    assert_eq!(
+        rejected(&mut s, schedule(1, 1, "x", "nope")),
+        Rejection::UnknownItem {
+            device: dev(1),
+            name: "nope".into()
+        }
+    );
+    // Device 2's items are not device 1's.
+    assert!(matches!(
+        rejected(&mut s, schedule(2, 1, "x", "home")),
+        Rejection::UnknownItem { .. }
+    ));
+    assert!(matches!(
+        rejected(&mut s, schedule(1, 1, "", "home")),
+        Rejection::InvalidName {
+            kind: RecordKind::Schedule,
+            ..
+        }
+    ));
+    applied(
+        &mut s,
+        &[
+            account_created(2, "bob"),
+            vault_created(3, 2, "bobs", "standard"),
+        ],
+    );
+    assert!(matches!(
+        rejected(&mut s, schedule(1, 2, "x", "home")),
+        Rejection::WrongOwner {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    let on = |v: u8| {
+        schedule_with(|e| {
+            if let Event::ScheduleSet { vault: sv, .. } = e {
+                *sv = Some(vault(v));
+            }
+        })
+    };
+    assert!(matches!(
+        rejected(&mut s, on(3)),
+        Rejection::WrongOwner {
+            kind: RecordKind::Vault,
+            ..
+        }
+    ));
+    assert_eq!(rejected(&mut s, on(9)), Rejection::UnknownVault(vault(9)));
+    applied(&mut s, &[on(2)]);
+    assert_eq!(
+        s.schedules()[&(dev(1), "nightly".to_string())].vault,
+        Some(vault(2))
+    );
+    applied(
+        &mut s,
+        &[Event::DeviceRevoked {
+            device: dev(1),
+            account: acc(1),
+            at: t(9),
+        }],
+    );
+    assert_eq!(
+        rejected(&mut s, schedule(1, 1, "nightly", "home")),
+        Rejection::DeviceRevoked(dev(1))
+    );
+}
+
+#[test]
+fn schedule_spec_delay_timeout_and_commands_are_bounded() {
+    let mut s = protected();
+    let spec = |text: String| {
+        schedule_with(|e| {
+            if let Event::ScheduleSet { spec, .. } = e {
+                *spec = text;
+            }
+        })
+    };
+    applied(&mut s, &[spec("x".repeat(MAX_SCHEDULE_SPEC_LEN))]);
+    assert_eq!(
+        rejected(&mut s, spec("x".repeat(MAX_SCHEDULE_SPEC_LEN + 1))),
+        Rejection::TooLong {
+            what: "schedule spec".into(),
+            len: MAX_SCHEDULE_SPEC_LEN as u64 + 1,
+            max: MAX_SCHEDULE_SPEC_LEN as u64,
+        }
+    );
+    for bad in ["", " ", "daily\n02:00"] {
+        assert!(matches!(
+            rejected(&mut s, spec(bad.into())),
+            Rejection::InvalidSchedule(_)
+        ));
+    }
+    let delay = |d: u32| {
+        schedule_with(|e| {
+            if let Event::ScheduleSet { random_delay_s, .. } = e {
+                *random_delay_s = d;
+            }
+        })
+    };
+    applied(&mut s, &[delay(MAX_RANDOM_DELAY_S)]);
+    assert!(matches!(
+        rejected(&mut s, delay(MAX_RANDOM_DELAY_S + 1)),
+        Rejection::InvalidSchedule(_)
+    ));
+    let timeout = |t: Option<u32>| {
+        schedule_with(|e| {
+            if let Event::ScheduleSet { timeout_s, .. } = e {
+                *timeout_s = t;
+            }
+        })
+    };
+    applied(&mut s, &[timeout(Some(MIN_TIMEOUT_S)), timeout(None)]);
+    assert!(matches!(
+        rejected(&mut s, timeout(Some(0))),
+        Rejection::InvalidSchedule(_)
+    ));
+    let commands = schedule_with(|e| {
+        if let Event::ScheduleSet { after, .. } = e {
+            *after = vec!["x".into(); MAX_COMMANDS + 1];
+        }
+    });
+    assert!(matches!(
+        rejected(&mut s, commands),
+        Rejection::InvalidCommand(_)
+    ));
+}
+
+#[test]
+fn a_device_has_a_bounded_number_of_schedules_and_removes_them_by_name() {
+    let mut s = protected();
+    let more: Vec<Event> = (1..MAX_SCHEDULES_PER_DEVICE)
+        .map(|i| schedule(1, 1, &format!("s{i}"), "home"))
+        .collect();
+    applied(&mut s, &more);
+    assert_eq!(s.schedules_of(dev(1)).count(), MAX_SCHEDULES_PER_DEVICE);
+    assert!(matches!(
+        rejected(&mut s, schedule(1, 1, "one too many", "home")),
+        Rejection::LimitReached { max, .. } if max == MAX_SCHEDULES_PER_DEVICE as u64
+    ));
+    // Replacing one at the limit is fine; another device has its own room.
+    applied(&mut s, &[schedule(1, 1, "nightly", "home")]);
+    let removed = |name: &str| Event::ScheduleRemoved {
+        device: dev(1),
+        account: acc(1),
+        name: name.into(),
+        at: t(9),
+    };
+    applied(&mut s, &[removed("nightly")]);
+    assert_eq!(
+        rejected(&mut s, removed("nightly")),
+        Rejection::UnknownSchedule {
+            device: dev(1),
+            name: "nightly".into()
+        }
+    );
+    applied(&mut s, &[schedule(1, 1, "one more", "home")]);
+}
+
+#[test]
+fn removing_an_item_removes_its_schedules_and_retention_overrides() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            item_configured(1, 1, "docs", 1, Vec::new()),
+            schedule(1, 1, "docs nightly", "docs"),
+            retention_set(1, Some((1, "home")), vec![RetentionRange::Last(3)]),
+            retention_set(2, Some((1, "home")), vec![RetentionRange::Last(4)]),
+            retention_set(1, Some((1, "docs")), vec![RetentionRange::Last(5)]),
+            Event::ItemRemoved {
+                device: dev(1),
+                account: acc(1),
+                name: "home".into(),
+                at: t(9),
+            },
+        ],
+    );
+    let names: Vec<&str> = s.schedules_of(dev(1)).map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["docs nightly"]);
+    let overrides: Vec<_> = s.item_retention().keys().cloned().collect();
+    assert_eq!(overrides, [(vault(1), dev(1), "docs".to_string())]);
+}
+
+#[test]
+fn deleting_a_vault_removes_its_items_schedules_and_overrides() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            item_configured(1, 1, "docs", 2, Vec::new()),
+            schedule(1, 1, "docs nightly", "docs"),
+            // `home` (on vault 1) also backs up into vault 2 on a schedule.
+            schedule_with(|e| {
+                if let Event::ScheduleSet { name, vault: v, .. } = e {
+                    *name = "home to 2".into();
+                    *v = Some(vault(2));
+                }
+            }),
+            retention_set(2, Some((1, "home")), vec![RetentionRange::Last(4)]),
+            retention_set(1, Some((1, "home")), vec![RetentionRange::Last(3)]),
+            retention_set(1, Some((1, "docs")), vec![RetentionRange::Last(5)]),
+            Event::VaultDeleted {
+                vault: vault(2),
+                account: acc(1),
+                at: t(9),
+            },
+        ],
+    );
+    let items: Vec<&str> = s.items_of(dev(1)).map(|i| i.name.as_str()).collect();
+    assert_eq!(items, ["home"]);
+    let names: Vec<&str> = s.schedules_of(dev(1)).map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["nightly"]);
+    let overrides: Vec<_> = s.item_retention().keys().cloned().collect();
+    assert_eq!(overrides, [(vault(1), dev(1), "home".to_string())]);
+}
+
+#[test]
+fn revoking_a_device_removes_its_schedules_and_keeps_its_overrides() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            retention_set(1, Some((1, "home")), vec![RetentionRange::Last(3)]),
+            Event::DeviceRevoked {
+                device: dev(1),
+                account: acc(1),
+                at: t(9),
+            },
+        ],
+    );
+    assert_eq!(s.schedules_of(dev(1)).count(), 0);
+    assert_eq!(s.items_of(dev(1)).count(), 1);
+    assert_eq!(s.item_retention().len(), 1);
+    // The override of the revoked device can still be cleared, not set.
+    assert_eq!(
+        rejected(
+            &mut s,
+            retention_set(1, Some((1, "home")), vec![RetentionRange::Last(2)])
+        ),
+        Rejection::DeviceRevoked(dev(1))
+    );
+    applied(&mut s, &[retention_cleared(1, Some((1, "home")))]);
+    assert!(s.item_retention().is_empty());
+}
+
+#[test]
+fn deleting_an_account_leaves_no_schedule_or_override_behind() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            retention_set(1, Some((1, "home")), vec![RetentionRange::Last(3)]),
+            Event::VaultDeleted {
+                vault: vault(1),
+                account: acc(1),
+                at: t(9),
+            },
+            Event::VaultDeleted {
+                vault: vault(2),
+                account: acc(1),
+                at: t(9),
+            },
+            Event::AccountDeleted {
+                account: acc(1),
+                at: t(10),
+            },
+        ],
+    );
+    assert!(s.items().is_empty() && s.schedules().is_empty() && s.item_retention().is_empty());
+}
+
+#[test]
+fn the_effective_retention_is_the_override_else_the_vault_default_else_everything() {
+    let mut s = protected();
+    let eff = |s: &State| {
+        let e = s.effective_retention(vault(1), dev(1), "home");
+        (e.policy.clone(), e.source)
+    };
+    assert_eq!(
+        eff(&s),
+        (RetentionPolicy::default(), RetentionSource::KeepEverything)
+    );
+    let default = vec![RetentionRange::OnePer {
+        period: Period::Day,
+        count: 7,
+    }];
+    applied(&mut s, &[retention_set(1, None, default.clone())]);
+    assert_eq!(eff(&s).1, RetentionSource::VaultDefault);
+    assert_eq!(eff(&s).0.ranges, default);
+    let own = vec![
+        RetentionRange::Last(3),
+        RetentionRange::NewerThan { secs: 60 },
+    ];
+    applied(&mut s, &[retention_set(1, Some((1, "home")), own.clone())]);
+    assert_eq!(eff(&s).1, RetentionSource::ItemOverride);
+    assert_eq!(eff(&s).0.ranges, own);
+    // Another item of the device, or the same on another vault: default.
+    assert_eq!(
+        s.effective_retention(vault(1), dev(2), "home").source,
+        RetentionSource::VaultDefault
+    );
+    assert_eq!(
+        s.effective_retention(vault(2), dev(1), "home").source,
+        RetentionSource::KeepEverything
+    );
+    applied(&mut s, &[retention_cleared(1, Some((1, "home")))]);
+    assert_eq!(eff(&s).1, RetentionSource::VaultDefault);
+    applied(&mut s, &[retention_cleared(1, None)]);
+    assert_eq!(eff(&s).1, RetentionSource::KeepEverything);
+    assert_eq!(
+        rejected(&mut s, retention_cleared(1, None)),
+        Rejection::NoRetention {
+            vault: vault(1),
+            item: None
+        }
+    );
+    assert_eq!(
+        rejected(&mut s, retention_cleared(1, Some((1, "home")))),
+        Rejection::NoRetention {
+            vault: vault(1),
+            item: Some((dev(1), "home".into()))
+        }
+    );
+}
+
+#[test]
+fn retention_policies_name_own_vaults_and_items_and_are_bounded() {
+    let mut s = protected();
+    assert_eq!(
+        rejected(&mut s, retention_set(1, Some((1, "nope")), Vec::new())),
+        Rejection::UnknownItem {
+            device: dev(1),
+            name: "nope".into()
+        }
+    );
+    assert_eq!(
+        rejected(&mut s, retention_set(9, None, Vec::new())),
+        Rejection::UnknownVault(vault(9))
+    );
+    applied(
+        &mut s,
+        &[
+            account_created(2, "bob"),
+            device_registered(3, 2, "bobs"),
+            vault_created(3, 2, "bobs", "standard"),
+        ],
+    );
+    assert!(matches!(
+        rejected(&mut s, retention_set(3, None, Vec::new())),
+        Rejection::WrongOwner {
+            kind: RecordKind::Vault,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, retention_set(1, Some((3, "home")), Vec::new())),
+        Rejection::WrongOwner {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, retention_cleared(1, Some((3, "home")))),
+        Rejection::WrongOwner {
+            kind: RecordKind::Device,
+            ..
+        }
+    ));
+    let max = MAX_RETENTION_COUNT;
+    applied(
+        &mut s,
+        &[retention_set(
+            1,
+            None,
+            vec![RetentionRange::Last(max); MAX_RETENTION_RANGES],
+        )],
+    );
+    for bad in [
+        vec![RetentionRange::Everything; MAX_RETENTION_RANGES + 1],
+        vec![RetentionRange::Last(max + 1)],
+        vec![RetentionRange::FirstOf {
+            period: Period::Year,
+            count: 0,
+        }],
+        vec![RetentionRange::OnePer {
+            period: Period::Hour,
+            count: max + 1,
+        }],
+    ] {
+        assert!(matches!(
+            rejected(&mut s, retention_set(1, None, bad)),
+            Rejection::InvalidRetention(_)
+        ));
+    }
+    let every = Event::RetentionSet {
+        account: acc(1),
+        vault: vault(1),
+        item: None,
+        policy: RetentionPolicy {
+            ranges: Vec::new(),
+            prune_every_s: Some(0),
+        },
+        at: t(6),
+    };
+    assert!(matches!(
+        rejected(&mut s, every),
+        Rejection::InvalidRetention(_)
+    ));
+}
+
+#[test]
+fn jobs_remember_their_item_and_schedule_and_recorded_jobs_start_finished() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            begun(1, 1, 1, JobKind::Retention, 100),
+            recorded(2, JobStatus::Missed, 100, 100),
+            recorded(3, JobStatus::SkippedAlreadyRunning, 100, 150),
+        ],
+    );
+    let j = &s.jobs()[&job(1)];
+    assert_eq!(
+        (
+            j.item.as_deref(),
+            j.schedule.as_deref(),
+            j.last_seen,
+            j.revived
+        ),
+        (Some("home"), Some("nightly"), t(100), false)
+    );
+    assert_eq!(j.kind, JobKind::Retention);
+    assert_eq!(status_of(&s, 2), Some(JobStatus::Missed));
+    let r = &s.jobs()[&job(3)];
+    assert_eq!((r.started_at, r.last_seen), (t(100), t(100)));
+    assert_eq!(r.finished.as_ref().map(|e| e.at), Some(t(150)));
+    assert_eq!(s.running_jobs().map(|j| j.id).collect::<Vec<_>>(), [job(1)]);
+    assert!(matches!(
+        rejected(&mut s, recorded(3, JobStatus::Missed, 100, 100)),
+        Rejection::DuplicateId {
+            kind: RecordKind::Job,
+            ..
+        }
+    ));
+    assert!(matches!(
+        rejected(&mut s, recorded(4, JobStatus::Missed, 100, 99)),
+        Rejection::TimeTravel { .. }
+    ));
+    let long_log = Event::JobRecorded {
+        job: job(4),
+        device: dev(1),
+        vault: None,
+        kind: JobKind::Backup,
+        item: None,
+        schedule: None,
+        status: JobStatus::Failed,
+        log: "x".repeat(MAX_JOB_LOG_LEN + 1),
+        started_at: t(1),
+        at: t(2),
+    };
+    assert!(matches!(
+        rejected(&mut s, long_log),
+        Rejection::TooLong { .. }
+    ));
+    assert_eq!(
+        rejected(&mut s, recorded(4, JobStatus::Abandoned, 100, 100)),
+        Rejection::StatusReserved(JobStatus::Abandoned)
+    );
+    let bad_item = Event::JobBegun {
+        job: job(4),
+        device: dev(1),
+        vault: None,
+        kind: JobKind::Backup,
+        item: Some(String::new()),
+        schedule: None,
+        at: t(1),
+    };
+    assert!(matches!(
+        rejected(&mut s, bad_item),
+        Rejection::InvalidName {
+            kind: RecordKind::Item,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn heartbeats_come_from_the_jobs_device_and_set_last_seen() {
+    let mut s = protected();
+    applied(&mut s, &[begun(1, 1, 1, JobKind::Backup, 100)]);
+    applied(&mut s, &[heartbeat(1, 1, 500), heartbeat(1, 1, 300)]);
+    // A late heartbeat never moves `last_seen` back.
+    assert_eq!(s.jobs()[&job(1)].last_seen, t(500));
+    assert!(matches!(
+        rejected(&mut s, heartbeat(1, 2, 600)),
+        Rejection::WrongOwner {
+            kind: RecordKind::Job,
+            ..
+        }
+    ));
+    assert_eq!(
+        rejected(&mut s, heartbeat(9, 1, 600)),
+        Rejection::UnknownJob(job(9))
+    );
+    assert!(matches!(
+        rejected(&mut s, heartbeat(1, 1, 99)),
+        Rejection::TimeTravel { .. }
+    ));
+    applied(
+        &mut s,
+        &[Event::JobFinished {
+            job: job(1),
+            device: dev(1),
+            status: JobStatus::Succeeded,
+            log: String::new(),
+            at: t(700),
+        }],
+    );
+    assert_eq!(
+        rejected(&mut s, heartbeat(1, 1, 800)),
+        Rejection::JobAlreadyFinished(job(1))
+    );
+    // Only the cluster ends a job `Abandoned`.
+    applied(&mut s, &[begun(2, 1, 1, JobKind::Backup, 100)]);
+    let end = Event::JobCompleted {
+        job: job(2),
+        device: dev(1),
+        status: JobStatus::Abandoned,
+        files: 0,
+        bytes: 0,
+        error: None,
+        log: String::new(),
+        at: t(200),
+    };
+    assert_eq!(
+        rejected(&mut s, end),
+        Rejection::StatusReserved(JobStatus::Abandoned)
+    );
+}
+
+#[test]
+fn jobs_abandoned_ends_only_running_jobs_silent_for_the_silence() {
+    let mut s = protected();
+    let silence = 60_000;
+    applied(
+        &mut s,
+        &[
+            begun(1, 1, 1, JobKind::Backup, 1_000),
+            begun(2, 1, 1, JobKind::Backup, 1_000),
+            begun(3, 2, 2, JobKind::Restore, 1_000),
+            recorded(4, JobStatus::Missed, 1_000, 1_000),
+            heartbeat(2, 1, 30_000),
+            abandon(&[1, 2, 4, 9], silence, 61_000),
+        ],
+    );
+    // Job 1 was silent for 60 s: abandoned at the event's time. Job 2
+    // reported 31 s before; job 3 was not listed; job 4 had finished; job
+    // 9 does not exist.
+    let end = s.jobs()[&job(1)].finished.clone().expect("ended");
+    assert_eq!((end.status, end.at), (JobStatus::Abandoned, t(61_000)));
+    assert!(end.error.is_some_and(|e| e.starts_with(SILENT)));
+    assert_eq!(status_of(&s, 2), None);
+    assert_eq!(status_of(&s, 3), None);
+    assert_eq!(status_of(&s, 4), Some(JobStatus::Missed));
+    assert_eq!(
+        rejected(&mut s, abandon(&[2], MIN_ABANDON_SILENCE_MS - 1, 100_000)),
+        Rejection::SilenceTooShort {
+            silence_ms: MIN_ABANDON_SILENCE_MS - 1,
+            min: MIN_ABANDON_SILENCE_MS
+        }
+    );
+    let many = Event::JobsAbandoned {
+        jobs: vec![job(2); MAX_JOBS_ABANDONED_PER_EVENT + 1],
+        silence_ms: silence,
+        at: t(100_000),
+    };
+    assert!(matches!(
+        rejected(&mut s, many),
+        Rejection::LimitReached { max, .. } if max == MAX_JOBS_ABANDONED_PER_EVENT as u64
+    ));
+    applied(&mut s, &[abandon(&[2], MIN_ABANDON_SILENCE_MS, 40_000)]);
+    assert_eq!(status_of(&s, 2), Some(JobStatus::Abandoned));
+}
+
+#[test]
+fn a_report_revives_an_abandoned_job_which_then_never_commits() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            begun(1, 1, 1, JobKind::Backup, 1_000),
+            begun(2, 1, 1, JobKind::Backup, 1_000),
+            abandon(&[1, 2], 10_000, 20_000),
+            heartbeat(1, 1, 25_000),
+        ],
+    );
+    let j = &s.jobs()[&job(1)];
+    assert!(j.is_running() && j.revived && j.was_abandoned());
+    assert_eq!(j.last_seen, t(25_000));
+    assert_eq!(s.running_jobs().count(), 1);
+    let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, 1, 26_000)));
+    assert!(reason.contains("revived"), "{reason}");
+    // Still abandoned (not revived): refused as abandoned.
+    let reason = not_running(rejected(&mut s, committed_by(1, 1, 1, 2, 26_000)));
+    assert!(reason.contains("stopped reporting"), "{reason}");
+    // A finish revives too, and records the device's status.
+    applied(
+        &mut s,
+        &[Event::JobCompleted {
+            job: job(2),
+            device: dev(1),
+            status: JobStatus::Timeout,
+            files: 1,
+            bytes: 2,
+            error: None,
+            log: String::new(),
+            at: t(30_000),
+        }],
+    );
+    let j = &s.jobs()[&job(2)];
+    assert!(j.revived && j.was_abandoned());
+    assert_eq!(status_of(&s, 2), Some(JobStatus::Timeout));
+    // A revived job is abandoned again after another silence.
+    applied(&mut s, &[abandon(&[1], 10_000, 40_000)]);
+    assert_eq!(status_of(&s, 1), Some(JobStatus::Abandoned));
+}
+
+#[test]
+fn the_day_old_rule_ends_jobs_failed_under_job_started_and_abandoned_under_job_begun() {
+    let mut s = protected();
+    applied(
+        &mut s,
+        &[
+            backup_started(1, 1, 1, 100),
+            begun(2, 1, 1, JobKind::Backup, 100),
+            // The old event, as old logs replay it: `Failed`, ABANDONED text.
+            backup_started(3, 1, 1, 100 + DAY),
+        ],
+    );
+    for j in [1, 2] {
+        let end = s.jobs()[&job(j)].finished.clone().expect("ended");
+        assert_eq!(
+            (end.status, end.error.as_deref()),
+            (JobStatus::Failed, Some(ABANDONED))
+        );
+        assert!(s.jobs()[&job(j)].was_abandoned());
+    }
+    // Neither a heartbeat nor an old finish revives a `Failed` job.
+    assert_eq!(
+        rejected(&mut s, heartbeat(1, 1, 200 + DAY)),
+        Rejection::JobAlreadyFinished(job(1))
+    );
+    // The new event ends them `Abandoned` (same text); they can be revived.
+    applied(
+        &mut s,
+        &[
+            begun(4, 1, 1, JobKind::Backup, 200 + DAY),
+            begun(5, 1, 1, JobKind::Backup, 300 + 2 * DAY),
+        ],
+    );
+    for j in [3, 4] {
+        let end = s.jobs()[&job(j)].finished.clone().expect("ended");
+        assert_eq!(
+            (end.status, end.error.as_deref()),
+            (JobStatus::Abandoned, Some(ABANDONED))
+        );
+    }
+    applied(&mut s, &[heartbeat(4, 1, 400 + 2 * DAY)]);
+    assert!(s.jobs()[&job(4)].revived);
+}
+
+#[test]
+fn a_repeated_request_id_of_a_new_event_applies_once() {
+    let mut s = protected();
+    applied(&mut s, &[begun(1, 1, 1, JobKind::Backup, 1_000)]);
+    let r = Request {
+        request_id: RequestId([0xab; 16]),
+        event: abandon(&[1], 10_000, 20_000),
+    };
+    assert_eq!(apply(&mut s, &r), Outcome::Applied);
+    applied(&mut s, &[heartbeat(1, 1, 25_000)]);
+    // The retry answers the first outcome and does not abandon the revived job.
+    assert_eq!(apply(&mut s, &r), Outcome::Applied);
+    assert!(s.jobs()[&job(1)].is_running());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// An event of `JobsAbandoned` ends only jobs whose last report is at
+    /// least `silence_ms` before it; a job that heartbeated within the
+    /// silence is never among them.
+    #[test]
+    fn abandoned_jobs_were_silent(events in proptest::collection::vec(arb_event(), 0..80)) {
+        let mut s = State::default();
+        for r in requests(events) {
+            let before = s.clone();
+            let outcome = apply(&mut s, &r);
+            let Event::JobsAbandoned { silence_ms, at, .. } = &r.event else { continue };
+            if !outcome.is_applied() {
+                continue;
+            }
+            for (id, j) in s.jobs() {
+                let Some(old) = before.jobs().get(id) else { continue };
+                let ended_now = old.is_running()
+                    && j.finished.as_ref().is_some_and(|e| e.status == JobStatus::Abandoned);
+                if ended_now {
+                    prop_assert!(at.0.saturating_sub(old.last_seen.0) >= *silence_ms,
+                        "job {} seen at {} abandoned at {} with silence {}", id, old.last_seen, at, silence_ms);
+                }
+            }
+        }
+    }
+
+    /// A job that was ever counted as abandoned never gets a snapshot
+    /// committed under it.
+    #[test]
+    fn a_job_once_abandoned_never_commits(events in proptest::collection::vec(arb_event(), 0..80)) {
+        let mut s = State::default();
+        let mut ever_abandoned = std::collections::BTreeSet::new();
+        for r in requests(events) {
+            let outcome = apply(&mut s, &r);
+            if let (Event::SnapshotCommittedByJob { job, .. }, true) = (&r.event, outcome.is_applied()) {
+                prop_assert!(!ever_abandoned.contains(job), "job {} committed after abandonment", job);
+            }
+            ever_abandoned.extend(s.jobs().values().filter(|j| j.was_abandoned()).map(|j| j.id));
+        }
+    }
+
+    /// The effective retention policy is the override whenever one exists,
+    /// else the vault's default, else keep everything.
+    #[test]
+    fn the_effective_policy_is_the_override_when_one_exists(events in proptest::collection::vec(arb_event(), 0..80)) {
+        let mut s = State::default();
+        for r in requests(events) {
+            apply(&mut s, &r);
+        }
+        for ((v, d, i), policy) in s.item_retention() {
+            let e = s.effective_retention(*v, *d, i);
+            prop_assert_eq!(e.source, RetentionSource::ItemOverride);
+            prop_assert_eq!(e.policy, policy);
+        }
+        for v in s.vaults().values() {
+            for item in s.items().values() {
+                if s.item_retention().contains_key(&(v.id, item.device, item.name.clone())) {
+                    continue;
+                }
+                let e = s.effective_retention(v.id, item.device, &item.name);
+                match &v.retention {
+                    Some(p) => prop_assert_eq!((e.source, e.policy), (RetentionSource::VaultDefault, p)),
+                    None => prop_assert_eq!((e.source, e.policy), (RetentionSource::KeepEverything, &RetentionPolicy::default())),
+                }
+            }
+        }
+    }
+
+    /// Every schedule names an existing item of its device and, if it names
+    /// one, an existing vault; every override an existing item and vault.
+    #[test]
+    fn schedules_and_overrides_never_dangle(events in proptest::collection::vec(arb_event(), 0..80)) {
+        let mut s = State::default();
+        for r in requests(events) {
+            apply(&mut s, &r);
+            for sc in s.schedules().values() {
+                prop_assert!(s.items().contains_key(&(sc.device, sc.item.clone())), "{:?}", sc);
+                prop_assert!(sc.vault.is_none_or(|v| s.vaults().contains_key(&v)), "{:?}", sc);
+                prop_assert!(s.devices().get(&sc.device).is_some_and(Device::is_live));
+            }
+            for (v, d, i) in s.item_retention().keys() {
+                prop_assert!(s.vaults().contains_key(v));
+                prop_assert!(s.items().contains_key(&(*d, i.clone())));
+            }
         }
     }
 }

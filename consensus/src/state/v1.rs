@@ -1,6 +1,8 @@
 //! The format-1 layouts of the state records whose layout changed in state
 //! format 2, kept only to read what an older build wrote (stored records
-//! and snapshot data) and convert it to today's types.
+//! and snapshot data) and convert it to the format-2 layouts (devices and
+//! tiers kept that layout, so they convert to today's types; jobs and the
+//! whole state convert to `v2`'s, which convert on to today's).
 //!
 //! Format 2 added [`Device::last_login_at`](super::Device::last_login_at),
 //! the tier quota and description, the job end counters and error, and the
@@ -15,10 +17,22 @@ use std::collections::BTreeMap;
 use cairn_proto::{SnapshotId, VaultId};
 use serde::Deserialize;
 
+use super::{v2, Layout};
 use crate::event::{JobKind, JobStatus, Lease, SnapshotRecord, StorageNodeId};
 use crate::ids::{proto_id_map, proto_id_opt};
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
-use crate::state::{Account, RequestLog, StorageNode, Vault};
+use crate::state::{Account, RequestLog, StorageNode};
+
+/// The first layouts replaced nothing.
+macro_rules! first_layout {
+    ($($t:ty),*) => {$(
+        impl Layout for $t {
+            const SINCE: u8 = 1;
+            type Older = $t;
+        }
+    )*};
+}
+first_layout!(Device, Tier, Job, State);
 
 /// A format-1 device.
 #[derive(Debug, Deserialize)]
@@ -92,7 +106,7 @@ struct JobEnd {
     at: UnixMillis,
 }
 
-impl From<Job> for super::Job {
+impl From<Job> for v2::Job {
     fn from(j: Job) -> Self {
         Self {
             id: j.id,
@@ -114,14 +128,15 @@ impl From<Job> for super::Job {
 }
 
 /// A format-1 state (snapshot data): the same fields in the same order as
-/// format 2's first eleven, with the format-1 device, tier and job layouts.
+/// format 2's first eleven, with the format-1 device, tier and job layouts
+/// (vaults have format 2's layout, which format 1 shared).
 #[derive(Debug, Deserialize)]
 pub(crate) struct State {
     accounts: BTreeMap<AccountId, Account>,
     account_names: BTreeMap<String, AccountId>,
     devices: BTreeMap<DeviceId, Device>,
     #[serde(with = "proto_id_map")]
-    vaults: BTreeMap<VaultId, Vault>,
+    vaults: BTreeMap<VaultId, v2::Vault>,
     tiers: BTreeMap<String, Tier>,
     #[serde(with = "proto_id_map")]
     snapshots: BTreeMap<SnapshotId, SnapshotRecord>,
@@ -132,7 +147,7 @@ pub(crate) struct State {
     requests: RequestLog,
 }
 
-impl From<State> for super::State {
+impl From<State> for v2::State {
     fn from(s: State) -> Self {
         Self {
             accounts: s.accounts,

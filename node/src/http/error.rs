@@ -130,6 +130,13 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::JobNotRunning { .. } => "job_not_running",
         Rejection::TooLarge { .. } => "too_large",
         Rejection::LimitReached { .. } => "limit_reached",
+        Rejection::InvalidCommand(_) => "invalid_command",
+        Rejection::InvalidSchedule(_) => "invalid_schedule",
+        Rejection::UnknownSchedule { .. } => "unknown_schedule",
+        Rejection::InvalidRetention(_) => "invalid_retention",
+        Rejection::NoRetention { .. } => "no_retention",
+        Rejection::StatusReserved(_) => "status_reserved",
+        Rejection::SilenceTooShort { .. } => "silence_too_short",
     }
 }
 
@@ -181,7 +188,9 @@ impl ApiError {
                 | Rejection::UnknownJob(_)
                 | Rejection::UnknownTier(_)
                 | Rejection::UnknownStorageNode(_)
-                | Rejection::UnknownItem { .. },
+                | Rejection::UnknownItem { .. }
+                | Rejection::UnknownSchedule { .. }
+                | Rejection::NoRetention { .. },
             ) => StatusCode::NOT_FOUND,
             ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
             ApiError::Rejected(

@@ -171,6 +171,10 @@ mod tests {
                 bytes: 0,
                 error: None,
             }),
+            item: None,
+            schedule: None,
+            last_seen: UnixMillis(started),
+            revived: false,
         }
     }
 

@@ -37,6 +37,7 @@ fn kind_info(k: Kind) -> JobKind {
         Kind::Check => JobKind::Check,
         Kind::Prune => JobKind::Prune,
         Kind::Login => JobKind::Login,
+        Kind::Retention => JobKind::Retention,
     }
 }
 
@@ -46,6 +47,11 @@ fn status_info(s: Status) -> JobStatus {
         Status::Warnings => JobStatus::Warnings,
         Status::Failed => JobStatus::Failed,
         Status::Cancelled => JobStatus::Cancelled,
+        Status::Timeout => JobStatus::Timeout,
+        Status::Quota => JobStatus::Quota,
+        Status::Missed => JobStatus::Missed,
+        Status::SkippedAlreadyRunning => JobStatus::SkippedAlreadyRunning,
+        Status::Abandoned => JobStatus::Abandoned,
     }
 }
 
@@ -55,6 +61,13 @@ fn status_event(s: JobStatus) -> Status {
         JobStatus::Warnings => Status::Warnings,
         JobStatus::Failed => Status::Failed,
         JobStatus::Cancelled => Status::Cancelled,
+        JobStatus::Timeout => Status::Timeout,
+        JobStatus::Quota => Status::Quota,
+        JobStatus::Missed => Status::Missed,
+        JobStatus::SkippedAlreadyRunning => Status::SkippedAlreadyRunning,
+        // Refused by the state machine (`status_reserved`): only the
+        // cluster abandons jobs.
+        JobStatus::Abandoned => Status::Abandoned,
     }
 }
 
@@ -140,6 +153,7 @@ async fn start_job(
         JobKind::Restore => Kind::Restore,
         JobKind::Check => Kind::Check,
         JobKind::Prune => Kind::Prune,
+        JobKind::Retention => Kind::Retention,
         JobKind::Login => {
             return Err(ApiError::BadRequest(
                 "login jobs are written by the server".into(),
@@ -149,11 +163,13 @@ async fn start_job(
     if let Some(v) = req.vault {
         app.state.read(|s| auth.vault(s, v))?;
     }
-    let event = Event::JobStarted {
+    let event = Event::JobBegun {
         job: req.id,
         device: auth.device,
         vault: req.vault,
         kind,
+        item: req.item,
+        schedule: req.schedule,
         at: now(),
     };
     propose(&app, &key, event).await?;
