@@ -15,7 +15,6 @@
 //! but a sweep that missed a node would leave a copy that repair copies
 //! back everywhere (a chunk is gone only once every copy is).
 
-
 pub use crate::answer::Swept;
 use crate::peers::Peers;
 use crate::placement::{NodeId, Placement};

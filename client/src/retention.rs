@@ -85,7 +85,10 @@ impl KeepPolicy {
         self.last
             .map(Range::Last)
             .into_iter()
-            .chain(per.into_iter().filter_map(|(n, p)| n.map(|n| Range::OnePer(p, n))))
+            .chain(
+                per.into_iter()
+                    .filter_map(|(n, p)| n.map(|n| Range::OnePer(p, n))),
+            )
             .collect()
     }
 }
@@ -209,7 +212,12 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn kept_times(times: &[Timestamp], ranges: &[Range], now: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
+    fn kept_times(
+        times: &[Timestamp],
+        ranges: &[Range],
+        now: Timestamp,
+        tz: &TimeZone,
+    ) -> Vec<Timestamp> {
         let mut out: Vec<Timestamp> = times
             .iter()
             .zip(select(times, ranges, now, tz))
@@ -224,7 +232,9 @@ mod tests {
     /// 2027-01-01.
     fn ten_days() -> Vec<Timestamp> {
         (0..10)
-            .flat_map(|d| [1, 9, 17].map(|h| ts("2027-01-01T00:00Z") + SignedDuration::from_hours(d * 24 + h)))
+            .flat_map(|d| {
+                [1, 9, 17].map(|h| ts("2027-01-01T00:00Z") + SignedDuration::from_hours(d * 24 + h))
+            })
             .collect()
     }
 
@@ -240,13 +250,20 @@ mod tests {
         // Three snapshots a day for five days: the newest of each of the
         // last three days, as restic's --keep-daily 3.
         let t: Vec<Timestamp> = (0..5)
-            .flat_map(|d| (0..3).map(move |h| Timestamp::from_second(d * 86_400 + h * 3600).unwrap()))
+            .flat_map(|d| {
+                (0..3).map(move |h| Timestamp::from_second(d * 86_400 + h * 3600).unwrap())
+            })
             .collect();
         let daily = KeepPolicy {
             daily: Some(3),
             ..Default::default()
         };
-        let kept = select(&t, &daily.ranges(), Timestamp::from_second(10 * 86_400).unwrap(), &TimeZone::UTC);
+        let kept = select(
+            &t,
+            &daily.ranges(),
+            Timestamp::from_second(10 * 86_400).unwrap(),
+            &TimeZone::UTC,
+        );
         let idx: Vec<usize> = (0..t.len()).filter(|&i| kept[i]).collect();
         assert_eq!(idx, [8, 11, 14]);
     }
@@ -254,7 +271,9 @@ mod tests {
     #[test]
     fn an_empty_policy_keeps_everything() {
         let t = ten_days();
-        assert!(select(&t, &[], ts("2027-02-01T00:00Z"), &TimeZone::UTC).iter().all(|k| *k));
+        assert!(select(&t, &[], ts("2027-02-01T00:00Z"), &TimeZone::UTC)
+            .iter()
+            .all(|k| *k));
     }
 
     #[test]
@@ -262,7 +281,11 @@ mod tests {
         let (t, now, utc) = (ten_days(), ts("2027-01-10T20:00Z"), TimeZone::UTC);
         assert_eq!(
             kept_times(&t, &[Range::FirstOf(Period::Day, 2)], now, &utc),
-            [ts("2027-01-09T01:00Z"), ts("2027-01-10T01:00Z"), ts("2027-01-10T17:00Z")],
+            [
+                ts("2027-01-09T01:00Z"),
+                ts("2027-01-10T01:00Z"),
+                ts("2027-01-10T17:00Z")
+            ],
             "the first of each of the last two days, and the newest"
         );
         assert_eq!(
@@ -276,7 +299,10 @@ mod tests {
             [ts("2027-01-10T17:00Z")],
             "only the newest: no snapshot in the last three days"
         );
-        assert_eq!(kept_times(&t, &[Range::OnePer(Period::Day, 3)], later, &utc).len(), 3);
+        assert_eq!(
+            kept_times(&t, &[Range::OnePer(Period::Day, 3)], later, &utc).len(),
+            3
+        );
     }
 
     #[test]
@@ -302,15 +328,27 @@ mod tests {
         // 2027-12-27 is a Monday: the first of the last two ISO weeks.
         assert_eq!(
             kept_times(&t, &[Range::FirstOf(Period::Week, 2)], now, &utc),
-            [ts("2027-12-20T12:00Z"), ts("2027-12-27T12:00Z"), ts("2027-12-31T12:00Z")]
+            [
+                ts("2027-12-20T12:00Z"),
+                ts("2027-12-27T12:00Z"),
+                ts("2027-12-31T12:00Z")
+            ]
         );
         assert_eq!(
             kept_times(&t, &[Range::OnePer(Period::Month, 3)], now, &utc),
-            [ts("2027-10-31T12:00Z"), ts("2027-11-30T12:00Z"), ts("2027-12-31T12:00Z")]
+            [
+                ts("2027-10-31T12:00Z"),
+                ts("2027-11-30T12:00Z"),
+                ts("2027-12-31T12:00Z")
+            ]
         );
         assert_eq!(
             kept_times(&t, &[Range::FirstOf(Period::Year, 5)], now, &utc),
-            [ts("2026-01-01T12:00Z"), ts("2027-01-01T12:00Z"), ts("2027-12-31T12:00Z")]
+            [
+                ts("2026-01-01T12:00Z"),
+                ts("2027-01-01T12:00Z"),
+                ts("2027-12-31T12:00Z")
+            ]
         );
     }
 
@@ -318,10 +356,18 @@ mod tests {
     fn newer_than_and_since() {
         let (t, now, utc) = (ten_days(), ts("2027-01-10T20:00Z"), TimeZone::UTC);
         assert_eq!(
-            kept_times(&t, &[Range::NewerThan(SignedDuration::from_hours(12))], now, &utc),
+            kept_times(
+                &t,
+                &[Range::NewerThan(SignedDuration::from_hours(12))],
+                now,
+                &utc
+            ),
             [ts("2027-01-10T09:00Z"), ts("2027-01-10T17:00Z")]
         );
-        assert_eq!(kept_times(&t, &[Range::Since(ts("2027-01-09T17:00Z"))], now, &utc).len(), 4);
+        assert_eq!(
+            kept_times(&t, &[Range::Since(ts("2027-01-09T17:00Z"))], now, &utc).len(),
+            4
+        );
         assert_eq!(
             kept_times(&t, &[Range::Since(ts("2030-01-01T00:00Z"))], now, &utc),
             [ts("2027-01-10T17:00Z")],
@@ -341,7 +387,8 @@ mod tests {
             Just(Range::Everything),
             (0u32..20).prop_map(Range::Last),
             (0i64..5_000_000).prop_map(|s| Range::NewerThan(SignedDuration::from_secs(s))),
-            (0i64..20_000_000).prop_map(|s| Range::Since(Timestamp::from_second(1_790_000_000 + s).unwrap())),
+            (0i64..20_000_000)
+                .prop_map(|s| Range::Since(Timestamp::from_second(1_790_000_000 + s).unwrap())),
             (period.clone(), 0u32..20).prop_map(|(p, n)| Range::FirstOf(p, n)),
             (period, 0u32..20).prop_map(|(p, n)| Range::OnePer(p, n)),
         ]
@@ -365,9 +412,9 @@ mod tests {
             let now = Timestamp::from_second(NOW).unwrap();
             let all = select(&t, &ranges, now, &tz);
             let newest = newest_first(&t).first().copied();
-            for i in 0..t.len() {
+            for (i, kept) in all.iter().enumerate() {
                 let any = ranges.iter().any(|r| select_range(&t, r, now, &tz)[i]);
-                prop_assert_eq!(all[i], any || Some(i) == newest);
+                prop_assert_eq!(*kept, any || Some(i) == newest);
             }
         }
 

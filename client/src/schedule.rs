@@ -102,7 +102,9 @@ impl FromStr for Frequency {
     ///
     /// [`Error::Invalid`] naming what is wrong, with examples.
     fn from_str(spec: &str) -> Result<Self, Error> {
-        let err = |reason: &str| Error::Invalid(format!("invalid schedule {spec:?}: {reason} ({EXAMPLES})"));
+        let err = |reason: &str| {
+            Error::Invalid(format!("invalid schedule {spec:?}: {reason} ({EXAMPLES})"))
+        };
         let words: Vec<&str> = spec.split_whitespace().collect();
         match words.as_slice() {
             ["once", at] => at
@@ -173,7 +175,10 @@ fn full_name(day: Weekday) -> &'static str {
 fn parse_time(text: &str) -> Result<Time, String> {
     let bad = || format!("{text:?} is not a time of day like 02:00");
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
-    let (h, m) = (h.parse::<i8>().map_err(|_| bad())?, m.parse::<i8>().map_err(|_| bad())?);
+    let (h, m) = (
+        h.parse::<i8>().map_err(|_| bad())?,
+        m.parse::<i8>().map_err(|_| bad())?,
+    );
     if h.to_string().len() > 2 || m.to_string().len() > 2 {
         return Err(bad());
     }
@@ -207,7 +212,12 @@ impl Frequency {
     /// The first time strictly after `after` at which the schedule fires,
     /// or `None` for a `once` schedule whose time has passed. `anchor` is
     /// when the schedule was created (the origin of `every`).
-    pub fn next_after(&self, after: Timestamp, tz: &TimeZone, anchor: Timestamp) -> Option<Timestamp> {
+    pub fn next_after(
+        &self,
+        after: Timestamp,
+        tz: &TimeZone,
+        anchor: Timestamp,
+    ) -> Option<Timestamp> {
         match *self {
             Frequency::Once(at) => Some(resolve(tz, at)).filter(|t| *t > after),
             Frequency::Hourly { minute } => next_hourly(minute, after, tz),
@@ -221,11 +231,7 @@ impl Frequency {
             Frequency::Monthly { day, time } => next_monthly(day, time, after, tz),
             Frequency::Every(period) => {
                 let (p, a, t) = (period.as_secs(), anchor.as_second(), after.as_second());
-                let next = if t < a {
-                    a
-                } else {
-                    a + ((t - a) / p + 1) * p
-                };
+                let next = if t < a { a } else { a + ((t - a) / p + 1) * p };
                 Timestamp::from_second(next).ok()
             }
         }
@@ -277,7 +283,12 @@ fn resolve(tz: &TimeZone, dt: DateTime) -> Timestamp {
 /// Next firing of a civil-time schedule on the days `on` accepts: walks
 /// local dates from the day before `after` (a zone's offset can move the
 /// instant across a date line) until a resolved time is after `after`.
-fn next_on_days(after: Timestamp, tz: &TimeZone, time: Time, on: impl Fn(Date) -> bool) -> Option<Timestamp> {
+fn next_on_days(
+    after: Timestamp,
+    tz: &TimeZone,
+    time: Time,
+    on: impl Fn(Date) -> bool,
+) -> Option<Timestamp> {
     let mut day = tz.to_datetime(after).date().yesterday().ok()?;
     for _ in 0..16 {
         if on(day) {
@@ -295,7 +306,11 @@ fn next_monthly(day: i8, time: Time, after: Timestamp, tz: &TimeZone) -> Option<
     let start = tz.to_datetime(after).date().first_of_month();
     let mut month = start.checked_sub(1.month()).ok()?;
     for _ in 0..4 {
-        let d = month.with().day(day.min(month.days_in_month())).build().ok()?;
+        let d = month
+            .with()
+            .day(day.min(month.days_in_month()))
+            .build()
+            .ok()?;
         let t = resolve(tz, d.to_datetime(time));
         if t > after {
             return Some(t);
@@ -323,9 +338,14 @@ fn next_hourly(minute: i8, after: Timestamp, tz: &TimeZone) -> Option<Timestamp>
         let dt = hour.with().minute(minute).build().ok()?;
         let amb = tz.to_ambiguous_timestamp(dt);
         let candidates: Vec<Timestamp> = match amb.offset() {
-            AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok().into_iter().collect(),
+            AmbiguousOffset::Unambiguous { offset } => {
+                offset.to_timestamp(dt).ok().into_iter().collect()
+            }
             AmbiguousOffset::Gap { .. } => Vec::new(),
-            AmbiguousOffset::Fold { before, after: later } => [before, later]
+            AmbiguousOffset::Fold {
+                before,
+                after: later,
+            } => [before, later]
                 .iter()
                 .filter_map(|o| o.to_timestamp(dt).ok())
                 .collect(),
@@ -414,8 +434,14 @@ mod tests {
         ] {
             assert_eq!(freq(spec).to_string(), spec);
         }
-        assert_eq!(freq("every 6h"), Frequency::Every(SignedDuration::from_hours(6)));
-        assert_eq!(freq("weekly Thursday,MON 2:05").to_string(), "weekly mon,thu 02:05");
+        assert_eq!(
+            freq("every 6h"),
+            Frequency::Every(SignedDuration::from_hours(6))
+        );
+        assert_eq!(
+            freq("weekly Thursday,MON 2:05").to_string(),
+            "weekly mon,thu 02:05"
+        );
         assert_eq!(freq("hourly 5"), Frequency::Hourly { minute: 5 });
     }
 
@@ -450,7 +476,11 @@ mod tests {
         let r = runs(&f, ts("2026-03-06T12:00Z"), &ny(), 3);
         assert_eq!(
             r,
-            [ts("2026-03-07T07:30Z"), ts("2026-03-08T07:30Z"), ts("2026-03-09T06:30Z")],
+            [
+                ts("2026-03-07T07:30Z"),
+                ts("2026-03-08T07:30Z"),
+                ts("2026-03-09T06:30Z")
+            ],
             "02:30 EST, then 03:30 EDT on the day of the jump, then 02:30 EDT"
         );
     }
@@ -485,15 +515,28 @@ mod tests {
     fn monthly_on_the_31st_runs_on_the_last_day_of_short_months() {
         let f = freq("monthly 31 02:00");
         let r = runs(&f, ts("2027-01-15T00:00Z"), &TimeZone::UTC, 3);
-        assert_eq!(r, [ts("2027-01-31T02:00Z"), ts("2027-02-28T02:00Z"), ts("2027-03-31T02:00Z")]);
+        assert_eq!(
+            r,
+            [
+                ts("2027-01-31T02:00Z"),
+                ts("2027-02-28T02:00Z"),
+                ts("2027-03-31T02:00Z")
+            ]
+        );
     }
 
     #[test]
     fn once_fires_once() {
         let f = freq("once 2027-01-01T02:00");
         let before = ts("2026-12-31T00:00Z");
-        assert_eq!(f.next_after(before, &TimeZone::UTC, before), Some(ts("2027-01-01T02:00Z")));
-        assert_eq!(f.next_after(ts("2027-01-01T02:00Z"), &TimeZone::UTC, before), None);
+        assert_eq!(
+            f.next_after(before, &TimeZone::UTC, before),
+            Some(ts("2027-01-01T02:00Z"))
+        );
+        assert_eq!(
+            f.next_after(ts("2027-01-01T02:00Z"), &TimeZone::UTC, before),
+            None
+        );
     }
 
     #[test]
@@ -501,7 +544,10 @@ mod tests {
         let f = freq("daily 02:00");
         let tz = TimeZone::UTC;
         let (since, now) = (ts("2027-01-01T03:00Z"), ts("2027-01-04T01:00Z"));
-        assert_eq!(f.last_missed(since, now, &tz, since), Some(ts("2027-01-03T02:00Z")));
+        assert_eq!(
+            f.last_missed(since, now, &tz, since),
+            Some(ts("2027-01-03T02:00Z"))
+        );
         assert_eq!(f.last_missed(now, now, &tz, since), None);
         // Years off with a 3-second period: one answer, found at once.
         let every = freq("every 3s");
@@ -523,7 +569,10 @@ mod tests {
             .collect();
         assert!(delays.iter().all(|d| (0..5 * 3600).contains(d)));
         assert!(delays.len() > 45, "spread: {delays:?}");
-        assert_eq!(random_delay(b"x", t, SignedDuration::ZERO), SignedDuration::ZERO);
+        assert_eq!(
+            random_delay(b"x", t, SignedDuration::ZERO),
+            SignedDuration::ZERO
+        );
     }
 
     fn start() -> impl Strategy<Value = Timestamp> {

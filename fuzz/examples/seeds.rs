@@ -552,7 +552,7 @@ fn main() {
         9,
         &Result::<Option<u64>, String>::Ok(Some(12)),
     );
-    let removed = cairn_node::wire::RemoveResponse {
+    let removed = cairn_proto::admin::RemoveResponse {
         node_id: 3,
         leader: Some(1),
         voters: vec![1, 2],
@@ -761,6 +761,8 @@ fn main() {
             id: JobId([6; 16]),
             kind: api::JobKind::Backup,
             vault: Some(vault),
+            item: Some("home".into()),
+            schedule: None,
         },
     );
     out.json(
@@ -792,7 +794,7 @@ fn main() {
         log: String::new(),
     };
     out.json("jobs", 24, &vec![job.clone()]);
-    use cairn_node::wire as node;
+    use cairn_proto::admin as node;
     let nkdf = node::Kdf {
         memory_kib: 65536,
         iterations: 3,
@@ -882,12 +884,14 @@ fn main() {
         "admin-tiers",
         31,
         &vec![node::TierInfo {
-            name: "standard".into(),
-            replicas: 3,
-            requestable: true,
+            tier: api::TierInfo {
+                name: "standard".into(),
+                replicas: 3,
+                requestable: true,
+                quota_bytes: None,
+                description: String::new(),
+            },
             defined_at: 1,
-            quota_bytes: None,
-            description: String::new(),
         }],
     );
     out.json(
@@ -911,12 +915,12 @@ fn main() {
     out.json(
         "drain",
         34,
-        &cairn_node::storage::http::DrainRequest { node_id: 2 },
+        &cairn_proto::admin::DrainRequest { node_id: 2 },
     );
     out.json(
         "drain-reply",
         35,
-        &cairn_node::storage::http::DrainResponse {
+        &cairn_proto::admin::DrainResponse {
             node_id: 2,
             status: "Draining".into(),
         },

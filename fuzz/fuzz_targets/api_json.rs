@@ -2,7 +2,7 @@
 //! extractor (the node, from devices and operators) and the client's API
 //! replies (the client, from a server it does not trust) parse them: every
 //! `cairn_proto::api` type, the node's admin and cluster bodies
-//! (`cairn_node::wire`, the drain request), and the client's own JSON files
+//! (`cairn_proto::admin`), and the client's own JSON files
 //! (`vault.json`, the account profile). The first byte picks the type.
 //!
 //! Protects: no panic and no allocation beyond the input for any body; a
@@ -15,8 +15,8 @@ use cairn_client::remote::config::Profile;
 use cairn_client::remote::session::kdf_params;
 use cairn_client::vault::VaultConfig;
 use cairn_fuzz::{json, selector};
-use cairn_node::storage::http::{DrainRequest, DrainResponse};
-use cairn_node::wire as node;
+use cairn_proto::admin as node;
+use cairn_proto::admin::{DrainRequest, DrainResponse};
 use cairn_proto::api::*;
 use libfuzzer_sys::fuzz_target;
 

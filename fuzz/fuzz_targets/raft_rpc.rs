@@ -15,7 +15,7 @@
 use cairn_consensus::{ClusterNode, NodeId, Outcome, Request, TypeConfig};
 use cairn_fuzz::{bincode_legacy as de, selector};
 use cairn_node::error::ForwardedError;
-use cairn_node::wire::RemoveResponse;
+use cairn_proto::admin::RemoveResponse;
 use libfuzzer_sys::fuzz_target;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
