@@ -349,6 +349,7 @@ fn main() {
             bytes: 100,
             ..Default::default()
         }),
+        bound: None,
     };
     let id = SnapshotId([0x33; 16]);
     let rec = SnapshotRecord {
