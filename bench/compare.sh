@@ -195,26 +195,29 @@ fail_note() {  # TOOL WHAT RC LOGBASE
   tail -n 8 "$4.err" 2>/dev/null | sed 's/^/     | /' >&2 || true
 }
 
-# run TOOL ACTION STEP CWD: one measured step (sync, warm, timed). Records STEP_s and
-# STEP_rss_kb (or FAIL/TIMEOUT). Returns non-zero when the step failed.
+# run TOOL ACTION STEP CWD: one measured step (sync, warm, timed). Records STEP_s (wall),
+# STEP_user_s and STEP_sys_s (CPU time of the step's processes) and STEP_rss_kb (or
+# FAIL/TIMEOUT). Returns non-zero when the step failed.
 run() {
   local tool=$1 action=$2 cwd=$4
   STEP=$3
-  local lb=$LOGS/$DS.run$RUN.$tool.$STEP tf rc=0 secs rss
+  local lb=$LOGS/$DS.run$RUN.$tool.$STEP tf rc=0 secs rss user sys
   build_cmd "$tool" "$action"
   sync
   warm "$SRC" "$SCR/repo-$tool" "$SCR/home-$tool"
   tf=$(mktemp "$SCR/time.XXXXXX")
-  (cd "$cwd" && exec /usr/bin/time -f '%e %M' -o "$tf" \
+  (cd "$cwd" && exec /usr/bin/time -f '%e %M %U %S' -o "$tf" \
       timeout --kill-after=30 "$STEP_TIMEOUT" "${CMD[@]}") </dev/null >"$lb.out" 2>"$lb.err" || rc=$?
-  read -r secs rss < <(tail -n1 "$tf") || true
+  read -r secs rss user sys < <(tail -n1 "$tf") || true
   rm -f "$tf"
   # borg exits 1 for warnings (e.g. a file changed while read): the backup exists
   if [ $rc -eq 0 ] || { [ "$tool" = borg ] && [ $rc -eq 1 ]; }; then
     [ $rc -eq 0 ] || say "  ($tool $STEP: borg warning, see $lb.err)"
     record "$DS" "$tool" "$RUN" "${STEP}_s" "$secs"
     record "$DS" "$tool" "$RUN" "${STEP}_rss_kb" "$rss"
-    say "  $(printf '%-7s %-17s %9s s  %8s KiB RSS' "$tool" "$STEP" "$secs" "$rss")"
+    record "$DS" "$tool" "$RUN" "${STEP}_user_s" "$user"
+    record "$DS" "$tool" "$RUN" "${STEP}_sys_s" "$sys"
+    say "  $(printf '%-7s %-17s %9s s  %8s KiB RSS  user %s s  sys %s s' "$tool" "$STEP" "$secs" "$rss" "$user" "$sys")"
     return 0
   fi
   local v=FAIL; [ $rc -eq 124 ] || [ $rc -eq 137 ] && v=TIMEOUT

@@ -32,6 +32,9 @@ RSS = [
     ("rss_backup_kb", "RSS backup"),
     ("restore_rss_kb", "RSS restore"),
 ]
+# CPU time of each timed step (user, sys): the kernel share of a step swings
+# between identical runs, so it is shown beside the wall time it explains.
+CPU = [(m[:-2] + "_user_s", m[:-2] + "_sys_s", title) for m, title in TIMES]
 BACKUP_RSS = ["backup_initial_rss_kb", "backup_nochange_rss_kb", "backup_modified_rss_kb"]
 UNITS = {"_s": "s", "_b": "bytes", "_kb": "KiB"}
 TOOL_ORDER = ["cairn", "restic", "borg", "rustic"]
@@ -197,6 +200,24 @@ def main():
             rows.append(row)
             jds["tools"][tool] = jt
         text.append(table(header, rows))
+        text.append("")
+        text.append("CPU seconds of each step (user / sys%s):" % (", medians" if nruns > 1 else ""))
+        text.append("")
+        crows = []
+        for tool in tools:
+            m = raw[ds][tool]
+            row = [tool]
+            for user_m, sys_m, _ in CPU:
+                cell = []
+                for metric in (user_m, sys_m):
+                    md, status, runs = summarise(m.get(metric, {}))
+                    cell.append(status or ("-" if md is None else "%.2f" % md))
+                    jds["tools"][tool][metric] = OrderedDict(
+                        median=md, unit="s", runs=[num(v) if num(v) is not None else v for v in runs])
+                    tsv.append((ds, tool, metric, "" if md is None else "%.3f" % md, "s", ",".join(runs)))
+                row.append(" / ".join(cell))
+            crows.append(row)
+        text.append(table(["tool"] + [t for _, _, t in CPU], crows))
         text.append("")
         others = [t for t in tools if t != "cairn"]
         if "cairn" in tools and others:
