@@ -498,6 +498,32 @@ mod tests {
     use crate::store::CF_STATE;
     use crate::testgen::{acc, dev, item_set, job, requests, t, vault};
 
+    /// Stores `state` in a fresh database and returns it with a batch that
+    /// relabels every record as `format`: an older build's database, once
+    /// the caller adds the records whose layout differs in that format.
+    fn stored_relabelled(state: &State, format: u8) -> (tempfile::TempDir, Db, WriteBatch) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path()).expect("open");
+        let cf = db.cf(CF_STATE).expect("cf");
+        let mut batch = WriteBatch::default();
+        stage_all(&mut batch, cf, state).expect("stage");
+        db.write_synced("test", batch).expect("write");
+        let mut old = WriteBatch::default();
+        for item in db.raw().iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item.expect("iterate");
+            assert_eq!(value.first(), Some(&STATE_FORMAT));
+            let mut relabelled = value.to_vec();
+            relabelled[0] = format;
+            old.put_cf(cf, &key, relabelled);
+        }
+        (dir, db, old)
+    }
+
+    /// `value` encoded behind format byte `format` (an older layout).
+    fn encoded_as<T: Serialize>(format: u8, value: &T) -> Vec<u8> {
+        codec::encode("old record", format, value).expect("encode")
+    }
+
     /// A database written by a format-1 build (every record behind format
     /// byte 1, devices, tiers, jobs and vaults in their old layout) loads
     /// into the state today's code derives from the same events, and the
@@ -524,39 +550,23 @@ mod tests {
         for r in requests(events) {
             assert!(apply(&mut state, &r).is_applied());
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
+        let (_dir, db, mut old) = stored_relabelled(&state, 1);
         let cf = db.cf(CF_STATE).expect("cf");
-        let mut batch = WriteBatch::default();
-        stage_all(&mut batch, cf, &state).expect("stage");
-        db.write_synced("test", batch).expect("write");
-
-        let mut old = WriteBatch::default();
-        for item in db.raw().iterator_cf(cf, IteratorMode::Start) {
-            let (key, value) = item.expect("iterate");
-            assert_eq!(value.first(), Some(&STATE_FORMAT));
-            let mut v1 = value.to_vec();
-            v1[0] = 1;
-            old.put_cf(cf, &key, v1);
-        }
-        fn format_1<T: Serialize>(value: &T) -> Vec<u8> {
-            codec::encode("format-1 record", 1, value).expect("encode")
-        }
         for d in state.devices.values() {
             let key = RecordKey::Device(d.id).encode();
-            old.put_cf(cf, key, format_1(&v1::Device::from(d)));
+            old.put_cf(cf, key, encoded_as(1, &v1::Device::from(d)));
         }
         for tier in state.tiers.values() {
             let key = RecordKey::Tier(tier.name.clone()).encode();
-            old.put_cf(cf, key, format_1(&v1::Tier::from(tier)));
+            old.put_cf(cf, key, encoded_as(1, &v1::Tier::from(tier)));
         }
         for j in state.jobs.values() {
             let key = RecordKey::Job(j.id).encode();
-            old.put_cf(cf, key, format_1(&v1::Job::from(j)));
+            old.put_cf(cf, key, encoded_as(1, &v1::Job::from(j)));
         }
         for v in state.vaults.values() {
             let key = RecordKey::Vault(v.id).encode();
-            old.put_cf(cf, key, format_1(&v2::Vault::from(v)));
+            old.put_cf(cf, key, encoded_as(1, &v2::Vault::from(v)));
         }
         db.write_synced("test", old).expect("write");
 
@@ -709,39 +719,24 @@ mod tests {
         for r in requests(events) {
             assert!(apply(&mut state, &r).is_applied());
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path()).expect("open");
+        let (_dir, db, mut old) = stored_relabelled(&state, 2);
         let cf = db.cf(CF_STATE).expect("cf");
-        let mut batch = WriteBatch::default();
-        stage_all(&mut batch, cf, &state).expect("stage");
-        db.write_synced("test", batch).expect("write");
-
-        let mut old = WriteBatch::default();
-        for item in db.raw().iterator_cf(cf, IteratorMode::Start) {
-            let (key, value) = item.expect("iterate");
-            let mut v2 = value.to_vec();
-            v2[0] = 2;
-            old.put_cf(cf, &key, v2);
-        }
-        fn format_2<T: Serialize>(value: &T) -> Vec<u8> {
-            codec::encode("format-2 record", 2, value).expect("encode")
-        }
         for v in state.vaults.values() {
             old.put_cf(
                 cf,
                 RecordKey::Vault(v.id).encode(),
-                format_2(&v2::Vault::from(v)),
+                encoded_as(2, &v2::Vault::from(v)),
             );
         }
         for i in state.items.values() {
             let key = RecordKey::Item(i.device, i.name.clone()).encode();
-            old.put_cf(cf, key, format_2(&v2::Item::from(i)));
+            old.put_cf(cf, key, encoded_as(2, &v2::Item::from(i)));
         }
         for j in state.jobs.values() {
             old.put_cf(
                 cf,
                 RecordKey::Job(j.id).encode(),
-                format_2(&v2::Job::from(j)),
+                encoded_as(2, &v2::Job::from(j)),
             );
         }
         db.write_synced("test", old).expect("write");
