@@ -430,21 +430,8 @@ fn jobs_requests() -> Vec<(Request, Outcome)> {
 
 #[test]
 fn log_entries_of_the_job_events_decode_encode_and_apply_unchanged() {
-    let id = |i: u64| LogId::new(CommittedLeaderId::new(3, 1), i);
-    let entries: Vec<Entry> = jobs_requests()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (r, _))| Entry {
-            log_id: id(i as u64 + 200),
-            payload: EntryPayload::Normal(r),
-        })
-        .collect();
-    let mut all = Vec::new();
-    for e in &entries {
-        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
-        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        all.extend_from_slice(&bytes);
-    }
+    let entries = normal_entries(jobs_requests(), 3, 200);
+    let all = encode_entries(&entries);
     let committed = check("log_entries_jobs.v1.hex", &all);
     assert_eq!(decode_entries(&committed), entries);
     let mut state = v2_state();
@@ -756,21 +743,8 @@ fn v3_state() -> State {
 
 #[test]
 fn log_entries_of_the_protection_events_decode_encode_and_apply_unchanged() {
-    let id = |i: u64| LogId::new(CommittedLeaderId::new(4, 1), i);
-    let entries: Vec<Entry> = protection_requests()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (r, _))| Entry {
-            log_id: id(i as u64 + 300),
-            payload: EntryPayload::Normal(r),
-        })
-        .collect();
-    let mut all = Vec::new();
-    for e in &entries {
-        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
-        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        all.extend_from_slice(&bytes);
-    }
+    let entries = normal_entries(protection_requests(), 4, 300);
+    let all = encode_entries(&entries);
     let committed = check("log_entries_protection.v1.hex", &all);
     assert_eq!(decode_entries(&committed), entries);
     let mut state = v2_state();
@@ -874,24 +848,34 @@ fn entries() -> Vec<Entry> {
 #[test]
 fn log_entries_v1_decode_and_encode_unchanged() {
     let entries = entries();
+    let all = encode_entries(&entries);
+    let committed = check("log_entries.v1.hex", &all);
+    // Decode the committed bytes independently of the encoder.
+    assert_eq!(decode_entries(&committed), entries);
+}
+
+/// Log entries of `requests` in term `term`, indexed from `first`.
+fn normal_entries<T>(requests: Vec<(Request, T)>, term: u64, first: u64) -> Vec<Entry> {
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(term, 1), i);
+    requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, _))| Entry {
+            log_id: id(i as u64 + first),
+            payload: EntryPayload::Normal(r),
+        })
+        .collect()
+}
+
+/// `entries` as a fixture: each behind its length (4 bytes, big-endian).
+fn encode_entries(entries: &[Entry]) -> Vec<u8> {
     let mut all = Vec::new();
-    for e in &entries {
+    for e in entries {
         let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
         all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
         all.extend_from_slice(&bytes);
     }
-    let committed = check("log_entries.v1.hex", &all);
-    // Decode the committed bytes independently of the encoder.
-    let mut rest = committed.as_slice();
-    let mut decoded = Vec::new();
-    while !rest.is_empty() {
-        let (len, tail) = rest.split_at(4);
-        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
-        let (one, tail) = tail.split_at(len);
-        decoded.push(codec::decode::<Entry>("log entry", LOG_ENTRY_FORMAT, one).expect("decode"));
-        rest = tail;
-    }
-    assert_eq!(decoded, entries);
+    all
 }
 
 /// Splits and decodes a fixture of length-prefixed log entries.
@@ -909,21 +893,8 @@ fn decode_entries(mut rest: &[u8]) -> Vec<Entry> {
 
 #[test]
 fn log_entries_of_the_accounts_events_decode_and_encode_unchanged() {
-    let id = |i: u64| LogId::new(CommittedLeaderId::new(2, 1), i);
-    let entries: Vec<Entry> = accounts_requests()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (r, _))| Entry {
-            log_id: id(i as u64 + 100),
-            payload: EntryPayload::Normal(r),
-        })
-        .collect();
-    let mut all = Vec::new();
-    for e in &entries {
-        let bytes = codec::encode("log entry", LOG_ENTRY_FORMAT, e).expect("encode");
-        all.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        all.extend_from_slice(&bytes);
-    }
+    let entries = normal_entries(accounts_requests(), 2, 100);
+    let all = encode_entries(&entries);
     let committed = check("log_entries_accounts.v1.hex", &all);
     assert_eq!(decode_entries(&committed), entries);
 }
