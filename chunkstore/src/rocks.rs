@@ -462,6 +462,18 @@ impl RocksStore {
         Ok(true)
     }
 
+    /// The integer RocksDB property `name` (e.g.
+    /// `rocksdb.total-blob-file-size`) summed over the store's column
+    /// families, for the node's health metrics; `None` if RocksDB does not
+    /// know it.
+    pub fn property_total(&self, name: &str) -> Option<u64> {
+        [CF_CHUNKS, CF_META].iter().try_fold(0u64, |sum, cf| {
+            let cf = self.db.cf_handle(cf)?;
+            let value = self.db.property_int_value_cf(cf, name).ok()??;
+            Some(sum.saturating_add(value))
+        })
+    }
+
     fn db_err(&self, source: rocksdb::Error) -> Error {
         Error::Db {
             path: self.path.display().to_string(),

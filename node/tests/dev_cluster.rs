@@ -321,6 +321,15 @@ fn metrics_exposition_is_complete_and_valid() {
         "cairn_http_requests_total{method=\"POST\",route=\"/api/v1/admin/users\",status=\"201\"} 1",
         "cairn_http_requests_total{method=\"GET\",route=\"/api/v1/admin/users\",status=\"401\"} 1",
         "cairn_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/admin/users\",le=\"",
+        "cairn_data_dir_size_bytes ",
+        "cairn_data_dir_avail_bytes ",
+        "cairn_rocksdb_pending_compaction_bytes{store=\"raft\"} ",
+        "cairn_rocksdb_pending_compaction_bytes{store=\"chunks\"} ",
+        "cairn_rocksdb_write_stopped{store=\"raft\"} 0",
+        "cairn_rocksdb_blob_files_bytes{store=\"chunks\"} ",
+        "cairn_rocksdb_sst_files_bytes{store=\"raft\"} ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
     ] {
         assert!(text.contains(name), "missing {name:?} in\n{text}");
     }

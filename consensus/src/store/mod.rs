@@ -191,6 +191,26 @@ impl Db {
     }
 }
 
+/// Read access to the Raft database's RocksDB statistics, for the node's
+/// health metrics (pending compaction, write stalls, file sizes), without
+/// handing out the database itself.
+#[derive(Clone)]
+pub struct DbProperties(Db);
+
+impl DbProperties {
+    /// The integer RocksDB property `name` (e.g.
+    /// `rocksdb.estimate-pending-compaction-bytes`) summed over the
+    /// database's column families; `None` if RocksDB does not know it.
+    pub fn total(&self, name: &str) -> Option<u64> {
+        let db = self.0.raw();
+        ALL_CFS.iter().try_fold(0u64, |sum, cf| {
+            let cf = db.cf_handle(cf)?;
+            let value = db.property_int_value_cf(cf, name).ok()??;
+            Some(sum.saturating_add(value))
+        })
+    }
+}
+
 /// Wraps a crate error as openraft's storage error, naming what failed
 /// (openraft then stops the node: storage errors are fatal by design).
 pub(crate) fn sto(

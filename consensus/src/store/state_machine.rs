@@ -131,6 +131,11 @@ impl StateMachineStore {
         }
     }
 
+    /// The database's RocksDB statistics (shared with the log store).
+    pub fn properties(&self) -> super::DbProperties {
+        super::DbProperties(self.db.clone())
+    }
+
     /// Whether an earlier write failed and the store refuses all operations.
     pub fn is_poisoned(&self) -> bool {
         self.db.is_poisoned()

@@ -17,8 +17,8 @@ use std::time::Duration;
 use cairn_consensus::{Outcome, SnapshotObserver};
 use openraft::ServerState;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::Cluster;
@@ -39,11 +39,11 @@ pub struct Metrics {
     leader_id: IntGauge,
     is_leader: IntGauge,
     running: IntGauge,
-    last_log_index: IntGauge,
-    last_applied_index: IntGauge,
-    snapshot_index: IntGauge,
-    purged_index: IntGauge,
-    quorum_ack_age: Gauge,
+    last_log_index: OptionalGauge,
+    last_applied_index: OptionalGauge,
+    snapshot_index: OptionalGauge,
+    purged_index: OptionalGauge,
+    quorum_ack_age: OptionalGauge,
     replication_matched: IntGaugeVec,
     replication_lag: IntGaugeVec,
     membership_size: IntGauge,
@@ -52,8 +52,92 @@ pub struct Metrics {
     storage_nodes: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    data_dir_size: IntGauge,
+    data_dir_avail: IntGauge,
     snapshot: SnapshotMetrics,
     storage: StorageMetrics,
+}
+
+/// A gauge that has no value on some nodes or at some times: one only the
+/// Raft leader computes, or a log position before the first entry. Without
+/// a value the series is withdrawn instead of set to a sentinel such as -1,
+/// so `max()` or `sum()` across nodes means what it says and `absent()`
+/// sees a missing value.
+#[derive(Clone)]
+pub struct OptionalGauge(GaugeVec);
+
+impl OptionalGauge {
+    fn new(r: &Registry, name: &str, help: &str) -> prometheus::Result<Self> {
+        register(r, GaugeVec::new(Opts::new(name, help), &[])?).map(Self)
+    }
+
+    /// Publishes `value`, or withdraws the series for `None`.
+    pub fn set(&self, value: Option<f64>) {
+        match value {
+            Some(v) => self.0.with_label_values::<&str>(&[]).set(v),
+            None => self.0.reset(),
+        }
+    }
+}
+
+/// RocksDB health per database (`store` label: `raft` for the log and
+/// state machine, `chunks` for the chunk store — two values, so the label
+/// stays bounded): what stalls writes before it shows up as latency.
+#[derive(Clone)]
+pub struct RocksMetrics {
+    pending_compaction: IntGaugeVec,
+    write_stopped: IntGaugeVec,
+    delayed_write_rate: IntGaugeVec,
+    sst_bytes: IntGaugeVec,
+    blob_bytes: IntGaugeVec,
+}
+
+impl RocksMetrics {
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        let vec = |name: &str, help: &str| gauge_vec(r, name, help, &["store"]);
+        Ok(Self {
+            pending_compaction: vec(
+                "cairn_rocksdb_pending_compaction_bytes",
+                "RocksDB's estimate of the bytes compaction must rewrite; a growing value ends in write stalls.",
+            )?,
+            write_stopped: vec(
+                "cairn_rocksdb_write_stopped",
+                "1 while RocksDB stops writes (too many memtables or level-0 files, or pending compaction over its hard limit).",
+            )?,
+            delayed_write_rate: vec(
+                "cairn_rocksdb_delayed_write_rate_bytes_per_second",
+                "The rate RocksDB slows writes to while it delays them; 0 when writes are not delayed.",
+            )?,
+            sst_bytes: vec(
+                "cairn_rocksdb_sst_files_bytes",
+                "Bytes of the database's SST files.",
+            )?,
+            blob_bytes: vec(
+                "cairn_rocksdb_blob_files_bytes",
+                "Bytes of the database's blob files (chunk bodies live there).",
+            )?,
+        })
+    }
+
+    /// Reads the properties of the database `store` through `property`
+    /// (RocksDB's integer properties, summed over column families). A
+    /// property RocksDB does not report leaves its series out.
+    pub fn observe(&self, store: &str, property: impl Fn(&str) -> Option<u64>) {
+        for (gauge, name) in [
+            (&self.pending_compaction, "rocksdb.estimate-pending-compaction-bytes"),
+            (&self.write_stopped, "rocksdb.is-write-stopped"),
+            (&self.delayed_write_rate, "rocksdb.actual-delayed-write-rate"),
+            (&self.sst_bytes, "rocksdb.total-sst-files-size"),
+            (&self.blob_bytes, "rocksdb.total-blob-file-size"),
+        ] {
+            match property(name) {
+                Some(v) => gauge.with_label_values(&[store]).set(as_i64(v)),
+                None => {
+                    let _ = gauge.remove_label_values(&[store]);
+                }
+            }
+        }
+    }
 }
 
 /// The storage role's metrics (`cairn_storage_*`), shared with the role's
@@ -64,9 +148,9 @@ pub struct StorageMetrics {
     pub chunks: IntGauge,
     /// Bytes of sealed chunks stored on this node (refreshed when scraped).
     pub bytes: IntGauge,
-    /// On the leader: chunks short of copies after the last repair pass;
-    /// -1 on other nodes.
-    pub under_replicated: IntGauge,
+    /// On the leader only: chunks short of copies after the last repair
+    /// pass.
+    pub under_replicated: OptionalGauge,
     /// Copies the running repair pass still has to make.
     pub repair_backlog: IntGauge,
     /// Chunks copied by repair and rebalancing.
@@ -99,21 +183,24 @@ pub struct StorageMetrics {
     pub gc_deleted: IntCounter,
     /// Copies read and checked by the scrub.
     pub scrubbed_chunks: IntCounter,
+    /// RocksDB health of the chunk store (refreshed when scraped).
+    pub rocks: RocksMetrics,
 }
 
 impl StorageMetrics {
-    fn new(r: &Registry) -> prometheus::Result<Self> {
+    fn new(r: &Registry, rocks: RocksMetrics) -> prometheus::Result<Self> {
         Ok(Self {
+            rocks,
             chunks: gauge(r, "cairn_storage_chunks", "Chunks stored on this node.")?,
             bytes: gauge(
                 r,
                 "cairn_storage_bytes",
                 "Bytes of sealed chunks stored on this node.",
             )?,
-            under_replicated: gauge(
+            under_replicated: OptionalGauge::new(
                 r,
                 "cairn_storage_under_replicated_chunks",
-                "On the leader: chunks with fewer copies on their owners than their tier asks for, after the last repair pass; -1 on other nodes.",
+                "Exported by the leader only: chunks with fewer copies on their owners than their tier asks for, after the last repair pass.",
             )?,
             repair_backlog: gauge(
                 r,
@@ -303,7 +390,7 @@ impl Metrics {
                 "Install-snapshot requests (one chunk each) received from the leader.",
             )?,
         };
-        Ok(Self {
+        let metrics = Self {
             proposals: register(
                 &r,
                 IntCounterVec::new(
@@ -326,37 +413,35 @@ impl Metrics {
                 "cairn_raft_running",
                 "1 while Raft runs; 0 after a fatal (storage) error.",
             )?,
-            last_log_index: gauge(
+            last_log_index: OptionalGauge::new(
                 &r,
                 "cairn_raft_last_log_index",
-                "Index of the last log entry; -1 for an empty log.",
+                "Index of the last log entry; absent for an empty log.",
             )?,
-            last_applied_index: gauge(
+            last_applied_index: OptionalGauge::new(
                 &r,
                 "cairn_raft_last_applied_index",
-                "Index of the last applied entry; -1 before the first.",
+                "Index of the last applied entry; absent before the first.",
             )?,
-            snapshot_index: gauge(
+            snapshot_index: OptionalGauge::new(
                 &r,
                 "cairn_raft_snapshot_index",
-                "Last log index covered by this node's current snapshot; -1 without one.",
+                "Last log index covered by this node's current snapshot; absent without one.",
             )?,
-            purged_index: gauge(
+            purged_index: OptionalGauge::new(
                 &r,
                 "cairn_raft_purged_index",
-                "Last log index purged (compacted) from this node's log; -1 before the first purge.",
+                "Last log index purged (compacted) from this node's log; absent before the first purge.",
             )?,
-            quorum_ack_age: register(
+            quorum_ack_age: OptionalGauge::new(
                 &r,
-                Gauge::new(
-                    "cairn_raft_leader_quorum_ack_age_seconds",
-                    "On the leader: time since a quorum last acknowledged it; -1 on other nodes.",
-                )?,
+                "cairn_raft_leader_quorum_ack_age_seconds",
+                "Exported by the leader only: time since a quorum last acknowledged it.",
             )?,
             replication_matched: gauge_vec(
                 &r,
                 "cairn_raft_replication_matched_index",
-                "On the leader: highest log index known replicated to each member; -1 for none.",
+                "On the leader: highest log index known replicated to each member (absent before the first).",
                 &["follower"],
             )?,
             replication_lag: gauge_vec(
@@ -404,10 +489,42 @@ impl Metrics {
                     &["route", "method"],
                 )?,
             )?,
+            data_dir_size: gauge(
+                &r,
+                "cairn_data_dir_size_bytes",
+                "Size of the file system holding the node's data directory.",
+            )?,
+            data_dir_avail: gauge(
+                &r,
+                "cairn_data_dir_avail_bytes",
+                "Bytes of that file system available to cairnd (what RocksDB can still write).",
+            )?,
             snapshot,
-            storage: StorageMetrics::new(&r)?,
+            storage: StorageMetrics::new(&r, RocksMetrics::new(&r)?)?,
             registry: r,
-        })
+        };
+        // CPU, memory, open files and start time of this process
+        // (`process_*`, the names every Prometheus client library uses).
+        metrics
+            .registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(metrics)
+    }
+
+    /// Refreshes what this node reads from its own disk: the data
+    /// directory's file system and the Raft database's RocksDB health.
+    fn observe_node(&self, app: &Cluster) {
+        match rustix::fs::statvfs(&app.data_dir) {
+            Ok(fs) => {
+                let bytes = |blocks: u64| as_i64(blocks.saturating_mul(fs.f_frsize));
+                self.data_dir_size.set(bytes(fs.f_blocks));
+                self.data_dir_avail.set(bytes(fs.f_bavail));
+            }
+            Err(e) => tracing::warn!(error = %e, "statvfs of the data directory"),
+        }
+        self.storage
+            .rocks
+            .observe("raft", |name| app.raft_db.total(name));
     }
 
     /// The snapshot metrics, to hand to the store and the network.
@@ -455,17 +572,17 @@ impl Metrics {
         self.is_leader
             .set(i64::from(m.state == ServerState::Leader));
         self.running.set(i64::from(m.running_state.is_ok()));
-        self.last_log_index.set(m.last_log_index.map_or(-1, as_i64));
+        let index = |i: u64| i as f64;
+        self.last_log_index.set(m.last_log_index.map(index));
         self.last_applied_index
-            .set(m.last_applied.map_or(-1, |l| as_i64(l.index)));
-        self.snapshot_index
-            .set(m.snapshot.map_or(-1, |l| as_i64(l.index)));
-        self.purged_index
-            .set(m.purged.map_or(-1, |l| as_i64(l.index)));
+            .set(m.last_applied.map(|l| index(l.index)));
+        self.snapshot_index.set(m.snapshot.map(|l| index(l.index)));
+        self.purged_index.set(m.purged.map(|l| index(l.index)));
         self.quorum_ack_age.set(
             m.millis_since_quorum_ack
-                .map_or(-1.0, |ms| Duration::from_millis(ms).as_secs_f64()),
+                .map(|ms| Duration::from_millis(ms).as_secs_f64()),
         );
+        self.observe_node(app);
         // Only the leader tracks replication; members that left must not
         // linger as stale series, so the vectors are rebuilt every scrape.
         self.replication_matched.reset();
@@ -475,9 +592,11 @@ impl Metrics {
             for (id, matched) in replication {
                 let label = id.to_string();
                 let matched = matched.map(|l| l.index);
-                self.replication_matched
-                    .with_label_values(&[&label])
-                    .set(matched.map_or(-1, as_i64));
+                if let Some(matched) = matched {
+                    self.replication_matched
+                        .with_label_values(&[&label])
+                        .set(as_i64(matched));
+                }
                 let lag = last.saturating_sub(matched.unwrap_or(0));
                 self.replication_lag
                     .with_label_values(&[&label])

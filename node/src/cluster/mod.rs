@@ -89,6 +89,10 @@ pub struct Cluster {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The data directory (its file system's free space is a metric).
+    pub data_dir: std::path::PathBuf,
+    /// RocksDB statistics of the Raft database, for the health metrics.
+    pub raft_db: cairn_consensus::DbProperties,
 }
 
 /// The API form of a tier, as devices see it.
@@ -206,6 +210,7 @@ impl Cluster {
         let (log, sm) =
             cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
         let state = sm.handle();
+        let raft_db = sm.properties();
         let mut headers = reqwest::header::HeaderMap::new();
         let mut value = reqwest::header::HeaderValue::from_str(cluster_secret.expose())
             .map_err(|_| NodeError::Config("the cluster secret must be printable ASCII".into()))?;
@@ -242,6 +247,8 @@ impl Cluster {
             http,
             tls: server_tls,
             metrics,
+            data_dir: dir.root().to_owned(),
+            raft_db,
         }))
     }
 

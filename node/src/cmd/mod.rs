@@ -40,6 +40,10 @@ pub struct Cli {
     /// Print JSON instead of text: one document per command (one line per event for servers).
     #[arg(long, global = true)]
     json: bool,
+    /// Log line format on stderr: `text` (colored only on a terminal) or `json` (one object
+    /// per line, for log shippers). Verbosity: CAIRN_LOG (e.g. `debug`, `info,openraft=warn`).
+    #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Data directory of the dev cluster (without a subcommand) [default: ./cairn-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -50,6 +54,15 @@ pub struct Cli {
     raft: RaftArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How `cairnd` writes its log lines.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colors only when stderr is a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 #[derive(Subcommand)]

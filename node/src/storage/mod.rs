@@ -210,7 +210,6 @@ impl Storage {
             usage_cache: Mutex::new(HashMap::new()),
             view: Mutex::new(None),
         });
-        storage.metrics.under_replicated.set(-1);
         Ok(storage)
     }
 
@@ -349,8 +348,12 @@ impl Storage {
     }
 
     /// Sets the gauges of what this node stores (chunks and bytes over
-    /// every vault), before a scrape renders them.
+    /// every vault) and of its chunk store's RocksDB health, before a
+    /// scrape renders them.
     pub fn refresh_metrics(&self) {
+        self.metrics
+            .rocks
+            .observe("chunks", |name| self.store.property_total(name));
         if let Ok(usage) = self.store.usage_by_vault() {
             let (chunks, bytes) = usage
                 .iter()

@@ -139,7 +139,7 @@ impl Work for Repair {
         let (app, storage) = (&self.app, &self.storage);
         if !is_leader(app) {
             storage.set_view(None);
-            storage.metrics.under_replicated.set(-1);
+            storage.metrics.under_replicated.set(None);
             storage.metrics.repair_backlog.set(0);
             storage.metrics.misplaced.reset();
             return Ok(());
@@ -160,8 +160,7 @@ impl Work for Repair {
             {
                 let m = &storage.metrics;
                 m.repair_passes.inc();
-                m.under_replicated
-                    .set(i64::try_from(report.under_replicated).unwrap_or(i64::MAX));
+                m.under_replicated.set(Some(report.under_replicated as f64));
                 m.misplaced.reset();
                 for (node, n) in &report.misplaced {
                     m.misplaced
