@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Cairn needs to build and test, only if they
 # are missing: Debian's RocksDB (linked instead of compiled, see DESIGN.md
-# §10), libclang for the RocksDB bindings, and promtool for the metrics
-# exposition test. Needs root (or sudo) the first time only.
+# §10), libclang for the RocksDB bindings, Prometheus (promtool and the
+# server, for the metrics, rules and alert tests) and systemd
+# (`systemd-analyze verify` of the units in deploy/systemd). Needs root (or
+# sudo) the first time only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus)
+packages=(librocksdb-dev libclang-dev prometheus systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

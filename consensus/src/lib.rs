@@ -48,5 +48,6 @@ pub use event::{Event, Request};
 pub use ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
 pub use state::State;
 pub use store::{
-    open, open_observed, DbProperties, LogStore, SnapshotObserver, StateHandle, StateMachineStore};
+    open, open_observed, DbProperties, LogStore, SnapshotObserver, StateHandle, StateMachineStore,
+};
 pub use types::{ClusterNode, NodeId, Raft, TypeConfig};

@@ -17,8 +17,8 @@ use std::time::Duration;
 use cairn_consensus::{Outcome, SnapshotObserver};
 use openraft::ServerState;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::Cluster;
@@ -124,9 +124,15 @@ impl RocksMetrics {
     /// property RocksDB does not report leaves its series out.
     pub fn observe(&self, store: &str, property: impl Fn(&str) -> Option<u64>) {
         for (gauge, name) in [
-            (&self.pending_compaction, "rocksdb.estimate-pending-compaction-bytes"),
+            (
+                &self.pending_compaction,
+                "rocksdb.estimate-pending-compaction-bytes",
+            ),
             (&self.write_stopped, "rocksdb.is-write-stopped"),
-            (&self.delayed_write_rate, "rocksdb.actual-delayed-write-rate"),
+            (
+                &self.delayed_write_rate,
+                "rocksdb.actual-delayed-write-rate",
+            ),
             (&self.sst_bytes, "rocksdb.total-sst-files-size"),
             (&self.blob_bytes, "rocksdb.total-blob-file-size"),
         ] {
@@ -505,9 +511,9 @@ impl Metrics {
         };
         // CPU, memory, open files and start time of this process
         // (`process_*`, the names every Prometheus client library uses).
-        metrics
-            .registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(metrics)
     }
 

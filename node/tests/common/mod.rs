@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod storage;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
