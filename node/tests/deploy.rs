@@ -588,3 +588,35 @@ fn metric_names_are_read_from_expressions() {
     .collect();
     assert_eq!(names, expect);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_text_logs_have_no_ansi_codes_off_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut json = Node::new(tmp.path(), 1);
+    json.extra = vec!["--log-format".into(), "json".into()];
+    json.spawn_dev();
+    json.wait_ready();
+    json.terminate();
+    let log = std::fs::read_to_string(json.log_dir.join("node1.1.err")).expect("log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(log.contains("cairnd listening"), "{log}");
+
+    let mut text = Node::new(tmp.path(), 2);
+    text.spawn_dev();
+    text.wait_ready();
+    text.terminate();
+    let log = std::fs::read_to_string(text.log_dir.join("node2.1.err")).expect("log");
+    assert!(log.contains("cairnd listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file: {log:?}"
+    );
+}
