@@ -15,156 +15,23 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_proto::frames;
-use cairn_proto::{ChunkId, VaultId};
-use common::{stdout, user_body, Node};
+use cairn_proto::ChunkId;
+use common::storage::{Device, Http};
+use common::{stdout, Node};
 use rand::RngCore;
 use serde_json::{json, Value};
 
-/// A blocking HTTP client for binary and JSON bodies.
-struct Http {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
-}
-
-impl Http {
-    fn new() -> Self {
-        Http {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime"),
-            client: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("client"),
-        }
-    }
-
-    /// A binary POST: status, `Retry-After`, body.
-    fn post(
-        &self,
-        node: &Node,
-        path: &str,
-        token: &str,
-        body: Vec<u8>,
-    ) -> (u16, Option<String>, Vec<u8>) {
-        self.rt.block_on(async {
-            let resp = self
-                .client
-                .post(format!("{}{path}", node.url()))
-                .bearer_auth(token)
-                .header("content-type", "application/octet-stream")
-                .body(body)
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .expect("request");
-            let status = resp.status().as_u16();
-            let retry = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            (status, retry, resp.bytes().await.expect("body").to_vec())
-        })
-    }
-
-    fn json(&self, node: &Node, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let (status, bytes) = self.rt.block_on(async {
-            let resp = self
-                .client
-                .post(format!("{}{path}", node.url()))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("request");
-            let status = resp.status().as_u16();
-            (status, resp.bytes().await.expect("body").to_vec())
-        });
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-}
-
-/// A device of a new user with one vault of a new tier.
-struct Device {
-    token: String,
-    vault: VaultId,
-}
-
+/// What these tests add to the shared device session.
 impl Device {
-    fn create(http: &Http, node: &Node, name: &str, quota: Option<u64>) -> Self {
-        let admin = std::fs::read_to_string(node.token_file()).expect("admin token");
-        let admin = admin.trim();
-        let user: Value = serde_json::from_str(&user_body(name)).expect("user body");
-        let (code, body) = http.json(node, "/api/v1/admin/users", admin, user);
-        assert_eq!(code, 201, "create user: {body}");
-        let tier = format!("tier-{name}");
-        let (code, body) = http.json(
-            node,
-            "/api/v1/admin/tiers",
-            admin,
-            json!({"name": tier, "replicas": 1, "quota_bytes": quota}),
-        );
-        assert_eq!(code, 201, "define tier: {body}");
-        let (code, body) = http.json(
-            node,
-            "/api/v1/login",
-            "",
-            json!({"user": name, "login_key": "11".repeat(32), "device": "laptop"}),
-        );
-        assert_eq!(code, 200, "login: {body}");
-        let token = body["token"].as_str().expect("token").to_string();
-        let vault = VaultId::random();
-        let (code, body) = http.json(
-            node,
-            "/api/v1/vaults",
-            &token,
-            json!({"id": vault.to_hex(), "name": "main", "tier": tier, "wrapped_keys": "00"}),
-        );
-        assert_eq!(code, 201, "create vault: {body}");
-        Device { token, vault }
-    }
-
-    fn chunks(&self, what: &str) -> String {
-        format!("/api/v1/vaults/{}/chunks{what}", self.vault)
-    }
-
-    fn start_job(&self, http: &Http, node: &Node, kind: &str) -> String {
-        let id = hex::encode(rand::random::<[u8; 16]>());
-        let (code, body) = http.json(
-            node,
-            "/api/v1/jobs",
-            &self.token,
-            json!({"id": id, "kind": kind, "vault": self.vault.to_hex()}),
-        );
-        assert_eq!(code, 201, "start {kind} job: {body}");
-        id
-    }
-
-    fn finish_job(&self, http: &Http, node: &Node, job: &str, error: Option<&str>) -> Value {
-        let status = if error.is_some() {
-            "failed"
-        } else {
-            "succeeded"
-        };
-        let (code, body) = http.json(
-            node,
-            &format!("/api/v1/jobs/{job}/finish"),
-            &self.token,
-            json!({"status": status, "files": 0, "bytes": 0, "error": error, "log": "done"}),
-        );
-        assert_eq!(code, 200, "finish job: {body}");
-        body
+    /// A device of a new user with one vault of a new tier (one replica).
+    fn new(http: &Http, node: &Node, name: &str, quota: Option<u64>) -> Self {
+        Device::create(http, node, name, &format!("tier-{name}"), 1, quota)
     }
 
     /// Uploads one random chunk and returns its id.
     fn upload_one(&self, http: &Http, node: &Node, size: usize) -> ChunkId {
         let (id, body) = frame_body(size);
-        let (code, _, reply) = http.post(node, &self.chunks(""), &self.token, body);
+        let (code, _, reply) = http.post_full(node, &self.path(""), &self.token, body);
         assert_eq!(code, 200, "upload: {}", String::from_utf8_lossy(&reply));
         id
     }
@@ -263,7 +130,7 @@ fn a_snapshot_commits_only_under_the_devices_running_backup_job() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let node = started(tmp.path());
     let http = Http::new();
-    let dev = Device::create(&http, &node, "alice", None);
+    let dev = Device::new(&http, &node, "alice", None);
     let root = dev.upload_one(&http, &node, 1000);
 
     // The job start failed (never recorded): no commit.
@@ -298,7 +165,7 @@ fn a_snapshot_commits_only_under_the_devices_running_backup_job() {
         "{body}"
     );
     // Another account's device cannot use it either.
-    let other = Device::create(&http, &node, "bob", None);
+    let other = Device::new(&http, &node, "bob", None);
     let theirs = dev.start_job(&http, &node, "backup");
     let root2 = other.upload_one(&http, &node, 1000);
     let (code, body) = other.commit(&http, &node, &root2, &theirs);
@@ -316,11 +183,11 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
     let http = Http::new();
 
     // Over quota by its declared length: refused before the body is sent.
-    let small = Device::create(&http, &node, "small", Some(1 << 20));
+    let small = Device::new(&http, &node, "small", Some(1 << 20));
     let t = Instant::now();
     let s = raw_request(
         &node,
-        &small.chunks(""),
+        &small.path(""),
         &small.token,
         "Content-Length: 50000000\r\n",
         b"",
@@ -330,7 +197,7 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
     // Without a length there is nothing to judge: refused.
     let s = raw_request(
         &node,
-        &small.chunks(""),
+        &small.path(""),
         &small.token,
         "Transfer-Encoding: chunked\r\n",
         b"5\r\n\x01abcd\r\n",
@@ -338,13 +205,13 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
     assert_eq!(answer(s), Some(411), "chunked upload without a length");
 
     // A device's transfers in flight are bounded: 8 held uploads, then 429.
-    let big = Device::create(&http, &node, "big", None);
+    let big = Device::new(&http, &node, "big", None);
     let before = rss_mib(&node);
     let held: Vec<TcpStream> = (0..8)
         .map(|_| {
             raw_request(
                 &node,
-                &big.chunks(""),
+                &big.path(""),
                 &big.token,
                 "Content-Length: 1048576\r\n",
                 &[1u8; 1024],
@@ -353,16 +220,16 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let (_, body) = frame_body(1000);
-    let (code, retry, reply) = http.post(&node, &big.chunks(""), &big.token, body.clone());
+    let (code, retry, reply) = http.post_full(&node, &big.path(""), &big.token, body.clone());
     assert_eq!(code, 429, "{}", String::from_utf8_lossy(&reply));
     assert_eq!(retry.as_deref(), Some("1"));
     let reply: Value = serde_json::from_slice(&reply).expect("json");
     assert_eq!(reply["code"], "rate_limited");
     let ids = frames::encode_ids([ChunkId([1; 32])].iter());
-    let (code, _, _) = http.post(&node, &big.chunks("/get"), &big.token, ids.clone());
+    let (code, _, _) = http.post_full(&node, &big.path("/get"), &big.token, ids.clone());
     assert_eq!(code, 429, "gets share the device's bound");
     // Another device is not held up by this one.
-    let (code, _, _) = http.post(&node, &small.chunks("/get"), &small.token, ids);
+    let (code, _, _) = http.post_full(&node, &small.path("/get"), &small.token, ids);
     assert_eq!(code, 200);
     drop(held);
     common::wait_for(
@@ -370,7 +237,7 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
         Duration::from_secs(10),
         || {
             (http
-                .post(&node, &big.chunks(""), &big.token, body.clone())
+                .post_full(&node, &big.path(""), &big.token, body.clone())
                 .0
                 == 200)
                 .then_some(())
@@ -385,7 +252,7 @@ fn uploads_are_judged_before_their_body_and_transfers_are_bounded() {
     for _ in 0..8 {
         let mut s = raw_request(
             &node,
-            &big.chunks(""),
+            &big.path(""),
             &big.token,
             &format!("Content-Length: {len}\r\n"),
             b"",
@@ -424,7 +291,7 @@ fn a_get_answers_at_most_its_cap_and_the_rest_is_asked_again() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let node = started(tmp.path());
     let http = Http::new();
-    let dev = Device::create(&http, &node, "alice", None);
+    let dev = Device::new(&http, &node, "alice", None);
     let mut ids = Vec::new();
     for _ in 0..2 {
         let mut body = frames::frames_header();
@@ -435,12 +302,12 @@ fn a_get_answers_at_most_its_cap_and_the_rest_is_asked_again() {
             frames::push_frame(&mut body, &id, &bytes);
             ids.push(id);
         }
-        let (code, _, reply) = http.post(&node, &dev.chunks(""), &dev.token, body);
+        let (code, _, reply) = http.post_full(&node, &dev.path(""), &dev.token, body);
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&reply));
     }
-    let (code, _, reply) = http.post(
+    let (code, _, reply) = http.post_full(
         &node,
-        &dev.chunks("/get"),
+        &dev.path("/get"),
         &dev.token,
         frames::encode_ids(ids.iter()),
     );
@@ -453,9 +320,9 @@ fn a_get_answers_at_most_its_cap_and_the_rest_is_asked_again() {
         got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
         ids[..got.len()].to_vec()
     );
-    let (code, _, reply) = http.post(
+    let (code, _, reply) = http.post_full(
         &node,
-        &dev.chunks("/get"),
+        &dev.path("/get"),
         &dev.token,
         frames::encode_ids(rest.iter()),
     );
@@ -471,7 +338,7 @@ fn admin_jobs_shows_a_devices_escape_sequences_escaped() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let node = started(tmp.path());
     let http = Http::new();
-    let dev = Device::create(&http, &node, "alice", None);
+    let dev = Device::new(&http, &node, "alice", None);
     let job = dev.start_job(&http, &node, "backup");
     let info = dev.finish_job(
         &http,
@@ -527,7 +394,7 @@ fn the_data_directory_is_private_to_the_nodes_user() {
     node.start();
     node.wait_ready();
     let http = Http::new();
-    let dev = Device::create(&http, &node, "alice", None);
+    let dev = Device::new(&http, &node, "alice", None);
     dev.upload_one(&http, &node, 1000);
     assert_eq!(exposed(&node.dir), Vec::<String>::new(), "after serve");
 }

@@ -439,28 +439,6 @@ fn internal_storage_routes_need_the_cluster_secret() {
 }
 
 /// Starts a job of `kind` on the device's vault; answers its id.
-fn start_job(http: &Http, node: &Node, dev: &Device, kind: &str) -> String {
-    let id = hex::encode(rand::random::<[u8; 16]>());
-    let (code, body) = http.json(
-        node,
-        "/api/v1/jobs",
-        &dev.token,
-        json!({"id": id, "kind": kind, "vault": dev.vault.to_hex()}),
-    );
-    assert_eq!(code, 201, "start {kind} job: {body}");
-    id
-}
-
-fn finish_job(http: &Http, node: &Node, dev: &Device, job: &str) {
-    let (code, body) = http.json(
-        node,
-        &format!("/api/v1/jobs/{job}/finish"),
-        &dev.token,
-        json!({"status": "succeeded", "files": 0, "bytes": 0, "error": null, "log": ""}),
-    );
-    assert_eq!(code, 200, "finish job: {body}");
-}
-
 impl Device {
     /// One page of `chunks/list`.
     fn list(&self, http: &Http, node: &Node, after: Option<&ChunkId>) -> Vec<ChunkId> {
@@ -555,19 +533,19 @@ fn prune_sweeps_untouched_garbage_and_spares_what_backups_touched() {
 
     // A running backup blocks the sweep; so does one that finished after
     // the prune started (its snapshot may not be in the marked set).
-    let backup = start_job(&http, &nodes[0], &dev, "backup");
-    let early = start_job(&http, &nodes[0], &dev, "prune");
+    let backup = dev.start_job(&http, &nodes[0], "backup");
+    let early = dev.start_job(&http, &nodes[0], "prune");
     let (code, body) = dev.sweep(&http, &nodes[0], &early, &[a, b, c]);
     assert_eq!((code, body["code"].as_str()), (409, Some("busy")), "{body}");
-    finish_job(&http, &nodes[0], &dev, &backup);
+    dev.finish_job(&http, &nodes[0], &backup, None);
     let (code, body) = dev.sweep(&http, &nodes[1], &early, &[a, b, c]);
     assert_eq!((code, body["code"].as_str()), (409, Some("busy")), "{body}");
-    finish_job(&http, &nodes[0], &dev, &early);
+    dev.finish_job(&http, &nodes[0], &early, None);
     std::thread::sleep(Duration::from_millis(5500));
 
     // The prune: after it starts, a backup finds A present (a touch) and
     // uploads C again (a dedup hit, also a touch).
-    let prune = start_job(&http, &nodes[0], &dev, "prune");
+    let prune = dev.start_job(&http, &nodes[0], "prune");
     assert!(dev.missing(&http, &nodes[1], [&a]).is_empty());
     let again = dev.upload(&http, &nodes[2], &[(&c, &named[&c])]);
     assert_eq!((again.stored, again.present), (0, 1));

@@ -37,12 +37,24 @@ impl Http {
         }
     }
 
+    /// A binary POST: status and body.
     pub fn post(&self, node: &Node, path: &str, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-        let url = format!("{}{path}", node.url());
+        let (status, _, body) = self.post_full(node, path, token, body);
+        (status, body)
+    }
+
+    /// A binary POST: status, `Retry-After`, body.
+    pub fn post_full(
+        &self,
+        node: &Node,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, Vec<u8>) {
         self.rt.block_on(async {
             let resp = self
                 .client
-                .post(&url)
+                .post(format!("{}{path}", node.url()))
                 .bearer_auth(token)
                 .header("content-type", "application/octet-stream")
                 .body(body)
@@ -51,7 +63,12 @@ impl Http {
                 .await
                 .expect("request");
             let status = resp.status().as_u16();
-            (status, resp.bytes().await.expect("body").to_vec())
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (status, retry, resp.bytes().await.expect("body").to_vec())
         })
     }
 
@@ -162,6 +179,36 @@ impl Device {
 
     pub fn path(&self, what: &str) -> String {
         format!("/api/v1/vaults/{}/chunks{what}", self.vault)
+    }
+
+    /// Starts a job of `kind` on the device's vault; its id.
+    pub fn start_job(&self, http: &Http, node: &Node, kind: &str) -> String {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let (code, body) = http.json(
+            node,
+            "/api/v1/jobs",
+            &self.token,
+            json!({"id": id, "kind": kind, "vault": self.vault.to_hex()}),
+        );
+        assert_eq!(code, 201, "start {kind} job: {body}");
+        id
+    }
+
+    /// Finishes `job`, failed with `error` or succeeded; the job as answered.
+    pub fn finish_job(&self, http: &Http, node: &Node, job: &str, error: Option<&str>) -> Value {
+        let status = if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        let (code, body) = http.json(
+            node,
+            &format!("/api/v1/jobs/{job}/finish"),
+            &self.token,
+            json!({"status": status, "files": 0, "bytes": 0, "error": error, "log": "done"}),
+        );
+        assert_eq!(code, 200, "finish job: {body}");
+        body
     }
 
     pub fn missing<'a>(
