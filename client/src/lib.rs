@@ -25,6 +25,7 @@ pub mod fsmeta;
 pub mod items;
 pub mod jobs;
 pub mod ls;
+pub mod pattern;
 pub mod prune;
 pub mod remote;
 pub mod restore;

@@ -105,12 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             snapshot,
             path,
         } => commands::list(config, vault, &snapshot, path.as_deref(), json),
-        Command::Restore {
-            vault,
-            snapshot,
-            target,
-            includes,
-        } => commands::restore(config, vault, &snapshot, target, includes, json),
+        Command::Restore(args) => commands::restore(config, args, json),
         Command::Check { vault, read_data } => commands::check(config, vault, read_data, json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),

@@ -46,7 +46,7 @@ pub struct ChunkRef {
 }
 
 /// Seconds and nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct Time {
     /// Whole seconds (negative before 1970).
     pub sec: i64,

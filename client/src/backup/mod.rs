@@ -36,7 +36,8 @@
 //!
 //! Files: this one wires the threads and commits the snapshot; `walk.rs`
 //! is the walker, `pipeline.rs` the workers and the finisher, `select.rs`
-//! the pure decisions (unchanged files, excludes, the parent).
+//! the pure decisions (unchanged files, the parent); excludes are
+//! [`crate::pattern`].
 
 use std::collections::HashSet;
 use std::fs;
@@ -59,11 +60,11 @@ mod walk;
 use crate::error::{Error, Result};
 use crate::fsmeta;
 use crate::jobs::JobOutcome;
+use crate::pattern::Patterns;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
 use crate::vault::{Sealed, Vault};
 use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared};
-use select::Excludes;
 use walk::Walker;
 
 /// Which snapshot a backup compares against to skip unchanged files.
@@ -84,8 +85,8 @@ pub enum ParentChoice {
 pub struct BackupOptions {
     /// Paths to back up, as given (resolved by [`source::resolve`]).
     pub paths: Vec<PathBuf>,
-    /// Glob patterns: with a `/` they match the absolute path, otherwise the
-    /// file name.
+    /// Exclude patterns ([`crate::pattern`]: relative ones match at any
+    /// depth, absolute ones are anchored).
     pub excludes: Vec<String>,
     /// Protected item label.
     pub item: Option<String>,
@@ -211,7 +212,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         }
     };
     let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
-    let excludes = Excludes::new(&opts.excludes)?;
+    let excludes = Patterns::new(&opts.excludes, "--exclude")?;
 
     let sink = vault.backend().sink();
     let shared = Shared {
@@ -401,7 +402,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let opts = RestoreOptions {
             target: out.path().to_path_buf(),
-            includes: vec![],
+            ..RestoreOptions::default()
         };
         let restored = restore::run(vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
         assert!(restored.damaged.is_empty() && restored.failed.is_empty());

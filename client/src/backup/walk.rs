@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::pipeline::{aborted, DirJob, FileJob, FileOutcome, Pending, Shared};
-use super::select::{self, Excludes, FileStat};
+use super::select::{self, FileStat};
+use crate::pattern::Patterns;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{entry_from, kind_of, read_xattrs};
 use crate::source::PathTrie;
@@ -32,7 +33,7 @@ pub(super) struct Walker<'a, 's> {
     pub(super) shared: &'a Shared<'s>,
     /// The vault's own directory (device, inode), never backed up into itself.
     pub(super) vault_dir: Option<(u64, u64)>,
-    pub(super) excludes: &'a Excludes,
+    pub(super) excludes: &'a Patterns,
     pub(super) file_tx: Sender<FileJob>,
     pub(super) dir_tx: Sender<DirJob>,
     pub(super) next_dir: u64,
@@ -83,7 +84,7 @@ impl Walker<'_, '_> {
         for (name, dir_entry) in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let sub = trie.and_then(|t| t.children.get(&name));
-            if sub.is_none() && self.excludes.excluded(&child, &name) {
+            if sub.is_none() && self.excludes.is_match(&child) {
                 continue;
             }
             // On the way to a source, follow the path as the kernel does; a

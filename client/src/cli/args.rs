@@ -124,18 +124,12 @@ pub enum Command {
         path: Option<PathBuf>,
     },
     /// Restore a snapshot: each backed-up absolute path is recreated under --target.
-    Restore {
-        #[command(flatten)]
-        vault: VaultArg,
-        /// Snapshot id, unique id prefix, or `latest`.
-        snapshot: String,
-        /// Directory to restore into (created if missing).
-        #[arg(long)]
-        target: PathBuf,
-        /// Restore only this absolute path of the snapshot (repeatable).
-        #[arg(long = "include", value_name = "PATH")]
-        includes: Vec<PathBuf>,
-    },
+    ///
+    /// What the target already holds is kept when it is as new as or newer
+    /// than the snapshot's copy (`--overwrite if-newer`, the default: a
+    /// restore never silently destroys newer local data); kept paths are
+    /// listed. `--dry-run` shows what would happen.
+    Restore(RestoreArgs),
     /// Verify the vault: every snapshot's trees and chunk references; with
     /// --read-data also decrypt and verify every stored chunk (account
     /// vaults: every chunk the snapshots reference).
@@ -195,7 +189,7 @@ pub enum ItemCommand {
         /// Files and directories (stored as absolute paths).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+        /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
         #[arg(long = "exclude", value_name = "GLOB")]
         excludes: Vec<String>,
     },
@@ -287,6 +281,57 @@ pub struct VaultArg {
 }
 
 #[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    /// Snapshot id, unique id prefix, or `latest`.
+    pub snapshot: String,
+    /// Directory to restore into (created if missing).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Restore only matching snapshot paths and what is below them:
+    /// `/abs/path` there, `name` or `sub/file` at any depth, globs as for
+    /// --exclude (repeatable).
+    #[arg(long = "include", value_name = "PATTERN")]
+    pub includes: Vec<String>,
+    /// Do not restore matching paths (patterns as for --include; repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// What to do with a path the target already holds: `always` replace
+    /// it, `if-changed` unless size and mtime match, `if-newer` only when
+    /// the snapshot's copy is newer, `never`.
+    #[arg(long, value_enum, default_value_t = Overwrite::IfNewer)]
+    pub overwrite: Overwrite,
+    /// Delete what the restored directories hold in the target but the
+    /// snapshot does not (excluded paths stay).
+    #[arg(long)]
+    pub delete: bool,
+    /// Report what would be written, replaced, kept and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--overwrite` (mirrors [`cairn_client::restore::Overwrite`]).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Overwrite {
+    Always,
+    IfChanged,
+    IfNewer,
+    Never,
+}
+
+impl From<Overwrite> for cairn_client::restore::Overwrite {
+    fn from(o: Overwrite) -> Self {
+        match o {
+            Overwrite::Always => Self::Always,
+            Overwrite::IfChanged => Self::IfChanged,
+            Overwrite::IfNewer => Self::IfNewer,
+            Overwrite::Never => Self::Never,
+        }
+    }
+}
+
+#[derive(Args)]
 pub struct ForgetArgs {
     #[command(flatten)]
     pub vault: VaultArg,
@@ -328,7 +373,7 @@ pub struct BackupArgs {
     /// what it points to).
     #[arg(value_name = "PATH", required_unless_present = "item")]
     pub paths: Vec<PathBuf>,
-    /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+    /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
     /// Protected item: with paths, a label (the parent snapshot is the newest

@@ -23,7 +23,7 @@ use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::JobKind;
 
 use super::account::{self, ItemJson, VaultJson};
-use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, VaultArg};
+use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, VaultArg};
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
 use super::progress::{bytes, load, Spinner};
@@ -395,30 +395,35 @@ pub fn list(
 }
 
 /// `cairn restore`.
-pub fn restore(
-    config: Option<&Path>,
-    v: VaultArg,
-    snapshot: &str,
-    target: PathBuf,
-    includes: Vec<PathBuf>,
-    json: bool,
-) -> Result<u8> {
-    let opened = open(config, &v.vault)?;
+pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
+    let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
-    let snap = vault.find_snapshot(snapshot)?;
+    let snap = vault.find_snapshot(&args.snapshot)?;
     let done = Arc::new(AtomicU64::new(0));
     let total = snap.stats.bytes;
     let spinner = {
         let done = done.clone();
-        Spinner::start(!json, move || {
+        Spinner::start(!json && !args.dry_run, move || {
             format!("restored {} of {}", bytes(load(&done)), bytes(total))
         })
     };
-    let log = job_log(&opened);
-    let job = log.start(JobKind::Restore)?;
-    let opts = RestoreOptions { target, includes };
-    let result = restore::run(vault, &snap, &opts, &done);
-    job.finish(&result);
+    let opts = RestoreOptions {
+        target: args.target,
+        includes: args.includes,
+        excludes: args.excludes,
+        overwrite: args.overwrite.into(),
+        delete: args.delete,
+        dry_run: args.dry_run,
+    };
+    let result = if opts.dry_run {
+        restore::run(vault, &snap, &opts, &done)
+    } else {
+        let log = job_log(&opened);
+        let job = log.start(JobKind::Restore)?;
+        let result = restore::run(vault, &snap, &opts, &done);
+        job.finish(&result);
+        result
+    };
     let report = result?;
     drop(spinner);
     output::restore(&report, &snap.short_id(), json)?;

@@ -189,23 +189,45 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
     Ok(())
 }
 
-/// Prints a restore's outcome; what could not be restored goes to stderr.
+/// Prints a restore's outcome; what was kept, deleted or could not be
+/// restored goes to stderr.
 pub fn restore(report: &RestoreReport, short_id: &str, json: bool) -> Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let would = if report.dry_run { "would be " } else { "" };
+    for k in &report.kept {
+        eprintln!("kept: {k}");
+    }
+    for d in &report.deleted {
+        eprintln!("{would}deleted: {d}");
+    }
     if json {
         print_json(report)?;
     } else {
-        println!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} in {:.2}s",
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{} snapshot {} to {}: {} files, {} dirs, {} ({} replaced, {} unchanged, {} kept, {} deleted) in {:.2}s",
+            if report.dry_run { "would restore" } else { "restored" },
             short_id,
             report.target.display(),
             report.files,
             report.dirs,
             bytes(report.bytes),
+            report.replaced,
+            report.unchanged,
+            report.kept.len(),
+            report.deleted.len(),
             report.seconds
-        );
+        )?;
+        if !report.kept.is_empty() {
+            writeln!(
+                out,
+                "{} existing path(s) {would}kept as they are (listed above); --overwrite always replaces them",
+                report.kept.len()
+            )?;
+        }
     }
     for f in &report.failed {
         eprintln!("could not write, not restored: {f}");
