@@ -22,8 +22,8 @@ pub struct Listed {
     pub size: u64,
     /// Permission bits.
     pub mode: u32,
-    /// Modification time, Unix seconds.
-    pub mtime: i64,
+    /// Modification time, RFC 3339.
+    pub mtime: String,
 }
 
 /// Lists `path` (the whole snapshot for `/`) and everything below it.
@@ -89,6 +89,6 @@ fn listed(path: &Path, e: &Entry) -> Listed {
         },
         size: e.size,
         mode: e.mode,
-        mtime: e.mtime.sec,
+        mtime: e.mtime.rfc3339(),
     }
 }

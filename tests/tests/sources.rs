@@ -34,7 +34,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     // Directly.
     let report = device.json(&["backup", "--vault", "main", src]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["snapshot_id"]
+    let id = report["id"]
         .as_str()
         .expect("snapshot id")
         .to_string();
@@ -47,7 +47,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     );
     let report = device.json(&["backup", "--item", "docs"]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["snapshot_id"]
+    let id = report["id"]
         .as_str()
         .expect("snapshot id")
         .to_string();

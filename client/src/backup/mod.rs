@@ -131,7 +131,7 @@ impl Serialize for BackupReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Json<'a> {
-            snapshot_id: SnapshotId,
+            id: SnapshotId,
             parent: Option<SnapshotId>,
             root: ChunkId,
             #[serde(flatten)]
@@ -143,7 +143,7 @@ impl Serialize for BackupReport {
             seconds: f64,
         }
         Json {
-            snapshot_id: self.snapshot.id,
+            id: self.snapshot.id,
             parent: self.parent,
             root: self.snapshot.root,
             stats: &self.snapshot.stats,
@@ -457,6 +457,7 @@ mod tests {
                 "dirs",
                 "files",
                 "files_read",
+                "id",
                 "new_bytes",
                 "new_chunks",
                 "notes",
@@ -464,12 +465,11 @@ mod tests {
                 "root",
                 "seconds",
                 "skipped",
-                "snapshot_id",
                 "stored_bytes",
                 "warnings"
             ]
         );
-        assert_eq!(json["snapshot_id"], report.snapshot.id.to_hex());
+        assert_eq!(json["id"], report.snapshot.id.to_hex());
         assert_eq!(json["files"], 1);
         assert_eq!(json["skipped"], 0);
     }

@@ -22,7 +22,7 @@ use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::JobKind;
 
-use super::account::{self, ItemJson, VaultJson};
+use super::account::{self, DeviceJson, ItemJson, JobJson, VaultJson};
 use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, VaultArg};
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
@@ -114,9 +114,12 @@ pub fn devices(config: Option<&Path>, cmd: DevicesCommand, json: bool) -> Result
         }
     };
     match shown {
-        Some(d) if json => print_json(&d)?,
+        Some(d) if json => print_json(&DeviceJson::from(&d))?,
         Some(d) => account::print_devices(std::slice::from_ref(&d)),
-        None if json => print_json(&s.devices()?)?,
+        None if json => {
+            let list = s.devices()?;
+            print_json(&list.iter().map(DeviceJson::from).collect::<Vec<_>>())?
+        }
         None => account::print_devices(&s.devices()?),
     }
     Ok(0)
@@ -139,7 +142,7 @@ pub fn jobs(config: Option<&Path>, json: bool) -> Result<u8> {
     let mut jobs = s.jobs()?;
     jobs.sort_by_key(|j| j.started_at);
     if json {
-        print_json(&jobs)?;
+        print_json(&jobs.iter().map(JobJson::from).collect::<Vec<_>>())?;
     } else {
         let names = s
             .vaults()
@@ -271,6 +274,7 @@ pub fn vault_init(
     json: bool,
 ) -> Result<u8> {
     let pw = passwords::read("CAIRN_PASSWORD", "New vault password: ", true)?;
+    let local = fsmeta::expand_tilde(&local);
     let options = CreateOptions {
         chunker,
         zstd_level,
@@ -283,7 +287,7 @@ pub fn vault_init(
     let config = Vault::create(&local, &pw, &options)?;
     if json {
         print_json(&output::CreatedJson {
-            vault_id: config.vault_id,
+            id: config.vault_id,
             path: &local,
         })?;
     } else {
@@ -408,7 +412,7 @@ pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u
         })
     };
     let opts = RestoreOptions {
-        target: args.target,
+        target: fsmeta::expand_tilde(&args.target),
         includes: args.includes,
         excludes: args.excludes,
         overwrite: args.overwrite.into(),
@@ -499,7 +503,7 @@ pub fn passwd_local(v: &Path, json: bool) -> Result<u8> {
     vault.change_password(&new)?;
     if json {
         print_json(&output::PasswordJson {
-            vault_id: vault.config().vault_id,
+            id: vault.config().vault_id,
             changed: true,
         })?;
     } else {

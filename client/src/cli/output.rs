@@ -29,14 +29,21 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-/// The one-line JSON document of a failed command.
-pub fn error_json(error: &str, exit_code: u8) -> String {
+/// The one-line JSON document of a failed command (printed on stderr):
+/// the message, a stable `code` and the exit code.
+pub fn error_json(error: &str, code: &str, exit_code: u8) -> String {
     #[derive(Serialize)]
     struct Failed<'a> {
         error: &'a str,
+        code: &'a str,
         exit_code: u8,
     }
-    serde_json::to_string(&Failed { error, exit_code }).unwrap_or_default()
+    serde_json::to_string(&Failed {
+        error,
+        code,
+        exit_code,
+    })
+    .unwrap_or_default()
 }
 
 /// `cairn login`: the profile written, without its token.
@@ -91,7 +98,7 @@ pub struct DeletedJson<'a> {
 #[derive(Serialize)]
 pub struct CreatedJson<'a> {
     /// The new vault's id.
-    pub vault_id: VaultId,
+    pub id: VaultId,
     /// Its directory.
     pub path: &'a Path,
 }
@@ -100,7 +107,7 @@ pub struct CreatedJson<'a> {
 #[derive(Serialize)]
 pub struct PasswordJson {
     /// The vault whose keys were re-wrapped.
-    pub vault_id: VaultId,
+    pub id: VaultId,
     /// Always true.
     pub changed: bool,
 }
@@ -182,7 +189,7 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
     );
     if !report.warnings.is_empty() {
         println!(
-            "incomplete: {} entries skipped (listed above), exit code {incomplete_code}",
+            "incomplete: {} files skipped (listed above), exit code {incomplete_code}",
             report.warnings.len()
         );
     }
@@ -330,16 +337,19 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
         let list: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, keys)).collect();
         return print_json(&list);
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  paths",
         "id", "time", "device", "item", "files", "size"
-    );
+    )?;
     for s in snaps {
         let paths = s
             .open_meta(keys)
             .map(|m| m.paths.join(" "))
             .unwrap_or_else(|e| e.to_string());
-        println!(
+        writeln!(
+            out,
             "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  {}",
             s.short_id(),
             &s.time[..19.min(s.time.len())].replace('T', " "),
@@ -348,8 +358,8 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
             s.stats.files,
             bytes(s.stats.bytes),
             paths
-        );
+        )?;
     }
-    println!("{} snapshot(s)", snaps.len());
+    writeln!(out, "{} snapshot(s)", snaps.len())?;
     Ok(())
 }

@@ -6,8 +6,19 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
 
-/// Reads a password from `$VAR`, the file named by `$VAR_FILE`, or a prompt.
-pub fn read(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
+/// Reads a password from `$VAR`, the file named by `$VAR_FILE`, or a prompt
+/// (`new`: a password being set, asked twice on a terminal and refused when
+/// empty from any source; an existing one is taken as it is, so a vault
+/// an older build let be created with an empty password still opens).
+pub fn read(var: &str, prompt: &str, new: bool) -> Result<Vec<u8>> {
+    let pw = read_any(var, prompt, new)?;
+    if new && pw.is_empty() {
+        bail!("an empty password is not allowed");
+    }
+    Ok(pw)
+}
+
+fn read_any(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
     if let Ok(p) = std::env::var(var) {
         return Ok(p.into_bytes());
     }
@@ -28,9 +39,6 @@ pub fn read(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
         if again != first {
             bail!("the passwords do not match");
         }
-    }
-    if first.is_empty() {
-        bail!("an empty password is not allowed");
     }
     Ok(first.into_bytes())
 }

@@ -45,7 +45,7 @@ impl VaultRef {
         let text = v.to_string_lossy();
         let looks_like_path = text.contains('/') || text.starts_with(['.', '~']) || text.is_empty();
         if looks_like_path || v.join("vault.json").is_file() {
-            VaultRef::Local(v.to_path_buf())
+            VaultRef::Local(crate::fsmeta::expand_tilde(v))
         } else {
             VaultRef::Remote(text.into_owned())
         }

@@ -114,6 +114,9 @@ impl Vault {
     /// Creates a new local vault in `dir` (which must not exist or be
     /// empty).
     pub fn create(dir: &Path, password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
+        if password.is_empty() {
+            return Err(Error::Invalid("an empty password is not allowed".into()));
+        }
         options.chunker.validate()?;
         if !(1..=22).contains(&options.zstd_level) {
             return Err(Error::Invalid(format!(

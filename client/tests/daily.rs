@@ -1,0 +1,383 @@
+//! Daily use through the real `cairn` binary: the traps a careful user
+//! must never fall into (skipped files, restore over existing data, script
+//! contracts, relative excludes, paths and passwords).
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{cairn, init_vault, run_expect, run_json};
+
+fn scratch() -> (tempfile::TempDir, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("vault");
+    init_vault(&vault);
+    let v = vault.to_str().unwrap().to_string();
+    (tmp, vault, v)
+}
+
+/// Where a restore under `target` puts the source path `p`.
+fn restored(target: &Path, p: &Path) -> PathBuf {
+    target.join(p.strip_prefix("/").unwrap())
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// How to run `cairn` so that entries of mode 000 cannot be read: as
+/// ourselves when not root, else as `nobody` through `setpriv`.
+fn unprivileged() -> Option<Vec<String>> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(vec![]);
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    Some(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+}
+
+#[test]
+fn a_backup_that_skipped_files_exits_5_and_says_how_many() {
+    let Some(prefix) = unprivileged() else {
+        eprintln!("SKIPPED: running as root without setpriv, nothing is unreadable to us");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    // The binary where `nobody` can run it (the target dir may be private).
+    let bin = tmp.path().join("cairn");
+    fs::copy(env!("CARGO_BIN_EXE_cairn"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("ok.txt"), b"readable").unwrap();
+    fs::write(src.join("secret.txt"), b"unreadable").unwrap();
+    fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::create_dir(src.join("closed")).unwrap();
+    fs::write(src.join("closed/inner"), b"x").unwrap();
+    fs::set_permissions(src.join("closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    for p in [&src, &src.join("ok.txt")] {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let vault = tmp.path().join("vault");
+    let run = |args: &[&str]| {
+        let mut c = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        c.args(args)
+            .env("CAIRN_PASSWORD", common::PASSWORD)
+            .env("HOME", tmp.path())
+            .env_remove("CAIRN_PASSWORD_FILE")
+            .env_remove("CAIRN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let v = vault.to_str().unwrap();
+    let init = run(&[
+        "vault",
+        "init",
+        "--local",
+        v,
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+    ]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let out = run(&["backup", "--vault", v, src.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{text}\n{}", stderr(&out));
+    assert!(text.contains("3 files skipped"), "{text}");
+    let err = stderr(&out);
+    for name in ["secret.txt", "closed", "sock"] {
+        assert!(err.contains(name), "{name} not named: {err}");
+    }
+    // The snapshot was saved, with what could be read.
+    let out = run(&["--json", "backup", "--vault", v, src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["skipped"], 3, "{report}");
+    assert_eq!(report["files"], 1, "{report}");
+}
+
+/// Source: `src/{a.txt, b.txt, sub/c.txt, sub/d.log}`; returns the source.
+fn make_source(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("a.txt"), b"a from the snapshot").unwrap();
+    fs::write(src.join("b.txt"), b"b").unwrap();
+    fs::write(src.join("sub/c.txt"), b"c").unwrap();
+    fs::write(src.join("sub/d.log"), b"d").unwrap();
+    src
+}
+
+fn restore_json(v: &str, target: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "restore",
+        "--vault",
+        v,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_json(&args)
+}
+
+#[test]
+fn restore_never_silently_replaces_newer_local_data() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    let target = tmp.path().join("target");
+    restore_json(&v, &target, &[]);
+    let a = restored(&target, &src.join("a.txt"));
+    assert_eq!(fs::read(&a).unwrap(), b"a from the snapshot");
+
+    // A local edit after the restore is newer than the snapshot's copy.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(&a, b"edited locally").unwrap();
+    let extra = restored(&target, &src.join("sub/extra"));
+    fs::write(&extra, b"not in the snapshot").unwrap();
+    let out = run_expect(
+        &[
+            "restore",
+            "--vault",
+            &v,
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert_eq!(fs::read(&a).unwrap(), b"edited locally");
+    assert!(stderr(&out).contains("kept:"), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--overwrite always"));
+    let report = restore_json(&v, &target, &[]);
+    assert_eq!(report["kept"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["unchanged"], 3, "{report}");
+    assert!(extra.exists(), "no --delete, nothing deleted");
+
+    // A dry run says what would happen and changes nothing.
+    let dry = restore_json(&v, &target, &["--overwrite", "always", "--delete", "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["replaced"], 4, "{dry}");
+    assert_eq!(dry["deleted"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(fs::read(&a).unwrap(), b"edited locally");
+    assert!(extra.exists());
+
+    // `never` keeps even an older local file; `always` with --delete
+    // brings the snapshot back exactly.
+    let old = restored(&target, &src.join("b.txt"));
+    fs::write(&old, b"older").unwrap();
+    let t = fs::File::options().write(true).open(&old).unwrap();
+    t.set_modified(std::time::UNIX_EPOCH).unwrap();
+    drop(t);
+    let never = restore_json(&v, &target, &["--overwrite", "never"]);
+    assert_eq!(never["kept"].as_array().unwrap().len(), 2, "{never}");
+    assert_eq!(fs::read(&old).unwrap(), b"older");
+    let newer = restore_json(&v, &target, &[]);
+    assert_eq!(fs::read(&old).unwrap(), b"b", "an older local copy is refreshed");
+    assert_eq!(newer["replaced"], 1, "{newer}");
+    restore_json(&v, &target, &["--overwrite", "always", "--delete"]);
+    assert_eq!(fs::read(&a).unwrap(), b"a from the snapshot");
+    assert!(!extra.exists());
+}
+
+#[test]
+fn include_and_exclude_patterns_match_at_any_depth_unless_absolute() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    // Backup: a relative `sub/d.log` excludes that file wherever it is.
+    run_json(&[
+        "backup",
+        "--vault",
+        &v,
+        src.to_str().unwrap(),
+        "--exclude",
+        "sub/d.log",
+    ]);
+    let listing = run_json(&["ls", "--vault", &v, "latest"]);
+    let paths: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.iter().any(|p| p.ends_with("sub/c.txt")), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.ends_with("d.log")), "{paths:?}");
+    // ls times are RFC 3339 like every JSON time.
+    let mtime = listing[0]["mtime"].as_str().unwrap();
+    assert!(mtime.ends_with('Z') && mtime.contains('T'), "{mtime}");
+
+    // Restore: glob includes, relative at any depth, minus excludes.
+    let t1 = tmp.path().join("t1");
+    let r = restore_json(&v, &t1, &["--include", "*.txt", "--exclude", "sub"]);
+    assert_eq!(r["files"], 2, "{r}");
+    assert!(restored(&t1, &src.join("a.txt")).is_file());
+    assert!(!restored(&t1, &src.join("sub")).exists());
+    let t2 = tmp.path().join("t2");
+    restore_json(&v, &t2, &["--include", "sub/c.txt"]);
+    assert!(restored(&t2, &src.join("sub/c.txt")).is_file());
+    assert!(!restored(&t2, &src.join("a.txt")).exists());
+    // An absolute include is anchored: the source's own path works, a
+    // relative-looking one rooted elsewhere matches nothing.
+    let t3 = tmp.path().join("t3");
+    restore_json(&v, &t3, &["--include", src.join("sub").to_str().unwrap()]);
+    assert!(restored(&t3, &src.join("sub/c.txt")).is_file());
+    let out = run_expect(
+        &[
+            "restore",
+            "--vault",
+            &v,
+            "latest",
+            "--target",
+            tmp.path().join("t4").to_str().unwrap(),
+            "--include",
+            "/sub",
+        ],
+        1,
+    );
+    assert!(stderr(&out).contains("matches --include"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_0() {
+    let (tmp, _vault, v) = scratch();
+    let src = tmp.path().join("many");
+    fs::create_dir(&src).unwrap();
+    for i in 0..3000 {
+        fs::write(src.join(format!("file-with-a-long-name-{i:05}")), b"x").unwrap();
+    }
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    for json in [false, true] {
+        let mut args = vec!["ls", "--vault", &v, "latest"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let mut child = cairn()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe (as `head -c1` would).
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut one).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "json {json}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "json {json}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn script_contracts_json_errors_ids_tilde_empty_passwords_and_typos() {
+    let (tmp, _vault, v) = scratch();
+    // A usage error under --json is one JSON document on stderr.
+    let out = run_expect(&["--json", "restore", "--vault", &v], 2);
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("JSON on stderr");
+    assert_eq!(err["code"], "usage", "{err}");
+    assert_eq!(err["exit_code"], 2);
+    assert!(out.stdout.is_empty());
+    // A failure under --json too, with its code.
+    let out = run_expect(&["--json", "ls", "--vault", &v, "latest"], 1);
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("JSON on stderr");
+    assert_eq!(err["code"], "not_found", "{err}");
+
+    // One id key: the backup's `id` is the snapshot's `id` everywhere.
+    let src = make_source(tmp.path());
+    let backup = run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    assert!(backup.get("snapshot_id").is_none(), "{backup}");
+    let snaps = run_json(&["snapshots", "--vault", &v]);
+    assert_eq!(snaps[0]["id"], backup["id"]);
+    let restore = restore_json(&v, &tmp.path().join("r"), &[]);
+    assert_eq!(restore["id"], backup["id"]);
+
+    // A quoted `~` is the home directory, not a directory named `~`.
+    let home = tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let created = cairn()
+        .args(["--json", "vault", "init", "--local", "~/tilde-vault"])
+        .args(["--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+        .env("HOME", &home)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(home.join("tilde-vault/vault.json").is_file());
+    assert!(!work.join("~").exists());
+    let listed = cairn()
+        .args(["--json", "snapshots", "--vault", "~/tilde-vault"])
+        .env("HOME", &home)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+
+    // An empty password creates nothing, from the environment or a file.
+    let empty_file = tmp.path().join("empty");
+    fs::write(&empty_file, b"\n").unwrap();
+    for (var, value) in [
+        ("CAIRN_PASSWORD", ""),
+        ("CAIRN_PASSWORD_FILE", empty_file.to_str().unwrap()),
+    ] {
+        let dir = tmp.path().join(format!("empty-{var}"));
+        let out = cairn()
+            .env_remove("CAIRN_PASSWORD")
+            .env(var, value)
+            .args(["vault", "init", "--local", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{var}: {}", stderr(&out));
+        assert!(stderr(&out).contains("empty password"), "{}", stderr(&out));
+        assert!(!dir.join("vault.json").exists());
+    }
+
+    // An IO error says its cause once.
+    let out = run_expect(
+        &[
+            "backup",
+            "--vault",
+            &v,
+            tmp.path().join("no-such-dir").to_str().unwrap(),
+        ],
+        1,
+    );
+    let text = stderr(&out);
+    let cause = "No such file or directory";
+    assert_eq!(text.matches(cause).count(), 1, "{text}");
+
+    // A typo of a local path while logged out: no such vault, exit 1.
+    let out = cairn()
+        .args(["snapshots", "--vault", "vualt"])
+        .current_dir(tmp.path())
+        .env("CAIRN_CONFIG", tmp.path().join("no-profile.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no vault \"vualt\""), "{}", stderr(&out));
+}
