@@ -31,6 +31,7 @@ pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod select;
 pub mod snapshot;
 pub mod source;
 pub mod tree;

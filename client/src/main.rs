@@ -161,14 +161,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::vault_init(local, chunker, zstd_level, kdf, json)
         }
         Command::Backup(args) => commands::backup(config, args, json),
-        Command::Snapshots { vault, acknowledge } => {
-            commands::snapshots(config, vault, acknowledge, json)
-        }
+        Command::Snapshots {
+            vault,
+            select,
+            acknowledge,
+        } => commands::snapshots(config, vault, &select, acknowledge, json),
         Command::Ls {
             vault,
+            select,
             snapshot,
             path,
-        } => commands::list(config, vault, &snapshot, path.as_deref(), json),
+        } => commands::list(config, vault, &select, &snapshot, path.as_deref(), json),
         Command::Restore(args) => commands::restore(config, args, json),
         Command::Check { vault, read_data } => commands::check(config, vault, read_data, json),
         Command::Forget(args) => commands::forget(config, args, json),

@@ -98,7 +98,10 @@ mod tests {
         assert!(!p.is_match(Path::new("/home/me/xsub/file")));
         let p = pats(&["/home/*/cache"]);
         assert!(p.is_match(Path::new("/home/me/cache")));
-        assert!(!p.is_match(Path::new("/home/a/b/cache")), "* stays in one component");
+        assert!(
+            !p.is_match(Path::new("/home/a/b/cache")),
+            "* stays in one component"
+        );
         assert!(!p.is_match(Path::new("/srv/home/me/cache")), "anchored");
         assert!(p.matches_within(Path::new("/home/me/cache/deep/file")));
         let p = pats(&["/src/**/*.o"]);

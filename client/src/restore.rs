@@ -906,7 +906,10 @@ mod tests {
         let cases = [
             // (existing, always, if-changed, if-newer, never)
             (None, [Create, Create, Create, Create]),
-            (at(10, 100, true), [Replace, Unchanged, Unchanged, Unchanged]),
+            (
+                at(10, 100, true),
+                [Replace, Unchanged, Unchanged, Unchanged],
+            ),
             (at(11, 200, true), [Replace, Replace, Keep, Keep]),
             (at(11, 50, true), [Replace, Replace, Replace, Keep]),
             (at(10, 100, false), [Replace, Replace, Keep, Keep]),
@@ -919,7 +922,11 @@ mod tests {
         ];
         for (existing, expected) in cases {
             for (policy, want) in policies.iter().zip(expected) {
-                assert_eq!(decide(*policy, existing, &snap), want, "{policy:?} {existing:?}");
+                assert_eq!(
+                    decide(*policy, existing, &snap),
+                    want,
+                    "{policy:?} {existing:?}"
+                );
             }
         }
         assert_eq!(Overwrite::default(), Overwrite::IfNewer);

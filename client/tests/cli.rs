@@ -654,12 +654,7 @@ fn forget_and_prune_free_only_what_no_snapshot_uses() {
     );
 
     // Forget the snapshot that alone holds "temporary", then prune.
-    run_json(&[
-        "forget",
-        "--vault",
-        v,
-        second["id"].as_str().unwrap(),
-    ]);
+    run_json(&["forget", "--vault", v, second["id"].as_str().unwrap()]);
     let dry = run_json(&["prune", "--vault", v, "--dry-run"]);
     assert!(
         dry["report"]["deleted_bytes"].as_u64().unwrap() >= 500_000,
@@ -731,7 +726,10 @@ fn a_bare_vault_word_is_a_local_vault_only_if_one_is_there() {
     assert_eq!(out.status.code(), Some(1));
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["code"], "not_found", "{err}");
-    assert!(err["error"].as_str().unwrap().contains("no vault \"plain\""));
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("no vault \"plain\""));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cairn login"));
     // `./plain` looks like a path: the local directory, which is no vault.
     let out = run("./plain");

@@ -38,14 +38,9 @@ fn unprivileged() -> Option<Vec<String>> {
         .into_iter()
         .find(|p| Path::new(p).exists())?;
     Some(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]
-        .map(String::from)
-        .to_vec(),
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+            .map(String::from)
+            .to_vec(),
     )
 }
 
@@ -179,7 +174,11 @@ fn restore_never_silently_replaces_newer_local_data() {
     assert!(extra.exists(), "no --delete, nothing deleted");
 
     // A dry run says what would happen and changes nothing.
-    let dry = restore_json(&v, &target, &["--overwrite", "always", "--delete", "--dry-run"]);
+    let dry = restore_json(
+        &v,
+        &target,
+        &["--overwrite", "always", "--delete", "--dry-run"],
+    );
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["replaced"], 4, "{dry}");
     assert_eq!(dry["deleted"].as_array().unwrap().len(), 1, "{dry}");
@@ -197,7 +196,11 @@ fn restore_never_silently_replaces_newer_local_data() {
     assert_eq!(never["kept"].as_array().unwrap().len(), 2, "{never}");
     assert_eq!(fs::read(&old).unwrap(), b"older");
     let newer = restore_json(&v, &target, &[]);
-    assert_eq!(fs::read(&old).unwrap(), b"b", "an older local copy is refreshed");
+    assert_eq!(
+        fs::read(&old).unwrap(),
+        b"b",
+        "an older local copy is refreshed"
+    );
     assert_eq!(newer["replaced"], 1, "{newer}");
     restore_json(&v, &target, &["--overwrite", "always", "--delete"]);
     assert_eq!(fs::read(&a).unwrap(), b"a from the snapshot");
@@ -258,7 +261,11 @@ fn include_and_exclude_patterns_match_at_any_depth_unless_absolute() {
         ],
         1,
     );
-    assert!(stderr(&out).contains("matches --include"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matches --include"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -379,5 +386,102 @@ fn script_contracts_json_errors_ids_tilde_empty_passwords_and_typos() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no vault \"vualt\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no vault \"vualt\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn latest_is_resolved_within_the_filters_and_defaults_to_this_device() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let s = src.to_str().unwrap();
+    let sub = src.join("sub");
+    let mine = run_json(&["backup", "--vault", &v, s]);
+    let laptop = run_json(&["backup", "--vault", &v, s, "--device", "laptop"]);
+    let laptop_sub = run_json(&[
+        "backup",
+        "--vault",
+        &v,
+        sub.to_str().unwrap(),
+        "--device",
+        "laptop",
+        "--item",
+        "docs",
+    ]);
+    // The vault's newest is another device's; this host's `latest` is its own.
+    let r = restore_json(&v, &tmp.path().join("r1"), &[]);
+    assert_eq!(r["id"], mine["id"], "{r}");
+    let r = restore_json(&v, &tmp.path().join("r2"), &["--host", "laptop"]);
+    assert_eq!(r["id"], laptop_sub["id"], "{r}");
+    let r = restore_json(
+        &v,
+        &tmp.path().join("r3"),
+        &["--device", "laptop", "--path", s],
+    );
+    assert_eq!(r["id"], laptop["id"], "{r}");
+    let r = restore_json(&v, &tmp.path().join("r4"), &["--all-devices"]);
+    assert_eq!(r["id"], laptop_sub["id"], "{r}");
+    let listed = run_json(&[
+        "ls", "--vault", &v, "latest", "--item", "docs", "--device", "laptop",
+    ]);
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| !l["path"].as_str().unwrap().ends_with("a.txt")));
+    // A device with no snapshot here gets no other device's data.
+    let out = run_expect(&["ls", "--vault", &v, "latest", "--device", "phone"], 1);
+    assert!(stderr(&out).contains("laptop"), "{}", stderr(&out));
+
+    // Listings show every device unless filtered.
+    assert_eq!(
+        run_json(&["snapshots", "--vault", &v])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let only = run_json(&[
+        "snapshots",
+        "--vault",
+        &v,
+        "--device",
+        "laptop",
+        "--item",
+        "docs",
+    ]);
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["id"], laptop_sub["id"]);
+
+    // forget's policy applies within the filters only: two more backups of
+    // the same paths by each device, and only laptop's older ones go.
+    let mine2 = run_json(&["backup", "--vault", &v, s]);
+    let laptop2 = run_json(&["backup", "--vault", &v, s, "--device", "laptop"]);
+    let forgot = run_json(&[
+        "forget",
+        "--vault",
+        &v,
+        "--device",
+        "laptop",
+        "--keep-last",
+        "1",
+    ]);
+    assert_eq!(
+        forgot["forgotten"],
+        serde_json::json!([laptop["id"]]),
+        "{forgot}"
+    );
+    let left: Vec<serde_json::Value> = run_json(&["snapshots", "--vault", &v])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].clone())
+        .collect();
+    assert_eq!(
+        left,
+        [&mine["id"], &laptop_sub["id"], &mine2["id"], &laptop2["id"]].map(|x| x.clone())
+    );
 }

@@ -34,10 +34,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     // Directly.
     let report = device.json(&["backup", "--vault", "main", src]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let id = report["id"].as_str().expect("snapshot id").to_string();
     device.restore_and_compare("main", &id, &homes.join("r1"), &source);
 
     // Through a protected item whose path has a symlinked parent.
@@ -47,10 +44,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     );
     let report = device.json(&["backup", "--item", "docs"]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let id = report["id"].as_str().expect("snapshot id").to_string();
     device.restore_and_compare("main", &id, &homes.join("r2"), &source);
 
     // The link as a source is the link, said so.

@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn skipped_entries_make_the_job_end_with_warnings() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), b"a").unwrap();
+        let mut report = backup_dir(&vault, src.path());
+        assert_eq!(report.job_end().status, JobStatus::Succeeded);
+        report
+            .warnings
+            .push("/x/secret: permission denied (skipped)".into());
+        let end = report.job_end();
+        assert_eq!(end.status, JobStatus::Warnings);
+        assert!(end.log.contains("/x/secret"), "{}", end.log);
+    }
+
+    #[test]
     fn the_report_json_flattens_the_snapshot_counters() {
         let vault = small_vault();
         let src = tempfile::tempdir().unwrap();

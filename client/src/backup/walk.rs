@@ -12,9 +12,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::pipeline::{aborted, DirJob, FileJob, FileOutcome, Pending, Shared};
 use super::select::{self, FileStat};
-use crate::pattern::Patterns;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{entry_from, kind_of, read_xattrs};
+use crate::pattern::Patterns;
 use crate::source::PathTrie;
 use crate::tree::{Kind, Tree};
 

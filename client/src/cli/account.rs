@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
-use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
 use cairn_client::snapshot::ms_rfc3339;
+use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
 use serde::Serialize;
 

@@ -109,6 +109,8 @@ pub enum Command {
     Snapshots {
         #[command(flatten)]
         vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Accept the server's list as it is now, after a snapshot newer than
         /// all listed ones was forgotten on another device on purpose.
         #[arg(long)]
@@ -118,6 +120,8 @@ pub enum Command {
     Ls {
         #[command(flatten)]
         vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
         /// Absolute path inside the snapshot to list (default: everything).
@@ -280,10 +284,52 @@ pub struct VaultArg {
     pub vault: PathBuf,
 }
 
+/// Snapshot selection: which snapshots a command considers, and within
+/// which `latest` is the newest.
+#[derive(Args)]
+pub struct SelectArgs {
+    /// Only snapshots of this device (repeatable). Without it, `latest`
+    /// means this device's newest snapshot (listings show every device).
+    #[arg(long = "device", visible_alias = "host", value_name = "NAME")]
+    pub devices: Vec<String>,
+    /// `latest` may be any device's newest snapshot.
+    #[arg(long, conflicts_with = "devices")]
+    pub all_devices: bool,
+    /// Only snapshots of this protected item (repeatable).
+    #[arg(long = "item", value_name = "NAME")]
+    pub items: Vec<String>,
+    /// Only snapshots that backed up this absolute path (repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+impl SelectArgs {
+    /// The library's filter (relative `--path`s made absolute).
+    pub fn filter(&self) -> cairn_client::select::Filter {
+        cairn_client::select::Filter {
+            devices: self.devices.clone(),
+            items: self.items.clone(),
+            paths: self
+                .paths
+                .iter()
+                .map(|p| {
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                        .to_string()
+                })
+                .collect(),
+            all_devices: self.all_devices,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub vault: VaultArg,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Snapshot id, unique id prefix, or `latest`.
     pub snapshot: String,
     /// Directory to restore into (created if missing).
@@ -335,6 +381,9 @@ impl From<Overwrite> for cairn_client::restore::Overwrite {
 pub struct ForgetArgs {
     #[command(flatten)]
     pub vault: VaultArg,
+    /// Apply the --keep-… policy to these snapshots only.
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Snapshots to forget (ids or unique prefixes); with none, apply the --keep-… policy.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,

@@ -23,7 +23,9 @@ use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::JobKind;
 
 use super::account::{self, DeviceJson, ItemJson, JobJson, VaultJson};
-use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, VaultArg};
+use super::args::{
+    BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, SelectArgs, VaultArg,
+};
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
 use super::progress::{bytes, load, Spinner};
@@ -365,13 +367,28 @@ pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
     })
 }
 
+/// The device `latest` defaults to: the logged-in device for an account
+/// vault, the host name (what backups record by default) for a local one.
+fn this_device(opened: &Opened) -> String {
+    opened
+        .session
+        .as_ref()
+        .map_or_else(fsmeta::hostname, |s| s.profile().device_name.clone())
+}
+
 /// `cairn snapshots`.
-pub fn snapshots(config: Option<&Path>, v: VaultArg, acknowledge: bool, json: bool) -> Result<u8> {
+pub fn snapshots(
+    config: Option<&Path>,
+    v: VaultArg,
+    select: &SelectArgs,
+    acknowledge: bool,
+    json: bool,
+) -> Result<u8> {
     let vault = open(config, &v.vault)?.vault;
     if acknowledge {
         vault.acknowledge_snapshots()?;
     }
-    output::snapshots(&vault.snapshots()?, vault.keys(), json)?;
+    output::snapshots(&vault.snapshots_in(&select.filter())?, vault.keys(), json)?;
     Ok(0)
 }
 
@@ -379,13 +396,15 @@ pub fn snapshots(config: Option<&Path>, v: VaultArg, acknowledge: bool, json: bo
 pub fn list(
     config: Option<&Path>,
     v: VaultArg,
+    select: &SelectArgs,
     snapshot: &str,
     path: Option<&Path>,
     json: bool,
 ) -> Result<u8> {
-    let vault = open(config, &v.vault)?.vault;
-    let snap = vault.find_snapshot(snapshot)?;
-    let listed = ls::list(&vault, &snap, path.unwrap_or(Path::new("/")))?;
+    let opened = open(config, &v.vault)?;
+    let vault = &opened.vault;
+    let snap = vault.find_snapshot_in(snapshot, &select.filter(), &this_device(&opened))?;
+    let listed = ls::list(vault, &snap, path.unwrap_or(Path::new("/")))?;
     if json {
         print_json(&listed)?;
     } else {
@@ -402,7 +421,8 @@ pub fn list(
 pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
     let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
-    let snap = vault.find_snapshot(&args.snapshot)?;
+    let snap =
+        vault.find_snapshot_in(&args.snapshot, &args.select.filter(), &this_device(&opened))?;
     let done = Arc::new(AtomicU64::new(0));
     let total = snap.stats.bytes;
     let spinner = {
@@ -475,7 +495,7 @@ pub fn forget(config: Option<&Path>, args: ForgetArgs, json: bool) -> Result<u8>
     } else {
         Selection::Ids(args.snapshots)
     };
-    let report = forget::run(&vault, &selection, args.dry_run)?;
+    let report = forget::run(&vault, &selection, &args.select.filter(), args.dry_run)?;
     output::forget(&report, json)?;
     Ok(0)
 }

@@ -1,0 +1,258 @@
+//! Snapshot selection: which snapshots `snapshots`, `ls`, `restore` and
+//! `forget` consider (`--device`, `--item`, `--path`), and what a snapshot
+//! argument names. `latest` is the newest snapshot *within* the filters,
+//! and without `--device` the filters name this device, so in a vault
+//! several devices share `latest` is never another device's data unless
+//! asked for (`--device NAME`, or `--all-devices`). An id or unique id
+//! prefix names its snapshot whatever the filters.
+//!
+//! Pure: the sealed paths of a snapshot come through a function, so the
+//! rules are tested without a vault.
+
+use crate::error::{Error, Result};
+use crate::snapshot::SnapshotRecord;
+
+/// Which snapshots to consider; each non-empty list must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Device names (any of them); empty: see [`Filter::all_devices`].
+    pub devices: Vec<String>,
+    /// Protected item names (any of them).
+    pub items: Vec<String>,
+    /// Absolute paths the snapshot must all hold among its sources.
+    pub paths: Vec<String>,
+    /// Without `devices`: every device rather than this one (only
+    /// `latest` defaults to this device; listings show every device).
+    pub all_devices: bool,
+}
+
+impl Filter {
+    /// Whether `s` passes (`paths_of` opens its sealed source paths, asked
+    /// only when `paths` is not empty).
+    pub fn keeps(
+        &self,
+        s: &SnapshotRecord,
+        paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
+    ) -> Result<bool> {
+        if !self.devices.is_empty() && !self.devices.contains(&s.device) {
+            return Ok(false);
+        }
+        if !self.items.is_empty() && !s.item.as_ref().is_some_and(|i| self.items.contains(i)) {
+            return Ok(false);
+        }
+        if self.paths.is_empty() {
+            return Ok(true);
+        }
+        let have = paths_of(s)?;
+        Ok(self.paths.iter().all(|p| have.contains(p)))
+    }
+
+    /// The filter `latest` uses: without devices named (and not
+    /// `all_devices`), this device's snapshots only.
+    pub fn for_latest(&self, this_device: &str) -> Filter {
+        let mut f = self.clone();
+        if f.devices.is_empty() && !f.all_devices {
+            f.devices.push(this_device.to_string());
+        }
+        f
+    }
+}
+
+/// The snapshots of `all` (oldest first) that `filter` keeps, in order.
+pub fn filter<'a>(
+    all: &'a [SnapshotRecord],
+    filter: &Filter,
+    paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
+) -> Result<Vec<&'a SnapshotRecord>> {
+    let mut out = vec![];
+    for s in all {
+        if filter.keeps(s, paths_of)? {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The snapshot `spec` names among `all` (oldest first): `latest` is the
+/// newest that [`Filter::for_latest`] keeps, anything else an id or a
+/// unique id prefix.
+pub fn resolve<'a>(
+    all: &'a [SnapshotRecord],
+    spec: &str,
+    f: &Filter,
+    this_device: &str,
+    paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
+) -> Result<&'a SnapshotRecord> {
+    if spec == "latest" {
+        let within = f.for_latest(this_device);
+        if let Some(s) = filter(all, &within, paths_of)?.pop() {
+            return Ok(s);
+        }
+        if all.is_empty() {
+            return Err(Error::NotFound("the vault has no snapshots yet".into()));
+        }
+        let mut devices: Vec<&str> = all.iter().map(|s| s.device.as_str()).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        return Err(Error::NotFound(format!(
+            "no snapshot {} in this vault; its snapshots are of device(s) {}: choose with \
+             --device NAME (or --all-devices), or name a snapshot id",
+            describe(&within),
+            devices.join(", ")
+        )));
+    }
+    let spec = spec.to_ascii_lowercase();
+    let mut matches = all.iter().filter(|s| s.id.to_hex().starts_with(&spec));
+    match (matches.next(), matches.next()) {
+        (Some(s), None) if !spec.is_empty() => Ok(s),
+        (Some(_), Some(_)) => Err(Error::NotFound(format!(
+            "snapshot id prefix {spec:?} is ambiguous"
+        ))),
+        _ => Err(Error::NotFound(format!(
+            "no snapshot {spec:?} in this vault"
+        ))),
+    }
+}
+
+/// "of device a, item b, with paths /c" for an error message.
+fn describe(f: &Filter) -> String {
+    let mut parts = vec![];
+    if !f.devices.is_empty() {
+        parts.push(format!("of device {}", f.devices.join(" or ")));
+    }
+    if !f.items.is_empty() {
+        parts.push(format!("of item {}", f.items.join(" or ")));
+    }
+    if !f.paths.is_empty() {
+        parts.push(format!("with paths {}", f.paths.join(" ")));
+    }
+    if parts.is_empty() {
+        "at all".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(device: &str, item: Option<&str>, n: u8) -> SnapshotRecord {
+        SnapshotRecord {
+            format: 2,
+            id: cairn_proto::SnapshotId::random(),
+            vault: cairn_proto::VaultId::random(),
+            device: device.into(),
+            item: item.map(str::to_string),
+            time: format!("2026-01-0{n}T00:00:00.000000000Z"),
+            finished: String::new(),
+            root: cairn_proto::ChunkId([n; 32]),
+            stats: Default::default(),
+            meta: vec![n],
+        }
+    }
+
+    /// Paths by record: odd ones hold /home, even ones /etc and /home.
+    fn paths_of(s: &SnapshotRecord) -> Result<Vec<String>> {
+        Ok(if s.meta[0] % 2 == 1 {
+            vec!["/home".into()]
+        } else {
+            vec!["/etc".into(), "/home".into()]
+        })
+    }
+
+    fn all() -> Vec<SnapshotRecord> {
+        vec![
+            record("laptop", None, 1),
+            record("desktop", Some("docs"), 2),
+            record("laptop", Some("docs"), 3),
+            record("laptop", None, 4),
+            record("desktop", None, 5),
+        ]
+    }
+
+    fn n(s: &SnapshotRecord) -> u8 {
+        s.meta[0]
+    }
+
+    #[test]
+    fn latest_is_the_newest_of_this_device_within_the_filters() {
+        let all = all();
+        let none = Filter::default();
+        let latest = |f: &Filter, me: &str| resolve(&all, "latest", f, me, &paths_of).map(n);
+        assert_eq!(latest(&none, "laptop").unwrap(), 4);
+        assert_eq!(latest(&none, "desktop").unwrap(), 5);
+        let docs = Filter {
+            items: vec!["docs".into()],
+            ..Filter::default()
+        };
+        assert_eq!(latest(&docs, "laptop").unwrap(), 3);
+        let etc = Filter {
+            paths: vec!["/etc".into()],
+            ..Filter::default()
+        };
+        assert_eq!(latest(&etc, "laptop").unwrap(), 4);
+        let other = Filter {
+            devices: vec!["desktop".into()],
+            ..docs.clone()
+        };
+        assert_eq!(latest(&other, "laptop").unwrap(), 2);
+        let any = Filter {
+            all_devices: true,
+            ..Filter::default()
+        };
+        assert_eq!(latest(&any, "phone").unwrap(), 5);
+        // Another device's data is never `latest` by default.
+        let err = latest(&none, "phone").unwrap_err().to_string();
+        assert!(
+            err.contains("of device phone") && err.contains("desktop, laptop"),
+            "{err}"
+        );
+        assert!(resolve(&[], "latest", &none, "x", &paths_of)
+            .unwrap_err()
+            .to_string()
+            .contains("no snapshots yet"));
+    }
+
+    #[test]
+    fn ids_name_their_snapshot_whatever_the_filters() {
+        let all = all();
+        let other = Filter {
+            devices: vec!["nobody".into()],
+            ..Filter::default()
+        };
+        let id = all[1].id.to_hex();
+        let got = resolve(&all, &id[..12], &other, "laptop", &paths_of).unwrap();
+        assert_eq!(n(got), 2);
+        assert!(resolve(&all, "", &other, "laptop", &paths_of).is_err());
+        assert!(resolve(&all, "zz", &other, "laptop", &paths_of).is_err());
+    }
+
+    #[test]
+    fn a_listing_filters_by_every_given_list_and_shows_every_device_by_default() {
+        let all = all();
+        let got = |f: &Filter| -> Vec<u8> {
+            filter(&all, f, &paths_of)
+                .unwrap()
+                .into_iter()
+                .map(n)
+                .collect()
+        };
+        assert_eq!(got(&Filter::default()), [1, 2, 3, 4, 5]);
+        let f = Filter {
+            devices: vec!["laptop".into()],
+            paths: vec!["/home".into()],
+            ..Filter::default()
+        };
+        assert_eq!(got(&f), [1, 3, 4]);
+        let f = Filter {
+            items: vec!["docs".into()],
+            paths: vec!["/etc".into(), "/home".into()],
+            ..Filter::default()
+        };
+        assert_eq!(got(&f), [2]);
+        // Paths are only opened when asked for.
+        let sealed = |_: &SnapshotRecord| Err(Error::Integrity("sealed".into()));
+        assert!(filter(&all, &Filter::default(), &sealed).is_ok());
+    }
+}
