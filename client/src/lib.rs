@@ -28,6 +28,7 @@ pub mod ls;
 pub mod pattern;
 pub mod prune;
 pub mod remote;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

@@ -174,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => commands::list(config, vault, &select, &snapshot, path.as_deref(), json),
         Command::Restore(args) => commands::restore(config, args, json),
         Command::Check { vault, read_data } => commands::check(config, vault, read_data, json),
+        Command::Repair(args) => cli::repair::repair(config, args, json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),
         Command::Key(KeyCommand::Passwd { vault: Some(v) }) => commands::passwd_local(&v, json),

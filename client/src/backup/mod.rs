@@ -74,7 +74,9 @@ pub enum ParentChoice {
     /// item, the same paths).
     #[default]
     Auto,
-    /// Read every file.
+    /// Read every file, and (where the vault is asked about each chunk, a
+    /// local vault) verify each chunk it already holds, storing a damaged
+    /// one again: `backup --force` heals from an intact source.
     None,
     /// This snapshot (id, prefix or `latest`).
     Snapshot(String),
@@ -219,6 +221,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         vault,
         sink_dedups: sink.dedups(),
         seen: Mutex::new(HashSet::new()),
+        verify_existing: matches!(opts.parent, ParentChoice::None),
         progress,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;

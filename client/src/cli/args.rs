@@ -144,6 +144,14 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Heal damaged or missing chunks from a source: the files (or any copy
+    /// of them) whose content hashes to the lost chunks' ids.
+    ///
+    /// Checks the vault with --read-data, looks for every lost chunk in the
+    /// sources, stores those it finds and checks again. Every snapshot that
+    /// is still damaged is named (exit 4); `--forget-unhealed` forgets them
+    /// (then `prune`). Local vaults (a cluster heals replicas itself).
+    Repair(RepairArgs),
     /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
     ///
     /// Snapshots are grouped by device and item (or paths); in each group the
@@ -282,6 +290,18 @@ pub struct VaultArg {
     /// (a word that is no local vault directory; see `cairn --help`).
     #[arg(long, value_name = "VAULT")]
     pub vault: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    /// Where to look for the lost chunks: files and directories (repeatable).
+    #[arg(long = "source", value_name = "PATH", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Forget the snapshots that are still damaged afterwards.
+    #[arg(long)]
+    pub forget_unhealed: bool,
 }
 
 /// Snapshot selection: which snapshots a command considers, and within
@@ -437,7 +457,9 @@ pub struct BackupArgs {
     /// Compare against this snapshot instead of choosing the parent automatically.
     #[arg(long, conflicts_with = "force")]
     pub parent: Option<String>,
-    /// Read every file, ignoring any parent snapshot.
+    /// Read every file, ignoring any parent snapshot; in a local vault also
+    /// verify every chunk the vault already holds and store a damaged one
+    /// again from the file (heals damage `check --read-data` found).
     #[arg(long)]
     pub force: bool,
 }

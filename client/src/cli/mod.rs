@@ -2,7 +2,7 @@
 //! ([`args`]), one function per command ([`commands`]), what is printed
 //! ([`output`], [`account`]), and the pieces that are not backup logic:
 //! opening vaults with their passwords ([`open`], [`password`]), progress
-//! display ([`progress`]) and signals during account-vault jobs
+//! display ([`progress`]), `cairn repair` ([`repair`]) and signals during account-vault jobs
 //! ([`interrupt`]).
 
 pub mod account;
@@ -13,3 +13,4 @@ pub mod open;
 pub mod output;
 pub mod password;
 pub mod progress;
+pub mod repair;

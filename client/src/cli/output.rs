@@ -267,6 +267,9 @@ pub fn check(report: &CheckReport, read_data: bool, json: bool) -> Result<()> {
     for f in &report.damaged_files {
         eprintln!("affected file: {f}");
     }
+    for s in &report.affected_snapshots {
+        eprintln!("affected snapshot: {s}");
+    }
     println!(
         "checked {} snapshots, {} trees{}: {}",
         report.snapshots,
