@@ -485,3 +485,183 @@ fn latest_is_resolved_within_the_filters_and_defaults_to_this_device() {
         [&mine["id"], &laptop_sub["id"], &mine2["id"], &laptop2["id"]].map(|x| x.clone())
     );
 }
+
+/// Flips one bit of the first occurrence of `needle` in any file under `dir`.
+fn flip_in_store(dir: &Path, needle: &[u8]) -> bool {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = fs::read(&path).unwrap();
+        if let Some(pos) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[pos] ^= 0x01;
+            fs::write(&path, bytes).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+/// Flips a byte of the stored chunk holding `content` (one chunk: below
+/// the chunker's minimum).
+fn damage_chunk_of(vault: &Path, content: &[u8]) {
+    let v = vault.to_str().unwrap();
+    let keys = common::debug_keys(v);
+    let id_key: [u8; 32] = hex::decode(keys["chunk_id_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let id = blake3::keyed_hash(&id_key, content).to_hex().to_string();
+    let raw = common::debug_expect(&["cat-raw", "--vault", v, &id]);
+    assert!(
+        flip_in_store(&vault.join("chunks"), &raw[40..72]),
+        "the sealed bytes are somewhere in the store"
+    );
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn damage_is_named_in_every_snapshot_and_healed_from_the_source() {
+    let (tmp, vault, v) = scratch();
+    // The victim sits in a directory no backup changes, so all three
+    // snapshots share its tree; a sibling changes each time.
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("stable")).unwrap();
+    let victim = pseudo_random(100_000, 7);
+    fs::write(src.join("stable/victim"), &victim).unwrap();
+    fs::write(src.join("stable/bystander"), pseudo_random(100_000, 8)).unwrap();
+    let mut ids = vec![];
+    for i in 0..3 {
+        fs::write(src.join("changing"), format!("version {i}")).unwrap();
+        let b = run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    run_expect(&["check", "--vault", &v, "--read-data"], 0);
+    damage_chunk_of(&vault, &victim);
+
+    // check --read-data names all three snapshots and only the victim.
+    let out = run_expect(&["--json", "check", "--vault", &v, "--read-data"], 4);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut affected: Vec<&str> = report["affected_snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    affected.sort();
+    let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    all.sort();
+    assert_eq!(affected, all, "{report}");
+    let files = report["damaged_files"].to_string();
+    assert_eq!(files.matches("stable/victim").count(), 3, "{files}");
+    assert!(!files.contains("bystander"), "{files}");
+
+    // A copy elsewhere heals it (content, not names, is what counts).
+    let copy = tmp.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    fs::write(copy.join("renamed"), &victim).unwrap();
+    let out = run_expect(
+        &["repair", "--vault", &v, "--source", copy.to_str().unwrap()],
+        0,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 healed"));
+    run_expect(&["check", "--vault", &v, "--read-data"], 0);
+    for id in &ids {
+        let target = tmp.path().join(format!("r-{id}"));
+        run_expect(
+            &[
+                "restore",
+                "--vault",
+                &v,
+                id,
+                "--target",
+                target.to_str().unwrap(),
+            ],
+            0,
+        );
+        let back = restored(&target, &src.join("stable/victim"));
+        assert_eq!(fs::read(back).unwrap(), victim, "{id} byte-exact");
+    }
+
+    // Damage again: a source without the chunk heals nothing and names
+    // the snapshots (exit 4); then `backup --force` replaces the damaged
+    // chunk instead of trusting dedup.
+    damage_chunk_of(&vault, &victim);
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let out = run_expect(
+        &["repair", "--vault", &v, "--source", empty.to_str().unwrap()],
+        4,
+    );
+    let err = stderr(&out);
+    for id in &ids {
+        assert!(
+            err.contains(&format!("snapshot {id}: still damaged")),
+            "{err}"
+        );
+    }
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    run_expect(&["check", "--vault", &v, "--read-data"], 4);
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap(), "--force"]);
+    run_expect(&["check", "--vault", &v, "--read-data"], 0);
+}
+
+#[test]
+fn what_cannot_be_healed_is_forgotten_only_with_the_flag() {
+    let (tmp, vault, v) = scratch();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let lost = pseudo_random(50_000, 9);
+    fs::write(src.join("lost"), &lost).unwrap();
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    damage_chunk_of(&vault, &lost);
+    fs::remove_file(src.join("lost")).unwrap();
+    let s = src.to_str().unwrap();
+    run_expect(&["repair", "--vault", &v, "--source", s], 4);
+    assert_eq!(
+        run_json(&["snapshots", "--vault", &v])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let report = run_json(&["repair", "--vault", &v, "--source", s, "--forget-unhealed"]);
+    assert_eq!(report["forgotten"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        run_json(&["snapshots", "--vault", &v])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn check_without_read_data_verifies_the_trees_it_reads() {
+    let (tmp, vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let first = run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    fs::write(src.join("b.txt"), b"changed").unwrap();
+    let second = run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    run_expect(&["check", "--vault", &v], 0);
+    let root = first["root"].as_str().unwrap();
+    let raw = common::debug_expect(&["cat-raw", "--vault", &v, root]);
+    assert!(flip_in_store(&vault.join("chunks"), &raw[40..72]));
+    let out = run_expect(&["--json", "check", "--vault", &v], 4);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["affected_snapshots"],
+        serde_json::json!([first["id"]]),
+        "{report}"
+    );
+    assert_ne!(first["id"], second["id"]);
+}
