@@ -108,6 +108,9 @@ pub enum Decision {
 pub struct Existing {
     /// Whether it is of the snapshot entry's kind.
     pub same_kind: bool,
+    /// Whether it is a symlink where the snapshot holds another kind: it
+    /// holds no data and is replaced (never followed) unless `never`.
+    pub stray_link: bool,
     /// Size in bytes.
     pub size: u64,
     /// Modification time.
@@ -125,6 +128,7 @@ pub fn decide(policy: Overwrite, existing: Option<Existing>, entry: &Entry) -> D
         Overwrite::Always => Decision::Replace,
         _ if same => Decision::Unchanged,
         Overwrite::Never => Decision::Keep,
+        _ if e.stray_link => Decision::Replace,
         Overwrite::IfChanged => Decision::Replace,
         Overwrite::IfNewer if entry.mtime > e.mtime => Decision::Replace,
         Overwrite::IfNewer => Decision::Keep,
@@ -546,6 +550,7 @@ impl<'a> Plan<'a> {
     fn admit(&mut self, entry: &Entry, path: &Path) -> bool {
         let existing = fs::symlink_metadata(path).ok().map(|m| Existing {
             same_kind: crate::fsmeta::kind_of(&m) == Some(entry.kind),
+            stray_link: m.file_type().is_symlink() && entry.kind != Kind::Symlink,
             size: if m.is_file() { m.len() } else { entry.size },
             mtime: crate::tree::Time::of(m.mtime(), m.mtime_nsec()),
         });
@@ -899,6 +904,7 @@ mod tests {
         let at = |size, sec, same_kind| {
             Some(Existing {
                 same_kind,
+                stray_link: false,
                 size,
                 mtime: crate::tree::Time::of(sec, 0),
             })
@@ -913,6 +919,13 @@ mod tests {
             (at(11, 200, true), [Replace, Replace, Keep, Keep]),
             (at(11, 50, true), [Replace, Replace, Replace, Keep]),
             (at(10, 100, false), [Replace, Replace, Keep, Keep]),
+            (
+                Some(Existing {
+                    stray_link: true,
+                    ..at(1, 200, false).unwrap()
+                }),
+                [Replace, Replace, Replace, Keep],
+            ),
         ];
         let policies = [
             Overwrite::Always,

@@ -219,6 +219,7 @@ fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
                 "--vault",
                 vdir.to_str().unwrap(),
                 "latest",
+                "--all-devices",
                 "--target",
                 target.to_str().unwrap(),
             ])
