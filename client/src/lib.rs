@@ -16,9 +16,11 @@
 
 pub mod backup;
 pub mod blob;
+pub mod browse;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod dump;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;

@@ -14,7 +14,7 @@ use cairn_client::Error;
 use clap::Parser;
 
 use crate::cli::args::{Cli, Command, KeyCommand, VaultCommand};
-use crate::cli::commands;
+use crate::cli::{browse, commands};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -171,14 +171,47 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             select,
             snapshot,
             path,
-        } => commands::list(config, vault, &select, &snapshot, path.as_deref(), json),
+            long,
+        } => commands::list(
+            config,
+            vault,
+            &select,
+            &snapshot,
+            path.as_deref(),
+            long,
+            json,
+        ),
         Command::Restore(args) => commands::restore(config, args, json),
         Command::Check { vault, read_data } => commands::check(config, vault, read_data, json),
         Command::Repair(args) => cli::repair::repair(config, args, json),
+        Command::Dump {
+            vault,
+            select,
+            snapshot,
+            path,
+        } => browse::dump(config, &vault, &select, &snapshot, &path),
+        Command::Find {
+            vault,
+            select,
+            patterns,
+        } => browse::find(config, &vault, &select, &patterns, json),
+        Command::Diff {
+            vault,
+            select,
+            first,
+            second,
+        } => browse::diff(config, &vault, &select, [&first, &second], json),
+        Command::Stats {
+            vault,
+            select,
+            snapshot,
+        } => browse::stats(config, &vault, &select, snapshot.as_deref(), json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),
         Command::Key(KeyCommand::Passwd { vault: Some(v) }) => commands::passwd_local(&v, json),
         Command::Key(KeyCommand::Passwd { vault: None }) => commands::passwd_account(config, json),
+        Command::Completions { shell } => cli::manual::completions(shell),
+        Command::Man { dir } => cli::manual::man(&dir, json),
     }
 }
 

@@ -578,3 +578,136 @@ fn check_without_read_data_verifies_the_trees_it_reads() {
     );
     assert_ne!(first["id"], second["id"]);
 }
+
+#[test]
+fn everyday_tools_ls_l_dump_find_diff_stats() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    let s = src.to_str().unwrap();
+    let first = run_json(&["backup", "--vault", &v, s]);
+    fs::write(src.join("sub/new.txt"), b"new").unwrap();
+    fs::remove_file(src.join("b.txt")).unwrap();
+    fs::write(src.join("a.txt"), b"a changed").unwrap();
+    let second = run_json(&["backup", "--vault", &v, s]);
+    let (id1, id2) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+
+    // ls -l: mode, owner, size, mtime and a link's target.
+    let out = run_expect(&["ls", "--vault", &v, id1, "-l", s], 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let link = text.lines().find(|l| l.contains("/link")).unwrap();
+    assert!(
+        link.starts_with('l') && link.ends_with("-> a.txt"),
+        "{link}"
+    );
+    let b = text.lines().find(|l| l.ends_with("/b.txt")).unwrap();
+    assert!(b.starts_with("-rw"), "{b}");
+
+    // dump: a file's bytes, a directory as tar.
+    let a = src.join("a.txt");
+    let out = run_expect(&["dump", "--vault", &v, id1, a.to_str().unwrap()], 0);
+    assert_eq!(out.stdout, b"a from the snapshot");
+    let out = run_expect(&["dump", "--vault", &v, "latest", s], 0);
+    let unpacked = tmp.path().join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    let mut untar = std::process::Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&unpacked)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tar (Debian's tar package)");
+    std::io::Write::write_all(untar.stdin.as_mut().unwrap(), &out.stdout).unwrap();
+    drop(untar.stdin.take());
+    assert!(untar.wait().unwrap().success());
+    let back = restored(&unpacked, &src);
+    assert_eq!(fs::read(back.join("sub/new.txt")).unwrap(), b"new");
+    assert_eq!(fs::read(back.join("a.txt")).unwrap(), b"a changed");
+
+    // find: by pattern across snapshots.
+    let found = run_json(&["find", "--vault", &v, "new.txt"]);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["id"], second["id"]);
+    let found = run_json(&["find", "--vault", &v, "*.txt"]);
+    assert_eq!(found.as_array().unwrap().len(), 2, "{found}");
+
+    // diff: what changed between the two.
+    let d = run_json(&["diff", "--vault", &v, id1, id2]);
+    let has = |key: &str, end: &str| {
+        d[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with(end))
+    };
+    assert!(has("added", "/sub/new.txt"), "{d}");
+    assert!(has("removed", "/b.txt"), "{d}");
+    assert!(has("modified", "/a.txt"), "{d}");
+    assert!(!has("modified", "/sub/c.txt"), "{d}");
+
+    // stats: both snapshots share c.txt and d.log.
+    let st = run_json(&["stats", "--vault", &v]);
+    assert_eq!(st["snapshots"], 2, "{st}");
+    assert!(st["dedup_ratio"].as_f64().unwrap() > 1.0, "{st}");
+    assert!(st["stored_bytes"].as_u64().unwrap() > 0, "{st}");
+    let one = run_json(&["stats", "--vault", &v, id1]);
+    assert_eq!(one["snapshots"], 1);
+    assert_eq!(one["files"], 4, "{one}");
+}
+
+#[test]
+fn the_vault_and_password_can_come_from_the_environment_and_a_command() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let pw_file = tmp.path().join("pw");
+    fs::write(&pw_file, common::PASSWORD).unwrap();
+    let out = cairn()
+        .env_remove("CAIRN_PASSWORD")
+        .env("CAIRN_VAULT", &v)
+        .env(
+            "CAIRN_PASSWORD_COMMAND",
+            format!("cat '{}'", pw_file.display()),
+        )
+        .args(["--json", "backup", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let failing = cairn()
+        .env_remove("CAIRN_PASSWORD")
+        .env("CAIRN_VAULT", &v)
+        .env("CAIRN_PASSWORD_COMMAND", "exit 7")
+        .args(["snapshots"])
+        .output()
+        .unwrap();
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(
+        stderr(&failing).contains("CAIRN_PASSWORD_COMMAND failed"),
+        "{}",
+        stderr(&failing)
+    );
+}
+
+#[test]
+fn version_completions_and_man_pages() {
+    let out = run_expect(&["--version"], 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("commit ") && text.contains("built 20"),
+        "{text}"
+    );
+    let out = run_expect(&["completions", "bash"], 0);
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("restore") && script.contains("--overwrite"),
+        "bash completion"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man1");
+    run_expect(&["man", "--dir", dir.to_str().unwrap()], 0);
+    let page = fs::read_to_string(dir.join("cairn-restore.1")).unwrap();
+    assert!(page.contains("overwrite"), "{page}");
+    assert!(dir.join("cairn.1").is_file());
+}

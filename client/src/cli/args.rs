@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Data is split into content-defined chunks, compressed, encrypted with keys
 /// only your password unlocks, and stored once per vault however many
-/// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE
-/// or a prompt.
+/// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE,
+/// the output of CAIRN_PASSWORD_COMMAND (run by `sh -c`) or a prompt;
+/// CAIRN_VAULT stands for `--vault`.
 ///
 /// A vault is either a local directory (`cairn vault init --local DIR`) or a
 /// vault of your account on a cairnd cluster (`cairn login`, then `cairn vault
@@ -25,7 +26,7 @@ use clap::{Args, Parser, Subcommand};
 /// refused (log in again), 4 data integrity error, 5 backup saved but
 /// incomplete (some entries could not be read; they are listed).
 #[derive(Parser)]
-#[command(name = "cairn", version, propagate_version = true, after_help = EXAMPLES)]
+#[command(name = "cairn", version = VERSION, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     /// Print one JSON document instead of human-readable text.
     #[arg(long, global = true)]
@@ -37,6 +38,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `cairn --version`: the crate version, the commit built and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CAIRN_BUILD_COMMIT"),
+    ", built ",
+    env!("CAIRN_BUILD_DATE"),
+    ")"
+);
 
 const EXAMPLES: &str = "Examples (local vault):
   cairn vault init --local /backup/vault
@@ -126,6 +137,9 @@ pub enum Command {
         snapshot: String,
         /// Absolute path inside the snapshot to list (default: everything).
         path: Option<PathBuf>,
+        /// Long listing: type and permissions, owner, size, mtime, link target.
+        #[arg(short = 'l', long)]
+        long: bool,
     },
     /// Restore a snapshot: each backed-up absolute path is recreated under --target.
     ///
@@ -143,6 +157,50 @@ pub enum Command {
         /// Read, decrypt and verify every chunk (slower, complete).
         #[arg(long)]
         read_data: bool,
+    },
+    /// Print a file of a snapshot to stdout, or a directory as a tar archive.
+    Dump {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Absolute path inside the snapshot (`/`: all of it, as tar).
+        path: PathBuf,
+    },
+    /// Find entries whose path matches a pattern, in every snapshot (or
+    /// those the filters keep).
+    Find {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Patterns as for --exclude: `*.conf` and `sub/name` at any depth,
+        /// `/etc/*` anchored (several: any of them).
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// What changed between two snapshots: added, removed and modified paths.
+    Diff {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The older snapshot (id, unique id prefix, or `latest`).
+        first: String,
+        /// The newer snapshot.
+        second: String,
+    },
+    /// Restore size, unique data, stored size and deduplication ratio of a
+    /// snapshot, or of every snapshot the filters keep.
+    Stats {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// One snapshot (id, unique id prefix, or `latest`); default: all.
+        snapshot: Option<String>,
     },
     /// Heal damaged or missing chunks from a source: the files (or any copy
     /// of them) whose content hashes to the lost chunks' ids.
@@ -169,6 +227,18 @@ pub enum Command {
     /// Manage the password that protects the vault keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the shell completion script for SHELL (e.g. `cairn completions
+    /// bash > /etc/bash_completion.d/cairn`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (cairn.1 and one per command) into DIR.
+    Man {
+        /// The directory (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -288,7 +358,7 @@ pub enum KeyCommand {
 pub struct VaultArg {
     /// The vault: a local vault directory, or the name of an account vault
     /// (a word that is no local vault directory; see `cairn --help`).
-    #[arg(long, value_name = "VAULT")]
+    #[arg(long, value_name = "VAULT", env = "CAIRN_VAULT")]
     pub vault: PathBuf,
 }
 
@@ -434,7 +504,12 @@ pub struct ForgetArgs {
 pub struct BackupArgs {
     /// The vault: a local vault directory, or the name of an account vault
     /// (optional with `--item` naming a protected item).
-    #[arg(long, value_name = "VAULT", required_unless_present = "item")]
+    #[arg(
+        long,
+        value_name = "VAULT",
+        env = "CAIRN_VAULT",
+        required_unless_present = "item"
+    )]
     pub vault: Option<PathBuf>,
     /// Files and directories to back up (none: those of the protected item
     /// `--item`). Symlinked parents are followed and the path is saved as

@@ -369,7 +369,7 @@ pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
 
 /// The device `latest` defaults to: the logged-in device for an account
 /// vault, the host name (what backups record by default) for a local one.
-fn this_device(opened: &Opened) -> String {
+pub fn this_device(opened: &Opened) -> String {
     opened
         .session
         .as_ref()
@@ -399,6 +399,7 @@ pub fn list(
     select: &SelectArgs,
     snapshot: &str,
     path: Option<&Path>,
+    long: bool,
     json: bool,
 ) -> Result<u8> {
     let opened = open(config, &v.vault)?;
@@ -411,7 +412,11 @@ pub fn list(
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         for l in &listed {
-            writeln!(out, "{}", l.path)?;
+            if long {
+                writeln!(out, "{}", l.long())?;
+            } else {
+                writeln!(out, "{}", l.path)?;
+            }
         }
     }
     Ok(0)
