@@ -63,7 +63,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("sock"), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("1 entries skipped"),
+        stdout(&out).contains("1 file skipped"),
         "{}",
         stdout(&out)
     );

@@ -188,9 +188,10 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
         report.seconds
     );
     if !report.warnings.is_empty() {
+        let n = report.warnings.len();
         println!(
-            "incomplete: {} files skipped (listed above), exit code {incomplete_code}",
-            report.warnings.len()
+            "incomplete: {n} {} skipped (listed above), exit code {incomplete_code}",
+            if n == 1 { "file" } else { "files" }
         );
     }
     Ok(())
