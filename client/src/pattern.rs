@@ -75,6 +75,17 @@ impl Patterns {
     }
 }
 
+/// The entries of a pattern or path list file (`--exclude-file`,
+/// `--files-from`): one per line, surrounding blanks trimmed, empty lines
+/// and lines starting with `#` skipped.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -116,6 +127,14 @@ mod tests {
         ));
         assert!(Patterns::new(&["".into()], "--exclude").is_err());
         assert!(pats(&[]).is_empty() && !pats(&[]).matches_within(Path::new("/a")));
+    }
+
+    #[test]
+    fn list_files_skip_blanks_and_comments() {
+        assert_eq!(
+            lines("*.tmp\n\n  # note\n  /abs/x  \nsub/y"),
+            ["*.tmp", "/abs/x", "sub/y"]
+        );
     }
 
     fn component() -> impl Strategy<Value = String> {

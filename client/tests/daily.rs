@@ -711,3 +711,94 @@ fn version_completions_and_man_pages() {
     assert!(page.contains("overwrite"), "{page}");
     assert!(dir.join("cairn.1").is_file());
 }
+
+#[test]
+fn exclude_file_exclude_caches_and_files_from() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let cache = src.join("cache");
+    fs::create_dir(&cache).unwrap();
+    fs::write(
+        cache.join("CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n",
+    )
+    .unwrap();
+    fs::write(cache.join("blob"), b"cached").unwrap();
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("o.txt"), b"o").unwrap();
+    let excludes = tmp.path().join("excludes");
+    fs::write(&excludes, "# logs\n*.log\n\nb.txt\n").unwrap();
+    let list = tmp.path().join("list");
+    fs::write(
+        &list,
+        format!("{}\n# comment\n{}\n", src.display(), other.display()),
+    )
+    .unwrap();
+    let report = run_json(&[
+        "backup",
+        "--vault",
+        &v,
+        "--files-from",
+        list.to_str().unwrap(),
+        "--exclude-file",
+        excludes.to_str().unwrap(),
+        "--exclude-caches",
+    ]);
+    assert!(
+        report["notes"].to_string().contains("CACHEDIR.TAG"),
+        "{report}"
+    );
+    let paths: Vec<String> = run_json(&["ls", "--vault", &v, "latest"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    let has = |end: &str| paths.iter().any(|p| p.ends_with(end));
+    assert!(
+        has("/src/a.txt") && has("/other/o.txt") && has("/sub/c.txt"),
+        "{paths:?}"
+    );
+    assert!(
+        !has("b.txt") && !has("d.log") && !has("/cache") && !has("blob"),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn one_file_system_leaves_other_mounts_out() {
+    use std::os::unix::fs::MetadataExt;
+    // /dev usually has file systems mounted below it (pts, shm, mqueue).
+    let dev = fs::metadata("/dev").unwrap().dev();
+    let Some(mount) = fs::read_dir("/dev")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir()) && e.metadata().is_ok_and(|m| m.dev() != dev)
+        })
+    else {
+        eprintln!("SKIPPED: no file system is mounted below /dev here");
+        return;
+    };
+    let (_tmp, _vault, v) = scratch();
+    let out = cairn()
+        .args([
+            "--json",
+            "backup",
+            "--vault",
+            &v,
+            "/dev",
+            "--one-file-system",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 5)), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = report["notes"].to_string();
+    let name = mount.path().display().to_string();
+    assert!(
+        notes.contains(&format!("{name}: another file system")),
+        "{name}: {notes}"
+    );
+}

@@ -62,11 +62,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     let out = device.cairn(&["backup", "--vault", "main", src]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("sock"), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("1 file skipped"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("1 file skipped"), "{}", stdout(&out));
     // `cairn jobs` lists oldest first.
     let jobs = device.json(&["jobs"]);
     let newest = jobs

@@ -98,6 +98,11 @@ pub struct BackupOptions {
     pub parent: ParentChoice,
     /// The running backup job (account vaults: required to commit).
     pub job: Option<JobId>,
+    /// Leave out directories holding a `CACHEDIR.TAG` (the cache
+    /// directory tagging convention).
+    pub exclude_caches: bool,
+    /// Do not descend into another file system below a source.
+    pub one_file_system: bool,
 }
 
 /// Live counters for progress display.
@@ -264,6 +269,8 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
                 .and_then(|d| fs::metadata(d).ok())
                 .map(|m| (m.dev(), m.ino())),
             excludes: &excludes,
+            exclude_caches: opts.exclude_caches,
+            one_file_system: opts.one_file_system,
             file_tx,
             dir_tx,
             next_dir: 0,

@@ -515,7 +515,7 @@ pub struct BackupArgs {
     /// `--item`). Symlinked parents are followed and the path is saved as
     /// given; a symlink named itself is saved as the link (`LINK/` saves
     /// what it points to).
-    #[arg(value_name = "PATH", required_unless_present = "item")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["item", "files_from"])]
     pub paths: Vec<PathBuf>,
     /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
@@ -532,6 +532,21 @@ pub struct BackupArgs {
     /// Compare against this snapshot instead of choosing the parent automatically.
     #[arg(long, conflicts_with = "force")]
     pub parent: Option<String>,
+    /// Read exclude patterns from FILE, one per line (`#` comments; repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out directories holding a CACHEDIR.TAG (caches that tag
+    /// themselves, as many tools do).
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Stay on the file system of each source: do not descend into other
+    /// file systems mounted below it.
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Read paths to back up from FILE, one per line (`#` comments),
+    /// besides those given.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
     /// Read every file, ignoring any parent snapshot; in a local vault also
     /// verify every chunk the vault already holds and store a damaged one
     /// again from the file (heals damage `check --read-data` found).

@@ -299,7 +299,8 @@ pub fn vault_init(
 }
 
 /// `cairn backup`.
-pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8> {
+pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
+    super::lists::read_into(&mut args)?;
     let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
         (_, true, None) => {
             return Err(Error::Invalid(
@@ -347,6 +348,8 @@ pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             (None, false) => ParentChoice::Auto,
         },
         job: job.id(),
+        exclude_caches: args.exclude_caches,
+        one_file_system: args.one_file_system,
     };
     let progress = Arc::new(Progress::default());
     let spinner = {

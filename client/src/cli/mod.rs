@@ -4,7 +4,8 @@
 //! opening vaults with their passwords ([`open`], [`password`]), progress
 //! display ([`progress`]), `cairn repair` ([`repair`]), the commands that
 //! look into snapshots (`dump`, `find`, `diff`, `stats`: [`browse`]), shell
-//! completions and man pages ([`manual`]) and signals during account-vault jobs
+//! completions and man pages ([`manual`]), `--exclude-file` and
+//! `--files-from` ([`lists`]) and signals during account-vault jobs
 //! ([`interrupt`]).
 
 pub mod account;
@@ -12,6 +13,7 @@ pub mod args;
 pub mod browse;
 pub mod commands;
 pub mod interrupt;
+pub mod lists;
 pub mod manual;
 pub mod open;
 pub mod output;
