@@ -121,6 +121,7 @@ fn limit_malloc_arenas() {
 /// an error.
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let json = cli.json;
+    cli::output::set_quiet(cli.quiet);
     let config = cli.config.as_deref();
     match cli.command {
         Command::Login {

@@ -802,3 +802,17 @@ fn one_file_system_leaves_other_mounts_out() {
         "{name}: {notes}"
     );
 }
+
+#[test]
+fn quiet_drops_notes_but_keeps_results() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&src, &link).unwrap();
+    let l = link.to_str().unwrap();
+    let loud = run_expect(&["backup", "--vault", &v, l], 0);
+    assert!(stderr(&loud).contains("note:"), "{}", stderr(&loud));
+    let quiet = run_expect(&["-q", "backup", "--vault", &v, l], 0);
+    assert!(!stderr(&quiet).contains("note:"), "{}", stderr(&quiet));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("saved"));
+}

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Print one JSON document instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// No progress display and no notes (results, warnings and errors stay).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// The profile file written by `cairn login` (default:
     /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]

@@ -20,6 +20,20 @@ use serde::Serialize;
 
 use super::progress::bytes;
 
+/// `--quiet`, set once by `main`: no progress display and no notes
+/// (results, warnings and errors are still printed).
+static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sets `--quiet` for the process (the first call wins).
+pub fn set_quiet(quiet: bool) {
+    let _ = QUIET.set(quiet);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.get().copied().unwrap_or(false)
+}
+
 /// Prints `value` as one pretty JSON document with sorted keys.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let value = serde_json::to_value(value)?;
@@ -162,7 +176,7 @@ impl<'a> SnapshotJson<'a> {
 /// Prints a backup's notes and warnings (stderr) and, without `json`, its
 /// summary line.
 pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<()> {
-    for n in &report.notes {
+    for n in report.notes.iter().filter(|_| !quiet()) {
         eprintln!("note: {n}");
     }
     for w in &report.warnings {
