@@ -1,16 +1,19 @@
 //! Snapshot selection: which snapshots `snapshots`, `ls`, `restore` and
-//! `forget` consider (`--device`, `--item`, `--path`), and what a snapshot
+//! `forget` consider (`--device`, `--item`, `--path`, `--tag`), and what a snapshot
 //! argument names. `latest` is the newest snapshot *within* the filters,
 //! and without `--device` the filters name this device, so in a vault
 //! several devices share `latest` is never another device's data unless
 //! asked for (`--device NAME`, or `--all-devices`). An id or unique id
 //! prefix names its snapshot whatever the filters.
 //!
-//! Pure: the sealed paths of a snapshot come through a function, so the
-//! rules are tested without a vault.
+//! Pure: the sealed metadata of a snapshot (paths, tags) comes through a
+//! function, so the rules are tested without a vault.
 
 use crate::error::{Error, Result};
-use crate::snapshot::SnapshotRecord;
+use crate::snapshot::{SnapshotMeta, SnapshotRecord};
+
+/// Opens a snapshot's sealed metadata.
+pub type MetaOf<'a> = dyn Fn(&SnapshotRecord) -> Result<SnapshotMeta> + 'a;
 
 /// Which snapshots to consider; each non-empty list must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,30 +24,34 @@ pub struct Filter {
     pub items: Vec<String>,
     /// Absolute paths the snapshot must all hold among its sources.
     pub paths: Vec<String>,
+    /// Tag sets: the snapshot must carry every tag of at least one set
+    /// (restic's `--tag a,b --tag c`: a and b, or c).
+    pub tags: Vec<Vec<String>>,
     /// Without `devices`: every device rather than this one (only
     /// `latest` defaults to this device; listings show every device).
     pub all_devices: bool,
 }
 
 impl Filter {
-    /// Whether `s` passes (`paths_of` opens its sealed source paths, asked
-    /// only when `paths` is not empty).
-    pub fn keeps(
-        &self,
-        s: &SnapshotRecord,
-        paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
-    ) -> Result<bool> {
+    /// Whether `s` passes (`meta_of` opens its sealed metadata, asked only
+    /// when `paths` or `tags` are given).
+    pub fn keeps(&self, s: &SnapshotRecord, meta_of: &MetaOf<'_>) -> Result<bool> {
         if !self.devices.is_empty() && !self.devices.contains(&s.device) {
             return Ok(false);
         }
         if !self.items.is_empty() && !s.item.as_ref().is_some_and(|i| self.items.contains(i)) {
             return Ok(false);
         }
-        if self.paths.is_empty() {
+        if self.paths.is_empty() && self.tags.is_empty() {
             return Ok(true);
         }
-        let have = paths_of(s)?;
-        Ok(self.paths.iter().all(|p| have.contains(p)))
+        let meta = meta_of(s)?;
+        let tagged = self.tags.is_empty()
+            || self
+                .tags
+                .iter()
+                .any(|set| set.iter().all(|t| meta.tags.contains(t)));
+        Ok(tagged && self.paths.iter().all(|p| meta.paths.contains(p)))
     }
 
     /// The filter `latest` uses: without devices named (and not
@@ -62,11 +69,11 @@ impl Filter {
 pub fn filter<'a>(
     all: &'a [SnapshotRecord],
     filter: &Filter,
-    paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
+    meta_of: &MetaOf<'_>,
 ) -> Result<Vec<&'a SnapshotRecord>> {
     let mut out = vec![];
     for s in all {
-        if filter.keeps(s, paths_of)? {
+        if filter.keeps(s, meta_of)? {
             out.push(s);
         }
     }
@@ -81,11 +88,11 @@ pub fn resolve<'a>(
     spec: &str,
     f: &Filter,
     this_device: &str,
-    paths_of: &dyn Fn(&SnapshotRecord) -> Result<Vec<String>>,
+    meta_of: &MetaOf<'_>,
 ) -> Result<&'a SnapshotRecord> {
     if spec == "latest" {
         let within = f.for_latest(this_device);
-        if let Some(s) = filter(all, &within, paths_of)?.pop() {
+        if let Some(s) = filter(all, &within, meta_of)?.pop() {
             return Ok(s);
         }
         if all.is_empty() {
@@ -126,6 +133,10 @@ fn describe(f: &Filter) -> String {
     if !f.paths.is_empty() {
         parts.push(format!("with paths {}", f.paths.join(" ")));
     }
+    if !f.tags.is_empty() {
+        let sets: Vec<String> = f.tags.iter().map(|t| t.join(",")).collect();
+        parts.push(format!("tagged {}", sets.join(" or ")));
+    }
     if parts.is_empty() {
         "at all".into()
     } else {
@@ -152,12 +163,22 @@ mod tests {
         }
     }
 
-    /// Paths by record: odd ones hold /home, even ones /etc and /home.
-    fn paths_of(s: &SnapshotRecord) -> Result<Vec<String>> {
-        Ok(if s.meta[0] % 2 == 1 {
-            vec!["/home".into()]
-        } else {
-            vec!["/etc".into(), "/home".into()]
+    /// Metadata by record: odd ones hold /home, even ones /etc and /home;
+    /// 3 and 4 are tagged `daily`, 4 also `keep`.
+    fn paths_of(s: &SnapshotRecord) -> Result<SnapshotMeta> {
+        let n = s.meta[0];
+        Ok(SnapshotMeta {
+            paths: if n % 2 == 1 {
+                vec!["/home".into()]
+            } else {
+                vec!["/etc".into(), "/home".into()]
+            },
+            tags: match n {
+                3 => vec!["daily".into()],
+                4 => vec!["daily".into(), "keep".into()],
+                _ => vec![],
+            },
+            ..SnapshotMeta::default()
         })
     }
 
@@ -251,7 +272,18 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(got(&f), [2]);
-        // Paths are only opened when asked for.
+        let tags = |sets: &[&[&str]]| Filter {
+            tags: sets
+                .iter()
+                .map(|s| s.iter().map(|t| t.to_string()).collect())
+                .collect(),
+            ..Filter::default()
+        };
+        assert_eq!(got(&tags(&[&["daily"]])), [3, 4]);
+        assert_eq!(got(&tags(&[&["daily", "keep"]])), [4]);
+        assert_eq!(got(&tags(&[&["keep"], &["nope"]])), [4]);
+        assert_eq!(got(&tags(&[&["nope"]])), Vec::<u8>::new());
+        // Metadata is only opened when asked for.
         let sealed = |_: &SnapshotRecord| Err(Error::Integrity("sealed".into()));
         assert!(filter(&all, &Filter::default(), &sealed).is_ok());
     }

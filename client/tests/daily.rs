@@ -816,3 +816,21 @@ fn quiet_drops_notes_but_keeps_results() {
     assert!(!stderr(&quiet).contains("note:"), "{}", stderr(&quiet));
     assert!(String::from_utf8_lossy(&quiet.stdout).contains("saved"));
 }
+
+#[test]
+fn tags_select_snapshots_and_latest_within_them() {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    let s = src.to_str().unwrap();
+    let weekly = run_json(&["backup", "--vault", &v, s, "--tag", "weekly,keep"]);
+    let plain = run_json(&["backup", "--vault", &v, s]);
+    let listed = run_json(&["snapshots", "--vault", &v, "--tag", "weekly"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["tags"], serde_json::json!(["weekly", "keep"]));
+    let r = restore_json(&v, &tmp.path().join("r"), &["--tag", "keep,weekly"]);
+    assert_eq!(r["id"], weekly["id"]);
+    let r = restore_json(&v, &tmp.path().join("r2"), &[]);
+    assert_eq!(r["id"], plain["id"]);
+    let none = run_json(&["snapshots", "--vault", &v, "--tag", "weekly,nope"]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+}

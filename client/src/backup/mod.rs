@@ -103,6 +103,8 @@ pub struct BackupOptions {
     pub exclude_caches: bool,
     /// Do not descend into another file system below a source.
     pub one_file_system: bool,
+    /// Tags sealed with the snapshot (for `--tag` selection).
+    pub tags: Vec<String>,
 }
 
 /// Live counters for progress display.
@@ -324,6 +326,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         warnings: select::first_lines(&warnings, select::META_WARNINGS_MAX),
         stats: (!vault.backend().keeps_record_stats()).then(|| stats.clone()),
         bound: None,
+        tags: opts.tags.clone(),
     };
     let mut record = SnapshotRecord {
         format: SNAPSHOT_FORMAT,

@@ -394,6 +394,9 @@ pub struct SelectArgs {
     /// Only snapshots that backed up this absolute path (repeatable: all of them).
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Only snapshots carrying these tags (`a,b`: both; repeated: any of the sets).
+    #[arg(long = "tag", value_name = "TAGS")]
+    pub tags: Vec<String>,
 }
 
 impl SelectArgs {
@@ -413,6 +416,11 @@ impl SelectArgs {
                 })
                 .collect(),
             all_devices: self.all_devices,
+            tags: self
+                .tags
+                .iter()
+                .map(|set| set.split(',').map(str::to_string).collect())
+                .collect(),
         }
     }
 }
@@ -535,6 +543,9 @@ pub struct BackupArgs {
     /// Compare against this snapshot instead of choosing the parent automatically.
     #[arg(long, conflicts_with = "force")]
     pub parent: Option<String>,
+    /// Tag the snapshot (repeatable, or comma-separated), for `--tag` selection.
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
     /// Read exclude patterns from FILE, one per line (`#` comments; repeatable).
     #[arg(long = "exclude-file", value_name = "FILE")]
     pub exclude_files: Vec<PathBuf>,

@@ -350,6 +350,7 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
         job: job.id(),
         exclude_caches: args.exclude_caches,
         one_file_system: args.one_file_system,
+        tags: args.tags,
     };
     let progress = Arc::new(Progress::default());
     let spinner = {

@@ -155,11 +155,13 @@ pub struct SnapshotJson<'a> {
     root: ChunkId,
     stats: &'a SnapshotStats,
     paths: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
 }
 
 impl<'a> SnapshotJson<'a> {
     /// `s`, with its paths when `keys` open its metadata.
     pub fn new(s: &'a SnapshotRecord, keys: &VaultKeys) -> Self {
+        let meta = s.open_meta(keys).ok();
         Self {
             id: s.id,
             time: &s.time,
@@ -168,7 +170,8 @@ impl<'a> SnapshotJson<'a> {
             item: s.item.as_deref(),
             root: s.root,
             stats: &s.stats,
-            paths: s.open_meta(keys).ok().map(|m| m.paths),
+            paths: meta.as_ref().map(|m| m.paths.clone()),
+            tags: meta.map(|m| m.tags),
         }
     }
 }
@@ -364,7 +367,14 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
     for s in snaps {
         let paths = s
             .open_meta(keys)
-            .map(|m| m.paths.join(" "))
+            .map(|m| {
+                let tags = if m.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", m.tags.join(","))
+                };
+                m.paths.join(" ") + &tags
+            })
             .unwrap_or_else(|e| e.to_string());
         writeln!(
             out,

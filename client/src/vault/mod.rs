@@ -343,16 +343,16 @@ impl Vault {
         if spec == "latest" {
             self.backend.check_latest(&all)?;
         }
-        let paths_of = |s: &SnapshotRecord| Ok(s.open_meta(&self.keys)?.paths);
-        select::resolve(&all, spec, filter, this_device, &paths_of).cloned()
+        let meta_of = |s: &SnapshotRecord| s.open_meta(&self.keys);
+        select::resolve(&all, spec, filter, this_device, &meta_of).cloned()
     }
 
     /// The snapshots `filter` keeps, oldest first (verified as by
     /// [`Vault::snapshots`]).
     pub fn snapshots_in(&self, filter: &Filter) -> Result<Vec<SnapshotRecord>> {
         let all = self.snapshots()?;
-        let paths_of = |s: &SnapshotRecord| Ok(s.open_meta(&self.keys)?.paths);
-        Ok(select::filter(&all, filter, &paths_of)?
+        let meta_of = |s: &SnapshotRecord| s.open_meta(&self.keys);
+        Ok(select::filter(&all, filter, &meta_of)?
             .into_iter()
             .cloned()
             .collect())
