@@ -1,9 +1,9 @@
 //! Snapshot selection: which snapshots `snapshots`, `ls`, `restore` and
 //! `forget` consider (`--device`, `--item`, `--path`, `--tag`), and what a snapshot
 //! argument names. `latest` is the newest snapshot *within* the filters,
-//! and without `--device` the filters name this device, so in a vault
-//! several devices share `latest` is never another device's data unless
-//! asked for (`--device NAME`, or `--all-devices`). An id or unique id
+//! and without `--device` the filters name this device ([`ThisDevice`]),
+//! so in a vault several devices share `latest` is never another device's
+//! data unless asked for (`--device NAME`, or `--all-devices`). An id or unique id
 //! prefix names its snapshot whatever the filters.
 //!
 //! Pure: the sealed metadata of a snapshot (paths, tags) comes through a
@@ -54,15 +54,29 @@ impl Filter {
         Ok(tagged && self.paths.iter().all(|p| meta.paths.contains(p)))
     }
 
-    /// The filter `latest` uses: without devices named (and not
-    /// `all_devices`), this device's snapshots only.
-    pub fn for_latest(&self, this_device: &str) -> Filter {
+    /// The filter `latest` uses among `all`: without devices named (and
+    /// not `all_devices`), `this` device's snapshots only.
+    pub fn for_latest(&self, this: &ThisDevice<'_>, all: &[SnapshotRecord]) -> Filter {
         let mut f = self.clone();
-        if f.devices.is_empty() && !f.all_devices {
-            f.devices.push(this_device.to_string());
+        let applies = this.always || all.iter().any(|s| s.device == this.name);
+        if f.devices.is_empty() && !f.all_devices && applies {
+            f.devices.push(this.name.to_string());
         }
         f
     }
+}
+
+/// The device `latest` defaults to.
+#[derive(Debug, Clone, Copy)]
+pub struct ThisDevice<'a> {
+    /// Its name: the logged-in device, or the host name.
+    pub name: &'a str,
+    /// Whether the default holds even when no snapshot records the name:
+    /// in an account vault every snapshot records its device, so another
+    /// device's newest is never `latest`; a local vault's snapshots record
+    /// the host name unless `backup --device` said otherwise, and when none
+    /// records this host, `latest` is the vault's newest.
+    pub always: bool,
 }
 
 /// The snapshots of `all` (oldest first) that `filter` keeps, in order.
@@ -87,11 +101,11 @@ pub fn resolve<'a>(
     all: &'a [SnapshotRecord],
     spec: &str,
     f: &Filter,
-    this_device: &str,
+    this: &ThisDevice<'_>,
     meta_of: &MetaOf<'_>,
 ) -> Result<&'a SnapshotRecord> {
     if spec == "latest" {
-        let within = f.for_latest(this_device);
+        let within = f.for_latest(this, all);
         if let Some(s) = filter(all, &within, meta_of)?.pop() {
             return Ok(s);
         }
@@ -200,7 +214,13 @@ mod tests {
     fn latest_is_the_newest_of_this_device_within_the_filters() {
         let all = all();
         let none = Filter::default();
-        let latest = |f: &Filter, me: &str| resolve(&all, "latest", f, me, &paths_of).map(n);
+        let latest = |f: &Filter, me: &str| {
+            let me = ThisDevice {
+                name: me,
+                always: true,
+            };
+            resolve(&all, "latest", f, &me, &paths_of).map(n)
+        };
         assert_eq!(latest(&none, "laptop").unwrap(), 4);
         assert_eq!(latest(&none, "desktop").unwrap(), 5);
         let docs = Filter {
@@ -229,7 +249,18 @@ mod tests {
             err.contains("of device phone") && err.contains("desktop, laptop"),
             "{err}"
         );
-        assert!(resolve(&[], "latest", &none, "x", &paths_of)
+        // A local vault whose snapshots never record this host: the newest.
+        let host = ThisDevice {
+            name: "phone",
+            always: false,
+        };
+        let got = resolve(&all, "latest", &none, &host, &paths_of).unwrap();
+        assert_eq!(n(got), 5);
+        let me = ThisDevice {
+            name: "x",
+            always: true,
+        };
+        assert!(resolve(&[], "latest", &none, &me, &paths_of)
             .unwrap_err()
             .to_string()
             .contains("no snapshots yet"));
@@ -243,10 +274,14 @@ mod tests {
             ..Filter::default()
         };
         let id = all[1].id.to_hex();
-        let got = resolve(&all, &id[..12], &other, "laptop", &paths_of).unwrap();
+        let me = ThisDevice {
+            name: "laptop",
+            always: true,
+        };
+        let got = resolve(&all, &id[..12], &other, &me, &paths_of).unwrap();
         assert_eq!(n(got), 2);
-        assert!(resolve(&all, "", &other, "laptop", &paths_of).is_err());
-        assert!(resolve(&all, "zz", &other, "laptop", &paths_of).is_err());
+        assert!(resolve(&all, "", &other, &me, &paths_of).is_err());
+        assert!(resolve(&all, "zz", &other, &me, &paths_of).is_err());
     }
 
     #[test]

@@ -382,7 +382,8 @@ pub struct RepairArgs {
 #[derive(Args)]
 pub struct SelectArgs {
     /// Only snapshots of this device (repeatable). Without it, `latest`
-    /// means this device's newest snapshot (listings show every device).
+    /// means this device's newest snapshot (a local vault's: this host's,
+    /// if any snapshot records it); listings show every device.
     #[arg(long = "device", visible_alias = "host", value_name = "NAME")]
     pub devices: Vec<String>,
     /// `latest` may be any device's newest snapshot.

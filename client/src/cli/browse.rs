@@ -10,21 +10,10 @@ use cairn_client::pattern::Patterns;
 use cairn_client::{browse as lib, dump as libdump};
 
 use super::args::{SelectArgs, VaultArg};
-use super::commands::this_device;
-use super::open::{open, Opened};
+use super::commands::find_snapshot;
+use super::open::open;
 use super::output::print_json;
 use super::progress::bytes;
-
-/// The snapshot `spec` names within the filters.
-fn find_snapshot(
-    opened: &Opened,
-    select: &SelectArgs,
-    spec: &str,
-) -> Result<cairn_client::snapshot::SnapshotRecord> {
-    Ok(opened
-        .vault
-        .find_snapshot_in(spec, &select.filter(), &this_device(opened))?)
-}
 
 /// `cairn dump`: a file's bytes, or a directory as tar, on stdout.
 pub fn dump(

@@ -18,6 +18,8 @@ use cairn_client::remote::session::{LoginOptions, VaultRequest};
 use cairn_client::remote::{Session, VaultRef};
 use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::retention::KeepPolicy;
+use cairn_client::select::ThisDevice;
+use cairn_client::snapshot::SnapshotRecord;
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::JobKind;
@@ -372,12 +374,25 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
 }
 
 /// The device `latest` defaults to: the logged-in device for an account
-/// vault, the host name (what backups record by default) for a local one.
-pub fn this_device(opened: &Opened) -> String {
-    opened
-        .session
-        .as_ref()
-        .map_or_else(fsmeta::hostname, |s| s.profile().device_name.clone())
+/// vault (always), the host name (what backups record by default) for a
+/// local one (if some snapshot records it).
+pub fn this_device(opened: &Opened) -> (String, bool) {
+    match &opened.session {
+        Some(s) => (s.profile().device_name.clone(), true),
+        None => (fsmeta::hostname(), false),
+    }
+}
+
+/// The snapshot `spec` names within `select`'s filters.
+pub fn find_snapshot(opened: &Opened, select: &SelectArgs, spec: &str) -> Result<SnapshotRecord> {
+    let (name, always) = this_device(opened);
+    let this = ThisDevice {
+        name: &name,
+        always,
+    };
+    Ok(opened
+        .vault
+        .find_snapshot_in(spec, &select.filter(), &this)?)
 }
 
 /// `cairn snapshots`.
@@ -408,7 +423,7 @@ pub fn list(
 ) -> Result<u8> {
     let opened = open(config, &v.vault)?;
     let vault = &opened.vault;
-    let snap = vault.find_snapshot_in(snapshot, &select.filter(), &this_device(&opened))?;
+    let snap = find_snapshot(&opened, select, snapshot)?;
     let listed = ls::list(vault, &snap, path.unwrap_or(Path::new("/")))?;
     if json {
         print_json(&listed)?;
@@ -430,8 +445,7 @@ pub fn list(
 pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
     let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
-    let snap =
-        vault.find_snapshot_in(&args.snapshot, &args.select.filter(), &this_device(&opened))?;
+    let snap = find_snapshot(&opened, &args.select, &args.snapshot)?;
     let done = Arc::new(AtomicU64::new(0));
     let total = snap.stats.bytes;
     let spinner = {

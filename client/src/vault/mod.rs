@@ -31,7 +31,7 @@ use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
 use crate::crypto::{KdfParams, VaultKeys};
 use crate::error::{Error, Result};
-use crate::select::{self, Filter};
+use crate::select::{self, Filter, ThisDevice};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
 use local::LocalBackend;
@@ -327,24 +327,28 @@ impl Vault {
             all_devices: true,
             ..Filter::default()
         };
-        self.find_snapshot_in(spec, &every, "")
+        let anyone = ThisDevice {
+            name: "",
+            always: false,
+        };
+        self.find_snapshot_in(spec, &every, &anyone)
     }
 
     /// The snapshot `spec` names within `filter` ([`select::resolve`]:
     /// `latest` is the newest the filter keeps, by default of
-    /// `this_device`).
+    /// `this` device).
     pub fn find_snapshot_in(
         &self,
         spec: &str,
         filter: &Filter,
-        this_device: &str,
+        this: &ThisDevice<'_>,
     ) -> Result<SnapshotRecord> {
         let all = self.snapshots()?;
         if spec == "latest" {
             self.backend.check_latest(&all)?;
         }
         let meta_of = |s: &SnapshotRecord| s.open_meta(&self.keys);
-        select::resolve(&all, spec, filter, this_device, &meta_of).cloned()
+        select::resolve(&all, spec, filter, this, &meta_of).cloned()
     }
 
     /// The snapshots `filter` keeps, oldest first (verified as by
