@@ -65,8 +65,9 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     /// What to do with a path that already exists in the target.
     pub overwrite: Overwrite,
-    /// Delete what the restored directories hold in the target but the
-    /// snapshot does not.
+    /// Delete what the restored directories of the snapshot's sources hold
+    /// in the target but the snapshot does not (directories on the way to
+    /// a source are left alone: they hold what was never backed up).
     pub delete: bool,
     /// Decide and report everything, change nothing.
     pub dry_run: bool,
@@ -238,12 +239,10 @@ pub fn run(
         fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
     }
     let mut plan = Plan::new(vault, unsafe { libc::geteuid() } == 0, opts)?;
+    let meta = snapshot.verified_meta(vault.keys())?;
     // A snapshot never holds more entries than its backup walked.
-    plan.budget = snapshot
-        .verified_meta(vault.keys())?
-        .bound
-        .map(|b| b.entries)
-        .filter(|&n| n > 0);
+    plan.budget = meta.bound.map(|b| b.entries).filter(|&n| n > 0);
+    plan.sources = meta.paths.iter().map(PathBuf::from).collect();
     let root = vault.tree(snapshot.root)?;
     let everything = plan.includes.is_empty();
     plan.dir(&root, &opts.target, Path::new("/"), everything)?;
@@ -385,6 +384,8 @@ struct Plan<'a> {
     pending: Vec<(PathBuf, Entry, bool)>,
     /// Whether any entry was selected by `includes`.
     selected_any: bool,
+    /// The snapshot's sources (`--delete` works inside them only).
+    sources: Vec<PathBuf>,
     replaced: u64,
     unchanged: u64,
     kept: Vec<String>,
@@ -413,6 +414,7 @@ impl<'a> Plan<'a> {
             dry_run: opts.dry_run,
             pending: vec![],
             selected_any: false,
+            sources: vec![],
             replaced: 0,
             unchanged: 0,
             kept: vec![],
@@ -469,7 +471,9 @@ impl<'a> Plan<'a> {
     /// the snapshot; `selected`: whether the tree is restored whole (an
     /// include matched it or a directory above it).
     fn dir(&mut self, tree: &Tree, dest: &Path, snap_path: &Path, selected: bool) -> Result<()> {
-        if selected && self.delete {
+        // Only inside a backed-up source: the directories on the way to one
+        // (`/`, `/home`) hold much the snapshot never looked at.
+        if selected && self.delete && self.sources.iter().any(|s| snap_path.starts_with(s)) {
             self.delete_extra(tree, dest, snap_path)?;
         }
         for entry in &tree.entries {

@@ -67,6 +67,9 @@ fn restore_never_silently_replaces_newer_local_data() {
     fs::write(&a, b"edited locally").unwrap();
     let extra = restored(&target, &src.join("sub/extra"));
     fs::write(&extra, b"not in the snapshot").unwrap();
+    // Beside the source, on the way to it: never deleted.
+    let beside = restored(&target, &tmp.path().join("beside"));
+    fs::write(&beside, b"never backed up").unwrap();
     let out = run_expect(
         &[
             "restore",
@@ -118,6 +121,7 @@ fn restore_never_silently_replaces_newer_local_data() {
     restore_json(&v, &target, &["--overwrite", "always", "--delete"]);
     assert_eq!(fs::read(&a).unwrap(), b"a from the snapshot");
     assert!(!extra.exists());
+    assert!(beside.exists(), "outside the sources nothing is deleted");
 }
 
 #[test]

@@ -450,8 +450,9 @@ pub struct RestoreArgs {
     /// the snapshot's copy is newer, `never`.
     #[arg(long, value_enum, default_value_t = Overwrite::IfNewer)]
     pub overwrite: Overwrite,
-    /// Delete what the restored directories hold in the target but the
-    /// snapshot does not (excluded paths stay).
+    /// Delete what the restored directories of the backed-up sources hold
+    /// in the target but the snapshot does not (excluded paths, and the
+    /// directories on the way to a source, stay).
     #[arg(long)]
     pub delete: bool,
     /// Report what would be written, replaced, kept and deleted; change nothing.
