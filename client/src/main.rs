@@ -56,15 +56,15 @@ fn main() -> ExitCode {
 /// Exit code of a usage error (clap's).
 const USAGE: u8 = 2;
 
-/// Whether `e` comes from writing to a closed stdout.
+/// Whether `e` is a failed write to a closed stdout: a bare IO or JSON
+/// error, as the printing code returns them (an EPIPE inside a library
+/// error, e.g. from a server connection, is a real failure).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    let kind = |c: &(dyn std::error::Error + 'static)| {
-        c.downcast_ref::<std::io::Error>()
-            .map(std::io::Error::kind)
-            .or_else(|| c.downcast_ref::<serde_json::Error>()?.io_error_kind())
-    };
-    e.chain()
-        .any(|c| kind(c) == Some(std::io::ErrorKind::BrokenPipe))
+    let kind = e
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+        .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+    kind == Some(std::io::ErrorKind::BrokenPipe)
 }
 
 /// The error and its causes on one line, each cause said once (a cause
@@ -240,7 +240,11 @@ mod tests {
         assert_eq!(message(&e), format!("open /x: {text}"));
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(message(&e), "outer: inner");
-        let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        assert!(is_broken_pipe(&pipe.context("write")));
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(
+            &anyhow::Error::from(pipe()).context("write")
+        ));
+        let upload = Error::io("upload", std::path::Path::new("/x"), pipe());
+        assert!(!is_broken_pipe(&anyhow::Error::from(upload)));
     }
 }

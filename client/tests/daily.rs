@@ -193,12 +193,20 @@ fn a_closed_pipe_ends_quietly_with_0() {
     for i in 0..3000 {
         fs::write(src.join(format!("file-with-a-long-name-{i:05}")), b"x").unwrap();
     }
+    // And a file of several MiB, for dump.
+    let mut big = vec![0u8; 4 << 20];
+    big.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 7) as u8);
+    fs::write(src.join("big"), &big).unwrap();
     run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
-    for json in [false, true] {
-        let mut args = vec!["ls", "--vault", &v, "latest"];
-        if json {
-            args.insert(0, "--json");
-        }
+    let s = src.to_str().unwrap().to_string();
+    for args in [
+        vec!["ls", "--vault", &v, "latest"],
+        vec!["--json", "ls", "--vault", &v, "latest"],
+        vec!["dump", "--vault", &v, "latest", &s],
+    ] {
+        let cmd = args.join(" ");
         let mut child = cairn()
             .args(&args)
             .stdout(Stdio::piped())
@@ -211,8 +219,8 @@ fn a_closed_pipe_ends_quietly_with_0() {
         std::io::Read::read_exact(&mut stdout, &mut one).unwrap();
         drop(stdout);
         let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "json {json}: {}", stderr(&out));
-        assert!(out.stderr.is_empty(), "json {json}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{cmd}: {}", stderr(&out));
     }
 }
 

@@ -25,10 +25,48 @@ pub fn dump(
 ) -> Result<u8> {
     let opened = open(config, &v.vault)?;
     let snap = find_snapshot(&opened, select, spec)?;
-    let mut out = std::io::stdout().lock();
-    libdump::dump(&opened.vault, &snap, path, &mut out)?;
-    out.flush()?;
-    Ok(0)
+    let mut out = Stdout {
+        inner: std::io::stdout().lock(),
+        closed: false,
+    };
+    match libdump::dump(&opened.vault, &snap, path, &mut out).and_then(|()| {
+        out.flush()
+            .map_err(|e| cairn_client::Error::io("write", Path::new("stdout"), e))
+    }) {
+        // The reader went away (`cairn dump … | head`): nothing left to do.
+        Err(_) if out.closed => Ok(0),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(0),
+    }
+}
+
+/// Stdout that remembers whether its reader went away.
+struct Stdout<'a> {
+    inner: std::io::StdoutLock<'a>,
+    closed: bool,
+}
+
+impl Write for Stdout<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+impl Stdout<'_> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            self.closed = true;
+        }
+        r
+    }
 }
 
 /// `cairn find`.
