@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -744,11 +744,22 @@ impl<'a> Plan<'a> {
         bytes_done: &AtomicU64,
     ) -> Result<()> {
         let mut f = create_file(&task.path)?;
+        let mut holes = false;
         for c in &task.entry.content {
             let data = self.vault.blob_with(c.id, reader)?;
             check_len(data, c.len)?;
-            f.write_all(data).ctx("write", &task.path)?;
+            if is_zeros(data) {
+                // A hole: the file stays sparse where its source was.
+                f.seek(std::io::SeekFrom::Current(data.len() as i64))
+                    .ctx("seek", &task.path)?;
+                holes = true;
+            } else {
+                f.write_all(data).ctx("write", &task.path)?;
+            }
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        if holes {
+            f.set_len(task.entry.size).ctx("size", &task.path)?;
         }
         Ok(())
     }
@@ -770,7 +781,10 @@ impl<'a> Plan<'a> {
         for c in &task.entry.content[first..first + count] {
             let data = self.vault.blob_with(c.id, reader)?;
             check_len(data, c.len)?;
-            f.write_all_at(data, offset).ctx("write", &task.path)?;
+            // The file was sized up front: an all-zero chunk stays a hole.
+            if !is_zeros(data) {
+                f.write_all_at(data, offset).ctx("write", &task.path)?;
+            }
             offset += data.len() as u64;
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
@@ -826,6 +840,12 @@ impl<'a> Plan<'a> {
             ));
         }
     }
+}
+
+/// Whether a chunk is all zeros (restored as a hole, so sparse files stay
+/// sparse).
+fn is_zeros(data: &[u8]) -> bool {
+    data.iter().all(|&b| b == 0)
 }
 
 fn check_len(data: &[u8], len: u32) -> Result<()> {

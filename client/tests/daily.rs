@@ -846,3 +846,32 @@ fn tags_select_snapshots_and_latest_within_them() {
     let none = run_json(&["snapshots", "--vault", &v, "--tag", "weekly,nope"]);
     assert_eq!(none.as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn sparse_files_are_restored_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    let (tmp, _vault, v) = scratch();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // 1 MiB of data, 32 MiB of nothing, 1 MiB of data: a hole in between.
+    let size = 34u64 << 20;
+    let f = fs::File::create(src.join("sparse")).unwrap();
+    f.set_len(size).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &pseudo_random(1 << 20, 1), 0).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &pseudo_random(1 << 20, 2), size - (1 << 20))
+        .unwrap();
+    drop(f);
+    run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
+    let target = tmp.path().join("t");
+    restore_json(&v, &target, &[]);
+    let back = restored(&target, &src.join("sparse"));
+    assert_eq!(
+        fs::read(&back).unwrap(),
+        fs::read(src.join("sparse")).unwrap()
+    );
+    let allocated = fs::metadata(&back).unwrap().blocks() * 512;
+    assert!(
+        allocated < size / 2,
+        "{allocated} bytes allocated for {size}"
+    );
+}
