@@ -10,14 +10,14 @@
 //! account vault), `--read-data` instead fetches and verifies every chunk
 //! the snapshots reference, in parallel batches.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use cairn_proto::api::{FinishJob, JobStatus};
-use cairn_proto::ChunkId;
+use cairn_proto::{ChunkId, SnapshotId};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -36,8 +36,14 @@ pub struct CheckReport {
     pub chunks_read: u64,
     /// Problems found, one line each.
     pub problems: Vec<String>,
-    /// `snapshot-id:/path` of every file with missing or damaged data.
+    /// `snapshot-id:/path` of every file with missing or damaged data, in
+    /// every snapshot that holds it.
     pub damaged_files: Vec<String>,
+    /// Every snapshot a restore of which would lose data.
+    pub affected_snapshots: Vec<SnapshotId>,
+    /// Chunks files reference that are damaged or missing (what
+    /// `cairn repair` looks for in a source).
+    pub damaged_chunks: Vec<ChunkId>,
 }
 
 impl CheckReport {
@@ -73,7 +79,21 @@ impl JobOutcome for CheckReport {
     }
 }
 
+/// One tree as the check keeps it: its subdirectories and its files' chunks
+/// (names as stored), or why it could not be read.
+enum Node {
+    Read {
+        dirs: Vec<(Vec<u8>, ChunkId)>,
+        files: Vec<(Vec<u8>, Vec<ChunkId>)>,
+    },
+    Unreadable(String),
+}
+
 /// Checks `vault`; `read_data` also verifies every chunk's contents.
+///
+/// Each distinct tree is read once, but damage is reported in every
+/// snapshot whose trees lead to it: a file shared by many snapshots
+/// through an unchanged directory names them all.
 pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let listed = !vault.backend().batches_reads();
@@ -82,49 +102,47 @@ pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckRepo
     } else {
         HashSet::new()
     };
-    let mut seen_trees = HashSet::new();
-    // Files with their chunks, checked for presence in one batched pass
-    // after the walk (one request per many ids for an account vault).
-    let mut files: Vec<(String, Vec<ChunkId>)> = vec![];
-    for snap in vault.snapshots_unverified()? {
+    let snapshots = vault.snapshots_unverified()?;
+    let mut nodes: HashMap<ChunkId, Node> = HashMap::new();
+    for snap in &snapshots {
         report.snapshots += 1;
         if let Err(e) = snap.verified_meta(vault.keys()) {
             report.problems.push(e.to_string());
         }
-        let mut stack = vec![(snap.root, PathBuf::from("/"))];
-        while let Some((id, path)) = stack.pop() {
-            if !seen_trees.insert(id) {
+        let mut stack = vec![snap.root];
+        while let Some(id) = stack.pop() {
+            if nodes.contains_key(&id) {
                 continue;
             }
-            let tree = match vault.tree(id) {
-                Ok(t) => t,
-                Err(e) => {
-                    report.problems.push(format!(
-                        "snapshot {}: {}: {e}",
-                        snap.short_id(),
-                        path.display()
-                    ));
-                    report
-                        .damaged_files
-                        .push(format!("{}:{}", snap.short_id(), path.display()));
-                    continue;
+            let node = match vault.tree(id) {
+                Ok(tree) => {
+                    report.trees += 1;
+                    let (mut dirs, mut files) = (vec![], vec![]);
+                    for entry in tree.entries {
+                        match (entry.kind, entry.subtree) {
+                            (Kind::Dir, Some(sub)) => {
+                                stack.push(sub);
+                                dirs.push((entry.name, sub));
+                            }
+                            (Kind::File, _) if !entry.content.is_empty() => files
+                                .push((entry.name, entry.content.iter().map(|c| c.id).collect())),
+                            _ => {}
+                        }
+                    }
+                    Node::Read { dirs, files }
                 }
+                Err(e) => Node::Unreadable(e.to_string()),
             };
-            report.trees += 1;
-            for entry in &tree.entries {
-                let child = path.join(std::ffi::OsStr::from_bytes(&entry.name));
-                match (entry.kind, entry.subtree) {
-                    (Kind::Dir, Some(sub)) => stack.push((sub, child)),
-                    (Kind::File, _) if !entry.content.is_empty() => files.push((
-                        format!("{}:{}", snap.short_id(), child.display()),
-                        entry.content.iter().map(|c| c.id).collect(),
-                    )),
-                    _ => {}
-                }
-            }
+            nodes.insert(id, node);
         }
     }
-    let mut ids: Vec<ChunkId> = files.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    let mut ids: Vec<ChunkId> = nodes
+        .values()
+        .flat_map(|n| match n {
+            Node::Read { files, .. } => files.iter().flat_map(|(_, c)| c.iter().copied()).collect(),
+            Node::Unreadable(_) => vec![],
+        })
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     if read_data && !listed {
@@ -133,26 +151,113 @@ pub fn run(vault: &Vault, read_data: bool, done: &AtomicU64) -> Result<CheckRepo
         // verified by the walk).
         bad = verify_ids(vault, &ids, &mut report, done)?;
     }
-    let unchecked: Vec<ChunkId> = ids.into_iter().filter(|id| !bad.contains(id)).collect();
+    let unchecked: Vec<ChunkId> = ids.iter().copied().filter(|id| !bad.contains(id)).collect();
     let missing: HashSet<ChunkId> = vault.missing(&unchecked)?.into_iter().collect();
-    for (label, chunks) in files {
-        if let Some(c) = chunks
-            .iter()
-            .find(|c| bad.contains(c) || missing.contains(c))
-        {
-            let (snap, path) = label.split_once(':').unwrap_or((&label, ""));
-            report.problems.push(format!(
-                "snapshot {snap}: {path}: chunk {c} is {}",
-                if bad.contains(c) {
-                    "damaged"
-                } else {
-                    "missing"
-                }
-            ));
-            report.damaged_files.push(label);
+    report.damaged_chunks = ids
+        .into_iter()
+        .filter(|id| bad.contains(id) || missing.contains(id))
+        .collect();
+    let mut damage = Damage {
+        nodes: &nodes,
+        bad: &bad,
+        missing: &missing,
+        memo: HashMap::new(),
+        walking: HashSet::new(),
+    };
+    for snap in &snapshots {
+        if damage.reaches(snap.root) {
+            report.affected_snapshots.push(snap.id);
+            damage.walking = HashSet::from([snap.root]);
+            damage.report(
+                snap.root,
+                &PathBuf::from("/"),
+                &snap.short_id(),
+                &mut report,
+            );
         }
     }
     Ok(report)
+}
+
+/// Where damage lies among the trees the check read.
+struct Damage<'a> {
+    nodes: &'a HashMap<ChunkId, Node>,
+    bad: &'a HashSet<ChunkId>,
+    missing: &'a HashSet<ChunkId>,
+    /// Whether a tree leads to damage, computed once per tree.
+    memo: HashMap<ChunkId, bool>,
+    /// The trees from a snapshot's root to the one being reported.
+    walking: HashSet<ChunkId>,
+}
+
+impl Damage<'_> {
+    /// The damaged or missing chunk among `chunks`, with what is wrong.
+    fn lost(&self, chunks: &[ChunkId]) -> Option<(ChunkId, &'static str)> {
+        chunks.iter().find_map(|c| {
+            if self.bad.contains(c) {
+                Some((*c, "damaged"))
+            } else if self.missing.contains(c) {
+                Some((*c, "missing"))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether tree `id` is unreadable or leads to a file with lost data.
+    fn reaches(&mut self, id: ChunkId) -> bool {
+        if let Some(&known) = self.memo.get(&id) {
+            return known;
+        }
+        // Cut cycles (a hostile tree naming an ancestor): not damage here.
+        self.memo.insert(id, false);
+        let nodes = self.nodes;
+        let found = match nodes.get(&id) {
+            None | Some(Node::Unreadable(_)) => true,
+            Some(Node::Read { dirs, files }) => {
+                files.iter().any(|(_, c)| self.lost(c).is_some())
+                    || dirs.iter().any(|(_, sub)| self.reaches(*sub))
+            }
+        };
+        self.memo.insert(id, found);
+        found
+    }
+
+    /// Adds a problem and a damaged path for everything lost below tree
+    /// `id` at `path` of snapshot `snap`.
+    fn report(&mut self, id: ChunkId, path: &std::path::Path, snap: &str, out: &mut CheckReport) {
+        let nodes = self.nodes;
+        match nodes.get(&id) {
+            None => {}
+            Some(Node::Unreadable(e)) => {
+                out.problems
+                    .push(format!("snapshot {snap}: {}: {e}", path.display()));
+                out.damaged_files.push(format!("{snap}:{}", path.display()));
+            }
+            Some(Node::Read { dirs, files }) => {
+                for (name, chunks) in files {
+                    if let Some((c, what)) = self.lost(chunks) {
+                        let child = path.join(std::ffi::OsStr::from_bytes(name));
+                        out.problems.push(format!(
+                            "snapshot {snap}: {}: chunk {c} is {what}",
+                            child.display()
+                        ));
+                        out.damaged_files
+                            .push(format!("{snap}:{}", child.display()));
+                    }
+                }
+                for (name, sub) in dirs {
+                    // A tree naming one above it is reported once, not
+                    // followed round.
+                    if self.reaches(*sub) && self.walking.insert(*sub) {
+                        let child = path.join(std::ffi::OsStr::from_bytes(name));
+                        self.report(*sub, &child, snap, out);
+                        self.walking.remove(sub);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Fetches (for an account vault, prefetches a batch at a time) and

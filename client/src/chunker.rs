@@ -84,6 +84,34 @@ impl ChunkerParams {
         Ok(())
     }
 
+    /// Splits a file the way a backup does, so the same content always
+    /// yields the same chunk ids: a file of `len` bytes (as `stat` said) up
+    /// to `max` is read in one piece (and is one chunk up to `min`), a
+    /// larger one streamed. `each` gets every chunk and whether it was cut
+    /// by content (false: a small file's only chunk).
+    pub fn split_file(
+        &self,
+        file: &mut std::fs::File,
+        len: u64,
+        each: &mut dyn FnMut(Vec<u8>, bool) -> Result<()>,
+    ) -> Result<()> {
+        if len > self.max_size as u64 {
+            return self.split_stream(file, &mut |c| each(c, true));
+        }
+        let data = read_small(file, len).map_err(|e| Error::Io {
+            context: "read".into(),
+            source: e,
+        })?;
+        if data.len() <= self.min_size as usize {
+            if !data.is_empty() {
+                each(data, false)?;
+            }
+            Ok(())
+        } else {
+            self.split_slice(&data, &mut |c| each(c.to_vec(), true))
+        }
+    }
+
     /// Splits a stream, calling `each` with every chunk (owned) in order.
     pub fn split_stream<R: Read>(
         &self,
@@ -104,6 +132,27 @@ impl ChunkerParams {
         }
         Ok(())
     }
+}
+
+/// Reads a file expected to be `expected` bytes long, in as few calls as
+/// possible (no extra stat the way `read_to_end` does); a file that grew is
+/// read to its end.
+fn read_small(file: &mut std::fs::File, expected: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = vec![0u8; expected as usize];
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
+    if filled == expected as usize {
+        file.read_to_end(&mut data)?;
+    }
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::retention::{self, KeepPolicy};
+use crate::select::Filter;
 use crate::snapshot::SnapshotRecord;
 use crate::vault::Vault;
 
@@ -35,17 +36,25 @@ pub struct ForgetReport {
 }
 
 /// Forgets the snapshots `selection` names (with `dry_run`, only says
-/// which).
+/// which); a policy applies to the snapshots `within` keeps only (ids name
+/// their snapshot whatever it says).
 ///
 /// # Errors
 ///
 /// [`Error::Invalid`] for an empty selection; [`Error::NotFound`] for an id
 /// that names no snapshot or several; [`Error::Format`] for a record whose
 /// time cannot be read.
-pub fn run(vault: &Vault, selection: &Selection, dry_run: bool) -> Result<ForgetReport> {
+pub fn run(
+    vault: &Vault,
+    selection: &Selection,
+    within: &Filter,
+    dry_run: bool,
+) -> Result<ForgetReport> {
     let mut report = match selection {
         Selection::Ids(ids) if !ids.is_empty() => by_id(vault, ids, dry_run)?,
-        Selection::Policy(policy) if !policy.is_empty() => by_policy(vault, policy, dry_run)?,
+        Selection::Policy(policy) if !policy.is_empty() => {
+            by_policy(vault, policy, within, dry_run)?
+        }
         _ => {
             return Err(Error::Invalid(
                 "nothing to forget: name snapshots or give a --keep-… policy".into(),
@@ -71,9 +80,14 @@ fn by_id(vault: &Vault, specs: &[String], dry_run: bool) -> Result<ForgetReport>
 
 /// Applies `policy` to each group of snapshots (same device, and same item
 /// or, without one, same paths) and removes the records it does not keep.
-fn by_policy(vault: &Vault, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport> {
+fn by_policy(
+    vault: &Vault,
+    policy: &KeepPolicy,
+    within: &Filter,
+    dry_run: bool,
+) -> Result<ForgetReport> {
     let mut groups: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
-    for snap in vault.snapshots()? {
+    for snap in vault.snapshots_in(within)? {
         let what = match &snap.item {
             Some(item) => format!("item {item}"),
             None => snap.open_meta(vault.keys())?.paths.join("\n"),
@@ -162,14 +176,14 @@ mod tests {
             last: Some(1),
             ..KeepPolicy::default()
         });
-        let dry = run(&vault, &keep_last, true).unwrap();
+        let dry = run(&vault, &keep_last, &Filter::default(), true).unwrap();
         assert_eq!(
             (dry.kept.clone(), dry.forgotten.clone()),
             (vec![new], vec![old])
         );
         assert!(dry.dry_run);
         assert_eq!(vault.snapshots().unwrap().len(), 2);
-        let done = run(&vault, &keep_last, false).unwrap();
+        let done = run(&vault, &keep_last, &Filter::default(), false).unwrap();
         assert!(!done.dry_run);
         assert_eq!(vault.snapshots().unwrap().len(), 1);
     }
@@ -184,7 +198,7 @@ mod tests {
             ..KeepPolicy::default()
         });
         assert!(matches!(
-            run(&vault, &policy, false),
+            run(&vault, &policy, &Filter::default(), false),
             Err(Error::Format(m)) if m.contains("\"yesterday\"")
         ));
         assert_eq!(vault.snapshots().unwrap().len(), 2, "nothing was forgotten");
@@ -199,12 +213,17 @@ mod tests {
             Selection::Policy(KeepPolicy::default()),
         ] {
             assert!(matches!(
-                run(&vault, &empty, false),
+                run(&vault, &empty, &Filter::default(), false),
                 Err(Error::Invalid(m)) if m.contains("nothing to forget")
             ));
         }
         assert!(matches!(
-            run(&vault, &Selection::Ids(vec!["ffff".into()]), false),
+            run(
+                &vault,
+                &Selection::Ids(vec!["ffff".into()]),
+                &Filter::default(),
+                false
+            ),
             Err(Error::NotFound(_))
         ));
     }

@@ -91,6 +91,21 @@ fn collect_xattrs(
     out
 }
 
+/// `path` with a leading `~` (alone or before `/`) replaced by `$HOME`, as
+/// a shell would have done had the argument not been quoted.
+pub fn expand_tilde(path: &Path) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (bytes, home) {
+        ([b'~'], Some(home)) => home.into(),
+        ([b'~', b'/', rest @ ..], Some(home)) => {
+            Path::new(&home).join(std::ffi::OsStr::from_bytes(rest))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// This machine's host name (the default device name).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

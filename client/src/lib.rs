@@ -16,20 +16,25 @@
 
 pub mod backup;
 pub mod blob;
+pub mod browse;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod dump;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;
 pub mod items;
 pub mod jobs;
 pub mod ls;
+pub mod pattern;
 pub mod prune;
 pub mod remote;
+pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod select;
 pub mod snapshot;
 pub mod source;
 pub mod tree;

@@ -1,4 +1,5 @@
-//! Listing a snapshot's contents.
+//! Listing a snapshot's contents, and finding a path in it ([`lookup`],
+//! also for `dump`).
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -22,14 +23,81 @@ pub struct Listed {
     pub size: u64,
     /// Permission bits.
     pub mode: u32,
-    /// Modification time, Unix seconds.
-    pub mtime: i64,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
+    /// Modification time, RFC 3339.
+    pub mtime: String,
+    /// A symlink's target (lossy UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
-/// Lists `path` (the whole snapshot for `/`) and everything below it.
-pub fn list(vault: &Vault, snapshot: &SnapshotRecord, path: &Path) -> Result<Vec<Listed>> {
+impl Listed {
+    /// The `ls -l` line: type and permissions, owner, size, mtime (to the
+    /// second, UTC), path and a link's target.
+    pub fn long(&self) -> String {
+        let kind = match self.kind {
+            "dir" => 'd',
+            "symlink" => 'l',
+            "fifo" => 'p',
+            "chardev" => 'c',
+            "blockdev" => 'b',
+            _ => '-',
+        };
+        let mut perms = String::with_capacity(10);
+        perms.push(kind);
+        for (shift, special, lower, upper) in [
+            (6, 0o4000, 's', 'S'),
+            (3, 0o2000, 's', 'S'),
+            (0, 0o1000, 't', 'T'),
+        ] {
+            let bits = (self.mode >> shift) & 7;
+            perms.push(if bits & 4 != 0 { 'r' } else { '-' });
+            perms.push(if bits & 2 != 0 { 'w' } else { '-' });
+            perms.push(match (bits & 1 != 0, self.mode & special != 0) {
+                (true, true) => lower,
+                (false, true) => upper,
+                (true, false) => 'x',
+                (false, false) => '-',
+            });
+        }
+        let time = self
+            .mtime
+            .get(..19)
+            .unwrap_or(&self.mtime)
+            .replace('T', " ");
+        let mut line = format!(
+            "{perms} {:>5} {:>5} {:>12} {time} {}",
+            self.uid, self.gid, self.size, self.path
+        );
+        if let Some(t) = &self.target {
+            line.push_str(" -> ");
+            line.push_str(t);
+        }
+        line
+    }
+}
+
+/// What a path names inside a snapshot.
+pub struct Found {
+    /// The path, normalized (absolute, no `.` or `..`).
+    pub path: PathBuf,
+    /// Its entry (`None` for the root `/`).
+    pub entry: Option<Entry>,
+    /// The directory's contents, if it is one.
+    pub tree: Option<Tree>,
+}
+
+/// Finds `path` (absolute; `/` is the root) in `snapshot`.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when the snapshot does not hold it.
+pub fn lookup(vault: &Vault, snapshot: &SnapshotRecord, path: &Path) -> Result<Found> {
     let mut tree = vault.tree(snapshot.root)?;
-    let mut prefix = PathBuf::from("/");
+    let mut found = PathBuf::from("/");
     let names: Vec<_> = path
         .components()
         .filter_map(|c| match c {
@@ -37,31 +105,48 @@ pub fn list(vault: &Vault, snapshot: &SnapshotRecord, path: &Path) -> Result<Vec
             _ => None,
         })
         .collect();
-    let mut out = vec![];
+    let mut entry = None;
     for (i, name) in names.iter().enumerate() {
-        let entry = tree.find(name).cloned().ok_or_else(|| {
+        let e = tree.find(name).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "{} is not in snapshot {}",
                 path.display(),
                 snapshot.short_id()
             ))
         })?;
-        prefix.push(std::ffi::OsStr::from_bytes(name));
-        if i + 1 == names.len() {
-            out.push(listed(&prefix, &entry));
-        }
-        match entry.subtree {
+        found.push(std::ffi::OsStr::from_bytes(name));
+        match e.subtree {
             Some(sub) => tree = vault.tree(sub)?,
-            None if i + 1 == names.len() => return Ok(out),
+            None if i + 1 == names.len() => {
+                return Ok(Found {
+                    path: found,
+                    entry: Some(e),
+                    tree: None,
+                })
+            }
             None => {
                 return Err(Error::NotFound(format!(
                     "{} is not a directory",
-                    prefix.display()
+                    found.display()
                 )))
             }
         }
+        entry = Some(e);
     }
-    walk(vault, &tree, &prefix, &mut out)?;
+    Ok(Found {
+        path: found,
+        entry,
+        tree: Some(tree),
+    })
+}
+
+/// Lists `path` (the whole snapshot for `/`) and everything below it.
+pub fn list(vault: &Vault, snapshot: &SnapshotRecord, path: &Path) -> Result<Vec<Listed>> {
+    let found = lookup(vault, snapshot, path)?;
+    let mut out: Vec<Listed> = found.entry.iter().map(|e| listed(&found.path, e)).collect();
+    if let Some(tree) = &found.tree {
+        walk(vault, tree, &found.path, &mut out)?;
+    }
     Ok(out)
 }
 
@@ -76,7 +161,8 @@ fn walk(vault: &Vault, tree: &Tree, prefix: &Path, out: &mut Vec<Listed>) -> Res
     Ok(())
 }
 
-fn listed(path: &Path, e: &Entry) -> Listed {
+/// The listing of entry `e` at `path`.
+pub fn listed(path: &Path, e: &Entry) -> Listed {
     Listed {
         path: path.to_string_lossy().into_owned(),
         kind: match e.kind {
@@ -89,6 +175,46 @@ fn listed(path: &Path, e: &Entry) -> Listed {
         },
         size: e.size,
         mode: e.mode,
-        mtime: e.mtime.sec,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: e.mtime.rfc3339(),
+        target: (e.kind == Kind::Symlink).then(|| String::from_utf8_lossy(&e.target).into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_read_like_ls_l() {
+        let l = Listed {
+            path: "/a/link".into(),
+            kind: "symlink",
+            size: 7,
+            mode: 0o777,
+            uid: 1000,
+            gid: 100,
+            mtime: "2026-01-02T03:04:05.123Z".into(),
+            target: Some("/etc/x".into()),
+        };
+        assert_eq!(
+            l.long(),
+            "lrwxrwxrwx  1000   100            7 2026-01-02 03:04:05 /a/link -> /etc/x"
+        );
+        let f = Listed {
+            path: "/bin/su".into(),
+            kind: "file",
+            mode: 0o4750,
+            target: None,
+            ..l.clone()
+        };
+        assert!(f.long().starts_with("-rwsr-x--- "), "{}", f.long());
+        let d = Listed {
+            kind: "dir",
+            mode: 0o1777,
+            ..f
+        };
+        assert!(d.long().starts_with("drwxrwxrwt "), "{}", d.long());
     }
 }

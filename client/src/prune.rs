@@ -143,6 +143,7 @@ mod tests {
     use super::*;
     use crate::forget::{self, Selection};
     use crate::jobs::CancelToken;
+    use crate::select::Filter;
     use crate::vault::memory::testing::{backup_dir, pseudo_random, small_vault};
 
     fn stored_chunks(vault: &Vault) -> usize {
@@ -166,7 +167,7 @@ mod tests {
         assert_eq!((none.snapshots, none.deleted_chunks), (2, 0));
 
         let ids = vec![first.snapshot.id.to_hex()];
-        forget::run(&vault, &Selection::Ids(ids), false).unwrap();
+        forget::run(&vault, &Selection::Ids(ids), &Filter::default(), false).unwrap();
         let stored = stored_chunks(&vault) as u64;
         let dry = prune(&vault, true, None).unwrap();
         assert!(dry.deleted_chunks > 0 && dry.deleted_bytes > 0, "{dry:?}");

@@ -24,10 +24,10 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::jobs::JobOutcome;
+use crate::pattern::Patterns;
 use crate::snapshot::SnapshotRecord;
 use crate::tree::{Entry, Kind, Tree};
 use crate::vault::{BlobReader, Prefetched, Vault};
@@ -57,23 +58,109 @@ pub const FETCHERS: usize = 4;
 pub struct RestoreOptions {
     /// Directory under which each backed-up absolute path is recreated.
     pub target: PathBuf,
-    /// Absolute paths inside the snapshot to restore (all when empty).
-    pub includes: Vec<PathBuf>,
+    /// Patterns ([`crate::pattern`]) of snapshot paths to restore, with
+    /// everything below them (all when empty).
+    pub includes: Vec<String>,
+    /// Patterns of snapshot paths not to restore (nor to delete).
+    pub excludes: Vec<String>,
+    /// What to do with a path that already exists in the target.
+    pub overwrite: Overwrite,
+    /// Delete what the restored directories of the snapshot's sources hold
+    /// in the target but the snapshot does not (directories on the way to
+    /// a source are left alone: they hold what was never backed up).
+    pub delete: bool,
+    /// Decide and report everything, change nothing.
+    pub dry_run: bool,
 }
 
-/// The outcome of a restore.
+/// What a restore does with a path that already exists in the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overwrite {
+    /// Replace it.
+    Always,
+    /// Replace it unless its size and modification time are the snapshot's.
+    IfChanged,
+    /// Replace it only when the snapshot's copy is newer (the default: a
+    /// restore never silently destroys local data newer than the
+    /// snapshot's; what it keeps is reported).
+    #[default]
+    IfNewer,
+    /// Never replace it.
+    Never,
+}
+
+/// What a restore does with one non-directory entry, given what the
+/// target already holds there ([`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing is there: create it.
+    Create,
+    /// Replace what is there.
+    Replace,
+    /// What is there has the snapshot's kind, size and mtime: leave it.
+    Unchanged,
+    /// Keep what is there, by the policy (it is newer, or `never`).
+    Keep,
+}
+
+/// What a target path holds, as [`decide`] compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Existing {
+    /// Whether it is of the snapshot entry's kind.
+    pub same_kind: bool,
+    /// Whether it is a symlink where the snapshot holds another kind: it
+    /// holds no data and is replaced (never followed) unless `never`.
+    pub stray_link: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time.
+    pub mtime: crate::tree::Time,
+}
+
+/// The overwrite policy for one entry: `existing` is what the target holds
+/// at its path (`None`: nothing), `entry` the snapshot's.
+pub fn decide(policy: Overwrite, existing: Option<Existing>, entry: &Entry) -> Decision {
+    let Some(e) = existing else {
+        return Decision::Create;
+    };
+    let same = e.same_kind && e.size == entry.size && e.mtime == entry.mtime;
+    match policy {
+        Overwrite::Always => Decision::Replace,
+        _ if same => Decision::Unchanged,
+        Overwrite::Never => Decision::Keep,
+        _ if e.stray_link => Decision::Replace,
+        Overwrite::IfChanged => Decision::Replace,
+        Overwrite::IfNewer if entry.mtime > e.mtime => Decision::Replace,
+        Overwrite::IfNewer => Decision::Keep,
+    }
+}
+
+/// The outcome of a restore (or, with `dry_run`, what it would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
     /// The snapshot restored.
-    pub snapshot: SnapshotId,
+    pub id: SnapshotId,
     /// The directory it was restored under.
     pub target: PathBuf,
+    /// Whether nothing was changed (the counts say what would be).
+    pub dry_run: bool,
     /// Regular files written.
     pub files: u64,
     /// Directories created.
     pub dirs: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Existing paths replaced (counted in `files` too when files).
+    pub replaced: u64,
+    /// Existing paths left as they were because they already match the
+    /// snapshot.
+    pub unchanged: u64,
+    /// Existing paths kept although the snapshot's differ (newer locally,
+    /// or `--overwrite never`), one line each.
+    pub kept: Vec<String>,
+    /// Paths deleted (`--delete`) because the snapshot does not hold them.
+    pub deleted: Vec<String>,
     /// Files that could not be restored because their data is damaged or
     /// missing (they are not left in the target).
     pub damaged: Vec<String>,
@@ -148,28 +235,45 @@ pub fn run(
     bytes_done: &AtomicU64,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
-    let mut plan = Plan::new(vault, unsafe { libc::geteuid() } == 0);
-    // A snapshot never holds more entries than its backup walked.
-    plan.budget = snapshot
-        .verified_meta(vault.keys())?
-        .bound
-        .map(|b| b.entries)
-        .filter(|&n| n > 0);
-    let root = vault.tree(snapshot.root)?;
-    if opts.includes.is_empty() {
-        plan.dir(&root, &opts.target)?;
-    } else {
-        for include in &opts.includes {
-            plan.include(&root, &opts.target, include)?;
-        }
+    if !opts.dry_run {
+        fs::create_dir_all(&opts.target).ctx("create target", &opts.target)?;
     }
-
-    let report = Mutex::new(RestoreReport {
-        snapshot: snapshot.id,
+    let mut plan = Plan::new(vault, unsafe { libc::geteuid() } == 0, opts)?;
+    let meta = snapshot.verified_meta(vault.keys())?;
+    // A snapshot never holds more entries than its backup walked.
+    plan.budget = meta.bound.map(|b| b.entries).filter(|&n| n > 0);
+    plan.sources = meta.paths.iter().map(PathBuf::from).collect();
+    let root = vault.tree(snapshot.root)?;
+    let everything = plan.includes.is_empty();
+    plan.dir(&root, &opts.target, Path::new("/"), everything)?;
+    if !everything && !plan.selected_any {
+        return Err(Error::NotFound(format!(
+            "no path in snapshot {} matches --include {}",
+            snapshot.short_id(),
+            opts.includes.join(" ")
+        )));
+    }
+    let planned = RestoreReport {
+        id: snapshot.id,
         target: opts.target.clone(),
+        dry_run: opts.dry_run,
+        replaced: plan.replaced,
+        unchanged: plan.unchanged,
+        kept: std::mem::take(&mut plan.kept),
+        deleted: std::mem::take(&mut plan.deleted),
         ..RestoreReport::default()
-    });
+    };
+    if opts.dry_run {
+        return Ok(RestoreReport {
+            files: (plan.files.len() + plan.links.len()) as u64,
+            dirs: plan.dirs.len() as u64,
+            bytes: plan.files.iter().map(|f| f.entry.size).sum(),
+            warnings: plan.warnings,
+            seconds: started.elapsed().as_secs_f64(),
+            ..planned
+        });
+    }
+    let report = Mutex::new(planned);
     let (tx, rx) = unbounded();
     let batched = vault.backend().batches_reads();
     let jobs = std::mem::take(&mut plan.jobs);
@@ -270,13 +374,29 @@ struct Plan<'a> {
     is_root: bool,
     /// Entries the snapshot may still plan ([`crate::snapshot::Bound::entries`]).
     budget: Option<u64>,
+    includes: Patterns,
+    excludes: Patterns,
+    overwrite: Overwrite,
+    delete: bool,
+    dry_run: bool,
+    /// Directories above the walk's position not created yet (not
+    /// selected themselves), with whether they have been since.
+    pending: Vec<(PathBuf, Entry, bool)>,
+    /// Whether any entry was selected by `includes`.
+    selected_any: bool,
+    /// The snapshot's sources (`--delete` works inside them only).
+    sources: Vec<PathBuf>,
+    replaced: u64,
+    unchanged: u64,
+    kept: Vec<String>,
+    deleted: Vec<String>,
 }
 
 impl<'a> Plan<'a> {
     /// An empty plan over `vault`; `is_root` (running as root) decides
     /// whether ownership and device nodes are restored.
-    fn new(vault: &'a Vault, is_root: bool) -> Self {
-        Plan {
+    fn new(vault: &'a Vault, is_root: bool, opts: &RestoreOptions) -> Result<Self> {
+        Ok(Plan {
             vault,
             files: vec![],
             jobs: vec![],
@@ -287,7 +407,19 @@ impl<'a> Plan<'a> {
             warnings: vec![],
             is_root,
             budget: None,
-        }
+            includes: Patterns::new(&opts.includes, "--include")?,
+            excludes: Patterns::new(&opts.excludes, "--exclude")?,
+            overwrite: opts.overwrite,
+            delete: opts.delete,
+            dry_run: opts.dry_run,
+            pending: vec![],
+            selected_any: false,
+            sources: vec![],
+            replaced: 0,
+            unchanged: 0,
+            kept: vec![],
+            deleted: vec![],
+        })
     }
 
     /// Groups consecutive jobs into units of about [`UNIT_BYTES`].
@@ -335,51 +467,77 @@ impl<'a> Plan<'a> {
             .collect()
     }
 
-    /// Restores only `include` (an absolute path inside the snapshot),
-    /// creating the directories on the way with their recorded metadata.
-    fn include(&mut self, root: &Tree, target: &Path, include: &Path) -> Result<()> {
-        let names: Vec<&[u8]> = include
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.as_bytes()),
-                _ => None,
-            })
-            .collect();
-        if names.is_empty() {
-            return self.dir(root, target);
+    /// Plans the entries of `tree`, restored to `dest`, at `snap_path` in
+    /// the snapshot; `selected`: whether the tree is restored whole (an
+    /// include matched it or a directory above it).
+    fn dir(&mut self, tree: &Tree, dest: &Path, snap_path: &Path, selected: bool) -> Result<()> {
+        // Only inside a backed-up source: the directories on the way to one
+        // (`/`, `/home`) hold much the snapshot never looked at.
+        if selected && self.delete && self.sources.iter().any(|s| snap_path.starts_with(s)) {
+            self.delete_extra(tree, dest, snap_path)?;
         }
-        let mut tree = root.clone();
-        let mut dest = target.to_path_buf();
-        for (i, name) in names.iter().enumerate() {
-            let entry = tree.find(name).cloned().ok_or_else(|| {
-                Error::NotFound(format!("{} is not in the snapshot", include.display()))
-            })?;
-            dest.push(std::ffi::OsStr::from_bytes(name));
-            if i + 1 == names.len() {
-                return self.entry(&entry, &dest);
-            }
-            let Some(sub) = entry.subtree else {
-                return Err(Error::NotFound(format!(
-                    "{} is not in the snapshot",
-                    include.display()
-                )));
-            };
-            make_dir(&dest)?;
-            self.dirs.push((dest.clone(), entry));
-            tree = self.vault.tree(sub)?;
-        }
-        Ok(())
-    }
-
-    fn dir(&mut self, tree: &Tree, dest: &Path) -> Result<()> {
         for entry in &tree.entries {
-            let path = dest.join(std::ffi::OsStr::from_bytes(&entry.name));
-            self.entry(entry, &path)?;
+            let name = std::ffi::OsStr::from_bytes(&entry.name);
+            let snap_child = snap_path.join(name);
+            if self.excludes.is_match(&snap_child) {
+                continue;
+            }
+            let path = dest.join(name);
+            if selected || self.includes.is_match(&snap_child) {
+                self.create_pending()?;
+                self.entry(entry, &path, &snap_child)?;
+            } else if let (Kind::Dir, Some(sub)) = (entry.kind, entry.subtree) {
+                self.count_entry()?;
+                // Created only if something below it is selected.
+                self.pending.push((path.clone(), entry.clone(), false));
+                let tree = self.vault.tree(sub)?;
+                self.dir(&tree, &path, &snap_child, false)?;
+                self.pending.pop();
+            }
         }
         Ok(())
     }
 
-    fn entry(&mut self, entry: &Entry, path: &Path) -> Result<()> {
+    /// Creates the directories above a selected entry that are not yet.
+    fn create_pending(&mut self) -> Result<()> {
+        self.selected_any = true;
+        for (path, entry, created) in &mut self.pending {
+            if !*created {
+                if !self.dry_run {
+                    make_dir(path)?;
+                }
+                self.dirs.push((path.clone(), entry.clone()));
+                *created = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// `--delete`: removes what `dest` holds that `tree` does not (and no
+    /// exclude protects).
+    fn delete_extra(&mut self, tree: &Tree, dest: &Path, snap_path: &Path) -> Result<()> {
+        let Ok(listing) = fs::read_dir(dest) else {
+            return Ok(());
+        };
+        let names: std::collections::HashSet<&[u8]> =
+            tree.entries.iter().map(|e| e.name.as_slice()).collect();
+        for e in listing {
+            let e = e.ctx("list directory", dest)?;
+            let name = e.file_name();
+            if names.contains(name.as_bytes()) || self.excludes.is_match(&snap_path.join(&name)) {
+                continue;
+            }
+            let path = dest.join(&name);
+            if !self.dry_run {
+                remove_existing(&path)?;
+            }
+            self.deleted.push(path.display().to_string());
+        }
+        Ok(())
+    }
+
+    /// Counts one planned entry against the snapshot's recorded bound.
+    fn count_entry(&mut self) -> Result<()> {
         if let Some(left) = &mut self.budget {
             *left = left.checked_sub(1).ok_or_else(|| {
                 Error::Integrity(
@@ -389,13 +547,59 @@ impl<'a> Plan<'a> {
                 )
             })?;
         }
+        Ok(())
+    }
+
+    /// Applies the overwrite policy to `path`; whether to write the entry.
+    fn admit(&mut self, entry: &Entry, path: &Path) -> bool {
+        let existing = fs::symlink_metadata(path).ok().map(|m| Existing {
+            same_kind: crate::fsmeta::kind_of(&m) == Some(entry.kind),
+            stray_link: m.file_type().is_symlink() && entry.kind != Kind::Symlink,
+            size: if m.is_file() { m.len() } else { entry.size },
+            mtime: crate::tree::Time::of(m.mtime(), m.mtime_nsec()),
+        });
+        if entry.kind == Kind::Dir && existing.is_some_and(|e| e.same_kind) {
+            return true;
+        }
+        match decide(self.overwrite, existing, entry) {
+            Decision::Create => true,
+            Decision::Replace => {
+                self.replaced += 1;
+                true
+            }
+            Decision::Unchanged => {
+                self.unchanged += 1;
+                false
+            }
+            Decision::Keep => {
+                self.kept.push(format!(
+                    "{}: {}",
+                    path.display(),
+                    if self.overwrite == Overwrite::Never {
+                        "exists (--overwrite never)"
+                    } else {
+                        "the existing copy is as new as or newer than the snapshot's"
+                    }
+                ));
+                false
+            }
+        }
+    }
+
+    fn entry(&mut self, entry: &Entry, path: &Path, snap_path: &Path) -> Result<()> {
+        self.count_entry()?;
+        if !self.admit(entry, path) {
+            return Ok(());
+        }
         match entry.kind {
             Kind::Dir => {
-                make_dir(path)?;
+                if !self.dry_run {
+                    make_dir(path)?;
+                }
                 self.dirs.push((path.to_path_buf(), entry.clone()));
                 if let Some(sub) = entry.subtree {
                     let tree = self.vault.tree(sub)?;
-                    self.dir(&tree, path)?;
+                    self.dir(&tree, path, snap_path, true)?;
                 }
             }
             Kind::File => {
@@ -410,8 +614,10 @@ impl<'a> Plan<'a> {
                 let index = self.files.len();
                 let parts = entry.content.len().div_ceil(CHUNKS_PER_PART);
                 if parts > 1 {
-                    let f = create_file(path)?;
-                    f.set_len(entry.size).ctx("size", path)?;
+                    if !self.dry_run {
+                        let f = create_file(path)?;
+                        f.set_len(entry.size).ctx("size", path)?;
+                    }
                     let mut offset = 0u64;
                     for first in (0..entry.content.len()).step_by(CHUNKS_PER_PART) {
                         let count = CHUNKS_PER_PART.min(entry.content.len() - first);
@@ -436,6 +642,7 @@ impl<'a> Plan<'a> {
                     failed: AtomicBool::new(false),
                 });
             }
+            _ if self.dry_run => {}
             Kind::Symlink => {
                 remove_existing(path)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&entry.target), path)
@@ -537,11 +744,22 @@ impl<'a> Plan<'a> {
         bytes_done: &AtomicU64,
     ) -> Result<()> {
         let mut f = create_file(&task.path)?;
+        let mut holes = false;
         for c in &task.entry.content {
             let data = self.vault.blob_with(c.id, reader)?;
             check_len(data, c.len)?;
-            f.write_all(data).ctx("write", &task.path)?;
+            if is_zeros(data) {
+                // A hole: the file stays sparse where its source was.
+                f.seek(std::io::SeekFrom::Current(data.len() as i64))
+                    .ctx("seek", &task.path)?;
+                holes = true;
+            } else {
+                f.write_all(data).ctx("write", &task.path)?;
+            }
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        if holes {
+            f.set_len(task.entry.size).ctx("size", &task.path)?;
         }
         Ok(())
     }
@@ -563,7 +781,10 @@ impl<'a> Plan<'a> {
         for c in &task.entry.content[first..first + count] {
             let data = self.vault.blob_with(c.id, reader)?;
             check_len(data, c.len)?;
-            f.write_all_at(data, offset).ctx("write", &task.path)?;
+            // The file was sized up front: an all-zero chunk stays a hole.
+            if !is_zeros(data) {
+                f.write_all_at(data, offset).ctx("write", &task.path)?;
+            }
             offset += data.len() as u64;
             bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
@@ -619,6 +840,12 @@ impl<'a> Plan<'a> {
             ));
         }
     }
+}
+
+/// Whether a chunk is all zeros (restored as a hole, so sparse files stay
+/// sparse).
+fn is_zeros(data: &[u8]) -> bool {
+    data.iter().all(|&b| b == 0)
 }
 
 fn check_len(data: &[u8], len: u32) -> Result<()> {
@@ -686,6 +913,62 @@ mod tests {
 
     use super::*;
 
+    fn entry_at(size: u64, sec: i64) -> Entry {
+        let meta = fs::symlink_metadata("/").unwrap();
+        let mut e = crate::fsmeta::entry_from(b"f".to_vec(), Kind::File, &meta);
+        e.size = size;
+        e.mtime = crate::tree::Time::of(sec, 0);
+        e
+    }
+
+    #[test]
+    fn the_overwrite_policy_keeps_newer_local_data_by_default() {
+        use Decision::*;
+        let snap = entry_at(10, 100);
+        let at = |size, sec, same_kind| {
+            Some(Existing {
+                same_kind,
+                stray_link: false,
+                size,
+                mtime: crate::tree::Time::of(sec, 0),
+            })
+        };
+        let cases = [
+            // (existing, always, if-changed, if-newer, never)
+            (None, [Create, Create, Create, Create]),
+            (
+                at(10, 100, true),
+                [Replace, Unchanged, Unchanged, Unchanged],
+            ),
+            (at(11, 200, true), [Replace, Replace, Keep, Keep]),
+            (at(11, 50, true), [Replace, Replace, Replace, Keep]),
+            (at(10, 100, false), [Replace, Replace, Keep, Keep]),
+            (
+                Some(Existing {
+                    stray_link: true,
+                    ..at(1, 200, false).unwrap()
+                }),
+                [Replace, Replace, Replace, Keep],
+            ),
+        ];
+        let policies = [
+            Overwrite::Always,
+            Overwrite::IfChanged,
+            Overwrite::IfNewer,
+            Overwrite::Never,
+        ];
+        for (existing, expected) in cases {
+            for (policy, want) in policies.iter().zip(expected) {
+                assert_eq!(
+                    decide(*policy, existing, &snap),
+                    want,
+                    "{policy:?} {existing:?}"
+                );
+            }
+        }
+        assert_eq!(Overwrite::default(), Overwrite::IfNewer);
+    }
+
     #[test]
     fn new_directories_are_private_until_finished() {
         use std::os::unix::fs::PermissionsExt;
@@ -729,7 +1012,7 @@ mod tests {
                 failed: AtomicBool::new(false),
             }
         };
-        let mut plan = Plan::new(&vault, false);
+        let mut plan = Plan::new(&vault, false, &RestoreOptions::default()).unwrap();
         // 600 one-chunk files of 1 KiB: units close at UNIT_CHUNKS chunks.
         for _ in 0..600 {
             plan.files.push(file(1, 1024));

@@ -87,6 +87,10 @@ pub struct SnapshotMeta {
     /// The public fields restore relies on, authenticated (format 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<Bound>,
+    /// Labels given at backup (`backup --tag`), for selection (`--tag`);
+    /// absent when none, so untagged metadata is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The public fields of a record that restore and `latest` rely on, sealed

@@ -46,7 +46,7 @@ pub struct ChunkRef {
 }
 
 /// Seconds and nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct Time {
     /// Whole seconds (negative before 1970).
     pub sec: i64,
@@ -55,6 +55,15 @@ pub struct Time {
 }
 
 impl Time {
+    /// The time as RFC 3339 text in UTC with nanoseconds, the one time
+    /// format of `--json` output.
+    pub fn rfc3339(&self) -> String {
+        let nanos = i128::from(self.sec) * 1_000_000_000 + i128::from(self.nsec);
+        jiff::Timestamp::from_nanosecond(nanos)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| format!("{}.{:09}", self.sec, self.nsec))
+    }
+
     /// A time from the seconds and nanoseconds a `stat` gives (nanoseconds
     /// clamped into 0..10^9).
     pub fn of(sec: i64, nsec: i64) -> Self {

@@ -79,7 +79,7 @@ fn backup_and_restore_reproduce_every_kind_of_entry() {
     assert!(report["new_chunks"].as_u64().unwrap() > 3);
     let listing = run_json(&["snapshots", "--vault", v]);
     assert_eq!(listing.as_array().unwrap().len(), 1);
-    assert_eq!(listing[0]["id"], report["snapshot_id"]);
+    assert_eq!(listing[0]["id"], report["id"]);
     assert_eq!(listing[0]["root"], report["root"]);
 
     restore_latest(v, &target);
@@ -87,7 +87,7 @@ fn backup_and_restore_reproduce_every_kind_of_entry() {
 
     // Restoring by id prefix into a target that already holds the files
     // overwrites them and gives the same result.
-    let id = report["snapshot_id"].as_str().unwrap();
+    let id = report["id"].as_str().unwrap();
     run_expect(
         &[
             "restore",
@@ -261,7 +261,7 @@ fn incremental_backups_read_only_what_changed() {
     // Only trees can be new: the metadata of /tmp, an ancestor of the
     // backed-up path, changes whenever another test makes a temporary dir.
     assert!(second["new_bytes"].as_u64().unwrap() < 4096, "{second}");
-    assert_eq!(second["parent"], first["snapshot_id"]);
+    assert_eq!(second["parent"], first["id"]);
 
     // Insert 100 bytes in the middle of the big file: only the chunks
     // around the insert (plus the changed trees) are new.
@@ -654,12 +654,7 @@ fn forget_and_prune_free_only_what_no_snapshot_uses() {
     );
 
     // Forget the snapshot that alone holds "temporary", then prune.
-    run_json(&[
-        "forget",
-        "--vault",
-        v,
-        second["snapshot_id"].as_str().unwrap(),
-    ]);
+    run_json(&["forget", "--vault", v, second["id"].as_str().unwrap()]);
     let dry = run_json(&["prune", "--vault", v, "--dry-run"]);
     assert!(
         dry["report"]["deleted_bytes"].as_u64().unwrap() >= 500_000,
@@ -678,8 +673,8 @@ fn forget_and_prune_free_only_what_no_snapshot_uses() {
 
     // Both remaining snapshots still restore.
     for snap in [&first, &third] {
-        let out = target.join(snap["snapshot_id"].as_str().unwrap());
-        let id = snap["snapshot_id"].as_str().unwrap();
+        let out = target.join(snap["id"].as_str().unwrap());
+        let id = snap["id"].as_str().unwrap();
         run_expect(
             &[
                 "restore",
@@ -699,7 +694,7 @@ fn forget_and_prune_free_only_what_no_snapshot_uses() {
 
     // A policy keeps the newest per group.
     let kept = run_json(&["forget", "--vault", v, "--keep-last", "1"]);
-    assert_eq!(kept["kept"], serde_json::json!([third["snapshot_id"]]));
+    assert_eq!(kept["kept"], serde_json::json!([third["id"]]));
 }
 
 #[test]
@@ -725,9 +720,16 @@ fn a_bare_vault_word_is_a_local_vault_only_if_one_is_there() {
         String::from_utf8_lossy(&out.stderr)
     );
     // `plain` is a directory but no vault: the account vault "plain" is
-    // meant, and without a login that is exit 3 with a hint.
+    // meant, and without a login there is none: "no such vault" (exit 1,
+    // not the wrong-password 3) with a hint.
     let out = run("plain");
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["code"], "not_found", "{err}");
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("no vault \"plain\""));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cairn login"));
     // `./plain` looks like a path: the local directory, which is no vault.
     let out = run("./plain");

@@ -127,7 +127,7 @@ fn write_golden_fixture() {
     let meta = json!({
         "source": src,
         "password": common::PASSWORD,
-        "snapshot_id": backup["snapshot_id"],
+        "snapshot_id": backup["id"],
         "root": backup["root"],
         "entries": manifest_of(&src),
     });

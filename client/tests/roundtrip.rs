@@ -117,7 +117,7 @@ proptest! {
         let vault = Vault::open(&vdir, PASSWORD.as_bytes()).unwrap();
         let opts = BackupOptions { paths: vec![src.clone()], device: "test".into(), ..Default::default() };
         let report = backup::run(&vault, &opts, &Progress::default()).unwrap();
-        let restore_opts = RestoreOptions { target: target.clone(), includes: vec![] };
+        let restore_opts = RestoreOptions { target: target.clone(), ..RestoreOptions::default() };
         let done = restore::run(&vault, &report.snapshot, &restore_opts, &AtomicU64::new(0)).unwrap();
         prop_assert!(done.damaged.is_empty());
         assert_same_tree(&src, &restored(&target, &src));
@@ -204,7 +204,7 @@ fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
         );
         let opts = RestoreOptions {
             target: target.clone(),
-            includes: vec![],
+            ..RestoreOptions::default()
         };
         let err = restore::run(&vault, &record, &opts, &AtomicU64::new(0)).unwrap_err();
         assert!(matches!(err, Error::Integrity(_)), "{evil:?}: {err}");
@@ -219,6 +219,7 @@ fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
                 "--vault",
                 vdir.to_str().unwrap(),
                 "latest",
+                "--all-devices",
                 "--target",
                 target.to_str().unwrap(),
             ])

@@ -503,7 +503,7 @@ fn skipped_entries_are_named_and_the_backup_exits_incomplete() {
             "{name} not named: {stderr}"
         );
     }
-    assert!(stdout.contains("3 entries skipped"), "{stdout}");
+    assert!(stdout.contains("3 files skipped"), "{stdout}");
     let target = t.join("target");
     common::restore_latest(vault.to_str().unwrap(), &target);
     let restored = target.join(src.strip_prefix("/").unwrap());

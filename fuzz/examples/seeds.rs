@@ -350,6 +350,7 @@ fn main() {
             ..Default::default()
         }),
         bound: None,
+        tags: vec![],
     };
     let id = SnapshotId([0x33; 16]);
     let rec = SnapshotRecord {

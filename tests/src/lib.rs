@@ -614,9 +614,15 @@ impl Device {
     pub fn restore_and_compare(&self, vault: &str, snapshot: &str, target: &Path, source: &Path) {
         let _ = std::fs::remove_dir_all(target);
         let t = target.to_str().expect("utf-8 target");
+        // `latest` here is the vault's newest snapshot, whichever device
+        // made it (cairn's own default is this device's newest).
+        let mut args = vec!["restore", "--vault", vault, snapshot, "--target", t];
+        if snapshot == "latest" {
+            args.push("--all-devices");
+        }
         ok(
             &format!("{} restores {snapshot}", self.name),
-            &self.cairn(&["restore", "--vault", vault, snapshot, "--target", t]),
+            &self.cairn(&args),
         );
         let restored = target.join(source.strip_prefix("/").expect("absolute source"));
         if let Err(e) = same_tree(source, &restored) {

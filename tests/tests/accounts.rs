@@ -94,7 +94,7 @@ fn two_accounts_two_devices_each_through_a_three_node_cluster() {
         data.to_str().expect("utf-8"),
     ]);
     let backup = laptop.json(&["backup", "--item", "home"]);
-    assert!(backup["snapshot_id"].is_string(), "{backup}");
+    assert!(backup["id"].is_string(), "{backup}");
 
     // Items are private to their device; vaults are shared by the account.
     assert_eq!(desktop.json(&["item", "list"]), Value::Array(vec![]));

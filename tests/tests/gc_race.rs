@@ -48,7 +48,7 @@ fn a_backup_that_cannot_record_its_job_commits_nothing_and_prune_loses_nothing()
     // S1 by A, directly.
     ok("login a", &a.login(&url, "gc"));
     let s1 = a.json(&["backup", "--vault", "main", src]);
-    let s1_id = s1["snapshot_id"].as_str().expect("id").to_string();
+    let s1_id = s1["id"].as_str().expect("id").to_string();
 
     // A's next backup goes through the relay: its job cannot be recorded.
     write_data(&data.join("f9"), 400_000, 9);
@@ -78,7 +78,7 @@ fn a_backup_that_cannot_record_its_job_commits_nothing_and_prune_loses_nothing()
 
     // A backs up again with its job recorded: complete, and it restores.
     let s2 = a.json(&["backup", "--vault", "main", src]);
-    let s2_id = s2["snapshot_id"].as_str().expect("id").to_string();
+    let s2_id = s2["id"].as_str().expect("id").to_string();
     ok(
         "check",
         &a.cairn(&["check", "--vault", "main", "--read-data"]),

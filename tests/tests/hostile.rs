@@ -210,7 +210,7 @@ fn every_attack_of_a_malicious_server_is_refused() {
     let out = restore_latest();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));
-    let second_id = second["snapshot_id"].as_str().expect("id");
+    let second_id = second["id"].as_str().expect("id");
     assert!(stderr(&out).contains(second_id), "{}", stderr(&out));
 
     // Endless answers, with and without an announced length: refused with

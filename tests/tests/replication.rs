@@ -64,10 +64,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
         "backup of {mb} MB through node 1: {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let first_id = first["snapshot_id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let first_id = first["id"].as_str().expect("snapshot id").to_string();
     wait_fully_replicated(&cluster, &[0, 1, 2], Duration::from_secs(120));
 
     // 2. SIGKILL node 1; restore through node 3, byte-identical.
@@ -79,10 +76,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
     //    the device logged in through node 1 fails over by itself.
     write_data(&data.join("while-down.bin"), 16 << 20, 99);
     let second = via1.json(&["backup", "--vault", "main", data.to_str().expect("utf-8")]);
-    let second_id = second["snapshot_id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let second_id = second["id"].as_str().expect("snapshot id").to_string();
 
     // 4. Restart node 1: repair brings every chunk back to three copies.
     cluster.node(1).start();
@@ -203,7 +197,7 @@ fn replicated_backups_survive_kills_corruption_and_drains() {
             .expect("snapshots")
             .iter()
             .filter_map(|s| s["id"].as_str())
-            .filter(|id| Some(*id) != newest["snapshot_id"].as_str()),
+            .filter(|id| Some(*id) != newest["id"].as_str()),
     );
     via3.json(&forget);
     let pruned = via3.json(&["prune", "--vault", "main"]);

@@ -34,10 +34,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     // Directly.
     let report = device.json(&["backup", "--vault", "main", src]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["snapshot_id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let id = report["id"].as_str().expect("snapshot id").to_string();
     device.restore_and_compare("main", &id, &homes.join("r1"), &source);
 
     // Through a protected item whose path has a symlinked parent.
@@ -47,10 +44,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     );
     let report = device.json(&["backup", "--item", "docs"]);
     assert_eq!(report["files"], 2, "{report}");
-    let id = report["snapshot_id"]
-        .as_str()
-        .expect("snapshot id")
-        .to_string();
+    let id = report["id"].as_str().expect("snapshot id").to_string();
     device.restore_and_compare("main", &id, &homes.join("r2"), &source);
 
     // The link as a source is the link, said so.
@@ -68,11 +62,7 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
     let out = device.cairn(&["backup", "--vault", "main", src]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("sock"), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("1 entries skipped"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("1 file skipped"), "{}", stdout(&out));
     // `cairn jobs` lists oldest first.
     let jobs = device.json(&["jobs"]);
     let newest = jobs

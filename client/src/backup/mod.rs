@@ -36,7 +36,8 @@
 //!
 //! Files: this one wires the threads and commits the snapshot; `walk.rs`
 //! is the walker, `pipeline.rs` the workers and the finisher, `select.rs`
-//! the pure decisions (unchanged files, excludes, the parent).
+//! the pure decisions (unchanged files, the parent); excludes are
+//! [`crate::pattern`].
 
 use std::collections::HashSet;
 use std::fs;
@@ -59,11 +60,11 @@ mod walk;
 use crate::error::{Error, Result};
 use crate::fsmeta;
 use crate::jobs::JobOutcome;
+use crate::pattern::Patterns;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
 use crate::vault::{Sealed, Vault};
 use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared};
-use select::Excludes;
 use walk::Walker;
 
 /// Which snapshot a backup compares against to skip unchanged files.
@@ -73,7 +74,9 @@ pub enum ParentChoice {
     /// item, the same paths).
     #[default]
     Auto,
-    /// Read every file.
+    /// Read every file, and (where the vault is asked about each chunk, a
+    /// local vault) verify each chunk it already holds, storing a damaged
+    /// one again: `backup --force` heals from an intact source.
     None,
     /// This snapshot (id, prefix or `latest`).
     Snapshot(String),
@@ -84,8 +87,8 @@ pub enum ParentChoice {
 pub struct BackupOptions {
     /// Paths to back up, as given (resolved by [`source::resolve`]).
     pub paths: Vec<PathBuf>,
-    /// Glob patterns: with a `/` they match the absolute path, otherwise the
-    /// file name.
+    /// Exclude patterns ([`crate::pattern`]: relative ones match at any
+    /// depth, absolute ones are anchored).
     pub excludes: Vec<String>,
     /// Protected item label.
     pub item: Option<String>,
@@ -95,6 +98,13 @@ pub struct BackupOptions {
     pub parent: ParentChoice,
     /// The running backup job (account vaults: required to commit).
     pub job: Option<JobId>,
+    /// Leave out directories holding a `CACHEDIR.TAG` (the cache
+    /// directory tagging convention).
+    pub exclude_caches: bool,
+    /// Do not descend into another file system below a source.
+    pub one_file_system: bool,
+    /// Tags sealed with the snapshot (for `--tag` selection).
+    pub tags: Vec<String>,
 }
 
 /// Live counters for progress display.
@@ -130,7 +140,7 @@ impl Serialize for BackupReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Json<'a> {
-            snapshot_id: SnapshotId,
+            id: SnapshotId,
             parent: Option<SnapshotId>,
             root: ChunkId,
             #[serde(flatten)]
@@ -142,7 +152,7 @@ impl Serialize for BackupReport {
             seconds: f64,
         }
         Json {
-            snapshot_id: self.snapshot.id,
+            id: self.snapshot.id,
             parent: self.parent,
             root: self.snapshot.root,
             stats: &self.snapshot.stats,
@@ -211,13 +221,14 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         }
     };
     let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
-    let excludes = Excludes::new(&opts.excludes)?;
+    let excludes = Patterns::new(&opts.excludes, "--exclude")?;
 
     let sink = vault.backend().sink();
     let shared = Shared {
         vault,
         sink_dedups: sink.dedups(),
         seen: Mutex::new(HashSet::new()),
+        verify_existing: matches!(opts.parent, ParentChoice::None),
         progress,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
@@ -260,6 +271,8 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
                 .and_then(|d| fs::metadata(d).ok())
                 .map(|m| (m.dev(), m.ino())),
             excludes: &excludes,
+            exclude_caches: opts.exclude_caches,
+            one_file_system: opts.one_file_system,
             file_tx,
             dir_tx,
             next_dir: 0,
@@ -313,6 +326,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         warnings: select::first_lines(&warnings, select::META_WARNINGS_MAX),
         stats: (!vault.backend().keeps_record_stats()).then(|| stats.clone()),
         bound: None,
+        tags: opts.tags.clone(),
     };
     let mut record = SnapshotRecord {
         format: SNAPSHOT_FORMAT,
@@ -401,7 +415,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let opts = RestoreOptions {
             target: out.path().to_path_buf(),
-            includes: vec![],
+            ..RestoreOptions::default()
         };
         let restored = restore::run(vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
         assert!(restored.damaged.is_empty() && restored.failed.is_empty());
@@ -436,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn skipped_entries_make_the_job_end_with_warnings() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), b"a").unwrap();
+        let mut report = backup_dir(&vault, src.path());
+        assert_eq!(report.job_end().status, JobStatus::Succeeded);
+        report
+            .warnings
+            .push("/x/secret: permission denied (skipped)".into());
+        let end = report.job_end();
+        assert_eq!(end.status, JobStatus::Warnings);
+        assert!(end.log.contains("/x/secret"), "{}", end.log);
+    }
+
+    #[test]
     fn the_report_json_flattens_the_snapshot_counters() {
         let vault = small_vault();
         let src = tempfile::tempdir().unwrap();
@@ -456,6 +485,7 @@ mod tests {
                 "dirs",
                 "files",
                 "files_read",
+                "id",
                 "new_bytes",
                 "new_chunks",
                 "notes",
@@ -463,12 +493,11 @@ mod tests {
                 "root",
                 "seconds",
                 "skipped",
-                "snapshot_id",
                 "stored_bytes",
                 "warnings"
             ]
         );
-        assert_eq!(json["snapshot_id"], report.snapshot.id.to_hex());
+        assert_eq!(json["id"], report.snapshot.id.to_hex());
         assert_eq!(json["files"], 1);
         assert_eq!(json["skipped"], 0);
     }

@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -40,6 +39,10 @@ pub(super) struct Shared<'a> {
     pub(super) sink_dedups: bool,
     /// Chunk ids stored or queued by this run.
     pub(super) seen: Mutex<HashSet<ChunkId>>,
+    /// Read back each chunk the vault already holds and store it again if
+    /// it fails verification (`backup --force`; where workers ask the
+    /// vault, i.e. not behind a deduplicating sink).
+    pub(super) verify_existing: bool,
     pub(super) progress: &'a Progress,
 }
 
@@ -48,7 +51,16 @@ impl Shared<'_> {
     /// already in the vault (asked here unless the sink asks in batches).
     fn is_new(&self, id: ChunkId) -> Result<bool> {
         let inserted = self.seen.lock().map_err(aborted)?.insert(id);
-        Ok(inserted && (self.sink_dedups || !self.vault.backend().contains(id)?))
+        if !inserted || self.sink_dedups || !self.vault.backend().contains(id)? {
+            return Ok(inserted);
+        }
+        // Held: trusted, unless asked to verify (a damaged copy is replaced).
+        Ok(self.verify_existing
+            && self
+                .vault
+                .raw_blob(id)
+                .and_then(|sealed| self.vault.codec().open(&id, &sealed))
+                .is_err())
     }
 
     /// Seals and queues a plaintext blob for writing if it is new. With
@@ -215,23 +227,12 @@ fn read_file(
         content.push(ChunkRef { id, len });
         shared.offer(id, data, lanes, zstd, (share, false))
     };
-    if meta.len() <= params.max_size as u64 {
-        let data = read_small(&mut file, meta.len()).ctx("read", path)?;
-        if data.len() <= params.min_size as usize {
-            if !data.is_empty() {
-                take(data, false, zstd)?;
-            }
-        } else {
-            params.split_slice(&data, &mut |c| take(c.to_vec(), true, zstd))?;
-        }
-    } else {
-        params
-            .split_stream(&mut file, &mut |c| take(c, true, zstd))
-            .map_err(|e| match e {
-                Error::Io { source, .. } => Error::io("read", path, source),
-                other => other,
-            })?;
-    }
+    params
+        .split_file(&mut file, meta.len(), &mut |c, cdc| take(c, cdc, zstd))
+        .map_err(|e| match e {
+            Error::Io { source, .. } => Error::io("read", path, source),
+            other => other,
+        })?;
     let after = file.metadata().ctx("stat", path)?;
     let changed = after.len() != size
         || after.mtime() != meta.mtime()
@@ -244,27 +245,6 @@ fn read_file(
         changed,
         xattrs,
     })
-}
-
-/// Reads a file expected to be `expected` bytes long, in as few calls as
-/// possible (no extra stat the way `read_to_end` does); a file that grew is
-/// read to its end.
-fn read_small(file: &mut File, expected: u64) -> std::io::Result<Vec<u8>> {
-    let mut data = vec![0u8; expected as usize];
-    let mut filled = 0;
-    while filled < data.len() {
-        match file.read(&mut data[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    data.truncate(filled);
-    if filled == expected as usize {
-        file.read_to_end(&mut data)?;
-    }
-    Ok(data)
 }
 
 pub(super) struct Finished {

@@ -1,14 +1,9 @@
 //! The backup's pure decisions, tested without a file system: which files
-//! are skipped as unchanged, which entries are excluded, which snapshot is
-//! the parent, and how many warnings travel sealed.
+//! are skipped as unchanged, which snapshot is the parent, and how many warnings travel sealed.
 
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::snapshot::SnapshotRecord;
 use crate::tree::{Entry, Time};
 
@@ -69,44 +64,6 @@ pub fn auto_parent<'a>(
     Ok(None)
 }
 
-/// Exclude patterns, split by what they match against.
-pub struct Excludes {
-    by_path: GlobSet,
-    by_name: GlobSet,
-}
-
-impl Excludes {
-    /// Compiles `patterns`.
-    pub fn new(patterns: &[String]) -> Result<Self> {
-        let (mut by_path, mut by_name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
-        for p in patterns {
-            let glob = Glob::new(p)
-                .map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
-            if p.contains('/') {
-                by_path.add(glob);
-            } else {
-                by_name.add(glob);
-            }
-        }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::Invalid(format!("--exclude: {e}")))
-        };
-        Ok(Self {
-            by_path: build(by_path)?,
-            by_name: build(by_name)?,
-        })
-    }
-
-    /// Whether the entry `name` at `path` is left out.
-    pub fn excluded(&self, path: &Path, name: &[u8]) -> bool {
-        self.by_path.is_match(path)
-            || self
-                .by_name
-                .is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
-    }
-}
-
 /// Bytes of warnings kept in a snapshot's sealed metadata (a server keeps
 /// at most 256 KiB of it per snapshot); the report keeps them all.
 pub const META_WARNINGS_MAX: usize = 32 * 1024;
@@ -130,6 +87,7 @@ pub fn first_lines(lines: &[String], max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn sealed_warnings_are_bounded_and_say_how_many_were_left_out() {
@@ -191,19 +149,6 @@ mod tests {
         ] {
             assert!(!unchanged(&e, &differs), "{differs:?}");
         }
-    }
-
-    #[test]
-    fn excludes_with_a_slash_match_the_path_others_the_name() {
-        let ex = Excludes::new(&["*.tmp".into(), "/home/*/cache".into()]).unwrap();
-        assert!(ex.excluded(Path::new("/a/b/x.tmp"), b"x.tmp"));
-        assert!(ex.excluded(Path::new("/home/me/cache"), b"cache"));
-        assert!(!ex.excluded(Path::new("/srv/cache"), b"cache"));
-        assert!(!ex.excluded(Path::new("/a/x.tmpl"), b"x.tmpl"));
-        assert!(matches!(
-            Excludes::new(&["a[".into()]),
-            Err(Error::Invalid(m)) if m.contains("bad --exclude pattern")
-        ));
     }
 
     fn record(device: &str, item: Option<&str>, n: u8) -> SnapshotRecord {

@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::pipeline::{aborted, DirJob, FileJob, FileOutcome, Pending, Shared};
-use super::select::{self, Excludes, FileStat};
+use super::select::{self, FileStat};
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{entry_from, kind_of, read_xattrs};
+use crate::pattern::Patterns;
 use crate::source::PathTrie;
 use crate::tree::{Kind, Tree};
 
@@ -32,7 +33,11 @@ pub(super) struct Walker<'a, 's> {
     pub(super) shared: &'a Shared<'s>,
     /// The vault's own directory (device, inode), never backed up into itself.
     pub(super) vault_dir: Option<(u64, u64)>,
-    pub(super) excludes: &'a Excludes,
+    pub(super) excludes: &'a Patterns,
+    /// Leave out directories tagged with a `CACHEDIR.TAG`.
+    pub(super) exclude_caches: bool,
+    /// Do not descend into another file system below a source.
+    pub(super) one_file_system: bool,
     pub(super) file_tx: Sender<FileJob>,
     pub(super) dir_tx: Sender<DirJob>,
     pub(super) next_dir: u64,
@@ -46,6 +51,18 @@ pub(super) struct Walker<'a, 's> {
 }
 
 impl Walker<'_, '_> {
+    /// Why directory `child` (in `parent`, inside a source) is left out,
+    /// if it is: a tagged cache, or another file system.
+    fn left_out_dir(&self, parent: &Path, child: &Path, meta: &Metadata) -> Option<&'static str> {
+        if self.exclude_caches && is_cache_dir(child) {
+            return Some("a cache directory (CACHEDIR.TAG, --exclude-caches)");
+        }
+        if self.one_file_system && fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev()) {
+            return Some("another file system (--one-file-system)");
+        }
+        None
+    }
+
     pub(super) fn walk_root(&mut self, trie: &PathTrie, parent: Option<Tree>) -> Result<()> {
         if trie.whole {
             return self
@@ -83,7 +100,7 @@ impl Walker<'_, '_> {
         for (name, dir_entry) in names {
             let child = path.join(std::ffi::OsStr::from_bytes(&name));
             let sub = trie.and_then(|t| t.children.get(&name));
-            if sub.is_none() && self.excludes.excluded(&child, &name) {
+            if sub.is_none() && self.excludes.is_match(&child) {
                 continue;
             }
             // On the way to a source, follow the path as the kernel does; a
@@ -134,6 +151,13 @@ impl Walker<'_, '_> {
             let mut entry = entry_from(name, kind, &meta);
             if kind != Kind::File {
                 entry.xattrs = read_xattrs(&child, follow);
+            }
+            if kind == Kind::Dir && sub.is_none() {
+                if let Some(why) = self.left_out_dir(path, &child, &meta) {
+                    self.notes
+                        .push(format!("{}: {why} (left out)", child.display()));
+                    continue;
+                }
             }
             let pending = match kind {
                 Kind::Dir => {
@@ -225,4 +249,14 @@ impl Walker<'_, '_> {
         batches.push(rx);
         Ok(())
     }
+}
+
+/// Whether `dir` holds a `CACHEDIR.TAG` starting with the convention's
+/// signature (<https://bford.info/cachedir/>).
+fn is_cache_dir(dir: &Path) -> bool {
+    const SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+    let mut head = [0u8; SIGNATURE.len()];
+    fs::File::open(dir.join("CACHEDIR.TAG"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == SIGNATURE)
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
+use cairn_client::snapshot::ms_rfc3339;
 use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
 use serde::Serialize;
@@ -31,7 +32,7 @@ pub struct VaultJson<'a> {
     replicas: u8,
     quota_bytes: Option<u64>,
     used_bytes: u64,
-    created_at: u64,
+    created_at: String,
     snapshots: u64,
 }
 
@@ -44,7 +45,7 @@ impl<'a> From<&'a VaultInfo> for VaultJson<'a> {
             replicas: v.replicas,
             quota_bytes: v.quota_bytes,
             used_bytes: v.used_bytes,
-            created_at: v.created_at,
+            created_at: ms_rfc3339(v.created_at),
             snapshots: v.snapshots,
         }
     }
@@ -133,6 +134,74 @@ pub fn print_items(items: &[ItemInfo], names: &HashMap<VaultId, String>) {
     println!("{} item(s)", items.len());
 }
 
+/// A device as JSON, its times in RFC 3339 like every `--json` time.
+#[derive(Serialize)]
+pub struct DeviceJson<'a> {
+    id: cairn_proto::DeviceId,
+    account: cairn_proto::AccountId,
+    name: &'a str,
+    registered_at: String,
+    last_login_at: String,
+    revoked_at: Option<String>,
+    current: bool,
+}
+
+impl<'a> From<&'a DeviceInfo> for DeviceJson<'a> {
+    fn from(d: &'a DeviceInfo) -> Self {
+        Self {
+            id: d.id,
+            account: d.account,
+            name: &d.name,
+            registered_at: ms_rfc3339(d.registered_at),
+            last_login_at: ms_rfc3339(d.last_login_at),
+            revoked_at: d.revoked_at.map(ms_rfc3339),
+            current: d.current,
+        }
+    }
+}
+
+/// A job-log entry as JSON, its times in RFC 3339.
+#[derive(Serialize)]
+pub struct JobJson<'a> {
+    id: cairn_proto::JobId,
+    account: cairn_proto::AccountId,
+    user: &'a str,
+    device: cairn_proto::DeviceId,
+    device_name: &'a str,
+    vault: Option<VaultId>,
+    kind: cairn_proto::api::JobKind,
+    started_at: String,
+    finished_at: Option<String>,
+    duration_ms: Option<u64>,
+    status: Option<cairn_proto::api::JobStatus>,
+    files: u64,
+    bytes: u64,
+    error: Option<&'a str>,
+    log: &'a str,
+}
+
+impl<'a> From<&'a JobInfo> for JobJson<'a> {
+    fn from(j: &'a JobInfo) -> Self {
+        Self {
+            id: j.id,
+            account: j.account,
+            user: &j.user,
+            device: j.device,
+            device_name: &j.device_name,
+            vault: j.vault,
+            kind: j.kind,
+            started_at: ms_rfc3339(j.started_at),
+            finished_at: j.finished_at.map(ms_rfc3339),
+            duration_ms: j.duration_ms,
+            status: j.status,
+            files: j.files,
+            bytes: j.bytes,
+            error: j.error.as_deref(),
+            log: &j.log,
+        }
+    }
+}
+
 /// An item as JSON, with its vault's name when known.
 #[derive(Serialize)]
 pub struct ItemJson<'a> {
@@ -141,7 +210,7 @@ pub struct ItemJson<'a> {
     excludes: &'a [String],
     vault: VaultId,
     vault_name: Option<&'a String>,
-    updated_at: u64,
+    updated_at: String,
 }
 
 impl<'a> ItemJson<'a> {
@@ -153,7 +222,7 @@ impl<'a> ItemJson<'a> {
             excludes: &i.excludes,
             vault: i.vault,
             vault_name: names.get(&i.vault),
-            updated_at: i.updated_at,
+            updated_at: ms_rfc3339(i.updated_at),
         }
     }
 }

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Data is split into content-defined chunks, compressed, encrypted with keys
 /// only your password unlocks, and stored once per vault however many
-/// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE
-/// or a prompt.
+/// snapshots use it. Passwords come from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE,
+/// the output of CAIRN_PASSWORD_COMMAND (run by `sh -c`) or a prompt;
+/// CAIRN_VAULT stands for `--vault`.
 ///
 /// A vault is either a local directory (`cairn vault init --local DIR`) or a
 /// vault of your account on a cairnd cluster (`cairn login`, then `cairn vault
@@ -25,11 +26,14 @@ use clap::{Args, Parser, Subcommand};
 /// refused (log in again), 4 data integrity error, 5 backup saved but
 /// incomplete (some entries could not be read; they are listed).
 #[derive(Parser)]
-#[command(name = "cairn", version, propagate_version = true, after_help = EXAMPLES)]
+#[command(name = "cairn", version = VERSION, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     /// Print one JSON document instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// No progress display and no notes (results, warnings and errors stay).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// The profile file written by `cairn login` (default:
     /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]
@@ -37,6 +41,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `cairn --version`: the crate version, the commit built and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CAIRN_BUILD_COMMIT"),
+    ", built ",
+    env!("CAIRN_BUILD_DATE"),
+    ")"
+);
 
 const EXAMPLES: &str = "Examples (local vault):
   cairn vault init --local /backup/vault
@@ -109,6 +123,8 @@ pub enum Command {
     Snapshots {
         #[command(flatten)]
         vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Accept the server's list as it is now, after a snapshot newer than
         /// all listed ones was forgotten on another device on purpose.
         #[arg(long)]
@@ -118,24 +134,23 @@ pub enum Command {
     Ls {
         #[command(flatten)]
         vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
         /// Absolute path inside the snapshot to list (default: everything).
         path: Option<PathBuf>,
+        /// Long listing: type and permissions, owner, size, mtime, link target.
+        #[arg(short = 'l', long)]
+        long: bool,
     },
     /// Restore a snapshot: each backed-up absolute path is recreated under --target.
-    Restore {
-        #[command(flatten)]
-        vault: VaultArg,
-        /// Snapshot id, unique id prefix, or `latest`.
-        snapshot: String,
-        /// Directory to restore into (created if missing).
-        #[arg(long)]
-        target: PathBuf,
-        /// Restore only this absolute path of the snapshot (repeatable).
-        #[arg(long = "include", value_name = "PATH")]
-        includes: Vec<PathBuf>,
-    },
+    ///
+    /// What the target already holds is kept when it is as new as or newer
+    /// than the snapshot's copy (`--overwrite if-newer`, the default: a
+    /// restore never silently destroys newer local data); kept paths are
+    /// listed. `--dry-run` shows what would happen.
+    Restore(RestoreArgs),
     /// Verify the vault: every snapshot's trees and chunk references; with
     /// --read-data also decrypt and verify every stored chunk (account
     /// vaults: every chunk the snapshots reference).
@@ -146,6 +161,58 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Print a file of a snapshot to stdout, or a directory as a tar archive.
+    Dump {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Absolute path inside the snapshot (`/`: all of it, as tar).
+        path: PathBuf,
+    },
+    /// Find entries whose path matches a pattern, in every snapshot (or
+    /// those the filters keep).
+    Find {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Patterns as for --exclude: `*.conf` and `sub/name` at any depth,
+        /// `/etc/*` anchored (several: any of them).
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// What changed between two snapshots: added, removed and modified paths.
+    Diff {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The older snapshot (id, unique id prefix, or `latest`).
+        first: String,
+        /// The newer snapshot.
+        second: String,
+    },
+    /// Restore size, unique data, stored size and deduplication ratio of a
+    /// snapshot, or of every snapshot the filters keep.
+    Stats {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// One snapshot (id, unique id prefix, or `latest`); default: all.
+        snapshot: Option<String>,
+    },
+    /// Heal damaged or missing chunks from a source: the files (or any copy
+    /// of them) whose content hashes to the lost chunks' ids.
+    ///
+    /// Checks the vault with --read-data, looks for every lost chunk in the
+    /// sources, stores those it finds and checks again. Every snapshot that
+    /// is still damaged is named (exit 4); `--forget-unhealed` forgets them
+    /// (then `prune`). Local vaults (a cluster heals replicas itself).
+    Repair(RepairArgs),
     /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
     ///
     /// Snapshots are grouped by device and item (or paths); in each group the
@@ -163,6 +230,18 @@ pub enum Command {
     /// Manage the password that protects the vault keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the shell completion script for SHELL (e.g. `cairn completions
+    /// bash > /etc/bash_completion.d/cairn`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (cairn.1 and one per command) into DIR.
+    Man {
+        /// The directory (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -195,7 +274,7 @@ pub enum ItemCommand {
         /// Files and directories (stored as absolute paths).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+        /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
         #[arg(long = "exclude", value_name = "GLOB")]
         excludes: Vec<String>,
     },
@@ -282,14 +361,132 @@ pub enum KeyCommand {
 pub struct VaultArg {
     /// The vault: a local vault directory, or the name of an account vault
     /// (a word that is no local vault directory; see `cairn --help`).
-    #[arg(long, value_name = "VAULT")]
+    #[arg(long, value_name = "VAULT", env = "CAIRN_VAULT")]
     pub vault: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    /// Where to look for the lost chunks: files and directories (repeatable).
+    #[arg(long = "source", value_name = "PATH", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Forget the snapshots that are still damaged afterwards.
+    #[arg(long)]
+    pub forget_unhealed: bool,
+}
+
+/// Snapshot selection: which snapshots a command considers, and within
+/// which `latest` is the newest.
+#[derive(Args)]
+pub struct SelectArgs {
+    /// Only snapshots of this device (repeatable). Without it, `latest`
+    /// means this device's newest snapshot (a local vault's: this host's,
+    /// if any snapshot records it); listings show every device.
+    #[arg(long = "device", visible_alias = "host", value_name = "NAME")]
+    pub devices: Vec<String>,
+    /// `latest` may be any device's newest snapshot.
+    #[arg(long, conflicts_with = "devices")]
+    pub all_devices: bool,
+    /// Only snapshots of this protected item (repeatable).
+    #[arg(long = "item", value_name = "NAME")]
+    pub items: Vec<String>,
+    /// Only snapshots that backed up this absolute path (repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only snapshots carrying these tags (`a,b`: both; repeated: any of the sets).
+    #[arg(long = "tag", value_name = "TAGS")]
+    pub tags: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The library's filter (relative `--path`s made absolute).
+    pub fn filter(&self) -> cairn_client::select::Filter {
+        cairn_client::select::Filter {
+            devices: self.devices.clone(),
+            items: self.items.clone(),
+            paths: self
+                .paths
+                .iter()
+                .map(|p| {
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                        .to_string()
+                })
+                .collect(),
+            all_devices: self.all_devices,
+            tags: self
+                .tags
+                .iter()
+                .map(|set| set.split(',').map(str::to_string).collect())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshot id, unique id prefix, or `latest`.
+    pub snapshot: String,
+    /// Directory to restore into (created if missing).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Restore only matching snapshot paths and what is below them:
+    /// `/abs/path` there, `name` or `sub/file` at any depth, globs as for
+    /// --exclude (repeatable).
+    #[arg(long = "include", value_name = "PATTERN")]
+    pub includes: Vec<String>,
+    /// Do not restore matching paths (patterns as for --include; repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// What to do with a path the target already holds: `always` replace
+    /// it, `if-changed` unless size and mtime match, `if-newer` only when
+    /// the snapshot's copy is newer, `never`.
+    #[arg(long, value_enum, default_value_t = Overwrite::IfNewer)]
+    pub overwrite: Overwrite,
+    /// Delete what the restored directories of the backed-up sources hold
+    /// in the target but the snapshot does not (excluded paths, and the
+    /// directories on the way to a source, stay).
+    #[arg(long)]
+    pub delete: bool,
+    /// Report what would be written, replaced, kept and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--overwrite` (mirrors [`cairn_client::restore::Overwrite`]).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Overwrite {
+    Always,
+    IfChanged,
+    IfNewer,
+    Never,
+}
+
+impl From<Overwrite> for cairn_client::restore::Overwrite {
+    fn from(o: Overwrite) -> Self {
+        match o {
+            Overwrite::Always => Self::Always,
+            Overwrite::IfChanged => Self::IfChanged,
+            Overwrite::IfNewer => Self::IfNewer,
+            Overwrite::Never => Self::Never,
+        }
+    }
 }
 
 #[derive(Args)]
 pub struct ForgetArgs {
     #[command(flatten)]
     pub vault: VaultArg,
+    /// Apply the --keep-… policy to these snapshots only.
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Snapshots to forget (ids or unique prefixes); with none, apply the --keep-… policy.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
@@ -320,15 +517,20 @@ pub struct ForgetArgs {
 pub struct BackupArgs {
     /// The vault: a local vault directory, or the name of an account vault
     /// (optional with `--item` naming a protected item).
-    #[arg(long, value_name = "VAULT", required_unless_present = "item")]
+    #[arg(
+        long,
+        value_name = "VAULT",
+        env = "CAIRN_VAULT",
+        required_unless_present = "item"
+    )]
     pub vault: Option<PathBuf>,
     /// Files and directories to back up (none: those of the protected item
     /// `--item`). Symlinked parents are followed and the path is saved as
     /// given; a symlink named itself is saved as the link (`LINK/` saves
     /// what it points to).
-    #[arg(value_name = "PATH", required_unless_present = "item")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["item", "files_from"])]
     pub paths: Vec<PathBuf>,
-    /// Skip matching files: patterns with a `/` match the absolute path, others the name (repeatable).
+    /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
     /// Protected item: with paths, a label (the parent snapshot is the newest
@@ -343,7 +545,27 @@ pub struct BackupArgs {
     /// Compare against this snapshot instead of choosing the parent automatically.
     #[arg(long, conflicts_with = "force")]
     pub parent: Option<String>,
-    /// Read every file, ignoring any parent snapshot.
+    /// Tag the snapshot (repeatable, or comma-separated), for `--tag` selection.
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Read exclude patterns from FILE, one per line (`#` comments; repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out directories holding a CACHEDIR.TAG (caches that tag
+    /// themselves, as many tools do).
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Stay on the file system of each source: do not descend into other
+    /// file systems mounted below it.
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Read paths to back up from FILE, one per line (`#` comments),
+    /// besides those given.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+    /// Read every file, ignoring any parent snapshot; in a local vault also
+    /// verify every chunk the vault already holds and store a damaged one
+    /// again from the file (heals damage `check --read-data` found).
     #[arg(long)]
     pub force: bool,
 }

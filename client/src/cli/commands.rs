@@ -18,12 +18,16 @@ use cairn_client::remote::session::{LoginOptions, VaultRequest};
 use cairn_client::remote::{Session, VaultRef};
 use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::retention::KeepPolicy;
+use cairn_client::select::ThisDevice;
+use cairn_client::snapshot::SnapshotRecord;
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::JobKind;
 
-use super::account::{self, ItemJson, VaultJson};
-use super::args::{BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, VaultArg};
+use super::account::{self, DeviceJson, ItemJson, JobJson, VaultJson};
+use super::args::{
+    BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, SelectArgs, VaultArg,
+};
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
 use super::progress::{bytes, load, Spinner};
@@ -114,9 +118,12 @@ pub fn devices(config: Option<&Path>, cmd: DevicesCommand, json: bool) -> Result
         }
     };
     match shown {
-        Some(d) if json => print_json(&d)?,
+        Some(d) if json => print_json(&DeviceJson::from(&d))?,
         Some(d) => account::print_devices(std::slice::from_ref(&d)),
-        None if json => print_json(&s.devices()?)?,
+        None if json => {
+            let list = s.devices()?;
+            print_json(&list.iter().map(DeviceJson::from).collect::<Vec<_>>())?
+        }
         None => account::print_devices(&s.devices()?),
     }
     Ok(0)
@@ -139,7 +146,7 @@ pub fn jobs(config: Option<&Path>, json: bool) -> Result<u8> {
     let mut jobs = s.jobs()?;
     jobs.sort_by_key(|j| j.started_at);
     if json {
-        print_json(&jobs)?;
+        print_json(&jobs.iter().map(JobJson::from).collect::<Vec<_>>())?;
     } else {
         let names = s
             .vaults()
@@ -271,6 +278,7 @@ pub fn vault_init(
     json: bool,
 ) -> Result<u8> {
     let pw = passwords::read("CAIRN_PASSWORD", "New vault password: ", true)?;
+    let local = fsmeta::expand_tilde(&local);
     let options = CreateOptions {
         chunker,
         zstd_level,
@@ -283,7 +291,7 @@ pub fn vault_init(
     let config = Vault::create(&local, &pw, &options)?;
     if json {
         print_json(&output::CreatedJson {
-            vault_id: config.vault_id,
+            id: config.vault_id,
             path: &local,
         })?;
     } else {
@@ -293,7 +301,8 @@ pub fn vault_init(
 }
 
 /// `cairn backup`.
-pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8> {
+pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
+    super::lists::read_into(&mut args)?;
     let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
         (_, true, None) => {
             return Err(Error::Invalid(
@@ -341,6 +350,9 @@ pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
             (None, false) => ParentChoice::Auto,
         },
         job: job.id(),
+        exclude_caches: args.exclude_caches,
+        one_file_system: args.one_file_system,
+        tags: args.tags,
     };
     let progress = Arc::new(Progress::default());
     let spinner = {
@@ -361,13 +373,41 @@ pub fn backup(config: Option<&Path>, args: BackupArgs, json: bool) -> Result<u8>
     })
 }
 
+/// The device `latest` defaults to: the logged-in device for an account
+/// vault (always), the host name (what backups record by default) for a
+/// local one (if some snapshot records it).
+pub fn this_device(opened: &Opened) -> (String, bool) {
+    match &opened.session {
+        Some(s) => (s.profile().device_name.clone(), true),
+        None => (fsmeta::hostname(), false),
+    }
+}
+
+/// The snapshot `spec` names within `select`'s filters.
+pub fn find_snapshot(opened: &Opened, select: &SelectArgs, spec: &str) -> Result<SnapshotRecord> {
+    let (name, always) = this_device(opened);
+    let this = ThisDevice {
+        name: &name,
+        always,
+    };
+    Ok(opened
+        .vault
+        .find_snapshot_in(spec, &select.filter(), &this)?)
+}
+
 /// `cairn snapshots`.
-pub fn snapshots(config: Option<&Path>, v: VaultArg, acknowledge: bool, json: bool) -> Result<u8> {
+pub fn snapshots(
+    config: Option<&Path>,
+    v: VaultArg,
+    select: &SelectArgs,
+    acknowledge: bool,
+    json: bool,
+) -> Result<u8> {
     let vault = open(config, &v.vault)?.vault;
     if acknowledge {
         vault.acknowledge_snapshots()?;
     }
-    output::snapshots(&vault.snapshots()?, vault.keys(), json)?;
+    output::snapshots(&vault.snapshots_in(&select.filter())?, vault.keys(), json)?;
     Ok(0)
 }
 
@@ -375,50 +415,62 @@ pub fn snapshots(config: Option<&Path>, v: VaultArg, acknowledge: bool, json: bo
 pub fn list(
     config: Option<&Path>,
     v: VaultArg,
+    select: &SelectArgs,
     snapshot: &str,
     path: Option<&Path>,
+    long: bool,
     json: bool,
 ) -> Result<u8> {
-    let vault = open(config, &v.vault)?.vault;
-    let snap = vault.find_snapshot(snapshot)?;
-    let listed = ls::list(&vault, &snap, path.unwrap_or(Path::new("/")))?;
+    let opened = open(config, &v.vault)?;
+    let vault = &opened.vault;
+    let snap = find_snapshot(&opened, select, snapshot)?;
+    let listed = ls::list(vault, &snap, path.unwrap_or(Path::new("/")))?;
     if json {
         print_json(&listed)?;
     } else {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         for l in &listed {
-            writeln!(out, "{}", l.path)?;
+            if long {
+                writeln!(out, "{}", l.long())?;
+            } else {
+                writeln!(out, "{}", l.path)?;
+            }
         }
     }
     Ok(0)
 }
 
 /// `cairn restore`.
-pub fn restore(
-    config: Option<&Path>,
-    v: VaultArg,
-    snapshot: &str,
-    target: PathBuf,
-    includes: Vec<PathBuf>,
-    json: bool,
-) -> Result<u8> {
-    let opened = open(config, &v.vault)?;
+pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
+    let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
-    let snap = vault.find_snapshot(snapshot)?;
+    let snap = find_snapshot(&opened, &args.select, &args.snapshot)?;
     let done = Arc::new(AtomicU64::new(0));
     let total = snap.stats.bytes;
     let spinner = {
         let done = done.clone();
-        Spinner::start(!json, move || {
+        Spinner::start(!json && !args.dry_run, move || {
             format!("restored {} of {}", bytes(load(&done)), bytes(total))
         })
     };
-    let log = job_log(&opened);
-    let job = log.start(JobKind::Restore)?;
-    let opts = RestoreOptions { target, includes };
-    let result = restore::run(vault, &snap, &opts, &done);
-    job.finish(&result);
+    let opts = RestoreOptions {
+        target: fsmeta::expand_tilde(&args.target),
+        includes: args.includes,
+        excludes: args.excludes,
+        overwrite: args.overwrite.into(),
+        delete: args.delete,
+        dry_run: args.dry_run,
+    };
+    let result = if opts.dry_run {
+        restore::run(vault, &snap, &opts, &done)
+    } else {
+        let log = job_log(&opened);
+        let job = log.start(JobKind::Restore)?;
+        let result = restore::run(vault, &snap, &opts, &done);
+        job.finish(&result);
+        result
+    };
     let report = result?;
     drop(spinner);
     output::restore(&report, &snap.short_id(), json)?;
@@ -466,7 +518,7 @@ pub fn forget(config: Option<&Path>, args: ForgetArgs, json: bool) -> Result<u8>
     } else {
         Selection::Ids(args.snapshots)
     };
-    let report = forget::run(&vault, &selection, args.dry_run)?;
+    let report = forget::run(&vault, &selection, &args.select.filter(), args.dry_run)?;
     output::forget(&report, json)?;
     Ok(0)
 }
@@ -494,7 +546,7 @@ pub fn passwd_local(v: &Path, json: bool) -> Result<u8> {
     vault.change_password(&new)?;
     if json {
         print_json(&output::PasswordJson {
-            vault_id: vault.config().vault_id,
+            id: vault.config().vault_id,
             changed: true,
         })?;
     } else {

@@ -2,14 +2,21 @@
 //! ([`args`]), one function per command ([`commands`]), what is printed
 //! ([`output`], [`account`]), and the pieces that are not backup logic:
 //! opening vaults with their passwords ([`open`], [`password`]), progress
-//! display ([`progress`]) and signals during account-vault jobs
+//! display ([`progress`]), `cairn repair` ([`repair`]), the commands that
+//! look into snapshots (`dump`, `find`, `diff`, `stats`: [`browse`]), shell
+//! completions and man pages ([`manual`]), `--exclude-file` and
+//! `--files-from` ([`lists`]) and signals during account-vault jobs
 //! ([`interrupt`]).
 
 pub mod account;
 pub mod args;
+pub mod browse;
 pub mod commands;
 pub mod interrupt;
+pub mod lists;
+pub mod manual;
 pub mod open;
 pub mod output;
 pub mod password;
 pub mod progress;
+pub mod repair;

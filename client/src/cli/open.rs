@@ -48,6 +48,15 @@ pub fn open(config: Option<&Path>, v: &Path) -> Result<Opened> {
             })
         }
         VaultRef::Remote(name) => {
+            let profile = profile_path(config, |k| std::env::var(k).ok())?;
+            if !profile.exists() {
+                return Err(cairn_client::Error::NotFound(format!(
+                    "no vault {name:?}: there is no local vault directory of that name here, and \
+                     without a login (`cairn login`) it cannot be an account vault (write a \
+                     local path with a '/', e.g. ./{name})"
+                ))
+                .into());
+            }
             let mut s = session(config)?;
             let pw = account_password()?;
             let vault = Vault::open_account(&mut s, &name, &pw)?;

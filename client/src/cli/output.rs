@@ -20,6 +20,20 @@ use serde::Serialize;
 
 use super::progress::bytes;
 
+/// `--quiet`, set once by `main`: no progress display and no notes
+/// (results, warnings and errors are still printed).
+static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sets `--quiet` for the process (the first call wins).
+pub fn set_quiet(quiet: bool) {
+    let _ = QUIET.set(quiet);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.get().copied().unwrap_or(false)
+}
+
 /// Prints `value` as one pretty JSON document with sorted keys.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let value = serde_json::to_value(value)?;
@@ -29,14 +43,21 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-/// The one-line JSON document of a failed command.
-pub fn error_json(error: &str, exit_code: u8) -> String {
+/// The one-line JSON document of a failed command (printed on stderr):
+/// the message, a stable `code` and the exit code.
+pub fn error_json(error: &str, code: &str, exit_code: u8) -> String {
     #[derive(Serialize)]
     struct Failed<'a> {
         error: &'a str,
+        code: &'a str,
         exit_code: u8,
     }
-    serde_json::to_string(&Failed { error, exit_code }).unwrap_or_default()
+    serde_json::to_string(&Failed {
+        error,
+        code,
+        exit_code,
+    })
+    .unwrap_or_default()
 }
 
 /// `cairn login`: the profile written, without its token.
@@ -91,7 +112,7 @@ pub struct DeletedJson<'a> {
 #[derive(Serialize)]
 pub struct CreatedJson<'a> {
     /// The new vault's id.
-    pub vault_id: VaultId,
+    pub id: VaultId,
     /// Its directory.
     pub path: &'a Path,
 }
@@ -100,7 +121,7 @@ pub struct CreatedJson<'a> {
 #[derive(Serialize)]
 pub struct PasswordJson {
     /// The vault whose keys were re-wrapped.
-    pub vault_id: VaultId,
+    pub id: VaultId,
     /// Always true.
     pub changed: bool,
 }
@@ -134,11 +155,13 @@ pub struct SnapshotJson<'a> {
     root: ChunkId,
     stats: &'a SnapshotStats,
     paths: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
 }
 
 impl<'a> SnapshotJson<'a> {
     /// `s`, with its paths when `keys` open its metadata.
     pub fn new(s: &'a SnapshotRecord, keys: &VaultKeys) -> Self {
+        let meta = s.open_meta(keys).ok();
         Self {
             id: s.id,
             time: &s.time,
@@ -147,7 +170,8 @@ impl<'a> SnapshotJson<'a> {
             item: s.item.as_deref(),
             root: s.root,
             stats: &s.stats,
-            paths: s.open_meta(keys).ok().map(|m| m.paths),
+            paths: meta.as_ref().map(|m| m.paths.clone()),
+            tags: meta.map(|m| m.tags),
         }
     }
 }
@@ -155,7 +179,7 @@ impl<'a> SnapshotJson<'a> {
 /// Prints a backup's notes and warnings (stderr) and, without `json`, its
 /// summary line.
 pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<()> {
-    for n in &report.notes {
+    for n in report.notes.iter().filter(|_| !quiet()) {
         eprintln!("note: {n}");
     }
     for w in &report.warnings {
@@ -181,31 +205,54 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
         report.seconds
     );
     if !report.warnings.is_empty() {
+        let n = report.warnings.len();
         println!(
-            "incomplete: {} entries skipped (listed above), exit code {incomplete_code}",
-            report.warnings.len()
+            "incomplete: {n} {} skipped (listed above), exit code {incomplete_code}",
+            if n == 1 { "file" } else { "files" }
         );
     }
     Ok(())
 }
 
-/// Prints a restore's outcome; what could not be restored goes to stderr.
+/// Prints a restore's outcome; what was kept, deleted or could not be
+/// restored goes to stderr.
 pub fn restore(report: &RestoreReport, short_id: &str, json: bool) -> Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let would = if report.dry_run { "would be " } else { "" };
+    for k in &report.kept {
+        eprintln!("kept: {k}");
+    }
+    for d in &report.deleted {
+        eprintln!("{would}deleted: {d}");
+    }
     if json {
         print_json(report)?;
     } else {
-        println!(
-            "restored snapshot {} to {}: {} files, {} dirs, {} in {:.2}s",
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{} snapshot {} to {}: {} files, {} dirs, {} ({} replaced, {} unchanged, {} kept, {} deleted) in {:.2}s",
+            if report.dry_run { "would restore" } else { "restored" },
             short_id,
             report.target.display(),
             report.files,
             report.dirs,
             bytes(report.bytes),
+            report.replaced,
+            report.unchanged,
+            report.kept.len(),
+            report.deleted.len(),
             report.seconds
-        );
+        )?;
+        if !report.kept.is_empty() {
+            writeln!(
+                out,
+                "{} existing path(s) {would}kept as they are (listed above); --overwrite always replaces them",
+                report.kept.len()
+            )?;
+        }
     }
     for f in &report.failed {
         eprintln!("could not write, not restored: {f}");
@@ -237,6 +284,9 @@ pub fn check(report: &CheckReport, read_data: bool, json: bool) -> Result<()> {
     }
     for f in &report.damaged_files {
         eprintln!("affected file: {f}");
+    }
+    for s in &report.affected_snapshots {
+        eprintln!("affected snapshot: {s}");
     }
     println!(
         "checked {} snapshots, {} trees{}: {}",
@@ -308,16 +358,26 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
         let list: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, keys)).collect();
         return print_json(&list);
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  paths",
         "id", "time", "device", "item", "files", "size"
-    );
+    )?;
     for s in snaps {
         let paths = s
             .open_meta(keys)
-            .map(|m| m.paths.join(" "))
+            .map(|m| {
+                let tags = if m.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", m.tags.join(","))
+                };
+                m.paths.join(" ") + &tags
+            })
             .unwrap_or_else(|e| e.to_string());
-        println!(
+        writeln!(
+            out,
             "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  {}",
             s.short_id(),
             &s.time[..19.min(s.time.len())].replace('T', " "),
@@ -326,8 +386,8 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
             s.stats.files,
             bytes(s.stats.bytes),
             paths
-        );
+        )?;
     }
-    println!("{} snapshot(s)", snaps.len());
+    writeln!(out, "{} snapshot(s)", snaps.len())?;
     Ok(())
 }

@@ -20,7 +20,7 @@ impl Spinner {
     /// `enabled` is false or stderr is not a terminal.
     pub fn start(enabled: bool, render: impl Fn() -> String + Send + 'static) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        if !enabled || !std::io::stderr().is_terminal() {
+        if !enabled || super::output::quiet() || !std::io::stderr().is_terminal() {
             return Self { stop, handle: None };
         }
         let flag = stop.clone();

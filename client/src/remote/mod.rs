@@ -45,7 +45,7 @@ impl VaultRef {
         let text = v.to_string_lossy();
         let looks_like_path = text.contains('/') || text.starts_with(['.', '~']) || text.is_empty();
         if looks_like_path || v.join("vault.json").is_file() {
-            VaultRef::Local(v.to_path_buf())
+            VaultRef::Local(crate::fsmeta::expand_tilde(v))
         } else {
             VaultRef::Remote(text.into_owned())
         }
@@ -87,13 +87,18 @@ mod tests {
         // (A bare word naming a local vault in the working directory is
         // covered by tests/cli.rs, which can run in its own directory.)
         // Paths are local even when missing (a clear "not a vault" error later).
-        for p in ["./v", "/no/such", "../v", ".", "~/v", "a/b", ".v"] {
+        for p in ["./v", "/no/such", "../v", ".", "a/b", ".v"] {
             assert_eq!(
                 VaultRef::parse(Path::new(p)),
                 VaultRef::Local(PathBuf::from(p)),
                 "{p}"
             );
         }
+        // A `~` the shell did not expand (quoted) is the home directory.
+        assert_eq!(
+            VaultRef::parse(Path::new("~/v")),
+            VaultRef::Local(crate::fsmeta::expand_tilde(Path::new("~/v")))
+        );
         // A bare word that is no directory here is an account vault.
         assert_eq!(
             VaultRef::parse(Path::new("photos-zz-not-a-dir")),

@@ -31,6 +31,7 @@ use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;
 use crate::crypto::{KdfParams, VaultKeys};
 use crate::error::{Error, Result};
+use crate::select::{self, Filter, ThisDevice};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
 use local::LocalBackend;
@@ -114,6 +115,9 @@ impl Vault {
     /// Creates a new local vault in `dir` (which must not exist or be
     /// empty).
     pub fn create(dir: &Path, password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
+        if password.is_empty() {
+            return Err(Error::Invalid("an empty password is not allowed".into()));
+        }
         options.chunker.validate()?;
         if !(1..=22).contains(&options.zstd_level) {
             return Err(Error::Invalid(format!(
@@ -319,25 +323,43 @@ impl Vault {
 
     /// Finds a snapshot by `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotRecord> {
+        let every = Filter {
+            all_devices: true,
+            ..Filter::default()
+        };
+        let anyone = ThisDevice {
+            name: "",
+            always: false,
+        };
+        self.find_snapshot_in(spec, &every, &anyone)
+    }
+
+    /// The snapshot `spec` names within `filter` ([`select::resolve`]:
+    /// `latest` is the newest the filter keeps, by default of
+    /// `this` device).
+    pub fn find_snapshot_in(
+        &self,
+        spec: &str,
+        filter: &Filter,
+        this: &ThisDevice<'_>,
+    ) -> Result<SnapshotRecord> {
         let all = self.snapshots()?;
         if spec == "latest" {
             self.backend.check_latest(&all)?;
-            return all
-                .into_iter()
-                .next_back()
-                .ok_or_else(|| Error::NotFound("the vault has no snapshots yet".into()));
         }
-        let spec = spec.to_ascii_lowercase();
-        let mut matches = all.into_iter().filter(|s| s.id.to_hex().starts_with(&spec));
-        match (matches.next(), matches.next()) {
-            (Some(s), None) if !spec.is_empty() => Ok(s),
-            (Some(_), Some(_)) => Err(Error::NotFound(format!(
-                "snapshot id prefix {spec:?} is ambiguous"
-            ))),
-            _ => Err(Error::NotFound(format!(
-                "no snapshot {spec:?} in this vault"
-            ))),
-        }
+        let meta_of = |s: &SnapshotRecord| s.open_meta(&self.keys);
+        select::resolve(&all, spec, filter, this, &meta_of).cloned()
+    }
+
+    /// The snapshots `filter` keeps, oldest first (verified as by
+    /// [`Vault::snapshots`]).
+    pub fn snapshots_in(&self, filter: &Filter) -> Result<Vec<SnapshotRecord>> {
+        let all = self.snapshots()?;
+        let meta_of = |s: &SnapshotRecord| s.open_meta(&self.keys);
+        Ok(select::filter(&all, filter, &meta_of)?
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
     /// Removes a snapshot record (its chunks stay until `prune`).
