@@ -132,7 +132,7 @@ impl Job<'_> {
         let end = match outcome {
             Ok(report) => report.job_end(),
             Err(e) => FinishJob {
-                status: JobStatus::Failed,
+                status: JobStatus::Error,
                 files: 0,
                 bytes: 0,
                 error: Some(e.to_string()),

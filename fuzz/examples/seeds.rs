@@ -754,7 +754,7 @@ fn main() {
     };
     out.json("items", 19, &vec![item.clone()]);
     out.json("job-kind", 20, &api::JobKind::Backup);
-    out.json("job-status", 21, &api::JobStatus::Warnings);
+    out.json("job-status", 21, &api::JobStatus::Warning);
     out.json(
         "start-job",
         22,
@@ -770,7 +770,7 @@ fn main() {
         "finish-job",
         23,
         &api::FinishJob {
-            status: api::JobStatus::Failed,
+            status: api::JobStatus::Error,
             files: 1,
             bytes: 2,
             error: Some("disk".into()),
