@@ -7,7 +7,10 @@
 //! [`tree`], [`blob`], [`snapshot`] and [`crypto`] are the formats (see
 //! `docs/FORMATS.md`); they are pure and tested without any IO.
 //!
-//! Layers, each using only those after it: [`items`] (protected items) →
+//! Layers, each using only those after it: [`daemon`] (runs schedules) →
+//! [`run`] (one job of a protected item: its before/after commands from
+//! [`hooks`] around a backup, and the retention pass) → [`items`]
+//! (protected items) →
 //! the commands ([`backup`], [`restore`], [`check`], [`ls`], [`forget`],
 //! [`prune`]) → [`jobs`] (an account's job log) → [`vault`] → [`remote`]
 //! (the API client of a cluster) → the formats. The `cairn` binary adds
@@ -19,9 +22,11 @@ pub mod blob;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod daemon;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;
+pub mod hooks;
 pub mod items;
 pub mod jobs;
 pub mod ls;
@@ -29,6 +34,7 @@ pub mod prune;
 pub mod remote;
 pub mod restore;
 pub mod retention;
+pub mod run;
 pub mod schedule;
 pub mod snapshot;
 pub mod source;
