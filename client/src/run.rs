@@ -249,18 +249,19 @@ pub fn prune_due(jobs: &[JobInfo], vault: VaultId, now_ms: u64, every: Duration)
 }
 
 impl ItemRun {
-    /// The backup's report, or the reason there is none: the backup's
-    /// error, or the failed before command.
+    /// Takes the backup's report, or the reason there is none: the
+    /// backup's error, or the failed before command.
     ///
     /// # Errors
     ///
     /// As said.
-    pub fn into_report(self) -> Result<BackupReport> {
-        match self.backup {
+    pub fn take_report(&mut self) -> Result<BackupReport> {
+        match self.backup.take() {
             Some(r) => r,
             None => Err(Error::Invalid(
                 self.end
                     .error
+                    .clone()
                     .unwrap_or_else(|| "a before command failed".into()),
             )),
         }
