@@ -19,7 +19,7 @@ use super::open::session;
 #[derive(Args)]
 #[command(after_help = "Examples:
   cairn daemon                      # in the foreground; Ctrl-C stops it
-  systemctl enable --now cairn-daemon@$USER   # see deploy/systemd/
+  systemctl --user enable --now cairn-daemon   # deploy/systemd/cairn-daemon.service
 
 Jobs run as `cairn backup --item ITEM --schedule NAME`, each in its own
 process, with the item's, vault's and schedule's before/after commands.
