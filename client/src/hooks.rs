@@ -258,7 +258,9 @@ mod tests {
         fn run(&mut self, command: &str, env: &[(&str, String)]) -> Ran {
             self.ran.push((
                 command.to_string(),
-                env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
             ));
             let fails = self.failing.iter().any(|f| f == command);
             Ran {
@@ -319,7 +321,13 @@ mod tests {
         );
         assert_eq!(end.status, JobStatus::Succeeded);
         assert_eq!((end.files, end.bytes), (2, 3));
-        assert!(end.log.starts_with("[schedule before] $ schedule-before\nout of schedule-before\n[exit 0]"), "{}", end.log);
+        assert!(
+            end.log.starts_with(
+                "[schedule before] $ schedule-before\nout of schedule-before\n[exit 0]"
+            ),
+            "{}",
+            end.log
+        );
         assert!(end.log.ends_with("backup log"), "{}", end.log);
     }
 
@@ -334,10 +342,18 @@ mod tests {
         });
         assert_eq!(
             commands(&shell),
-            ["schedule-before", "item-before", "item-after", "schedule-after"]
+            [
+                "schedule-before",
+                "item-before",
+                "item-after",
+                "schedule-after"
+            ]
         );
         assert_eq!(end.status, JobStatus::Error);
-        assert!(end.error.as_deref().is_some_and(|e| e.contains("item before")));
+        assert!(end
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("item before")));
         assert!(end.log.contains("[exit 1]"), "{}", end.log);
         // The after commands see the job's status.
         let (_, env) = &shell.ran[2];

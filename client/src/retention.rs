@@ -13,9 +13,9 @@
 //! A policy stored on the cluster (`cairn retention set`) is
 //! [`ranges_of`] its API form.
 
+use cairn_proto::api::{RetentionPeriod, RetentionPolicy, RetentionRange};
 use jiff::civil::{DateTime, Time};
 use jiff::tz::TimeZone;
-use cairn_proto::api::{RetentionPeriod, RetentionPolicy, RetentionRange};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
 use crate::error::{Error, Result};

@@ -416,7 +416,10 @@ mod duration_tests {
         assert_eq!(secs("7d").unwrap(), 7 * 86_400);
         assert_eq!(secs("2w").unwrap(), 14 * 86_400);
         for bad in ["", "soon", "-5s", "xd", "1.5d"] {
-            assert!(matches!(parse_duration(bad), Err(Error::Invalid(_))), "{bad}");
+            assert!(
+                matches!(parse_duration(bad), Err(Error::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -156,7 +156,10 @@ fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
     });
     d.json(&["schedule", "remove", "tick"]);
     assert!(stop(child).success(), "the daemon exits 0 on SIGTERM");
-    assert!(snapshots(d).len() >= 2, "each scheduled backup made a snapshot");
+    assert!(
+        snapshots(d).len() >= 2,
+        "each scheduled backup made a snapshot"
+    );
 
     let first = jobs(d)
         .into_iter()
@@ -181,7 +184,10 @@ fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
     );
     // The commands' output and exit codes are in the job's log.
     let log = first["log"].as_str().expect("log");
-    assert!(log.contains("[schedule before] $ echo schedule-before"), "{log}");
+    assert!(
+        log.contains("[schedule before] $ echo schedule-before"),
+        "{log}"
+    );
     assert!(log.contains("[exit 0]"), "{log}");
 }
 
@@ -190,7 +196,10 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("steps");
     let failing = format!("{}; exit 3", echo("item-before", &out));
-    let s = setup(&[], &["--before", &failing, "--after", &echo("item-after", &out)]);
+    let s = setup(
+        &[],
+        &["--before", &failing, "--after", &echo("item-after", &out)],
+    );
     let d = &s.device;
     d.json(&[
         "vault",
@@ -235,7 +244,12 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
     // clean up after themselves.
     assert_eq!(
         words,
-        ["schedule-before", "item-before", "item-after", "schedule-after"],
+        [
+            "schedule-before",
+            "item-before",
+            "item-after",
+            "schedule-after"
+        ],
         "{steps}"
     );
     assert!(steps.contains("item-after"), "{steps}");
@@ -248,14 +262,20 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
     // A manual backup of the item runs the item's commands too.
     let manual = d.cairn(&["backup", "--item", "home"]);
     assert_eq!(manual.status.code(), Some(1), "{}", stderr(&manual));
-    assert!(stderr(&manual).contains("item before"), "{}", stderr(&manual));
+    assert!(
+        stderr(&manual).contains("item before"),
+        "{}",
+        stderr(&manual)
+    );
 }
 
 #[test]
 fn a_run_due_while_the_last_one_runs_is_skipped_and_sigterm_cancels_the_job() {
     let s = setup(&[], &["--before", "sleep 6"]);
     let d = &s.device;
-    d.json(&["schedule", "add", "slow", "--item", "home", "--at", "every 2s"]);
+    d.json(&[
+        "schedule", "add", "slow", "--item", "home", "--at", "every 2s",
+    ]);
     let child = daemon(d);
     let skipped = job_of(
         d,
@@ -278,7 +298,9 @@ fn a_run_due_while_the_last_one_runs_is_skipped_and_sigterm_cancels_the_job() {
 fn a_schedule_that_passed_while_the_daemon_was_down_is_missed() {
     let s = setup(&[], &[]);
     let d = &s.device;
-    d.json(&["schedule", "add", "tick", "--item", "home", "--at", "every 2s"]);
+    d.json(&[
+        "schedule", "add", "tick", "--item", "home", "--at", "every 2s",
+    ]);
     let child = daemon(d);
     job_of(d, "tick", "a scheduled backup", status_is("succeeded"));
     assert!(stop(child).success());
@@ -296,7 +318,9 @@ fn a_schedule_that_passed_while_the_daemon_was_down_is_missed() {
         (m.len() > before).then_some(m)
     });
     assert_eq!(new.len(), before + 1, "one record however many runs passed");
-    assert!(new.iter().all(|j| j["kind"] == "backup" && j["item"] == "home"));
+    assert!(new
+        .iter()
+        .all(|j| j["kind"] == "backup" && j["item"] == "home"));
     assert!(stop(child).success());
 }
 
@@ -321,12 +345,22 @@ fn a_run_over_its_time_limit_ends_as_timeout() {
     let s = setup(&[], &["--before", "sleep 8"]);
     let d = &s.device;
     d.json(&[
-        "schedule", "add", "tick", "--item", "home", "--at", "every 2s", "--timeout", "1s",
+        "schedule",
+        "add",
+        "tick",
+        "--item",
+        "home",
+        "--at",
+        "every 2s",
+        "--timeout",
+        "1s",
     ]);
     let child = daemon(d);
     let job = job_of(d, "tick", "a timed-out job", status_is("timeout"));
     assert!(
-        job["error"].as_str().is_some_and(|e| e.contains("time limit")),
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("time limit")),
         "{job}"
     );
     d.json(&["schedule", "remove", "tick"]);
@@ -338,7 +372,9 @@ fn a_run_over_its_time_limit_ends_as_timeout() {
 fn a_sigkilled_daemon_leaves_its_job_abandoned_by_the_cluster() {
     let s = setup(&["--job-silence-ms", "10000"], &["--before", "sleep 30"]);
     let d = &s.device;
-    d.json(&["schedule", "add", "tick", "--item", "home", "--at", "every 2s"]);
+    d.json(&[
+        "schedule", "add", "tick", "--item", "home", "--at", "every 2s",
+    ]);
     let mut child = daemon(d);
     let running = job_of(d, "tick", "a running job", |j| j["status"].is_null());
     // Heartbeats keep it running past the silence while the daemon lives.
@@ -374,10 +410,19 @@ fn retention_keeps_what_the_policy_selects_and_the_vault_stays_restorable() {
         .iter()
         .map(|s| s["time"].as_str().expect("time").parse().expect("RFC 3339"))
         .collect();
-    let expected = retention::select(&times, &[Range::Last(2)], Timestamp::now(), &TimeZone::system());
+    let expected = retention::select(
+        &times,
+        &[Range::Last(2)],
+        Timestamp::now(),
+        &TimeZone::system(),
+    );
 
     let dry = d.json(&["retention", "apply", "--vault", "main", "--dry-run"]);
-    assert_eq!(dry[0]["forgotten"].as_array().map(Vec::len), Some(2), "{dry}");
+    assert_eq!(
+        dry[0]["forgotten"].as_array().map(Vec::len),
+        Some(2),
+        "{dry}"
+    );
     assert_eq!(snapshots(d).len(), 4, "a dry run changes nothing");
 
     let applied = d.json(&["retention", "apply", "--vault", "main"]);

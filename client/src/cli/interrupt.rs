@@ -36,11 +36,17 @@ pub fn time_limit(limit: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(limit);
         if let Some(job) = CANCEL.take() {
-            eprintln!("time limit of {}s reached: recording the job as timed out", limit.as_secs());
+            eprintln!(
+                "time limit of {}s reached: recording the job as timed out",
+                limit.as_secs()
+            );
             record(job, move |j| {
                 j.record_as(
                     JobStatus::Timeout,
-                    &format!("stopped: the schedule's time limit of {}s was reached", limit.as_secs()),
+                    &format!(
+                        "stopped: the schedule's time limit of {}s was reached",
+                        limit.as_secs()
+                    ),
                 )
             });
         }

@@ -191,7 +191,9 @@ pub fn retention(config: Option<&Path>, cmd: RetentionCommand, json: bool) -> Re
                 println!(
                     "retention policy of vault {}{} set",
                     v.name,
-                    args.item.map(|i| format!(" for item {i}")).unwrap_or_default()
+                    args.item
+                        .map(|i| format!(" for item {i}"))
+                        .unwrap_or_default()
                 );
             }
         }

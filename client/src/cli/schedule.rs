@@ -65,8 +65,7 @@ const SCHEDULE_EXAMPLES: &str = "Examples:
 fn secs(flag: &str, text: Option<&str>) -> Result<Option<u32>> {
     text.map(|t| {
         let d = parse_duration(t)?;
-        u32::try_from(d.as_secs())
-            .map_err(|_| anyhow::anyhow!("{flag} {t}: too long"))
+        u32::try_from(d.as_secs()).map_err(|_| anyhow::anyhow!("{flag} {t}: too long"))
     })
     .transpose()
 }

@@ -276,14 +276,7 @@ fn act(
             match launch(opts, s, job) {
                 Ok(child) => {
                     say(&format!("schedule {name}: started job {job}"));
-                    running.insert(
-                        name.clone(),
-                        Running {
-                            child,
-                            job,
-                            record,
-                        },
-                    );
+                    running.insert(name.clone(), Running { child, job, record });
                 }
                 Err(e) => {
                     say(&format!("schedule {name}: could not start a job: {e}"));
@@ -332,7 +325,10 @@ fn reap(running: &mut HashMap<String, Running>, pending: &mut Vec<RecordJob>, sa
             if status.success() {
                 say(&format!("schedule {name}: job {} finished", r.job));
             } else {
-                say(&format!("schedule {name}: job {} ended with {status}", r.job));
+                say(&format!(
+                    "schedule {name}: job {} ended with {status}",
+                    r.job
+                ));
                 let mut rec = r.record.clone();
                 rec.log = format!(
                     "the job's process ended with {status} (see the daemon's log) before or after recording its end"
@@ -389,7 +385,10 @@ fn shut_down(
         std::thread::sleep(Duration::from_millis(50));
     }
     for (name, mut r) in running.drain() {
-        say(&format!("schedule {name}: job {} did not stop; killed", r.job));
+        say(&format!(
+            "schedule {name}: job {} did not stop; killed",
+            r.job
+        ));
         let _ = r.child.kill();
         let _ = r.child.wait();
         let mut rec = r.record;

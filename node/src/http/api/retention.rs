@@ -104,7 +104,11 @@ fn policy_event(p: RetentionPolicy) -> EventPolicy {
     }
 }
 
-fn retention_info(app: &Cluster, auth: &DeviceAuth, id: VaultId) -> Result<RetentionInfo, ApiError> {
+fn retention_info(
+    app: &Cluster,
+    auth: &DeviceAuth,
+    id: VaultId,
+) -> Result<RetentionInfo, ApiError> {
     app.state.read(|s| {
         let vault = auth.vault(s, id)?;
         let items = s
