@@ -691,6 +691,8 @@ fn main() {
         created_at: 1,
         wrapped_keys: vec![6; 80],
         snapshots: 2,
+        before: vec!["true".into()],
+        after: vec![],
     };
     out.json("vaults", 13, &vec![vinfo.clone()]);
     let stats = api::SnapshotStats {
@@ -743,6 +745,8 @@ fn main() {
             paths: vec!["/home".into()],
             excludes: vec!["*.o".into()],
             vault,
+            before: vec![],
+            after: vec!["echo done".into()],
         },
     );
     let item = api::ItemInfo {
@@ -751,6 +755,8 @@ fn main() {
         excludes: vec![],
         vault,
         updated_at: 5,
+        before: vec![],
+        after: vec!["echo done".into()],
     };
     out.json("items", 19, &vec![item.clone()]);
     out.json("job-kind", 20, &api::JobKind::Backup);
@@ -793,6 +799,10 @@ fn main() {
         bytes: 0,
         error: None,
         log: String::new(),
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        last_seen: 2,
+        revived: false,
     };
     out.json("jobs", 24, &vec![job.clone()]);
     use cairn_proto::admin as node;
