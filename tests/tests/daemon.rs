@@ -388,6 +388,41 @@ fn a_sigkilled_daemon_leaves_its_job_abandoned_by_the_cluster() {
             .find(|j| j["id"] == id && !j["status"].is_null())
     });
     assert_eq!(ended["status"], "abandoned", "{ended}");
+
+    // The operator sees it among the abandoned jobs of the account, and an
+    // unknown status is a usage error.
+    let node = &s.cluster.nodes[0];
+    let listed = cairn_tests::json_of(
+        "admin jobs",
+        &node.admin(&[
+            "jobs",
+            "--status",
+            "abandoned",
+            "--since",
+            "1h",
+            "--account",
+            "erin",
+            "--json",
+        ]),
+    );
+    let listed = listed.as_array().expect("jobs");
+    assert!(listed.iter().any(|j| j["id"] == id), "{listed:?}");
+    assert!(listed.iter().all(|j| j["status"] == "abandoned"));
+    let text = ok(
+        "admin jobs",
+        &node.admin(&["jobs", "--status", "abandoned"]),
+    );
+    assert!(
+        text.contains("abandoned") && text.contains("vault "),
+        "{text}"
+    );
+    let bad = node.admin(&["jobs", "--status", "nonsense"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown job status"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]
