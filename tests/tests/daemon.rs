@@ -258,6 +258,9 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
         .filter(|l| l.contains(id) && l.contains("-after"))
         .all(|l| l.ends_with(" error")));
     assert!(snapshots(d).is_empty(), "no backup ran");
+    // Operators see failing backups in /metrics.
+    let failed = s.cluster.nodes[0].metric(r#"cairn_jobs{kind="backup",status="error"}"#);
+    assert!(failed.is_some_and(|n| n >= 1.0), "{failed:?}");
 
     // A manual backup of the item runs the item's commands too.
     let manual = d.cairn(&["backup", "--item", "home"]);

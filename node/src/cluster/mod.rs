@@ -5,7 +5,8 @@
 //! [`Cluster::remove_node`] (membership, always changed by the leader).
 //! Failures are a typed [`ClusterError`]; the peers' transport is
 //! [`network`], the Prometheus registry [`metrics`]; [`abandon`] is the
-//! leader's worker that ends silent jobs. No other role lives here:
+//! leader's worker that ends silent jobs, [`jobs`] the job log's names and
+//! counts. No other role lives here:
 //! the storage role is built on top ([`crate::storage`]), and nothing in
 //! this module knows HTTP servers.
 //!
@@ -26,6 +27,7 @@
 //! reads its own copy of the state.
 
 pub mod abandon;
+pub mod jobs;
 pub mod metrics;
 pub mod network;
 

@@ -14,15 +14,16 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cairn_consensus::event::{JobKind as Kind, JobStatus as Status};
+use cairn_consensus::event::JobKind as Kind;
 use cairn_consensus::state::Job;
 use cairn_consensus::{Event, State as Replicated};
-use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, JobStatus, RecordJob, StartJob};
+use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, RecordJob, StartJob};
 use cairn_proto::JobId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::cluster::jobs::{kind_info, status_event, status_info};
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
@@ -50,47 +51,6 @@ fn device_kind(kind: JobKind) -> Result<Kind, ApiError> {
             ))
         }
     })
-}
-
-fn kind_info(k: Kind) -> JobKind {
-    match k {
-        Kind::Backup => JobKind::Backup,
-        Kind::Restore => JobKind::Restore,
-        Kind::Check => JobKind::Check,
-        Kind::Prune => JobKind::Prune,
-        Kind::Login => JobKind::Login,
-        Kind::Retention => JobKind::Retention,
-    }
-}
-
-fn status_info(s: Status) -> JobStatus {
-    match s {
-        Status::Succeeded => JobStatus::Succeeded,
-        Status::Warnings => JobStatus::Warning,
-        Status::Failed => JobStatus::Error,
-        Status::Cancelled => JobStatus::Cancelled,
-        Status::Timeout => JobStatus::Timeout,
-        Status::Quota => JobStatus::Quota,
-        Status::Missed => JobStatus::Missed,
-        Status::SkippedAlreadyRunning => JobStatus::SkippedAlreadyRunning,
-        Status::Abandoned => JobStatus::Abandoned,
-    }
-}
-
-fn status_event(s: JobStatus) -> Status {
-    match s {
-        JobStatus::Succeeded => Status::Succeeded,
-        JobStatus::Warning => Status::Warnings,
-        JobStatus::Error => Status::Failed,
-        JobStatus::Cancelled => Status::Cancelled,
-        JobStatus::Timeout => Status::Timeout,
-        JobStatus::Quota => Status::Quota,
-        JobStatus::Missed => Status::Missed,
-        JobStatus::SkippedAlreadyRunning => Status::SkippedAlreadyRunning,
-        // Refused by the state machine (`status_reserved`): only the
-        // cluster abandons jobs.
-        JobStatus::Abandoned => Status::Abandoned,
-    }
 }
 
 /// The API form of a job, with its account's and device's names.
