@@ -69,7 +69,7 @@ impl JobOutcome for CheckReport {
             status: if clean {
                 JobStatus::Succeeded
             } else {
-                JobStatus::Failed
+                JobStatus::Error
             },
             files: 0,
             bytes: 0,

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use cairn_proto::api::{FinishJob, JobStatus};
 use cairn_proto::SnapshotId;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::jobs::JobOutcome;
 use crate::retention::{self, KeepPolicy};
 use crate::select::Filter;
 use crate::snapshot::SnapshotRecord;
@@ -33,6 +35,32 @@ pub struct ForgetReport {
     pub kept: Vec<SnapshotId>,
     /// Snapshots forgotten (or that would be, with `dry_run`).
     pub forgotten: Vec<SnapshotId>,
+}
+
+impl JobOutcome for ForgetReport {
+    /// A retention job's end: the snapshots kept and forgotten, in its log.
+    fn job_end(&self) -> FinishJob {
+        let ids = |v: &[SnapshotId]| {
+            v.iter()
+                .map(|i| i.to_hex()[..8].to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        FinishJob {
+            status: JobStatus::Succeeded,
+            files: 0,
+            bytes: 0,
+            error: None,
+            log: format!(
+                "{}kept {} snapshot(s): {}\nforgot {} snapshot(s): {}",
+                if self.dry_run { "dry run: " } else { "" },
+                self.kept.len(),
+                ids(&self.kept),
+                self.forgotten.len(),
+                ids(&self.forgotten)
+            ),
+        }
+    }
 }
 
 /// Forgets the snapshots `selection` names (with `dry_run`, only says
@@ -86,6 +114,33 @@ fn by_policy(
     within: &Filter,
     dry_run: bool,
 ) -> Result<ForgetReport> {
+    // restic's rules do not depend on the current time; their periods
+    // are UTC's until the zone is configurable.
+    by_ranges(
+        vault,
+        &policy.ranges(),
+        within,
+        Timestamp::now(),
+        &TimeZone::UTC,
+        dry_run,
+    )
+}
+
+/// Applies `ranges` at `now` in `tz` to each group of snapshots (same
+/// device, and same item or, without one, same paths) among those `within`
+/// keeps, and removes the records they do not keep.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn by_ranges(
+    vault: &Vault,
+    ranges: &[retention::Range],
+    within: &Filter,
+    now: Timestamp,
+    tz: &TimeZone,
+    dry_run: bool,
+) -> Result<ForgetReport> {
     let mut groups: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
     for snap in vault.snapshots_in(within)? {
         let what = match &snap.item {
@@ -97,15 +152,16 @@ fn by_policy(
             .or_default()
             .push(snap);
     }
-    let mut report = ForgetReport::default();
+    let mut report = ForgetReport {
+        dry_run,
+        ..ForgetReport::default()
+    };
     for snaps in groups.values() {
         let times = snaps
             .iter()
             .map(start_time)
             .collect::<Result<Vec<Timestamp>>>()?;
-        // restic's rules do not depend on the current time; their periods
-        // are UTC's until the zone is configurable.
-        let keep = retention::select(&times, &policy.ranges(), Timestamp::now(), &TimeZone::UTC);
+        let keep = retention::select(&times, ranges, now, tz);
         for (snap, keep) in snaps.iter().zip(keep) {
             if keep {
                 report.kept.push(snap.id);

@@ -10,13 +10,20 @@
 //!  local vault: no log, every step a no-op
 //! ```
 //!
+//! While a job runs, a thread reports a heartbeat every
+//! [`JobLog::with_heartbeat`] interval: the cluster ends a job whose device
+//! went silent as `abandoned` (a SIGKILLed client), and an abandoned job
+//! that reports again is revived but never commits a snapshot.
+//!
 //! A backup's running job is what keeps a concurrent prune from deleting
 //! the chunks it reuses, so a backup whose job cannot be recorded does not
 //! run ([`Error::JobNotRecorded`]); for the other kinds an unwritable log is
 //! a warning. A job left running would hold off prune on its vault for a
 //! day, so a signal records it as cancelled before the process exits.
 
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cairn_proto::api::{FinishJob, JobInfo, JobKind, JobStatus, StartJob};
 use cairn_proto::{route, JobId, VaultId};
@@ -28,6 +35,10 @@ use crate::remote::{Api, Session};
 const JOB_LOG_MAX: usize = 60 * 1024;
 /// The most error text sent with a job (the cluster keeps at most 4 KiB).
 const JOB_ERROR_MAX: usize = 4000;
+
+/// How often a running job reports a heartbeat unless told otherwise: well
+/// inside the cluster's default silence before it abandons a job.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 
 /// How a command's report ends its job: status, counts, error and log.
 pub trait JobOutcome {
@@ -42,12 +53,16 @@ pub struct JobLog<'a> {
     vault: VaultId,
     cancel: &'a CancelToken,
     warn: &'a dyn Fn(&str),
+    heartbeat: Duration,
+    preset: std::cell::Cell<Option<JobId>>,
 }
 
-/// A started job; [`Job::finish`] records its end.
+/// A started job; [`Job::finish`] records its end. Its heartbeat thread
+/// stops when the job is finished or dropped.
 pub struct Job<'a> {
     log: &'a JobLog<'a>,
     id: Option<JobId>,
+    _heartbeat: Option<Sender<()>>,
 }
 
 impl<'a> JobLog<'a> {
@@ -65,7 +80,27 @@ impl<'a> JobLog<'a> {
             vault,
             cancel,
             warn,
+            heartbeat: HEARTBEAT_EVERY,
+            preset: std::cell::Cell::new(None),
         }
+    }
+
+    /// The same log, whose next job gets id `id` (chosen by whoever
+    /// launched this process, so it can tell whether the job started).
+    pub fn with_job_id(self, id: Option<JobId>) -> Self {
+        self.preset.set(id);
+        self
+    }
+
+    /// The same log with running jobs reporting every `every`.
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The vault whose jobs this log records.
+    pub fn vault(&self) -> VaultId {
+        self.vault
     }
 
     /// Records the start of a `kind` job (account vaults only; the API
@@ -76,21 +111,38 @@ impl<'a> JobLog<'a> {
     /// [`Error::JobNotRecorded`] for a backup whose job could not be
     /// recorded; other kinds then run unrecorded, with a warning.
     pub fn start(&self, kind: JobKind) -> Result<Job<'_>> {
-        let Some(s) = self.session else {
-            return Ok(Job {
-                log: self,
-                id: None,
-            });
+        self.start_for(kind, None, None)
+    }
+
+    /// [`JobLog::start`] for a job of protected item `item`, started by
+    /// `schedule` if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`JobLog::start`].
+    pub fn start_for(
+        &self,
+        kind: JobKind,
+        item: Option<&str>,
+        schedule: Option<&str>,
+    ) -> Result<Job<'_>> {
+        let unrecorded = Job {
+            log: self,
+            id: None,
+            _heartbeat: None,
         };
-        let id = JobId::random();
+        let Some(s) = self.session else {
+            return Ok(unrecorded);
+        };
+        let id = self.preset.take().unwrap_or_else(JobId::random);
         let started: Result<JobInfo> = s.api().post(
             route::JOBS,
             &StartJob {
                 id,
                 kind,
                 vault: Some(self.vault),
-                item: None,
-                schedule: None,
+                item: item.map(str::to_string),
+                schedule: schedule.map(str::to_string),
             },
         );
         match started {
@@ -102,18 +154,30 @@ impl<'a> JobLog<'a> {
                 Ok(Job {
                     log: self,
                     id: Some(id),
+                    _heartbeat: Some(heartbeat(s.api().clone(), id, self.heartbeat)),
                 })
             }
             Err(e) if kind == JobKind::Backup => Err(Error::JobNotRecorded(Box::new(e))),
             Err(e) => {
                 (self.warn)(&format!("could not record the job in the job log: {e}"));
-                Ok(Job {
-                    log: self,
-                    id: None,
-                })
+                Ok(unrecorded)
             }
         }
     }
+}
+
+/// Starts the thread that reports job `id` alive every `every` until the
+/// returned sender is dropped. A failed report is retried at the next beat
+/// (the cluster allows many missed beats before it abandons a job).
+fn heartbeat(api: Arc<Api>, id: JobId, every: Duration) -> Sender<()> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let path = route::path(route::JOB_HEARTBEAT, &[&id.to_string()]);
+    std::thread::spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            let _: Result<JobInfo> = api.post_empty(&path);
+        }
+    });
+    stop
 }
 
 impl Job<'_> {
@@ -123,27 +187,40 @@ impl Job<'_> {
     }
 
     /// Records how the job ended: from the report's [`JobOutcome`], or
-    /// `failed` with the error text.
+    /// `error` (`quota` for an over-quota vault) with the error text.
     pub fn finish<T: JobOutcome>(self, outcome: &Result<T>) {
+        self.finish_with(end_of(outcome));
+    }
+
+    /// Records how the job ended, as given.
+    pub fn finish_with(self, end: FinishJob) {
         let (Some(s), Some(id)) = (self.log.session, self.id) else {
             return;
         };
         self.log.cancel.disarm();
-        let end = match outcome {
-            Ok(report) => report.job_end(),
-            Err(e) => FinishJob {
-                status: JobStatus::Failed,
-                files: 0,
-                bytes: 0,
-                error: Some(e.to_string()),
-                log: String::new(),
-            },
-        };
         if let Err(e) = finish_job(s.api(), id, &end) {
             (self.log.warn)(&format!(
                 "could not record the end of the job in the job log: {e}"
             ));
         }
+    }
+}
+
+/// The job end a command's outcome records: its report's, or `error`
+/// (`quota` when the vault is over its quota) with the error text.
+pub fn end_of<T: JobOutcome>(outcome: &Result<T>) -> FinishJob {
+    match outcome {
+        Ok(report) => report.job_end(),
+        Err(e) => FinishJob {
+            status: match e {
+                Error::QuotaExceeded(_) => JobStatus::Quota,
+                _ => JobStatus::Error,
+            },
+            files: 0,
+            bytes: 0,
+            error: Some(e.to_string()),
+            log: String::new(),
+        },
     }
 }
 
@@ -190,11 +267,17 @@ impl CancelToken {
 impl PendingCancel {
     /// Records the job as cancelled by `why` (a signal's name).
     pub fn record(self, why: &str) -> Result<()> {
+        self.record_as(JobStatus::Cancelled, &format!("interrupted by {why}"))
+    }
+
+    /// Records the job as ended with `status` (`timeout` when its time ran
+    /// out) and `error` text.
+    pub fn record_as(self, status: JobStatus, error: &str) -> Result<()> {
         let end = FinishJob {
-            status: JobStatus::Cancelled,
+            status,
             files: 0,
             bytes: 0,
-            error: Some(format!("interrupted by {why}")),
+            error: Some(error.to_string()),
             log: String::new(),
         };
         finish_job(&self.api, self.id, &end)
@@ -265,5 +348,16 @@ mod tests {
         assert!(cancel.take().is_none());
         job.finish(&Ok(Report(1)));
         assert_eq!(warned.get(), 0);
+    }
+
+    #[test]
+    fn an_over_quota_error_ends_the_job_as_quota() {
+        let quota: Result<Report> = Err(Error::QuotaExceeded("full".into()));
+        assert_eq!(end_of(&quota).status, JobStatus::Quota);
+        let other: Result<Report> = Err(Error::Network("down".into()));
+        let end = end_of(&other);
+        assert_eq!(end.status, JobStatus::Error);
+        assert!(end.error.is_some_and(|e| e.contains("down")));
+        assert_eq!(end_of(&Ok(Report(3))).files, 3);
     }
 }

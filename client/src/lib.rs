@@ -7,7 +7,10 @@
 //! [`tree`], [`blob`], [`snapshot`] and [`crypto`] are the formats (see
 //! `docs/FORMATS.md`); they are pure and tested without any IO.
 //!
-//! Layers, each using only those after it: [`items`] (protected items) →
+//! Layers, each using only those after it: [`daemon`] (runs schedules) →
+//! [`run`] (one job of a protected item: its before/after commands from
+//! [`hooks`] around a backup, and the retention pass) → [`items`]
+//! (protected items) →
 //! the commands ([`backup`], [`restore`], [`check`], [`ls`], [`forget`],
 //! [`prune`]) → [`jobs`] (an account's job log) → [`vault`] → [`remote`]
 //! (the API client of a cluster) → the formats. The `cairn` binary adds
@@ -20,10 +23,12 @@ pub mod browse;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod daemon;
 pub mod dump;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;
+pub mod hooks;
 pub mod items;
 pub mod jobs;
 pub mod ls;
@@ -33,6 +38,7 @@ pub mod remote;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod run;
 pub mod schedule;
 pub mod select;
 pub mod snapshot;

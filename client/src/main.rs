@@ -141,6 +141,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             zstd_level,
         }) => commands::vault_request(config, tier, name, zstd_level, json),
         Command::Vault(VaultCommand::List) => commands::vault_list(config, json),
+        Command::Vault(VaultCommand::Set { name, commands: c }) => {
+            commands::vault_set(config, name, c, json)
+        }
+        Command::Schedule(cmd) => cli::schedule::schedule(config, cmd, json),
+        Command::Retention(cmd) => cli::retention::retention(config, cmd, json),
+        Command::Daemon(args) => cli::daemon::daemon(config, args),
         Command::Vault(VaultCommand::Delete { name, yes }) => {
             commands::vault_delete(config, name, yes, json)
         }

@@ -179,8 +179,8 @@ impl JobOutcome for RestoreReport {
     fn job_end(&self) -> FinishJob {
         let lost = !self.damaged.is_empty() || !self.failed.is_empty();
         let status = match (lost, self.warnings.is_empty()) {
-            (true, _) => JobStatus::Failed,
-            (false, false) => JobStatus::Warnings,
+            (true, _) => JobStatus::Error,
+            (false, false) => JobStatus::Warning,
             (false, true) => JobStatus::Succeeded,
         };
         let error = lost.then(|| {

@@ -10,10 +10,15 @@
 //!
 //! `cairn forget --keep-…` is [`KeepPolicy`], restic's rules, which are
 //! [`Range::Last`] and [`Range::OnePer`] ranges ([`KeepPolicy::ranges`]).
+//! A policy stored on the cluster (`cairn retention set`) is
+//! [`ranges_of`] its API form.
 
+use cairn_proto::api::{RetentionPeriod, RetentionPolicy, RetentionRange};
 use jiff::civil::{DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
+
+use crate::error::{Error, Result};
 
 /// A calendar period of a time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +96,53 @@ impl KeepPolicy {
             )
             .collect()
     }
+}
+
+/// Whether a stored policy keeps every snapshot (no range, or an
+/// "everything" range), so a retention pass has nothing to do.
+pub fn keeps_everything(policy: &RetentionPolicy) -> bool {
+    policy.ranges.is_empty()
+        || policy
+            .ranges
+            .iter()
+            .any(|r| matches!(r, RetentionRange::Everything))
+}
+
+/// The ranges of a stored policy.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for a time or age out of range.
+pub fn ranges_of(policy: &RetentionPolicy) -> Result<Vec<Range>> {
+    let period = |p: RetentionPeriod| match p {
+        RetentionPeriod::Hour => Period::Hour,
+        RetentionPeriod::Day => Period::Day,
+        RetentionPeriod::Week => Period::Week,
+        RetentionPeriod::Month => Period::Month,
+        RetentionPeriod::Year => Period::Year,
+    };
+    policy
+        .ranges
+        .iter()
+        .map(|r| {
+            Ok(match *r {
+                RetentionRange::Everything => Range::Everything,
+                RetentionRange::Last { count } => Range::Last(count),
+                RetentionRange::NewerThan { secs } => Range::NewerThan(SignedDuration::from_secs(
+                    i64::try_from(secs)
+                        .map_err(|_| Error::Invalid(format!("age {secs}s is too large")))?,
+                )),
+                RetentionRange::Since { at } => Range::Since(
+                    i64::try_from(at)
+                        .ok()
+                        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+                        .ok_or_else(|| Error::Invalid(format!("time {at} is out of range")))?,
+                ),
+                RetentionRange::FirstOf { period: p, count } => Range::FirstOf(period(p), count),
+                RetentionRange::OnePer { period: p, count } => Range::OnePer(period(p), count),
+            })
+        })
+        .collect()
 }
 
 /// Decides which of `times` to keep under `ranges` at `now` in `tz`.
@@ -201,6 +253,49 @@ fn periods_before(start: DateTime, period: Period, n: u32) -> DateTime {
         Period::Year => start.checked_sub(n.years()),
     };
     back.unwrap_or(DateTime::MIN)
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_policy_converts_to_its_ranges() {
+        let p = RetentionPolicy {
+            ranges: vec![
+                RetentionRange::Last { count: 2 },
+                RetentionRange::NewerThan { secs: 60 },
+                RetentionRange::Since { at: 1_000 },
+                RetentionRange::FirstOf {
+                    period: RetentionPeriod::Day,
+                    count: 3,
+                },
+                RetentionRange::OnePer {
+                    period: RetentionPeriod::Month,
+                    count: 4,
+                },
+            ],
+            prune_every_s: None,
+        };
+        let ranges = ranges_of(&p).unwrap();
+        assert_eq!(
+            ranges,
+            vec![
+                Range::Last(2),
+                Range::NewerThan(SignedDuration::from_secs(60)),
+                Range::Since(Timestamp::from_millisecond(1_000).unwrap()),
+                Range::FirstOf(Period::Day, 3),
+                Range::OnePer(Period::Month, 4),
+            ]
+        );
+        assert!(!keeps_everything(&p));
+        assert!(keeps_everything(&RetentionPolicy::default()));
+        let far = RetentionPolicy {
+            ranges: vec![RetentionRange::Since { at: u64::MAX }],
+            prune_every_s: None,
+        };
+        assert!(matches!(ranges_of(&far), Err(Error::Invalid(_))));
+    }
 }
 
 #[cfg(test)]

@@ -358,6 +358,35 @@ fn next_hourly(minute: i8, after: Timestamp, tz: &TimeZone) -> Option<Timestamp>
     None
 }
 
+/// A duration as users write it: `90s`, `30m`, `6h`, `1h30m`, and whole
+/// days or weeks (`7d`, `2w`, taken as 24 h and 7 × 24 h).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for anything else, or a negative duration.
+pub fn parse_duration(text: &str) -> Result<SignedDuration, Error> {
+    let t = text.trim();
+    let err = || {
+        Error::Invalid(format!(
+            "invalid duration {text:?}: write it like 90s, 30m, 6h, 1h30m, 7d or 2w"
+        ))
+    };
+    let days = |n: &str, per: i64| {
+        n.parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(per))
+            .map(SignedDuration::from_secs)
+    };
+    let d = if let Some(n) = t.strip_suffix('d') {
+        days(n, 86_400)
+    } else if let Some(n) = t.strip_suffix('w') {
+        days(n, 7 * 86_400)
+    } else {
+        t.parse::<SignedDuration>().ok()
+    };
+    d.filter(|d| !d.is_negative()).ok_or_else(err)
+}
+
 /// A stable delay in `[0, max)` for one device's run of one schedule, so a
 /// fleet with the same schedule spreads its start times (`--random-delay`)
 /// and a restarted daemon picks the same delay for the same run.
@@ -372,6 +401,27 @@ pub fn random_delay(seed: &[u8], fire: Timestamp, max: SignedDuration) -> Signed
     let mut n = [0u8; 8];
     n.copy_from_slice(&h.finalize().as_bytes()[..8]);
     SignedDuration::from_secs((u64::from_le_bytes(n) % max_s as u64) as i64)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_users_write_them() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("90s").unwrap(), 90);
+        assert_eq!(secs("30m").unwrap(), 1800);
+        assert_eq!(secs("1h30m").unwrap(), 5400);
+        assert_eq!(secs("7d").unwrap(), 7 * 86_400);
+        assert_eq!(secs("2w").unwrap(), 14 * 86_400);
+        for bad in ["", "soon", "-5s", "xd", "1.5d"] {
+            assert!(
+                matches!(parse_duration(bad), Err(Error::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -692,6 +692,8 @@ fn main() {
         created_at: 1,
         wrapped_keys: vec![6; 80],
         snapshots: 2,
+        before: vec!["true".into()],
+        after: vec![],
     };
     out.json("vaults", 13, &vec![vinfo.clone()]);
     let stats = api::SnapshotStats {
@@ -744,6 +746,8 @@ fn main() {
             paths: vec!["/home".into()],
             excludes: vec!["*.o".into()],
             vault,
+            before: vec![],
+            after: vec!["echo done".into()],
         },
     );
     let item = api::ItemInfo {
@@ -752,10 +756,12 @@ fn main() {
         excludes: vec![],
         vault,
         updated_at: 5,
+        before: vec![],
+        after: vec!["echo done".into()],
     };
     out.json("items", 19, &vec![item.clone()]);
     out.json("job-kind", 20, &api::JobKind::Backup);
-    out.json("job-status", 21, &api::JobStatus::Warnings);
+    out.json("job-status", 21, &api::JobStatus::Warning);
     out.json(
         "start-job",
         22,
@@ -771,7 +777,7 @@ fn main() {
         "finish-job",
         23,
         &api::FinishJob {
-            status: api::JobStatus::Failed,
+            status: api::JobStatus::Error,
             files: 1,
             bytes: 2,
             error: Some("disk".into()),
@@ -794,6 +800,10 @@ fn main() {
         bytes: 0,
         error: None,
         log: String::new(),
+        item: Some("home".into()),
+        schedule: Some("nightly".into()),
+        last_seen: 2,
+        revived: false,
     };
     out.json("jobs", 24, &vec![job.clone()]);
     use cairn_proto::admin as node;

@@ -293,8 +293,26 @@ impl Client {
     /// # Errors
     ///
     /// The server's refusal.
-    pub async fn list_jobs(&self) -> Result<Vec<cairn_proto::api::JobInfo>, CliError> {
-        self.get("/api/v1/admin/jobs").await
+    pub async fn list_jobs(
+        &self,
+        query: &cairn_proto::admin::JobsQuery,
+    ) -> Result<Vec<cairn_proto::api::JobInfo>, CliError> {
+        let mut params = Vec::new();
+        if let Some(s) = &query.status {
+            params.push(format!("status={}", cairn_proto::route::segment(s)));
+        }
+        if let Some(t) = query.since_ms {
+            params.push(format!("since_ms={t}"));
+        }
+        if let Some(a) = &query.account {
+            params.push(format!("account={}", cairn_proto::route::segment(a)));
+        }
+        let q = if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", params.join("&"))
+        };
+        self.get(&format!("/api/v1/admin/jobs{q}")).await
     }
 
     /// Drains a storage node (`cairnd cluster drain`).

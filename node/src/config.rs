@@ -348,6 +348,10 @@ pub struct StorageSettings {
     /// Read rate of a scrub, bytes per second (it competes with backups
     /// for the disk).
     pub scrub_bytes_per_sec: u64,
+    /// How long a running job may go without a heartbeat before the
+    /// cluster role on the leader ends it `abandoned`, milliseconds (at
+    /// least 10000; clients report every minute).
+    pub job_silence_ms: u64,
 }
 
 impl Default for StorageSettings {
@@ -359,6 +363,7 @@ impl Default for StorageSettings {
             usage_cache_ms: 5_000,
             scrub_interval_ms: 86_400_000,
             scrub_bytes_per_sec: 64 << 20,
+            job_silence_ms: 15 * 60_000,
         }
     }
 }
@@ -402,6 +407,7 @@ impl Default for StorageSettings {
 /// usage_cache_ms = 5000
 /// scrub_interval_ms = 86400000  # 0 = off
 /// scrub_bytes_per_sec = 67108864
+/// job_silence_ms = 900000   # running jobs silent this long end `abandoned`
 ///
 /// [http]
 /// header_timeout_ms = 10000  # also the idle keep-alive timeout

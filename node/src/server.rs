@@ -292,6 +292,7 @@ async fn run(
     let storage = Storage::start(app, &options.data_dir, options.storage.clone())?;
     let mut workers = Workers::new();
     storage::workers::start(&mut workers, app, &storage);
+    crate::cluster::abandon::start(&mut workers, app, options.storage.job_silence_ms);
     tracing::debug!(workers = ?workers.names(), "workers started");
     let bind_error = |source| NodeError::Serve {
         addr: identity.listen.to_string(),

@@ -224,6 +224,10 @@ fn item_body(vault: &str) -> Value {
     json!({"paths": ["/home/a"], "excludes": ["*.tmp"], "vault": vault})
 }
 
+fn retention_body() -> Value {
+    json!({"policy": {"ranges": [{"type": "last", "count": 3}], "prune_every_s": 60}})
+}
+
 fn new_item(port: u16, dev: &Dev, vault: &str) -> String {
     let name = format!("item-{}", hex16());
     let path = format!("/api/v1/items/{name}");
@@ -309,6 +313,15 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("get", "/api/v1/jobs") => dev(200, 200),
         ("post", "/api/v1/jobs") => dev(201, 404),
         ("post", "/api/v1/jobs/{id}/finish") => dev(200, 404),
+        ("post", "/api/v1/jobs/{id}/heartbeat") => dev(200, 404),
+        ("post", "/api/v1/jobs/record") => dev(201, 404),
+        ("put", "/api/v1/vaults/{id}/commands") => dev(200, 404),
+        ("get", "/api/v1/vaults/{id}/retention") => dev(200, 404),
+        ("put", "/api/v1/vaults/{id}/retention") => dev(200, 404),
+        ("post", "/api/v1/vaults/{id}/retention/clear") => dev(200, 404),
+        ("get", "/api/v1/schedules") => dev(200, 200),
+        ("put", "/api/v1/schedules/{name}") => dev(200, 404),
+        ("delete", "/api/v1/schedules/{name}") => dev(200, 404),
         ("get", "/api/v1/admin/users") => Admin(200),
         ("post", "/api/v1/admin/users") => Admin(201),
         ("get", "/api/v1/admin/tiers") => Admin(200),
@@ -455,6 +468,42 @@ impl World {
                     json!({"status": "succeeded", "files": 3, "bytes": 4, "error": null, "log": "ok"}),
                 ),
             ),
+            ("post", "/api/v1/jobs/{id}/heartbeat") => {
+                (format!("/api/v1/jobs/{}/heartbeat", new_job(p, a, v)), None)
+            }
+            ("post", "/api/v1/jobs/record") => (
+                template.into(),
+                Some(json!({"id": hex16(), "kind": "backup", "vault": v,
+                    "status": "missed", "started_at": 1})),
+            ),
+            ("put", "/api/v1/vaults/{id}/commands") => (
+                format!("/api/v1/vaults/{v}/commands"),
+                Some(json!({"before": ["true"], "after": []})),
+            ),
+            ("get", "/api/v1/vaults/{id}/retention") => {
+                (format!("/api/v1/vaults/{v}/retention"), None)
+            }
+            ("put", "/api/v1/vaults/{id}/retention") => (
+                format!("/api/v1/vaults/{v}/retention"),
+                Some(retention_body()),
+            ),
+            ("post", "/api/v1/vaults/{id}/retention/clear") => {
+                // A default to clear, set anew for each call.
+                let path = format!("/api/v1/vaults/{v}/retention");
+                call(p, "PUT", &path, Some(&a.token), Some(&retention_body())).ok();
+                (format!("{path}/clear"), Some(json!({})))
+            }
+            ("put", "/api/v1/schedules/{name}") => (
+                format!("/api/v1/schedules/s-{}", hex16()),
+                Some(json!({"item": new_item(p, a, v), "spec": "every 1h"})),
+            ),
+            ("delete", "/api/v1/schedules/{name}") => {
+                let name = format!("s-{}", hex16());
+                let path = format!("/api/v1/schedules/{name}");
+                let body = json!({"item": new_item(p, a, v), "spec": "daily 02:00"});
+                call(p, "PUT", &path, Some(&a.token), Some(&body)).ok();
+                (path, None)
+            }
             ("post", "/api/v1/admin/users") => (
                 template.into(),
                 Some(serde_json::from_str(&user_body(&format!("u{}", hex16()))).expect("json")),
@@ -1013,7 +1062,8 @@ fn items_are_private_and_snapshots_are_shared() {
     let r = call(p, "POST", &path, Some(&d2.token), Some(&finish));
     assert_eq!((r.status, r.code()), (403, "forbidden"));
     let done = call(p, "POST", &path, Some(&d1.token), Some(&finish)).ok();
-    assert_eq!(done["status"], "failed");
+    // The old wire name is accepted and shown under its new name.
+    assert_eq!(done["status"], "error");
     assert_eq!(done["error"], "disk full");
     assert!(done["duration_ms"].is_u64());
     let jobs = call(p, "GET", "/api/v1/jobs", Some(&d2.token), None).ok();

@@ -230,3 +230,59 @@ pub struct DrainResponse {
     /// Its status now (`Draining`).
     pub status: String,
 }
+
+/// `GET /api/v1/admin/jobs` query: which jobs an operator wants to see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct JobsQuery {
+    /// Only jobs with this status (`succeeded`, `running`, `revived`,
+    /// `warning`, `error`, `timeout`, `quota`, `missed`, `cancelled`,
+    /// `skipped_already_running`, `abandoned`).
+    pub status: Option<String>,
+    /// Only jobs started at or after this time, ms since the epoch.
+    pub since_ms: Option<u64>,
+    /// Only jobs of this account (by name).
+    pub account: Option<String>,
+}
+
+/// An age as operators write it: a whole number and a unit, `s`, `m`,
+/// `h`, `d` or `w` (`90s`, `24h`, `7d`), in milliseconds.
+///
+/// # Errors
+///
+/// A message naming the accepted form.
+pub fn parse_age(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let unit = match t.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        Some('w') => 7 * 86_400_000,
+        _ => 0,
+    };
+    t[..t.len().saturating_sub(1)]
+        .parse::<u64>()
+        .ok()
+        .filter(|_| unit > 0)
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| {
+            format!("invalid age {text:?}: write a number and s, m, h, d or w (24h, 7d)")
+        })
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::parse_age;
+
+    #[test]
+    fn ages_are_a_number_and_a_unit() {
+        assert_eq!(parse_age("90s"), Ok(90_000));
+        assert_eq!(parse_age("24h"), Ok(86_400_000));
+        assert_eq!(parse_age("2w"), Ok(14 * 86_400_000));
+        for bad in ["", "h", "1.5h", "3y", "-1d"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -302,6 +302,12 @@ pub struct VaultInfo {
     pub wrapped_keys: Vec<u8>,
     /// Snapshot records in the vault.
     pub snapshots: u64,
+    /// Commands every device of the account runs before each job on the vault.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Commands run after each job on the vault.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 /// Counters of a snapshot.
@@ -398,6 +404,12 @@ pub struct PutItem {
     pub excludes: Vec<String>,
     /// The vault it backs up to.
     pub vault: VaultId,
+    /// Commands run before each job of the item (`/bin/sh -c`).
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Commands run after each job of the item.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 /// A protected item as stored.
@@ -414,6 +426,12 @@ pub struct ItemInfo {
     pub vault: VaultId,
     /// Last change, ms since the epoch.
     pub updated_at: u64,
+    /// Commands run before each job of the item.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Commands run after each job of the item.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 /// The kind of a job.
@@ -442,10 +460,14 @@ pub enum JobKind {
 pub enum JobStatus {
     /// Succeeded.
     Succeeded,
-    /// Succeeded with warnings.
-    Warnings,
-    /// Failed.
-    Failed,
+    /// Succeeded with warnings (e.g. unreadable files left out). Older
+    /// clients wrote `warnings`.
+    #[serde(alias = "warnings")]
+    Warning,
+    /// Failed (a before command, the backup itself, the network…). Older
+    /// clients wrote `failed`.
+    #[serde(alias = "failed")]
+    Error,
     /// Cancelled.
     Cancelled,
     /// Ended by its schedule's time limit.
@@ -530,6 +552,269 @@ pub struct JobInfo {
     pub error: Option<String>,
     /// Output and messages.
     pub log: String,
+    /// The protected item it ran for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// The schedule that started it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Its device's last report (start or heartbeat), ms since the epoch.
+    #[serde(default)]
+    pub last_seen: u64,
+    /// Whether it was ended `abandoned` and then reported again (a revived
+    /// job never commits a snapshot).
+    #[serde(default)]
+    pub revived: bool,
+}
+
+impl JobInfo {
+    /// The status as users see it: the end status, or `running` /
+    /// `revived` for an unfinished job.
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            Some(s) => s.name(),
+            None if self.revived => "revived",
+            None => "running",
+        }
+    }
+}
+
+impl JobStatus {
+    /// Every status, for filters and metrics labels.
+    pub const ALL: [JobStatus; 9] = [
+        JobStatus::Succeeded,
+        JobStatus::Warning,
+        JobStatus::Error,
+        JobStatus::Cancelled,
+        JobStatus::Timeout,
+        JobStatus::Quota,
+        JobStatus::Missed,
+        JobStatus::SkippedAlreadyRunning,
+        JobStatus::Abandoned,
+    ];
+
+    /// The wire and display name (`succeeded`, `skipped_already_running`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Warning => "warning",
+            JobStatus::Error => "error",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Quota => "quota",
+            JobStatus::Missed => "missed",
+            JobStatus::SkippedAlreadyRunning => "skipped_already_running",
+            JobStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl JobKind {
+    /// Every kind, for metrics labels.
+    pub const ALL: [JobKind; 6] = [
+        JobKind::Backup,
+        JobKind::Restore,
+        JobKind::Check,
+        JobKind::Prune,
+        JobKind::Login,
+        JobKind::Retention,
+    ];
+
+    /// The wire and display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Restore => "restore",
+            JobKind::Check => "check",
+            JobKind::Prune => "prune",
+            JobKind::Login => "login",
+            JobKind::Retention => "retention",
+        }
+    }
+}
+
+/// `POST /api/v1/jobs/record`: a job of the asking device that started and
+/// ended at once: one that never ran (`missed`, `skipped_already_running`)
+/// or one recorded after the fact (it could not start while the cluster was
+/// unreachable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordJob {
+    /// Job id, chosen by the client (a retry reuses it).
+    pub id: JobId,
+    /// What kind.
+    pub kind: JobKind,
+    /// The vault it was for.
+    pub vault: Option<VaultId>,
+    /// The protected item, if any.
+    #[serde(default)]
+    pub item: Option<String>,
+    /// The schedule, if any.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Messages.
+    #[serde(default)]
+    pub log: String,
+    /// When it was due or started, ms since the epoch.
+    pub started_at: u64,
+}
+
+/// `PUT /api/v1/vaults/{id}/commands`: the vault's before/after commands,
+/// shared by the account's devices (empty lists clear them).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VaultCommands {
+    /// Run before each job on the vault.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Run after each job on the vault.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// `PUT /api/v1/schedules/{name}`: a schedule of the asking device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PutSchedule {
+    /// The item it backs up (an item of the device).
+    pub item: String,
+    /// The vault, if not the item's.
+    #[serde(default)]
+    pub vault: Option<VaultId>,
+    /// When it runs (`daily 02:00`, `every 6h`…; the client's grammar).
+    pub spec: String,
+    /// Most random delay before each run, seconds.
+    #[serde(default)]
+    pub random_delay_s: u32,
+    /// Longest a run may take, seconds.
+    #[serde(default)]
+    pub timeout_s: Option<u32>,
+    /// Commands run before each run.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Commands run after each run.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// A schedule as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleInfo {
+    /// Name, unique per device.
+    pub name: String,
+    /// As in [`PutSchedule`].
+    pub item: String,
+    /// As in [`PutSchedule`].
+    pub vault: Option<VaultId>,
+    /// As in [`PutSchedule`].
+    pub spec: String,
+    /// As in [`PutSchedule`].
+    pub random_delay_s: u32,
+    /// As in [`PutSchedule`].
+    pub timeout_s: Option<u32>,
+    /// As in [`PutSchedule`].
+    pub before: Vec<String>,
+    /// As in [`PutSchedule`].
+    pub after: Vec<String>,
+    /// Origin of periodic (`every …`) schedules, ms since the epoch.
+    pub anchor: u64,
+    /// Last change, ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// A calendar period of a retention range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionPeriod {
+    /// An hour.
+    Hour,
+    /// A day.
+    Day,
+    /// An ISO week.
+    Week,
+    /// A month.
+    Month,
+    /// A year.
+    Year,
+}
+
+/// One range of a retention policy (Comet's range types).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum RetentionRange {
+    /// Keep every snapshot.
+    Everything,
+    /// Keep the newest `count`.
+    Last {
+        /// How many.
+        count: u32,
+    },
+    /// Keep those younger than `secs`.
+    NewerThan {
+        /// Age bound, seconds.
+        secs: u64,
+    },
+    /// Keep those taken since `at` (ms since the epoch).
+    Since {
+        /// The time.
+        at: u64,
+    },
+    /// The first snapshot of each of the last `count` periods.
+    FirstOf {
+        /// The period.
+        period: RetentionPeriod,
+        /// How many periods back.
+        count: u32,
+    },
+    /// The newest snapshot of each period, for the `count` most recent
+    /// periods that have one.
+    OnePer {
+        /// The period.
+        period: RetentionPeriod,
+        /// How many periods.
+        count: u32,
+    },
+}
+
+/// A retention policy: the union of its ranges (none keeps everything).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionPolicy {
+    /// The ranges.
+    pub ranges: Vec<RetentionRange>,
+    /// How often the daemon prunes after applying it, seconds.
+    #[serde(default)]
+    pub prune_every_s: Option<u32>,
+}
+
+/// `PUT /api/v1/vaults/{id}/retention`, `POST …/retention/clear`: the
+/// vault's default policy (`item: None`) or the asking device's override
+/// for one of its items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PutRetention {
+    /// The item of the asking device, for an override.
+    #[serde(default)]
+    pub item: Option<String>,
+    /// The policy (ignored when clearing).
+    #[serde(default)]
+    pub policy: RetentionPolicy,
+}
+
+/// `GET /api/v1/vaults/{id}/retention`: the vault's default policy and the
+/// asking device's overrides on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionInfo {
+    /// The vault's default, if set (none keeps everything).
+    pub default: Option<RetentionPolicy>,
+    /// Overrides for the asking device's items, by item name.
+    pub items: std::collections::BTreeMap<String, RetentionPolicy>,
 }
 
 #[cfg(test)]

@@ -34,6 +34,20 @@ pub const ITEM: &str = "/items/{name}";
 pub const JOBS: &str = "/jobs";
 /// `POST`: record how job `{id}` ended.
 pub const JOB_FINISH: &str = "/jobs/{id}/finish";
+/// `POST`: job `{id}` is still running (its device's heartbeat).
+pub const JOB_HEARTBEAT: &str = "/jobs/{id}/heartbeat";
+/// `POST`: record a job that started and ended at once (missed, skipped…).
+pub const JOB_RECORD: &str = "/jobs/record";
+/// `PUT`: vault `{id}`'s before/after commands.
+pub const VAULT_COMMANDS: &str = "/vaults/{id}/commands";
+/// `GET`: vault `{id}`'s retention policies; `PUT`: set one.
+pub const RETENTION: &str = "/vaults/{id}/retention";
+/// `POST`: clear a retention policy of vault `{id}`.
+pub const RETENTION_CLEAR: &str = "/vaults/{id}/retention/clear";
+/// `GET`: this device's schedules.
+pub const SCHEDULES: &str = "/schedules";
+/// `PUT`: define schedule `{name}`; `DELETE`: remove it.
+pub const SCHEDULE: &str = "/schedules/{name}";
 /// `GET`: vault `{id}`'s snapshot records; `POST`: commit one.
 pub const SNAPSHOTS: &str = "/vaults/{id}/snapshots";
 /// `DELETE`: forget snapshot `{sid}` of vault `{id}`.
@@ -68,6 +82,15 @@ pub const ALL: &[(&str, &str)] = &[
     ("GET", JOBS),
     ("POST", JOBS),
     ("POST", JOB_FINISH),
+    ("POST", JOB_HEARTBEAT),
+    ("POST", JOB_RECORD),
+    ("PUT", VAULT_COMMANDS),
+    ("GET", RETENTION),
+    ("PUT", RETENTION),
+    ("POST", RETENTION_CLEAR),
+    ("GET", SCHEDULES),
+    ("PUT", SCHEDULE),
+    ("DELETE", SCHEDULE),
     ("GET", SNAPSHOTS),
     ("POST", SNAPSHOTS),
     ("DELETE", SNAPSHOT),

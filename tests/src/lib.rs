@@ -579,6 +579,18 @@ impl Device {
     /// Runs `cairn ARGS` as this device (own config and cache, password from
     /// `CAIRN_PASSWORD`, new password from `CAIRN_NEW_PASSWORD`).
     pub fn cairn_with(&self, args: &[&str], new_password: Option<&str>) -> Output {
+        let mut cmd = self.command(args);
+        match new_password {
+            Some(p) => cmd.env("CAIRN_NEW_PASSWORD", p),
+            None => cmd.env_remove("CAIRN_NEW_PASSWORD"),
+        };
+        cmd.output().expect("run cairn")
+    }
+
+    /// `cairn ARGS` as this device, not started: its own config and cache,
+    /// the password in `CAIRN_PASSWORD`, stdin closed (for processes a
+    /// test runs in the background, like `cairn daemon`).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("cairn"));
         cmd.args(args)
             .env("XDG_CONFIG_HOME", self.config_dir())
@@ -588,11 +600,7 @@ impl Device {
             .env_remove("CAIRN_CONFIG")
             .env_remove("CAIRN_PASSWORD_FILE")
             .stdin(Stdio::null());
-        match new_password {
-            Some(p) => cmd.env("CAIRN_NEW_PASSWORD", p),
-            None => cmd.env_remove("CAIRN_NEW_PASSWORD"),
-        };
-        cmd.output().expect("run cairn")
+        cmd
     }
 
     /// Runs `cairn ARGS` as this device.

@@ -69,5 +69,5 @@ fn account_vault_backups_hold_what_the_os_shows_under_each_source() {
         .as_array()
         .and_then(|j| j.iter().rev().find(|j| j["kind"] == "backup"))
         .expect("a backup job");
-    assert_eq!(newest["status"], "warnings", "{jobs}");
+    assert_eq!(newest["status"], "warning", "{jobs}");
 }

@@ -172,7 +172,7 @@ impl JobOutcome for BackupReport {
         let status = if self.warnings.is_empty() && self.changed_during_read.is_empty() {
             JobStatus::Succeeded
         } else {
-            JobStatus::Warnings
+            JobStatus::Warning
         };
         let log = self
             .warnings

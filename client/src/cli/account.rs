@@ -230,19 +230,15 @@ impl<'a> ItemJson<'a> {
 /// Prints the job log, oldest first.
 pub fn print_jobs(jobs: &[JobInfo], names: &HashMap<VaultId, String>) -> Result<()> {
     println!(
-        "{:<19}  {:<8}  {:<14}  {:<14}  {:<10}  {:>7}  {:>10}  {:>8}  error",
+        "{:<19}  {:<9}  {:<14}  {:<14}  {:<23}  {:>7}  {:>10}  {:>8}  error",
         "started", "kind", "device", "vault", "status", "files", "bytes", "seconds"
     );
     for j in jobs {
-        let kind = serde_json::to_value(j.kind)?;
-        let status = match j.status {
-            Some(s) => serde_json::to_value(s)?.as_str().unwrap_or("?").to_string(),
-            None => "running".into(),
-        };
+        let status = j.status_name();
         println!(
-            "{:<19}  {:<8}  {:<14}  {:<14}  {:<10}  {:>7}  {:>10}  {:>8}  {}",
+            "{:<19}  {:<9}  {:<14}  {:<14}  {:<23}  {:>7}  {:>10}  {:>8}  {}",
             when(j.started_at),
-            kind.as_str().unwrap_or("?"),
+            j.kind.name(),
             j.device_name,
             j.vault
                 .map(|v| names

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use cairn_client::chunker::ChunkerParams;
 use clap::{Args, Parser, Subcommand};
 
+use super::daemon::DaemonArgs;
+use super::retention::RetentionCommand;
+use super::schedule::ScheduleCommand;
+
 /// Cairn: encrypted, deduplicated backups.
 ///
 /// Data is split into content-defined chunks, compressed, encrypted with keys
@@ -66,7 +70,13 @@ Examples (account vault on a cluster):
   cairn backup --vault laptop ~/Documents
   cairn item set home --vault laptop ~ --exclude '*.cache' && cairn backup --item home
   cairn restore --vault laptop latest --target /tmp/restored
-  cairn jobs";
+  cairn jobs
+
+Examples (unattended backups, see `cairn schedule --help`):
+  cairn item set home --vault laptop ~ --before 'pg_dump db > ~/db.sql' --after 'rm ~/db.sql'
+  cairn schedule add nightly --item home --at 'daily 02:00' --random-delay 30m --timeout 4h
+  cairn retention set --vault laptop --keep-last 3 --one-per-day 7 --one-per-month 12
+  cairn daemon";
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -107,7 +117,20 @@ pub enum Command {
     #[command(subcommand)]
     Item(ItemCommand),
     /// The account's job log (backups, restores, checks, prunes, logins).
+    ///
+    /// Statuses: succeeded; running (revived: a job the cluster marked
+    /// abandoned that reported again); warning, error, timeout, quota,
+    /// missed, cancelled, skipped_already_running, abandoned.
     Jobs,
+    /// When this device backs up its items by itself (run by `cairn daemon`).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Which snapshots an account vault keeps (applied after each
+    /// scheduled backup, or by `cairn retention apply`).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Run this device's schedules until stopped (one daemon per device).
+    Daemon(DaemonArgs),
     /// Back up paths into a vault as a new snapshot.
     ///
     /// Files unchanged since the parent snapshot (same size, mtime, ctime and
@@ -277,6 +300,8 @@ pub enum ItemCommand {
         /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
         #[arg(long = "exclude", value_name = "GLOB")]
         excludes: Vec<String>,
+        #[command(flatten)]
+        commands: CommandArgs,
     },
     /// List this device's protected items.
     List,
@@ -307,6 +332,17 @@ pub enum VaultCommand {
     },
     /// List the account's vaults (local vaults are not listed).
     List,
+    /// Set an account vault's before/after commands, run by every device
+    /// of the account around each job on the vault (none: clear them).
+    ///
+    /// Around a job they nest innermost: schedule before, item before,
+    /// vault before, backup, vault after, item after, schedule after.
+    Set {
+        /// The vault's name.
+        name: String,
+        #[command(flatten)]
+        commands: CommandArgs,
+    },
     /// Delete an account vault, its snapshots and its data.
     Delete {
         /// The vault's name.
@@ -355,6 +391,22 @@ pub enum KeyCommand {
         #[arg(long, value_name = "DIR")]
         vault: Option<PathBuf>,
     },
+}
+
+/// Before/after commands of an item, a vault or a schedule.
+#[derive(Args, Clone, Default)]
+pub struct CommandArgs {
+    /// Run before each job, through `/bin/sh -c` (repeatable, in order).
+    /// A failing one fails the job (`error`) and skips the backup. The
+    /// environment has CAIRN_JOB_ID, CAIRN_ITEM, CAIRN_VAULT and
+    /// CAIRN_SCHEDULE.
+    #[arg(long = "before", value_name = "CMD")]
+    pub before: Vec<String>,
+    /// Run after each job (repeatable), also when a before command of the
+    /// same or an outer level failed; CAIRN_JOB_STATUS holds the job's
+    /// status. Output and exit codes go into the job's log.
+    #[arg(long = "after", value_name = "CMD")]
+    pub after: Vec<String>,
 }
 
 #[derive(Args)]
@@ -568,4 +620,10 @@ pub struct BackupArgs {
     /// again from the file (heals damage `check --read-data` found).
     #[arg(long)]
     pub force: bool,
+    /// The schedule running this backup (set by `cairn daemon`).
+    #[arg(long, hide = true, requires = "item")]
+    pub schedule: Option<String>,
+    /// The job id to record (set by `cairn daemon`).
+    #[arg(long, hide = true, requires = "item")]
+    pub job_id: Option<String>,
 }

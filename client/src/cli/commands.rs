@@ -6,12 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
 use cairn_client::chunker::ChunkerParams;
 use cairn_client::crypto::KdfParams;
 use cairn_client::forget::{self, Selection};
+use cairn_client::hooks::SystemShell;
 use cairn_client::jobs::JobLog;
 use cairn_client::remote::config::profile_path;
 use cairn_client::remote::session::{LoginOptions, VaultRequest};
@@ -20,13 +22,16 @@ use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::retention::KeepPolicy;
 use cairn_client::select::ThisDevice;
 use cairn_client::snapshot::SnapshotRecord;
+use cairn_client::run::{self, ItemJob, JobEnv};
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
-use cairn_proto::api::JobKind;
+use cairn_proto::api::{JobKind, VaultCommands};
+use cairn_proto::JobId;
 
 use super::account::{self, DeviceJson, ItemJson, JobJson, VaultJson};
 use super::args::{
-    BackupArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, SelectArgs, VaultArg,
+    BackupArgs, CommandArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, SelectArgs,
+    VaultArg,
 };
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
@@ -169,8 +174,13 @@ pub fn item(config: Option<&Path>, cmd: ItemCommand, json: bool) -> Result<u8> {
             vault,
             paths,
             excludes,
+            commands,
         } => {
-            let item = s.set_item(&name, &vault, &paths, &excludes)?;
+            let commands = VaultCommands {
+                before: commands.before,
+                after: commands.after,
+            };
+            let item = s.set_item(&name, &vault, &paths, &excludes, &commands)?;
             if json {
                 print_json(&ItemJson::new(&item, &names()?))?;
             } else {
@@ -233,6 +243,31 @@ pub fn vault_request(
             v.quota_bytes
                 .map(|q| format!(", quota {}", bytes(q)))
                 .unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+/// `cairn vault set`.
+pub fn vault_set(
+    config: Option<&Path>,
+    name: String,
+    commands: CommandArgs,
+    json: bool,
+) -> Result<u8> {
+    let commands = VaultCommands {
+        before: commands.before,
+        after: commands.after,
+    };
+    let v = session(config)?.set_vault_commands(&name, &commands)?;
+    if json {
+        print_json(&VaultJson::from(&v))?;
+    } else {
+        println!(
+            "vault {}: {} before and {} after command(s) around every job of the account's devices",
+            v.name,
+            v.before.len(),
+            v.after.len()
         );
     }
     Ok(0)
@@ -303,57 +338,6 @@ pub fn vault_init(
 /// `cairn backup`.
 pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
     super::lists::read_into(&mut args)?;
-    let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
-        (_, true, None) => {
-            return Err(Error::Invalid(
-                "nothing to back up: give paths, or --item NAME for a protected item".into(),
-            )
-            .into())
-        }
-        (vault, true, Some(name)) => {
-            // A protected item of this device: its paths, excludes and vault.
-            let mut s = session(config)?;
-            let item = s.item(name)?;
-            let pw = account_password()?;
-            let b = items::open(&mut s, &item, vault.as_deref(), &pw)?;
-            let opened = Opened {
-                vault: b.vault,
-                session: Some(s),
-            };
-            (opened, b.paths, b.excludes)
-        }
-        (Some(vault), false, _) => (open(config, vault)?, args.paths.clone(), vec![]),
-        (None, false, _) => {
-            return Err(Error::Invalid("which vault? give --vault VAULT".into()).into())
-        }
-    };
-    excludes.extend(args.excludes);
-    let device = items::device_name(
-        opened
-            .session
-            .as_ref()
-            .map(|s| s.profile().device_name.as_str()),
-        args.item.as_deref(),
-        args.device.as_deref(),
-        fsmeta::hostname,
-    )?;
-    let log = job_log(&opened);
-    let job = log.start(JobKind::Backup)?;
-    let opts = BackupOptions {
-        paths,
-        excludes,
-        item: args.item,
-        device,
-        parent: match (args.parent, args.force) {
-            (Some(p), _) => ParentChoice::Snapshot(p),
-            (None, true) => ParentChoice::None,
-            (None, false) => ParentChoice::Auto,
-        },
-        job: job.id(),
-        exclude_caches: args.exclude_caches,
-        one_file_system: args.one_file_system,
-        tags: args.tags,
-    };
     let progress = Arc::new(Progress::default());
     let spinner = {
         let p = progress.clone();
@@ -361,9 +345,104 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
             format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
         })
     };
-    let result = backup::run(&opened.vault, &opts, &progress);
-    job.finish(&result);
-    let report = result?;
+    let parent = match (args.parent, args.force) {
+        (Some(p), _) => ParentChoice::Snapshot(p),
+        (None, true) => ParentChoice::None,
+        (None, false) => ParentChoice::Auto,
+    };
+    let report = match (&args.vault, args.paths.is_empty(), &args.item) {
+        (_, true, None) => {
+            return Err(Error::Invalid(
+                "nothing to back up: give paths, or --item NAME for a protected item".into(),
+            )
+            .into())
+        }
+        (vault, true, Some(name)) => {
+            // A protected item of this device: its paths, excludes, vault
+            // and before/after commands (a schedule's too, from the daemon).
+            let mut s = session(config)?;
+            let schedule = match &args.schedule {
+                Some(n) => Some(
+                    s.schedules()?
+                        .into_iter()
+                        .find(|sc| &sc.name == n)
+                        .ok_or_else(|| Error::NotFound(format!("no schedule {n:?}")))?,
+                ),
+                None => None,
+            };
+            if let Some(t) = schedule.as_ref().and_then(|sc| sc.timeout_s) {
+                interrupt::time_limit(Duration::from_secs(t.into()));
+            }
+            let job_id = args
+                .job_id
+                .as_deref()
+                .map(|j| j.parse::<JobId>())
+                .transpose()
+                .map_err(|_| Error::Invalid("--job-id: not a job id".into()))?;
+            let pw = account_password()?;
+            let job = ItemJob {
+                item: name,
+                schedule: schedule.as_ref(),
+                named_vault: vault.as_deref(),
+                password: &pw,
+                extra_excludes: args.excludes,
+                parent,
+                job_id,
+                exclude_caches: args.exclude_caches,
+                one_file_system: args.one_file_system,
+                tags: args.tags,
+            };
+            let env = JobEnv {
+                cancel: interrupt::cancel_token(),
+                warn: &warn,
+                heartbeat: heartbeat_every(),
+                shell: &mut SystemShell,
+            };
+            let mut ran = run::backup_item(&mut s, job, env, &progress)?;
+            let report = ran.take_report()?;
+            if schedule.is_some() {
+                // The retention pass after a scheduled backup; it never
+                // fails the backup.
+                let vault = ran.vault.config().vault_id;
+                let log = JobLog::new(Some(&s), vault, interrupt::cancel_token(), &warn);
+                if let Err(e) = run::apply_retention(&s, &ran.vault, name, false, false, &log) {
+                    warn(&format!("retention pass: {e}"));
+                }
+            }
+            report
+        }
+        (Some(vault), false, _) => {
+            let opened = open(config, vault)?;
+            let device = items::device_name(
+                opened
+                    .session
+                    .as_ref()
+                    .map(|s| s.profile().device_name.as_str()),
+                args.item.as_deref(),
+                args.device.as_deref(),
+                fsmeta::hostname,
+            )?;
+            let log = job_log(&opened);
+            let job = log.start_for(JobKind::Backup, args.item.as_deref(), None)?;
+            let opts = BackupOptions {
+                paths: args.paths.clone(),
+                excludes: args.excludes,
+                item: args.item,
+                device,
+                parent,
+                job: job.id(),
+                exclude_caches: args.exclude_caches,
+                one_file_system: args.one_file_system,
+                tags: args.tags,
+            };
+            let result = backup::run(&opened.vault, &opts, &progress);
+            job.finish(&result);
+            result?
+        }
+        (None, false, _) => {
+            return Err(Error::Invalid("which vault? give --vault VAULT".into()).into())
+        }
+    };
     drop(spinner);
     output::backup(&report, json, INCOMPLETE)?;
     Ok(if report.warnings.is_empty() {
@@ -393,6 +472,16 @@ pub fn find_snapshot(opened: &Opened, select: &SelectArgs, spec: &str) -> Result
     Ok(opened
         .vault
         .find_snapshot_in(spec, &select.filter(), &this)?)
+}
+
+/// How often a running job reports a heartbeat: CAIRN_HEARTBEAT_SECS, for
+/// clusters (and tests) with a short abandon silence, else the default.
+fn heartbeat_every() -> Duration {
+    std::env::var("CAIRN_HEARTBEAT_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map_or(cairn_client::jobs::HEARTBEAT_EVERY, Duration::from_secs_f64)
 }
 
 /// `cairn snapshots`.

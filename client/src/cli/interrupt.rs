@@ -11,13 +11,63 @@
 //! crash-consistent (an interrupted backup leaves unreferenced chunks only,
 //! no snapshot).
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
-use cairn_client::jobs::CancelToken;
+use cairn_client::jobs::{CancelToken, PendingCancel};
+use cairn_proto::api::JobStatus;
 
 /// The running job a signal records as cancelled.
 static CANCEL: CancelToken = CancelToken::new();
+
+/// Set instead of exiting, when a long-running command (`cairn daemon`)
+/// stops by itself.
+static STOP: OnceLock<&'static AtomicBool> = OnceLock::new();
+
+/// Makes SIGINT and SIGTERM set `flag` instead of ending the process.
+pub fn stop_on_signal(flag: &'static AtomicBool) {
+    let _ = STOP.set(flag);
+}
+
+/// Ends the process once `limit` has passed: the running job is recorded
+/// `timeout` and the process exits with 124 (as `timeout(1)` does).
+pub fn time_limit(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        if let Some(job) = CANCEL.take() {
+            eprintln!(
+                "time limit of {}s reached: recording the job as timed out",
+                limit.as_secs()
+            );
+            record(job, move |j| {
+                j.record_as(
+                    JobStatus::Timeout,
+                    &format!(
+                        "stopped: the schedule's time limit of {}s was reached",
+                        limit.as_secs()
+                    ),
+                )
+            });
+        }
+        std::process::exit(124);
+    });
+}
+
+/// Records a job's end on its own thread, waiting [`RECORD_FOR`] at most.
+fn record(
+    job: PendingCancel,
+    how: impl FnOnce(PendingCancel) -> cairn_client::Result<()> + Send + 'static,
+) {
+    let (done, wait) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Err(e) = how(job) {
+            eprintln!("warning: could not record the job's end: {e}");
+        }
+        let _ = done.send(());
+    });
+    let _ = wait.recv_timeout(RECORD_FOR);
+}
 
 /// The token job logs register their running job with.
 pub fn cancel_token() -> &'static CancelToken {
@@ -53,16 +103,13 @@ pub fn install() {
         } else {
             "SIGTERM"
         };
+        if let Some(stop) = STOP.get() {
+            stop.store(true, Ordering::SeqCst);
+            continue;
+        }
         if let Some(job) = CANCEL.take() {
             eprintln!("interrupted ({name}): recording the job as cancelled");
-            let (done, wait) = mpsc::channel();
-            std::thread::spawn(move || {
-                if let Err(e) = job.record(name) {
-                    eprintln!("warning: could not record the cancelled job: {e}");
-                }
-                let _ = done.send(());
-            });
-            let _ = wait.recv_timeout(RECORD_FOR);
+            record(job, move |j| j.record(name));
         }
         std::process::exit(128 + signal);
     });

@@ -6,12 +6,14 @@
 //! look into snapshots (`dump`, `find`, `diff`, `stats`: [`browse`]), shell
 //! completions and man pages ([`manual`]), `--exclude-file` and
 //! `--files-from` ([`lists`]) and signals during account-vault jobs
-//! ([`interrupt`]).
+//! ([`interrupt`]). Unattended backups have a module each, clap types and
+//! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
 pub mod args;
 pub mod browse;
 pub mod commands;
+pub mod daemon;
 pub mod interrupt;
 pub mod lists;
 pub mod manual;
@@ -20,3 +22,5 @@ pub mod output;
 pub mod password;
 pub mod progress;
 pub mod repair;
+pub mod retention;
+pub mod schedule;

@@ -5,6 +5,7 @@
 //! | [`config`] | the profile file (servers, device, token), mode 0600 |
 //! | [`api`] | blocking HTTP client: failover between nodes, idempotency keys, error codes → [`crate::Error`] |
 //! | [`session`] | login, account, devices, tiers, vaults, items, jobs, password change |
+//! | [`automation`] | vault commands, schedules, retention policies, recorded jobs (more [`Session`] calls) |
 //! | [`store`] | one vault's chunks (batched missing / upload / get) and snapshot records, tree cache |
 //!
 //! Which vault a `--vault V` names is decided by [`VaultRef::parse`]:
@@ -12,6 +13,7 @@
 //! vault; any other word is the name of one of the account's vaults.
 
 pub mod api;
+pub mod automation;
 pub mod config;
 pub mod session;
 pub mod store;

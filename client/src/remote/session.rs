@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use cairn_proto::api::{
     AccountInfo, CreateVault, DeviceInfo, ItemInfo, JobInfo, Kdf, LoginParamsRequest, LoginReply,
-    LoginRequest, PasswordChange, PutItem, RenameDevice, RewrappedKeys, TierInfo, VaultInfo,
+    LoginRequest, PasswordChange, PutItem, RenameDevice, RewrappedKeys, TierInfo, VaultCommands,
+    VaultInfo,
 };
 use cairn_proto::{route, DeviceId, VaultId};
 
@@ -369,13 +370,15 @@ impl Session {
     }
 
     /// Defines (or redefines) a protected item backing `paths` up into the
-    /// account vault `vault`.
+    /// account vault `vault`, with the commands run before and after each
+    /// of its jobs.
     pub fn set_item(
         &self,
         name: &str,
         vault: &str,
         paths: &[PathBuf],
         excludes: &[String],
+        commands: &VaultCommands,
     ) -> Result<ItemInfo> {
         check_vault_name("item", name)?;
         if paths.is_empty() {
@@ -392,6 +395,8 @@ impl Session {
                 paths,
                 excludes: excludes.to_vec(),
                 vault: vault.id,
+                before: commands.before.clone(),
+                after: commands.after.clone(),
             },
         )
     }

@@ -6,7 +6,8 @@
 //! events as they happen on this node: proposals, HTTP requests (by route
 //! template, never by raw path, so the label set stays bounded), snapshot
 //! builds and installs (reported by the consensus store through
-//! [`SnapshotObserver`]) and snapshot chunks sent and received.
+//! [`SnapshotObserver`]) and snapshot chunks sent and received. Job
+//! health (`cairn_jobs{kind,status}`) mirrors the replicated job log.
 //!
 //! Names follow Prometheus conventions (base units, `_total` counters) and
 //! the exposition is checked with `promtool check metrics` in the tests.
@@ -49,6 +50,7 @@ pub struct Metrics {
     membership_size: IntGauge,
     members: IntGaugeVec,
     records: IntGaugeVec,
+    jobs: IntGaugeVec,
     storage_nodes: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -468,6 +470,12 @@ impl Metrics {
                 "Records in the replicated state.",
                 &["kind"],
             )?,
+            jobs: gauge_vec(
+                &r,
+                "cairn_jobs",
+                "Jobs in the replicated job log by kind and status (running and revived for unfinished ones; the log keeps each account's newest finished jobs).",
+                &["kind", "status"],
+            )?,
             storage_nodes: gauge_vec(
                 &r,
                 "cairn_storage_nodes",
@@ -638,6 +646,12 @@ impl Metrics {
             self.records
                 .with_label_values(&["job"])
                 .set(count(s.jobs().len()));
+            // Rebuilt every scrape: a (kind, status) with no job left
+            // must not linger as a stale series.
+            self.jobs.reset();
+            for ((kind, status), n) in super::jobs::job_counts(s.jobs().values()) {
+                self.jobs.with_label_values(&[kind, status]).set(as_i64(n));
+            }
             for status in ["Active", "Draining", "Removed"] {
                 let n = s
                     .storage_nodes()

@@ -4,7 +4,9 @@
 //! [`Cluster::read_barrier`] (a linearizable read) and [`Cluster::join`] /
 //! [`Cluster::remove_node`] (membership, always changed by the leader).
 //! Failures are a typed [`ClusterError`]; the peers' transport is
-//! [`network`], the Prometheus registry [`metrics`]. No role lives here:
+//! [`network`], the Prometheus registry [`metrics`]; [`abandon`] is the
+//! leader's worker that ends silent jobs, [`jobs`] the job log's names and
+//! counts. No other role lives here:
 //! the storage role is built on top ([`crate::storage`]), and nothing in
 //! this module knows HTTP servers.
 //!
@@ -24,6 +26,8 @@
 //! (`/raft/read-index`) and waits until it has applied that far itself, then
 //! reads its own copy of the state.
 
+pub mod abandon;
+pub mod jobs;
 pub mod metrics;
 pub mod network;
 

@@ -52,8 +52,23 @@ pub enum AdminCommand {
         command: DeviceCommand,
     },
     /// The job log of every account (backups, restores, checks, prunes,
-    /// logins), oldest first.
-    Jobs,
+    /// retention passes, logins), oldest first.
+    ///
+    /// Example: `cairnd admin jobs --status error --since 24h` lists the
+    /// backups that failed today.
+    Jobs {
+        /// Only this status: succeeded, running, revived, warning, error,
+        /// timeout, quota, missed, cancelled, skipped_already_running,
+        /// abandoned.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs started within this age (90s, 24h, 7d, 2w).
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// Only this account's jobs.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -293,8 +308,24 @@ pub async fn admin(
             let d = client.revoke_device(device).await?;
             output(json, &d, device_line)
         }
-        AdminCommand::Jobs => {
-            let jobs = client.list_jobs().await?;
+        AdminCommand::Jobs {
+            status,
+            since,
+            account,
+        } => {
+            let since_ms = match since {
+                Some(age) => {
+                    let age = cairn_proto::admin::parse_age(&age).map_err(CliError::Usage)?;
+                    Some(cairn_node::cluster::now().0.saturating_sub(age))
+                }
+                None => None,
+            };
+            let query = cairn_proto::admin::JobsQuery {
+                status,
+                since_ms,
+                account,
+            };
+            let jobs = client.list_jobs(&query).await?;
             output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
         }
     }
@@ -311,19 +342,25 @@ fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
 
 /// One line of `admin jobs`.
 fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    let status = j.status.map_or_else(
-        || "running".to_string(),
-        |s| format!("{s:?}").to_lowercase(),
-    );
+    let started = i64::try_from(j.started_at)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| j.started_at.to_string(), |t| format!("{t:.0}"));
+    let vault = j
+        .vault
+        .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());
     format!(
-        "{}  {:<10} {:<8} {:<10} {}/{}  {} files  {} bytes{}\n",
+        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {} bytes{}\n",
         j.id,
-        format!("{:?}", j.kind).to_lowercase(),
-        status,
+        j.kind.name(),
+        j.status_name(),
         j.duration_ms
             .map_or_else(String::new, |ms| format!("{ms} ms")),
         j.user,
         j.device_name,
+        j.item
+            .as_deref()
+            .map_or_else(String::new, |i| format!(" item {i}")),
         j.files,
         j.bytes,
         // Device-written text: control characters shown escaped, so a job

@@ -28,6 +28,9 @@ pub struct StorageArgs {
     /// Pause between scrubs (every stored copy read and checked), ms; 0 = off [default: 86400000].
     #[arg(long, value_name = "MS")]
     scrub_interval_ms: Option<u64>,
+    /// Running jobs silent this long (no heartbeat) are ended `abandoned` by the leader, ms; at least 10000 [default: 900000].
+    #[arg(long, value_name = "MS")]
+    job_silence_ms: Option<u64>,
 }
 
 impl StorageArgs {
@@ -40,6 +43,7 @@ impl StorageArgs {
             usage_cache_ms: file.usage_cache_ms,
             scrub_interval_ms: self.scrub_interval_ms.unwrap_or(file.scrub_interval_ms),
             scrub_bytes_per_sec: file.scrub_bytes_per_sec,
+            job_silence_ms: self.job_silence_ms.unwrap_or(file.job_silence_ms),
         }
     }
 }

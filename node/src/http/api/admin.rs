@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::{AccountId, Event, Request, RequestId};
-use cairn_proto::admin::{CreateUser, DefineTier, TierInfo, UserInfo};
-use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo};
+use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, TierInfo, UserInfo};
+use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,20 +37,64 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
 }
 
 /// Every account's jobs, with user and device names, oldest first
-/// (linearizable).
+/// (linearizable); optionally only those of one status, since a time, of
+/// one account.
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin",
     security(("admin" = [])),
+    params(JobsQuery),
     responses(
         (status = 200, body = Vec<JobInfo>),
+        (status = 400, body = ErrorBody, description = "bad_request: an unknown status"),
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: a device token"),
     ))]
 async fn all_jobs(
     _admin: Admin,
     State(app): State<Arc<Cluster>>,
+    Query(q): Query<JobsQuery>,
 ) -> Result<Json<Vec<JobInfo>>, ApiError> {
+    let status = q.status.as_deref().map(status_filter).transpose()?;
     app.read_barrier().await?;
-    Ok(Json(jobs_where(&app, |_| true)))
+    let jobs = jobs_where(&app, |_| true);
+    Ok(Json(
+        jobs.into_iter()
+            .filter(|j| job_matches(j, status, q.since_ms, q.account.as_deref()))
+            .collect(),
+    ))
+}
+
+/// The status name a `status` filter means (old names accepted).
+///
+/// # Errors
+///
+/// `bad_request` naming the statuses, for an unknown one.
+pub fn status_filter(status: &str) -> Result<&'static str, ApiError> {
+    let status = match status {
+        "failed" => "error",
+        "warnings" => "warning",
+        s => s,
+    };
+    let names = ["running", "revived"]
+        .into_iter()
+        .chain(JobStatus::ALL.iter().map(|s| s.name()));
+    names.clone().find(|n| *n == status).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown job status {status:?}: use one of {}",
+            names.collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// Whether job `j` passes an operator's filters.
+pub fn job_matches(
+    j: &JobInfo,
+    status: Option<&str>,
+    since_ms: Option<u64>,
+    account: Option<&str>,
+) -> bool {
+    status.is_none_or(|s| j.status_name() == s)
+        && since_ms.is_none_or(|t| j.started_at >= t)
+        && account.is_none_or(|a| j.user == a)
 }
 
 /// Every device of every account, revoked ones included (linearizable).
@@ -258,4 +303,58 @@ async fn list_tiers(
     Ok(Json(app.state.read(|s| {
         s.tiers().values().map(admin_tier_info).collect()
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::{AccountId, JobId};
+
+    fn job(status: Option<JobStatus>, revived: bool, user: &str, started_at: u64) -> JobInfo {
+        JobInfo {
+            id: JobId::random(),
+            account: AccountId::random(),
+            user: user.into(),
+            device: DeviceId::random(),
+            device_name: "d".into(),
+            vault: None,
+            kind: cairn_proto::api::JobKind::Backup,
+            started_at,
+            finished_at: None,
+            duration_ms: None,
+            status,
+            files: 0,
+            bytes: 0,
+            error: None,
+            log: String::new(),
+            item: None,
+            schedule: None,
+            last_seen: 0,
+            revived,
+        }
+    }
+
+    #[test]
+    fn operators_filter_by_status_time_and_account() {
+        let err = job(Some(JobStatus::Error), false, "alice", 100);
+        let running = job(None, false, "bob", 200);
+        let revived = job(None, true, "bob", 300);
+        let error = Some(status_filter("failed").unwrap());
+        assert!(job_matches(&err, error, None, None));
+        assert!(!job_matches(&running, error, None, None));
+        assert!(job_matches(&running, Some("running"), None, None));
+        assert!(job_matches(
+            &revived,
+            Some("revived"),
+            Some(300),
+            Some("bob")
+        ));
+        assert!(!job_matches(&revived, None, Some(301), None));
+        assert!(!job_matches(&err, None, None, Some("bob")));
+        assert!(status_filter("nonsense").is_err());
+        assert_eq!(
+            status_filter("skipped_already_running").unwrap(),
+            "skipped_already_running"
+        );
+    }
 }

@@ -35,6 +35,8 @@ pub fn item_info(i: &Item) -> ItemInfo {
         excludes: i.excludes.clone(),
         vault: i.vault,
         updated_at: i.updated_at.0,
+        before: i.before.clone(),
+        after: i.after.clone(),
     }
 }
 
@@ -73,7 +75,7 @@ async fn list_items(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found: the vault (also another account's)"),
-        (status = 422, body = ErrorBody, description = "invalid_item, invalid_name or too_long"),
+        (status = 422, body = ErrorBody, description = "invalid_item, invalid_name, too_long or too_many (commands)"),
     ))]
 async fn put_item(
     auth: DeviceAuth,
@@ -83,13 +85,15 @@ async fn put_item(
     ApiJson(req): ApiJson<PutItem>,
 ) -> Result<Json<ItemInfo>, ApiError> {
     app.state.read(|s| auth.vault(s, req.vault))?;
-    let event = Event::ItemSet {
+    let event = Event::ItemConfigured {
         device: auth.device,
         account: auth.account,
         name: name.clone(),
         paths: req.paths,
         excludes: req.excludes,
         vault: req.vault,
+        before: req.before,
+        after: req.after,
         at: now(),
     };
     propose(&app, &key, event).await?;

@@ -1,4 +1,8 @@
-//! The job log: `GET|POST /api/v1/jobs`, `POST /api/v1/jobs/{id}/finish`.
+//! The job log: `GET|POST /api/v1/jobs`, `POST /api/v1/jobs/{id}/finish`,
+//! `POST /api/v1/jobs/{id}/heartbeat` (a running job is alive; the cluster
+//! role ends silent jobs `abandoned`) and `POST /api/v1/jobs/record` (a job
+//! that never ran: `missed`, `skipped_already_running`, or one recorded
+//! after the fact).
 //!
 //! Every job (backup, restore, check, prune) writes a start and a finish
 //! record through the log; logins appear as finished `login` jobs written
@@ -10,15 +14,16 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cairn_consensus::event::{JobKind as Kind, JobStatus as Status};
+use cairn_consensus::event::JobKind as Kind;
 use cairn_consensus::state::Job;
 use cairn_consensus::{Event, State as Replicated};
-use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, JobStatus, StartJob};
+use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, RecordJob, StartJob};
 use cairn_proto::JobId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::cluster::jobs::{kind_info, status_event, status_info};
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
@@ -28,47 +33,24 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_jobs, start_job))
         .routes(routes!(finish_job))
+        .routes(routes!(job_heartbeat))
+        .routes(routes!(record_job))
 }
 
-fn kind_info(k: Kind) -> JobKind {
-    match k {
-        Kind::Backup => JobKind::Backup,
-        Kind::Restore => JobKind::Restore,
-        Kind::Check => JobKind::Check,
-        Kind::Prune => JobKind::Prune,
-        Kind::Login => JobKind::Login,
-        Kind::Retention => JobKind::Retention,
-    }
-}
-
-fn status_info(s: Status) -> JobStatus {
-    match s {
-        Status::Succeeded => JobStatus::Succeeded,
-        Status::Warnings => JobStatus::Warnings,
-        Status::Failed => JobStatus::Failed,
-        Status::Cancelled => JobStatus::Cancelled,
-        Status::Timeout => JobStatus::Timeout,
-        Status::Quota => JobStatus::Quota,
-        Status::Missed => JobStatus::Missed,
-        Status::SkippedAlreadyRunning => JobStatus::SkippedAlreadyRunning,
-        Status::Abandoned => JobStatus::Abandoned,
-    }
-}
-
-fn status_event(s: JobStatus) -> Status {
-    match s {
-        JobStatus::Succeeded => Status::Succeeded,
-        JobStatus::Warnings => Status::Warnings,
-        JobStatus::Failed => Status::Failed,
-        JobStatus::Cancelled => Status::Cancelled,
-        JobStatus::Timeout => Status::Timeout,
-        JobStatus::Quota => Status::Quota,
-        JobStatus::Missed => Status::Missed,
-        JobStatus::SkippedAlreadyRunning => Status::SkippedAlreadyRunning,
-        // Refused by the state machine (`status_reserved`): only the
-        // cluster abandons jobs.
-        JobStatus::Abandoned => Status::Abandoned,
-    }
+/// The stored kind of a kind a device may start (not `login`).
+fn device_kind(kind: JobKind) -> Result<Kind, ApiError> {
+    Ok(match kind {
+        JobKind::Backup => Kind::Backup,
+        JobKind::Restore => Kind::Restore,
+        JobKind::Check => Kind::Check,
+        JobKind::Prune => Kind::Prune,
+        JobKind::Retention => Kind::Retention,
+        JobKind::Login => {
+            return Err(ApiError::BadRequest(
+                "login jobs are written by the server".into(),
+            ))
+        }
+    })
 }
 
 /// The API form of a job, with its account's and device's names.
@@ -98,6 +80,10 @@ pub fn job_info(s: &Replicated, j: &Job) -> JobInfo {
         bytes: end.map_or(0, |e| e.bytes),
         error: end.and_then(|e| e.error.clone()),
         log: end.map(|e| e.log.clone()).unwrap_or_default(),
+        item: j.item.clone(),
+        schedule: j.schedule.clone(),
+        last_seen: j.last_seen.0,
+        revived: j.revived,
     }
 }
 
@@ -148,18 +134,7 @@ async fn start_job(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<StartJob>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
-    let kind = match req.kind {
-        JobKind::Backup => Kind::Backup,
-        JobKind::Restore => Kind::Restore,
-        JobKind::Check => Kind::Check,
-        JobKind::Prune => Kind::Prune,
-        JobKind::Retention => Kind::Retention,
-        JobKind::Login => {
-            return Err(ApiError::BadRequest(
-                "login jobs are written by the server".into(),
-            ))
-        }
-    };
+    let kind = device_kind(req.kind)?;
     if let Some(v) = req.vault {
         app.state.read(|s| auth.vault(s, v))?;
     }
@@ -228,6 +203,80 @@ async fn finish_job(
     };
     propose(&app, &key, event).await?;
     Ok(Json(own_job(&app, &auth, id)?))
+}
+
+/// Records that a running job of the asking device is alive (revives a job
+/// the cluster ended `abandoned`).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/heartbeat", tag = "jobs",
+    security(("device" = [])),
+    params(("id" = JobId, Path, description = "the job"), IdempotencyKey),
+    responses(
+        (status = 200, body = JobInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token, or another device's job"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's job)"),
+        (status = 422, body = ErrorBody, description = "job_already_finished"),
+    ))]
+async fn job_heartbeat(
+    auth: DeviceAuth,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(id): ApiPath<JobId>,
+    key: IdempotencyKey,
+) -> Result<Json<JobInfo>, ApiError> {
+    let job = own_job(&app, &auth, id)?;
+    if job.device != auth.device {
+        return Err(ApiError::Forbidden(
+            "only the device that started a job may report on it".into(),
+        ));
+    }
+    let event = Event::JobHeartbeat {
+        job: id,
+        device: auth.device,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
+    Ok(Json(own_job(&app, &auth, id)?))
+}
+
+/// Records a job of the asking device that started and ended at once.
+#[utoipa::path(post, path = "/api/v1/jobs/record", tag = "jobs",
+    security(("device" = [])),
+    params(IdempotencyKey),
+    request_body = RecordJob,
+    responses(
+        (status = 201, body = JobInfo),
+        (status = 400, body = ErrorBody, description = "bad_request: kind login"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found: the vault (also another account's)"),
+        (status = 409, body = ErrorBody, description = "duplicate_id"),
+        (status = 422, body = ErrorBody, description = "status_reserved, time_travel or too_long"),
+    ))]
+async fn record_job(
+    auth: DeviceAuth,
+    State(app): State<Arc<Cluster>>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<RecordJob>,
+) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
+    let kind = device_kind(req.kind)?;
+    if let Some(v) = req.vault {
+        app.state.read(|s| auth.vault(s, v))?;
+    }
+    let at = now();
+    let event = Event::JobRecorded {
+        job: req.id,
+        device: auth.device,
+        vault: req.vault,
+        kind,
+        item: req.item,
+        schedule: req.schedule,
+        status: status_event(req.status),
+        log: escaped_within(&req.log, true, cairn_consensus::apply::MAX_JOB_LOG_LEN),
+        started_at: cairn_consensus::UnixMillis(req.started_at.min(at.0)),
+        at,
+    };
+    propose(&app, &key, event).await?;
+    own_job(&app, &auth, req.id).map(|j| (StatusCode::CREATED, Json(j)))
 }
 
 /// `text` with every control character (also ESC, so no terminal escape

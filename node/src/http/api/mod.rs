@@ -2,7 +2,8 @@
 //! in [`cairn_proto::api`]) and the admin API ([`cairn_proto::admin`]).
 //!
 //! One module per resource: [`login`], [`account`], [`devices`],
-//! [`vaults`] (with tiers), [`snapshots`], [`items`], [`jobs`], and
+//! [`vaults`] (with tiers and shared commands), [`snapshots`], [`items`],
+//! [`jobs`], [`schedules`], [`retention`], and
 //! [`admin`] (the admin-token routes: users, tiers, and every account's
 //! devices and jobs). The
 //! handlers are thin: check who asks ([`DeviceAuth`](crate::http::auth::DeviceAuth)
@@ -42,6 +43,8 @@ pub mod devices;
 pub mod items;
 pub mod jobs;
 pub mod login;
+pub mod retention;
+pub mod schedules;
 pub mod snapshots;
 pub mod vaults;
 
@@ -68,6 +71,8 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .merge(snapshots::routes())
         .merge(items::routes())
         .merge(jobs::routes())
+        .merge(schedules::routes())
+        .merge(retention::routes())
         .merge(admin::routes())
 }
 

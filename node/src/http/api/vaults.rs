@@ -1,6 +1,8 @@
 //! Tiers as devices see them and the account's vaults:
 //! `GET /api/v1/tiers`, `GET|POST /api/v1/vaults`,
-//! `GET|DELETE /api/v1/vaults/{id}`.
+//! `GET|DELETE /api/v1/vaults/{id}`, `PUT /api/v1/vaults/{id}/commands`
+//! (before/after commands every device of the account runs around its
+//! jobs on the vault).
 //!
 //! A device requests a vault from a tier the admin made requestable; the
 //! client chooses the vault id (its keys' AADs bind it) and sends the
@@ -15,7 +17,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use cairn_consensus::state::Vault;
 use cairn_consensus::{Event, State as Replicated};
-use cairn_proto::api::{CreateVault, ErrorBody, TierInfo, VaultInfo};
+use cairn_proto::api::{CreateVault, ErrorBody, TierInfo, VaultCommands, VaultInfo};
 use cairn_proto::VaultId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,6 +34,7 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         .routes(routes!(list_tiers))
         .routes(routes!(list_vaults, create_vault))
         .routes(routes!(get_vault, delete_vault))
+        .routes(routes!(set_vault_commands))
 }
 
 /// The API form of a vault, with its tier's replicas and quota, and the
@@ -50,6 +53,8 @@ pub fn vault_info(app: &Cluster, storage: &Storage, s: &Replicated, v: &Vault) -
         created_at: v.created_at.0,
         wrapped_keys: v.wrapped_keys.clone(),
         snapshots: s.snapshots_of(v.id).count() as u64,
+        before: v.before.clone(),
+        after: v.after.clone(),
     }
 }
 
@@ -189,5 +194,41 @@ async fn delete_vault(
         at: now(),
     };
     propose(&app, &key, event).await?;
+    Ok(Json(info))
+}
+
+/// Sets the before/after commands of one of the account's vaults (empty
+/// lists clear them); answers the vault.
+#[utoipa::path(put, path = "/api/v1/vaults/{id}/commands", tag = "vaults",
+    security(("device" = [])),
+    params(("id" = VaultId, Path, description = "the vault"), IdempotencyKey),
+    request_body = VaultCommands,
+    responses(
+        (status = 200, body = VaultInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
+        (status = 404, body = ErrorBody, description = "not_found (also another account's vault)"),
+        (status = 422, body = ErrorBody, description = "too_long or too_many commands"),
+    ))]
+async fn set_vault_commands(
+    auth: DeviceAuth,
+    State(app): State<Arc<Cluster>>,
+    State(storage): State<Arc<Storage>>,
+    ApiPath(id): ApiPath<VaultId>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<VaultCommands>,
+) -> Result<Json<VaultInfo>, ApiError> {
+    app.state.read(|s| auth.vault(s, id))?;
+    let event = Event::VaultCommandsSet {
+        vault: id,
+        account: auth.account,
+        before: req.before,
+        after: req.after,
+        at: now(),
+    };
+    propose(&app, &key, event).await?;
+    let info = app
+        .state
+        .read(|s| auth.vault(s, id).map(|v| vault_info(&app, &storage, s, &v)))?;
     Ok(Json(info))
 }

@@ -1,0 +1,61 @@
+//! `cairn daemon`: runs this device's schedules until SIGTERM or Ctrl-C
+//! (see `cairn_client::daemon` for what it does).
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cairn_client::daemon::{self, DaemonLock, DaemonOptions};
+use cairn_client::remote::config::profile_path;
+use cairn_client::schedule::parse_duration;
+use clap::Args;
+use jiff::tz::TimeZone;
+
+use super::interrupt;
+use super::open::session;
+
+/// `cairn daemon` options.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  cairn daemon                      # in the foreground; Ctrl-C stops it
+  systemctl --user enable --now cairn-daemon   # deploy/systemd/cairn-daemon.service
+
+Jobs run as `cairn backup --item ITEM --schedule NAME`, each in its own
+process, with the item's, vault's and schedule's before/after commands.
+The account password comes from CAIRN_PASSWORD or CAIRN_PASSWORD_FILE.")]
+pub struct DaemonArgs {
+    /// How often to reload the schedules from the cluster (e.g. 60s).
+    #[arg(long, value_name = "DUR", default_value = "60s")]
+    pub poll: String,
+}
+
+/// Set by SIGTERM or SIGINT: the daemon stops its jobs and exits 0.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// `cairn daemon`.
+pub fn daemon(config: Option<&Path>, args: DaemonArgs) -> Result<u8> {
+    let path = profile_path(config, |k| std::env::var(k).ok())?;
+    let s = session(config)?;
+    let lock = DaemonLock::take(&path)?;
+    let poll = parse_duration(&args.poll)?;
+    let opts = DaemonOptions {
+        exe: std::env::current_exe().context("the cairn binary's path")?,
+        global_args: match config {
+            Some(c) => vec!["--config".into(), c.as_os_str().to_owned()],
+            None => vec![],
+        },
+        poll: Duration::from_millis(poll.as_millis().max(100) as u64),
+        tz: TimeZone::system(),
+    };
+    interrupt::stop_on_signal(&STOP);
+    let say = |line: &str| eprintln!("cairn daemon: {line}");
+    say(&format!(
+        "running for device {} (lock {})",
+        s.profile().device_name,
+        lock.path().display()
+    ));
+    daemon::run(&s, &opts, &STOP, &say)?;
+    say("stopped");
+    Ok(0)
+}

@@ -1,0 +1,399 @@
+//! `cairn daemon`: one process per device that runs the device's schedules.
+//!
+//! ```text
+//!  poll schedules + items (every `poll`; last good copy kept while the cluster is down)
+//!      │
+//!      ▼
+//!  Scheduler::tick(schedules, now, running, last runs) ──▶ Actions
+//!      ├─ Start   → child `cairn backup --item I --schedule S --job-id J`
+//!      │            (the job's commands, heartbeats, timeout and retention pass
+//!      │             run in the child, exactly as a manual backup does)
+//!      ├─ Skip    → record `skipped_already_running`
+//!      └─ Missed  → record `missed`
+//!  a child that failed before its job was recorded → record `error` with its id
+//!  records the cluster could not take stay queued and are retried every tick
+//!  stop flag (SIGTERM) → SIGTERM to children (each records `cancelled`), wait, return
+//! ```
+//!
+//! Each job runs in its own process so that a timeout, a shutdown or a
+//! crash ends exactly one job, and so a job's memory goes with it. The
+//! children die with the daemon (`PR_SET_PDEATHSIG`): a SIGKILLed daemon
+//! leaves no job reporting heartbeats, and the cluster ends it
+//! `abandoned`. Only one daemon runs per device profile ([`DaemonLock`]).
+
+pub mod scheduler;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_proto::api::{JobKind, JobStatus, RecordJob, ScheduleInfo};
+use cairn_proto::{JobId, VaultId};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::error::{Error, Result};
+use crate::remote::Session;
+use crate::schedule::Frequency;
+use scheduler::{Action, Planned, Scheduler};
+
+/// How long children get to record their jobs as cancelled on shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The loop's granularity.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The daemon's settings.
+pub struct DaemonOptions {
+    /// The `cairn` binary that runs each job.
+    pub exe: PathBuf,
+    /// Arguments before its subcommand (`--config PATH`).
+    pub global_args: Vec<OsString>,
+    /// How often the schedules are reloaded.
+    pub poll: Duration,
+    /// The device's time zone.
+    pub tz: TimeZone,
+}
+
+/// The lock that makes a daemon the only one of its device profile: an
+/// exclusive `flock` held for the process's life.
+pub struct DaemonLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DaemonLock {
+    /// Takes the lock next to the profile at `profile`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] when another daemon holds it; IO errors.
+    pub fn take(profile: &Path) -> Result<Self> {
+        let mut name = profile.as_os_str().to_owned();
+        name.push(".daemon.lock");
+        let path = PathBuf::from(name);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open the daemon lock", &path, e))?;
+        // SAFETY: flock on a descriptor this function owns.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !taken {
+            return Err(Error::Busy(format!(
+                "another cairn daemon already runs for this device (lock {} is held)",
+                path.display()
+            )));
+        }
+        Ok(Self { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A running job of a schedule.
+struct Running {
+    child: Child,
+    job: JobId,
+    record: RecordJob,
+}
+
+/// The schedules as last loaded, with each one's item vault.
+#[derive(Default)]
+struct Loaded {
+    schedules: Vec<ScheduleInfo>,
+    vaults: HashMap<String, VaultId>,
+    planned: Vec<Planned>,
+}
+
+/// Runs the daemon until `stop` is set. `say` gets one line per event.
+///
+/// # Errors
+///
+/// None once running: the cluster being unreachable is retried; only an
+/// unusable setup (no device id) ends it early.
+pub fn run(
+    session: &Session,
+    opts: &DaemonOptions,
+    stop: &AtomicBool,
+    say: &dyn Fn(&str),
+) -> Result<()> {
+    let started = Timestamp::now();
+    let mut scheduler = Scheduler::new(session.profile().device.to_string().as_bytes());
+    let mut loaded: Option<Loaded> = None;
+    let mut at_start: BTreeSet<String> = BTreeSet::new();
+    let mut last_runs: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut next_poll = Instant::now();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut pending: Vec<RecordJob> = Vec::new();
+    let mut invalid: BTreeSet<String> = BTreeSet::new();
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + opts.poll;
+            match load(session, &mut invalid, say) {
+                Ok(l) => {
+                    if loaded.is_none() {
+                        // The first load: what ran before the daemon came up.
+                        at_start = l.schedules.iter().map(|s| s.name.clone()).collect();
+                        last_runs = last_runs_of(session).unwrap_or_default();
+                        say(&format!("{} schedule(s) loaded", l.schedules.len()));
+                    }
+                    loaded = Some(l);
+                }
+                Err(e) => say(&format!("could not load the schedules (retrying): {e}")),
+            }
+        }
+        reap(&mut running, &mut pending, say);
+        if let Some(l) = &loaded {
+            let now = Timestamp::now();
+            let actions = scheduler.tick(
+                &l.planned,
+                now,
+                &opts.tz,
+                |n| running.contains_key(n),
+                |n| match (at_start.contains(n), last_runs.get(n)) {
+                    (true, Some(t)) => *t,
+                    (true, None) => Timestamp::MIN,
+                    // New since the daemon started: nothing was missed.
+                    (false, _) => now.max(started),
+                },
+            );
+            for a in actions {
+                act(a, l, opts, &mut running, &mut pending, say);
+            }
+        }
+        flush(session, &mut pending, say);
+        std::thread::sleep(TICK);
+    }
+    shut_down(&mut running, &mut pending, say);
+    flush(session, &mut pending, say);
+    Ok(())
+}
+
+/// Loads the schedules and the vaults of their items; a schedule whose
+/// spec does not parse is reported once and left out.
+fn load(session: &Session, invalid: &mut BTreeSet<String>, say: &dyn Fn(&str)) -> Result<Loaded> {
+    let schedules = session.schedules()?;
+    let vaults: HashMap<String, VaultId> = session
+        .items()?
+        .into_iter()
+        .map(|i| (i.name, i.vault))
+        .collect();
+    let mut planned = Vec::new();
+    for s in &schedules {
+        match s.spec.parse::<Frequency>() {
+            Ok(frequency) => planned.push(Planned {
+                name: s.name.clone(),
+                frequency,
+                anchor: Timestamp::from_millisecond(s.anchor as i64).unwrap_or(Timestamp::MIN),
+                max_delay: SignedDuration::from_secs(s.random_delay_s.into()),
+            }),
+            Err(e) => {
+                if invalid.insert(format!("{}\n{}", s.name, s.spec)) {
+                    say(&format!("schedule {}: {e}; it does not run", s.name));
+                }
+            }
+        }
+    }
+    Ok(Loaded {
+        schedules,
+        vaults,
+        planned,
+    })
+}
+
+/// When each schedule's newest job started.
+fn last_runs_of(session: &Session) -> Result<BTreeMap<String, Timestamp>> {
+    let me = session.profile().device;
+    let mut last = BTreeMap::new();
+    for j in session.jobs()? {
+        let (Some(s), true) = (j.schedule, j.device == me) else {
+            continue;
+        };
+        let t = Timestamp::from_millisecond(j.started_at as i64).unwrap_or(Timestamp::MIN);
+        let e = last.entry(s).or_insert(t);
+        *e = t.max(*e);
+    }
+    Ok(last)
+}
+
+fn record_of(s: &ScheduleInfo, l: &Loaded, status: JobStatus, due: Timestamp) -> RecordJob {
+    RecordJob {
+        id: JobId::random(),
+        kind: JobKind::Backup,
+        vault: s.vault.or_else(|| l.vaults.get(&s.item).copied()),
+        item: Some(s.item.clone()),
+        schedule: Some(s.name.clone()),
+        status,
+        log: String::new(),
+        started_at: due.as_millisecond().max(0) as u64,
+    }
+}
+
+fn act(
+    action: Action,
+    l: &Loaded,
+    opts: &DaemonOptions,
+    running: &mut HashMap<String, Running>,
+    pending: &mut Vec<RecordJob>,
+    say: &dyn Fn(&str),
+) {
+    let (name, due) = match &action {
+        Action::Start { schedule, due }
+        | Action::Skip { schedule, due }
+        | Action::Missed { schedule, due } => (schedule, *due),
+    };
+    let Some(s) = l.schedules.iter().find(|s| &s.name == name) else {
+        return;
+    };
+    match action {
+        Action::Missed { .. } => {
+            say(&format!("schedule {name}: the run due at {due} was missed"));
+            let mut r = record_of(s, l, JobStatus::Missed, due);
+            r.log = format!("due at {due}; the daemon was not running");
+            pending.push(r);
+        }
+        Action::Skip { .. } => {
+            say(&format!(
+                "schedule {name}: the previous job still runs; skipping the run due at {due}"
+            ));
+            let mut r = record_of(s, l, JobStatus::SkippedAlreadyRunning, due);
+            r.log = format!("due at {due}; the previous job of the schedule still ran");
+            pending.push(r);
+        }
+        Action::Start { .. } => {
+            let record = record_of(s, l, JobStatus::Error, due);
+            let job = record.id;
+            match launch(opts, s, job) {
+                Ok(child) => {
+                    say(&format!("schedule {name}: started job {job}"));
+                    running.insert(name.clone(), Running { child, job, record });
+                }
+                Err(e) => {
+                    say(&format!("schedule {name}: could not start a job: {e}"));
+                    let mut r = record;
+                    r.log = format!("the daemon could not start the job: {e}");
+                    pending.push(r);
+                }
+            }
+        }
+    }
+}
+
+/// Starts `cairn backup --item I --schedule S --job-id J`, dying with the
+/// daemon.
+fn launch(opts: &DaemonOptions, s: &ScheduleInfo, job: JobId) -> std::io::Result<Child> {
+    let mut cmd = Command::new(&opts.exe);
+    cmd.args(&opts.global_args)
+        .args(["backup", "--item", &s.item, "--schedule", &s.name])
+        .args(["--job-id", &job.to_string()]);
+    // SAFETY: prctl and sigprocmask are async-signal-safe; the closure
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The daemon blocks SIGTERM for its signal thread; the job's
+            // own process installs its handling afresh.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Collects finished children; one that failed may have failed before its
+/// job was recorded, so its job is recorded `error` under the same id (the
+/// cluster refuses the duplicate when the job exists).
+fn reap(running: &mut HashMap<String, Running>, pending: &mut Vec<RecordJob>, say: &dyn Fn(&str)) {
+    let mut done = Vec::new();
+    for (name, r) in running.iter_mut() {
+        if let Ok(Some(status)) = r.child.try_wait() {
+            done.push(name.clone());
+            if status.success() {
+                say(&format!("schedule {name}: job {} finished", r.job));
+            } else {
+                say(&format!(
+                    "schedule {name}: job {} ended with {status}",
+                    r.job
+                ));
+                let mut rec = r.record.clone();
+                rec.log = format!(
+                    "the job's process ended with {status} (see the daemon's log) before or after recording its end"
+                );
+                pending.push(rec);
+            }
+        }
+    }
+    for name in done {
+        running.remove(&name);
+    }
+}
+
+/// Sends the records it can; keeps those the cluster could not take for
+/// now (unreachable, overloaded) and drops those it refused.
+fn flush(session: &Session, pending: &mut Vec<RecordJob>, say: &dyn Fn(&str)) {
+    pending.retain(|r| match session.record_job(r) {
+        Ok(_) => false,
+        Err(e) if is_transient(&e) => true,
+        Err(Error::Remote { code, .. }) if code == "duplicate_id" => false,
+        Err(e) => {
+            say(&format!("could not record job {}: {e}", r.id));
+            false
+        }
+    });
+}
+
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Network(_) | Error::RateLimited { .. } => true,
+        Error::Remote { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// SIGTERM to every child (each records its job `cancelled`), then waits
+/// for them, killing those that outlive [`STOP_GRACE`].
+fn shut_down(
+    running: &mut HashMap<String, Running>,
+    pending: &mut Vec<RecordJob>,
+    say: &dyn Fn(&str),
+) {
+    for r in running.values() {
+        if let Ok(pid) = i32::try_from(r.child.id()) {
+            // SAFETY: kill on a child this process started and has not reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while !running.is_empty() && Instant::now() < deadline {
+        running.retain(|_, r| !matches!(r.child.try_wait(), Ok(Some(_))));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (name, mut r) in running.drain() {
+        say(&format!(
+            "schedule {name}: job {} did not stop; killed",
+            r.job
+        ));
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+        let mut rec = r.record;
+        rec.status = JobStatus::Cancelled;
+        rec.log = "the daemon stopped and the job did not end in time".into();
+        pending.push(rec);
+    }
+}
