@@ -7,6 +7,7 @@
 //! lifecycle, `cairn_node::client` for operator commands); this module
 //! parses, dispatches and renders ([`node`], [`operator`], [`output`]).
 
+mod license;
 mod node;
 mod operator;
 mod output;
@@ -74,6 +75,10 @@ enum Command {
         storage: StorageArgs,
         #[command(flatten)]
         http: HttpArgs,
+        /// Dev and test clusters only: while no license is set, count the cluster as licensed
+        /// (without it, a cluster without a license is read-only).
+        #[arg(long, env = "CAIRND_DEV_LICENSE")]
+        dev_license: bool,
     },
     /// Inspect and change the cluster's membership.
     Cluster {
@@ -88,6 +93,11 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: operator::AdminCommand,
+    },
+    /// The license authority: a separate service leasing serials to clusters.
+    LicenseAuthority {
+        #[command(subcommand)]
+        command: license::AuthorityCommand,
     },
 }
 
@@ -131,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             raft,
             storage,
             http,
+            dev_license,
         }) => {
             let args = node::ServeArgs {
                 node,
@@ -138,6 +149,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 raft,
                 storage,
                 http,
+                dev_license,
             };
             node::serve(args, &file, json).await
         }
@@ -147,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Admin { client, command }) => {
             Ok(operator::admin(client, command, &file, json).await?)
         }
+        Some(Command::LicenseAuthority { command }) => license::authority(command, json).await,
     }
 }
 

@@ -54,6 +54,11 @@ pub enum AdminCommand {
     /// The job log of every account (backups, restores, checks, prunes,
     /// logins), oldest first.
     Jobs,
+    /// The cluster's license.
+    License {
+        #[command(subcommand)]
+        command: super::license::LicenseCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -297,6 +302,7 @@ pub async fn admin(
             let jobs = client.list_jobs().await?;
             output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
         }
+        AdminCommand::License { command } => super::license::set(&client, command, json).await,
     }
 }
 

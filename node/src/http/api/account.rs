@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 use super::login::{check_limits, key_matches, log_in_device, record_attempt};
 use super::login_key_hash;
 use super::{cluster_nodes, kdf_info, propose, ApiJson, IdempotencyKey, Peer, Shared};
+use crate::license::gate::Gate;
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
@@ -86,11 +87,13 @@ async fn get_account(
 async fn change_password(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     shared: Shared,
     Peer(peer): Peer,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<Json<LoginReply>, ApiError> {
+    super::license::check(&gate, &app)?;
     if req.login_key.len() != LOGIN_KEY_LEN {
         return Err(ApiError::BadRequest(format!(
             "login_key must be {LOGIN_KEY_LEN} bytes"

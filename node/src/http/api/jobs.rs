@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::license::gate::Gate;
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
@@ -140,11 +141,13 @@ async fn list_jobs(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found: the vault (also another account's)"),
+        (status = 403, body = ErrorBody, description = "license_expired: a backup while the cluster is read-only"),
         (status = 409, body = ErrorBody, description = "duplicate_id"),
     ))]
 async fn start_job(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<StartJob>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
@@ -160,6 +163,9 @@ async fn start_job(
             ))
         }
     };
+    if kind == Kind::Backup {
+        super::license::check(&gate, &app)?;
+    }
     if let Some(v) = req.vault {
         app.state.read(|s| auth.vault(s, v))?;
     }

@@ -4,7 +4,8 @@
 //! One module per resource: [`login`], [`account`], [`devices`],
 //! [`vaults`] (with tiers), [`snapshots`], [`items`], [`jobs`], and
 //! [`admin`] (the admin-token routes: users, tiers, and every account's
-//! devices and jobs). The
+//! devices and jobs), and [`license`] (the admin route setting the
+//! cluster's license, and the `license_expired` check). The
 //! handlers are thin: check who asks ([`DeviceAuth`](crate::http::auth::DeviceAuth)
 //! or [`Admin`](crate::http::auth::Admin)), check ownership against the
 //! replicated state (another account's record answers `404 not_found`
@@ -41,6 +42,7 @@ pub mod admin;
 pub mod devices;
 pub mod items;
 pub mod jobs;
+pub mod license;
 pub mod login;
 pub mod snapshots;
 pub mod vaults;
@@ -69,6 +71,7 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .merge(items::routes())
         .merge(jobs::routes())
         .merge(admin::routes())
+        .merge(license::routes())
 }
 
 /// Per-node state of the API beyond [`Cluster`]: the failed-login counters

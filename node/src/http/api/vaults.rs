@@ -21,6 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
+use crate::license::gate::Gate;
 use crate::cluster::{now, tier_info, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
@@ -113,10 +114,12 @@ async fn list_vaults(
 async fn create_vault(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     State(storage): State<Arc<Storage>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateVault>,
 ) -> Result<(StatusCode, Json<VaultInfo>), ApiError> {
+    super::license::check(&gate, &app)?;
     if req.wrapped_keys.is_empty() {
         return Err(ApiError::BadRequest("wrapped_keys is empty".into()));
     }
