@@ -316,7 +316,9 @@ async fn run(
     storage::workers::start(&mut workers, app, &storage);
     let license = Arc::new(Gate::new(options.dev_license));
     if options.dev_license {
-        tracing::warn!("--dev-license: without a license this cluster counts as licensed (dev and tests only)");
+        tracing::warn!(
+            "--dev-license: without a license this cluster counts as licensed (dev and tests only)"
+        );
     }
     workers.spawn(
         "license",
@@ -594,28 +596,46 @@ async fn dev_license(app: &Arc<Cluster>, dir: &DataDir) -> Result<AuthorityState
     };
     let store = Arc::new(AuthorityStore::open(&dir.root().join("license-authority"))?);
     let at = crate::cluster::now();
-    let authority_error = |e: crate::license::store::AuthorityError| NodeError::Config(format!("embedded license authority: {e}"));
-    store.ensure(DEV_SERIAL, "dev cluster", at.0).map_err(authority_error)?;
+    let authority_error = |e: crate::license::store::AuthorityError| {
+        NodeError::Config(format!("embedded license authority: {e}"))
+    };
+    store
+        .ensure(DEV_SERIAL, "dev cluster", at.0)
+        .map_err(authority_error)?;
     let lease_ms = u64::try_from(DEV_LEASE.as_millis()).unwrap_or(u64::MAX);
     let current = app.state.read(|s| s.license().cloned());
     let url = app.identity.advertise.clone();
-    if current.as_ref().is_none_or(|l| l.serial == DEV_SERIAL && l.authority != url) {
+    if current
+        .as_ref()
+        .is_none_or(|l| l.serial == DEV_SERIAL && l.authority != url)
+    {
         let req = cairn_proto::admin::SetLicense {
             serial: DEV_SERIAL.into(),
             authority: url,
             renew_seconds: Some(DEV_RENEW_SECONDS),
             grace_seconds: None,
         };
-        let event = configure(current.as_ref(), &req, at)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
-        app.propose(event).await.map_err(bootstrap("setting the dev license"))?;
+        let event =
+            configure(current.as_ref(), &req, at).map_err(|e| NodeError::Config(e.to_string()))?;
+        app.propose(event)
+            .await
+            .map_err(bootstrap("setting the dev license"))?;
     }
-    let (license, lease) = app.state.read(|s| (s.license().cloned(), s.lease().cloned()));
+    let (license, lease) = app
+        .state
+        .read(|s| (s.license().cloned(), s.lease().cloned()));
     if let Some(license) = license.filter(|l| l.serial == DEV_SERIAL) {
         let telemetry = crate::license::policy::Telemetry::default();
         let renewed = lease.as_ref().and_then(|l| {
             store
-                .renew(DEV_SERIAL, &license.cluster_id, l.fencing_token, telemetry.clone(), at.0, lease_ms)
+                .renew(
+                    DEV_SERIAL,
+                    &license.cluster_id,
+                    l.fencing_token,
+                    telemetry.clone(),
+                    at.0,
+                    lease_ms,
+                )
                 .ok()
         });
         let event = match renewed {
@@ -648,7 +668,9 @@ async fn dev_license(app: &Arc<Cluster>, dir: &DataDir) -> Result<AuthorityState
                 }
             }
         };
-        app.propose(event).await.map_err(bootstrap("taking the dev lease"))?;
+        app.propose(event)
+            .await
+            .map_err(bootstrap("taking the dev lease"))?;
     }
     Ok(AuthorityState {
         store,
@@ -707,7 +729,9 @@ pub async fn license_authority_serve(
 ) -> Result<(), NodeError> {
     check_listen(options.listen, options.tls.is_some(), options.insecure_http)?;
     if options.lease < Duration::from_secs(1) {
-        return Err(NodeError::Config("--lease-seconds must be at least 1".into()));
+        return Err(NodeError::Config(
+            "--lease-seconds must be at least 1".into(),
+        ));
     }
     license_authority_init(&options.data_dir)?;
     let tls = match &options.tls {

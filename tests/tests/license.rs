@@ -288,10 +288,13 @@ fn authority_outage_grace_read_only_and_recovery() {
     device.json(&["item", "set", "home", "--vault", "main", data_arg]);
     device.json(&["backup", "--item", "home"]);
 
-    // The authority reports the cluster's counts.
-    let rec = authority.record(&serial);
+    // Each renewal reports the cluster's counts; the authority keeps the
+    // latest.
+    let rec = wait_for("telemetry with the vault", Duration::from_secs(10), || {
+        Some(authority.record(&serial)).filter(|r| r["telemetry"]["vaults"] == 1)
+    });
     assert_eq!(rec["telemetry"]["accounts"], 1, "{rec}");
-    assert_eq!(rec["telemetry"]["vaults"], 1, "{rec}");
+    assert_eq!(rec["telemetry"]["devices"], 1, "{rec}");
     assert_eq!(rec["holder"]["fencing_token"], token, "{rec}");
 
     // The authority goes away: the lease runs out, the grace period runs,
@@ -331,7 +334,11 @@ fn authority_outage_grace_read_only_and_recovery() {
     );
     write_data(&data.join("c.bin"), 100_000, 3);
     device.json(&["backup", "--item", "home"]);
-    assert_eq!(node.metric("cairn_license_read_only"), Some(0.0));
+    wait_for(
+        "the read-only metric cleared",
+        Duration::from_secs(5),
+        || (node.metric("cairn_license_read_only") == Some(0.0)).then_some(()),
+    );
     assert!(overlaps(
         authority.record(&serial)["history"]
             .as_array()

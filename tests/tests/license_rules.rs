@@ -11,13 +11,20 @@ use std::process::Command;
 fn license_alert_rules_pass_their_promtool_tests() {
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy/prometheus/rules/license_test.yml");
-    let out = match Command::new("promtool").arg("test").arg("rules").arg(&rules).output() {
+    let out = match Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+    {
         Ok(out) => out,
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("promtool not runnable under CI ({e}): install Debian's `prometheus` package")
         }
         Err(e) => {
-            eprintln!("SKIPPED: promtool not runnable ({e}); install Debian's `prometheus` package");
+            eprintln!(
+                "SKIPPED: promtool not runnable ({e}); install Debian's `prometheus` package"
+            );
             return;
         }
     };

@@ -50,7 +50,12 @@ pub enum AuthorityCommand {
     /// Serials: issue, list, relax (talks to a running authority).
     Serial {
         /// URL of the authority.
-        #[arg(long, global = true, env = "CAIRN_LICENSE_AUTHORITY", value_name = "URL")]
+        #[arg(
+            long,
+            global = true,
+            env = "CAIRN_LICENSE_AUTHORITY",
+            value_name = "URL"
+        )]
         authority: Option<String>,
         /// The authority's data directory, for its operator token (else --token-file).
         #[arg(long, global = true, value_name = "DIR")]
@@ -109,7 +114,10 @@ pub async fn authority(command: AuthorityCommand, json: bool) -> Result<(), Fail
         AuthorityCommand::Init { data_dir } => {
             let token = server::license_authority_init(&data_dir)?;
             Ok(output(json, &token, |t| {
-                format!("license authority initialised; operator token: {}\n", t.display())
+                format!(
+                    "license authority initialised; operator token: {}\n",
+                    t.display()
+                )
             })?)
         }
         AuthorityCommand::Serve {

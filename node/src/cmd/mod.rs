@@ -77,7 +77,11 @@ enum Command {
         http: HttpArgs,
         /// Dev and test clusters only: while no license is set, count the cluster as licensed
         /// (without it, a cluster without a license is read-only).
-        #[arg(long, env = "CAIRND_DEV_LICENSE")]
+        #[arg(
+            long,
+            env = "CAIRND_DEV_LICENSE",
+            value_parser = clap::builder::FalseyValueParser::new()
+        )]
         dev_license: bool,
     },
     /// Inspect and change the cluster's membership.
@@ -207,6 +211,16 @@ mod tests {
             Some(Command::Serve { node, .. }) => node,
             _ => panic!("not serve"),
         }
+    }
+
+    #[test]
+    fn dev_license_takes_the_environment_as_a_switch() {
+        let parse = |argv: &[&str]| match Cli::parse_from(argv).command {
+            Some(Command::Serve { dev_license, .. }) => dev_license,
+            _ => panic!("not serve"),
+        };
+        assert!(parse(&["cairnd", "serve", "--dev-license"]));
+        assert!(!parse(&["cairnd", "serve"]));
     }
 
     #[test]

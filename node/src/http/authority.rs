@@ -21,7 +21,9 @@ use super::extract::ApiJson;
 use crate::cluster::now;
 use crate::license::policy::Refusal;
 use crate::license::store::{AuthorityError, AuthorityStore};
-use crate::license::wire::{self, code, AcquireRequest, CreateSerial, RelaxRequest, Relaxed, RenewRequest};
+use crate::license::wire::{
+    self, code, AcquireRequest, CreateSerial, RelaxRequest, Relaxed, RenewRequest,
+};
 use crate::token::AdminToken;
 
 /// What the authority's handlers share.
@@ -56,7 +58,9 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
 fn failed(e: AuthorityError) -> Response {
     let message = e.to_string();
     match e {
-        AuthorityError::UnknownSerial => error(StatusCode::NOT_FOUND, code::UNKNOWN_SERIAL, message),
+        AuthorityError::UnknownSerial => {
+            error(StatusCode::NOT_FOUND, code::UNKNOWN_SERIAL, message)
+        }
         AuthorityError::Refused(Refusal::Held { .. }) => {
             error(StatusCode::CONFLICT, code::LEASE_HELD, message)
         }
@@ -93,11 +97,19 @@ fn unauthorized() -> Response {
     )
 }
 
-async fn acquire(State(s): State<AuthorityState>, ApiJson(req): ApiJson<AcquireRequest>) -> Response {
+async fn acquire(
+    State(s): State<AuthorityState>,
+    ApiJson(req): ApiJson<AcquireRequest>,
+) -> Response {
     let lease_ms = s.lease_ms;
     blocking(move || {
-        s.store
-            .acquire(&req.serial, &req.cluster_id, req.telemetry, now().0, lease_ms)
+        s.store.acquire(
+            &req.serial,
+            &req.cluster_id,
+            req.telemetry,
+            now().0,
+            lease_ms,
+        )
     })
     .await
 }

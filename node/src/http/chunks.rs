@@ -55,8 +55,8 @@ use serde::Deserialize;
 use super::auth::{Admin, DeviceAuth};
 use super::extract::ApiJson;
 use super::{ApiError, HttpState};
-use crate::license::gate::Gate;
 use crate::cluster::{now, Cluster};
+use crate::license::gate::Gate;
 use crate::storage::policy::{self, SweepRefusal};
 use crate::storage::{Reserved, Storage};
 

@@ -72,7 +72,10 @@ async fn readyz(State(app): State<Arc<Cluster>>, State(gate): State<Arc<Gate>>) 
         // A read-only cluster still serves logins, listings and restores:
         // ready, with the reason in the detail.
         match super::api::license::status(&gate, &app).detail {
-            Some(detail) => (StatusCode::OK, format!("ready\nlicense: read-only: {detail}\n"))
+            Some(detail) => (
+                StatusCode::OK,
+                format!("ready\nlicense: read-only: {detail}\n"),
+            )
                 .into_response(),
             None => (StatusCode::OK, "ready\n").into_response(),
         }

@@ -132,9 +132,7 @@ impl Gate {
             } else {
                 policy::first_seen_ms(now_ms, now().0, renewed_at)
             };
-            let length_ms = length
-                .or(inner.anchor.map(|a| a.length_ms))
-                .unwrap_or(0);
+            let length_ms = length.or(inner.anchor.map(|a| a.length_ms)).unwrap_or(0);
             inner.key = Some((token, renewed_at));
             inner.anchor = Some(Anchor { seen_ms, length_ms });
         }
@@ -207,7 +205,10 @@ mod tests {
             Mode::ReadOnly(ReadOnlyReason::NotConfigured)
         );
         assert!(Gate::new(false).check(&state).is_err());
-        assert_eq!(Gate::new(true).view(&Facts::of(&state)).mode, Mode::DevUnlicensed);
+        assert_eq!(
+            Gate::new(true).view(&Facts::of(&state)).mode,
+            Mode::DevUnlicensed
+        );
         assert!(Gate::new(true).check(&state).is_ok());
     }
 

@@ -133,7 +133,12 @@ mod tests {
         ] {
             assert!(check_authority_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1:8800", "http://license.example", "ftp://x", ""] {
+        for bad in [
+            "http://10.0.0.1:8800",
+            "http://license.example",
+            "ftp://x",
+            "",
+        ] {
             assert!(check_authority_url(bad).is_err(), "{bad}");
         }
     }

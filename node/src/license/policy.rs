@@ -442,7 +442,10 @@ mod tests {
         assert_eq!(a.fencing_token, 1);
         assert!(matches!(
             acquire(&mut r, "b", 5_000, 10_000),
-            Err(Refusal::Held { expires_at: 11_000, .. })
+            Err(Refusal::Held {
+                expires_at: 11_000,
+                ..
+            })
         ));
         let b = acquire(&mut r, "b", 11_000, 10_000).expect("ran out");
         assert_eq!(b.fencing_token, 2);
@@ -461,7 +464,10 @@ mod tests {
         assert_eq!((n.fencing_token, n.expires_at, n.granted_at), (1, 1_500, 0));
         assert!(matches!(
             renew(&mut r, "a", 0, 600, 1_000),
-            Err(Refusal::StaleToken { current: Some(1), got: 0 })
+            Err(Refusal::StaleToken {
+                current: Some(1),
+                got: 0
+            })
         ));
         assert!(matches!(
             renew(&mut r, "b", 1, 600, 1_000),
@@ -481,16 +487,37 @@ mod tests {
             length_ms: 10_000,
         };
         // Lease ends at 1000 + 10000 - 1000 (margin) = 10000.
-        assert_eq!(mode(Some(a), true, 30_000, 2_000), Mode::Valid { remaining_ms: 8_000 });
-        assert_eq!(mode(Some(a), true, 30_000, 10_000), Mode::Grace { remaining_ms: 21_000 });
-        assert_eq!(mode(Some(a), false, 30_000, 2_000), Mode::Grace { remaining_ms: 29_000 });
+        assert_eq!(
+            mode(Some(a), true, 30_000, 2_000),
+            Mode::Valid {
+                remaining_ms: 8_000
+            }
+        );
+        assert_eq!(
+            mode(Some(a), true, 30_000, 10_000),
+            Mode::Grace {
+                remaining_ms: 21_000
+            }
+        );
+        assert_eq!(
+            mode(Some(a), false, 30_000, 2_000),
+            Mode::Grace {
+                remaining_ms: 29_000
+            }
+        );
         assert_eq!(
             mode(Some(a), true, 30_000, 31_000),
             Mode::ReadOnly(ReadOnlyReason::GraceOver)
         );
-        assert_eq!(mode(None, false, 30_000, 0), Mode::ReadOnly(ReadOnlyReason::NeverLeased));
+        assert_eq!(
+            mode(None, false, 30_000, 0),
+            Mode::ReadOnly(ReadOnlyReason::NeverLeased)
+        );
         // A grace shorter than the lease never cuts the lease short.
-        assert_eq!(mode(Some(a), true, 1, 9_999), Mode::Valid { remaining_ms: 1 });
+        assert_eq!(
+            mode(Some(a), true, 1, 9_999),
+            Mode::Valid { remaining_ms: 1 }
+        );
     }
 
     #[test]

@@ -43,9 +43,8 @@ impl AuthorityStore {
     pub fn open(path: &Path) -> Result<Self, NodeError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
-        let db = DB::open(&opts, path).map_err(|e| {
-            NodeError::Config(format!("license store {}: {e}", path.display()))
-        })?;
+        let db = DB::open(&opts, path)
+            .map_err(|e| NodeError::Config(format!("license store {}: {e}", path.display())))?;
         Ok(Self { db: Mutex::new(db) })
     }
 
@@ -59,7 +58,9 @@ impl AuthorityStore {
 
     fn load(db: &DB, serial: &str) -> Result<Option<SerialRecord>, AuthorityError> {
         match db.get(serial.as_bytes()).map_err(store_error)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(store_error),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(store_error),
             None => Ok(None),
         }
     }
@@ -234,7 +235,9 @@ mod tests {
             accounts: 3,
             ..Telemetry::default()
         };
-        let g = store.acquire(&serial, "b", t, 1_000, 1_000).expect("ran out");
+        let g = store
+            .acquire(&serial, "b", t, 1_000, 1_000)
+            .expect("ran out");
         assert_eq!(g.fencing_token, 2);
         let listed = store.list().expect("list");
         assert_eq!(listed.len(), 1);

@@ -73,13 +73,18 @@ impl LeaseWorker {
         };
         m.lease_remaining.set(lease);
         m.grace_remaining.set(grace);
-        m.in_grace.set(i64::from(matches!(view.mode, Mode::Grace { .. })));
+        m.in_grace
+            .set(i64::from(matches!(view.mode, Mode::Grace { .. })));
         m.read_only.set(i64::from(!view.mode.writable()));
         let name = view.mode.name();
         if self.last_mode != Some(name) {
             match view.mode.advice() {
-                Some(advice) => tracing::warn!(mode = name, serial = ?view.serial, "license: read-only: {advice}"),
-                None => tracing::info!(mode = name, serial = ?view.serial, token = ?view.fencing_token, "license mode"),
+                Some(advice) => {
+                    tracing::warn!(mode = name, serial = ?view.serial, "license: read-only: {advice}")
+                }
+                None => {
+                    tracing::info!(mode = name, serial = ?view.serial, token = ?view.fencing_token, "license mode")
+                }
             }
             self.last_mode = Some(name);
         }
@@ -152,7 +157,10 @@ impl LeaseWorker {
                 }
             }
             (Action::Expire, Some(lease)) => {
-                tracing::warn!(token = lease.fencing_token, "license: the lease ran out without renewal");
+                tracing::warn!(
+                    token = lease.fencing_token,
+                    "license: the lease ran out without renewal"
+                );
                 self.expire(&lease).await
             }
             (Action::Renew | Action::Expire, None) => Ok(()),
@@ -192,12 +200,13 @@ impl Work for LeaseWorker {
     type Error = ClusterError;
 
     async fn tick(&mut self) -> Result<(), ClusterError> {
-        let facts = self.app.state.read(Facts::of);
-        let view = self.gate.view(&facts);
-        self.report(&view);
         if self.is_leader() {
+            let facts = self.app.state.read(Facts::of);
             self.lease_step(&facts).await?;
         }
+        // After the step, so the metrics show a grant or renewal at once.
+        let view = self.gate.view(&self.app.state.read(Facts::of));
+        self.report(&view);
         Ok(())
     }
 }

@@ -25,10 +25,10 @@ use utoipa_axum::routes;
 use super::login::{check_limits, key_matches, log_in_device, record_attempt};
 use super::login_key_hash;
 use super::{cluster_nodes, kdf_info, propose, ApiJson, IdempotencyKey, Peer, Shared};
-use crate::license::gate::Gate;
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// Shortest salt accepted for new credentials, in bytes.
 const MIN_SALT: usize = 16;

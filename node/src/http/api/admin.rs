@@ -21,10 +21,10 @@ use utoipa_axum::routes;
 use super::devices::{device_info, device_now};
 use super::jobs::jobs_where;
 use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::license::gate::Gate;
 use crate::cluster::{admin_tier_info, now, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {

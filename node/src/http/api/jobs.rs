@@ -19,10 +19,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::license::gate::Gate;
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {

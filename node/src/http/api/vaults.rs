@@ -21,10 +21,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::license::gate::Gate;
 use crate::cluster::{now, tier_info, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 use crate::storage::Storage;
 
 /// The routes of this module.
