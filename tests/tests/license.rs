@@ -481,3 +481,51 @@ fn two_clusters_race_for_one_serial_and_never_overlap() {
     );
     assert_eq!(lb.fencing_token, tokens.last().copied());
 }
+
+#[test]
+fn the_dev_cluster_is_licensed_by_its_embedded_authority() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut node = unlicensed_node(tmp.path(), 1);
+    node.spawn_dev();
+    node.wait_ready();
+    // Writable from its first request: the lease is taken before it serves.
+    ok("user create", &create_user(&node, tmp.path(), "alice"));
+    let l = license(&node).expect("license status");
+    assert_eq!(l.mode, "valid", "{l:?}");
+    assert_eq!(l.serial.as_deref(), Some("DEV-…"));
+    assert_eq!(l.authority.as_deref(), Some(node.url().as_str()));
+    let token = l.fencing_token.expect("token");
+
+    // Its authority answers the operator (the node's admin token) like any.
+    let token_file = node.token_file();
+    let list = json_of(
+        "serial list",
+        &Command::new(bin("cairnd"))
+            .args([
+                "--json",
+                "license-authority",
+                "serial",
+                "list",
+                "--authority",
+            ])
+            .arg(node.url())
+            .arg("--token-file")
+            .arg(&token_file)
+            .output()
+            .expect("run cairnd"),
+    );
+    let rec = &list.as_array().expect("serials")[0];
+    assert_eq!(rec["serial"], "DEV-SERIAL");
+    assert_eq!(rec["holder"]["cluster_id"].as_str(), l.holder.as_deref());
+
+    // A restart renews the same lease before serving.
+    node.terminate();
+    node.spawn_dev();
+    node.wait_ready();
+    ok("user create", &create_user(&node, tmp.path(), "bob"));
+    let again = license(&node).expect("license status");
+    assert_eq!(
+        (again.mode.as_str(), again.fencing_token),
+        ("valid", Some(token))
+    );
+}
