@@ -303,7 +303,10 @@ fn authority_outage_grace_read_only_and_recovery() {
     wait_mode(&node, "grace", Duration::from_secs(10));
     let ro = wait_mode(&node, "read_only", Duration::from_secs(20));
     assert!(ro.detail.is_some(), "{ro:?}");
-    assert_eq!(node.metric("cairn_license_read_only"), Some(1.0));
+    // The license worker refreshes the metrics every half second.
+    wait_for("the read-only metric", Duration::from_secs(5), || {
+        (node.metric("cairn_license_read_only") == Some(1.0)).then_some(())
+    });
     assert!(
         node.metric("cairn_license_renewal_failures_total")
             .unwrap_or(0.0)
