@@ -456,8 +456,10 @@ fn two_clusters_race_for_one_serial_and_never_overlap() {
     let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
         let (la, lb) = (license(&a).expect("a"), license(&b).expect("b"));
-        assert_eq!(la.mode, "valid", "{la:?}");
+        // A may slip into grace on a loaded machine; B never gets a lease.
+        assert_ne!(la.mode, "read_only", "{la:?}");
         assert_eq!(lb.mode, "read_only", "{lb:?}");
+        assert_eq!(lb.fencing_token, None, "{lb:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(
