@@ -38,6 +38,8 @@ if [ -z "${CAIRND:-}" ] || [ -z "${CAIRN:-}" ]; then
   CAIRN=${CAIRN:-$T/release/cairn}
 fi
 [ -x "$CAIRND" ] && [ -x "$CAIRN" ] || die "binaries not found: $CAIRND $CAIRN"
+# A bench cluster has no license: count it as licensed (dev and test setting).
+export CAIRND_DEV_LICENSE=1
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 PIDS=()

@@ -48,8 +48,8 @@ use crate::event::{
 use crate::ids::proto_id;
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
 use crate::state::{
-    Account, Device, Item, Job, JobEnd, Schedule, State, StorageNode, StorageNodeStatus, Tier,
-    Vault,
+    Account, Device, Item, Job, JobEnd, License, Schedule, State, StorageNode, StorageNodeStatus,
+    Tier, Vault,
 };
 
 /// Longest accepted name (accounts, devices, vaults, tiers, items), in bytes.
@@ -399,6 +399,10 @@ pub enum Rejection {
         /// The floor.
         min: u64,
     },
+    /// A license setting that cannot be used (empty authority, a zero
+    /// cadence, an over-long value).
+    #[error("invalid license setting: {0}")]
+    InvalidLicense(String),
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -767,15 +771,24 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                     later: lease.expires_at,
                 });
             }
+            if s.license.as_ref().is_some_and(|l| l.serial != lease.serial) {
+                return Err(Rejection::LeaseMismatch {
+                    serial: truncate(&lease.serial),
+                    fencing_token: lease.fencing_token,
+                });
+            }
             s.last_fencing_token = lease.fencing_token;
             s.lease = Some(lease.clone());
+            if let Some(l) = s.license.as_mut() {
+                l.renewed_at = Some(lease.granted_at);
+            }
             Ok(())
         }
         Event::LeaseRenewed {
             serial,
             fencing_token,
             expires_at,
-            at: _,
+            at,
         } => {
             let current = current_lease(s, serial, *fencing_token)?;
             if *expires_at < current.expires_at {
@@ -788,6 +801,9 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             if let Some(l) = s.lease.as_mut() {
                 l.expires_at = *expires_at;
             }
+            if let Some(l) = s.license.as_mut() {
+                l.renewed_at = Some(*at);
+            }
             Ok(())
         }
         Event::LeaseExpired {
@@ -799,6 +815,25 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.lease = None;
             Ok(())
         }
+        Event::LicenseConfigured {
+            serial,
+            authority,
+            cluster_id,
+            renew_ms,
+            grace_ms,
+            at,
+        } => apply_license_configured(
+            s,
+            License {
+                serial: serial.clone(),
+                authority: authority.clone(),
+                cluster_id: cluster_id.clone(),
+                renew_ms: *renew_ms,
+                grace_ms: *grace_ms,
+                configured_at: *at,
+                renewed_at: None,
+            },
+        ),
         Event::DeviceLoggedIn {
             device,
             account,
@@ -1894,6 +1929,45 @@ fn storage_node_transition(
     }
     n.status = to;
     n.changed_at = at;
+    Ok(())
+}
+
+/// Records the license settings; a new serial drops the lease of the old
+/// one and restarts the fencing sequence (the authority counts tokens per
+/// serial), the same serial keeps both and its last renewal.
+fn apply_license_configured(s: &mut State, mut license: License) -> Result<(), Rejection> {
+    check_name(RecordKind::Item, &license.serial).map_err(|_| {
+        Rejection::InvalidLicense("the serial must be 1 to 255 printable characters".into())
+    })?;
+    if license.authority.is_empty()
+        || license.authority.len() > MAX_NAME_LEN
+        || license
+            .authority
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Rejection::InvalidLicense(
+            "the authority URL must be 1 to 255 characters without spaces".into(),
+        ));
+    }
+    if license.cluster_id.is_empty() || license.cluster_id.len() > MAX_NAME_LEN {
+        return Err(Rejection::InvalidLicense(
+            "the cluster id must be 1 to 255 characters".into(),
+        ));
+    }
+    if license.renew_ms == 0 || license.grace_ms == 0 {
+        return Err(Rejection::InvalidLicense(
+            "renewal period and grace must be positive".into(),
+        ));
+    }
+    match &s.license {
+        Some(old) if old.serial == license.serial => license.renewed_at = old.renewed_at,
+        _ => {
+            s.lease = None;
+            s.last_fencing_token = 0;
+        }
+    }
+    s.license = Some(license);
     Ok(())
 }
 

@@ -20,8 +20,9 @@
 //! variants leaves every older entry's bytes and meaning intact (an older
 //! build refuses the new variants with a decode error). State format 2
 //! changed the layout of devices, tiers, job ends and the whole state;
-//! state format 3 that of items, vaults, jobs and the whole state; each
-//! has a new number and the formats before are migrated.
+//! state format 3 that of items, vaults, jobs and the whole state; state
+//! format 4 appended the license to the whole state (and a new `m/license`
+//! record); each has a new number and the formats before are migrated.
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;
@@ -42,7 +43,7 @@ pub const LOG_ENTRY_FORMAT: u8 = 1;
 /// schedule, `last_seen` and `revived`, and the state schedules and item
 /// retention overrides. Formats 1 and 2 are still read (see
 /// [`decode_state`]).
-pub const STATE_FORMAT: u8 = 3;
+pub const STATE_FORMAT: u8 = 4;
 /// Format of small metadata values (vote, log ids, membership, snapshot meta).
 pub const META_FORMAT: u8 = 1;
 

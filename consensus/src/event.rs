@@ -576,6 +576,29 @@ pub enum Event {
         /// When it ended.
         at: UnixMillis,
     },
+    /// The operator set the cluster's license: the serial it leases, the
+    /// authority it asks, and the cluster's own cadence. Recording it
+    /// through the log makes every node (and every future leader) lease the
+    /// same serial under the same cluster id. A different serial than the
+    /// current one drops the current lease and starts a new fencing
+    /// sequence (tokens are the serial's).
+    LicenseConfigured {
+        /// Serial number (a secret: shown redacted).
+        serial: String,
+        /// Base URL of the license authority.
+        authority: String,
+        /// The id this cluster presents to the authority (kept when only
+        /// the cadence changes).
+        cluster_id: String,
+        /// How often the leader renews (it renews sooner if the lease is
+        /// short: at a third of its length at the latest).
+        renew_ms: u64,
+        /// How long the cluster keeps working after the last renewal when
+        /// the authority cannot be reached.
+        grace_ms: u64,
+        /// When it was set.
+        at: UnixMillis,
+    },
 }
 
 impl Event {
@@ -618,6 +641,7 @@ impl Event {
             Event::JobHeartbeat { .. } => "job_heartbeat",
             Event::JobsAbandoned { .. } => "jobs_abandoned",
             Event::JobRecorded { .. } => "job_recorded",
+            Event::LicenseConfigured { .. } => "license_configured",
         }
     }
 }

@@ -25,14 +25,21 @@
 //! schedules, the effective retention policy of an item on a vault, the
 //! running jobs and the commands around a job.
 //!
-//! The layout of these types is persisted (state format 3, see
+//! For the license lease the state holds, besides the [`Lease`] itself, the
+//! cluster's [`License`]: serial, authority, cadence and the last renewal,
+//! from which every node derives whether the cluster is licensed, in grace
+//! or read-only.
+//!
+//! The layout of these types is persisted (state format 4, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
-//! tiers and job ends gained fields, and the format-2 layouts, from before
-//! items, vaults and jobs gained the fields of unattended protection, are
-//! kept in the private `v1` and `v2` modules so older data is still read.
+//! tiers and job ends gained fields, the format-2 layouts, from before
+//! items, vaults and jobs gained the fields of unattended protection, and
+//! the format-3 state, from before the license, are kept in the private
+//! `v1`, `v2` and `v3` modules so older data is still read.
 
 pub(crate) mod v1;
 pub(crate) mod v2;
+pub(crate) mod v3;
 
 use std::collections::BTreeMap;
 
@@ -502,6 +509,30 @@ pub struct State {
     /// Retention overrides by (vault, device, item name).
     #[serde(with = "proto_id_triple_map")]
     pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
+    /// The cluster's license settings, once set.
+    pub(crate) license: Option<License>,
+}
+
+/// The cluster's license settings (`cairnd admin license set`) and the last
+/// time the authority granted or renewed its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    /// Serial number (a secret).
+    pub serial: String,
+    /// Base URL of the license authority.
+    pub authority: String,
+    /// The id the cluster presents to the authority.
+    pub cluster_id: String,
+    /// How often the leader renews.
+    pub renew_ms: u64,
+    /// How long the cluster keeps working after the last renewal.
+    pub grace_ms: u64,
+    /// When the settings were recorded.
+    pub configured_at: UnixMillis,
+    /// When the authority last granted or renewed the lease (the
+    /// authority's clock, like the lease's times); `None` before the first
+    /// grant of this serial.
+    pub renewed_at: Option<UnixMillis>,
 }
 
 impl State {
@@ -760,6 +791,11 @@ impl State {
         }
     }
 
+    /// The cluster's license settings, once set.
+    pub fn license(&self) -> Option<&License> {
+        self.license.as_ref()
+    }
+
     /// The cluster-wide server secret, once it has been set.
     pub fn server_secret(&self) -> Option<&[u8]> {
         self.server_secret.as_deref()
@@ -816,8 +852,8 @@ mod layouts {
         type Older = v2::Job;
     }
     impl Layout for State {
-        const SINCE: u8 = 3;
-        type Older = v2::State;
+        const SINCE: u8 = 4;
+        type Older = v3::State;
     }
 }
 

@@ -540,6 +540,16 @@ fn old_event() -> impl Strategy<Value = Event> {
             fencing_token,
             at
         }),
+        (prop_oneof![Just("SN"), Just("SN2")], 1u64..3, ms.clone()).prop_map(
+            |(serial, renew, at)| Event::LicenseConfigured {
+                serial: serial.into(),
+                authority: "https://license.example".into(),
+                cluster_id: "c1".into(),
+                renew_ms: renew * 1_000,
+                grace_ms: 60_000,
+                at
+            }
+        ),
         (
             d.clone(),
             a.clone(),

@@ -18,10 +18,12 @@
 //! | `state.v2.hex` | state format 2 snapshot data with every field format 2 added; frozen since format 3 |
 //! | `log_entries_jobs.v1.hex` | snapshot commits under a backup job and the limit rejections (still log format 1, state format 2) |
 //! | `log_entries_protection.v1.hex` | the unattended-protection event kinds (schedules, commands, retention, heartbeats, abandonment; still log format 1) |
-//! | `state.v3.hex` | state format 3 snapshot data with every field format 3 added |
+//! | `state.v3.hex` | state format 3 snapshot data with every field format 3 added; frozen since format 4 |
+//! | `log_entries_license.v1.hex` | the license event kind and the lease events around it (still log format 1) |
+//! | `state.v4.hex` | state format 4 snapshot data with the license set |
 //!
-//! `state.v2.hex` is frozen too since state format 3: today's build reads
-//! it, converted with format 3's defaults, and never writes it.
+//! `state.v2.hex` and `state.v3.hex` are frozen too: today's build reads
+//! them, converted with the later formats' defaults, and never writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -765,10 +767,12 @@ fn log_entries_of_the_protection_events_decode_encode_and_apply_unchanged() {
     assert_eq!(status(42), Some(JobStatus::Missed));
 }
 
-/// The format-3 snapshot data, with every field format 3 added holding a
-/// non-default value, encodes to the committed bytes and decodes back.
+/// The format-3 snapshot data a previous build wrote (frozen since format
+/// 4: never blessed again), with every field format 3 added holding a
+/// non-default value, decodes to the state today's code derives from the
+/// same events, with no license (format 4's addition).
 #[test]
-fn state_v3_decodes_and_encodes_unchanged() {
+fn state_v3_decodes_into_format_4_values() {
     let state = v3_state();
     let vault = &state.vaults()[&VaultId([3; 16])];
     assert!(!vault.before.is_empty() && !vault.after.is_empty() && vault.retention.is_some());
@@ -783,9 +787,140 @@ fn state_v3_decodes_and_encodes_unchanged() {
     assert_eq!(state.schedules().len(), 1);
     assert_eq!(state.item_retention().len(), 1);
 
+    let text = std::fs::read_to_string(fixture("state.v3.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("fixture is hex");
+    assert_eq!(committed.first(), Some(&3), "state.v3.hex is format 3");
+    let decoded = codec::decode_state(&committed).expect("decode format 3");
+    assert_eq!(decoded, state);
+    assert!(decoded.license().is_none());
+}
+
+/// The license events (issue 14), with their outcomes when applied after
+/// the protection events: settings, a grant, a renewal, a stale grant, an
+/// expiry, a grant under a new serial after the settings changed, and
+/// refused settings.
+fn license_events() -> Vec<(Event, Outcome)> {
+    let t = UnixMillis(1_700_000_400_000);
+    let configured = |serial: &str, renew_ms: u64, at: u64| Event::LicenseConfigured {
+        serial: serial.into(),
+        authority: "https://license.example:8800".into(),
+        cluster_id: "0123456789abcdef".into(),
+        renew_ms,
+        grace_ms: 259_200_000,
+        at: UnixMillis(t.0 + at),
+    };
+    let grant = |serial: &str, token: u64, at: u64| Event::LeaseGranted {
+        lease: Lease {
+            serial: serial.into(),
+            fencing_token: token,
+            granted_at: UnixMillis(t.0 + at),
+            expires_at: UnixMillis(t.0 + at + 3_600_000),
+        },
+    };
+    let ok = Outcome::Applied;
+    vec![
+        (configured("SN-A", 1_200_000, 0), ok.clone()),
+        (grant("SN-A", 7, 10), ok.clone()),
+        (
+            Event::LeaseRenewed {
+                serial: "SN-A".into(),
+                fencing_token: 7,
+                expires_at: UnixMillis(t.0 + 1_000 + 3_600_000),
+                at: UnixMillis(t.0 + 1_000),
+            },
+            ok.clone(),
+        ),
+        (
+            grant("SN-A", 6, 2_000),
+            Outcome::Rejected(Rejection::StaleFencingToken { last: 7, got: 6 }),
+        ),
+        (
+            grant("SN-B", 8, 2_000),
+            Outcome::Rejected(Rejection::LeaseMismatch {
+                serial: "SN-B".into(),
+                fencing_token: 8,
+            }),
+        ),
+        (
+            Event::LeaseExpired {
+                serial: "SN-A".into(),
+                fencing_token: 7,
+                at: UnixMillis(t.0 + 5_000_000),
+            },
+            ok.clone(),
+        ),
+        (configured("SN-A", 600_000, 5_000_001), ok.clone()),
+        (
+            Event::LicenseConfigured {
+                serial: "SN-A".into(),
+                authority: "has space".into(),
+                cluster_id: "0123456789abcdef".into(),
+                renew_ms: 1,
+                grace_ms: 1,
+                at: t,
+            },
+            Outcome::Rejected(Rejection::InvalidLicense(
+                "the authority URL must be 1 to 255 characters without spaces".into(),
+            )),
+        ),
+        (configured("SN-B", 600_000, 5_000_002), ok.clone()),
+        (grant("SN-B", 1, 5_000_003), ok),
+    ]
+}
+
+fn license_requests() -> Vec<(Request, Outcome)> {
+    license_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 120; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+/// The format-4 state: the format-3 state, then the license events.
+fn v4_state() -> State {
+    let mut state = v3_state();
+    for (r, _) in license_requests() {
+        apply(&mut state, &r);
+    }
+    state
+}
+
+#[test]
+fn log_entries_of_the_license_events_decode_encode_and_apply_unchanged() {
+    let entries = normal_entries(license_requests(), 5, 400);
+    let all = encode_entries(&entries);
+    let committed = check("log_entries_license.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v3_state();
+    for (r, expected) in license_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    let license = state.license().expect("license set");
+    assert_eq!(license.serial, "SN-B");
+    assert_eq!(license.renewed_at, Some(UnixMillis(1_700_005_400_003)));
+    assert_eq!(state.lease().map(|l| l.fencing_token), Some(1));
+    assert_eq!(
+        state.last_fencing_token(),
+        1,
+        "a new serial, a new sequence"
+    );
+}
+
+/// The format-4 snapshot data, with the license set, encodes to the
+/// committed bytes and decodes back.
+#[test]
+fn state_v4_decodes_and_encodes_unchanged() {
+    let state = v4_state();
+    assert!(state.license().is_some_and(|l| l.renewed_at.is_some()));
     let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
-    assert_eq!(bytes[0], 3);
-    let committed = check("state.v3.hex", &bytes);
+    assert_eq!(bytes[0], 4);
+    let committed = check("state.v4.hex", &bytes);
     assert_eq!(codec::decode_state(&committed).expect("decode"), state);
 }
 
@@ -907,13 +1042,14 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .chain(accounts.iter().map(|(r, _)| &r.event))
         .chain(jobs_events().iter().map(|(e, _)| e))
         .chain(protection_events().iter().map(|(e, _)| e))
+        .chain(license_events().iter().map(|(e, _)| e))
         .map(Event::kind)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     assert_eq!(
         kinds.len(),
-        36,
+        37,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();
@@ -991,9 +1127,9 @@ fn state_v1_decodes_into_current_values() {
     );
     // Written again, it is the current format.
     let again = codec::encode("snapshot data", STATE_FORMAT, &decoded).expect("encode");
-    assert_eq!((again[0], STATE_FORMAT), (3, 3));
+    assert_eq!((again[0], STATE_FORMAT), (4, 4));
     assert_eq!(
-        codec::decode_state(&again).expect("decode format 2"),
+        codec::decode_state(&again).expect("decode the current format"),
         decoded
     );
 }
@@ -1061,7 +1197,12 @@ fn state_v2_decodes_into_format_3_values() {
 /// misread.
 #[test]
 fn truncated_state_fixtures_are_errors() {
-    for name in ["state.v1.hex", "state.v2.hex", "state.v3.hex"] {
+    for name in [
+        "state.v1.hex",
+        "state.v2.hex",
+        "state.v3.hex",
+        "state.v4.hex",
+    ] {
         let text = std::fs::read_to_string(fixture(name)).expect("fixture");
         let bytes = hex::decode(text.trim()).expect("hex");
         for len in 0..bytes.len() {
@@ -1077,7 +1218,7 @@ proptest! {
     /// Garbage behind either state format byte is an error, never a panic
     /// or a huge allocation.
     #[test]
-    fn garbage_state_is_refused(format in 1u8..=3, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn garbage_state_is_refused(format in 1u8..=4, body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut bytes = vec![format];
         bytes.extend_from_slice(&body);
         prop_assert!(codec::decode_state(&bytes).is_err());

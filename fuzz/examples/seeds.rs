@@ -890,6 +890,7 @@ fn main() {
                 to_move: None,
             }],
             under_replicated_chunks: Some(0),
+            license: None,
         },
     );
     out.json(

@@ -1,6 +1,8 @@
 //! The operator's HTTP client: what `cairnd cluster status|drain|remove`
-//! and `cairnd admin user|tier|device|jobs` ask a running cluster, over
-//! its admin and cluster API ([`cairn_proto::admin`]).
+//! and `cairnd admin user|tier|device|jobs|license` ask a running cluster,
+//! over its admin and cluster API ([`cairn_proto::admin`]), and what
+//! `cairnd license-authority serial …` asks a license authority
+//! ([`crate::license::wire`]).
 //!
 //! `admin user create` derives the account's login key locally with
 //! argon2id ([`cairn_proto::kdf`], the same derivation and defaults as the
@@ -14,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_proto::admin::{
-    ClusterStatus, CreateUser, DefineTier, DrainRequest, DrainResponse, Kdf, RemoveRequest,
-    RemoveResponse, TierInfo, UserInfo,
+    ClusterStatus, CreateUser, DefineTier, DrainRequest, DrainResponse, Kdf, LicenseStatus,
+    RemoveRequest, RemoveResponse, SetLicense, TierInfo, UserInfo,
 };
 use cairn_proto::api::ErrorBody;
 use cairn_proto::kdf;
@@ -25,6 +27,8 @@ use zeroize::Zeroize;
 
 use crate::error::describe;
 use crate::http::IDEMPOTENCY_KEY;
+use crate::license::policy::SerialRecord;
+use crate::license::wire;
 
 /// How many times a write is attempted while the cluster is unavailable.
 const WRITE_ATTEMPTS: u32 = 5;
@@ -266,6 +270,48 @@ impl Client {
         self.get("/api/v1/admin/tiers").await
     }
 
+    /// Sets the cluster's license (`cairnd admin license set`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn set_license(&self, req: &SetLicense) -> Result<LicenseStatus, CliError> {
+        self.post("/api/v1/admin/license", req).await
+    }
+
+    /// Issues a serial at a license authority (this client's server).
+    ///
+    /// # Errors
+    ///
+    /// The authority's refusal.
+    pub async fn create_serial(&self, customer: &str) -> Result<SerialRecord, CliError> {
+        let req = wire::CreateSerial {
+            customer: customer.to_owned(),
+        };
+        self.post(wire::SERIALS, &req).await
+    }
+
+    /// Every serial of a license authority, with holders and history.
+    ///
+    /// # Errors
+    ///
+    /// The authority's refusal.
+    pub async fn list_serials(&self) -> Result<wire::SerialList, CliError> {
+        self.get(wire::SERIALS).await
+    }
+
+    /// Releases a serial's lease at a license authority.
+    ///
+    /// # Errors
+    ///
+    /// The authority's refusal (e.g. an unknown serial).
+    pub async fn relax_serial(&self, serial: &str) -> Result<wire::Relaxed, CliError> {
+        let req = wire::RelaxRequest {
+            serial: serial.to_owned(),
+        };
+        self.post(wire::RELAX, &req).await
+    }
+
     /// Every account's devices (`cairnd admin device list`).
     ///
     /// # Errors
@@ -435,6 +481,22 @@ pub fn format_status(s: &ClusterStatus) -> String {
             opt(n.chunks),
             opt(n.bytes),
         ));
+    }
+    if let Some(l) = &s.license {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "license: {}  serial {}  holder {}  fencing token {}  expires {}  lease left {} s  grace left {} s\n",
+            l.mode,
+            text(&l.serial),
+            text(&l.holder),
+            opt(l.fencing_token),
+            opt(l.expires_at),
+            opt(l.lease_remaining_seconds),
+            opt(l.grace_remaining_seconds),
+        ));
+        if let Some(d) = &l.detail {
+            out.push_str(&format!("  read-only: {d}\n"));
+        }
     }
     out
 }

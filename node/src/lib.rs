@@ -10,6 +10,9 @@
 //!   http              the only module that knows axum: router (assembled once),
 //!     │               extractors, auth, handlers, accept loop
 //!     ├──────────────┐
+//!   license ─────────┤  the license lease: pure policies, the authority's store,
+//!     │              │  the cluster's gate and lease worker (http also serves the
+//!     │              │  authority's routes)
 //!   storage          │  chunk store, peers, pure policies, background workers
 //!     │              │
 //!   cluster ◀────────┘  Raft (openraft) + the replicated state: propose, read,
@@ -45,6 +48,11 @@
 //! vaults, snapshot records, protected items, jobs) and the admin API are
 //! [`http::api`], with the failed-login limiter in [`http::ratelimit`].
 //!
+//! The license lease ([`license`]): the cluster leases its serial from a
+//! license authority (`cairnd license-authority`, the same binary; the dev
+//! cluster embeds one), records grants, renewals and expiries in the log,
+//! and turns read-only (`license_expired`) after the grace period.
+//!
 //! The storage role ([`storage`]) keeps this node's chunks in
 //! `DATA_DIR/chunks`, coordinates replicated uploads and reads for devices,
 //! and, on the leader, repairs and rebalances the cluster's copies.
@@ -56,6 +64,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod license;
 pub mod server;
 pub mod storage;
 pub mod tls;

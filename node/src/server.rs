@@ -5,7 +5,9 @@
 //!  init:  node.json? no → Raft::initialize({self}) → wait leader → record storage node → stop
 //!  serve: node.json → Cluster::start → storage + workers → bind → (join task)
 //!         → HTTP until SIGINT/SIGTERM → stop workers → raft.shutdown
-//!  dev:   init if needed (id 1, 127.0.0.1:8700, ./cairn-data, tier `standard`) → serve
+//!  dev:   init if needed (id 1, 127.0.0.1:8700, ./cairn-data, tier `standard`)
+//!         → embedded license authority (dev serial, lease taken in-process) → serve
+//!  license-authority init|serve: DIR/operator.token + DIR/db (RocksDB) → HTTP(S)
 //! ```
 //!
 //! The policy of these commands lives here, not in the binary: which
@@ -30,11 +32,15 @@ use tokio::net::TcpListener;
 use crate::cluster::Cluster;
 use crate::config::{DataDir, HttpSettings, NodeIdentity, RaftSettings, StorageSettings};
 use crate::error::NodeError;
+use crate::http::authority::AuthorityState;
 use crate::http::{self, HttpState};
+use crate::license::gate::Gate;
+use crate::license::store::AuthorityStore;
+use crate::license::worker::LeaseWorker;
 use crate::storage::{self, Storage};
 use crate::tls::TlsSettings;
 use crate::token::{AdminToken, ClusterSecret};
-use crate::worker::Workers;
+use crate::worker::{Schedule, Workers};
 
 /// Refuses a non-loopback listen address without TLS unless
 /// `--insecure-http` is given: Cairn must not silently serve credentials in
@@ -238,7 +244,23 @@ pub struct ServeOptions {
     pub storage: StorageSettings,
     /// Limits of the HTTP server (timeouts, connection cap).
     pub http: HttpSettings,
+    /// `--dev-license`: a cluster without a license counts as licensed
+    /// (dev and test clusters only).
+    pub dev_license: bool,
+    /// The embedded license authority to serve on the node's listener
+    /// (set by [`dev`]; `None` elsewhere).
+    pub authority: Option<AuthorityState>,
 }
+
+/// How often the `license` worker refreshes the node's gate and, on the
+/// leader, checks whether the lease is due for renewal.
+const LICENSE_TICK: Duration = Duration::from_millis(500);
+
+/// Length of the embedded dev authority's leases.
+const DEV_LEASE: Duration = Duration::from_secs(600);
+
+/// How often the dev cluster renews its lease.
+const DEV_RENEW_SECONDS: u64 = 60;
 
 /// `cairnd serve`: starts the node and runs it until `shutdown` resolves.
 ///
@@ -293,6 +315,20 @@ async fn run(
     let mut workers = Workers::new();
     storage::workers::start(&mut workers, app, &storage);
     crate::cluster::abandon::start(&mut workers, app, options.storage.job_silence_ms);
+    let license = Arc::new(Gate::new(options.dev_license));
+    if options.dev_license {
+        tracing::warn!(
+            "--dev-license: without a license this cluster counts as licensed (dev and tests only)"
+        );
+    }
+    workers.spawn(
+        "license",
+        Schedule {
+            first: Duration::ZERO,
+            every: LICENSE_TICK,
+        },
+        LeaseWorker::new(app.clone(), storage.clone(), license.clone()),
+    );
     tracing::debug!(workers = ?workers.names(), "workers started");
     let bind_error = |source| NodeError::Serve {
         addr: identity.listen.to_string(),
@@ -327,6 +363,8 @@ async fn run(
     let router = http::router(HttpState {
         cluster: app.clone(),
         storage,
+        license,
+        authority: options.authority,
     });
     http::serve::serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
     if let Some(j) = joiner {
@@ -500,6 +538,7 @@ pub async fn dev(
     let dir = options.data_dir.clone();
     // The dev cluster is loopback-only and plain HTTP.
     let tls = TlsSettings::default();
+    let mut options = options;
     let app = match NodeIdentity::load(&dir)? {
         Some(id) => {
             // A dev data dir from before every node had a secret.
@@ -529,7 +568,199 @@ pub async fn dev(
             app
         }
     };
+    match dev_license(&app, &dir).await {
+        Ok(authority) => options.authority = Some(authority),
+        Err(e) => {
+            if let Err(s) = app.raft.shutdown().await {
+                tracing::error!(error = %s, "raft shutdown");
+            }
+            return Err(e);
+        }
+    }
     serve_app(app, options, shutdown).await
+}
+
+/// The dev cluster's embedded license authority: its store under
+/// `DATA_DIR/license-authority` with the dev serial, the node's admin
+/// token as its operator token, served on the node's own listener. The
+/// cluster's license is set to it on first start, and the lease is taken
+/// (or renewed) in-process before the node serves, so the dev cluster is
+/// writable from its first request; the `license` worker renews it over
+/// HTTP like any cluster's.
+async fn dev_license(app: &Arc<Cluster>, dir: &DataDir) -> Result<AuthorityState, NodeError> {
+    use cairn_consensus::{Event, UnixMillis};
+
+    use crate::license::{configure, DEV_SERIAL};
+
+    let bootstrap = |what: &'static str| {
+        move |e: crate::cluster::ClusterError| NodeError::Bootstrap { what, source: e }
+    };
+    let store = Arc::new(AuthorityStore::open(&dir.root().join("license-authority"))?);
+    let at = crate::cluster::now();
+    let authority_error = |e: crate::license::store::AuthorityError| {
+        NodeError::Config(format!("embedded license authority: {e}"))
+    };
+    store
+        .ensure(DEV_SERIAL, "dev cluster", at.0)
+        .map_err(authority_error)?;
+    let lease_ms = u64::try_from(DEV_LEASE.as_millis()).unwrap_or(u64::MAX);
+    let current = app.state.read(|s| s.license().cloned());
+    let url = app.identity.advertise.clone();
+    if current
+        .as_ref()
+        .is_none_or(|l| l.serial == DEV_SERIAL && l.authority != url)
+    {
+        let req = cairn_proto::admin::SetLicense {
+            serial: DEV_SERIAL.into(),
+            authority: url,
+            renew_seconds: Some(DEV_RENEW_SECONDS),
+            grace_seconds: None,
+        };
+        let event =
+            configure(current.as_ref(), &req, at).map_err(|e| NodeError::Config(e.to_string()))?;
+        app.propose(event)
+            .await
+            .map_err(bootstrap("setting the dev license"))?;
+    }
+    let (license, lease) = app
+        .state
+        .read(|s| (s.license().cloned(), s.lease().cloned()));
+    if let Some(license) = license.filter(|l| l.serial == DEV_SERIAL) {
+        let telemetry = crate::license::policy::Telemetry::default();
+        let renewed = lease.as_ref().and_then(|l| {
+            store
+                .renew(
+                    DEV_SERIAL,
+                    &license.cluster_id,
+                    l.fencing_token,
+                    telemetry.clone(),
+                    at.0,
+                    lease_ms,
+                )
+                .ok()
+        });
+        let event = match renewed {
+            Some(g) => Event::LeaseRenewed {
+                serial: DEV_SERIAL.into(),
+                fencing_token: g.fencing_token,
+                expires_at: UnixMillis(g.expires_at),
+                at: UnixMillis(g.renewed_at),
+            },
+            None => {
+                if let Some(l) = &lease {
+                    app.propose(Event::LeaseExpired {
+                        serial: l.serial.clone(),
+                        fencing_token: l.fencing_token,
+                        at,
+                    })
+                    .await
+                    .map_err(bootstrap("ending the old dev lease"))?;
+                }
+                let g = store
+                    .acquire(DEV_SERIAL, &license.cluster_id, telemetry, at.0, lease_ms)
+                    .map_err(authority_error)?;
+                Event::LeaseGranted {
+                    lease: cairn_consensus::event::Lease {
+                        serial: DEV_SERIAL.into(),
+                        fencing_token: g.fencing_token,
+                        granted_at: UnixMillis(g.granted_at),
+                        expires_at: UnixMillis(g.expires_at),
+                    },
+                }
+            }
+        };
+        app.propose(event)
+            .await
+            .map_err(bootstrap("taking the dev lease"))?;
+    }
+    Ok(AuthorityState {
+        store,
+        operator: AdminToken::load(&dir.admin_token())?,
+        lease_ms,
+    })
+}
+
+/// `cairnd license-authority init`: the authority's data directory with
+/// its operator token (`operator.token`, mode 0600) and its database.
+/// Running it again changes nothing.
+///
+/// # Errors
+///
+/// IO errors, or the database cannot be created.
+pub fn license_authority_init(dir: &Path) -> Result<PathBuf, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let token = dir.join(AUTHORITY_TOKEN_FILE);
+    AdminToken::create_if_missing(&token)?;
+    AuthorityStore::open(&dir.join("db"))?;
+    Ok(token)
+}
+
+/// The operator token file in a license authority's data directory.
+pub const AUTHORITY_TOKEN_FILE: &str = "operator.token";
+
+/// How `license-authority serve` runs.
+pub struct AuthorityOptions {
+    /// The authority's data directory (initialised if needed).
+    pub data_dir: PathBuf,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The length of every grant and renewal.
+    pub lease: Duration,
+    /// HTTPS certificate and key (PEM), if it serves TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve plain HTTP off loopback anyway.
+    pub insecure_http: bool,
+    /// Told where it listens (the command line prints it).
+    pub on_listening: Box<dyn FnOnce(&str) + Send>,
+}
+
+/// `cairnd license-authority serve`: the authority until `shutdown`.
+/// Like a node it refuses plain HTTP off loopback unless told
+/// (`--insecure-http`): serials are secrets.
+///
+/// # Errors
+///
+/// The address, TLS files, database or bind fail.
+pub async fn license_authority_serve(
+    options: AuthorityOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    check_listen(options.listen, options.tls.is_some(), options.insecure_http)?;
+    if options.lease < Duration::from_secs(1) {
+        return Err(NodeError::Config(
+            "--lease-seconds must be at least 1".into(),
+        ));
+    }
+    license_authority_init(&options.data_dir)?;
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(crate::tls::load_server_config(cert, key)?),
+        None => None,
+    };
+    let state = AuthorityState {
+        store: Arc::new(AuthorityStore::open(&options.data_dir.join("db"))?),
+        operator: AdminToken::load(&options.data_dir.join(AUTHORITY_TOKEN_FILE))?,
+        lease_ms: u64::try_from(options.lease.as_millis()).unwrap_or(u64::MAX),
+    };
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| NodeError::Serve {
+            addr: options.listen.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| NodeError::Serve {
+        addr: options.listen.to_string(),
+        source,
+    })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{local}");
+    tracing::info!(%url, lease_ms = state.lease_ms, "license authority listening");
+    (options.on_listening)(&url);
+    let router = http::authority::router(state);
+    http::serve::serve_connections(listener, tls, router, HttpSettings::default(), shutdown).await;
+    Ok(())
 }
 
 /// Prepares a data directory for a node that will join a cluster: its

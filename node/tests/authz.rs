@@ -326,6 +326,9 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("post", "/api/v1/admin/users") => Admin(201),
         ("get", "/api/v1/admin/tiers") => Admin(200),
         ("post", "/api/v1/admin/tiers") => Admin(201),
+        // An authority off loopback over plain HTTP: refused after the
+        // token was checked, changing nothing.
+        ("post", "/api/v1/admin/license") => Admin(400),
         ("get", "/api/v1/admin/jobs") => Admin(200),
         ("get", "/api/v1/admin/devices") => Admin(200),
         ("post", "/api/v1/admin/devices/{id}/revoke") => Admin(200),
@@ -511,6 +514,10 @@ impl World {
             ("post", "/api/v1/admin/tiers") => (
                 template.into(),
                 Some(json!({"name": format!("t{}", hex16()), "replicas": 2})),
+            ),
+            ("post", "/api/v1/admin/license") => (
+                template.into(),
+                Some(json!({"serial": "SN-1", "authority": "http://10.0.0.1:1"})),
             ),
             ("post", "/api/v1/cluster/remove" | "/api/v1/cluster/drain") => {
                 (template.into(), Some(json!({"node_id": 99})))

@@ -130,6 +130,49 @@ pub struct ClusterStatus {
     /// as the leader's last repair pass counted them; `None` on other nodes
     /// and before the first pass.
     pub under_replicated_chunks: Option<u64>,
+    /// The license lease as the answering node sees it (absent from older
+    /// nodes' answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<LicenseStatus>,
+}
+
+/// The license lease in `cluster status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicenseStatus {
+    /// `valid`, `grace`, `read_only` or `dev_unlicensed`.
+    pub mode: String,
+    /// Why the cluster is read-only and what to do; `None` otherwise.
+    pub detail: Option<String>,
+    /// The serial, redacted (its first characters).
+    pub serial: Option<String>,
+    /// The license authority's URL.
+    pub authority: Option<String>,
+    /// The cluster id the holder presents (this cluster's).
+    pub holder: Option<String>,
+    /// The lease's fencing token, while one is held.
+    pub fencing_token: Option<u64>,
+    /// When the lease runs out (authority clock, ms since the epoch).
+    pub expires_at: Option<u64>,
+    /// Seconds until the lease ends on this node's view (margin taken off).
+    pub lease_remaining_seconds: Option<u64>,
+    /// Seconds of grace left once the lease has ended.
+    pub grace_remaining_seconds: Option<u64>,
+}
+
+/// `POST /api/v1/admin/license`: the cluster's serial and authority, and
+/// its cadence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetLicense {
+    /// The serial number.
+    pub serial: String,
+    /// The license authority's base URL (`https://` off loopback).
+    pub authority: String,
+    /// How often the leader renews (default: a third of the lease).
+    pub renew_seconds: Option<u64>,
+    /// How long the cluster keeps working without the authority (default 72 h).
+    pub grace_seconds: Option<u64>,
 }
 
 /// One member of the Raft cluster.

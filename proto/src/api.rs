@@ -78,6 +78,10 @@ pub mod code {
     /// A backup is running on the vault (or finished after the prune
     /// started): chunks are not deleted now.
     pub const BUSY: &str = "busy";
+    /// The cluster's license lease ran out and its grace period is over:
+    /// new backups, vault requests and account changes are refused until
+    /// the operator fixes it (the message says how); restores work.
+    pub const LICENSE_EXPIRED: &str = "license_expired";
 }
 
 /// Most ids one page of `chunks/list` answers; a shorter page is the last.

@@ -183,7 +183,10 @@ impl Node {
     }
 
     /// Starts `cairnd ARGS` (then the node's `extra`), logging to
-    /// `<logs>/node<id>.<run>.{out,err}`.
+    /// `<logs>/node<id>.<run>.{out,err}`. A node counts as licensed while
+    /// its cluster has no license (`CAIRND_DEV_LICENSE=1`, a dev and test
+    /// setting) unless the node's `env` says otherwise: the license tests
+    /// set it to `0`.
     pub fn spawn(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "node {} already running", self.id);
         self.runs += 1;
@@ -198,6 +201,7 @@ impl Node {
             .args(self.with_config(args))
             .args(&self.extra)
             .env("CAIRN_LOG", "info,openraft=info")
+            .env("CAIRND_DEV_LICENSE", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log("out"))

@@ -172,6 +172,7 @@ impl From<State> for super::State {
             server_secret: s.server_secret,
             schedules: BTreeMap::new(),
             item_retention: BTreeMap::new(),
+            license: None,
         }
     }
 }

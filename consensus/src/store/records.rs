@@ -24,12 +24,14 @@
 //! | `R` ‖ request id (16) | `(seq, Outcome)` of the dedup table |
 //! | `m/singletons` | lease, last fencing token, dedup table header |
 //! | `m/server_secret` | the server secret (`Vec<u8>`), once set |
+//! | `m/license` | the cluster's [`License`](crate::state::License), once set (format 4) |
 //! | `m/last_applied`, `m/membership` | the state machine's log position |
 //!
 //! The account-name index is not stored; it is rebuilt from the accounts
 //! when loading.
 //!
-//! Records are written with the current [`STATE_FORMAT`] (3). Format 2
+//! Records are written with the current [`STATE_FORMAT`] (4; format 4
+//! only added the `m/license` record). Format 2
 //! added fields to devices, tiers and job ends, format 3 to items, vaults
 //! and jobs (and the `C` and `P` records); their older records are still
 //! read, through the legacy layouts in `state/v1.rs` and `state/v2.rs`
@@ -55,6 +57,7 @@ pub(crate) const KEY_LAST_APPLIED: &[u8] = b"m/last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"m/membership";
 const KEY_SINGLETONS: &[u8] = b"m/singletons";
 const KEY_SERVER_SECRET: &[u8] = b"m/server_secret";
+const KEY_LICENSE: &[u8] = b"m/license";
 
 /// One stored record of the state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +75,7 @@ pub(crate) enum RecordKey {
     ServerSecret,
     Schedule(DeviceId, String),
     ItemRetention(VaultId, DeviceId, String),
+    License,
 }
 
 impl RecordKey {
@@ -98,6 +102,7 @@ impl RecordKey {
                 k
             }
             RecordKey::ServerSecret => KEY_SERVER_SECRET.to_vec(),
+            RecordKey::License => KEY_LICENSE.to_vec(),
             RecordKey::Schedule(device, name) => {
                 let mut k = with(b'C', device.bytes());
                 k.extend_from_slice(name.as_bytes());
@@ -204,7 +209,10 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
         Event::StorageNodeJoined { node, .. }
         | Event::StorageNodeDrained { node, .. }
         | Event::StorageNodeRemoved { node, .. } => keys.push(K::StorageNode(*node)),
-        Event::LeaseGranted { .. } | Event::LeaseRenewed { .. } | Event::LeaseExpired { .. } => {}
+        Event::LeaseGranted { .. }
+        | Event::LeaseRenewed { .. }
+        | Event::LeaseExpired { .. }
+        | Event::LicenseConfigured { .. } => keys.push(K::License),
         Event::DeviceLoggedIn {
             device,
             account,
@@ -294,6 +302,7 @@ pub(crate) fn stage(
             put_or_delete(batch, cf, key, state.items.get(&(*device, name.clone())))
         }
         K::ServerSecret => put_or_delete(batch, cf, key, state.server_secret.as_ref()),
+        K::License => put_or_delete(batch, cf, key, state.license.as_ref()),
         K::Schedule(device, name) => put_or_delete(
             batch,
             cf,
@@ -324,6 +333,7 @@ pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State
     keys.extend(state.requests.entries().map(|(k, _)| K::Request(*k)));
     keys.extend(state.items.keys().map(|(d, n)| K::Item(*d, n.clone())));
     keys.push(K::ServerSecret);
+    keys.push(K::License);
     keys.extend(
         state
             .schedules
@@ -461,6 +471,7 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
             Some(b'm') if &*key == KEY_SERVER_SECRET => {
                 state.server_secret = Some(dec::<Vec<u8>>(&value)?);
             }
+            Some(b'm') if &*key == KEY_LICENSE => state.license = Some(dec(&value)?),
             Some(b'm') if &*key == KEY_LAST_APPLIED || &*key == KEY_MEMBERSHIP => {}
             _ => {
                 return Err(ConsensusError::Corrupt {

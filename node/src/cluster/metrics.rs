@@ -58,6 +58,56 @@ pub struct Metrics {
     data_dir_avail: IntGauge,
     snapshot: SnapshotMetrics,
     storage: StorageMetrics,
+    license: LicenseMetrics,
+}
+
+/// The license lease's metrics (`cairn_license_*`), set by the node's
+/// license worker.
+#[derive(Clone)]
+pub struct LicenseMetrics {
+    /// Seconds until the lease ends on this node's view (0 without one).
+    pub lease_remaining: IntGauge,
+    /// Seconds of grace left (the grace period while licensed, 0 once
+    /// read-only).
+    pub grace_remaining: IntGauge,
+    /// 1 while new backups, vault requests and account changes are refused.
+    pub read_only: IntGauge,
+    /// 1 while the lease has ended and the grace period runs.
+    pub in_grace: IntGauge,
+    /// Failed grants and renewals (leader).
+    pub renewal_failures: IntCounter,
+}
+
+impl LicenseMetrics {
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            lease_remaining: gauge(
+                r,
+                "cairn_license_lease_remaining_seconds",
+                "Seconds until the license lease ends on this node's view (safety margin taken off); 0 without a lease.",
+            )?,
+            grace_remaining: gauge(
+                r,
+                "cairn_license_grace_remaining_seconds",
+                "Seconds until the cluster turns read-only if the lease is not renewed.",
+            )?,
+            read_only: gauge(
+                r,
+                "cairn_license_read_only",
+                "1 while the cluster refuses new backups, vault requests and account changes (license_expired).",
+            )?,
+            in_grace: gauge(
+                r,
+                "cairn_license_in_grace",
+                "1 while the lease has ended and the grace period runs.",
+            )?,
+            renewal_failures: counter(
+                r,
+                "cairn_license_renewal_failures_total",
+                "License grants and renewals that failed (authority unreachable or refusing), on the leader.",
+            )?,
+        })
+    }
 }
 
 /// A gauge that has no value on some nodes or at some times: one only the
@@ -515,6 +565,7 @@ impl Metrics {
             )?,
             snapshot,
             storage: StorageMetrics::new(&r, RocksMetrics::new(&r)?)?,
+            license: LicenseMetrics::new(&r)?,
             registry: r,
         };
         // CPU, memory, open files and start time of this process
@@ -549,6 +600,11 @@ impl Metrics {
     /// The storage role's metrics.
     pub fn storage(&self) -> &StorageMetrics {
         &self.storage
+    }
+
+    /// The license lease's metrics.
+    pub fn license(&self) -> &LicenseMetrics {
+        &self.license
     }
 
     /// Counts a proposal's outcome.

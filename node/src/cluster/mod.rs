@@ -119,13 +119,27 @@ pub fn admin_tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
     }
 }
 
-/// Milliseconds since the epoch, chosen by the proposer for events.
+/// Environment variable offsetting this node's wall clock by a signed
+/// number of milliseconds. Test-only: it exists so a test can prove that a
+/// skewed clock changes nothing about the license lease (or anything else).
+pub const TEST_CLOCK_OFFSET_ENV: &str = "CAIRN_TEST_CLOCK_OFFSET_MS";
+
+/// Milliseconds since the epoch, chosen by the proposer for events
+/// (offset by [`TEST_CLOCK_OFFSET_ENV`] when a test sets it).
 pub fn now() -> UnixMillis {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        std::env::var(TEST_CLOCK_OFFSET_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    });
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    UnixMillis(u64::try_from(ms).unwrap_or(u64::MAX))
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX).saturating_add(offset);
+    UnixMillis(u64::try_from(ms).unwrap_or(0))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ClusterError {
@@ -758,6 +772,7 @@ impl Cluster {
             voters: voters.into_iter().collect(),
             storage_nodes,
             under_replicated_chunks: repair.map(|r| r.under_replicated),
+            license: None,
         }
     }
 

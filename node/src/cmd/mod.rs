@@ -7,6 +7,7 @@
 //! lifecycle, `cairn_node::client` for operator commands); this module
 //! parses, dispatches and renders ([`node`], [`operator`], [`output`]).
 
+mod license;
 mod node;
 mod operator;
 mod output;
@@ -87,6 +88,14 @@ enum Command {
         storage: StorageArgs,
         #[command(flatten)]
         http: HttpArgs,
+        /// Dev and test clusters only: while no license is set, count the cluster as licensed
+        /// (without it, a cluster without a license is read-only).
+        #[arg(
+            long,
+            env = "CAIRND_DEV_LICENSE",
+            value_parser = clap::builder::FalseyValueParser::new()
+        )]
+        dev_license: bool,
     },
     /// Inspect and change the cluster's membership.
     Cluster {
@@ -101,6 +110,11 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: operator::AdminCommand,
+    },
+    /// The license authority: a separate service leasing serials to clusters.
+    LicenseAuthority {
+        #[command(subcommand)]
+        command: license::AuthorityCommand,
     },
 }
 
@@ -144,6 +158,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             raft,
             storage,
             http,
+            dev_license,
         }) => {
             let args = node::ServeArgs {
                 node,
@@ -151,6 +166,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 raft,
                 storage,
                 http,
+                dev_license,
             };
             node::serve(args, &file, json).await
         }
@@ -160,6 +176,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Admin { client, command }) => {
             Ok(operator::admin(client, command, &file, json).await?)
         }
+        Some(Command::LicenseAuthority { command }) => license::authority(command, json).await,
     }
 }
 
@@ -207,6 +224,16 @@ mod tests {
             Some(Command::Serve { node, .. }) => node,
             _ => panic!("not serve"),
         }
+    }
+
+    #[test]
+    fn dev_license_takes_the_environment_as_a_switch() {
+        let parse = |argv: &[&str]| match Cli::parse_from(argv).command {
+            Some(Command::Serve { dev_license, .. }) => dev_license,
+            _ => panic!("not serve"),
+        };
+        assert!(parse(&["cairnd", "serve", "--dev-license"]));
+        assert!(!parse(&["cairnd", "serve"]));
     }
 
     #[test]

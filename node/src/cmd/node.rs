@@ -25,6 +25,8 @@ pub struct ServeArgs {
     pub storage: StorageArgs,
     /// HTTP limits.
     pub http: HttpArgs,
+    /// `--dev-license`.
+    pub dev_license: bool,
 }
 
 /// The line a server prints once it listens (`--json`: one JSON line).
@@ -75,6 +77,8 @@ pub async fn dev(
         data_dir: DataDir::new(data_dir),
         storage: file.storage.clone(),
         http: file.http,
+        dev_license: false,
+        authority: None,
     };
     server::dev(
         listen,
@@ -163,6 +167,8 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, json: bool) -> Result<(),
         data_dir: dir.clone(),
         storage: args.storage.over(&file.storage),
         http: args.http.over(&file.http),
+        dev_license: args.dev_license,
+        authority: None,
     };
     server::serve(
         &dir,

@@ -69,6 +69,11 @@ pub enum AdminCommand {
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
     },
+    /// The cluster's license.
+    License {
+        #[command(subcommand)]
+        command: super::license::LicenseCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +333,7 @@ pub async fn admin(
             let jobs = client.list_jobs(&query).await?;
             output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
         }
+        AdminCommand::License { command } => super::license::set(&client, command, json).await,
     }
 }
 

@@ -69,7 +69,7 @@ fn claimed_device(token: &str) -> Option<DeviceId> {
     id.parse().ok()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

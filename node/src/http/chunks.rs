@@ -56,6 +56,7 @@ use super::auth::{Admin, DeviceAuth};
 use super::extract::ApiJson;
 use super::{ApiError, HttpState};
 use crate::cluster::{now, Cluster};
+use crate::license::gate::Gate;
 use crate::storage::policy::{self, SweepRefusal};
 use crate::storage::{Reserved, Storage};
 
@@ -238,12 +239,14 @@ async fn missing(
 async fn upload(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     State(storage): State<Arc<Storage>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UploadReply>, ApiError> {
     let started = Instant::now();
+    super::api::license::check(&gate, &app)?;
     let (vault, quota) = vault_of(&app, &auth, &id)?;
     let _slot = transfer_slot(&storage, &auth)?;
     // Judged before a byte of the body is read, so a refused upload costs

@@ -56,6 +56,10 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The cluster is read-only for want of a license lease
+    /// (`403 license_expired`); the message tells the operator what to do.
+    #[error("the cluster is read-only: {0}")]
+    LicenseExpired(String),
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
@@ -137,6 +141,7 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::NoRetention { .. } => "no_retention",
         Rejection::StatusReserved(_) => "status_reserved",
         Rejection::SilenceTooShort { .. } => "silence_too_short",
+        Rejection::InvalidLicense(_) => "invalid_license",
     }
 }
 
@@ -160,6 +165,7 @@ impl ApiError {
             ApiError::Busy(_) => code::BUSY,
             ApiError::Internal(_) => "internal",
             ApiError::JoinRefused(_) => "join_refused",
+            ApiError::LicenseExpired(_) => code::LICENSE_EXPIRED,
         }
     }
 
@@ -202,6 +208,7 @@ impl ApiError {
             ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::LicenseExpired(_) => StatusCode::FORBIDDEN,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! | [`ops`] | health, metrics, OpenAPI document, cluster status, join, remove |
 //! | [`api`] | the device API and the admin API |
 //! | [`chunks`] | device chunk routes and the drain |
+//! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
 //!
 //! [`serve`] is the accept loop (connection cap, timeouts, TLS); [`auth`],
 //! [`extract`] and [`ratelimit`] are what handlers are built from.
@@ -43,6 +44,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod authority;
 pub mod chunks;
 pub mod error;
 pub mod extract;
@@ -69,6 +71,7 @@ pub use error::ApiError;
 pub use extract::{ClientAddr, IDEMPOTENCY_KEY};
 
 use crate::cluster::Cluster;
+use crate::license::gate::Gate;
 use crate::storage::Storage;
 
 /// Largest JSON request body of the API routes (1 MiB): the largest
@@ -85,6 +88,17 @@ pub struct HttpState {
     pub cluster: Arc<Cluster>,
     /// This node's storage role.
     pub storage: Arc<Storage>,
+    /// This node's license gate (refuses writes while read-only).
+    pub license: Arc<Gate>,
+    /// The embedded license authority (dev cluster), served on the node's
+    /// listener.
+    pub authority: Option<authority::AuthorityState>,
+}
+
+impl FromRef<HttpState> for Arc<Gate> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.license.clone()
+    }
 }
 
 impl FromRef<HttpState> for Arc<Cluster> {
@@ -112,14 +126,19 @@ pub fn router(state: HttpState) -> Router {
             auth::cluster_only,
         ));
     let (documented, _) = documented(Some(app.clone())).split_for_parts();
-    Router::new()
+    let embedded = state.authority.clone().map(authority::router);
+    let node = Router::new()
         .merge(internal)
         .merge(documented)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Arc::new(api::ApiState::new())))
         .layer(middleware::from_fn_with_state(app, track_http))
-        .with_state(state)
+        .with_state(state);
+    match embedded {
+        Some(authority) => node.merge(authority),
+        None => node,
+    }
 }
 
 /// The OpenAPI document's fixed part: title, security schemes.

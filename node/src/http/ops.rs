@@ -21,6 +21,7 @@ use super::auth::{join_authorized, Admin};
 use super::extract::ApiJson;
 use super::{ApiError, HttpState};
 use crate::cluster::{Cluster, ForwardedError, FORWARDED_HEADER};
+use crate::license::gate::Gate;
 use crate::storage::Storage;
 
 /// The documented routes of this module; `app` guards the join route
@@ -66,9 +67,18 @@ async fn healthz(State(app): State<Arc<Cluster>>) -> Response {
 /// entries of the leader's commit index.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-async fn readyz(State(app): State<Arc<Cluster>>) -> Response {
+async fn readyz(State(app): State<Arc<Cluster>>, State(gate): State<Arc<Gate>>) -> Response {
     if app.is_ready().await {
-        (StatusCode::OK, "ready\n").into_response()
+        // A read-only cluster still serves logins, listings and restores:
+        // ready, with the reason in the detail.
+        match super::api::license::status(&gate, &app).detail {
+            Some(detail) => (
+                StatusCode::OK,
+                format!("ready\nlicense: read-only: {detail}\n"),
+            )
+                .into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
@@ -89,9 +99,12 @@ async fn metrics(State(app): State<Arc<Cluster>>, State(storage): State<Arc<Stor
 async fn cluster_status(
     State(app): State<Arc<Cluster>>,
     State(storage): State<Arc<Storage>>,
+    State(gate): State<Arc<Gate>>,
 ) -> Response {
     let view = storage.view();
-    Json(app.status(view.as_ref().map(|v| &v.report))).into_response()
+    let mut status = app.status(view.as_ref().map(|v| &v.report));
+    status.license = Some(super::api::license::status(&gate, &app));
+    Json(status).into_response()
 }
 
 /// Adds a node (learner, then voter while there are fewer than 5) once it

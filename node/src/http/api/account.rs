@@ -28,6 +28,7 @@ use super::{cluster_nodes, kdf_info, propose, ApiJson, IdempotencyKey, Peer, Sha
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// Shortest salt accepted for new credentials, in bytes.
 const MIN_SALT: usize = 16;
@@ -86,11 +87,13 @@ async fn get_account(
 async fn change_password(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     shared: Shared,
     Peer(peer): Peer,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<Json<LoginReply>, ApiError> {
+    super::license::check(&gate, &app)?;
     if req.login_key.len() != LOGIN_KEY_LEN {
         return Err(ApiError::BadRequest(format!(
             "login_key must be {LOGIN_KEY_LEN} bytes"

@@ -25,6 +25,7 @@ use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
 use crate::cluster::{admin_tier_info, now, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
@@ -194,9 +195,11 @@ fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
 async fn create_user(
     _admin: Admin,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    super::license::check(&gate, &app)?;
     let request_id = key.request_id();
     let login_key = parse_hex("login_key", &req.login_key, Some(32))?;
     let salt = parse_hex("kdf.salt", &req.kdf.salt, None)?;

@@ -27,6 +27,7 @@ use crate::cluster::jobs::{kind_info, status_event, status_info};
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
@@ -126,15 +127,20 @@ async fn list_jobs(
         (status = 401, body = ErrorBody, description = "unauthorized"),
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
         (status = 404, body = ErrorBody, description = "not_found: the vault (also another account's)"),
+        (status = 403, body = ErrorBody, description = "license_expired: a backup while the cluster is read-only"),
         (status = 409, body = ErrorBody, description = "duplicate_id"),
     ))]
 async fn start_job(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<StartJob>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     let kind = device_kind(req.kind)?;
+    if kind == Kind::Backup {
+        super::license::check(&gate, &app)?;
+    }
     if let Some(v) = req.vault {
         app.state.read(|s| auth.vault(s, v))?;
     }

@@ -5,7 +5,8 @@
 //! [`vaults`] (with tiers and shared commands), [`snapshots`], [`items`],
 //! [`jobs`], [`schedules`], [`retention`], and
 //! [`admin`] (the admin-token routes: users, tiers, and every account's
-//! devices and jobs). The
+//! devices and jobs), and [`license`] (the admin route setting the
+//! cluster's license, and the `license_expired` check). The
 //! handlers are thin: check who asks ([`DeviceAuth`](crate::http::auth::DeviceAuth)
 //! or [`Admin`](crate::http::auth::Admin)), check ownership against the
 //! replicated state (another account's record answers `404 not_found`
@@ -42,6 +43,7 @@ pub mod admin;
 pub mod devices;
 pub mod items;
 pub mod jobs;
+pub mod license;
 pub mod login;
 pub mod retention;
 pub mod schedules;
@@ -74,6 +76,7 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .merge(schedules::routes())
         .merge(retention::routes())
         .merge(admin::routes())
+        .merge(license::routes())
 }
 
 /// Per-node state of the API beyond [`Cluster`]: the failed-login counters

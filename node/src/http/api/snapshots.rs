@@ -23,6 +23,7 @@ use super::{propose, ApiJson, ApiPath, IdempotencyKey};
 use crate::cluster::{now, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 use crate::storage::Storage;
 
 /// The routes of this module.
@@ -117,11 +118,13 @@ async fn list_snapshots(
 async fn commit_snapshot(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     State(storage): State<Arc<Storage>>,
     ApiPath(id): ApiPath<VaultId>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CommitSnapshot>,
 ) -> Result<(StatusCode, Json<SnapshotInfo>), ApiError> {
+    super::license::check(&gate, &app)?;
     let vault = app.state.read(|s| auth.vault(s, id))?;
     if !root_is_stored(&app, &storage, vault.id, req.root).await? {
         return Err(ApiError::BadRequest(format!(

@@ -26,6 +26,7 @@ use super::{propose, ApiJson, ApiPath, IdempotencyKey};
 use crate::cluster::{now, tier_info, Cluster};
 use crate::http::auth::DeviceAuth;
 use crate::http::ApiError;
+use crate::license::gate::Gate;
 use crate::storage::Storage;
 
 /// The routes of this module.
@@ -118,10 +119,12 @@ async fn list_vaults(
 async fn create_vault(
     auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
+    State(gate): State<Arc<Gate>>,
     State(storage): State<Arc<Storage>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<CreateVault>,
 ) -> Result<(StatusCode, Json<VaultInfo>), ApiError> {
+    super::license::check(&gate, &app)?;
     if req.wrapped_keys.is_empty() {
         return Err(ApiError::BadRequest("wrapped_keys is empty".into()));
     }

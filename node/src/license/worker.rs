@@ -1,0 +1,212 @@
+//! The `license` worker, on every node (through the worker shell,
+//! [`crate::worker`]): each tick it refreshes this node's [`Gate`] from
+//! the replicated state, its metrics and a log line when the mode changes;
+//! on the Raft leader it also runs the lease: acquire, renew (with
+//! telemetry) and record grants, renewals and expiries through the log
+//! ([`policy::next_action`]). A new leader continues the lease it finds in
+//! the log (same fencing token) by renewing it.
+//!
+//! An unreachable or refusing authority is not a failed unit (the shell
+//! would back off for up to a minute): it is counted
+//! (`cairn_license_renewal_failures_total`) and logged, and the next tick
+//! tries again.
+
+use std::sync::Arc;
+
+use cairn_consensus::event::Lease;
+use cairn_consensus::{Event, Outcome, State, UnixMillis};
+
+use super::client::AuthorityClient;
+use super::gate::{Facts, Gate, View};
+use super::policy::{self, Action, Granted, Mode, Telemetry};
+use crate::cluster::{Cluster, ClusterError};
+use crate::storage::Storage;
+use crate::worker::Work;
+
+/// The license worker of one node.
+pub struct LeaseWorker {
+    app: Arc<Cluster>,
+    storage: Arc<Storage>,
+    gate: Arc<Gate>,
+    last_mode: Option<&'static str>,
+}
+
+impl LeaseWorker {
+    /// The worker over this node's cluster, storage role and gate.
+    pub fn new(app: Arc<Cluster>, storage: Arc<Storage>, gate: Arc<Gate>) -> Self {
+        Self {
+            app,
+            storage,
+            gate,
+            last_mode: None,
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.app.raft.metrics().borrow().current_leader == Some(self.app.id())
+    }
+
+    fn telemetry(&self) -> Telemetry {
+        let stored_bytes = self
+            .storage
+            .view()
+            .map(|v| v.report.held.values().map(|u| u.bytes).sum())
+            .unwrap_or(0);
+        self.app.state.read(|s: &State| Telemetry {
+            accounts: s.accounts().len() as u64,
+            devices: s.devices().values().filter(|d| d.is_live()).count() as u64,
+            vaults: s.vaults().len() as u64,
+            stored_bytes,
+            reported_at: 0,
+        })
+    }
+
+    /// Metrics and a log line on a change of mode.
+    fn report(&mut self, view: &View) {
+        let m = self.app.metrics.license();
+        let secs = |ms: u64| i64::try_from(ms / 1_000).unwrap_or(i64::MAX);
+        let (lease, grace) = match view.mode {
+            Mode::Valid { remaining_ms } => (secs(remaining_ms), -1),
+            Mode::Grace { remaining_ms } => (0, secs(remaining_ms)),
+            Mode::ReadOnly(_) => (0, 0),
+            Mode::DevUnlicensed => (-1, -1),
+        };
+        m.lease_remaining.set(lease);
+        m.grace_remaining.set(grace);
+        m.in_grace
+            .set(i64::from(matches!(view.mode, Mode::Grace { .. })));
+        m.read_only.set(i64::from(!view.mode.writable()));
+        let name = view.mode.name();
+        if self.last_mode != Some(name) {
+            match view.mode.advice() {
+                Some(advice) => {
+                    tracing::warn!(mode = name, serial = ?view.serial, "license: read-only: {advice}")
+                }
+                None => {
+                    tracing::info!(mode = name, serial = ?view.serial, token = ?view.fencing_token, "license mode")
+                }
+            }
+            self.last_mode = Some(name);
+        }
+    }
+
+    /// One step of the lease on the leader.
+    async fn lease_step(&self, facts: &Facts) -> Result<(), ClusterError> {
+        let Some(license) = facts.license.clone() else {
+            return Ok(());
+        };
+        let lease = facts.current_lease().cloned();
+        let anchor = self.gate.anchor(facts);
+        let now_ms = self.gate.now_ms();
+        let action = policy::next_action(anchor, lease.is_some(), license.renew_ms, now_ms);
+        let authority = AuthorityClient::new(&self.app.http, &license.authority);
+        let failures = &self.app.metrics.license().renewal_failures;
+        match (action, lease) {
+            (Action::Wait, _) => Ok(()),
+            (Action::Acquire, _) => {
+                let sent = self.gate.now_ms();
+                match authority
+                    .acquire(&license.serial, &license.cluster_id, self.telemetry())
+                    .await
+                {
+                    Ok(g) => {
+                        self.gate
+                            .anchor_sent(g.fencing_token, g.renewed_at, g.length_ms(), sent);
+                        let lease = lease_of(&license.serial, &g);
+                        tracing::info!(token = g.fencing_token, serial = %policy::redact(&license.serial), "license lease granted");
+                        self.record(Event::LeaseGranted { lease }).await
+                    }
+                    Err(e) => {
+                        failures.inc();
+                        tracing::warn!(error = %e, "license: acquiring the lease failed");
+                        Ok(())
+                    }
+                }
+            }
+            (Action::Renew, Some(lease)) => {
+                let sent = self.gate.now_ms();
+                let renewed = authority
+                    .renew(
+                        &license.serial,
+                        &license.cluster_id,
+                        lease.fencing_token,
+                        self.telemetry(),
+                    )
+                    .await;
+                match renewed {
+                    Ok(g) => {
+                        self.gate
+                            .anchor_sent(g.fencing_token, g.renewed_at, g.length_ms(), sent);
+                        self.record(Event::LeaseRenewed {
+                            serial: license.serial.clone(),
+                            fencing_token: g.fencing_token,
+                            expires_at: UnixMillis(g.expires_at),
+                            at: UnixMillis(g.renewed_at),
+                        })
+                        .await
+                    }
+                    Err(e) => {
+                        failures.inc();
+                        tracing::warn!(error = %e, token = lease.fencing_token, "license: renewing the lease failed");
+                        if e.lease_gone() {
+                            self.expire(&lease).await
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }
+            }
+            (Action::Expire, Some(lease)) => {
+                tracing::warn!(
+                    token = lease.fencing_token,
+                    "license: the lease ran out without renewal"
+                );
+                self.expire(&lease).await
+            }
+            (Action::Renew | Action::Expire, None) => Ok(()),
+        }
+    }
+
+    async fn expire(&self, lease: &Lease) -> Result<(), ClusterError> {
+        self.record(Event::LeaseExpired {
+            serial: lease.serial.clone(),
+            fencing_token: lease.fencing_token,
+            at: crate::cluster::now(),
+        })
+        .await
+    }
+
+    async fn record(&self, event: Event) -> Result<(), ClusterError> {
+        match self.app.propose(event).await? {
+            Outcome::Rejected(r) => {
+                tracing::warn!(rejection = %r, "license: the log refused a lease event");
+                Ok(())
+            }
+            Outcome::Applied | Outcome::NoOp => Ok(()),
+        }
+    }
+}
+
+fn lease_of(serial: &str, g: &Granted) -> Lease {
+    Lease {
+        serial: serial.to_owned(),
+        fencing_token: g.fencing_token,
+        granted_at: UnixMillis(g.granted_at),
+        expires_at: UnixMillis(g.expires_at),
+    }
+}
+
+impl Work for LeaseWorker {
+    type Error = ClusterError;
+
+    async fn tick(&mut self) -> Result<(), ClusterError> {
+        if self.is_leader() {
+            let facts = self.app.state.read(Facts::of);
+            self.lease_step(&facts).await?;
+        }
+        // After the step, so the metrics show a grant or renewal at once.
+        let view = self.gate.view(&self.app.state.read(Facts::of));
+        self.report(&view);
+        Ok(())
+    }
+}
