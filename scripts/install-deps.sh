@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Cairn needs to build and test, only if they
 # are missing: Debian's RocksDB (linked instead of compiled, see DESIGN.md
-# §10), libclang for the RocksDB bindings, and promtool for the metrics
-# exposition test. Needs root (or sudo) the first time only.
+# §10), libclang for the RocksDB bindings, promtool for the metrics
+# exposition test, iproute2 and iptables for the fault-injection harness
+# (`cairn-jepsen`: network namespaces, partitions, packet loss) and
+# util-linux's setpriv for its no-root test. Needs root (or sudo) the first
+# time only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus)
+packages=(librocksdb-dev libclang-dev prometheus iproute2 iptables util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
