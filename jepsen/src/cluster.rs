@@ -96,12 +96,17 @@ impl Cluster {
         self.addrs[i]
     }
 
-    /// The admin token `init` wrote on the first node.
-    pub fn admin_token(&self) -> Result<String, JepsenError> {
-        let path = self.nodes[0].dir.join("admin.token");
-        std::fs::read_to_string(&path)
-            .map(|t| t.trim().to_string())
-            .map_err(JepsenError::io(format!("reading {}", path.display())))
+    /// Every node's admin token (each node has its own), by node.
+    pub fn admin_tokens(&self) -> Result<Vec<String>, JepsenError> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let path = n.dir.join("admin.token");
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(JepsenError::io(format!("reading {}", path.display())))
+            })
+            .collect()
     }
 
     /// `cairnd ARGS` in node `i`'s namespace, not waited for; output to
@@ -238,14 +243,26 @@ impl Cluster {
     }
 
     /// Every node running and not paused again: SIGCONT the paused ones,
-    /// restart the dead ones.
-    pub fn revive(&mut self) -> Result<(), JepsenError> {
+    /// restart the dead ones. Answers the nodes whose process had exited
+    /// by itself (a crash the harness did not cause), with its status.
+    pub fn revive(&mut self) -> Result<Vec<(usize, String)>, JepsenError> {
+        let mut crashed = Vec::new();
         for i in 0..self.len() {
             if self.nodes[i].paused {
                 self.resume(i);
             }
             let exited = match self.nodes[i].child.as_mut() {
-                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                Some(c) => match c.try_wait() {
+                    Ok(None) => false,
+                    Ok(Some(status)) => {
+                        crashed.push((i, status.to_string()));
+                        true
+                    }
+                    Err(e) => {
+                        crashed.push((i, e.to_string()));
+                        true
+                    }
+                },
                 None => true,
             };
             if exited {
@@ -253,7 +270,7 @@ impl Cluster {
                 self.start(i)?;
             }
         }
-        Ok(())
+        Ok(crashed)
     }
 
     /// `GET /api/v1/cluster/status` of node `i`.

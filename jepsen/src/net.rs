@@ -208,7 +208,9 @@ impl Drop for Network {
 fn delete_ns(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Ok(pid) = pid.parse::<i32>() {
+            // The harness's own threads sit in the client namespace.
+            let pid = pid.parse::<u32>().ok().filter(|p| *p != std::process::id());
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
                 // SAFETY: kill(2) with a pid and a signal number.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);

@@ -34,6 +34,8 @@ pub struct RunInfo {
     pub unknown: usize,
     /// Whether repair settled (no under-replicated chunk) before the check.
     pub settled: bool,
+    /// Nodes whose process exited without the nemesis killing it.
+    pub crashed: Vec<String>,
 }
 
 /// The one command that replays a run: the same binary, nodes, schedule,

@@ -89,9 +89,9 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     let mut cluster = Cluster::new(&net, opts.nodes, &cairnd, &data, &logs, opts.node_env.clone());
     eprintln!("cairn-jepsen: forming a cluster of {} nodes", opts.nodes);
     cluster.form()?;
-    let admin = cluster.admin_token()?;
+    let admins = cluster.admin_tokens()?;
     let replicas = u8::try_from(opts.nodes.min(3)).unwrap_or(3);
-    let sessions = workload::create_vaults(cluster.addr(0), &admin, VAULTS, replicas)?;
+    let sessions = workload::create_vaults(cluster.addr(0), &admins[0], VAULTS, replicas)?;
 
     let rec = Arc::new(Recorder::new());
     let stop = Arc::new(AtomicBool::new(false));
@@ -105,8 +105,8 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     };
     let mut threads = Vec::new();
     for c in 0..REGISTER_CLIENTS {
-        let (ctx, admin) = (ctx(c), admin.clone());
-        threads.push(std::thread::spawn(move || workload::register_client(ctx, admin)));
+        let (ctx, admins) = (ctx(c), admins.clone());
+        threads.push(std::thread::spawn(move || workload::register_client(ctx, admins)));
     }
     for (v, session) in sessions.iter().enumerate() {
         let (ctx, session) = (ctx(REGISTER_CLIENTS + v), session.clone());
@@ -128,7 +128,14 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
 
     eprintln!("cairn-jepsen: healing, waiting for repair to settle");
     net.heal()?;
-    cluster.revive()?;
+    let crashed: Vec<String> = cluster
+        .revive()?
+        .into_iter()
+        .map(|(i, status)| format!("n{} exited by itself ({status})", i + 1))
+        .collect();
+    for c in &crashed {
+        eprintln!("cairn-jepsen: {c}; see its log");
+    }
     for i in 0..cluster.len() {
         cluster.wait_ready(i, Duration::from_secs(120))?;
     }
@@ -138,6 +145,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     let verdicts = vec![
         check::register::check(&history, check::register::BUDGET_PER_KEY),
         check::chunks::check(&history, &rec.contents(), &readback),
+        check::nodes(&crashed),
     ];
     let (ok, failed, unknown) = history.counts();
     let names: Vec<String> = opts.nemesis.iter().map(|k| k.name().to_string()).collect();
@@ -160,6 +168,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         failed,
         unknown,
         settled,
+        crashed,
     };
     report::write(&opts.report, &info, &history, &verdicts, duration_ms)?;
     drop(cluster);

@@ -28,7 +28,7 @@ pub fn render(history: &History, duration_ms: u64) -> String {
         let (x0, x1) = (x(n.start_ms), x(n.end_ms));
         let _ = writeln!(
             s,
-            r#"<rect class="nemesis" x="{x0:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#f6c4c0" opacity="0.6"><title>{}</title></rect>"#,
+            r##"<rect class="nemesis" x="{x0:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#f6c4c0" opacity="0.6"><title>{}</title></rect>"##,
             (x1 - x0).max(1.0),
             ROW * clients as f64,
             escape(&n.fault)
@@ -36,7 +36,7 @@ pub fn render(history: &History, duration_ms: u64) -> String {
         let label_y = 12.0 + 12.0 * (i % 2) as f64;
         let _ = writeln!(
             s,
-            r#"<text x="{x0:.1}" y="{label_y}" fill="#b0413e">{}</text>"#,
+            r##"<text x="{x0:.1}" y="{label_y}" fill="#b0413e">{}</text>"##,
             escape(&n.fault)
         );
     }

@@ -248,14 +248,15 @@ impl ClientCtx {
     }
 }
 
-/// The register client: reads and writes of rotating keys until stopped.
-pub fn register_client(ctx: ClientCtx, admin: String) {
+/// The register client: reads and writes of rotating keys until stopped;
+/// `admins` holds each node's admin token.
+pub fn register_client(ctx: ClientCtx, admins: Vec<String>) {
     let mut rng = ctx.rng();
-    let bearer = format!("Bearer {admin}");
     let mut seq = 0u64;
     while !ctx.stop.load(Ordering::SeqCst) {
         let node = rng.gen_range(0..ctx.nodes.len());
         let addr = ctx.nodes[node];
+        let bearer = format!("Bearer {}", admins[node]);
         let start = ctx.rec.now_ms();
         let key = format!("jk{}-e{}", rng.gen_range(0..KEYS), start / KEY_EPOCH_MS);
         if rng.gen_bool(0.5) {

@@ -48,12 +48,12 @@ pub fn check(ops: &[RegOp], budget: usize) -> Verdict {
     let mut ops = ops.to_vec();
     ops.sort_by_key(|o| (o.start, o.end.unwrap_or(u64::MAX)));
     // Values as small integers: 0 is "unset".
-    let mut values: Vec<Option<&str>> = vec![None];
-    let mut code = |v: Option<&str>| -> u32 {
-        match values.iter().position(|x| *x == v) {
+    let mut values: Vec<Option<String>> = vec![None];
+    let mut code = |v: Option<&String>| -> u32 {
+        match values.iter().position(|x| x.as_ref() == v) {
             Some(i) => i as u32,
             None => {
-                values.push(v);
+                values.push(v.cloned());
                 (values.len() - 1) as u32
             }
         }
@@ -63,7 +63,7 @@ pub fn check(ops: &[RegOp], budget: usize) -> Verdict {
         .iter()
         .map(|o| match &o.kind {
             RegKind::Write(v) => (true, code(Some(v))),
-            RegKind::Read(v) => (false, code(v.as_deref())),
+            RegKind::Read(v) => (false, code(v.as_ref())),
         })
         .collect();
     let n = ops.len();

@@ -33,3 +33,32 @@ pub enum Outcome {
     /// The checker gave up (search budget) or had nothing to check.
     Unknown,
 }
+
+/// The nodes checker: no `cairnd` may exit unless the nemesis killed it;
+/// `crashed` names the ones that did.
+pub fn nodes(crashed: &[String]) -> Verdict {
+    let (result, summary) = if crashed.is_empty() {
+        (Outcome::Valid, "no node exited by itself".to_string())
+    } else {
+        (Outcome::Invalid, crashed.join("; "))
+    };
+    Verdict {
+        checker: "nodes",
+        result,
+        summary,
+        ops: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_exited_by_itself_is_a_violation() {
+        assert_eq!(nodes(&[]).result, Outcome::Valid);
+        let v = nodes(&["n2 exited by itself (exit status: 101)".into()]);
+        assert_eq!(v.result, Outcome::Invalid);
+        assert!(v.summary.contains("n2"));
+    }
+}
