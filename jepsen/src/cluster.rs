@@ -182,11 +182,19 @@ impl Cluster {
             self.spawn(i, &args)?;
         }
         let n = self.len();
-        self.wait("every node a voter and an active storage node", Duration::from_secs(90), |c| {
-            let s = c.status(0)?;
-            let active = s.storage_nodes.iter().filter(|n| n.status == "Active").count();
-            (s.voters.len() == n && active == n).then_some(())
-        })?;
+        self.wait(
+            "every node a voter and an active storage node",
+            Duration::from_secs(90),
+            |c| {
+                let s = c.status(0)?;
+                let active = s
+                    .storage_nodes
+                    .iter()
+                    .filter(|n| n.status == "Active")
+                    .count();
+                (s.voters.len() == n && active == n).then_some(())
+            },
+        )?;
         for i in 0..n {
             self.wait_ready(i, Duration::from_secs(60))?;
         }

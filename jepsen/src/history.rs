@@ -129,11 +129,13 @@ impl History {
 
     /// How many operations ended each way: (ok, fail, unknown).
     pub fn counts(&self) -> (usize, usize, usize) {
-        self.ops.iter().fold((0, 0, 0), |(o, f, u), op| match op.outcome {
-            Outcome::Ok { .. } => (o + 1, f, u),
-            Outcome::Fail { .. } => (o, f + 1, u),
-            Outcome::Unknown { .. } => (o, f, u + 1),
-        })
+        self.ops
+            .iter()
+            .fold((0, 0, 0), |(o, f, u), op| match op.outcome {
+                Outcome::Ok { .. } => (o + 1, f, u),
+                Outcome::Fail { .. } => (o, f + 1, u),
+                Outcome::Unknown { .. } => (o, f, u + 1),
+            })
     }
 }
 

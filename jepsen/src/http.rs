@@ -58,7 +58,9 @@ pub fn request(
 /// to the end of the connection).
 fn parse(raw: &[u8]) -> Option<Response> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?.to_ascii_lowercase();
+    let head = std::str::from_utf8(&raw[..split])
+        .ok()?
+        .to_ascii_lowercase();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     let rest = &raw[split + 4..];
     let header = |name: &str| {
@@ -108,7 +110,10 @@ mod tests {
 
     #[test]
     fn a_cut_off_response_is_no_response() {
-        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"), None);
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"),
+            None
+        );
         assert_eq!(
             parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab"),
             None

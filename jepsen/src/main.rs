@@ -24,7 +24,11 @@ struct Cli {
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     time_limit: u64,
     /// Faults to draw from, comma separated: kill, pause, partition, loss.
-    #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition,loss")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kill,pause,partition,loss"
+    )]
     nemesis: Vec<NemesisKind>,
     /// Seed of the fault schedule and the clients' choices [default: random].
     #[arg(long)]
@@ -53,7 +57,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(cairn) = &cli.cairn {
         if !cairn.is_file() {
-            eprintln!("cairn-jepsen: cairn binary {} does not exist", cairn.display());
+            eprintln!(
+                "cairn-jepsen: cairn binary {} does not exist",
+                cairn.display()
+            );
             return ExitCode::from(2);
         }
     }
@@ -71,7 +78,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cairn-jepsen: {e}");
-            eprintln!("cairn-jepsen: seed {seed}; report (partial) in {}", opts.report.display());
+            eprintln!(
+                "cairn-jepsen: seed {seed}; report (partial) in {}",
+                opts.report.display()
+            );
             return ExitCode::from(2);
         }
     };

@@ -44,10 +44,7 @@ pub fn apply(
         Fault::IsolateLeader => match cluster.leader() {
             Some(leader) => {
                 cut(net, n, &[leader])?;
-                (
-                    Active::Rules,
-                    format!("isolate leader n{}", leader + 1),
-                )
+                (Active::Rules, format!("isolate leader n{}", leader + 1))
             }
             None => (Active::Nothing, "isolate leader (none found)".into()),
         },

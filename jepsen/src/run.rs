@@ -83,10 +83,18 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for d in [&logs, &data] {
         std::fs::create_dir_all(d).map_err(JepsenError::io(format!("creating {}", d.display())))?;
     }
-    let cairnd = std::fs::canonicalize(&opts.cairnd).map_err(JepsenError::io("resolving --cairnd"))?;
+    let cairnd =
+        std::fs::canonicalize(&opts.cairnd).map_err(JepsenError::io("resolving --cairnd"))?;
     let net = Network::create(opts.nodes)?;
     net.enter_client_ns()?;
-    let mut cluster = Cluster::new(&net, opts.nodes, &cairnd, &data, &logs, opts.node_env.clone());
+    let mut cluster = Cluster::new(
+        &net,
+        opts.nodes,
+        &cairnd,
+        &data,
+        &logs,
+        opts.node_env.clone(),
+    );
     eprintln!("cairn-jepsen: forming a cluster of {} nodes", opts.nodes);
     cluster.form()?;
     let admins = cluster.admin_tokens()?;
@@ -106,11 +114,15 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     let mut threads = Vec::new();
     for c in 0..REGISTER_CLIENTS {
         let (ctx, admins) = (ctx(c), admins.clone());
-        threads.push(std::thread::spawn(move || workload::register_client(ctx, admins)));
+        threads.push(std::thread::spawn(move || {
+            workload::register_client(ctx, admins)
+        }));
     }
     for (v, session) in sessions.iter().enumerate() {
         let (ctx, session) = (ctx(REGISTER_CLIENTS + v), session.clone());
-        threads.push(std::thread::spawn(move || workload::chunk_client(ctx, v, session)));
+        threads.push(std::thread::spawn(move || {
+            workload::chunk_client(ctx, v, session)
+        }));
     }
     let limit_ms = u64::try_from(opts.time_limit.as_millis()).unwrap_or(u64::MAX);
     eprintln!(

@@ -188,7 +188,10 @@ mod tests {
             Fault::Halves { side: vec![0, 2] }.to_string(),
             "partition {n1,n3} | rest"
         );
-        assert_eq!(Fault::OneWay { from: 1, to: 0 }.to_string(), "drop n2 -> n1");
+        assert_eq!(
+            Fault::OneWay { from: 1, to: 0 }.to_string(),
+            "drop n2 -> n1"
+        );
     }
 
     #[test]

@@ -240,7 +240,9 @@ pub struct ClientCtx {
 
 impl ClientCtx {
     fn rng(&self) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(self.seed ^ (self.client as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        ChaCha8Rng::seed_from_u64(
+            self.seed ^ (self.client as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
     }
 
     fn pause(&self, rng: &mut ChaCha8Rng) {
@@ -262,7 +264,8 @@ pub fn register_client(ctx: ClientCtx, admins: Vec<String>) {
         if rng.gen_bool(0.5) {
             seq += 1;
             let value = format!("c{}-{seq}", ctx.client);
-            let body = json!({"name": key, "replicas": 1, "requestable": false, "description": value});
+            let body =
+                json!({"name": key, "replicas": 1, "requestable": false, "description": value});
             let r = http::request(
                 addr,
                 "POST",
@@ -299,7 +302,8 @@ pub fn register_client(ctx: ClientCtx, admins: Vec<String>) {
                     },
                 },
             };
-            ctx.rec.op(ctx.client, node, start, Call::Read { key }, outcome);
+            ctx.rec
+                .op(ctx.client, node, start, Call::Read { key }, outcome);
         }
         ctx.pause(&mut rng);
     }
@@ -326,7 +330,11 @@ pub fn chunk_client(ctx: ClientCtx, vault: usize, session: VaultSession) {
         let mut body = frames::frames_header();
         let mut ids = Vec::new();
         {
-            let mut contents = ctx.rec.contents.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut contents = ctx
+                .rec
+                .contents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for _ in 0..rng.gen_range(1..=4) {
                 let mut id = [0u8; 32];
                 rng.fill_bytes(&mut id);
@@ -399,7 +407,9 @@ pub fn read_chunks(
             match r {
                 Ok((200, answer)) => break answer,
                 other if attempt >= 5 => {
-                    return Err(JepsenError::Setup(format!("reading chunks back: {other:?}")))
+                    return Err(JepsenError::Setup(format!(
+                        "reading chunks back: {other:?}"
+                    )))
                 }
                 _ => std::thread::sleep(Duration::from_secs(1)),
             }

@@ -8,7 +8,10 @@ use common::{jepsen_pid, report_json, verdict};
 
 #[test]
 fn three_nodes_under_kill_partition_pause_lose_nothing() {
-    assert!(common::is_root(), "the fault-injection run needs root (CI runs as root)");
+    assert!(
+        common::is_root(),
+        "the fault-injection run needs root (CI runs as root)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report");
     let cairnd = cairn_tests::bin("cairnd");
@@ -30,7 +33,11 @@ fn three_nodes_under_kill_partition_pause_lose_nothing() {
         // Kept for a failed run: the path is in the test output.
         let kept = std::env::temp_dir().join("cairn-jepsen-ci-report");
         let _ = std::fs::remove_dir_all(&kept);
-        let _ = std::process::Command::new("cp").args(["-r"]).arg(&report).arg(&kept).status();
+        let _ = std::process::Command::new("cp")
+            .args(["-r"])
+            .arg(&report)
+            .arg(&kept)
+            .status();
         kept.display().to_string()
     };
     assert_eq!(out.status.code(), Some(0), "report kept in {}", keep());
@@ -44,14 +51,23 @@ fn three_nodes_under_kill_partition_pause_lose_nothing() {
     assert!(run["ok"].as_u64().unwrap() > 100, "{run}");
     // The faults happened and are in the history and on the timeline.
     let history = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
-    let windows = history.lines().filter(|l| l.contains(r#""type":"nemesis""#)).count();
+    let windows = history
+        .lines()
+        .filter(|l| l.contains(r#""type":"nemesis""#))
+        .count();
     assert!(windows >= 5, "{windows} nemesis windows");
     for f in ["write", "read", "upload"] {
-        assert!(history.contains(&format!(r#""f":"{f}""#)), "no {f} recorded");
+        assert!(
+            history.contains(&format!(r#""f":"{f}""#)),
+            "no {f} recorded"
+        );
     }
     let svg = std::fs::read_to_string(report.join("timeline.svg")).unwrap();
     assert_eq!(svg.matches(r#"class="nemesis""#).count(), windows);
     assert!(report.join("logs/n1.1.log").exists());
-    assert!(!report.join("data").exists(), "a valid run keeps no node data");
+    assert!(
+        !report.join("data").exists(),
+        "a valid run keeps no node data"
+    );
     assert_eq!(common::leftover_namespaces(pid), Vec::<String>::new());
 }

@@ -30,7 +30,10 @@ fn without_root_it_says_so_and_creates_nothing() {
         let exe = exe.to_str().unwrap();
         let mut all = vec!["--reuid=65534", "--regid=65534", "--clear-groups", exe];
         all.extend(args);
-        let out = std::process::Command::new("setpriv").args(&all).output().unwrap();
+        let out = std::process::Command::new("setpriv")
+            .args(&all)
+            .output()
+            .unwrap();
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         out
     } else {
@@ -47,7 +50,10 @@ fn an_unknown_nemesis_is_named() {
     let out = jepsen(&["--nemesis", "kill,flood", "--report", "x", "--cairnd", "y"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown nemesis \"flood\"; known: kill, pause, partition, loss"), "{err}");
+    assert!(
+        err.contains("unknown nemesis \"flood\"; known: kill, pause, partition, loss"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -58,5 +64,8 @@ fn a_missing_cairnd_is_named() {
     let out = jepsen(&["--report", "/tmp/never", "--cairnd", "/nonexistent/cairnd"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cairnd binary /nonexistent/cairnd does not exist"), "{err}");
+    assert!(
+        err.contains("cairnd binary /nonexistent/cairnd does not exist"),
+        "{err}"
+    );
 }

@@ -67,7 +67,10 @@ pub fn verdict(dir: &Path, checker: &str) -> (String, String) {
 /// Namespaces left by the run with process id `pid` (must be none).
 pub fn leftover_namespaces(pid: u32) -> Vec<String> {
     let prefix = format!("cj{pid:x}-");
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())

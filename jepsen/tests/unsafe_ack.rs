@@ -9,7 +9,10 @@ use common::{jepsen_pid, verdict, workspace_bin};
 
 #[test]
 fn acknowledging_before_writing_is_caught() {
-    assert!(common::is_root(), "the fault-injection run needs root (CI runs as root)");
+    assert!(
+        common::is_root(),
+        "the fault-injection run needs root (CI runs as root)"
+    );
     let cairnd = workspace_bin(
         "cairnd-unsafe-ack",
         "cargo build -p cairn-node --features unsafe-ack --bin cairnd-unsafe-ack",

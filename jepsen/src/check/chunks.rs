@@ -90,7 +90,10 @@ pub fn check(
     } else {
         (
             Outcome::Valid,
-            format!("all {} acknowledged chunks read back byte-exact", acked.len()),
+            format!(
+                "all {} acknowledged chunks read back byte-exact",
+                acked.len()
+            ),
         )
     };
     Verdict {
@@ -160,9 +163,12 @@ mod tests {
             .map(|(c, b)| (c.to_string(), vec![b; 4]))
             .collect();
         let readback = Readback {
-            found: [((0, "aa".to_string()), vec![1; 4]), ((0, "bb".into()), vec![2; 4])]
-                .into_iter()
-                .collect(),
+            found: [
+                ((0, "aa".to_string()), vec![1; 4]),
+                ((0, "bb".into()), vec![2; 4]),
+            ]
+            .into_iter()
+            .collect(),
             foreign: vec![],
         };
         (history, contents, readback)
@@ -182,7 +188,11 @@ mod tests {
         let v = check(&h, &c, &r);
         assert_eq!(v.result, Outcome::Invalid);
         assert_eq!(v.ops, vec![0]);
-        assert!(v.summary.contains("1 acknowledged chunks lost (bb)"), "{}", v.summary);
+        assert!(
+            v.summary.contains("1 acknowledged chunks lost (bb)"),
+            "{}",
+            v.summary
+        );
         let (h, c, mut r) = setup();
         r.found.insert((0, "aa".to_string()), vec![9; 4]);
         let v = check(&h, &c, &r);
