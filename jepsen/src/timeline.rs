@@ -1,6 +1,8 @@
 //! The SVG timeline of a run: one row per client with its operations as
 //! bars over time (green ok, red failed, orange unknown), nemesis windows
-//! shaded behind them and labelled. Pure: history in, SVG text out.
+//! shaded behind them and labelled, and below them a strip of successful
+//! operations per time slice, where faults show as dips. Pure: history in,
+//! SVG text out.
 
 use std::fmt::Write;
 
@@ -10,11 +12,15 @@ const WIDTH: f64 = 1200.0;
 const LEFT: f64 = 70.0;
 const TOP: f64 = 40.0;
 const ROW: f64 = 16.0;
+/// Height of the throughput strip.
+const STRIP: f64 = 60.0;
+/// Time slices of the throughput strip.
+const SLICES: usize = 200;
 
 /// Renders `history` of a run that lasted `duration_ms`.
 pub fn render(history: &History, duration_ms: u64) -> String {
     let clients = history.ops.iter().map(|o| o.client + 1).max().unwrap_or(0);
-    let height = TOP + ROW * clients as f64 + 30.0;
+    let height = TOP + ROW * clients as f64 + STRIP + 40.0;
     let span = duration_ms.max(1) as f64;
     let x = |ms: u64| LEFT + (WIDTH - LEFT - 10.0) * (ms as f64 / span).min(1.0);
     let mut s = String::new();
@@ -70,7 +76,25 @@ pub fn render(history: &History, duration_ms: u64) -> String {
         }
         let _ = writeln!(s, "</rect>");
     }
-    let axis_y = TOP + ROW * clients as f64 + 14.0;
+    let strip_top = TOP + ROW * clients as f64 + 10.0;
+    let slices = throughput(history, duration_ms);
+    let peak = slices.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let slice_w = (WIDTH - LEFT - 10.0) / SLICES as f64;
+    let _ = writeln!(
+        s,
+        r#"<text x="4" y="{:.1}">ok ops</text>"#,
+        strip_top + STRIP / 2.0
+    );
+    for (i, n) in slices.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let h = STRIP * *n as f64 / peak;
+        let _ = writeln!(
+            s,
+            r##"<rect class="throughput" x="{:.1}" y="{:.1}" width="{slice_w:.2}" height="{h:.1}" fill="#546e7a"/>"##,
+            LEFT + slice_w * i as f64,
+            strip_top + STRIP - h
+        );
+    }
+    let axis_y = strip_top + STRIP + 14.0;
     let step = tick_step(duration_ms);
     let mut t = 0;
     while t <= duration_ms {
@@ -84,6 +108,20 @@ pub fn render(history: &History, duration_ms: u64) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Successful operations completed in each of [`SLICES`] equal slices of
+/// the run.
+fn throughput(history: &History, duration_ms: u64) -> Vec<usize> {
+    let mut slices = vec![0usize; SLICES];
+    let span = duration_ms.max(1);
+    for op in &history.ops {
+        if matches!(op.outcome, Outcome::Ok { .. }) {
+            let i = (op.end_ms.min(span - 1) * SLICES as u64 / span) as usize;
+            slices[i.min(SLICES - 1)] += 1;
+        }
+    }
+    slices
 }
 
 /// About ten axis ticks, at whole seconds.
@@ -159,6 +197,27 @@ mod tests {
         let x0 = LEFT + (WIDTH - LEFT - 10.0) * 0.09;
         assert!(svg.contains(&format!(r#"x="{x0:.1}" y="{TOP}""#)), "{svg}");
         assert!(svg.contains(">10s</text>"));
+    }
+
+    #[test]
+    fn throughput_counts_ok_operations_per_slice() {
+        let h = History {
+            ops: vec![
+                // 2 s in 200 slices: 10 ms each.
+                op(0, 0, 0, 1, Outcome::Ok { value: None }),
+                op(1, 0, 0, 9, Outcome::Ok { value: None }),
+                op(2, 0, 0, 30, Outcome::Fail { error: "x".into() }),
+                op(3, 0, 0, 999_999, Outcome::Ok { value: None }),
+            ],
+            nemesis: vec![],
+        };
+        let t = throughput(&h, 2_000);
+        assert_eq!(t.len(), SLICES);
+        assert_eq!((t[0], t[1], t[SLICES - 1]), (2, 0, 1));
+        assert_eq!(
+            render(&h, 2_000).matches(r#"class="throughput""#).count(),
+            2
+        );
     }
 
     #[test]
