@@ -82,13 +82,8 @@ impl Cluster {
     }
 
     /// How many nodes.
-    pub fn len(&self) -> usize {
+    pub fn node_count(&self) -> usize {
         self.nodes.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
     }
 
     /// Node `i`'s address.
@@ -161,7 +156,7 @@ impl Cluster {
         self.wait_ready(0, Duration::from_secs(60))?;
         let secret = format!("{first}/cluster.secret");
         let join = format!("http://{listen0}");
-        for i in 1..self.len() {
+        for i in 1..self.node_count() {
             let mut args: Vec<String> = [
                 "serve",
                 "--data-dir",
@@ -181,7 +176,7 @@ impl Cluster {
             args.extend(SERVE_FLAGS.iter().map(|s| s.to_string()));
             self.spawn(i, &args)?;
         }
-        let n = self.len();
+        let n = self.node_count();
         self.wait(
             "every node a voter and an active storage node",
             Duration::from_secs(90),
@@ -255,7 +250,7 @@ impl Cluster {
     /// by itself (a crash the harness did not cause), with its status.
     pub fn revive(&mut self) -> Result<Vec<(usize, String)>, JepsenError> {
         let mut crashed = Vec::new();
-        for i in 0..self.len() {
+        for i in 0..self.node_count() {
             if self.nodes[i].paused {
                 self.resume(i);
             }
@@ -297,11 +292,11 @@ impl Cluster {
 
     /// The leader as any running node reports it (node index).
     pub fn leader(&self) -> Option<usize> {
-        (0..self.len())
+        (0..self.node_count())
             .filter(|&i| self.is_up(i) && !self.nodes[i].paused)
             .find_map(|i| self.status(i)?.leader)
             .and_then(|id| usize::try_from(id).ok()?.checked_sub(1))
-            .filter(|&i| i < self.len())
+            .filter(|&i| i < self.node_count())
     }
 
     /// A Prometheus series of node `i`.

@@ -27,7 +27,7 @@ pub fn apply(
     cluster: &mut Cluster,
     net: &Network,
 ) -> Result<(Active, String), JepsenError> {
-    let n = cluster.len();
+    let n = cluster.node_count();
     Ok(match fault {
         Fault::Kill { node } => {
             cluster.kill(*node);

@@ -148,7 +148,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for c in &crashed {
         eprintln!("cairn-jepsen: {c}; see its log");
     }
-    for i in 0..cluster.len() {
+    for i in 0..cluster.node_count() {
         cluster.wait_ready(i, Duration::from_secs(120))?;
     }
     let settled = settle(&cluster).is_ok();
