@@ -8,7 +8,9 @@ scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
 # The deliberately broken node the harness must catch (jepsen/tests/unsafe_ack.rs);
 # a bin with required-features is not part of the workspace build.
-cargo build -p cairn-node --features unsafe-ack --bin cairnd-unsafe-ack
+profile=()
+for a in "$@"; do [ "$a" = --release ] && profile=(--release); done
+cargo build "${profile[@]}" -p cairn-node --features unsafe-ack --bin cairnd-unsafe-ack
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
