@@ -44,6 +44,7 @@ struct NodeProc {
 #[derive(Debug)]
 pub struct Cluster {
     cairnd: PathBuf,
+    debug_tool: PathBuf,
     env: Vec<(String, String)>,
     logs: PathBuf,
     addrs: Vec<SocketAddr>,
@@ -53,7 +54,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// Nodes for every node namespace of `net`, with data under `data`
-    /// and logs under `logs`; `env` is set for every `cairnd`. None runs yet.
+    /// and logs under `logs`; `env` is set for every `cairnd`. None runs
+    /// yet. The offline tool `cairnd-debug` is expected next to `cairnd`.
     pub fn new(
         net: &Network,
         count: usize,
@@ -64,6 +66,7 @@ impl Cluster {
     ) -> Cluster {
         Cluster {
             cairnd: cairnd.to_owned(),
+            debug_tool: cairnd.with_file_name("cairnd-debug"),
             env,
             logs: logs.to_owned(),
             addrs: (0..count)
@@ -214,6 +217,32 @@ impl Cluster {
             let _ = c.wait();
         }
         self.nodes[i].paused = false;
+    }
+
+    /// Damages stopped node `i`'s copy of `chunk` of `vault` (hex ids)
+    /// with `cairnd-debug corrupt-replica`; `false` if it holds no copy.
+    pub fn corrupt(&self, i: usize, vault: &str, chunk: &str) -> Result<bool, JepsenError> {
+        let out = Command::new(&self.debug_tool)
+            .arg("corrupt-replica")
+            .arg("--data-dir")
+            .arg(&self.nodes[i].dir)
+            .args(["--vault", vault, "--chunk", chunk])
+            .output()
+            .map_err(JepsenError::io(format!(
+                "running {}",
+                self.debug_tool.display()
+            )))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            Ok(true)
+        } else if stderr.contains("holds no copy") {
+            Ok(false)
+        } else {
+            Err(JepsenError::Command {
+                command: "cairnd-debug corrupt-replica".into(),
+                stderr: stderr.trim().to_string(),
+            })
+        }
     }
 
     /// Whether node `i` has a process (running or paused).

@@ -15,6 +15,9 @@ pub enum JepsenError {
     /// A binary given on the command line does not exist.
     #[error("{what} binary {path} does not exist")]
     MissingBinary { what: &'static str, path: PathBuf },
+    /// The corrupt nemesis needs the offline tool beside `cairnd`.
+    #[error("the corrupt nemesis needs cairnd-debug next to cairnd: {0} does not exist")]
+    MissingDebugTool(PathBuf),
     /// A setup or fault command failed.
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },

@@ -1,6 +1,6 @@
 //! Applies the schedule's faults to the real cluster and network, and
-//! heals them: the only module that turns a [`Fault`] into signals and
-//! iptables rules.
+//! heals them: the only module that turns a [`Fault`] into signals,
+//! iptables rules and damaged chunk copies.
 
 use crate::cluster::Cluster;
 use crate::error::JepsenError;
@@ -21,11 +21,13 @@ pub enum Active {
 }
 
 /// Applies `fault`; the description says what actually happened (the
-/// leader an isolation picked).
+/// leader an isolation picked, the chunk a corruption damaged).
+/// `targets` are (vault, chunk) hex ids a corruption may pick, best first.
 pub fn apply(
     fault: &Fault,
     cluster: &mut Cluster,
     net: &Network,
+    targets: &[(String, String)],
 ) -> Result<(Active, String), JepsenError> {
     let n = cluster.node_count();
     Ok(match fault {
@@ -55,6 +57,21 @@ pub fn apply(
         Fault::Loss { node, percent } => {
             net.loss(*node, *percent)?;
             (Active::Rules, fault.to_string())
+        }
+        Fault::Corrupt { node } => {
+            cluster.kill(*node);
+            let mut what = format!("corrupt n{}: no copy of a recent chunk", node + 1);
+            for (vault, chunk) in targets {
+                if cluster.corrupt(*node, vault, chunk)? {
+                    what = format!(
+                        "corrupt n{} chunk {}",
+                        node + 1,
+                        &chunk[..chunk.len().min(12)]
+                    );
+                    break;
+                }
+            }
+            (Active::Killed(*node), what)
         }
     })
 }

@@ -67,6 +67,10 @@ pub fn preflight(opts: &Options) -> Result<(), JepsenError> {
             path: opts.cairnd.clone(),
         });
     }
+    let debug_tool = opts.cairnd.with_file_name("cairnd-debug");
+    if opts.nemesis.contains(&NemesisKind::Corrupt) && !debug_tool.is_file() {
+        return Err(JepsenError::MissingDebugTool(debug_tool));
+    }
     Ok(())
 }
 
@@ -130,7 +134,8 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         limit_ms / 1000,
         opts.seed
     );
-    let faults = run_schedule(opts, limit_ms, &rec, &mut cluster, &net);
+    let vaults: Vec<String> = sessions.iter().map(|s| s.vault.to_hex()).collect();
+    let faults = run_schedule(opts, limit_ms, &rec, &mut cluster, &net, &vaults);
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();
@@ -209,11 +214,16 @@ fn run_schedule(
     rec: &Recorder,
     cluster: &mut Cluster,
     net: &Network,
+    vaults: &[String],
 ) -> Result<(), JepsenError> {
     for w in schedule::schedule(opts.seed, &opts.nemesis, opts.nodes, limit_ms) {
         sleep_until(rec, w.start_ms)?;
         let start_ms = rec.now_ms();
-        let (active, fault) = nemesis::apply(&w.fault, cluster, net)?;
+        let targets = match w.fault {
+            schedule::Fault::Corrupt { .. } => corrupt_targets(&rec.history(), vaults),
+            _ => Vec::new(),
+        };
+        let (active, fault) = nemesis::apply(&w.fault, cluster, net, &targets)?;
         eprintln!("cairn-jepsen: {:>7.1}s {fault}", start_ms as f64 / 1000.0);
         let healed = sleep_until(rec, w.end_ms).and_then(|()| nemesis::heal(active, cluster, net));
         rec.nemesis(NemesisEvent {
@@ -224,6 +234,21 @@ fn run_schedule(
         healed?;
     }
     sleep_until(rec, limit_ms)
+}
+
+/// The 20 most recently acknowledged chunks as (vault, chunk) hex ids,
+/// newest first: what a corruption picks from.
+fn corrupt_targets(history: &crate::history::History, vaults: &[String]) -> Vec<(String, String)> {
+    let mut acked: Vec<(usize, usize, String)> = check::chunks::acknowledged(history)
+        .into_iter()
+        .map(|((vault, chunk), op)| (op, vault, chunk))
+        .collect();
+    acked.sort_unstable_by(|a, b| b.cmp(a));
+    acked
+        .into_iter()
+        .filter_map(|(_, v, c)| Some((vaults.get(v)?.clone(), c)))
+        .take(20)
+        .collect()
 }
 
 /// Waits until the leader reports no under-replicated chunk after two

@@ -24,15 +24,19 @@ pub enum NemesisKind {
     Partition,
     /// Random packet loss on one node's interface.
     Loss,
+    /// One byte flipped in one node's stored copy of a chunk (the node is
+    /// stopped for it and restarted when the window ends).
+    Corrupt,
 }
 
 impl NemesisKind {
     /// Every kind, in command-line order.
-    pub const ALL: [NemesisKind; 4] = [
+    pub const ALL: [NemesisKind; 5] = [
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Partition,
         NemesisKind::Loss,
+        NemesisKind::Corrupt,
     ];
 
     /// The command-line name.
@@ -42,6 +46,7 @@ impl NemesisKind {
             NemesisKind::Pause => "pause",
             NemesisKind::Partition => "partition",
             NemesisKind::Loss => "loss",
+            NemesisKind::Corrupt => "corrupt",
         }
     }
 }
@@ -75,6 +80,9 @@ pub enum Fault {
     OneWay { from: usize, to: usize },
     /// `percent` of the packets in and out of `node` are dropped.
     Loss { node: usize, percent: u8 },
+    /// `node` is stopped, a recently acknowledged chunk's copy on it
+    /// damaged, and the node restarted when the window ends.
+    Corrupt { node: usize },
 }
 
 impl fmt::Display for Fault {
@@ -92,6 +100,7 @@ impl fmt::Display for Fault {
             Fault::IsolateLeader => write!(f, "isolate leader"),
             Fault::OneWay { from, to } => write!(f, "drop n{} -> n{}", from + 1, to + 1),
             Fault::Loss { node, percent } => write!(f, "loss {percent}% n{}", node + 1),
+            Fault::Corrupt { node } => write!(f, "corrupt a chunk copy on n{}", node + 1),
         }
     }
 }
@@ -144,6 +153,7 @@ fn draw(rng: &mut ChaCha8Rng, kind: NemesisKind, nodes: usize) -> Fault {
     match kind {
         NemesisKind::Kill => Fault::Kill { node },
         NemesisKind::Pause => Fault::Pause { node },
+        NemesisKind::Corrupt => Fault::Corrupt { node },
         NemesisKind::Loss => Fault::Loss {
             node,
             percent: rng.gen_range(10..=40),
@@ -178,7 +188,10 @@ mod tests {
     fn names_parse_and_unknown_ones_are_listed() {
         assert_eq!("pause".parse(), Ok(NemesisKind::Pause));
         let err = "flood".parse::<NemesisKind>().unwrap_err();
-        assert!(err.contains("kill, pause, partition, loss"), "{err}");
+        assert!(
+            err.contains("kill, pause, partition, loss, corrupt"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -204,7 +217,7 @@ mod tests {
         #[test]
         fn a_seed_gives_one_schedule_of_ordered_windows_inside_the_run(
             seed in any::<u64>(), nodes in 1usize..7, limit in 0u64..300_000,
-            mask in 1u8..16,
+            mask in 1u8..32,
         ) {
             let kinds: Vec<NemesisKind> = NemesisKind::ALL
                 .into_iter()
@@ -220,11 +233,15 @@ mod tests {
                 prop_assert!(w.end_ms <= limit);
                 t = w.end_ms;
                 let kind = match &w.fault {
-                    Fault::Kill { node } | Fault::Pause { node } | Fault::Loss { node, .. } => {
+                    Fault::Kill { node }
+                    | Fault::Pause { node }
+                    | Fault::Loss { node, .. }
+                    | Fault::Corrupt { node } => {
                         prop_assert!(*node < nodes);
                         match w.fault {
                             Fault::Kill { .. } => NemesisKind::Kill,
                             Fault::Pause { .. } => NemesisKind::Pause,
+                            Fault::Corrupt { .. } => NemesisKind::Corrupt,
                             _ => NemesisKind::Loss,
                         }
                     }
