@@ -158,10 +158,19 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     }
     let settled = settle(&cluster).is_ok();
     let history = rec.history();
-    let readback = read_back(&cluster, &history, &sessions)?;
+    // Through every node: each reads its own copy first, so a damaged
+    // copy anywhere is exercised.
+    let readbacks = (0..cluster.node_count())
+        .map(|i| {
+            Ok((
+                format!("n{}", i + 1),
+                read_back(&cluster, i, &history, &sessions)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, JepsenError>>()?;
     let verdicts = vec![
         check::register::check(&history, check::register::BUDGET_PER_KEY),
-        check::chunks::check(&history, &rec.contents(), &readback),
+        check::chunks::check_each(&history, &rec.contents(), &readbacks),
         check::nodes(&crashed),
     ];
     let (ok, failed, unknown) = history.counts();
@@ -266,16 +275,18 @@ fn settle(cluster: &Cluster) -> Result<(), JepsenError> {
     })
 }
 
-/// Reads every acknowledged chunk back from its vault, and a sample of
-/// each vault's chunks through the other vault (which must not see them).
+/// Reads every acknowledged chunk back from its vault through node `node`,
+/// and a sample of each vault's chunks through the other vault (which
+/// must not see them).
 fn read_back(
     cluster: &Cluster,
+    node: usize,
     history: &crate::history::History,
     sessions: &[VaultSession],
 ) -> Result<Readback, JepsenError> {
     let acked = check::chunks::acknowledged(history);
     let mut readback = Readback::default();
-    let addr = cluster.addr(0);
+    let addr = cluster.addr(node);
     for (v, session) in sessions.iter().enumerate() {
         let ids: Vec<String> = acked
             .keys()

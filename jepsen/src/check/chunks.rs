@@ -104,6 +104,45 @@ pub fn check(
     }
 }
 
+/// [`check`] of the read-back through each node (named by `via`): one
+/// verdict, invalid if any node answered wrongly, naming those nodes.
+pub fn check_each(
+    history: &History,
+    contents: &BTreeMap<String, Vec<u8>>,
+    readbacks: &[(String, Readback)],
+) -> Verdict {
+    let verdicts: Vec<(&String, Verdict)> = readbacks
+        .iter()
+        .map(|(via, r)| (via, check(history, contents, r)))
+        .collect();
+    let bad: Vec<&(&String, Verdict)> = verdicts
+        .iter()
+        .filter(|(_, v)| v.result == Outcome::Invalid)
+        .collect();
+    if bad.is_empty() {
+        let mut v = match verdicts.into_iter().next() {
+            Some((_, v)) => v,
+            None => check(history, contents, &Readback::default()),
+        };
+        if v.result == Outcome::Valid {
+            v.summary = format!("{}, through each of {} nodes", v.summary, readbacks.len());
+        }
+        return v;
+    }
+    let mut ops = BTreeSet::new();
+    let mut summary = Vec::new();
+    for (via, v) in bad {
+        ops.extend(v.ops.iter().copied());
+        summary.push(format!("via {via}: {}", v.summary));
+    }
+    Verdict {
+        checker: "chunks",
+        result: Outcome::Invalid,
+        summary: summary.join("; "),
+        ops: ops.into_iter().collect(),
+    }
+}
+
 /// The first 12 hex digits of a chunk id.
 fn short(hex: &str) -> String {
     hex.chars().take(12).collect()
@@ -198,6 +237,29 @@ mod tests {
         let v = check(&h, &c, &r);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("other bytes (aa)"), "{}", v.summary);
+    }
+
+    #[test]
+    fn every_node_must_answer_right() {
+        let (h, c, good) = setup();
+        let mut bad = good.clone();
+        bad.found.insert((0, "aa".to_string()), vec![9; 4]);
+        let all_good = [
+            ("n1".to_string(), good.clone()),
+            ("n2".to_string(), good.clone()),
+        ];
+        let v = check_each(&h, &c, &all_good);
+        assert_eq!(v.result, Outcome::Valid);
+        assert!(
+            v.summary.ends_with("through each of 2 nodes"),
+            "{}",
+            v.summary
+        );
+        let one_bad = [("n1".to_string(), good), ("n2".to_string(), bad)];
+        let v = check_each(&h, &c, &one_bad);
+        assert_eq!(v.result, Outcome::Invalid);
+        assert!(v.summary.starts_with("via n2: "), "{}", v.summary);
+        assert_eq!(v.ops, vec![0]);
     }
 
     #[test]
