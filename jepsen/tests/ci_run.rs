@@ -29,18 +29,14 @@ fn three_nodes_under_kill_partition_pause_lose_nothing() {
         "--cairnd",
         cairnd.to_str().unwrap(),
     ]);
-    let keep = || {
-        // Kept for a failed run: the path is in the test output.
-        let kept = std::env::temp_dir().join("cairn-jepsen-ci-report");
-        let _ = std::fs::remove_dir_all(&kept);
-        let _ = std::process::Command::new("cp")
-            .args(["-r"])
-            .arg(&report)
-            .arg(&kept)
-            .status();
-        kept.display().to_string()
-    };
-    assert_eq!(out.status.code(), Some(0), "report kept in {}", keep());
+    if out.status.code() != Some(0) {
+        panic!(
+            "exit {:?}; report kept in {}",
+            out.status.code(),
+            dir.keep().display()
+        );
+    }
+
     for checker in ["register", "chunks"] {
         let (result, summary) = verdict(&report, checker);
         assert_eq!(result, "valid", "{checker}: {summary}");
