@@ -51,7 +51,7 @@ fn an_unknown_nemesis_is_named() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown nemesis \"flood\"; known: kill, pause, partition, loss"),
+        err.contains("unknown nemesis \"flood\"; known: kill, pause, partition, loss, corrupt"),
         "{err}"
     );
 }
