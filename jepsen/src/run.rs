@@ -170,7 +170,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         .collect::<Result<Vec<_>, JepsenError>>()?;
     let verdicts = vec![
         check::register::check(&history, check::register::BUDGET_PER_KEY),
-        check::chunks::check_each(&history, &rec.contents(), &readbacks),
+        check::chunks::check_each(&history, &workload::chunk_bytes_hex, &readbacks),
         check::nodes(&crashed),
     ];
     let (ok, failed, unknown) = history.counts();

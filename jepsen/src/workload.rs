@@ -7,8 +7,9 @@
 //!   (`GET`, a linearizable read). Keys rotate every [`KEY_EPOCH_MS`] so
 //!   each key's history stays small enough to check.
 //! - **chunks**: each client uploads batches of random chunks to its own
-//!   vault (`POST /api/v1/vaults/{id}/chunks`); the bytes are kept so the
-//!   checker can compare what comes back.
+//!   vault (`POST /api/v1/vaults/{id}/chunks`); a chunk's bytes are drawn
+//!   from its random id ([`chunk_bytes`]), so the checker can compare
+//!   what comes back without keeping them.
 //!
 //! Outcomes: 2xx is ok; a refused connection or a 4xx certainly had no
 //! effect (fail); a timeout, a cut connection or a 5xx may have (unknown).
@@ -43,7 +44,6 @@ const VAULT_TIER: &str = "jepsen-vaults";
 pub struct Recorder {
     t0: Instant,
     history: Mutex<History>,
-    contents: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl Recorder {
@@ -52,7 +52,6 @@ impl Recorder {
         Recorder {
             t0: Instant::now(),
             history: Mutex::new(History::default()),
-            contents: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -86,14 +85,6 @@ impl Recorder {
     /// The history so far.
     pub fn history(&self) -> History {
         self.history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The bytes of every chunk a client sent, by hex id.
-    pub fn contents(&self) -> BTreeMap<String, Vec<u8>> {
-        self.contents
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -329,22 +320,11 @@ pub fn chunk_client(ctx: ClientCtx, vault: usize, session: VaultSession) {
         let node = rng.gen_range(0..ctx.nodes.len());
         let mut body = frames::frames_header();
         let mut ids = Vec::new();
-        {
-            let mut contents = ctx
-                .rec
-                .contents
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for _ in 0..rng.gen_range(1..=4) {
-                let mut id = [0u8; 32];
-                rng.fill_bytes(&mut id);
-                let mut bytes = vec![0u8; rng.gen_range(256..4096)];
-                rng.fill_bytes(&mut bytes);
-                frames::push_frame(&mut body, &cairn_proto::ChunkId(id), &bytes);
-                let hex = hex::encode(id);
-                contents.insert(hex.clone(), bytes);
-                ids.push(hex);
-            }
+        for _ in 0..rng.gen_range(1..=4) {
+            let mut id = [0u8; 32];
+            rng.fill_bytes(&mut id);
+            frames::push_frame(&mut body, &cairn_proto::ChunkId(id), &chunk_bytes(&id));
+            ids.push(hex::encode(id));
         }
         let start = ctx.rec.now_ms();
         let r = http::request(
@@ -368,6 +348,22 @@ pub fn chunk_client(ctx: ClientCtx, vault: usize, session: VaultSession) {
         );
         ctx.pause(&mut rng);
     }
+}
+
+/// The bytes of the chunk with id `id`: 256 B to 4 KiB of random data
+/// drawn from the id itself, so nothing needs keeping to check them later.
+pub fn chunk_bytes(id: &[u8; 32]) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::from_seed(*id);
+    let mut bytes = vec![0u8; rng.gen_range(256..4096)];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// [`chunk_bytes`] of a hex id; `None` if it is not one.
+pub fn chunk_bytes_hex(id: &str) -> Option<Vec<u8>> {
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(id, &mut raw).ok()?;
+    Some(chunk_bytes(&raw))
 }
 
 /// Reads chunks (hex ids) from a vault through node `addr`: the ones it
@@ -441,6 +437,16 @@ mod tests {
             write_outcome(&Err(HttpError::MaybeSent("timed out".into()))).name(),
             "unknown"
         );
+    }
+
+    #[test]
+    fn a_chunk_id_determines_its_bytes() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(chunk_bytes(&a), chunk_bytes(&a));
+        assert_ne!(chunk_bytes(&a), chunk_bytes(&b));
+        assert!((256..4096).contains(&chunk_bytes(&a).len()));
+        assert_eq!(chunk_bytes_hex(&hex::encode(a)), Some(chunk_bytes(&a)));
+        assert_eq!(chunk_bytes_hex("zz"), None);
     }
 
     #[test]

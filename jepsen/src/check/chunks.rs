@@ -32,11 +32,11 @@ pub fn acknowledged(history: &History) -> BTreeMap<(usize, String), usize> {
     acked
 }
 
-/// Checks the read-back against the acknowledged uploads; `contents` maps
-/// a chunk's hex id to the bytes the client sent.
+/// Checks the read-back against the acknowledged uploads; `sent` gives the
+/// bytes the client sent for a chunk's hex id.
 pub fn check(
     history: &History,
-    contents: &BTreeMap<String, Vec<u8>>,
+    sent: &dyn Fn(&str) -> Option<Vec<u8>>,
     readback: &Readback,
 ) -> Verdict {
     let acked = acknowledged(history);
@@ -44,8 +44,8 @@ pub fn check(
     let mut corrupt = Vec::new();
     let mut ops = BTreeSet::new();
     for (key, op) in &acked {
-        match (readback.found.get(key), contents.get(&key.1)) {
-            (Some(got), Some(sent)) if got == sent => {}
+        match (readback.found.get(key), sent(&key.1)) {
+            (Some(got), Some(sent)) if *got == sent => {}
             (Some(_), _) => {
                 corrupt.push(short(&key.1));
                 ops.insert(*op);
@@ -108,12 +108,12 @@ pub fn check(
 /// verdict, invalid if any node answered wrongly, naming those nodes.
 pub fn check_each(
     history: &History,
-    contents: &BTreeMap<String, Vec<u8>>,
+    sent: &dyn Fn(&str) -> Option<Vec<u8>>,
     readbacks: &[(String, Readback)],
 ) -> Verdict {
     let verdicts: Vec<(&String, Verdict)> = readbacks
         .iter()
-        .map(|(via, r)| (via, check(history, contents, r)))
+        .map(|(via, r)| (via, check(history, sent, r)))
         .collect();
     let bad: Vec<&(&String, Verdict)> = verdicts
         .iter()
@@ -122,7 +122,7 @@ pub fn check_each(
     if bad.is_empty() {
         let mut v = match verdicts.into_iter().next() {
             Some((_, v)) => v,
-            None => check(history, contents, &Readback::default()),
+            None => check(history, sent, &Readback::default()),
         };
         if v.result == Outcome::Valid {
             v.summary = format!("{}, through each of {} nodes", v.summary, readbacks.len());
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn everything_acknowledged_read_back_is_valid_and_unknown_uploads_may_be_gone() {
         let (h, c, r) = setup();
-        let v = check(&h, &c, &r);
+        let v = check(&h, &|k| c.get(k).cloned(), &r);
         assert_eq!(v.result, Outcome::Valid, "{v:?}");
     }
 
@@ -224,7 +224,7 @@ mod tests {
     fn a_lost_or_altered_chunk_names_its_upload() {
         let (h, c, mut r) = setup();
         r.found.remove(&(0, "bb".to_string()));
-        let v = check(&h, &c, &r);
+        let v = check(&h, &|k| c.get(k).cloned(), &r);
         assert_eq!(v.result, Outcome::Invalid);
         assert_eq!(v.ops, vec![0]);
         assert!(
@@ -234,7 +234,7 @@ mod tests {
         );
         let (h, c, mut r) = setup();
         r.found.insert((0, "aa".to_string()), vec![9; 4]);
-        let v = check(&h, &c, &r);
+        let v = check(&h, &|k| c.get(k).cloned(), &r);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("other bytes (aa)"), "{}", v.summary);
     }
@@ -248,7 +248,7 @@ mod tests {
             ("n1".to_string(), good.clone()),
             ("n2".to_string(), good.clone()),
         ];
-        let v = check_each(&h, &c, &all_good);
+        let v = check_each(&h, &|k| c.get(k).cloned(), &all_good);
         assert_eq!(v.result, Outcome::Valid);
         assert!(
             v.summary.ends_with("through each of 2 nodes"),
@@ -256,7 +256,7 @@ mod tests {
             v.summary
         );
         let one_bad = [("n1".to_string(), good), ("n2".to_string(), bad)];
-        let v = check_each(&h, &c, &one_bad);
+        let v = check_each(&h, &|k| c.get(k).cloned(), &one_bad);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.starts_with("via n2: "), "{}", v.summary);
         assert_eq!(v.ops, vec![0]);
@@ -266,7 +266,7 @@ mod tests {
     fn a_chunk_visible_through_another_vault_is_a_violation() {
         let (h, c, mut r) = setup();
         r.foreign.push((1, "aa".into()));
-        let v = check(&h, &c, &r);
+        let v = check(&h, &|k| c.get(k).cloned(), &r);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("aa via vault 1"), "{}", v.summary);
     }
