@@ -23,11 +23,12 @@ struct Cli {
     /// Seconds the workloads run (setup and the final check come on top).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     time_limit: u64,
-    /// Faults to draw from, comma separated: kill, pause, partition, loss.
+    /// Faults to draw from, comma separated: kill, pause, partition, loss,
+    /// corrupt (needs cairnd-debug next to cairnd).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill,pause,partition,loss"
+        default_value = "kill,pause,partition,loss,corrupt"
     )]
     nemesis: Vec<NemesisKind>,
     /// Seed of the fault schedule and the clients' choices [default: random].

@@ -28,6 +28,7 @@ fn ctrl_c_and_dead_runs_leave_nothing_behind() {
     let cairnd = cairn_tests::bin("cairnd");
     let mut child = Command::new(JEPSEN)
         .args(["--nodes", "3", "--time-limit", "600", "--seed", "3"])
+        .args(["--nemesis", "kill,pause"])
         .arg("--report")
         .arg(&report)
         .arg("--cairnd")

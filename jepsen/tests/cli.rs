@@ -57,7 +57,7 @@ fn an_unknown_nemesis_is_named() {
 }
 
 #[test]
-fn a_missing_cairnd_is_named() {
+fn a_missing_cairnd_or_cairnd_debug_is_named() {
     if !common::is_root() {
         return; // the root check comes first; covered above
     }
@@ -66,6 +66,20 @@ fn a_missing_cairnd_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("cairnd binary /nonexistent/cairnd does not exist"),
+        "{err}"
+    );
+    let out = jepsen(&[
+        "--nemesis",
+        "corrupt",
+        "--report",
+        "/tmp/never",
+        "--cairnd",
+        "/bin/true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the corrupt nemesis needs cairnd-debug next to cairnd: /bin/cairnd-debug does not exist"),
         "{err}"
     );
 }
