@@ -2,12 +2,14 @@
 # Installs the Debian packages Cairn needs to build and test, only if they
 # are missing: Debian's RocksDB (linked instead of compiled, see DESIGN.md
 # §10), libclang for the RocksDB bindings, Prometheus (promtool and the
-# server, for the metrics, rules and alert tests) and systemd
-# (`systemd-analyze verify` of the units in deploy/systemd). Needs root (or
-# sudo) the first time only.
+# server, for the metrics, rules and alert tests), systemd
+# (`systemd-analyze verify` of the units in deploy/systemd), iproute2 and
+# iptables for the fault-injection harness (`cairn-jepsen`: network
+# namespaces, partitions, packet loss) and util-linux's setpriv for its
+# no-root test. Needs root (or sudo) the first time only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus systemd)
+packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

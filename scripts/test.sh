@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn-target}"
+# The deliberately broken node the harness must catch (jepsen/tests/unsafe_ack.rs);
+# a bin with required-features is not part of the workspace build.
+profile=()
+for a in "$@"; do [ "$a" = --release ] && profile=(--release); done
+cargo build "${profile[@]}" -p cairn-node --features unsafe-ack --bin cairnd-unsafe-ack
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> ExitCode {
+/// Public so `cairnd-unsafe-ack` (the same program under a test-only
+/// feature) can run it.
+pub fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));

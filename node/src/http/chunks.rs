@@ -318,6 +318,10 @@ async fn upload(
     let quorum = storage.settings.write_quorum;
     let sizes: Vec<u64> = batch.iter().map(|(_, b)| b.len() as u64).collect();
     let throttle = storage.throttle.clone();
+    #[cfg(feature = "unsafe-ack")]
+    if let Some(reply) = unsafe_ack(batch.clone(), peers.clone(), &placement, quorum, &throttle) {
+        return Ok(Json(reply));
+    }
     let written =
         blocking(move || replica::write(peers, &placement, batch, quorum, &throttle)).await?;
     let stored = written.new.iter().filter(|n| **n).count() as u64;
@@ -340,6 +344,41 @@ async fn upload(
         replicas: u8::try_from(written.copies).unwrap_or(u8::MAX),
     }))
 }
+
+/// A deliberate bug for the fault-injection harness (cargo feature
+/// `unsafe-ack`, built only as the test binary `cairnd-unsafe-ack`): with
+/// `CAIRN_UNSAFE_ACK` set, an upload is acknowledged at once and written
+/// [`UNSAFE_ACK_DELAY`] later, so a node killed in between loses chunks it
+/// acknowledged. `cairn-jepsen`'s chunk checker must catch it.
+#[cfg(feature = "unsafe-ack")]
+fn unsafe_ack(
+    batch: Arc<Batch<Bytes>>,
+    peers: Arc<dyn Peers>,
+    placement: &cairn_chunkstore::placement::Placement,
+    quorum: usize,
+    throttle: &Arc<cairn_chunkstore::replica::Throttle>,
+) -> Option<UploadReply> {
+    std::env::var_os("CAIRN_UNSAFE_ACK")?;
+    let stored = batch.len() as u64;
+    let (placement, throttle) = (placement.clone(), throttle.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(UNSAFE_ACK_DELAY).await;
+        let written =
+            blocking(move || replica::write(peers, &placement, batch, quorum, &throttle)).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "unsafe-ack: delayed write failed");
+        }
+    });
+    Some(UploadReply {
+        stored,
+        present: 0,
+        replicas: u8::try_from(quorum).unwrap_or(u8::MAX),
+    })
+}
+
+/// How long `unsafe-ack` holds an acknowledged upload in memory.
+#[cfg(feature = "unsafe-ack")]
+const UNSAFE_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Streams the listed chunks (a chunk without a good copy is absent).
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/chunks/get", tag = "chunks",

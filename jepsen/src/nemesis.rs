@@ -1,0 +1,101 @@
+//! Applies the schedule's faults to the real cluster and network, and
+//! heals them: the only module that turns a [`Fault`] into signals,
+//! iptables rules and damaged chunk copies.
+
+use crate::cluster::Cluster;
+use crate::error::JepsenError;
+use crate::net::Network;
+use crate::schedule::Fault;
+
+/// A fault in force, with what healing it needs.
+#[derive(Debug)]
+pub enum Active {
+    /// Restart this node.
+    Killed(usize),
+    /// SIGCONT this node.
+    Paused(usize),
+    /// Flush the rules.
+    Rules,
+    /// Nothing was done (no leader to isolate).
+    Nothing,
+}
+
+/// Applies `fault`; the description says what actually happened (the
+/// leader an isolation picked, the chunk a corruption damaged).
+/// `targets` are (vault, chunk) hex ids a corruption may pick, best first.
+pub fn apply(
+    fault: &Fault,
+    cluster: &mut Cluster,
+    net: &Network,
+    targets: &[(String, String)],
+) -> Result<(Active, String), JepsenError> {
+    let n = cluster.node_count();
+    Ok(match fault {
+        Fault::Kill { node } => {
+            cluster.kill(*node);
+            (Active::Killed(*node), fault.to_string())
+        }
+        Fault::Pause { node } => {
+            cluster.pause(*node);
+            (Active::Paused(*node), fault.to_string())
+        }
+        Fault::Halves { side } => {
+            cut(net, n, side)?;
+            (Active::Rules, fault.to_string())
+        }
+        Fault::IsolateLeader => match cluster.leader() {
+            Some(leader) => {
+                cut(net, n, &[leader])?;
+                (Active::Rules, format!("isolate leader n{}", leader + 1))
+            }
+            None => (Active::Nothing, "isolate leader (none found)".into()),
+        },
+        Fault::OneWay { from, to } => {
+            net.block(*to, *from)?;
+            (Active::Rules, fault.to_string())
+        }
+        Fault::Loss { node, percent } => {
+            net.loss(*node, *percent)?;
+            (Active::Rules, fault.to_string())
+        }
+        Fault::Corrupt { node } => {
+            cluster.kill(*node);
+            let mut what = format!("corrupt n{}: no copy of a recent chunk", node + 1);
+            for (vault, chunk) in targets {
+                if cluster.corrupt(*node, vault, chunk)? {
+                    what = format!(
+                        "corrupt n{} chunk {}",
+                        node + 1,
+                        &chunk[..chunk.len().min(12)]
+                    );
+                    break;
+                }
+            }
+            (Active::Killed(*node), what)
+        }
+    })
+}
+
+/// Cuts `side` off from the other nodes, both ways.
+fn cut(net: &Network, nodes: usize, side: &[usize]) -> Result<(), JepsenError> {
+    for a in side {
+        for b in (0..nodes).filter(|b| !side.contains(b)) {
+            net.block(*a, b)?;
+            net.block(b, *a)?;
+        }
+    }
+    Ok(())
+}
+
+/// Heals what [`apply`] did.
+pub fn heal(active: Active, cluster: &mut Cluster, net: &Network) -> Result<(), JepsenError> {
+    match active {
+        Active::Killed(i) => cluster.start(i),
+        Active::Paused(i) => {
+            cluster.resume(i);
+            Ok(())
+        }
+        Active::Rules => net.heal(),
+        Active::Nothing => Ok(()),
+    }
+}

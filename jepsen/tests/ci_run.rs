@@ -1,0 +1,69 @@
+//! The CI run: three real nodes for 100 s under kills, partitions and
+//! pauses, with every checker valid, a complete report, and no namespace
+//! left behind. Needs root, as CI has.
+
+mod common;
+
+use common::{jepsen_pid, report_json, verdict};
+
+#[test]
+fn three_nodes_under_kill_partition_pause_lose_nothing() {
+    assert!(
+        common::is_root(),
+        "the fault-injection run needs root (CI runs as root)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let cairnd = cairn_tests::bin("cairnd");
+    let (out, pid) = jepsen_pid(&[
+        "--nodes",
+        "3",
+        "--time-limit",
+        "100",
+        "--nemesis",
+        "kill,partition,pause",
+        "--seed",
+        "16",
+        "--report",
+        report.to_str().unwrap(),
+        "--cairnd",
+        cairnd.to_str().unwrap(),
+    ]);
+    if out.status.code() != Some(0) {
+        panic!(
+            "exit {:?}; report kept in {}",
+            out.status.code(),
+            dir.keep().display()
+        );
+    }
+
+    for checker in ["register", "chunks"] {
+        let (result, summary) = verdict(&report, checker);
+        assert_eq!(result, "valid", "{checker}: {summary}");
+    }
+    let run = report_json(&report, "run.json");
+    assert_eq!(run["seed"], 16);
+    assert!(run["replay"].as_str().unwrap().contains("--seed 16"));
+    assert!(run["ok"].as_u64().unwrap() > 100, "{run}");
+    // The faults happened and are in the history and on the timeline.
+    let history = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
+    let windows = history
+        .lines()
+        .filter(|l| l.contains(r#""type":"nemesis""#))
+        .count();
+    assert!(windows >= 5, "{windows} nemesis windows");
+    for f in ["write", "read", "upload"] {
+        assert!(
+            history.contains(&format!(r#""f":"{f}""#)),
+            "no {f} recorded"
+        );
+    }
+    let svg = std::fs::read_to_string(report.join("timeline.svg")).unwrap();
+    assert_eq!(svg.matches(r#"class="nemesis""#).count(), windows);
+    assert!(report.join("logs/n1.1.log").exists());
+    assert!(
+        !report.join("data").exists(),
+        "a valid run keeps no node data"
+    );
+    assert_eq!(common::leftover_namespaces(pid), Vec::<String>::new());
+}
