@@ -303,7 +303,8 @@ pub fn vault_init(
 /// `cairn backup`.
 pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
     super::lists::read_into(&mut args)?;
-    let (opened, paths, mut excludes) = match (&args.vault, args.paths.is_empty(), &args.item) {
+    let no_paths = args.paths.is_empty() && !args.stdin;
+    let (opened, paths, mut excludes) = match (&args.vault, no_paths, &args.item) {
         (_, true, None) => {
             return Err(Error::Invalid(
                 "nothing to back up: give paths, or --item NAME for a protected item".into(),
@@ -361,7 +362,18 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
             format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
         })
     };
-    let result = backup::run(&opened.vault, &opts, &progress);
+    let result = if args.stdin {
+        let mut input = std::io::stdin().lock();
+        backup::run_stdin(
+            &opened.vault,
+            &opts,
+            &args.stdin_filename,
+            &mut input,
+            &progress,
+        )
+    } else {
+        backup::run(&opened.vault, &opts, &progress)
+    };
     job.finish(&result);
     let report = result?;
     drop(spinner);
