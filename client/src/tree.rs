@@ -55,6 +55,14 @@ pub struct Time {
 }
 
 impl Time {
+    /// The current time.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self::of(d.as_secs() as i64, i64::from(d.subsec_nanos()))
+    }
+
     /// The time as RFC 3339 text in UTC with nanoseconds, the one time
     /// format of `--json` output.
     pub fn rfc3339(&self) -> String {

@@ -875,3 +875,61 @@ fn sparse_files_are_restored_sparse() {
         "{allocated} bytes allocated for {size}"
     );
 }
+
+#[test]
+fn standard_input_is_backed_up_as_one_file() {
+    let (tmp, _vault, v) = scratch();
+    let data = pseudo_random(3 << 20, 11);
+    let backup = |name: &str| {
+        let mut child = cairn()
+            .args([
+                "--json",
+                "backup",
+                "--vault",
+                &v,
+                "--stdin",
+                "--stdin-filename",
+                name,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let payload = data.clone();
+        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut input, &payload));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = backup("db.sql");
+    assert_eq!(first["bytes"], data.len() as u64, "{first}");
+    let again = backup("db.sql");
+    assert!(
+        again["new_bytes"].as_u64().unwrap() < 4096,
+        "deduplicated: {again}"
+    );
+    let out = run_expect(&["dump", "--vault", &v, "latest", "/db.sql"], 0);
+    assert!(out.stdout == data, "dump returns what was piped in");
+    let target = tmp.path().join("r");
+    restore_json(&v, &target, &[]);
+    assert!(fs::read(target.join("db.sql")).unwrap() == data);
+    let out = run_expect(
+        &[
+            "backup",
+            "--vault",
+            &v,
+            "--stdin",
+            "--stdin-filename",
+            "a/b",
+        ],
+        1,
+    );
+    assert!(
+        stderr(&out).contains("--stdin-filename"),
+        "{}",
+        stderr(&out)
+    );
+}

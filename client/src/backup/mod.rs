@@ -306,10 +306,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         }
     });
     let (finished, written, mut warnings, notes, entries) = outcome?;
-    vault.backend().flush()?;
-
     warnings.extend(finished.warnings);
-    let id = SnapshotId::random();
     let stats = SnapshotStats {
         files: finished.files,
         dirs: finished.dirs,
@@ -319,12 +316,114 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         new_chunks: written.chunks,
         stored_bytes: written.sealed_bytes,
     };
-    let meta = SnapshotMeta {
+    let done = Done {
+        started,
+        time,
         paths: shown_paths,
+        root: finished.root,
+        stats,
+        entries,
+        parent: parent.map(|p| p.id),
+        warnings,
+        notes,
+        changed: finished.changed,
+    };
+    commit(vault, opts, done)
+}
+
+/// Backs up everything `data` yields as one file `name` at the root of a
+/// new snapshot (`backup --stdin`: a database dump piped in, say); the
+/// snapshot's path is `/name`. Chunks dedup as a file's do.
+pub fn run_stdin(
+    vault: &Vault,
+    opts: &BackupOptions,
+    name: &str,
+    data: &mut dyn std::io::Read,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+        return Err(Error::Invalid(format!(
+            "--stdin-filename {name:?}: give a file name (no '/')"
+        )));
+    }
+    let started = Instant::now();
+    let time = fsmeta::now_rfc3339();
+    let sink = vault.backend().sink();
+    let shared = Shared {
+        vault,
+        sink_dedups: sink.dedups(),
+        seen: Mutex::new(HashSet::new()),
+        verify_existing: false,
+        progress,
+    };
+    let (write_tx, write_rx) = bounded::<Sealed>(2);
+    let (seal_tx, seal_rx) = bounded::<SealJob>(1);
+    let (root, size, written) = std::thread::scope(|s| {
+        let sink = &sink;
+        let writer = s.spawn(move || sink.store_all(write_rx));
+        let lanes = Lanes {
+            files: crossbeam_channel::never(),
+            seal_rx,
+            seal_tx,
+            write: write_tx,
+        };
+        let built = pipeline::stream_file(&shared, &lanes, name, data);
+        drop(lanes);
+        match (built, joined(writer.join())) {
+            (Ok((root, size)), Ok(w)) => Ok((root, size, w)),
+            // A closed channel is a symptom; the writer's error the cause.
+            (Err(Error::Aborted), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    })?;
+    let stats = SnapshotStats {
+        files: 1,
+        dirs: 0,
+        bytes: size,
+        files_read: 1,
+        new_bytes: written.plain_bytes,
+        new_chunks: written.chunks,
+        stored_bytes: written.sealed_bytes,
+    };
+    let done = Done {
+        started,
+        time,
+        paths: vec![format!("/{name}")],
+        root,
+        stats,
+        entries: 1,
+        parent: None,
+        warnings: vec![],
+        notes: vec![],
+        changed: vec![],
+    };
+    commit(vault, opts, done)
+}
+
+/// What a backup's data phase produced, for [`commit`].
+struct Done {
+    started: Instant,
+    time: String,
+    paths: Vec<String>,
+    root: ChunkId,
+    stats: SnapshotStats,
+    entries: u64,
+    parent: Option<SnapshotId>,
+    warnings: Vec<String>,
+    notes: Vec<String>,
+    changed: Vec<String>,
+}
+
+/// Makes the written chunks durable, then seals and commits the snapshot
+/// record (the last step: a record only ever names durable data).
+fn commit(vault: &Vault, opts: &BackupOptions, done: Done) -> Result<BackupReport> {
+    vault.backend().flush()?;
+    let id = SnapshotId::random();
+    let meta = SnapshotMeta {
+        paths: done.paths,
         hostname: fsmeta::hostname(),
         excludes: opts.excludes.clone(),
-        warnings: select::first_lines(&warnings, select::META_WARNINGS_MAX),
-        stats: (!vault.backend().keeps_record_stats()).then(|| stats.clone()),
+        warnings: select::first_lines(&done.warnings, select::META_WARNINGS_MAX),
+        stats: (!vault.backend().keeps_record_stats()).then(|| done.stats.clone()),
         bound: None,
         tags: opts.tags.clone(),
     };
@@ -334,25 +433,25 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         vault: vault.config().vault_id,
         device: opts.device.clone(),
         item: opts.item.clone(),
-        time,
+        time: done.time,
         finished: fsmeta::now_rfc3339(),
-        root: finished.root,
-        stats,
+        root: done.root,
+        stats: done.stats,
         meta: vec![],
     };
     let meta = SnapshotMeta {
-        bound: Some(Bound::of(&record, entries)?),
+        bound: Some(Bound::of(&record, done.entries)?),
         ..meta
     };
     record.meta = meta.seal(vault.keys(), vault.config().vault_id, id)?;
     vault.commit_snapshot(&record, opts.job)?;
     Ok(BackupReport {
         snapshot: record,
-        parent: parent.map(|p| p.id),
-        warnings,
-        notes,
-        changed_during_read: finished.changed,
-        seconds: started.elapsed().as_secs_f64(),
+        parent: done.parent,
+        warnings: done.warnings,
+        notes: done.notes,
+        changed_during_read: done.changed,
+        seconds: done.started.elapsed().as_secs_f64(),
     })
 }
 
@@ -447,6 +546,46 @@ mod tests {
         let third = backup_dir(&vault, src.path());
         assert_eq!(third.snapshot.stats.files_read, 1);
         assert!(third.snapshot.stats.new_chunks > 0);
+    }
+
+    #[test]
+    fn standard_input_becomes_one_file_at_the_root() {
+        for vault in [small_vault(), small_batched_vault()] {
+            let data = pseudo_random(200_000, 9);
+            let report = run_stdin(
+                &vault,
+                &opts_named(),
+                "dump.sql",
+                &mut data.as_slice(),
+                &Progress::default(),
+            )
+            .unwrap();
+            assert_eq!(report.snapshot.stats.bytes, 200_000);
+            let meta = report.snapshot.open_meta(vault.keys()).unwrap();
+            assert_eq!(meta.paths, ["/dump.sql"]);
+            let out = tempfile::tempdir().unwrap();
+            let opts = RestoreOptions {
+                target: out.path().to_path_buf(),
+                ..RestoreOptions::default()
+            };
+            restore::run(&vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
+            assert_eq!(fs::read(out.path().join("dump.sql")).unwrap(), data);
+            let bad = run_stdin(
+                &vault,
+                &opts_named(),
+                "../x",
+                &mut &b""[..],
+                &Progress::default(),
+            );
+            assert!(matches!(bad, Err(Error::Invalid(_))));
+        }
+    }
+
+    fn opts_named() -> BackupOptions {
+        BackupOptions {
+            device: "test".into(),
+            ..Default::default()
+        }
     }
 
     #[test]

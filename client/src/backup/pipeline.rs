@@ -103,6 +103,67 @@ impl Shared<'_> {
     }
 }
 
+/// Chunks, seals and queues everything `data` yields as one file `name`,
+/// then the root tree holding it (`backup --stdin`); returns the root and
+/// the file's size.
+pub(super) fn stream_file(
+    shared: &Shared<'_>,
+    lanes: &Lanes,
+    name: &str,
+    data: &mut dyn std::io::Read,
+) -> Result<(ChunkId, u64)> {
+    let codec = shared.vault.codec();
+    let mut zstd = Compressor::new()?;
+    let (mut content, mut size) = (vec![], 0u64);
+    shared
+        .vault
+        .config()
+        .chunker
+        .split_stream(data, &mut |chunk| {
+            let id = codec.id(&chunk);
+            let len = chunk.len() as u32;
+            size += u64::from(len);
+            shared
+                .progress
+                .bytes
+                .fetch_add(u64::from(len), Ordering::Relaxed);
+            content.push(ChunkRef { id, len });
+            shared.offer(id, chunk, lanes, &mut zstd, (false, false))
+        })
+        .map_err(|e| match e {
+            Error::Io { source, .. } => Error::io("read", Path::new("stdin"), source),
+            other => other,
+        })?;
+    shared.progress.files.fetch_add(1, Ordering::Relaxed);
+    let now = crate::tree::Time::now();
+    let entry = Entry {
+        name: name.as_bytes().to_vec(),
+        kind: Kind::File,
+        mode: 0o644,
+        // SAFETY (both): plain getters without arguments.
+        uid: unsafe { libc::geteuid() },
+        gid: unsafe { libc::getegid() },
+        mtime: now,
+        ctime: now,
+        inode: 0,
+        device: 0,
+        links: 1,
+        size,
+        target: vec![],
+        rdev: 0,
+        xattrs: vec![],
+        content,
+        subtree: None,
+    };
+    let blob = Tree {
+        entries: vec![entry],
+    }
+    .encode()?;
+    let id = codec.id(&blob);
+    shared.offer(id, blob, lanes, &mut zstd, (false, true))?;
+    Ok((id, size))
+}
+
 /// The channels a worker (or the finisher) uses.
 pub(super) struct Lanes {
     pub(super) files: Receiver<FileJob>,

@@ -580,8 +580,18 @@ pub struct BackupArgs {
     /// `--item`). Symlinked parents are followed and the path is saved as
     /// given; a symlink named itself is saved as the link (`LINK/` saves
     /// what it points to).
-    #[arg(value_name = "PATH", required_unless_present_any = ["item", "files_from"])]
+    #[arg(
+        value_name = "PATH",
+        required_unless_present_any = ["item", "files_from", "stdin"]
+    )]
     pub paths: Vec<PathBuf>,
+    /// Back up standard input as one file (`--stdin-filename`) instead of
+    /// paths, e.g. `pg_dump db | cairn backup --vault V --stdin`.
+    #[arg(long, conflicts_with_all = ["paths", "files_from"])]
+    pub stdin: bool,
+    /// The file name standard input is saved as (at the snapshot's root).
+    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
+    pub stdin_filename: String,
     /// Skip matching paths: `*.tmp` and `sub/file` match at any depth, `/abs/path` only there; `*` stays within one name, `**` spans directories (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,

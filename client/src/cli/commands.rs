@@ -350,7 +350,8 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
         (None, true) => ParentChoice::None,
         (None, false) => ParentChoice::Auto,
     };
-    let report = match (&args.vault, args.paths.is_empty(), &args.item) {
+    let no_paths = args.paths.is_empty() && !args.stdin;
+    let report = match (&args.vault, no_paths, &args.item) {
         (_, true, None) => {
             return Err(Error::Invalid(
                 "nothing to back up: give paths, or --item NAME for a protected item".into(),
@@ -435,7 +436,18 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 one_file_system: args.one_file_system,
                 tags: args.tags,
             };
-            let result = backup::run(&opened.vault, &opts, &progress);
+            let result = if args.stdin {
+                let mut input = std::io::stdin().lock();
+                backup::run_stdin(
+                    &opened.vault,
+                    &opts,
+                    &args.stdin_filename,
+                    &mut input,
+                    &progress,
+                )
+            } else {
+                backup::run(&opened.vault, &opts, &progress)
+            };
             job.finish(&result);
             result?
         }
