@@ -148,7 +148,7 @@ pub struct LicenseStatus {
     pub serial: Option<String>,
     /// The license authority's URL.
     pub authority: Option<String>,
-    /// The cluster id the holder presents (this cluster's).
+    /// The holder: this cluster's id, while it holds the lease.
     pub holder: Option<String>,
     /// The lease's fencing token, while one is held.
     pub fencing_token: Option<u64>,

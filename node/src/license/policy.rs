@@ -103,8 +103,7 @@ impl Granted {
 }
 
 /// Why the authority refused a grant or renewal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "refusal", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// Another cluster holds the serial until `expires_at`.
     #[error("the serial is held by cluster {cluster_id} until {expires_at} (ms since the epoch): wait for it to run out, or relax it at the authority (`cairnd license-authority serial relax`)")]

@@ -6,11 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Granted, SerialRecord, Telemetry};
+use super::policy::{SerialRecord, Telemetry};
 
-/// `POST`: a cluster asks for a serial's lease ([`AcquireRequest`] → [`Granted`]).
+/// `POST`: a cluster asks for a serial's lease ([`AcquireRequest`] →
+/// [`Granted`](super::policy::Granted)).
 pub const ACQUIRE: &str = "/license/v1/acquire";
-/// `POST`: the holder renews ([`RenewRequest`] → [`Granted`]).
+/// `POST`: the holder renews ([`RenewRequest`] → [`Granted`](super::policy::Granted)).
 pub const RENEW: &str = "/license/v1/renew";
 /// `GET` (operator): every serial with holder, telemetry and history;
 /// `POST` (operator): issue a serial ([`CreateSerial`] → [`SerialRecord`]).
@@ -74,9 +75,6 @@ pub struct Relaxed {
     /// Whether a running lease ended.
     pub relaxed: bool,
 }
-
-/// What the grant and renew routes answer.
-pub type LeaseAnswer = Granted;
 
 /// What the serial listing answers.
 pub type SerialList = Vec<SerialRecord>;

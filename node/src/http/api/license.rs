@@ -52,7 +52,7 @@ pub fn status(gate: &Gate, app: &Cluster) -> LicenseStatus {
         detail: view.mode.advice().map(str::to_owned),
         serial: view.serial,
         authority: view.authority,
-        holder: view.cluster_id,
+        holder: view.fencing_token.and(view.cluster_id),
         fencing_token: view.fencing_token,
         expires_at: view.expires_at,
         lease_remaining_seconds: lease,
