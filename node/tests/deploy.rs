@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::storage::{random_chunks, serve, three_nodes, Device, Http, FAST};
+use cairn_tests::authority::{set_license, Authority};
 use common::{free_port, stderr, stdout, wait_for, Node};
 use serde_json::Value;
 
@@ -479,6 +480,14 @@ fn real_prometheus_fires_node_down_and_under_replicated_and_resolves_them() {
     let all: Vec<_> = chunks.iter().collect();
     let reply = dev.upload(&http, &nodes[0], &all);
     assert_eq!(reply.stored, 10, "{reply:?}");
+    // A real license, so the lease metrics exist as they do in production.
+    let authority = Authority::start(tmp.path(), 60);
+    let serial = authority.create_serial("sre");
+    set_license(&nodes[0], &serial, &authority.url(), 5, 3600);
+    wait_for("the cluster holds its lease", Duration::from_secs(30), || {
+        let status = nodes[0].status()?;
+        (status.license?.mode == "valid").then_some(())
+    });
     let targets: Vec<String> = nodes.iter().map(Node::listen).collect();
     let prom = Prometheus::start(&targets);
 

@@ -15,6 +15,7 @@
 //! - [`hostile::HostileServer`]: a scripted malicious server, relaying to a
 //!   real node and rewriting the answers a test chooses.
 
+pub mod authority;
 pub mod hostile;
 
 use std::io::{Read, Write};

@@ -17,136 +17,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_proto::admin::LicenseStatus;
+use cairn_tests::authority::{set_license, Authority};
 use cairn_tests::{bin, free_port, json_of, ok, stderr, wait_for, write_data, Device, Node};
 use serde_json::Value;
 
 const PASSWORD: &str = "license test passphrase";
-
-/// A `cairnd license-authority serve` process; killed on drop.
-struct Authority {
-    dir: PathBuf,
-    port: u16,
-    lease_seconds: u64,
-    logs: PathBuf,
-    child: Option<Child>,
-    runs: u32,
-}
-
-impl Authority {
-    fn start(root: &Path, lease_seconds: u64) -> Self {
-        let mut a = Authority {
-            dir: root.join("authority"),
-            port: free_port(),
-            lease_seconds,
-            logs: root.join("logs"),
-            child: None,
-            runs: 0,
-        };
-        std::fs::create_dir_all(&a.logs).expect("log dir");
-        let out = a.run(&["license-authority", "init", "--data-dir", &a.dir_arg()]);
-        ok("license-authority init", &out);
-        a.resume();
-        a
-    }
-
-    fn dir_arg(&self) -> String {
-        self.dir.to_string_lossy().into_owned()
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin("cairnd"))
-            .args(args)
-            .output()
-            .expect("run cairnd")
-    }
-
-    /// (Re)starts the process on the same port and data directory.
-    fn resume(&mut self) {
-        self.runs += 1;
-        let log = |ext: &str| {
-            std::fs::File::create(self.logs.join(format!("authority.{}.{ext}", self.runs)))
-                .expect("log file")
-        };
-        let child = Command::new(bin("cairnd"))
-            .args([
-                "license-authority",
-                "serve",
-                "--data-dir",
-                &self.dir_arg(),
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--lease-seconds",
-                &self.lease_seconds.to_string(),
-            ])
-            .env("CAIRN_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log("out"))
-            .stderr(log("err"))
-            .spawn()
-            .expect("spawn the authority");
-        self.child = Some(child);
-        let port = self.port;
-        wait_for("the authority listening", Duration::from_secs(30), || {
-            cairn_tests::http(port, "GET", "/license/v1/serials", &[], b"").map(|_| ())
-        });
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// `cairnd license-authority serial ARGS --authority URL --data-dir D --json`.
-    fn serial(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json", "license-authority", "serial"];
-        all.extend_from_slice(args);
-        let url = self.url();
-        let dir = self.dir_arg();
-        all.extend_from_slice(&["--authority", &url, "--data-dir", &dir]);
-        json_of(&format!("serial {}", args.join(" ")), &self.run(&all))
-    }
-
-    fn create_serial(&self, customer: &str) -> String {
-        self.serial(&["create", customer])["serial"]
-            .as_str()
-            .expect("serial")
-            .to_owned()
-    }
-
-    /// The authority's record of `serial` (`serial list --json`).
-    fn record(&self, serial: &str) -> Value {
-        let list = self.serial(&["list"]);
-        list.as_array()
-            .expect("serial list")
-            .iter()
-            .find(|r| r["serial"] == serial)
-            .cloned()
-            .expect("the serial is listed")
-    }
-}
-
-impl Drop for Authority {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            for run in 1..=self.runs {
-                let err = self.logs.join(format!("authority.{run}.err"));
-                let text = std::fs::read_to_string(&err).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("--- {} (last lines) ---", err.display());
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
-    }
-}
 
 /// Tenures of different clusters in the authority's history that
 /// overlap (`[from, until)` intersect).
@@ -188,22 +63,6 @@ fn wait_mode(node: &Node, mode: &str, within: Duration) -> LicenseStatus {
         within,
         || license(node).filter(|l| l.mode == mode),
     )
-}
-
-fn set_license(node: &Node, serial: &str, authority: &str, renew: u64, grace: u64) {
-    let out = node.admin(&[
-        "license",
-        "set",
-        "--serial",
-        serial,
-        "--authority",
-        authority,
-        "--renew-seconds",
-        &renew.to_string(),
-        "--grace-seconds",
-        &grace.to_string(),
-    ]);
-    ok("admin license set", &out);
 }
 
 fn create_user(node: &Node, dir: &Path, name: &str) -> Output {

@@ -65,11 +65,12 @@ pub struct Metrics {
 /// license worker.
 #[derive(Clone)]
 pub struct LicenseMetrics {
-    /// Seconds until the lease ends on this node's view (0 without one).
-    pub lease_remaining: IntGauge,
-    /// Seconds of grace left (the grace period while licensed, 0 once
-    /// read-only).
-    pub grace_remaining: IntGauge,
+    /// Seconds until the lease ends on this node's view (0 once it ended;
+    /// absent on a dev cluster without a license).
+    pub lease_remaining: OptionalGauge,
+    /// Seconds of grace left once the lease ended (0 once read-only;
+    /// absent while the lease is valid).
+    pub grace_remaining: OptionalGauge,
     /// 1 while new backups, vault requests and account changes are refused.
     pub read_only: IntGauge,
     /// 1 while the lease has ended and the grace period runs.
@@ -81,15 +82,15 @@ pub struct LicenseMetrics {
 impl LicenseMetrics {
     fn new(r: &Registry) -> prometheus::Result<Self> {
         Ok(Self {
-            lease_remaining: gauge(
+            lease_remaining: OptionalGauge::new(
                 r,
                 "cairn_license_lease_remaining_seconds",
-                "Seconds until the license lease ends on this node's view (safety margin taken off); 0 without a lease.",
+                "Seconds until the license lease ends on this node's view (safety margin taken off); 0 once it ended, absent without a license (dev clusters).",
             )?,
-            grace_remaining: gauge(
+            grace_remaining: OptionalGauge::new(
                 r,
                 "cairn_license_grace_remaining_seconds",
-                "Seconds until the cluster turns read-only if the lease is not renewed.",
+                "Seconds of grace left after the lease ended, until the cluster turns read-only; absent while the lease is valid.",
             )?,
             read_only: gauge(
                 r,

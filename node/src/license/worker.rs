@@ -64,12 +64,14 @@ impl LeaseWorker {
     /// Metrics and a log line on a change of mode.
     fn report(&mut self, view: &View) {
         let m = self.app.metrics.license();
-        let secs = |ms: u64| i64::try_from(ms / 1_000).unwrap_or(i64::MAX);
+        // No value is no series (not -1): a dev cluster has no lease, and
+        // grace is not counting down while the lease is valid.
+        let secs = |ms: u64| Some((ms / 1_000) as f64);
         let (lease, grace) = match view.mode {
-            Mode::Valid { remaining_ms } => (secs(remaining_ms), -1),
-            Mode::Grace { remaining_ms } => (0, secs(remaining_ms)),
-            Mode::ReadOnly(_) => (0, 0),
-            Mode::DevUnlicensed => (-1, -1),
+            Mode::Valid { remaining_ms } => (secs(remaining_ms), None),
+            Mode::Grace { remaining_ms } => (Some(0.0), secs(remaining_ms)),
+            Mode::ReadOnly(_) => (Some(0.0), Some(0.0)),
+            Mode::DevUnlicensed => (None, None),
         };
         m.lease_remaining.set(lease);
         m.grace_remaining.set(grace);
