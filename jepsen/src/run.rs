@@ -140,8 +140,12 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for t in threads {
         let _ = t.join();
     }
-    faults?;
     let duration_ms = rec.now_ms();
+    if let Err(e) = faults {
+        // What was recorded is still evidence.
+        let _ = report::write_partial(&opts.report, &rec.history(), duration_ms);
+        return Err(e);
+    }
 
     eprintln!("cairn-jepsen: healing, waiting for repair to settle");
     net.heal()?;
