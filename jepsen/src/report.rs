@@ -74,8 +74,18 @@ pub fn write(
         std::fs::write(&path, text).map_err(JepsenError::io(format!("writing {}", path.display())))
     };
     put("run.json", pretty(info))?;
-    put("history.jsonl", history.to_jsonl())?;
     put("verdicts.json", pretty(&verdicts))?;
+    write_partial(dir, history, duration_ms)
+}
+
+/// Writes what an interrupted or failed run recorded: the history and its
+/// timeline, without verdicts.
+pub fn write_partial(dir: &Path, history: &History, duration_ms: u64) -> Result<(), JepsenError> {
+    let put = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(JepsenError::io(format!("writing {}", path.display())))
+    };
+    put("history.jsonl", history.to_jsonl())?;
     put("timeline.svg", timeline::render(history, duration_ms))
 }
 

@@ -140,8 +140,12 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for t in threads {
         let _ = t.join();
     }
-    faults?;
     let duration_ms = rec.now_ms();
+    if let Err(e) = faults {
+        // What was recorded is still evidence.
+        let _ = report::write_partial(&opts.report, &rec.history(), duration_ms);
+        return Err(e);
+    }
 
     eprintln!("cairn-jepsen: healing, waiting for repair to settle");
     net.heal()?;
@@ -305,4 +309,53 @@ fn read_back(
         }
     }
     Ok(readback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Call, History, Op, Outcome};
+
+    fn upload(index: usize, vault: usize, chunk: &str, outcome: Outcome) -> Op {
+        Op {
+            index,
+            client: 0,
+            node: 0,
+            start_ms: 0,
+            end_ms: 1,
+            call: Call::Upload {
+                vault,
+                chunks: vec![chunk.into()],
+            },
+            outcome,
+        }
+    }
+
+    #[test]
+    fn corruption_picks_the_newest_acknowledged_chunks_with_their_vault() {
+        let ok = || Outcome::Ok { value: None };
+        let history = History {
+            ops: vec![
+                upload(0, 0, "aa", ok()),
+                upload(1, 1, "bb", ok()),
+                upload(
+                    2,
+                    0,
+                    "cc",
+                    Outcome::Unknown {
+                        error: "timeout".into(),
+                    },
+                ),
+            ],
+            nemesis: vec![],
+        };
+        let vaults = ["v0".to_string(), "v1".to_string()];
+        assert_eq!(
+            corrupt_targets(&history, &vaults),
+            vec![
+                ("v1".to_string(), "bb".to_string()),
+                ("v0".to_string(), "aa".to_string())
+            ]
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Nothing of a run outlives it: Ctrl-C mid-run unwinds through the
-//! cleanup (nodes killed, namespaces and bridge removed), and a run removes
+//! cleanup (nodes killed, namespaces and bridge removed, the history so far
+//! written), and a run removes
 //! what a SIGKILLed earlier run left behind. Needs root, as CI has.
 
 mod common;
@@ -68,6 +69,10 @@ fn ctrl_c_and_dead_runs_leave_nothing_behind() {
     assert_eq!(status.code(), Some(2), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
     assert_eq!(leftover_namespaces(pid), Vec::<String>::new());
+    // What was recorded before the interrupt is kept.
+    let history = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""type":"op""#), "{history}");
+    assert!(report.join("timeline.svg").exists());
     // No cairnd of the run is left either.
     let ps = Command::new("pgrep")
         .args(["-f", &report.to_string_lossy()])
