@@ -12,13 +12,13 @@
 //! - two clusters race for one serial: the authority's history never shows
 //!   two holders at once; the second gets it after `relax`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cairn_proto::admin::LicenseStatus;
 use cairn_tests::authority::{set_license, Authority};
-use cairn_tests::{bin, free_port, json_of, ok, stderr, wait_for, write_data, Device, Node};
+use cairn_tests::{bin, json_of, ok, stderr, wait_for, write_data, Device, Node};
 use serde_json::Value;
 
 const PASSWORD: &str = "license test passphrase";

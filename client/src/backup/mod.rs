@@ -599,7 +599,7 @@ mod tests {
             .warnings
             .push("/x/secret: permission denied (skipped)".into());
         let end = report.job_end();
-        assert_eq!(end.status, JobStatus::Warnings);
+        assert_eq!(end.status, JobStatus::Warning);
         assert!(end.log.contains("/x/secret"), "{}", end.log);
     }
 
