@@ -319,8 +319,9 @@ impl<'a> CommandSet<'a> {
     }
 }
 
-/// The commands around one job of an item: the vault's, the item's and the
-/// schedule's levels.
+/// The commands around one job of an item: the schedule's (outermost),
+/// the item's and the vault's (innermost) levels. The client runs them
+/// (`cairn_client::hooks`, which also decides what runs when one fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Commands<'a> {
     /// The vault's (shared by the account's devices).
@@ -332,17 +333,17 @@ pub struct Commands<'a> {
 }
 
 impl<'a> Commands<'a> {
-    /// The before commands, outermost level first: vault, item, schedule.
+    /// The before commands, outermost level first: schedule, item, vault.
     pub fn before(&self) -> impl Iterator<Item = &'a String> {
         let (v, i, s) = (self.vault.before, self.item.before, self.schedule.before);
-        v.iter().chain(i).chain(s)
+        s.iter().chain(i).chain(v)
     }
 
-    /// The after commands, innermost level first: schedule, item, vault
+    /// The after commands, innermost level first: vault, item, schedule
     /// (they undo what the before commands set up, in reverse nesting).
     pub fn after(&self) -> impl Iterator<Item = &'a String> {
         let (v, i, s) = (self.vault.after, self.item.after, self.schedule.after);
-        s.iter().chain(i).chain(v)
+        v.iter().chain(i).chain(s)
     }
 }
 

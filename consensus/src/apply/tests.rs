@@ -1810,7 +1810,7 @@ fn vault_commands_are_set_by_the_owning_account_and_cleared_by_empty_lists() {
 }
 
 #[test]
-fn commands_for_nests_vault_item_and_schedule_levels() {
+fn commands_for_nests_schedule_item_and_vault_levels() {
     let mut s = protected();
     applied(
         &mut s,
@@ -1835,8 +1835,8 @@ fn commands_for_nests_vault_item_and_schedule_levels() {
         .expect("item exists");
     let before: Vec<&String> = c.before().collect();
     let after: Vec<&String> = c.after().collect();
-    assert_eq!(before, ["v-before", "pg_dump", "s-before"]);
-    assert_eq!(after, ["s-after", "echo done", "v-after"]);
+    assert_eq!(before, ["s-before", "pg_dump", "v-before"]);
+    assert_eq!(after, ["v-after", "echo done", "s-after"]);
     // Unscheduled, on a vault without commands: the item's alone.
     let c = s
         .commands_for(dev(1), "home", vault(2), None)
