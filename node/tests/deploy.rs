@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::storage::{random_chunks, serve, three_nodes, Device, Http, FAST};
 use cairn_tests::authority::{set_license, Authority};
+use common::storage::{random_chunks, serve, three_nodes, Device, Http, FAST};
 use common::{free_port, stderr, stdout, wait_for, Node};
 use serde_json::Value;
 
@@ -484,10 +484,14 @@ fn real_prometheus_fires_node_down_and_under_replicated_and_resolves_them() {
     let authority = Authority::start(tmp.path(), 60);
     let serial = authority.create_serial("sre");
     set_license(&nodes[0], &serial, &authority.url(), 5, 3600);
-    wait_for("the cluster holds its lease", Duration::from_secs(30), || {
-        let status = nodes[0].status()?;
-        (status.license?.mode == "valid").then_some(())
-    });
+    wait_for(
+        "the cluster holds its lease",
+        Duration::from_secs(30),
+        || {
+            let status = nodes[0].status()?;
+            (status.license?.mode == "valid").then_some(())
+        },
+    );
     let targets: Vec<String> = nodes.iter().map(Node::listen).collect();
     let prom = Prometheus::start(&targets);
 

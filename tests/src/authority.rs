@@ -161,4 +161,3 @@ pub fn set_license(node: &Node, serial: &str, authority: &str, renew: u64, grace
     ]);
     ok("admin license set", &out);
 }
-
