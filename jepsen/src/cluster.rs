@@ -124,6 +124,11 @@ impl Cluster {
             .arg(&self.cairnd)
             .args(args)
             .env("CAIRN_LOG", "info,openraft=info")
+            // The workloads write without a license authority (the lease
+            // workload is not built yet): a cluster without a license counts
+            // as licensed, as in every test cluster. `--node-env
+            // CAIRND_DEV_LICENSE=0` turns that off.
+            .env("CAIRND_DEV_LICENSE", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log)

@@ -178,6 +178,12 @@ pub struct JobJson<'a> {
     bytes: u64,
     error: Option<&'a str>,
     log: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a str>,
+    last_seen: String,
+    revived: bool,
 }
 
 impl<'a> From<&'a JobInfo> for JobJson<'a> {
@@ -198,6 +204,10 @@ impl<'a> From<&'a JobInfo> for JobJson<'a> {
             bytes: j.bytes,
             error: j.error.as_deref(),
             log: &j.log,
+            item: j.item.as_deref(),
+            schedule: j.schedule.as_deref(),
+            last_seen: ms_rfc3339(j.last_seen),
+            revived: j.revived,
         }
     }
 }
