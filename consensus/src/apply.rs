@@ -403,6 +403,28 @@ pub enum Rejection {
     /// cadence, an over-long value).
     #[error("invalid license setting: {0}")]
     InvalidLicense(String),
+    /// No such operator.
+    #[error("unknown operator {0:?}")]
+    UnknownOperator(String),
+    /// No such organization.
+    #[error("unknown organization {0:?}")]
+    UnknownOrg(String),
+    /// The actor's role does not allow the action (see
+    /// [`permits`]).
+    #[error("{actor} may not take the action {action}")]
+    NotPermitted {
+        /// Who asked.
+        actor: String,
+        /// The event kind.
+        action: String,
+    },
+    /// An operator's role, organization, TOTP secret or session id does
+    /// not fit.
+    #[error("invalid operator: {0}")]
+    InvalidOperator(String),
+    /// The operator has no session of that id.
+    #[error("no session {0}")]
+    UnknownSession(String),
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -426,6 +448,10 @@ pub enum RecordKind {
     Item,
     /// A schedule.
     Schedule,
+    /// An operator (or one of their sessions).
+    Operator,
+    /// An organization.
+    Org,
 }
 
 impl std::fmt::Display for RecordKind {
@@ -440,6 +466,8 @@ impl std::fmt::Display for RecordKind {
             RecordKind::StorageNode => "storage node",
             RecordKind::Item => "item",
             RecordKind::Schedule => "schedule",
+            RecordKind::Operator => "operator",
+            RecordKind::Org => "organization",
         })
     }
 }
@@ -468,6 +496,84 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             credentials,
             at,
         } => apply_account_created(s, *account, name, credentials, *at),
+        Event::AccountCreatedInOrg {
+            account,
+            name,
+            credentials,
+            org,
+            at,
+        } => {
+            console::check_org(s, org)?;
+            apply_account_created(s, *account, name, credentials, *at)?;
+            if org != crate::console::DEFAULT_ORG {
+                s.account_orgs.insert(*account, org.clone());
+            }
+            Ok(())
+        }
+        Event::Audited {
+            actor,
+            from,
+            at,
+            event,
+        } => console::apply_audited(s, actor, from, *at, event),
+        Event::OperatorCreated {
+            name,
+            role,
+            org,
+            credentials,
+            totp_secret,
+            at,
+        } => console::apply_operator_created(
+            s,
+            console::NewOperator {
+                name,
+                role: *role,
+                org: org.as_deref(),
+                credentials,
+                totp_secret: totp_secret.as_deref(),
+                at: *at,
+            },
+        ),
+        Event::OperatorRemoved { name, at: _ } => console::apply_operator_removed(s, name),
+        Event::OperatorSessionOpened {
+            operator,
+            session,
+            token_hash,
+            expires_at,
+            from,
+            at,
+        } => console::apply_session_opened(
+            s,
+            console::NewSession {
+                operator,
+                session,
+                token_hash,
+                expires_at: *expires_at,
+                from,
+                at: *at,
+            },
+        ),
+        Event::OperatorSessionRevoked {
+            operator,
+            session,
+            at: _,
+        } => console::apply_session_revoked(s, operator, session.as_deref()),
+        Event::OrgConfigured {
+            name,
+            display_name,
+            support_url,
+            tiers,
+            at,
+        } => console::apply_org_configured(
+            s,
+            crate::console::Org {
+                name: name.clone(),
+                display_name: display_name.clone(),
+                support_url: support_url.clone(),
+                tiers: tiers.clone(),
+                updated_at: *at,
+            },
+        ),
         Event::AccountPasswordChanged {
             account,
             credentials,
@@ -518,6 +624,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             let deps = s.account_dependents(*account);
             s.account_names.remove(&name);
             s.accounts.remove(account);
+            s.account_orgs.remove(account);
             s.devices.retain(|_, d| d.account != *account);
             s.remove_dependents(&deps);
             Ok(())
@@ -2049,6 +2156,14 @@ fn taken(kind: RecordKind, name: &str) -> Rejection {
         name: name.to_owned(),
     }
 }
+
+mod console;
+
+pub(crate) use console::audit_evicted;
+pub use console::{
+    permits, MAX_AUDIT_ENTRIES, MAX_BRANDING_LEN, MAX_ORG_TIERS, MAX_SESSIONS_PER_OPERATOR,
+    MAX_TOTP_SECRET_LEN,
+};
 
 #[cfg(test)]
 mod tests;

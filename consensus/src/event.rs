@@ -53,12 +53,18 @@
 //! under [`Event::JobBegun`]. Only jobs ended `Abandoned` are revived by a
 //! heartbeat or a finish, and no old event produces that status, so an old
 //! finish of an old abandoned job is still refused.
+//!
+//! The console (issue 15) appended operators, their sessions,
+//! organizations and the audit wrapper ([`Event::Audited`]) the same way;
+//! accounts created before organizations existed belong to the default
+//! one, so old logs replay to the same accounts.
 
 use std::collections::BTreeMap;
 
 use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
+use crate::console::{Actor, OperatorRole};
 use crate::ids::{proto_id, proto_id_map, proto_id_opt};
 use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
 
@@ -599,6 +605,96 @@ pub enum Event {
         /// When it was set.
         at: UnixMillis,
     },
+    /// An admin action, with who took it: the inner event applies as it
+    /// would alone (after the actor's role is checked against it) and,
+    /// when it applies, leaves an [`AuditEntry`](crate::console::AuditEntry).
+    /// Every event the admin API proposes is wrapped in one.
+    Audited {
+        /// Who acted.
+        actor: Actor,
+        /// Where the request came from (client address, bounded length).
+        from: String,
+        /// When the node accepted the request.
+        at: UnixMillis,
+        /// The action; never itself [`Event::Audited`].
+        event: Box<Event>,
+    },
+    /// A new operator (an admin account of the cluster).
+    OperatorCreated {
+        /// Login name, unique among operators.
+        name: String,
+        /// What they may do.
+        role: OperatorRole,
+        /// Their organization: required for an org admin, optional for
+        /// read-only, refused for a cluster admin.
+        org: Option<String>,
+        /// Hash of the client-derived login key, and the KDF parameters.
+        credentials: Credentials,
+        /// A TOTP secret, for a second factor.
+        totp_secret: Option<Vec<u8>>,
+        /// When it was created.
+        at: UnixMillis,
+    },
+    /// An operator was removed, with their sessions.
+    OperatorRemoved {
+        /// The operator.
+        name: String,
+        /// When.
+        at: UnixMillis,
+    },
+    /// An operator logged in: a new session (the oldest is dropped beyond
+    /// the per-operator bound; expired ones are dropped too).
+    OperatorSessionOpened {
+        /// The operator.
+        operator: String,
+        /// The session's id (hex of 16 bytes).
+        session: String,
+        /// Hash of the session's bearer token.
+        token_hash: Vec<u8>,
+        /// When the session stops being accepted.
+        expires_at: UnixMillis,
+        /// Where the login came from (bounded length).
+        from: String,
+        /// When the login happened.
+        at: UnixMillis,
+    },
+    /// Sessions of an operator were revoked: one, or all of them.
+    OperatorSessionRevoked {
+        /// The operator.
+        operator: String,
+        /// The session; `None` revokes every session of the operator.
+        session: Option<String>,
+        /// When.
+        at: UnixMillis,
+    },
+    /// An organization was created or reconfigured.
+    OrgConfigured {
+        /// Its name.
+        name: String,
+        /// Display name (branding).
+        display_name: String,
+        /// Support URL (branding).
+        support_url: String,
+        /// The tiers its users may request (each must exist); empty: all.
+        tiers: Vec<String>,
+        /// When.
+        at: UnixMillis,
+    },
+    /// An account was created in an organization. Supersedes
+    /// [`Event::AccountCreated`], which now means this event in
+    /// [`DEFAULT_ORG`](crate::console::DEFAULT_ORG).
+    AccountCreatedInOrg {
+        /// The new account's id.
+        account: AccountId,
+        /// Login name, unique among live accounts.
+        name: String,
+        /// Login credentials.
+        credentials: Credentials,
+        /// Its organization (must exist, or be the default one).
+        org: String,
+        /// When it was created.
+        at: UnixMillis,
+    },
 }
 
 impl Event {
@@ -642,6 +738,13 @@ impl Event {
             Event::JobsAbandoned { .. } => "jobs_abandoned",
             Event::JobRecorded { .. } => "job_recorded",
             Event::LicenseConfigured { .. } => "license_configured",
+            Event::Audited { .. } => "audited",
+            Event::OperatorCreated { .. } => "operator_created",
+            Event::OperatorRemoved { .. } => "operator_removed",
+            Event::OperatorSessionOpened { .. } => "operator_session_opened",
+            Event::OperatorSessionRevoked { .. } => "operator_session_revoked",
+            Event::OrgConfigured { .. } => "org_configured",
+            Event::AccountCreatedInOrg { .. } => "account_created_in_org",
         }
     }
 }

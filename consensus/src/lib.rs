@@ -33,6 +33,7 @@
 
 pub mod apply;
 pub mod codec;
+pub mod console;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -30,16 +30,22 @@
 //! from which every node derives whether the cluster is licensed, in grace
 //! or read-only.
 //!
-//! The layout of these types is persisted (state format 4, see
+//! For the console the state holds operators (with their sessions),
+//! organizations, each account's organization (absent: the default one)
+//! and the bounded audit trail of admin actions ([`crate::console`]).
+//!
+//! The layout of these types is persisted (state format 6, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
 //! tiers and job ends gained fields, the format-2 layouts, from before
 //! items, vaults and jobs gained the fields of unattended protection, and
-//! the format-3 state, from before the license, are kept in the private
-//! `v1`, `v2` and `v3` modules so older data is still read.
+//! the format-3 state, from before the license, and the format-4 state,
+//! from before the console, are kept in the private `v1`, `v2`, `v3` and
+//! `v4` modules so older data is still read.
 
 pub(crate) mod v1;
 pub(crate) mod v2;
 pub(crate) mod v3;
+pub(crate) mod v4;
 
 use std::collections::BTreeMap;
 
@@ -47,6 +53,7 @@ use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Outcome;
+use crate::console::{AuditEntry, Operator, Org, DEFAULT_ORG};
 use crate::event::{
     Credentials, JobKind, JobStatus, Lease, RetentionPolicy, SnapshotRecord, StorageNodeId,
 };
@@ -512,6 +519,15 @@ pub struct State {
     pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
     /// The cluster's license settings, once set.
     pub(crate) license: Option<License>,
+    /// Operators by name (format 6).
+    pub(crate) operators: BTreeMap<String, Operator>,
+    /// Organizations by name; the default one is implicit until configured.
+    pub(crate) orgs: BTreeMap<String, Org>,
+    /// The organization of each account not in [`DEFAULT_ORG`].
+    pub(crate) account_orgs: BTreeMap<AccountId, String>,
+    /// The audit trail by sequence number, the newest
+    /// [`MAX_AUDIT_ENTRIES`](crate::apply::MAX_AUDIT_ENTRIES).
+    pub(crate) audit: BTreeMap<u64, AuditEntry>,
 }
 
 /// The cluster's license settings (`cairnd admin license set`) and the last
@@ -797,6 +813,39 @@ impl State {
         self.license.as_ref()
     }
 
+    /// Operators by name.
+    pub fn operators(&self) -> &BTreeMap<String, Operator> {
+        &self.operators
+    }
+
+    /// Configured organizations by name (the default one appears once
+    /// configured; it exists either way).
+    pub fn orgs(&self) -> &BTreeMap<String, Org> {
+        &self.orgs
+    }
+
+    /// Whether organization `name` exists (the default one always does).
+    pub fn org_exists(&self, name: &str) -> bool {
+        name == DEFAULT_ORG || self.orgs.contains_key(name)
+    }
+
+    /// The organization of `account`.
+    pub fn org_of(&self, account: AccountId) -> &str {
+        self.account_orgs
+            .get(&account)
+            .map_or(DEFAULT_ORG, String::as_str)
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit(&self) -> &BTreeMap<u64, AuditEntry> {
+        &self.audit
+    }
+
+    /// The sequence number the next audit entry gets.
+    pub fn next_audit_seq(&self) -> u64 {
+        self.audit.keys().next_back().map_or(0, |s| s + 1)
+    }
+
     /// The cluster-wide server secret, once it has been set.
     pub fn server_secret(&self) -> Option<&[u8]> {
         self.server_secret.as_deref()
@@ -853,8 +902,8 @@ mod layouts {
         type Older = v2::Job;
     }
     impl Layout for State {
-        const SINCE: u8 = 4;
-        type Older = v3::State;
+        const SINCE: u8 = 6;
+        type Older = v4::State;
     }
 }
 

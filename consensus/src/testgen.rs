@@ -172,7 +172,97 @@ fn owned_device() -> impl Strategy<Value = (DeviceId, AccountId, VaultId)> {
 /// Any event, old or new: the pre-issue-12 kinds and the unattended
 /// protection kinds, in proportion to their number.
 pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
-    prop_oneof![26 => old_event(), 10 => protection_event()]
+    prop_oneof![26 => old_event(), 10 => protection_event(), 6 => console_event()]
+}
+
+/// The console's events (operators, sessions, organizations, audited
+/// admin actions) over a small universe of names, so that sessions meet
+/// their operators and audited events meet their actors.
+pub(crate) fn console_event() -> impl Strategy<Value = Event> {
+    use crate::console::{Actor, OperatorRole};
+    let op = || {
+        prop_oneof![
+            Just("root".to_string()),
+            Just("oa".to_string()),
+            Just("ro".to_string())
+        ]
+    };
+    let org = || {
+        prop_oneof![
+            Just("default".to_string()),
+            Just("acme".to_string()),
+            Just("zeta".to_string())
+        ]
+    };
+    let role = prop_oneof![
+        Just(OperatorRole::ClusterAdmin),
+        Just(OperatorRole::OrgAdmin),
+        Just(OperatorRole::ReadOnly),
+    ];
+    let session = (0u8..3).prop_map(|n| hex::encode([n; 16]));
+    let at = (0u64..50).prop_map(UnixMillis);
+    let plain = prop_oneof![
+        (op(), role, proptest::option::of(org()), at.clone()).prop_map(|(name, role, org, at)| {
+            Event::OperatorCreated {
+                name,
+                role,
+                org,
+                credentials: creds(7),
+                totp_secret: None,
+                at,
+            }
+        }),
+        (op(), at.clone()).prop_map(|(name, at)| Event::OperatorRemoved { name, at }),
+        (op(), session.clone(), at.clone(), 0u64..60).prop_map(|(operator, session, at, len)| {
+            Event::OperatorSessionOpened {
+                operator,
+                session,
+                token_hash: vec![1; 32],
+                expires_at: UnixMillis(at.0 + len),
+                from: "127.0.0.1".into(),
+                at,
+            }
+        }),
+        (op(), proptest::option::of(session), at.clone()).prop_map(|(operator, session, at)| {
+            Event::OperatorSessionRevoked {
+                operator,
+                session,
+                at,
+            }
+        }),
+        (org(), at.clone()).prop_map(|(name, at)| Event::OrgConfigured {
+            name,
+            display_name: "Acme".into(),
+            support_url: "https://acme.example".into(),
+            tiers: Vec::new(),
+            at,
+        }),
+        (0u8..4, org(), at.clone()).prop_map(|(n, org, at)| Event::AccountCreatedInOrg {
+            account: acc(n),
+            name: format!("o{n}"),
+            credentials: creds(n),
+            org,
+            at,
+        }),
+        (0u8..4).prop_map(|d| Event::DeviceRevoked {
+            device: dev(d),
+            account: acc([0, 0, 1, 2][usize::from(d)]),
+            at: t(9),
+        }),
+    ];
+    let actor = prop_oneof![
+        Just(Actor::AdminToken { node: 1 }),
+        op().prop_map(|name| Actor::Operator { name }),
+    ];
+    prop_oneof![
+        2 => plain.clone(),
+        3 => (actor, plain, at).prop_map(|(actor, event, at)| Event::Audited {
+            actor,
+            from: "127.0.0.1".into(),
+            at,
+            event: Box::new(event),
+        }),
+    ]
 }
 
 /// Schedule names: mostly one, so that removals meet earlier sets.

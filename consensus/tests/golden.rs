@@ -20,15 +20,18 @@
 //! | `log_entries_protection.v1.hex` | the unattended-protection event kinds (schedules, commands, retention, heartbeats, abandonment; still log format 1) |
 //! | `state.v3.hex` | state format 3 snapshot data with every field format 3 added; frozen since format 4 |
 //! | `log_entries_license.v1.hex` | the license event kind and the lease events around it (still log format 1) |
-//! | `state.v4.hex` | state format 4 snapshot data with the license set |
+//! | `state.v4.hex` | state format 4 snapshot data with the license set; frozen since format 6 |
+//! | `log_entries_console.v1.hex` | the console event kinds: operators, sessions, organizations, audited actions (still log format 1) |
+//! | `state.v6.hex` | state format 6 snapshot data with operators, an organization and the audit trail |
 //!
-//! `state.v2.hex` and `state.v3.hex` are frozen too: today's build reads
+//! `state.v2.hex`, `state.v3.hex` and `state.v4.hex` are frozen too: today's build reads
 //! them, converted with the later formats' defaults, and never writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cairn_consensus::codec::{self, LOG_ENTRY_FORMAT, STATE_FORMAT};
+use cairn_consensus::console::{self, Actor, OperatorRole};
 use cairn_consensus::event::{
     Credentials, JobKind, JobStatus, KdfParams, Lease, Period, RetentionPolicy, RetentionRange,
     SnapshotRecord, SnapshotStats,
@@ -912,15 +915,222 @@ fn log_entries_of_the_license_events_decode_encode_and_apply_unchanged() {
     );
 }
 
-/// The format-4 snapshot data, with the license set, encodes to the
-/// committed bytes and decodes back.
+/// The format-4 snapshot data a previous build wrote (frozen since format
+/// 6: never blessed again), with the license set, decodes to the state
+/// today's code derives from the same events, with no operators, no
+/// organizations and every account in the default one.
 #[test]
-fn state_v4_decodes_and_encodes_unchanged() {
+fn state_v4_decodes_into_format_6_values() {
     let state = v4_state();
     assert!(state.license().is_some_and(|l| l.renewed_at.is_some()));
+    let text = std::fs::read_to_string(fixture("state.v4.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("fixture is hex");
+    assert_eq!(committed.first(), Some(&4), "state.v4.hex is format 4");
+    let decoded = codec::decode_state(&committed).expect("decode format 4");
+    assert_eq!(decoded, state);
+    assert!(decoded.operators().is_empty() && decoded.audit().is_empty());
+    assert!(decoded
+        .accounts()
+        .keys()
+        .all(|a| decoded.org_of(*a) == console::DEFAULT_ORG));
+}
+
+/// The console events (issue 15), with their outcomes when applied after
+/// the license events: an organization, an operator of each role, audited
+/// actions by the admin token and by operators (one refused by role),
+/// sessions opened and revoked, an account created in an organization.
+fn console_events() -> Vec<(Event, Outcome)> {
+    let t = |ms: u64| UnixMillis(1_700_000_500_000 + ms);
+    let creds = Credentials {
+        kdf: KdfParams {
+            memory_kib: 65536,
+            iterations: 3,
+            parallelism: 4,
+            salt: vec![0x5a; 16],
+        },
+        login_key_hash: vec![0xa5; 32],
+    };
+    let audited = |actor: Actor, at: u64, event: Event| Event::Audited {
+        actor,
+        from: "192.0.2.7".into(),
+        at: t(at),
+        event: Box::new(event),
+    };
+    let token = Actor::AdminToken { node: 1 };
+    let root = || Actor::Operator {
+        name: "root".into(),
+    };
+    let oa = || Actor::Operator {
+        name: "acme-admin".into(),
+    };
+    let operator =
+        |name: &str, role: OperatorRole, org: Option<&str>, totp: bool| Event::OperatorCreated {
+            name: name.into(),
+            role,
+            org: org.map(str::to_owned),
+            credentials: creds.clone(),
+            totp_secret: totp.then(|| vec![0x42; 20]),
+            at: t(1),
+        };
+    let ok = Outcome::Applied;
+    vec![
+        (
+            audited(
+                token.clone(),
+                1,
+                operator("root", OperatorRole::ClusterAdmin, None, true),
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                root(),
+                2,
+                Event::OrgConfigured {
+                    name: "acme".into(),
+                    display_name: "Acme Backup".into(),
+                    support_url: "https://support.acme.example".into(),
+                    tiers: vec!["standard".into()],
+                    at: t(2),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                root(),
+                3,
+                operator("acme-admin", OperatorRole::OrgAdmin, Some("acme"), false),
+            ),
+            ok.clone(),
+        ),
+        (
+            operator("auditor", OperatorRole::ReadOnly, None, false),
+            ok.clone(),
+        ),
+        (
+            audited(
+                oa(),
+                4,
+                Event::OperatorSessionOpened {
+                    operator: "acme-admin".into(),
+                    session: "00112233445566778899aabbccddeeff".into(),
+                    token_hash: vec![0x77; 32],
+                    expires_at: t(3_600_004),
+                    from: "192.0.2.7".into(),
+                    at: t(4),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                oa(),
+                5,
+                Event::AccountCreatedInOrg {
+                    account: AccountId([0x51; 16]),
+                    name: "acme-user".into(),
+                    credentials: creds.clone(),
+                    org: "acme".into(),
+                    at: t(5),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                oa(),
+                6,
+                Event::AccountCreatedInOrg {
+                    account: AccountId([0x52; 16]),
+                    name: "stranger".into(),
+                    credentials: creds.clone(),
+                    org: "default".into(),
+                    at: t(6),
+                },
+            ),
+            Outcome::Rejected(Rejection::NotPermitted {
+                actor: "operator acme-admin".into(),
+                action: "account_created_in_org".into(),
+            }),
+        ),
+        (
+            audited(
+                root(),
+                7,
+                Event::OperatorSessionRevoked {
+                    operator: "acme-admin".into(),
+                    session: None,
+                    at: t(7),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                root(),
+                8,
+                Event::OperatorRemoved {
+                    name: "auditor".into(),
+                    at: t(8),
+                },
+            ),
+            ok,
+        ),
+    ]
+}
+
+fn console_requests() -> Vec<(Request, Outcome)> {
+    console_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 140; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+/// The format-6 state: the format-4 state, then the console events.
+fn v6_state() -> State {
+    let mut state = v4_state();
+    for (r, _) in console_requests() {
+        apply(&mut state, &r);
+    }
+    state
+}
+
+#[test]
+fn log_entries_of_the_console_events_decode_encode_and_apply_unchanged() {
+    let entries = normal_entries(console_requests(), 6, 500);
+    let all = encode_entries(&entries);
+    let committed = check("log_entries_console.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v4_state();
+    for (r, expected) in console_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    assert_eq!(
+        state.operators().keys().collect::<Vec<_>>(),
+        ["acme-admin", "root"]
+    );
+    assert!(state.operators()["acme-admin"].sessions.is_empty());
+    assert_eq!(state.org_of(AccountId([0x51; 16])), "acme");
+    assert_eq!(state.audit().len(), 7);
+}
+
+/// The format-6 snapshot data, with operators, an organization, an account
+/// in it and the audit trail, encodes to the committed bytes and decodes
+/// back.
+#[test]
+fn state_v6_decodes_and_encodes_unchanged() {
+    let state = v6_state();
     let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
-    assert_eq!(bytes[0], 4);
-    let committed = check("state.v4.hex", &bytes);
+    assert_eq!(bytes[0], 6);
+    let committed = check("state.v6.hex", &bytes);
     assert_eq!(codec::decode_state(&committed).expect("decode"), state);
 }
 
@@ -1043,13 +1253,17 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .chain(jobs_events().iter().map(|(e, _)| e))
         .chain(protection_events().iter().map(|(e, _)| e))
         .chain(license_events().iter().map(|(e, _)| e))
-        .map(Event::kind)
+        .chain(console_events().iter().map(|(e, _)| e))
+        .flat_map(|e| match e {
+            Event::Audited { event, .. } => vec![e.kind(), event.kind()],
+            _ => vec![e.kind()],
+        })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     assert_eq!(
         kinds.len(),
-        37,
+        44,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();
@@ -1127,7 +1341,7 @@ fn state_v1_decodes_into_current_values() {
     );
     // Written again, it is the current format.
     let again = codec::encode("snapshot data", STATE_FORMAT, &decoded).expect("encode");
-    assert_eq!((again[0], STATE_FORMAT), (4, 4));
+    assert_eq!((again[0], STATE_FORMAT), (6, 6));
     assert_eq!(
         codec::decode_state(&again).expect("decode the current format"),
         decoded
@@ -1202,6 +1416,7 @@ fn truncated_state_fixtures_are_errors() {
         "state.v2.hex",
         "state.v3.hex",
         "state.v4.hex",
+        "state.v6.hex",
     ] {
         let text = std::fs::read_to_string(fixture(name)).expect("fixture");
         let bytes = hex::decode(text.trim()).expect("hex");
@@ -1218,7 +1433,7 @@ proptest! {
     /// Garbage behind either state format byte is an error, never a panic
     /// or a huge allocation.
     #[test]
-    fn garbage_state_is_refused(format in 1u8..=4, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn garbage_state_is_refused(format in 1u8..=6, body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut bytes = vec![format];
         bytes.extend_from_slice(&body);
         prop_assert!(codec::decode_state(&bytes).is_err());

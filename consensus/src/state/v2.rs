@@ -170,9 +170,7 @@ impl From<State> for super::State {
             requests: s.requests,
             items: s.items.into_iter().map(|(k, i)| (k, i.into())).collect(),
             server_secret: s.server_secret,
-            schedules: BTreeMap::new(),
-            item_retention: BTreeMap::new(),
-            license: None,
+            ..Self::default()
         }
     }
 }

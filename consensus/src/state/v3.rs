@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use cairn_proto::{SnapshotId, VaultId};
 use serde::Deserialize;
 
-use super::{v2, Layout};
+use super::{v2, v4, Layout};
 use crate::event::{Lease, RetentionPolicy, SnapshotRecord, StorageNodeId};
 use crate::ids::{proto_id_map, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId};
@@ -67,7 +67,7 @@ impl From<v2::State> for State {
     }
 }
 
-impl From<State> for super::State {
+impl From<State> for v4::State {
     fn from(s: State) -> Self {
         Self {
             accounts: s.accounts,

@@ -22,6 +22,10 @@
 //! | `C` ‖ device id (16) ‖ schedule name (UTF-8) | [`Schedule`](crate::state::Schedule) |
 //! | `P` ‖ vault id (16) ‖ device id (16) ‖ item name (UTF-8) | item retention override ([`RetentionPolicy`](crate::event::RetentionPolicy)) |
 //! | `R` ‖ request id (16) | `(seq, Outcome)` of the dedup table |
+//! | `O` ‖ operator name (UTF-8) | [`Operator`](crate::console::Operator), with its sessions (format 6) |
+//! | `G` ‖ organization name (UTF-8) | [`Org`](crate::console::Org) (format 6) |
+//! | `W` ‖ account id (16) | the account's organization name, when not the default one (format 6) |
+//! | `U` ‖ sequence (u64 BE) | [`AuditEntry`](crate::console::AuditEntry) (format 6) |
 //! | `m/singletons` | lease, last fencing token, dedup table header |
 //! | `m/server_secret` | the server secret (`Vec<u8>`), once set |
 //! | `m/license` | the cluster's [`License`](crate::state::License), once set (format 4) |
@@ -30,8 +34,9 @@
 //! The account-name index is not stored; it is rebuilt from the accounts
 //! when loading.
 //!
-//! Records are written with the current [`STATE_FORMAT`] (4; format 4
-//! only added the `m/license` record). Format 2
+//! Records are written with the current [`STATE_FORMAT`] (6; format 4
+//! only added the `m/license` record, format 6 the `O`, `G`, `W` and `U`
+//! records). Format 2
 //! added fields to devices, tiers and job ends, format 3 to items, vaults
 //! and jobs (and the `C` and `P` records); their older records are still
 //! read, through the legacy layouts in `state/v1.rs` and `state/v2.rs`
@@ -46,7 +51,7 @@ use rocksdb::{ColumnFamily, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use super::Db;
-use crate::apply::{jobs_maybe_changed, Outcome};
+use crate::apply::{audit_evicted, jobs_maybe_changed, Outcome};
 use crate::codec::{self, STATE_FORMAT};
 use crate::error::{ConsensusError, Result};
 use crate::event::{Event, Lease, Request, SnapshotRecord};
@@ -76,6 +81,10 @@ pub(crate) enum RecordKey {
     Schedule(DeviceId, String),
     ItemRetention(VaultId, DeviceId, String),
     License,
+    Operator(String),
+    Org(String),
+    AccountOrg(AccountId),
+    Audit(u64),
 }
 
 impl RecordKey {
@@ -103,6 +112,10 @@ impl RecordKey {
             }
             RecordKey::ServerSecret => KEY_SERVER_SECRET.to_vec(),
             RecordKey::License => KEY_LICENSE.to_vec(),
+            RecordKey::Operator(name) => with(b'O', name.as_bytes()),
+            RecordKey::Org(name) => with(b'G', name.as_bytes()),
+            RecordKey::AccountOrg(id) => with(b'W', id.bytes()),
+            RecordKey::Audit(seq) => with(b'U', &seq.to_be_bytes()),
             RecordKey::Schedule(device, name) => {
                 let mut k = with(b'C', device.bytes());
                 k.extend_from_slice(name.as_bytes());
@@ -152,8 +165,31 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
     }
     let mut keys = vec![K::Request(request.request_id), K::Singletons];
     keys.extend(state.requests.would_evict().map(K::Request));
-    match &request.event {
+    event_touched(state, &request.event, &mut keys);
+    keys
+}
+
+/// The records applying `event` to `state` may change, added to `keys`.
+fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
+    use RecordKey as K;
+    match event {
         Event::AccountCreated { account, .. } => keys.push(K::Account(*account)),
+        Event::AccountCreatedInOrg { account, .. } => {
+            keys.push(K::Account(*account));
+            keys.push(K::AccountOrg(*account));
+        }
+        Event::Audited { event, .. } => {
+            event_touched(state, event, keys);
+            keys.push(K::Audit(state.next_audit_seq()));
+            keys.extend(audit_evicted(state).map(K::Audit));
+        }
+        Event::OperatorCreated { name, .. }
+        | Event::OperatorRemoved { name, .. }
+        | Event::OperatorSessionOpened { operator: name, .. }
+        | Event::OperatorSessionRevoked { operator: name, .. } => {
+            keys.push(K::Operator(name.clone()))
+        }
+        Event::OrgConfigured { name, .. } => keys.push(K::Org(name.clone())),
         Event::AccountPasswordChanged {
             account,
             rewrapped_keys,
@@ -165,6 +201,7 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
         }
         Event::AccountDeleted { account, .. } => {
             keys.push(K::Account(*account));
+            keys.push(K::AccountOrg(*account));
             keys.extend(state.devices_of(*account).map(|d| K::Device(d.id)));
             keys.extend(K::of_dependents(state.account_dependents(*account)));
         }
@@ -251,7 +288,6 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
             }
         }
     }
-    keys
 }
 
 fn put_or_delete<T: Serialize>(
@@ -303,6 +339,10 @@ pub(crate) fn stage(
         }
         K::ServerSecret => put_or_delete(batch, cf, key, state.server_secret.as_ref()),
         K::License => put_or_delete(batch, cf, key, state.license.as_ref()),
+        K::Operator(name) => put_or_delete(batch, cf, key, state.operators.get(name)),
+        K::Org(name) => put_or_delete(batch, cf, key, state.orgs.get(name)),
+        K::AccountOrg(id) => put_or_delete(batch, cf, key, state.account_orgs.get(id)),
+        K::Audit(seq) => put_or_delete(batch, cf, key, state.audit.get(seq)),
         K::Schedule(device, name) => put_or_delete(
             batch,
             cf,
@@ -346,6 +386,10 @@ pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State
             .keys()
             .map(|(v, d, n)| K::ItemRetention(*v, *d, n.clone())),
     );
+    keys.extend(state.operators.keys().map(|n| K::Operator(n.clone())));
+    keys.extend(state.orgs.keys().map(|n| K::Org(n.clone())));
+    keys.extend(state.account_orgs.keys().map(|a| K::AccountOrg(*a)));
+    keys.extend(state.audit.keys().map(|s| K::Audit(*s)));
     for key in &keys {
         stage(batch, cf, state, key)?;
     }
@@ -466,6 +510,28 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                 state
                     .item_retention
                     .insert((vault, device, name), dec(&value)?);
+            }
+            Some(b'O') => {
+                let name = name_at("operator key", &key, 1)?;
+                state.operators.insert(name, dec(&value)?);
+            }
+            Some(b'G') => {
+                let name = name_at("organization key", &key, 1)?;
+                state.orgs.insert(name, dec(&value)?);
+            }
+            Some(b'W') => {
+                let id: AccountId = id16("account organization key", &key)?;
+                state.account_orgs.insert(id, dec(&value)?);
+            }
+            Some(b'U') => {
+                let bytes: [u8; 8] =
+                    key.get(1..)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| ConsensusError::Corrupt {
+                            what: "audit key",
+                            detail: format!("{} bytes", key.len()),
+                        })?;
+                state.audit.insert(u64::from_be_bytes(bytes), dec(&value)?);
             }
             Some(b'm') if &*key == KEY_SINGLETONS => header = Some(dec::<Singletons>(&value)?),
             Some(b'm') if &*key == KEY_SERVER_SECRET => {

@@ -1,0 +1,575 @@
+//! `apply` for the console's events: operators and their sessions,
+//! organizations, accounts created in an organization, and the audit
+//! wrapper with its authorization rule ([`permits`]).
+//!
+//! The node checks who asks (a session token, the admin token) before it
+//! proposes; the state machine checks what that actor may do, so the rule
+//! is one pure function every replica evaluates alike: a cluster admin and
+//! the admin token may do everything, an org admin may create and manage
+//! the accounts, devices and operators of their organization (never a
+//! cluster admin) and brand it (not change its tiers), a read-only
+//! operator changes nothing but their own sessions.
+
+use super::{check_len, check_name, taken, Rejection, MAX_LOGIN_FROM_LEN};
+use crate::console::{Actor, AuditEntry, Operator, OperatorRole, OperatorSession, Org};
+use crate::event::{Credentials, Event};
+use crate::ids::{AccountId, UnixMillis};
+use crate::state::State;
+use crate::RecordKind;
+
+/// Most open sessions one operator keeps; a login beyond drops the oldest.
+pub const MAX_SESSIONS_PER_OPERATOR: usize = 16;
+
+/// How many audit entries the state keeps; older ones are dropped, oldest
+/// first (the log itself keeps them until it is compacted).
+pub const MAX_AUDIT_ENTRIES: usize = 10_000;
+
+/// Longest branding text (display name, support URL), in bytes.
+pub const MAX_BRANDING_LEN: usize = 256;
+
+/// Most tiers an organization may offer.
+pub const MAX_ORG_TIERS: usize = 32;
+
+/// Longest TOTP secret, in bytes.
+pub const MAX_TOTP_SECRET_LEN: usize = 64;
+
+/// Length of a session id (hex of 16 bytes).
+const SESSION_ID_LEN: usize = 32;
+
+/// [`Event::Audited`]: checks the actor's role against the inner event,
+/// applies it, and records the entry.
+pub(super) fn apply_audited(
+    s: &mut State,
+    actor: &Actor,
+    from: &str,
+    at: UnixMillis,
+    event: &Event,
+) -> Result<(), Rejection> {
+    if matches!(event, Event::Audited { .. }) {
+        return Err(Rejection::NotPermitted {
+            actor: actor.to_string(),
+            action: "audited".into(),
+        });
+    }
+    check_len("request origin", from, MAX_LOGIN_FROM_LEN)?;
+    permits(s, actor, event)?;
+    super::apply_event(s, event)?;
+    let seq = s.next_audit_seq();
+    s.audit.insert(
+        seq,
+        AuditEntry {
+            seq,
+            actor: actor.clone(),
+            from: from.to_owned(),
+            action: event.kind().to_owned(),
+            target: target_of(s, event),
+            at,
+        },
+    );
+    while s.audit.len() > MAX_AUDIT_ENTRIES {
+        s.audit.pop_first();
+    }
+    Ok(())
+}
+
+/// The audit entries an [`Event::Audited`] drops: the oldest when the trail
+/// is full (for the store, which rewrites exactly these keys).
+pub(crate) fn audit_evicted(s: &State) -> Option<u64> {
+    (s.audit.len() >= MAX_AUDIT_ENTRIES)
+        .then(|| s.audit.keys().next().copied())
+        .flatten()
+}
+
+/// Whether `actor` may take `event`. The admin token and cluster admins
+/// may take every event; see the module doc for the others.
+pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection> {
+    let Actor::Operator { name } = actor else {
+        return Ok(());
+    };
+    let op = s
+        .operators
+        .get(name)
+        .ok_or_else(|| Rejection::UnknownOperator(name.clone()))?;
+    let refuse = || Rejection::NotPermitted {
+        actor: actor.to_string(),
+        action: event.kind().to_owned(),
+    };
+    let own_sessions = match event {
+        Event::OperatorSessionOpened { operator, .. }
+        | Event::OperatorSessionRevoked { operator, .. } => operator == name,
+        _ => false,
+    };
+    if own_sessions || op.role == OperatorRole::ClusterAdmin {
+        return Ok(());
+    }
+    let (OperatorRole::OrgAdmin, Some(org)) = (op.role, op.org.as_deref()) else {
+        return Err(refuse());
+    };
+    let in_org = |account: &AccountId| s.org_of(*account) == org;
+    let allowed = match event {
+        Event::AccountCreatedInOrg { org: o, .. } => o == org,
+        Event::DeviceRevoked { account, .. } | Event::AccountDeleted { account, .. } => {
+            in_org(account)
+        }
+        Event::OperatorCreated { role, org: o, .. } => {
+            *role != OperatorRole::ClusterAdmin && o.as_deref() == Some(org)
+        }
+        Event::OperatorRemoved { name: other, .. }
+        | Event::OperatorSessionRevoked {
+            operator: other, ..
+        } => s
+            .operators
+            .get(other)
+            .is_some_and(|o| o.role != OperatorRole::ClusterAdmin && o.org.as_deref() == Some(org)),
+        Event::OrgConfigured { name: o, tiers, .. } => {
+            let current = s.orgs.get(org).map(|c| c.tiers.as_slice()).unwrap_or(&[]);
+            o == org && tiers.as_slice() == current
+        }
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}
+
+/// What an audited event acts on, for the trail.
+fn target_of(s: &State, event: &Event) -> String {
+    match event {
+        Event::AccountCreated { name, .. }
+        | Event::AccountCreatedInOrg { name, .. }
+        | Event::OperatorCreated { name, .. }
+        | Event::OperatorRemoved { name, .. }
+        | Event::OrgConfigured { name, .. }
+        | Event::TierDefined { name, .. }
+        | Event::TierConfigured { name, .. } => name.clone(),
+        Event::OperatorSessionOpened { operator, .. }
+        | Event::OperatorSessionRevoked { operator, .. } => operator.clone(),
+        Event::AccountDeleted { account, .. } | Event::AccountPasswordChanged { account, .. } => {
+            account.to_string()
+        }
+        Event::DeviceRevoked { device, .. } => s
+            .devices()
+            .get(device)
+            .map_or_else(|| device.to_string(), |d| format!("{} ({device})", d.name)),
+        Event::StorageNodeDrained { node, .. } | Event::StorageNodeRemoved { node, .. } => {
+            format!("node {node}")
+        }
+        Event::LicenseConfigured { cluster_id, .. } => cluster_id.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The fields of [`Event::OperatorCreated`], borrowed.
+pub(super) struct NewOperator<'a> {
+    pub(super) name: &'a str,
+    pub(super) role: OperatorRole,
+    pub(super) org: Option<&'a str>,
+    pub(super) credentials: &'a Credentials,
+    pub(super) totp_secret: Option<&'a [u8]>,
+    pub(super) at: UnixMillis,
+}
+
+pub(super) fn apply_operator_created(s: &mut State, o: NewOperator<'_>) -> Result<(), Rejection> {
+    check_name(RecordKind::Operator, o.name)?;
+    if s.operators.contains_key(o.name) {
+        return Err(taken(RecordKind::Operator, o.name));
+    }
+    match (o.role, o.org) {
+        (OperatorRole::ClusterAdmin, Some(_)) => {
+            return Err(Rejection::InvalidOperator(
+                "a cluster admin belongs to no organization".into(),
+            ))
+        }
+        (OperatorRole::OrgAdmin, None) => {
+            return Err(Rejection::InvalidOperator(
+                "an org admin needs an organization".into(),
+            ))
+        }
+        (_, Some(org)) if !s.org_exists(org) => return Err(Rejection::UnknownOrg(org.to_owned())),
+        _ => {}
+    }
+    if let Some(secret) = o.totp_secret {
+        if secret.len() < 10 || secret.len() > MAX_TOTP_SECRET_LEN {
+            return Err(Rejection::InvalidOperator(format!(
+                "a TOTP secret has 10 to {MAX_TOTP_SECRET_LEN} bytes"
+            )));
+        }
+    }
+    s.operators.insert(
+        o.name.to_owned(),
+        Operator {
+            name: o.name.to_owned(),
+            role: o.role,
+            org: o.org.map(str::to_owned),
+            credentials: o.credentials.clone(),
+            totp_secret: o.totp_secret.map(<[u8]>::to_vec),
+            created_at: o.at,
+            sessions: Default::default(),
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn apply_operator_removed(s: &mut State, name: &str) -> Result<(), Rejection> {
+    s.operators
+        .remove(name)
+        .map(|_| ())
+        .ok_or_else(|| Rejection::UnknownOperator(name.to_owned()))
+}
+
+/// The fields of [`Event::OperatorSessionOpened`], borrowed.
+pub(super) struct NewSession<'a> {
+    pub(super) operator: &'a str,
+    pub(super) session: &'a str,
+    pub(super) token_hash: &'a [u8],
+    pub(super) expires_at: UnixMillis,
+    pub(super) from: &'a str,
+    pub(super) at: UnixMillis,
+}
+
+pub(super) fn apply_session_opened(s: &mut State, n: NewSession<'_>) -> Result<(), Rejection> {
+    check_len("login origin", n.from, MAX_LOGIN_FROM_LEN)?;
+    if n.session.len() != SESSION_ID_LEN || !n.session.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::InvalidOperator(
+            "a session id is 32 hex digits".into(),
+        ));
+    }
+    if n.expires_at <= n.at {
+        return Err(Rejection::TimeTravel {
+            what: "session expiry".into(),
+            earlier: n.at,
+            later: n.expires_at,
+        });
+    }
+    let op = s
+        .operators
+        .get_mut(n.operator)
+        .ok_or_else(|| Rejection::UnknownOperator(n.operator.to_owned()))?;
+    if op.sessions.contains_key(n.session) {
+        return Err(super::dup(RecordKind::Operator, n.session));
+    }
+    op.sessions.retain(|_, x| x.expires_at > n.at);
+    while op.sessions.len() >= MAX_SESSIONS_PER_OPERATOR {
+        let oldest = op
+            .sessions
+            .iter()
+            .min_by_key(|(id, x)| (x.opened_at, (*id).clone()))
+            .map(|(id, _)| id.clone());
+        if let Some(id) = oldest {
+            op.sessions.remove(&id);
+        }
+    }
+    op.sessions.insert(
+        n.session.to_owned(),
+        OperatorSession {
+            token_hash: n.token_hash.to_vec(),
+            opened_at: n.at,
+            expires_at: n.expires_at,
+            from: n.from.to_owned(),
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn apply_session_revoked(
+    s: &mut State,
+    operator: &str,
+    session: Option<&str>,
+) -> Result<(), Rejection> {
+    let op = s
+        .operators
+        .get_mut(operator)
+        .ok_or_else(|| Rejection::UnknownOperator(operator.to_owned()))?;
+    match session {
+        None => op.sessions.clear(),
+        Some(id) => {
+            op.sessions
+                .remove(id)
+                .ok_or_else(|| Rejection::UnknownSession(id.to_owned()))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn apply_org_configured(s: &mut State, org: Org) -> Result<(), Rejection> {
+    check_name(RecordKind::Org, &org.name)?;
+    check_len("display name", &org.display_name, MAX_BRANDING_LEN)?;
+    check_len("support URL", &org.support_url, MAX_BRANDING_LEN)?;
+    if org.tiers.len() > MAX_ORG_TIERS {
+        return Err(Rejection::LimitReached {
+            what: "tiers of an organization".into(),
+            max: MAX_ORG_TIERS as u64,
+            hint: String::new(),
+        });
+    }
+    if let Some(t) = org.tiers.iter().find(|t| !s.tiers.contains_key(*t)) {
+        return Err(Rejection::UnknownTier(t.clone()));
+    }
+    s.orgs.insert(org.name.clone(), org);
+    Ok(())
+}
+
+/// Puts a new account into `org` (nothing to record for the default one).
+pub(super) fn check_org(s: &State, org: &str) -> Result<(), Rejection> {
+    if s.org_exists(org) {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownOrg(org.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{apply, Outcome};
+    use crate::console::DEFAULT_ORG;
+    use crate::testgen::{acc, creds, dev, requests, t};
+
+    fn operator(name: &str, role: OperatorRole, org: Option<&str>) -> Event {
+        Event::OperatorCreated {
+            name: name.into(),
+            role,
+            org: org.map(str::to_owned),
+            credentials: creds(9),
+            totp_secret: None,
+            at: t(3),
+        }
+    }
+
+    fn by(actor: &str, event: Event) -> Event {
+        Event::Audited {
+            actor: Actor::Operator { name: actor.into() },
+            from: "10.0.0.1".into(),
+            at: t(4),
+            event: Box::new(event),
+        }
+    }
+
+    fn org(name: &str, tiers: &[&str]) -> Event {
+        Event::OrgConfigured {
+            name: name.into(),
+            display_name: format!("{name} Inc."),
+            support_url: "https://support.example".into(),
+            tiers: tiers.iter().map(|t| (*t).to_owned()).collect(),
+            at: t(3),
+        }
+    }
+
+    fn user_in(n: u8, name: &str, org: &str) -> Event {
+        Event::AccountCreatedInOrg {
+            account: acc(n),
+            name: name.into(),
+            credentials: creds(n),
+            org: org.into(),
+            at: t(3),
+        }
+    }
+
+    /// Applies `events` after the standard setup; returns the outcomes of
+    /// `events` only.
+    fn run(events: Vec<Event>) -> (State, Vec<Outcome>) {
+        let setup = crate::testgen::setup().len();
+        let mut state = State::default();
+        let outcomes: Vec<Outcome> = requests(events)
+            .iter()
+            .map(|r| apply(&mut state, r))
+            .collect();
+        (state, outcomes[setup..].to_vec())
+    }
+
+    fn not_permitted(o: &Outcome) -> bool {
+        matches!(o, Outcome::Rejected(Rejection::NotPermitted { .. }))
+    }
+
+    #[test]
+    fn roles_bound_what_an_operator_may_do() {
+        let (state, out) = run(vec![
+            org("acme", &[]),
+            org("zeta", &[]),
+            operator("root", OperatorRole::ClusterAdmin, None),
+            operator("oa", OperatorRole::OrgAdmin, Some("acme")),
+            operator("ro", OperatorRole::ReadOnly, None),
+            // The org admin creates a user in their org, not in another.
+            by("oa", user_in(5, "carol", "acme")),
+            by("oa", user_in(6, "dave", "zeta")),
+            // …creates an org admin of their org, never a cluster admin.
+            by("oa", operator("oa2", OperatorRole::OrgAdmin, Some("acme"))),
+            by("oa", operator("boss", OperatorRole::ClusterAdmin, None)),
+            by("oa", operator("za", OperatorRole::OrgAdmin, Some("zeta"))),
+            // …brands their org but cannot change its tiers.
+            by("oa", org("acme", &[])),
+            by("oa", org("acme", &["standard"])),
+            // …cannot revoke a device of the default org.
+            by(
+                "oa",
+                Event::DeviceRevoked {
+                    device: dev(0),
+                    account: acc(0),
+                    at: t(5),
+                },
+            ),
+            // Read-only changes nothing.
+            by("ro", user_in(7, "erin", "acme")),
+            // The cluster admin does anything.
+            by("root", user_in(8, "frank", "zeta")),
+            by("root", org("acme", &["standard"])),
+            // Unknown actors and nested audits are refused.
+            by("ghost", user_in(9, "gina", "acme")),
+            by("root", by("root", org("zeta", &[]))),
+        ]);
+        let ok = Outcome::is_applied;
+        assert!(out[..5].iter().all(ok), "{out:?}");
+        assert!(ok(&out[5]), "{:?}", out[5]);
+        assert!(not_permitted(&out[6]));
+        assert!(ok(&out[7]));
+        assert!(not_permitted(&out[8]));
+        assert!(not_permitted(&out[9]));
+        assert!(ok(&out[10]));
+        assert!(not_permitted(&out[11]));
+        assert!(not_permitted(&out[12]));
+        assert!(not_permitted(&out[13]));
+        assert!(ok(&out[14]) && ok(&out[15]));
+        assert_eq!(
+            out[16],
+            Outcome::Rejected(Rejection::UnknownOperator("ghost".into()))
+        );
+        assert!(not_permitted(&out[17]));
+        assert_eq!(state.org_of(acc(5)), "acme");
+        assert_eq!(state.org_of(acc(8)), "zeta");
+        assert_eq!(state.org_of(acc(0)), DEFAULT_ORG);
+        // Only applied actions are audited, in order, with their actor.
+        let trail: Vec<(String, String)> = state
+            .audit()
+            .values()
+            .map(|e| (e.actor.to_string(), e.target.clone()))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                ("operator oa", "carol"),
+                ("operator oa", "oa2"),
+                ("operator oa", "acme"),
+                ("operator root", "frank"),
+                ("operator root", "acme"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(state.orgs()["acme"].tiers, ["standard"]);
+    }
+
+    #[test]
+    fn operators_need_a_fitting_organization() {
+        let (_, out) = run(vec![
+            operator("a", OperatorRole::ClusterAdmin, Some("default")),
+            operator("b", OperatorRole::OrgAdmin, None),
+            operator("c", OperatorRole::OrgAdmin, Some("nowhere")),
+            operator("d", OperatorRole::OrgAdmin, Some(DEFAULT_ORG)),
+            operator("d", OperatorRole::ReadOnly, None),
+            user_in(5, "x", "nowhere"),
+            org("bad", &["no-such-tier"]),
+        ]);
+        assert!(matches!(
+            out[0],
+            Outcome::Rejected(Rejection::InvalidOperator(_))
+        ));
+        assert!(matches!(
+            out[1],
+            Outcome::Rejected(Rejection::InvalidOperator(_))
+        ));
+        assert_eq!(
+            out[2],
+            Outcome::Rejected(Rejection::UnknownOrg("nowhere".into()))
+        );
+        assert!(out[3].is_applied());
+        assert!(matches!(
+            out[4],
+            Outcome::Rejected(Rejection::NameTaken { .. })
+        ));
+        assert_eq!(
+            out[5],
+            Outcome::Rejected(Rejection::UnknownOrg("nowhere".into()))
+        );
+        assert_eq!(
+            out[6],
+            Outcome::Rejected(Rejection::UnknownTier("no-such-tier".into()))
+        );
+    }
+
+    fn session(op: &str, n: u8, at: u64, expires: u64) -> Event {
+        Event::OperatorSessionOpened {
+            operator: op.into(),
+            session: hex::encode([n; 16]),
+            token_hash: vec![n; 32],
+            expires_at: t(expires),
+            from: "10.0.0.1".into(),
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn sessions_expire_are_bounded_and_revocable() {
+        let mut events = vec![operator("ro", OperatorRole::ReadOnly, None)];
+        events.push(session("ro", 0, 10, 20));
+        // The expired session goes at the next login.
+        events.push(session("ro", 1, 30, 1_000));
+        for n in 2..=(MAX_SESSIONS_PER_OPERATOR as u8 + 1) {
+            events.push(session("ro", n, 30 + u64::from(n), 1_000));
+        }
+        let (state, out) = run(events.clone());
+        assert!(out.iter().all(Outcome::is_applied), "{out:?}");
+        let sessions = &state.operators()["ro"].sessions;
+        assert_eq!(sessions.len(), MAX_SESSIONS_PER_OPERATOR);
+        assert!(!sessions.contains_key(&hex::encode([0u8; 16])), "expired");
+        assert!(!sessions.contains_key(&hex::encode([1u8; 16])), "oldest");
+
+        // A read-only operator revokes their own sessions, not others'.
+        events.push(operator("other", OperatorRole::ReadOnly, None));
+        events.push(session("other", 40, 50, 1_000));
+        let revoke = |operator: &str, session: Option<String>| Event::OperatorSessionRevoked {
+            operator: operator.into(),
+            session,
+            at: t(60),
+        };
+        events.push(by("ro", revoke("other", None)));
+        events.push(by("ro", revoke("ro", Some(hex::encode([5u8; 16])))));
+        events.push(by("ro", revoke("ro", Some(hex::encode([5u8; 16])))));
+        events.push(revoke("ro", None));
+        let (state, out) = run(events);
+        let n = out.len();
+        assert!(not_permitted(&out[n - 4]));
+        assert!(out[n - 3].is_applied());
+        assert!(matches!(
+            out[n - 2],
+            Outcome::Rejected(Rejection::UnknownSession(_))
+        ));
+        assert!(out[n - 1].is_applied());
+        assert!(state.operators()["ro"].sessions.is_empty());
+        assert_eq!(state.operators()["other"].sessions.len(), 1);
+    }
+
+    #[test]
+    fn the_audit_trail_is_bounded_and_its_numbers_never_repeat() {
+        let mut state = State::default();
+        let admin = Actor::AdminToken { node: 1 };
+        let total = MAX_AUDIT_ENTRIES + 3;
+        for i in 0..total {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let r = crate::Request {
+                request_id: crate::RequestId(id),
+                event: Event::Audited {
+                    actor: admin.clone(),
+                    from: String::new(),
+                    at: t(i as u64),
+                    event: Box::new(org(&format!("o{i}"), &[])),
+                },
+            };
+            assert!(apply(&mut state, &r).is_applied());
+        }
+        assert_eq!(state.audit().len(), MAX_AUDIT_ENTRIES);
+        assert_eq!(state.audit().keys().next(), Some(&3));
+        assert_eq!(state.next_audit_seq(), total as u64);
+    }
+}
