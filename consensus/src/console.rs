@@ -101,14 +101,10 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Whether this operator may see (read) records of organization `org`.
-    pub fn sees_org(&self, org: &str) -> bool {
-        match (self.role, &self.org) {
-            (OperatorRole::ClusterAdmin, _) => true,
-            (_, Some(own)) => own == org,
-            (OperatorRole::ReadOnly, None) => true,
-            (OperatorRole::OrgAdmin, None) => false,
-        }
+    /// Whether this operator sees every organization (a cluster admin, or
+    /// read-only without an organization).
+    pub fn sees_all(&self) -> bool {
+        self.role == OperatorRole::ClusterAdmin || self.org.is_none()
     }
 }
 

@@ -820,6 +820,7 @@ fn main() {
             name: "alice".into(),
             kdf: nkdf,
             login_key: "07".repeat(32),
+            org: None,
         },
     );
     out.json(
@@ -831,6 +832,7 @@ fn main() {
             created_at: 1,
             devices: 1,
             vaults: 1,
+            org: "default".into(),
         }],
     );
     out.json(

@@ -23,12 +23,13 @@ use cairn_proto::api::ErrorBody;
 use cairn_proto::kdf;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use zeroize::Zeroize;
 
 use crate::error::describe;
 use crate::http::IDEMPOTENCY_KEY;
 use crate::license::policy::SerialRecord;
 use crate::license::wire;
+
+mod console;
 
 /// How many times a write is attempted while the cluster is unavailable.
 const WRITE_ATTEMPTS: u32 = 5;
@@ -51,6 +52,36 @@ pub enum CliError {
 
 fn other(e: impl std::fmt::Display) -> CliError {
     CliError::Other(e.to_string())
+}
+
+/// The password in `path` (its first line), which must not be empty.
+fn read_password(path: &Path) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let mut password = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| other(format!("{}: {e}", path.display())))?,
+    );
+    let trimmed_len = password.trim_end_matches(['\n', '\r']).len();
+    password.truncate(trimmed_len);
+    if password.is_empty() {
+        return Err(other(format!("{} is empty", path.display())));
+    }
+    Ok(password)
+}
+
+/// A login key derived from the password in `password_file` with a fresh
+/// salt and the default cost, and those parameters: what a new account or
+/// operator is created with (the password stays on this machine).
+fn new_login_key(password_file: &Path) -> Result<(Kdf, String), CliError> {
+    let password = read_password(password_file)?;
+    let salt = kdf::generate_salt();
+    let cost = kdf::Cost::default();
+    let keys = kdf::derive(password.as_bytes(), &salt, cost).map_err(other)?;
+    let params = Kdf {
+        memory_kib: cost.memory_kib,
+        iterations: cost.iterations,
+        parallelism: cost.parallelism,
+        salt: hex::encode(salt),
+    };
+    Ok((params, hex::encode(keys.login)))
 }
 
 /// A failed request, with its causes (see [`describe`]).
@@ -208,7 +239,9 @@ impl Client {
         }
     }
 
-    /// Creates an account with the password read from `password_file`.
+    /// Creates an account with the password read from `password_file`,
+    /// in organization `org` (none: the asking org admin's, or the default
+    /// one).
     ///
     /// # Errors
     ///
@@ -217,28 +250,14 @@ impl Client {
         &self,
         name: &str,
         password_file: &Path,
+        org: Option<String>,
     ) -> Result<UserInfo, CliError> {
-        let mut password = std::fs::read_to_string(password_file)
-            .map_err(|e| other(format!("{}: {e}", password_file.display())))?;
-        let trimmed_len = password.trim_end_matches(['\n', '\r']).len();
-        password.truncate(trimmed_len);
-        if password.is_empty() {
-            return Err(other(format!("{} is empty", password_file.display())));
-        }
-        let salt = kdf::generate_salt();
-        let cost = kdf::Cost::default();
-        let keys = kdf::derive(password.as_bytes(), &salt, cost);
-        password.zeroize();
-        let keys = keys.map_err(other)?;
+        let (kdf, login_key) = new_login_key(password_file)?;
         let body = CreateUser {
             name: name.to_string(),
-            kdf: Kdf {
-                memory_kib: cost.memory_kib,
-                iterations: cost.iterations,
-                parallelism: cost.parallelism,
-                salt: hex::encode(salt),
-            },
-            login_key: hex::encode(keys.login),
+            kdf,
+            login_key,
+            org,
         };
         self.post("/api/v1/admin/users", &body).await
     }

@@ -556,7 +556,7 @@ pub async fn dev(
                 quota_bytes: None,
                 description: "dev cluster: one copy of every chunk".into(),
             };
-            if let Err(e) = app.define_tier(RequestId::random(), tier).await {
+            if let Err(e) = app.define_tier(RequestId::random(), tier, |e| e).await {
                 if let Err(s) = app.raft.shutdown().await {
                     tracing::error!(error = %s, "raft shutdown");
                 }

@@ -341,8 +341,74 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("post", "/api/v1/vaults/{id}/chunks/list") => dev(200, 404),
         // A fresh vault with the owner's running prune job on it each call.
         ("post", "/api/v1/vaults/{id}/chunks/delete") => dev(200, 404),
+        ("post", "/api/v1/operators/login/params") => Public(200),
+        ("post", "/api/v1/operators/login") => Public(200),
+        // Only an operator session logs out (each call a fresh one).
+        ("post", "/api/v1/operators/logout") => Admin(403),
+        ("get", "/api/v1/admin/operators") => Admin(200),
+        ("post", "/api/v1/admin/operators") => Admin(201),
+        ("post", "/api/v1/admin/operators/{name}/remove") => Admin(204),
+        ("post", "/api/v1/admin/operators/{name}/revoke") => Admin(204),
+        ("get", "/api/v1/admin/orgs") => Admin(200),
+        ("post", "/api/v1/admin/orgs") => Admin(201),
+        ("get", "/api/v1/admin/audit") => Admin(200),
         _ => return None,
     })
+}
+
+/// What the operators get on an admin route (`Admin(s)`): the cluster
+/// admin what the admin token gets; the org admin of `acme` (alice and bob
+/// are in the default organization) and the read-only operator get reads
+/// (scoped) and are refused writes with `403`, except where the row says
+/// otherwise: `(org admin, read-only)`.
+fn staff(method: &str, path: &str, admin: u16, who: &str) -> (u16, Option<&'static str>) {
+    let special = match (method, path) {
+        // An org admin creates users in their own organization.
+        ("post", "/api/v1/admin/users") => Some((201, 403)),
+        // Refused before anything is proposed.
+        ("post", "/api/v1/admin/license") => Some((400, 400)),
+        // Another organization's device is not found for an org admin.
+        ("post", "/api/v1/admin/devices/{id}/revoke") => Some((404, 403)),
+        // A fresh session of the caller's own each call.
+        ("post", "/api/v1/operators/logout") => Some((204, 204)),
+        _ => None,
+    };
+    let (org_admin, read_only) = special.unwrap_or(if method == "get" {
+        (admin, admin)
+    } else {
+        (403, 403)
+    });
+    let code = |s: u16| (s == 403).then_some("");
+    match who {
+        "cluster-admin operator" if path == "/api/v1/operators/logout" => (204, None),
+        "cluster-admin operator" => (admin, None),
+        "org-admin operator" => (org_admin, code(org_admin)),
+        _ => (read_only, code(read_only)),
+    }
+}
+
+/// Creates operator `name` (login key [`key`]) with the admin token and
+/// logs them in: the session token.
+fn operator(port: u16, admin: &str, name: &str, role: &str, org: Option<&str>) -> String {
+    let body = json!({"name": name, "role": role, "org": org,
+        "kdf": {"memory_kib": 8, "iterations": 1, "parallelism": 1, "salt": "00".repeat(16)},
+        "login_key": key()});
+    let r = call(
+        port,
+        "POST",
+        "/api/v1/admin/operators",
+        Some(admin),
+        Some(&body),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    operator_session(port, name)
+}
+
+/// A fresh session of operator `name`.
+fn operator_session(port: u16, name: &str) -> String {
+    let body = json!({"name": name, "login_key": key()});
+    let r = call(port, "POST", "/api/v1/operators/login", None, Some(&body)).ok();
+    r["token"].as_str().expect("session token").to_string()
 }
 
 /// The world the table runs in: alice owns the records, bob is the other
@@ -358,6 +424,14 @@ struct World {
 }
 
 impl World {
+    /// A fresh read-only operator with a session, for a call that removes
+    /// or revokes one.
+    fn victim_operator(&self) -> String {
+        let name = format!("victim-{}", hex16());
+        operator(self.port, &self.admin, &name, "read-only", None);
+        name
+    }
+
     /// A fresh concrete request (path, body bytes) for one call of a route.
     fn request(&self, method: &str, template: &str) -> (String, Vec<u8>) {
         let v = &self.vault;
@@ -522,6 +596,39 @@ impl World {
             ("post", "/api/v1/cluster/remove" | "/api/v1/cluster/drain") => {
                 (template.into(), Some(json!({"node_id": 99})))
             }
+            ("post", "/api/v1/operators/login/params") => {
+                (template.into(), Some(json!({"name": "table-login"})))
+            }
+            ("post", "/api/v1/operators/login") => (
+                template.into(),
+                Some(json!({"name": "table-login", "login_key": key()})),
+            ),
+            ("post", "/api/v1/admin/operators") => (
+                template.into(),
+                Some(
+                    json!({"name": format!("op-{}", hex16()), "role": "read-only",
+                    "kdf": {"memory_kib": 8, "iterations": 1, "parallelism": 1, "salt": "00".repeat(16)},
+                    "login_key": key()}),
+                ),
+            ),
+            ("post", "/api/v1/admin/operators/{name}/remove") => {
+                let name = self.victim_operator();
+                (
+                    format!("/api/v1/admin/operators/{name}/remove"),
+                    Some(json!({})),
+                )
+            }
+            ("post", "/api/v1/admin/operators/{name}/revoke") => {
+                let name = self.victim_operator();
+                (
+                    format!("/api/v1/admin/operators/{name}/revoke"),
+                    Some(json!({})),
+                )
+            }
+            ("post", "/api/v1/admin/orgs") => (
+                template.into(),
+                Some(json!({"name": format!("org-{}", hex16()), "display_name": "X"})),
+            ),
             (_, t) => {
                 assert!(!t.contains('{'), "no request recipe for {method} {t}");
                 (t.into(), None)
@@ -551,6 +658,20 @@ fn every_route_has_a_row_and_enforces_it() {
         vault,
         login_addr: n.url(),
     };
+    let acme = json!({"name": "acme", "display_name": "Acme"});
+    call(
+        p,
+        "POST",
+        "/api/v1/admin/orgs",
+        Some(&world.admin),
+        Some(&acme),
+    )
+    .ok();
+    let root = operator(p, &world.admin, "root", "cluster-admin", None);
+    let org_admin = operator(p, &world.admin, "acme-admin", "org-admin", Some("acme"));
+    let read_only = operator(p, &world.admin, "auditor", "read-only", None);
+    // The operator the login rows log in (more sessions than one keeps).
+    operator(p, &world.admin, "table-login", "read-only", None);
 
     let doc = call(p, "GET", "/api/v1/openapi.json", None, None).ok();
     let mut routes = Vec::new();
@@ -585,7 +706,16 @@ fn every_route_has_a_row_and_enforces_it() {
         ("other account's device", Some(world.bob.token.clone())),
         ("owner device", Some(world.alice.token.clone())),
         ("admin token", Some(world.admin.clone())),
+        ("cluster-admin operator", Some(root.clone())),
+        ("org-admin operator", Some(org_admin.clone())),
+        ("read-only operator", Some(read_only.clone())),
     ];
+    let operator_name = |who: &str| match who {
+        "cluster-admin operator" => Some("root"),
+        "org-admin operator" => Some("acme-admin"),
+        "read-only operator" => Some("auditor"),
+        _ => None,
+    };
     let mut checked = 0;
     for (method, template) in &routes {
         let rule = access(method, template).expect("row");
@@ -596,6 +726,15 @@ fn every_route_has_a_row_and_enforces_it() {
                     (401, Some("unauthorized"))
                 }
                 (Access::Device { .. }, "admin token") => (403, Some("forbidden")),
+                (Access::Device { .. }, w) if operator_name(w).is_some() => {
+                    (403, Some("forbidden"))
+                }
+                (Access::Operator(_), w) if operator_name(w).is_some() => {
+                    (401, Some("unauthorized"))
+                }
+                (Access::Admin(s), w) if operator_name(w).is_some() => {
+                    staff(method, template, s, w)
+                }
                 (Access::Device { other, .. }, "other account's device") => {
                     (other, (other == 404).then_some("not_found"))
                 }
@@ -608,6 +747,13 @@ fn every_route_has_a_row_and_enforces_it() {
                 (Access::Operator(_), _) => (401, Some("unauthorized")),
             };
             let (path, body) = world.request(method, template);
+            // Logging out ends the session: each call logs out a fresh one.
+            let token = match operator_name(who) {
+                Some(name) if template == "/api/v1/operators/logout" => {
+                    Some(operator_session(p, name))
+                }
+                _ => token.clone(),
+            };
             let r = raw(p, &method.to_uppercase(), &path, token.as_deref(), &body);
             assert_eq!(
                 r.status,
@@ -616,8 +762,18 @@ fn every_route_has_a_row_and_enforces_it() {
                 method.to_uppercase(),
                 r.body
             );
-            if let Some(code) = code {
-                assert_eq!(r.code(), code, "{} {path} as {who}", method.to_uppercase());
+            match code {
+                // Refused by role: by the route or by the state machine.
+                Some("") => assert!(
+                    ["forbidden", "not_permitted"].contains(&r.code()),
+                    "{} {path} as {who}: {:?}",
+                    method.to_uppercase(),
+                    r.body
+                ),
+                Some(code) => {
+                    assert_eq!(r.code(), code, "{} {path} as {who}", method.to_uppercase())
+                }
+                None => {}
             }
             if r.status >= 400 {
                 assert!(
@@ -645,6 +801,38 @@ fn every_route_has_a_row_and_enforces_it() {
         assert!(!text.contains(&world.vault), "{list}: {text}");
         assert!(!text.contains(&world.alice.id), "{list}: {text}");
     }
+    // The org admin of acme sees none of the default organization's
+    // accounts, devices or jobs; the cluster admin sees them.
+    for list in [
+        "/api/v1/admin/users",
+        "/api/v1/admin/devices",
+        "/api/v1/admin/jobs",
+    ] {
+        let mine = call(p, "GET", list, Some(&org_admin), None)
+            .ok()
+            .to_string();
+        assert!(
+            !mine.contains(&world.alice.id) && !mine.contains("\"alice\""),
+            "{list}: {mine}"
+        );
+        let all = call(p, "GET", list, Some(&root), None).ok().to_string();
+        assert!(
+            all.contains(&world.alice.id) || all.contains("\"alice\""),
+            "{list}: {all}"
+        );
+    }
+    // Every operator write above is in the audit trail with its actor.
+    let trail = call(p, "GET", "/api/v1/admin/audit", Some(&root), None).ok();
+    let actors: BTreeSet<&str> = trail
+        .as_array()
+        .expect("trail")
+        .iter()
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert!(
+        actors.contains("operator root") && actors.contains("operator acme-admin"),
+        "{actors:?}"
+    );
     // Requestable tiers only, for devices; all of them for the admin.
     define_tier(&n, "hidden", false);
     let tiers = call(p, "GET", "/api/v1/tiers", Some(&world.alice.token), None).ok();

@@ -22,6 +22,10 @@ pub struct CreateUser {
     pub kdf: Kdf,
     /// The login key, hex (32 bytes).
     pub login_key: String,
+    /// The account's organization; none: the asking org admin's, or the
+    /// default organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// argon2id parameters, salt in hex.
@@ -53,6 +57,9 @@ pub struct UserInfo {
     pub devices: u64,
     /// Vaults.
     pub vaults: u64,
+    /// Organization.
+    #[serde(default)]
+    pub org: String,
 }
 
 /// `POST /api/v1/admin/tiers`: define (or redefine) a tier.

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod console;
 pub mod frames;
 pub mod id;
 #[cfg(feature = "kdf")]

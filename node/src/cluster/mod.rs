@@ -815,6 +815,8 @@ impl Cluster {
     /// Defines or redefines a vault tier under `request_id` (the admin
     /// API's `POST /api/v1/admin/tiers`, and the dev cluster's tier): the
     /// state machine validates it (replicas, name, quota, description).
+    /// `wrap` turns the event into the proposal (the admin API's audited
+    /// action).
     /// Answers the tier as this node has then applied it.
     ///
     /// # Errors
@@ -825,6 +827,7 @@ impl Cluster {
         &self,
         request_id: RequestId,
         req: DefineTier,
+        wrap: impl FnOnce(Event) -> Event,
     ) -> Result<TierInfo, ClusterError> {
         let at = now();
         let fallback = TierInfo {
@@ -845,6 +848,7 @@ impl Cluster {
             description: req.description,
             at,
         };
+        let event = wrap(event);
         match self.propose_request(Request { request_id, event }).await? {
             Outcome::Applied => {}
             Outcome::Rejected(r) => return Err(ClusterError::Rejected(r)),

@@ -7,6 +7,7 @@
 //! lifecycle, `cairn_node::client` for operator commands); this module
 //! parses, dispatches and renders ([`node`], [`operator`], [`output`]).
 
+mod console;
 mod license;
 mod node;
 mod operator;

@@ -74,6 +74,18 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: super::license::LicenseCommand,
     },
+    /// Operators: admin accounts kept by the cluster, with roles and sessions.
+    Operator {
+        #[command(subcommand)]
+        command: super::console::OperatorCommand,
+    },
+    /// Organizations: their users, offered tiers and branding.
+    Org {
+        #[command(subcommand)]
+        command: super::console::OrgCommand,
+    },
+    /// The audit trail of admin actions, oldest first.
+    Audit,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +108,9 @@ pub enum UserCommand {
         /// File holding the initial password (first line).
         #[arg(long, value_name = "FILE")]
         password_file: PathBuf,
+        /// The account's organization (default: the asking org admin's, else `default`).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
     },
     /// List accounts.
     List,
@@ -221,16 +236,34 @@ pub async fn admin(
     file: &FileConfig,
     json: bool,
 ) -> Result<(), CliError> {
-    let client = Target::merge(client, file)?.admin()?;
+    let target = Target::merge(client, file)?;
+    if let AdminCommand::Operator {
+        command:
+            super::console::OperatorCommand::Login {
+                name,
+                password_file,
+            },
+    } = &command
+    {
+        let anonymous = Client::new(&target.server, None, target.ca_file.as_deref())?;
+        return super::console::login(&anonymous, name, password_file, json).await;
+    }
+    let client = target.admin()?;
     match command {
+        AdminCommand::Operator { command } => {
+            super::console::operator(&client, command, json).await
+        }
+        AdminCommand::Org { command } => super::console::org(&client, command, json).await,
+        AdminCommand::Audit => super::console::audit(&client, json).await,
         AdminCommand::User {
             command:
                 UserCommand::Create {
                     name,
                     password_file,
+                    org,
                 },
         } => {
-            let user = client.create_user(&name, &password_file).await?;
+            let user = client.create_user(&name, &password_file, org).await?;
             output(json, &user, |u| {
                 format!("created user {} ({})\n", u.name, u.id)
             })
@@ -244,8 +277,8 @@ pub async fn admin(
                     .iter()
                     .map(|u| {
                         format!(
-                            "{:<24} {}  devices {}  vaults {}\n",
-                            u.name, u.id, u.devices, u.vaults
+                            "{:<24} {}  org {}  devices {}  vaults {}\n",
+                            u.name, u.id, u.org, u.devices, u.vaults
                         )
                     })
                     .collect()

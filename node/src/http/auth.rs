@@ -11,6 +11,11 @@
 //! change) through any node is refused by every node from the moment the
 //! revocation is acknowledged — including a node that is still catching up.
 //!
+//! Operators (admin accounts in the replicated state) carry session tokens
+//! `cairnop_<session id hex>_<secret hex>`, checked the same way against
+//! the session's hash and expiry; the [`Admin`] extractor takes either
+//! an operator's session or the admin token.
+//!
 //! The admin token is the node's `admin.token` ([`crate::token`]). Each kind
 //! of token is refused with `forbidden` on the other kind's routes, and a
 //! missing or unknown token with `unauthorized`.
@@ -27,7 +32,9 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cairn_consensus::console::{Actor, Operator, OperatorRole};
 use cairn_consensus::state::{Device, Vault};
+use cairn_consensus::Event;
 use cairn_proto::{AccountId, DeviceId, VaultId};
 
 use super::{ApiError, HttpState};
@@ -91,8 +98,56 @@ pub fn device_for_token(state: &cairn_consensus::State, token: &str) -> Option<D
     (live && token_hash(token) == blake3::Hash::from(stored)).then(|| device.clone())
 }
 
-/// Proof that the request carried the node's admin token.
-pub struct Admin;
+/// Who is asking on an admin route: the node's admin token, or an
+/// operator's session ([`operator_for_token`]). The organization bounds
+/// what the handler shows; what the actor may change is checked by the
+/// state machine on the [`Event::Audited`] the handler proposes
+/// ([`Admin::audit`]).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Who acts.
+    pub actor: Actor,
+    /// The operator's role; `None` for the admin token.
+    pub role: Option<OperatorRole>,
+    /// The organization the actor is bound to; `None`: every one.
+    pub org: Option<String>,
+    /// The client's address, for the audit trail.
+    pub from: String,
+}
+
+impl Admin {
+    /// `event` as this actor's audited action.
+    pub fn audit(&self, event: Event) -> Event {
+        Event::Audited {
+            actor: self.actor.clone(),
+            from: self.from.clone(),
+            at: crate::cluster::now(),
+            event: Box::new(event),
+        }
+    }
+
+    /// Whether the actor may see records of organization `org`.
+    pub fn sees(&self, org: &str) -> bool {
+        self.org.as_deref().is_none_or(|own| own == org)
+    }
+
+    /// Refuses anyone but the admin token and cluster admins, for the
+    /// cluster-wide actions that are not events of the audit trail
+    /// (membership, drain, license).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Forbidden`] for other operators.
+    pub fn require_cluster_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            None | Some(OperatorRole::ClusterAdmin) => Ok(()),
+            Some(role) => Err(ApiError::Forbidden(format!(
+                "this route needs a cluster admin, not a {}",
+                role.name()
+            ))),
+        }
+    }
+}
 
 impl FromRequestParts<HttpState> for Admin {
     type Rejection = ApiError;
@@ -100,8 +155,36 @@ impl FromRequestParts<HttpState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
         let app = Arc::<Cluster>::from_ref(state);
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let from = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<super::extract::ClientAddr>>()
+            .map(|c| c.0 .0.ip().to_string())
+            .unwrap_or_default();
         if is_admin(&app, token) {
-            return Ok(Admin);
+            return Ok(Admin {
+                actor: Actor::AdminToken {
+                    node: app.identity.node_id,
+                },
+                role: None,
+                org: None,
+                from,
+            });
+        }
+        if claimed_session(token).is_some() {
+            app.read_barrier().await?;
+            let now = crate::cluster::now();
+            let op = app
+                .state
+                .read(|s| operator_for_token(s, token, now))
+                .ok_or(ApiError::Unauthorized)?;
+            return Ok(Admin {
+                actor: Actor::Operator {
+                    name: op.name.clone(),
+                },
+                role: Some(op.role),
+                org: (!op.sees_all()).then(|| op.org.clone()).flatten(),
+                from,
+            });
         }
         if claimed_device(token).is_some() {
             app.read_barrier().await?;
@@ -113,6 +196,69 @@ impl FromRequestParts<HttpState> for Admin {
         }
         Err(ApiError::Unauthorized)
     }
+}
+
+/// A freshly minted operator session token, its id and the hash the state
+/// keeps.
+pub struct NewSession {
+    /// The session id (hex of 16 random bytes).
+    pub id: String,
+    /// The token, shown to the operator once.
+    pub token: String,
+    /// What the replicated state stores.
+    pub hash: Vec<u8>,
+}
+
+/// Mints a random operator session token:
+/// `cairnop_<session id hex>_<secret hex>`.
+pub fn mint_session() -> NewSession {
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{SESSION_PREFIX}{id}_{}", hex::encode(secret));
+    let hash = session_hash(&token).as_bytes().to_vec();
+    NewSession { id, token, hash }
+}
+
+const SESSION_PREFIX: &str = "cairnop_";
+
+fn session_hash(token: &str) -> blake3::Hash {
+    blake3::Hash::from(blake3::derive_key(
+        "cairn 2026 operator session token hash v1",
+        token.as_bytes(),
+    ))
+}
+
+/// The session id an operator token claims (not yet verified).
+fn claimed_session(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(SESSION_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 32 && secret.len() == 64).then_some(id)
+}
+
+/// The operator whose unexpired session `token` is, checked against
+/// `state` at time `now`.
+pub fn operator_for_token(
+    state: &cairn_consensus::State,
+    token: &str,
+    now: cairn_consensus::UnixMillis,
+) -> Option<Operator> {
+    let id = claimed_session(token)?;
+    let presented = session_hash(token);
+    state
+        .operators()
+        .values()
+        .find(|op| {
+            op.sessions.get(id).is_some_and(|s| {
+                let stored = <[u8; 32]>::try_from(s.token_hash.as_slice()).ok();
+                s.expires_at > now && stored.is_some_and(|h| blake3::Hash::from(h) == presented)
+            })
+        })
+        .cloned()
+}
+
+/// The session id of an operator token (for logging out), if it is one.
+pub fn session_of(token: &str) -> Option<&str> {
+    claimed_session(token)
 }
 
 /// An authenticated device: the request carried a live device's token.
@@ -149,9 +295,9 @@ impl FromRequestParts<HttpState> for DeviceAuth {
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
         let app = Arc::<Cluster>::from_ref(state);
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        if is_admin(&app, token) {
+        if is_admin(&app, token) || claimed_session(token).is_some() {
             return Err(ApiError::Forbidden(
-                "this route needs a device token (cairn login), not the admin token".into(),
+                "this route needs a device token (cairn login), not an admin's".into(),
             ));
         }
         if claimed_device(token).is_none() {

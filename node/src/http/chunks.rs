@@ -605,10 +605,11 @@ async fn sweep(
         (status = 404, body = ErrorBody, description = "not_found: no such storage node"),
     ))]
 async fn drain(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     ApiJson(req): ApiJson<DrainRequest>,
 ) -> Result<Json<DrainResponse>, ApiError> {
+    admin.require_cluster_admin()?;
     let node = req.node_id;
     let (status, active) = app.state.read(|s| {
         let status = s.storage_nodes().get(&node).map(|n| n.status);

@@ -142,6 +142,11 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::StatusReserved(_) => "status_reserved",
         Rejection::SilenceTooShort { .. } => "silence_too_short",
         Rejection::InvalidLicense(_) => "invalid_license",
+        Rejection::UnknownOperator(_) => "unknown_operator",
+        Rejection::UnknownOrg(_) => "unknown_org",
+        Rejection::NotPermitted { .. } => "not_permitted",
+        Rejection::InvalidOperator(_) => "invalid_operator",
+        Rejection::UnknownSession(_) => "unknown_session",
     }
 }
 
@@ -198,7 +203,9 @@ impl ApiError {
                 | Rejection::UnknownSchedule { .. }
                 | Rejection::NoRetention { .. },
             ) => StatusCode::NOT_FOUND,
-            ApiError::Rejected(Rejection::WrongOwner { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Rejected(Rejection::WrongOwner { .. } | Rejection::NotPermitted { .. }) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::Rejected(
                 Rejection::JobNotRunning { .. } | Rejection::LimitReached { .. },
             ) => StatusCode::CONFLICT,

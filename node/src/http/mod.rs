@@ -171,6 +171,10 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme("device", bearer("A device token from POST /api/v1/login"));
         components.add_security_scheme("admin", bearer("The node's admin.token"));
         components.add_security_scheme(
+            "operator",
+            bearer("An operator's session token (POST /api/v1/operators/login)"),
+        );
+        components.add_security_scheme(
             "cluster_secret",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 crate::token::CLUSTER_SECRET_HEADER,

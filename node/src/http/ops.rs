@@ -185,10 +185,11 @@ async fn cluster_join(
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
 async fn cluster_remove(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     ApiJson(req): ApiJson<RemoveRequest>,
 ) -> Result<Json<RemoveResponse>, ApiError> {
+    admin.require_cluster_admin()?;
     app.read_barrier().await?;
     let status = app
         .state

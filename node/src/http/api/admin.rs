@@ -1,4 +1,6 @@
-//! The admin API (the admin token's routes): accounts
+//! The admin API (the admin token's and operators' routes; an operator
+//! bound to an organization sees only its accounts, devices and jobs, and
+//! every write is an audited action): accounts
 //! (`GET, POST /api/v1/admin/users`), tiers (`GET, POST
 //! /api/v1/admin/tiers`), and every account's devices and jobs
 //! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
@@ -11,7 +13,9 @@ use axum::extract::Query;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use cairn_consensus::event::{Credentials, KdfParams};
+use std::collections::BTreeSet;
+
+use cairn_consensus::console::DEFAULT_ORG;
 use cairn_consensus::{AccountId, Event, Request, RequestId};
 use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, TierInfo, UserInfo};
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
@@ -21,7 +25,7 @@ use utoipa_axum::routes;
 
 use super::devices::{device_info, device_now};
 use super::jobs::jobs_where;
-use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
+use super::{applied, propose, ApiJson, ApiPath, IdempotencyKey};
 use crate::cluster::{admin_tier_info, now, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
@@ -50,18 +54,30 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         (status = 403, body = ErrorBody, description = "forbidden: a device token"),
     ))]
 async fn all_jobs(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     Query(q): Query<JobsQuery>,
 ) -> Result<Json<Vec<JobInfo>>, ApiError> {
     let status = q.status.as_deref().map(status_filter).transpose()?;
     app.read_barrier().await?;
-    let jobs = jobs_where(&app, |_| true);
+    let visible = visible_accounts(&app, &admin);
+    let jobs = jobs_where(&app, |j| visible.contains(&j.account));
     Ok(Json(
         jobs.into_iter()
             .filter(|j| job_matches(j, status, q.since_ms, q.account.as_deref()))
             .collect(),
     ))
+}
+
+/// The accounts of the organizations `admin` sees.
+pub fn visible_accounts(app: &Cluster, admin: &Admin) -> BTreeSet<AccountId> {
+    app.state.read(|s| {
+        s.accounts()
+            .keys()
+            .filter(|a| admin.sees(s.org_of(**a)))
+            .copied()
+            .collect()
+    })
 }
 
 /// The status name a `status` filter means (old names accepted).
@@ -107,13 +123,18 @@ pub fn job_matches(
         (status = 403, body = ErrorBody, description = "forbidden: a device token"),
     ))]
 async fn all_devices(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
     app.read_barrier().await?;
-    let mut devices: Vec<DeviceInfo> = app
-        .state
-        .read(|s| s.devices().values().map(|d| device_info(d, None)).collect());
+    let visible = visible_accounts(&app, &admin);
+    let mut devices: Vec<DeviceInfo> = app.state.read(|s| {
+        s.devices()
+            .values()
+            .filter(|d| visible.contains(&d.account))
+            .map(|d| device_info(d, None))
+            .collect()
+    });
     devices.sort_by_key(|d| (d.account, d.registered_at, d.id));
     Ok(Json(devices))
 }
@@ -130,7 +151,7 @@ async fn all_devices(
         (status = 422, body = ErrorBody, description = "device_revoked: already revoked"),
     ))]
 async fn revoke_any_device(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     ApiPath(id): ApiPath<DeviceId>,
     key: IdempotencyKey,
@@ -138,25 +159,20 @@ async fn revoke_any_device(
     app.read_barrier().await?;
     let account = app
         .state
-        .read(|s| s.devices().get(&id).map(|d| d.account))
+        .read(|s| {
+            s.devices()
+                .get(&id)
+                .filter(|d| admin.sees(s.org_of(d.account)))
+                .map(|d| d.account)
+        })
         .ok_or_else(|| ApiError::NotFound(format!("no device {id}")))?;
     let event = Event::DeviceRevoked {
         device: id,
         account,
         at: now(),
     };
-    propose(&app, &key, event).await?;
+    propose(&app, &key, admin.audit(event)).await?;
     Ok(Json(device_now(&app, id, None)?))
-}
-
-fn parse_hex(what: &str, s: &str, len: Option<usize>) -> Result<Vec<u8>, ApiError> {
-    let bytes = hex::decode(s).map_err(|_| ApiError::BadRequest(format!("{what} is not hex")))?;
-    match len {
-        Some(n) if bytes.len() != n => {
-            Err(ApiError::BadRequest(format!("{what} must be {n} bytes")))
-        }
-        _ => Ok(bytes),
-    }
 }
 
 /// The id of the account a request creates, derived from the request id so
@@ -175,6 +191,7 @@ fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
         created_at: a.created_at.0,
         devices: s.devices_of(a.id).filter(|d| d.is_live()).count() as u64,
         vaults: s.vaults_of(a.id).count() as u64,
+        org: s.org_of(a.id).to_owned(),
     })
 }
 
@@ -193,7 +210,7 @@ fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
         (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
     ))]
 async fn create_user(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     State(gate): State<Arc<Gate>>,
     key: IdempotencyKey,
@@ -201,27 +218,18 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     super::license::check(&gate, &app)?;
     let request_id = key.request_id();
-    let login_key = parse_hex("login_key", &req.login_key, Some(32))?;
-    let salt = parse_hex("kdf.salt", &req.kdf.salt, None)?;
-    if salt.len() < 16 {
-        return Err(ApiError::BadRequest(
-            "kdf.salt must be at least 16 bytes".into(),
-        ));
-    }
+    let credentials = super::operators::credentials(&req.kdf, &req.login_key)?;
+    let org = req
+        .org
+        .or_else(|| admin.org.clone())
+        .unwrap_or_else(|| DEFAULT_ORG.to_owned());
     let account = account_id_for(request_id);
     let at = now();
-    let event = Event::AccountCreated {
+    let event = Event::AccountCreatedInOrg {
         account,
         name: req.name.clone(),
-        credentials: Credentials {
-            kdf: KdfParams {
-                memory_kib: req.kdf.memory_kib,
-                iterations: req.kdf.iterations,
-                parallelism: req.kdf.parallelism,
-                salt,
-            },
-            login_key_hash: login_key_hash(&login_key),
-        },
+        credentials,
+        org: org.clone(),
         at,
     };
     let fallback = UserInfo {
@@ -230,9 +238,14 @@ async fn create_user(
         created_at: at.0,
         devices: 0,
         vaults: 0,
+        org,
     };
     applied(
-        app.propose_request(Request { request_id, event }).await?,
+        app.propose_request(Request {
+            request_id,
+            event: admin.audit(event),
+        })
+        .await?,
         (),
     )?;
     // Answer from the state (a retried request was applied by its first
@@ -254,13 +267,14 @@ async fn create_user(
         (status = 403, body = ErrorBody, description = "forbidden: a device token"),
     ))]
 async fn list_users(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
     app.read_barrier().await?;
     let mut users: Vec<UserInfo> = app.state.read(|s| {
         s.accounts()
             .keys()
+            .filter(|id| admin.sees(s.org_of(**id)))
             .filter_map(|id| user_info(s, *id))
             .collect()
     });
@@ -281,12 +295,14 @@ async fn list_users(
         (status = 422, body = ErrorBody, description = "invalid_replicas, invalid_name, invalid_quota or too_long"),
     ))]
 async fn define_tier(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     key: IdempotencyKey,
     ApiJson(req): ApiJson<DefineTier>,
 ) -> Result<(StatusCode, Json<TierInfo>), ApiError> {
-    let info = app.define_tier(key.request_id(), req).await?;
+    let info = app
+        .define_tier(key.request_id(), req, |e| admin.audit(e))
+        .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

@@ -75,7 +75,7 @@ pub fn status(gate: &Gate, app: &Cluster) -> LicenseStatus {
         (status = 422, body = ErrorBody, description = "invalid_license"),
     ))]
 async fn set_license(
-    _admin: Admin,
+    admin: Admin,
     State(app): State<Arc<Cluster>>,
     State(gate): State<Arc<Gate>>,
     key: IdempotencyKey,
@@ -84,6 +84,6 @@ async fn set_license(
     let current = app.state.read(|s| s.license().cloned());
     let event = crate::license::configure(current.as_ref(), &req, now())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    propose(&app, &key, event).await?;
+    propose(&app, &key, admin.audit(event)).await?;
     Ok(Json(status(&gate, &app)))
 }

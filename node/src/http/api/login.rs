@@ -111,9 +111,18 @@ async fn login_params(
 /// Whether `login_key` is the account's, in constant time. Unknown users
 /// are checked against a dummy hash so both paths cost the same.
 pub fn key_matches(account: Option<&Account>, login_key: &[u8]) -> bool {
+    hash_matches(
+        account.map(|a| a.credentials.login_key_hash.as_slice()),
+        login_key,
+    )
+}
+
+/// Whether `login_key` hashes to `stored`, in constant time; `None` (no
+/// such account or operator) costs the same and never matches.
+pub fn hash_matches(stored: Option<&[u8]>, login_key: &[u8]) -> bool {
     let presented = to_hash(&login_key_hash(login_key));
-    match account {
-        Some(a) => presented == to_hash(&a.credentials.login_key_hash),
+    match stored {
+        Some(stored) => presented == to_hash(stored),
         None => {
             // Same work as a real comparison; the result is ignored.
             let _ = presented == blake3::Hash::from([0u8; 32]);

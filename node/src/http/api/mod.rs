@@ -3,7 +3,8 @@
 //!
 //! One module per resource: [`login`], [`account`], [`devices`],
 //! [`vaults`] (with tiers and shared commands), [`snapshots`], [`items`],
-//! [`jobs`], [`schedules`], [`retention`], and
+//! [`jobs`], [`schedules`], [`retention`], [`operators`] (the console's
+//! operators, their logins, organizations and the audit trail), and
 //! [`admin`] (the admin-token routes: users, tiers, and every account's
 //! devices and jobs), and [`license`] (the admin route setting the
 //! cluster's license, and the `license_expired` check). The
@@ -45,6 +46,7 @@ pub mod items;
 pub mod jobs;
 pub mod license;
 pub mod login;
+pub mod operators;
 pub mod retention;
 pub mod schedules;
 pub mod snapshots;
@@ -77,6 +79,7 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .merge(retention::routes())
         .merge(admin::routes())
         .merge(license::routes())
+        .merge(operators::routes())
 }
 
 /// Per-node state of the API beyond [`Cluster`]: the failed-login counters

@@ -1,0 +1,188 @@
+//! `cairnd admin operator|org|audit`: the console's operators, their
+//! sessions, organizations and the audit trail, with their text renderers.
+//!
+//! `operator login` needs no admin token: it prints a session token that
+//! works wherever the admin token does (as `CAIRN_ADMIN_TOKEN` or in the
+//! `--admin-token-file`), within the operator's role.
+
+use std::path::PathBuf;
+
+use cairn_node::client::{CliError, Client};
+use cairn_proto::console::{ConfigureOrg, OperatorInfo};
+use clap::Subcommand;
+
+use super::output::output;
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator (an admin account kept by the cluster).
+    Create {
+        /// Login name.
+        name: String,
+        /// cluster-admin, org-admin or read-only.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// The organization an org admin (or a bound read-only operator) acts in.
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// File holding the password (first line); it never leaves this machine.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// List operators with their open sessions.
+    List,
+    /// Remove an operator and their sessions.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// Log in as an operator and print the session token.
+    Login {
+        /// Login name.
+        name: String,
+        /// File holding the password (first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// Revoke an operator's sessions (all, or one with --session).
+    Revoke {
+        /// Login name.
+        name: String,
+        /// Only this session (its id from `operator list`).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create or reconfigure an organization.
+    Set {
+        /// Name.
+        name: String,
+        /// Display name (branding).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        display_name: String,
+        /// Support URL (branding).
+        #[arg(long, value_name = "URL", default_value = "")]
+        support_url: String,
+        /// A tier its users may request (repeat; none: every requestable tier).
+        #[arg(long = "tier", value_name = "TIER")]
+        tiers: Vec<String>,
+    },
+    /// List organizations.
+    List,
+}
+
+fn render_operators(ops: &[OperatorInfo]) -> String {
+    ops.iter()
+        .map(|o| {
+            format!(
+                "{:<24} {:<14} {:<16} sessions {}\n",
+                o.name,
+                o.role,
+                o.org.as_deref().unwrap_or("-"),
+                o.sessions.len()
+            )
+        })
+        .collect()
+}
+
+/// `cairnd admin operator login` (needs no admin token).
+pub async fn login(
+    client: &Client,
+    name: &str,
+    password_file: &std::path::Path,
+    json: bool,
+) -> Result<(), CliError> {
+    let reply = client.operator_login(name, password_file).await?;
+    output(json, &reply, |r| format!("{}\n", r.token))
+}
+
+/// `cairnd admin operator ...` other than `login`.
+pub async fn operator(
+    client: &Client,
+    command: OperatorCommand,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        OperatorCommand::Create {
+            name,
+            role,
+            org,
+            password_file,
+        } => {
+            let op = client
+                .create_operator(&name, &role, org, &password_file)
+                .await?;
+            output(json, &op, |o| {
+                format!("created operator {} ({})\n", o.name, o.role)
+            })
+        }
+        OperatorCommand::List => {
+            let ops = client.list_operators().await?;
+            output(json, &ops, |ops| render_operators(ops))
+        }
+        OperatorCommand::Remove { name } => {
+            client.remove_operator(&name).await?;
+            output(json, &serde_json::json!({ "removed": name }), |_| {
+                format!("removed operator {name}\n")
+            })
+        }
+        OperatorCommand::Revoke { name, session } => {
+            client.revoke_sessions(&name, session).await?;
+            output(json, &serde_json::json!({ "revoked": name }), |_| {
+                format!("revoked sessions of {name}\n")
+            })
+        }
+        OperatorCommand::Login {
+            name,
+            password_file,
+        } => login(client, &name, &password_file, json).await,
+    }
+}
+
+/// `cairnd admin org ...`.
+pub async fn org(client: &Client, command: OrgCommand, json: bool) -> Result<(), CliError> {
+    match command {
+        OrgCommand::Set {
+            name,
+            display_name,
+            support_url,
+            tiers,
+        } => {
+            let body = ConfigureOrg {
+                name,
+                display_name,
+                support_url,
+                tiers,
+            };
+            let info = client.configure_org(&body).await?;
+            output(json, &info, |o| format!("organization {} set\n", o.name))
+        }
+        OrgCommand::List => {
+            let orgs = client.list_orgs().await?;
+            output(json, &orgs, |orgs| {
+                orgs.iter()
+                    .map(|o| format!("{:<24} users {:<6} {}\n", o.name, o.users, o.display_name))
+                    .collect()
+            })
+        }
+    }
+}
+
+/// `cairnd admin audit`.
+pub async fn audit(client: &Client, json: bool) -> Result<(), CliError> {
+    let entries = client.audit().await?;
+    output(json, &entries, |entries| {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:>6} {} {:<28} {:<28} {}\n",
+                    e.seq, e.at, e.actor, e.action, e.target
+                )
+            })
+            .collect()
+    })
+}
