@@ -366,6 +366,67 @@ mod tests {
         assert_ne!(mint_token(id).token, t.token);
     }
 
+    /// A session token is accepted only with its own secret, before its
+    /// expiry, and only while its operator keeps that session.
+    #[test]
+    fn operator_sessions_check_secret_expiry_and_presence() {
+        use cairn_consensus::event::{Credentials, KdfParams};
+        use cairn_consensus::{apply, Request, RequestId, UnixMillis};
+        let mut state = cairn_consensus::State::default();
+        let session = mint_session();
+        let events = [
+            Event::OperatorCreated {
+                name: "ro".into(),
+                role: OperatorRole::ReadOnly,
+                org: None,
+                credentials: Credentials {
+                    kdf: KdfParams {
+                        memory_kib: 8,
+                        iterations: 1,
+                        parallelism: 1,
+                        salt: vec![0; 16],
+                    },
+                    login_key_hash: vec![0; 32],
+                },
+                totp_secret: None,
+                at: UnixMillis(1),
+            },
+            Event::OperatorSessionOpened {
+                operator: "ro".into(),
+                session: session.id.clone(),
+                token_hash: session.hash.clone(),
+                expires_at: UnixMillis(100),
+                from: String::new(),
+                at: UnixMillis(2),
+            },
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            let r = Request {
+                request_id: RequestId([i as u8; 16]),
+                event,
+            };
+            assert!(apply(&mut state, &r).is_applied());
+        }
+        let at = |ms| operator_for_token(&state, &session.token, UnixMillis(ms));
+        assert_eq!(at(99).map(|o| o.name), Some("ro".to_string()));
+        assert!(at(100).is_none(), "expired");
+        let (head, _) = session.token.rsplit_once('_').expect("token");
+        let forged = format!("{head}_{}", "ab".repeat(32));
+        assert!(operator_for_token(&state, &forged, UnixMillis(3)).is_none());
+        assert_eq!(session_of(&session.token), Some(session.id.as_str()));
+        assert_eq!(claimed_device(&session.token), None);
+        let revoke = Request {
+            request_id: RequestId([9; 16]),
+            event: Event::OperatorSessionRevoked {
+                operator: "ro".into(),
+                session: None,
+                at: UnixMillis(4),
+            },
+        };
+        assert!(apply(&mut state, &revoke).is_applied());
+        assert!(operator_for_token(&state, &session.token, UnixMillis(5)).is_none());
+    }
+
     #[test]
     fn malformed_tokens_claim_nothing() {
         for bad in [

@@ -338,6 +338,8 @@ mod tests {
         let public = [
             "/api/v1/login/params",
             "/api/v1/login",
+            "/api/v1/operators/login/params",
+            "/api/v1/operators/login",
             "/api/v1/openapi.json",
             "/api/v1/cluster/status",
             "/healthz",
