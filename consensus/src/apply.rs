@@ -709,7 +709,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 .tiers
                 .get(tier)
                 .ok_or_else(|| Rejection::UnknownTier(tier.clone()))?;
-            if !t.requestable {
+            if !t.requestable || !s.offers_tier(*account, tier) {
                 return Err(Rejection::TierNotRequestable(tier.clone()));
             }
             if s.vaults.contains_key(vault) {

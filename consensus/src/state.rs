@@ -836,6 +836,14 @@ impl State {
             .map_or(DEFAULT_ORG, String::as_str)
     }
 
+    /// Whether `account`'s organization offers tier `tier` (an
+    /// organization without a tier list offers every tier).
+    pub fn offers_tier(&self, account: AccountId, tier: &str) -> bool {
+        self.orgs
+            .get(self.org_of(account))
+            .is_none_or(|o| o.tiers.is_empty() || o.tiers.iter().any(|t| t == tier))
+    }
+
     /// The audit trail, oldest first.
     pub fn audit(&self) -> &BTreeMap<u64, AuditEntry> {
         &self.audit

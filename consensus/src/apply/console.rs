@@ -459,6 +459,35 @@ mod tests {
         assert_eq!(state.orgs()["acme"].tiers, ["standard"]);
     }
 
+    /// An organization with a tier list lets its accounts request vaults
+    /// of those tiers only; the default organization offers every tier.
+    #[test]
+    fn an_organization_offers_only_its_tiers() {
+        let vault = |v: u8, a: u8, tier: &str| Event::VaultCreated {
+            vault: crate::testgen::vault(v),
+            account: acc(a),
+            name: format!("v{v}"),
+            tier: tier.into(),
+            wrapped_keys: vec![1],
+            at: t(6),
+        };
+        let (state, out) = run(vec![
+            crate::testgen::tier("gold", true),
+            org("acme", &["gold"]),
+            user_in(5, "carol", "acme"),
+            vault(10, 5, "standard"),
+            vault(11, 5, "gold"),
+            vault(12, 0, "gold"),
+        ]);
+        assert_eq!(
+            out[3],
+            Outcome::Rejected(Rejection::TierNotRequestable("standard".into()))
+        );
+        assert!(out[4].is_applied() && out[5].is_applied(), "{out:?}");
+        assert!(state.offers_tier(acc(5), "gold") && !state.offers_tier(acc(5), "standard"));
+        assert!(state.offers_tier(acc(0), "standard"));
+    }
+
     #[test]
     fn operators_need_a_fitting_organization() {
         let (_, out) = run(vec![

@@ -59,7 +59,8 @@ pub fn vault_info(app: &Cluster, storage: &Storage, s: &Replicated, v: &Vault) -
     }
 }
 
-/// The tiers devices may request vaults from.
+/// The tiers devices may request vaults from: the requestable ones their
+/// account's organization offers.
 #[utoipa::path(get, path = "/api/v1/tiers", tag = "vaults",
     security(("device" = [])),
     responses(
@@ -68,13 +69,13 @@ pub fn vault_info(app: &Cluster, storage: &Storage, s: &Replicated, v: &Vault) -
         (status = 403, body = ErrorBody, description = "forbidden: the admin token"),
     ))]
 async fn list_tiers(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     State(app): State<Arc<Cluster>>,
 ) -> Result<Json<Vec<TierInfo>>, ApiError> {
     Ok(Json(app.state.read(|s| {
         s.tiers()
             .values()
-            .filter(|t| t.requestable)
+            .filter(|t| t.requestable && s.offers_tier(auth.account, &t.name))
             .map(tier_info)
             .collect()
     })))
