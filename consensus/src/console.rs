@@ -19,65 +19,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Credentials;
+pub use crate::event::{Actor, OperatorRole};
 use crate::ids::UnixMillis;
 
 /// The organization of every account that names none (all accounts from
 /// before organizations existed).
 pub const DEFAULT_ORG: &str = "default";
-
-/// What an operator may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum OperatorRole {
-    /// Everything, in every organization.
-    ClusterAdmin,
-    /// Reads and changes the accounts of one organization.
-    OrgAdmin,
-    /// Reads (of one organization, or of all when it names none); changes
-    /// nothing but its own sessions.
-    ReadOnly,
-}
-
-impl OperatorRole {
-    /// The role's name on the command line and in the API.
-    pub fn name(self) -> &'static str {
-        match self {
-            OperatorRole::ClusterAdmin => "cluster-admin",
-            OperatorRole::OrgAdmin => "org-admin",
-            OperatorRole::ReadOnly => "read-only",
-        }
-    }
-
-    /// The role named `name` ([`Self::name`]).
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::ClusterAdmin, Self::OrgAdmin, Self::ReadOnly]
-            .into_iter()
-            .find(|r| r.name() == name)
-    }
-}
-
-/// Who took an admin action: the audit trail's subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Actor {
-    /// A holder of a node's `admin.token` (bootstrap and scripts).
-    AdminToken {
-        /// The node whose token it was.
-        node: u64,
-    },
-    /// An operator, through one of their sessions.
-    Operator {
-        /// The operator's name.
-        name: String,
-    },
-}
-
-impl std::fmt::Display for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Actor::AdminToken { node } => write!(f, "admin token of node {node}"),
-            Actor::Operator { name } => write!(f, "operator {name}"),
-        }
-    }
-}
 
 /// An operator: an admin account of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

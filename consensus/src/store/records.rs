@@ -403,6 +403,17 @@ fn id16<T: FixedId>(what: &'static str, key: &[u8]) -> Result<T> {
     })
 }
 
+/// The big-endian `u64` that follows the prefix byte.
+fn u64_key(what: &'static str, key: &[u8]) -> Result<u64> {
+    key.get(1..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| ConsensusError::Corrupt {
+            what,
+            detail: format!("{} bytes", key.len()),
+        })
+}
+
 /// The 16-byte id that follows the prefix byte of a longer key.
 fn id16_prefix<T: FixedId>(what: &'static str, key: &[u8]) -> Result<T> {
     T::from_bytes(key.get(1..17).unwrap_or_default()).ok_or_else(|| ConsensusError::Corrupt {
@@ -469,16 +480,8 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                 state.jobs.insert(id, dec_migrating::<Job>(&value)?);
             }
             Some(b'N') => {
-                let bytes: [u8; 8] =
-                    key.get(1..)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| ConsensusError::Corrupt {
-                            what: "storage node key",
-                            detail: format!("{} bytes", key.len()),
-                        })?;
-                state
-                    .storage_nodes
-                    .insert(u64::from_be_bytes(bytes), dec(&value)?);
+                let id = u64_key("storage node key", &key)?;
+                state.storage_nodes.insert(id, dec(&value)?);
             }
             Some(b'R') => {
                 let id: RequestId = id16("request key", &key)?;
@@ -524,14 +527,8 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                 state.account_orgs.insert(id, dec(&value)?);
             }
             Some(b'U') => {
-                let bytes: [u8; 8] =
-                    key.get(1..)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| ConsensusError::Corrupt {
-                            what: "audit key",
-                            detail: format!("{} bytes", key.len()),
-                        })?;
-                state.audit.insert(u64::from_be_bytes(bytes), dec(&value)?);
+                let seq = u64_key("audit key", &key)?;
+                state.audit.insert(seq, dec(&value)?);
             }
             Some(b'm') if &*key == KEY_SINGLETONS => header = Some(dec::<Singletons>(&value)?),
             Some(b'm') if &*key == KEY_SERVER_SECRET => {

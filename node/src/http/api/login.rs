@@ -169,10 +169,40 @@ pub(super) fn record_attempt(shared: &Shared, attempt: Attempt, ok: bool) {
 
 /// Gives back an attempt that ended before its key was checked (no
 /// leader, say): it is not a failed login.
-pub(super) fn release_attempt(shared: &Shared, attempt: Attempt) {
+fn release_attempt(shared: &Shared, attempt: Attempt) {
     if let Ok(mut limiter) = shared.limiter.lock() {
         limiter.release(attempt);
     }
+}
+
+/// A login attempt under the rate limits: counts it for `limiter_key`
+/// from `peer`, finds the record and its stored key hash with `find` (after
+/// a read barrier) and checks `login_key` against it in constant time.
+///
+/// # Errors
+///
+/// `rate_limited`, `login_failed` (unknown name or wrong key alike), or no
+/// leader (the attempt is then not counted).
+pub(super) async fn verify_login<T>(
+    app: &Cluster,
+    shared: &Shared,
+    limiter_key: &str,
+    peer: Option<SocketAddr>,
+    login_key: &[u8],
+    find: impl FnOnce(&cairn_consensus::State) -> Option<(T, Vec<u8>)>,
+) -> Result<T, ApiError> {
+    let attempt = check_limits(shared, limiter_key, peer)?;
+    if let Err(e) = app.read_barrier().await {
+        release_attempt(shared, attempt);
+        return Err(e.into());
+    }
+    let found = app.state.read(find);
+    let ok = hash_matches(found.as_ref().map(|(_, h)| h.as_slice()), login_key);
+    record_attempt(shared, attempt, ok);
+    found
+        .filter(|_| ok)
+        .map(|(t, _)| t)
+        .ok_or(ApiError::LoginFailed)
 }
 
 /// Gives `device` (of `account`) a fresh token through
@@ -246,17 +276,11 @@ async fn login(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginReply>, ApiError> {
-    let attempt = check_limits(&shared, &req.user, peer)?;
-    if let Err(e) = app.read_barrier().await {
-        release_attempt(&shared, attempt);
-        return Err(e.into());
-    }
-    let account = app.state.read(|s| s.account_by_name(&req.user).cloned());
-    let ok = key_matches(account.as_ref(), &req.login_key);
-    record_attempt(&shared, attempt, ok);
-    let Some(account) = account.filter(|_| ok) else {
-        return Err(ApiError::LoginFailed);
-    };
+    let account = verify_login(&app, &shared, &req.user, peer, &req.login_key, |s| {
+        s.account_by_name(&req.user)
+            .map(|a| (a.clone(), a.credentials.login_key_hash.clone()))
+    })
+    .await?;
     let device = app
         .state
         .read(|s| {

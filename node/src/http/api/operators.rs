@@ -30,9 +30,7 @@ use cairn_proto::console::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::login::{
-    check_limits, fake_kdf, hash_matches, record_attempt, release_attempt, server_secret,
-};
+use super::login::{fake_kdf, server_secret, verify_login};
 use super::{kdf_info, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey, Peer, Shared};
 use crate::cluster::{now, Cluster};
 use crate::http::auth::{bearer, mint_session, session_of, Admin};
@@ -163,18 +161,13 @@ async fn login(
     ApiJson(req): ApiJson<OperatorLogin>,
 ) -> Result<Json<OperatorSessionReply>, ApiError> {
     let login_key = hex_field("login_key", &req.login_key, None)?;
-    let attempt = check_limits(&shared, &limiter_key(&req.name), peer)?;
-    if let Err(e) = app.read_barrier().await {
-        release_attempt(&shared, attempt);
-        return Err(e.into());
-    }
-    let op = app.state.read(|s| s.operators().get(&req.name).cloned());
-    let stored = op.as_ref().map(|o| o.credentials.login_key_hash.as_slice());
-    let ok = hash_matches(stored, &login_key);
-    record_attempt(&shared, attempt, ok);
-    let Some(op) = op.filter(|_| ok) else {
-        return Err(ApiError::LoginFailed);
-    };
+    let key_name = limiter_key(&req.name);
+    let op = verify_login(&app, &shared, &key_name, peer, &login_key, |s| {
+        s.operators()
+            .get(&req.name)
+            .map(|o| (o.clone(), o.credentials.login_key_hash.clone()))
+    })
+    .await?;
     let session = mint_session();
     let at = now();
     let from = peer.map(|p| p.ip().to_string()).unwrap_or_default();
