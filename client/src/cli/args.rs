@@ -38,6 +38,10 @@ pub struct Cli {
     /// No progress display and no notes (results, warnings and errors stay).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Say more: `-v` lists the files a backup reads (new, changed),
+    /// `-vv` also the unmodified ones.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
     /// The profile file written by `cairn login` (default:
     /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]

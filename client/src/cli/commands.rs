@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
+use cairn_client::backup::{self, BackupOptions, Change, FileListener, ParentChoice, Progress};
 use cairn_client::chunker::ChunkerParams;
 use cairn_client::crypto::KdfParams;
 use cairn_client::forget::{self, Selection};
@@ -35,7 +35,7 @@ use super::args::{
 };
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
-use super::progress::{bytes, load, Spinner};
+use super::progress::{self, bytes, load, BackupStatus, Display, Spinner};
 use super::{interrupt, password as passwords};
 
 /// Exit code of a backup that saved its snapshot but had to leave out
@@ -338,11 +338,15 @@ pub fn vault_init(
 /// `cairn backup`.
 pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
     super::lists::read_into(&mut args)?;
-    let progress = Arc::new(Progress::default());
+    let display = Display::new(!json);
+    let progress = Arc::new(Progress {
+        on_file: file_lister(&display, json),
+        ..Progress::default()
+    });
     let spinner = {
         let p = progress.clone();
-        Spinner::start(!json, move || {
-            format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
+        Spinner::on(display, move |elapsed| {
+            progress::backup_frame(&BackupStatus::of(&p), elapsed)
         })
     };
     let parent = match (args.parent, args.force) {
@@ -542,17 +546,35 @@ pub fn list(
     Ok(0)
 }
 
+/// `-v` lists the files a backup reads (new, changed), `-vv` also the
+/// unmodified ones, above the progress display; nothing under `--json`.
+fn file_lister(display: &Display, json: bool) -> Option<Box<FileListener>> {
+    let level = output::verbosity();
+    if json || level == 0 {
+        return None;
+    }
+    let display = display.clone();
+    Some(Box::new(move |change, path| {
+        let word = match change {
+            Change::New => "new",
+            Change::Changed => "changed",
+            Change::Unmodified if level >= 2 => "unmodified",
+            Change::Unmodified => return,
+        };
+        display.println(&format!("{word:<10} {}", path.display()));
+    }))
+}
+
 /// `cairn restore`.
 pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
     let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
     let snap = find_snapshot(&opened, &args.select, &args.snapshot)?;
-    let done = Arc::new(AtomicU64::new(0));
-    let total = snap.stats.bytes;
+    let done = Arc::new(restore::Progress::default());
     let spinner = {
-        let done = done.clone();
-        Spinner::start(!json && !args.dry_run, move || {
-            format!("restored {} of {}", bytes(load(&done)), bytes(total))
+        let p = done.clone();
+        Spinner::start(!json && !args.dry_run, move |elapsed| {
+            progress::restore_frame(load(&p.done), load(&p.total), elapsed)
         })
     };
     let opts = RestoreOptions {
@@ -590,7 +612,7 @@ pub fn check(config: Option<&Path>, v: VaultArg, read_data: bool, json: bool) ->
     let done = Arc::new(AtomicU64::new(0));
     let spinner = {
         let done = done.clone();
-        Spinner::start(!json && read_data, move || {
+        Spinner::start(!json && read_data, move |_| {
             format!("verified {} chunks", load(&done))
         })
     };
