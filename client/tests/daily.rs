@@ -971,3 +971,65 @@ fn verbose_lists_the_files_and_the_summary_counts_changes_against_the_parent() {
     says(&both, "cannot be used with");
     drop(tmp);
 }
+
+#[test]
+fn a_terminal_shows_a_bar_against_the_parents_totals_and_a_pipe_none() {
+    let (tmp, _vault, v) = scratch();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let big = src.join("big");
+    fs::write(&big, pseudo_random(32 << 20, 7)).unwrap();
+    let s = src.to_str().unwrap();
+    let piped = run_expect(&["backup", "--vault", &v, s], 0);
+    assert!(!stderr(&piped).contains('\x1b'), "{}", stderr(&piped));
+    fs::write(&big, pseudo_random(32 << 20, 8)).unwrap();
+    // `script` gives the backup a terminal (util-linux, in every Debian).
+    let cairn_bin = env!("CARGO_BIN_EXE_cairn");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{cairn_bin} backup --vault {v} {s}"),
+            "/dev/null",
+        ])
+        .env("CAIRN_PASSWORD", common::PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("MiB / 32.00 MiB"), "{screen}");
+    assert!(screen.contains("% ") && screen.contains("] "), "{screen}");
+    assert!(screen.contains("0 / 1 files"), "{screen}");
+}
+
+#[test]
+fn json_streams_status_lines_on_stderr_and_ends_with_the_summary() {
+    use std::io::Write;
+    let (_tmp, _vault, v) = scratch();
+    let mut child = cairn()
+        .args(["--json", "backup", "--vault", &v, "--stdin"])
+        .args(["--stdin-filename", "slow.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // More than the largest chunk, so some is counted before the pause.
+    input.write_all(&pseudo_random(12 << 20, 3)).unwrap();
+    // A slow producer: the backup outlives its first second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    input.write_all(&pseudo_random(1 << 20, 4)).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document a line"))
+        .collect();
+    assert!(!status.is_empty(), "a status line after a second");
+    assert!(status.iter().all(|s| s["message_type"] == "status"));
+    assert!(status[0]["bytes_done"].as_u64().unwrap() > 0, "{status:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["bytes"], 13 << 20);
+}

@@ -345,9 +345,15 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
     });
     let spinner = {
         let p = progress.clone();
-        Spinner::on(display, move |elapsed| {
-            progress::backup_frame(&BackupStatus::of(&p), elapsed)
-        })
+        if json {
+            Spinner::json_lines(move |elapsed| {
+                progress::backup_json(&BackupStatus::of(&p), elapsed)
+            })
+        } else {
+            Spinner::on(display, move |elapsed| {
+                progress::backup_frame(&BackupStatus::of(&p), elapsed)
+            })
+        }
     };
     let parent = match (args.parent, args.force) {
         (Some(p), _) => ParentChoice::Snapshot(p),
@@ -573,9 +579,15 @@ pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u
     let done = Arc::new(restore::Progress::default());
     let spinner = {
         let p = done.clone();
-        Spinner::start(!json && !args.dry_run, move |elapsed| {
-            progress::restore_frame(load(&p.done), load(&p.total), elapsed)
-        })
+        if json && !args.dry_run {
+            Spinner::json_lines(move |elapsed| {
+                progress::restore_json(load(&p.done), load(&p.total), elapsed)
+            })
+        } else {
+            Spinner::start(!json && !args.dry_run, move |elapsed| {
+                progress::restore_frame(load(&p.done), load(&p.total), elapsed)
+            })
+        }
     };
     let opts = RestoreOptions {
         target: fsmeta::expand_tilde(&args.target),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use cairn_client::backup::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 /// One redraw: the text, and the bar's (position, length) when the total
 /// is known.
@@ -111,6 +112,34 @@ impl Spinner {
     }
 }
 
+impl Spinner {
+    /// Under `--json`: one status document a second on stderr, rendered by
+    /// `render(elapsed)` (stdout keeps its one result document); nothing
+    /// under `--quiet` or when the command ends within the first second.
+    pub fn json_lines(render: impl Fn(Duration) -> String + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if super::output::quiet() {
+            return Self { stop, handle: None };
+        }
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut next = Duration::from_secs(1);
+            while !flag.load(Ordering::Relaxed) {
+                if started.elapsed() >= next {
+                    eprintln!("{}", render(started.elapsed()));
+                    next += Duration::from_secs(1);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
 impl Drop for Spinner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -195,6 +224,48 @@ pub fn backup_frame(s: &BackupStatus, elapsed: Duration) -> Frame {
         text: parts.join(", "),
         of: known.then_some((s.bytes, s.expected_bytes)),
     }
+}
+
+/// A backup's `--json` status document (restic's `status` message):
+/// counters, totals when known, the current file.
+pub fn backup_json(s: &BackupStatus, elapsed: Duration) -> String {
+    #[derive(Serialize)]
+    struct Status<'a> {
+        message_type: &'static str,
+        seconds_elapsed: u64,
+        percent_done: Option<f64>,
+        files_done: u64,
+        bytes_done: u64,
+        total_files: Option<u64>,
+        total_bytes: Option<u64>,
+        errors: u64,
+        current_file: &'a str,
+    }
+    let known = s.expected_bytes > 0 && s.bytes <= s.expected_bytes;
+    serde_json::to_string(&Status {
+        message_type: "status",
+        seconds_elapsed: elapsed.as_secs(),
+        percent_done: known.then(|| s.bytes as f64 / s.expected_bytes as f64),
+        files_done: s.files,
+        bytes_done: s.bytes,
+        total_files: (s.expected_files > 0).then_some(s.expected_files),
+        total_bytes: (s.expected_bytes > 0).then_some(s.expected_bytes),
+        errors: s.errors,
+        current_file: &s.current,
+    })
+    .unwrap_or_default()
+}
+
+/// A restore's `--json` status document.
+pub fn restore_json(done: u64, total: u64, elapsed: Duration) -> String {
+    serde_json::json!({
+        "message_type": "status",
+        "seconds_elapsed": elapsed.as_secs(),
+        "percent_done": (total > 0).then(|| done.min(total) as f64 / total as f64),
+        "bytes_done": done,
+        "total_bytes": total,
+    })
+    .to_string()
 }
 
 /// A restore's line: percentage of the selected files' bytes, rate, ETA.
@@ -290,5 +361,30 @@ mod tests {
         assert_eq!(f.text, "25% 30 B / 120 B, 10 B/s, ETA 0:09");
         assert_eq!(f.of, Some((30, 120)));
         assert_eq!(restore_frame(5, 0, Duration::ZERO).text, "restored 5 B");
+    }
+
+    #[test]
+    fn json_status_documents_carry_totals_only_when_known() {
+        let s = BackupStatus {
+            files: 1,
+            bytes: 50,
+            expected_files: 2,
+            expected_bytes: 200,
+            errors: 0,
+            current: "/x".into(),
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&backup_json(&s, Duration::from_secs(3))).unwrap();
+        assert_eq!(doc["message_type"], "status");
+        assert_eq!(doc["percent_done"], 0.25);
+        assert_eq!(doc["total_bytes"], 200);
+        assert_eq!(doc["current_file"], "/x");
+        let first = BackupStatus::default();
+        let doc: serde_json::Value =
+            serde_json::from_str(&backup_json(&first, Duration::ZERO)).unwrap();
+        assert!(doc["percent_done"].is_null() && doc["total_bytes"].is_null());
+        let doc: serde_json::Value =
+            serde_json::from_str(&restore_json(10, 40, Duration::ZERO)).unwrap();
+        assert_eq!(doc["percent_done"], 0.25);
     }
 }
