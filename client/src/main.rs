@@ -128,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             select,
             snapshot,
         } => browse::stats(config, &vault, &select, snapshot.as_deref(), json),
+        Command::Tag(args) => cli::tag::tag(config, args, json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),
         Command::Key(KeyCommand::Passwd { vault: Some(v) }) => commands::passwd_local(&v, json),

@@ -1033,3 +1033,64 @@ fn json_streams_status_lines_on_stderr_and_ends_with_the_summary() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["bytes"], 13 << 20);
 }
+
+#[test]
+fn tag_adds_removes_and_sets_tags_and_selection_follows() {
+    let (tmp, v, src) = with_source();
+    let s = src.to_str().unwrap();
+    let first = run_json(&["backup", "--vault", &v, s, "--tag", "daily"]);
+    let second = run_json(&["backup", "--vault", &v, s]);
+    // Every snapshot the selection keeps: the untagged one is not touched.
+    let out = run_json(&[
+        "tag",
+        "--vault",
+        &v,
+        "--tag",
+        "daily",
+        "--add",
+        "keep,audit",
+    ]);
+    let retagged = out["retagged"].as_array().unwrap();
+    assert_eq!(retagged.len(), 1, "{out}");
+    assert_eq!(retagged[0]["old"], first["id"]);
+    assert_eq!(
+        retagged[0]["tags"],
+        serde_json::json!(["daily", "keep", "audit"])
+    );
+    let kept = run_json(&["snapshots", "--vault", &v, "--tag", "keep"]);
+    assert_eq!(kept.as_array().unwrap().len(), 1);
+    assert_eq!(kept[0]["id"], retagged[0]["id"]);
+    // The data is the same snapshot's: it restores.
+    let r = restore_json(&v, &tmp.path().join("r"), &["--tag", "keep"]);
+    assert_eq!(r["id"], retagged[0]["id"]);
+    let a = restored(&tmp.path().join("r"), &src.join("a.txt"));
+    assert_eq!(fs::read(a).unwrap(), b"a from the snapshot");
+
+    // By id prefix: remove, then set; asking again changes nothing.
+    let id = retagged[0]["id"].as_str().unwrap().to_string();
+    let out = run_json(&["tag", "--vault", &v, &id[..10], "--remove", "daily"]);
+    let id = out["retagged"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        out["retagged"][0]["tags"],
+        serde_json::json!(["keep", "audit"])
+    );
+    let out = run_json(&["tag", "--vault", &v, &id, "--set", "monthly"]);
+    let id = out["retagged"][0]["id"].as_str().unwrap().to_string();
+    let again = run_json(&["tag", "--vault", &v, &id, "--add", "monthly"]);
+    assert_eq!(again["unchanged"], serde_json::json!([id]));
+    let all = run_json(&["snapshots", "--vault", &v]);
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&second["id"].as_str().unwrap()) && ids.contains(&id.as_str()));
+    let text = run_expect(&["tag", "--vault", &v, &id, "--set", ""], 0);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("no tags"));
+
+    // Nothing to do is an error.
+    let out = run_expect(&["tag", "--vault", &v, "latest"], 1);
+    says(&out, "give --add, --remove or --set");
+}

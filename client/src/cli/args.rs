@@ -240,6 +240,14 @@ pub enum Command {
     /// is still damaged is named (exit 4); `--forget-unhealed` forgets them
     /// (then `prune`). Local vaults (a cluster heals replicas itself).
     Repair(RepairArgs),
+    /// Add, remove or replace the tags of snapshots (local vaults).
+    ///
+    /// The named snapshots, or without names every snapshot the selection
+    /// keeps. A re-tagged snapshot gets a new id (its tags are sealed with
+    /// it); its data, time, device and item stay.
+    ///
+    /// Example: `cairn tag --vault /backup/vault latest --add keep`.
+    Tag(TagArgs),
     /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
     ///
     /// Snapshots are grouped by device and item (or paths); in each group the
@@ -480,6 +488,28 @@ impl SelectArgs {
                 .collect(),
         }
     }
+}
+
+#[derive(Args)]
+pub struct TagArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshots to re-tag (ids, unique prefixes or `latest`); with none,
+    /// every snapshot the selection keeps.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Add these tags (repeatable, or comma-separated).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub add: Vec<String>,
+    /// Remove these tags (repeatable, or comma-separated).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub remove: Vec<String>,
+    /// Replace all tags with these (repeatable, or comma-separated; `--set ''`
+    /// removes every tag).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub set: Option<Vec<String>>,
 }
 
 #[derive(Args)]

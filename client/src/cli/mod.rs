@@ -5,8 +5,9 @@
 //! display ([`progress`]), how a command ends ([`exit`]), `cairn repair`
 //! ([`repair`]), the commands that look into snapshots (`dump`, `find`,
 //! `diff`, `stats`: [`browse`]), shell completions and man pages
-//! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]) and
-//! signals during account-vault jobs ([`interrupt`]). Unattended backups have a module each, clap types and
+//! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
+//! signals during account-vault jobs ([`interrupt`]) and `cairn tag`
+//! ([`tag`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
@@ -25,3 +26,4 @@ pub mod progress;
 pub mod repair;
 pub mod retention;
 pub mod schedule;
+pub mod tag;
