@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_node::client::{self, format_status, CliError, Client};
+use cairn_node::client::{self, format_status, human_bytes, CliError, Client, Health};
 use cairn_node::config::FileConfig;
 use cairn_proto::admin::DefineTier;
 use clap::Subcommand;
@@ -14,7 +14,9 @@ use super::settings::{required, ClientArgs};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Leader, term, members, voters, applied index per node, storage nodes.
+    /// Healthy or not (and why), leader, term, members, voters, applied
+    /// index per node, storage nodes. Exit code 4 without a leader (text
+    /// output; `--json` exits 0 with `"leader": null`).
     Status,
     /// Drain a storage node (needs the admin token): it takes no new copies and its chunks move
     /// to other nodes; `cluster status` shows what is left to move. Then `cluster remove` it.
@@ -191,7 +193,14 @@ pub async fn cluster(
             let status = Client::new(&target.server, None, target.ca_file.as_deref())?
                 .cluster_status()
                 .await?;
-            output(json, &status, format_status)
+            output(json, &status, format_status)?;
+            // Text for people and scripts alike: no leader is a failure.
+            // `--json` keeps exit 0 with `"leader": null` in the document.
+            let health = Health::of(&status);
+            if health.leader.is_none() && !json {
+                return Err(CliError::Unhealthy(health.problems().join("; ")));
+            }
+            Ok(())
         }
         ClusterCommand::Drain { node_id } => {
             let drained = target.admin()?.drain_node(node_id).await?;
@@ -348,15 +357,23 @@ fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
 
 /// One line of `admin jobs`.
 fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    // Local time, as the operator reads a clock.
     let started = i64::try_from(j.started_at)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| j.started_at.to_string(), |t| format!("{t:.0}"));
+        .map_or_else(
+            || j.started_at.to_string(),
+            |t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            },
+        );
     let vault = j
         .vault
         .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());
     format!(
-        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {} bytes{}\n",
+        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {}{}\n",
         j.id,
         j.kind.name(),
         j.status_name(),
@@ -368,7 +385,7 @@ fn job_line(j: &cairn_proto::api::JobInfo) -> String {
             .as_deref()
             .map_or_else(String::new, |i| format!(" item {i}")),
         j.files,
-        j.bytes,
+        human_bytes(j.bytes),
         // Device-written text: control characters shown escaped, so a job
         // cannot rewrite the operator's terminal (stored ones may predate
         // the escaping on input).
