@@ -46,6 +46,27 @@ pub fn verbosity() -> u8 {
     VERBOSITY.get().map_or(0, |&v| u8::try_from(v).unwrap_or(0))
 }
 
+/// A table for human output with these column headers: columns as wide
+/// as their longest cell (a long device name or path widens its column
+/// instead of shifting the ones after it), no borders, two spaces apart.
+pub fn table(headers: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(headers.to_vec());
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    t
+}
+
+/// A table's lines without trailing blanks.
+pub fn table_text(t: &comfy_table::Table) -> String {
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Prints `value` as one pretty JSON document with sorted keys.
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let value = serde_json::to_value(value)?;
@@ -374,36 +395,46 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
         let list: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, keys)).collect();
         return print_json(&list);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  paths",
-        "id", "time", "device", "item", "files", "size"
-    )?;
+    let mut t = table(&[
+        "id", "time", "device", "item", "files", "size", "paths", "tags",
+    ]);
     for s in snaps {
-        let paths = s
-            .open_meta(keys)
-            .map(|m| {
-                let tags = if m.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", m.tags.join(","))
-                };
-                m.paths.join(" ") + &tags
-            })
-            .unwrap_or_else(|e| e.to_string());
-        writeln!(
-            out,
-            "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  {}",
+        let (paths, tags) = s.open_meta(keys).map_or_else(
+            |e| (e.to_string(), String::new()),
+            |m| (m.paths.join(" "), m.tags.join(",")),
+        );
+        t.add_row(vec![
             s.short_id(),
-            &s.time[..19.min(s.time.len())].replace('T', " "),
-            s.device,
-            s.item.as_deref().unwrap_or("-"),
-            s.stats.files,
+            super::account::local(&s.time),
+            s.device.clone(),
+            s.item.clone().unwrap_or_else(|| "-".into()),
+            s.stats.files.to_string(),
             bytes(s.stats.bytes),
-            paths
-        )?;
+            paths,
+            tags,
+        ]);
     }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", table_text(&t))?;
     writeln!(out, "{} snapshot(s)", snaps.len())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_cell_widens_its_column_and_keeps_the_others_aligned() {
+        let mut t = table(&["id", "device", "size"]);
+        t.add_row(vec!["a1", "laptop", "1 KiB"]);
+        t.add_row(vec!["b2", "a-device-with-a-very-long-name", "2 KiB"]);
+        let text = table_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let col = |l: &str| l.find("KiB").or_else(|| l.find("size"));
+        assert_eq!(col(lines[1]).map(|c| c - 2), col(lines[0]), "{text}");
+        assert_eq!(col(lines[1]), col(lines[2]), "{text}");
+        assert!(lines.iter().all(|l| !l.ends_with(' ')), "{text}");
+    }
 }
