@@ -1043,4 +1043,23 @@ mod tests {
         assert_eq!(plan.unit_ids(&units[0]).len(), 1);
         assert_eq!(plan.unit_ids(&units[3]).len(), 8);
     }
+
+    #[test]
+    fn progress_counts_against_the_selected_files_only() {
+        let vault = crate::vault::memory::testing::small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("big"), vec![7u8; 100_000]).unwrap();
+        fs::write(src.path().join("small"), vec![8u8; 5_000]).unwrap();
+        let report = crate::vault::memory::testing::backup_dir(&vault, src.path());
+        let out = tempfile::tempdir().unwrap();
+        let opts = RestoreOptions {
+            target: out.path().to_path_buf(),
+            includes: vec!["small".into()],
+            ..RestoreOptions::default()
+        };
+        let progress = Progress::default();
+        run(&vault, &report.snapshot, &opts, &progress).unwrap();
+        assert_eq!(progress.total.load(Ordering::Relaxed), 5_000);
+        assert_eq!(progress.done.load(Ordering::Relaxed), 5_000);
+    }
 }
