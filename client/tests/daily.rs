@@ -855,27 +855,27 @@ fn sparse_files_are_restored_sparse() {
     );
 }
 
+/// Starts `cairn --json backup --stdin --stdin-filename NAME` into vault
+/// `v`; returns it and its standard input, to feed.
+fn stdin_backup(v: &str, name: &str) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = cairn()
+        .args(["--json", "backup", "--vault", v, "--stdin"])
+        .args(["--stdin-filename", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = child.stdin.take().unwrap();
+    (child, input)
+}
+
 #[test]
 fn standard_input_is_backed_up_as_one_file() {
     let (tmp, _vault, v) = scratch();
     let data = pseudo_random(3 << 20, 11);
     let backup = |name: &str| {
-        let mut child = cairn()
-            .args([
-                "--json",
-                "backup",
-                "--vault",
-                &v,
-                "--stdin",
-                "--stdin-filename",
-                name,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
+        let (child, mut input) = stdin_backup(&v, name);
         let payload = data.clone();
         let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut input, &payload));
         let out = child.wait_with_output().unwrap();
@@ -1006,15 +1006,7 @@ fn a_terminal_shows_a_bar_against_the_parents_totals_and_a_pipe_none() {
 fn json_streams_status_lines_on_stderr_and_ends_with_the_summary() {
     use std::io::Write;
     let (_tmp, _vault, v) = scratch();
-    let mut child = cairn()
-        .args(["--json", "backup", "--vault", &v, "--stdin"])
-        .args(["--stdin-filename", "slow.bin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
+    let (child, mut input) = stdin_backup(&v, "slow.bin");
     // More than the largest chunk, so some is counted before the pause.
     input.write_all(&pseudo_random(12 << 20, 3)).unwrap();
     // A slow producer: the backup outlives its first second.
