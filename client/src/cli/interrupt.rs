@@ -30,30 +30,6 @@ pub fn stop_on_signal(flag: &'static AtomicBool) {
     let _ = STOP.set(flag);
 }
 
-/// Ends the process once `limit` has passed: the running job is recorded
-/// `timeout` and the process exits with 124 (as `timeout(1)` does).
-pub fn time_limit(limit: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        if let Some(job) = CANCEL.take() {
-            eprintln!(
-                "time limit of {}s reached: recording the job as timed out",
-                limit.as_secs()
-            );
-            record(job, move |j| {
-                j.record_as(
-                    JobStatus::Timeout,
-                    &format!(
-                        "stopped: the schedule's time limit of {}s was reached",
-                        limit.as_secs()
-                    ),
-                )
-            });
-        }
-        std::process::exit(124);
-    });
-}
-
 /// Records a job's end on its own thread, waiting [`RECORD_FOR`] at most.
 fn record(
     job: PendingCancel,
