@@ -589,7 +589,10 @@ mod tests {
         assert_eq!(c, chain());
         assert_eq!(due, [Level::Vault, Level::Item, Level::Schedule]);
         // Stopped in the item's before commands: item and schedule.
-        assert_eq!(afters_due(&m[..3]).unwrap().2, [Level::Item, Level::Schedule]);
+        assert_eq!(
+            afters_due(&m[..3]).unwrap().2,
+            [Level::Item, Level::Schedule]
+        );
         // Stopped in the item's afters: only the schedule's are left.
         assert_eq!(afters_due(&m[..6]).unwrap().2, [Level::Schedule]);
         assert_eq!(afters_due(m).unwrap().2, []);
@@ -603,7 +606,10 @@ mod tests {
         };
         let mut log = String::new();
         run_afters(&c, &ctx, &due, &mut shell, &mut end, &mut log);
-        assert_eq!(commands(&shell), ["vault-after", "item-after", "schedule-after"]);
+        assert_eq!(
+            commands(&shell),
+            ["vault-after", "item-after", "schedule-after"]
+        );
         assert_eq!(end.status, JobStatus::Timeout);
         let (_, env) = &shell.ran[0];
         assert!(env.contains(&("CAIRN_JOB_STATUS".into(), "timeout".into())));
@@ -615,7 +621,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("marks");
         let mut sh = SystemShell::marking(&path).unwrap();
-        run_chain(&chain(), &Context::default(), &mut MarkOnly(&mut sh), ok_job);
+        run_chain(
+            &chain(),
+            &Context::default(),
+            &mut MarkOnly(&mut sh),
+            ok_job,
+        );
         let mut torn = std::fs::read_to_string(&path).unwrap();
         torn.push_str("{\"after\":");
         std::fs::write(&path, torn).unwrap();

@@ -96,5 +96,4 @@ mod tests {
             SignedDuration::ZERO
         );
     }
-
 }

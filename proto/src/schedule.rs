@@ -35,7 +35,6 @@ use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, ToSpan};
 
-
 /// Shown with every refused specification.
 const EXAMPLES: &str = "examples: `once 2027-01-01T02:00`, `hourly :15`, `daily 02:00`, \
                         `weekly mon,thu 02:00`, `monthly 1 02:00`, `every 6h`";
@@ -172,7 +171,8 @@ impl FromStr for Frequency {
     ///
     /// [`SpecError`] naming what is wrong, with examples.
     fn from_str(spec: &str) -> Result<Self, SpecError> {
-        let err = |reason: &str| SpecError(format!("invalid schedule {spec:?}: {reason} ({EXAMPLES})"));
+        let err =
+            |reason: &str| SpecError(format!("invalid schedule {spec:?}: {reason} ({EXAMPLES})"));
         let words: Vec<&str> = spec.split_whitespace().collect();
         match words.as_slice() {
             ["once", at] => at
@@ -591,7 +591,10 @@ mod tests {
         assert_eq!(freq("weekly mon,thu 02:00").max_gap(), h(4 * 24 + 1));
         assert_eq!(freq("weekly sun 02:00").max_gap(), h(7 * 24 + 1));
         assert_eq!(freq("monthly 1 02:00").max_gap(), h(31 * 24 + 1));
-        assert_eq!(freq("every 3s").max_gap(), Some(SignedDuration::from_secs(3)));
+        assert_eq!(
+            freq("every 3s").max_gap(),
+            Some(SignedDuration::from_secs(3))
+        );
         let once = freq("once 2027-01-01T02:00");
         assert_eq!(once.max_gap(), None);
         assert_eq!(once.once_due_by(), Some(ts("2027-01-01T14:00Z")));

@@ -142,6 +142,24 @@ fn echo_around(d: &Device, out: &Path, vault_before: &str, extra: &[&str]) {
     add_schedule(d, "tick", "every 2s", &args);
 }
 
+/// A [`setup`] whose item commands echo `item-before`/`item-after` (see
+/// [`echo`]) to the returned steps file.
+fn setup_echoing() -> (tempfile::TempDir, PathBuf, Setup) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("steps");
+    let (ib, ia) = (echo("item-before", &out), echo("item-after", &out));
+    let s = setup(&[], &["--before", &ib, "--after", &ia]);
+    (dir, out, s)
+}
+
+/// The steps of a job that entered `levels` (outermost first): their
+/// before commands in order, then their after commands innermost first.
+fn nested(levels: &[&str]) -> Vec<String> {
+    let before = levels.iter().map(|l| format!("{l}-before"));
+    let after = levels.iter().rev().map(|l| format!("{l}-after"));
+    before.chain(after).collect()
+}
+
 /// The first word of each line of `steps` about job `id`.
 fn steps_of<'a>(steps: &'a str, id: &str) -> Vec<&'a str> {
     steps
@@ -153,10 +171,7 @@ fn steps_of<'a>(steps: &'a str, id: &str) -> Vec<&'a str> {
 
 #[test]
 fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("steps");
-    let (ib, ia) = (echo("item-before", &out), echo("item-after", &out));
-    let s = setup(&[], &["--before", &ib, "--after", &ia]);
+    let (_dir, out, s) = setup_echoing();
     let d = &s.device;
     echo_around(d, &out, &echo("vault-before", &out), &[]);
     let child = daemon(d);
@@ -232,12 +247,7 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
     // clean up after themselves.
     assert_eq!(
         steps_of(&steps, id),
-        [
-            "schedule-before",
-            "item-before",
-            "item-after",
-            "schedule-after"
-        ],
+        nested(&["schedule", "item"]),
         "{steps}"
     );
     assert!(steps.contains("item-after"), "{steps}");
@@ -311,10 +321,7 @@ fn a_schedule_that_passed_while_the_daemon_was_down_is_missed_and_overdue() {
     wait_for("an overdue device", Duration::from_secs(30), || {
         (overdue_devices(&s) == Some(1.0)).then_some(())
     });
-    assert_eq!(
-        node.metric("cairn_backups_overdue_schedules"),
-        Some(1.0)
-    );
+    assert_eq!(node.metric("cairn_backups_overdue_schedules"), Some(1.0));
     let listed = cairn_tests::json_of(
         "admin backups overdue",
         &node.admin(&["backups", "overdue", "--json"]),
@@ -325,7 +332,10 @@ fn a_schedule_that_passed_while_the_daemon_was_down_is_missed_and_overdue() {
     assert_eq!(listed[0]["item"], "home");
     assert_eq!(listed[0]["device_name"], "desk");
     assert!(listed[0]["last_success"].is_u64(), "{listed:?}");
-    let text = ok("admin backups overdue", &node.admin(&["backups", "overdue"]));
+    let text = ok(
+        "admin backups overdue",
+        &node.admin(&["backups", "overdue"]),
+    );
     assert!(text.contains("schedule tick (item home"), "{text}");
 
     let child = daemon(d);
@@ -386,10 +396,7 @@ fn a_second_daemon_for_the_device_refuses_to_start() {
 
 #[test]
 fn a_run_over_its_time_limit_ends_as_timeout_and_still_runs_its_after_commands() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("steps");
-    let (ib, ia) = (echo("item-before", &out), echo("item-after", &out));
-    let s = setup(&[], &["--before", &ib, "--after", &ia]);
+    let (_dir, out, s) = setup_echoing();
     let d = &s.device;
     // The vault's before command outlives the limit; it is killed with the
     // job (`late` is never written).
@@ -415,19 +422,15 @@ fn a_run_over_its_time_limit_ends_as_timeout_and_still_runs_its_after_commands()
         "{job}"
     );
     let log = job["log"].as_str().expect("log");
-    assert!(log.contains("[schedule after] $ echo schedule-after"), "{log}");
+    assert!(
+        log.contains("[schedule after] $ echo schedule-after"),
+        "{log}"
+    );
     let id = job["id"].as_str().expect("id");
     let steps = std::fs::read_to_string(&out).expect("steps file");
     assert_eq!(
         steps_of(&steps, id),
-        [
-            "schedule-before",
-            "item-before",
-            "vault-before",
-            "vault-after",
-            "item-after",
-            "schedule-after"
-        ],
+        nested(&["schedule", "item", "vault"]),
         "{steps}"
     );
     assert!(steps

@@ -391,9 +391,8 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 tags: args.tags,
             };
             let mut shell = match &args.marks {
-                Some(path) => SystemShell::marking(path).map_err(|e| {
-                    Error::io("create the job's marks file", path, e)
-                })?,
+                Some(path) => SystemShell::marking(path)
+                    .map_err(|e| Error::io("create the job's marks file", path, e))?,
                 None => SystemShell::default(),
             };
             let env = JobEnv {

@@ -16,7 +16,6 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use cairn_client::jobs::{CancelToken, PendingCancel};
-use cairn_proto::api::JobStatus;
 
 /// The running job a signal records as cancelled.
 static CANCEL: CancelToken = CancelToken::new();

@@ -291,9 +291,9 @@ fn act(
             match launch(opts, s, job, &marks) {
                 Ok(child) => {
                     say(&format!("schedule {name}: started job {job}"));
-                    let limit = s.timeout_s.map(|t| {
-                        (t, Instant::now() + Duration::from_secs(t.into()))
-                    });
+                    let limit = s
+                        .timeout_s
+                        .map(|t| (t, Instant::now() + Duration::from_secs(t.into())));
                     running.insert(
                         name.clone(),
                         Running {

@@ -266,7 +266,9 @@ mod tests {
         assert_eq!(actions, [missed, skip]);
         // Nothing missed, nothing run.
         let mut s = Scheduler::new(b"dev");
-        assert!(s.tick(&p, ts(47), &TimeZone::UTC, |_| false, |_| ts(45)).is_empty());
+        assert!(s
+            .tick(&p, ts(47), &TimeZone::UTC, |_| false, |_| ts(45))
+            .is_empty());
     }
 
     #[test]

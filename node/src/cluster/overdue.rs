@@ -88,7 +88,10 @@ pub fn facts_of(s: &State) -> (Vec<Scheduled>, BTreeMap<(DeviceId, String), Unix
     let jobs = s.jobs().values().filter_map(|j| {
         let end = j.finished.as_ref()?;
         let ok = matches!(end.status, JobStatus::Succeeded | JobStatus::Warnings);
-        let item = j.item.as_ref().filter(|_| ok && j.kind == JobKind::Backup)?;
+        let item = j
+            .item
+            .as_ref()
+            .filter(|_| ok && j.kind == JobKind::Backup)?;
         Some(((j.device, item.clone()), end.at))
     });
     let snapshots = s

@@ -385,7 +385,8 @@ fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
         esc(&o.schedule),
         esc(&o.item),
         esc(&o.spec),
-        o.last_success.map_or_else(|| "never".to_string(), time_text),
+        o.last_success
+            .map_or_else(|| "never".to_string(), time_text),
         time_text(o.due_by),
     )
 }

@@ -14,9 +14,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::{AccountId, Event, Request, RequestId};
-use cairn_proto::admin::{
-    CreateUser, DefineTier, JobsQuery, OverdueBackup, TierInfo, UserInfo,
-};
+use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, OverdueBackup, TierInfo, UserInfo};
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
 use utoipa_axum::router::OpenApiRouter;

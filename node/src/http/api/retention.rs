@@ -163,12 +163,14 @@ async fn set_retention(
     ApiJson(req): ApiJson<PutRetention>,
 ) -> Result<Json<RetentionInfo>, ApiError> {
     let policy = policy_event(req.policy);
-    change(&app, &auth, id, &key, req.item, |item| Event::RetentionSet {
-        account: auth.account,
-        vault: id,
-        item,
-        policy,
-        at: now(),
+    change(&app, &auth, id, &key, req.item, |item| {
+        Event::RetentionSet {
+            account: auth.account,
+            vault: id,
+            item,
+            policy,
+            at: now(),
+        }
     })
     .await
 }
