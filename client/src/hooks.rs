@@ -114,8 +114,8 @@ impl Level {
 pub enum Mark {
     /// The commands and context of the job (first).
     Plan {
-        /// The commands.
-        chain: Chain,
+        /// The commands (boxed: the other marks are a byte).
+        chain: Box<Chain>,
         /// Their environment.
         ctx: Context,
     },
@@ -172,7 +172,7 @@ pub fn run_chain(
     job: impl FnOnce() -> FinishJob,
 ) -> FinishJob {
     shell.mark(&Mark::Plan {
-        chain: chain.clone(),
+        chain: Box::new(chain.clone()),
         ctx: ctx.clone(),
     });
     let mut log = String::new();
@@ -251,7 +251,7 @@ pub fn run_afters(
 /// innermost first; `None` before the job wrote its plan.
 pub fn afters_due(marks: &[Mark]) -> Option<(Chain, Context, Vec<Level>)> {
     let (chain, ctx) = marks.iter().find_map(|m| match m {
-        Mark::Plan { chain, ctx } => Some((chain.clone(), ctx.clone())),
+        Mark::Plan { chain, ctx } => Some((chain.as_ref().clone(), ctx.clone())),
         _ => None,
     })?;
     let entered = |l: &Level| marks.contains(&Mark::Before(*l));
