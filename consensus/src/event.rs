@@ -449,7 +449,8 @@ pub enum Event {
         #[serde(with = "proto_id_opt")]
         vault: Option<VaultId>,
         /// The frequency text (`daily 02:00`, `every 6h`…). Its grammar is
-        /// the client's; consensus only bounds its length.
+        /// `cairn_proto::schedule`'s (the node checks it before proposing);
+        /// consensus only bounds its length.
         spec: String,
         /// Random delay before each run, in seconds (Comet's jitter).
         random_delay_s: u32,

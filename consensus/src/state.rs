@@ -248,7 +248,7 @@ pub struct Schedule {
     /// The vault it backs up into; `None`: the item's vault.
     #[serde(with = "proto_id_opt")]
     pub vault: Option<VaultId>,
-    /// The frequency text; its grammar is the client's.
+    /// The frequency text; its grammar is `cairn_proto::schedule`'s.
     pub spec: String,
     /// Random delay before each run, in seconds.
     pub random_delay_s: u32,

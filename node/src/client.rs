@@ -365,6 +365,17 @@ impl Client {
         self.get(&format!("/api/v1/admin/jobs{q}")).await
     }
 
+    /// The overdue schedules (`cairnd admin backups overdue`).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and the server's refusal.
+    pub async fn overdue_backups(
+        &self,
+    ) -> Result<Vec<cairn_proto::admin::OverdueBackup>, CliError> {
+        self.get("/api/v1/admin/backups/overdue").await
+    }
+
     /// Drains a storage node (`cairnd cluster drain`).
     ///
     /// # Errors

@@ -289,6 +289,29 @@ pub struct JobsQuery {
     pub account: Option<String>,
 }
 
+/// One overdue schedule (`GET /api/v1/admin/backups/overdue`): its newest
+/// successful backup is older than the schedule allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OverdueBackup {
+    /// The account's name.
+    pub user: String,
+    /// The device that runs the schedule.
+    pub device: crate::DeviceId,
+    /// The device's name.
+    pub device_name: String,
+    /// The schedule's name.
+    pub schedule: String,
+    /// The item it backs up.
+    pub item: String,
+    /// Its spec (`daily 02:00`…).
+    pub spec: String,
+    /// The newest successful backup of the item, ms since the epoch.
+    pub last_success: Option<u64>,
+    /// When a successful backup was due by, ms since the epoch.
+    pub due_by: u64,
+}
+
 /// An age as operators write it: a whole number and a unit, `s`, `m`,
 /// `h`, `d` or `w` (`90s`, `24h`, `7d`), in milliseconds.
 ///

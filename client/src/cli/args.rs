@@ -670,4 +670,9 @@ pub struct BackupArgs {
     /// The job id to record (set by `cairn daemon`).
     #[arg(long, hide = true, requires = "item")]
     pub job_id: Option<String>,
+    /// Where to note how far the job's before/after commands got (set by
+    /// `cairn daemon`, which runs the owed after commands of a job it stops
+    /// on its schedule's timeout).
+    #[arg(long, hide = true, requires = "item", value_name = "FILE")]
+    pub marks: Option<PathBuf>,
 }

@@ -381,9 +381,6 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 ),
                 None => None,
             };
-            if let Some(t) = schedule.as_ref().and_then(|sc| sc.timeout_s) {
-                interrupt::time_limit(Duration::from_secs(t.into()));
-            }
             let job_id = args
                 .job_id
                 .as_deref()
@@ -403,11 +400,16 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 one_file_system: args.one_file_system,
                 tags: args.tags,
             };
+            let mut shell = match &args.marks {
+                Some(path) => SystemShell::marking(path)
+                    .map_err(|e| Error::io("create the job's marks file", path, e))?,
+                None => SystemShell::default(),
+            };
             let env = JobEnv {
                 cancel: interrupt::cancel_token(),
                 warn: &warn,
                 heartbeat: heartbeat_every(),
-                shell: &mut SystemShell,
+                shell: &mut shell,
             };
             let mut ran = run::backup_item(&mut s, job, env, &progress)?;
             let report = ran.take_report()?;

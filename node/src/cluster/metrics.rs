@@ -7,7 +7,10 @@
 //! template, never by raw path, so the label set stays bounded), snapshot
 //! builds and installs (reported by the consensus store through
 //! [`SnapshotObserver`]) and snapshot chunks sent and received. Job
-//! health (`cairn_jobs{kind,status}`) mirrors the replicated job log.
+//! health (`cairn_jobs{kind,status}`) mirrors the replicated job log; the
+//! leader alone exports the overdue-backup gauges (`cairn_backups_overdue_*`,
+//! see [`super::overdue`]), computed from the replicated schedules, jobs
+//! and snapshots when scraped, so `max()` across nodes is the cluster's.
 //!
 //! Names follow Prometheus conventions (base units, `_total` counters) and
 //! the exposition is checked with `promtool check metrics` in the tests.
@@ -51,6 +54,8 @@ pub struct Metrics {
     members: IntGaugeVec,
     records: IntGaugeVec,
     jobs: IntGaugeVec,
+    overdue_schedules: OptionalGauge,
+    overdue_devices: OptionalGauge,
     storage_nodes: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -68,8 +73,10 @@ pub struct LicenseMetrics {
     /// Seconds until the lease ends on this node's view (0 once it ended;
     /// absent on a dev cluster without a license).
     pub lease_remaining: OptionalGauge,
-    /// Seconds of grace left once the lease ended (0 once read-only;
-    /// absent while the lease is valid).
+    /// Seconds until the cluster turns read-only without a renewal: while
+    /// the lease is valid, its end of grace counted from the last renewal;
+    /// in grace, the grace left; 0 once read-only (absent without a
+    /// license).
     pub grace_remaining: OptionalGauge,
     /// 1 while new backups, vault requests and account changes are refused.
     pub read_only: IntGauge,
@@ -90,7 +97,7 @@ impl LicenseMetrics {
             grace_remaining: OptionalGauge::new(
                 r,
                 "cairn_license_grace_remaining_seconds",
-                "Seconds of grace left after the lease ended, until the cluster turns read-only; absent while the lease is valid.",
+                "Seconds until the cluster turns read-only if no renewal comes: the grace period counted from the last renewal (while the lease is valid too), 0 once read-only; absent without a license (dev clusters).",
             )?,
             read_only: gauge(
                 r,
@@ -527,6 +534,16 @@ impl Metrics {
                 "Jobs in the replicated job log by kind and status (running and revived for unfinished ones; the log keeps each account's newest finished jobs).",
                 &["kind", "status"],
             )?,
+            overdue_schedules: OptionalGauge::new(
+                &r,
+                "cairn_backups_overdue_schedules",
+                "Exported by the leader only: schedules whose newest successful backup is older than the schedule allows (its longest gap, random delay, timeout and a grace).",
+            )?,
+            overdue_devices: OptionalGauge::new(
+                &r,
+                "cairn_backups_overdue_devices",
+                "Exported by the leader only: devices with at least one overdue schedule.",
+            )?,
             storage_nodes: gauge_vec(
                 &r,
                 "cairn_storage_nodes",
@@ -709,6 +726,14 @@ impl Metrics {
             for ((kind, status), n) in super::jobs::job_counts(s.jobs().values()) {
                 self.jobs.with_label_values(&[kind, status]).set(as_i64(n));
             }
+            let overdue = (m.state == ServerState::Leader).then(|| {
+                let (schedules, newest) = super::overdue::facts_of(s);
+                super::overdue::overdue(&schedules, &newest, super::now())
+            });
+            self.overdue_schedules
+                .set(overdue.as_ref().map(|o| o.len() as f64));
+            self.overdue_devices
+                .set(overdue.as_ref().map(|o| super::overdue::devices(o) as f64));
             for status in ["Active", "Draining", "Removed"] {
                 let n = s
                     .storage_nodes()

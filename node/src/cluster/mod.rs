@@ -6,7 +6,8 @@
 //! Failures are a typed [`ClusterError`]; the peers' transport is
 //! [`network`], the Prometheus registry [`metrics`]; [`abandon`] is the
 //! leader's worker that ends silent jobs, [`jobs`] the job log's names and
-//! counts. No other role lives here:
+//! counts, [`overdue`] the schedules whose backups are overdue. No other
+//! role lives here:
 //! the storage role is built on top ([`crate::storage`]), and nothing in
 //! this module knows HTTP servers.
 //!
@@ -30,6 +31,7 @@ pub mod abandon;
 pub mod jobs;
 pub mod metrics;
 pub mod network;
+pub mod overdue;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

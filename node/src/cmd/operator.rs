@@ -1,6 +1,6 @@
 //! The operator commands, which talk to a running cluster over its HTTP API
 //! (`cairn_node::client::Client`): `cairnd cluster status|drain|remove` and
-//! `cairnd admin user|tier|device|jobs`, with their text renderers.
+//! `cairnd admin user|tier|device|jobs|backups`, with their text renderers.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Backup health across accounts.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
+    },
     /// The job log of every account (backups, restores, checks, prunes,
     /// retention passes, logins), oldest first.
     ///
@@ -87,6 +92,15 @@ pub enum DeviceCommand {
         /// Device id (32 hex digits, from `device list`).
         device: cairn_proto::DeviceId,
     },
+}
+
+/// `cairnd admin backups …`.
+#[derive(Subcommand)]
+pub enum BackupsCommand {
+    /// The schedules whose newest successful backup is older than the
+    /// schedule allows (what `cairn_backups_overdue_*` counts), with their
+    /// account, device, last success and when one was due by.
+    Overdue,
 }
 
 #[derive(Subcommand)]
@@ -342,6 +356,12 @@ pub async fn admin(
             let jobs = client.list_jobs(&query).await?;
             output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
         }
+        AdminCommand::Backups {
+            command: BackupsCommand::Overdue,
+        } => {
+            let list = client.overdue_backups().await?;
+            output(json, &list, |list| list.iter().map(overdue_line).collect())
+        }
         AdminCommand::License { command } => super::license::set(&client, command, json).await,
     }
 }
@@ -355,20 +375,41 @@ fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
     format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
 }
 
-/// One line of `admin jobs`.
-fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    // Local time, as the operator reads a clock.
-    let started = i64::try_from(j.started_at)
+/// A time in ms since the epoch as an operator reads a clock: local time.
+fn time_text(ms: u64) -> String {
+    i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
         .map_or_else(
-            || j.started_at.to_string(),
+            || ms.to_string(),
             |t| {
                 t.to_zoned_datetime(jiff::tz::TimeZone::system())
                     .strftime("%Y-%m-%d %H:%M:%S %Z")
                     .to_string()
             },
-        );
+        )
+}
+
+/// One line of `admin backups overdue`.
+fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
+    let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+    format!(
+        "{}/{}  device {}  schedule {} (item {}, `{}`)  last success {}  due by {}\n",
+        esc(&o.user),
+        esc(&o.device_name),
+        o.device,
+        esc(&o.schedule),
+        esc(&o.item),
+        esc(&o.spec),
+        o.last_success
+            .map_or_else(|| "never".to_string(), time_text),
+        time_text(o.due_by),
+    )
+}
+
+/// One line of `admin jobs`.
+fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    let started = time_text(j.started_at);
     let vault = j
         .vault
         .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());

@@ -86,11 +86,15 @@ impl LeaseWorker {
     /// Metrics and a log line on a change of mode.
     fn report(&mut self, view: &View) {
         let m = self.app.metrics.license();
-        // No value is no series (not -1): a dev cluster has no lease, and
-        // grace is not counting down while the lease is valid.
+        // No value is no series (not -1): a dev cluster has no lease. While
+        // the lease is valid the grace gauge says how long until read-only
+        // should renewals stop now, so it always has a value with a license.
         let secs = |ms: u64| Some((ms / 1_000) as f64);
         let (lease, grace) = match view.mode {
-            Mode::Valid { remaining_ms } => (secs(remaining_ms), None),
+            Mode::Valid {
+                remaining_ms,
+                read_only_in_ms,
+            } => (secs(remaining_ms), secs(read_only_in_ms)),
             Mode::Grace { remaining_ms } => (Some(0.0), secs(remaining_ms)),
             Mode::ReadOnly(_) => (Some(0.0), Some(0.0)),
             Mode::DevUnlicensed => (None, None),

@@ -2,7 +2,8 @@
 //! (`GET, POST /api/v1/admin/users`), tiers (`GET, POST
 //! /api/v1/admin/tiers`), and every account's devices and jobs
 //! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
-//! `POST /api/v1/admin/devices/{id}/revoke`). The bodies are
+//! `POST /api/v1/admin/devices/{id}/revoke`), and the overdue schedules
+//! (`GET /api/v1/admin/backups/overdue`). The bodies are
 //! [`cairn_proto::admin`]'s.
 
 use std::sync::Arc;
@@ -13,16 +14,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use cairn_consensus::event::{Credentials, KdfParams};
 use cairn_consensus::{AccountId, Event, Request, RequestId};
-use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, TierInfo, UserInfo};
+use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, OverdueBackup, TierInfo, UserInfo};
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::devices::{device_info, device_now};
-use super::jobs::jobs_where;
+use super::jobs::{account_name, device_name, jobs_where};
 use super::{applied, login_key_hash, propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::cluster::{admin_tier_info, now, Cluster};
+use crate::cluster::{admin_tier_info, now, overdue, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
 use crate::license::gate::Gate;
@@ -31,6 +32,7 @@ use crate::license::gate::Gate;
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(all_jobs))
+        .routes(routes!(overdue_backups))
         .routes(routes!(all_devices))
         .routes(routes!(revoke_any_device))
         .routes(routes!(list_users, create_user))
@@ -62,6 +64,39 @@ async fn all_jobs(
             .filter(|j| job_matches(j, status, q.since_ms, q.account.as_deref()))
             .collect(),
     ))
+}
+
+/// The schedules whose newest successful backup is older than the schedule
+/// allows (linearizable), by device then schedule: what the leader's
+/// `cairn_backups_overdue_*` gauges count.
+#[utoipa::path(get, path = "/api/v1/admin/backups/overdue", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<OverdueBackup>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn overdue_backups(
+    _admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<OverdueBackup>>, ApiError> {
+    app.read_barrier().await?;
+    Ok(Json(app.state.read(|s| {
+        let (schedules, newest) = overdue::facts_of(s);
+        overdue::overdue(&schedules, &newest, now())
+            .into_iter()
+            .map(|o| OverdueBackup {
+                user: account_name(s, o.schedule.account),
+                device: o.schedule.device,
+                device_name: device_name(s, o.schedule.device),
+                schedule: o.schedule.name,
+                item: o.schedule.item,
+                spec: o.schedule.spec,
+                last_success: o.last_success.map(|t| t.0),
+                due_by: o.due_by.0,
+            })
+            .collect()
+    })))
 }
 
 /// The status name a `status` filter means (old names accepted).
