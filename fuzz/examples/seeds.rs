@@ -175,6 +175,7 @@ fn main() {
         active: vec![1, 2, 3],
         draining: vec![4],
         replicas: [(VaultId([1; 16]), 2), (VaultId([2; 16]), 3)].into(),
+        pools: Default::default(),
     };
     let si = "storage_internal";
     out.bincode(si, "keys", 0, &keys);

@@ -455,12 +455,13 @@ pub fn format_status(s: &ClusterStatus) -> String {
             (false, false) => "learner",
         };
         out.push_str(&format!(
-            "  {:>4}  {:<8} {:<28} matched {:<8} applied {}\n",
+            "  {:>4}  {:<8} {:<28} matched {:<8} applied {:<8} roles {}\n",
             m.id,
             kind,
             m.addr,
             opt(m.matched_index),
             opt(m.applied_index),
+            m.roles.join(","),
         ));
     }
     out.push_str(&format!(
@@ -474,12 +475,23 @@ pub fn format_status(s: &ClusterStatus) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {}{moving}\n",
+            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {:<10} labels {}{moving}\n",
             n.id,
             n.status,
             n.addr,
             opt(n.chunks),
             opt(n.bytes),
+            if n.labels.is_empty() {
+                "-".to_string()
+            } else {
+                n.labels.join(",")
+            },
+        ));
+    }
+    if !s.unsatisfiable_tiers.is_empty() {
+        out.push_str(&format!(
+            "unsatisfiable tiers (too few live storage nodes carry their labels): {}\n",
+            s.unsatisfiable_tiers.join(", ")
         ));
     }
     if let Some(l) = &s.license {
