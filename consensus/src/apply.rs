@@ -44,8 +44,8 @@ use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Credentials, Event, JobKind, JobStatus, Lease, Request, RetentionPolicy, RetentionRange,
-    Role, SnapshotRecord, StorageNodeId,
+    Credentials, Event, JobKind, JobStatus, Lease, Request, RetentionPolicy, RetentionRange, Role,
+    SnapshotRecord, StorageNodeId,
 };
 use crate::ids::proto_id;
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
@@ -1658,7 +1658,9 @@ fn apply_node_profile(
     at: UnixMillis,
 ) -> Result<(), Rejection> {
     if roles.is_empty() {
-        return Err(Rejection::InvalidProfile("a node runs at least one role".into()));
+        return Err(Rejection::InvalidProfile(
+            "a node runs at least one role".into(),
+        ));
     }
     if !labels.is_empty() && !roles.contains(&Role::Storage) {
         return Err(Rejection::InvalidProfile(

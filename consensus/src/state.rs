@@ -551,7 +551,9 @@ impl Topology {
 
     /// Whether `node` runs `role` (a node without a profile runs all).
     pub fn has_role(&self, node: StorageNodeId, role: Role) -> bool {
-        self.nodes.get(&node).is_none_or(|p| p.roles.contains(&role))
+        self.nodes
+            .get(&node)
+            .is_none_or(|p| p.roles.contains(&role))
     }
 
     /// The storage labels of `node` (none without a profile).

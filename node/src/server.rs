@@ -554,7 +554,11 @@ pub fn serve_identity(dir: &DataDir, req: ServeRequest) -> Result<NodeIdentity, 
                      to change them (see OPERATIONS.md, \"Changing a node's roles\")",
                     id.node_id,
                     crate::roles::names(&id.roles).join(","),
-                    id.storage_labels.iter().cloned().collect::<Vec<_>>().join(","),
+                    id.storage_labels
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(","),
                     dir.node_file().display()
                 )));
             }

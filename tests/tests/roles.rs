@@ -19,8 +19,12 @@ use serde_json::Value;
 const PW: &str = "roles pass words";
 
 fn status(cluster: &Cluster, i: usize) -> Value {
-    serde_json::from_slice(&cluster.nodes[i].cli(&["cluster", "status", "--json"]).stdout)
-        .expect("cluster status --json")
+    serde_json::from_slice(
+        &cluster.nodes[i]
+            .cli(&["cluster", "status", "--json"])
+            .stdout,
+    )
+    .expect("cluster status --json")
 }
 
 fn chunks_on(cluster: &Cluster, i: usize) -> f64 {
@@ -39,10 +43,7 @@ fn auth_and_storage_nodes_scale_apart() {
         cluster.add_node_with(&serve, &["--roles", "auth,cluster"]);
     }
     for _ in 0..2 {
-        cluster.add_node_with(
-            &serve,
-            &["--roles", "storage", "--storage-labels", "hdd"],
-        );
+        cluster.add_node_with(&serve, &["--roles", "storage", "--storage-labels", "hdd"]);
     }
     cluster.add_node_with(&serve, &["--roles", "storage", "--storage-labels", "ssd"]);
 
@@ -75,9 +76,12 @@ fn auth_and_storage_nodes_scale_apart() {
         .filter_map(|n| n["id"].as_u64())
         .collect();
     assert_eq!(storage, [4, 5, 6]);
-    let text = String::from_utf8_lossy(&cluster.nodes[0].cli(&["cluster", "status"]).stdout)
-        .into_owned();
-    assert!(text.contains("roles auth,cluster") && text.contains("labels ssd"), "{text}");
+    let text =
+        String::from_utf8_lossy(&cluster.nodes[0].cli(&["cluster", "status"]).stdout).into_owned();
+    assert!(
+        text.contains("roles auth,cluster") && text.contains("labels ssd"),
+        "{text}"
+    );
 
     // No auth-only node holds a chunk store.
     for i in 0..3 {
@@ -103,13 +107,37 @@ fn auth_and_storage_nodes_scale_apart() {
     let admin = &cluster.nodes[0];
     ok(
         "hdd tier",
-        &admin.admin(&["tier", "create", "hdd2", "--replicas", "2", "--labels", "hdd"]),
+        &admin.admin(&[
+            "tier",
+            "create",
+            "hdd2",
+            "--replicas",
+            "2",
+            "--labels",
+            "hdd",
+        ]),
     );
     ok(
         "ssd tier",
-        &admin.admin(&["tier", "create", "fast", "--replicas", "1", "--labels", "ssd"]),
+        &admin.admin(&[
+            "tier",
+            "create",
+            "fast",
+            "--replicas",
+            "1",
+            "--labels",
+            "ssd",
+        ]),
     );
-    let refused = admin.admin(&["tier", "create", "fast2", "--replicas", "2", "--labels", "ssd"]);
+    let refused = admin.admin(&[
+        "tier",
+        "create",
+        "fast2",
+        "--replicas",
+        "2",
+        "--labels",
+        "ssd",
+    ]);
     assert!(!refused.status.success(), "a tier needing two ssd nodes");
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("ssd") && why.contains("tier"), "{why}");
@@ -118,8 +146,14 @@ fn auth_and_storage_nodes_scale_apart() {
     let homes = cluster.scratch("devices");
     let via1 = Device::new(&homes.join("via1"), "via-auth-1", PW);
     let via2 = Device::new(&homes.join("via2"), "via-auth-2", PW);
-    ok("login via node 1", &via1.login(&cluster.nodes[0].url(), "dana"));
-    ok("login via node 2", &via2.login(&cluster.nodes[1].url(), "dana"));
+    ok(
+        "login via node 1",
+        &via1.login(&cluster.nodes[0].url(), "dana"),
+    );
+    ok(
+        "login via node 2",
+        &via2.login(&cluster.nodes[1].url(), "dana"),
+    );
     via1.json(&["vault", "request", "--tier", "fast", "--name", "quick"]);
     via1.json(&["vault", "request", "--tier", "hdd2", "--name", "bulk"]);
 
@@ -139,11 +173,19 @@ fn auth_and_storage_nodes_scale_apart() {
     let first_id = first["id"].as_str().expect("snapshot id").to_string();
     let target = cluster.scratch("restore");
     via2.restore_and_compare("bulk", &first_id, &target, &data);
-    assert_eq!(chunks_on(&cluster, 5), on_ssd, "the hdd vault stays off ssd");
-    wait_for("two copies on the hdd nodes", Duration::from_secs(60), || {
-        let (a, b) = (chunks_on(&cluster, 3), chunks_on(&cluster, 4));
-        (a > 0.0 && a == b).then_some(())
-    });
+    assert_eq!(
+        chunks_on(&cluster, 5),
+        on_ssd,
+        "the hdd vault stays off ssd"
+    );
+    wait_for(
+        "two copies on the hdd nodes",
+        Duration::from_secs(60),
+        || {
+            let (a, b) = (chunks_on(&cluster, 3), chunks_on(&cluster, 4));
+            (a > 0.0 && a == b).then_some(())
+        },
+    );
 
     // SIGKILL one hdd node: restores go on (R=2), backups too (W=1), and
     // the node gets its copies back when it returns.

@@ -230,6 +230,7 @@ impl Cluster {
         let cluster_secret =
             ClusterSecret::load(&dir.cluster_secret())?.ok_or_else(|| no_cluster_secret(dir))?;
         let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
+        metrics.set_roles(&identity.roles);
         let (log, sm) =
             cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
         let state = sm.handle();
@@ -942,7 +943,11 @@ impl Cluster {
         // attempt's time: answer from the state.
         Ok(self
             .state
-            .read(|s| s.tiers().get(&fallback.tier.name).map(|t| admin_tier_info(s, t)))
+            .read(|s| {
+                s.tiers()
+                    .get(&fallback.tier.name)
+                    .map(|t| admin_tier_info(s, t))
+            })
             .unwrap_or(fallback))
     }
 

@@ -230,9 +230,9 @@ impl NodeSettings {
         }
         let serve = tls_source(&args, file)?;
         let roles = match args.roles.or_else(|| file.roles.clone()) {
-            Some(names) => Some(
-                cairn_node::roles::parse(&names).map_err(|e| CliError::Usage(e.to_string()))?,
-            ),
+            Some(names) => {
+                Some(cairn_node::roles::parse(&names).map_err(|e| CliError::Usage(e.to_string()))?)
+            }
             None => None,
         };
         let storage_labels = args

@@ -110,9 +110,7 @@ fn own_store(storage: &Storage) -> Result<Arc<RocksStore>, ApiError> {
 async fn internal<Q, R>(
     storage: Arc<Storage>,
     body: &Bytes,
-    answer: impl FnOnce(&Storage, &RocksStore, Q) -> Result<R, cairn_chunkstore::Error>
-        + Send
-        + 'static,
+    answer: impl FnOnce(&Storage, &RocksStore, Q) -> Result<R, cairn_chunkstore::Error> + Send + 'static,
 ) -> Result<Response, ApiError>
 where
     Q: DeserializeOwned + Send + 'static,
@@ -164,9 +162,11 @@ async fn internal_push(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, store, (to, keys): (NodeId, Vec<ChunkKey>)| {
-        push_from(store, &*s.peers, to, &keys)
-    })
+    internal(
+        storage,
+        &body,
+        |s, store, (to, keys): (NodeId, Vec<ChunkKey>)| push_from(store, &*s.peers, to, &keys),
+    )
     .await
 }
 
@@ -194,9 +194,11 @@ async fn internal_sweep(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |_, store, (keys, cutoff): (Vec<ChunkKey>, u64)| {
-        store.delete_untouched(&keys, cutoff)
-    })
+    internal(
+        storage,
+        &body,
+        |_, store, (keys, cutoff): (Vec<ChunkKey>, u64)| store.delete_untouched(&keys, cutoff),
+    )
     .await
 }
 
@@ -219,5 +221,8 @@ async fn internal_usage(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |_, store, vault: VaultId| store.usage(&vault)).await
+    internal(storage, &body, |_, store, vault: VaultId| {
+        store.usage(&vault)
+    })
+    .await
 }

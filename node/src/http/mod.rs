@@ -79,8 +79,8 @@ pub use extract::{ClientAddr, IDEMPOTENCY_KEY};
 
 use crate::cluster::Cluster;
 use crate::license::gate::Gate;
-use cairn_consensus::event::Role;
 use crate::storage::Storage;
+use cairn_consensus::event::Role;
 
 /// Largest JSON request body of the API routes (1 MiB): the largest
 /// legitimate one, a password change re-wrapping every vault's keys, is a
@@ -128,10 +128,12 @@ pub fn router(state: HttpState) -> Router {
     let app = state.cluster.clone();
     let internal = Router::new()
         .merge(raft::routes())
-        .merge(internal::routes().route_layer(middleware::from_fn_with_state(
-            (app.clone(), Role::Storage),
-            require_role,
-        )))
+        .merge(
+            internal::routes().route_layer(middleware::from_fn_with_state(
+                (app.clone(), Role::Storage),
+                require_role,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             auth::cluster_only,

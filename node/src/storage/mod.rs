@@ -261,7 +261,11 @@ impl Storage {
             p.pools = s
                 .vaults()
                 .values()
-                .filter_map(|v| pools.get(v.tier.as_str()).map(|nodes| (v.id, nodes.clone())))
+                .filter_map(|v| {
+                    pools
+                        .get(v.tier.as_str())
+                        .map(|nodes| (v.id, nodes.clone()))
+                })
                 .collect();
             p
         })

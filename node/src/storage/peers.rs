@@ -180,8 +180,7 @@ fn encode<Req: Serialize>(node: NodeId, req: &Req) -> Result<Vec<u8>> {
 impl Peers for HttpPeers {
     fn put(&self, node: NodeId, chunks: &[(ChunkKey, &[u8])], mode: PutMode) -> Result<Vec<bool>> {
         if let Some(store) = self.local(node) {
-            return store
-                .put_chunks(chunks, unix_now(), Durability::Now, mode);
+            return store.put_chunks(chunks, unix_now(), Durability::Now, mode);
         }
         let path = match mode {
             PutMode::KeepExisting => "/internal/v1/chunks/put",

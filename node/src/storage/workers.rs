@@ -152,6 +152,7 @@ impl Work for Repair {
         if !is_leader(app) {
             storage.set_view(None);
             storage.metrics.under_replicated.set(None);
+            storage.metrics.unsatisfiable_tiers.set(None);
             storage.metrics.repair_backlog.set(0);
             storage.metrics.misplaced.reset();
             return Ok(());
@@ -173,6 +174,10 @@ impl Work for Repair {
                 let m = &storage.metrics;
                 m.repair_passes.inc();
                 m.under_replicated.set(Some(report.under_replicated as f64));
+                let unsatisfiable = app
+                    .state
+                    .read(|s| crate::roles::unsatisfiable_tiers(s, &report.unreachable).len());
+                m.unsatisfiable_tiers.set(Some(unsatisfiable as f64));
                 m.misplaced.reset();
                 for (node, n) in &report.misplaced {
                     m.misplaced
