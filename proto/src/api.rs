@@ -86,10 +86,6 @@ pub mod code {
     /// `storage`, `downloads`); the message names the nodes that do. Sent
     /// with `503`, so a client with several servers tries the next one.
     pub const ROLE_NOT_SERVED: &str = "role_not_served";
-    /// Every storage node of the vault tier's pool (the nodes carrying its
-    /// labels) is down or too few are up: backups to the tier fail until
-    /// they return; other tiers go on.
-    pub const POOL_UNAVAILABLE: &str = "pool_unavailable";
 }
 
 /// Most ids one page of `chunks/list` answers; a shorter page is the last.

@@ -88,10 +88,6 @@ pub enum ApiError {
     /// nodes that do (`503 role_not_served`, so clients try another node).
     #[error("{0}")]
     RoleNotServed(String),
-    /// Too few storage nodes of a labelled tier's pool are up
-    /// (`503 pool_unavailable`).
-    #[error("{0}")]
-    PoolUnavailable(String),
 }
 
 impl From<ClusterError> for ApiError {
@@ -177,7 +173,6 @@ impl ApiError {
             ApiError::JoinRefused(_) => "join_refused",
             ApiError::LicenseExpired(_) => code::LICENSE_EXPIRED,
             ApiError::RoleNotServed(_) => code::ROLE_NOT_SERVED,
-            ApiError::PoolUnavailable(_) => code::POOL_UNAVAILABLE,
         }
     }
 
@@ -221,9 +216,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::LicenseExpired(_) => StatusCode::FORBIDDEN,
-            ApiError::RoleNotServed(_) | ApiError::PoolUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::RoleNotServed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
