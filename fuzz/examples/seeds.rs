@@ -843,6 +843,7 @@ fn main() {
             requestable: false,
             quota_bytes: Some(5),
             description: "d".into(),
+            labels: vec!["ssd".into()],
         },
     );
     out.json(
@@ -851,6 +852,8 @@ fn main() {
         &node::JoinRequest {
             node_id: 4,
             addr: "https://10.0.0.4:7000".into(),
+            roles: vec!["storage".into()],
+            labels: vec!["ssd".into()],
         },
     );
     out.json(
@@ -880,6 +883,7 @@ fn main() {
                 voter: true,
                 matched_index: Some(10),
                 applied_index: Some(10),
+                roles: vec!["auth".into(), "cluster".into()],
             }],
             voters: vec![1],
             storage_nodes: vec![node::StorageNodeInfo {
@@ -889,9 +893,11 @@ fn main() {
                 chunks: Some(1),
                 bytes: Some(2),
                 to_move: None,
+                labels: vec!["ssd".into()],
             }],
             under_replicated_chunks: Some(0),
             license: None,
+            unsatisfiable_tiers: Vec::new(),
         },
     );
     out.json(
@@ -906,6 +912,7 @@ fn main() {
                 description: String::new(),
             },
             defined_at: 1,
+            labels: Vec::new(),
         }],
     );
     out.json(
