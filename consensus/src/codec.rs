@@ -22,7 +22,7 @@
 //! changed the layout of devices, tiers, job ends and the whole state;
 //! state format 3 that of items, vaults, jobs and the whole state; state
 //! format 4 appended the license to the whole state (and a new `m/license`
-//! record); each has a new number and the formats before are migrated.
+//! record); state format 5 the topology (and a new `m/topology` record); each has a new number and the formats before are migrated.
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;
@@ -41,9 +41,10 @@ pub const LOG_ENTRY_FORMAT: u8 = 1;
 /// protected items and the server secret. 3: items and vaults gained
 /// before/after commands, vaults a retention policy, jobs their item,
 /// schedule, `last_seen` and `revived`, and the state schedules and item
-/// retention overrides. Formats 1 and 2 are still read (see
-/// [`decode_state`]).
-pub const STATE_FORMAT: u8 = 4;
+/// retention overrides. 4: the state gained the license. 5: the state
+/// gained the topology (node roles, storage labels, tier labels). Every
+/// older format is still read (see [`decode_state`]).
+pub const STATE_FORMAT: u8 = 5;
 /// Format of small metadata values (vote, log ids, membership, snapshot meta).
 pub const META_FORMAT: u8 = 1;
 

@@ -30,25 +30,30 @@
 //! from which every node derives whether the cluster is licensed, in grace
 //! or read-only.
 //!
-//! The layout of these types is persisted (state format 4, see
+//! For server roles the state holds the [`Topology`]: each node's roles and
+//! storage labels, and the labels each pooled tier needs.
+//!
+//! The layout of these types is persisted (state format 5, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
 //! tiers and job ends gained fields, the format-2 layouts, from before
-//! items, vaults and jobs gained the fields of unattended protection, and
-//! the format-3 state, from before the license, are kept in the private
-//! `v1`, `v2` and `v3` modules so older data is still read.
+//! items, vaults and jobs gained the fields of unattended protection, the
+//! format-3 state, from before the license, and the format-4 state, from
+//! before the topology, are kept in the private `v1` to `v4` modules so
+//! older data is still read.
 
 pub(crate) mod v1;
 pub(crate) mod v2;
 pub(crate) mod v3;
+pub(crate) mod v4;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Outcome;
 use crate::event::{
-    Credentials, JobKind, JobStatus, Lease, RetentionPolicy, SnapshotRecord, StorageNodeId,
+    Credentials, JobKind, JobStatus, Lease, RetentionPolicy, Role, SnapshotRecord, StorageNodeId,
 };
 use crate::ids::{proto_id, proto_id_map, proto_id_opt, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
@@ -512,6 +517,62 @@ pub struct State {
     pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
     /// The cluster's license settings, once set.
     pub(crate) license: Option<License>,
+    /// Node roles, storage labels and the labels of pooled tiers.
+    pub(crate) topology: Topology,
+}
+
+/// Which node runs which roles, which labels its store carries, and which
+/// labels each pooled tier needs (issue 13). A node without a profile
+/// (one from before roles) runs every role with no labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Topology {
+    /// Profiles by node id.
+    pub(crate) nodes: BTreeMap<StorageNodeId, NodeProfile>,
+    /// Labels by tier name; tiers without labels are absent.
+    pub(crate) tier_labels: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One node's roles and storage labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeProfile {
+    /// The roles it runs.
+    pub roles: BTreeSet<Role>,
+    /// Its storage labels.
+    pub labels: BTreeSet<String>,
+    /// When the profile was last recorded.
+    pub set_at: UnixMillis,
+}
+
+impl Topology {
+    /// The recorded profiles by node id.
+    pub fn nodes(&self) -> &BTreeMap<StorageNodeId, NodeProfile> {
+        &self.nodes
+    }
+
+    /// Whether `node` runs `role` (a node without a profile runs all).
+    pub fn has_role(&self, node: StorageNodeId, role: Role) -> bool {
+        self.nodes
+            .get(&node)
+            .is_none_or(|p| p.roles.contains(&role))
+    }
+
+    /// The storage labels of `node` (none without a profile).
+    pub fn labels_of(&self, node: StorageNodeId) -> Option<&BTreeSet<String>> {
+        self.nodes.get(&node).map(|p| &p.labels)
+    }
+
+    /// The labels tier `tier` needs (none: any storage node).
+    pub fn tier_labels(&self, tier: &str) -> Option<&BTreeSet<String>> {
+        self.tier_labels.get(tier)
+    }
+
+    /// Whether `node` carries every label in `needed`.
+    pub fn carries(&self, node: StorageNodeId, needed: &BTreeSet<String>) -> bool {
+        needed.is_empty()
+            || self
+                .labels_of(node)
+                .is_some_and(|have| needed.is_subset(have))
+    }
 }
 
 /// The cluster's license settings (`cairnd admin license set`) and the last
@@ -797,6 +858,24 @@ impl State {
         self.license.as_ref()
     }
 
+    /// Node roles, storage labels and tier labels.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The storage pool of `labels`: the active storage nodes that carry
+    /// every one of them (every active storage node when `labels` is
+    /// empty). A labelled tier is satisfiable while this holds at least its
+    /// replica count.
+    pub fn pool(&self, labels: &BTreeSet<String>) -> Vec<StorageNodeId> {
+        self.storage_nodes
+            .values()
+            .filter(|n| n.status == StorageNodeStatus::Active)
+            .filter(|n| self.topology.carries(n.id, labels))
+            .map(|n| n.id)
+            .collect()
+    }
+
     /// The cluster-wide server secret, once it has been set.
     pub fn server_secret(&self) -> Option<&[u8]> {
         self.server_secret.as_deref()
@@ -853,8 +932,8 @@ mod layouts {
         type Older = v2::Job;
     }
     impl Layout for State {
-        const SINCE: u8 = 4;
-        type Older = v3::State;
+        const SINCE: u8 = 5;
+        type Older = v4::State;
     }
 }
 

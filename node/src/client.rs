@@ -399,7 +399,8 @@ impl Client {
 }
 
 /// Whether a cluster, as `cluster status` saw it, is healthy: it has a
-/// leader, every member answered and no chunk is short of its replicas.
+/// leader, every member answered, no chunk is short of its replicas and
+/// every pooled tier has enough live storage nodes.
 /// Pure, over the status document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
@@ -409,6 +410,8 @@ pub struct Health {
     pub unreachable: Vec<(u64, String)>,
     /// Chunks short of their replicas (the leader's last repair pass).
     pub under_replicated: u64,
+    /// Tiers whose labels too few live storage nodes carry.
+    pub unsatisfiable_tiers: Vec<String>,
 }
 
 impl Health {
@@ -423,12 +426,14 @@ impl Health {
                 .map(|m| (m.id, m.addr.clone()))
                 .collect(),
             under_replicated: s.under_replicated_chunks.unwrap_or(0),
+            unsatisfiable_tiers: s.unsatisfiable_tiers.clone(),
         }
     }
 
-    /// Healthy: a leader, every member reachable, every chunk replicated.
+    /// Healthy: a leader, every member reachable, every chunk replicated,
+    /// every tier satisfiable.
     pub fn healthy(&self) -> bool {
-        self.leader.is_some() && self.unreachable.is_empty() && self.under_replicated == 0
+        self.problems().is_empty()
     }
 
     /// One line: "healthy", or "NOT HEALTHY: " and every reason.
@@ -451,6 +456,9 @@ impl Health {
         }
         if self.under_replicated > 0 {
             out.push(format!("{} chunks under-replicated", self.under_replicated));
+        }
+        for tier in &self.unsatisfiable_tiers {
+            out.push(format!("tier {tier} unsatisfiable"));
         }
         out
     }
@@ -550,12 +558,13 @@ pub fn format_status(s: &ClusterStatus) -> String {
             "  UNREACHABLE"
         };
         out.push_str(&format!(
-            "  {:>4}  {:<8} {:<28} matched {:<8} applied {}{reached}\n",
+            "  {:>4}  {:<8} {:<28} matched {:<8} applied {:<8} roles {}{reached}\n",
             m.id,
             kind,
             m.addr,
             opt(m.matched_index),
             opt(m.applied_index),
+            m.roles.join(","),
         ));
     }
     out.push_str(&format!(
@@ -569,12 +578,23 @@ pub fn format_status(s: &ClusterStatus) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "  {:>4}  {:<9} {:<28} chunks {:<8} {}{moving}\n",
+            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {:<10} labels {}{moving}\n",
             n.id,
             n.status,
             n.addr,
             opt(n.chunks),
             n.bytes.map_or_else(|| "-".to_string(), human_bytes),
+            if n.labels.is_empty() {
+                "-".to_string()
+            } else {
+                n.labels.join(",")
+            },
+        ));
+    }
+    if !s.unsatisfiable_tiers.is_empty() {
+        out.push_str(&format!(
+            "unsatisfiable tiers (too few live storage nodes carry their labels): {}\n",
+            s.unsatisfiable_tiers.join(", ")
         ));
     }
     if let Some(l) = &s.license {
@@ -618,6 +638,7 @@ mod tests {
                     voter: true,
                     matched_index: None,
                     applied_index: applied[id as usize - 1],
+                    roles: vec!["auth".into(), "storage".into()],
                 })
                 .collect(),
             voters: vec![1, 2, 3],
@@ -628,8 +649,10 @@ mod tests {
                 chunks: Some(3),
                 bytes: Some(3 << 30),
                 to_move: None,
+                labels: vec![],
             }],
             under_replicated_chunks: Some(0),
+            unsatisfiable_tiers: vec![],
             license: None,
         }
     }
@@ -657,6 +680,14 @@ mod tests {
         assert_eq!(
             Health::of(&short).verdict(),
             "NOT HEALTHY: 4 chunks under-replicated"
+        );
+        let pool_short = ClusterStatus {
+            unsatisfiable_tiers: vec!["fast".into()],
+            ..status(Some(1), [Some(9), Some(9), Some(8)])
+        };
+        assert_eq!(
+            Health::of(&pool_short).verdict(),
+            "NOT HEALTHY: tier fast unsatisfiable"
         );
     }
 

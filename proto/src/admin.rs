@@ -72,6 +72,10 @@ pub struct DefineTier {
     /// What the tier is for, shown to users choosing one.
     #[serde(default)]
     pub description: String,
+    /// Storage labels every node holding a copy must carry (a storage
+    /// pool, e.g. `["ssd"]`); empty: any storage node.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -86,6 +90,14 @@ pub struct JoinRequest {
     pub node_id: u64,
     /// Its advertised base URL.
     pub addr: String,
+    /// The roles it runs (`auth`, `storage`, `cluster`, `downloads`);
+    /// empty (an older node) means all. A node without `auth` joins as a
+    /// learner and is never promoted to voter.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Its storage labels (with the storage role).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// What a join did.
@@ -134,6 +146,10 @@ pub struct ClusterStatus {
     /// nodes' answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<LicenseStatus>,
+    /// Labelled tiers that fewer live storage nodes carry the labels of
+    /// than they keep copies (backups to them fail until nodes return).
+    #[serde(default)]
+    pub unsatisfiable_tiers: Vec<String>,
 }
 
 /// The license lease in `cluster status`.
@@ -191,6 +207,9 @@ pub struct Member {
     /// The index it has applied, as it reported itself: the server fills it
     /// for itself, `cairnd cluster status` asks every other member.
     pub applied_index: Option<u64>,
+    /// The roles it runs, as the replicated state records them.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// A storage node as recorded in the replicated state.
@@ -213,6 +232,9 @@ pub struct StorageNodeInfo {
     /// node is empty when this reaches 0).
     #[serde(default)]
     pub to_move: Option<u64>,
+    /// Its storage labels (the pools it belongs to).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
@@ -227,6 +249,9 @@ pub struct TierInfo {
     pub tier: crate::api::TierInfo,
     /// When it was last defined, ms since the epoch.
     pub defined_at: u64,
+    /// Storage labels its copies need (empty: any storage node).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// `POST /api/v1/cluster/remove`: remove a node from the cluster.

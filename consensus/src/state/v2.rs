@@ -173,6 +173,7 @@ impl From<State> for super::State {
             schedules: BTreeMap::new(),
             item_retention: BTreeMap::new(),
             license: None,
+            topology: super::Topology::default(),
         }
     }
 }

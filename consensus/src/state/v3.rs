@@ -86,6 +86,7 @@ impl From<State> for super::State {
             schedules: s.schedules,
             item_retention: s.item_retention,
             license: None,
+            topology: super::Topology::default(),
         }
     }
 }

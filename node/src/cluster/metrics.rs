@@ -57,6 +57,7 @@ pub struct Metrics {
     overdue_schedules: OptionalGauge,
     overdue_devices: OptionalGauge,
     storage_nodes: IntGaugeVec,
+    roles: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     data_dir_size: IntGauge,
@@ -217,6 +218,9 @@ pub struct StorageMetrics {
     /// On the leader only: chunks short of copies after the last repair
     /// pass.
     pub under_replicated: OptionalGauge,
+    /// On the leader only: labelled tiers too few live storage nodes carry
+    /// the labels of (backups to them fail).
+    pub unsatisfiable_tiers: OptionalGauge,
     /// Copies the running repair pass still has to make.
     pub repair_backlog: IntGauge,
     /// Chunks copied by repair and rebalancing.
@@ -267,6 +271,11 @@ impl StorageMetrics {
                 r,
                 "cairn_storage_under_replicated_chunks",
                 "Exported by the leader only: chunks with fewer copies on their owners than their tier asks for, after the last repair pass.",
+            )?,
+            unsatisfiable_tiers: OptionalGauge::new(
+                r,
+                "cairn_storage_unsatisfiable_tiers",
+                "Exported by the leader only: tiers whose storage labels fewer live storage nodes carry than the tier keeps copies, after the last repair pass.",
             )?,
             repair_backlog: gauge(
                 r,
@@ -550,6 +559,12 @@ impl Metrics {
                 "Storage nodes by status.",
                 &["status"],
             )?,
+            roles: gauge_vec(
+                &r,
+                "cairn_node_role",
+                "1 for each role this node runs (auth, storage, cluster, downloads).",
+                &["role"],
+            )?,
             http_requests: register(
                 &r,
                 IntCounterVec::new(
@@ -613,6 +628,13 @@ impl Metrics {
     /// The snapshot metrics, to hand to the store and the network.
     pub fn snapshot(&self) -> &SnapshotMetrics {
         &self.snapshot
+    }
+
+    /// Exports the roles this node runs (`cairn_node_role{role}` = 1).
+    pub fn set_roles(&self, roles: &std::collections::BTreeSet<cairn_consensus::event::Role>) {
+        for role in roles {
+            self.roles.with_label_values(&[role.name()]).set(1);
+        }
     }
 
     /// The storage role's metrics.

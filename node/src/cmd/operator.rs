@@ -136,6 +136,10 @@ pub enum TierCommand {
         /// Define it but do not let devices request it.
         #[arg(long)]
         not_requestable: bool,
+        /// Storage labels every node holding a copy must carry, comma-separated (e.g. ssd);
+        /// refused unless at least --replicas active storage nodes carry them.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        labels: Vec<String>,
     },
     /// List tiers.
     List,
@@ -282,6 +286,7 @@ pub async fn admin(
                     quota,
                     description,
                     not_requestable,
+                    labels,
                 },
         } => {
             let tier = client
@@ -291,6 +296,7 @@ pub async fn admin(
                     requestable: !not_requestable,
                     quota_bytes: quota,
                     description,
+                    labels,
                 })
                 .await?;
             output(json, &tier, |t| {

@@ -339,7 +339,7 @@ async fn list_tiers(
 ) -> Result<Json<Vec<TierInfo>>, ApiError> {
     app.read_barrier().await?;
     Ok(Json(app.state.read(|s| {
-        s.tiers().values().map(admin_tier_info).collect()
+        s.tiers().values().map(|t| admin_tier_info(s, t)).collect()
     })))
 }
 
