@@ -224,6 +224,7 @@ mod tests {
             active: vec![1, 2, 3],
             draining: vec![],
             replicas: [(VaultId([1; 16]), 2)].into(),
+            pools: Default::default(),
         };
         let d = digests(&store, 1, &placement, &[2]).unwrap();
         assert_eq!(d.usage.chunks, 41);

@@ -148,6 +148,7 @@ mod tests {
             active: nodes.to_vec(),
             draining: vec![],
             replicas: BTreeMap::from([(VAULT, r)]),
+            pools: Default::default(),
         }
     }
 

@@ -59,6 +59,10 @@ pub struct Placement {
     /// unknown (deleted, or not yet created): its chunks are never copied,
     /// only garbage-collected.
     pub replicas: BTreeMap<VaultId, u8>,
+    /// Storage pools: for a vault whose tier names storage labels, the
+    /// active nodes that carry them — the only nodes that own (and take)
+    /// its copies. A vault missing here may use every active node.
+    pub pools: BTreeMap<VaultId, Vec<NodeId>>,
 }
 
 impl Placement {
@@ -67,17 +71,26 @@ impl Placement {
         self.replicas.contains_key(vault)
     }
 
+    /// The active nodes that may own copies of `vault`: its pool, or
+    /// every active node.
+    pub fn eligible(&self, vault: &VaultId) -> &[NodeId] {
+        self.pools.get(vault).map_or(&self.active, Vec::as_slice)
+    }
+
     /// How many owners a chunk of `vault` has: its tier's replica count
-    /// capped by the active nodes; 0 for an unknown vault.
+    /// capped by the nodes eligible for it; 0 for an unknown vault.
     pub fn replicas_of(&self, vault: &VaultId) -> usize {
         self.replicas
             .get(vault)
-            .map_or(0, |&r| usize::from(r).min(self.active.len()))
+            .map_or(0, |&r| usize::from(r).min(self.eligible(vault).len()))
     }
 
-    /// Every active node ranked for `key`, best first.
+    /// Every node eligible for `key`'s vault ranked for `key`, best first
+    /// (owners and write stand-ins come from here, so a pooled vault's
+    /// copies stay in its pool).
     pub fn ranking(&self, key: &ChunkKey) -> Vec<NodeId> {
-        owners(key, &self.active, self.active.len())
+        let nodes = self.eligible(&key.vault);
+        owners(key, nodes, nodes.len())
     }
 
     /// The owners of `key`: the first [`Placement::replicas_of`] of the ranking.
@@ -89,8 +102,10 @@ impl Placement {
 
     /// Where a reader looks for `key`, in order: the owners (with `local`
     /// first when it is one, which saves a network hop), then the other
-    /// active nodes by rank (a copy written while an owner was down, or
-    /// not yet moved after a join), then the draining nodes.
+    /// eligible nodes by rank (a copy written while an owner was down, or
+    /// not yet moved after a join), then the active nodes outside the
+    /// vault's pool (a copy from before its tier was pooled), then the
+    /// draining nodes.
     pub fn read_order(&self, key: &ChunkKey, local: Option<NodeId>) -> Vec<NodeId> {
         let ranked = self.ranking(key);
         let r = self.replicas_of(&key.vault);
@@ -102,6 +117,11 @@ impl Placement {
         }
         let first = order.first().copied();
         order.extend(ranked.iter().copied().filter(|n| Some(*n) != first));
+        if self.pools.contains_key(&key.vault) {
+            let mut outside = owners(key, &self.active, self.active.len());
+            outside.retain(|n| !order.contains(n));
+            order.extend(outside);
+        }
         let mut draining = owners(key, &self.draining, self.draining.len());
         draining.retain(|n| !order.contains(n));
         order.extend(draining);
@@ -135,6 +155,7 @@ mod tests {
             active: vec![3, 3, 3],
             draining: vec![],
             replicas: [(VaultId([9; 16]), 3)].into_iter().collect(),
+            pools: Default::default(),
         };
         let order = p.read_order(&key(1), Some(3));
         assert_eq!(order.first(), Some(&3));
@@ -192,6 +213,7 @@ mod tests {
             active: vec![1, 2, 3, 4],
             draining: vec![5],
             replicas: BTreeMap::from([(vault, 3)]),
+            pools: Default::default(),
         };
         let k = key(7);
         let owners = p.owners(&k);

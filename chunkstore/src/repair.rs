@@ -424,6 +424,7 @@ mod tests {
             active: active.to_vec(),
             draining: draining.to_vec(),
             replicas: BTreeMap::from([(VAULT, r)]),
+            pools: Default::default(),
         }
     }
 
@@ -564,6 +565,7 @@ mod plan_tests {
             active,
             draining: Vec::new(),
             replicas: BTreeMap::from([(KNOWN, replicas)]),
+            pools: Default::default(),
         }
     }
 

@@ -413,6 +413,7 @@ mod tests {
             active: active.to_vec(),
             draining: vec![],
             replicas: Map::from([(VAULT, r)]),
+            pools: Default::default(),
         }
     }
 

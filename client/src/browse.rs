@@ -276,30 +276,17 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::tree::{ChunkRef, Time};
-    use crate::vault::memory::testing::{backup_dir, small_vault};
+    use crate::tree::ChunkRef;
+    use crate::vault::memory::testing::{self, backup_dir, small_vault};
 
     fn entry(name: &str, kind: Kind, size: u64, subtree: Option<u8>) -> Entry {
         Entry {
-            name: name.as_bytes().to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: Time::of(1, 0),
-            ctime: Time::of(1, 0),
-            inode: 1,
-            device: 1,
-            links: 1,
-            size,
-            target: vec![],
-            rdev: 0,
-            xattrs: vec![],
             content: vec![ChunkRef {
                 id: ChunkId([size as u8; 32]),
                 len: size as u32,
             }],
             subtree: subtree.map(|n| ChunkId([n; 32])),
+            ..testing::entry(name, kind, size)
         }
     }
 

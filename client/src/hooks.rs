@@ -17,18 +17,29 @@
 //! [`run_chain`] is the whole decision, over a [`Shell`] that runs one
 //! command: tests give it a recording fake, `cairn` gives it [`SystemShell`]
 //! (`/bin/sh -c`, output captured and bounded).
+//!
+//! A job the daemon stops on its schedule's timeout still runs the after
+//! commands of the levels whose before commands ran, from the daemon: the
+//! job's process writes [`Mark`]s as it goes (the chain, each level
+//! entered, each level's afters begun; [`SystemShell::marking`]), and the
+//! daemon, having killed it, runs [`afters_due`] of them through
+//! [`run_afters`] with `CAIRN_JOB_STATUS=timeout`. A level whose after
+//! commands had begun is not run again.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use cairn_proto::api::{FinishJob, JobStatus};
+use serde::{Deserialize, Serialize};
 
 /// Most output kept per command (its tail), so that a chatty command
 /// cannot crowd the job's log out of its bound.
 pub const OUTPUT_MAX: usize = 4096;
 
 /// One level's commands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandSet {
     /// Run before the job, in order.
     pub before: Vec<String>,
@@ -37,7 +48,7 @@ pub struct CommandSet {
 }
 
 /// The three levels around a job.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chain {
     /// The schedule's (outermost; empty for a manual job).
     pub schedule: CommandSet,
@@ -63,14 +74,68 @@ impl Ran {
     }
 }
 
+/// A level of commands around a job, outermost first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// The schedule's.
+    Schedule,
+    /// The item's.
+    Item,
+    /// The vault's.
+    Vault,
+}
+
+impl Level {
+    /// The three, outermost first.
+    pub const ALL: [Level; 3] = [Level::Schedule, Level::Item, Level::Vault];
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Schedule => "schedule",
+            Level::Item => "item",
+            Level::Vault => "vault",
+        }
+    }
+
+    fn of(self, chain: &Chain) -> &CommandSet {
+        match self {
+            Level::Schedule => &chain.schedule,
+            Level::Item => &chain.item,
+            Level::Vault => &chain.vault,
+        }
+    }
+}
+
+/// How far a job's commands got, as its process reports it (one JSON line
+/// each) to whoever may have to stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// The commands and context of the job (first).
+    Plan {
+        /// The commands (boxed: the other marks are a byte).
+        chain: Box<Chain>,
+        /// Their environment.
+        ctx: Context,
+    },
+    /// A level's before commands begin.
+    Before(Level),
+    /// A level's after commands begin.
+    After(Level),
+}
+
 /// Runs one command with extra environment variables.
 pub trait Shell {
     /// Runs `command` with `env` added to the environment.
     fn run(&mut self, command: &str, env: &[(&str, String)]) -> Ran;
+
+    /// Notes how far the chain got (see [`Mark`]); nothing by default.
+    fn mark(&mut self, _mark: &Mark) {}
 }
 
 /// The job's context, given to every command as environment variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// `CAIRN_JOB_ID`.
     pub job_id: String,
@@ -106,17 +171,18 @@ pub fn run_chain(
     shell: &mut dyn Shell,
     job: impl FnOnce() -> FinishJob,
 ) -> FinishJob {
-    let levels = [
-        ("schedule", &chain.schedule),
-        ("item", &chain.item),
-        ("vault", &chain.vault),
-    ];
+    shell.mark(&Mark::Plan {
+        chain: Box::new(chain.clone()),
+        ctx: ctx.clone(),
+    });
     let mut log = String::new();
     let mut entered = 0;
     let mut failed = None;
-    for (name, level) in levels {
+    for level in Level::ALL {
         entered += 1;
-        for cmd in &level.before {
+        shell.mark(&Mark::Before(level));
+        let name = level.name();
+        for cmd in &level.of(chain).before {
             let ran = shell.run(cmd, &ctx.env(None));
             note(&mut log, name, "before", cmd, &ran);
             if !ran.ok() {
@@ -141,10 +207,34 @@ pub fn run_chain(
         },
         None => job(),
     };
-    for (name, level) in levels[..entered].iter().rev() {
-        for cmd in &level.after {
+    let innermost_first: Vec<Level> = Level::ALL[..entered].iter().rev().copied().collect();
+    run_afters(chain, ctx, &innermost_first, shell, &mut end, &mut log);
+    if !log.is_empty() {
+        if !end.log.is_empty() {
+            log.push('\n');
+        }
+        end.log = log + &end.log;
+    }
+    end
+}
+
+/// Runs the after commands of `levels` (innermost first) for a job that
+/// ended as `end` says, noting them in `log`; a failing one turns a
+/// `succeeded` job into `warning`.
+pub fn run_afters(
+    chain: &Chain,
+    ctx: &Context,
+    levels: &[Level],
+    shell: &mut dyn Shell,
+    end: &mut FinishJob,
+    log: &mut String,
+) {
+    for level in levels {
+        shell.mark(&Mark::After(*level));
+        let name = level.name();
+        for cmd in &level.of(chain).after {
             let ran = shell.run(cmd, &ctx.env(Some(end.status)));
-            note(&mut log, name, "after", cmd, &ran);
+            note(log, name, "after", cmd, &ran);
             if !ran.ok() && end.status == JobStatus::Succeeded {
                 end.status = JobStatus::Warning;
                 end.error = Some(format!(
@@ -154,13 +244,38 @@ pub fn run_chain(
             }
         }
     }
-    if !log.is_empty() {
-        if !end.log.is_empty() {
-            log.push('\n');
-        }
-        end.log = log + &end.log;
-    }
-    end
+}
+
+/// From the marks of a stopped job: its commands, context, and the levels
+/// whose after commands are still due (entered, afters not begun),
+/// innermost first; `None` before the job wrote its plan.
+pub fn afters_due(marks: &[Mark]) -> Option<(Chain, Context, Vec<Level>)> {
+    let (chain, ctx) = marks.iter().find_map(|m| match m {
+        Mark::Plan { chain, ctx } => Some((chain.as_ref().clone(), ctx.clone())),
+        _ => None,
+    })?;
+    let entered = |l: &Level| marks.contains(&Mark::Before(*l));
+    let begun = |l: &Level| marks.contains(&Mark::After(*l));
+    let due = Level::ALL
+        .iter()
+        .rev()
+        .filter(|l| entered(l) && !begun(l))
+        .copied()
+        .collect();
+    Some((chain, ctx, due))
+}
+
+/// Reads the marks a job's process wrote to `path` (a torn last line, from
+/// a process killed mid-write, is left out).
+pub fn read_marks(path: &Path) -> Vec<Mark> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    BufReader::new(file)
+        .lines()
+        .map_while(|l| l.ok())
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect()
 }
 
 fn exit_text(ran: &Ran) -> String {
@@ -184,10 +299,36 @@ fn note(log: &mut String, level: &str, when: &str, cmd: &str, ran: &Ran) {
 }
 
 /// The real shell: `/bin/sh -c COMMAND`, stdin closed, stdout and stderr
-/// captured (their last [`OUTPUT_MAX`] bytes kept).
-pub struct SystemShell;
+/// captured (their last [`OUTPUT_MAX`] bytes kept); with a marks file, the
+/// chain's [`Mark`]s are appended to it, one JSON line each, flushed.
+#[derive(Default)]
+pub struct SystemShell {
+    marks: Option<File>,
+}
+
+impl SystemShell {
+    /// A shell that writes its marks to `path` (created or truncated).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be created.
+    pub fn marking(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            marks: Some(File::create(path)?),
+        })
+    }
+}
 
 impl Shell for SystemShell {
+    fn mark(&mut self, mark: &Mark) {
+        if let (Some(f), Ok(mut line)) = (&mut self.marks, serde_json::to_string(mark)) {
+            line.push('\n');
+            // Best effort: a mark that cannot be written only means the
+            // daemon runs fewer after commands on a timeout.
+            let _ = f.write_all(line.as_bytes()).and_then(|()| f.sync_data());
+        }
+    }
+
     fn run(&mut self, command: &str, env: &[(&str, String)]) -> Ran {
         let child = Command::new("/bin/sh")
             .arg("-c")
@@ -421,6 +562,95 @@ mod tests {
         }
     }
 
+    /// A shell that records its marks.
+    #[derive(Default)]
+    struct Marker {
+        inner: Recorder,
+        marks: Vec<Mark>,
+    }
+
+    impl Shell for Marker {
+        fn run(&mut self, command: &str, env: &[(&str, String)]) -> Ran {
+            self.inner.run(command, env)
+        }
+        fn mark(&mut self, mark: &Mark) {
+            self.marks.push(mark.clone());
+        }
+    }
+
+    #[test]
+    fn marks_say_which_afters_a_stopped_job_still_owes() {
+        let mut shell = Marker::default();
+        run_chain(&chain(), &Context::default(), &mut shell, ok_job);
+        let m = &shell.marks;
+        assert_eq!(m.len(), 7, "{m:?}");
+        // Stopped during the job: every level's afters, innermost first.
+        let (c, _, due) = afters_due(&m[..4]).unwrap();
+        assert_eq!(c, chain());
+        assert_eq!(due, [Level::Vault, Level::Item, Level::Schedule]);
+        // Stopped in the item's before commands: item and schedule.
+        assert_eq!(
+            afters_due(&m[..3]).unwrap().2,
+            [Level::Item, Level::Schedule]
+        );
+        // Stopped in the item's afters: only the schedule's are left.
+        assert_eq!(afters_due(&m[..6]).unwrap().2, [Level::Schedule]);
+        assert_eq!(afters_due(m).unwrap().2, []);
+        assert!(afters_due(&[]).is_none());
+        // Run by the daemon with the timeout status.
+        let (c, ctx, due) = afters_due(&m[..4]).unwrap();
+        let mut shell = Recorder::default();
+        let mut end = FinishJob {
+            status: JobStatus::Timeout,
+            ..ok_job()
+        };
+        let mut log = String::new();
+        run_afters(&c, &ctx, &due, &mut shell, &mut end, &mut log);
+        assert_eq!(
+            commands(&shell),
+            ["vault-after", "item-after", "schedule-after"]
+        );
+        assert_eq!(end.status, JobStatus::Timeout);
+        let (_, env) = &shell.ran[0];
+        assert!(env.contains(&("CAIRN_JOB_STATUS".into(), "timeout".into())));
+        assert!(log.contains("[schedule after] $ schedule-after"), "{log}");
+    }
+
+    #[test]
+    fn the_system_shell_writes_marks_a_reader_gets_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marks");
+        let mut sh = SystemShell::marking(&path).unwrap();
+        run_chain(
+            &chain(),
+            &Context::default(),
+            &mut MarkOnly(&mut sh),
+            ok_job,
+        );
+        let mut torn = std::fs::read_to_string(&path).unwrap();
+        torn.push_str("{\"after\":");
+        std::fs::write(&path, torn).unwrap();
+        let marks = read_marks(&path);
+        assert_eq!(marks.len(), 7);
+        assert_eq!(marks[1], Mark::Before(Level::Schedule));
+        assert!(read_marks(&dir.path().join("none")).is_empty());
+    }
+
+    /// Marks through a system shell, runs nothing.
+    struct MarkOnly<'a>(&'a mut SystemShell);
+
+    impl Shell for MarkOnly<'_> {
+        fn run(&mut self, _: &str, _: &[(&str, String)]) -> Ran {
+            Ran {
+                code: Some(0),
+                output: String::new(),
+            }
+        }
+        fn mark(&mut self, mark: &Mark) {
+            self.0.mark(mark);
+        }
+    }
+
     #[test]
     fn no_commands_leave_the_job_as_it_is() {
         let mut shell = Recorder::default();
@@ -431,7 +661,7 @@ mod tests {
 
     #[test]
     fn the_system_shell_captures_output_and_exit_codes() {
-        let mut sh = SystemShell;
+        let mut sh = SystemShell::default();
         let ran = sh.run(
             "echo \"$CAIRN_ITEM\"; echo oops >&2; exit 3",
             &[("CAIRN_ITEM", "home".into())],

@@ -267,21 +267,25 @@ impl CancelToken {
 impl PendingCancel {
     /// Records the job as cancelled by `why` (a signal's name).
     pub fn record(self, why: &str) -> Result<()> {
-        self.record_as(JobStatus::Cancelled, &format!("interrupted by {why}"))
-    }
-
-    /// Records the job as ended with `status` (`timeout` when its time ran
-    /// out) and `error` text.
-    pub fn record_as(self, status: JobStatus, error: &str) -> Result<()> {
         let end = FinishJob {
-            status,
+            status: JobStatus::Cancelled,
             files: 0,
             bytes: 0,
-            error: Some(error.to_string()),
+            error: Some(format!("interrupted by {why}")),
             log: String::new(),
         };
         finish_job(&self.api, self.id, &end)
     }
+}
+
+/// Records the end of job `id`, which another process started: the daemon
+/// ends a job whose process it stopped on its schedule's timeout.
+///
+/// # Errors
+///
+/// The cluster's (no such job, already ended, unreachable).
+pub fn finish_by_id(session: &Session, id: JobId, end: &FinishJob) -> Result<()> {
+    finish_job(session.api(), id, end)
 }
 
 fn finish_job(api: &Api, id: JobId, finish: &FinishJob) -> Result<()> {

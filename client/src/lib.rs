@@ -43,6 +43,7 @@ pub mod schedule;
 pub mod select;
 pub mod snapshot;
 pub mod source;
+pub mod tag;
 pub mod tree;
 pub mod vault;
 

@@ -227,12 +227,24 @@ enum Job {
     },
 }
 
+/// Live counters of a restore, read by another thread for its progress
+/// display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// File bytes written so far.
+    pub done: AtomicU64,
+    /// File bytes the restore will write: the selected subset (after
+    /// `--include`/`--exclude` and the overwrite policy), known once the
+    /// plan is made.
+    pub total: AtomicU64,
+}
+
 /// Restores `snapshot` from `vault` as `opts` says.
 pub fn run(
     vault: &Vault,
     snapshot: &SnapshotRecord,
     opts: &RestoreOptions,
-    bytes_done: &AtomicU64,
+    progress: &Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     if !opts.dry_run {
@@ -263,11 +275,13 @@ pub fn run(
         deleted: std::mem::take(&mut plan.deleted),
         ..RestoreReport::default()
     };
+    let selected: u64 = plan.files.iter().map(|f| f.entry.size).sum();
+    progress.total.store(selected, Ordering::Relaxed);
     if opts.dry_run {
         return Ok(RestoreReport {
             files: (plan.files.len() + plan.links.len()) as u64,
             dirs: plan.dirs.len() as u64,
-            bytes: plan.files.iter().map(|f| f.entry.size).sum(),
+            bytes: selected,
             warnings: plan.warnings,
             seconds: started.elapsed().as_secs_f64(),
             ..planned
@@ -318,7 +332,7 @@ pub fn run(
                 for (unit, chunks) in ready_rx {
                     reader.preload(chunks);
                     for job in unit {
-                        plan_ref.run_job(job, &mut reader, report, bytes_done);
+                        plan_ref.run_job(job, &mut reader, report, &progress.done);
                     }
                     vault.drop_prefetched(&mut reader);
                 }
@@ -1028,5 +1042,24 @@ mod tests {
         // A unit's ids are distinct even when its files share chunks.
         assert_eq!(plan.unit_ids(&units[0]).len(), 1);
         assert_eq!(plan.unit_ids(&units[3]).len(), 8);
+    }
+
+    #[test]
+    fn progress_counts_against_the_selected_files_only() {
+        let vault = crate::vault::memory::testing::small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("big"), vec![7u8; 100_000]).unwrap();
+        fs::write(src.path().join("small"), vec![8u8; 5_000]).unwrap();
+        let report = crate::vault::memory::testing::backup_dir(&vault, src.path());
+        let out = tempfile::tempdir().unwrap();
+        let opts = RestoreOptions {
+            target: out.path().to_path_buf(),
+            includes: vec!["small".into()],
+            ..RestoreOptions::default()
+        };
+        let progress = Progress::default();
+        run(&vault, &report.snapshot, &opts, &progress).unwrap();
+        assert_eq!(progress.total.load(Ordering::Relaxed), 5_000);
+        assert_eq!(progress.done.load(Ordering::Relaxed), 5_000);
     }
 }

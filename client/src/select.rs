@@ -161,21 +161,7 @@ fn describe(f: &Filter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(device: &str, item: Option<&str>, n: u8) -> SnapshotRecord {
-        SnapshotRecord {
-            format: 2,
-            id: cairn_proto::SnapshotId::random(),
-            vault: cairn_proto::VaultId::random(),
-            device: device.into(),
-            item: item.map(str::to_string),
-            time: format!("2026-01-0{n}T00:00:00.000000000Z"),
-            finished: String::new(),
-            root: cairn_proto::ChunkId([n; 32]),
-            stats: Default::default(),
-            meta: vec![n],
-        }
-    }
+    use crate::vault::memory::testing::record;
 
     /// Metadata by record: odd ones hold /home, even ones /etc and /home;
     /// 3 and 4 are tagged `daily`, 4 also `keep`.

@@ -340,20 +340,6 @@ fn a_corrupted_chunk_is_found_by_check_and_not_restored() {
     );
 }
 
-/// Flips one bit of the first occurrence of `needle` in any file under `dir`.
-fn flip_in_store(dir: &Path, needle: &[u8]) -> bool {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let mut bytes = fs::read(&path).unwrap();
-        if let Some(pos) = bytes.windows(needle.len()).position(|w| w == needle) {
-            bytes[pos] ^= 0x01;
-            fs::write(&path, bytes).unwrap();
-            return true;
-        }
-    }
-    false
-}
-
 #[test]
 fn password_change_rewraps_keys_only() {
     let (_tmp, src, vault, target) = scratch();

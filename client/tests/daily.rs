@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{cairn, init_vault, run_expect, run_json};
+use common::{cairn, flip_in_store, init_vault, run_expect, run_json};
 
 fn scratch() -> (tempfile::TempDir, PathBuf, String) {
     let tmp = tempfile::tempdir().unwrap();
@@ -26,6 +26,19 @@ fn restored(target: &Path, p: &Path) -> PathBuf {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that the command's stderr says `text`.
+fn says(out: &std::process::Output, text: &str) {
+    assert!(stderr(out).contains(text), "{}", stderr(out));
+}
+
+/// A fresh vault (its `--vault` argument) and [`make_source`]'s source in
+/// a temporary directory.
+fn with_source() -> (tempfile::TempDir, String, PathBuf) {
+    let (tmp, _vault, v) = scratch();
+    let src = make_source(tmp.path());
+    (tmp, v, src)
 }
 
 /// Source: `src/{a.txt, b.txt, sub/c.txt, sub/d.log}`; returns the source.
@@ -54,8 +67,7 @@ fn restore_json(v: &str, target: &Path, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn restore_never_silently_replaces_newer_local_data() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     run_json(&["backup", "--vault", &v, src.to_str().unwrap()]);
     let target = tmp.path().join("target");
     restore_json(&v, &target, &[]);
@@ -126,8 +138,7 @@ fn restore_never_silently_replaces_newer_local_data() {
 
 #[test]
 fn include_and_exclude_patterns_match_at_any_depth_unless_absolute() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     // Backup: a relative `sub/d.log` excludes that file wherever it is.
     run_json(&[
         "backup",
@@ -178,11 +189,7 @@ fn include_and_exclude_patterns_match_at_any_depth_unless_absolute() {
         ],
         1,
     );
-    assert!(
-        stderr(&out).contains("matches --include"),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "matches --include");
 }
 
 #[test]
@@ -311,17 +318,12 @@ fn script_contracts_json_errors_ids_tilde_empty_passwords_and_typos() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no vault \"vualt\""),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "no vault \"vualt\"");
 }
 
 #[test]
 fn latest_is_resolved_within_the_filters_and_defaults_to_this_device() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     let s = src.to_str().unwrap();
     let sub = src.join("sub");
     let mine = run_json(&["backup", "--vault", &v, s]);
@@ -409,20 +411,6 @@ fn latest_is_resolved_within_the_filters_and_defaults_to_this_device() {
         left,
         [&mine["id"], &laptop_sub["id"], &mine2["id"], &laptop2["id"]].map(|x| x.clone())
     );
-}
-
-/// Flips one bit of the first occurrence of `needle` in any file under `dir`.
-fn flip_in_store(dir: &Path, needle: &[u8]) -> bool {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let mut bytes = fs::read(&path).unwrap();
-        if let Some(pos) = bytes.windows(needle.len()).position(|w| w == needle) {
-            bytes[pos] ^= 0x01;
-            fs::write(&path, bytes).unwrap();
-            return true;
-        }
-    }
-    false
 }
 
 /// Flips a byte of the stored chunk holding `content` (one chunk: below
@@ -593,8 +581,7 @@ fn check_without_read_data_verifies_the_trees_it_reads() {
 
 #[test]
 fn everyday_tools_ls_l_dump_find_diff_stats() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
     let s = src.to_str().unwrap();
     let first = run_json(&["backup", "--vault", &v, s]);
@@ -672,8 +659,7 @@ fn everyday_tools_ls_l_dump_find_diff_stats() {
 
 #[test]
 fn the_vault_and_password_can_come_from_the_environment_and_a_command() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     let pw_file = tmp.path().join("pw");
     fs::write(&pw_file, common::PASSWORD).unwrap();
     let out = cairn()
@@ -695,11 +681,7 @@ fn the_vault_and_password_can_come_from_the_environment_and_a_command() {
         .output()
         .unwrap();
     assert_eq!(failing.status.code(), Some(1));
-    assert!(
-        stderr(&failing).contains("CAIRN_PASSWORD_COMMAND failed"),
-        "{}",
-        stderr(&failing)
-    );
+    says(&failing, "CAIRN_PASSWORD_COMMAND failed");
 }
 
 #[test]
@@ -726,8 +708,7 @@ fn version_completions_and_man_pages() {
 
 #[test]
 fn exclude_file_exclude_caches_and_files_from() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     let cache = src.join("cache");
     fs::create_dir(&cache).unwrap();
     fs::write(
@@ -817,8 +798,7 @@ fn one_file_system_leaves_other_mounts_out() {
 
 #[test]
 fn quiet_drops_notes_but_keeps_results() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&src, &link).unwrap();
     let l = link.to_str().unwrap();
@@ -831,8 +811,7 @@ fn quiet_drops_notes_but_keeps_results() {
 
 #[test]
 fn tags_select_snapshots_and_latest_within_them() {
-    let (tmp, _vault, v) = scratch();
-    let src = make_source(tmp.path());
+    let (tmp, v, src) = with_source();
     let s = src.to_str().unwrap();
     let weekly = run_json(&["backup", "--vault", &v, s, "--tag", "weekly,keep"]);
     let plain = run_json(&["backup", "--vault", &v, s]);
@@ -876,27 +855,27 @@ fn sparse_files_are_restored_sparse() {
     );
 }
 
+/// Starts `cairn --json backup --stdin --stdin-filename NAME` into vault
+/// `v`; returns it and its standard input, to feed.
+fn stdin_backup(v: &str, name: &str) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = cairn()
+        .args(["--json", "backup", "--vault", v, "--stdin"])
+        .args(["--stdin-filename", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = child.stdin.take().unwrap();
+    (child, input)
+}
+
 #[test]
 fn standard_input_is_backed_up_as_one_file() {
     let (tmp, _vault, v) = scratch();
     let data = pseudo_random(3 << 20, 11);
     let backup = |name: &str| {
-        let mut child = cairn()
-            .args([
-                "--json",
-                "backup",
-                "--vault",
-                &v,
-                "--stdin",
-                "--stdin-filename",
-                name,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
+        let (child, mut input) = stdin_backup(&v, name);
         let payload = data.clone();
         let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut input, &payload));
         let out = child.wait_with_output().unwrap();
@@ -927,9 +906,183 @@ fn standard_input_is_backed_up_as_one_file() {
         ],
         1,
     );
+    says(&out, "--stdin-filename");
+}
+
+#[test]
+fn verbose_lists_the_files_and_the_summary_counts_changes_against_the_parent() {
+    let (tmp, v, src) = with_source();
+    let s = src.to_str().unwrap();
+    let first = run_expect(&["backup", "--vault", &v, s, "-v"], 0);
+    let listed = stderr(&first);
     assert!(
-        stderr(&out).contains("--stdin-filename"),
-        "{}",
-        stderr(&out)
+        listed.contains(&format!("new        {s}/a.txt")),
+        "{listed}"
     );
+    assert_eq!(listed.matches("new        ").count(), 4, "{listed}");
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        text.contains("files: 4 new, 0 changed, 0 unmodified (no parent)"),
+        "{text}"
+    );
+
+    fs::write(src.join("b.txt"), b"b, edited").unwrap();
+    fs::write(src.join("e.txt"), b"e").unwrap();
+    // Hard-linked content counts once.
+    fs::hard_link(src.join("a.txt"), src.join("a-link")).unwrap();
+    let parent = run_json(&["snapshots", "--vault", &v]);
+    let parent_id = parent[0]["id"].as_str().unwrap().to_string();
+    let report = run_json(&["backup", "--vault", &v, s]);
+    assert_eq!(report["parent"], parent_id.as_str());
+    assert_eq!(
+        [
+            &report["files_new"],
+            &report["files_changed"],
+            &report["files_unmodified"]
+        ],
+        // New: e.txt, a-link; changed: b.txt, and a.txt (the link changed
+        // its ctime); unmodified: c.txt, d.log.
+        [2, 2, 2],
+        "{report}"
+    );
+    let content = [&b"a from the snapshot"[..], b"b, edited", b"c", b"d", b"e"];
+    assert_eq!(
+        report["bytes"],
+        content.iter().map(|c| c.len()).sum::<usize>()
+    );
+
+    // -vv names the unmodified files too; -v leaves them out; JSON has no listing.
+    let vv = run_expect(&["backup", "--vault", &v, s, "-vv"], 0);
+    assert_eq!(
+        stderr(&vv).matches("unmodified ").count(),
+        6,
+        "{}",
+        stderr(&vv)
+    );
+    let v1 = run_expect(&["backup", "--vault", &v, s, "-v"], 0);
+    assert!(!stderr(&v1).contains("unmodified "), "{}", stderr(&v1));
+    let text = String::from_utf8_lossy(&v1.stdout);
+    assert!(
+        text.contains("0 new, 0 changed, 6 unmodified (parent "),
+        "{text}"
+    );
+    run_json(&["backup", "--vault", &v, s, "-v"]);
+    let both = run_expect(&["backup", "--vault", &v, s, "-v", "-q"], 2);
+    says(&both, "cannot be used with");
+    drop(tmp);
+}
+
+#[test]
+fn a_terminal_shows_a_bar_against_the_parents_totals_and_a_pipe_none() {
+    let (tmp, _vault, v) = scratch();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let big = src.join("big");
+    fs::write(&big, pseudo_random(32 << 20, 7)).unwrap();
+    let s = src.to_str().unwrap();
+    let piped = run_expect(&["backup", "--vault", &v, s], 0);
+    assert!(!stderr(&piped).contains('\x1b'), "{}", stderr(&piped));
+    fs::write(&big, pseudo_random(32 << 20, 8)).unwrap();
+    // `script` gives the backup a terminal (util-linux, in every Debian).
+    let cairn_bin = env!("CARGO_BIN_EXE_cairn");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{cairn_bin} backup --vault {v} {s}"),
+            "/dev/null",
+        ])
+        .env("CAIRN_PASSWORD", common::PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("MiB / 32.00 MiB"), "{screen}");
+    assert!(screen.contains("% ") && screen.contains("] "), "{screen}");
+    assert!(screen.contains("0 / 1 files"), "{screen}");
+}
+
+#[test]
+fn json_streams_status_lines_on_stderr_and_ends_with_the_summary() {
+    use std::io::Write;
+    let (_tmp, _vault, v) = scratch();
+    let (child, mut input) = stdin_backup(&v, "slow.bin");
+    // More than the largest chunk, so some is counted before the pause.
+    input.write_all(&pseudo_random(12 << 20, 3)).unwrap();
+    // A slow producer: the backup outlives its first second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    input.write_all(&pseudo_random(1 << 20, 4)).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document a line"))
+        .collect();
+    assert!(!status.is_empty(), "a status line after a second");
+    assert!(status.iter().all(|s| s["message_type"] == "status"));
+    assert!(status[0]["bytes_done"].as_u64().unwrap() > 0, "{status:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["bytes"], 13 << 20);
+}
+
+#[test]
+fn tag_adds_removes_and_sets_tags_and_selection_follows() {
+    let (tmp, v, src) = with_source();
+    let s = src.to_str().unwrap();
+    let first = run_json(&["backup", "--vault", &v, s, "--tag", "daily"]);
+    let second = run_json(&["backup", "--vault", &v, s]);
+    // Every snapshot the selection keeps: the untagged one is not touched.
+    let out = run_json(&[
+        "tag",
+        "--vault",
+        &v,
+        "--tag",
+        "daily",
+        "--add",
+        "keep,audit",
+    ]);
+    let retagged = out["retagged"].as_array().unwrap();
+    assert_eq!(retagged.len(), 1, "{out}");
+    assert_eq!(retagged[0]["old"], first["id"]);
+    assert_eq!(
+        retagged[0]["tags"],
+        serde_json::json!(["daily", "keep", "audit"])
+    );
+    let kept = run_json(&["snapshots", "--vault", &v, "--tag", "keep"]);
+    assert_eq!(kept.as_array().unwrap().len(), 1);
+    assert_eq!(kept[0]["id"], retagged[0]["id"]);
+    // The data is the same snapshot's: it restores.
+    let r = restore_json(&v, &tmp.path().join("r"), &["--tag", "keep"]);
+    assert_eq!(r["id"], retagged[0]["id"]);
+    let a = restored(&tmp.path().join("r"), &src.join("a.txt"));
+    assert_eq!(fs::read(a).unwrap(), b"a from the snapshot");
+
+    // By id prefix: remove, then set; asking again changes nothing.
+    let id = retagged[0]["id"].as_str().unwrap().to_string();
+    let out = run_json(&["tag", "--vault", &v, &id[..10], "--remove", "daily"]);
+    let id = out["retagged"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        out["retagged"][0]["tags"],
+        serde_json::json!(["keep", "audit"])
+    );
+    let out = run_json(&["tag", "--vault", &v, &id, "--set", "monthly"]);
+    let id = out["retagged"][0]["id"].as_str().unwrap().to_string();
+    let again = run_json(&["tag", "--vault", &v, &id, "--add", "monthly"]);
+    assert_eq!(again["unchanged"], serde_json::json!([id]));
+    let all = run_json(&["snapshots", "--vault", &v]);
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&second["id"].as_str().unwrap()) && ids.contains(&id.as_str()));
+    let text = run_expect(&["tag", "--vault", &v, &id, "--set", ""], 0);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("no tags"));
+
+    // Nothing to do is an error.
+    let out = run_expect(&["tag", "--vault", &v, "latest"], 1);
+    says(&out, "give --add, --remove or --set");
 }

@@ -8,7 +8,6 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 
 use cairn_client::backup::{self, BackupOptions, Progress};
 use cairn_client::blob::Compressor;
@@ -118,7 +117,7 @@ proptest! {
         let opts = BackupOptions { paths: vec![src.clone()], device: "test".into(), ..Default::default() };
         let report = backup::run(&vault, &opts, &Progress::default()).unwrap();
         let restore_opts = RestoreOptions { target: target.clone(), ..RestoreOptions::default() };
-        let done = restore::run(&vault, &report.snapshot, &restore_opts, &AtomicU64::new(0)).unwrap();
+        let done = restore::run(&vault, &report.snapshot, &restore_opts, &restore::Progress::default()).unwrap();
         prop_assert!(done.damaged.is_empty());
         assert_same_tree(&src, &restored(&target, &src));
     }
@@ -206,7 +205,7 @@ fn hostile_tree_names_are_refused_and_nothing_escapes_the_target() {
             target: target.clone(),
             ..RestoreOptions::default()
         };
-        let err = restore::run(&vault, &record, &opts, &AtomicU64::new(0)).unwrap_err();
+        let err = restore::run(&vault, &record, &opts, &restore::Progress::default()).unwrap_err();
         assert!(matches!(err, Error::Integrity(_)), "{evil:?}: {err}");
         assert!(err.is_damaged_data());
         drop(vault);

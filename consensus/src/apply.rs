@@ -38,18 +38,20 @@
 //! [`JobStatus::Abandoned`] that reports again is revived, and a revived
 //! backup job never commits a snapshot (docs/FORMATS.md).
 
+use std::collections::BTreeSet;
+
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Credentials, Event, JobKind, JobStatus, Lease, Request, RetentionPolicy, RetentionRange,
+    Credentials, Event, JobKind, JobStatus, Lease, Request, RetentionPolicy, RetentionRange, Role,
     SnapshotRecord, StorageNodeId,
 };
 use crate::ids::proto_id;
 use crate::ids::{AccountId, DeviceId, JobId, UnixMillis};
 use crate::state::{
-    Account, Device, Item, Job, JobEnd, License, Schedule, State, StorageNode, StorageNodeStatus,
-    Tier, Vault,
+    Account, Device, Item, Job, JobEnd, License, NodeProfile, Schedule, State, StorageNode,
+    StorageNodeStatus, Tier, Vault,
 };
 
 /// Longest accepted name (accounts, devices, vaults, tiers, items), in bytes.
@@ -403,6 +405,26 @@ pub enum Rejection {
     /// cadence, an over-long value).
     #[error("invalid license setting: {0}")]
     InvalidLicense(String),
+    /// A node profile with no roles, or storage labels that are not short
+    /// lowercase words.
+    #[error("invalid node profile: {0}")]
+    InvalidProfile(String),
+    /// A labelled tier that fewer active storage nodes carry the labels of
+    /// than it keeps copies.
+    #[error(
+        "tier {tier:?} needs {replicas} storage nodes labelled {labels:?} but only {matching} \
+         active ones are"
+    )]
+    TierUnsatisfiable {
+        /// The tier.
+        tier: String,
+        /// The labels it needs.
+        labels: Vec<String>,
+        /// Its replica count.
+        replicas: u8,
+        /// Active storage nodes carrying every label.
+        matching: u32,
+    },
     /// No such operator.
     #[error("unknown operator {0:?}")]
     UnknownOperator(String),
@@ -770,6 +792,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 quota_bytes: None,
                 description: String::new(),
             },
+            &BTreeSet::new(),
         ),
         Event::SnapshotCommitted { snapshot } => apply_snapshot_committed(s, snapshot, None),
         Event::SnapshotForgotten {
@@ -968,23 +991,44 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             quota_bytes,
             description,
             at,
-        } => {
-            if *quota_bytes == Some(0) {
-                return Err(Rejection::InvalidQuota);
-            }
-            check_len("tier description", description, MAX_DESCRIPTION_LEN)?;
-            apply_tier(
-                s,
-                Tier {
-                    name: name.clone(),
-                    replicas: *replicas,
-                    requestable: *requestable,
-                    defined_at: *at,
-                    quota_bytes: *quota_bytes,
-                    description: description.clone(),
-                },
-            )
-        }
+        } => apply_tier_configured(
+            s,
+            Tier {
+                name: name.clone(),
+                replicas: *replicas,
+                requestable: *requestable,
+                defined_at: *at,
+                quota_bytes: *quota_bytes,
+                description: description.clone(),
+            },
+            &BTreeSet::new(),
+        ),
+        Event::TierPooled {
+            name,
+            replicas,
+            requestable,
+            quota_bytes,
+            description,
+            labels,
+            at,
+        } => apply_tier_configured(
+            s,
+            Tier {
+                name: name.clone(),
+                replicas: *replicas,
+                requestable: *requestable,
+                defined_at: *at,
+                quota_bytes: *quota_bytes,
+                description: description.clone(),
+            },
+            labels,
+        ),
+        Event::NodeProfileSet {
+            node,
+            roles,
+            labels,
+            at,
+        } => apply_node_profile(s, *node, roles, labels, *at),
         Event::ItemSet {
             device,
             account,
@@ -1639,12 +1683,106 @@ pub(crate) fn jobs_maybe_changed(s: &State, account: AccountId) -> Vec<JobId> {
 }
 
 /// Defines or redefines a tier (both tier events).
-fn apply_tier(s: &mut State, tier: Tier) -> Result<(), Rejection> {
+/// A tier with a quota and a description (both configured-tier events).
+fn apply_tier_configured(
+    s: &mut State,
+    tier: Tier,
+    labels: &BTreeSet<String>,
+) -> Result<(), Rejection> {
+    if tier.quota_bytes == Some(0) {
+        return Err(Rejection::InvalidQuota);
+    }
+    check_len("tier description", &tier.description, MAX_DESCRIPTION_LEN)?;
+    apply_tier(s, tier, labels)
+}
+
+/// Defines a tier (every tier event) and records the labels its vaults'
+/// storage nodes need: a labelled tier is refused unless enough active
+/// storage nodes carry them (see [`State::pool`]).
+fn apply_tier(s: &mut State, tier: Tier, labels: &BTreeSet<String>) -> Result<(), Rejection> {
     check_name(RecordKind::Tier, &tier.name)?;
     if tier.replicas == 0 || tier.replicas > MAX_REPLICAS {
         return Err(Rejection::InvalidReplicas(tier.replicas));
     }
+    check_labels(labels)?;
+    if !labels.is_empty() {
+        let matching = s.pool(labels).len();
+        if matching < usize::from(tier.replicas) {
+            return Err(Rejection::TierUnsatisfiable {
+                tier: tier.name,
+                labels: labels.iter().cloned().collect(),
+                replicas: tier.replicas,
+                matching: u32::try_from(matching).unwrap_or(u32::MAX),
+            });
+        }
+        s.topology
+            .tier_labels
+            .insert(tier.name.clone(), labels.clone());
+    } else {
+        s.topology.tier_labels.remove(&tier.name);
+    }
     s.tiers.insert(tier.name.clone(), tier);
+    Ok(())
+}
+
+/// Most storage labels on one node or tier.
+pub const MAX_LABELS: usize = 16;
+
+/// Longest storage label.
+pub const MAX_LABEL_LEN: usize = 32;
+
+/// Storage labels are at most [`MAX_LABELS`] short lowercase words
+/// (`a-z`, `0-9`, `-`, `_`, `.`), so they print, compare and parse back
+/// from a comma-separated list unchanged.
+fn check_labels(labels: &BTreeSet<String>) -> Result<(), Rejection> {
+    if labels.len() > MAX_LABELS {
+        return Err(Rejection::InvalidProfile(format!(
+            "at most {MAX_LABELS} storage labels"
+        )));
+    }
+    for l in labels {
+        let ok = !l.is_empty()
+            && l.len() <= MAX_LABEL_LEN
+            && l.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
+        if !ok {
+            return Err(Rejection::InvalidProfile(format!(
+                "storage label {:?} must be 1 to {MAX_LABEL_LEN} of a-z, 0-9, '-', '_', '.'",
+                truncate(l)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Records a node's roles and labels (labels only with the storage role).
+fn apply_node_profile(
+    s: &mut State,
+    node: StorageNodeId,
+    roles: &BTreeSet<Role>,
+    labels: &BTreeSet<String>,
+    at: UnixMillis,
+) -> Result<(), Rejection> {
+    if roles.is_empty() {
+        return Err(Rejection::InvalidProfile(
+            "a node runs at least one role".into(),
+        ));
+    }
+    if !labels.is_empty() && !roles.contains(&Role::Storage) {
+        return Err(Rejection::InvalidProfile(
+            "storage labels need the storage role".into(),
+        ));
+    }
+    check_labels(labels)?;
+    s.topology.nodes.insert(
+        node,
+        NodeProfile {
+            roles: roles.clone(),
+            labels: labels.clone(),
+            set_at: at,
+        },
+    );
     Ok(())
 }
 

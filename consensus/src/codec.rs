@@ -22,9 +22,10 @@
 //! changed the layout of devices, tiers, job ends and the whole state;
 //! state format 3 that of items, vaults, jobs and the whole state; state
 //! format 4 appended the license to the whole state (and a new `m/license`
-//! record); state format 6 appended the console's records to the whole
-//! state (and the `O`, `G`, `W` and `U` records); each has a new number and
-//! the formats before are migrated.
+//! record); state format 5 the topology (and a new `m/topology` record);
+//! state format 6 appended the console's records to the whole state (and
+//! the `O`, `G`, `W` and `U` records); each has a new number and the
+//! formats before are migrated.
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;
@@ -43,10 +44,11 @@ pub const LOG_ENTRY_FORMAT: u8 = 1;
 /// protected items and the server secret. 3: items and vaults gained
 /// before/after commands, vaults a retention policy, jobs their item,
 /// schedule, `last_seen` and `revived`, and the state schedules and item
-/// retention overrides. 4: the state gained the license. 6: the state
-/// gained the console's operators, organizations, accounts' organizations
-/// and audit trail (5 is another branch's number, renumbered at merge).
-/// Every older format is still read (see [`decode_state`]).
+/// retention overrides. 4: the state gained the license. 5: the state
+/// gained the topology (node roles, storage labels, tier labels). 6: the
+/// state gained the console's operators, organizations, accounts'
+/// organizations and audit trail. Every older format is still read (see
+/// [`decode_state`]).
 pub const STATE_FORMAT: u8 = 6;
 /// Format of small metadata values (vote, log ids, membership, snapshot meta).
 pub const META_FORMAT: u8 = 1;

@@ -54,6 +54,10 @@
 //! heartbeat or a finish, and no old event produces that status, so an old
 //! finish of an old abandoned job is still refused.
 //!
+//! Server roles (issue 13) were added the same way: a node's [`Role`]s and
+//! storage labels ([`Event::NodeProfileSet`]) and tiers that name the
+//! labels their vaults' nodes need ([`Event::TierPooled`], which
+//! [`Event::TierConfigured`] now abbreviates with no labels).
 //! The console (issue 15) appended operators, their sessions,
 //! organizations and the audit wrapper ([`Event::Audited`]) the same way;
 //! accounts created before organizations existed belong to the default
@@ -454,7 +458,8 @@ pub enum Event {
         #[serde(with = "proto_id_opt")]
         vault: Option<VaultId>,
         /// The frequency text (`daily 02:00`, `every 6h`…). Its grammar is
-        /// the client's; consensus only bounds its length.
+        /// `cairn_proto::schedule`'s (the node checks it before proposing);
+        /// consensus only bounds its length.
         spec: String,
         /// Random delay before each run, in seconds (Comet's jitter).
         random_delay_s: u32,
@@ -604,6 +609,43 @@ pub enum Event {
         /// When it was set.
         at: UnixMillis,
     },
+    /// A node's roles and storage labels, as it runs them (recorded when
+    /// it first joins and whenever its `--roles` or `--storage-labels`
+    /// change), so every node knows which nodes serve which role and which
+    /// storage nodes belong to which pool.
+    NodeProfileSet {
+        /// The node (its Raft id).
+        node: StorageNodeId,
+        /// The roles it runs; never empty.
+        roles: std::collections::BTreeSet<Role>,
+        /// Its storage labels (e.g. `ssd`, `eu-west`); empty without the
+        /// storage role.
+        labels: std::collections::BTreeSet<String>,
+        /// When it was recorded.
+        at: UnixMillis,
+    },
+    /// An operator defined (or redefined) a vault tier whose vaults keep
+    /// every copy on storage nodes carrying all of `labels` (a storage
+    /// pool). Supersedes [`Event::TierConfigured`], which now means this
+    /// event with no labels (any storage node).
+    TierPooled {
+        /// Tier name.
+        name: String,
+        /// Replica count of chunks in vaults of this tier.
+        replicas: u8,
+        /// Whether devices may request vaults of this tier.
+        requestable: bool,
+        /// Most bytes a vault of this tier may hold; `None` is unlimited.
+        quota_bytes: Option<u64>,
+        /// Free text shown to users choosing a tier (bounded length).
+        description: String,
+        /// The labels every node holding a copy must carry; empty means
+        /// any storage node. A labelled tier is refused unless at least
+        /// `replicas` active storage nodes carry them.
+        labels: std::collections::BTreeSet<String>,
+        /// When it was configured.
+        at: UnixMillis,
+    },
     /// An admin action, with who took it: the inner event applies as it
     /// would alone (after the actor's role is checked against it) and,
     /// when it applies, leaves an [`AuditEntry`](crate::console::AuditEntry).
@@ -696,6 +738,52 @@ pub enum Event {
     },
 }
 
+/// A role a node runs (issue 13): each can be scaled apart from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accounts, devices, tokens and vault records: the node is a Raft
+    /// voter (up to the voter cap) and serves the device and admin API.
+    Auth,
+    /// A chunk store: the node is a placement target.
+    Storage,
+    /// The cluster's background work (repair, rebalancing, abandoned jobs,
+    /// the license lease); it runs on the leader, which must be an auth
+    /// voter.
+    Cluster,
+    /// Serves pre-configured client downloads (`GET /download/`).
+    Downloads,
+}
+
+impl Role {
+    /// Every role, in their canonical order.
+    pub const ALL: [Role; 4] = [Role::Auth, Role::Storage, Role::Cluster, Role::Downloads];
+
+    /// The role's name on the command line, in configs and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Auth => "auth",
+            Role::Storage => "storage",
+            Role::Cluster => "cluster",
+            Role::Downloads => "downloads",
+        }
+    }
+
+    /// The role named `name` (case-insensitive, surrounding space ignored).
+    pub fn parse(name: &str) -> Option<Role> {
+        let name = name.trim();
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Event {
     /// A short stable name of the variant, for logs and metrics labels.
     pub fn kind(&self) -> &'static str {
@@ -737,6 +825,8 @@ impl Event {
             Event::JobsAbandoned { .. } => "jobs_abandoned",
             Event::JobRecorded { .. } => "job_recorded",
             Event::LicenseConfigured { .. } => "license_configured",
+            Event::NodeProfileSet { .. } => "node_profile_set",
+            Event::TierPooled { .. } => "tier_pooled",
             Event::Audited { .. } => "audited",
             Event::OperatorCreated { .. } => "operator_created",
             Event::OperatorRemoved { .. } => "operator_removed",

@@ -30,6 +30,9 @@
 //! from which every node derives whether the cluster is licensed, in grace
 //! or read-only.
 //!
+//! For server roles the state holds the [`Topology`]: each node's roles and
+//! storage labels, and the labels each pooled tier needs.
+//!
 //! For the console the state holds operators (with their sessions),
 //! organizations, each account's organization (absent: the default one)
 //! and the bounded audit trail of admin actions ([`crate::console`]).
@@ -37,17 +40,19 @@
 //! The layout of these types is persisted (state format 6, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
 //! tiers and job ends gained fields, the format-2 layouts, from before
-//! items, vaults and jobs gained the fields of unattended protection, and
-//! the format-3 state, from before the license, and the format-4 state,
-//! from before the console, are kept in the private `v1`, `v2`, `v3` and
-//! `v4` modules so older data is still read.
+//! items, vaults and jobs gained the fields of unattended protection, the
+//! format-3 state, from before the license, the format-4 state, from
+//! before the topology, and the format-5 state, from before the console,
+//! are kept in the private `v1` to `v5` modules so older data is still
+//! read.
 
 pub(crate) mod v1;
 pub(crate) mod v2;
 pub(crate) mod v3;
 pub(crate) mod v4;
+pub(crate) mod v5;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
@@ -55,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use crate::apply::Outcome;
 use crate::console::{AuditEntry, Operator, Org, DEFAULT_ORG};
 use crate::event::{
-    Credentials, JobKind, JobStatus, Lease, RetentionPolicy, SnapshotRecord, StorageNodeId,
+    Credentials, JobKind, JobStatus, Lease, RetentionPolicy, Role, SnapshotRecord, StorageNodeId,
 };
 use crate::ids::{proto_id, proto_id_map, proto_id_opt, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};
@@ -255,7 +260,7 @@ pub struct Schedule {
     /// The vault it backs up into; `None`: the item's vault.
     #[serde(with = "proto_id_opt")]
     pub vault: Option<VaultId>,
-    /// The frequency text; its grammar is the client's.
+    /// The frequency text; its grammar is `cairn_proto::schedule`'s.
     pub spec: String,
     /// Random delay before each run, in seconds.
     pub random_delay_s: u32,
@@ -519,6 +524,8 @@ pub struct State {
     pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
     /// The cluster's license settings, once set.
     pub(crate) license: Option<License>,
+    /// Node roles, storage labels and the labels of pooled tiers.
+    pub(crate) topology: Topology,
     /// Operators by name (format 6).
     pub(crate) operators: BTreeMap<String, Operator>,
     /// Organizations by name; the default one is implicit until configured.
@@ -528,6 +535,60 @@ pub struct State {
     /// The audit trail by sequence number, the newest
     /// [`MAX_AUDIT_ENTRIES`](crate::apply::MAX_AUDIT_ENTRIES).
     pub(crate) audit: BTreeMap<u64, AuditEntry>,
+}
+
+/// Which node runs which roles, which labels its store carries, and which
+/// labels each pooled tier needs (issue 13). A node without a profile
+/// (one from before roles) runs every role with no labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Topology {
+    /// Profiles by node id.
+    pub(crate) nodes: BTreeMap<StorageNodeId, NodeProfile>,
+    /// Labels by tier name; tiers without labels are absent.
+    pub(crate) tier_labels: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One node's roles and storage labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeProfile {
+    /// The roles it runs.
+    pub roles: BTreeSet<Role>,
+    /// Its storage labels.
+    pub labels: BTreeSet<String>,
+    /// When the profile was last recorded.
+    pub set_at: UnixMillis,
+}
+
+impl Topology {
+    /// The recorded profiles by node id.
+    pub fn nodes(&self) -> &BTreeMap<StorageNodeId, NodeProfile> {
+        &self.nodes
+    }
+
+    /// Whether `node` runs `role` (a node without a profile runs all).
+    pub fn has_role(&self, node: StorageNodeId, role: Role) -> bool {
+        self.nodes
+            .get(&node)
+            .is_none_or(|p| p.roles.contains(&role))
+    }
+
+    /// The storage labels of `node` (none without a profile).
+    pub fn labels_of(&self, node: StorageNodeId) -> Option<&BTreeSet<String>> {
+        self.nodes.get(&node).map(|p| &p.labels)
+    }
+
+    /// The labels tier `tier` needs (none: any storage node).
+    pub fn tier_labels(&self, tier: &str) -> Option<&BTreeSet<String>> {
+        self.tier_labels.get(tier)
+    }
+
+    /// Whether `node` carries every label in `needed`.
+    pub fn carries(&self, node: StorageNodeId, needed: &BTreeSet<String>) -> bool {
+        needed.is_empty()
+            || self
+                .labels_of(node)
+                .is_some_and(|have| needed.is_subset(have))
+    }
 }
 
 /// The cluster's license settings (`cairnd admin license set`) and the last
@@ -813,6 +874,24 @@ impl State {
         self.license.as_ref()
     }
 
+    /// Node roles, storage labels and tier labels.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The storage pool of `labels`: the active storage nodes that carry
+    /// every one of them (every active storage node when `labels` is
+    /// empty). A labelled tier is satisfiable while this holds at least its
+    /// replica count.
+    pub fn pool(&self, labels: &BTreeSet<String>) -> Vec<StorageNodeId> {
+        self.storage_nodes
+            .values()
+            .filter(|n| n.status == StorageNodeStatus::Active)
+            .filter(|n| self.topology.carries(n.id, labels))
+            .map(|n| n.id)
+            .collect()
+    }
+
     /// Operators by name.
     pub fn operators(&self) -> &BTreeMap<String, Operator> {
         &self.operators
@@ -911,7 +990,7 @@ mod layouts {
     }
     impl Layout for State {
         const SINCE: u8 = 6;
-        type Older = v4::State;
+        type Older = v5::State;
     }
 }
 

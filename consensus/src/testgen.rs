@@ -641,6 +641,33 @@ fn old_event() -> impl Strategy<Value = Event> {
             }
         ),
         (
+            0u64..3,
+            proptest::sample::subsequence(crate::event::Role::ALL.to_vec(), 0..=4),
+            proptest::sample::subsequence(vec!["ssd", "hdd", "Bad"], 0..=2),
+            ms.clone()
+        )
+            .prop_map(|(node, roles, labels, at)| Event::NodeProfileSet {
+                node,
+                roles: roles.into_iter().collect(),
+                labels: labels.into_iter().map(String::from).collect(),
+                at
+            }),
+        (
+            prop_oneof![Just("standard"), Just("fast")],
+            0u8..3,
+            proptest::sample::subsequence(vec!["ssd", "hdd"], 0..=2),
+            ms.clone()
+        )
+            .prop_map(|(name, replicas, labels, at)| Event::TierPooled {
+                name: name.into(),
+                replicas,
+                requestable: true,
+                quota_bytes: None,
+                description: String::new(),
+                labels: labels.into_iter().map(String::from).collect(),
+                at
+            }),
+        (
             d.clone(),
             a.clone(),
             small_name(),

@@ -20,11 +20,14 @@
 //! | `log_entries_protection.v1.hex` | the unattended-protection event kinds (schedules, commands, retention, heartbeats, abandonment; still log format 1) |
 //! | `state.v3.hex` | state format 3 snapshot data with every field format 3 added; frozen since format 4 |
 //! | `log_entries_license.v1.hex` | the license event kind and the lease events around it (still log format 1) |
-//! | `state.v4.hex` | state format 4 snapshot data with the license set; frozen since format 6 |
+//! | `state.v4.hex` | state format 4 snapshot data with the license set; frozen since format 5 |
+//! | `log_entries_roles.v1.hex` | the server-role event kinds: node profiles and pooled tiers (still log format 1) |
+//! | `state.v5.hex` | state format 5 snapshot data with the topology set; frozen since format 6 |
 //! | `log_entries_console.v1.hex` | the console event kinds: operators, sessions, organizations, audited actions (still log format 1) |
-//! | `state.v6.hex` | state format 6 snapshot data with operators, an organization and the audit trail |
+//! | `state.v6.hex` | state format 6 snapshot data with the topology, operators, an organization and the audit trail |
 //!
-//! `state.v2.hex`, `state.v3.hex` and `state.v4.hex` are frozen too: today's build reads
+//! `state.v2.hex`, `state.v3.hex`, `state.v4.hex` and `state.v5.hex` are frozen too: today's
+//! build reads
 //! them, converted with the later formats' defaults, and never writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +37,7 @@ use cairn_consensus::codec::{self, LOG_ENTRY_FORMAT, STATE_FORMAT};
 use cairn_consensus::console::{self, Actor, OperatorRole};
 use cairn_consensus::event::{
     Credentials, JobKind, JobStatus, KdfParams, Lease, Period, RetentionPolicy, RetentionRange,
-    SnapshotRecord, SnapshotStats,
+    Role, SnapshotRecord, SnapshotStats,
 };
 use cairn_consensus::state::JobEnd;
 use cairn_consensus::types::{Entry, LogId};
@@ -916,9 +919,10 @@ fn log_entries_of_the_license_events_decode_encode_and_apply_unchanged() {
 }
 
 /// The format-4 snapshot data a previous build wrote (frozen since format
-/// 6: never blessed again), with the license set, decodes to the state
-/// today's code derives from the same events, with no operators, no
-/// organizations and every account in the default one.
+/// 5: never blessed again), with the license set, decodes to the state
+/// today's code derives from the same events, with an empty topology
+/// (format 5's addition: every node runs every role, no tier is pooled),
+/// no operators, no organizations and every account in the default one.
 #[test]
 fn state_v4_decodes_into_format_6_values() {
     let state = v4_state();
@@ -928,11 +932,93 @@ fn state_v4_decodes_into_format_6_values() {
     assert_eq!(committed.first(), Some(&4), "state.v4.hex is format 4");
     let decoded = codec::decode_state(&committed).expect("decode format 4");
     assert_eq!(decoded, state);
+    assert!(decoded.topology().nodes().is_empty());
     assert!(decoded.operators().is_empty() && decoded.audit().is_empty());
     assert!(decoded
         .accounts()
         .keys()
         .all(|a| decoded.org_of(*a) == console::DEFAULT_ORG));
+}
+
+/// The server-role events (issue 13), with their outcomes when applied
+/// after the license events: a storage node's profile and its join, an
+/// auth node's profile, a pooled tier, one its pool cannot satisfy, and
+/// refused profiles.
+fn roles_events() -> Vec<(Event, Outcome)> {
+    let t = UnixMillis(1_700_000_500_000);
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    let profile = |node, roles: &[Role], labels: &[&str]| Event::NodeProfileSet {
+        node,
+        roles: roles.iter().copied().collect(),
+        labels: set(labels),
+        at: t,
+    };
+    let tier = |name: &str, replicas| Event::TierPooled {
+        name: name.into(),
+        replicas,
+        requestable: true,
+        quota_bytes: Some(1 << 30),
+        description: "ssd pool".into(),
+        labels: set(&["ssd"]),
+        at: t,
+    };
+    let ok = Outcome::Applied;
+    let invalid = |m: &str| Outcome::Rejected(Rejection::InvalidProfile(m.into()));
+    vec![
+        (
+            profile(7, &[Role::Storage], &["ssd", "eu-west"]),
+            ok.clone(),
+        ),
+        (
+            Event::StorageNodeJoined {
+                node: 7,
+                addr: "http://10.0.0.7:8700".into(),
+                at: t,
+            },
+            ok.clone(),
+        ),
+        (profile(8, &[Role::Auth, Role::Cluster], &[]), ok.clone()),
+        (tier("fast", 1), ok),
+        (
+            tier("fast2", 2),
+            Outcome::Rejected(Rejection::TierUnsatisfiable {
+                tier: "fast2".into(),
+                labels: vec!["ssd".into()],
+                replicas: 2,
+                matching: 1,
+            }),
+        ),
+        (
+            profile(9, &[], &[]),
+            invalid("a node runs at least one role"),
+        ),
+        (
+            profile(9, &[Role::Auth], &["ssd"]),
+            invalid("storage labels need the storage role"),
+        ),
+        (
+            profile(9, &[Role::Storage], &["SSD"]),
+            invalid("storage label \"SSD\" must be 1 to 32 of a-z, 0-9, '-', '_', '.'"),
+        ),
+    ]
+}
+
+fn roles_requests() -> Vec<(Request, Outcome)> {
+    roles_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 140; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
 }
 
 /// The console events (issue 15), with their outcomes when applied after
@@ -1086,7 +1172,7 @@ fn console_requests() -> Vec<(Request, Outcome)> {
         .enumerate()
         .map(|(i, (event, outcome))| {
             let request = Request {
-                request_id: RequestId([i as u8 + 140; 16]),
+                request_id: RequestId([i as u8 + 160; 16]),
                 event,
             };
             (request, outcome)
@@ -1094,13 +1180,41 @@ fn console_requests() -> Vec<(Request, Outcome)> {
         .collect()
 }
 
-/// The format-6 state: the format-4 state, then the console events.
-fn v6_state() -> State {
+/// The format-5 state: the format-4 state, then the server-role events.
+fn v5_state() -> State {
     let mut state = v4_state();
+    for (r, _) in roles_requests() {
+        apply(&mut state, &r);
+    }
+    state
+}
+
+/// The format-6 state: the format-5 state, then the console events.
+fn v6_state() -> State {
+    let mut state = v5_state();
     for (r, _) in console_requests() {
         apply(&mut state, &r);
     }
     state
+}
+
+#[test]
+fn log_entries_of_the_roles_events_decode_encode_and_apply_unchanged() {
+    let entries = normal_entries(roles_requests(), 6, 500);
+    let all = encode_entries(&entries);
+    let committed = check("log_entries_roles.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v4_state();
+    for (r, expected) in roles_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    let topology = state.topology();
+    assert!(topology.has_role(7, Role::Storage) && !topology.has_role(7, Role::Auth));
+    assert!(topology.has_role(1, Role::Auth), "no profile: every role");
+    let ssd: BTreeSet<String> = ["ssd".to_string()].into();
+    assert_eq!(topology.tier_labels("fast"), Some(&ssd));
+    assert_eq!(topology.tier_labels("fast2"), None);
+    assert!(state.pool(&ssd).contains(&7));
 }
 
 #[test]
@@ -1122,12 +1236,33 @@ fn log_entries_of_the_console_events_decode_encode_and_apply_unchanged() {
     assert_eq!(state.audit().len(), 7);
 }
 
-/// The format-6 snapshot data, with operators, an organization, an account
-/// in it and the audit trail, encodes to the committed bytes and decodes
-/// back.
+/// The format-5 snapshot data a previous build wrote (frozen since format
+/// 6: never blessed again), with the topology set, decodes to the state
+/// today's code derives from the same events, with no operators, no
+/// organizations and every account in the default one.
+#[test]
+fn state_v5_decodes_into_format_6_values() {
+    let state = v5_state();
+    assert!(!state.topology().nodes().is_empty());
+    let text = std::fs::read_to_string(fixture("state.v5.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("hex");
+    assert_eq!(committed.first(), Some(&5), "state.v5.hex is format 5");
+    let decoded = codec::decode_state(&committed).expect("decode format 5");
+    assert_eq!(decoded, state);
+    assert!(decoded.operators().is_empty() && decoded.audit().is_empty());
+    assert!(decoded
+        .accounts()
+        .keys()
+        .all(|a| decoded.org_of(*a) == console::DEFAULT_ORG));
+}
+
+/// The format-6 snapshot data, with the topology, operators, an
+/// organization, an account in it and the audit trail, encodes to the
+/// committed bytes and decodes back.
 #[test]
 fn state_v6_decodes_and_encodes_unchanged() {
     let state = v6_state();
+    assert!(!state.topology().nodes().is_empty() && !state.operators().is_empty());
     let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
     assert_eq!(bytes[0], 6);
     let committed = check("state.v6.hex", &bytes);
@@ -1253,6 +1388,7 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .chain(jobs_events().iter().map(|(e, _)| e))
         .chain(protection_events().iter().map(|(e, _)| e))
         .chain(license_events().iter().map(|(e, _)| e))
+        .chain(roles_events().iter().map(|(e, _)| e))
         .chain(console_events().iter().map(|(e, _)| e))
         .flat_map(|e| match e {
             Event::Audited { event, .. } => vec![e.kind(), event.kind()],
@@ -1263,7 +1399,7 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .collect();
     assert_eq!(
         kinds.len(),
-        44,
+        46,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();
@@ -1416,6 +1552,7 @@ fn truncated_state_fixtures_are_errors() {
         "state.v2.hex",
         "state.v3.hex",
         "state.v4.hex",
+        "state.v5.hex",
         "state.v6.hex",
     ] {
         let text = std::fs::read_to_string(fixture(name)).expect("fixture");

@@ -175,6 +175,7 @@ fn main() {
         active: vec![1, 2, 3],
         draining: vec![4],
         replicas: [(VaultId([1; 16]), 2), (VaultId([2; 16]), 3)].into(),
+        pools: Default::default(),
     };
     let si = "storage_internal";
     out.bincode(si, "keys", 0, &keys);
@@ -844,6 +845,7 @@ fn main() {
             requestable: false,
             quota_bytes: Some(5),
             description: "d".into(),
+            labels: vec!["ssd".into()],
         },
     );
     out.json(
@@ -852,6 +854,8 @@ fn main() {
         &node::JoinRequest {
             node_id: 4,
             addr: "https://10.0.0.4:7000".into(),
+            roles: vec!["storage".into()],
+            labels: vec!["ssd".into()],
         },
     );
     out.json(
@@ -881,6 +885,7 @@ fn main() {
                 voter: true,
                 matched_index: Some(10),
                 applied_index: Some(10),
+                roles: vec!["auth".into(), "cluster".into()],
             }],
             voters: vec![1],
             storage_nodes: vec![node::StorageNodeInfo {
@@ -890,9 +895,11 @@ fn main() {
                 chunks: Some(1),
                 bytes: Some(2),
                 to_move: None,
+                labels: vec!["ssd".into()],
             }],
             under_replicated_chunks: Some(0),
             license: None,
+            unsatisfiable_tiers: Vec::new(),
         },
     );
     out.json(
@@ -907,6 +914,7 @@ fn main() {
                 description: String::new(),
             },
             defined_at: 1,
+            labels: Vec::new(),
         }],
     );
     out.json(

@@ -45,6 +45,10 @@ pub enum CliError {
     /// The command line (with the configuration file) is incomplete.
     #[error("{0}")]
     Usage(String),
+    /// `cluster status` answered, and the cluster has no leader: the
+    /// status was printed, the exit code says so.
+    #[error("the cluster is not healthy: {0}")]
+    Unhealthy(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -380,6 +384,17 @@ impl Client {
         self.get(&format!("/api/v1/admin/jobs{q}")).await
     }
 
+    /// The overdue schedules (`cairnd admin backups overdue`).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and the server's refusal.
+    pub async fn overdue_backups(
+        &self,
+    ) -> Result<Vec<cairn_proto::admin::OverdueBackup>, CliError> {
+        self.get("/api/v1/admin/backups/overdue").await
+    }
+
     /// Drains a storage node (`cairnd cluster drain`).
     ///
     /// # Errors
@@ -399,6 +414,88 @@ impl Client {
     pub async fn remove_node(&self, node_id: u64, force: bool) -> Result<RemoveResponse, CliError> {
         self.post("/api/v1/cluster/remove", &RemoveRequest { node_id, force })
             .await
+    }
+}
+
+/// Whether a cluster, as `cluster status` saw it, is healthy: it has a
+/// leader, every member answered, no chunk is short of its replicas and
+/// every pooled tier has enough live storage nodes.
+/// Pure, over the status document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The leader, if there is one.
+    pub leader: Option<u64>,
+    /// Members that did not answer (id, address).
+    pub unreachable: Vec<(u64, String)>,
+    /// Chunks short of their replicas (the leader's last repair pass).
+    pub under_replicated: u64,
+    /// Tiers whose labels too few live storage nodes carry.
+    pub unsatisfiable_tiers: Vec<String>,
+}
+
+impl Health {
+    /// The verdict on `s`.
+    pub fn of(s: &ClusterStatus) -> Self {
+        Self {
+            leader: s.leader,
+            unreachable: s
+                .members
+                .iter()
+                .filter(|m| m.applied_index.is_none())
+                .map(|m| (m.id, m.addr.clone()))
+                .collect(),
+            under_replicated: s.under_replicated_chunks.unwrap_or(0),
+            unsatisfiable_tiers: s.unsatisfiable_tiers.clone(),
+        }
+    }
+
+    /// Healthy: a leader, every member reachable, every chunk replicated,
+    /// every tier satisfiable.
+    pub fn healthy(&self) -> bool {
+        self.problems().is_empty()
+    }
+
+    /// One line: "healthy", or "NOT HEALTHY: " and every reason.
+    pub fn verdict(&self) -> String {
+        if self.healthy() {
+            "healthy".into()
+        } else {
+            format!("NOT HEALTHY: {}", self.problems().join("; "))
+        }
+    }
+
+    /// What is wrong, one phrase each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = vec![];
+        if self.leader.is_none() {
+            out.push("no leader (no quorum: writes and logins wait)".to_string());
+        }
+        for (id, addr) in &self.unreachable {
+            out.push(format!("node {id} ({addr}) unreachable"));
+        }
+        if self.under_replicated > 0 {
+            out.push(format!("{} chunks under-replicated", self.under_replicated));
+        }
+        for tier in &self.unsatisfiable_tiers {
+            out.push(format!("tier {tier} unsatisfiable"));
+        }
+        out
+    }
+}
+
+/// `n` bytes for people: "1.5 GiB" (binary units, one decimal).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -452,13 +549,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Renders a status for humans (`docs/OPERATIONS.md` explains each field).
 pub fn format_status(s: &ClusterStatus) -> String {
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |i| i.to_string());
-    let mut out = format!(
+    let mut out = format!("{}\n", Health::of(s).verdict());
+    out.push_str(&format!(
         "node {} ({}), leader {}, term {}\n",
         s.node_id,
         s.role,
         s.leader.map_or("none".to_string(), |l| l.to_string()),
         s.term,
-    );
+    ));
     out.push_str(&format!(
         "log: last {}, applied {}, snapshot {}, purged {}\n",
         opt(s.last_log_index),
@@ -473,13 +571,19 @@ pub fn format_status(s: &ClusterStatus) -> String {
             (false, true) => "voter",
             (false, false) => "learner",
         };
+        let reached = if m.applied_index.is_some() {
+            ""
+        } else {
+            "  UNREACHABLE"
+        };
         out.push_str(&format!(
-            "  {:>4}  {:<8} {:<28} matched {:<8} applied {}\n",
+            "  {:>4}  {:<8} {:<28} matched {:<8} applied {:<8} roles {}{reached}\n",
             m.id,
             kind,
             m.addr,
             opt(m.matched_index),
             opt(m.applied_index),
+            m.roles.join(","),
         ));
     }
     out.push_str(&format!(
@@ -493,12 +597,23 @@ pub fn format_status(s: &ClusterStatus) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {}{moving}\n",
+            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {:<10} labels {}{moving}\n",
             n.id,
             n.status,
             n.addr,
             opt(n.chunks),
-            opt(n.bytes),
+            n.bytes.map_or_else(|| "-".to_string(), human_bytes),
+            if n.labels.is_empty() {
+                "-".to_string()
+            } else {
+                n.labels.join(",")
+            },
+        ));
+    }
+    if !s.unsatisfiable_tiers.is_empty() {
+        out.push_str(&format!(
+            "unsatisfiable tiers (too few live storage nodes carry their labels): {}\n",
+            s.unsatisfiable_tiers.join(", ")
         ));
     }
     if let Some(l) = &s.license {
@@ -523,6 +638,85 @@ pub fn format_status(s: &ClusterStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(leader: Option<u64>, applied: [Option<u64>; 3]) -> ClusterStatus {
+        ClusterStatus {
+            node_id: 1,
+            role: "Follower".into(),
+            leader,
+            leader_addr: None,
+            term: 2,
+            last_applied: Some(9),
+            last_log_index: Some(9),
+            snapshot_index: None,
+            purged_index: None,
+            members: (1..=3)
+                .map(|id| cairn_proto::admin::Member {
+                    id,
+                    addr: format!("http://n{id}:8700"),
+                    voter: true,
+                    matched_index: None,
+                    applied_index: applied[id as usize - 1],
+                    roles: vec!["auth".into(), "storage".into()],
+                })
+                .collect(),
+            voters: vec![1, 2, 3],
+            storage_nodes: vec![cairn_proto::admin::StorageNodeInfo {
+                id: 1,
+                addr: "http://n1:8700".into(),
+                status: "Active".into(),
+                chunks: Some(3),
+                bytes: Some(3 << 30),
+                to_move: None,
+                labels: vec![],
+            }],
+            under_replicated_chunks: Some(0),
+            unsatisfiable_tiers: vec![],
+            license: None,
+        }
+    }
+
+    #[test]
+    fn health_needs_a_leader_and_every_member_and_names_what_is_wrong() {
+        let ok = status(Some(1), [Some(9), Some(9), Some(8)]);
+        assert!(Health::of(&ok).healthy());
+        let text = format_status(&ok);
+        assert!(text.starts_with("healthy\n"), "{text}");
+        assert!(text.contains("3.0 GiB"), "{text}");
+        let down = status(None, [Some(9), None, Some(9)]);
+        let h = Health::of(&down);
+        assert!(!h.healthy());
+        assert_eq!(
+            h.verdict(),
+            "NOT HEALTHY: no leader (no quorum: writes and logins wait); node 2 \
+             (http://n2:8700) unreachable"
+        );
+        assert!(format_status(&down).contains("UNREACHABLE"));
+        let short = ClusterStatus {
+            under_replicated_chunks: Some(4),
+            ..ok
+        };
+        assert_eq!(
+            Health::of(&short).verdict(),
+            "NOT HEALTHY: 4 chunks under-replicated"
+        );
+        let pool_short = ClusterStatus {
+            unsatisfiable_tiers: vec!["fast".into()],
+            ..status(Some(1), [Some(9), Some(9), Some(8)])
+        };
+        assert_eq!(
+            Health::of(&pool_short).verdict(),
+            "NOT HEALTHY: tier fast unsatisfiable"
+        );
+    }
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 << 30), "10.0 GiB");
+    }
 
     #[test]
     fn sizes_parse_with_and_without_units() {

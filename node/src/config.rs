@@ -5,8 +5,10 @@
 //! first joins, and written to `<data-dir>/node.json`; `cairnd serve` reads
 //! them back so a restart cannot come up under a different identity (a Raft
 //! node that changes id or address while keeping its log corrupts the
-//! cluster's membership).
+//! cluster's membership). Its roles and storage labels are kept there too
+//! (`cairnd serve --change-roles` rewrites them, see `docs/OPERATIONS.md`).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
+use cairn_consensus::event::Role;
 
 /// Version of `node.json`.
 pub const NODE_FILE_FORMAT: u32 = 1;
@@ -90,6 +93,14 @@ pub struct NodeIdentity {
     pub listen: SocketAddr,
     /// The base URL peers and clients use to reach this node.
     pub advertise: String,
+    /// The roles this node runs (absent in a `node.json` from before
+    /// roles: every role). Kept here, like the id, so a restart keeps them.
+    #[serde(default = "crate::roles::all")]
+    pub roles: BTreeSet<Role>,
+    /// The storage labels of this node's chunk store (the pools it
+    /// belongs to); empty without the storage role.
+    #[serde(default)]
+    pub storage_labels: BTreeSet<String>,
 }
 
 impl NodeIdentity {
@@ -103,7 +114,14 @@ impl NodeIdentity {
             node_id,
             listen,
             advertise,
+            roles: crate::roles::all(),
+            storage_labels: BTreeSet::new(),
         }
+    }
+
+    /// Whether this node runs `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
     }
 
     /// Reads `node.json`, `None` if the node was never initialised.
@@ -443,6 +461,11 @@ pub struct FileConfig {
     pub tls_self_signed: Option<bool>,
     /// Extra trusted root certificate(s), PEM, for peers and commands.
     pub ca_file: Option<PathBuf>,
+    /// The roles of a new node (`auth`, `storage`, `cluster`, `downloads`;
+    /// default all).
+    pub roles: Option<Vec<String>>,
+    /// Storage labels of a new node (e.g. `["ssd", "eu-west"]`).
+    pub storage_labels: Option<Vec<String>>,
     /// Raft timing and snapshots.
     #[serde(default)]
     pub raft: RaftSettings,

@@ -65,6 +65,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod license;
+pub mod roles;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -17,13 +17,14 @@
 //! `node.json` is written last by `init`, so a crash during init leaves a
 //! data directory that `init` can simply be run on again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_consensus::event::Role;
 use cairn_consensus::{ClusterNode, RequestId};
 use cairn_proto::admin::{DefineTier, JoinRequest, JoinResponse};
 use serde::Serialize;
@@ -177,6 +178,7 @@ pub async fn start_new_cluster(
             dir.root().display()
         )));
     }
+    crate::roles::check(&identity.roles, &identity.storage_labels, true)?;
     prepare(dir, SecretSource::GivenOrNew(cluster_secret))?;
     let app = Cluster::start(dir, identity.clone(), settings, tls).await?;
     if let Err(e) = init_cluster(&app).await {
@@ -208,12 +210,20 @@ async fn init_cluster(app: &Arc<Cluster>) -> Result<(), NodeError> {
         .current_leader(id, "init: become leader of the new cluster")
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-    app.record_storage_node(id, &app.identity.advertise)
+    app.record_profile(id, &app.identity.roles, &app.identity.storage_labels)
         .await
         .map_err(|source| NodeError::Bootstrap {
-            what: "recording the storage node",
+            what: "recording the node's roles",
             source,
         })?;
+    if app.identity.has(Role::Storage) {
+        app.record_storage_node(id, &app.identity.advertise)
+            .await
+            .map_err(|source| NodeError::Bootstrap {
+                what: "recording the storage node",
+                source,
+            })?;
+    }
     Ok(())
 }
 
@@ -314,7 +324,9 @@ async fn run(
     let storage = Storage::start(app, &options.data_dir, options.storage.clone())?;
     let mut workers = Workers::new();
     storage::workers::start(&mut workers, app, &storage);
-    crate::cluster::abandon::start(&mut workers, app, options.storage.job_silence_ms);
+    if identity.has(Role::Cluster) {
+        crate::cluster::abandon::start(&mut workers, app, options.storage.job_silence_ms);
+    }
     let license = Arc::new(Gate::new(options.dev_license));
     if options.dev_license {
         tracing::warn!(
@@ -357,9 +369,10 @@ async fn run(
         data_dir: options.data_dir.root().to_owned(),
         admin_token: options.data_dir.admin_token(),
     });
-    let joiner = options
-        .join
-        .map(|url| tokio::spawn(join_until_member(app.clone(), url)));
+    let joiner = match options.join {
+        Some(url) => tokio::spawn(join_until_member(app.clone(), url)),
+        None => tokio::spawn(record_profile_until_done(app.clone())),
+    };
     let router = http::router(HttpState {
         cluster: app.clone(),
         storage,
@@ -367,11 +380,36 @@ async fn run(
         authority: options.authority,
     });
     http::serve::serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
-    if let Some(j) = joiner {
-        j.abort();
-    }
+    joiner.abort();
     workers.stop().await;
     Ok(())
+}
+
+/// Records this node's roles and labels in the replicated state when they
+/// differ from what it holds (a node restarted with `--change-roles`, or
+/// one from before roles), retrying until a leader takes it.
+async fn record_profile_until_done(app: Arc<Cluster>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let id = app.id();
+        let recorded = app.state.read(|s| {
+            s.topology().nodes().get(&id).is_some_and(|p| {
+                p.roles == app.identity.roles && p.labels == app.identity.storage_labels
+            })
+        });
+        if recorded {
+            return;
+        }
+        match app
+            .record_profile(id, &app.identity.roles, &app.identity.storage_labels)
+            .await
+        {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "recording this node's roles; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Asks the cluster at `url` to add this node, retrying until the leader
@@ -385,6 +423,8 @@ async fn join_until_member(app: Arc<Cluster>, url: String) {
     let req = JoinRequest {
         node_id: id,
         addr: app.identity.advertise.clone(),
+        roles: crate::roles::names(&app.identity.roles),
+        labels: app.identity.storage_labels.iter().cloned().collect(),
     };
     let endpoint = format!("{}/api/v1/cluster/join", url.trim_end_matches('/'));
     let mut delay = Duration::from_millis(200);
@@ -397,7 +437,10 @@ async fn join_until_member(app: Arc<Cluster>, url: String) {
             .membership()
             .get_node(&id)
             .is_some();
-        let is_recorded = app.state.read(|s| s.storage_nodes().contains_key(&id));
+        let is_recorded = app.state.read(|s| {
+            s.topology().nodes().contains_key(&id)
+                && (!app.identity.has(Role::Storage) || s.storage_nodes().contains_key(&id))
+        });
         if is_member && is_recorded {
             tracing::info!(node_id = id, "already a member of the cluster");
             return;
@@ -473,6 +516,12 @@ pub struct ServeRequest {
     pub joining: bool,
     /// `--cluster-secret-file`: installed into the data directory if given.
     pub cluster_secret: Option<PathBuf>,
+    /// `--roles` (a new node's, or with `change_roles` the new ones).
+    pub roles: Option<BTreeSet<Role>>,
+    /// `--storage-labels` (likewise).
+    pub storage_labels: Option<BTreeSet<String>>,
+    /// `--change-roles`: replace node.json's roles and labels.
+    pub change_roles: bool,
 }
 
 /// Resolves the identity `serve` runs as (see [`ServeRequest`]).
@@ -485,7 +534,7 @@ pub struct ServeRequest {
 pub fn serve_identity(dir: &DataDir, req: ServeRequest) -> Result<NodeIdentity, NodeError> {
     let secret = req.cluster_secret.as_deref();
     match (NodeIdentity::load(dir)?, req.node_id, req.listen) {
-        (Some(id), n, l) => {
+        (Some(mut id), n, l) => {
             if n.is_some_and(|n| n != id.node_id) || l.is_some_and(|l| l != id.listen) {
                 return Err(NodeError::Config(format!(
                     "{} belongs to node {} on {}; --node-id/--listen cannot change that",
@@ -494,11 +543,41 @@ pub fn serve_identity(dir: &DataDir, req: ServeRequest) -> Result<NodeIdentity, 
                     id.listen
                 )));
             }
+            let roles = req.roles.clone().unwrap_or_else(|| id.roles.clone());
+            let labels = req
+                .storage_labels
+                .clone()
+                .unwrap_or_else(|| id.storage_labels.clone());
+            if (roles != id.roles || labels != id.storage_labels) && !req.change_roles {
+                return Err(NodeError::Config(format!(
+                    "node {} runs {} with storage labels [{}] (kept in {}); pass --change-roles \
+                     to change them (see OPERATIONS.md, \"Changing a node's roles\")",
+                    id.node_id,
+                    crate::roles::names(&id.roles).join(","),
+                    id.storage_labels
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    dir.node_file().display()
+                )));
+            }
+            crate::roles::check(&roles, &labels, false)?;
             install_cluster_secret(dir, secret)?;
+            if roles != id.roles || labels != id.storage_labels {
+                id.roles = roles;
+                id.storage_labels = labels;
+                id.save(dir)?;
+            }
             Ok(id)
         }
         (None, Some(n), Some(l)) if req.joining => {
-            let id = NodeIdentity::new(n, l, req.advertise, req.tls);
+            let mut id = NodeIdentity::new(n, l, req.advertise, req.tls);
+            if let Some(roles) = req.roles {
+                id.roles = roles;
+            }
+            id.storage_labels = req.storage_labels.unwrap_or_default();
+            crate::roles::check(&id.roles, &id.storage_labels, false)?;
             prepare_joiner(dir, &id, secret)?;
             Ok(id)
         }
@@ -555,6 +634,7 @@ pub async fn dev(
                 requestable: true,
                 quota_bytes: None,
                 description: "dev cluster: one copy of every chunk".into(),
+                labels: Vec::new(),
             };
             if let Err(e) = app.define_tier(RequestId::random(), tier, |e| e).await {
                 if let Err(s) = app.raft.shutdown().await {

@@ -127,6 +127,50 @@ async fn run<W: Work>(
     tracing::debug!(worker = name, "worker stopped");
 }
 
+/// Rate-limits a log line that would repeat at a loop's pace (a lease
+/// worker retrying an unreachable authority twice a second): the first
+/// failure is logged, then at most one line per `every`, saying how many
+/// were held back; a success lets the next failure through at once.
+/// Pure over the times it is given.
+#[derive(Debug, Clone)]
+pub struct LogThrottle {
+    every: Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl LogThrottle {
+    /// At most one line per `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Whether to log a failure at `now`: `Some(held)` (log it, saying
+    /// `held` like it were not logged since the last line), else `None`.
+    pub fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < self.every => {
+                self.held += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held))
+            }
+        }
+    }
+
+    /// A success: the next failure is news again.
+    pub fn reset(&mut self) {
+        self.last = None;
+        self.held = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

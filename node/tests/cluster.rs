@@ -1,7 +1,7 @@
 //! Clusters of real `cairnd` processes: init, join, replicated writes
 //! through any node, linearizable reads on followers, leader failover,
 //! catch-up of a restarted node and of a new node through a snapshot, node
-//! removal, and the cluster secret.
+//! removal, the cluster secret, and `cluster status`'s verdict.
 
 mod common;
 
@@ -385,6 +385,27 @@ fn cluster_secret_guards_internal_endpoints() {
         user_names(&n2.admin(&["user", "list", "--json"])),
         vec!["alice"]
     );
+
+    println!("=== cluster status: healthy; without a leader, says why and exits 4");
+    let out = n1.cli(&["cluster", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("healthy\n"), "{text}");
+    n1.kill();
+    let out = wait_for("no leader", Duration::from_secs(30), || {
+        let out = n2.cli(&["cluster", "status"]);
+        (out.status.code() == Some(4)).then_some(out)
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.starts_with("NOT HEALTHY: no leader"), "{text}");
+    assert!(
+        text.contains(&format!("node 1 ({}) unreachable", n1.url())),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("not healthy"), "{}", stderr(&out));
+    // Scripts reading JSON get the document (`"leader": null`) and exit 0.
+    let out = n2.cli(&["cluster", "status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 fn pw_file(dir: &std::path::Path) -> String {

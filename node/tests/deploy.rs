@@ -557,14 +557,8 @@ fn real_prometheus_fires_node_down_and_under_replicated_and_resolves_them() {
                     .filter(|b| exported.contains(&format!("{b}_bucket")))
             })
             .unwrap_or(name);
-        // Series that a healthy cluster has no value for (grace counts
-        // only once the lease ended), so Prometheus has not seen them.
-        let absent_when_healthy = ["cairn_license_grace_remaining_seconds"];
         assert!(
-            exported.contains(name)
-                || exported.contains(base)
-                || recorded.contains(name)
-                || absent_when_healthy.contains(&name.as_str()),
+            exported.contains(name) || exported.contains(base) || recorded.contains(name),
             "`{name}` is read by a rule or the dashboard but no node exports it"
         );
     }

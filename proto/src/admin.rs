@@ -79,6 +79,10 @@ pub struct DefineTier {
     /// What the tier is for, shown to users choosing one.
     #[serde(default)]
     pub description: String,
+    /// Storage labels every node holding a copy must carry (a storage
+    /// pool, e.g. `["ssd"]`); empty: any storage node.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -93,6 +97,14 @@ pub struct JoinRequest {
     pub node_id: u64,
     /// Its advertised base URL.
     pub addr: String,
+    /// The roles it runs (`auth`, `storage`, `cluster`, `downloads`);
+    /// empty (an older node) means all. A node without `auth` joins as a
+    /// learner and is never promoted to voter.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Its storage labels (with the storage role).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// What a join did.
@@ -141,6 +153,10 @@ pub struct ClusterStatus {
     /// nodes' answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<LicenseStatus>,
+    /// Labelled tiers that fewer live storage nodes carry the labels of
+    /// than they keep copies (backups to them fail until nodes return).
+    #[serde(default)]
+    pub unsatisfiable_tiers: Vec<String>,
 }
 
 /// The license lease in `cluster status`.
@@ -198,6 +214,9 @@ pub struct Member {
     /// The index it has applied, as it reported itself: the server fills it
     /// for itself, `cairnd cluster status` asks every other member.
     pub applied_index: Option<u64>,
+    /// The roles it runs, as the replicated state records them.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// A storage node as recorded in the replicated state.
@@ -220,6 +239,9 @@ pub struct StorageNodeInfo {
     /// node is empty when this reaches 0).
     #[serde(default)]
     pub to_move: Option<u64>,
+    /// Its storage labels (the pools it belongs to).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// A tier as the admin API shows it (`GET /api/v1/admin/tiers`, and the
@@ -234,6 +256,9 @@ pub struct TierInfo {
     pub tier: crate::api::TierInfo,
     /// When it was last defined, ms since the epoch.
     pub defined_at: u64,
+    /// Storage labels its copies need (empty: any storage node).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// `POST /api/v1/cluster/remove`: remove a node from the cluster.
@@ -294,6 +319,29 @@ pub struct JobsQuery {
     pub since_ms: Option<u64>,
     /// Only jobs of this account (by name).
     pub account: Option<String>,
+}
+
+/// One overdue schedule (`GET /api/v1/admin/backups/overdue`): its newest
+/// successful backup is older than the schedule allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OverdueBackup {
+    /// The account's name.
+    pub user: String,
+    /// The device that runs the schedule.
+    pub device: crate::DeviceId,
+    /// The device's name.
+    pub device_name: String,
+    /// The schedule's name.
+    pub schedule: String,
+    /// The item it backs up.
+    pub item: String,
+    /// Its spec (`daily 02:00`…).
+    pub spec: String,
+    /// The newest successful backup of the item, ms since the epoch.
+    pub last_success: Option<u64>,
+    /// When a successful backup was due by, ms since the epoch.
+    pub due_by: u64,
 }
 
 /// An age as operators write it: a whole number and a unit, `s`, `m`,

@@ -82,6 +82,10 @@ pub mod code {
     /// new backups, vault requests and account changes are refused until
     /// the operator fixes it (the message says how); restores work.
     pub const LICENSE_EXPIRED: &str = "license_expired";
+    /// The node does not run the role the route belongs to (`auth`,
+    /// `storage`, `downloads`); the message names the nodes that do. Sent
+    /// with `503`, so a client with several servers tries the next one.
+    pub const ROLE_NOT_SERVED: &str = "role_not_served";
 }
 
 /// Most ids one page of `chunks/list` answers; a shorter page is the last.

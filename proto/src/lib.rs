@@ -14,6 +14,8 @@ pub mod id;
 #[cfg(feature = "kdf")]
 pub mod kdf;
 pub mod route;
+#[cfg(feature = "schedule")]
+pub mod schedule;
 pub mod version;
 
 pub use id::{AccountId, ChunkId, DeviceId, IdParseError, JobId, RequestId, SnapshotId, VaultId};

@@ -503,17 +503,24 @@ impl Cluster {
 
     /// Adds (initialises or joins) one more node and waits for it.
     pub fn add_node(&mut self, extra: &[&str]) -> &Node {
+        self.add_node_with(extra, &[])
+    }
+
+    /// Adds one more node whose first start (`init` for node 1, `serve
+    /// --join` for the others) also gets `own` (e.g. `--roles storage`),
+    /// and waits for it.
+    pub fn add_node_with(&mut self, extra: &[&str], own: &[&str]) -> &Node {
         let id = self.nodes.len() as u64 + 1;
         let mut node = Node::new(self.root.path(), id);
         if id == 1 {
-            node.init();
+            node.init_with(own);
             node.extra = extra.iter().map(|s| s.to_string()).collect();
             node.start();
         } else {
             node.extra = extra.iter().map(|s| s.to_string()).collect();
             let url = self.nodes[0].url();
             // The operator's copy of the secret `init` generated for node 1.
-            node.spawn_join(&url);
+            node.spawn_join_with(&url, own);
         }
         node.wait_ready();
         self.nodes.push(node);

@@ -116,35 +116,64 @@ fn echo(word: &str, out: &Path) -> String {
     )
 }
 
-#[test]
-fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("steps");
-    let (ib, ia) = (echo("item-before", &out), echo("item-after", &out));
-    let s = setup(&[], &["--before", &ib, "--after", &ia]);
-    let d = &s.device;
+/// `cairn schedule add NAME --item home --at SPEC EXTRA…`.
+fn add_schedule(d: &Device, name: &str, spec: &str, extra: &[&str]) {
+    let mut args = vec!["schedule", "add", name, "--item", "home", "--at", spec];
+    args.extend_from_slice(extra);
+    d.json(&args);
+}
+
+/// Vault `main`'s commands echo `vault-before`/`vault-after` to `out`;
+/// schedule `tick` (`every 2s`, plus `extra`) echoes
+/// `schedule-before`/`schedule-after` (with the job's context).
+fn echo_around(d: &Device, out: &Path, vault_before: &str, extra: &[&str]) {
     d.json(&[
         "vault",
         "set",
         "main",
         "--before",
-        &echo("vault-before", &out),
+        vault_before,
         "--after",
-        &echo("vault-after", &out),
+        &echo("vault-after", out),
     ]);
-    d.json(&[
-        "schedule",
-        "add",
-        "tick",
-        "--item",
-        "home",
-        "--at",
-        "every 2s",
-        "--before",
-        &echo("schedule-before", &out),
-        "--after",
-        &echo("schedule-after", &out),
-    ]);
+    let (sb, sa) = (echo("schedule-before", out), echo("schedule-after", out));
+    let mut args = vec!["--before", &sb, "--after", &sa];
+    args.extend_from_slice(extra);
+    add_schedule(d, "tick", "every 2s", &args);
+}
+
+/// A [`setup`] whose item commands echo `item-before`/`item-after` (see
+/// [`echo`]) to the returned steps file.
+fn setup_echoing() -> (tempfile::TempDir, PathBuf, Setup) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("steps");
+    let (ib, ia) = (echo("item-before", &out), echo("item-after", &out));
+    let s = setup(&[], &["--before", &ib, "--after", &ia]);
+    (dir, out, s)
+}
+
+/// The steps of a job that entered `levels` (outermost first): their
+/// before commands in order, then their after commands innermost first.
+fn nested(levels: &[&str]) -> Vec<String> {
+    let before = levels.iter().map(|l| format!("{l}-before"));
+    let after = levels.iter().rev().map(|l| format!("{l}-after"));
+    before.chain(after).collect()
+}
+
+/// The first word of each line of `steps` about job `id`.
+fn steps_of<'a>(steps: &'a str, id: &str) -> Vec<&'a str> {
+    steps
+        .lines()
+        .filter(|l| l.contains(id))
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect()
+}
+
+#[test]
+fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
+    let (_dir, out, s) = setup_echoing();
+    let d = &s.device;
+    echo_around(d, &out, &echo("vault-before", &out), &[]);
     let child = daemon(d);
     // Periodic: two scheduled backups, each with its snapshot.
     wait_for("two scheduled backups", Duration::from_secs(90), || {
@@ -201,28 +230,7 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
         &["--before", &failing, "--after", &echo("item-after", &out)],
     );
     let d = &s.device;
-    d.json(&[
-        "vault",
-        "set",
-        "main",
-        "--before",
-        &echo("vault-before", &out),
-        "--after",
-        &echo("vault-after", &out),
-    ]);
-    d.json(&[
-        "schedule",
-        "add",
-        "tick",
-        "--item",
-        "home",
-        "--at",
-        "every 2s",
-        "--before",
-        &echo("schedule-before", &out),
-        "--after",
-        &echo("schedule-after", &out),
-    ]);
+    echo_around(d, &out, &echo("vault-before", &out), &[]);
     let child = daemon(d);
     let job = job_of(d, "tick", "a failed scheduled job", status_is("error"));
     d.json(&["schedule", "remove", "tick"]);
@@ -235,21 +243,11 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
         "{job}"
     );
     let steps = std::fs::read_to_string(&out).expect("steps file");
-    let words: Vec<&str> = steps
-        .lines()
-        .filter(|l| l.contains(id))
-        .map(|l| l.split(' ').next().unwrap_or(""))
-        .collect();
     // The vault level was never entered; the item and schedule levels
     // clean up after themselves.
     assert_eq!(
-        words,
-        [
-            "schedule-before",
-            "item-before",
-            "item-after",
-            "schedule-after"
-        ],
+        steps_of(&steps, id),
+        nested(&["schedule", "item"]),
         "{steps}"
     );
     assert!(steps.contains("item-after"), "{steps}");
@@ -276,9 +274,7 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
 fn a_run_due_while_the_last_one_runs_is_skipped_and_sigterm_cancels_the_job() {
     let s = setup(&[], &["--before", "sleep 6"]);
     let d = &s.device;
-    d.json(&[
-        "schedule", "add", "slow", "--item", "home", "--at", "every 2s",
-    ]);
+    add_schedule(d, "slow", "every 2s", &[]);
     let child = daemon(d);
     let skipped = job_of(
         d,
@@ -297,34 +293,98 @@ fn a_run_due_while_the_last_one_runs_is_skipped_and_sigterm_cancels_the_job() {
     assert_eq!(ended["status"], "cancelled", "{ended}");
 }
 
+/// The leader's count of devices with overdue backups.
+fn overdue_devices(s: &Setup) -> Option<f64> {
+    s.cluster.nodes[0].metric("cairn_backups_overdue_devices")
+}
+
+fn missed_of(d: &Device, schedule: &str) -> Vec<Value> {
+    jobs(d)
+        .into_iter()
+        .filter(|j| j["schedule"] == schedule && j["status"] == "missed")
+        .collect()
+}
+
 #[test]
-fn a_schedule_that_passed_while_the_daemon_was_down_is_missed() {
+fn a_schedule_that_passed_while_the_daemon_was_down_is_missed_and_overdue() {
     let s = setup(&[], &[]);
     let d = &s.device;
-    d.json(&[
-        "schedule", "add", "tick", "--item", "home", "--at", "every 2s",
-    ]);
+    add_schedule(d, "tick", "every 2s", &[]);
     let child = daemon(d);
     job_of(d, "tick", "a scheduled backup", status_is("succeeded"));
+    assert_eq!(overdue_devices(&s), Some(0.0), "backing up on time");
     assert!(stop(child).success());
-    let missed = |d: &Device| -> Vec<Value> {
-        jobs(d)
-            .into_iter()
-            .filter(|j| j["schedule"] == "tick" && j["status"] == "missed")
-            .collect()
-    };
-    let before = missed(d).len();
-    std::thread::sleep(Duration::from_secs(5));
+    let before = missed_of(d, "tick").len();
+    // Down for longer than a period and its grace: overdue on the leader,
+    // and listed for the operator.
+    let node = &s.cluster.nodes[0];
+    wait_for("an overdue device", Duration::from_secs(30), || {
+        (overdue_devices(&s) == Some(1.0)).then_some(())
+    });
+    assert_eq!(node.metric("cairn_backups_overdue_schedules"), Some(1.0));
+    let listed = cairn_tests::json_of(
+        "admin backups overdue",
+        &node.admin(&["backups", "overdue", "--json"]),
+    );
+    let listed = listed.as_array().expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["schedule"], "tick");
+    assert_eq!(listed[0]["item"], "home");
+    assert_eq!(listed[0]["device_name"], "desk");
+    assert!(listed[0]["last_success"].is_u64(), "{listed:?}");
+    let text = ok(
+        "admin backups overdue",
+        &node.admin(&["backups", "overdue"]),
+    );
+    assert!(text.contains("schedule tick (item home"), "{text}");
+
     let child = daemon(d);
     let new = wait_for("a missed run", Duration::from_secs(60), || {
-        let m = missed(d);
+        let m = missed_of(d, "tick");
         (m.len() > before).then_some(m)
     });
     assert_eq!(new.len(), before + 1, "one record however many runs passed");
     assert!(new
         .iter()
         .all(|j| j["kind"] == "backup" && j["item"] == "home"));
+    // Backing up again: no longer overdue.
+    wait_for("no overdue device", Duration::from_secs(30), || {
+        (overdue_devices(&s) == Some(0.0)).then_some(())
+    });
     assert!(stop(child).success());
+}
+
+#[test]
+fn a_run_missed_schedule_runs_the_missed_run_when_the_daemon_starts() {
+    let s = setup(&[], &[]);
+    let d = &s.device;
+    // Defined while no daemon runs; its first run (8 s after it was set)
+    // passes before the daemon starts.
+    add_schedule(d, "catch", "every 8s", &["--run-missed"]);
+    let listed = d.json(&["schedule", "list"]);
+    assert_eq!(listed[0]["spec"], "every 8s run-missed", "{listed}");
+    let anchor = listed[0]["anchor"].as_u64().expect("anchor");
+    std::thread::sleep(Duration::from_secs(9));
+    let child = daemon(d);
+    let ran = job_of(d, "catch", "the missed run", status_is("succeeded"));
+    assert!(stop(child).success());
+    let missed = missed_of(d, "catch");
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    let at = |j: &Value| -> Timestamp {
+        j["started_at"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("started_at of {j}"))
+    };
+    // Periodic runs count whole seconds from the anchor.
+    let due = at(&missed[0]).as_second();
+    assert_eq!(due, anchor as i64 / 1_000 + 8, "{missed:?}");
+    // Started at once, before the next regular run was due.
+    let started = at(&ran).as_millisecond();
+    assert!(
+        started < anchor as i64 + 16_000,
+        "{started} vs anchor {anchor}"
+    );
 }
 
 #[test]
@@ -344,40 +404,60 @@ fn a_second_daemon_for_the_device_refuses_to_start() {
 }
 
 #[test]
-fn a_run_over_its_time_limit_ends_as_timeout() {
-    let s = setup(&[], &["--before", "sleep 8"]);
+fn a_run_over_its_time_limit_ends_as_timeout_and_still_runs_its_after_commands() {
+    let (_dir, out, s) = setup_echoing();
     let d = &s.device;
-    d.json(&[
-        "schedule",
-        "add",
-        "tick",
-        "--item",
-        "home",
-        "--at",
-        "every 2s",
-        "--timeout",
-        "1s",
-    ]);
+    // The vault's before command outlives the limit; it is killed with the
+    // job (`late` is never written).
+    let slow = format!(
+        "{}; sleep 5; echo late >> {}",
+        echo("vault-before", &out),
+        out.display()
+    );
+    echo_around(d, &out, &slow, &["--timeout", "3s"]);
     let child = daemon(d);
-    let job = job_of(d, "tick", "a timed-out job", status_is("timeout"));
+    let job = job_of(d, "tick", "a timed-out job that entered every level", |j| {
+        j["status"] == "timeout"
+            && j["log"]
+                .as_str()
+                .is_some_and(|l| l.contains("[vault after]"))
+    });
+    d.json(&["schedule", "remove", "tick"]);
+    assert!(stop(child).success());
     assert!(
         job["error"]
             .as_str()
-            .is_some_and(|e| e.contains("time limit")),
+            .is_some_and(|e| e.contains("time limit of 3s")),
         "{job}"
     );
-    d.json(&["schedule", "remove", "tick"]);
-    assert!(stop(child).success());
+    let log = job["log"].as_str().expect("log");
+    assert!(
+        log.contains("[schedule after] $ echo schedule-after"),
+        "{log}"
+    );
+    let id = job["id"].as_str().expect("id");
+    let steps = std::fs::read_to_string(&out).expect("steps file");
+    assert_eq!(
+        steps_of(&steps, id),
+        nested(&["schedule", "item", "vault"]),
+        "{steps}"
+    );
+    assert!(steps
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("-after"))
+        .all(|l| l.ends_with(" timeout")));
     assert!(snapshots(d).is_empty());
+    // Past the killed command's sleep: it never wrote.
+    std::thread::sleep(Duration::from_secs(6));
+    let steps = std::fs::read_to_string(&out).expect("steps file");
+    assert!(!steps.contains("late"), "{steps}");
 }
 
 #[test]
 fn a_sigkilled_daemon_leaves_its_job_abandoned_by_the_cluster() {
     let s = setup(&["--job-silence-ms", "10000"], &["--before", "sleep 30"]);
     let d = &s.device;
-    d.json(&[
-        "schedule", "add", "tick", "--item", "home", "--at", "every 2s",
-    ]);
+    add_schedule(d, "tick", "every 2s", &[]);
     let mut child = daemon(d);
     let running = job_of(d, "tick", "a running job", |j| j["status"].is_null());
     // Heartbeats keep it running past the silence while the daemon lives.

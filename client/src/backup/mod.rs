@@ -42,8 +42,9 @@
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -107,13 +108,79 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
 }
 
-/// Live counters for progress display.
-#[derive(Debug, Default)]
+/// Live counters for progress display, read by another thread while the
+/// backup runs.
+#[derive(Default)]
 pub struct Progress {
     /// Files finished.
     pub files: AtomicU64,
     /// File bytes finished (read or skipped as unchanged).
     pub bytes: AtomicU64,
+    /// Files and bytes the backup is expected to reach: the parent
+    /// snapshot's totals (0 without a parent), so a bar can show a
+    /// percentage and an ETA without a pre-scan walking the tree twice.
+    pub expected_files: AtomicU64,
+    /// See [`Progress::expected_files`].
+    pub expected_bytes: AtomicU64,
+    /// Entries skipped so far (unreadable, sockets): the warnings to come.
+    pub errors: AtomicU64,
+    /// The file a worker started reading last.
+    pub current: Mutex<PathBuf>,
+    /// Told of every file as the walker decides about it (`cairn -v`
+    /// lists them); called on the walking thread, so it should be quick.
+    pub on_file: Option<Box<FileListener>>,
+}
+
+/// What [`Progress::on_file`] calls: how the file at the path compares
+/// with the parent.
+pub type FileListener = dyn Fn(Change, &Path) + Send + Sync;
+
+impl Progress {
+    /// Records that a worker started reading `path`.
+    fn reading(&self, path: &Path) {
+        if let Ok(mut current) = self.current.lock() {
+            current.clear();
+            current.push(path);
+        }
+    }
+}
+
+/// How a backed-up file compares with the parent snapshot's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The parent has no such file: read.
+    New,
+    /// The parent's differs in size, times or inode: read again.
+    Changed,
+    /// As in the parent: its chunk list is reused, it is not read.
+    Unmodified,
+}
+
+/// How many files of a backup were new, changed or unmodified against its
+/// parent (as the walker saw them: a file that then cannot be read is
+/// counted here and named in the warnings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Files the parent did not have.
+    #[serde(rename = "files_new")]
+    pub new: u64,
+    /// Files the parent had in another state.
+    #[serde(rename = "files_changed")]
+    pub changed: u64,
+    /// Files as the parent had them.
+    #[serde(rename = "files_unmodified")]
+    pub unmodified: u64,
+}
+
+impl Changes {
+    /// Counts one file.
+    fn count(&mut self, change: Change) {
+        match change {
+            Change::New => self.new += 1,
+            Change::Changed => self.changed += 1,
+            Change::Unmodified => self.unmodified += 1,
+        }
+    }
 }
 
 /// The outcome of a committed backup. Its JSON (`cairn --json backup`)
@@ -124,6 +191,8 @@ pub struct BackupReport {
     pub snapshot: SnapshotRecord,
     /// The parent used for change detection.
     pub parent: Option<SnapshotId>,
+    /// Files new, changed and unmodified against the parent.
+    pub changes: Changes,
     /// Entries the operating system showed that are missing from the
     /// snapshot (unreadable, sockets): the backup is incomplete.
     pub warnings: Vec<String>,
@@ -145,6 +214,8 @@ impl Serialize for BackupReport {
             root: ChunkId,
             #[serde(flatten)]
             stats: &'a SnapshotStats,
+            #[serde(flatten)]
+            changes: Changes,
             warnings: &'a [String],
             skipped: usize,
             notes: &'a [String],
@@ -156,6 +227,7 @@ impl Serialize for BackupReport {
             parent: self.parent,
             root: self.snapshot.root,
             stats: &self.snapshot.stats,
+            changes: self.changes,
             warnings: &self.warnings,
             skipped: self.warnings.len(),
             notes: &self.notes,
@@ -220,6 +292,10 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             .cloned()
         }
     };
+    if let Some(p) = &parent {
+        progress.expected_files.store(p.stats.files, Relaxed);
+        progress.expected_bytes.store(p.stats.bytes, Relaxed);
+    }
     let parent_root = parent.as_ref().map(|p| vault.tree(p.root)).transpose()?;
     let excludes = Patterns::new(&opts.excludes, "--exclude")?;
 
@@ -279,11 +355,13 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             warnings: vec![],
             notes: vec![],
             entries: 0,
+            changes: Changes::default(),
         };
         let walked = walker.walk_root(&trie, parent_root);
         let walk_warnings = std::mem::take(&mut walker.warnings);
         let notes = std::mem::take(&mut walker.notes);
         let entries = walker.entries;
+        let changes = walker.changes;
         drop(walker);
 
         let mut errors = vec![];
@@ -300,12 +378,12 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         // A disconnected channel is a symptom; report the cause.
         errors.sort_by_key(|e| matches!(e, Error::Aborted));
         match (errors.into_iter().next(), finished, written) {
-            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes, entries)),
+            (None, Some(f), Some(w)) => Ok((f, w, walk_warnings, notes, entries, changes)),
             (Some(e), _, _) => Err(e),
             _ => Err(Error::Aborted),
         }
     });
-    let (finished, written, mut warnings, notes, entries) = outcome?;
+    let (finished, written, mut warnings, notes, entries, changes) = outcome?;
     warnings.extend(finished.warnings);
     let stats = SnapshotStats {
         files: finished.files,
@@ -324,6 +402,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
         stats,
         entries,
         parent: parent.map(|p| p.id),
+        changes,
         warnings,
         notes,
         changed: finished.changed,
@@ -392,6 +471,10 @@ pub fn run_stdin(
         stats,
         entries: 1,
         parent: None,
+        changes: Changes {
+            new: 1,
+            ..Changes::default()
+        },
         warnings: vec![],
         notes: vec![],
         changed: vec![],
@@ -408,6 +491,7 @@ struct Done {
     stats: SnapshotStats,
     entries: u64,
     parent: Option<SnapshotId>,
+    changes: Changes,
     warnings: Vec<String>,
     notes: Vec<String>,
     changed: Vec<String>,
@@ -448,6 +532,7 @@ fn commit(vault: &Vault, opts: &BackupOptions, done: Done) -> Result<BackupRepor
     Ok(BackupReport {
         snapshot: record,
         parent: done.parent,
+        changes: done.changes,
         warnings: done.warnings,
         notes: done.notes,
         changed_during_read: done.changed,
@@ -516,7 +601,13 @@ mod tests {
             target: out.path().to_path_buf(),
             ..RestoreOptions::default()
         };
-        let restored = restore::run(vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
+        let restored = restore::run(
+            vault,
+            &report.snapshot,
+            &opts,
+            &restore::Progress::default(),
+        )
+        .unwrap();
         assert!(restored.damaged.is_empty() && restored.failed.is_empty());
         let back = out.path().join(src.path().strip_prefix("/").unwrap());
         assert_eq!(fs::read(back.join("copy")).unwrap(), data);
@@ -543,9 +634,51 @@ mod tests {
         );
 
         fs::write(src.path().join("b"), pseudo_random(50_000, 4)).unwrap();
+        fs::write(src.path().join("c"), b"c").unwrap();
         let third = backup_dir(&vault, src.path());
-        assert_eq!(third.snapshot.stats.files_read, 1);
+        assert_eq!(third.snapshot.stats.files_read, 2);
         assert!(third.snapshot.stats.new_chunks > 0);
+        assert_eq!(
+            third.changes,
+            Changes {
+                new: 1,
+                changed: 1,
+                unmodified: 1
+            }
+        );
+        assert_eq!(first.changes.new, 2);
+        assert_eq!(second.changes.unmodified, 2);
+    }
+
+    #[test]
+    fn the_walker_tells_each_file_and_hard_links_count_once() {
+        let vault = small_vault();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), pseudo_random(10_000, 5)).unwrap();
+        fs::hard_link(src.path().join("a"), src.path().join("b")).unwrap();
+        let told = std::sync::Arc::new(Mutex::new(vec![]));
+        let tell = told.clone();
+        let progress = Progress {
+            on_file: Some(Box::new(move |c, p| {
+                tell.lock().unwrap().push((c, p.to_path_buf()));
+            })),
+            ..Progress::default()
+        };
+        let opts = BackupOptions {
+            paths: vec![src.path().to_path_buf()],
+            ..opts_named()
+        };
+        let report = run(&vault, &opts, &progress).unwrap();
+        assert_eq!(report.snapshot.stats.files, 2);
+        assert_eq!(report.snapshot.stats.bytes, 10_000, "one content");
+        assert_eq!(progress.errors.load(Relaxed), 0);
+        assert_eq!(
+            *told.lock().unwrap(),
+            [
+                (Change::New, src.path().join("a")),
+                (Change::New, src.path().join("b"))
+            ]
+        );
     }
 
     #[test]
@@ -568,7 +701,13 @@ mod tests {
                 target: out.path().to_path_buf(),
                 ..RestoreOptions::default()
             };
-            restore::run(&vault, &report.snapshot, &opts, &AtomicU64::new(0)).unwrap();
+            restore::run(
+                &vault,
+                &report.snapshot,
+                &opts,
+                &restore::Progress::default(),
+            )
+            .unwrap();
             assert_eq!(fs::read(out.path().join("dump.sql")).unwrap(), data);
             let bad = run_stdin(
                 &vault,
@@ -623,7 +762,10 @@ mod tests {
                 "changed_during_read",
                 "dirs",
                 "files",
+                "files_changed",
+                "files_new",
                 "files_read",
+                "files_unmodified",
                 "id",
                 "new_bytes",
                 "new_chunks",

@@ -235,9 +235,11 @@ pub(super) fn worker(shared: &Shared<'_>, lanes: Lanes) -> Result<()> {
                 };
                 let mut outcomes = Vec::with_capacity(job.files.len());
                 for (path, meta) in &job.files {
+                    shared.progress.reading(path);
                     outcomes.push(match read_file(shared, path, meta, &lanes, &mut zstd) {
                         Ok(o) => o,
                         Err(Error::Io { context, source }) => {
+                            shared.progress.errors.fetch_add(1, Ordering::Relaxed);
                             FileOutcome::Skipped(format!("{context}: {source} (skipped)"))
                         }
                         Err(e) => return Err(e),
@@ -325,6 +327,7 @@ pub(super) fn finisher(
 ) -> Result<Finished> {
     let mut zstd = Compressor::new()?;
     let mut done: HashMap<u64, ChunkId> = HashMap::new();
+    let mut links: HashSet<(u64, u64)> = HashSet::new();
     let mut out = Finished {
         root: ChunkId([0; 32]),
         files: 0,
@@ -384,7 +387,10 @@ pub(super) fn finisher(
             match entry.kind {
                 Kind::File => {
                     out.files += 1;
-                    out.bytes += entry.size;
+                    // Hard-linked content is restored once, so counted once.
+                    if entry.links < 2 || links.insert((entry.device, entry.inode)) {
+                        out.bytes += entry.size;
+                    }
                 }
                 Kind::Dir => out.dirs += 1,
                 _ => {}

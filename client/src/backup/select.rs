@@ -88,6 +88,7 @@ pub fn first_lines(lines: &[String], max: usize) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::vault::memory::testing::{self, record};
 
     #[test]
     fn sealed_warnings_are_bounded_and_say_how_many_were_left_out() {
@@ -106,22 +107,10 @@ mod tests {
 
     fn entry(size: u64, mtime: i64, ctime: i64, inode: u64) -> Entry {
         Entry {
-            name: b"f".to_vec(),
-            kind: crate::tree::Kind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
             mtime: Time::of(mtime, 5),
             ctime: Time::of(ctime, 7),
             inode,
-            device: 1,
-            links: 1,
-            size,
-            target: vec![],
-            rdev: 0,
-            xattrs: vec![],
-            content: vec![],
-            subtree: None,
+            ..testing::entry("f", crate::tree::Kind::File, size)
         }
     }
 
@@ -148,21 +137,6 @@ mod tests {
             FileStat { inode: 43, ..same },
         ] {
             assert!(!unchanged(&e, &differs), "{differs:?}");
-        }
-    }
-
-    fn record(device: &str, item: Option<&str>, n: u8) -> SnapshotRecord {
-        SnapshotRecord {
-            format: 2,
-            id: cairn_proto::SnapshotId::random(),
-            vault: cairn_proto::VaultId::random(),
-            device: device.into(),
-            item: item.map(str::to_string),
-            time: format!("2026-01-0{n}T00:00:00.000000000Z"),
-            finished: String::new(),
-            root: cairn_proto::ChunkId([n; 32]),
-            stats: Default::default(),
-            meta: vec![n],
         }
     }
 

@@ -12,11 +12,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::pipeline::{aborted, DirJob, FileJob, FileOutcome, Pending, Shared};
 use super::select::{self, FileStat};
+use super::{Change, Changes};
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta::{entry_from, kind_of, read_xattrs};
 use crate::pattern::Patterns;
 use crate::source::PathTrie;
-use crate::tree::{Kind, Tree};
+use crate::tree::{Entry, Kind, Tree};
 
 /// Files per batch, and bytes per batch, before it is sent.
 pub(super) const BATCH_FILES: usize = 64;
@@ -48,6 +49,8 @@ pub(super) struct Walker<'a, 's> {
     /// Entries put in trees so far (an upper bound: the finisher may still
     /// drop files it could not read).
     pub(super) entries: u64,
+    /// Files new, changed and unmodified against the parent.
+    pub(super) changes: Changes,
 }
 
 impl Walker<'_, '_> {
@@ -129,7 +132,7 @@ impl Walker<'_, '_> {
                 continue;
             }
             let Some(kind) = kind_of(&meta) else {
-                self.warnings.push(format!(
+                self.warn(format!(
                     "{}: sockets cannot be backed up (skipped)",
                     child.display()
                 ));
@@ -169,14 +172,15 @@ impl Walker<'_, '_> {
                     match self.walk_dir(&child, walk_trie, old_tree.as_ref()) {
                         Ok(index) => Pending::Dir(index),
                         Err(Error::Io { context, source }) if trie.is_none() => {
-                            self.warnings.push(format!("{context}: {source} (skipped)"));
+                            self.warn(format!("{context}: {source} (skipped)"));
                             continue;
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                Kind::File => match old {
-                    Some(o) if select::unchanged(o, &FileStat::of(&meta)) => {
+                Kind::File => match self.file_change(old, &meta, &child) {
+                    Change::Unmodified => {
+                        let o = old.ok_or_else(|| aborted(()))?;
                         entry.content = o.content.clone();
                         entry.xattrs = o.xattrs.clone();
                         self.shared.progress.files.fetch_add(1, Ordering::Relaxed);
@@ -186,7 +190,7 @@ impl Walker<'_, '_> {
                             .fetch_add(meta.len(), Ordering::Relaxed);
                         Pending::Ready
                     }
-                    _ => {
+                    Change::New | Change::Changed => {
                         let large = meta.len() > self.shared.vault.config().chunker.max_size as u64;
                         if large {
                             // Alone in its batch, so its chunks are shared out at once.
@@ -229,6 +233,28 @@ impl Walker<'_, '_> {
             })
             .map_err(aborted)?;
         Ok(index)
+    }
+
+    /// How the file at `path` compares with its parent entry `old`;
+    /// counted, and told to [`super::Progress::on_file`].
+    fn file_change(&mut self, old: Option<&Entry>, meta: &Metadata, path: &Path) -> Change {
+        let change = match old {
+            Some(o) if select::unchanged(o, &FileStat::of(meta)) => Change::Unmodified,
+            Some(_) => Change::Changed,
+            None => Change::New,
+        };
+        self.changes.count(change);
+        if let Some(tell) = &self.shared.progress.on_file {
+            tell(change, path);
+        }
+        change
+    }
+
+    /// A left-out entry: a warning, and one more error on the progress
+    /// display.
+    fn warn(&mut self, warning: String) {
+        self.shared.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.warnings.push(warning);
     }
 
     /// Sends the files gathered in `batch` (if any) to the workers.

@@ -4,22 +4,38 @@
 //! `cairn_client::remote::Session`.
 
 use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Result;
 use cairn_client::snapshot::ms_rfc3339;
 use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, TierInfo, VaultInfo};
 use cairn_proto::VaultId;
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::progress::bytes;
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` in local time
+/// (`--json` keeps RFC 3339 UTC).
 pub fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
+    let ts = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
+    ts.map_or_else(|| ms.to_string(), |t| local_in(t, &TimeZone::system()))
+}
+
+/// An RFC 3339 time (a record's) as `YYYY-MM-DD HH:MM:SS` in local time;
+/// text that is no time is shown as it is.
+pub fn local(rfc3339: &str) -> String {
+    rfc3339.parse::<jiff::Timestamp>().map_or_else(
+        |_| rfc3339.to_string(),
+        |t| local_in(t, &TimeZone::system()),
+    )
+}
+
+/// `t` as `YYYY-MM-DD HH:MM:SS` in `tz`.
+fn local_in(t: jiff::Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
@@ -239,31 +255,45 @@ impl<'a> ItemJson<'a> {
 
 /// Prints the job log, oldest first.
 pub fn print_jobs(jobs: &[JobInfo], names: &HashMap<VaultId, String>) -> Result<()> {
-    println!(
-        "{:<19}  {:<9}  {:<14}  {:<14}  {:<23}  {:>7}  {:>10}  {:>8}  error",
-        "started", "kind", "device", "vault", "status", "files", "bytes", "seconds"
-    );
+    let mut t = super::output::table(&[
+        "started", "kind", "device", "vault", "status", "files", "bytes", "seconds", "error",
+    ]);
     for j in jobs {
-        let status = j.status_name();
-        println!(
-            "{:<19}  {:<9}  {:<14}  {:<14}  {:<23}  {:>7}  {:>10}  {:>8}  {}",
+        t.add_row(vec![
             when(j.started_at),
-            j.kind.name(),
-            j.device_name,
+            j.kind.name().to_string(),
+            j.device_name.clone(),
             j.vault
-                .map(|v| names
-                    .get(&v)
-                    .cloned()
-                    .unwrap_or_else(|| v.to_hex()[..8].into()))
+                .map(|v| {
+                    names
+                        .get(&v)
+                        .cloned()
+                        .unwrap_or_else(|| v.to_hex()[..8].into())
+                })
                 .unwrap_or_else(|| "-".into()),
-            status,
-            j.files,
+            j.status_name().to_string(),
+            j.files.to_string(),
             bytes(j.bytes),
             j.duration_ms
                 .map_or("-".into(), |d| format!("{:.1}", d as f64 / 1000.0)),
-            j.error.as_deref().unwrap_or("")
-        );
+            j.error.clone().unwrap_or_default(),
+        ]);
     }
+    println!("{}", super::output::table_text(&t));
     println!("{} job(s)", jobs.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_in_the_given_zone_and_non_times_as_they_are() {
+        let t: jiff::Timestamp = "2026-03-01T23:30:00Z".parse().unwrap();
+        let tokyo = TimeZone::fixed(jiff::tz::offset(9));
+        assert_eq!(local_in(t, &tokyo), "2026-03-02 08:30:00");
+        assert_eq!(local_in(t, &TimeZone::UTC), "2026-03-01 23:30:00");
+        assert_eq!(local("not a time"), "not a time");
+    }
 }

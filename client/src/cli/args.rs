@@ -38,6 +38,10 @@ pub struct Cli {
     /// No progress display and no notes (results, warnings and errors stay).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Say more: `-v` lists the files a backup reads (new, changed),
+    /// `-vv` also the unmodified ones.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
     /// The profile file written by `cairn login` (default:
     /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]
@@ -236,6 +240,14 @@ pub enum Command {
     /// is still damaged is named (exit 4); `--forget-unhealed` forgets them
     /// (then `prune`). Local vaults (a cluster heals replicas itself).
     Repair(RepairArgs),
+    /// Add, remove or replace the tags of snapshots (local vaults).
+    ///
+    /// The named snapshots, or without names every snapshot the selection
+    /// keeps. A re-tagged snapshot gets a new id (its tags are sealed with
+    /// it); its data, time, device and item stay.
+    ///
+    /// Example: `cairn tag --vault /backup/vault latest --add keep`.
+    Tag(TagArgs),
     /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
     ///
     /// Snapshots are grouped by device and item (or paths); in each group the
@@ -479,6 +491,28 @@ impl SelectArgs {
 }
 
 #[derive(Args)]
+pub struct TagArgs {
+    #[command(flatten)]
+    pub vault: VaultArg,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshots to re-tag (ids, unique prefixes or `latest`); with none,
+    /// every snapshot the selection keeps.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Add these tags (repeatable, or comma-separated).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub add: Vec<String>,
+    /// Remove these tags (repeatable, or comma-separated).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub remove: Vec<String>,
+    /// Replace all tags with these (repeatable, or comma-separated; `--set ''`
+    /// removes every tag).
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub set: Option<Vec<String>>,
+}
+
+#[derive(Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub vault: VaultArg,
@@ -636,4 +670,9 @@ pub struct BackupArgs {
     /// The job id to record (set by `cairn daemon`).
     #[arg(long, hide = true, requires = "item")]
     pub job_id: Option<String>,
+    /// Where to note how far the job's before/after commands got (set by
+    /// `cairn daemon`, which runs the owed after commands of a job it stops
+    /// on its schedule's timeout).
+    #[arg(long, hide = true, requires = "item", value_name = "FILE")]
+    pub marks: Option<PathBuf>,
 }

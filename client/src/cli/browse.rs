@@ -92,7 +92,7 @@ pub fn find(
             "snapshot {} of {} at {}:",
             &m.id.to_hex()[..8],
             m.device,
-            m.time.get(..19).unwrap_or(&m.time).replace('T', " ")
+            super::account::local(&m.time)
         )?;
         for l in &m.matches {
             writeln!(out, "  {}", l.long())?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use cairn_client::backup::{self, BackupOptions, ParentChoice, Progress};
+use cairn_client::backup::{self, BackupOptions, Change, FileListener, ParentChoice, Progress};
 use cairn_client::chunker::ChunkerParams;
 use cairn_client::crypto::KdfParams;
 use cairn_client::forget::{self, Selection};
@@ -35,7 +35,7 @@ use super::args::{
 };
 use super::open::{account_password, open, password, session, Opened};
 use super::output::{self, print_json};
-use super::progress::{bytes, load, Spinner};
+use super::progress::{self, bytes, load, BackupStatus, Display, Spinner};
 use super::{interrupt, password as passwords};
 
 /// Exit code of a backup that saved its snapshot but had to leave out
@@ -338,12 +338,22 @@ pub fn vault_init(
 /// `cairn backup`.
 pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result<u8> {
     super::lists::read_into(&mut args)?;
-    let progress = Arc::new(Progress::default());
+    let display = Display::new(!json);
+    let progress = Arc::new(Progress {
+        on_file: file_lister(&display, json),
+        ..Progress::default()
+    });
     let spinner = {
         let p = progress.clone();
-        Spinner::start(!json, move || {
-            format!("{} files, {}", load(&p.files), bytes(load(&p.bytes)))
-        })
+        if json {
+            Spinner::json_lines(move |elapsed| {
+                progress::backup_json(&BackupStatus::of(&p), elapsed)
+            })
+        } else {
+            Spinner::on(display, move |elapsed| {
+                progress::backup_frame(&BackupStatus::of(&p), elapsed)
+            })
+        }
     };
     let parent = match (args.parent, args.force) {
         (Some(p), _) => ParentChoice::Snapshot(p),
@@ -371,9 +381,6 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 ),
                 None => None,
             };
-            if let Some(t) = schedule.as_ref().and_then(|sc| sc.timeout_s) {
-                interrupt::time_limit(Duration::from_secs(t.into()));
-            }
             let job_id = args
                 .job_id
                 .as_deref()
@@ -393,11 +400,16 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 one_file_system: args.one_file_system,
                 tags: args.tags,
             };
+            let mut shell = match &args.marks {
+                Some(path) => SystemShell::marking(path)
+                    .map_err(|e| Error::io("create the job's marks file", path, e))?,
+                None => SystemShell::default(),
+            };
             let env = JobEnv {
                 cancel: interrupt::cancel_token(),
                 warn: &warn,
                 heartbeat: heartbeat_every(),
-                shell: &mut SystemShell,
+                shell: &mut shell,
             };
             let mut ran = run::backup_item(&mut s, job, env, &progress)?;
             let report = ran.take_report()?;
@@ -542,18 +554,42 @@ pub fn list(
     Ok(0)
 }
 
+/// `-v` lists the files a backup reads (new, changed), `-vv` also the
+/// unmodified ones, above the progress display; nothing under `--json`.
+fn file_lister(display: &Display, json: bool) -> Option<Box<FileListener>> {
+    let level = output::verbosity();
+    if json || level == 0 {
+        return None;
+    }
+    let display = display.clone();
+    Some(Box::new(move |change, path| {
+        let word = match change {
+            Change::New => "new",
+            Change::Changed => "changed",
+            Change::Unmodified if level >= 2 => "unmodified",
+            Change::Unmodified => return,
+        };
+        display.println(&format!("{word:<10} {}", path.display()));
+    }))
+}
+
 /// `cairn restore`.
 pub fn restore(config: Option<&Path>, args: RestoreArgs, json: bool) -> Result<u8> {
     let opened = open(config, &args.vault.vault)?;
     let vault = &opened.vault;
     let snap = find_snapshot(&opened, &args.select, &args.snapshot)?;
-    let done = Arc::new(AtomicU64::new(0));
-    let total = snap.stats.bytes;
+    let done = Arc::new(restore::Progress::default());
     let spinner = {
-        let done = done.clone();
-        Spinner::start(!json && !args.dry_run, move || {
-            format!("restored {} of {}", bytes(load(&done)), bytes(total))
-        })
+        let p = done.clone();
+        if json && !args.dry_run {
+            Spinner::json_lines(move |elapsed| {
+                progress::restore_json(load(&p.done), load(&p.total), elapsed)
+            })
+        } else {
+            Spinner::start(!json && !args.dry_run, move |elapsed| {
+                progress::restore_frame(load(&p.done), load(&p.total), elapsed)
+            })
+        }
     };
     let opts = RestoreOptions {
         target: fsmeta::expand_tilde(&args.target),
@@ -590,7 +626,7 @@ pub fn check(config: Option<&Path>, v: VaultArg, read_data: bool, json: bool) ->
     let done = Arc::new(AtomicU64::new(0));
     let spinner = {
         let done = done.clone();
-        Spinner::start(!json && read_data, move || {
+        Spinner::start(!json && read_data, move |_| {
             format!("verified {} chunks", load(&done))
         })
     };

@@ -16,7 +16,6 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use cairn_client::jobs::{CancelToken, PendingCancel};
-use cairn_proto::api::JobStatus;
 
 /// The running job a signal records as cancelled.
 static CANCEL: CancelToken = CancelToken::new();
@@ -28,30 +27,6 @@ static STOP: OnceLock<&'static AtomicBool> = OnceLock::new();
 /// Makes SIGINT and SIGTERM set `flag` instead of ending the process.
 pub fn stop_on_signal(flag: &'static AtomicBool) {
     let _ = STOP.set(flag);
-}
-
-/// Ends the process once `limit` has passed: the running job is recorded
-/// `timeout` and the process exits with 124 (as `timeout(1)` does).
-pub fn time_limit(limit: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        if let Some(job) = CANCEL.take() {
-            eprintln!(
-                "time limit of {}s reached: recording the job as timed out",
-                limit.as_secs()
-            );
-            record(job, move |j| {
-                j.record_as(
-                    JobStatus::Timeout,
-                    &format!(
-                        "stopped: the schedule's time limit of {}s was reached",
-                        limit.as_secs()
-                    ),
-                )
-            });
-        }
-        std::process::exit(124);
-    });
 }
 
 /// Records a job's end on its own thread, waiting [`RECORD_FOR`] at most.

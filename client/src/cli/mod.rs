@@ -2,11 +2,12 @@
 //! ([`args`]), one function per command ([`commands`]), what is printed
 //! ([`output`], [`account`]), and the pieces that are not backup logic:
 //! opening vaults with their passwords ([`open`], [`password`]), progress
-//! display ([`progress`]), `cairn repair` ([`repair`]), the commands that
-//! look into snapshots (`dump`, `find`, `diff`, `stats`: [`browse`]), shell
-//! completions and man pages ([`manual`]), `--exclude-file` and
-//! `--files-from` ([`lists`]) and signals during account-vault jobs
-//! ([`interrupt`]). Unattended backups have a module each, clap types and
+//! display ([`progress`]), how a command ends ([`exit`]), `cairn repair`
+//! ([`repair`]), the commands that look into snapshots (`dump`, `find`,
+//! `diff`, `stats`: [`browse`]), shell completions and man pages
+//! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
+//! signals during account-vault jobs ([`interrupt`]) and `cairn tag`
+//! ([`tag`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
@@ -14,6 +15,7 @@ pub mod args;
 pub mod browse;
 pub mod commands;
 pub mod daemon;
+pub mod exit;
 pub mod interrupt;
 pub mod lists;
 pub mod manual;
@@ -24,3 +26,4 @@ pub mod progress;
 pub mod repair;
 pub mod retention;
 pub mod schedule;
+pub mod tag;

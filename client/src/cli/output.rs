@@ -20,18 +20,51 @@ use serde::Serialize;
 
 use super::progress::bytes;
 
-/// `--quiet`, set once by `main`: no progress display and no notes
-/// (results, warnings and errors are still printed).
-static QUIET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+/// How much the process says, set once by `main`: -1 for `--quiet` (no
+/// progress display and no notes; results, warnings and errors are still
+/// printed), 0 by default, 1 and 2 for `-v` and `-vv`.
+static VERBOSITY: std::sync::OnceLock<i8> = std::sync::OnceLock::new();
 
-/// Sets `--quiet` for the process (the first call wins).
-pub fn set_quiet(quiet: bool) {
-    let _ = QUIET.set(quiet);
+/// Sets `--quiet` or the number of `-v`s for the process (the first call
+/// wins).
+pub fn set_verbosity(quiet: bool, verbose: u8) {
+    let level = if quiet {
+        -1
+    } else {
+        i8::try_from(verbose).unwrap_or(i8::MAX)
+    };
+    let _ = VERBOSITY.set(level);
 }
 
 /// Whether `--quiet` was given.
 pub fn quiet() -> bool {
-    QUIET.get().copied().unwrap_or(false)
+    VERBOSITY.get().is_some_and(|&v| v < 0)
+}
+
+/// How many `-v`s were given (0 under `--quiet`).
+pub fn verbosity() -> u8 {
+    VERBOSITY.get().map_or(0, |&v| u8::try_from(v).unwrap_or(0))
+}
+
+/// A table for human output with these column headers: columns as wide
+/// as their longest cell (a long device name or path widens its column
+/// instead of shifting the ones after it), no borders, two spaces apart.
+pub fn table(headers: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(headers.to_vec());
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    t
+}
+
+/// A table's lines without trailing blanks.
+pub fn table_text(t: &comfy_table::Table) -> String {
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints `value` as one pretty JSON document with sorted keys.
@@ -41,23 +74,6 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)?;
     Ok(())
-}
-
-/// The one-line JSON document of a failed command (printed on stderr):
-/// the message, a stable `code` and the exit code.
-pub fn error_json(error: &str, code: &str, exit_code: u8) -> String {
-    #[derive(Serialize)]
-    struct Failed<'a> {
-        error: &'a str,
-        code: &'a str,
-        exit_code: u8,
-    }
-    serde_json::to_string(&Failed {
-        error,
-        code,
-        exit_code,
-    })
-    .unwrap_or_default()
 }
 
 /// `cairn login`: the profile written, without its token.
@@ -191,19 +207,9 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
     if json {
         return print_json(report);
     }
-    let s = &report.snapshot;
-    println!(
-        "snapshot {} saved: {} files, {} dirs, {} ({} files read, {} new in {} chunks, {} stored) in {:.2}s",
-        s.short_id(),
-        s.stats.files,
-        s.stats.dirs,
-        bytes(s.stats.bytes),
-        s.stats.files_read,
-        bytes(s.stats.new_bytes),
-        s.stats.new_chunks,
-        bytes(s.stats.stored_bytes),
-        report.seconds
-    );
+    for line in backup_summary(report) {
+        println!("{line}");
+    }
     if !report.warnings.is_empty() {
         let n = report.warnings.len();
         println!(
@@ -212,6 +218,37 @@ pub fn backup(report: &BackupReport, json: bool, incomplete_code: u8) -> Result<
         );
     }
     Ok(())
+}
+
+/// The human summary of a backup: the snapshot, files new, changed and
+/// unmodified against the parent (named), dirs, bytes added and stored.
+fn backup_summary(report: &BackupReport) -> [String; 3] {
+    let s = &report.snapshot;
+    let c = &report.changes;
+    let parent = report.parent.map_or_else(
+        || "no parent".to_string(),
+        |p| format!("parent {}", &p.to_hex()[..8]),
+    );
+    [
+        format!(
+            "snapshot {} saved: {} files, {} dirs, {} in {:.2}s",
+            s.short_id(),
+            s.stats.files,
+            s.stats.dirs,
+            bytes(s.stats.bytes),
+            report.seconds
+        ),
+        format!(
+            "files: {} new, {} changed, {} unmodified ({parent})",
+            c.new, c.changed, c.unmodified
+        ),
+        format!(
+            "added: {} in {} new chunks, {} stored",
+            bytes(s.stats.new_bytes),
+            s.stats.new_chunks,
+            bytes(s.stats.stored_bytes)
+        ),
+    ]
 }
 
 /// Prints a restore's outcome; what was kept, deleted or could not be
@@ -358,36 +395,46 @@ pub fn snapshots(snaps: &[SnapshotRecord], keys: &VaultKeys, json: bool) -> Resu
         let list: Vec<_> = snaps.iter().map(|s| SnapshotJson::new(s, keys)).collect();
         return print_json(&list);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  paths",
-        "id", "time", "device", "item", "files", "size"
-    )?;
+    let mut t = table(&[
+        "id", "time", "device", "item", "files", "size", "paths", "tags",
+    ]);
     for s in snaps {
-        let paths = s
-            .open_meta(keys)
-            .map(|m| {
-                let tags = if m.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", m.tags.join(","))
-                };
-                m.paths.join(" ") + &tags
-            })
-            .unwrap_or_else(|e| e.to_string());
-        writeln!(
-            out,
-            "{:<8}  {:<20}  {:<14}  {:<10}  {:>8}  {:>10}  {}",
+        let (paths, tags) = s.open_meta(keys).map_or_else(
+            |e| (e.to_string(), String::new()),
+            |m| (m.paths.join(" "), m.tags.join(",")),
+        );
+        t.add_row(vec![
             s.short_id(),
-            &s.time[..19.min(s.time.len())].replace('T', " "),
-            s.device,
-            s.item.as_deref().unwrap_or("-"),
-            s.stats.files,
+            super::account::local(&s.time),
+            s.device.clone(),
+            s.item.clone().unwrap_or_else(|| "-".into()),
+            s.stats.files.to_string(),
             bytes(s.stats.bytes),
-            paths
-        )?;
+            paths,
+            tags,
+        ]);
     }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", table_text(&t))?;
     writeln!(out, "{} snapshot(s)", snaps.len())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_cell_widens_its_column_and_keeps_the_others_aligned() {
+        let mut t = table(&["id", "device", "size"]);
+        t.add_row(vec!["a1", "laptop", "1 KiB"]);
+        t.add_row(vec!["b2", "a-device-with-a-very-long-name", "2 KiB"]);
+        let text = table_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let col = |l: &str| l.find("KiB").or_else(|| l.find("size"));
+        assert_eq!(col(lines[1]).map(|c| c - 2), col(lines[0]), "{text}");
+        assert_eq!(col(lines[1]), col(lines[2]), "{text}");
+        assert!(lines.iter().all(|l| !l.ends_with(' ')), "{text}");
+    }
 }

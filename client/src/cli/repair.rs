@@ -20,7 +20,7 @@ pub fn repair(config: Option<&Path>, args: RepairArgs, json: bool) -> Result<u8>
     let done = Arc::new(AtomicU64::new(0));
     let spinner = {
         let done = done.clone();
-        Spinner::start(!json, move || format!("verified {} chunks", load(&done)))
+        Spinner::start(!json, move |_| format!("verified {} chunks", load(&done)))
     };
     let opts = RepairOptions {
         sources: args

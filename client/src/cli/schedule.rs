@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use cairn_client::schedule::{parse_duration, Frequency};
+use cairn_client::schedule::{parse_duration, Spec};
 use cairn_proto::api::{PutSchedule, ScheduleInfo};
 use clap::Subcommand;
 
@@ -21,7 +21,8 @@ pub enum ScheduleCommand {
     /// Times are this device's local time zone; a DST change neither skips
     /// nor doubles a daily run. A run that is due while the previous job of
     /// the schedule still runs is recorded `skipped_already_running`; one
-    /// that passed while the daemon was not running is recorded `missed`.
+    /// that passed while the daemon was not running is recorded `missed`
+    /// (and run when the daemon starts, with `--run-missed`).
     Add {
         /// Schedule name (unique on this device).
         name: String,
@@ -42,6 +43,11 @@ pub enum ScheduleCommand {
         /// Stop a run that takes longer (recorded `timeout`). E.g. 4h.
         #[arg(long, value_name = "DUR")]
         timeout: Option<String>,
+        /// When the daemon starts after a run was due, run it then (it is
+        /// recorded `missed` either way). Stored in the spec as a trailing
+        /// `run-missed`, which `--at` also accepts.
+        #[arg(long)]
+        run_missed: bool,
         #[command(flatten)]
         commands: CommandArgs,
     },
@@ -59,6 +65,7 @@ const SCHEDULE_EXAMPLES: &str = "Examples:
   cairn schedule add office --item work --at 'weekly mon,thu 19:30' --timeout 2h \\
       --before 'systemctl stop app' --after 'systemctl start app'
   cairn schedule add often --item home --at 'every 6h'
+  cairn schedule add laptop --item home --at 'daily 12:30' --run-missed
   cairn schedule list
   cairn daemon    # runs them (see deploy/systemd/cairn-daemon.service)";
 
@@ -81,14 +88,16 @@ pub fn schedule(config: Option<&Path>, cmd: ScheduleCommand, json: bool) -> Resu
             at,
             random_delay,
             timeout,
+            run_missed,
             commands,
         } => {
-            let frequency: Frequency = at.parse()?;
+            let mut spec: Spec = at.parse()?;
+            spec.run_missed |= run_missed;
             let vault = vault.map(|v| s.vault_by_name(&v)).transpose()?;
             let put = PutSchedule {
                 item,
                 vault: vault.map(|v| v.id),
-                spec: frequency.to_string(),
+                spec: spec.to_string(),
                 random_delay_s: secs("--random-delay", random_delay.as_deref())?.unwrap_or(0),
                 timeout_s: secs("--timeout", timeout.as_deref())?,
                 before: commands.before,

@@ -5,18 +5,24 @@
 //!      │
 //!      ▼
 //!  Scheduler::tick(schedules, now, running, last runs) ──▶ Actions
-//!      ├─ Start   → child `cairn backup --item I --schedule S --job-id J`
-//!      │            (the job's commands, heartbeats, timeout and retention pass
-//!      │             run in the child, exactly as a manual backup does)
+//!      ├─ Start   → child `cairn backup --item I --schedule S --job-id J --marks F`
+//!      │            (the job's commands, heartbeats and retention pass run in
+//!      │             the child, exactly as a manual backup does)
 //!      ├─ Skip    → record `skipped_already_running`
 //!      └─ Missed  → record `missed`
 //!  a child that failed before its job was recorded → record `error` with its id
+//!  a child past its schedule's `--timeout` → SIGKILL its process group, run the
+//!            after commands its marks say are owed (CAIRN_JOB_STATUS=timeout),
+//!            record the job `timeout` with their log
 //!  records the cluster could not take stay queued and are retried every tick
 //!  stop flag (SIGTERM) → SIGTERM to children (each records `cancelled`), wait, return
 //! ```
 //!
-//! Each job runs in its own process so that a timeout, a shutdown or a
-//! crash ends exactly one job, and so a job's memory goes with it. The
+//! Each job runs in its own process (and process group) so that a timeout,
+//! a shutdown or a crash ends exactly one job with its commands, and so a
+//! job's memory goes with it. The daemon owns the timeout, not the job:
+//! a process that stops itself could not run its after commands while its
+//! backup still runs, and one that is killed cannot run them at all. The
 //! children die with the daemon (`PR_SET_PDEATHSIG`): a SIGKILLed daemon
 //! leaves no job reporting heartbeats, and the cluster ends it
 //! `abandoned`. Only one daemon runs per device profile ([`DaemonLock`]).
@@ -33,14 +39,16 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_proto::api::{JobKind, JobStatus, RecordJob, ScheduleInfo};
+use cairn_proto::api::{FinishJob, JobKind, JobStatus, RecordJob, ScheduleInfo};
 use cairn_proto::{JobId, VaultId};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::error::{Error, Result};
+use crate::hooks::{afters_due, read_marks, run_afters, SystemShell};
+use crate::jobs::finish_by_id;
 use crate::remote::Session;
-use crate::schedule::Frequency;
+use crate::schedule::Spec;
 use scheduler::{Action, Planned, Scheduler};
 
 /// How long children get to record their jobs as cancelled on shutdown.
@@ -105,6 +113,10 @@ struct Running {
     child: Child,
     job: JobId,
     record: RecordJob,
+    /// Where the job notes how far its commands got.
+    marks: PathBuf,
+    /// The schedule's time limit and when it is reached.
+    limit: Option<(u32, Instant)>,
 }
 
 /// The schedules as last loaded, with each one's item vault.
@@ -153,6 +165,7 @@ pub fn run(
             }
         }
         reap(&mut running, &mut pending, say);
+        time_out(session, &mut running, &mut pending, say);
         if let Some(l) = &loaded {
             let now = Timestamp::now();
             let actions = scheduler.tick(
@@ -190,10 +203,11 @@ fn load(session: &Session, invalid: &mut BTreeSet<String>, say: &dyn Fn(&str)) -
         .collect();
     let mut planned = Vec::new();
     for s in &schedules {
-        match s.spec.parse::<Frequency>() {
-            Ok(frequency) => planned.push(Planned {
+        match s.spec.parse::<Spec>() {
+            Ok(spec) => planned.push(Planned {
                 name: s.name.clone(),
-                frequency,
+                frequency: spec.frequency,
+                run_missed: spec.run_missed,
                 anchor: Timestamp::from_millisecond(s.anchor as i64).unwrap_or(Timestamp::MIN),
                 max_delay: SignedDuration::from_secs(s.random_delay_s.into()),
             }),
@@ -273,10 +287,23 @@ fn act(
         Action::Start { .. } => {
             let record = record_of(s, l, JobStatus::Error, due);
             let job = record.id;
-            match launch(opts, s, job) {
+            let marks = std::env::temp_dir().join(format!("cairn-job-{job}.marks"));
+            match launch(opts, s, job, &marks) {
                 Ok(child) => {
                     say(&format!("schedule {name}: started job {job}"));
-                    running.insert(name.clone(), Running { child, job, record });
+                    let limit = s
+                        .timeout_s
+                        .map(|t| (t, Instant::now() + Duration::from_secs(t.into())));
+                    running.insert(
+                        name.clone(),
+                        Running {
+                            child,
+                            job,
+                            record,
+                            marks,
+                            limit,
+                        },
+                    );
                 }
                 Err(e) => {
                     say(&format!("schedule {name}: could not start a job: {e}"));
@@ -289,18 +316,29 @@ fn act(
     }
 }
 
-/// Starts `cairn backup --item I --schedule S --job-id J`, dying with the
-/// daemon.
-fn launch(opts: &DaemonOptions, s: &ScheduleInfo, job: JobId) -> std::io::Result<Child> {
+/// Starts `cairn backup --item I --schedule S --job-id J --marks F` in a
+/// process group of its own, dying with the daemon.
+fn launch(
+    opts: &DaemonOptions,
+    s: &ScheduleInfo,
+    job: JobId,
+    marks: &Path,
+) -> std::io::Result<Child> {
     let mut cmd = Command::new(&opts.exe);
     cmd.args(&opts.global_args)
         .args(["backup", "--item", &s.item, "--schedule", &s.name])
-        .args(["--job-id", &job.to_string()]);
-    // SAFETY: prctl and sigprocmask are async-signal-safe; the closure
-    // allocates nothing.
+        .args(["--job-id", &job.to_string()])
+        .arg("--marks")
+        .arg(marks);
+    // SAFETY: prctl, setpgid and sigprocmask are async-signal-safe; the
+    // closure allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Its own group: a timeout kills its commands with it.
+            if libc::setpgid(0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // The daemon blocks SIGTERM for its signal thread; the job's
@@ -338,7 +376,66 @@ fn reap(running: &mut HashMap<String, Running>, pending: &mut Vec<RecordJob>, sa
         }
     }
     for name in done {
-        running.remove(&name);
+        if let Some(r) = running.remove(&name) {
+            let _ = std::fs::remove_file(&r.marks);
+        }
+    }
+}
+
+/// Stops the jobs past their schedule's time limit: SIGKILL to the job's
+/// process group, then the after commands its marks say are still owed
+/// (with `CAIRN_JOB_STATUS=timeout`), then the job's end, `timeout`, with
+/// their log. A job whose start was never recorded is recorded whole.
+fn time_out(
+    session: &Session,
+    running: &mut HashMap<String, Running>,
+    pending: &mut Vec<RecordJob>,
+    say: &dyn Fn(&str),
+) {
+    let now = Instant::now();
+    let due: Vec<String> = running
+        .iter()
+        .filter(|(_, r)| r.limit.is_some_and(|(_, at)| now >= at))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in due {
+        let Some(mut r) = running.remove(&name) else {
+            continue;
+        };
+        let limit = r.limit.map_or(0, |(s, _)| s);
+        signal_group(&r.child, libc::SIGKILL);
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+        say(&format!(
+            "schedule {name}: job {} ran past its time limit of {limit}s; stopped",
+            r.job
+        ));
+        let mut end = FinishJob {
+            status: JobStatus::Timeout,
+            files: 0,
+            bytes: 0,
+            error: Some(format!(
+                "stopped: the schedule's time limit of {limit}s was reached"
+            )),
+            log: String::new(),
+        };
+        if let Some((chain, ctx, levels)) = afters_due(&read_marks(&r.marks)) {
+            let mut shell = SystemShell::default();
+            let mut log = String::new();
+            run_afters(&chain, &ctx, &levels, &mut shell, &mut end, &mut log);
+            end.log = log;
+        }
+        let _ = std::fs::remove_file(&r.marks);
+        if let Err(e) = finish_by_id(session, r.job, &end) {
+            say(&format!(
+                "schedule {name}: could not record job {} as timed out ({e}); recording it whole",
+                r.job
+            ));
+            let mut rec = r.record;
+            rec.status = JobStatus::Timeout;
+            rec.log = format!("{}\n{}", end.error.unwrap_or_default(), end.log);
+            pending.push(rec);
+        }
     }
 }
 
@@ -365,23 +462,26 @@ fn is_transient(e: &Error) -> bool {
 }
 
 /// SIGTERM to every child (each records its job `cancelled`), then waits
-/// for them, killing those that outlive [`STOP_GRACE`].
+/// for them, killing those that outlive [`STOP_GRACE`]; what is left of
+/// each job's process group (a before command still running) is killed.
 fn shut_down(
     running: &mut HashMap<String, Running>,
     pending: &mut Vec<RecordJob>,
     say: &dyn Fn(&str),
 ) {
     for r in running.values() {
-        if let Ok(pid) = i32::try_from(r.child.id()) {
-            // SAFETY: kill on a child this process started and has not reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
+        signal(&r.child, libc::SIGTERM);
     }
     let deadline = Instant::now() + STOP_GRACE;
     while !running.is_empty() && Instant::now() < deadline {
-        running.retain(|_, r| !matches!(r.child.try_wait(), Ok(Some(_))));
+        running.retain(|_, r| {
+            let done = matches!(r.child.try_wait(), Ok(Some(_)));
+            if done {
+                signal_group(&r.child, libc::SIGKILL);
+                let _ = std::fs::remove_file(&r.marks);
+            }
+            !done
+        });
         std::thread::sleep(Duration::from_millis(50));
     }
     for (name, mut r) in running.drain() {
@@ -389,11 +489,34 @@ fn shut_down(
             "schedule {name}: job {} did not stop; killed",
             r.job
         ));
+        signal_group(&r.child, libc::SIGKILL);
         let _ = r.child.kill();
         let _ = r.child.wait();
+        let _ = std::fs::remove_file(&r.marks);
         let mut rec = r.record;
         rec.status = JobStatus::Cancelled;
         rec.log = "the daemon stopped and the job did not end in time".into();
         pending.push(rec);
+    }
+}
+
+/// Sends `sig` to a job's process.
+fn signal(child: &Child, sig: i32) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill on a child this process started.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Sends `sig` to a job's process group (its id is the job process's).
+fn signal_group(child: &Child, sig: i32) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill on the process group of a child this process
+        // started in a group of its own.
+        unsafe {
+            libc::kill(-pid, sig);
+        }
     }
 }

@@ -21,6 +21,9 @@ pub struct Planned {
     pub anchor: Timestamp,
     /// Most random delay after each fire time.
     pub max_delay: SignedDuration,
+    /// Run the latest missed run when the daemon starts (besides recording
+    /// it `missed`).
+    pub run_missed: bool,
 }
 
 /// What the daemon should do.
@@ -105,6 +108,9 @@ impl Scheduler {
                             schedule: s.name.clone(),
                             due,
                         });
+                        if s.run_missed {
+                            actions.push(start_or_skip(s, due, &running));
+                        }
                     }
                     let n = self.after(s, now, tz);
                     self.next.insert(k.clone(), n);
@@ -115,18 +121,7 @@ impl Scheduler {
             if now < n.start {
                 continue;
             }
-            let schedule = s.name.clone();
-            actions.push(if running(&s.name) {
-                Action::Skip {
-                    schedule,
-                    due: n.due,
-                }
-            } else {
-                Action::Start {
-                    schedule,
-                    due: n.due,
-                }
-            });
+            actions.push(start_or_skip(s, n.due, &running));
             // The next run after both this one and now: a daemon that was
             // busy or asleep does not replay a backlog.
             let n = self.after(s, now.max(n.due), tz);
@@ -157,6 +152,17 @@ impl Scheduler {
     }
 }
 
+/// Starts the run of `s` due at `due`, or skips it while a job of `s` still
+/// runs.
+fn start_or_skip(s: &Planned, due: Timestamp, running: impl Fn(&str) -> bool) -> Action {
+    let schedule = s.name.clone();
+    if running(&s.name) {
+        Action::Skip { schedule, due }
+    } else {
+        Action::Start { schedule, due }
+    }
+}
+
 fn key(s: &Planned) -> (String, String, Timestamp) {
     (s.name.clone(), s.frequency.to_string(), s.anchor)
 }
@@ -172,6 +178,7 @@ mod tests {
             frequency: Frequency::Every(SignedDuration::from_secs(secs)),
             anchor: ts(anchor),
             max_delay: SignedDuration::ZERO,
+            run_missed: false,
         }
     }
 
@@ -233,6 +240,38 @@ mod tests {
     }
 
     #[test]
+    fn a_run_missed_schedule_also_runs_the_missed_run_at_once() {
+        let mut s = Scheduler::new(b"dev");
+        let p = [Planned {
+            run_missed: true,
+            ..every("a", 10, 0)
+        }];
+        let missed = Action::Missed {
+            schedule: "a".into(),
+            due: ts(40),
+        };
+        let actions = s.tick(&p, ts(47), &TimeZone::UTC, |_| false, |_| ts(5));
+        let start = Action::Start {
+            schedule: "a".into(),
+            due: ts(40),
+        };
+        assert_eq!(actions, [missed.clone(), start]);
+        // Still running from before (another daemon's job): skipped.
+        let mut s = Scheduler::new(b"dev");
+        let actions = s.tick(&p, ts(47), &TimeZone::UTC, |_| true, |_| ts(5));
+        let skip = Action::Skip {
+            schedule: "a".into(),
+            due: ts(40),
+        };
+        assert_eq!(actions, [missed, skip]);
+        // Nothing missed, nothing run.
+        let mut s = Scheduler::new(b"dev");
+        assert!(s
+            .tick(&p, ts(47), &TimeZone::UTC, |_| false, |_| ts(45))
+            .is_empty());
+    }
+
+    #[test]
     fn a_changed_schedule_is_planned_anew_and_a_removed_one_forgotten() {
         let mut s = Scheduler::new(b"dev");
         tick(&mut s, &[every("a", 10, 0)], 1, false);
@@ -252,6 +291,7 @@ mod tests {
             frequency: Frequency::Once(at),
             anchor: ts(0),
             max_delay: SignedDuration::ZERO,
+            run_missed: false,
         }];
         assert!(tick(&mut s, &p, 30, false).is_empty());
         assert_eq!(tick(&mut s, &p, 60, false).len(), 1);

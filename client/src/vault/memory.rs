@@ -266,6 +266,48 @@ pub mod testing {
         vault.backend().sink().store_all(rx).unwrap();
     }
 
+    /// Snapshot record `n` (its time is January `n`, 2026; `meta` holds
+    /// just `n`, for tests that key sealed metadata by record) of `device`
+    /// and `item`.
+    pub fn record(device: &str, item: Option<&str>, n: u8) -> crate::snapshot::SnapshotRecord {
+        crate::snapshot::SnapshotRecord {
+            format: 2,
+            id: SnapshotId::random(),
+            vault: VaultId::random(),
+            device: device.into(),
+            item: item.map(str::to_string),
+            time: format!("2026-01-0{n}T00:00:00.000000000Z"),
+            finished: String::new(),
+            root: ChunkId([n; 32]),
+            stats: Default::default(),
+            meta: vec![n],
+        }
+    }
+
+    /// A tree entry named `name` of `kind` and `size`, everything else
+    /// fixed (mode 0644, times 1 s, inode 1, no content).
+    pub fn entry(name: &str, kind: crate::tree::Kind, size: u64) -> crate::tree::Entry {
+        use crate::tree::Time;
+        crate::tree::Entry {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Time::of(1, 0),
+            ctime: Time::of(1, 0),
+            inode: 1,
+            device: 1,
+            links: 1,
+            size,
+            target: vec![],
+            rdev: 0,
+            xattrs: vec![],
+            content: vec![],
+            subtree: None,
+        }
+    }
+
     /// Deterministic incompressible bytes.
     pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(len + 8);

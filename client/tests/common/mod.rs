@@ -99,6 +99,20 @@ pub fn init_vault(dir: &Path) {
     );
 }
 
+/// Flips one bit of the first occurrence of `needle` in any file under `dir`.
+pub fn flip_in_store(dir: &Path, needle: &[u8]) -> bool {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(pos) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[pos] ^= 0x01;
+            std::fs::write(&path, bytes).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
 /// Everything a restore must reproduce about one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {

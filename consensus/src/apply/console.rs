@@ -143,7 +143,8 @@ fn target_of(s: &State, event: &Event) -> String {
         | Event::OperatorRemoved { name, .. }
         | Event::OrgConfigured { name, .. }
         | Event::TierDefined { name, .. }
-        | Event::TierConfigured { name, .. } => name.clone(),
+        | Event::TierConfigured { name, .. }
+        | Event::TierPooled { name, .. } => name.clone(),
         Event::OperatorSessionOpened { operator, .. }
         | Event::OperatorSessionRevoked { operator, .. } => operator.clone(),
         Event::AccountDeleted { account, .. } | Event::AccountPasswordChanged { account, .. } => {
@@ -153,7 +154,9 @@ fn target_of(s: &State, event: &Event) -> String {
             .devices()
             .get(device)
             .map_or_else(|| device.to_string(), |d| format!("{} ({device})", d.name)),
-        Event::StorageNodeDrained { node, .. } | Event::StorageNodeRemoved { node, .. } => {
+        Event::StorageNodeDrained { node, .. }
+        | Event::StorageNodeRemoved { node, .. }
+        | Event::NodeProfileSet { node, .. } => {
             format!("node {node}")
         }
         Event::LicenseConfigured { cluster_id, .. } => cluster_id.clone(),

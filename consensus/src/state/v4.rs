@@ -1,17 +1,18 @@
 //! The format-4 layout of the whole state (snapshot data), kept only to
-//! read what an older build wrote. Format 6 appended the console's records
-//! (operators, organizations, accounts' organizations, the audit trail); a
-//! format-4 state had none, which is how it converts: every account in the
-//! default organization. Every record kept its layout: only the snapshot
-//! data of the whole state changed. The struct here must never change: it
-//! describes bytes already on disk.
+//! read what an older build wrote. Format 5 appended the
+//! [`Topology`](super::Topology) (node roles, storage labels, tier labels);
+//! a format-4 state had none, which is how it converts: every node runs
+//! every role and no tier is pooled. Every record kept its layout: only the
+//! snapshot data of the whole state changed (and a new `m/topology`
+//! record). The struct here must never change: it describes bytes already
+//! on disk.
 
 use std::collections::BTreeMap;
 
 use cairn_proto::{SnapshotId, VaultId};
 use serde::Deserialize;
 
-use super::{v3, Layout};
+use super::{v3, v5, Layout};
 use crate::event::{Lease, RetentionPolicy, SnapshotRecord, StorageNodeId};
 use crate::ids::{proto_id_map, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId};
@@ -19,7 +20,7 @@ use crate::state::{
     Account, Device, Item, Job, License, RequestLog, Schedule, StorageNode, Tier, Vault,
 };
 
-/// A format-4 state: format 6's first sixteen fields in the same order.
+/// A format-4 state: format 5's first sixteen fields in the same order.
 #[derive(Debug, Deserialize)]
 pub(crate) struct State {
     pub(super) accounts: BTreeMap<AccountId, Account>,
@@ -48,7 +49,7 @@ impl Layout for State {
     type Older = v3::State;
 }
 
-impl From<State> for super::State {
+impl From<State> for v5::State {
     fn from(s: State) -> Self {
         Self {
             accounts: s.accounts,
@@ -67,7 +68,7 @@ impl From<State> for super::State {
             schedules: s.schedules,
             item_retention: s.item_retention,
             license: s.license,
-            ..Self::default()
+            topology: super::Topology::default(),
         }
     }
 }

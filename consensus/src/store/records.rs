@@ -29,14 +29,15 @@
 //! | `m/singletons` | lease, last fencing token, dedup table header |
 //! | `m/server_secret` | the server secret (`Vec<u8>`), once set |
 //! | `m/license` | the cluster's [`License`](crate::state::License), once set (format 4) |
+//! | `m/topology` | the [`Topology`](crate::state::Topology): node roles and labels, tier labels (format 5) |
 //! | `m/last_applied`, `m/membership` | the state machine's log position |
 //!
 //! The account-name index is not stored; it is rebuilt from the accounts
 //! when loading.
 //!
 //! Records are written with the current [`STATE_FORMAT`] (6; format 4
-//! only added the `m/license` record, format 6 the `O`, `G`, `W` and `U`
-//! records). Format 2
+//! only added the `m/license` record, format 5 the `m/topology` record,
+//! format 6 the `O`, `G`, `W` and `U` records). Format 2
 //! added fields to devices, tiers and job ends, format 3 to items, vaults
 //! and jobs (and the `C` and `P` records); their older records are still
 //! read, through the legacy layouts in `state/v1.rs` and `state/v2.rs`
@@ -63,6 +64,7 @@ pub(crate) const KEY_MEMBERSHIP: &[u8] = b"m/membership";
 const KEY_SINGLETONS: &[u8] = b"m/singletons";
 const KEY_SERVER_SECRET: &[u8] = b"m/server_secret";
 const KEY_LICENSE: &[u8] = b"m/license";
+const KEY_TOPOLOGY: &[u8] = b"m/topology";
 
 /// One stored record of the state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,6 +83,7 @@ pub(crate) enum RecordKey {
     Schedule(DeviceId, String),
     ItemRetention(VaultId, DeviceId, String),
     License,
+    Topology,
     Operator(String),
     Org(String),
     AccountOrg(AccountId),
@@ -112,6 +115,7 @@ impl RecordKey {
             }
             RecordKey::ServerSecret => KEY_SERVER_SECRET.to_vec(),
             RecordKey::License => KEY_LICENSE.to_vec(),
+            RecordKey::Topology => KEY_TOPOLOGY.to_vec(),
             RecordKey::Operator(name) => with(b'O', name.as_bytes()),
             RecordKey::Org(name) => with(b'G', name.as_bytes()),
             RecordKey::AccountOrg(id) => with(b'W', id.bytes()),
@@ -220,9 +224,13 @@ fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
             keys.extend(state.snapshots_of(*vault).map(|s| K::Snapshot(s.id)));
             keys.extend(K::of_dependents(state.vault_dependents(*vault)));
         }
-        Event::TierDefined { name, .. } | Event::TierConfigured { name, .. } => {
-            keys.push(K::Tier(name.clone()))
+        Event::TierDefined { name, .. }
+        | Event::TierConfigured { name, .. }
+        | Event::TierPooled { name, .. } => {
+            keys.push(K::Tier(name.clone()));
+            keys.push(K::Topology);
         }
+        Event::NodeProfileSet { .. } => keys.push(K::Topology),
         Event::SnapshotCommitted { snapshot } | Event::SnapshotCommittedByJob { snapshot, .. } => {
             keys.push(K::Snapshot(snapshot.id))
         }
@@ -339,6 +347,10 @@ pub(crate) fn stage(
         }
         K::ServerSecret => put_or_delete(batch, cf, key, state.server_secret.as_ref()),
         K::License => put_or_delete(batch, cf, key, state.license.as_ref()),
+        K::Topology => {
+            let empty = state.topology == crate::state::Topology::default();
+            put_or_delete(batch, cf, key, (!empty).then_some(&state.topology))
+        }
         K::Operator(name) => put_or_delete(batch, cf, key, state.operators.get(name)),
         K::Org(name) => put_or_delete(batch, cf, key, state.orgs.get(name)),
         K::AccountOrg(id) => put_or_delete(batch, cf, key, state.account_orgs.get(id)),
@@ -374,6 +386,7 @@ pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State
     keys.extend(state.items.keys().map(|(d, n)| K::Item(*d, n.clone())));
     keys.push(K::ServerSecret);
     keys.push(K::License);
+    keys.push(K::Topology);
     keys.extend(
         state
             .schedules
@@ -535,6 +548,7 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
                 state.server_secret = Some(dec::<Vec<u8>>(&value)?);
             }
             Some(b'm') if &*key == KEY_LICENSE => state.license = Some(dec(&value)?),
+            Some(b'm') if &*key == KEY_TOPOLOGY => state.topology = dec(&value)?,
             Some(b'm') if &*key == KEY_LAST_APPLIED || &*key == KEY_MEMBERSHIP => {}
             _ => {
                 return Err(ConsensusError::Corrupt {

@@ -7,7 +7,10 @@
 //! template, never by raw path, so the label set stays bounded), snapshot
 //! builds and installs (reported by the consensus store through
 //! [`SnapshotObserver`]) and snapshot chunks sent and received. Job
-//! health (`cairn_jobs{kind,status}`) mirrors the replicated job log.
+//! health (`cairn_jobs{kind,status}`) mirrors the replicated job log; the
+//! leader alone exports the overdue-backup gauges (`cairn_backups_overdue_*`,
+//! see [`super::overdue`]), computed from the replicated schedules, jobs
+//! and snapshots when scraped, so `max()` across nodes is the cluster's.
 //!
 //! Names follow Prometheus conventions (base units, `_total` counters) and
 //! the exposition is checked with `promtool check metrics` in the tests.
@@ -51,7 +54,10 @@ pub struct Metrics {
     members: IntGaugeVec,
     records: IntGaugeVec,
     jobs: IntGaugeVec,
+    overdue_schedules: OptionalGauge,
+    overdue_devices: OptionalGauge,
     storage_nodes: IntGaugeVec,
+    roles: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     data_dir_size: IntGauge,
@@ -68,8 +74,10 @@ pub struct LicenseMetrics {
     /// Seconds until the lease ends on this node's view (0 once it ended;
     /// absent on a dev cluster without a license).
     pub lease_remaining: OptionalGauge,
-    /// Seconds of grace left once the lease ended (0 once read-only;
-    /// absent while the lease is valid).
+    /// Seconds until the cluster turns read-only without a renewal: while
+    /// the lease is valid, its end of grace counted from the last renewal;
+    /// in grace, the grace left; 0 once read-only (absent without a
+    /// license).
     pub grace_remaining: OptionalGauge,
     /// 1 while new backups, vault requests and account changes are refused.
     pub read_only: IntGauge,
@@ -90,7 +98,7 @@ impl LicenseMetrics {
             grace_remaining: OptionalGauge::new(
                 r,
                 "cairn_license_grace_remaining_seconds",
-                "Seconds of grace left after the lease ended, until the cluster turns read-only; absent while the lease is valid.",
+                "Seconds until the cluster turns read-only if no renewal comes: the grace period counted from the last renewal (while the lease is valid too), 0 once read-only; absent without a license (dev clusters).",
             )?,
             read_only: gauge(
                 r,
@@ -210,6 +218,9 @@ pub struct StorageMetrics {
     /// On the leader only: chunks short of copies after the last repair
     /// pass.
     pub under_replicated: OptionalGauge,
+    /// On the leader only: labelled tiers too few live storage nodes carry
+    /// the labels of (backups to them fail).
+    pub unsatisfiable_tiers: OptionalGauge,
     /// Copies the running repair pass still has to make.
     pub repair_backlog: IntGauge,
     /// Chunks copied by repair and rebalancing.
@@ -260,6 +271,11 @@ impl StorageMetrics {
                 r,
                 "cairn_storage_under_replicated_chunks",
                 "Exported by the leader only: chunks with fewer copies on their owners than their tier asks for, after the last repair pass.",
+            )?,
+            unsatisfiable_tiers: OptionalGauge::new(
+                r,
+                "cairn_storage_unsatisfiable_tiers",
+                "Exported by the leader only: tiers whose storage labels fewer live storage nodes carry than the tier keeps copies, after the last repair pass.",
             )?,
             repair_backlog: gauge(
                 r,
@@ -527,11 +543,27 @@ impl Metrics {
                 "Jobs in the replicated job log by kind and status (running and revived for unfinished ones; the log keeps each account's newest finished jobs).",
                 &["kind", "status"],
             )?,
+            overdue_schedules: OptionalGauge::new(
+                &r,
+                "cairn_backups_overdue_schedules",
+                "Exported by the leader only: schedules whose newest successful backup is older than the schedule allows (its longest gap, random delay, timeout and a grace).",
+            )?,
+            overdue_devices: OptionalGauge::new(
+                &r,
+                "cairn_backups_overdue_devices",
+                "Exported by the leader only: devices with at least one overdue schedule.",
+            )?,
             storage_nodes: gauge_vec(
                 &r,
                 "cairn_storage_nodes",
                 "Storage nodes by status.",
                 &["status"],
+            )?,
+            roles: gauge_vec(
+                &r,
+                "cairn_node_role",
+                "1 for each role this node runs (auth, storage, cluster, downloads).",
+                &["role"],
             )?,
             http_requests: register(
                 &r,
@@ -596,6 +628,13 @@ impl Metrics {
     /// The snapshot metrics, to hand to the store and the network.
     pub fn snapshot(&self) -> &SnapshotMetrics {
         &self.snapshot
+    }
+
+    /// Exports the roles this node runs (`cairn_node_role{role}` = 1).
+    pub fn set_roles(&self, roles: &std::collections::BTreeSet<cairn_consensus::event::Role>) {
+        for role in roles {
+            self.roles.with_label_values(&[role.name()]).set(1);
+        }
     }
 
     /// The storage role's metrics.
@@ -709,6 +748,14 @@ impl Metrics {
             for ((kind, status), n) in super::jobs::job_counts(s.jobs().values()) {
                 self.jobs.with_label_values(&[kind, status]).set(as_i64(n));
             }
+            let overdue = (m.state == ServerState::Leader).then(|| {
+                let (schedules, newest) = super::overdue::facts_of(s);
+                super::overdue::overdue(&schedules, &newest, super::now())
+            });
+            self.overdue_schedules
+                .set(overdue.as_ref().map(|o| o.len() as f64));
+            self.overdue_devices
+                .set(overdue.as_ref().map(|o| super::overdue::devices(o) as f64));
             for status in ["Active", "Draining", "Removed"] {
                 let n = s
                     .storage_nodes()

@@ -6,7 +6,8 @@
 //! Failures are a typed [`ClusterError`]; the peers' transport is
 //! [`network`], the Prometheus registry [`metrics`]; [`abandon`] is the
 //! leader's worker that ends silent jobs, [`jobs`] the job log's names and
-//! counts. No other role lives here:
+//! counts, [`overdue`] the schedules whose backups are overdue. No other
+//! role lives here:
 //! the storage role is built on top ([`crate::storage`]), and nothing in
 //! this module knows HTTP servers.
 //!
@@ -30,12 +31,13 @@ pub mod abandon;
 pub mod jobs;
 pub mod metrics;
 pub mod network;
+pub mod overdue;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_consensus::event::StorageNodeId;
+use cairn_consensus::event::{Role, StorageNodeId};
 use cairn_consensus::{
     ClusterNode, Event, NodeId, Outcome, Raft, Request, RequestId, StateHandle, UnixMillis,
 };
@@ -110,12 +112,17 @@ pub fn tier_info(t: &cairn_consensus::state::Tier) -> cairn_proto::api::TierInfo
     }
 }
 
-/// The admin API's form of a tier: the devices' view and when it was
-/// last defined.
-pub fn admin_tier_info(t: &cairn_consensus::state::Tier) -> TierInfo {
+/// The admin API's form of a tier: the devices' view, when it was last
+/// defined and the storage labels it needs.
+pub fn admin_tier_info(s: &cairn_consensus::State, t: &cairn_consensus::state::Tier) -> TierInfo {
     TierInfo {
         tier: tier_info(t),
         defined_at: t.defined_at.0,
+        labels: s
+            .topology()
+            .tier_labels(&t.name)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -225,6 +232,7 @@ impl Cluster {
         let cluster_secret =
             ClusterSecret::load(&dir.cluster_secret())?.ok_or_else(|| no_cluster_secret(dir))?;
         let metrics = Metrics::new().map_err(|e| NodeError::Config(format!("metrics: {e}")))?;
+        metrics.set_roles(&identity.roles);
         let (log, sm) =
             cairn_consensus::open_observed(&dir.raft(), Arc::new(metrics.snapshot().clone()))?;
         let state = sm.handle();
@@ -427,9 +435,11 @@ impl Cluster {
             .map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
-    /// Adds a node: as a learner first (waiting until it has caught up), then
-    /// as a voter while there are fewer than [`MAX_VOTERS`]; and records it
-    /// as a storage node. Idempotent: a node that is already a member is
+    /// Adds a node: as a learner first (waiting until it has caught up), then,
+    /// if it runs the auth role, as a voter while there are fewer than
+    /// [`MAX_VOTERS`] (other nodes stay learners: storage nodes never change
+    /// the quorum); records its roles and labels, and, with the storage
+    /// role, it as a storage node. Idempotent: a node that is already a member is
     /// left as it is.
     ///
     /// Must run on the leader; the HTTP handler forwards otherwise.
@@ -457,10 +467,19 @@ impl Cluster {
                     .map_err(membership_error)?;
             }
         }
+        let roles = if req.roles.is_empty() {
+            crate::roles::all()
+        } else {
+            crate::roles::parse(&req.roles).map_err(|e| ClusterError::BadRequest(e.to_string()))?
+        };
+        let labels = crate::roles::parse_labels(&req.labels);
+        // The profile first: a storage node must not become a placement
+        // target before its labels are known.
+        self.record_profile(req.node_id, &roles, &labels).await?;
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
         let mut voter = voters.contains(&req.node_id);
-        if !voter && voters.len() < MAX_VOTERS {
+        if !voter && crate::roles::votes(&roles) && voters.len() < MAX_VOTERS {
             self.raft
                 .change_membership(
                     ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])),
@@ -470,7 +489,9 @@ impl Cluster {
                 .map_err(membership_error)?;
             voter = true;
         }
-        self.record_storage_node(req.node_id, &req.addr).await?;
+        if roles.contains(&Role::Storage) {
+            self.record_storage_node(req.node_id, &req.addr).await?;
+        }
         Ok(JoinResponse {
             voter,
             leader: self.id(),
@@ -653,14 +674,16 @@ impl Cluster {
         })
     }
 
-    /// Promotes learners to voters (lowest id first) while there are fewer
-    /// than [`MAX_VOTERS`] voters.
+    /// Promotes auth learners to voters (lowest id first) while there are
+    /// fewer than [`MAX_VOTERS`] voters.
     async fn promote_learners(&self) -> Result<(), ClusterError> {
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters = membership.membership().voter_ids().count();
+        let topology = self.state.read(|s| s.topology().clone());
         let promote: BTreeSet<NodeId> = membership
             .membership()
             .learner_ids()
+            .filter(|id| topology.has_role(*id, Role::Auth))
             .take(MAX_VOTERS.saturating_sub(voters))
             .collect();
         if promote.is_empty() {
@@ -672,6 +695,56 @@ impl Cluster {
             .await
             .map_err(membership_error)?;
         Ok(())
+    }
+
+    /// Records `node`'s roles and storage labels unless the state already
+    /// holds exactly these.
+    ///
+    /// # Errors
+    ///
+    /// No leader; an invalid label ([`ClusterError::Rejected`]).
+    pub async fn record_profile(
+        &self,
+        node: NodeId,
+        roles: &BTreeSet<Role>,
+        labels: &BTreeSet<String>,
+    ) -> Result<(), ClusterError> {
+        let same = self.state.read(|s| {
+            s.topology()
+                .nodes()
+                .get(&node)
+                .is_some_and(|p| p.roles == *roles && p.labels == *labels)
+        });
+        if same {
+            return Ok(());
+        }
+        match self
+            .propose(Event::NodeProfileSet {
+                node,
+                roles: roles.clone(),
+                labels: labels.clone(),
+                at: now(),
+            })
+            .await?
+        {
+            Outcome::Applied | Outcome::NoOp => Ok(()),
+            Outcome::Rejected(r) => Err(ClusterError::Rejected(r)),
+        }
+    }
+
+    /// The members (id → address) that run `role`.
+    pub fn serving(&self, role: Role) -> Vec<(NodeId, String)> {
+        let members: BTreeMap<NodeId, String> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.http_addr.clone()))
+            .collect();
+        self.state
+            .read(|s| crate::roles::serving(&members, s.topology(), role))
     }
 
     /// Records `node` as a storage node unless it already is one.
@@ -719,9 +792,15 @@ impl Cluster {
             .as_ref()
             .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
             .unwrap_or_default();
+        let topology = self.state.read(|s| s.topology().clone());
+        let roles_of = |id: NodeId| match topology.nodes().get(&id) {
+            Some(p) => crate::roles::names(&p.roles),
+            None => crate::roles::names(&crate::roles::all()),
+        };
         let members = membership
             .nodes()
             .map(|(id, node)| Member {
+                roles: roles_of(*id),
                 id: *id,
                 addr: node.http_addr.clone(),
                 voter: voters.contains(id),
@@ -754,6 +833,10 @@ impl Cluster {
                         chunks: held.map(|u| u.chunks),
                         bytes: held.map(|u| u.bytes),
                         to_move: report.and_then(|r| r.misplaced.get(&n.id).copied()),
+                        labels: topology
+                            .labels_of(n.id)
+                            .map(|l| l.iter().cloned().collect())
+                            .unwrap_or_default(),
                     }
                 })
                 .collect()
@@ -773,6 +856,10 @@ impl Cluster {
             storage_nodes,
             under_replicated_chunks: repair.map(|r| r.under_replicated),
             license: None,
+            unsatisfiable_tiers: self.state.read(|s| {
+                let down = repair.map_or(&[][..], |r| r.unreachable.as_slice());
+                crate::roles::unsatisfiable_tiers(s, down)
+            }),
         }
     }
 
@@ -839,13 +926,15 @@ impl Cluster {
                 requestable: req.requestable,
             },
             defined_at: at.0,
+            labels: req.labels.clone(),
         };
-        let event = Event::TierConfigured {
+        let event = Event::TierPooled {
             name: req.name,
             replicas: req.replicas,
             requestable: req.requestable,
             quota_bytes: req.quota_bytes,
             description: req.description,
+            labels: crate::roles::parse_labels(&req.labels),
             at,
         };
         let event = wrap(event);
@@ -860,7 +949,11 @@ impl Cluster {
         // attempt's time: answer from the state.
         Ok(self
             .state
-            .read(|s| s.tiers().get(&fallback.tier.name).map(admin_tier_info))
+            .read(|s| {
+                s.tiers()
+                    .get(&fallback.tier.name)
+                    .map(|t| admin_tier_info(s, t))
+            })
             .unwrap_or(fallback))
     }
 

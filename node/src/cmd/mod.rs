@@ -132,13 +132,15 @@ pub enum Failure {
 
 impl Failure {
     /// The process exit code (DESIGN §9): 3 refused credentials, 2 an
-    /// incomplete command line, 1 anything else.
+    /// incomplete command line, 4 `cluster status` found no leader, 1
+    /// anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Node(_) => 1,
             Failure::Cli(CliError::Auth(_)) => 3,
             Failure::Cli(CliError::Usage(_)) => 2,
             Failure::Cli(CliError::Other(_)) => 1,
+            Failure::Cli(CliError::Unhealthy(_)) => 4,
         }
     }
 }
@@ -243,6 +245,7 @@ mod tests {
         assert_eq!(code(CliError::Usage("x".into())), 2);
         assert_eq!(code(CliError::Auth("x".into())), 3);
         assert_eq!(code(CliError::Other("x".into())), 1);
+        assert_eq!(code(CliError::Unhealthy("no leader".into())), 4);
         let node = Failure::Node(NodeError::Config("x".into()));
         assert_eq!(node.exit_code(), 1);
     }

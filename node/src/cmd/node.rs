@@ -113,7 +113,11 @@ pub async fn init(
     let listen = required(node.listen, "--listen")?;
     server::check_listen(listen, node.tls.enabled(), node.insecure_http)?;
     let dir = DataDir::new(node.data_dir);
-    let identity = NodeIdentity::new(node_id, listen, node.advertise, node.tls.enabled());
+    let mut identity = NodeIdentity::new(node_id, listen, node.advertise, node.tls.enabled());
+    if let Some(roles) = node.roles {
+        identity.roles = roles;
+    }
+    identity.storage_labels = node.storage_labels.unwrap_or_default();
     server::check_advertise(&identity, &node.tls)?;
     let advertise = identity.advertise.clone();
     server::init(
@@ -157,6 +161,9 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, json: bool) -> Result<(),
             tls: node.tls.enabled(),
             joining: join.is_some(),
             cluster_secret: node.cluster_secret_file,
+            roles: node.roles,
+            storage_labels: node.storage_labels,
+            change_roles: node.change_roles,
         },
     )?;
     server::check_listen(identity.listen, node.tls.enabled(), node.insecure_http)?;

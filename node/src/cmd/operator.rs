@@ -1,10 +1,10 @@
 //! The operator commands, which talk to a running cluster over its HTTP API
 //! (`cairn_node::client::Client`): `cairnd cluster status|drain|remove` and
-//! `cairnd admin user|tier|device|jobs`, with their text renderers.
+//! `cairnd admin user|tier|device|jobs|backups`, with their text renderers.
 
 use std::path::{Path, PathBuf};
 
-use cairn_node::client::{self, format_status, CliError, Client};
+use cairn_node::client::{self, format_status, human_bytes, CliError, Client, Health};
 use cairn_node::config::FileConfig;
 use cairn_proto::admin::DefineTier;
 use clap::Subcommand;
@@ -14,7 +14,9 @@ use super::settings::{required, ClientArgs};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Leader, term, members, voters, applied index per node, storage nodes.
+    /// Healthy or not (and why), leader, term, members, voters, applied
+    /// index per node, storage nodes. Exit code 4 without a leader (text
+    /// output; `--json` exits 0 with `"leader": null`).
     Status,
     /// Drain a storage node (needs the admin token): it takes no new copies and its chunks move
     /// to other nodes; `cluster status` shows what is left to move. Then `cluster remove` it.
@@ -50,6 +52,11 @@ pub enum AdminCommand {
     Device {
         #[command(subcommand)]
         command: DeviceCommand,
+    },
+    /// Backup health across accounts.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
     },
     /// The job log of every account (backups, restores, checks, prunes,
     /// retention passes, logins), oldest first.
@@ -99,6 +106,15 @@ pub enum DeviceCommand {
     },
 }
 
+/// `cairnd admin backups …`.
+#[derive(Subcommand)]
+pub enum BackupsCommand {
+    /// The schedules whose newest successful backup is older than the
+    /// schedule allows (what `cairn_backups_overdue_*` counts), with their
+    /// account, device, last success and when one was due by.
+    Overdue,
+}
+
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Create an account.
@@ -135,6 +151,10 @@ pub enum TierCommand {
         /// Define it but do not let devices request it.
         #[arg(long)]
         not_requestable: bool,
+        /// Storage labels every node holding a copy must carry, comma-separated (e.g. ssd);
+        /// refused unless at least --replicas active storage nodes carry them.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        labels: Vec<String>,
     },
     /// List tiers.
     List,
@@ -206,7 +226,14 @@ pub async fn cluster(
             let status = Client::new(&target.server, None, target.ca_file.as_deref())?
                 .cluster_status()
                 .await?;
-            output(json, &status, format_status)
+            output(json, &status, format_status)?;
+            // Text for people and scripts alike: no leader is a failure.
+            // `--json` keeps exit 0 with `"leader": null` in the document.
+            let health = Health::of(&status);
+            if health.leader.is_none() && !json {
+                return Err(CliError::Unhealthy(health.problems().join("; ")));
+            }
+            Ok(())
         }
         ClusterCommand::Drain { node_id } => {
             let drained = target.admin()?.drain_node(node_id).await?;
@@ -292,6 +319,7 @@ pub async fn admin(
                     quota,
                     description,
                     not_requestable,
+                    labels,
                 },
         } => {
             let tier = client
@@ -301,6 +329,7 @@ pub async fn admin(
                     requestable: !not_requestable,
                     quota_bytes: quota,
                     description,
+                    labels,
                 })
                 .await?;
             output(json, &tier, |t| {
@@ -366,6 +395,12 @@ pub async fn admin(
             let jobs = client.list_jobs(&query).await?;
             output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
         }
+        AdminCommand::Backups {
+            command: BackupsCommand::Overdue,
+        } => {
+            let list = client.overdue_backups().await?;
+            output(json, &list, |list| list.iter().map(overdue_line).collect())
+        }
         AdminCommand::License { command } => super::license::set(&client, command, json).await,
     }
 }
@@ -379,17 +414,46 @@ fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
     format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
 }
 
-/// One line of `admin jobs`.
-fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    let started = i64::try_from(j.started_at)
+/// A time in ms since the epoch as an operator reads a clock: local time.
+fn time_text(ms: u64) -> String {
+    i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| j.started_at.to_string(), |t| format!("{t:.0}"));
+        .map_or_else(
+            || ms.to_string(),
+            |t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            },
+        )
+}
+
+/// One line of `admin backups overdue`.
+fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
+    let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+    format!(
+        "{}/{}  device {}  schedule {} (item {}, `{}`)  last success {}  due by {}\n",
+        esc(&o.user),
+        esc(&o.device_name),
+        o.device,
+        esc(&o.schedule),
+        esc(&o.item),
+        esc(&o.spec),
+        o.last_success
+            .map_or_else(|| "never".to_string(), time_text),
+        time_text(o.due_by),
+    )
+}
+
+/// One line of `admin jobs`.
+fn job_line(j: &cairn_proto::api::JobInfo) -> String {
+    let started = time_text(j.started_at);
     let vault = j
         .vault
         .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());
     format!(
-        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {} bytes{}\n",
+        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {}{}\n",
         j.id,
         j.kind.name(),
         j.status_name(),
@@ -401,7 +465,7 @@ fn job_line(j: &cairn_proto::api::JobInfo) -> String {
             .as_deref()
             .map_or_else(String::new, |i| format!(" item {i}")),
         j.files,
-        j.bytes,
+        human_bytes(j.bytes),
         // Device-written text: control characters shown escaped, so a job
         // cannot rewrite the operator's terminal (stored ones may predate
         // the escaping on input).

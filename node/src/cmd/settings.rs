@@ -3,9 +3,11 @@
 //! setting of a file for a run. Missing required settings are usage errors
 //! (exit code 2).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use cairn_consensus::event::Role;
 use cairn_node::client::CliError;
 use cairn_node::config::StorageSettings;
 use cairn_node::config::{FileConfig, HttpSettings, RaftSettings};
@@ -108,6 +110,15 @@ pub struct NodeArgs {
     /// Extra trusted root certificate(s), PEM, for connections to other nodes.
     #[arg(long, env = "CAIRN_CA_FILE", value_name = "PEM")]
     ca_file: Option<PathBuf>,
+    /// Roles of a new node, comma-separated: auth, storage, cluster, downloads [default: all]; kept in node.json.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    roles: Option<Vec<String>>,
+    /// Storage labels of a new node's chunk store, comma-separated (e.g. ssd,eu-west); tiers name the labels they need.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    storage_labels: Option<Vec<String>>,
+    /// Replace the roles and storage labels kept in node.json with --roles/--storage-labels (see OPERATIONS.md).
+    #[arg(long)]
+    change_roles: bool,
 }
 
 // Raft tuning; the same keys exist in the `[raft]` table of the config file.
@@ -202,6 +213,12 @@ pub struct NodeSettings {
     pub cluster_secret_file: Option<PathBuf>,
     /// What the node serves HTTPS with, and the extra roots it trusts.
     pub tls: TlsSettings,
+    /// Roles asked for (flag over file); `None`: keep node.json's, or all.
+    pub roles: Option<BTreeSet<Role>>,
+    /// Storage labels asked for (flag over file).
+    pub storage_labels: Option<BTreeSet<String>>,
+    /// `--change-roles`: rewrite node.json's roles and labels.
+    pub change_roles: bool,
 }
 
 impl NodeSettings {
@@ -212,7 +229,20 @@ impl NodeSettings {
             return Err(CliError::Usage("node ids are positive integers".into()));
         }
         let serve = tls_source(&args, file)?;
+        let roles = match args.roles.or_else(|| file.roles.clone()) {
+            Some(names) => {
+                Some(cairn_node::roles::parse(&names).map_err(|e| CliError::Usage(e.to_string()))?)
+            }
+            None => None,
+        };
+        let storage_labels = args
+            .storage_labels
+            .or_else(|| file.storage_labels.clone())
+            .map(|l| cairn_node::roles::parse_labels(&l));
         Ok(Self {
+            roles,
+            storage_labels,
+            change_roles: args.change_roles,
             data_dir: required(
                 args.data_dir.or_else(|| file.data_dir.clone()),
                 "--data-dir",

@@ -84,6 +84,10 @@ pub enum ApiError {
     /// cluster a voter that never votes).
     #[error("{0}")]
     JoinRefused(String),
+    /// This node does not run the route's role; the message names the
+    /// nodes that do (`503 role_not_served`, so clients try another node).
+    #[error("{0}")]
+    RoleNotServed(String),
 }
 
 impl From<ClusterError> for ApiError {
@@ -142,6 +146,8 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::StatusReserved(_) => "status_reserved",
         Rejection::SilenceTooShort { .. } => "silence_too_short",
         Rejection::InvalidLicense(_) => "invalid_license",
+        Rejection::InvalidProfile(_) => "invalid_profile",
+        Rejection::TierUnsatisfiable { .. } => "tier_unsatisfiable",
         Rejection::UnknownOperator(_) => "unknown_operator",
         Rejection::UnknownOrg(_) => "unknown_org",
         Rejection::NotPermitted { .. } => "not_permitted",
@@ -171,6 +177,7 @@ impl ApiError {
             ApiError::Internal(_) => "internal",
             ApiError::JoinRefused(_) => "join_refused",
             ApiError::LicenseExpired(_) => code::LICENSE_EXPIRED,
+            ApiError::RoleNotServed(_) => code::ROLE_NOT_SERVED,
         }
     }
 
@@ -216,6 +223,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::LicenseExpired(_) => StatusCode::FORBIDDEN,
+            ApiError::RoleNotServed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

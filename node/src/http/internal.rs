@@ -16,7 +16,7 @@ use axum::Router;
 use cairn_chunkstore::bucket;
 use cairn_chunkstore::peers::{push_from, Fetched};
 use cairn_chunkstore::placement::{NodeId, Placement};
-use cairn_chunkstore::{ChunkKey, Durability, PutMode, Store};
+use cairn_chunkstore::{ChunkKey, Durability, PutMode, RocksStore, Store};
 use cairn_proto::api::LIST_PAGE;
 use cairn_proto::{ChunkId, VaultId};
 use serde::de::DeserializeOwned;
@@ -65,7 +65,7 @@ async fn internal_put(
     } else {
         PutMode::KeepExisting
     };
-    let store = storage.store.clone();
+    let store = own_store(&storage)?;
     let new = blocking(move || {
         let chunks = wire::decode_frames(&body)
             .map_err(|e| cairn_chunkstore::Error::Malformed(e.to_string()))?;
@@ -80,7 +80,7 @@ async fn internal_get(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let keys: Vec<ChunkKey> = decode(&body)?;
-    let store = storage.store.clone();
+    let store = own_store(&storage)?;
     let answers = blocking(move || {
         keys.iter()
             .map(|k| store.fetch(k))
@@ -94,19 +94,31 @@ async fn internal_get(
     Ok(binary(wire::encode_fetched(&answers)))
 }
 
+/// This node's chunk store, or the answer of a node without the storage
+/// role (peers only address storage nodes, so this means a stale view).
+fn own_store(storage: &Storage) -> Result<Arc<RocksStore>, ApiError> {
+    storage.store.clone().ok_or_else(|| {
+        ApiError::RoleNotServed(format!(
+            "node {} does not run the storage role and holds no chunks",
+            storage.id()
+        ))
+    })
+}
+
 /// The shape of the bincode internal routes: decode the request, answer
 /// it from this node's storage on a blocking thread, reply in bincode.
 async fn internal<Q, R>(
     storage: Arc<Storage>,
     body: &Bytes,
-    answer: impl FnOnce(&Storage, Q) -> Result<R, cairn_chunkstore::Error> + Send + 'static,
+    answer: impl FnOnce(&Storage, &RocksStore, Q) -> Result<R, cairn_chunkstore::Error> + Send + 'static,
 ) -> Result<Response, ApiError>
 where
     Q: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
 {
+    let store = own_store(&storage)?;
     let request: Q = decode(body)?;
-    let reply = blocking(move || answer(&storage, request)).await?;
+    let reply = blocking(move || answer(&storage, &store, request)).await?;
     Ok(bincode_reply(&reply))
 }
 
@@ -114,9 +126,9 @@ async fn internal_contains(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, keys: Vec<ChunkKey>| {
+    internal(storage, &body, |_, store, keys: Vec<ChunkKey>| {
         keys.iter()
-            .map(|k| s.store.contains(k))
+            .map(|k| store.contains(k))
             .collect::<Result<Vec<bool>, _>>()
     })
     .await
@@ -129,8 +141,8 @@ async fn internal_digests(
     internal(
         storage,
         &body,
-        |s, (placement, down): (Placement, Vec<NodeId>)| {
-            bucket::digests(&s.store, s.id(), &placement, &down)
+        |s, store, (placement, down): (Placement, Vec<NodeId>)| {
+            bucket::digests(store, s.id(), &placement, &down)
         },
     )
     .await
@@ -140,8 +152,8 @@ async fn internal_list(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, buckets: Vec<u8>| {
-        bucket::list(&s.store, &buckets)
+    internal(storage, &body, |_, store, buckets: Vec<u8>| {
+        bucket::list(store, &buckets)
     })
     .await
 }
@@ -150,9 +162,11 @@ async fn internal_push(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, (to, keys): (NodeId, Vec<ChunkKey>)| {
-        push_from(&s.store, &*s.peers, to, &keys)
-    })
+    internal(
+        storage,
+        &body,
+        |s, store, (to, keys): (NodeId, Vec<ChunkKey>)| push_from(store, &*s.peers, to, &keys),
+    )
     .await
 }
 
@@ -160,8 +174,8 @@ async fn internal_delete(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, keys: Vec<ChunkKey>| {
-        s.store.delete_batch(&keys)
+    internal(storage, &body, |_, store, keys: Vec<ChunkKey>| {
+        store.delete_batch(&keys)
     })
     .await
 }
@@ -170,8 +184,8 @@ async fn internal_touch(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, keys: Vec<ChunkKey>| {
-        s.store.touch(&keys, unix_now())
+    internal(storage, &body, |_, store, keys: Vec<ChunkKey>| {
+        store.touch(&keys, unix_now())
     })
     .await
 }
@@ -180,9 +194,11 @@ async fn internal_sweep(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, (keys, cutoff): (Vec<ChunkKey>, u64)| {
-        s.store.delete_untouched(&keys, cutoff)
-    })
+    internal(
+        storage,
+        &body,
+        |_, store, (keys, cutoff): (Vec<ChunkKey>, u64)| store.delete_untouched(&keys, cutoff),
+    )
     .await
 }
 
@@ -193,9 +209,9 @@ async fn internal_ids(
     internal(
         storage,
         &body,
-        |s, (vault, after, limit): (VaultId, Option<ChunkId>, u64)| {
+        |_, store, (vault, after, limit): (VaultId, Option<ChunkId>, u64)| {
             let limit = usize::try_from(limit).unwrap_or(LIST_PAGE).min(LIST_PAGE);
-            s.store.ids_after(vault, after, limit)
+            store.ids_after(vault, after, limit)
         },
     )
     .await
@@ -205,5 +221,8 @@ async fn internal_usage(
     State(storage): State<Arc<Storage>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    internal(storage, &body, |s, vault: VaultId| s.store.usage(&vault)).await
+    internal(storage, &body, |_, store, vault: VaultId| {
+        store.usage(&vault)
+    })
+    .await
 }

@@ -13,6 +13,13 @@
 //! | [`chunks`] | device chunk routes and the drain |
 //! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
 //!
+//! Routes belong to roles: the device and admin API ([`api`]) to `auth`,
+//! the node-to-node chunk routes ([`internal`]) to `storage`, `/download/`
+//! to `downloads`; a node answers a route of a role it does not run with
+//! `503 role_not_served` naming the nodes that do (`require_role`). The
+//! device chunk routes ([`chunks`]) are served by every node: a node
+//! without a chunk store coordinates them to the storage nodes.
+//!
 //! [`serve`] is the accept loop (connection cap, timeouts, TLS); [`auth`],
 //! [`extract`] and [`ratelimit`] are what handlers are built from.
 //!
@@ -73,6 +80,7 @@ pub use extract::{ClientAddr, IDEMPOTENCY_KEY};
 use crate::cluster::Cluster;
 use crate::license::gate::Gate;
 use crate::storage::Storage;
+use cairn_consensus::event::Role;
 
 /// Largest JSON request body of the API routes (1 MiB): the largest
 /// legitimate one, a password change re-wrapping every vault's keys, is a
@@ -120,7 +128,12 @@ pub fn router(state: HttpState) -> Router {
     let app = state.cluster.clone();
     let internal = Router::new()
         .merge(raft::routes())
-        .merge(internal::routes())
+        .merge(
+            internal::routes().route_layer(middleware::from_fn_with_state(
+                (app.clone(), Role::Storage),
+                require_role,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             auth::cluster_only,
@@ -194,11 +207,34 @@ impl Modify for SecuritySchemes {
 fn documented(app: Option<Arc<Cluster>>) -> OpenApiRouter<HttpState> {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let auth_api = match &app {
+        Some(app) => api::routes().route_layer(middleware::from_fn_with_state(
+            (app.clone(), Role::Auth),
+            require_role,
+        )),
+        None => api::routes(),
+    };
     OpenApiRouter::with_openapi(doc)
         .merge(ops::routes(app))
-        .merge(api::routes())
+        .merge(auth_api)
         .merge(chunks::routes())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+}
+
+/// Lets a request through to a route of `role` only on a node that runs
+/// it; elsewhere answers `503 role_not_served` naming the nodes that do.
+/// The routes stay in the router (and the OpenAPI document) on every node,
+/// so the answer is this JSON error and never a bare 404.
+async fn require_role(
+    State((app, role)): State<(Arc<Cluster>, Role)>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if app.identity.has(role) {
+        return next.run(request).await;
+    }
+    let serving = app.serving(role);
+    ApiError::RoleNotServed(crate::roles::not_served(app.id(), role, &serving)).into_response()
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.

@@ -274,6 +274,10 @@ pub enum Mode {
     Valid {
         /// Until the lease ends on this node's view.
         remaining_ms: u64,
+        /// Until the cluster would turn read-only if no renewal came: the
+        /// end of the grace period counted from the last renewal (never
+        /// before the lease ends).
+        read_only_in_ms: u64,
     },
     /// The lease ended; writes still work for `remaining_ms`.
     Grace {
@@ -347,12 +351,13 @@ pub fn mode(anchor: Option<Anchor>, lease_held: bool, grace_ms: u64, now_ms: u64
         return Mode::ReadOnly(ReadOnlyReason::NeverLeased);
     };
     let lease_end = lease_end_ms(a);
+    let grace_end = a.seen_ms.saturating_add(grace_ms).max(lease_end);
     if lease_held && now_ms < lease_end {
         return Mode::Valid {
             remaining_ms: lease_end - now_ms,
+            read_only_in_ms: grace_end - now_ms,
         };
     }
-    let grace_end = a.seen_ms.saturating_add(grace_ms).max(lease_end);
     if now_ms < grace_end {
         Mode::Grace {
             remaining_ms: grace_end - now_ms,
@@ -489,7 +494,8 @@ mod tests {
         assert_eq!(
             mode(Some(a), true, 30_000, 2_000),
             Mode::Valid {
-                remaining_ms: 8_000
+                remaining_ms: 8_000,
+                read_only_in_ms: 29_000
             }
         );
         assert_eq!(
@@ -515,7 +521,10 @@ mod tests {
         // A grace shorter than the lease never cuts the lease short.
         assert_eq!(
             mode(Some(a), true, 1, 9_999),
-            Mode::Valid { remaining_ms: 1 }
+            Mode::Valid {
+                remaining_ms: 1,
+                read_only_in_ms: 1
+            }
         );
     }
 

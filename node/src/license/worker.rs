@@ -11,7 +11,8 @@
 //! (`cairn_license_renewal_failures_total`) and logged, and the next tick
 //! tries again.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cairn_consensus::event::Lease;
 use cairn_consensus::{Event, Outcome, State, UnixMillis};
@@ -21,7 +22,10 @@ use super::gate::{Facts, Gate, View};
 use super::policy::{self, Action, Granted, Mode, Telemetry};
 use crate::cluster::{Cluster, ClusterError};
 use crate::storage::Storage;
-use crate::worker::Work;
+use crate::worker::{LogThrottle, Work};
+
+/// At most one log line per this while lease requests keep failing.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The license worker of one node.
 pub struct LeaseWorker {
@@ -29,6 +33,9 @@ pub struct LeaseWorker {
     storage: Arc<Storage>,
     gate: Arc<Gate>,
     last_mode: Option<&'static str>,
+    /// Lease failures repeat at the tick's pace while the authority is
+    /// unreachable: one log line a minute.
+    failure_log: Mutex<LogThrottle>,
 }
 
 impl LeaseWorker {
@@ -39,6 +46,21 @@ impl LeaseWorker {
             storage,
             gate,
             last_mode: None,
+            failure_log: Mutex::new(LogThrottle::new(FAILURE_LOG_EVERY)),
+        }
+    }
+
+    /// Whether to log a lease failure now (`Some`: how many were not).
+    fn throttled(&self) -> Option<u64> {
+        self.failure_log
+            .lock()
+            .map_or(Some(0), |mut t| t.admit(std::time::Instant::now()))
+    }
+
+    /// The authority answered: the next failure is logged at once.
+    fn lease_answered(&self) {
+        if let Ok(mut t) = self.failure_log.lock() {
+            t.reset();
         }
     }
 
@@ -64,11 +86,15 @@ impl LeaseWorker {
     /// Metrics and a log line on a change of mode.
     fn report(&mut self, view: &View) {
         let m = self.app.metrics.license();
-        // No value is no series (not -1): a dev cluster has no lease, and
-        // grace is not counting down while the lease is valid.
+        // No value is no series (not -1): a dev cluster has no lease. While
+        // the lease is valid the grace gauge says how long until read-only
+        // should renewals stop now, so it always has a value with a license.
         let secs = |ms: u64| Some((ms / 1_000) as f64);
         let (lease, grace) = match view.mode {
-            Mode::Valid { remaining_ms } => (secs(remaining_ms), None),
+            Mode::Valid {
+                remaining_ms,
+                read_only_in_ms,
+            } => (secs(remaining_ms), secs(read_only_in_ms)),
             Mode::Grace { remaining_ms } => (Some(0.0), secs(remaining_ms)),
             Mode::ReadOnly(_) => (Some(0.0), Some(0.0)),
             Mode::DevUnlicensed => (None, None),
@@ -112,6 +138,7 @@ impl LeaseWorker {
                     .await
                 {
                     Ok(g) => {
+                        self.lease_answered();
                         self.gate
                             .anchor_sent(g.fencing_token, g.renewed_at, g.length_ms(), sent);
                         let lease = lease_of(&license.serial, &g);
@@ -120,7 +147,9 @@ impl LeaseWorker {
                     }
                     Err(e) => {
                         failures.inc();
-                        tracing::warn!(error = %e, "license: acquiring the lease failed");
+                        if let Some(held) = self.throttled() {
+                            tracing::warn!(error = %e, repeats_not_logged = held, "license: acquiring the lease failed");
+                        }
                         Ok(())
                     }
                 }
@@ -137,6 +166,7 @@ impl LeaseWorker {
                     .await;
                 match renewed {
                     Ok(g) => {
+                        self.lease_answered();
                         self.gate
                             .anchor_sent(g.fencing_token, g.renewed_at, g.length_ms(), sent);
                         self.record(Event::LeaseRenewed {
@@ -149,7 +179,9 @@ impl LeaseWorker {
                     }
                     Err(e) => {
                         failures.inc();
-                        tracing::warn!(error = %e, token = lease.fencing_token, "license: renewing the lease failed");
+                        if let Some(held) = self.throttled() {
+                            tracing::warn!(error = %e, token = lease.fencing_token, repeats_not_logged = held, "license: renewing the lease failed");
+                        }
                         if e.lease_gone() {
                             self.expire(&lease).await
                         } else {

@@ -24,14 +24,20 @@
 //!
 //! Placement comes from the replicated state ([`Storage::placement`]):
 //! `Active` storage nodes take copies, `Draining` ones only serve theirs,
-//! `Removed` ones are gone; a vault's replica count is its tier's.
+//! `Removed` ones are gone; a vault's replica count is its tier's, and a
+//! vault whose tier names storage labels keeps its copies on the active
+//! nodes carrying them (its pool).
+//!
+//! A node without the storage role has no chunk store ([`Storage::store`]
+//! is `None`): it still coordinates devices' uploads and reads, all of them
+//! over HTTP to the storage nodes.
 
 pub mod peers;
 pub mod policy;
 pub mod wire;
 pub mod workers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -149,8 +155,10 @@ pub struct ClusterView {
 
 /// The running storage role.
 pub struct Storage {
-    /// This node's chunk store.
-    pub store: Arc<RocksStore>,
+    /// This node's chunk store; `None` on a node without the storage role
+    /// (it coordinates devices' chunk traffic to the storage nodes, and
+    /// holds no `chunks/` directory).
+    pub store: Option<Arc<RocksStore>>,
     /// Every node's store, this one included.
     pub peers: Arc<HttpPeers>,
     /// Settings.
@@ -169,8 +177,9 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens `DATA_DIR/chunks` for `app` (the background work is
-    /// [`workers`], started by the server).
+    /// Opens `DATA_DIR/chunks` for `app` when the node runs the storage
+    /// role (the background work is [`workers`], started by the server);
+    /// without it, the node only coordinates devices' chunk traffic.
     ///
     /// # Errors
     ///
@@ -180,17 +189,21 @@ impl Storage {
         dir: &DataDir,
         settings: StorageSettings,
     ) -> Result<Arc<Storage>, NodeError> {
-        let path = dir.chunks();
-        // Uploads arrive in batches of several MiB: a larger memtable
-        // flushes (and so writes blob files) less often.
-        let options = StoreOptions {
-            write_buffer_size: STORE_WRITE_BUFFER,
-            ..StoreOptions::default()
+        let store = if app.identity.has(cairn_consensus::event::Role::Storage) {
+            let path = dir.chunks();
+            // Uploads arrive in batches of several MiB: a larger memtable
+            // flushes (and so writes blob files) less often.
+            let options = StoreOptions {
+                write_buffer_size: STORE_WRITE_BUFFER,
+                ..StoreOptions::default()
+            };
+            let store = RocksStore::open(&path, &options)
+                .and_then(|s| s.track_usage().map(|()| s))
+                .map_err(|e| NodeError::Config(format!("chunk store {}: {e}", path.display())))?;
+            Some(Arc::new(store))
+        } else {
+            None
         };
-        let store = RocksStore::open(&path, &options)
-            .and_then(|s| s.track_usage().map(|()| s))
-            .map_err(|e| NodeError::Config(format!("chunk store {}: {e}", path.display())))?;
-        let store = Arc::new(store);
         let peers = Arc::new(HttpPeers::new(
             app.id(),
             store.clone(),
@@ -240,6 +253,20 @@ impl Storage {
                     (v.id, r)
                 })
                 .collect();
+            let pools: BTreeMap<&str, Vec<NodeId>> = s
+                .tiers()
+                .keys()
+                .filter_map(|t| s.topology().tier_labels(t).map(|l| (t.as_str(), s.pool(l))))
+                .collect();
+            p.pools = s
+                .vaults()
+                .values()
+                .filter_map(|v| {
+                    pools
+                        .get(v.tier.as_str())
+                        .map(|nodes| (v.id, nodes.clone()))
+                })
+                .collect();
             p
         })
     }
@@ -274,7 +301,7 @@ impl Storage {
         let mut asks = Vec::new();
         for node in placement.holders() {
             if node == self.me {
-                total += self.store.usage(&vault).map(|u| u.bytes).unwrap_or(0);
+                total += self.local_usage(vault);
                 continue;
             }
             let Some(addr) = app
@@ -315,7 +342,7 @@ impl Storage {
         if let Some((_, bytes)) = self.cache().get(&vault) {
             return *bytes;
         }
-        let local = self.store.usage(&vault).map(|u| u.bytes).unwrap_or(0);
+        let local = self.local_usage(vault);
         let placement = Self::placement(app);
         let r = placement.replicas_of(&vault).max(1) as u64;
         let n = placement.active.len().max(1) as u64;
@@ -351,10 +378,13 @@ impl Storage {
     /// every vault) and of its chunk store's RocksDB health, before a
     /// scrape renders them.
     pub fn refresh_metrics(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
         self.metrics
             .rocks
-            .observe("chunks", |name| self.store.property_total(name));
-        if let Ok(usage) = self.store.usage_by_vault() {
+            .observe("chunks", |name| store.property_total(name));
+        if let Ok(usage) = store.usage_by_vault() {
             let (chunks, bytes) = usage
                 .iter()
                 .fold((0u64, 0u64), |(c, b), (_, u)| (c + u.chunks, b + u.bytes));
@@ -365,6 +395,14 @@ impl Storage {
                 .bytes
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Bytes of `vault` in this node's own store (0 without one).
+    fn local_usage(&self, vault: VaultId) -> u64 {
+        self.store
+            .as_ref()
+            .and_then(|s| s.usage(&vault).ok())
+            .map_or(0, |u| u.bytes)
     }
 
     /// Adds freshly stored bytes to the cached usage of `vault`.

@@ -44,7 +44,7 @@ const SMALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The HTTP [`Peers`].
 pub struct HttpPeers {
     me: NodeId,
-    store: Arc<RocksStore>,
+    store: Option<Arc<RocksStore>>,
     state: StateHandle,
     http: reqwest::Client,
     runtime: Handle,
@@ -60,12 +60,13 @@ pub fn unix_now() -> u64 {
 }
 
 impl HttpPeers {
-    /// Peers of node `me`, whose own store is `store`; other nodes'
-    /// addresses come from the replicated state. `http` carries the cluster
+    /// Peers of node `me`, whose own store is `store` (`None` on a node
+    /// without the storage role, which reaches every store over HTTP);
+    /// other nodes' addresses come from the replicated state. `http` carries the cluster
     /// secret; `runtime` runs the requests.
     pub fn new(
         me: NodeId,
-        store: Arc<RocksStore>,
+        store: Option<Arc<RocksStore>>,
         state: StateHandle,
         http: reqwest::Client,
         runtime: Handle,
@@ -78,6 +79,11 @@ impl HttpPeers {
             runtime,
             down: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This node's own store when `node` is this node.
+    fn local(&self, node: NodeId) -> Option<&RocksStore> {
+        self.store.as_deref().filter(|_| node == self.me)
     }
 
     fn addr(&self, node: NodeId) -> Result<String> {
@@ -173,10 +179,8 @@ fn encode<Req: Serialize>(node: NodeId, req: &Req) -> Result<Vec<u8>> {
 
 impl Peers for HttpPeers {
     fn put(&self, node: NodeId, chunks: &[(ChunkKey, &[u8])], mode: PutMode) -> Result<Vec<bool>> {
-        if node == self.me {
-            return self
-                .store
-                .put_chunks(chunks, unix_now(), Durability::Now, mode);
+        if let Some(store) = self.local(node) {
+            return store.put_chunks(chunks, unix_now(), Durability::Now, mode);
         }
         let path = match mode {
             PutMode::KeepExisting => "/internal/v1/chunks/put",
@@ -190,8 +194,8 @@ impl Peers for HttpPeers {
     }
 
     fn get(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<Fetched>> {
-        if node == self.me {
-            return keys.iter().map(|k| self.store.fetch(k)).collect();
+        if let Some(store) = self.local(node) {
+            return keys.iter().map(|k| store.fetch(k)).collect();
         }
         let answer = self.call(
             node,
@@ -206,15 +210,15 @@ impl Peers for HttpPeers {
     }
 
     fn contains(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        if node == self.me {
-            return keys.iter().map(|k| self.store.contains(k)).collect();
+        if let Some(store) = self.local(node) {
+            return keys.iter().map(|k| store.contains(k)).collect();
         }
         self.call_bincode(node, "/internal/v1/chunks/contains", &keys, SMALL_TIMEOUT)
     }
 
     fn digests(&self, node: NodeId, placement: &Placement, down: &[NodeId]) -> Result<NodeDigests> {
-        if node == self.me {
-            return bucket::digests(&self.store, node, placement, down);
+        if let Some(store) = self.local(node) {
+            return bucket::digests(store, node, placement, down);
         }
         self.call_bincode(
             node,
@@ -225,36 +229,36 @@ impl Peers for HttpPeers {
     }
 
     fn list(&self, node: NodeId, buckets: &[u8]) -> Result<Vec<Listed>> {
-        if node == self.me {
-            return bucket::list(&self.store, buckets);
+        if let Some(store) = self.local(node) {
+            return bucket::list(store, buckets);
         }
         self.call_bincode(node, "/internal/v1/chunks/list", &buckets, SCAN_TIMEOUT)
     }
 
     fn push(&self, from: NodeId, to: NodeId, keys: &[ChunkKey]) -> Result<PushReport> {
-        if from == self.me {
-            return push_from(&self.store, self, to, keys);
+        if let Some(store) = self.local(from) {
+            return push_from(store, self, to, keys);
         }
         self.call_bincode(from, "/internal/v1/chunks/push", &(to, keys), BULK_TIMEOUT)
     }
 
     fn delete(&self, node: NodeId, keys: &[ChunkKey]) -> Result<()> {
-        if node == self.me {
-            return self.store.delete_batch(keys);
+        if let Some(store) = self.local(node) {
+            return store.delete_batch(keys);
         }
         self.call_bincode(node, "/internal/v1/chunks/delete", &keys, SMALL_TIMEOUT)
     }
 
     fn touch(&self, node: NodeId, keys: &[ChunkKey]) -> Result<Vec<bool>> {
-        if node == self.me {
-            return self.store.touch(keys, unix_now());
+        if let Some(store) = self.local(node) {
+            return store.touch(keys, unix_now());
         }
         self.call_bincode(node, "/internal/v1/chunks/touch", &keys, SMALL_TIMEOUT)
     }
 
     fn delete_untouched(&self, node: NodeId, keys: &[ChunkKey], cutoff: u64) -> Result<Vec<Swept>> {
-        if node == self.me {
-            return self.store.delete_untouched(keys, cutoff);
+        if let Some(store) = self.local(node) {
+            return store.delete_untouched(keys, cutoff);
         }
         self.call_bincode(
             node,
@@ -271,8 +275,8 @@ impl Peers for HttpPeers {
         after: Option<ChunkId>,
         limit: usize,
     ) -> Result<Vec<ChunkId>> {
-        if node == self.me {
-            return self.store.ids_after(vault, after, limit);
+        if let Some(store) = self.local(node) {
+            return store.ids_after(vault, after, limit);
         }
         self.call_bincode(
             node,

@@ -331,6 +331,7 @@ mod tests {
                 active: vec![1, 2, 3, 4],
                 draining: vec![5],
                 replicas: BTreeMap::from([(vault, 2)]),
+                pools: Default::default(),
             };
             let keys: Vec<ChunkKey> =
                 chunks.iter().map(|c| ChunkKey::new(vault, ChunkId(*c))).collect();
@@ -348,6 +349,7 @@ mod tests {
             active: vec![1, 2, 3],
             draining: vec![],
             replicas: BTreeMap::from([(vault, 2)]),
+            pools: Default::default(),
         };
         let keys: Vec<ChunkKey> = (0u8..32)
             .map(|i| ChunkKey::new(vault, ChunkId([i; 32])))

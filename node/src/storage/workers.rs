@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::repair::{self, RepairObserver};
-use cairn_chunkstore::{ChunkKey, Store};
+use cairn_chunkstore::{ChunkKey, RocksStore, Store};
 use cairn_proto::VaultId;
 
 use super::{policy, ClusterView, Storage};
@@ -35,22 +35,28 @@ pub enum WorkError {
     Panicked(#[from] tokio::task::JoinError),
 }
 
-/// Starts the storage role's workers in `workers`: repair, GC, and the
-/// scrub unless its interval is 0.
+/// Starts the storage role's workers in `workers`: repair with the
+/// cluster role, GC and the scrub (unless its interval is 0) on a node
+/// that has a chunk store.
 pub fn start(workers: &mut Workers, app: &Arc<Cluster>, storage: &Arc<Storage>) {
     let settings = &storage.settings;
     let every = |ms: u64| Duration::from_millis(ms.max(10));
-    workers.spawn(
-        "repair",
-        Schedule {
-            first: Duration::ZERO,
-            every: every(settings.repair_interval_ms),
-        },
-        Repair {
-            app: app.clone(),
-            storage: storage.clone(),
-        },
-    );
+    if app.identity.has(cairn_consensus::event::Role::Cluster) {
+        workers.spawn(
+            "repair",
+            Schedule {
+                first: Duration::ZERO,
+                every: every(settings.repair_interval_ms),
+            },
+            Repair {
+                app: app.clone(),
+                storage: storage.clone(),
+            },
+        );
+    }
+    let Some(store) = storage.store.clone() else {
+        return;
+    };
     workers.spawn(
         "gc",
         Schedule {
@@ -60,6 +66,7 @@ pub fn start(workers: &mut Workers, app: &Arc<Cluster>, storage: &Arc<Storage>) 
         Gc {
             app: app.clone(),
             storage: storage.clone(),
+            store: store.clone(),
             suspects: HashSet::new(),
         },
     );
@@ -74,6 +81,7 @@ pub fn start(workers: &mut Workers, app: &Arc<Cluster>, storage: &Arc<Storage>) 
             Scrub {
                 app: app.clone(),
                 storage: storage.clone(),
+                store,
             },
         );
     }
@@ -117,6 +125,10 @@ fn same_layout(a: &Placement, b: &Placement) -> bool {
         && a.replicas
             .iter()
             .all(|(v, r)| b.replicas.get(v).is_none_or(|s| s == r))
+        && a.replicas
+            .keys()
+            .filter(|v| b.replicas.contains_key(v))
+            .all(|v| a.pools.get(v).map(|p| sorted(p)) == b.pools.get(v).map(|p| sorted(p)))
 }
 
 fn is_leader(app: &Cluster) -> bool {
@@ -140,6 +152,7 @@ impl Work for Repair {
         if !is_leader(app) {
             storage.set_view(None);
             storage.metrics.under_replicated.set(None);
+            storage.metrics.unsatisfiable_tiers.set(None);
             storage.metrics.repair_backlog.set(0);
             storage.metrics.misplaced.reset();
             return Ok(());
@@ -161,6 +174,10 @@ impl Work for Repair {
                 let m = &storage.metrics;
                 m.repair_passes.inc();
                 m.under_replicated.set(Some(report.under_replicated as f64));
+                let unsatisfiable = app
+                    .state
+                    .read(|s| crate::roles::unsatisfiable_tiers(s, &report.unreachable).len());
+                m.unsatisfiable_tiers.set(Some(unsatisfiable as f64));
                 m.misplaced.reset();
                 for (node, n) in &report.misplaced {
                     m.misplaced
@@ -203,6 +220,7 @@ const GC_BATCH: usize = 1024;
 pub struct Gc {
     app: Arc<Cluster>,
     storage: Arc<Storage>,
+    store: Arc<RocksStore>,
     suspects: HashSet<VaultId>,
 }
 
@@ -216,14 +234,14 @@ impl Work for Gc {
             return Ok(());
         }
         let live: HashSet<VaultId> = app.state.read(|s| s.vaults().keys().copied().collect());
-        let here = storage.store.usage_by_vault()?;
+        let here = self.store.usage_by_vault()?;
         let (doomed, suspects) =
             policy::doomed_vaults(here.into_iter().map(|(v, _)| v), &live, &self.suspects);
         self.suspects = suspects;
         if doomed.is_empty() {
             return Ok(());
         }
-        let store = storage.store.clone();
+        let store = self.store.clone();
         let metrics = storage.metrics.clone();
         let deleted = tokio::task::spawn_blocking(move || {
             let mut deleted = 0u64;
@@ -260,6 +278,7 @@ const SCRUB_STEP: usize = 64;
 pub struct Scrub {
     app: Arc<Cluster>,
     storage: Arc<Storage>,
+    store: Arc<RocksStore>,
 }
 
 impl Work for Scrub {
@@ -267,7 +286,7 @@ impl Work for Scrub {
 
     async fn tick(&mut self) -> Result<(), WorkError> {
         let (app, storage) = (&self.app, &self.storage);
-        let store = storage.store.clone();
+        let store = self.store.clone();
         let keys = tokio::task::spawn_blocking(move || {
             let mut keys = Vec::new();
             store.for_each_chunk(&mut |k, _| {
@@ -280,7 +299,7 @@ impl Work for Scrub {
         let (mut damaged, mut fixed) = (0u64, 0u64);
         for step in keys.chunks(SCRUB_STEP) {
             let started = Instant::now();
-            let (store, peers, me) = (storage.store.clone(), storage.peers.clone(), storage.me);
+            let (store, peers, me) = (self.store.clone(), storage.peers.clone(), storage.me);
             let placement = Storage::placement(app);
             let step = step.to_vec();
             let count = step.len() as u64;
@@ -340,6 +359,7 @@ mod tests {
             active: vec![1, 2, 3],
             draining: vec![],
             replicas: BTreeMap::from([(v(1), 3), (v(2), 2)]),
+            pools: Default::default(),
         };
         let mut b = a.clone();
         b.active = vec![3, 1, 2];

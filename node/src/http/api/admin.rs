@@ -4,7 +4,8 @@
 //! (`GET, POST /api/v1/admin/users`), tiers (`GET, POST
 //! /api/v1/admin/tiers`), and every account's devices and jobs
 //! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
-//! `POST /api/v1/admin/devices/{id}/revoke`). The bodies are
+//! `POST /api/v1/admin/devices/{id}/revoke`), and the overdue schedules
+//! (`GET /api/v1/admin/backups/overdue`). The bodies are
 //! [`cairn_proto::admin`]'s.
 
 use std::sync::Arc;
@@ -17,16 +18,16 @@ use std::collections::BTreeSet;
 
 use cairn_consensus::console::DEFAULT_ORG;
 use cairn_consensus::{AccountId, Event, Request, RequestId};
-use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, TierInfo, UserInfo};
+use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, OverdueBackup, TierInfo, UserInfo};
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::devices::{device_info, device_now};
-use super::jobs::jobs_where;
+use super::jobs::{account_name, device_name, jobs_where};
 use super::{applied, propose, ApiJson, ApiPath, IdempotencyKey};
-use crate::cluster::{admin_tier_info, now, Cluster};
+use crate::cluster::{admin_tier_info, now, overdue, Cluster};
 use crate::http::auth::Admin;
 use crate::http::ApiError;
 use crate::license::gate::Gate;
@@ -35,6 +36,7 @@ use crate::license::gate::Gate;
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(all_jobs))
+        .routes(routes!(overdue_backups))
         .routes(routes!(all_devices))
         .routes(routes!(revoke_any_device))
         .routes(routes!(list_users, create_user))
@@ -78,6 +80,41 @@ pub fn visible_accounts(app: &Cluster, admin: &Admin) -> BTreeSet<AccountId> {
             .copied()
             .collect()
     })
+}
+
+/// The schedules whose newest successful backup is older than the schedule
+/// allows (linearizable), by device then schedule: what the leader's
+/// `cairn_backups_overdue_*` gauges count (an operator bound to an
+/// organization sees only its accounts').
+#[utoipa::path(get, path = "/api/v1/admin/backups/overdue", tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = Vec<OverdueBackup>),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token"),
+    ))]
+async fn overdue_backups(
+    admin: Admin,
+    State(app): State<Arc<Cluster>>,
+) -> Result<Json<Vec<OverdueBackup>>, ApiError> {
+    app.read_barrier().await?;
+    Ok(Json(app.state.read(|s| {
+        let (schedules, newest) = overdue::facts_of(s);
+        overdue::overdue(&schedules, &newest, now())
+            .into_iter()
+            .filter(|o| admin.sees(s.org_of(o.schedule.account)))
+            .map(|o| OverdueBackup {
+                user: account_name(s, o.schedule.account),
+                device: o.schedule.device,
+                device_name: device_name(s, o.schedule.device),
+                schedule: o.schedule.name,
+                item: o.schedule.item,
+                spec: o.schedule.spec,
+                last_success: o.last_success.map(|t| t.0),
+                due_by: o.due_by.0,
+            })
+            .collect()
+    })))
 }
 
 /// The status name a `status` filter means (old names accepted).
@@ -320,7 +357,7 @@ async fn list_tiers(
 ) -> Result<Json<Vec<TierInfo>>, ApiError> {
     app.read_barrier().await?;
     Ok(Json(app.state.read(|s| {
-        s.tiers().values().map(admin_tier_info).collect()
+        s.tiers().values().map(|t| admin_tier_info(s, t)).collect()
     })))
 }
 

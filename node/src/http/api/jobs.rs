@@ -16,9 +16,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use cairn_consensus::event::JobKind as Kind;
 use cairn_consensus::state::Job;
-use cairn_consensus::{Event, State as Replicated};
+use cairn_consensus::{AccountId, DeviceId, Event, State as Replicated};
 use cairn_proto::api::{ErrorBody, FinishJob, JobInfo, JobKind, RecordJob, StartJob};
-use cairn_proto::JobId;
+use cairn_proto::{JobId, VaultId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,23 +54,31 @@ fn device_kind(kind: JobKind) -> Result<Kind, ApiError> {
     })
 }
 
+/// An account's name (empty for one that no longer exists).
+pub fn account_name(s: &Replicated, account: AccountId) -> String {
+    s.accounts()
+        .get(&account)
+        .map(|a| a.name.clone())
+        .unwrap_or_default()
+}
+
+/// A device's name (empty for one that no longer exists).
+pub fn device_name(s: &Replicated, device: DeviceId) -> String {
+    s.devices()
+        .get(&device)
+        .map(|d| d.name.clone())
+        .unwrap_or_default()
+}
+
 /// The API form of a job, with its account's and device's names.
 pub fn job_info(s: &Replicated, j: &Job) -> JobInfo {
     let end = j.finished.as_ref();
     JobInfo {
         id: j.id,
         account: j.account,
-        user: s
-            .accounts()
-            .get(&j.account)
-            .map(|a| a.name.clone())
-            .unwrap_or_default(),
+        user: account_name(s, j.account),
         device: j.device,
-        device_name: s
-            .devices()
-            .get(&j.device)
-            .map(|d| d.name.clone())
-            .unwrap_or_default(),
+        device_name: device_name(s, j.device),
         vault: j.vault,
         kind: kind_info(j.kind),
         started_at: j.started_at.0,
@@ -141,9 +149,7 @@ async fn start_job(
     if kind == Kind::Backup {
         super::license::check(&gate, &app)?;
     }
-    if let Some(v) = req.vault {
-        app.state.read(|s| auth.vault(s, v))?;
-    }
+    check_vault(&app, &auth, req.vault)?;
     let event = Event::JobBegun {
         job: req.id,
         device: auth.device,
@@ -153,8 +159,44 @@ async fn start_job(
         schedule: req.schedule,
         at: now(),
     };
-    propose(&app, &key, event).await?;
-    own_job(&app, &auth, req.id).map(|j| (StatusCode::CREATED, Json(j)))
+    let job = propose_for(&app, &auth, &key, req.id, event).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// Checks that the vault a job names, if any, is the account's.
+fn check_vault(app: &Cluster, auth: &DeviceAuth, vault: Option<VaultId>) -> Result<(), ApiError> {
+    match vault {
+        Some(v) => app.state.read(|s| auth.vault(s, v).map(|_| ())),
+        None => Ok(()),
+    }
+}
+
+/// Checks that job `id` is the asking device's own (another device of the
+/// account sees it but may not `act` on it).
+fn check_device_job(
+    app: &Cluster,
+    auth: &DeviceAuth,
+    id: JobId,
+    act: &str,
+) -> Result<(), ApiError> {
+    if own_job(app, auth, id)?.device != auth.device {
+        return Err(ApiError::Forbidden(format!(
+            "only the device that started a job may {act}"
+        )));
+    }
+    Ok(())
+}
+
+/// Proposes `event` about job `id` and answers the job as it now is.
+async fn propose_for(
+    app: &Cluster,
+    auth: &DeviceAuth,
+    key: &IdempotencyKey,
+    id: JobId,
+    event: Event,
+) -> Result<JobInfo, ApiError> {
+    propose(app, key, event).await?;
+    own_job(app, auth, id)
 }
 
 fn own_job(app: &Cluster, auth: &DeviceAuth, id: JobId) -> Result<JobInfo, ApiError> {
@@ -187,12 +229,7 @@ async fn finish_job(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<FinishJob>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    let job = own_job(&app, &auth, id)?;
-    if job.device != auth.device {
-        return Err(ApiError::Forbidden(
-            "only the device that started a job may finish it".into(),
-        ));
-    }
+    check_device_job(&app, &auth, id, "finish it")?;
     // Stored and shown escaped: a device's text never reaches an
     // operator's terminal as control sequences.
     let event = Event::JobCompleted {
@@ -207,8 +244,7 @@ async fn finish_job(
         log: escaped_within(&req.log, true, cairn_consensus::apply::MAX_JOB_LOG_LEN),
         at: now(),
     };
-    propose(&app, &key, event).await?;
-    Ok(Json(own_job(&app, &auth, id)?))
+    propose_for(&app, &auth, &key, id, event).await.map(Json)
 }
 
 /// Records that a running job of the asking device is alive (revives a job
@@ -229,19 +265,13 @@ async fn job_heartbeat(
     ApiPath(id): ApiPath<JobId>,
     key: IdempotencyKey,
 ) -> Result<Json<JobInfo>, ApiError> {
-    let job = own_job(&app, &auth, id)?;
-    if job.device != auth.device {
-        return Err(ApiError::Forbidden(
-            "only the device that started a job may report on it".into(),
-        ));
-    }
+    check_device_job(&app, &auth, id, "report on it")?;
     let event = Event::JobHeartbeat {
         job: id,
         device: auth.device,
         at: now(),
     };
-    propose(&app, &key, event).await?;
-    Ok(Json(own_job(&app, &auth, id)?))
+    propose_for(&app, &auth, &key, id, event).await.map(Json)
 }
 
 /// Records a job of the asking device that started and ended at once.
@@ -265,9 +295,7 @@ async fn record_job(
     ApiJson(req): ApiJson<RecordJob>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     let kind = device_kind(req.kind)?;
-    if let Some(v) = req.vault {
-        app.state.read(|s| auth.vault(s, v))?;
-    }
+    check_vault(&app, &auth, req.vault)?;
     let at = now();
     let event = Event::JobRecorded {
         job: req.id,
@@ -281,8 +309,8 @@ async fn record_job(
         started_at: cairn_consensus::UnixMillis(req.started_at.min(at.0)),
         at,
     };
-    propose(&app, &key, event).await?;
-    own_job(&app, &auth, req.id).map(|j| (StatusCode::CREATED, Json(j)))
+    let job = propose_for(&app, &auth, &key, req.id, event).await?;
+    Ok((StatusCode::CREATED, Json(job)))
 }
 
 /// `text` with every control character (also ESC, so no terminal escape

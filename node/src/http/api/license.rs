@@ -42,7 +42,7 @@ pub fn status(gate: &Gate, app: &Cluster) -> LicenseStatus {
     let view = gate.view(&app.state.read(Facts::of));
     let secs = |ms: u64| ms / 1_000;
     let (lease, grace) = match view.mode {
-        Mode::Valid { remaining_ms } => (Some(secs(remaining_ms)), None),
+        Mode::Valid { remaining_ms, .. } => (Some(secs(remaining_ms)), None),
         Mode::Grace { remaining_ms } => (Some(0), Some(secs(remaining_ms))),
         Mode::ReadOnly(_) => (Some(0), Some(0)),
         Mode::DevUnlicensed => (None, None),

@@ -13,7 +13,7 @@ use axum::Json;
 use cairn_consensus::event::{
     Period as EventPeriod, RetentionPolicy as EventPolicy, RetentionRange as EventRange,
 };
-use cairn_consensus::{Event, UnixMillis};
+use cairn_consensus::{DeviceId, Event, UnixMillis};
 use cairn_proto::api::{
     ErrorBody, PutRetention, RetentionInfo, RetentionPeriod, RetentionPolicy, RetentionRange,
 };
@@ -162,16 +162,17 @@ async fn set_retention(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PutRetention>,
 ) -> Result<Json<RetentionInfo>, ApiError> {
-    app.state.read(|s| auth.vault(s, id))?;
-    let event = Event::RetentionSet {
-        account: auth.account,
-        vault: id,
-        item: req.item.map(|i| (auth.device, i)),
-        policy: policy_event(req.policy),
-        at: now(),
-    };
-    propose(&app, &key, event).await?;
-    retention_info(&app, &auth, id).map(Json)
+    let policy = policy_event(req.policy);
+    change(&app, &auth, id, &key, req.item, |item| {
+        Event::RetentionSet {
+            account: auth.account,
+            vault: id,
+            item,
+            policy,
+            at: now(),
+        }
+    })
+    .await
 }
 
 /// Clears the vault's default policy (it then keeps everything) or an
@@ -193,15 +194,32 @@ async fn clear_retention(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PutRetention>,
 ) -> Result<Json<RetentionInfo>, ApiError> {
+    change(&app, &auth, id, &key, req.item, |item| {
+        Event::RetentionCleared {
+            account: auth.account,
+            vault: id,
+            item,
+            at: now(),
+        }
+    })
+    .await
+}
+
+/// A change of the vault's policies: checks the vault is the account's,
+/// proposes the event `make` builds for the policy's key (`None`: the
+/// vault's default, else the asking device's `item`), and answers the
+/// policies as they now are.
+async fn change(
+    app: &Cluster,
+    auth: &DeviceAuth,
+    id: VaultId,
+    key: &IdempotencyKey,
+    item: Option<String>,
+    make: impl FnOnce(Option<(DeviceId, String)>) -> Event,
+) -> Result<Json<RetentionInfo>, ApiError> {
     app.state.read(|s| auth.vault(s, id))?;
-    let event = Event::RetentionCleared {
-        account: auth.account,
-        vault: id,
-        item: req.item.map(|i| (auth.device, i)),
-        at: now(),
-    };
-    propose(&app, &key, event).await?;
-    retention_info(&app, &auth, id).map(Json)
+    propose(app, key, make(item.map(|i| (auth.device, i)))).await?;
+    retention_info(app, auth, id).map(Json)
 }
 
 #[cfg(test)]

@@ -2,16 +2,18 @@
 //!
 //! Like items, schedules are private to the device that defined them: the
 //! device's `cairn daemon` reads them and runs them. The spec's grammar is
-//! the client's (`cairn_client::schedule`); the state machine bounds its
-//! length and checks that the item exists on the device.
+//! `cairn_proto::schedule`'s, shared with the client: a spec that does not
+//! parse is refused here (`invalid_schedule`), the state machine bounds its
+//! length, and the leader reads it for the overdue-backup gauge.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
 use cairn_consensus::state::Schedule;
-use cairn_consensus::Event;
+use cairn_consensus::{Event, Rejection};
 use cairn_proto::api::{ErrorBody, PutSchedule, ScheduleInfo};
+use cairn_proto::schedule::Spec;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -85,6 +87,9 @@ async fn put_schedule(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<PutSchedule>,
 ) -> Result<Json<ScheduleInfo>, ApiError> {
+    if let Err(e) = req.spec.parse::<Spec>() {
+        return Err(ApiError::Rejected(Rejection::InvalidSchedule(e.0)));
+    }
     if let Some(v) = req.vault {
         app.state.read(|s| auth.vault(s, v))?;
     }
