@@ -17,6 +17,7 @@ use cairn_proto::admin::ClusterStatus;
 use crate::error::JepsenError;
 use crate::http;
 use crate::interrupt;
+use crate::lazyfs::LazyMount;
 use crate::net::Network;
 
 /// The port every node listens on (each in its own namespace).
@@ -38,6 +39,10 @@ struct NodeProc {
     child: Option<Child>,
     runs: u32,
     paused: bool,
+    /// The lose-unfsynced-writes filesystem under `dir`, if any.
+    lazy: Option<LazyMount>,
+    /// Milliseconds the node's clock is set off by (0: true).
+    clock_offset_ms: i64,
 }
 
 /// The run's nodes.
@@ -79,6 +84,8 @@ impl Cluster {
                     child: None,
                     runs: 0,
                     paused: false,
+                    lazy: None,
+                    clock_offset_ms: 0,
                 })
                 .collect(),
         }
@@ -130,6 +137,10 @@ impl Cluster {
             // CAIRND_DEV_LICENSE=0` turns that off.
             .env("CAIRND_DEV_LICENSE", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "CAIRN_TEST_CLOCK_OFFSET_MS",
+                node.clock_offset_ms.to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -138,6 +149,38 @@ impl Cluster {
         node.child = Some(child);
         node.paused = false;
         Ok(())
+    }
+
+    /// Puts every node's data dir on a lose-unfsynced-writes filesystem
+    /// (backed by `n<i>.disk` beside it), so [`Cluster::power_loss`] can
+    /// drop what a node did not fsync. Before [`Cluster::form`].
+    pub fn mount_lazy(&mut self) -> Result<(), JepsenError> {
+        for node in &mut self.nodes {
+            let backing = node.dir.with_extension("disk");
+            node.lazy = Some(LazyMount::mount(&backing, &node.dir)?);
+        }
+        Ok(())
+    }
+
+    /// A power cut on node `i`: SIGKILL, then every write it did not
+    /// fsync is lost (its filesystem remounted without them). Restart it
+    /// with [`Cluster::start`].
+    pub fn power_loss(&mut self, i: usize) -> Result<(), JepsenError> {
+        self.kill(i);
+        match self.nodes[i].lazy.as_mut() {
+            Some(m) => m.power_loss(),
+            None => Err(JepsenError::Setup(format!(
+                "n{} has no lazy filesystem for a power loss",
+                i + 1
+            ))),
+        }
+    }
+
+    /// Restarts node `i` with its wall clock `offset_ms` off (0: true).
+    pub fn restart_with_clock_offset(&mut self, i: usize, offset_ms: i64) -> Result<(), JepsenError> {
+        self.kill(i);
+        self.nodes[i].clock_offset_ms = offset_ms;
+        self.start(i)
     }
 
     /// `cairnd init` on node 0, then every node serving, the others
@@ -389,6 +432,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
+        }
+        // Only now that no node holds a file open: unmount.
+        for node in &mut self.nodes {
+            node.lazy = None;
         }
     }
 }

@@ -67,6 +67,9 @@ pub fn preflight(opts: &Options) -> Result<(), JepsenError> {
             path: opts.cairnd.clone(),
         });
     }
+    if opts.nemesis.contains(&NemesisKind::PowerLoss) && !std::path::Path::new("/dev/fuse").exists() {
+        return Err(JepsenError::NoFuse);
+    }
     let debug_tool = opts.cairnd.with_file_name("cairnd-debug");
     if opts.nemesis.contains(&NemesisKind::Corrupt) && !debug_tool.is_file() {
         return Err(JepsenError::MissingDebugTool(debug_tool));
@@ -100,6 +103,9 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         opts.node_env.clone(),
     );
     eprintln!("cairn-jepsen: forming a cluster of {} nodes", opts.nodes);
+    if opts.nemesis.contains(&NemesisKind::PowerLoss) {
+        cluster.mount_lazy()?;
+    }
     cluster.form()?;
     let admins = cluster.admin_tokens()?;
     let replicas = u8::try_from(opts.nodes.min(3)).unwrap_or(3);
