@@ -163,12 +163,15 @@ impl Cluster {
     }
 
     /// A power cut on node `i`: SIGKILL, then every write it did not
-    /// fsync is lost (its filesystem remounted without them). Restart it
-    /// with [`Cluster::start`].
-    pub fn power_loss(&mut self, i: usize) -> Result<(), JepsenError> {
+    /// fsync is lost (its filesystem remounted without them); answers how
+    /// many bytes were lost. Restart it with [`Cluster::start`].
+    pub fn power_loss(&mut self, i: usize) -> Result<u64, JepsenError> {
         self.kill(i);
         match self.nodes[i].lazy.as_mut() {
-            Some(m) => m.power_loss(),
+            Some(m) => {
+                let lost = m.unsynced_bytes();
+                m.power_loss().map(|()| lost)
+            }
             None => Err(JepsenError::Setup(format!(
                 "n{} has no lazy filesystem for a power loss",
                 i + 1

@@ -172,7 +172,12 @@ impl State {
     fn rename_paths(&mut self, from: &Path, to: &Path) {
         for p in self.paths.values_mut() {
             if let Ok(rest) = p.strip_prefix(from) {
-                *p = to.join(rest);
+                // `join("")` would add a trailing slash.
+                *p = if rest.as_os_str().is_empty() {
+                    to.to_owned()
+                } else {
+                    to.join(rest)
+                };
             }
         }
     }
@@ -751,26 +756,65 @@ impl LazyMount {
             .sum()
     }
 
-    /// A power cut: unmounts (dropping the kernel's cached pages too),
-    /// forgets every unsynced write and mounts again. Whatever used the
-    /// filesystem must be dead already (an open file keeps the old mount
-    /// busy until it is closed; the unmount is lazy).
+    /// A power cut: aborts the FUSE connection, unmounts (dropping the
+    /// kernel's cached pages too), forgets every unsynced write and mounts
+    /// again. Whatever used the filesystem must be dead already.
     pub fn power_loss(&mut self) -> Result<(), JepsenError> {
-        if let Some(s) = self.session.take() {
-            s.umount_and_join().map_err(JepsenError::io(format!(
-                "unmounting {}",
-                self.mountpoint.display()
-            )))?;
-        }
+        self.detach()?;
         self.attach()
     }
+
+    /// Aborts the connection, then unmounts. Aborting first matters: every
+    /// node's `ip netns exec` copied this mount into its own mount
+    /// namespace, so an unmount here alone would leave the connection (and
+    /// the session thread) alive.
+    fn detach(&mut self) -> Result<(), JepsenError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let dev = std::fs::metadata(&self.mountpoint)
+            .map_err(JepsenError::io(format!("reading {}", self.mountpoint.display())))?
+            .dev();
+        abort_connection(dev)?;
+        session.umount_and_join().map_err(JepsenError::io(format!(
+            "unmounting {}",
+            self.mountpoint.display()
+        )))
+    }
+}
+
+/// Where the kernel lists FUSE connections (the `fusectl` filesystem).
+const CONNECTIONS: &str = "/sys/fs/fuse/connections";
+
+/// Aborts FUSE connection `dev` through `fusectl`, mounting that first if
+/// the system has not.
+fn abort_connection(dev: u64) -> Result<(), JepsenError> {
+    let abort = Path::new(CONNECTIONS).join(dev.to_string()).join("abort");
+    if !abort.exists() {
+        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+        let (src, target, fstype) = (c("fusectl"), c(CONNECTIONS), c("fusectl"));
+        // SAFETY: mount(2) with NUL-terminated strings and no data.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(JepsenError::io(format!("mounting fusectl on {CONNECTIONS}"))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    std::fs::write(&abort, b"1").map_err(JepsenError::io(format!("writing {}", abort.display())))
 }
 
 impl Drop for LazyMount {
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
-        }
+        let _ = self.detach();
     }
 }
 

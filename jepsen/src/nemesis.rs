@@ -67,8 +67,8 @@ pub fn apply(
             (Active::Rules, fault.to_string())
         }
         Fault::PowerLoss { node } => {
-            cluster.power_loss(*node)?;
-            (Active::Killed(*node), fault.to_string())
+            let lost = cluster.power_loss(*node)?;
+            (Active::Killed(*node), format!("{fault} ({lost} unsynced bytes lost)"))
         }
         Fault::Delay { node, ms } => {
             let delayer = Delayer::start(&net.node_ns(*node), Duration::from_millis(*ms))?;
