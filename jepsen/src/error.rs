@@ -19,7 +19,9 @@ pub enum JepsenError {
     #[error("the corrupt nemesis needs cairnd-debug next to cairnd: {0} does not exist")]
     MissingDebugTool(PathBuf),
     /// The power-loss nemesis mounts a FUSE filesystem.
-    #[error("the power-loss nemesis needs /dev/fuse (the fuse kernel module; Debian's fuse3 package)")]
+    #[error(
+        "the power-loss nemesis needs /dev/fuse (the fuse kernel module; Debian's fuse3 package)"
+    )]
     NoFuse,
     /// A setup or fault command failed.
     #[error("`{command}` failed: {stderr}")]

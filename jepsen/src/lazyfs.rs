@@ -201,7 +201,10 @@ impl LazyFs {
         let size = st.pending.get(&ino).map_or(meta.size(), |p| p.size);
         let time = |s: i64, ns: i64| {
             SystemTime::UNIX_EPOCH
-                + Duration::new(u64::try_from(s).unwrap_or(0), u32::try_from(ns).unwrap_or(0))
+                + Duration::new(
+                    u64::try_from(s).unwrap_or(0),
+                    u32::try_from(ns).unwrap_or(0),
+                )
         };
         let kind = if meta.is_dir() {
             FileType::Directory
@@ -720,7 +723,10 @@ impl LazyMount {
 
     fn attach(&mut self) -> Result<(), JepsenError> {
         let root_ino = std::fs::metadata(&self.backing)
-            .map_err(JepsenError::io(format!("reading {}", self.backing.display())))?
+            .map_err(JepsenError::io(format!(
+                "reading {}",
+                self.backing.display()
+            )))?
             .ino();
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State {
             root_ino,
@@ -736,9 +742,11 @@ impl LazyMount {
             MountOption::DefaultPermissions,
         ];
         config.acl = SessionACL::All;
-        let session = fuser::spawn_mount(fs, &self.mountpoint, &config).map_err(JepsenError::io(
-            format!("mounting the lazy filesystem at {}", self.mountpoint.display()),
-        ))?;
+        let session =
+            fuser::spawn_mount(fs, &self.mountpoint, &config).map_err(JepsenError::io(format!(
+                "mounting the lazy filesystem at {}",
+                self.mountpoint.display()
+            )))?;
         self.session = Some(session);
         Ok(())
     }
@@ -773,7 +781,10 @@ impl LazyMount {
             return Ok(());
         };
         let dev = std::fs::metadata(&self.mountpoint)
-            .map_err(JepsenError::io(format!("reading {}", self.mountpoint.display())))?
+            .map_err(JepsenError::io(format!(
+                "reading {}",
+                self.mountpoint.display()
+            )))?
             .dev();
         abort_connection(dev)?;
         session.umount_and_join().map_err(JepsenError::io(format!(
@@ -804,9 +815,9 @@ fn abort_connection(dev: u64) -> Result<(), JepsenError> {
             )
         };
         if rc != 0 {
-            return Err(JepsenError::io(format!("mounting fusectl on {CONNECTIONS}"))(
-                std::io::Error::last_os_error(),
-            ));
+            return Err(JepsenError::io(format!(
+                "mounting fusectl on {CONNECTIONS}"
+            ))(std::io::Error::last_os_error()));
         }
     }
     std::fs::write(&abort, b"1").map_err(JepsenError::io(format!("writing {}", abort.display())))

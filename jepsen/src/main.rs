@@ -25,11 +25,12 @@ struct Cli {
     time_limit: u64,
     /// Faults to draw from, comma separated: kill, pause, partition, loss,
     /// corrupt (needs cairnd-debug next to cairnd), power-loss (puts node
-    /// data on a lose-unfsynced-writes FUSE filesystem), delay, clock.
+    /// data on a lose-unfsynced-writes FUSE filesystem), delay, clock,
+    /// churn (drain, remove, join a fresh node; needs 4 nodes or more).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill,pause,partition,loss,corrupt,power-loss,delay,clock"
+        default_value = "kill,pause,partition,loss,corrupt,power-loss,delay,clock,churn"
     )]
     nemesis: Vec<NemesisKind>,
     /// Seed of the fault schedule and the clients' choices [default: random].

@@ -24,6 +24,8 @@ pub enum Active {
     Delayed(Delayer),
     /// Restart this node with its clock true again.
     Skewed(usize),
+    /// Remove this draining node and join a fresh one in its place.
+    Draining(usize),
     /// Nothing was done (no leader to isolate).
     Nothing,
 }
@@ -68,7 +70,10 @@ pub fn apply(
         }
         Fault::PowerLoss { node } => {
             let lost = cluster.power_loss(*node)?;
-            (Active::Killed(*node), format!("{fault} ({lost} unsynced bytes lost)"))
+            (
+                Active::Killed(*node),
+                format!("{fault} ({lost} unsynced bytes lost)"),
+            )
         }
         Fault::Delay { node, ms } => {
             let delayer = Delayer::start(&net.node_ns(*node), Duration::from_millis(*ms))?;
@@ -78,6 +83,14 @@ pub fn apply(
         Fault::Clock { node, offset_ms } => {
             cluster.restart_with_clock_offset(*node, *offset_ms)?;
             (Active::Skewed(*node), fault.to_string())
+        }
+        Fault::Churn { .. } if n <= 3 => (
+            Active::Nothing,
+            format!("{fault} (skipped: {n} nodes cannot spare one)"),
+        ),
+        Fault::Churn { node } => {
+            cluster.drain(*node)?;
+            (Active::Draining(*node), fault.to_string())
         }
         Fault::Corrupt { node } => {
             cluster.kill(*node);
@@ -123,6 +136,7 @@ pub fn heal(active: Active, cluster: &mut Cluster, net: &Network) -> Result<(), 
             healed
         }
         Active::Skewed(i) => cluster.restart_with_clock_offset(i, 0),
+        Active::Draining(i) => cluster.replace(i),
         Active::Nothing => Ok(()),
     }
 }

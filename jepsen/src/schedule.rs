@@ -35,11 +35,14 @@ pub enum NemesisKind {
     /// One node restarted with its wall clock offset; restarted without
     /// the offset when the window ends.
     Clock,
+    /// Membership churn: one node drained; when the window ends it is
+    /// removed and a fresh node (new id, empty data) joins in its place.
+    Churn,
 }
 
 impl NemesisKind {
     /// Every kind, in command-line order.
-    pub const ALL: [NemesisKind; 8] = [
+    pub const ALL: [NemesisKind; 9] = [
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Partition,
@@ -48,6 +51,7 @@ impl NemesisKind {
         NemesisKind::PowerLoss,
         NemesisKind::Delay,
         NemesisKind::Clock,
+        NemesisKind::Churn,
     ];
 
     /// The command-line name.
@@ -61,6 +65,7 @@ impl NemesisKind {
             NemesisKind::PowerLoss => "power-loss",
             NemesisKind::Delay => "delay",
             NemesisKind::Clock => "clock",
+            NemesisKind::Churn => "churn",
         }
     }
 }
@@ -104,6 +109,8 @@ pub enum Fault {
     Delay { node: usize, ms: u64 },
     /// `node` restarted with its clock `offset_ms` off.
     Clock { node: usize, offset_ms: i64 },
+    /// `node` drained, then removed and replaced by a fresh node.
+    Churn { node: usize },
 }
 
 impl fmt::Display for Fault {
@@ -127,6 +134,7 @@ impl fmt::Display for Fault {
             Fault::Clock { node, offset_ms } => {
                 write!(f, "clock {offset_ms:+} ms n{}", node + 1)
             }
+            Fault::Churn { node } => write!(f, "churn n{}", node + 1),
         }
     }
 }
@@ -181,6 +189,7 @@ fn draw(rng: &mut ChaCha8Rng, kind: NemesisKind, nodes: usize) -> Fault {
         NemesisKind::Pause => Fault::Pause { node },
         NemesisKind::Corrupt => Fault::Corrupt { node },
         NemesisKind::PowerLoss => Fault::PowerLoss { node },
+        NemesisKind::Churn => Fault::Churn { node },
         NemesisKind::Delay => Fault::Delay {
             node,
             ms: rng.gen_range(50..=400),
@@ -188,7 +197,11 @@ fn draw(rng: &mut ChaCha8Rng, kind: NemesisKind, nodes: usize) -> Fault {
         NemesisKind::Clock => {
             // Minutes either way: far beyond any timeout the cluster uses.
             let magnitude = rng.gen_range(1_000..=600_000);
-            let offset_ms = if rng.gen_bool(0.5) { magnitude } else { -magnitude };
+            let offset_ms = if rng.gen_bool(0.5) {
+                magnitude
+            } else {
+                -magnitude
+            };
             Fault::Clock { node, offset_ms }
         }
         NemesisKind::Loss => Fault::Loss {
@@ -226,7 +239,7 @@ mod tests {
         assert_eq!("pause".parse(), Ok(NemesisKind::Pause));
         let err = "flood".parse::<NemesisKind>().unwrap_err();
         assert!(
-            err.contains("kill, pause, partition, loss, corrupt, power-loss, delay, clock"),
+            err.contains("kill, pause, partition, loss, corrupt, power-loss, delay, clock, churn"),
             "{err}"
         );
     }
@@ -254,7 +267,7 @@ mod tests {
         #[test]
         fn a_seed_gives_one_schedule_of_ordered_windows_inside_the_run(
             seed in any::<u64>(), nodes in 1usize..7, limit in 0u64..300_000,
-            mask in 1u16..256,
+            mask in 1u16..512,
         ) {
             let kinds: Vec<NemesisKind> = NemesisKind::ALL
                 .into_iter()
@@ -276,7 +289,8 @@ mod tests {
                     | Fault::Corrupt { node }
                     | Fault::PowerLoss { node }
                     | Fault::Delay { node, .. }
-                    | Fault::Clock { node, .. } => {
+                    | Fault::Clock { node, .. }
+                    | Fault::Churn { node } => {
                         prop_assert!(*node < nodes);
                         match w.fault {
                             Fault::Kill { .. } => NemesisKind::Kill,
@@ -285,6 +299,7 @@ mod tests {
                             Fault::PowerLoss { .. } => NemesisKind::PowerLoss,
                             Fault::Delay { .. } => NemesisKind::Delay,
                             Fault::Clock { .. } => NemesisKind::Clock,
+                            Fault::Churn { .. } => NemesisKind::Churn,
                             _ => NemesisKind::Loss,
                         }
                     }
