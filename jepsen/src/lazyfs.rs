@@ -145,6 +145,18 @@ struct LazyFs {
 /// How long the kernel may cache names and attributes.
 const TTL: Duration = Duration::from_secs(1);
 
+/// The FUSE file type of backing metadata (the database and the nodes
+/// make only directories, files and, at most, symlinks).
+fn kind_of(meta: &std::fs::Metadata) -> FileType {
+    if meta.is_dir() {
+        FileType::Directory
+    } else if meta.file_type().is_symlink() {
+        FileType::Symlink
+    } else {
+        FileType::RegularFile
+    }
+}
+
 fn errno(e: std::io::Error) -> Errno {
     Errno::from(e)
 }
@@ -206,13 +218,7 @@ impl LazyFs {
                     u32::try_from(ns).unwrap_or(0),
                 )
         };
-        let kind = if meta.is_dir() {
-            FileType::Directory
-        } else if meta.file_type().is_symlink() {
-            FileType::Symlink
-        } else {
-            FileType::RegularFile
-        };
+        let kind = kind_of(meta);
         FileAttr {
             ino: INodeNo(ino),
             size,
@@ -627,13 +633,7 @@ impl fuser::Filesystem for LazyFs {
             let Ok(meta) = e.metadata() else { continue };
             let child = st.fuse_ino(meta.ino());
             st.paths.insert(child, rel.join(e.file_name()));
-            let kind = if meta.is_dir() {
-                FileType::Directory
-            } else if meta.file_type().is_symlink() {
-                FileType::Symlink
-            } else {
-                FileType::RegularFile
-            };
+            let kind = kind_of(&meta);
             entries.push((child, kind, e.file_name()));
         }
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
