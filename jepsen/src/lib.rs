@@ -2,7 +2,8 @@
 //! runs real `cairnd` nodes, each in its own network namespace on a bridge
 //! it creates (and always removes), drives real clients against them while
 //! a nemesis kills, pauses, partitions, drops and delays packets, skews a
-//! clock and cuts the power (losing unsynced writes) on a schedule
+//! clock, cuts the power (losing unsynced writes) and replaces members on
+//! a schedule
 //! derived from one seed, records every operation, and checks the history:
 //! registers through the event log must be linearizable, and every chunk
 //! an upload acknowledged must read back byte-exact once faults are healed.
