@@ -5,11 +5,12 @@
 # server, for the metrics, rules and alert tests), systemd
 # (`systemd-analyze verify` of the units in deploy/systemd), iproute2 and
 # iptables for the fault-injection harness (`cairn-jepsen`: network
-# namespaces, partitions, packet loss) and util-linux's setpriv for its
-# no-root test. Needs root (or sudo) the first time only.
+# namespaces, partitions, packet loss), fuse3 for its power-loss nemesis
+# (the FUSE kernel interface and its tools; the harness mounts as root
+# without libfuse) and util-linux's setpriv for its no-root test. Needs root (or sudo) the first time only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux)
+packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux fuse3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
