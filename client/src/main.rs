@@ -131,6 +131,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tag(args) => cli::tag::tag(config, args, json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),
+        Command::Mount {
+            vault,
+            select,
+            mountpoint,
+        } => cli::mount::mount(config, &vault, &select, &mountpoint, json),
         Command::Key(KeyCommand::Passwd { vault: Some(v) }) => cli::keys::passwd_local(&v, json),
         Command::Key(KeyCommand::Add { vault, recovery }) => cli::keys::add(&vault, recovery, json),
         Command::Key(KeyCommand::List { vault }) => cli::keys::list(&vault, json),

@@ -262,6 +262,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Browse snapshots as a read-only file system (FUSE) until Ctrl-C,
+    /// SIGTERM or an unmount: MOUNTPOINT/snapshots/<id>/… for every snapshot
+    /// the selection keeps, and snapshots/latest. Needs /dev/fuse, and as a
+    /// non-root user `fusermount3` (Debian: fuse3).
+    Mount {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// An existing empty directory.
+        mountpoint: PathBuf,
+    },
     /// Manage the passwords and recovery keys that protect the vault keys.
     #[command(subcommand)]
     Key(KeyCommand),

@@ -7,7 +7,8 @@
 //! `diff`, `stats`: [`browse`]), shell completions and man pages
 //! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
 //! signals during account-vault jobs ([`interrupt`]), `cairn tag`
-//! ([`tag`]) and key slots (`cairn key`: [`keys`]). Unattended backups have a module each, clap types and
+//! ([`tag`]) key slots (`cairn key`: [`keys`]) and `cairn mount`
+//! ([`mount`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
@@ -20,6 +21,7 @@ pub mod interrupt;
 pub mod keys;
 pub mod lists;
 pub mod manual;
+pub mod mount;
 pub mod open;
 pub mod output;
 pub mod password;
