@@ -460,6 +460,32 @@ mod tests {
         assert!(chunk_span(&[], 0, 5).is_empty());
     }
 
+    #[test]
+    fn nodes_show_snapshots_and_latest_and_fill_directories_once() {
+        let empty = Nodes::new(&[]);
+        assert_eq!(empty.children(1).unwrap().len(), 1);
+        assert!(
+            empty.children(2).unwrap().is_empty(),
+            "no latest without snapshots"
+        );
+        assert!(empty.get(0).is_none() && empty.get(3).is_none());
+        let mut t = Nodes::new(&[]);
+        let file = crate::vault::memory::testing::entry("f", Kind::File, 3);
+        t.nodes.push((
+            Node::Dir {
+                tree: ChunkId([1; 32]),
+                entry: None,
+                time: SystemTime::UNIX_EPOCH,
+            },
+            None,
+        ));
+        assert!(t.children(3).is_none());
+        t.fill(3, vec![file]);
+        let kids = t.children(3).unwrap().to_vec();
+        assert_eq!(kids, [(b"f".to_vec(), 4)]);
+        assert!(matches!(t.get(4), Some(Node::Leaf(e)) if e.name == b"f"));
+    }
+
     proptest! {
         #[test]
         fn spans_read_the_same_bytes_as_slicing(
