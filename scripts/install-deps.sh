@@ -5,9 +5,10 @@
 # server, for the metrics, rules and alert tests), systemd
 # (`systemd-analyze verify` of the units in deploy/systemd), iproute2 and
 # iptables for the fault-injection harness (`cairn-jepsen`: network
-# namespaces, partitions, packet loss), fuse3 for its power-loss nemesis
-# (the FUSE kernel interface and its tools; the harness mounts as root
-# without libfuse) and util-linux's setpriv for its no-root test. Needs root (or sudo) the first time only.
+# namespaces, partitions, packet loss) and util-linux's setpriv for its
+# no-root test, and fuse3 for `cairn mount` (fusermount3 for non-root users)
+# and the harness's power-loss filesystem (both tests mount as root through
+# /dev/fuse, without libfuse). Needs root (or sudo) the first time only.
 set -euo pipefail
 
 packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux fuse3)
