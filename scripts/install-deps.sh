@@ -6,10 +6,12 @@
 # (`systemd-analyze verify` of the units in deploy/systemd), iproute2 and
 # iptables for the fault-injection harness (`cairn-jepsen`: network
 # namespaces, partitions, packet loss) and util-linux's setpriv for its
-# no-root test. Needs root (or sudo) the first time only.
+# no-root test, and fuse3 for `cairn mount` (fusermount3 for non-root users)
+# and the harness's power-loss filesystem (both tests mount as root through
+# /dev/fuse, without libfuse). Needs root (or sudo) the first time only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux)
+packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux fuse3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@
 //! [`hooks`] around a backup, and the retention pass) → [`items`]
 //! (protected items) →
 //! the commands ([`backup`], [`restore`], [`check`], [`ls`], [`forget`],
-//! [`prune`]) → [`jobs`] (an account's job log) → [`vault`] → [`remote`]
+//! [`prune`], [`mount`]) → [`jobs`] (an account's job log) → [`vault`] → [`remote`]
 //! (the API client of a cluster) → the formats. The `cairn` binary adds
 //! arguments, passwords, progress and output; exit codes are its policy.
 #![warn(missing_docs)]
@@ -32,6 +32,7 @@ pub mod hooks;
 pub mod items;
 pub mod jobs;
 pub mod ls;
+pub mod mount;
 pub mod pattern;
 pub mod prune;
 pub mod remote;

@@ -175,3 +175,69 @@ fn the_v1_golden_vault_restores_byte_exact() {
         manifest["entries"]
     );
 }
+
+const KEY_SLOTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/vault-v2-keyslots"
+);
+
+/// `vault.json` format 2 (key slots: two passwords and a recovery key)
+/// as this build first wrote it for the v1 fixture's vault: each secret
+/// still opens the vault and restores it byte-exact.
+#[test]
+fn the_v2_key_slot_config_opens_with_every_secret() {
+    let slots: serde_json::Value =
+        serde_json::from_slice(&fs::read(Path::new(KEY_SLOTS).join("manifest.json")).unwrap())
+            .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap())
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("vault");
+    copy_dir(&Path::new(FIXTURE).join("vault"), &vault);
+    fs::copy(
+        Path::new(KEY_SLOTS).join("vault.json"),
+        vault.join("vault.json"),
+    )
+    .unwrap();
+    let v = vault.to_str().unwrap();
+    let source = PathBuf::from(manifest["source"].as_str().unwrap());
+    for entry in slots["secrets"].as_array().unwrap() {
+        let secret = entry["secret"].as_str().unwrap();
+        let target = tmp.path().join(format!("out{}", entry["slot"]));
+        let out = common::cairn()
+            .env("CAIRN_PASSWORD", secret)
+            .args(["--json", "key", "list", "--vault", v])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let in_use: Vec<_> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["in_use"] == true)
+            .map(|s| s["slot"].clone())
+            .collect();
+        assert_eq!(in_use, [entry["slot"].clone()]);
+        let out = common::cairn()
+            .env("CAIRN_PASSWORD", secret)
+            .args(["restore", "--vault", v, "latest", "--target"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            manifest_of(&restored(&target, &source)),
+            manifest["entries"]
+        );
+    }
+}

@@ -17,6 +17,7 @@ use cairn_proto::admin::ClusterStatus;
 use crate::error::JepsenError;
 use crate::http;
 use crate::interrupt;
+use crate::lazyfs::LazyMount;
 use crate::net::Network;
 
 /// The port every node listens on (each in its own namespace).
@@ -38,6 +39,12 @@ struct NodeProc {
     child: Option<Child>,
     runs: u32,
     paused: bool,
+    /// The lose-unfsynced-writes filesystem under `dir`, if any.
+    lazy: Option<LazyMount>,
+    /// Milliseconds the node's clock is set off by (0: true).
+    clock_offset_ms: i64,
+    /// Its node id (a node churned out is replaced under a new one).
+    id: u64,
 }
 
 /// The run's nodes.
@@ -50,6 +57,11 @@ pub struct Cluster {
     addrs: Vec<SocketAddr>,
     namespaces: Vec<String>,
     nodes: Vec<NodeProc>,
+    /// The cluster secret, copied out of node 1's data dir after `init`
+    /// (node 1 may be churned away later).
+    secret: PathBuf,
+    /// The id the next node to join gets.
+    next_id: u64,
 }
 
 impl Cluster {
@@ -73,12 +85,17 @@ impl Cluster {
                 .map(|i| SocketAddr::new(net.node_addr(i).into(), PORT))
                 .collect(),
             namespaces: (0..count).map(|i| net.node_ns(i)).collect(),
+            secret: data.join("cluster.secret"),
+            next_id: count as u64 + 1,
             nodes: (0..count)
                 .map(|i| NodeProc {
                     dir: data.join(format!("n{}", i + 1)),
                     child: None,
                     runs: 0,
                     paused: false,
+                    lazy: None,
+                    clock_offset_ms: 0,
+                    id: i as u64 + 1,
                 })
                 .collect(),
         }
@@ -96,14 +113,8 @@ impl Cluster {
 
     /// Every node's admin token (each node has its own), by node.
     pub fn admin_tokens(&self) -> Result<Vec<String>, JepsenError> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let path = n.dir.join("admin.token");
-                std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(JepsenError::io(format!("reading {}", path.display())))
-            })
+        (0..self.node_count())
+            .map(|i| self.admin_token(i))
             .collect()
     }
 
@@ -130,6 +141,10 @@ impl Cluster {
             // CAIRND_DEV_LICENSE=0` turns that off.
             .env("CAIRND_DEV_LICENSE", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "CAIRN_TEST_CLOCK_OFFSET_MS",
+                node.clock_offset_ms.to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -138,6 +153,45 @@ impl Cluster {
         node.child = Some(child);
         node.paused = false;
         Ok(())
+    }
+
+    /// Puts every node's data dir on a lose-unfsynced-writes filesystem
+    /// (backed by `n<i>.disk` beside it), so [`Cluster::power_loss`] can
+    /// drop what a node did not fsync. Before [`Cluster::form`].
+    pub fn mount_lazy(&mut self) -> Result<(), JepsenError> {
+        for node in &mut self.nodes {
+            let backing = node.dir.with_extension("disk");
+            node.lazy = Some(LazyMount::mount(&backing, &node.dir)?);
+        }
+        Ok(())
+    }
+
+    /// A power cut on node `i`: SIGKILL, then every write it did not
+    /// fsync is lost (its filesystem remounted without them); answers how
+    /// many bytes were lost. Restart it with [`Cluster::start`].
+    pub fn power_loss(&mut self, i: usize) -> Result<u64, JepsenError> {
+        self.kill(i);
+        match self.nodes[i].lazy.as_mut() {
+            Some(m) => {
+                let lost = m.unsynced_bytes();
+                m.power_loss().map(|()| lost)
+            }
+            None => Err(JepsenError::Setup(format!(
+                "n{} has no lazy filesystem for a power loss",
+                i + 1
+            ))),
+        }
+    }
+
+    /// Restarts node `i` with its wall clock `offset_ms` off (0: true).
+    pub fn restart_with_clock_offset(
+        &mut self,
+        i: usize,
+        offset_ms: i64,
+    ) -> Result<(), JepsenError> {
+        self.kill(i);
+        self.nodes[i].clock_offset_ms = offset_ms;
+        self.start(i)
     }
 
     /// `cairnd init` on node 0, then every node serving, the others
@@ -162,27 +216,11 @@ impl Cluster {
         }
         self.start(0)?;
         self.wait_ready(0, Duration::from_secs(60))?;
-        let secret = format!("{first}/cluster.secret");
-        let join = format!("http://{listen0}");
+        let secret = self.nodes[0].dir.join("cluster.secret");
+        std::fs::copy(&secret, &self.secret)
+            .map_err(JepsenError::io(format!("copying {}", secret.display())))?;
         for i in 1..self.node_count() {
-            let mut args: Vec<String> = [
-                "serve",
-                "--data-dir",
-                &self.nodes[i].dir.to_string_lossy(),
-                "--node-id",
-                &(i + 1).to_string(),
-                "--listen",
-                &self.addrs[i].to_string(),
-                "--join",
-                &join,
-                "--cluster-secret-file",
-                &secret,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            args.extend(SERVE_FLAGS.iter().map(|s| s.to_string()));
-            self.spawn(i, &args)?;
+            self.join(i, 0)?;
         }
         let n = self.node_count();
         self.wait(
@@ -202,6 +240,102 @@ impl Cluster {
             self.wait_ready(i, Duration::from_secs(60))?;
         }
         Ok(())
+    }
+
+    /// `cairnd serve --join` of node `i` (its data dir empty) through
+    /// node `via`, under node `i`'s id.
+    fn join(&mut self, i: usize, via: usize) -> Result<(), JepsenError> {
+        let mut args: Vec<String> = [
+            "serve",
+            "--data-dir",
+            &self.nodes[i].dir.to_string_lossy(),
+            "--node-id",
+            &self.nodes[i].id.to_string(),
+            "--listen",
+            &self.addrs[i].to_string(),
+            "--join",
+            &format!("http://{}", self.addrs[via]),
+            "--cluster-secret-file",
+            &self.secret.to_string_lossy(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(SERVE_FLAGS.iter().map(|s| s.to_string()));
+        self.spawn(i, &args)
+    }
+
+    /// Node `i`'s admin token.
+    fn admin_token(&self, i: usize) -> Result<String, JepsenError> {
+        let path = self.nodes[i].dir.join("admin.token");
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(JepsenError::io(format!("reading {}", path.display())))
+    }
+
+    /// The leader's index, waited for.
+    fn wait_leader(&self) -> Result<usize, JepsenError> {
+        self.wait("a leader", Duration::from_secs(60), Cluster::leader)
+    }
+
+    /// Starts draining node `i` (`POST /api/v1/cluster/drain` to the leader).
+    pub fn drain(&mut self, i: usize) -> Result<(), JepsenError> {
+        let leader = self.wait_leader()?;
+        let body = serde_json::json!({ "node_id": self.nodes[i].id });
+        crate::workload::setup_json(
+            self.addrs[leader],
+            "/api/v1/cluster/drain",
+            &self.admin_token(leader)?,
+            body,
+        )
+        .map(drop)
+    }
+
+    /// Ends a drain of node `i`: waits (up to a minute) until it holds
+    /// nothing and nothing is under-replicated, removes it (forced if the
+    /// drain did not finish: the other copies remain), and joins a fresh
+    /// node, with a new id and an empty data dir, in its place.
+    pub fn replace(&mut self, i: usize) -> Result<(), JepsenError> {
+        let id = self.nodes[i].id;
+        let drained = self
+            .wait("a drained node", Duration::from_secs(60), |c| {
+                let s = c.status(c.leader()?)?;
+                let node = s.storage_nodes.iter().find(|n| n.id == id)?;
+                (node.chunks == Some(0) && s.under_replicated_chunks == Some(0)).then_some(())
+            })
+            .is_ok();
+        let leader = self.wait_leader()?;
+        let body = serde_json::json!({ "node_id": id, "force": !drained });
+        crate::workload::setup_json(
+            self.addrs[leader],
+            "/api/v1/cluster/remove",
+            &self.admin_token(leader)?,
+            body,
+        )?;
+        self.kill(i);
+        let dir = &self.nodes[i].dir;
+        let entries = std::fs::read_dir(dir)
+            .map_err(JepsenError::io(format!("listing {}", dir.display())))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(JepsenError::io(format!("removing {}", p.display())))?;
+        }
+        self.nodes[i].id = self.next_id;
+        self.next_id += 1;
+        let via = self.wait_leader()?;
+        self.join(i, via)?;
+        eprintln!(
+            "cairn-jepsen: n{} (id {id}) removed{}; id {} joined in its place",
+            i + 1,
+            if drained { " drained" } else { " by force" },
+            self.nodes[i].id
+        );
+        self.wait_ready(i, Duration::from_secs(90))
     }
 
     /// `cairnd serve` of an initialised or joined node.
@@ -329,8 +463,7 @@ impl Cluster {
         (0..self.node_count())
             .filter(|&i| self.is_up(i) && !self.nodes[i].paused)
             .find_map(|i| self.status(i)?.leader)
-            .and_then(|id| usize::try_from(id).ok()?.checked_sub(1))
-            .filter(|&i| i < self.node_count())
+            .and_then(|id| self.nodes.iter().position(|n| n.id == id))
     }
 
     /// A Prometheus series of node `i`.
@@ -389,6 +522,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
+        }
+        // Only now that no node holds a file open: unmount.
+        for node in &mut self.nodes {
+            node.lazy = None;
         }
     }
 }

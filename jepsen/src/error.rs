@@ -18,6 +18,11 @@ pub enum JepsenError {
     /// The corrupt nemesis needs the offline tool beside `cairnd`.
     #[error("the corrupt nemesis needs cairnd-debug next to cairnd: {0} does not exist")]
     MissingDebugTool(PathBuf),
+    /// The power-loss nemesis mounts a FUSE filesystem.
+    #[error(
+        "the power-loss nemesis needs /dev/fuse (the fuse kernel module; Debian's fuse3 package)"
+    )]
+    NoFuse,
     /// A setup or fault command failed.
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },

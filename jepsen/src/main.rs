@@ -24,11 +24,13 @@ struct Cli {
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     time_limit: u64,
     /// Faults to draw from, comma separated: kill, pause, partition, loss,
-    /// corrupt (needs cairnd-debug next to cairnd).
+    /// corrupt (needs cairnd-debug next to cairnd), power-loss (puts node
+    /// data on a lose-unfsynced-writes FUSE filesystem), delay, clock,
+    /// churn (drain, remove, join a fresh node; needs 4 nodes or more).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill,pause,partition,loss,corrupt"
+        default_value = "kill,pause,partition,loss,corrupt,power-loss,delay,clock,churn"
     )]
     nemesis: Vec<NemesisKind>,
     /// Seed of the fault schedule and the clients' choices [default: random].

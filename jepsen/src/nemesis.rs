@@ -1,8 +1,12 @@
 //! Applies the schedule's faults to the real cluster and network, and
 //! heals them: the only module that turns a [`Fault`] into signals,
-//! iptables rules and damaged chunk copies.
+//! iptables rules, held packets, lost writes, skewed clocks and damaged
+//! chunk copies.
+
+use std::time::Duration;
 
 use crate::cluster::Cluster;
+use crate::delay::Delayer;
 use crate::error::JepsenError;
 use crate::net::Network;
 use crate::schedule::Fault;
@@ -16,6 +20,12 @@ pub enum Active {
     Paused(usize),
     /// Flush the rules.
     Rules,
+    /// Flush the rules and stop the delayer.
+    Delayed(Delayer),
+    /// Restart this node with its clock true again.
+    Skewed(usize),
+    /// Remove this draining node and join a fresh one in its place.
+    Draining(usize),
     /// Nothing was done (no leader to isolate).
     Nothing,
 }
@@ -58,6 +68,30 @@ pub fn apply(
             net.loss(*node, *percent)?;
             (Active::Rules, fault.to_string())
         }
+        Fault::PowerLoss { node } => {
+            let lost = cluster.power_loss(*node)?;
+            (
+                Active::Killed(*node),
+                format!("{fault} ({lost} unsynced bytes lost)"),
+            )
+        }
+        Fault::Delay { node, ms } => {
+            let delayer = Delayer::start(&net.node_ns(*node), Duration::from_millis(*ms))?;
+            net.delay(*node)?;
+            (Active::Delayed(delayer), fault.to_string())
+        }
+        Fault::Clock { node, offset_ms } => {
+            cluster.restart_with_clock_offset(*node, *offset_ms)?;
+            (Active::Skewed(*node), fault.to_string())
+        }
+        Fault::Churn { .. } if n <= 3 => (
+            Active::Nothing,
+            format!("{fault} (skipped: {n} nodes cannot spare one)"),
+        ),
+        Fault::Churn { node } => {
+            cluster.drain(*node)?;
+            (Active::Draining(*node), fault.to_string())
+        }
         Fault::Corrupt { node } => {
             cluster.kill(*node);
             let mut what = format!("corrupt n{}: no copy of a recent chunk", node + 1);
@@ -96,6 +130,13 @@ pub fn heal(active: Active, cluster: &mut Cluster, net: &Network) -> Result<(), 
             Ok(())
         }
         Active::Rules => net.heal(),
+        Active::Delayed(delayer) => {
+            let healed = net.heal();
+            drop(delayer);
+            healed
+        }
+        Active::Skewed(i) => cluster.restart_with_clock_offset(i, 0),
+        Active::Draining(i) => cluster.replace(i),
         Active::Nothing => Ok(()),
     }
 }

@@ -9,7 +9,8 @@
 //! success, on error, and after Ctrl-C (see [`crate::interrupt`]).
 //!
 //! Faults are iptables rules inside the node namespaces (`INPUT` drops:
-//! partitions, one-way cuts; `-m statistic` drops: packet loss).
+//! partitions, one-way cuts; `-m statistic` drops: packet loss; `NFQUEUE`:
+//! delay, see [`crate::delay`]).
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -175,6 +176,28 @@ impl Network {
             )?;
         }
         Ok(())
+    }
+
+    /// Sends every packet node `i` emits to its namespace's NFQUEUE
+    /// [`crate::delay::QUEUE`] (a [`crate::delay::Delayer`] holds them;
+    /// without one they pass).
+    pub fn delay(&self, i: usize) -> Result<(), JepsenError> {
+        let dev = self.dev();
+        let queue = crate::delay::QUEUE.to_string();
+        self.iptables(
+            i,
+            &[
+                "-A",
+                "OUTPUT",
+                "-o",
+                &dev,
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &queue,
+                "--queue-bypass",
+            ],
+        )
     }
 
     /// Removes every rule from every node namespace.

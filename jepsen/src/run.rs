@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::check::{self, chunks::Readback, Verdict};
@@ -14,7 +14,7 @@ use crate::history::NemesisEvent;
 use crate::net::{self, Network};
 use crate::report::{self, RunInfo};
 use crate::schedule::{self, NemesisKind};
-use crate::workload::{self, ClientCtx, Recorder, VaultSession};
+use crate::workload::{self, AdminTokens, ClientCtx, Recorder, VaultSession};
 use crate::{interrupt, nemesis};
 
 /// What a run is asked to do.
@@ -67,6 +67,10 @@ pub fn preflight(opts: &Options) -> Result<(), JepsenError> {
             path: opts.cairnd.clone(),
         });
     }
+    if opts.nemesis.contains(&NemesisKind::PowerLoss) && !std::path::Path::new("/dev/fuse").exists()
+    {
+        return Err(JepsenError::NoFuse);
+    }
     let debug_tool = opts.cairnd.with_file_name("cairnd-debug");
     if opts.nemesis.contains(&NemesisKind::Corrupt) && !debug_tool.is_file() {
         return Err(JepsenError::MissingDebugTool(debug_tool));
@@ -100,10 +104,14 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         opts.node_env.clone(),
     );
     eprintln!("cairn-jepsen: forming a cluster of {} nodes", opts.nodes);
+    if opts.nemesis.contains(&NemesisKind::PowerLoss) {
+        cluster.mount_lazy()?;
+    }
     cluster.form()?;
-    let admins = cluster.admin_tokens()?;
+    let tokens = cluster.admin_tokens()?;
     let replicas = u8::try_from(opts.nodes.min(3)).unwrap_or(3);
-    let sessions = workload::create_vaults(cluster.addr(0), &admins[0], VAULTS, replicas)?;
+    let sessions = workload::create_vaults(cluster.addr(0), &tokens[0], VAULTS, replicas)?;
+    let admins: AdminTokens = Arc::new(RwLock::new(tokens));
 
     let rec = Arc::new(Recorder::new());
     let stop = Arc::new(AtomicBool::new(false));
@@ -135,7 +143,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         opts.seed
     );
     let vaults: Vec<String> = sessions.iter().map(|s| s.vault.to_hex()).collect();
-    let faults = run_schedule(opts, limit_ms, &rec, &mut cluster, &net, &vaults);
+    let faults = run_schedule(opts, limit_ms, &rec, &mut cluster, &net, &vaults, &admins);
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();
@@ -228,6 +236,7 @@ fn run_schedule(
     cluster: &mut Cluster,
     net: &Network,
     vaults: &[String],
+    admins: &AdminTokens,
 ) -> Result<(), JepsenError> {
     for w in schedule::schedule(opts.seed, &opts.nemesis, opts.nodes, limit_ms) {
         sleep_until(rec, w.start_ms)?;
@@ -238,7 +247,11 @@ fn run_schedule(
         };
         let (active, fault) = nemesis::apply(&w.fault, cluster, net, &targets)?;
         eprintln!("cairn-jepsen: {:>7.1}s {fault}", start_ms as f64 / 1000.0);
-        let healed = sleep_until(rec, w.end_ms).and_then(|()| nemesis::heal(active, cluster, net));
+        let healed = sleep_until(rec, w.end_ms)
+            .and_then(|()| nemesis::heal(active, cluster, net))
+            // A churned node comes back with a new admin token.
+            .and_then(|()| cluster.admin_tokens())
+            .map(|t| *admins.write().unwrap_or_else(PoisonError::into_inner) = t);
         rec.nemesis(NemesisEvent {
             fault,
             start_ms,

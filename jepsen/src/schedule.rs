@@ -27,16 +27,31 @@ pub enum NemesisKind {
     /// One byte flipped in one node's stored copy of a chunk (the node is
     /// stopped for it and restarted when the window ends).
     Corrupt,
+    /// A node killed and every write it did not fsync dropped (its data
+    /// dir sits on [`crate::lazyfs`]); restarted when the window ends.
+    PowerLoss,
+    /// Every packet one node sends held back (NFQUEUE, see [`crate::delay`]).
+    Delay,
+    /// One node restarted with its wall clock offset; restarted without
+    /// the offset when the window ends.
+    Clock,
+    /// Membership churn: one node drained; when the window ends it is
+    /// removed and a fresh node (new id, empty data) joins in its place.
+    Churn,
 }
 
 impl NemesisKind {
     /// Every kind, in command-line order.
-    pub const ALL: [NemesisKind; 5] = [
+    pub const ALL: [NemesisKind; 9] = [
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Partition,
         NemesisKind::Loss,
         NemesisKind::Corrupt,
+        NemesisKind::PowerLoss,
+        NemesisKind::Delay,
+        NemesisKind::Clock,
+        NemesisKind::Churn,
     ];
 
     /// The command-line name.
@@ -47,6 +62,10 @@ impl NemesisKind {
             NemesisKind::Partition => "partition",
             NemesisKind::Loss => "loss",
             NemesisKind::Corrupt => "corrupt",
+            NemesisKind::PowerLoss => "power-loss",
+            NemesisKind::Delay => "delay",
+            NemesisKind::Clock => "clock",
+            NemesisKind::Churn => "churn",
         }
     }
 }
@@ -83,6 +102,15 @@ pub enum Fault {
     /// `node` is stopped, a recently acknowledged chunk's copy on it
     /// damaged, and the node restarted when the window ends.
     Corrupt { node: usize },
+    /// `node` killed and its unsynced writes dropped, restarted when the
+    /// window ends.
+    PowerLoss { node: usize },
+    /// Every packet `node` sends is held `ms` milliseconds.
+    Delay { node: usize, ms: u64 },
+    /// `node` restarted with its clock `offset_ms` off.
+    Clock { node: usize, offset_ms: i64 },
+    /// `node` drained, then removed and replaced by a fresh node.
+    Churn { node: usize },
 }
 
 impl fmt::Display for Fault {
@@ -101,6 +129,12 @@ impl fmt::Display for Fault {
             Fault::OneWay { from, to } => write!(f, "drop n{} -> n{}", from + 1, to + 1),
             Fault::Loss { node, percent } => write!(f, "loss {percent}% n{}", node + 1),
             Fault::Corrupt { node } => write!(f, "corrupt a chunk copy on n{}", node + 1),
+            Fault::PowerLoss { node } => write!(f, "power loss n{}", node + 1),
+            Fault::Delay { node, ms } => write!(f, "delay {ms} ms n{}", node + 1),
+            Fault::Clock { node, offset_ms } => {
+                write!(f, "clock {offset_ms:+} ms n{}", node + 1)
+            }
+            Fault::Churn { node } => write!(f, "churn n{}", node + 1),
         }
     }
 }
@@ -154,6 +188,22 @@ fn draw(rng: &mut ChaCha8Rng, kind: NemesisKind, nodes: usize) -> Fault {
         NemesisKind::Kill => Fault::Kill { node },
         NemesisKind::Pause => Fault::Pause { node },
         NemesisKind::Corrupt => Fault::Corrupt { node },
+        NemesisKind::PowerLoss => Fault::PowerLoss { node },
+        NemesisKind::Churn => Fault::Churn { node },
+        NemesisKind::Delay => Fault::Delay {
+            node,
+            ms: rng.gen_range(50..=400),
+        },
+        NemesisKind::Clock => {
+            // Minutes either way: far beyond any timeout the cluster uses.
+            let magnitude = rng.gen_range(1_000..=600_000);
+            let offset_ms = if rng.gen_bool(0.5) {
+                magnitude
+            } else {
+                -magnitude
+            };
+            Fault::Clock { node, offset_ms }
+        }
         NemesisKind::Loss => Fault::Loss {
             node,
             percent: rng.gen_range(10..=40),
@@ -189,7 +239,7 @@ mod tests {
         assert_eq!("pause".parse(), Ok(NemesisKind::Pause));
         let err = "flood".parse::<NemesisKind>().unwrap_err();
         assert!(
-            err.contains("kill, pause, partition, loss, corrupt"),
+            err.contains("kill, pause, partition, loss, corrupt, power-loss, delay, clock, churn"),
             "{err}"
         );
     }
@@ -217,7 +267,7 @@ mod tests {
         #[test]
         fn a_seed_gives_one_schedule_of_ordered_windows_inside_the_run(
             seed in any::<u64>(), nodes in 1usize..7, limit in 0u64..300_000,
-            mask in 1u8..32,
+            mask in 1u16..512,
         ) {
             let kinds: Vec<NemesisKind> = NemesisKind::ALL
                 .into_iter()
@@ -236,12 +286,20 @@ mod tests {
                     Fault::Kill { node }
                     | Fault::Pause { node }
                     | Fault::Loss { node, .. }
-                    | Fault::Corrupt { node } => {
+                    | Fault::Corrupt { node }
+                    | Fault::PowerLoss { node }
+                    | Fault::Delay { node, .. }
+                    | Fault::Clock { node, .. }
+                    | Fault::Churn { node } => {
                         prop_assert!(*node < nodes);
                         match w.fault {
                             Fault::Kill { .. } => NemesisKind::Kill,
                             Fault::Pause { .. } => NemesisKind::Pause,
                             Fault::Corrupt { .. } => NemesisKind::Corrupt,
+                            Fault::PowerLoss { .. } => NemesisKind::PowerLoss,
+                            Fault::Delay { .. } => NemesisKind::Delay,
+                            Fault::Clock { .. } => NemesisKind::Clock,
+                            Fault::Churn { .. } => NemesisKind::Churn,
                             _ => NemesisKind::Loss,
                         }
                     }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use cairn_proto::frames;
@@ -129,7 +129,7 @@ fn write_outcome(r: &Result<Response, HttpError>) -> Outcome {
 
 /// A JSON request that must succeed (setup), retried for up to a minute
 /// while the cluster settles.
-fn setup_json(
+pub fn setup_json(
     addr: SocketAddr,
     path: &str,
     token: &str,
@@ -241,15 +241,20 @@ impl ClientCtx {
     }
 }
 
+/// Each node's admin token, by node; membership churn replaces a node
+/// (and its token) while the clients run.
+pub type AdminTokens = Arc<RwLock<Vec<String>>>;
+
 /// The register client: reads and writes of rotating keys until stopped;
 /// `admins` holds each node's admin token.
-pub fn register_client(ctx: ClientCtx, admins: Vec<String>) {
+pub fn register_client(ctx: ClientCtx, admins: AdminTokens) {
     let mut rng = ctx.rng();
     let mut seq = 0u64;
     while !ctx.stop.load(Ordering::SeqCst) {
         let node = rng.gen_range(0..ctx.nodes.len());
         let addr = ctx.nodes[node];
-        let bearer = format!("Bearer {}", admins[node]);
+        let token = admins.read().unwrap_or_else(PoisonError::into_inner)[node].clone();
+        let bearer = format!("Bearer {token}");
         let start = ctx.rec.now_ms();
         let key = format!("jk{}-e{}", rng.gen_range(0..KEYS), start / KEY_EPOCH_MS);
         if rng.gen_bool(0.5) {

@@ -1,5 +1,5 @@
-//! The CI run: three real nodes for 100 s under kills, partitions and
-//! pauses, with every checker valid, a complete report, and no namespace
+//! The CI run: three real nodes for 100 s under kills, partitions, pauses
+//! and power losses (unsynced writes dropped), with every checker valid, a complete report, and no namespace
 //! left behind. Needs root, as CI has.
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use common::{jepsen_pid, report_json, verdict};
 
 #[test]
-fn three_nodes_under_kill_partition_pause_lose_nothing() {
+fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
     assert!(
         common::is_root(),
         "the fault-injection run needs root (CI runs as root)"
@@ -21,7 +21,7 @@ fn three_nodes_under_kill_partition_pause_lose_nothing() {
         "--time-limit",
         "100",
         "--nemesis",
-        "kill,partition,pause",
+        "kill,partition,pause,power-loss",
         "--seed",
         "16",
         "--report",
@@ -52,6 +52,10 @@ fn three_nodes_under_kill_partition_pause_lose_nothing() {
         .filter(|l| l.contains(r#""type":"nemesis""#))
         .count();
     assert!(windows >= 5, "{windows} nemesis windows");
+    assert!(
+        history.contains("power loss n"),
+        "no power loss in the schedule of seed 16"
+    );
     for f in ["write", "read", "upload"] {
         assert!(
             history.contains(&format!(r#""f":"{f}""#)),

@@ -5,8 +5,10 @@
 
 /// Version of a tree blob (one serialized directory).
 pub const TREE_FORMAT: u8 = 1;
-/// Version of the local vault directory layout and its `vault.json`.
-pub const VAULT_FORMAT: u32 = 1;
+/// Version of the local vault directory layout and its `vault.json`
+/// (2: key slots; a vault with only its first password is still written
+/// as version 1).
+pub const VAULT_FORMAT: u32 = 2;
 /// Version of a snapshot record.
 pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Version of the sealed vault-keys blob.

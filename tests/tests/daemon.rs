@@ -588,3 +588,35 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
     }
 }
+
+#[test]
+fn an_over_quota_backup_ends_as_quota_not_error() {
+    let cluster = Cluster::start(1, &[]);
+    ok(
+        "tier create",
+        &cluster.nodes[0].admin(&[
+            "tier",
+            "create",
+            "tiny",
+            "--replicas",
+            "1",
+            "--quota",
+            "64KiB",
+        ]),
+    );
+    cluster.create_user("quinn", PW);
+    let d = Device::new(&cluster.scratch("devices").join("q"), "full", PW);
+    ok("login", &d.login(&cluster.nodes[0].url(), "quinn"));
+    d.json(&["vault", "request", "--tier", "tiny", "--name", "main"]);
+    let data = cluster.scratch("data");
+    write_data(&data.join("big.bin"), 1 << 20, 7);
+    let out = d.cairn(&["backup", "--vault", "main", utf8(&data)]);
+    assert!(!out.status.success(), "an over-quota backup fails");
+    assert!(stderr(&out).contains("over its quota"), "{}", stderr(&out));
+    let job = jobs(&d)
+        .into_iter()
+        .find(|j| j["kind"] == "backup")
+        .expect("the backup's job is in the log");
+    assert_eq!(job["status"], "quota", "{job}");
+    assert!(snapshots(&d).is_empty(), "nothing was committed");
+}

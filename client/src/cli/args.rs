@@ -262,7 +262,19 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Manage the password that protects the vault keys.
+    /// Browse snapshots as a read-only file system (FUSE) until Ctrl-C,
+    /// SIGTERM or an unmount: MOUNTPOINT/snapshots/<id>/… for every snapshot
+    /// the selection keeps, and snapshots/latest. Needs /dev/fuse, and as a
+    /// non-root user `fusermount3` (Debian: fuse3).
+    Mount {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// An existing empty directory.
+        mountpoint: PathBuf,
+    },
+    /// Manage the passwords and recovery keys that protect the vault keys.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Print the shell completion script for SHELL (e.g. `cairn completions
@@ -402,6 +414,36 @@ pub enum KeyCommand {
         /// A local vault directory.
         #[arg(long, value_name = "DIR")]
         vault: Option<PathBuf>,
+    },
+    /// Add a way into a local vault: another password (from
+    /// CAIRN_NEW_PASSWORD, its _FILE or _COMMAND, or a prompt), or with
+    /// `--recovery` a random recovery key, printed once and stored nowhere.
+    /// A recovery key is entered wherever a password is asked for. The
+    /// vault is then written in format 2, which builds before key slots
+    /// refuse to open. Account vaults follow the account password (the
+    /// server keeps one sealed key blob per vault): refused there.
+    Add {
+        /// A local vault directory.
+        #[arg(long, value_name = "DIR", env = "CAIRN_VAULT")]
+        vault: PathBuf,
+        /// Add a recovery key instead of a password.
+        #[arg(long)]
+        recovery: bool,
+    },
+    /// List a local vault's key slots (id, kind, the one that opened it).
+    List {
+        /// A local vault directory.
+        #[arg(long, value_name = "DIR", env = "CAIRN_VAULT")]
+        vault: PathBuf,
+    },
+    /// Remove key slot ID from a local vault. The vault must be opened
+    /// with another key, and its last key cannot be removed.
+    Remove {
+        /// A local vault directory.
+        #[arg(long, value_name = "DIR", env = "CAIRN_VAULT")]
+        vault: PathBuf,
+        /// The slot's id (`cairn key list`).
+        id: u32,
     },
 }
 

@@ -17,7 +17,7 @@ use cairn_client::hooks::SystemShell;
 use cairn_client::jobs::JobLog;
 use cairn_client::remote::config::profile_path;
 use cairn_client::remote::session::{LoginOptions, VaultRequest};
-use cairn_client::remote::{Session, VaultRef};
+use cairn_client::remote::Session;
 use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::retention::KeepPolicy;
 use cairn_client::run::{self, ItemJob, JobEnv};
@@ -33,7 +33,7 @@ use super::args::{
     BackupArgs, CommandArgs, DevicesCommand, ForgetArgs, ItemCommand, RestoreArgs, SelectArgs,
     VaultArg,
 };
-use super::open::{account_password, open, password, session, Opened};
+use super::open::{account_password, open, session, Opened};
 use super::output::{self, print_json};
 use super::progress::{self, bytes, load, BackupStatus, Display, Spinner};
 use super::{interrupt, password as passwords};
@@ -666,29 +666,6 @@ pub fn prune(config: Option<&Path>, v: VaultArg, dry_run: bool, json: bool) -> R
     let log = job_log(&opened);
     let report = prune::run(&opened.vault, dry_run, &log, |line| eprintln!("{line}"))?;
     output::prune(&report, dry_run, opened.session.is_some(), json)?;
-    Ok(0)
-}
-
-/// `cairn key passwd --vault DIR`.
-pub fn passwd_local(v: &Path, json: bool) -> Result<u8> {
-    let VaultRef::Local(dir) = VaultRef::parse(v) else {
-        return Err(Error::Invalid(
-            "an account vault's keys follow the account password: run `cairn key passwd` without --vault"
-                .into(),
-        )
-        .into());
-    };
-    let mut vault = Vault::open(&dir, &password()?)?;
-    let new = passwords::read("CAIRN_NEW_PASSWORD", "New password: ", true)?;
-    vault.change_password(&new)?;
-    if json {
-        print_json(&output::PasswordJson {
-            id: vault.config().vault_id,
-            changed: true,
-        })?;
-    } else {
-        println!("password changed; the old password no longer opens this vault");
-    }
     Ok(0)
 }
 

@@ -6,8 +6,9 @@
 //! ([`repair`]), the commands that look into snapshots (`dump`, `find`,
 //! `diff`, `stats`: [`browse`]), shell completions and man pages
 //! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
-//! signals during account-vault jobs ([`interrupt`]) and `cairn tag`
-//! ([`tag`]). Unattended backups have a module each, clap types and
+//! signals during account-vault jobs ([`interrupt`]), `cairn tag`
+//! ([`tag`]) key slots (`cairn key`: [`keys`]) and `cairn mount`
+//! ([`mount`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
@@ -17,8 +18,10 @@ pub mod commands;
 pub mod daemon;
 pub mod exit;
 pub mod interrupt;
+pub mod keys;
 pub mod lists;
 pub mod manual;
+pub mod mount;
 pub mod open;
 pub mod output;
 pub mod password;

@@ -133,15 +133,6 @@ pub struct CreatedJson<'a> {
     pub path: &'a Path,
 }
 
-/// `cairn key passwd --vault DIR`.
-#[derive(Serialize)]
-pub struct PasswordJson {
-    /// The vault whose keys were re-wrapped.
-    pub id: VaultId,
-    /// Always true.
-    pub changed: bool,
-}
-
 /// `cairn key passwd` (the account password).
 #[derive(Serialize)]
 pub struct AccountPasswordJson {

@@ -30,6 +30,7 @@ use crossbeam_channel::{bounded, Receiver};
 
 use super::backend::{Backend, Deleted};
 use super::sink::{Sealed, Sink, Written};
+use super::slots::{KeySlot, Unlock};
 use super::{Compression, Vault, VaultConfig};
 use crate::crypto::{KdfParams, VaultSecrets};
 use crate::error::{Error, Result};
@@ -79,8 +80,11 @@ impl Vault {
             compression: Compression {
                 zstd_level: secrets.zstd_level,
             },
-            kdf,
-            keys: remote.info().wrapped_keys.clone(),
+            slots: vec![KeySlot {
+                id: 0,
+                unlock: Unlock::Password { kdf },
+                keys: remote.info().wrapped_keys.clone(),
+            }],
         };
         Self::with_backend(config, secrets.keys, Box::new(AccountBackend { remote }))
     }

@@ -16,6 +16,7 @@ use crossbeam_channel::Receiver;
 
 use super::backend::{Backend, Deleted};
 use super::sink::{Sealed, Sink, Written};
+use super::slots::{KeySlot, Unlock};
 use super::{Compression, CreateOptions, Vault, VaultConfig};
 use crate::crypto::VaultKeys;
 use crate::error::{Error, Result};
@@ -60,8 +61,13 @@ impl Vault {
             compression: Compression {
                 zstd_level: options.zstd_level,
             },
-            kdf: options.kdf.clone(),
-            keys: vec![],
+            slots: vec![KeySlot {
+                id: 0,
+                unlock: Unlock::Password {
+                    kdf: options.kdf.clone(),
+                },
+                keys: vec![],
+            }],
         };
         Self::with_backend(config, keys, Box::new(backend))
     }

@@ -10,12 +10,14 @@
 //! | [`local`] | a local directory: RocksDB chunk store, one JSON file per record |
 //! | [`account`] | an account vault on a `cairnd` cluster, and its upload stage |
 //! | [`memory`] | the in-memory double unit tests use |
+//! | [`slots`] | key slots: several passwords and recovery keys per vault |
 
 pub mod account;
 pub mod backend;
 pub mod local;
 pub mod memory;
 pub mod sink;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,6 +37,7 @@ use crate::select::{self, Filter, ThisDevice};
 use crate::snapshot::SnapshotRecord;
 use crate::tree::Tree;
 use local::LocalBackend;
+use slots::{KeySlot, RecoveryKey, Unlock};
 
 /// Compression settings, fixed per vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +46,11 @@ pub struct Compression {
     pub zstd_level: i32,
 }
 
-/// The contents of `vault.json`.
+/// The contents of `vault.json` (format 1 or 2, see [`slots`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile", into = "ConfigFile")]
 pub struct VaultConfig {
-    /// Layout version.
+    /// Layout version as read (written as [`VaultConfig::layout`] says).
     pub format: u32,
     /// The vault's id (part of every chunk key and AAD).
     pub vault_id: VaultId,
@@ -54,11 +58,100 @@ pub struct VaultConfig {
     pub chunker: ChunkerParams,
     /// Compression parameters.
     pub compression: Compression,
-    /// How the password becomes the wrap key.
-    pub kdf: KdfParams,
-    /// Vault keys sealed with the wrap key, hex.
-    #[serde(with = "hex::serde")]
-    pub keys: Vec<u8>,
+    /// The key slots, each sealing the vault keys for one secret.
+    pub slots: Vec<KeySlot>,
+}
+
+impl VaultConfig {
+    /// The format this config is written in: 1 while its only slot is
+    /// password slot 0 (older builds still open it), 2 otherwise.
+    pub fn layout(&self) -> u32 {
+        match self.slots.as_slice() {
+            [only] if only.is_first_password() => 1,
+            _ => VAULT_FORMAT,
+        }
+    }
+}
+
+/// `vault.json` as stored: format 1 has top-level `kdf` and `keys` (one
+/// password slot, id 0), format 2 a `key_slots` list.
+#[derive(Serialize, Deserialize)]
+struct ConfigFile {
+    format: u32,
+    vault_id: VaultId,
+    chunker: ChunkerParams,
+    compression: Compression,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kdf: Option<KdfParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keys: Option<HexBytes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    key_slots: Vec<KeySlot>,
+}
+
+/// Bytes as hex in JSON.
+#[derive(Serialize, Deserialize)]
+struct HexBytes(#[serde(with = "hex::serde")] Vec<u8>);
+
+impl TryFrom<ConfigFile> for VaultConfig {
+    type Error = String;
+
+    fn try_from(f: ConfigFile) -> std::result::Result<Self, String> {
+        if f.format > VAULT_FORMAT {
+            return Err(format!(
+                "vault format {} is newer than this build understands ({VAULT_FORMAT}); upgrade cairn",
+                f.format
+            ));
+        }
+        let slots = match (f.format, f.kdf, f.keys, f.key_slots) {
+            (1, Some(kdf), Some(keys), extra) if extra.is_empty() => vec![KeySlot {
+                id: 0,
+                unlock: Unlock::Password { kdf },
+                keys: keys.0,
+            }],
+            (1, ..) => return Err("format 1 needs `kdf` and `keys` and no `key_slots`".into()),
+            (_, None, None, slots) if !slots.is_empty() => slots,
+            _ => {
+                return Err("format 2 needs a non-empty `key_slots` and no `kdf` or `keys`".into())
+            }
+        };
+        Ok(Self {
+            format: f.format,
+            vault_id: f.vault_id,
+            chunker: f.chunker,
+            compression: f.compression,
+            slots,
+        })
+    }
+}
+
+impl From<VaultConfig> for ConfigFile {
+    fn from(c: VaultConfig) -> Self {
+        let format = c.layout();
+        let mut file = Self {
+            format,
+            vault_id: c.vault_id,
+            chunker: c.chunker,
+            compression: c.compression,
+            kdf: None,
+            keys: None,
+            key_slots: vec![],
+        };
+        if let [KeySlot {
+            unlock: Unlock::Password { kdf },
+            keys,
+            ..
+        }] = c.slots.as_slice()
+        {
+            if format == 1 {
+                file.kdf = Some(kdf.clone());
+                file.keys = Some(HexBytes(keys.clone()));
+                return file;
+            }
+        }
+        file.key_slots = c.slots;
+        file
+    }
 }
 
 /// Settings chosen when a vault is created.
@@ -108,7 +201,18 @@ pub struct Vault {
     config: VaultConfig,
     codec: BlobCodec,
     keys: VaultKeys,
+    /// The key slot that unlocked it.
+    slot: u32,
     backend: Box<dyn Backend>,
+}
+
+/// A slot [`Vault::add_key`] added, and the recovery key to show once
+/// when it is a recovery slot.
+pub struct AddedKey {
+    /// The new slot's id.
+    pub id: u32,
+    /// The recovery key (shown once, stored nowhere).
+    pub recovery: Option<RecoveryKey>,
 }
 
 impl Vault {
@@ -127,54 +231,153 @@ impl Vault {
         }
         local::create(dir, || {
             let vault_id = VaultId::random();
-            let wrap = options.kdf.derive(password)?;
             Ok(VaultConfig {
-                format: VAULT_FORMAT,
+                // One password slot: the layout older builds read.
+                format: 1,
                 vault_id,
                 chunker: options.chunker,
                 compression: Compression {
                     zstd_level: options.zstd_level,
                 },
-                kdf: options.kdf.clone(),
-                keys: VaultKeys::generate().wrap(vault_id, &wrap.wrap),
+                slots: vec![KeySlot::seal(
+                    0,
+                    Unlock::Password {
+                        kdf: options.kdf.clone(),
+                    },
+                    vault_id,
+                    &VaultKeys::generate(),
+                    password,
+                )?],
             })
         })
     }
 
-    /// Opens and unlocks the local vault in `dir` with `password`.
+    /// Opens and unlocks the local vault in `dir` with `password` (any of
+    /// its key slots' passwords or recovery keys).
     pub fn open(dir: &Path, password: &[u8]) -> Result<Self> {
         let config = local::read_config(dir)?;
-        let wrap = config.kdf.derive(password)?;
-        let keys = VaultKeys::unwrap(config.vault_id, &wrap.wrap, &config.keys)?;
+        let (keys, slot) = slots::unlock(config.vault_id, &config.slots, password)?;
         let backend = LocalBackend::open(dir, config.vault_id)?;
-        Ok(Self::with_backend(config, keys, Box::new(backend)))
+        let mut vault = Self::with_backend(config, keys, Box::new(backend));
+        vault.slot = slot;
+        Ok(vault)
     }
 
-    /// An unlocked vault over `backend`.
+    /// An unlocked vault over `backend` (unlocked by slot 0).
     fn with_backend(config: VaultConfig, keys: VaultKeys, backend: Box<dyn Backend>) -> Self {
         Self {
             codec: BlobCodec::new(config.vault_id, keys.clone(), config.compression.zstd_level),
             keys,
+            slot: 0,
             config,
             backend,
         }
     }
 
-    /// Re-wraps the vault keys under a new password. No data is rewritten.
-    /// Local vaults only: an account's password covers all its vaults
-    /// ([`crate::remote::Session::change_password`]).
-    pub fn change_password(&mut self, new_password: &[u8]) -> Result<()> {
-        let kdf = KdfParams {
-            salt: rand::random::<[u8; 16]>().to_vec(),
-            ..self.config.kdf.clone()
+    /// The id of the key slot that unlocked this vault.
+    pub fn unlocked_by(&self) -> u32 {
+        self.slot
+    }
+
+    /// Password-slot KDF parameters with a fresh salt: the costs of the
+    /// slot in use, or of the first password slot, or the defaults.
+    fn fresh_kdf(&self) -> KdfParams {
+        let password_kdf = |s: &KeySlot| match &s.unlock {
+            Unlock::Password { kdf } => Some(kdf.clone()),
+            Unlock::Recovery => None,
         };
-        let wrap = kdf.derive(new_password)?;
+        let in_use = self.config.slots.iter().find(|s| s.id == self.slot);
+        match in_use
+            .and_then(password_kdf)
+            .or_else(|| self.config.slots.iter().find_map(password_kdf))
+        {
+            Some(kdf) => KdfParams {
+                salt: KdfParams::generate().salt,
+                ..kdf
+            },
+            None => KdfParams::generate(),
+        }
+    }
+
+    /// Stores `slots` as the vault's key slots (local vaults only).
+    fn store_slots(&mut self, slots: Vec<KeySlot>) -> Result<()> {
         let mut config = self.config.clone();
-        config.keys = self.keys.wrap(config.vault_id, &wrap.wrap);
-        config.kdf = kdf;
+        config.slots = slots;
+        config.format = config.layout();
         self.backend.rewrap(&config)?;
         self.config = config;
         Ok(())
+    }
+
+    /// Adds a key slot: a password slot for `password`, or with `None` a
+    /// recovery slot whose fresh key is returned (to be shown once). No
+    /// data is rewritten.
+    pub fn add_key(&mut self, password: Option<&[u8]>) -> Result<AddedKey> {
+        let id = slots::next_id(&self.config.slots);
+        let vault = self.config.vault_id;
+        let (slot, recovery) = match password {
+            Some(pw) => {
+                let unlock = Unlock::Password {
+                    kdf: self.fresh_kdf(),
+                };
+                (KeySlot::seal(id, unlock, vault, &self.keys, pw)?, None)
+            }
+            None => {
+                let rk = RecoveryKey::generate();
+                let secret = rk.display();
+                let slot =
+                    KeySlot::seal(id, Unlock::Recovery, vault, &self.keys, secret.as_bytes())?;
+                (slot, Some(rk))
+            }
+        };
+        let mut all = self.config.slots.clone();
+        all.push(slot);
+        self.store_slots(all)?;
+        Ok(AddedKey { id, recovery })
+    }
+
+    /// Removes key slot `id`; refused for the last slot and the slot in
+    /// use ([`slots::check_removal`]).
+    pub fn remove_key(&mut self, id: u32) -> Result<()> {
+        slots::check_removal(&self.config.slots, id, self.slot)?;
+        let kept = self
+            .config
+            .slots
+            .iter()
+            .filter(|s| s.id != id)
+            .cloned()
+            .collect();
+        self.store_slots(kept)
+    }
+
+    /// Re-wraps the vault keys under a new password in the password slot
+    /// that unlocked the vault (a fresh salt). No data is rewritten. Local
+    /// vaults only: an account's password covers all its vaults
+    /// ([`crate::remote::Session::change_password`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] when a recovery key unlocked the vault: add a
+    /// password with [`Vault::add_key`] instead.
+    pub fn change_password(&mut self, new_password: &[u8]) -> Result<()> {
+        let (id, vault, kdf) = (self.slot, self.config.vault_id, self.fresh_kdf());
+        let mut all = self.config.slots.clone();
+        let Some(slot) = all
+            .iter_mut()
+            .find(|s| s.id == id && matches!(s.unlock, Unlock::Password { .. }))
+        else {
+            return Err(Error::Invalid(
+                "a recovery key unlocked this vault; add a password with `cairn key add`".into(),
+            ));
+        };
+        *slot = KeySlot::seal(
+            id,
+            Unlock::Password { kdf },
+            vault,
+            &self.keys,
+            new_password,
+        )?;
+        self.store_slots(all)
     }
 
     /// The storage behind this vault.
@@ -422,5 +625,34 @@ mod tests {
             crate::remote::check_vault_name("item", &a),
             Err(Error::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn config_layouts_round_trip_and_newer_ones_are_refused() {
+        let v1 = include_str!("../../tests/fixtures/vault-v1/vault/vault.json");
+        let config: VaultConfig = serde_json::from_str(v1).unwrap();
+        assert_eq!((config.format, config.layout()), (1, 1));
+        assert!(config.slots[0].is_first_password());
+        // Written back byte-for-byte in format 1 (older builds read it).
+        let again = serde_json::to_value(&config).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(v1).unwrap();
+        assert_eq!(again, orig);
+
+        let v2 = include_str!("../../tests/fixtures/vault-v2-keyslots/vault.json");
+        let slotted: VaultConfig = serde_json::from_str(v2).unwrap();
+        assert_eq!((slotted.format, slotted.layout()), (2, 2));
+        assert_eq!(slotted.slots.len(), 3);
+        assert_eq!(slotted.slots[0], config.slots[0]);
+        let back: VaultConfig =
+            serde_json::from_value(serde_json::to_value(&slotted).unwrap()).unwrap();
+        assert_eq!(back, slotted);
+
+        let mut newer: serde_json::Value = serde_json::from_str(v2).unwrap();
+        newer["format"] = 3.into();
+        let err = serde_json::from_value::<VaultConfig>(newer).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+        let mut mixed: serde_json::Value = serde_json::from_str(v1).unwrap();
+        mixed["format"] = 2.into();
+        assert!(serde_json::from_value::<VaultConfig>(mixed).is_err());
     }
 }
