@@ -483,6 +483,22 @@ impl Health {
     }
 }
 
+/// A time in ms since the epoch as an operator reads a clock: local time
+/// to the second (the raw number if it is out of range).
+pub fn local_time(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || ms.to_string(),
+            |t| {
+                t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            },
+        )
+}
+
 /// `n` bytes for people: "1.5 GiB" (binary units, one decimal).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -624,7 +640,7 @@ pub fn format_status(s: &ClusterStatus) -> String {
             text(&l.serial),
             text(&l.holder),
             opt(l.fencing_token),
-            opt(l.expires_at),
+            l.expires_at.map_or_else(|| "-".to_string(), local_time),
             opt(l.lease_remaining_seconds),
             opt(l.grace_remaining_seconds),
         ));

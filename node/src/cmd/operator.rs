@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_node::client::{self, format_status, human_bytes, CliError, Client, Health};
+use cairn_node::client::{self, format_status, human_bytes, local_time, CliError, Client, Health};
 use cairn_node::config::FileConfig;
 use cairn_proto::admin::DefineTier;
 use clap::Subcommand;
@@ -414,21 +414,6 @@ fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
     format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
 }
 
-/// A time in ms since the epoch as an operator reads a clock: local time.
-fn time_text(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(
-            || ms.to_string(),
-            |t| {
-                t.to_zoned_datetime(jiff::tz::TimeZone::system())
-                    .strftime("%Y-%m-%d %H:%M:%S %Z")
-                    .to_string()
-            },
-        )
-}
-
 /// One line of `admin backups overdue`.
 fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
     let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
@@ -441,14 +426,14 @@ fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
         esc(&o.item),
         esc(&o.spec),
         o.last_success
-            .map_or_else(|| "never".to_string(), time_text),
-        time_text(o.due_by),
+            .map_or_else(|| "never".to_string(), local_time),
+        local_time(o.due_by),
     )
 }
 
 /// One line of `admin jobs`.
 fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    let started = time_text(j.started_at);
+    let started = local_time(j.started_at);
     let vault = j
         .vault
         .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());
