@@ -47,6 +47,9 @@
 //! The client-facing API of the auth role (login, account, devices, tiers,
 //! vaults, snapshot records, protected items, jobs) and the admin API are
 //! [`http::api`], with the failed-login limiter in [`http::ratelimit`].
+//! The web console ([`http::console`]) serves pages at `/` that read and
+//! act only through those routes, in-process, as the signed-in operator or
+//! user.
 //!
 //! The license lease ([`license`]): the cluster leases its serial from a
 //! license authority (`cairnd license-authority`, the same binary; the dev
@@ -65,6 +68,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod license;
+pub mod present;
 pub mod roles;
 pub mod server;
 pub mod storage;

@@ -751,6 +751,18 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, Vec<u8>)> {
+    http_with_head(port, method, path, headers, body).map(|(code, _, body)| (code, body))
+}
+
+/// [`http`], also answering the response head (status line and headers,
+/// as sent).
+pub fn http_with_head(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let mut req = format!(
@@ -766,7 +778,7 @@ pub fn http(
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     let chunked = head
         .to_ascii_lowercase()
@@ -775,7 +787,7 @@ pub fn http(
     if chunked {
         rest = dechunk(&rest)?;
     }
-    Some((code, rest))
+    Some((code, head, rest))
 }
 
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {

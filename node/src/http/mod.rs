@@ -53,6 +53,7 @@ pub mod api;
 pub mod auth;
 pub mod authority;
 pub mod chunks;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod internal;
@@ -139,13 +140,27 @@ pub fn router(state: HttpState) -> Router {
             auth::cluster_only,
         ));
     let (documented, _) = documented(Some(app.clone())).split_for_parts();
+    let shared = Extension(Arc::new(api::ApiState::new()));
+    // The web console calls the same routes in-process, sharing the
+    // per-node API state (the failed-login counters).
+    let console = console::routes(
+        documented
+            .clone()
+            .layer(shared.clone())
+            .with_state(state.clone()),
+    )
+    .route_layer(middleware::from_fn_with_state(
+        (app.clone(), Role::Auth),
+        require_role,
+    ));
     let embedded = state.authority.clone().map(authority::router);
     let node = Router::new()
         .merge(internal)
         .merge(documented)
+        .merge(console)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(Arc::new(api::ApiState::new())))
+        .layer(shared)
         .layer(middleware::from_fn_with_state(app, track_http))
         .with_state(state);
     match embedded {
