@@ -419,7 +419,6 @@ impl Client {
     }
 }
 
-
 /// Parses a byte size: a plain number of bytes or a number with a unit,
 /// `K`/`M`/`G`/`T` (powers of 1000, also `KB`…) or `KiB`/`MiB`/`GiB`/`TiB`
 /// (powers of 1024), case-insensitive; e.g. `10GiB`, `500M`, `1.5TB`.

@@ -50,7 +50,10 @@ impl Driver {
             .expect("chromedriver (apt install chromium chromium-driver; scripts/install-deps.sh)");
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver { child, port }
@@ -125,7 +128,8 @@ impl Page<'_> {
 
     async fn sign_in(&self, kind: &str, name: &str, password: &str) -> Res {
         self.goto("/console/login").await?;
-        self.click(&format!("input[name=kind][value={kind}]")).await?;
+        self.click(&format!("input[name=kind][value={kind}]"))
+            .await?;
         self.fill("#f-name", name).await?;
         self.fill("#password", password).await?;
         self.click("button[type=submit]").await?;
@@ -182,8 +186,14 @@ fn device_login(port: u16, user: &str, password: &str, device: &str) -> u16 {
 
 fn orgs(node: &Node) -> Vec<String> {
     let auth = format!("Bearer {}", node.admin_token());
-    let (code, body) =
-        http(node.port, "GET", "/api/v1/admin/orgs", &[("authorization", &auth)], b"").expect("orgs");
+    let (code, body) = http(
+        node.port,
+        "GET",
+        "/api/v1/admin/orgs",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .expect("orgs");
     assert_eq!(code, 200);
     let orgs: Vec<OrgInfo> = serde_json::from_slice(&body).expect("orgs json");
     orgs.into_iter().map(|o| o.name).collect()
@@ -206,7 +216,15 @@ async fn the_console_in_a_real_browser() {
         p.display().to_string()
     };
     let root_pw = pw_file("root", ROOT_PW);
-    let out = node.admin(&["operator", "create", "root", "--role", "cluster-admin", "--password-file", &root_pw]);
+    let out = node.admin(&[
+        "operator",
+        "create",
+        "root",
+        "--role",
+        "cluster-admin",
+        "--password-file",
+        &root_pw,
+    ]);
     assert!(out.status.success(), "operator create: {}", stderr(&out));
     let bob_pw = pw_file("bob", BOB_PW);
     let out = node.admin(&["user", "create", "bob", "--password-file", &bob_pw]);
@@ -214,7 +232,8 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 200);
 
     let proxy = RecordingProxy::start(node.port);
-    let shots = std::env::var_os("CAIRN_SCREENSHOTS").map_or_else(|| dir.join("shots"), PathBuf::from);
+    let shots =
+        std::env::var_os("CAIRN_SCREENSHOTS").map_or_else(|| dir.join("shots"), PathBuf::from);
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let driver = Driver::start();
     let profile = dir.join("profile");
@@ -250,23 +269,29 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
         page.goto("/console/orgs").await?;
         page.fill("#f-name", org).await?;
         page.fill("#f-display_name", display).await?;
-        page.click("form[action='/console/orgs'] button[type=submit]").await?;
+        page.click("form[action='/console/orgs'] button[type=submit]")
+            .await?;
         page.wait_text(display).await?;
     }
-    for (name, org, pw) in [("acme-admin", "acme", ACME_PW), ("globex-admin", "globex", GLOBEX_PW)] {
+    for (name, org, pw) in [
+        ("acme-admin", "acme", ACME_PW),
+        ("globex-admin", "globex", GLOBEX_PW),
+    ] {
         page.goto("/console/operators").await?;
         page.fill("#f-name", name).await?;
         page.click("#f-role option[value=org-admin]").await?;
         page.click(&format!("#f-org option[value={org}]")).await?;
         page.fill("#new-password", pw).await?;
-        page.click("form[action='/console/operators'] button[type=submit]").await?;
+        page.click("form[action='/console/operators'] button[type=submit]")
+            .await?;
         page.wait_text(name).await?;
     }
     page.goto("/console/users").await?;
     page.fill("#f-name", "alice").await?;
     page.click("#f-org option[value=acme]").await?;
     page.fill("#new-password", ALICE_PW).await?;
-    page.click("form[action='/console/users'] button[type=submit]").await?;
+    page.click("form[action='/console/users'] button[type=submit]")
+        .await?;
     let users = page.wait_text("alice").await?;
     assert!(users.contains("bob"), "the cluster admin sees every user");
     page.shot("users").await?;
@@ -288,7 +313,9 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     page.goto("/console/orgs").await?;
     let csrf = page
         .c
-        .find(Locator::Css("form[action='/console/orgs'] input[name=csrf]"))
+        .find(Locator::Css(
+            "form[action='/console/orgs'] input[name=csrf]",
+        ))
         .await?
         .attr("value")
         .await?
@@ -309,9 +336,17 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
         .0
     };
     assert_eq!(post("name=evil".into()), 403, "no token");
-    assert_eq!(post(format!("name=evil&csrf={}", "0".repeat(64))), 403, "wrong token");
+    assert_eq!(
+        post(format!("name=evil&csrf={}", "0".repeat(64))),
+        403,
+        "wrong token"
+    );
     assert!(!orgs(node).contains(&"evil".to_string()));
-    assert_eq!(post(format!("name=fine&csrf={csrf}")), 303, "with the page's token");
+    assert_eq!(
+        post(format!("name=fine&csrf={csrf}")),
+        303,
+        "with the page's token"
+    );
     assert!(orgs(node).contains(&"fine".to_string()));
 
     page.goto("/console/jobs").await?;
@@ -330,9 +365,15 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     page.wait_text("laptop").await?;
     let overflow = page
         .c
-        .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
         .await?;
-    assert!(overflow.as_i64().unwrap_or(1) <= 0, "no sideways scrolling at phone width: {overflow}");
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "no sideways scrolling at phone width: {overflow}"
+    );
     page.shot("user-devices-phone").await?;
     page.c.set_window_size(1280, 800).await?;
     page.goto("/console/jobs").await?;
@@ -347,29 +388,51 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
         page.goto(path).await?;
         let text = page.wait_text("Sign out").await?;
         for hidden in ["alice", "laptop", "bob"] {
-            assert!(!text.contains(hidden), "globex-admin sees {hidden} on {path}: {text}");
+            assert!(
+                !text.contains(hidden),
+                "globex-admin sees {hidden} on {path}: {text}"
+            );
         }
     }
     page.sign_out().await?;
     page.sign_in("operator", "acme-admin", ACME_PW).await?;
     page.goto("/console/devices").await?;
     let devices = page.wait_text("laptop").await?;
-    assert!(!devices.contains("bob-pc"), "acme-admin sees the default org: {devices}");
+    assert!(
+        !devices.contains("bob-pc"),
+        "acme-admin sees the default org: {devices}"
+    );
     page.sign_out().await?;
 
     // No password crossed the wire: only names and derived keys did.
     let sent = proxy.sent();
-    assert!(contains(&sent, b"alice") && contains(&sent, b"login_key"), "the proxy recorded the logins");
+    assert!(
+        contains(&sent, b"alice") && contains(&sent, b"login_key"),
+        "the proxy recorded the logins"
+    );
     for pw in [ROOT_PW, ACME_PW, GLOBEX_PW, ALICE_PW] {
-        assert!(!contains(&sent, pw.as_bytes()), "a password crossed the proxy");
+        assert!(
+            !contains(&sent, pw.as_bytes()),
+            "a password crossed the proxy"
+        );
     }
 
     // Every console answer carries the strict CSP.
-    let (code, head, _) = http_with_head(node.port, "GET", "/console/login", &[], b"").expect("login page");
+    let (code, head, _) =
+        http_with_head(node.port, "GET", "/console/login", &[], b"").expect("login page");
     assert_eq!(code, 200);
     let head = head.to_ascii_lowercase();
-    assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"), "{head}");
+    assert!(
+        head.contains(
+            "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"
+        ),
+        "{head}"
+    );
     assert!(!head.contains("unsafe-inline"), "{head}");
-    assert!(head.contains("set-cookie: cairn_login_csrf=") && head.contains("httponly; samesite=strict"), "{head}");
+    assert!(
+        head.contains("set-cookie: cairn_login_csrf=")
+            && head.contains("httponly; samesite=strict"),
+        "{head}"
+    );
     Ok(())
 }

@@ -122,7 +122,9 @@ fn cluster(s: ClusterStatus) -> Markup {
 pub fn jobs_table(jobs: &[JobInfo]) -> Markup {
     view::table(
         "Jobs",
-        &["Started", "User", "Device", "Kind", "Item", "Status", "Files", "Bytes", "Error"],
+        &[
+            "Started", "User", "Device", "Kind", "Item", "Status", "Files", "Bytes", "Error",
+        ],
         jobs.iter()
             .map(|j| {
                 html! { tr {
@@ -141,7 +143,10 @@ pub fn jobs_table(jobs: &[JobInfo]) -> Markup {
 async fn users(v: Visitor, Extension(api): Extension<Api>) -> Response {
     let c = v.caller(&api);
     let users = c.get::<Vec<UserInfo>>("/api/v1/admin/users").await;
-    let orgs = c.get::<Vec<OrgInfo>>("/api/v1/admin/orgs").await.unwrap_or_default();
+    let orgs = c
+        .get::<Vec<OrgInfo>>("/api/v1/admin/orgs")
+        .await
+        .unwrap_or_default();
     let body = html! {
         (section("Users", users, |u| view::table("Users", &["Name", "Organization", "Devices", "Vaults", "Created"],
             u.iter().map(|u| html! { tr {
@@ -170,24 +175,30 @@ fn org_select(label: &str, none: Option<&str>, orgs: &[OrgInfo]) -> Markup {
 }
 
 /// A form that created credentials in the browser: the login key and the
-/// parameters it was derived with.
+/// parameters it was derived with (strings: a flattened form body keeps
+/// every value as text).
 #[derive(Deserialize)]
 struct Derived {
     login_key: String,
-    kdf_memory_kib: u32,
-    kdf_iterations: u32,
-    kdf_parallelism: u32,
+    kdf_memory_kib: String,
+    kdf_iterations: String,
+    kdf_parallelism: String,
     kdf_salt: String,
 }
 
 impl Derived {
-    fn kdf(&self) -> Kdf {
-        Kdf {
-            memory_kib: self.kdf_memory_kib,
-            iterations: self.kdf_iterations,
-            parallelism: self.kdf_parallelism,
+    fn kdf(&self) -> Result<Kdf, Refused> {
+        let number = |v: &str| {
+            v.parse::<u32>().map_err(|_| {
+                Refused::bad_request("the key's parameters are not numbers (is JavaScript on?)")
+            })
+        };
+        Ok(Kdf {
+            memory_kib: number(&self.kdf_memory_kib)?,
+            iterations: number(&self.kdf_iterations)?,
+            parallelism: number(&self.kdf_parallelism)?,
             salt: self.kdf_salt.clone(),
-        }
+        })
     }
 }
 
@@ -200,24 +211,46 @@ struct NewUser {
     derived: Derived,
 }
 
-async fn create_user(v: Visitor, Extension(api): Extension<Api>, Form(f): Form<NewUser>) -> Response {
+async fn create_user(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Form(f): Form<NewUser>,
+) -> Response {
+    let kdf = match f.derived.kdf() {
+        Ok(k) => k,
+        Err(r) => return done(&v, "/console/users", "Creating the user", Err(r)),
+    };
     let body = CreateUser {
         name: f.name,
-        kdf: f.derived.kdf(),
+        kdf,
         login_key: f.derived.login_key.clone(),
         org: (!f.org.is_empty()).then_some(f.org),
     };
-    act(&v, &api, "/api/v1/admin/users", &body, "/console/users", "Creating the user").await
+    act(
+        &v,
+        &api,
+        "/api/v1/admin/users",
+        &body,
+        "/console/users",
+        "Creating the user",
+    )
+    .await
 }
 
 /// Every device the operator sees, with its account's name.
 pub async fn devices(v: &Visitor, api: &Api) -> Response {
     let c = v.caller(api);
     let devices = c.get::<Vec<DeviceInfo>>("/api/v1/admin/devices").await;
-    let users = c.get::<Vec<UserInfo>>("/api/v1/admin/users").await.unwrap_or_default();
+    let users = c
+        .get::<Vec<UserInfo>>("/api/v1/admin/users")
+        .await
+        .unwrap_or_default();
     let owner = |d: &DeviceInfo| {
         let id = d.account.to_string();
-        users.iter().find(|u| u.id == id).map_or(id, |u| u.name.clone())
+        users
+            .iter()
+            .find(|u| u.id == id)
+            .map_or(id, |u| u.name.clone())
     };
     let body = section("Devices", devices, |ds| {
         view::table(
@@ -239,8 +272,20 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
     view::page("Devices", Some(&v.frame("/console/devices")), body).into_response()
 }
 
-async fn revoke_device(v: Visitor, Extension(api): Extension<Api>, Path(id): Path<String>) -> Response {
-    act(&v, &api, &format!("/api/v1/admin/devices/{}/revoke", segment(&id)), &serde_json::json!({}), "/console/devices", "Revoking the device").await
+async fn revoke_device(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(id): Path<String>,
+) -> Response {
+    act(
+        &v,
+        &api,
+        &format!("/api/v1/admin/devices/{}/revoke", segment(&id)),
+        &serde_json::json!({}),
+        "/console/devices",
+        "Revoking the device",
+    )
+    .await
 }
 
 /// The job log, filtered by status and account (htmx swaps the table as
@@ -256,8 +301,7 @@ pub async fn jobs(v: &Visitor, api: &Api, q: JobsQuery) -> Response {
         .caller(api)
         .get::<Vec<JobInfo>>(&format!("/api/v1/admin/jobs?{query}"))
         .await;
-    let statuses = std::iter::once("running")
-        .chain(JobStatus::ALL.iter().map(|s| s.name()));
+    let statuses = std::iter::once("running").chain(JobStatus::ALL.iter().map(|s| s.name()));
     let body = html! {
         form.inline method="get" action="/console/jobs" hx-get="/console/jobs" hx-target="#jobs"
             hx-select="#jobs" hx-swap="outerHTML" hx-push-url="true" hx-trigger="change, submit" role="search" {
@@ -282,7 +326,10 @@ pub async fn jobs(v: &Visitor, api: &Api, q: JobsQuery) -> Response {
 }
 
 async fn tiers(v: Visitor, Extension(api): Extension<Api>) -> Response {
-    let tiers = v.caller(&api).get::<Vec<TierInfo>>("/api/v1/admin/tiers").await;
+    let tiers = v
+        .caller(&api)
+        .get::<Vec<TierInfo>>("/api/v1/admin/tiers")
+        .await;
     let body = html! {
         (section("Tiers", tiers, |t| view::table("Tiers", &["Name", "Replicas", "Quota", "Requestable", "Labels", "Description"],
             t.iter().map(|t| html! { tr {
@@ -314,7 +361,11 @@ struct NewTier {
     description: String,
 }
 
-async fn define_tier(v: Visitor, Extension(api): Extension<Api>, Form(f): Form<NewTier>) -> Response {
+async fn define_tier(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Form(f): Form<NewTier>,
+) -> Response {
     let quota_bytes = match f.quota_bytes.trim() {
         "" => None,
         q => match q.parse() {
@@ -333,11 +384,22 @@ async fn define_tier(v: Visitor, Extension(api): Extension<Api>, Form(f): Form<N
         description: f.description,
         labels: Vec::new(),
     };
-    act(&v, &api, "/api/v1/admin/tiers", &body, "/console/tiers", "Defining the tier").await
+    act(
+        &v,
+        &api,
+        "/api/v1/admin/tiers",
+        &body,
+        "/console/tiers",
+        "Defining the tier",
+    )
+    .await
 }
 
 async fn orgs(v: Visitor, Extension(api): Extension<Api>) -> Response {
-    let orgs = v.caller(&api).get::<Vec<OrgInfo>>("/api/v1/admin/orgs").await;
+    let orgs = v
+        .caller(&api)
+        .get::<Vec<OrgInfo>>("/api/v1/admin/orgs")
+        .await;
     let body = html! {
         (section("Organizations", orgs, |o| view::table("Organizations", &["Name", "Display name", "Support", "Tiers", "Users"],
             o.iter().map(|o| html! { tr {
@@ -369,7 +431,11 @@ struct NewOrg {
     tiers: String,
 }
 
-async fn configure_org(v: Visitor, Extension(api): Extension<Api>, Form(f): Form<NewOrg>) -> Response {
+async fn configure_org(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Form(f): Form<NewOrg>,
+) -> Response {
     let body = ConfigureOrg {
         name: f.name,
         display_name: f.display_name,
@@ -382,13 +448,24 @@ async fn configure_org(v: Visitor, Extension(api): Extension<Api>, Form(f): Form
             .map(str::to_owned)
             .collect(),
     };
-    act(&v, &api, "/api/v1/admin/orgs", &body, "/console/orgs", "Saving the organization").await
+    act(
+        &v,
+        &api,
+        "/api/v1/admin/orgs",
+        &body,
+        "/console/orgs",
+        "Saving the organization",
+    )
+    .await
 }
 
 async fn operators(v: Visitor, Extension(api): Extension<Api>) -> Response {
     let c = v.caller(&api);
     let ops = c.get::<Vec<OperatorInfo>>("/api/v1/admin/operators").await;
-    let orgs = c.get::<Vec<OrgInfo>>("/api/v1/admin/orgs").await.unwrap_or_default();
+    let orgs = c
+        .get::<Vec<OrgInfo>>("/api/v1/admin/orgs")
+        .await
+        .unwrap_or_default();
     let body = html! {
         (section("Operators", ops, |o| view::table("Operators", &["Name", "Role", "Organization", "Sessions", "Created", ""],
             o.iter().map(|o| html! { tr {
@@ -431,26 +508,65 @@ async fn create_operator(
     Extension(api): Extension<Api>,
     Form(f): Form<NewOperator>,
 ) -> Response {
+    let kdf = match f.derived.kdf() {
+        Ok(k) => k,
+        Err(r) => return done(&v, "/console/operators", "Creating the operator", Err(r)),
+    };
     let body = CreateOperator {
         name: f.name,
         role: f.role,
         org: (!f.org.is_empty()).then_some(f.org),
-        kdf: f.derived.kdf(),
+        kdf,
         login_key: f.derived.login_key.clone(),
     };
-    act(&v, &api, "/api/v1/admin/operators", &body, "/console/operators", "Creating the operator").await
+    act(
+        &v,
+        &api,
+        "/api/v1/admin/operators",
+        &body,
+        "/console/operators",
+        "Creating the operator",
+    )
+    .await
 }
 
-async fn revoke_sessions(v: Visitor, Extension(api): Extension<Api>, Path(name): Path<String>) -> Response {
-    act(&v, &api, &format!("/api/v1/admin/operators/{}/revoke", segment(&name)), &cairn_proto::console::RevokeSessions::default(), "/console/operators", "Revoking the sessions").await
+async fn revoke_sessions(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+) -> Response {
+    act(
+        &v,
+        &api,
+        &format!("/api/v1/admin/operators/{}/revoke", segment(&name)),
+        &cairn_proto::console::RevokeSessions::default(),
+        "/console/operators",
+        "Revoking the sessions",
+    )
+    .await
 }
 
-async fn remove_operator(v: Visitor, Extension(api): Extension<Api>, Path(name): Path<String>) -> Response {
-    act(&v, &api, &format!("/api/v1/admin/operators/{}/remove", segment(&name)), &serde_json::json!({}), "/console/operators", "Removing the operator").await
+async fn remove_operator(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+) -> Response {
+    act(
+        &v,
+        &api,
+        &format!("/api/v1/admin/operators/{}/remove", segment(&name)),
+        &serde_json::json!({}),
+        "/console/operators",
+        "Removing the operator",
+    )
+    .await
 }
 
 async fn audit(v: Visitor, Extension(api): Extension<Api>) -> Response {
-    let trail = v.caller(&api).get::<Vec<AuditInfo>>("/api/v1/admin/audit").await;
+    let trail = v
+        .caller(&api)
+        .get::<Vec<AuditInfo>>("/api/v1/admin/audit")
+        .await;
     let body = section("Audit trail", trail, |t| {
         view::table(
             "Audit trail",

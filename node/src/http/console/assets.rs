@@ -67,7 +67,10 @@ mod tests {
         for a in ASSETS {
             assert!(!a.bytes.is_empty(), "{}", a.name);
         }
-        let hw = ASSETS.iter().find(|a| a.name.starts_with("hash-wasm")).expect("hash-wasm");
+        let hw = ASSETS
+            .iter()
+            .find(|a| a.name.starts_with("hash-wasm"))
+            .expect("hash-wasm");
         assert!(String::from_utf8_lossy(hw.bytes).contains("argon2id"));
     }
 }

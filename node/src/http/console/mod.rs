@@ -164,7 +164,10 @@ async fn guard(request: Request, next: Next) -> Response {
 
 fn secure(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(session::CSP));
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(session::CSP),
+    );
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -221,10 +224,6 @@ pub async fn act<B: serde::Serialize>(
 pub fn done(v: &Visitor, to: &str, what: &str, result: Result<(), call::Refused>) -> Response {
     match result {
         Ok(()) => Redirect::to(to).into_response(),
-        Err(r) => (
-            r.status,
-            view::action_refused(&v.frame(to), what, &r, to),
-        )
-            .into_response(),
+        Err(r) => (r.status, view::action_refused(&v.frame(to), what, &r, to)).into_response(),
     }
 }

@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("cairnop_x"));
         assert_eq!(cookie(&h, "cairn_session_old"), Some("2"));
         assert_eq!(cookie(&h, "b"), None);
-        assert_eq!(cookie(&headers(&[("cookie", "cairn_session=")]), SESSION_COOKIE), None);
+        assert_eq!(
+            cookie(&headers(&[("cookie", "cairn_session=")]), SESSION_COOKIE),
+            None
+        );
     }
 
     #[test]

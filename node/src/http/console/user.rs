@@ -56,8 +56,20 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
     view::page("My devices", Some(&v.frame("/console/")), body).into_response()
 }
 
-async fn revoke_device(v: Visitor, Extension(api): Extension<Api>, Path(id): Path<String>) -> Response {
-    act(&v, &api, &format!("/api/v1/devices/{}/revoke", segment(&id)), &serde_json::json!({}), "/console/", "Revoking the device").await
+async fn revoke_device(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(id): Path<String>,
+) -> Response {
+    act(
+        &v,
+        &api,
+        &format!("/api/v1/devices/{}/revoke", segment(&id)),
+        &serde_json::json!({}),
+        "/console/",
+        "Revoking the device",
+    )
+    .await
 }
 
 async fn vaults(v: Visitor, Extension(api): Extension<Api>) -> Response {
@@ -78,7 +90,12 @@ async fn vaults(v: Visitor, Extension(api): Extension<Api>) -> Response {
         ),
         Err(r) => view::refused("My vaults", &r),
     };
-    view::page("Vaults & snapshots", Some(&v.frame("/console/vaults")), body).into_response()
+    view::page(
+        "Vaults & snapshots",
+        Some(&v.frame("/console/vaults")),
+        body,
+    )
+    .into_response()
 }
 
 async fn vault(v: Visitor, Extension(api): Extension<Api>, Path(id): Path<String>) -> Response {
@@ -88,7 +105,9 @@ async fn vault(v: Visitor, Extension(api): Extension<Api>, Path(id): Path<String
     let snapshots = c
         .get::<Vec<SnapshotInfo>>(&format!("{base}/snapshots"))
         .await;
-    let title = info.as_ref().map_or_else(|_| "Vault".to_string(), |i| format!("Vault {}", i.name));
+    let title = info
+        .as_ref()
+        .map_or_else(|_| "Vault".to_string(), |i| format!("Vault {}", i.name));
     let body = html! {
         @if let Err(r) = &info { (view::refused("Vault", r)) }
         @match snapshots {
