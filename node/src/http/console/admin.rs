@@ -28,7 +28,6 @@ use cairn_proto::route::segment;
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/console/users", get(users).post(create_user))
-        .route("/console/devices/{id}/revoke", post(revoke_device))
         .route("/console/tiers", get(tiers).post(define_tier))
         .route("/console/orgs", get(orgs).post(configure_org))
         .route("/console/operators", get(operators).post(create_operator))
@@ -216,25 +215,38 @@ async fn create_user(
     Extension(api): Extension<Api>,
     Form(f): Form<NewUser>,
 ) -> Response {
-    let kdf = match f.derived.kdf() {
-        Ok(k) => k,
-        Err(r) => return done(&v, "/console/users", "Creating the user", Err(r)),
-    };
-    let body = CreateUser {
-        name: f.name,
-        kdf,
-        login_key: f.derived.login_key.clone(),
-        org: (!f.org.is_empty()).then_some(f.org),
-    };
-    act(
+    let to = ("/api/v1/admin/users", "/console/users");
+    create_with(
         &v,
         &api,
-        "/api/v1/admin/users",
-        &body,
-        "/console/users",
+        f.derived,
+        to,
         "Creating the user",
+        |kdf, login_key| CreateUser {
+            name: f.name,
+            kdf,
+            login_key,
+            org: (!f.org.is_empty()).then_some(f.org),
+        },
     )
     .await
+}
+
+/// Posts a credentials form's API body, built by `body` from the KDF
+/// parameters and login key the browser derived, to `to.0`; back to
+/// `to.1`.
+async fn create_with<B: serde::Serialize>(
+    v: &Visitor,
+    api: &Api,
+    derived: Derived,
+    to: (&str, &str),
+    what: &str,
+    body: impl FnOnce(Kdf, String) -> B,
+) -> Response {
+    match derived.kdf() {
+        Ok(kdf) => act(v, api, to.0, &body(kdf, derived.login_key), to.1, what).await,
+        Err(r) => done(v, to.1, what, Err(r)),
+    }
 }
 
 /// Every device the operator sees, with its account's name.
@@ -270,22 +282,6 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
         )
     });
     view::page("Devices", Some(&v.frame("/console/devices")), body).into_response()
-}
-
-async fn revoke_device(
-    v: Visitor,
-    Extension(api): Extension<Api>,
-    Path(id): Path<String>,
-) -> Response {
-    act(
-        &v,
-        &api,
-        &format!("/api/v1/admin/devices/{}/revoke", segment(&id)),
-        &serde_json::json!({}),
-        "/console/devices",
-        "Revoking the device",
-    )
-    .await
 }
 
 /// The job log, filtered by status and account (htmx swaps the table as
@@ -508,24 +504,20 @@ async fn create_operator(
     Extension(api): Extension<Api>,
     Form(f): Form<NewOperator>,
 ) -> Response {
-    let kdf = match f.derived.kdf() {
-        Ok(k) => k,
-        Err(r) => return done(&v, "/console/operators", "Creating the operator", Err(r)),
-    };
-    let body = CreateOperator {
-        name: f.name,
-        role: f.role,
-        org: (!f.org.is_empty()).then_some(f.org),
-        kdf,
-        login_key: f.derived.login_key.clone(),
-    };
-    act(
+    let to = ("/api/v1/admin/operators", "/console/operators");
+    create_with(
         &v,
         &api,
-        "/api/v1/admin/operators",
-        &body,
-        "/console/operators",
+        f.derived,
+        to,
         "Creating the operator",
+        |kdf, login_key| CreateOperator {
+            name: f.name,
+            role: f.role,
+            org: (!f.org.is_empty()).then_some(f.org),
+            kdf,
+            login_key,
+        },
     )
     .await
 }

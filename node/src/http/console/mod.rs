@@ -65,6 +65,7 @@ pub fn routes(api: Router) -> Router<HttpState> {
         .route("/console/logout", post(login::logout))
         .route("/console/", get(home))
         .route("/console/devices", get(devices))
+        .route("/console/devices/{id}/revoke", post(revoke_device))
         .route("/console/jobs", get(jobs))
         .merge(admin::routes())
         .merge(user::routes())
@@ -191,6 +192,30 @@ async fn devices(v: Visitor, Extension(api): Extension<Api>) -> Response {
         Kind::Operator => admin::devices(&v, &api).await,
         Kind::User => user::devices(&v, &api).await,
     }
+}
+
+/// `POST /console/devices/{id}/revoke`: an operator revokes any device
+/// they see (`/api/v1/admin/devices/{id}/revoke`), a user one of theirs
+/// (`/api/v1/devices/{id}/revoke`).
+async fn revoke_device(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let (api_path, back) = match v.kind {
+        Kind::Operator => ("/api/v1/admin/devices", "/console/devices"),
+        Kind::User => ("/api/v1/devices", "/console/"),
+    };
+    let path = format!("{api_path}/{}/revoke", cairn_proto::route::segment(&id));
+    act(
+        &v,
+        &api,
+        &path,
+        &serde_json::json!({}),
+        back,
+        "Revoking the device",
+    )
+    .await
 }
 
 /// `/console/jobs`: the job log with filters (operators) or the user's

@@ -7,7 +7,7 @@
 
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Extension, Router};
 use cairn_proto::api::{DeviceInfo, ItemInfo, JobInfo, ScheduleInfo, SnapshotInfo, VaultInfo};
 use cairn_proto::route::segment;
@@ -15,7 +15,7 @@ use maud::html;
 
 use super::admin::jobs_table;
 use super::call::Api;
-use super::{act, view, Visitor};
+use super::{view, Visitor};
 use crate::http::HttpState;
 use crate::present::human_bytes;
 
@@ -23,7 +23,6 @@ use crate::present::human_bytes;
 /// paths with the operators' pages, see [`super::routes`]).
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/console/my-devices/{id}/revoke", post(revoke_device))
         .route("/console/vaults", get(vaults))
         .route("/console/vaults/{id}", get(vault))
         .route("/console/items", get(items))
@@ -42,7 +41,7 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
                     td { (view::when(d.registered_at)) } td { (view::when(d.last_login_at)) }
                     td { @if let Some(r) = d.revoked_at { "revoked " (view::when(r)) } @else { span.ok { "active" } } }
                     td { @if d.revoked_at.is_none() && !d.current {
-                        (view::button_form(&format!("/console/my-devices/{}/revoke", segment(&d.id.to_string())), &v.csrf, "Revoke", &format!("Revoke device {}", d.name)))
+                        (view::button_form(&format!("/console/devices/{}/revoke", segment(&d.id.to_string())), &v.csrf, "Revoke", &format!("Revoke device {}", d.name)))
                     } }
                 } }).collect(), "No devices.")),
             Err(r) => (view::refused("My devices", &r)),
@@ -54,22 +53,6 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
         }
     };
     view::page("My devices", Some(&v.frame("/console/")), body).into_response()
-}
-
-async fn revoke_device(
-    v: Visitor,
-    Extension(api): Extension<Api>,
-    Path(id): Path<String>,
-) -> Response {
-    act(
-        &v,
-        &api,
-        &format!("/api/v1/devices/{}/revoke", segment(&id)),
-        &serde_json::json!({}),
-        "/console/",
-        "Revoking the device",
-    )
-    .await
 }
 
 async fn vaults(v: Visitor, Extension(api): Extension<Api>) -> Response {
