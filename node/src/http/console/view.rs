@@ -134,10 +134,14 @@ pub fn status(name: &str) -> Markup {
 }
 
 /// A section's API call failed: what the API said, in place of the section.
+/// An ended session (`401`) says so and links to the login form.
 pub fn refused(what: &str, r: &Refused) -> Markup {
     html! {
         div.flash.error role="alert" {
             (what) ": " strong { (r.body.code) } " — " (r.body.message)
+            @if r.status == axum::http::StatusCode::UNAUTHORIZED {
+                " Your session has ended: " a href="/console/login" { "sign in again" } "."
+            }
         }
     }
 }
