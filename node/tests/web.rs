@@ -17,6 +17,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use cairn_proto::console::OrgInfo;
 use cairn_tests::{contains, http, http_with_head, RecordingProxy};
 use common::{free_port, stderr, Node};
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 
 const ROOT_PW: &str = "root-Pa55word-of-the-cluster";
@@ -243,13 +245,23 @@ async fn the_console_in_a_real_browser() {
         base: format!("http://127.0.0.1:{}", proxy.port),
         shots,
     };
-    // Close the session whatever happens, then report.
-    let result = scenario(&page, &node, &proxy).await;
+    // Close the session whatever happens (an assertion's panic too: else
+    // Chromium outlives chromedriver), then report.
+    let result = AssertUnwindSafe(scenario(&page, &node, &proxy))
+        .catch_unwind()
+        .await;
     let _ = c.close().await;
     drop(driver);
-    if let Err(e) = &result {
-        node.dump_logs();
-        panic!("browser scenario failed: {e}");
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            node.dump_logs();
+            panic!("browser scenario failed: {e}");
+        }
+        Err(panic) => {
+            node.dump_logs();
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
