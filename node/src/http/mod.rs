@@ -12,6 +12,7 @@
 //! | [`api`] | the device API and the admin API |
 //! | [`chunks`] | device chunk routes and the drain |
 //! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
+//! | [`downloads`] | `/download/*`: pre-configured client builds (the downloads role) |
 //!
 //! Routes belong to roles: the device and admin API ([`api`]) to `auth`,
 //! the node-to-node chunk routes ([`internal`]) to `storage`, `/download/`
@@ -53,6 +54,7 @@ pub mod api;
 pub mod auth;
 pub mod authority;
 pub mod chunks;
+pub mod downloads;
 pub mod error;
 pub mod extract;
 pub mod internal;
@@ -101,6 +103,14 @@ pub struct HttpState {
     /// The embedded license authority (dev cluster), served on the node's
     /// listener.
     pub authority: Option<authority::AuthorityState>,
+    /// The downloads role: client builds, brand, the cluster's CA.
+    pub downloads: Arc<crate::downloads::Downloads>,
+}
+
+impl FromRef<HttpState> for Arc<crate::downloads::Downloads> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.downloads.clone()
+    }
 }
 
 impl FromRef<HttpState> for Arc<Gate> {
@@ -138,10 +148,15 @@ pub fn router(state: HttpState) -> Router {
             app.clone(),
             auth::cluster_only,
         ));
+    let downloads = downloads::routes().route_layer(middleware::from_fn_with_state(
+        (app.clone(), Role::Downloads),
+        require_role,
+    ));
     let (documented, _) = documented(Some(app.clone())).split_for_parts();
     let embedded = state.authority.clone().map(authority::router);
     let node = Router::new()
         .merge(internal)
+        .merge(downloads)
         .merge(documented)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
