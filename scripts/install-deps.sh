@@ -8,12 +8,14 @@
 # namespaces, partitions, packet loss) and util-linux's setpriv for its
 # no-root test, and fuse3 for `cairn mount` (fusermount3 for non-root users)
 # and the harness's power-loss filesystem (both tests mount as root through
-# /dev/fuse, without libfuse), and chromium with chromium-driver for the web
+# /dev/fuse, without libfuse), chromium with chromium-driver for the web
 # console's browser tests (node/tests/web.rs drives headless Chromium over
-# WebDriver). Needs root (or sudo) the first time only.
+# WebDriver), and curl, which the downloads role's install script fetches the
+# client with (its test runs the script). Needs root (or sudo) the first time
+# only.
 set -euo pipefail
 
-packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux fuse3 chromium chromium-driver)
+packages=(librocksdb-dev libclang-dev prometheus systemd iproute2 iptables util-linux fuse3 chromium chromium-driver curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

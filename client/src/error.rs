@@ -58,6 +58,10 @@ pub enum Error {
     /// The vault's tier quota would be exceeded.
     #[error("the vault is over its quota: {0}; nothing was committed (forget and prune old snapshots, or request a vault of a larger tier)")]
     QuotaExceeded(String),
+    /// Every storage node of the vault's tier is down (`pool_unavailable`):
+    /// backups to it fail until they return; vaults of other tiers work.
+    #[error("the vault's storage is down: {0}; nothing was committed (retry when the cluster's storage nodes for this tier are back)")]
+    PoolUnavailable(String),
     /// The server answered with an error this client has no better name for.
     #[error("server error {status} ({code}): {message}")]
     Remote {

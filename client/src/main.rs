@@ -7,7 +7,8 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use cairn_client::remote::preset::{self, Preset};
+use clap::FromArgMatches;
 
 use crate::cli::args::{Cli, Command, KeyCommand, VaultCommand};
 use crate::cli::{browse, commands};
@@ -16,8 +17,18 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     cli::interrupt::install();
     let json = std::env::args_os().any(|a| a == "--json");
-    match Cli::try_parse() {
-        Ok(cli) => cli::exit::finish(run(cli), json),
+    // The cluster's client configuration (downloads role): servers for
+    // `login`, the brand for --help/--version. A broken one is named, not
+    // fatal: only a login without --server needs it.
+    let preset = preset::load(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring the client configuration: {e}");
+        None
+    });
+    let parsed = cli::args::command(preset.as_ref().map(|p| &p.branding))
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match parsed {
+        Ok(cli) => cli::exit::finish(run(cli, preset.as_ref()), json),
         Err(e) => cli::exit::usage_failure(e, json),
     }
 }
@@ -34,7 +45,7 @@ fn limit_malloc_arenas() {
 
 /// Runs the command; its `Ok` is the exit code of an outcome that is not
 /// an error.
-fn run(cli: Cli) -> anyhow::Result<u8> {
+fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
     let json = cli.json;
     cli::output::set_verbosity(cli.quiet, cli.verbose);
     let config = cli.config.as_deref();
@@ -44,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             user,
             device,
             ca_file,
-        } => commands::login(config, server, user, device, ca_file, json),
+        } => commands::login(config, server, user, device, ca_file, preset, json),
         Command::Logout => commands::logout(config, json),
         Command::Devices(cmd) => commands::devices(config, cmd, json),
         Command::Tiers => commands::tiers(config, json),

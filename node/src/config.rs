@@ -386,6 +386,16 @@ impl Default for StorageSettings {
     }
 }
 
+/// Settings of the downloads role: the `[downloads]` table of the
+/// configuration file (see [`crate::downloads`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownloadSettings {
+    /// Where the client builds are (`cairn`, `cairn-<os>-<arch>`);
+    /// default: the directory of the running `cairnd`.
+    pub dir: Option<PathBuf>,
+}
+
 /// The `cairnd` configuration file (TOML, `--config FILE`).
 ///
 /// Every key is optional and a flag given on the command line wins over the
@@ -431,6 +441,13 @@ impl Default for StorageSettings {
 /// header_timeout_ms = 10000  # also the idle keep-alive timeout
 /// body_timeout_ms = 60000
 /// max_connections = 1024
+///
+/// [branding]                 # what downloaded clients show (downloads role)
+/// product = "Acme Backup"
+/// support_url = "https://support.acme.example"
+///
+/// [downloads]
+/// # dir = "/usr/lib/cairn/clients"  # cairn, cairn-<os>-<arch>; default: beside cairnd
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -475,6 +492,12 @@ pub struct FileConfig {
     /// Limits of the HTTP server: header and body timeouts, connections.
     #[serde(default)]
     pub http: HttpSettings,
+    /// The brand downloaded clients show (product name, support URL).
+    #[serde(default)]
+    pub branding: cairn_proto::download::Branding,
+    /// The downloads role: where the client builds are.
+    #[serde(default)]
+    pub downloads: DownloadSettings,
 }
 
 impl FileConfig {
@@ -498,6 +521,7 @@ impl FileConfig {
                 &mut config.tls_cert,
                 &mut config.tls_key,
                 &mut config.ca_file,
+                &mut config.downloads.dir,
             ]
             .into_iter()
             .flatten()

@@ -17,7 +17,8 @@
 //!     │              │
 //!   cluster ◀────────┘  Raft (openraft) + the replicated state: propose, read,
 //!     │                 join, remove; network; metrics; ClusterError
-//!   config, tls, token, worker, error
+//!   config, tls, token, worker, error   (downloads: the downloads role's
+//!                                        builds and rendered files, for http)
 //! ```
 //!
 //! `cairnd`'s binary (`src/main.rs`, `src/cmd/`) only parses the command
@@ -65,6 +66,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod downloads;
 pub mod error;
 pub mod http;
 pub mod license;

@@ -163,6 +163,23 @@ pub fn unsatisfiable_tiers(state: &cairn_consensus::State, down: &[NodeId]) -> V
         .collect()
 }
 
+/// The message of an upload to `vault` that no node could take: its
+/// tier and the labels of its pool, and that other tiers go on. `None`
+/// for a vault the state does not have.
+pub fn pool_down(state: &cairn_consensus::State, vault: cairn_proto::VaultId) -> Option<String> {
+    let tier = &state.vaults().get(&vault)?.tier;
+    let pool = match state.topology().tier_labels(tier) {
+        Some(labels) if !labels.is_empty() => format!(
+            "the storage nodes labelled {}",
+            labels.iter().cloned().collect::<Vec<_>>().join(",")
+        ),
+        _ => "every storage node".to_string(),
+    };
+    Some(format!(
+        "tier {tier}'s storage pool ({pool}) is down: backups to its vaults fail until          those nodes return; vaults of other tiers are unaffected"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

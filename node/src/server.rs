@@ -31,7 +31,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
-use crate::config::{DataDir, HttpSettings, NodeIdentity, RaftSettings, StorageSettings};
+use crate::config::{
+    DataDir, DownloadSettings, HttpSettings, NodeIdentity, RaftSettings, StorageSettings,
+};
+use crate::downloads::Downloads;
 use crate::error::NodeError;
 use crate::http::authority::AuthorityState;
 use crate::http::{self, HttpState};
@@ -260,6 +263,10 @@ pub struct ServeOptions {
     /// The embedded license authority to serve on the node's listener
     /// (set by [`dev`]; `None` elsewhere).
     pub authority: Option<AuthorityState>,
+    /// The downloads role: where the client builds are.
+    pub downloads: DownloadSettings,
+    /// The brand downloaded clients show.
+    pub branding: cairn_proto::download::Branding,
 }
 
 /// How often the `license` worker refreshes the node's gate and, on the
@@ -286,12 +293,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let app = Cluster::start(dir, identity, settings, tls).await?;
-    serve_app(app, options, shutdown).await
+    let ca = crate::downloads::client_ca(tls, dir);
+    serve_app(app, options, ca, shutdown).await
 }
 
 /// Serves HTTP (HTTPS when [`Cluster::tls`] is set) for a started node until
 /// `shutdown` resolves, then stops Raft — on every way out, a failed start
-/// included.
+/// included. Downloaded clients trust `client_ca` (see
+/// [`crate::downloads::client_ca`]).
 ///
 /// # Errors
 ///
@@ -300,9 +309,10 @@ pub async fn serve(
 pub async fn serve_app(
     app: Arc<Cluster>,
     options: ServeOptions,
+    client_ca: Option<PathBuf>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let served = run(&app, options, shutdown).await;
+    let served = run(&app, options, client_ca, shutdown).await;
     tracing::info!("shutting down raft");
     if let Err(e) = app.raft.shutdown().await {
         tracing::error!(error = %e, "raft shutdown");
@@ -317,10 +327,16 @@ pub async fn serve_app(
 async fn run(
     app: &Arc<Cluster>,
     options: ServeOptions,
+    client_ca: Option<PathBuf>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let identity = app.identity.clone();
     options.http.validate()?;
+    let downloads = Arc::new(Downloads::new(
+        &options.downloads,
+        options.branding.clone(),
+        client_ca.as_deref(),
+    )?);
     let storage = Storage::start(app, &options.data_dir, options.storage.clone())?;
     let mut workers = Workers::new();
     storage::workers::start(&mut workers, app, &storage);
@@ -378,6 +394,7 @@ async fn run(
         storage,
         license,
         authority: options.authority,
+        downloads,
     });
     http::serve::serve_connections(listener, app.tls.clone(), router, options.http, shutdown).await;
     joiner.abort();
@@ -657,7 +674,7 @@ pub async fn dev(
             return Err(e);
         }
     }
-    serve_app(app, options, shutdown).await
+    serve_app(app, options, None, shutdown).await
 }
 
 /// The dev cluster's embedded license authority: its store under

@@ -73,6 +73,12 @@ pub mod code {
     pub const NAME_TAKEN: &str = "name_taken";
     /// Not enough storage replicas could be written; retry.
     pub const INSUFFICIENT_REPLICAS: &str = "insufficient_replicas";
+    /// No storage node of the vault's pool (the nodes carrying its tier's
+    /// labels, or every storage node for a tier without labels) could take
+    /// an upload: they are all down. Sent with `503` but not worth retrying
+    /// elsewhere (every node would answer the same); the message names the
+    /// tier. Vaults of other tiers are unaffected.
+    pub const POOL_UNAVAILABLE: &str = "pool_unavailable";
     /// No leader or not caught up; retry (possibly on another node).
     pub const UNAVAILABLE: &str = "unavailable";
     /// A backup is running on the vault (or finished after the prune

@@ -13,3 +13,6 @@ pub const VAULT_FORMAT: u32 = 2;
 pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Version of the sealed vault-keys blob.
 pub const KEYS_FORMAT: u8 = 1;
+/// Version of a client configuration file (`client.toml`), the cluster
+/// settings and branding a download from the downloads role ships with.
+pub const CLIENT_CONFIG_FORMAT: u32 = 1;

@@ -510,8 +510,20 @@ impl Cluster {
     /// --join` for the others) also gets `own` (e.g. `--roles storage`),
     /// and waits for it.
     pub fn add_node_with(&mut self, extra: &[&str], own: &[&str]) -> &Node {
+        self.add_configured_node(extra, own, None)
+    }
+
+    /// [`Cluster::add_node_with`] for a node started with `--config
+    /// config` (e.g. a `[branding]` table).
+    pub fn add_configured_node(
+        &mut self,
+        extra: &[&str],
+        own: &[&str],
+        config: Option<PathBuf>,
+    ) -> &Node {
         let id = self.nodes.len() as u64 + 1;
         let mut node = Node::new(self.root.path(), id);
+        node.config = config;
         if id == 1 {
             node.init_with(own);
             node.extra = extra.iter().map(|s| s.to_string()).collect();

@@ -9,7 +9,9 @@
 //! copy on the ssd node and a tier needing two ssd nodes is refused; with
 //! one hdd node SIGKILLed the R=2 hdd vault still restores, a backup still
 //! goes through (W=1), and repair brings it back to two copies when the
-//! node returns.
+//! node returns; storage gauges exist on storage nodes only; with the whole
+//! ssd pool down a backup to its tier fails `pool_unavailable` while the
+//! hdd vault restores.
 
 use std::time::Duration;
 
@@ -92,6 +94,17 @@ fn auth_and_storage_nodes_scale_apart() {
         );
     }
     assert!(cluster.nodes[3].dir.join("chunks").exists());
+    // Storage gauges exist on storage nodes only.
+    for i in 0..3 {
+        assert_eq!(
+            cluster.nodes[i].metric("cairn_storage_chunks"),
+            None,
+            "node {} exports a chunk count without a chunk store",
+            i + 1
+        );
+    }
+    assert!(cluster.nodes[3].metric("cairn_storage_chunks").is_some());
+    assert!(cluster.nodes[3].metric("cairn_storage_bytes").is_some());
 
     // A storage-only node refuses the device API, naming the auth nodes.
     let (code, body) = cluster.nodes[3].get("/api/v1/tiers").expect("answer");
@@ -209,4 +222,71 @@ fn auth_and_storage_nodes_scale_apart() {
     );
     cluster.node(5).kill();
     via2.restore_and_compare("bulk", &second_id, &target, &data);
+
+    // The whole ssd pool down: a backup to its tier fails with its own
+    // code, naming the tier, and commits nothing; the hdd vault still
+    // restores.
+    cluster.node(6).kill();
+    let fresh = cluster.scratch("fresh");
+    write_data(&fresh.join("new.bin"), 1 << 20, 99);
+    let failed = via1.cairn(&[
+        "--json",
+        "backup",
+        "--vault",
+        "quick",
+        fresh.to_str().expect("utf-8"),
+    ]);
+    assert!(!failed.status.success(), "a backup to a pool that is down");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let err: Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("code").is_some())
+        .unwrap_or_else(|| panic!("no JSON error in {stderr}"));
+    assert_eq!(err["code"], "pool_unavailable", "{err}");
+    let message = err["error"].as_str().unwrap_or_default();
+    assert!(message.contains("fast") && message.contains("ssd"), "{err}");
+    via2.restore_and_compare("bulk", &second_id, &target, &data);
+}
+
+/// The cluster role's workers run only where the role is: a leader
+/// without it does no repair pass however long it leads, and the voter
+/// with the role that takes over does.
+#[test]
+fn a_leader_without_the_cluster_role_runs_no_cluster_workers() {
+    let serve = ["--repair-interval-ms", "200"];
+    let mut cluster = Cluster::start(0, &serve);
+    cluster.add_node_with(&serve, &["--roles", "auth,storage"]);
+    for _ in 0..2 {
+        cluster.add_node_with(&serve, &["--roles", "auth,storage,cluster"]);
+    }
+    let passes = |cluster: &Cluster, i: usize| {
+        cluster.nodes[i]
+            .metric("cairn_storage_repair_passes_total")
+            .unwrap_or(0.0)
+    };
+    assert_eq!(cluster.leader(), Some(1), "node 1 founded the cluster");
+    // Fifteen repair intervals as leader: not one pass.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.leader(), Some(1));
+    assert_eq!(passes(&cluster, 0), 0.0, "node 1 runs no cluster workers");
+    assert!(
+        cluster.nodes[0]
+            .metric("cairn_storage_under_replicated_chunks")
+            .is_none(),
+        "no repair pass, no count"
+    );
+    cluster.node(1).kill();
+    let leader = wait_for(
+        "a leader with the cluster role",
+        Duration::from_secs(30),
+        || {
+            let status = status(&cluster, 1);
+            let id = status["leader"].as_u64()?;
+            (id != 1).then_some(id as usize)
+        },
+    );
+    wait_for("its repair passes", Duration::from_secs(30), || {
+        (passes(&cluster, leader - 1) > 0.0).then_some(())
+    });
 }

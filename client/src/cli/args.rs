@@ -50,6 +50,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The `cairn` command line, branded when a client configuration
+/// (`client.toml`, from the cluster's downloads) names a brand: `--help`
+/// starts with the product name and support URL, `--version` ends with
+/// them.
+pub fn command(branding: Option<&cairn_proto::download::Branding>) -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let Some(b) = branding else {
+        return cmd;
+    };
+    let brand = if b.support_url.is_empty() {
+        b.product.clone()
+    } else {
+        format!("{} (support: {})", b.product, b.support_url)
+    };
+    // clap takes 'static strings; built once per process.
+    let version: &'static str = Box::leak(format!("{VERSION}, {brand}").into_boxed_str());
+    let heading: &'static str = Box::leak(brand.into_boxed_str());
+    cmd.version(version).before_help(heading)
+}
+
 /// `cairn --version`: the crate version, the commit built and the build date.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -92,9 +113,10 @@ pub enum Command {
     /// every node of the cluster (for failover), the account, the device
     /// and its token, mode 0600.
     Login {
-        /// URL of any node, e.g. https://backup.example:8700.
+        /// URL of any node, e.g. https://backup.example:8700 (default: the
+        /// servers of the installed client configuration, client.toml).
         #[arg(long, value_name = "URL")]
-        server: String,
+        server: Option<String>,
         /// Account name.
         #[arg(long, value_name = "NAME")]
         user: String,

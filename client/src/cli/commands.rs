@@ -16,6 +16,7 @@ use cairn_client::forget::{self, Selection};
 use cairn_client::hooks::SystemShell;
 use cairn_client::jobs::JobLog;
 use cairn_client::remote::config::profile_path;
+use cairn_client::remote::preset::{self, Preset};
 use cairn_client::remote::session::{LoginOptions, VaultRequest};
 use cairn_client::remote::Session;
 use cairn_client::restore::{self, RestoreOptions};
@@ -60,16 +61,18 @@ fn job_log(opened: &Opened) -> JobLog<'_> {
 /// `cairn login`.
 pub fn login(
     config: Option<&Path>,
-    server: String,
+    server: Option<String>,
     user: String,
     device: Option<String>,
     ca_file: Option<PathBuf>,
+    preset: Option<&Preset>,
     json: bool,
 ) -> Result<u8> {
     let path = profile_path(config, |k| std::env::var(k).ok())?;
+    let (servers, ca_file) = preset::login_target(server, ca_file, preset)?;
     let pw = account_password()?;
     let opts = LoginOptions {
-        server,
+        servers,
         user,
         device: device.unwrap_or_else(fsmeta::hostname),
         ca_file,

@@ -112,6 +112,7 @@ fn error_code(e: &Error) -> &'static str {
         e if e.is_damaged_data() => "damaged",
         Error::NotFound(_) => "not_found",
         Error::Invalid(_) => "invalid",
+        Error::PoolUnavailable(_) => "pool_unavailable",
         Error::JobNotRecorded(cause) => error_code(cause),
         _ => "error",
     }

@@ -305,12 +305,14 @@ pub fn failover_order(start: usize, n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// Whether an error answer means "this node cannot serve it now; another
-/// might": gateway errors, no leader, not enough replicas reachable.
+/// might": gateway errors, no leader, not enough replicas reachable — but
+/// not a storage pool that is down (every node would say so).
 pub fn is_retryable(status: StatusCode, code: &str) -> bool {
     matches!(
         status,
         StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-    ) || code == code::UNAVAILABLE
+    ) && code != code::POOL_UNAVAILABLE
+        || code == code::UNAVAILABLE
         || code == code::INSUFFICIENT_REPLICAS
 }
 
@@ -340,6 +342,7 @@ pub fn map_error(status: StatusCode, body: ErrorBody, retry_after: Option<u64>) 
             retry_after,
         },
         code::QUOTA_EXCEEDED => Error::QuotaExceeded(body.message),
+        code::POOL_UNAVAILABLE => Error::PoolUnavailable(body.message),
         code::NOT_FOUND => Error::NotFound(body.message),
         code::BUSY => Error::Busy(body.message),
         code::NAME_TAKEN | code::BAD_REQUEST | code::PAYLOAD_TOO_LARGE => {
@@ -481,6 +484,10 @@ mod tests {
         assert!(!is_retryable(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED));
         assert!(!is_retryable(StatusCode::NOT_FOUND, code::NOT_FOUND));
         assert!(!is_retryable(StatusCode::FORBIDDEN, code::QUOTA_EXCEEDED));
+        assert!(!is_retryable(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::POOL_UNAVAILABLE
+        ));
     }
 
     #[test]

@@ -55,25 +55,27 @@ pub struct Profile {
 }
 
 /// Where the profile lives: `explicit` (from `--config` or `CAIRN_CONFIG`),
-/// else `$XDG_CONFIG_HOME/cairn/profile.json` when that variable is an
-/// absolute path (as the XDG spec requires), else
-/// `$HOME/.config/cairn/profile.json`. `env` reads a variable.
+/// else `profile.json` in the [`config_dir`]. `env` reads a variable.
 pub fn profile_path(
     explicit: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
+    match explicit {
+        Some(p) => Ok(p.to_path_buf()),
+        None => Ok(config_dir(env)?.join(PROFILE_FILE)),
     }
+}
+
+/// The client's configuration directory: `$XDG_CONFIG_HOME/cairn` when
+/// that variable is an absolute path (as the XDG spec requires), else
+/// `$HOME/.config/cairn`. `env` reads a variable.
+pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf> {
     let non_empty = |v: &str| env(v).filter(|s| !s.is_empty());
     if let Some(xdg) = non_empty("XDG_CONFIG_HOME").filter(|s| s.starts_with('/')) {
-        return Ok(Path::new(&xdg).join("cairn").join(PROFILE_FILE));
+        return Ok(Path::new(&xdg).join("cairn"));
     }
     match non_empty("HOME") {
-        Some(home) => Ok(Path::new(&home)
-            .join(".config")
-            .join("cairn")
-            .join(PROFILE_FILE)),
+        Some(home) => Ok(Path::new(&home).join(".config").join("cairn")),
         None => Err(Error::Invalid(
             "cannot tell where the profile lives: set HOME, XDG_CONFIG_HOME or --config".into(),
         )),

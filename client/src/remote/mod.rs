@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`config`] | the profile file (servers, device, token), mode 0600 |
+//! | [`preset`] | `client.toml`, the cluster's servers, CA and brand a downloaded client ships with |
 //! | [`api`] | blocking HTTP client: failover between nodes, idempotency keys, error codes → [`crate::Error`] |
 //! | [`session`] | login, account, devices, tiers, vaults, items, jobs, password change |
 //! | [`automation`] | vault commands, schedules, retention policies, recorded jobs (more [`Session`] calls) |
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod automation;
 pub mod config;
+pub mod preset;
 pub mod session;
 pub mod store;
 

@@ -44,8 +44,8 @@ const MAX_KDF_PARALLELISM: u32 = 16;
 /// What `cairn login` needs.
 #[derive(Debug, Clone)]
 pub struct LoginOptions {
-    /// The server to log in through.
-    pub server: String,
+    /// The servers to log in through, tried in order.
+    pub servers: Vec<String>,
     /// Login name.
     pub user: String,
     /// Device name.
@@ -75,14 +75,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Logs in through `opts.server` and writes the profile to `path`.
+    /// Logs in through `opts.servers` and writes the profile to `path`.
     pub fn login(path: &Path, opts: &LoginOptions, password: &[u8]) -> Result<Self> {
         check_vault_name("device", &opts.device)?;
-        let api = Api::new(
-            std::slice::from_ref(&opts.server),
-            None,
-            opts.ca_file.as_deref(),
-        )?;
+        let api = Api::new(&opts.servers, None, opts.ca_file.as_deref())?;
         let kdf: Kdf = api.post(
             route::LOGIN_PARAMS,
             &LoginParamsRequest {

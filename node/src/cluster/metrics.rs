@@ -120,7 +120,8 @@ impl LicenseMetrics {
 }
 
 /// A gauge that has no value on some nodes or at some times: one only the
-/// Raft leader computes, or a log position before the first entry. Without
+/// Raft leader computes, one only a storage node has (its chunk store's
+/// size), or a log position before the first entry. Without
 /// a value the series is withdrawn instead of set to a sentinel such as -1,
 /// so `max()` or `sum()` across nodes means what it says and `absent()`
 /// sees a missing value.
@@ -211,10 +212,12 @@ impl RocksMetrics {
 /// handlers and background tasks.
 #[derive(Clone)]
 pub struct StorageMetrics {
-    /// Chunks stored on this node (refreshed when scraped).
-    pub chunks: IntGauge,
-    /// Bytes of sealed chunks stored on this node (refreshed when scraped).
-    pub bytes: IntGauge,
+    /// Chunks stored on this node (refreshed when scraped); absent on a
+    /// node without a chunk store (no storage role).
+    pub chunks: OptionalGauge,
+    /// Bytes of sealed chunks stored on this node (refreshed when
+    /// scraped); absent without a chunk store.
+    pub bytes: OptionalGauge,
     /// On the leader only: chunks short of copies after the last repair
     /// pass.
     pub under_replicated: OptionalGauge,
@@ -261,11 +264,15 @@ impl StorageMetrics {
     fn new(r: &Registry, rocks: RocksMetrics) -> prometheus::Result<Self> {
         Ok(Self {
             rocks,
-            chunks: gauge(r, "cairn_storage_chunks", "Chunks stored on this node.")?,
-            bytes: gauge(
+            chunks: OptionalGauge::new(
+                r,
+                "cairn_storage_chunks",
+                "Chunks stored on this node (storage nodes only).",
+            )?,
+            bytes: OptionalGauge::new(
                 r,
                 "cairn_storage_bytes",
-                "Bytes of sealed chunks stored on this node.",
+                "Bytes of sealed chunks stored on this node (storage nodes only).",
             )?,
             under_replicated: OptionalGauge::new(
                 r,

@@ -79,6 +79,8 @@ pub async fn dev(
         http: file.http,
         dev_license: false,
         authority: None,
+        downloads: file.downloads.clone(),
+        branding: file.branding.clone(),
     };
     server::dev(
         listen,
@@ -176,6 +178,8 @@ pub async fn serve(args: ServeArgs, file: &FileConfig, json: bool) -> Result<(),
         http: args.http.over(&file.http),
         dev_license: args.dev_license,
         authority: None,
+        downloads: file.downloads.clone(),
+        branding: file.branding.clone(),
     };
     server::serve(
         &dir,

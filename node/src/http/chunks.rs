@@ -22,7 +22,9 @@
 //! an account at most [`crate::storage::UPLOAD_BYTES_PER_ACCOUNT`] declared upload
 //! bytes (over either: `429 rate_limited` with `Retry-After`). An upload that would take the vault over
 //! its tier's quota is refused whole with `507` `quota_exceeded`, and one
-//! that cannot reach W durable copies with `503` `insufficient_replicas`.
+//! that cannot reach W durable copies with `503` `insufficient_replicas`,
+//! and one that cannot make a single copy (every node of the vault's pool
+//! down) with `503 pool_unavailable` naming the tier.
 //!
 //! The two prune routes carry out garbage collection of a live vault under
 //! the rules of `docs/FORMATS.md` ("Garbage collection of live vaults"):
@@ -120,6 +122,12 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(cairn_chunkstore::Error::InsufficientReplicas { key, got: 0, .. })) => {
+            Err(ApiError::PoolUnavailable(format!(
+                "no storage node that may hold chunk {} could take it",
+                key.chunk
+            )))
+        }
         Ok(Err(cairn_chunkstore::Error::InsufficientReplicas { key, got, need })) => {
             Err(ApiError::InsufficientReplicas(format!(
                 "only {got} of {need} copies of chunk {} could be written; retry",
@@ -233,7 +241,7 @@ async fn missing(
         (status = 411, body = ErrorBody, description = "length_required: no Content-Length"),
         (status = 413, body = ErrorBody, description = "payload_too_large"),
         (status = 429, body = ErrorBody, description = "rate_limited: the device's transfers or the account's upload bytes in flight are at their limit; retry after Retry-After"),
-        (status = 503, body = ErrorBody, description = "insufficient_replicas or unavailable; retry"),
+        (status = 503, body = ErrorBody, description = "insufficient_replicas or unavailable: retry; pool_unavailable: every storage node of the vault's tier is down"),
         (status = 507, body = ErrorBody, description = "quota_exceeded (judged by Content-Length before the body is read)"),
     ))]
 async fn upload(
@@ -322,8 +330,15 @@ async fn upload(
     if let Some(reply) = unsafe_ack(batch.clone(), peers.clone(), &placement, quorum, &throttle) {
         return Ok(Json(reply));
     }
-    let written =
-        blocking(move || replica::write(peers, &placement, batch, quorum, &throttle)).await?;
+    let written = blocking(move || replica::write(peers, &placement, batch, quorum, &throttle))
+        .await
+        .map_err(|e| match e {
+            ApiError::PoolUnavailable(_) => ApiError::PoolUnavailable(
+                app.state
+                    .read(|s| crate::roles::pool_down(s, vault).unwrap_or_default()),
+            ),
+            e => e,
+        })?;
     let stored = written.new.iter().filter(|n| **n).count() as u64;
     let new_bytes: u64 = written
         .new

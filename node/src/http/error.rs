@@ -53,6 +53,10 @@ pub enum ApiError {
     /// Fewer than W replicas of a write could be made durable.
     #[error("{0}")]
     InsufficientReplicas(String),
+    /// Not one copy of a write could be made: every node of the vault's
+    /// storage pool is down (`503 pool_unavailable`).
+    #[error("{0}")]
+    PoolUnavailable(String),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -168,6 +172,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
             ApiError::QuotaExceeded(_) => code::QUOTA_EXCEEDED,
             ApiError::InsufficientReplicas(_) => code::INSUFFICIENT_REPLICAS,
+            ApiError::PoolUnavailable(_) => code::POOL_UNAVAILABLE,
             ApiError::BadRequest(_) => code::BAD_REQUEST,
             ApiError::NotFound(_) => code::NOT_FOUND,
             ApiError::Forwarded(f) => &f.body.code,
@@ -189,7 +194,9 @@ impl ApiError {
             ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::InsufficientReplicas(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientReplicas(_) | ApiError::PoolUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forwarded(f) => {

@@ -12,6 +12,7 @@
 //! | [`api`] | the device API and the admin API |
 //! | [`chunks`] | device chunk routes and the drain |
 //! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
+//! | [`downloads`] | `/download/*`: pre-configured client builds (the downloads role) |
 //!
 //! Routes belong to roles: the device and admin API ([`api`]) to `auth`,
 //! the node-to-node chunk routes ([`internal`]) to `storage`, `/download/`
@@ -54,6 +55,7 @@ pub mod auth;
 pub mod authority;
 pub mod chunks;
 pub mod console;
+pub mod downloads;
 pub mod error;
 pub mod extract;
 pub mod internal;
@@ -102,6 +104,14 @@ pub struct HttpState {
     /// The embedded license authority (dev cluster), served on the node's
     /// listener.
     pub authority: Option<authority::AuthorityState>,
+    /// The downloads role: client builds, brand, the cluster's CA.
+    pub downloads: Arc<crate::downloads::Downloads>,
+}
+
+impl FromRef<HttpState> for Arc<crate::downloads::Downloads> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.downloads.clone()
+    }
 }
 
 impl FromRef<HttpState> for Arc<Gate> {
@@ -139,6 +149,10 @@ pub fn router(state: HttpState) -> Router {
             app.clone(),
             auth::cluster_only,
         ));
+    let downloads = downloads::routes().route_layer(middleware::from_fn_with_state(
+        (app.clone(), Role::Downloads),
+        require_role,
+    ));
     let (documented, _) = documented(Some(app.clone())).split_for_parts();
     let shared = Extension(Arc::new(api::ApiState::new()));
     // The web console calls the same routes in-process, sharing the
@@ -156,6 +170,7 @@ pub fn router(state: HttpState) -> Router {
     let embedded = state.authority.clone().map(authority::router);
     let node = Router::new()
         .merge(internal)
+        .merge(downloads)
         .merge(documented)
         .merge(console)
         .fallback(not_found)

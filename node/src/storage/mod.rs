@@ -388,12 +388,8 @@ impl Storage {
             let (chunks, bytes) = usage
                 .iter()
                 .fold((0u64, 0u64), |(c, b), (_, u)| (c + u.chunks, b + u.bytes));
-            self.metrics
-                .chunks
-                .set(i64::try_from(chunks).unwrap_or(i64::MAX));
-            self.metrics
-                .bytes
-                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics.chunks.set(Some(chunks as f64));
+            self.metrics.bytes.set(Some(bytes as f64));
         }
     }
 
