@@ -13,6 +13,7 @@
 //! | [`chunks`] | device chunk routes and the drain |
 //! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
 //! | [`downloads`] | `/download/*`: pre-configured client builds (the downloads role) |
+//! | [`console`] | `/` and `/console/*`: the server-rendered web console (the auth role), calling the API in-process |
 //!
 //! Routes belong to roles: the device and admin API ([`api`]) to `auth`,
 //! the node-to-node chunk routes ([`internal`]) to `storage`, `/download/`
