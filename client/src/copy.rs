@@ -341,7 +341,13 @@ mod tests {
         let from = small_vault();
         let to = small_batched_vault();
         let first = backup_dir(&from, &src).snapshot;
-        let report = copy(&from, &to, &[first.clone()], &CopyOptions::default()).unwrap();
+        let report = copy(
+            &from,
+            &to,
+            std::slice::from_ref(&first),
+            &CopyOptions::default(),
+        )
+        .unwrap();
         assert_eq!(report.copied.len(), 1);
         assert!(report.chunks_stored > 3, "{report:?}");
         assert_eq!(report.chunks_reused, 0);
@@ -364,7 +370,13 @@ mod tests {
 
         // Again: already there. A second snapshot with one new file stores
         // only that file's chunk and its trees.
-        let again = copy(&from, &to, &[first.clone()], &CopyOptions::default()).unwrap();
+        let again = copy(
+            &from,
+            &to,
+            std::slice::from_ref(&first),
+            &CopyOptions::default(),
+        )
+        .unwrap();
         assert_eq!(
             (again.copied.len(), again.already_there),
             (0, vec![first.id])
