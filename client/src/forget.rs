@@ -76,12 +76,13 @@ pub fn run(
     vault: &Vault,
     selection: &Selection,
     within: &Filter,
+    tz: &TimeZone,
     dry_run: bool,
 ) -> Result<ForgetReport> {
     let mut report = match selection {
         Selection::Ids(ids) if !ids.is_empty() => by_id(vault, ids, dry_run)?,
         Selection::Policy(policy) if !policy.is_empty() => {
-            by_policy(vault, policy, within, dry_run)?
+            by_policy(vault, policy, within, tz, dry_run)?
         }
         _ => {
             return Err(Error::Invalid(
@@ -107,21 +108,21 @@ fn by_id(vault: &Vault, specs: &[String], dry_run: bool) -> Result<ForgetReport>
 }
 
 /// Applies `policy` to each group of snapshots (same device, and same item
-/// or, without one, same paths) and removes the records it does not keep.
+/// or, without one, same paths) and removes the records it does not keep;
+/// its hours, days, weeks, months and years are those of `tz`.
 fn by_policy(
     vault: &Vault,
     policy: &KeepPolicy,
     within: &Filter,
+    tz: &TimeZone,
     dry_run: bool,
 ) -> Result<ForgetReport> {
-    // restic's rules do not depend on the current time; their periods
-    // are UTC's until the zone is configurable.
     by_ranges(
         vault,
         &policy.ranges(),
         within,
         Timestamp::now(),
-        &TimeZone::UTC,
+        tz,
         dry_run,
     )
 }
@@ -232,14 +233,21 @@ mod tests {
             last: Some(1),
             ..KeepPolicy::default()
         });
-        let dry = run(&vault, &keep_last, &Filter::default(), true).unwrap();
+        let dry = run(&vault, &keep_last, &Filter::default(), &TimeZone::UTC, true).unwrap();
         assert_eq!(
             (dry.kept.clone(), dry.forgotten.clone()),
             (vec![new], vec![old])
         );
         assert!(dry.dry_run);
         assert_eq!(vault.snapshots().unwrap().len(), 2);
-        let done = run(&vault, &keep_last, &Filter::default(), false).unwrap();
+        let done = run(
+            &vault,
+            &keep_last,
+            &Filter::default(),
+            &TimeZone::UTC,
+            false,
+        )
+        .unwrap();
         assert!(!done.dry_run);
         assert_eq!(vault.snapshots().unwrap().len(), 1);
     }
@@ -254,7 +262,7 @@ mod tests {
             ..KeepPolicy::default()
         });
         assert!(matches!(
-            run(&vault, &policy, &Filter::default(), false),
+            run(&vault, &policy, &Filter::default(), &TimeZone::UTC, false),
             Err(Error::Format(m)) if m.contains("\"yesterday\"")
         ));
         assert_eq!(vault.snapshots().unwrap().len(), 2, "nothing was forgotten");
@@ -269,7 +277,7 @@ mod tests {
             Selection::Policy(KeepPolicy::default()),
         ] {
             assert!(matches!(
-                run(&vault, &empty, &Filter::default(), false),
+                run(&vault, &empty, &Filter::default(), &TimeZone::UTC, false),
                 Err(Error::Invalid(m)) if m.contains("nothing to forget")
             ));
         }
@@ -278,9 +286,29 @@ mod tests {
                 &vault,
                 &Selection::Ids(vec!["ffff".into()]),
                 &Filter::default(),
+                &TimeZone::UTC,
                 false
             ),
             Err(Error::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn keep_daily_counts_the_days_of_the_given_zone() {
+        // 23:30 and 00:30 UTC: two UTC days, one day in New York (19:30 and
+        // 20:30 the evening before), so New York keeps one of the two.
+        let vault = small_vault();
+        commit(&vault, "2026-07-01T23:30:00Z");
+        let late = commit(&vault, "2026-07-02T00:30:00Z");
+        let daily = Selection::Policy(KeepPolicy {
+            daily: Some(5),
+            ..KeepPolicy::default()
+        });
+        let ny = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        let utc = run(&vault, &daily, &Filter::default(), &TimeZone::UTC, true).unwrap();
+        assert_eq!((utc.kept.len(), utc.forgotten.len()), (2, 0));
+        let local = run(&vault, &daily, &Filter::default(), &ny, true).unwrap();
+        assert_eq!(local.kept, vec![late]);
+        assert_eq!(local.forgotten.len(), 1);
     }
 }

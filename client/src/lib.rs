@@ -22,6 +22,7 @@ pub mod blob;
 pub mod browse;
 pub mod check;
 pub mod chunker;
+pub mod copy;
 pub mod crypto;
 pub mod daemon;
 pub mod dump;

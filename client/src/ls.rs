@@ -4,6 +4,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -36,8 +37,8 @@ pub struct Listed {
 
 impl Listed {
     /// The `ls -l` line: type and permissions, owner, size, mtime (to the
-    /// second, UTC), path and a link's target.
-    pub fn long(&self) -> String {
+    /// second, in `tz`), path and a link's target.
+    pub fn long(&self, tz: &TimeZone) -> String {
         let kind = match self.kind {
             "dir" => 'd',
             "symlink" => 'l',
@@ -63,11 +64,14 @@ impl Listed {
                 (false, false) => '-',
             });
         }
-        let time = self
-            .mtime
-            .get(..19)
-            .unwrap_or(&self.mtime)
-            .replace('T', " ");
+        let time = self.mtime.parse::<jiff::Timestamp>().map_or_else(
+            |_| self.mtime.clone(),
+            |t| {
+                t.to_zoned_datetime(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            },
+        );
         let mut line = format!(
             "{perms} {:>5} {:>5} {:>12} {time} {}",
             self.uid, self.gid, self.size, self.path
@@ -199,8 +203,15 @@ mod tests {
             target: Some("/etc/x".into()),
         };
         assert_eq!(
-            l.long(),
+            l.long(&TimeZone::UTC),
             "lrwxrwxrwx  1000   100            7 2026-01-02 03:04:05 /a/link -> /etc/x"
+        );
+        // The time is the zone's (New York: five hours behind in January).
+        let ny = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        assert!(
+            l.long(&ny).contains(" 2026-01-01 22:04:05 /a/link"),
+            "{}",
+            l.long(&ny)
         );
         let f = Listed {
             path: "/bin/su".into(),
@@ -209,12 +220,12 @@ mod tests {
             target: None,
             ..l.clone()
         };
-        assert!(f.long().starts_with("-rwsr-x--- "), "{}", f.long());
+        assert!(f.long(&TimeZone::UTC).starts_with("-rwsr-x--- "));
         let d = Listed {
             kind: "dir",
             mode: 0o1777,
             ..f
         };
-        assert!(d.long().starts_with("drwxrwxrwt "), "{}", d.long());
+        assert!(d.long(&TimeZone::UTC).starts_with("drwxrwxrwt "));
     }
 }

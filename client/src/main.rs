@@ -48,6 +48,9 @@ fn limit_malloc_arenas() {
 fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
     let json = cli.json;
     cli::output::set_verbosity(cli.quiet, cli.verbose);
+    if let Some(name) = &cli.time_zone {
+        cli::zone::set(cli::zone::parse(name)?);
+    }
     let config = cli.config.as_deref();
     match cli.command {
         Command::Login {
@@ -72,7 +75,7 @@ fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
         }
         Command::Schedule(cmd) => cli::schedule::schedule(config, cmd, json),
         Command::Retention(cmd) => cli::retention::retention(config, cmd, json),
-        Command::Daemon(args) => cli::daemon::daemon(config, args),
+        Command::Daemon(args) => cli::daemon::daemon(config, cli.time_zone.as_deref(), args),
         Command::Vault(VaultCommand::Delete { name, yes }) => {
             commands::vault_delete(config, name, yes, json)
         }
@@ -140,6 +143,7 @@ fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
             snapshot,
         } => browse::stats(config, &vault, &select, snapshot.as_deref(), json),
         Command::Tag(args) => cli::tag::tag(config, args, json),
+        Command::Copy(args) => cli::copy::copy(config, args, json),
         Command::Forget(args) => commands::forget(config, args, json),
         Command::Prune { vault, dry_run } => commands::prune(config, vault, dry_run, json),
         Command::Mount {

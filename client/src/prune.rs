@@ -167,7 +167,14 @@ mod tests {
         assert_eq!((none.snapshots, none.deleted_chunks), (2, 0));
 
         let ids = vec![first.snapshot.id.to_hex()];
-        forget::run(&vault, &Selection::Ids(ids), &Filter::default(), false).unwrap();
+        forget::run(
+            &vault,
+            &Selection::Ids(ids),
+            &Filter::default(),
+            &jiff::tz::TimeZone::UTC,
+            false,
+        )
+        .unwrap();
         let stored = stored_chunks(&vault) as u64;
         let dry = prune(&vault, true, None).unwrap();
         assert!(dry.deleted_chunks > 0 && dry.deleted_bytes > 0, "{dry:?}");

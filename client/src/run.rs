@@ -195,7 +195,7 @@ pub fn effective_policy(
 }
 
 /// Applies `item`'s effective policy to this device's snapshots of it in
-/// `vault` (a `retention` job); then, unless `dry_run`, prunes when the
+/// `vault` (a `retention` job), its periods taken in `tz`; then, unless `dry_run`, prunes when the
 /// policy's cadence says one is due (or always, with `prune_now`).
 ///
 /// # Errors
@@ -208,6 +208,7 @@ pub fn apply_retention(
     item: &str,
     dry_run: bool,
     prune_now: bool,
+    tz: &TimeZone,
     log: &JobLog<'_>,
 ) -> Result<RetentionRun> {
     let Some(policy) = effective_policy(session, log.vault(), item)? else {
@@ -225,7 +226,7 @@ pub fn apply_retention(
             ..Filter::default()
         },
         Timestamp::now(),
-        &TimeZone::system(),
+        tz,
         dry_run,
     );
     job.finish(&result);

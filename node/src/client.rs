@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_proto::admin::{
-    ClusterStatus, CreateUser, DefineTier, DrainRequest, DrainResponse, Kdf, LicenseStatus,
-    RemoveRequest, RemoveResponse, SetLicense, TierInfo, UserInfo,
+    ClusterStatus, CreateUser, DefineTier, DeleteUser, DrainRequest, DrainResponse, Kdf,
+    LicenseStatus, RemoveRequest, RemoveResponse, SetLicense, TierInfo, UserInfo,
 };
 use cairn_proto::api::ErrorBody;
 use cairn_proto::kdf;
@@ -30,6 +30,7 @@ use crate::license::policy::SerialRecord;
 use crate::license::wire;
 
 mod console;
+pub mod table;
 
 pub use crate::present::{human_bytes, local_time, Health};
 
@@ -277,6 +278,20 @@ impl Client {
         self.get("/api/v1/admin/users").await
     }
 
+    /// Deletes account `name` (with `delete_vaults`, its vaults first);
+    /// answers the account as it was.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal (`account_has_vaults` without `delete_vaults`).
+    pub async fn delete_user(&self, name: &str, delete_vaults: bool) -> Result<UserInfo, CliError> {
+        let path = format!(
+            "/api/v1/admin/users/{}/delete",
+            cairn_proto::route::segment(name)
+        );
+        self.post(&path, &DeleteUser { delete_vaults }).await
+    }
+
     /// Defines (or redefines) a tier.
     ///
     /// # Errors
@@ -485,6 +500,7 @@ pub fn format_status(s: &ClusterStatus) -> String {
         opt(s.purged_index),
     ));
     out.push_str("members:\n");
+    let mut members = table::table(&["id", "kind", "address", "matched", "applied", "roles", ""]);
     for m in &s.members {
         let kind = match (s.leader == Some(m.id), m.voter) {
             (true, _) => "leader",
@@ -494,33 +510,32 @@ pub fn format_status(s: &ClusterStatus) -> String {
         let reached = if m.applied_index.is_some() {
             ""
         } else {
-            "  UNREACHABLE"
+            "UNREACHABLE"
         };
-        out.push_str(&format!(
-            "  {:>4}  {:<8} {:<28} matched {:<8} applied {:<8} roles {}{reached}\n",
-            m.id,
-            kind,
-            m.addr,
+        members.add_row(vec![
+            m.id.to_string(),
+            kind.to_string(),
+            m.addr.clone(),
             opt(m.matched_index),
             opt(m.applied_index),
             m.roles.join(","),
-        ));
+            reached.to_string(),
+        ]);
     }
+    out.push_str(&table::text(&members, "  "));
     out.push_str(&format!(
         "under-replicated chunks: {}\n",
         opt(s.under_replicated_chunks)
     ));
     out.push_str("storage nodes:\n");
+    let mut nodes = table::table(&[
+        "id", "status", "address", "chunks", "stored", "labels", "to move",
+    ]);
     for n in &s.storage_nodes {
-        let moving = match n.to_move {
-            Some(m) if m > 0 => format!("  {m} to move"),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "  {:>4}  {:<9} {:<28} chunks {:<8} bytes {:<10} labels {}{moving}\n",
-            n.id,
-            n.status,
-            n.addr,
+        nodes.add_row(vec![
+            n.id.to_string(),
+            n.status.to_string(),
+            n.addr.clone(),
             opt(n.chunks),
             n.bytes.map_or_else(|| "-".to_string(), human_bytes),
             if n.labels.is_empty() {
@@ -528,8 +543,10 @@ pub fn format_status(s: &ClusterStatus) -> String {
             } else {
                 n.labels.join(",")
             },
-        ));
+            n.to_move.map_or_else(|| "-".to_string(), |m| m.to_string()),
+        ]);
     }
+    out.push_str(&table::text(&nodes, "  "));
     if !s.unsatisfiable_tiers.is_empty() {
         out.push_str(&format!(
             "unsatisfiable tiers (too few live storage nodes carry their labels): {}\n",

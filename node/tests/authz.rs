@@ -324,6 +324,8 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("delete", "/api/v1/schedules/{name}") => dev(200, 404),
         ("get", "/api/v1/admin/users") => Admin(200),
         ("post", "/api/v1/admin/users") => Admin(201),
+        // A fresh account (no vaults) each call.
+        ("post", "/api/v1/admin/users/{name}/delete") => Admin(200),
         ("get", "/api/v1/admin/tiers") => Admin(200),
         ("post", "/api/v1/admin/tiers") => Admin(201),
         // An authority off loopback over plain HTTP: refused after the
@@ -368,8 +370,11 @@ fn staff(method: &str, path: &str, admin: u16, who: &str) -> (u16, Option<&'stat
         ("post", "/api/v1/admin/users") => Some((201, 403)),
         // Refused before anything is proposed.
         ("post", "/api/v1/admin/license") => Some((400, 400)),
-        // Another organization's device is not found for an org admin.
-        ("post", "/api/v1/admin/devices/{id}/revoke") => Some((404, 403)),
+        // Another organization's device or account is not found for an
+        // org admin.
+        ("post", "/api/v1/admin/devices/{id}/revoke" | "/api/v1/admin/users/{name}/delete") => {
+            Some((404, 403))
+        }
         // A fresh session of the caller's own each call.
         ("post", "/api/v1/operators/logout") => Some((204, 204)),
         _ => None,
@@ -427,6 +432,22 @@ struct World {
 impl World {
     /// A fresh read-only operator with a session, for a call that removes
     /// or revokes one.
+    /// A fresh account in the default organization, created with the
+    /// admin token.
+    fn victim_user(&self) -> String {
+        let name = format!("gone-{}", hex16());
+        let body: serde_json::Value = serde_json::from_str(&user_body(&name)).expect("json");
+        let r = call(
+            self.port,
+            "POST",
+            "/api/v1/admin/users",
+            Some(&self.admin),
+            Some(&body),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        name
+    }
+
     fn victim_operator(&self) -> String {
         let name = format!("victim-{}", hex16());
         operator(self.port, &self.admin, &name, "read-only", None);
@@ -585,6 +606,10 @@ impl World {
             ("post", "/api/v1/admin/users") => (
                 template.into(),
                 Some(serde_json::from_str(&user_body(&format!("u{}", hex16()))).expect("json")),
+            ),
+            ("post", "/api/v1/admin/users/{name}/delete") => (
+                format!("/api/v1/admin/users/{}/delete", self.victim_user()),
+                Some(json!({})),
             ),
             ("post", "/api/v1/admin/tiers") => (
                 template.into(),

@@ -62,6 +62,18 @@ pub struct UserInfo {
     pub org: String,
 }
 
+/// `POST /api/v1/admin/users/{name}/delete`: delete an account (its
+/// devices, items, schedules and jobs go with it; every token stops
+/// working).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeleteUser {
+    /// Delete the account's vaults (and their snapshots) first; without
+    /// it, an account that owns vaults is refused (`account_has_vaults`).
+    #[serde(default)]
+    pub delete_vaults: bool,
+}
+
 /// `POST /api/v1/admin/tiers`: define (or redefine) a tier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -12,15 +12,16 @@ use cairn_proto::VaultId;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use super::output::{table, table_text};
 use super::progress::bytes;
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` in local time
-/// (`--json` keeps RFC 3339 UTC).
+/// ([`super::zone`]; `--json` keeps RFC 3339 UTC).
 pub fn when(ms: u64) -> String {
     let ts = i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
-    ts.map_or_else(|| ms.to_string(), |t| local_in(t, &TimeZone::system()))
+    ts.map_or_else(|| ms.to_string(), |t| local_in(t, &super::zone::get()))
 }
 
 /// An RFC 3339 time (a record's) as `YYYY-MM-DD HH:MM:SS` in local time;
@@ -28,7 +29,7 @@ pub fn when(ms: u64) -> String {
 pub fn local(rfc3339: &str) -> String {
     rfc3339.parse::<jiff::Timestamp>().map_or_else(
         |_| rfc3339.to_string(),
-        |t| local_in(t, &TimeZone::system()),
+        |t| local_in(t, &super::zone::get()),
     )
 }
 
@@ -69,63 +70,62 @@ impl<'a> From<&'a VaultInfo> for VaultJson<'a> {
 
 /// Prints the account's vaults.
 pub fn print_vaults(vaults: &[VaultInfo]) {
-    println!(
-        "{:<20}  {:<12}  {:>8}  {:>10}  {:>10}  {:>9}  id",
-        "name", "tier", "replicas", "quota", "used", "snapshots"
-    );
+    let mut t = table(&[
+        "name",
+        "tier",
+        "replicas",
+        "quota",
+        "used",
+        "snapshots",
+        "id",
+    ]);
     for v in vaults {
-        println!(
-            "{:<20}  {:<12}  {:>8}  {:>10}  {:>10}  {:>9}  {}",
-            v.name,
-            v.tier,
-            v.replicas,
+        t.add_row(vec![
+            v.name.clone(),
+            v.tier.clone(),
+            v.replicas.to_string(),
             v.quota_bytes.map_or("-".into(), bytes),
             bytes(v.used_bytes),
-            v.snapshots,
-            v.id
-        );
+            v.snapshots.to_string(),
+            v.id.to_string(),
+        ]);
     }
+    println!("{}", table_text(&t));
     println!("{} account vault(s)", vaults.len());
 }
 
 /// Prints the requestable tiers.
 pub fn print_tiers(tiers: &[TierInfo]) {
-    println!(
-        "{:<16}  {:>8}  {:>12}  description",
-        "tier", "replicas", "vault quota"
-    );
-    for t in tiers {
-        println!(
-            "{:<16}  {:>8}  {:>12}  {}",
-            t.name,
-            t.replicas,
-            t.quota_bytes.map_or("-".into(), bytes),
-            t.description
-        );
+    let mut t = table(&["tier", "replicas", "vault quota", "description"]);
+    for tier in tiers {
+        t.add_row(vec![
+            tier.name.clone(),
+            tier.replicas.to_string(),
+            tier.quota_bytes.map_or("-".into(), bytes),
+            tier.description.clone(),
+        ]);
     }
+    println!("{}", table_text(&t));
 }
 
 /// Prints the account's devices.
 pub fn print_devices(devices: &[DeviceInfo]) {
-    println!(
-        "{:<32}  {:<20}  {:<19}  {:<19}  state",
-        "id", "name", "registered", "last login"
-    );
+    let mut t = table(&["id", "name", "registered", "last login", "state"]);
     for d in devices {
         let state = match (d.revoked_at, d.current) {
             (Some(t), _) => format!("revoked {}", when(t)),
             (None, true) => "this device".into(),
             (None, false) => "active".into(),
         };
-        println!(
-            "{:<32}  {:<20}  {:<19}  {:<19}  {}",
-            d.id,
-            d.name,
+        t.add_row(vec![
+            d.id.to_string(),
+            d.name.clone(),
             when(d.registered_at),
             when(d.last_login_at),
-            state
-        );
+            state,
+        ]);
     }
+    println!("{}", table_text(&t));
 }
 
 /// Prints this device's protected items.
@@ -255,7 +255,7 @@ impl<'a> ItemJson<'a> {
 
 /// Prints the job log, oldest first.
 pub fn print_jobs(jobs: &[JobInfo], names: &HashMap<VaultId, String>) -> Result<()> {
-    let mut t = super::output::table(&[
+    let mut t = table(&[
         "started", "kind", "device", "vault", "status", "files", "bytes", "seconds", "error",
     ]);
     for j in jobs {
@@ -279,7 +279,7 @@ pub fn print_jobs(jobs: &[JobInfo], names: &HashMap<VaultId, String>) -> Result<
             j.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{}", super::output::table_text(&t));
+    println!("{}", table_text(&t));
     println!("{} job(s)", jobs.len());
     Ok(())
 }

@@ -46,6 +46,11 @@ pub struct Cli {
     /// $XDG_CONFIG_HOME/cairn/profile.json, else ~/.config/cairn/profile.json).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The time zone of displayed times and of retention's hours, days,
+    /// weeks, months and years: UTC, an IANA name (Europe/Berlin) or a
+    /// POSIX TZ string (EST5EDT,M3.2.0,M11.1.0); default: the system's.
+    #[arg(long, global = true, env = "CAIRN_TZ", value_name = "ZONE")]
+    pub time_zone: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -270,6 +275,19 @@ pub enum Command {
     ///
     /// Example: `cairn tag --vault /backup/vault latest --add keep`.
     Tag(TagArgs),
+    /// Copy snapshots from another vault (--from) into this one, re-encrypted
+    /// for this vault's keys.
+    ///
+    /// Only what this vault does not hold is stored; a snapshot already
+    /// copied (same time, host, item, paths and tags) is skipped, so running
+    /// it again copies only new snapshots. The source's password (an
+    /// account vault's: the account password) comes from
+    /// CAIRN_FROM_PASSWORD (or its _FILE, _COMMAND) or a prompt, the
+    /// target's from CAIRN_PASSWORD as usual. A copy into an account vault
+    /// records the logged-in device.
+    ///
+    /// Example: `cairn copy --from /backup/old --vault main --tag keep`.
+    Copy(CopyArgs),
     /// Forget snapshots: by id, or all those a --keep-… policy does not keep.
     ///
     /// Snapshots are grouped by device and item (or paths); in each group the
@@ -574,6 +592,23 @@ pub struct TagArgs {
     /// removes every tag).
     #[arg(long, value_name = "TAGS", value_delimiter = ',')]
     pub set: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The target vault.
+    #[command(flatten)]
+    pub vault: VaultArg,
+    /// The source vault: a local vault directory or an account vault's name.
+    #[arg(long, value_name = "VAULT", env = "CAIRN_FROM_VAULT")]
+    pub from: PathBuf,
+    /// Which of the source's snapshots to copy (with no SNAPSHOT: every
+    /// snapshot the selection keeps).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Snapshots of the source (ids, unique prefixes or `latest`).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
 }
 
 #[derive(Args)]

@@ -86,6 +86,7 @@ pub fn find(
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
+    let zone = super::zone::get();
     for m in &found {
         writeln!(
             out,
@@ -95,7 +96,7 @@ pub fn find(
             super::account::local(&m.time)
         )?;
         for l in &m.matches {
-            writeln!(out, "  {}", l.long())?;
+            writeln!(out, "  {}", l.long(&zone))?;
         }
     }
     Ok(0)

@@ -49,7 +49,7 @@ fn warn(w: &str) {
 }
 
 /// The job log of an opened vault, cancelled by this process's signals.
-fn job_log(opened: &Opened) -> JobLog<'_> {
+pub fn job_log(opened: &Opened) -> JobLog<'_> {
     JobLog::new(
         opened.session.as_ref(),
         opened.vault.config().vault_id,
@@ -421,7 +421,10 @@ pub fn backup(config: Option<&Path>, mut args: BackupArgs, json: bool) -> Result
                 // fails the backup.
                 let vault = ran.vault.config().vault_id;
                 let log = JobLog::new(Some(&s), vault, interrupt::cancel_token(), &warn);
-                if let Err(e) = run::apply_retention(&s, &ran.vault, name, false, false, &log) {
+                let zone = super::zone::get();
+                if let Err(e) =
+                    run::apply_retention(&s, &ran.vault, name, false, false, &zone, &log)
+                {
                     warn(&format!("retention pass: {e}"));
                 }
             }
@@ -546,9 +549,10 @@ pub fn list(
     } else {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
+        let zone = super::zone::get();
         for l in &listed {
             if long {
-                writeln!(out, "{}", l.long())?;
+                writeln!(out, "{}", l.long(&zone))?;
             } else {
                 writeln!(out, "{}", l.path)?;
             }
@@ -658,7 +662,14 @@ pub fn forget(config: Option<&Path>, args: ForgetArgs, json: bool) -> Result<u8>
     } else {
         Selection::Ids(args.snapshots)
     };
-    let report = forget::run(&vault, &selection, &args.select.filter(), args.dry_run)?;
+    let zone = super::zone::get();
+    let report = forget::run(
+        &vault,
+        &selection,
+        &args.select.filter(),
+        &zone,
+        args.dry_run,
+    )?;
     output::forget(&report, json)?;
     Ok(0)
 }

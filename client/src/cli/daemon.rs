@@ -10,7 +10,6 @@ use cairn_client::daemon::{self, DaemonLock, DaemonOptions};
 use cairn_client::remote::config::profile_path;
 use cairn_client::schedule::parse_duration;
 use clap::Args;
-use jiff::tz::TimeZone;
 
 use super::interrupt;
 use super::open::session;
@@ -33,20 +32,25 @@ pub struct DaemonArgs {
 /// Set by SIGTERM or SIGINT: the daemon stops its jobs and exits 0.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// `cairn daemon`.
-pub fn daemon(config: Option<&Path>, args: DaemonArgs) -> Result<u8> {
+/// `cairn daemon`; `time_zone` (`--time-zone`) is handed on to its jobs.
+pub fn daemon(config: Option<&Path>, time_zone: Option<&str>, args: DaemonArgs) -> Result<u8> {
     let path = profile_path(config, |k| std::env::var(k).ok())?;
     let s = session(config)?;
     let lock = DaemonLock::take(&path)?;
     let poll = parse_duration(&args.poll)?;
     let opts = DaemonOptions {
         exe: std::env::current_exe().context("the cairn binary's path")?,
-        global_args: match config {
-            Some(c) => vec!["--config".into(), c.as_os_str().to_owned()],
-            None => vec![],
-        },
+        global_args: config
+            .iter()
+            .flat_map(|c| ["--config".into(), c.as_os_str().to_owned()])
+            .chain(
+                time_zone
+                    .iter()
+                    .flat_map(|z| ["--time-zone".into(), z.into()]),
+            )
+            .collect(),
         poll: Duration::from_millis(poll.as_millis().max(100) as u64),
-        tz: TimeZone::system(),
+        tz: super::zone::get(),
     };
     interrupt::stop_on_signal(&STOP);
     let say = |line: &str| eprintln!("cairn daemon: {line}");

@@ -148,10 +148,12 @@ pub fn list(v: &Path, json: bool) -> Result<u8> {
     if json {
         print_json(&slots)?;
     } else {
+        let mut t = super::output::table(&["slot", "kind", "in use"]);
         for s in &slots {
-            let mark = if s.in_use { "  (opened this run)" } else { "" };
-            println!("{:>4}  {}{mark}", s.slot, s.kind);
+            let mark = if s.in_use { "opened this run" } else { "" };
+            t.add_row(vec![s.slot.to_string(), s.kind.to_string(), mark.into()]);
         }
+        println!("{}", super::output::table_text(&t));
     }
     Ok(0)
 }

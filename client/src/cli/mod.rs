@@ -7,14 +7,15 @@
 //! `diff`, `stats`: [`browse`]), shell completions and man pages
 //! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
 //! signals during account-vault jobs ([`interrupt`]), `cairn tag`
-//! ([`tag`]) key slots (`cairn key`: [`keys`]) and `cairn mount`
-//! ([`mount`]). Unattended backups have a module each, clap types and
+//! ([`tag`]), `cairn copy` ([`copy`]), key slots (`cairn key`: [`keys`]) and `cairn mount`
+//! ([`mount`]); the time zone of human output and retention ([`zone`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
 pub mod args;
 pub mod browse;
 pub mod commands;
+pub mod copy;
 pub mod daemon;
 pub mod exit;
 pub mod interrupt;
@@ -30,3 +31,4 @@ pub mod repair;
 pub mod retention;
 pub mod schedule;
 pub mod tag;
+pub mod zone;

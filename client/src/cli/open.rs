@@ -21,6 +21,21 @@ pub fn account_password() -> Result<Vec<u8>> {
     password::read("CAIRN_PASSWORD", "Account password: ", false)
 }
 
+/// Where the password that opens a vault comes from: a local vault's, or
+/// (an account vault) the account password.
+pub struct Secret {
+    /// A local vault's password.
+    pub local: fn() -> Result<Vec<u8>>,
+    /// The account password.
+    pub account: fn() -> Result<Vec<u8>>,
+}
+
+/// The passwords of the vault a command works on.
+pub const VAULT: Secret = Secret {
+    local: password,
+    account: account_password,
+};
+
 /// The logged-in session of the profile (`--config`, `CAIRN_CONFIG` or the
 /// default path).
 pub fn session(config: Option<&Path>) -> Result<Session> {
@@ -39,9 +54,15 @@ pub struct Opened {
 
 /// Opens and unlocks the vault `v` names ([`VaultRef::parse`]).
 pub fn open(config: Option<&Path>, v: &Path) -> Result<Opened> {
+    open_with(config, v, &VAULT)
+}
+
+/// [`open`], unlocked with the password from `secret` (for an account
+/// vault: the account password).
+pub fn open_with(config: Option<&Path>, v: &Path, secret: &Secret) -> Result<Opened> {
     match VaultRef::parse(v) {
         VaultRef::Local(dir) => {
-            let pw = password()?;
+            let pw = (secret.local)()?;
             Ok(Opened {
                 vault: Vault::open(&dir, &pw)?,
                 session: None,
@@ -58,7 +79,7 @@ pub fn open(config: Option<&Path>, v: &Path) -> Result<Opened> {
                 .into());
             }
             let mut s = session(config)?;
-            let pw = account_password()?;
+            let pw = (secret.account)()?;
             let vault = Vault::open_account(&mut s, &name, &pw)?;
             Ok(Opened {
                 vault,

@@ -13,7 +13,6 @@ use cairn_client::Vault;
 use cairn_proto::api::{RetentionPeriod, RetentionPolicy, RetentionRange};
 use clap::{Args, Subcommand};
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::interrupt;
@@ -129,7 +128,7 @@ impl SetArgs {
             let date: Date = d
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--since {d:?}: not a date like 2027-01-31 ({e})"))?;
-            let at = TimeZone::system()
+            let at = super::zone::get()
                 .to_ambiguous_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
                 .compatible()?;
             ranges.push(RetentionRange::Since {
@@ -246,7 +245,8 @@ pub fn retention(config: Option<&Path>, cmd: RetentionCommand, json: bool) -> Re
             let log = JobLog::new(Some(&s), id, interrupt::cancel_token(), &warn);
             let mut applied = Vec::new();
             for i in &items {
-                let run: RetentionRun = apply_retention(&s, &v, i, dry_run, true, &log)?;
+                let run: RetentionRun =
+                    apply_retention(&s, &v, i, dry_run, true, &super::zone::get(), &log)?;
                 applied.push(AppliedJson {
                     item: i,
                     policy: run.policy.is_some(),

@@ -134,21 +134,17 @@ pub fn schedule(config: Option<&Path>, cmd: ScheduleCommand, json: bool) -> Resu
 }
 
 fn print(list: &[ScheduleInfo]) {
-    println!(
-        "{:<16}  {:<16}  {:<24}  {:>8}  {:>8}  commands",
-        "name", "item", "at", "delay s", "limit s"
-    );
+    let mut t = super::output::table(&["name", "item", "at", "delay s", "limit s", "commands"]);
     for s in list {
-        println!(
-            "{:<16}  {:<16}  {:<24}  {:>8}  {:>8}  {} before, {} after",
-            s.name,
-            s.item,
-            s.spec,
-            s.random_delay_s,
+        t.add_row(vec![
+            s.name.clone(),
+            s.item.clone(),
+            s.spec.clone(),
+            s.random_delay_s.to_string(),
             s.timeout_s.map_or("-".into(), |t| t.to_string()),
-            s.before.len(),
-            s.after.len()
-        );
+            format!("{} before, {} after", s.before.len(), s.after.len()),
+        ]);
     }
+    println!("{}", super::output::table_text(&t));
     println!("{} schedule(s)", list.len());
 }

@@ -7,7 +7,8 @@
 
 use std::path::PathBuf;
 
-use cairn_node::client::{CliError, Client};
+use cairn_node::client::table::{table, text};
+use cairn_node::client::{local_time, CliError, Client};
 use cairn_proto::console::{ConfigureOrg, OperatorInfo};
 use clap::Subcommand;
 
@@ -75,17 +76,17 @@ pub enum OrgCommand {
 }
 
 fn render_operators(ops: &[OperatorInfo]) -> String {
-    ops.iter()
-        .map(|o| {
-            format!(
-                "{:<24} {:<14} {:<16} sessions {}\n",
-                o.name,
-                o.role,
-                o.org.as_deref().unwrap_or("-"),
-                o.sessions.len()
-            )
-        })
-        .collect()
+    let mut t = table(&["name", "role", "org", "created", "sessions"]);
+    for o in ops {
+        t.add_row(vec![
+            o.name.clone(),
+            o.role.clone(),
+            o.org.clone().unwrap_or_else(|| "-".into()),
+            local_time(o.created_at),
+            o.sessions.len().to_string(),
+        ]);
+    }
+    text(&t, "")
 }
 
 /// `cairnd admin operator login` (needs no admin token).
@@ -163,9 +164,20 @@ pub async fn org(client: &Client, command: OrgCommand, json: bool) -> Result<(),
         OrgCommand::List => {
             let orgs = client.list_orgs().await?;
             output(json, &orgs, |orgs| {
-                orgs.iter()
-                    .map(|o| format!("{:<24} users {:<6} {}\n", o.name, o.users, o.display_name))
-                    .collect()
+                let mut t = table(&["name", "users", "display name", "tiers"]);
+                for o in orgs {
+                    t.add_row(vec![
+                        o.name.clone(),
+                        o.users.to_string(),
+                        o.display_name.clone(),
+                        if o.tiers.is_empty() {
+                            "every requestable".into()
+                        } else {
+                            o.tiers.join(",")
+                        },
+                    ]);
+                }
+                text(&t, "")
             })
         }
     }
@@ -175,14 +187,17 @@ pub async fn org(client: &Client, command: OrgCommand, json: bool) -> Result<(),
 pub async fn audit(client: &Client, json: bool) -> Result<(), CliError> {
     let entries = client.audit().await?;
     output(json, &entries, |entries| {
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{:>6} {} {:<28} {:<28} {}\n",
-                    e.seq, e.at, e.actor, e.action, e.target
-                )
-            })
-            .collect()
+        let mut t = table(&["seq", "at", "actor", "from", "action", "target"]);
+        for e in entries {
+            t.add_row(vec![
+                e.seq.to_string(),
+                local_time(e.at),
+                e.actor.clone(),
+                e.from.clone(),
+                e.action.clone(),
+                e.target.clone(),
+            ]);
+        }
+        text(&t, "")
     })
 }

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cairn_node::client::{CliError, Client};
+use cairn_node::client::table::{table, text};
+use cairn_node::client::{human_bytes, local_time, CliError, Client};
 use cairn_node::license::policy::{redact, SerialRecord};
 use cairn_node::server::{self, AuthorityOptions, AUTHORITY_TOKEN_FILE};
 use cairn_proto::admin::{LicenseStatus, SetLicense};
@@ -181,7 +182,7 @@ async fn serial(client: &Client, command: SerialCommand, json: bool) -> Result<(
         }
         SerialCommand::List => {
             let serials = client.list_serials().await?;
-            output(json, &serials, |all| all.iter().map(serial_line).collect())
+            output(json, &serials, |all| serial_table(all))
         }
         SerialCommand::Relax { serial } => {
             let r = client.relax_serial(&serial).await?;
@@ -196,28 +197,35 @@ async fn serial(client: &Client, command: SerialCommand, json: bool) -> Result<(
     }
 }
 
-/// One line of `serial list`.
-fn serial_line(r: &SerialRecord) -> String {
-    let holder = r.holder.as_ref().map_or_else(
-        || "free".to_owned(),
-        |h| {
-            format!(
-                "held by {} until {} (token {})",
-                h.cluster_id, h.expires_at, h.fencing_token
-            )
-        },
-    );
-    let telemetry = r.telemetry.as_ref().map_or_else(String::new, |t| {
-        format!(
-            "  accounts {} devices {} vaults {} bytes {}",
-            t.accounts, t.devices, t.vaults, t.stored_bytes
-        )
-    });
-    format!(
-        "{}  {:<20} {holder}{telemetry}\n",
-        redact(&r.serial),
-        r.customer
-    )
+/// `serial list`: one row per serial, its holder and last telemetry.
+fn serial_table(all: &[SerialRecord]) -> String {
+    let mut t = table(&[
+        "serial", "customer", "holder", "until", "token", "accounts", "devices", "vaults", "stored",
+    ]);
+    for r in all {
+        let (holder, until, token) = r.holder.as_ref().map_or_else(
+            || ("free".to_owned(), "-".to_owned(), "-".to_owned()),
+            |h| {
+                (
+                    h.cluster_id.clone(),
+                    local_time(h.expires_at),
+                    h.fencing_token.to_string(),
+                )
+            },
+        );
+        let mut row = vec![redact(&r.serial), r.customer.clone(), holder, until, token];
+        match &r.telemetry {
+            Some(t) => row.extend([
+                t.accounts.to_string(),
+                t.devices.to_string(),
+                t.vaults.to_string(),
+                human_bytes(t.stored_bytes),
+            ]),
+            None => row.extend(["-".to_owned(), "-".into(), "-".into(), "-".into()]),
+        }
+        t.add_row(row);
+    }
+    text(&t, "")
 }
 
 /// `cairnd admin license set ...`.

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cairn_node::client::table::{table, text};
 use cairn_node::client::{self, format_status, human_bytes, local_time, CliError, Client, Health};
 use cairn_node::config::FileConfig;
 use cairn_proto::admin::DefineTier;
@@ -130,6 +131,17 @@ pub enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Delete an account: its devices (every token stops working at once),
+    /// items, schedules and jobs. Refused while it owns vaults, unless
+    /// --delete-vaults.
+    Delete {
+        /// Login name.
+        name: String,
+        /// Delete the account's vaults and their snapshots too (their data
+        /// is collected as garbage; it cannot be brought back).
+        #[arg(long)]
+        delete_vaults: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -296,19 +308,44 @@ pub async fn admin(
             })
         }
         AdminCommand::User {
+            command:
+                UserCommand::Delete {
+                    name,
+                    delete_vaults,
+                },
+        } => {
+            let user = client.delete_user(&name, delete_vaults).await?;
+            output(json, &user, |u| {
+                format!(
+                    "deleted user {} ({}) with {} device(s){}\n",
+                    u.name,
+                    u.id,
+                    u.devices,
+                    if delete_vaults {
+                        format!(" and {} vault(s)", u.vaults)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+        }
+        AdminCommand::User {
             command: UserCommand::List,
         } => {
             let users = client.list_users().await?;
             output(json, &users, |users| {
-                users
-                    .iter()
-                    .map(|u| {
-                        format!(
-                            "{:<24} {}  org {}  devices {}  vaults {}\n",
-                            u.name, u.id, u.org, u.devices, u.vaults
-                        )
-                    })
-                    .collect()
+                let mut t = table(&["name", "id", "org", "created", "devices", "vaults"]);
+                for u in users {
+                    t.add_row(vec![
+                        u.name.clone(),
+                        u.id.clone(),
+                        u.org.clone(),
+                        local_time(u.created_at),
+                        u.devices.to_string(),
+                        u.vaults.to_string(),
+                    ]);
+                }
+                text(&t, "")
             })
         }
         AdminCommand::Tier {
@@ -344,36 +381,34 @@ pub async fn admin(
         } => {
             let tiers = client.list_tiers().await?;
             output(json, &tiers, |tiers| {
-                tiers
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{:<24} replicas {}  {}\n",
-                            t.tier.name,
-                            t.tier.replicas,
-                            if t.tier.requestable {
-                                "requestable"
-                            } else {
-                                "not requestable"
-                            }
-                        )
-                    })
-                    .collect()
+                let mut t = table(&["tier", "replicas", "quota", "requestable", "labels"]);
+                for i in tiers {
+                    t.add_row(vec![
+                        i.tier.name.clone(),
+                        i.tier.replicas.to_string(),
+                        i.tier.quota_bytes.map_or_else(|| "-".into(), human_bytes),
+                        if i.tier.requestable { "yes" } else { "no" }.into(),
+                        if i.labels.is_empty() {
+                            "-".into()
+                        } else {
+                            i.labels.join(",")
+                        },
+                    ]);
+                }
+                text(&t, "")
             })
         }
         AdminCommand::Device {
             command: DeviceCommand::List,
         } => {
             let devices = client.list_devices().await?;
-            output(json, &devices, |devices| {
-                devices.iter().map(device_line).collect()
-            })
+            output(json, &devices, |devices| device_table(devices))
         }
         AdminCommand::Device {
             command: DeviceCommand::Revoke { device },
         } => {
             let d = client.revoke_device(device).await?;
-            output(json, &d, device_line)
+            output(json, &d, |d| device_table(std::slice::from_ref(d)))
         }
         AdminCommand::Jobs {
             status,
@@ -393,70 +428,97 @@ pub async fn admin(
                 account,
             };
             let jobs = client.list_jobs(&query).await?;
-            output(json, &jobs, |jobs| jobs.iter().map(job_line).collect())
+            output(json, &jobs, |jobs| job_table(jobs))
         }
         AdminCommand::Backups {
             command: BackupsCommand::Overdue,
         } => {
             let list = client.overdue_backups().await?;
-            output(json, &list, |list| list.iter().map(overdue_line).collect())
+            output(json, &list, |list| overdue_table(list))
         }
         AdminCommand::License { command } => super::license::set(&client, command, json).await,
     }
 }
 
-/// One line of `admin device list`.
-fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
-    let state = match d.revoked_at {
-        Some(_) => "revoked",
-        None => "live",
-    };
-    format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
+/// `admin device list` (and the device `admin device revoke` revoked).
+fn device_table(devices: &[cairn_proto::api::DeviceInfo]) -> String {
+    let mut t = table(&["id", "account", "name", "registered", "last login", "state"]);
+    for d in devices {
+        t.add_row(vec![
+            d.id.to_string(),
+            d.account.to_string(),
+            d.name.clone(),
+            local_time(d.registered_at),
+            local_time(d.last_login_at),
+            d.revoked_at
+                .map_or_else(|| "live".into(), |at| format!("revoked {}", local_time(at))),
+        ]);
+    }
+    text(&t, "")
 }
 
-/// One line of `admin backups overdue`.
-fn overdue_line(o: &cairn_proto::admin::OverdueBackup) -> String {
+/// `admin backups overdue`.
+fn overdue_table(list: &[cairn_proto::admin::OverdueBackup]) -> String {
     let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
-    format!(
-        "{}/{}  device {}  schedule {} (item {}, `{}`)  last success {}  due by {}\n",
-        esc(&o.user),
-        esc(&o.device_name),
-        o.device,
-        esc(&o.schedule),
-        esc(&o.item),
-        esc(&o.spec),
-        o.last_success
-            .map_or_else(|| "never".to_string(), local_time),
-        local_time(o.due_by),
-    )
+    let mut t = table(&[
+        "user",
+        "device",
+        "schedule",
+        "item",
+        "spec",
+        "last success",
+        "due by",
+    ]);
+    for o in list {
+        t.add_row(vec![
+            esc(&o.user),
+            format!("{} ({})", esc(&o.device_name), o.device),
+            esc(&o.schedule),
+            esc(&o.item),
+            esc(&o.spec),
+            o.last_success
+                .map_or_else(|| "never".to_string(), local_time),
+            local_time(o.due_by),
+        ]);
+    }
+    text(&t, "")
 }
 
-/// One line of `admin jobs`.
-fn job_line(j: &cairn_proto::api::JobInfo) -> String {
-    let started = local_time(j.started_at);
-    let vault = j
-        .vault
-        .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string());
-    format!(
-        "{}  {started}  vault {vault}  {:<9} {:<23} {:<10} {}/{}{}  {} files  {}{}\n",
-        j.id,
-        j.kind.name(),
-        j.status_name(),
-        j.duration_ms
-            .map_or_else(String::new, |ms| format!("{ms} ms")),
-        j.user,
-        j.device_name,
-        j.item
-            .as_deref()
-            .map_or_else(String::new, |i| format!(" item {i}")),
-        j.files,
-        human_bytes(j.bytes),
-        // Device-written text: control characters shown escaped, so a job
-        // cannot rewrite the operator's terminal (stored ones may predate
-        // the escaping on input).
-        j.error.as_deref().map_or_else(String::new, |e| format!(
-            "  error: {}",
-            cairn_node::http::api::jobs::escape_control(e, false)
-        )),
-    )
+/// `admin jobs`: one row per job; device-written text (the error) with
+/// control characters shown escaped, so a job cannot rewrite the
+/// operator's terminal (stored ones may predate the escaping on input).
+fn job_table(jobs: &[cairn_proto::api::JobInfo]) -> String {
+    let mut t = table(&[
+        "started",
+        "id",
+        "kind",
+        "status",
+        "seconds",
+        "user/device",
+        "item",
+        "vault",
+        "files",
+        "bytes",
+        "error",
+    ]);
+    for j in jobs {
+        t.add_row(vec![
+            local_time(j.started_at),
+            j.id.to_string(),
+            j.kind.name().to_string(),
+            j.status_name().to_string(),
+            j.duration_ms
+                .map_or_else(|| "-".into(), |ms| format!("{:.1}", ms as f64 / 1000.0)),
+            format!("{}/{}", j.user, j.device_name),
+            j.item.clone().unwrap_or_else(|| "-".into()),
+            j.vault
+                .map_or_else(|| "-".to_string(), |v| v.to_hex()[..8].to_string()),
+            j.files.to_string(),
+            human_bytes(j.bytes),
+            j.error.as_deref().map_or_else(String::new, |e| {
+                cairn_node::http::api::jobs::escape_control(e, false)
+            }),
+        ]);
+    }
+    text(&t, "")
 }

@@ -1,7 +1,8 @@
 //! The admin API (the admin token's and operators' routes; an operator
 //! bound to an organization sees only its accounts, devices and jobs, and
 //! every write is an audited action): accounts
-//! (`GET, POST /api/v1/admin/users`), tiers (`GET, POST
+//! (`GET, POST /api/v1/admin/users`, `POST
+//! /api/v1/admin/users/{name}/delete`), tiers (`GET, POST
 //! /api/v1/admin/tiers`), and every account's devices and jobs
 //! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
 //! `POST /api/v1/admin/devices/{id}/revoke`), and the overdue schedules
@@ -18,7 +19,9 @@ use std::collections::BTreeSet;
 
 use cairn_consensus::console::DEFAULT_ORG;
 use cairn_consensus::{AccountId, Event, Request, RequestId};
-use cairn_proto::admin::{CreateUser, DefineTier, JobsQuery, OverdueBackup, TierInfo, UserInfo};
+use cairn_proto::admin::{
+    CreateUser, DefineTier, DeleteUser, JobsQuery, OverdueBackup, TierInfo, UserInfo,
+};
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +43,7 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         .routes(routes!(all_devices))
         .routes(routes!(revoke_any_device))
         .routes(routes!(list_users, create_user))
+        .routes(routes!(delete_user))
         .routes(routes!(list_tiers, define_tier))
 }
 
@@ -317,6 +321,69 @@ async fn list_users(
     });
     users.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(users))
+}
+
+/// Deletes an account: its devices (so every token it issued stops
+/// working at once), items, schedules and jobs; with `delete_vaults` its
+/// vaults and their snapshot records first (their chunks are collected as
+/// garbage). Answers the account as it was.
+#[utoipa::path(post, path = "/api/v1/admin/users/{name}/delete", tag = "admin",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "the account's login name"), IdempotencyKey),
+    request_body = DeleteUser,
+    responses(
+        (status = 200, body = UserInfo, description = "the deleted account"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token, or an operator not permitted"),
+        (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 409, body = ErrorBody, description = "account_has_vaults: delete them (delete_vaults) first"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
+    ))]
+async fn delete_user(
+    admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(name): ApiPath<String>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<DeleteUser>,
+) -> Result<Json<UserInfo>, ApiError> {
+    app.read_barrier().await?;
+    let (account, info, vaults) = app
+        .state
+        .read(|s| {
+            let a = s.account_by_name(&name)?;
+            let vaults: Vec<_> = s.vaults_of(a.id).map(|v| v.id).collect();
+            let info = user_info(s, a.id)?;
+            admin.sees(s.org_of(a.id)).then_some((a.id, info, vaults))
+        })
+        .ok_or_else(|| ApiError::NotFound(format!("no user {name:?}")))?;
+    if req.delete_vaults {
+        for vault in vaults {
+            // One request per vault, derived from the key: a retry deletes
+            // each at most once (and finds the ones already gone gone).
+            let digest = blake3::derive_key(
+                "cairn 2026 admin user delete: vault request v1",
+                &[key.request_id().0.as_slice(), vault.as_bytes()].concat(),
+            );
+            let mut request_id = [0u8; 16];
+            request_id.copy_from_slice(&digest[..16]);
+            let event = Event::VaultDeleted {
+                vault,
+                account,
+                at: now(),
+            };
+            applied(
+                app.propose_request(Request {
+                    request_id: RequestId(request_id),
+                    event: admin.audit(event),
+                })
+                .await?,
+                (),
+            )?;
+        }
+    }
+    let event = Event::AccountDeleted { account, at: now() };
+    propose(&app, &key, admin.audit(event)).await?;
+    Ok(Json(info))
 }
 
 /// Defines or redefines a vault tier (replicas, per-vault quota,
