@@ -1,6 +1,8 @@
 //! The backup workload, with the real `cairn` client: one device backs up
-//! generated trees (each generation shares about half its files with the
-//! one before, so snapshots reuse each other's chunks), restores a recent
+//! its protected item, a directory rewritten with each generation of a
+//! generated tree (each generation shares about half its files with the
+//! one before, so snapshots reuse each other's chunks, and names itself in
+//! a `generation` file), restores a recent
 //! snapshot now and then and compares it byte for byte, and every few
 //! backups applies the vault's retention (keep the last 3: forget, then
 //! prune) while the next backups run. After the faults are healed,
@@ -31,6 +33,8 @@ const USER: &str = "jbackup";
 const PASSWORD: &str = "jepsen backup password";
 /// The vault's name.
 const VAULT: &str = "main";
+/// The protected item (the tree directory).
+const ITEM: &str = "jepsen";
 /// Files in every generated tree.
 const FILES: usize = 6;
 /// How long one `cairn` command may take before it counts as unknown.
@@ -66,9 +70,9 @@ impl Device {
         }
     }
 
-    /// Where generation `gen`'s tree is written.
-    fn tree_dir(&self, gen: u64) -> PathBuf {
-        self.home.join("trees").join(format!("g{gen}"))
+    /// The protected directory, rewritten with each generation.
+    fn tree_dir(&self) -> PathBuf {
+        self.home.join("tree")
     }
 
     /// `cairn --json ARGS` as this device, up to [`COMMAND_TIMEOUT`].
@@ -128,6 +132,10 @@ impl Device {
     ) -> Result<(), JepsenError> {
         std::fs::create_dir_all(&self.home)
             .map_err(JepsenError::io(format!("creating {}", self.home.display())))?;
+        let tree = self.tree_dir();
+        std::fs::create_dir_all(&tree)
+            .map_err(JepsenError::io(format!("creating {}", tree.display())))?;
+        let tree = tree.to_string_lossy().into_owned();
         let pw = self.home.join("password");
         std::fs::write(&pw, PASSWORD).map_err(JepsenError::io("writing the password file"))?;
         let out = Command::new(cairnd)
@@ -144,9 +152,10 @@ impl Device {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        let steps: [&[&str]; 3] = [
+        let steps: [&[&str]; 4] = [
             &["login", "--server", server, "--user", USER, "--device", "jepsen"],
             &["vault", "request", "--tier", tier, "--name", VAULT],
+            &["item", "set", ITEM, "--vault", VAULT, &tree],
             &["retention", "set", "--vault", VAULT, "--keep-last", "3"],
         ];
         for args in steps {
@@ -161,10 +170,11 @@ impl Device {
     }
 }
 
-/// The files of generation `gen`'s tree (name, bytes): about half are
-/// the previous generation's, unchanged.
+/// The files of generation `gen`'s tree (name, bytes), sorted by name:
+/// about half are the previous generation's, unchanged; `generation`
+/// holds the number.
 pub fn tree_files(seed: u64, gen: u64) -> Vec<(String, Vec<u8>)> {
-    (0..FILES)
+    let mut files: Vec<(String, Vec<u8>)> = (0..FILES)
         .map(|j| {
             let origin = origin(seed, gen, j);
             let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, origin, j) ^ 0x5eed);
@@ -172,7 +182,9 @@ pub fn tree_files(seed: u64, gen: u64) -> Vec<(String, Vec<u8>)> {
             rng.fill_bytes(&mut bytes);
             (format!("f{j}"), bytes)
         })
-        .collect()
+        .collect();
+    files.push(("generation".into(), gen.to_string().into_bytes()));
+    files
 }
 
 /// The generation whose content file `j` of generation `gen` carries.
@@ -233,18 +245,15 @@ pub fn client(ctx: ClientCtx, device: Device) {
     }
 }
 
-/// Writes generation `gen`'s tree and backs it up; the snapshot id if
-/// committed.
+/// Writes generation `gen`'s tree and backs the item up; the snapshot id
+/// if committed.
 fn backup(ctx: &ClientCtx, device: &Device, gen: u64) -> Option<String> {
-    let dir = device.tree_dir(gen);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).ok()?;
+    let dir = device.tree_dir();
     for (name, bytes) in tree_files(device.seed, gen) {
         std::fs::write(dir.join(name), bytes).ok()?;
     }
     let start = ctx.rec.now_ms();
-    let path = dir.to_string_lossy().into_owned();
-    let ran = device.cairn(&["backup", "--vault", VAULT, &path]);
+    let ran = device.cairn(&["backup", "--item", ITEM]);
     let id = match &ran {
         Ran::Ok(out) => serde_json::from_str::<Value>(out)
             .ok()
@@ -266,8 +275,6 @@ fn backup(ctx: &ClientCtx, device: &Device, gen: u64) -> Option<String> {
     };
     ctx.rec
         .op(ctx.client, 0, start, Call::Backup { tree: gen }, outcome);
-    // The tree is regenerated to compare; no need to keep it.
-    let _ = std::fs::remove_dir_all(&dir);
     id
 }
 
@@ -313,22 +320,20 @@ fn restore(rec: &Recorder, client: usize, device: &Device, id: &str, gen: Option
     let start = rec.now_ms();
     let t = target.to_string_lossy().into_owned();
     let ran = device.cairn(&["restore", "--vault", VAULT, id, "--target", &t]);
-    let trees = target.join(
+    let tree = target.join(
         device
-            .home
-            .join("trees")
+            .tree_dir()
             .strip_prefix("/")
             .unwrap_or(Path::new("")),
     );
-    // The generation a snapshot holds is the one directory under trees/.
-    let held = std::fs::read_dir(&trees).ok().and_then(|mut d| {
-        let name = d.next()?.ok()?.file_name();
-        name.to_string_lossy().strip_prefix('g')?.parse::<u64>().ok()
-    });
+    let found = read_dir(&tree);
+    // The generation the snapshot holds names itself.
+    let held = found
+        .get("generation")
+        .and_then(|g| String::from_utf8_lossy(g).parse::<u64>().ok());
     let (gen, outcome) = match ran {
         Ran::Ok(_) => match gen.or(held) {
             Some(g) => {
-                let found = read_dir(&trees.join(format!("g{g}")));
                 (g, Outcome::Ok {
                     value: compare(&tree_files(device.seed, g), &found),
                 })
@@ -432,6 +437,7 @@ mod tests {
                 a.iter().zip(&b).filter(|(x, y)| x == y).count()
             })
             .sum::<usize>();
+        assert_eq!(tree_files(3, 12).last(), Some(&("generation".to_string(), b"12".to_vec())));
         // About half of 6 files over 39 generations.
         assert!((60..180).contains(&shared), "{shared}");
     }

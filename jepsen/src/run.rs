@@ -104,6 +104,8 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for d in [&logs, &data] {
         std::fs::create_dir_all(d).map_err(JepsenError::io(format!("creating {}", d.display())))?;
     }
+    // Absolute: the backup device's paths are recreated under restore targets.
+    let data = std::fs::canonicalize(&data).map_err(JepsenError::io("resolving the data dir"))?;
     let cairnd =
         std::fs::canonicalize(&opts.cairnd).map_err(JepsenError::io("resolving --cairnd"))?;
     let cairn = std::fs::canonicalize(&opts.cairn).map_err(JepsenError::io("resolving --cairn"))?;

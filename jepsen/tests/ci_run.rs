@@ -1,5 +1,7 @@
-//! The CI run: three real nodes for 100 s under kills, partitions, pauses
-//! and power losses (unsynced writes dropped), with every checker valid, a complete report, and no namespace
+//! The CI run: three real nodes for 100 s under kills, partitions, pauses,
+//! power losses (unsynced writes dropped) and license authority outages,
+//! with every checker valid (registers, chunks, the lease, backups and
+//! restores with the real `cairn`), a complete report, and no namespace
 //! left behind. Needs root, as CI has.
 
 mod common;
@@ -7,7 +9,7 @@ mod common;
 use common::{jepsen_pid, report_json, verdict};
 
 #[test]
-fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
+fn three_nodes_under_kill_partition_pause_power_loss_authority_outage_lose_nothing() {
     assert!(
         common::is_root(),
         "the fault-injection run needs root (CI runs as root)"
@@ -15,19 +17,22 @@ fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report");
     let cairnd = cairn_tests::bin("cairnd");
+    let cairn = cairn_tests::bin("cairn");
     let (out, pid) = jepsen_pid(&[
         "--nodes",
         "3",
         "--time-limit",
         "100",
         "--nemesis",
-        "kill,partition,pause,power-loss",
+        "kill,partition,pause,power-loss,authority",
         "--seed",
         "16",
         "--report",
         report.to_str().unwrap(),
         "--cairnd",
         cairnd.to_str().unwrap(),
+        "--cairn",
+        cairn.to_str().unwrap(),
     ]);
     if out.status.code() != Some(0) {
         panic!(
@@ -37,7 +42,7 @@ fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
         );
     }
 
-    for checker in ["register", "chunks"] {
+    for checker in ["register", "chunks", "lease", "backups", "nodes"] {
         let (result, summary) = verdict(&report, checker);
         assert_eq!(result, "valid", "{checker}: {summary}");
     }
@@ -56,7 +61,7 @@ fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
         history.contains("power loss n"),
         "no power loss in the schedule of seed 16"
     );
-    for f in ["write", "read", "upload"] {
+    for f in ["write", "read", "upload", "lease", "backup", "retention", "restore"] {
         assert!(
             history.contains(&format!(r#""f":"{f}""#)),
             "no {f} recorded"
@@ -64,7 +69,12 @@ fn three_nodes_under_kill_partition_pause_power_loss_lose_nothing() {
     }
     let svg = std::fs::read_to_string(report.join("timeline.svg")).unwrap();
     assert_eq!(svg.matches(r#"class="nemesis""#).count(), windows);
+    assert!(
+        history.contains("authority down") || history.contains("authority cut off"),
+        "no authority outage in the schedule of seed 16"
+    );
     assert!(report.join("logs/n1.1.log").exists());
+    assert!(report.join("logs/authority.1.log").exists());
     assert!(
         !report.join("data").exists(),
         "a valid run keeps no node data"
