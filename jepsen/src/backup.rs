@@ -153,7 +153,9 @@ impl Device {
             });
         }
         let steps: [&[&str]; 4] = [
-            &["login", "--server", server, "--user", USER, "--device", "jepsen"],
+            &[
+                "login", "--server", server, "--user", USER, "--device", "jepsen",
+            ],
             &["vault", "request", "--tier", tier, "--name", VAULT],
             &["item", "set", ITEM, "--vault", VAULT, &tree],
             &["retention", "set", "--vault", VAULT, "--keep-last", "3"],
@@ -202,7 +204,10 @@ fn mix(seed: u64, gen: u64, j: usize) -> u64 {
 
 /// How a restored directory differs from generation `gen` (`None`: byte
 /// for byte the same).
-pub fn compare(expected: &[(String, Vec<u8>)], found: &BTreeMap<String, Vec<u8>>) -> Option<String> {
+pub fn compare(
+    expected: &[(String, Vec<u8>)],
+    found: &BTreeMap<String, Vec<u8>>,
+) -> Option<String> {
     let names: Vec<&String> = expected.iter().map(|(n, _)| n).collect();
     let got: Vec<&String> = found.keys().collect();
     if names != got {
@@ -305,9 +310,7 @@ fn retention(ctx: &ClientCtx, device: &Device) {
 
 /// A snapshot id in a JSON answer: a string, or an object with an `id`.
 fn snapshot_id(v: &Value) -> Option<String> {
-    v.as_str()
-        .or_else(|| v["id"].as_str())
-        .map(str::to_string)
+    v.as_str().or_else(|| v["id"].as_str()).map(str::to_string)
 }
 
 /// Restores snapshot `id` into a fresh directory and compares it with its
@@ -320,12 +323,7 @@ fn restore(rec: &Recorder, client: usize, device: &Device, id: &str, gen: Option
     let start = rec.now_ms();
     let t = target.to_string_lossy().into_owned();
     let ran = device.cairn(&["restore", "--vault", VAULT, id, "--target", &t]);
-    let tree = target.join(
-        device
-            .tree_dir()
-            .strip_prefix("/")
-            .unwrap_or(Path::new("")),
-    );
+    let tree = target.join(device.tree_dir().strip_prefix("/").unwrap_or(Path::new("")));
     let found = read_dir(&tree);
     // The generation the snapshot holds names itself.
     let held = found
@@ -333,11 +331,12 @@ fn restore(rec: &Recorder, client: usize, device: &Device, id: &str, gen: Option
         .and_then(|g| String::from_utf8_lossy(g).parse::<u64>().ok());
     let (gen, outcome) = match ran {
         Ran::Ok(_) => match gen.or(held) {
-            Some(g) => {
-                (g, Outcome::Ok {
+            Some(g) => (
+                g,
+                Outcome::Ok {
                     value: compare(&tree_files(device.seed, g), &found),
-                })
-            }
+                },
+            ),
             None => (
                 0,
                 Outcome::Ok {
@@ -371,9 +370,11 @@ pub fn verify(rec: &Recorder, client: usize, device: &Device) {
     let listed = retried(rec, client, Call::Snapshots, || {
         match device.cairn(&["snapshots", "--vault", VAULT]) {
             Ran::Ok(out) => {
-                let ids: Option<Vec<String>> = serde_json::from_str::<Value>(&out)
-                    .ok()
-                    .and_then(|v| v.as_array().map(|a| a.iter().filter_map(snapshot_id).collect()));
+                let ids: Option<Vec<String>> =
+                    serde_json::from_str::<Value>(&out).ok().and_then(|v| {
+                        v.as_array()
+                            .map(|a| a.iter().filter_map(snapshot_id).collect())
+                    });
                 match ids {
                     Some(ids) => Ok(Some(ids.join(","))),
                     None => Err(format!("unreadable snapshot list {out:?}")),
@@ -413,7 +414,15 @@ fn retried(
         let start = rec.now_ms();
         match f() {
             Ok(value) => {
-                rec.op(client, 0, start, call, Outcome::Ok { value: value.clone() });
+                rec.op(
+                    client,
+                    0,
+                    start,
+                    call,
+                    Outcome::Ok {
+                        value: value.clone(),
+                    },
+                );
                 return Some(value);
             }
             Err(error) => rec.op(client, 0, start, call.clone(), Outcome::Fail { error }),
@@ -437,7 +446,10 @@ mod tests {
                 a.iter().zip(&b).filter(|(x, y)| x == y).count()
             })
             .sum::<usize>();
-        assert_eq!(tree_files(3, 12).last(), Some(&("generation".to_string(), b"12".to_vec())));
+        assert_eq!(
+            tree_files(3, 12).last(),
+            Some(&("generation".to_string(), b"12".to_vec()))
+        );
         // About half of 6 files over 39 generations.
         assert!((60..180).contains(&shared), "{shared}");
     }

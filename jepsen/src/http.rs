@@ -54,8 +54,8 @@ impl Tls {
     /// Trusts the PEM certificate(s) in `ca`.
     pub fn trusting(ca: &Path) -> Result<Tls, String> {
         let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
+        let certs =
+            CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
         for cert in certs {
             let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
             roots

@@ -163,7 +163,10 @@ impl Network {
     pub fn cut_authority(&self) -> Result<(), JepsenError> {
         for i in 0..self.nodes {
             let src = self.node_addr(i).to_string();
-            iptables_in(&self.authority_ns(), &["-A", "INPUT", "-s", &src, "-j", "DROP"])?;
+            iptables_in(
+                &self.authority_ns(),
+                &["-A", "INPUT", "-s", &src, "-j", "DROP"],
+            )?;
         }
         Ok(())
     }

@@ -61,7 +61,15 @@ fn three_nodes_under_kill_partition_pause_power_loss_authority_outage_lose_nothi
         history.contains("power loss n"),
         "no power loss in the schedule of seed 16"
     );
-    for f in ["write", "read", "upload", "lease", "backup", "retention", "restore"] {
+    for f in [
+        "write",
+        "read",
+        "upload",
+        "lease",
+        "backup",
+        "retention",
+        "restore",
+    ] {
         assert!(
             history.contains(&format!(r#""f":"{f}""#)),
             "no {f} recorded"

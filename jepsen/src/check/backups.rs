@@ -35,7 +35,12 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
             (Call::Backup { .. }, OpOutcome::Unknown { .. }) => unknown_backups += 1,
             (Call::Retention, OpOutcome::Ok { value }) => {
                 retentions += 1;
-                forgotten.extend(value.iter().flat_map(|v| v.split(',')).filter(|s| !s.is_empty()));
+                forgotten.extend(
+                    value
+                        .iter()
+                        .flat_map(|v| v.split(','))
+                        .filter(|s| !s.is_empty()),
+                );
             }
             (Call::Retention, _) => {
                 retentions += 1;
@@ -59,9 +64,10 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
                     final_restores.insert(snapshot, (op.index, Ok(())));
                 }
             }
-            (Call::Restore { snapshot, .. }, OpOutcome::Fail { error } | OpOutcome::Unknown { error })
-                if op.start_ms >= final_ms =>
-            {
+            (
+                Call::Restore { snapshot, .. },
+                OpOutcome::Fail { error } | OpOutcome::Unknown { error },
+            ) if op.start_ms >= final_ms => {
                 final_restores.insert(snapshot, (op.index, Err(error.clone())));
             }
             (Call::Snapshots, OpOutcome::Ok { value }) if op.start_ms >= final_ms => {
@@ -73,7 +79,9 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
                         .collect(),
                 );
             }
-            (Call::Check, OpOutcome::Ok { .. }) if op.start_ms >= final_ms => checked = Some(Ok(())),
+            (Call::Check, OpOutcome::Ok { .. }) if op.start_ms >= final_ms => {
+                checked = Some(Ok(()))
+            }
             (Call::Check, OpOutcome::Fail { error } | OpOutcome::Unknown { error })
                 if op.start_ms >= final_ms =>
             {
@@ -100,7 +108,9 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
             forgotten.contains(id) || unsure_retention_until.is_some_and(|u| *end <= u);
         if !listed.contains(id) && !maybe_forgotten {
             problems.push((
-                format!("committed snapshot {id} (tree {tree}) is gone, and no retention forgot it"),
+                format!(
+                    "committed snapshot {id} (tree {tree}) is gone, and no retention forgot it"
+                ),
                 vec![*op],
             ));
         }
@@ -130,7 +140,11 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
         return verdict(Outcome::Invalid, format!("{first}{more}"), ops);
     }
     if committed.is_empty() {
-        return verdict(Outcome::Unknown, "no backup was committed".into(), Vec::new());
+        return verdict(
+            Outcome::Unknown,
+            "no backup was committed".into(),
+            Vec::new(),
+        );
     }
     verdict(
         Outcome::Valid,
@@ -266,7 +280,11 @@ mod tests {
         );
         let v = run(ops);
         assert_eq!(v.result, Outcome::Invalid);
-        assert!(v.summary.contains("s2 does not restore: chunk missing"), "{}", v.summary);
+        assert!(
+            v.summary.contains("s2 does not restore: chunk missing"),
+            "{}",
+            v.summary
+        );
         // A restore of the wrong tree.
         let mut ops = good();
         ops[9] = restore(9, 1_030, "s3", 2, None);

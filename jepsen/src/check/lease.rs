@@ -185,7 +185,10 @@ fn token_order(held: &[Holding]) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
     for a in &firsts {
         for b in &firsts {
-            if a.from_ms < b.start_ms && a.token >= b.token && (a.holder != b.holder || a.token != b.token) {
+            if a.from_ms < b.start_ms
+                && a.token >= b.token
+                && (a.holder != b.holder || a.token != b.token)
+            {
                 out.push((
                     format!(
                         "fencing token went back: {} (op {}) saw token {} before {} (op {}) first saw token {}",
@@ -382,7 +385,11 @@ mod tests {
         t[0].until = T0 + 4_000;
         let v = check(&h, &t, T0);
         assert_eq!(v.result, Outcome::Invalid);
-        assert!(v.summary.contains("tenure ended at 4000 ms"), "{}", v.summary);
+        assert!(
+            v.summary.contains("tenure ended at 4000 ms"),
+            "{}",
+            v.summary
+        );
         // Within the clock tolerance is not a violation.
         t[0].until = T0 + 5_000 - CLOCK_TOLERANCE_MS;
         assert_eq!(check(&h, &t, T0).result, Outcome::Valid);
