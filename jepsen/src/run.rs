@@ -240,7 +240,8 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     let verdicts = vec![
         check::register::check(&history, check::register::BUDGET_PER_KEY),
         check::chunks::check_each(&history, &workload::chunk_bytes_hex, &readbacks),
-        check::lease::check(&history, &tenures, rec.t0_epoch_ms()),
+        check::lease::check(&history, &tenures),
+        check::lease::check_views(&history, &tenures, rec.t0_epoch_ms()),
         check::backups::check(&history, final_ms),
         check::nodes(&crashed),
     ];

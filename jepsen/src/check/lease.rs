@@ -11,8 +11,9 @@
 //!   tenure first seen after another one was seen has a larger token; the
 //!   authority's tenures carry strictly increasing tokens and do not overlap
 //!   across holders;
-//! - no holder believed its lease ran past the end of its tenure at the
-//!   authority (the margin a cluster takes off is there for exactly this).
+//! - separately ([`check_views`], verdict `lease-view`): no holder counted
+//!   on its lease past the end of its tenure at the authority (the margin
+//!   a cluster takes off is there for exactly this).
 //!
 //! Times of the authority are its wall clock; the harness's are ms since
 //! the run started, whose wall clock time it records (`t0_epoch_ms`).
@@ -86,15 +87,14 @@ pub fn holdings(history: &History) -> Vec<Holding> {
 }
 
 /// Checks the history's lease operations against each other and against
-/// the authority's `tenures`; `t0_epoch_ms` is the wall clock time of the
-/// run's start.
-pub fn check(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> Verdict {
+/// the authority's `tenures`.
+pub fn check(history: &History, tenures: &[Tenure]) -> Verdict {
     let held = holdings(history);
     let mut problems: Vec<(String, Vec<usize>)> = Vec::new();
     problems.extend(overlaps(&held));
     problems.extend(token_order(&held));
     problems.extend(authority_record(tenures));
-    problems.extend(beyond_tenure(&held, tenures, t0_epoch_ms));
+    problems.extend(foreign_tokens(&held, tenures));
     let holders: BTreeMap<&str, usize> = held.iter().fold(BTreeMap::new(), |mut m, h| {
         *m.entry(h.holder.as_str()).or_default() += 1;
         m
@@ -202,6 +202,53 @@ fn token_order(held: &[Holding]) -> Vec<(String, Vec<usize>)> {
     out
 }
 
+/// The `lease-view` checker: no operation saw a lease counted on past the
+/// end of its tenure at the authority (beyond [`CLOCK_TOLERANCE_MS`]); the
+/// operations that did are named.
+pub fn check_views(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> Verdict {
+    let held = holdings(history);
+    let mut late: Vec<(&Holding, u64)> = Vec::new();
+    for h in &held {
+        let tenure = tenures
+            .iter()
+            .find(|t| t.fencing_token == h.token && t.cluster_id == h.holder);
+        if let Some(t) = tenure {
+            let end = t.until.saturating_sub(t0_epoch_ms);
+            if h.until_ms > end + CLOCK_TOLERANCE_MS {
+                late.push((h, end));
+            }
+        }
+    }
+    let (result, summary) = match late.iter().max_by_key(|(h, end)| h.until_ms - end) {
+        Some((h, end)) => (
+            Outcome::Invalid,
+            format!(
+                "{} views counted on a lease past its tenure; worst: {} (op {}) counted on \
+                 token {} until {} ms, but its tenure ended at {end} ms",
+                late.len(),
+                h.holder,
+                h.op,
+                h.token,
+                h.until_ms
+            ),
+        ),
+        None if held.is_empty() => (Outcome::Unknown, "no lease was ever seen held".into()),
+        None => (
+            Outcome::Valid,
+            format!(
+                "all {} views of a held lease ended within its tenure",
+                held.len()
+            ),
+        ),
+    };
+    Verdict {
+        checker: "lease-view",
+        result,
+        summary,
+        ops: late.iter().map(|(h, _)| h.op).collect(),
+    }
+}
+
 /// The authority's own record: tokens strictly increasing, no two
 /// holders' tenures overlapping.
 fn authority_record(tenures: &[Tenure]) -> Vec<(String, Vec<usize>)> {
@@ -233,14 +280,9 @@ fn authority_record(tenures: &[Tenure]) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-/// Leases seen held beyond the end of their tenure at the authority, or
-/// under a token the authority granted to another holder (or never, within
-/// the tokens its record covers).
-fn beyond_tenure(
-    held: &[Holding],
-    tenures: &[Tenure],
-    t0_epoch_ms: u64,
-) -> Vec<(String, Vec<usize>)> {
+/// Leases seen held under a token the authority granted to another holder
+/// (or never, within the tokens its record covers).
+fn foreign_tokens(held: &[Holding], tenures: &[Tenure]) -> Vec<(String, Vec<usize>)> {
     let Some(oldest) = tenures.iter().map(|t| t.fencing_token).min() else {
         return Vec::new();
     };
@@ -254,18 +296,7 @@ fn beyond_tenure(
                 ),
                 vec![h.op],
             )),
-            Some(t) => {
-                let end = t.until.saturating_sub(t0_epoch_ms);
-                if h.until_ms > end + CLOCK_TOLERANCE_MS {
-                    out.push((
-                        format!(
-                            "{} (op {}) counted on token {} until {} ms, but its tenure ended at {end} ms",
-                            h.holder, h.op, h.token, h.until_ms
-                        ),
-                        vec![h.op],
-                    ));
-                }
-            }
+            Some(_) => {}
             None => out.push((
                 format!(
                     "{} (op {}) held token {}, which the authority never granted",
@@ -334,14 +365,14 @@ mod tests {
     #[test]
     fn exclusive_increasing_leases_are_valid() {
         let (h, t) = good();
-        let v = check(&h, &t, T0);
+        let v = check(&h, &t);
         assert_eq!(v.result, Outcome::Valid, "{}", v.summary);
         assert!(v.summary.contains("tokens 1–2"), "{}", v.summary);
     }
 
     #[test]
     fn nothing_held_is_unknown() {
-        let v = check(&history(vec![op(0, "c", 0, 10, None)]), &[], T0);
+        let v = check(&history(vec![op(0, "c", 0, 10, None)]), &[]);
         assert_eq!(v.result, Outcome::Unknown);
     }
 
@@ -350,7 +381,7 @@ mod tests {
         let (mut h, t) = good();
         // The cluster still counts on token 1 at 7.5 s, under the rival.
         h.ops.push(op(4, "c", 7_400, 7_410, Some((1, 500))));
-        let v = check(&h, &t, T0);
+        let v = check(&h, &t);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("two holders at once"), "{}", v.summary);
         assert!(v.ops.contains(&2) && v.ops.contains(&4), "{:?}", v.ops);
@@ -362,7 +393,7 @@ mod tests {
             op(0, "rival", 0, 10, Some((5, 100))),
             op(1, "c", 1_000, 1_010, Some((4, 100))),
         ]);
-        let v = check(&h, &[], T0);
+        let v = check(&h, &[]);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("went back"), "{}", v.summary);
         assert_eq!(v.ops, vec![0, 1]);
@@ -374,44 +405,52 @@ mod tests {
             op(0, "rival", 0, 10, Some((5, 100))),
             op(1, "c", 1_000, 1_010, Some((5, 100))),
         ]);
-        let v = check(&h, &[], T0);
+        let v = check(&h, &[]);
         assert_eq!(v.result, Outcome::Invalid);
     }
 
     #[test]
     fn a_lease_counted_past_its_tenure_is_caught() {
         let (h, mut t) = good();
+        assert_eq!(check_views(&h, &t, T0).result, Outcome::Valid);
         // The authority ended the cluster's tenure at 4 s; it counted to 5 s.
         t[0].until = T0 + 4_000;
-        let v = check(&h, &t, T0);
+        let v = check_views(&h, &t, T0);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(
             v.summary.contains("tenure ended at 4000 ms"),
             "{}",
             v.summary
         );
+        assert_eq!(v.ops, vec![0]);
+        // The exclusivity checker does not judge views.
+        assert_eq!(check(&h, &t).result, Outcome::Valid);
         // Within the clock tolerance is not a violation.
         t[0].until = T0 + 5_000 - CLOCK_TOLERANCE_MS;
-        assert_eq!(check(&h, &t, T0).result, Outcome::Valid);
+        assert_eq!(check_views(&h, &t, T0).result, Outcome::Valid);
+        assert_eq!(
+            check_views(&history(vec![]), &t, T0).result,
+            Outcome::Unknown
+        );
     }
 
     #[test]
     fn a_bad_authority_record_is_caught() {
         let (h, mut t) = good();
         t[1].from = T0 + 5_000;
-        let v = check(&h, &t, T0);
+        let v = check(&h, &t);
         assert_eq!(v.result, Outcome::Invalid);
         assert!(v.summary.contains("tenures overlap"), "{}", v.summary);
         let (h, mut t) = good();
         t[1].fencing_token = 1;
         t[1].cluster_id = "c".into();
-        assert_eq!(check(&h, &t, T0).result, Outcome::Invalid);
+        assert_eq!(check(&h, &t).result, Outcome::Invalid);
         // A token the authority gave someone else, or never gave.
         let (h, mut t) = good();
         t[1].cluster_id = "other".into();
-        assert_eq!(check(&h, &t, T0).result, Outcome::Invalid);
+        assert_eq!(check(&h, &t).result, Outcome::Invalid);
         let (h, mut t) = good();
         t.pop();
-        assert_eq!(check(&h, &t, T0).result, Outcome::Invalid);
+        assert_eq!(check(&h, &t).result, Outcome::Invalid);
     }
 }
