@@ -82,12 +82,11 @@ pub fn check(history: &History, final_ms: u64) -> Verdict {
             (Call::Check, OpOutcome::Ok { .. }) if op.start_ms >= final_ms => {
                 checked = Some(Ok(()))
             }
+            // A failed attempt counts unless one passed.
             (Call::Check, OpOutcome::Fail { error } | OpOutcome::Unknown { error })
-                if op.start_ms >= final_ms =>
+                if op.start_ms >= final_ms && !matches!(checked, Some(Ok(()))) =>
             {
-                if checked.is_none() || matches!(checked, Some(Err(_))) {
-                    checked = Some(Err(error.clone()));
-                }
+                checked = Some(Err(error.clone()));
             }
             _ => {}
         }
