@@ -4,7 +4,9 @@
 //!
 //! Nodes listen on their namespace address with `--insecure-http` (the
 //! run's network is private to the harness) and share the cluster secret
-//! `init` generated, as an operator would copy it.
+//! `init` generated, as an operator would copy it. They trust the license
+//! authority's certificate (`--ca-file`), and the cluster is licensed for
+//! real ([`Cluster::license`]): no dev license.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -62,12 +64,16 @@ pub struct Cluster {
     secret: PathBuf,
     /// The id the next node to join gets.
     next_id: u64,
+    /// The certificate of the license authority, trusted by every node.
+    ca_file: PathBuf,
 }
 
 impl Cluster {
     /// Nodes for every node namespace of `net`, with data under `data`
-    /// and logs under `logs`; `env` is set for every `cairnd`. None runs
-    /// yet. The offline tool `cairnd-debug` is expected next to `cairnd`.
+    /// and logs under `logs`; `env` is set for every `cairnd`, and every
+    /// node trusts the certificate in `ca_file` (the license authority's).
+    /// None runs yet. The offline tool `cairnd-debug` is expected next to
+    /// `cairnd`.
     pub fn new(
         net: &Network,
         count: usize,
@@ -75,8 +81,10 @@ impl Cluster {
         data: &Path,
         logs: &Path,
         env: Vec<(String, String)>,
+        ca_file: &Path,
     ) -> Cluster {
         Cluster {
+            ca_file: ca_file.to_owned(),
             cairnd: cairnd.to_owned(),
             debug_tool: cairnd.with_file_name("cairnd-debug"),
             env,
@@ -135,11 +143,6 @@ impl Cluster {
             .arg(&self.cairnd)
             .args(args)
             .env("CAIRN_LOG", "info,openraft=info")
-            // The workloads write without a license authority (the lease
-            // workload is not built yet): a cluster without a license counts
-            // as licensed, as in every test cluster. `--node-env
-            // CAIRND_DEV_LICENSE=0` turns that off.
-            .env("CAIRND_DEV_LICENSE", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "CAIRN_TEST_CLOCK_OFFSET_MS",
@@ -261,13 +264,55 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(SERVE_FLAGS.iter().map(|s| s.to_string()));
+        args.extend(self.serve_flags());
         self.spawn(i, &args)
+    }
+
+    /// The flags of every `cairnd serve`.
+    fn serve_flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = SERVE_FLAGS.iter().map(|s| s.to_string()).collect();
+        flags.push("--ca-file".into());
+        flags.push(self.ca_file.to_string_lossy().into_owned());
+        flags
+    }
+
+    /// Licenses the cluster: `serial` of the authority at `url`, renewed
+    /// every `renew_seconds`, `grace_seconds` of grace (as `cairnd admin
+    /// license set`); waits until the leader reports the lease valid.
+    pub fn license(
+        &self,
+        serial: &str,
+        url: &str,
+        renew_seconds: u64,
+        grace_seconds: u64,
+    ) -> Result<(), JepsenError> {
+        let leader = self.wait_leader()?;
+        let body = serde_json::json!({
+            "serial": serial,
+            "authority": url,
+            "renew_seconds": renew_seconds,
+            "grace_seconds": grace_seconds,
+        });
+        crate::workload::setup_json(
+            self.addrs[leader],
+            "/api/v1/admin/license",
+            &self.admin_token(leader)?,
+            body,
+        )?;
+        self.wait("a valid license lease", Duration::from_secs(60), |c| {
+            let license = c.status(c.leader()?)?.license?;
+            (license.mode == "valid").then_some(())
+        })
+    }
+
+    /// The file holding node `i`'s admin token.
+    pub fn admin_token_file(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("admin.token")
     }
 
     /// Node `i`'s admin token.
     fn admin_token(&self, i: usize) -> Result<String, JepsenError> {
-        let path = self.nodes[i].dir.join("admin.token");
+        let path = self.admin_token_file(i);
         std::fs::read_to_string(&path)
             .map(|t| t.trim().to_string())
             .map_err(JepsenError::io(format!("reading {}", path.display())))
@@ -345,7 +390,7 @@ impl Cluster {
             "--data-dir".into(),
             self.nodes[i].dir.to_string_lossy().into_owned(),
         ];
-        args.extend(SERVE_FLAGS.iter().map(|s| s.to_string()));
+        args.extend(self.serve_flags());
         self.spawn(i, &args)
     }
 

@@ -19,6 +19,66 @@ pub enum Call {
     Read { key: String },
     /// Upload chunks (hex ids) to the client's vault.
     Upload { vault: usize, chunks: Vec<String> },
+    /// A lease request of `holder` (`cluster`: a node's status, read by
+    /// the observer; `rival`: another cluster's client at the authority).
+    /// An ok outcome's value is the lease the holder then held, as
+    /// `TOKEN:MS` ([`LeaseHeld`]): its fencing token and how many ms it
+    /// ran on from the moment of the answer; `None`: it held none.
+    Lease {
+        holder: String,
+        request: LeaseRequest,
+    },
+    /// `cairn backup` of generated tree `tree`; an ok outcome's value is
+    /// the snapshot id.
+    Backup { tree: u64 },
+    /// `cairn retention apply` (keep the last 3, then prune); an ok
+    /// outcome's value is the forgotten snapshot ids, comma separated.
+    Retention,
+    /// `cairn restore` of `snapshot`, compared with tree `tree`: ok with no
+    /// value when byte for byte the same, with the difference otherwise.
+    Restore { snapshot: String, tree: u64 },
+    /// `cairn snapshots`: the value is every listed id, comma separated.
+    Snapshots,
+    /// `cairn check --read-data` (every chunk of every snapshot read back).
+    Check,
+}
+
+/// What a lease operation asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseRequest {
+    /// A new lease from the authority.
+    Acquire,
+    /// The held lease extended.
+    Renew,
+    /// A node's view of its cluster's lease (`cluster status`).
+    Status,
+}
+
+/// A lease as an operation saw it held: the value of an ok
+/// [`Call::Lease`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseHeld {
+    /// The fencing token.
+    pub token: u64,
+    /// How long it ran on from the answer, ms.
+    pub valid_ms: u64,
+}
+
+impl LeaseHeld {
+    /// The outcome value (`TOKEN:MS`).
+    pub fn to_value(self) -> String {
+        format!("{}:{}", self.token, self.valid_ms)
+    }
+
+    /// Parses [`LeaseHeld::to_value`].
+    pub fn parse(value: &str) -> Option<LeaseHeld> {
+        let (token, ms) = value.split_once(':')?;
+        Some(LeaseHeld {
+            token: token.parse().ok()?,
+            valid_ms: ms.parse().ok()?,
+        })
+    }
 }
 
 /// How an operation ended.
@@ -180,10 +240,40 @@ mod tests {
                 end_ms: 4,
             }],
         };
+        let mut h = h;
+        h.ops.push(Op {
+            index: 2,
+            client: 6,
+            node: 0,
+            start_ms: 7,
+            end_ms: 8,
+            call: Call::Lease {
+                holder: "rival".into(),
+                request: LeaseRequest::Acquire,
+            },
+            outcome: Outcome::Ok {
+                value: Some(
+                    LeaseHeld {
+                        token: 3,
+                        valid_ms: 6_000,
+                    }
+                    .to_value(),
+                ),
+            },
+        });
         let text = h.to_jsonl();
-        assert_eq!(text.lines().count(), 3);
+        assert_eq!(text.lines().count(), 4);
+        assert!(text.contains(r#""request":"acquire""#), "{text}");
+        assert_eq!(
+            LeaseHeld::parse("3:6000"),
+            Some(LeaseHeld {
+                token: 3,
+                valid_ms: 6_000
+            })
+        );
+        assert_eq!(LeaseHeld::parse("3"), None);
         assert!(text.contains(r#""f":"write""#), "{text}");
         assert_eq!(History::from_jsonl(&text).unwrap(), h);
-        assert_eq!(h.counts(), (1, 0, 1));
+        assert_eq!(h.counts(), (2, 0, 1));
     }
 }

@@ -26,11 +26,12 @@ struct Cli {
     /// Faults to draw from, comma separated: kill, pause, partition, loss,
     /// corrupt (needs cairnd-debug next to cairnd), power-loss (puts node
     /// data on a lose-unfsynced-writes FUSE filesystem), delay, clock,
-    /// churn (drain, remove, join a fresh node; needs 4 nodes or more).
+    /// churn (drain, remove, join a fresh node; needs 4 nodes or more),
+    /// authority (the license authority killed or cut off from the nodes).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill,pause,partition,loss,corrupt,power-loss,delay,clock,churn"
+        default_value = "kill,pause,partition,loss,corrupt,power-loss,delay,clock,churn,authority"
     )]
     nemesis: Vec<NemesisKind>,
     /// Seed of the fault schedule and the clients' choices [default: random].
@@ -42,7 +43,7 @@ struct Cli {
     /// The cairnd binary to run.
     #[arg(long, value_name = "BIN")]
     cairnd: PathBuf,
-    /// The cairn client binary, for the backup workloads (not run yet; checked to exist).
+    /// The cairn client binary, for the backup workload [default: cairn next to --cairnd].
     #[arg(long, value_name = "BIN")]
     cairn: Option<PathBuf>,
     /// Extra environment for every node, KEY=VALUE (repeatable).
@@ -58,15 +59,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(cairn) = &cli.cairn {
-        if !cairn.is_file() {
-            eprintln!(
-                "cairn-jepsen: cairn binary {} does not exist",
-                cairn.display()
-            );
-            return ExitCode::from(2);
-        }
-    }
     let seed = cli.seed.unwrap_or_else(rand::random);
     let opts = Options {
         nodes: usize::from(cli.nodes),
@@ -74,6 +66,9 @@ fn main() -> ExitCode {
         nemesis: cli.nemesis,
         seed,
         report: cli.report,
+        cairn: cli
+            .cairn
+            .unwrap_or_else(|| cli.cairnd.with_file_name("cairn")),
         cairnd: cli.cairnd,
         node_env: cli.node_env,
     };

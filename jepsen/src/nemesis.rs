@@ -1,10 +1,11 @@
 //! Applies the schedule's faults to the real cluster and network, and
 //! heals them: the only module that turns a [`Fault`] into signals,
 //! iptables rules, held packets, lost writes, skewed clocks and damaged
-//! chunk copies.
+//! chunk copies, and license authority outages.
 
 use std::time::Duration;
 
+use crate::authority::Authority;
 use crate::cluster::Cluster;
 use crate::delay::Delayer;
 use crate::error::JepsenError;
@@ -26,6 +27,8 @@ pub enum Active {
     Skewed(usize),
     /// Remove this draining node and join a fresh one in its place.
     Draining(usize),
+    /// Restart the license authority.
+    AuthorityKilled,
     /// Nothing was done (no leader to isolate).
     Nothing,
 }
@@ -36,6 +39,7 @@ pub enum Active {
 pub fn apply(
     fault: &Fault,
     cluster: &mut Cluster,
+    authority: &mut Authority,
     net: &Network,
     targets: &[(String, String)],
 ) -> Result<(Active, String), JepsenError> {
@@ -92,6 +96,14 @@ pub fn apply(
             cluster.drain(*node)?;
             (Active::Draining(*node), fault.to_string())
         }
+        Fault::AuthorityDown => {
+            authority.kill();
+            (Active::AuthorityKilled, fault.to_string())
+        }
+        Fault::AuthorityCut => {
+            net.cut_authority()?;
+            (Active::Rules, fault.to_string())
+        }
         Fault::Corrupt { node } => {
             cluster.kill(*node);
             let mut what = format!("corrupt n{}: no copy of a recent chunk", node + 1);
@@ -122,7 +134,12 @@ fn cut(net: &Network, nodes: usize, side: &[usize]) -> Result<(), JepsenError> {
 }
 
 /// Heals what [`apply`] did.
-pub fn heal(active: Active, cluster: &mut Cluster, net: &Network) -> Result<(), JepsenError> {
+pub fn heal(
+    active: Active,
+    cluster: &mut Cluster,
+    authority: &mut Authority,
+    net: &Network,
+) -> Result<(), JepsenError> {
     match active {
         Active::Killed(i) => cluster.start(i),
         Active::Paused(i) => {
@@ -137,6 +154,7 @@ pub fn heal(active: Active, cluster: &mut Cluster, net: &Network) -> Result<(), 
         }
         Active::Skewed(i) => cluster.restart_with_clock_offset(i, 0),
         Active::Draining(i) => cluster.replace(i),
+        Active::AuthorityKilled => authority.resume(),
         Active::Nothing => Ok(()),
     }
 }

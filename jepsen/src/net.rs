@@ -1,5 +1,5 @@
-//! The test network: one network namespace per node and one for the
-//! clients, each wired by a veth pair to a bridge inside a "switch"
+//! The test network: one network namespace per node, one for the
+//! clients and one for the license authority, each wired by a veth pair to a bridge inside a "switch"
 //! namespace, so nothing of a run lives in the host's own namespace and
 //! deleting the namespaces removes links, bridge and rules.
 //!
@@ -10,7 +10,8 @@
 //!
 //! Faults are iptables rules inside the node namespaces (`INPUT` drops:
 //! partitions, one-way cuts; `-m statistic` drops: packet loss; `NFQUEUE`:
-//! delay, see [`crate::delay`]).
+//! delay, see [`crate::delay`]) and inside the authority's (an authority
+//! outage: the nodes cut off from it while the clients still reach it).
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -54,8 +55,8 @@ pub fn have(program: &str) -> bool {
 }
 
 impl Network {
-    /// Creates the switch, `nodes` node namespaces and the client
-    /// namespace, named after this process.
+    /// Creates the switch, `nodes` node namespaces, the client namespace
+    /// and the authority's, named after this process.
     pub fn create(nodes: usize) -> Result<Network, JepsenError> {
         let net = Network {
             tag: format!("{PREFIX}{:x}", std::process::id()),
@@ -69,7 +70,10 @@ impl Network {
         run("ip", &["-n", &sw, "link", "set", "br0", "up"])?;
         let members = (0..nodes)
             .map(|i| (net.node_ns(i), net.node_addr(i)))
-            .chain([(net.client_ns(), net.client_addr())]);
+            .chain([
+                (net.client_ns(), net.client_addr()),
+                (net.authority_ns(), net.authority_addr()),
+            ]);
         for (k, (ns, addr)) in members.enumerate() {
             let port = format!("p{k}");
             let dev = net.dev();
@@ -112,6 +116,16 @@ impl Network {
         self.ns("c")
     }
 
+    /// The license authority's namespace.
+    pub fn authority_ns(&self) -> String {
+        self.ns("a")
+    }
+
+    /// The license authority's address.
+    pub fn authority_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 77, 0, 250)
+    }
+
     /// Node `i`'s address.
     pub fn node_addr(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(10, 77, 0, 11 + i as u8)
@@ -140,10 +154,21 @@ impl Network {
 
     /// `iptables ARGS` inside node `i`'s namespace.
     fn iptables(&self, i: usize, args: &[&str]) -> Result<(), JepsenError> {
-        let ns = self.node_ns(i);
-        let mut all = vec!["netns", "exec", &ns, "iptables", "-w"];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        iptables_in(&self.node_ns(i), args)
+    }
+
+    /// Cuts every node off from the license authority (both ways: its
+    /// `INPUT` drops whatever a node sends, so no connection forms); the
+    /// clients still reach it.
+    pub fn cut_authority(&self) -> Result<(), JepsenError> {
+        for i in 0..self.nodes {
+            let src = self.node_addr(i).to_string();
+            iptables_in(
+                &self.authority_ns(),
+                &["-A", "INPUT", "-s", &src, "-j", "DROP"],
+            )?;
+        }
+        Ok(())
     }
 
     /// Drops every packet from node `from` arriving at node `at`.
@@ -200,22 +225,32 @@ impl Network {
         )
     }
 
-    /// Removes every rule from every node namespace.
+    /// Removes every rule from every node namespace and the authority's.
     pub fn heal(&self) -> Result<(), JepsenError> {
-        for i in 0..self.nodes {
-            self.iptables(i, &["-F", "INPUT"])?;
-            self.iptables(i, &["-F", "OUTPUT"])?;
+        let faulty = (0..self.nodes)
+            .map(|i| self.node_ns(i))
+            .chain([self.authority_ns()]);
+        for ns in faulty {
+            iptables_in(&ns, &["-F", "INPUT"])?;
+            iptables_in(&ns, &["-F", "OUTPUT"])?;
         }
         Ok(())
     }
 
-    /// Every namespace of this run (node, client, switch).
+    /// Every namespace of this run (node, client, authority, switch).
     fn all_ns(&self) -> Vec<String> {
         (0..self.nodes)
             .map(|i| self.node_ns(i))
-            .chain([self.client_ns(), self.ns("sw")])
+            .chain([self.client_ns(), self.authority_ns(), self.ns("sw")])
             .collect()
     }
+}
+
+/// `iptables ARGS` inside namespace `ns`.
+fn iptables_in(ns: &str, args: &[&str]) -> Result<(), JepsenError> {
+    let mut all = vec!["netns", "exec", ns, "iptables", "-w"];
+    all.extend_from_slice(args);
+    run("ip", &all)
 }
 
 impl Drop for Network {

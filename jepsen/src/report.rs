@@ -39,7 +39,7 @@ pub struct RunInfo {
 }
 
 /// The one command that replays a run: the same binary, nodes, schedule,
-/// seed and node environment.
+/// seed, node environment and binaries.
 pub fn replay_command(
     exe: &str,
     nodes: usize,
@@ -47,7 +47,7 @@ pub fn replay_command(
     nemesis: &[String],
     seed: u64,
     node_env: &[(String, String)],
-    cairnd: &Path,
+    (cairnd, cairn): (&Path, &Path),
 ) -> String {
     let mut cmd = format!("{exe} --nodes {nodes} --time-limit {time_limit_s}");
     if !nemesis.is_empty() {
@@ -57,7 +57,11 @@ pub fn replay_command(
     for (k, v) in node_env {
         cmd.push_str(&format!(" --node-env {k}={v}"));
     }
-    cmd.push_str(&format!(" --report <DIR> --cairnd {}", cairnd.display()));
+    cmd.push_str(&format!(
+        " --report <DIR> --cairnd {} --cairn {}",
+        cairnd.display(),
+        cairn.display()
+    ));
     cmd
 }
 
@@ -108,11 +112,11 @@ mod tests {
             &["kill".into(), "pause".into()],
             42,
             &[("CAIRN_UNSAFE_ACK".into(), "1".into())],
-            Path::new("/bin/cairnd"),
+            (Path::new("/bin/cairnd"), Path::new("/bin/cairn")),
         );
         assert_eq!(
             cmd,
-            "cairn-jepsen --nodes 3 --time-limit 120 --nemesis kill,pause --seed 42 --node-env CAIRN_UNSAFE_ACK=1 --report <DIR> --cairnd /bin/cairnd"
+            "cairn-jepsen --nodes 3 --time-limit 120 --nemesis kill,pause --seed 42 --node-env CAIRN_UNSAFE_ACK=1 --report <DIR> --cairnd /bin/cairnd --cairn /bin/cairn"
         );
     }
 }

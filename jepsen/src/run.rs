@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::authority::{Authority, Serial};
 use crate::check::{self, chunks::Readback, Verdict};
 use crate::cluster::Cluster;
 use crate::error::JepsenError;
@@ -15,7 +16,7 @@ use crate::net::{self, Network};
 use crate::report::{self, RunInfo};
 use crate::schedule::{self, NemesisKind};
 use crate::workload::{self, AdminTokens, ClientCtx, Recorder, VaultSession};
-use crate::{interrupt, nemesis};
+use crate::{backup, interrupt, lease, nemesis};
 
 /// What a run is asked to do.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Options {
     pub report: PathBuf,
     /// The `cairnd` binary.
     pub cairnd: PathBuf,
+    /// The `cairn` client binary (the backup workload).
+    pub cairn: PathBuf,
     /// Extra environment for every node.
     pub node_env: Vec<(String, String)>,
 }
@@ -49,6 +52,14 @@ pub struct Summary {
 const REGISTER_CLIENTS: usize = 3;
 /// Vaults, each with one chunk client.
 const VAULTS: usize = 2;
+/// The authority's lease length: short, so an outage of a few seconds
+/// lets the lease lapse and the rival take it.
+const LEASE_SECONDS: u64 = 6;
+/// How often the cluster renews (a third of the lease).
+const RENEW_SECONDS: u64 = 2;
+/// The cluster's grace: longer than any run, so a lapsed lease never
+/// stops the other workloads.
+const GRACE_SECONDS: u64 = 24 * 3_600;
 
 /// Fails unless the harness can do its work here.
 pub fn preflight(opts: &Options) -> Result<(), JepsenError> {
@@ -61,11 +72,13 @@ pub fn preflight(opts: &Options) -> Result<(), JepsenError> {
             return Err(JepsenError::MissingTool(tool));
         }
     }
-    if !opts.cairnd.is_file() {
-        return Err(JepsenError::MissingBinary {
-            what: "cairnd",
-            path: opts.cairnd.clone(),
-        });
+    for (what, path) in [("cairnd", &opts.cairnd), ("cairn", &opts.cairn)] {
+        if !path.is_file() {
+            return Err(JepsenError::MissingBinary {
+                what,
+                path: path.clone(),
+            });
+        }
     }
     if opts.nemesis.contains(&NemesisKind::PowerLoss) && !std::path::Path::new("/dev/fuse").exists()
     {
@@ -91,10 +104,17 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     for d in [&logs, &data] {
         std::fs::create_dir_all(d).map_err(JepsenError::io(format!("creating {}", d.display())))?;
     }
+    // Absolute: the backup device's paths are recreated under restore targets.
+    let data = std::fs::canonicalize(&data).map_err(JepsenError::io("resolving the data dir"))?;
     let cairnd =
         std::fs::canonicalize(&opts.cairnd).map_err(JepsenError::io("resolving --cairnd"))?;
+    let cairn = std::fs::canonicalize(&opts.cairn).map_err(JepsenError::io("resolving --cairn"))?;
     let net = Network::create(opts.nodes)?;
     net.enter_client_ns()?;
+    eprintln!("cairn-jepsen: starting the license authority");
+    let mut authority =
+        Authority::start(&net, &cairnd, &data.join("authority"), &logs, LEASE_SECONDS)?;
+    let serial = authority.create_serial()?;
     let mut cluster = Cluster::new(
         &net,
         opts.nodes,
@@ -102,16 +122,26 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         &data,
         &logs,
         opts.node_env.clone(),
+        &authority.ca_file(),
     );
     eprintln!("cairn-jepsen: forming a cluster of {} nodes", opts.nodes);
     if opts.nemesis.contains(&NemesisKind::PowerLoss) {
         cluster.mount_lazy()?;
     }
     cluster.form()?;
+    cluster.license(&serial.0, &authority.url(), RENEW_SECONDS, GRACE_SECONDS)?;
+    let cluster_id = cluster_id(&authority, &serial)?;
     let tokens = cluster.admin_tokens()?;
     let replicas = u8::try_from(opts.nodes.min(3)).unwrap_or(3);
     let sessions = workload::create_vaults(cluster.addr(0), &tokens[0], VAULTS, replicas)?;
     let admins: AdminTokens = Arc::new(RwLock::new(tokens));
+    let device = backup::Device::new(&cairn, &data.join("device"), opts.seed);
+    device.setup(
+        &cairnd,
+        &format!("http://{}", cluster.addr(0)),
+        &cluster.admin_token_file(0),
+        workload::VAULT_TIER,
+    )?;
 
     let rec = Arc::new(Recorder::new());
     let stop = Arc::new(AtomicBool::new(false));
@@ -136,6 +166,21 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
             workload::chunk_client(ctx, v, session)
         }));
     }
+    let next = REGISTER_CLIENTS + sessions.len();
+    let (observer, cid) = (ctx(next), cluster_id.clone());
+    threads.push(std::thread::spawn(move || lease::observer(observer, cid)));
+    let (rival, tls, at, s) = (
+        ctx(next + 1),
+        authority.tls().clone(),
+        authority.addr(),
+        serial.clone(),
+    );
+    threads.push(std::thread::spawn(move || {
+        lease::rival(rival, tls, at, s, LEASE_SECONDS * 1_000)
+    }));
+    let backup_client = next + 2;
+    let (b, d) = (ctx(backup_client), device.clone());
+    threads.push(std::thread::spawn(move || backup::client(b, d)));
     let limit_ms = u64::try_from(opts.time_limit.as_millis()).unwrap_or(u64::MAX);
     eprintln!(
         "cairn-jepsen: running workloads for {} s (seed {})",
@@ -143,7 +188,15 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         opts.seed
     );
     let vaults: Vec<String> = sessions.iter().map(|s| s.vault.to_hex()).collect();
-    let faults = run_schedule(opts, limit_ms, &rec, &mut cluster, &net, &vaults, &admins);
+    let faults = run_schedule(
+        opts,
+        limit_ms,
+        &rec,
+        (&mut cluster, &mut authority),
+        &net,
+        &vaults,
+        &admins,
+    );
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();
@@ -169,7 +222,11 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
         cluster.wait_ready(i, Duration::from_secs(120))?;
     }
     let settled = settle(&cluster).is_ok();
+    let final_ms = rec.now_ms();
+    eprintln!("cairn-jepsen: restoring every snapshot, checking the vault");
+    backup::verify(&rec, backup_client, &device);
     let history = rec.history();
+    let tenures = authority.tenures(&serial)?;
     // Through every node: each reads its own copy first, so a damaged
     // copy anywhere is exercised.
     let readbacks = (0..cluster.node_count())
@@ -183,6 +240,9 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
     let verdicts = vec![
         check::register::check(&history, check::register::BUDGET_PER_KEY),
         check::chunks::check_each(&history, &workload::chunk_bytes_hex, &readbacks),
+        check::lease::check(&history, &tenures),
+        check::lease::check_views(&history, &tenures, rec.t0_epoch_ms()),
+        check::backups::check(&history, final_ms),
         check::nodes(&crashed),
     ];
     let (ok, failed, unknown) = history.counts();
@@ -198,7 +258,7 @@ pub fn run(opts: &Options) -> Result<Summary, JepsenError> {
             &names,
             opts.seed,
             &opts.node_env,
-            &cairnd,
+            (&cairnd, &cairn),
         ),
         nemesis: names,
         ops: history.ops.len(),
@@ -233,7 +293,7 @@ fn run_schedule(
     opts: &Options,
     limit_ms: u64,
     rec: &Recorder,
-    cluster: &mut Cluster,
+    (cluster, authority): (&mut Cluster, &mut Authority),
     net: &Network,
     vaults: &[String],
     admins: &AdminTokens,
@@ -245,10 +305,10 @@ fn run_schedule(
             schedule::Fault::Corrupt { .. } => corrupt_targets(&rec.history(), vaults),
             _ => Vec::new(),
         };
-        let (active, fault) = nemesis::apply(&w.fault, cluster, net, &targets)?;
+        let (active, fault) = nemesis::apply(&w.fault, cluster, authority, net, &targets)?;
         eprintln!("cairn-jepsen: {:>7.1}s {fault}", start_ms as f64 / 1000.0);
         let healed = sleep_until(rec, w.end_ms)
-            .and_then(|()| nemesis::heal(active, cluster, net))
+            .and_then(|()| nemesis::heal(active, cluster, authority, net))
             // A churned node comes back with a new admin token.
             .and_then(|()| cluster.admin_tokens())
             .map(|t| *admins.write().unwrap_or_else(PoisonError::into_inner) = t);
@@ -275,6 +335,16 @@ fn corrupt_targets(history: &crate::history::History, vaults: &[String]) -> Vec<
         .filter_map(|(_, v, c)| Some((vaults.get(v)?.clone(), c)))
         .take(20)
         .collect()
+}
+
+/// The cluster's id at the authority: the holder of the first tenure
+/// (the cluster is licensed before the rival starts).
+fn cluster_id(authority: &Authority, serial: &Serial) -> Result<String, JepsenError> {
+    authority
+        .tenures(serial)?
+        .first()
+        .map(|t| t.cluster_id.clone())
+        .ok_or_else(|| JepsenError::Setup("the authority granted the cluster no lease".into()))
 }
 
 /// Waits until the leader reports no under-replicated chunk after two

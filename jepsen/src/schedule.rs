@@ -38,11 +38,14 @@ pub enum NemesisKind {
     /// Membership churn: one node drained; when the window ends it is
     /// removed and a fresh node (new id, empty data) joins in its place.
     Churn,
+    /// A license authority outage: the authority killed, or cut off from
+    /// every node (the clients still reach it); back when the window ends.
+    Authority,
 }
 
 impl NemesisKind {
     /// Every kind, in command-line order.
-    pub const ALL: [NemesisKind; 9] = [
+    pub const ALL: [NemesisKind; 10] = [
         NemesisKind::Kill,
         NemesisKind::Pause,
         NemesisKind::Partition,
@@ -52,6 +55,7 @@ impl NemesisKind {
         NemesisKind::Delay,
         NemesisKind::Clock,
         NemesisKind::Churn,
+        NemesisKind::Authority,
     ];
 
     /// The command-line name.
@@ -66,6 +70,7 @@ impl NemesisKind {
             NemesisKind::Delay => "delay",
             NemesisKind::Clock => "clock",
             NemesisKind::Churn => "churn",
+            NemesisKind::Authority => "authority",
         }
     }
 }
@@ -111,6 +116,10 @@ pub enum Fault {
     Clock { node: usize, offset_ms: i64 },
     /// `node` drained, then removed and replaced by a fresh node.
     Churn { node: usize },
+    /// The license authority killed, restarted when the window ends.
+    AuthorityDown,
+    /// The license authority unreachable from every node.
+    AuthorityCut,
 }
 
 impl fmt::Display for Fault {
@@ -135,6 +144,8 @@ impl fmt::Display for Fault {
                 write!(f, "clock {offset_ms:+} ms n{}", node + 1)
             }
             Fault::Churn { node } => write!(f, "churn n{}", node + 1),
+            Fault::AuthorityDown => write!(f, "authority down"),
+            Fault::AuthorityCut => write!(f, "authority cut off"),
         }
     }
 }
@@ -190,6 +201,8 @@ fn draw(rng: &mut ChaCha8Rng, kind: NemesisKind, nodes: usize) -> Fault {
         NemesisKind::Corrupt => Fault::Corrupt { node },
         NemesisKind::PowerLoss => Fault::PowerLoss { node },
         NemesisKind::Churn => Fault::Churn { node },
+        NemesisKind::Authority if rng.gen_bool(0.5) => Fault::AuthorityDown,
+        NemesisKind::Authority => Fault::AuthorityCut,
         NemesisKind::Delay => Fault::Delay {
             node,
             ms: rng.gen_range(50..=400),
@@ -239,7 +252,9 @@ mod tests {
         assert_eq!("pause".parse(), Ok(NemesisKind::Pause));
         let err = "flood".parse::<NemesisKind>().unwrap_err();
         assert!(
-            err.contains("kill, pause, partition, loss, corrupt, power-loss, delay, clock, churn"),
+            err.contains(
+                "kill, pause, partition, loss, corrupt, power-loss, delay, clock, churn, authority"
+            ),
             "{err}"
         );
     }
@@ -267,7 +282,7 @@ mod tests {
         #[test]
         fn a_seed_gives_one_schedule_of_ordered_windows_inside_the_run(
             seed in any::<u64>(), nodes in 1usize..7, limit in 0u64..300_000,
-            mask in 1u16..512,
+            mask in 1u16..1024,
         ) {
             let kinds: Vec<NemesisKind> = NemesisKind::ALL
                 .into_iter()
@@ -313,6 +328,7 @@ mod tests {
                         NemesisKind::Partition
                     }
                     Fault::IsolateLeader => NemesisKind::Partition,
+                    Fault::AuthorityDown | Fault::AuthorityCut => NemesisKind::Authority,
                 };
                 prop_assert!(kinds.contains(&kind));
             }

@@ -36,13 +36,16 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const KEY_EPOCH_MS: u64 = 15_000;
 /// Register keys in use at a time.
 const KEYS: u64 = 3;
-/// The tier the chunk vaults use.
-const VAULT_TIER: &str = "jepsen-vaults";
+/// The tier the chunk vaults (and the backup device's vault) use.
+pub const VAULT_TIER: &str = "jepsen-vaults";
 
 /// Everything the clients and the nemesis record, shared between threads.
 #[derive(Debug)]
 pub struct Recorder {
     t0: Instant,
+    /// The wall clock at `t0` (ms since the epoch): the authority's times
+    /// are its wall clock.
+    t0_epoch_ms: u64,
     history: Mutex<History>,
 }
 
@@ -51,6 +54,9 @@ impl Recorder {
     pub fn new() -> Recorder {
         Recorder {
             t0: Instant::now(),
+            t0_epoch_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             history: Mutex::new(History::default()),
         }
     }
@@ -60,8 +66,13 @@ impl Recorder {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Records a completed operation.
-    fn op(&self, client: usize, node: usize, start_ms: u64, call: Call, outcome: Outcome) {
+    /// The wall clock when the run's clock started, ms since the epoch.
+    pub fn t0_epoch_ms(&self) -> u64 {
+        self.t0_epoch_ms
+    }
+
+    /// Records a completed operation invoked at `start_ms`.
+    pub fn op(&self, client: usize, node: usize, start_ms: u64, call: Call, outcome: Outcome) {
         let end_ms = self.now_ms();
         let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         let index = h.ops.len();
@@ -107,7 +118,7 @@ pub struct VaultSession {
 }
 
 /// Classifies a write's answer.
-fn write_outcome(r: &Result<Response, HttpError>) -> Outcome {
+pub fn write_outcome(r: &Result<Response, HttpError>) -> Outcome {
     match r {
         Ok((code, _)) if (200..300).contains(code) => Outcome::Ok { value: None },
         Ok((code, body)) => {
@@ -230,7 +241,8 @@ pub struct ClientCtx {
 }
 
 impl ClientCtx {
-    fn rng(&self) -> ChaCha8Rng {
+    /// This client's random choices, from the run's seed.
+    pub fn rng(&self) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(
             self.seed ^ (self.client as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         )

@@ -55,8 +55,8 @@ fn ctrl_c_and_dead_runs_leave_nothing_behind() {
     assert_eq!(leftover_namespaces(0xffff_fff0), Vec::<String>::new());
     assert_eq!(
         leftover_namespaces(pid).len(),
-        5,
-        "3 nodes, clients, switch"
+        6,
+        "3 nodes, clients, authority, switch"
     );
     std::thread::sleep(std::time::Duration::from_secs(3));
     let sent = Command::new("kill")

@@ -57,7 +57,7 @@ fn an_unknown_nemesis_is_named() {
 }
 
 #[test]
-fn a_missing_cairnd_or_cairnd_debug_is_named() {
+fn a_missing_cairnd_cairn_or_cairnd_debug_is_named() {
     if !common::is_root() {
         return; // the root check comes first; covered above
     }
@@ -68,12 +68,21 @@ fn a_missing_cairnd_or_cairnd_debug_is_named() {
         err.contains("cairnd binary /nonexistent/cairnd does not exist"),
         "{err}"
     );
+    let out = jepsen(&["--report", "/tmp/never", "--cairnd", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cairn binary /bin/cairn does not exist"),
+        "{err}"
+    );
     let out = jepsen(&[
         "--nemesis",
         "corrupt",
         "--report",
         "/tmp/never",
         "--cairnd",
+        "/bin/true",
+        "--cairn",
         "/bin/true",
     ]);
     assert_eq!(out.status.code(), Some(2));

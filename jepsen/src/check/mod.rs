@@ -3,7 +3,9 @@
 //! feed them violating histories, and the `unsafe-ack` node build gives
 //! them a real one.
 
+pub mod backups;
 pub mod chunks;
+pub mod lease;
 pub mod linear;
 pub mod register;
 
