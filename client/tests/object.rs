@@ -125,25 +125,30 @@ impl Server for Moto {
             .env("AWS_REGION", "us-east-1");
     }
 
+    /// Through the vault's own object layer (moto refuses unsigned reads).
     fn damage_a_pack(&self, name: &str) {
-        let http = reqwest::blocking::Client::new();
-        let listing = http
-            .get(self.http(&format!("{BUCKET}?list-type=2&prefix=vaults/{name}/packs/")))
-            .send()
-            .and_then(|r| r.text())
-            .expect("list packs");
-        let key = listing
-            .split("<Key>")
-            .nth(1)
-            .and_then(|k| k.split("</Key>").next())
-            .expect("a pack is stored")
-            .to_string();
-        let url = self.http(&format!("{BUCKET}/{key}"));
-        let mut bytes = http.get(&url).send().and_then(|r| r.bytes()).expect("get pack").to_vec();
+        use cairn_client::vault::object::store::{ObjectUrl, Objects};
+        let vars = env_of(self);
+        let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let objects = Objects::open(&ObjectUrl::parse(&self.url(name)).unwrap(), &env).unwrap();
+        let index = objects.list("index/").unwrap();
+        let name = index.first().expect("a pack is stored");
+        let key = format!("packs/{}/{name}", &name[..2]);
+        let mut bytes = objects.read(&key).unwrap().expect("the pack");
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x40;
-        assert!(http.put(&url).body(bytes).send().expect("put").status().is_success());
+        objects.write(&key, bytes).unwrap();
     }
+}
+
+/// The variables `server.configure` sets.
+fn env_of(server: &dyn Server) -> Vec<(String, String)> {
+    let mut probe = Command::new("true");
+    server.configure(&mut probe);
+    probe
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect()
 }
 
 /// s3s-fs: an S3 server over a directory, checking signatures against
@@ -541,13 +546,8 @@ fn requests_per_gb_stay_low() {
 
     let Some(moto) = Moto::start() else { return };
     let cache = tempfile::tempdir().unwrap();
-    let mut probe = Command::new("true");
-    moto.configure(&mut probe);
-    let vars: Vec<(String, String)> = probe
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
-        .chain([("XDG_CACHE_HOME".into(), cache.path().display().to_string())])
-        .collect();
+    let mut vars = env_of(&moto);
+    vars.push(("XDG_CACHE_HOME".into(), cache.path().display().to_string()));
     let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let url = ObjectUrl::parse(&moto.url("cost")).unwrap();
     let mut options = CreateOptions::default();

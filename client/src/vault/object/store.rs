@@ -115,6 +115,16 @@ impl ObjectUrl {
                 if let Some(endpoint) = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")) {
                     b = b.endpoint(&endpoint);
                 }
+                // Given here so the caller's `env` decides; OpenDAL falls
+                // back to the profile files when they are absent.
+                if let (Some(id), Some(secret)) =
+                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                {
+                    b = b.access_key_id(&id).secret_access_key(&secret);
+                    if let Some(token) = var("AWS_SESSION_TOKEN") {
+                        b = b.session_token(&token);
+                    }
+                }
                 let region = var("AWS_REGION")
                     .or_else(|| var("AWS_DEFAULT_REGION"))
                     .unwrap_or_else(|| "us-east-1".into());
