@@ -382,7 +382,12 @@ pub enum VaultCommand {
     /// and CAIRN_SFTP_KNOWN_HOSTS=strict|add|accept).
     Init {
         /// The directory to hold the vault.
-        #[arg(long, value_name = "DIR", required_unless_present = "url", conflicts_with = "url")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "url",
+            conflicts_with = "url"
+        )]
         local: Option<PathBuf>,
         /// The object vault's URL (s3://… or sftp://…).
         #[arg(value_name = "URL")]

@@ -19,11 +19,11 @@ use cairn_client::remote::config::profile_path;
 use cairn_client::remote::session::{LoginOptions, VaultRequest};
 use cairn_client::remote::Session;
 use cairn_client::restore::{self, RestoreOptions};
-use cairn_client::vault::object::store::ObjectUrl;
 use cairn_client::retention::KeepPolicy;
 use cairn_client::run::{self, ItemJob, JobEnv};
 use cairn_client::select::ThisDevice;
 use cairn_client::snapshot::SnapshotRecord;
+use cairn_client::vault::object::store::ObjectUrl;
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::{JobKind, VaultCommands};
@@ -335,9 +335,7 @@ pub fn vault_init(
             let local = fsmeta::expand_tilde(&local);
             (Vault::create(&local, &pw, &options)?, local)
         }
-        (None, None) => {
-            return Err(Error::Invalid("give --local DIR or a vault URL".into()).into())
-        }
+        (None, None) => return Err(Error::Invalid("give --local DIR or a vault URL".into()).into()),
     };
     if json {
         print_json(&output::CreatedJson {

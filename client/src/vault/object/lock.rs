@@ -24,9 +24,9 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
 use super::store::Objects;
-use crate::vault::backend::LockKind;
 use crate::error::{Error, Result};
 use crate::fsmeta;
+use crate::vault::backend::LockKind;
 
 /// How long a lock lives without a heartbeat.
 pub const EXPIRY: Duration = Duration::from_secs(30 * 60);
@@ -257,10 +257,19 @@ mod tests {
         let backup = lock(LockKind::Backup, now - 10);
         let prune = lock(LockKind::Prune, now - 10);
         let dead_prune = lock(LockKind::Prune, now - 1000);
-        assert_eq!(conflict(LockKind::Prune, &[backup.clone()], now), Some(&backup));
+        assert_eq!(
+            conflict(LockKind::Prune, &[backup.clone()], now),
+            Some(&backup)
+        );
         assert_eq!(conflict(LockKind::Backup, &[backup.clone()], now), None);
-        assert_eq!(conflict(LockKind::Backup, &[prune.clone()], now), Some(&prune));
-        assert_eq!(conflict(LockKind::Prune, &[prune.clone()], now), Some(&prune));
+        assert_eq!(
+            conflict(LockKind::Backup, &[prune.clone()], now),
+            Some(&prune)
+        );
+        assert_eq!(
+            conflict(LockKind::Prune, &[prune.clone()], now),
+            Some(&prune)
+        );
         // An expired lock is a dead holder's: ignored by both.
         assert_eq!(conflict(LockKind::Backup, &[dead_prune.clone()], now), None);
         assert_eq!(conflict(LockKind::Prune, &[dead_prune], now), None);

@@ -82,14 +82,17 @@ impl Vault {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self> {
         let objects = Objects::open(url, env)?;
-        let bytes = objects.read(CONFIG)?.ok_or_else(|| {
-            Error::NotFound(format!("{url} is not a cairn vault (no {CONFIG})"))
-        })?;
+        let bytes = objects
+            .read(CONFIG)?
+            .ok_or_else(|| Error::NotFound(format!("{url} is not a cairn vault (no {CONFIG})")))?;
         let config: VaultConfig = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Format(format!("{url}/{CONFIG}: {e}")))?;
         let (keys, slot) = super::slots::unlock(config.vault_id, &config.slots, password)?;
-        let cache = crate::remote::store::cache_root(env)
-            .map(|r| r.join("objects").join(config.vault_id.to_hex()).join("index"));
+        let cache = crate::remote::store::cache_root(env).map(|r| {
+            r.join("objects")
+                .join(config.vault_id.to_hex())
+                .join("index")
+        });
         let backend = ObjectBackend::open(objects, config.vault_id, cache)?;
         let mut vault = Self::with_backend(config, keys, Box::new(backend));
         vault.slot = slot;
@@ -185,7 +188,8 @@ impl ObjectBackend {
         };
         for e in entries.flatten() {
             let name = e.file_name();
-            let known = PackName::parse(&name.to_string_lossy()).is_some_and(|n| index.has_pack(&n));
+            let known =
+                PackName::parse(&name.to_string_lossy()).is_some_and(|n| index.has_pack(&n));
             if !known {
                 let _ = fs::remove_file(e.path());
             }
@@ -315,12 +319,21 @@ impl Backend for ObjectBackend {
     }
 
     fn contains(&self, id: ChunkId) -> Result<bool> {
-        Ok(self.index.read().map_err(|_| poisoned())?.get(&id).is_some())
+        Ok(self
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&id)
+            .is_some())
     }
 
     fn missing(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let index = self.index.read().map_err(|_| poisoned())?;
-        Ok(ids.iter().filter(|id| index.get(id).is_none()).copied().collect())
+        Ok(ids
+            .iter()
+            .filter(|id| index.get(id).is_none())
+            .copied()
+            .collect())
     }
 
     fn get_into(&self, id: ChunkId, out: &mut Vec<u8>) -> Result<bool> {
@@ -368,11 +381,14 @@ impl Backend for ObjectBackend {
                 .iter()
                 .filter(|e| moved.insert(e.id))
                 .map(|e| {
-                    (e.id, Location {
-                        pack: *name,
-                        offset: e.offset,
-                        len: e.len,
-                    })
+                    (
+                        e.id,
+                        Location {
+                            pack: *name,
+                            offset: e.offset,
+                            len: e.len,
+                        },
+                    )
                 })
                 .collect();
             let mut blobs = self.read_blobs(&locs)?;

@@ -359,10 +359,7 @@ mod tests {
         let dead = HashSet::from([id(1), id(2), id(4)]);
         let sweep = plan_sweep(&packs, &dead);
         assert_eq!(sweep.drop, vec![a]);
-        assert_eq!(
-            sweep.repack,
-            vec![(b, vec![e(3, 0)]), (c, vec![e(5, 0)])]
-        );
+        assert_eq!(sweep.repack, vec![(b, vec![e(3, 0)]), (c, vec![e(5, 0)])]);
         assert_eq!(sweep.deleted, 3);
         assert_eq!(plan_sweep(&packs, &HashSet::new()), Sweep::default());
     }

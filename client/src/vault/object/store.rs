@@ -63,7 +63,9 @@ impl ObjectUrl {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c);
             if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
-                return Err(bad("a bucket name has 3-63 lower-case letters, digits, '-' or '.'"));
+                return Err(bad(
+                    "a bucket name has 3-63 lower-case letters, digits, '-' or '.'",
+                ));
             }
             return Ok(Self::S3 {
                 bucket: bucket.into(),
@@ -71,7 +73,9 @@ impl ObjectUrl {
             });
         }
         let Some(rest) = text.strip_prefix("sftp://") else {
-            return Err(bad("use s3://BUCKET/PREFIX or sftp://USER@HOST[:PORT]/PATH"));
+            return Err(bad(
+                "use s3://BUCKET/PREFIX or sftp://USER@HOST[:PORT]/PATH",
+            ));
         };
         let (authority, path) = rest
             .split_once('/')
@@ -82,7 +86,10 @@ impl ObjectUrl {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h,
-                Some(p.parse::<u16>().map_err(|_| bad("the port is not a number"))?),
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| bad("the port is not a number"))?,
+                ),
             ),
             None => (hostport, None),
         };
@@ -112,7 +119,9 @@ impl ObjectUrl {
                     .bucket(bucket)
                     .root(&format!("/{prefix}"))
                     .disable_ec2_metadata();
-                if let Some(endpoint) = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")) {
+                if let Some(endpoint) =
+                    var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL"))
+                {
                     b = b.endpoint(&endpoint);
                 }
                 // Given here so the caller's `env` decides; OpenDAL falls
@@ -263,8 +272,16 @@ impl Objects {
             Error::Auth(format!(
                 "{url}: the storage service refused our credentials ({action} {key}): {e}"
             ))
+        } else if matches!(url, ObjectUrl::Sftp { .. }) && text.contains("connection request") {
+            Error::Network(format!(
+                "{url}: could not log in over SSH (a key the server refuses, a host key not in \
+                 known_hosts while CAIRN_SFTP_KNOWN_HOSTS=strict, or the host unreachable; \
+                 `ssh -i KEY -p PORT USER@HOST` shows which): {e}"
+            ))
         } else if text.contains("NoSuchBucket") {
-            Error::NotFound(format!("{url}: the bucket does not exist (create it first)"))
+            Error::NotFound(format!(
+                "{url}: the bucket does not exist (create it first)"
+            ))
         } else {
             Error::Network(format!("{url}: {action} {key} failed: {e}"))
         }
@@ -275,7 +292,10 @@ impl Objects {
         self.requests.reads.fetch_add(1, Relaxed);
         match self.rt.block_on(self.op.read(key)) {
             Ok(buf) => Ok(Some(buf.to_vec())),
-            Err(e) if e.kind() == ErrorKind::NotFound && !format!("{e:#}").contains("NoSuchBucket") => {
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && !format!("{e:#}").contains("NoSuchBucket") =>
+            {
                 Ok(None)
             }
             Err(e) => Err(self.error("read", key, &e)),
@@ -290,9 +310,7 @@ impl Objects {
         ranges: &[(String, u64, u32)],
         parallel: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        self.requests
-            .reads
-            .fetch_add(ranges.len() as u64, Relaxed);
+        self.requests.reads.fetch_add(ranges.len() as u64, Relaxed);
         let results = self.rt.block_on(async {
             let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
             let mut tasks = Vec::with_capacity(ranges.len());
@@ -317,7 +335,10 @@ impl Objects {
                 let r = r.map_err(|e| Error::Network(format!("read task failed: {e}")))?;
                 match r {
                     Ok(buf) if buf.len() == *len as usize => Ok(buf.to_vec()),
-                    Ok(_) => Err(Error::Integrity(format!("{}: {key} is shorter than its index says", self.url))),
+                    Ok(_) => Err(Error::Integrity(format!(
+                        "{}: {key} is shorter than its index says",
+                        self.url
+                    ))),
                     Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Integrity(format!(
                         "{}: pack {key} is missing",
                         self.url
@@ -373,7 +394,12 @@ impl Objects {
         self.requests.lists.fetch_add(1, Relaxed);
         let entries = match self.rt.block_on(self.op.list(dir)) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound && !format!("{e:#}").contains("NoSuchBucket") => vec![],
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && !format!("{e:#}").contains("NoSuchBucket") =>
+            {
+                vec![]
+            }
             Err(e) => return Err(self.error("list", dir, &e)),
         };
         Ok(entries
@@ -447,7 +473,10 @@ mod tests {
             "sftp://me@host/",
             "ftp://x/y",
         ] {
-            assert!(matches!(ObjectUrl::parse(bad), Err(Error::Invalid(_))), "{bad}");
+            assert!(
+                matches!(ObjectUrl::parse(bad), Err(Error::Invalid(_))),
+                "{bad}"
+            );
         }
         assert!(ObjectUrl::is_url("s3://b/p") && ObjectUrl::is_url("sftp://u@h/p"));
         assert!(!ObjectUrl::is_url("/srv/s3://x") && !ObjectUrl::is_url("main"));
