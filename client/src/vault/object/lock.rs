@@ -258,20 +258,26 @@ mod tests {
         let prune = lock(LockKind::Prune, now - 10);
         let dead_prune = lock(LockKind::Prune, now - 1000);
         assert_eq!(
-            conflict(LockKind::Prune, &[backup.clone()], now),
+            conflict(LockKind::Prune, std::slice::from_ref(&backup), now),
             Some(&backup)
         );
-        assert_eq!(conflict(LockKind::Backup, &[backup.clone()], now), None);
         assert_eq!(
-            conflict(LockKind::Backup, &[prune.clone()], now),
+            conflict(LockKind::Backup, std::slice::from_ref(&backup), now),
+            None
+        );
+        assert_eq!(
+            conflict(LockKind::Backup, std::slice::from_ref(&prune), now),
             Some(&prune)
         );
         assert_eq!(
-            conflict(LockKind::Prune, &[prune.clone()], now),
+            conflict(LockKind::Prune, std::slice::from_ref(&prune), now),
             Some(&prune)
         );
         // An expired lock is a dead holder's: ignored by both.
-        assert_eq!(conflict(LockKind::Backup, &[dead_prune.clone()], now), None);
+        assert_eq!(
+            conflict(LockKind::Backup, std::slice::from_ref(&dead_prune), now),
+            None
+        );
         assert_eq!(conflict(LockKind::Prune, &[dead_prune], now), None);
         // A heartbeat from a clock ahead of ours still counts.
         assert!(lock(LockKind::Prune, now + 5000).live(now));
