@@ -81,6 +81,7 @@ fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
         }
         Command::Vault(VaultCommand::Init {
             local,
+            url,
             zstd_level,
             chunk_min,
             chunk_avg,
@@ -94,7 +95,7 @@ fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
                 max_size: chunk_max,
             };
             let kdf = (kdf_memory_kib, kdf_iterations);
-            commands::vault_init(local, chunker, zstd_level, kdf, json)
+            commands::vault_init(local, url, chunker, zstd_level, kdf, json)
         }
         Command::Backup(args) => commands::backup(config, args, json),
         Command::Snapshots {

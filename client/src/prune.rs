@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::jobs::{JobLog, JobOutcome};
-use crate::vault::Vault;
+use crate::vault::{LockKind, Vault};
 
 /// How many times [`run`] marks again when a concurrent backup makes the
 /// server refuse its sweep.
@@ -53,6 +53,12 @@ pub struct PruneReport {
 /// sweep runs as prune job `job` (started by the caller before the mark,
 /// so the server keeps every chunk a concurrent backup touches after it).
 pub fn prune(vault: &Vault, dry_run: bool, job: Option<JobId>) -> Result<PruneReport> {
+    // Held from before the mark to the last delete: no backup commits in
+    // between what this prune did not see.
+    let _lock = match dry_run {
+        true => None,
+        false => vault.backend().lock(LockKind::Prune)?,
+    };
     let mut live: HashSet<ChunkId> = HashSet::new();
     let mut report = PruneReport::default();
     for snap in vault.snapshots()? {

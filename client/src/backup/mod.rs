@@ -64,7 +64,7 @@ use crate::jobs::JobOutcome;
 use crate::pattern::Patterns;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
-use crate::vault::{Sealed, Vault};
+use crate::vault::{LockKind, Sealed, Vault};
 use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared};
 use walk::Walker;
 
@@ -269,6 +269,9 @@ impl JobOutcome for BackupReport {
 
 /// Runs a backup into `vault` and commits its snapshot.
 pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    // Held until the snapshot is committed: no prune may delete what this
+    // backup reuses in between.
+    let _lock = vault.backend().lock(LockKind::Backup)?;
     let started = Instant::now();
     let time = fsmeta::now_rfc3339();
     let sources = source::resolve(&opts.paths)?;
@@ -425,6 +428,7 @@ pub fn run_stdin(
             "--stdin-filename {name:?}: give a file name (no '/')"
         )));
     }
+    let _lock = vault.backend().lock(LockKind::Backup)?;
     let started = Instant::now();
     let time = fsmeta::now_rfc3339();
     let sink = vault.backend().sink();

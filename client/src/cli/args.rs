@@ -415,11 +415,23 @@ pub enum VaultCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Create a vault in a local directory (new or empty).
+    /// Create a vault in a local directory (new or empty), or on object
+    /// storage or SFTP: `cairn vault init s3://BUCKET/PREFIX` (endpoint,
+    /// region and credentials from AWS_*; AWS_ENDPOINT_URL for a self-hosted
+    /// server) or `sftp://USER@HOST[:PORT]/PATH` (key login: CAIRN_SFTP_KEY,
+    /// and CAIRN_SFTP_KNOWN_HOSTS=strict|add|accept).
     Init {
         /// The directory to hold the vault.
-        #[arg(long, value_name = "DIR")]
-        local: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "url",
+            conflicts_with = "url"
+        )]
+        local: Option<PathBuf>,
+        /// The object vault's URL (s3://… or sftp://…).
+        #[arg(value_name = "URL")]
+        url: Option<String>,
         /// zstd compression level (1-22); chunks that do not shrink are stored raw.
         #[arg(long, default_value_t = 3)]
         zstd_level: i32,

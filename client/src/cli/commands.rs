@@ -24,6 +24,7 @@ use cairn_client::retention::KeepPolicy;
 use cairn_client::run::{self, ItemJob, JobEnv};
 use cairn_client::select::ThisDevice;
 use cairn_client::snapshot::SnapshotRecord;
+use cairn_client::vault::object::store::ObjectUrl;
 use cairn_client::vault::CreateOptions;
 use cairn_client::{check, fsmeta, items, ls, prune, Error, Vault};
 use cairn_proto::api::{JobKind, VaultCommands};
@@ -307,16 +308,17 @@ pub fn vault_delete(config: Option<&Path>, name: String, yes: bool, json: bool) 
     Ok(0)
 }
 
-/// `cairn vault init`.
+/// `cairn vault init`: a local directory, or an object vault's URL.
 pub fn vault_init(
-    local: PathBuf,
+    local: Option<PathBuf>,
+    url: Option<String>,
     chunker: ChunkerParams,
     zstd_level: i32,
     kdf: (u32, u32),
     json: bool,
 ) -> Result<u8> {
+    let object = url.as_deref().map(ObjectUrl::parse).transpose()?;
     let pw = passwords::read("CAIRN_PASSWORD", "New vault password: ", true)?;
-    let local = fsmeta::expand_tilde(&local);
     let options = CreateOptions {
         chunker,
         zstd_level,
@@ -326,14 +328,25 @@ pub fn vault_init(
             ..KdfParams::generate()
         },
     };
-    let config = Vault::create(&local, &pw, &options)?;
+    let (config, place) = match (object, local) {
+        (Some(url), _) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let config = Vault::create_object(&url, &pw, &options, &env)?;
+            (config, PathBuf::from(url.to_string()))
+        }
+        (None, Some(local)) => {
+            let local = fsmeta::expand_tilde(&local);
+            (Vault::create(&local, &pw, &options)?, local)
+        }
+        (None, None) => return Err(Error::Invalid("give --local DIR or a vault URL".into()).into()),
+    };
     if json {
         print_json(&output::CreatedJson {
             id: config.vault_id,
-            path: &local,
+            path: &place,
         })?;
     } else {
-        println!("created vault {} in {}", config.vault_id, local.display());
+        println!("created vault {} in {}", config.vault_id, place.display());
     }
     Ok(0)
 }

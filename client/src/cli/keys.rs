@@ -4,7 +4,7 @@
 //! vault in its replicated state — so these refuse them with a pointer to
 //! `cairn key passwd`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use cairn_client::remote::VaultRef;
@@ -17,10 +17,11 @@ use super::open::password;
 use super::output::print_json;
 use super::password as passwords;
 
-/// The directory of a local vault, or a clear refusal for an account vault.
-fn local_dir(v: &Path) -> Result<PathBuf> {
+/// A local or object vault, unlocked; a clear refusal for an account vault.
+fn open_local(v: &Path) -> Result<Vault> {
     match VaultRef::parse(v) {
-        VaultRef::Local(dir) => Ok(dir),
+        VaultRef::Local(dir) => Ok(Vault::open(&dir, &password()?)?),
+        VaultRef::Object(url) => super::open::open_object(&url),
         VaultRef::Remote(_) => Err(Error::Invalid(
             "an account vault's keys follow the account password (the server stores one sealed \
              key blob per vault): change it with `cairn key passwd` without --vault; extra \
@@ -29,10 +30,6 @@ fn local_dir(v: &Path) -> Result<PathBuf> {
         )
         .into()),
     }
-}
-
-fn open_local(v: &Path) -> Result<Vault> {
-    Ok(Vault::open(&local_dir(v)?, &password()?)?)
 }
 
 /// `cairn key passwd --vault DIR`: the password of the slot that opened it.

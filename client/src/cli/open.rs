@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use cairn_client::remote::config::profile_path;
 use cairn_client::remote::{Session, VaultRef};
+use cairn_client::vault::object::store::ObjectUrl;
 use cairn_client::Vault;
 
 use super::password;
@@ -43,6 +44,14 @@ pub fn session(config: Option<&Path>) -> Result<Session> {
     Ok(Session::open(&path)?)
 }
 
+/// Opens and unlocks the object vault at `url` (settings from the
+/// environment: `AWS_*`, `CAIRN_SFTP_*`).
+pub fn open_object(url: &str) -> Result<Vault> {
+    let url = ObjectUrl::parse(url)?;
+    let pw = password()?;
+    Ok(Vault::open_object(&url, &pw, &|k| std::env::var(k).ok())?)
+}
+
 /// An unlocked vault and, for an account vault, the session it came
 /// through (which records jobs).
 pub struct Opened {
@@ -68,6 +77,10 @@ pub fn open_with(config: Option<&Path>, v: &Path, secret: &Secret) -> Result<Ope
                 session: None,
             })
         }
+        VaultRef::Object(url) => Ok(Opened {
+            vault: open_object(&url)?,
+            session: None,
+        }),
         VaultRef::Remote(name) => {
             let profile = profile_path(config, |k| std::env::var(k).ok())?;
             if !profile.exists() {

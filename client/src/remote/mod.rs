@@ -34,10 +34,14 @@ pub enum VaultRef {
     Local(PathBuf),
     /// An account vault, by name.
     Remote(String),
+    /// A vault on object storage or SFTP, by URL
+    /// ([`crate::vault::object::store::ObjectUrl`]).
+    Object(String),
 }
 
 impl VaultRef {
-    /// The selection rule: `V` is a local vault when it looks like a path
+    /// The selection rule: `V` is an object vault when it starts with
+    /// `s3://` or `sftp://`, a local vault when it looks like a path
     /// (contains `/`, or starts with `.` or `~`) or is a local vault
     /// directory (holds `vault.json`); otherwise it is the name of an
     /// account vault. So `--vault ./main` is always the directory and
@@ -47,6 +51,9 @@ impl VaultRef {
     /// mistyped path never turns into a network request.
     pub fn parse(v: &Path) -> Self {
         let text = v.to_string_lossy();
+        if OBJECT_SCHEMES.iter().any(|s| text.starts_with(s)) {
+            return VaultRef::Object(text.into_owned());
+        }
         let looks_like_path = text.contains('/') || text.starts_with(['.', '~']) || text.is_empty();
         if looks_like_path || v.join("vault.json").is_file() {
             VaultRef::Local(crate::fsmeta::expand_tilde(v))
@@ -55,6 +62,10 @@ impl VaultRef {
         }
     }
 }
+
+/// The URL schemes of object vaults (`s3://BUCKET/PREFIX`,
+/// `sftp://USER@HOST[:PORT]/PATH`).
+pub const OBJECT_SCHEMES: [&str; 2] = ["s3://", "sftp://"];
 
 /// Checks an account vault, device or protected item name: 1–100
 /// characters, no `/`, no control characters, no surrounding spaces, not
@@ -102,6 +113,11 @@ mod tests {
         assert_eq!(
             VaultRef::parse(Path::new("~/v")),
             VaultRef::Local(crate::fsmeta::expand_tilde(Path::new("~/v")))
+        );
+        // A URL is an object vault (though it contains '/').
+        assert_eq!(
+            VaultRef::parse(Path::new("s3://bucket/p")),
+            VaultRef::Object("s3://bucket/p".into())
         );
         // A bare word that is no directory here is an account vault.
         assert_eq!(

@@ -6,7 +6,8 @@
 //! snapshot records, and the writer a backup streams sealed blobs into
 //! ([`Sink`]). Implementations: [`super::local::LocalBackend`] (a directory
 //! with a RocksDB chunk store), [`super::account::AccountBackend`] (a
-//! vault of an account on a `cairnd` cluster) and
+//! vault of an account on a `cairnd` cluster),
+//! [`super::object::ObjectBackend`] (S3 or SFTP through OpenDAL) and
 //! [`super::memory::MemoryBackend`] (the in-memory double unit tests use).
 //!
 //! The few places where batching changes the algorithm ask a capability
@@ -33,6 +34,19 @@ pub struct Deleted {
     pub kept_recently_used: u64,
 }
 
+/// What a process takes a vault's lock for ([`Backend::lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    /// A backup: shared with other backups, excludes prunes.
+    Backup,
+    /// A prune: exclusive.
+    Prune,
+}
+
+/// A lock [`Backend::lock`] took; held until dropped.
+pub type Hold = Box<dyn Send>;
+
 /// Where a vault's sealed chunks and snapshot records live.
 ///
 /// Every method may fail with the backend's IO, store or network errors;
@@ -53,6 +67,25 @@ pub trait Backend: Send + Sync {
     /// never saves the vault into itself).
     fn dir(&self) -> Option<&Path> {
         None
+    }
+
+    /// Keeps what must not overlap a `kind` run out of the vault until the
+    /// returned hold is dropped: taken by a backup before it reads its
+    /// parent, by a prune before it reads the snapshot list. `None` where
+    /// the backend excludes otherwise (a local vault's store lock, an
+    /// account vault's job log on the cluster).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Busy`] while a conflicting run holds the vault.
+    fn lock(&self, _kind: LockKind) -> Result<Option<Hold>> {
+        Ok(None)
+    }
+
+    /// Requests sent to a metered storage service so far (object vaults;
+    /// 0 elsewhere), for reports of requests per GB.
+    fn requests(&self) -> u64 {
+        0
     }
 
     /// Whether chunk `id` is stored.

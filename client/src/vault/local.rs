@@ -59,7 +59,7 @@ pub fn create(dir: &Path, make: impl FnOnce() -> Result<VaultConfig>) -> Result<
     }
     let config = make()?;
     RocksStore::open(&dir.join("chunks"), &StoreOptions::default())?;
-    fsmeta::write_private(&dir.join(CONFIG_FILE), &config_json(&config)?)?;
+    fsmeta::write_private(&dir.join(CONFIG_FILE), &super::config_json(&config)?)?;
     Ok(config)
 }
 
@@ -85,10 +85,6 @@ pub fn read_config(dir: &Path) -> Result<VaultConfig> {
         )));
     }
     Ok(config)
-}
-
-fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(config).map_err(|e| Error::Format(e.to_string()))
 }
 
 /// A vault in a local directory.
@@ -245,7 +241,7 @@ impl Backend for LocalBackend {
     }
 
     fn rewrap(&self, config: &VaultConfig) -> Result<()> {
-        fsmeta::write_private(&self.dir.join(CONFIG_FILE), &config_json(config)?)
+        fsmeta::write_private(&self.dir.join(CONFIG_FILE), &super::config_json(config)?)
     }
 }
 

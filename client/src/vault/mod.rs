@@ -9,6 +9,7 @@
 //! | [`sink`] | the [`Sink`] trait a backup writes through, [`Sealed`] blobs |
 //! | [`local`] | a local directory: RocksDB chunk store, one JSON file per record |
 //! | [`account`] | an account vault on a `cairnd` cluster, and its upload stage |
+//! | [`object`] | S3 or SFTP through OpenDAL: packs, an index cache, lock objects |
 //! | [`memory`] | the in-memory double unit tests use |
 //! | [`slots`] | key slots: several passwords and recovery keys per vault |
 
@@ -16,6 +17,7 @@ pub mod account;
 pub mod backend;
 pub mod local;
 pub mod memory;
+pub mod object;
 pub mod sink;
 pub mod slots;
 
@@ -26,7 +28,7 @@ use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
-pub use backend::{Backend, Deleted};
+pub use backend::{Backend, Deleted, Hold, LockKind};
 pub use sink::{Sealed, Sink, Written};
 
 use crate::blob::{BlobCodec, OpenScratch};
@@ -219,37 +221,7 @@ impl Vault {
     /// Creates a new local vault in `dir` (which must not exist or be
     /// empty).
     pub fn create(dir: &Path, password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
-        if password.is_empty() {
-            return Err(Error::Invalid("an empty password is not allowed".into()));
-        }
-        options.chunker.validate()?;
-        if !(1..=22).contains(&options.zstd_level) {
-            return Err(Error::Invalid(format!(
-                "zstd level {} is not in 1..=22",
-                options.zstd_level
-            )));
-        }
-        local::create(dir, || {
-            let vault_id = VaultId::random();
-            Ok(VaultConfig {
-                // One password slot: the layout older builds read.
-                format: 1,
-                vault_id,
-                chunker: options.chunker,
-                compression: Compression {
-                    zstd_level: options.zstd_level,
-                },
-                slots: vec![KeySlot::seal(
-                    0,
-                    Unlock::Password {
-                        kdf: options.kdf.clone(),
-                    },
-                    vault_id,
-                    &VaultKeys::generate(),
-                    password,
-                )?],
-            })
-        })
+        local::create(dir, || new_config(password, options))
     }
 
     /// Opens and unlocks the local vault in `dir` with `password` (any of
@@ -583,6 +555,45 @@ impl Vault {
         };
         self.backend.commit_snapshot(record, &label, job)
     }
+}
+
+/// The config of a new vault: `options` checked, fresh vault keys sealed
+/// in one password slot for `password` (format 1, the layout older builds
+/// read).
+fn new_config(password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
+    if password.is_empty() {
+        return Err(Error::Invalid("an empty password is not allowed".into()));
+    }
+    options.chunker.validate()?;
+    if !(1..=22).contains(&options.zstd_level) {
+        return Err(Error::Invalid(format!(
+            "zstd level {} is not in 1..=22",
+            options.zstd_level
+        )));
+    }
+    let vault_id = VaultId::random();
+    Ok(VaultConfig {
+        format: 1,
+        vault_id,
+        chunker: options.chunker,
+        compression: Compression {
+            zstd_level: options.zstd_level,
+        },
+        slots: vec![KeySlot::seal(
+            0,
+            Unlock::Password {
+                kdf: options.kdf.clone(),
+            },
+            vault_id,
+            &VaultKeys::generate(),
+            password,
+        )?],
+    })
+}
+
+/// `vault.json` as written (local and object vaults).
+fn config_json(config: &VaultConfig) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(config).map_err(|e| Error::Format(e.to_string()))
 }
 
 /// The item label of a backup of plain paths in an account vault: `~`

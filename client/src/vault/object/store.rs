@@ -1,0 +1,484 @@
+//! The object store under an object vault: a vault URL
+//! ([`ObjectUrl`]), and [`Objects`], the blocking face of one OpenDAL
+//! operator (driven by a small tokio runtime of its own) that counts its
+//! requests and maps the service's errors to ours.
+//!
+//! OpenDAL retries what the service marks temporary (5xx, throttling,
+//! dropped connections) with exponential backoff and jitter
+//! ([`RETRIES`] times); only then does an error reach the caller.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opendal::layers::RetryLayer;
+use opendal::{ErrorKind, Operator};
+
+use crate::error::{Error, Result};
+
+/// Attempts after the first for a request the service failed temporarily.
+pub const RETRIES: usize = 6;
+
+/// Where an object vault lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectUrl {
+    /// `s3://BUCKET/PREFIX`: endpoint, region and credentials from the
+    /// `AWS_*` variables (or the AWS profile files).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix (no leading or trailing `/`; may be empty).
+        prefix: String,
+    },
+    /// `sftp://USER@HOST[:PORT]/PATH`: key-based login through `ssh`.
+    Sftp {
+        /// The login.
+        user: String,
+        /// The host.
+        host: String,
+        /// The port (22 when absent).
+        port: Option<u16>,
+        /// The vault's directory (absolute).
+        path: String,
+    },
+}
+
+impl ObjectUrl {
+    /// Whether `text` names an object vault (by its scheme) rather than a
+    /// local directory or an account vault.
+    pub fn is_url(text: &str) -> bool {
+        crate::remote::OBJECT_SCHEMES
+            .iter()
+            .any(|s| text.starts_with(s))
+    }
+
+    /// Parses `s3://BUCKET/PREFIX` or `sftp://USER@HOST[:PORT]/PATH`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming what is wrong with the URL.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Invalid(format!("vault URL {text:?}: {why}"));
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c);
+            if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
+                return Err(bad(
+                    "a bucket name has 3-63 lower-case letters, digits, '-' or '.'",
+                ));
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.into(),
+                prefix: prefix.trim_matches('/').into(),
+            });
+        }
+        let Some(rest) = text.strip_prefix("sftp://") else {
+            return Err(bad(
+                "use s3://BUCKET/PREFIX or sftp://USER@HOST[:PORT]/PATH",
+            ));
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("name the vault's directory: sftp://USER@HOST[:PORT]/PATH"))?;
+        let (user, hostport) = authority
+            .split_once('@')
+            .ok_or_else(|| bad("name the login: sftp://USER@HOST[:PORT]/PATH"))?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| bad("the port is not a number"))?,
+                ),
+            ),
+            None => (hostport, None),
+        };
+        let path = path.trim_matches('/');
+        if user.is_empty() || host.is_empty() || path.is_empty() {
+            return Err(bad("user, host and path must not be empty"));
+        }
+        Ok(Self::Sftp {
+            user: user.into(),
+            host: host.into(),
+            port,
+            path: format!("/{path}"),
+        })
+    }
+
+    /// The operator for this location, configured from `env`:
+    /// `AWS_ENDPOINT_URL` (a self-hosted server, addressed path-style),
+    /// `AWS_REGION`/`AWS_DEFAULT_REGION` (default `us-east-1`) and the
+    /// credentials OpenDAL reads from `AWS_*` and the profile files; for
+    /// SFTP `CAIRN_SFTP_KEY` (the private key; else ssh's own defaults) and
+    /// `CAIRN_SFTP_KNOWN_HOSTS` (`strict`, the default, `add` or `accept`).
+    fn operator(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Operator> {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty());
+        let built = match self {
+            Self::S3 { bucket, prefix } => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(bucket)
+                    .root(&format!("/{prefix}"))
+                    .disable_ec2_metadata();
+                if let Some(endpoint) =
+                    var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL"))
+                {
+                    b = b.endpoint(&endpoint);
+                }
+                // Given here so the caller's `env` decides; OpenDAL falls
+                // back to the profile files when they are absent.
+                if let (Some(id), Some(secret)) =
+                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                {
+                    b = b.access_key_id(&id).secret_access_key(&secret);
+                    if let Some(token) = var("AWS_SESSION_TOKEN") {
+                        b = b.session_token(&token);
+                    }
+                }
+                let region = var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into());
+                Operator::new(b.region(&region)).map(|o| o.finish())
+            }
+            Self::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                let endpoint = match port {
+                    Some(p) => format!("ssh://{host}:{p}"),
+                    None => format!("ssh://{host}"),
+                };
+                let mut b = opendal::services::Sftp::default()
+                    .endpoint(&endpoint)
+                    .user(user)
+                    .root(path)
+                    .known_hosts_strategy(
+                        &var("CAIRN_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into()),
+                    );
+                if let Some(key) = var("CAIRN_SFTP_KEY") {
+                    b = b.key(&key);
+                }
+                Operator::new(b).map(|o| o.finish())
+            }
+        };
+        built.map_err(|e| Error::Invalid(format!("{self}: {e}")))
+    }
+}
+
+impl std::fmt::Display for ObjectUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Self::Sftp {
+                user,
+                host,
+                port: Some(p),
+                path,
+            } => write!(f, "sftp://{user}@{host}:{p}{path}"),
+            Self::Sftp {
+                user, host, path, ..
+            } => write!(f, "sftp://{user}@{host}{path}"),
+        }
+    }
+}
+
+/// Requests an [`Objects`] sent, by kind (retries included).
+#[derive(Debug, Default)]
+pub struct Requests {
+    /// Whole or ranged reads.
+    pub reads: AtomicU64,
+    /// Writes.
+    pub writes: AtomicU64,
+    /// Listings.
+    pub lists: AtomicU64,
+    /// Deletes.
+    pub deletes: AtomicU64,
+    /// Retries of failed requests.
+    pub retries: AtomicU64,
+}
+
+impl Requests {
+    /// All requests so far.
+    pub fn total(&self) -> u64 {
+        [
+            &self.reads,
+            &self.writes,
+            &self.lists,
+            &self.deletes,
+            &self.retries,
+        ]
+        .iter()
+        .map(|c| c.load(Relaxed))
+        .sum()
+    }
+}
+
+/// The objects of one vault, with blocking calls.
+pub struct Objects {
+    url: ObjectUrl,
+    rt: tokio::runtime::Runtime,
+    op: Operator,
+    requests: Arc<Requests>,
+}
+
+impl Objects {
+    /// Connects to `url` (no request is sent yet).
+    pub fn open(url: &ObjectUrl, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-objects")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start the IO runtime: {e}")))?;
+        let requests = Arc::new(Requests::default());
+        let counter = requests.clone();
+        let retry = RetryLayer::new()
+            .with_jitter()
+            .with_max_times(RETRIES)
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_notify(move |_: &opendal::Error, _: Duration| {
+                counter.retries.fetch_add(1, Relaxed);
+            });
+        let op = url.operator(env)?.layer(retry);
+        Ok(Self {
+            url: url.clone(),
+            rt,
+            op,
+            requests,
+        })
+    }
+
+    /// The location (for messages).
+    pub fn url(&self) -> &ObjectUrl {
+        &self.url
+    }
+
+    /// The requests sent so far.
+    pub fn requests(&self) -> &Requests {
+        &self.requests
+    }
+
+    /// Our error for a failed `action` on `key`.
+    fn error(&self, action: &str, key: &str, e: &opendal::Error) -> Error {
+        let text = format!("{e:#}");
+        let url = &self.url;
+        if e.kind() == ErrorKind::PermissionDenied
+            || text.contains("Permission denied")
+            || text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch")
+        {
+            Error::Auth(format!(
+                "{url}: the storage service refused our credentials ({action} {key}): {e}"
+            ))
+        } else if matches!(url, ObjectUrl::Sftp { .. }) && text.contains("connection request") {
+            Error::Network(format!(
+                "{url}: could not log in over SSH (a key the server refuses, a host key not in \
+                 known_hosts while CAIRN_SFTP_KNOWN_HOSTS=strict, or the host unreachable; \
+                 `ssh -i KEY -p PORT USER@HOST` shows which): {e}"
+            ))
+        } else if text.contains("NoSuchBucket") {
+            Error::NotFound(format!(
+                "{url}: the bucket does not exist (create it first)"
+            ))
+        } else {
+            Error::Network(format!("{url}: {action} {key} failed: {e}"))
+        }
+    }
+
+    /// The whole object `key`, or `None` when there is none.
+    pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.requests.reads.fetch_add(1, Relaxed);
+        match self.rt.block_on(self.op.read(key)) {
+            Ok(buf) => Ok(Some(buf.to_vec())),
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && !format!("{e:#}").contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.error("read", key, &e)),
+        }
+    }
+
+    /// Bytes `offset..offset+len` of object `key` for each request of
+    /// `ranges`, fetched `parallel` at a time; a missing object or a short
+    /// range is [`Error::Integrity`].
+    pub fn read_ranges(
+        &self,
+        ranges: &[(String, u64, u32)],
+        parallel: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.requests.reads.fetch_add(ranges.len() as u64, Relaxed);
+        let results = self.rt.block_on(async {
+            let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+            let mut tasks = Vec::with_capacity(ranges.len());
+            for (key, offset, len) in ranges {
+                let (op, limit, key) = (self.op.clone(), limit.clone(), key.clone());
+                let range = *offset..*offset + u64::from(*len);
+                tasks.push(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    op.read_with(&key).range(range).await
+                }));
+            }
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        results
+            .into_iter()
+            .zip(ranges)
+            .map(|(r, (key, _, len))| {
+                let r = r.map_err(|e| Error::Network(format!("read task failed: {e}")))?;
+                match r {
+                    Ok(buf) if buf.len() == *len as usize => Ok(buf.to_vec()),
+                    Ok(_) => Err(Error::Integrity(format!(
+                        "{}: {key} is shorter than its index says",
+                        self.url
+                    ))),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Integrity(format!(
+                        "{}: pack {key} is missing",
+                        self.url
+                    ))),
+                    Err(e) => Err(self.error("read", key, &e)),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes object `key` (whole, replacing any; see [`put`]).
+    pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.requests.writes.fetch_add(1, Relaxed);
+        self.rt
+            .block_on(put(&self.op, key, bytes))
+            .map_err(|e| self.error("write", key, &e))
+    }
+
+    /// Starts writing each `(key, bytes)` in order, in the background;
+    /// the handle's [`Upload::wait`] returns once all are stored.
+    pub fn start_writes(&self, objects: Vec<(String, Vec<u8>)>) -> Upload {
+        self.requests
+            .writes
+            .fetch_add(objects.len() as u64, Relaxed);
+        let op = self.op.clone();
+        Upload(self.rt.spawn(async move {
+            for (key, bytes) in objects {
+                put(&op, &key, bytes).await.map_err(|e| (key, e))?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// Waits for an upload [`Objects::start_writes`] started.
+    pub fn finish(&self, upload: Upload) -> Result<()> {
+        match self.rt.block_on(upload.0) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((key, e))) => Err(self.error("write", &key, &e)),
+            Err(e) => Err(Error::Network(format!("upload task failed: {e}"))),
+        }
+    }
+
+    /// Deletes object `key` (no error when it is already gone).
+    pub fn delete(&self, key: &str) -> Result<()> {
+        self.requests.deletes.fetch_add(1, Relaxed);
+        self.rt
+            .block_on(self.op.delete(key))
+            .map_err(|e| self.error("delete", key, &e))
+    }
+
+    /// The names of the objects directly in `dir` (which ends in `/`).
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        self.requests.lists.fetch_add(1, Relaxed);
+        let entries = match self.rt.block_on(self.op.list(dir)) {
+            Ok(entries) => entries,
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && !format!("{e:#}").contains("NoSuchBucket") =>
+            {
+                vec![]
+            }
+            Err(e) => return Err(self.error("list", dir, &e)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.name().to_string())
+            .collect())
+    }
+}
+
+/// Marks a temporary name of [`put`] (never a vault object's name).
+pub const TEMP_MARK: &str = ".tmp-";
+
+/// Stores `bytes` at `key` so that no reader ever sees part of them:
+/// directly where a write is atomic (S3: an object appears whole), else
+/// (SFTP) under a temporary name renamed into place (OpenSSH's
+/// `posix-rename` replaces atomically). A crash may leave a temporary
+/// object, which no listing of the vault takes for a real one.
+async fn put(op: &Operator, key: &str, bytes: Vec<u8>) -> opendal::Result<()> {
+    if !op.info().full_capability().rename {
+        return op.write(key, bytes).await.map(drop);
+    }
+    let tmp = format!("{key}{TEMP_MARK}{}", hex::encode(rand::random::<[u8; 8]>()));
+    op.write(&tmp, bytes).await?;
+    op.rename(&tmp, key).await
+}
+
+/// A background write of [`Objects::start_writes`].
+pub struct Upload(tokio::task::JoinHandle<std::result::Result<(), (String, opendal::Error)>>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_urls_parse_and_print() {
+        let s3 = ObjectUrl::parse("s3://my-bucket/backups/laptop/").unwrap();
+        assert_eq!(
+            s3,
+            ObjectUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "backups/laptop".into()
+            }
+        );
+        assert_eq!(s3.to_string(), "s3://my-bucket/backups/laptop");
+        assert_eq!(
+            ObjectUrl::parse("s3://bucket").unwrap(),
+            ObjectUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        let sftp = ObjectUrl::parse("sftp://me@host.example:2222/srv/vault").unwrap();
+        assert_eq!(
+            sftp,
+            ObjectUrl::Sftp {
+                user: "me".into(),
+                host: "host.example".into(),
+                port: Some(2222),
+                path: "/srv/vault".into()
+            }
+        );
+        assert_eq!(sftp.to_string(), "sftp://me@host.example:2222/srv/vault");
+        for bad in [
+            "s3://",
+            "s3://Upper/x",
+            "s3://ab",
+            "sftp://host/path",
+            "sftp://me@host",
+            "sftp://me@host:port/x",
+            "sftp://me@host/",
+            "ftp://x/y",
+        ] {
+            assert!(
+                matches!(ObjectUrl::parse(bad), Err(Error::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert!(ObjectUrl::is_url("s3://b/p") && ObjectUrl::is_url("sftp://u@h/p"));
+        assert!(!ObjectUrl::is_url("/srv/s3://x") && !ObjectUrl::is_url("main"));
+    }
+}
