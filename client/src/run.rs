@@ -308,6 +308,7 @@ mod tests {
             schedule: None,
             last_seen: 0,
             revived: false,
+            dispatched_by: None,
         }
     }
 

@@ -17,7 +17,7 @@
 //!     │              │
 //!   cluster ◀────────┘  Raft (openraft) + the replicated state: propose, read,
 //!     │                 join, remove; network; metrics; ClusterError
-//!   config, tls, token, worker, error
+//!   config, tls, token, totp, worker, error, control (the devices connected here)
 //! ```
 //!
 //! `cairnd`'s binary (`src/main.rs`, `src/cmd/`) only parses the command
@@ -62,6 +62,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod http;
 pub mod license;
@@ -70,4 +71,5 @@ pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod token;
+pub mod totp;
 pub mod worker;

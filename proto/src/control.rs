@@ -288,8 +288,8 @@ pub struct DirEntry {
 
 /// A snapshot's listing as the server relays it: sealed by the device
 /// (AES-256-CTR + Poly1305, the vaults' AEAD) under the account's listing
-/// key, `blake3::derive_key(LISTING_KEY_CONTEXT, wrap key)`, with the
-/// request's `nonce` as associated data. Only someone who knows the account
+/// key, `blake3::derive_key(LISTING_KEY_CONTEXT, wrap key)`, with
+/// [`LISTING_AAD`] as associated data. Only someone who knows the account
 /// password can read the names; the server sees their total size only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -300,6 +300,9 @@ pub struct SealedListing {
 
 /// The key-derivation context of the listing key.
 pub const LISTING_KEY_CONTEXT: &str = "cairn 2026-12 dispatched snapshot listing v1";
+
+/// The associated data a sealed listing is bound to.
+pub const LISTING_AAD: &[u8] = b"cairn snapshot listing v1";
 
 /// `POST /api/v1/dispatch/{device}/backup`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

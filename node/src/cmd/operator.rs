@@ -97,8 +97,12 @@ pub enum AdminCommand {
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
-    /// List every account's devices (revoked ones too).
+    /// List every account's devices (revoked ones too), with whether each
+    /// is online (a live `cairn daemon` connection) and its version.
     List,
+    /// The devices online now: the node holding each one's connection,
+    /// its `cairn` version, since when.
+    Online,
     /// Revoke a device: every node refuses its token from now on.
     Revoke {
         /// Device id (32 hex digits, from `device list`).
@@ -269,11 +273,12 @@ pub async fn admin(
             super::console::OperatorCommand::Login {
                 name,
                 password_file,
+                totp,
             },
     } = &command
     {
         let anonymous = Client::new(&target.server, None, target.ca_file.as_deref())?;
-        return super::console::login(&anonymous, name, password_file, json).await;
+        return super::console::login(&anonymous, name, password_file, totp.clone(), json).await;
     }
     let client = target.admin()?;
     match command {
@@ -365,15 +370,27 @@ pub async fn admin(
             command: DeviceCommand::List,
         } => {
             let devices = client.list_devices().await?;
+            let online = client.connections().await?;
             output(json, &devices, |devices| {
-                devices.iter().map(device_line).collect()
+                devices
+                    .iter()
+                    .map(|d| device_line(d, online.iter().find(|c| c.device == d.id)))
+                    .collect()
+            })
+        }
+        AdminCommand::Device {
+            command: DeviceCommand::Online,
+        } => {
+            let online = client.connections().await?;
+            output(json, &online, |online| {
+                online.iter().map(online_line).collect()
             })
         }
         AdminCommand::Device {
             command: DeviceCommand::Revoke { device },
         } => {
             let d = client.revoke_device(device).await?;
-            output(json, &d, device_line)
+            output(json, &d, |d| device_line(d, None))
         }
         AdminCommand::Jobs {
             status,
@@ -406,12 +423,34 @@ pub async fn admin(
 }
 
 /// One line of `admin device list`.
-fn device_line(d: &cairn_proto::api::DeviceInfo) -> String {
-    let state = match d.revoked_at {
-        Some(_) => "revoked",
-        None => "live",
+fn device_line(
+    d: &cairn_proto::api::DeviceInfo,
+    online: Option<&cairn_proto::control::ConnectionInfo>,
+) -> String {
+    let state = match (d.revoked_at, online) {
+        (Some(_), _) => "revoked".to_string(),
+        (None, Some(c)) => format!(
+            "live  online via node {} (cairn {})",
+            c.node,
+            cairn_node::http::api::jobs::escape_control(&c.client_version, false)
+        ),
+        (None, None) => "live  offline".to_string(),
     };
     format!("{}  account {}  {:<24} {state}\n", d.id, d.account, d.name)
+}
+
+/// One line of `admin device online`.
+fn online_line(c: &cairn_proto::control::ConnectionInfo) -> String {
+    let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+    format!(
+        "{}  {}/{}  node {}  cairn {}  since {}\n",
+        c.device,
+        esc(&c.user),
+        esc(&c.device_name),
+        c.node,
+        esc(&c.client_version),
+        local_time(c.since)
+    )
 }
 
 /// One line of `admin backups overdue`.
