@@ -13,7 +13,7 @@
 //!      list_files                           → `cairn ls --json` sealed with the listing key
 //! ```
 //!
-//! A command runs on a blocking thread, so the connection keeps answering
+//! A listing runs on a blocking thread, so the connection keeps answering
 //! pings meanwhile. A dispatched job runs as its own process group, like a
 //! scheduled one, and dies with the daemon; a child that ends unsuccessfully
 //! has its job ended `failed` unless it recorded the end itself. What the
@@ -109,6 +109,8 @@ pub fn run(
             }
         }
     }
+    // Still on the thread that started them (see above).
+    stop_all(running, super::STOP_GRACE);
 }
 
 /// `d` shortened by up to a quarter, so devices do not reconnect in step.
@@ -228,12 +230,20 @@ async fn connection(
                         break;
                     }
                     Ok(ToDevice::Command { id, action }) => {
-                        let (replies, running) = (replies.clone(), running.clone());
                         let job_opts = (opts.exe.clone(), opts.global_args.clone(), opts.listing_key);
-                        tokio::task::spawn_blocking(move || {
-                            let outcome = handle(&job_opts, &running, action);
+                        if matches!(action, Action::ListDir { .. } | Action::ListFiles { .. }) {
+                            let (replies, running) = (replies.clone(), running.clone());
+                            tokio::task::spawn_blocking(move || {
+                                let outcome = handle(&job_opts, &running, action);
+                                let _ = replies.send(FromDevice::Reply { id, outcome });
+                            });
+                        } else {
+                            // Jobs start on this thread, which outlives them:
+                            // their PR_SET_PDEATHSIG follows the thread that
+                            // spawned them, and pool threads come and go.
+                            let outcome = handle(&job_opts, running, action);
                             let _ = replies.send(FromDevice::Reply { id, outcome });
-                        });
+                        }
                     }
                     Err(e) => return done(welcomed, format!("refused a message from the node: {e}")),
                 }
@@ -520,7 +530,7 @@ pub fn reap(session: &Session, running: &Running, say: &dyn Fn(&str)) {
 
 /// SIGTERM to every dispatched child (each records `cancelled`), then
 /// waits up to `grace` for them to end.
-pub fn stop_all(running: &Running, grace: Duration) {
+fn stop_all(running: &Running, grace: Duration) {
     let lock = || running.lock().unwrap_or_else(|p| p.into_inner());
     for child in lock().values() {
         super::signal(child, libc::SIGTERM);

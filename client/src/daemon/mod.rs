@@ -154,7 +154,6 @@ pub fn run(
         }
         schedules(session, opts, &dispatched, stop, say);
     });
-    control::stop_all(&dispatched, STOP_GRACE);
     control::reap(session, &dispatched, say);
     Ok(())
 }
