@@ -309,6 +309,7 @@ mod tests {
             schedule: None,
             last_seen: 0,
             revived: false,
+            dispatched_by: None,
         }
     }
 

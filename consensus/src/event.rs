@@ -881,6 +881,12 @@ pub enum Actor {
         /// The operator's name.
         name: String,
     },
+    /// A user, through one of their account's devices (remote control:
+    /// dispatching a job to another device of the same account).
+    Device {
+        /// The device whose token the request carried.
+        device: DeviceId,
+    },
 }
 
 impl std::fmt::Display for Actor {
@@ -888,6 +894,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::AdminToken { node } => write!(f, "admin token of node {node}"),
             Actor::Operator { name } => write!(f, "operator {name}"),
+            Actor::Device { device } => write!(f, "device {device}"),
         }
     }
 }

@@ -805,6 +805,7 @@ fn main() {
         schedule: Some("nightly".into()),
         last_seen: 2,
         revived: false,
+        dispatched_by: None,
     };
     out.json("jobs", 24, &vec![job.clone()]);
     use cairn_proto::admin as node;

@@ -361,6 +361,16 @@ impl Client {
         self.get("/api/v1/admin/devices").await
     }
 
+    /// The devices online now (`cairnd admin device online`): every node's
+    /// live connections.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn connections(&self) -> Result<Vec<cairn_proto::control::ConnectionInfo>, CliError> {
+        self.get("/api/v1/control").await
+    }
+
     /// Revokes any account's device: its token is refused by every node.
     ///
     /// # Errors

@@ -17,8 +17,8 @@
 //!     │              │
 //!   cluster ◀────────┘  Raft (openraft) + the replicated state: propose, read,
 //!     │                 join, remove; network; metrics; ClusterError
-//!   config, tls, token, worker, error   (downloads: the downloads role's
-//!                                        builds and rendered files, for http)
+//!   config, tls, token, totp, worker, error, control (the devices connected
+//!   here), downloads (the downloads role's builds and rendered files, for http)
 //! ```
 //!
 //! `cairnd`'s binary (`src/main.rs`, `src/cmd/`) only parses the command
@@ -66,6 +66,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod downloads;
 pub mod error;
 pub mod http;
@@ -76,4 +77,5 @@ pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod token;
+pub mod totp;
 pub mod worker;

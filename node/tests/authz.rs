@@ -274,6 +274,12 @@ enum Access {
     /// The admin token (or the cluster secret) gets this; every other
     /// caller, device tokens included, 401.
     Operator(u16),
+    /// Remote control of alice's device: the device's account (through
+    /// any of its devices), the admin token and the cluster admin get
+    /// `seen`; another account's device and the org admin of another
+    /// organization get `unseen`; the read-only operator `seen` on reads
+    /// and 403 on actions.
+    Control { seen: u16, unseen: u16 },
 }
 
 /// A device route's row: what the owner's device and another account's
@@ -355,6 +361,32 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("get", "/api/v1/admin/orgs") => Admin(200),
         ("post", "/api/v1/admin/orgs") => Admin(201),
         ("get", "/api/v1/admin/audit") => Admin(200),
+        // Not a WebSocket upgrade: refused after the token was checked.
+        ("get", "/api/v1/connect") => dev(400, 400),
+        ("get", "/api/v1/control") => Control {
+            seen: 200,
+            unseen: 200,
+        },
+        // Alice's device holds no live connection.
+        (
+            "post",
+            "/api/v1/control/{id}/backup"
+            | "/api/v1/control/{id}/restore"
+            | "/api/v1/control/{id}/retention"
+            | "/api/v1/control/{id}/check"
+            | "/api/v1/control/{id}/cancel"
+            | "/api/v1/control/{id}/dirs"
+            | "/api/v1/control/{id}/files"
+            | "/api/v1/control/{id}/disconnect",
+        ) => Control {
+            seen: 409,
+            unseen: 404,
+        },
+        // A finished job: the stream sends it and ends.
+        ("get", "/api/v1/jobs/{id}/events") => Control {
+            seen: 200,
+            unseen: 404,
+        },
         _ => return None,
     })
 }
@@ -655,6 +687,29 @@ impl World {
                 template.into(),
                 Some(json!({"name": format!("org-{}", hex16()), "display_name": "X"})),
             ),
+            ("post", t) if t.starts_with("/api/v1/control/{id}/") => {
+                let path = t.replace("{id}", &a.id);
+                let body = match t.rsplit('/').next() {
+                    Some("backup") => json!({"item": new_item(p, a, v)}),
+                    Some("restore") => {
+                        json!({"vault": v, "snapshot": "latest", "target": "/tmp/restored"})
+                    }
+                    Some("retention") => json!({"vault": v, "item": new_item(p, a, v)}),
+                    Some("check") => json!({"vault": v, "read_data": true}),
+                    Some("cancel") => json!({"job": new_job(p, a, v)}),
+                    Some("dirs") => json!({"path": "/"}),
+                    Some("files") => json!({"vault": v, "snapshot": "latest"}),
+                    _ => return (path, None),
+                };
+                (path, Some(body))
+            }
+            ("get", "/api/v1/jobs/{id}/events") => {
+                let job = new_job(p, a, v);
+                let end = json!({"status": "succeeded", "files": 1, "bytes": 2, "error": null, "log": ""});
+                let finish = format!("/api/v1/jobs/{job}/finish");
+                call(p, "POST", &finish, Some(&a.token), Some(&end)).ok();
+                (format!("/api/v1/jobs/{job}/events"), None)
+            }
             (_, t) => {
                 assert!(!t.contains('{'), "no request recipe for {method} {t}");
                 (t.into(), None)
@@ -751,6 +806,13 @@ fn every_route_has_a_row_and_enforces_it() {
                 (_, "no token" | "garbage token" | "forged device token" | "revoked device") => {
                     (401, Some("unauthorized"))
                 }
+                (Access::Control { seen, unseen }, w) => match w {
+                    "other account's device" | "org-admin operator" => {
+                        (unseen, (unseen == 404).then_some("not_found"))
+                    }
+                    "read-only operator" if method != "get" => (403, Some("forbidden")),
+                    _ => (seen, (seen == 409).then_some("device_offline")),
+                },
                 (Access::Device { .. }, "admin token") => (403, Some("forbidden")),
                 (Access::Device { .. }, w) if operator_name(w).is_some() => {
                     (403, Some("forbidden"))

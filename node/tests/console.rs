@@ -240,3 +240,120 @@ fn operators_act_within_their_role_across_the_cluster() {
         .any(|e| e.target == "mallory" || e.target == "zed"));
     println!("{} audit entries", trail.len());
 }
+
+/// Decodes RFC 4648 base32 (no padding): the secret of an `otpauth://` URI.
+fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.chars() {
+        let v = ALPHABET.find(c).expect("base32 digit") as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// TOTP through the real binaries: an operator enrolled at creation gets
+/// the URI once; logging in then needs the current code, and wrong codes
+/// count against the login limiter like wrong passwords.
+#[test]
+fn totp_is_a_second_factor_for_enrolled_operators() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let mut node = Node::new(dir, 1);
+    node.init();
+    node.start();
+    node.wait_ready();
+    let pw = write(dir, "pw", "second factor please\n");
+    let pw_s = pw.display().to_string();
+    let out = node.admin(&[
+        "operator",
+        "create",
+        "tess",
+        "--role",
+        "read-only",
+        "--password-file",
+        &pw_s,
+        "--totp",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(created["totp"], true);
+    let uri = created["totp_uri"].as_str().expect("uri shown once");
+    assert!(
+        uri.starts_with("otpauth://totp/Cairn:tess?secret="),
+        "{uri}"
+    );
+    let secret = base32_decode(
+        uri.split("secret=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .expect("secret"),
+    );
+    assert_eq!(secret.len(), cairn_node::totp::SECRET_LEN);
+    // Never shown again.
+    let out = node.admin(&["operator", "list", "--json"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("otpauth"));
+
+    let login = |code: Option<&str>| {
+        let mut args = vec![
+            "admin".to_string(),
+            "operator".into(),
+            "login".into(),
+            "tess".into(),
+            "--password-file".into(),
+            pw_s.clone(),
+            "--server".into(),
+            node.url(),
+            "--json".into(),
+        ];
+        if let Some(c) = code {
+            args.extend(["--totp".into(), c.to_string()]);
+        }
+        common::run_owned(args)
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs()
+    };
+    let current = || format!("{:06}", cairn_node::totp::code_at(&secret, now()));
+    let wrong = || {
+        format!(
+            "{:06}",
+            (cairn_node::totp::code_at(&secret, now()) + 500_000) % 1_000_000
+        )
+    };
+
+    let out = login(None);
+    assert_eq!(out.status.code(), Some(3), "no code: {}", stderr(&out));
+    assert!(stderr(&out).contains("login_failed") || stderr(&out).contains("login failed"));
+    let out = login(Some(&wrong()));
+    assert_eq!(out.status.code(), Some(3), "wrong code: {}", stderr(&out));
+    let out = login(Some(&current()));
+    assert!(out.status.success(), "right code: {}", stderr(&out));
+    let reply: OperatorSessionReply = serde_json::from_slice(&out.stdout).expect("login json");
+    assert!(reply.token.starts_with("cairnop_"));
+    assert!(reply.operator.totp);
+
+    // Wrong codes are failed logins: the limiter stops them, and then the
+    // right code too, until the window passes.
+    let mut limited = false;
+    for _ in 0..6 {
+        let out = login(Some(&wrong()));
+        assert!(!out.status.success());
+        if stderr(&out).contains("rate") {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "wrong TOTP codes are rate-limited");
+    let out = login(Some(&current()));
+    assert!(!out.status.success(), "still limited");
+}

@@ -92,6 +92,12 @@ pub mod code {
     /// `storage`, `downloads`); the message names the nodes that do. Sent
     /// with `503`, so a client with several servers tries the next one.
     pub const ROLE_NOT_SERVED: &str = "role_not_served";
+    /// Remote control: the device holds no live connection to the cluster
+    /// (`cairn daemon` is not running there, or it went away).
+    pub const DEVICE_OFFLINE: &str = "device_offline";
+    /// Remote control: the device refused or failed the command (the
+    /// message says why).
+    pub const DEVICE_REFUSED: &str = "device_refused";
 }
 
 /// Most ids one page of `chunks/list` answers; a shorter page is the last.
@@ -579,6 +585,10 @@ pub struct JobInfo {
     /// job never commits a snapshot).
     #[serde(default)]
     pub revived: bool,
+    /// Who dispatched it to the device (remote control), if someone did:
+    /// `operator NAME`, `admin token of node N` or `device ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatched_by: Option<String>,
 }
 
 impl JobInfo {

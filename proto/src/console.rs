@@ -27,6 +27,10 @@ pub struct CreateOperator {
     pub kdf: Kdf,
     /// The login key, hex (32 bytes).
     pub login_key: String,
+    /// Enroll a TOTP second factor: the answer shows its `otpauth://`
+    /// URI once, and every login then needs the current code.
+    #[serde(default)]
+    pub totp: bool,
 }
 
 /// An operator as the admin API shows it (never credentials or tokens).
@@ -45,6 +49,10 @@ pub struct OperatorInfo {
     pub created_at: u64,
     /// Open (unexpired) sessions.
     pub sessions: Vec<SessionInfo>,
+    /// The TOTP enrollment URI (`otpauth://totp/…`): only in the answer
+    /// to the creation that enrolled it, never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_uri: Option<String>,
 }
 
 /// One session of an operator.
@@ -78,6 +86,10 @@ pub struct OperatorLogin {
     pub name: String,
     /// The login key derived from the password, hex (32 bytes).
     pub login_key: String,
+    /// The current TOTP code, for an operator enrolled in it (a missing or
+    /// wrong one fails the login like a wrong password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
 }
 
 /// The answer to a successful operator login.

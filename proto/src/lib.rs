@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod api;
 pub mod console;
+pub mod control;
 pub mod download;
 pub mod frames;
 pub mod id;

@@ -63,6 +63,10 @@ pub const CHUNKS_LIST: &str = "/vaults/{id}/chunks/list";
 /// `POST`: delete these chunks of vault `{id}` as a prune job (`?job=`).
 pub const CHUNKS_DELETE: &str = "/vaults/{id}/chunks/delete";
 
+/// `GET`: the device's live connection for remote control (a WebSocket,
+/// [`crate::control`]).
+pub const CONNECT: &str = "/connect";
+
 /// Every route the client calls: (method, template).
 pub const ALL: &[(&str, &str)] = &[
     ("POST", LOGIN_PARAMS),
@@ -99,6 +103,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("POST", CHUNKS_GET),
     ("POST", CHUNKS_LIST),
     ("POST", CHUNKS_DELETE),
+    ("GET", CONNECT),
 ];
 
 /// `template` with its `{param}` segments replaced, in order, by `values`

@@ -200,6 +200,8 @@ pub struct JobJson<'a> {
     schedule: Option<&'a str>,
     last_seen: String,
     revived: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatched_by: Option<&'a str>,
 }
 
 impl<'a> From<&'a JobInfo> for JobJson<'a> {
@@ -224,6 +226,7 @@ impl<'a> From<&'a JobInfo> for JobJson<'a> {
             schedule: j.schedule.as_deref(),
             last_seen: ms_rfc3339(j.last_seen),
             revived: j.revived,
+            dispatched_by: j.dispatched_by.as_deref(),
         }
     }
 }

@@ -57,6 +57,15 @@ pub fn job_log(opened: &Opened) -> JobLog<'_> {
         interrupt::cancel_token(),
         &warn,
     )
+    .with_job_id(dispatched_job())
+}
+
+/// The job id a dispatched job runs under (remote control: the daemon sets
+/// `CAIRN_JOB_ID` for the process it starts); a malformed one is ignored.
+pub fn dispatched_job() -> Option<JobId> {
+    std::env::var(cairn_client::daemon::control::JOB_ID_ENV)
+        .ok()
+        .and_then(|j| j.parse().ok())
 }
 
 /// `cairn login`.

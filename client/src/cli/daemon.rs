@@ -12,7 +12,7 @@ use cairn_client::schedule::parse_duration;
 use clap::Args;
 
 use super::interrupt;
-use super::open::session;
+use super::open::{account_password, session};
 
 /// `cairn daemon` options.
 #[derive(Args)]
@@ -22,11 +22,19 @@ use super::open::session;
 
 Jobs run as `cairn backup --item ITEM --schedule NAME`, each in its own
 process, with the item's, vault's and schedule's before/after commands.
-The account password comes from CAIRN_PASSWORD or CAIRN_PASSWORD_FILE.")]
+The account password comes from CAIRN_PASSWORD or CAIRN_PASSWORD_FILE.
+
+The daemon also keeps a live connection to one of the cluster's nodes
+(failing over between them) so administrators and the account's other
+devices can dispatch backups, restores, retention and checks to it.")]
 pub struct DaemonArgs {
     /// How often to reload the schedules from the cluster (e.g. 60s).
     #[arg(long, value_name = "DUR", default_value = "60s")]
     pub poll: String,
+    /// Keep no live connection: administrators cannot dispatch jobs to
+    /// this device (schedules still run).
+    #[arg(long)]
+    pub no_remote_control: bool,
 }
 
 /// Set by SIGTERM or SIGINT: the daemon stops its jobs and exits 0.
@@ -35,8 +43,25 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// `cairn daemon`; `time_zone` (`--time-zone`) is handed on to its jobs.
 pub fn daemon(config: Option<&Path>, time_zone: Option<&str>, args: DaemonArgs) -> Result<u8> {
     let path = profile_path(config, |k| std::env::var(k).ok())?;
-    let s = session(config)?;
+    let mut s = session(config)?;
     let lock = DaemonLock::take(&path)?;
+    let say = |line: &str| eprintln!("cairn daemon: {line}");
+    // Snapshot listings for remote control are sealed with a key from the
+    // account password; without one in the environment they are refused.
+    let has_password = ["CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
+    let listing_key = if has_password && !args.no_remote_control {
+        match account_password().and_then(|pw| Ok(s.listing_key(&pw)?)) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                say(&format!("snapshot listings are off: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let poll = parse_duration(&args.poll)?;
     let opts = DaemonOptions {
         exe: std::env::current_exe().context("the cairn binary's path")?,
@@ -51,9 +76,10 @@ pub fn daemon(config: Option<&Path>, time_zone: Option<&str>, args: DaemonArgs) 
             .collect(),
         poll: Duration::from_millis(poll.as_millis().max(100) as u64),
         tz: super::zone::get(),
+        remote_control: !args.no_remote_control,
+        listing_key,
     };
     interrupt::stop_on_signal(&STOP);
-    let say = |line: &str| eprintln!("cairn daemon: {line}");
     say(&format!(
         "running for device {} (lock {})",
         s.profile().device_name,

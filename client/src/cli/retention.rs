@@ -242,7 +242,8 @@ pub fn retention(config: Option<&Path>, cmd: RetentionCommand, json: bool) -> Re
                     .collect(),
             };
             let warn = |w: &str| eprintln!("warning: {w}");
-            let log = JobLog::new(Some(&s), id, interrupt::cancel_token(), &warn);
+            let log = JobLog::new(Some(&s), id, interrupt::cancel_token(), &warn)
+                .with_job_id(super::commands::dispatched_job());
             let mut applied = Vec::new();
             for i in &items {
                 let run: RetentionRun =

@@ -16,6 +16,8 @@
 //!            record the job `timeout` with their log
 //!  records the cluster could not take stay queued and are retried every tick
 //!  stop flag (SIGTERM) → SIGTERM to children (each records `cancelled`), wait, return
+//!  beside it, a thread keeps the live connection for remote control
+//!  ([`control`]): dispatched jobs are children of the same kind
 //! ```
 //!
 //! Each job runs in its own process (and process group) so that a timeout,
@@ -27,6 +29,7 @@
 //! leaves no job reporting heartbeats, and the cluster ends it
 //! `abandoned`. Only one daemon runs per device profile ([`DaemonLock`]).
 
+pub mod control;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -66,6 +69,11 @@ pub struct DaemonOptions {
     pub poll: Duration,
     /// The device's time zone.
     pub tz: TimeZone,
+    /// Keep a live connection for remote control ([`control`]).
+    pub remote_control: bool,
+    /// The key dispatched snapshot listings are sealed with (derived from
+    /// the account password); none: listings are refused.
+    pub listing_key: Option<crate::crypto::aead::Key>,
 }
 
 /// The lock that makes a daemon the only one of its device profile: an
@@ -137,8 +145,27 @@ pub fn run(
     session: &Session,
     opts: &DaemonOptions,
     stop: &AtomicBool,
-    say: &dyn Fn(&str),
+    say: &(dyn Fn(&str) + Sync),
 ) -> Result<()> {
+    let dispatched = control::Running::default();
+    std::thread::scope(|scope| {
+        if opts.remote_control {
+            scope.spawn(|| control::run(session, opts, &dispatched, stop, say));
+        }
+        schedules(session, opts, &dispatched, stop, say);
+    });
+    control::reap(session, &dispatched, say);
+    Ok(())
+}
+
+/// The schedules' loop (and the reaping of dispatched jobs) until `stop`.
+fn schedules(
+    session: &Session,
+    opts: &DaemonOptions,
+    dispatched: &control::Running,
+    stop: &AtomicBool,
+    say: &dyn Fn(&str),
+) {
     let started = Timestamp::now();
     let mut scheduler = Scheduler::new(session.profile().device.to_string().as_bytes());
     let mut loaded: Option<Loaded> = None;
@@ -185,11 +212,11 @@ pub fn run(
             }
         }
         flush(session, &mut pending, say);
+        control::reap(session, dispatched, say);
         std::thread::sleep(TICK);
     }
     shut_down(&mut running, &mut pending, say);
     flush(session, &mut pending, say);
-    Ok(())
 }
 
 /// Loads the schedules and the vaults of their items; a schedule whose
@@ -316,20 +343,33 @@ fn act(
     }
 }
 
-/// Starts `cairn backup --item I --schedule S --job-id J --marks F` in a
-/// process group of its own, dying with the daemon.
+/// Starts `cairn backup --item I --schedule S --job-id J --marks F`.
 fn launch(
     opts: &DaemonOptions,
     s: &ScheduleInfo,
     job: JobId,
     marks: &Path,
 ) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&opts.exe);
-    cmd.args(&opts.global_args)
-        .args(["backup", "--item", &s.item, "--schedule", &s.name])
-        .args(["--job-id", &job.to_string()])
-        .arg("--marks")
-        .arg(marks);
+    let mut args: Vec<OsString> = ["backup", "--item", &s.item, "--schedule", &s.name]
+        .map(OsString::from)
+        .to_vec();
+    args.extend(["--job-id".into(), job.to_string().into(), "--marks".into()]);
+    args.push(marks.as_os_str().to_owned());
+    spawn_job(&opts.exe, &opts.global_args, &args, &[])
+}
+
+/// Starts a job's `cairn` process (`exe`, global arguments, `args`, extra
+/// environment) in a process group of its own, dying with the daemon.
+fn spawn_job(
+    exe: &Path,
+    global_args: &[OsString],
+    args: &[OsString],
+    env: &[(&str, String)],
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new(exe);
+    cmd.args(global_args)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     // SAFETY: prctl, setpgid and sigprocmask are async-signal-safe; the
     // closure allocates nothing.
     unsafe {

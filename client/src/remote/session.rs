@@ -217,6 +217,21 @@ impl Session {
         Ok((account, keys))
     }
 
+    /// The key dispatched snapshot listings are sealed with (remote
+    /// control, [`cairn_proto::control::SealedListing`]): derived from the
+    /// wrap key, so only someone with the account password opens them.
+    ///
+    /// # Errors
+    ///
+    /// As the login: a wrong password, changed KDF parameters, the network.
+    pub fn listing_key(&mut self, password: &[u8]) -> Result<[u8; 32]> {
+        let (_, keys) = self.keys(password)?;
+        Ok(blake3::derive_key(
+            cairn_proto::control::LISTING_KEY_CONTEXT,
+            &keys.wrap[..],
+        ))
+    }
+
     /// The account's devices.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
         self.api.get(route::DEVICES)

@@ -7,13 +7,15 @@
 //! is one pure function every replica evaluates alike: a cluster admin and
 //! the admin token may do everything, an org admin may create and manage
 //! the accounts, devices and operators of their organization (never a
-//! cluster admin) and brand it (not change its tiers), a read-only
-//! operator changes nothing but their own sessions.
+//! cluster admin), begin jobs on their devices (dispatch) and brand it
+//! (not change its tiers), a read-only operator changes nothing but their
+//! own sessions, and a user acting through a device ([`Actor::Device`])
+//! may only begin a job on a device of their own account.
 
 use super::{check_len, check_name, taken, Rejection, MAX_LOGIN_FROM_LEN};
 use crate::console::{Actor, AuditEntry, Operator, OperatorRole, OperatorSession, Org};
 use crate::event::{Credentials, Event};
-use crate::ids::{AccountId, UnixMillis};
+use crate::ids::{AccountId, DeviceId, UnixMillis};
 use crate::state::State;
 use crate::RecordKind;
 
@@ -83,8 +85,10 @@ pub(crate) fn audit_evicted(s: &State) -> Option<u64> {
 /// Whether `actor` may take `event`. The admin token and cluster admins
 /// may take every event; see the module doc for the others.
 pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection> {
-    let Actor::Operator { name } = actor else {
-        return Ok(());
+    let name = match actor {
+        Actor::AdminToken { .. } => return Ok(()),
+        Actor::Device { device } => return device_permits(s, actor, *device, event),
+        Actor::Operator { name } => name,
     };
     let op = s
         .operators
@@ -121,6 +125,9 @@ pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection>
             .operators
             .get(other)
             .is_some_and(|o| o.role != OperatorRole::ClusterAdmin && o.org.as_deref() == Some(org)),
+        Event::JobBegun { device, .. } => {
+            s.devices().get(device).is_some_and(|d| in_org(&d.account))
+        }
         Event::OrgConfigured { name: o, tiers, .. } => {
             let current = s.orgs.get(org).map(|c| c.tiers.as_slice()).unwrap_or(&[]);
             o == org && tiers.as_slice() == current
@@ -131,6 +138,31 @@ pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection>
         Ok(())
     } else {
         Err(refuse())
+    }
+}
+
+/// What a user, through their device `by`, may take: starting a job on a
+/// live device of the same account (a dispatched job), nothing else.
+fn device_permits(s: &State, actor: &Actor, by: DeviceId, event: &Event) -> Result<(), Rejection> {
+    let account_of = |d: &DeviceId| {
+        s.devices()
+            .get(d)
+            .filter(|d| d.is_live())
+            .map(|d| d.account)
+    };
+    let allowed = match event {
+        Event::JobBegun { device, .. } => {
+            account_of(&by).is_some() && account_of(&by) == account_of(device)
+        }
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Rejection::NotPermitted {
+            actor: actor.to_string(),
+            action: event.kind().to_owned(),
+        })
     }
 }
 
@@ -160,6 +192,7 @@ fn target_of(s: &State, event: &Event) -> String {
             format!("node {node}")
         }
         Event::LicenseConfigured { cluster_id, .. } => cluster_id.clone(),
+        Event::JobBegun { job, .. } => job.to_string(),
         _ => String::new(),
     }
 }
@@ -579,6 +612,46 @@ mod tests {
         assert!(out[n - 1].is_applied());
         assert!(state.operators()["ro"].sessions.is_empty());
         assert_eq!(state.operators()["other"].sessions.len(), 1);
+    }
+
+    /// A dispatched job: a user may begin one on another device of their
+    /// account only, an org admin on devices of their organization, a
+    /// read-only operator never; the trail names the job.
+    #[test]
+    fn dispatched_jobs_are_permitted_by_account_and_org() {
+        let begin = |job: u8, device: u8| Event::JobBegun {
+            job: crate::testgen::job(job),
+            device: dev(device),
+            vault: None,
+            kind: crate::event::JobKind::Backup,
+            item: None,
+            schedule: None,
+            at: t(5),
+        };
+        let from_device = |by: u8, event: Event| Event::Audited {
+            actor: Actor::Device { device: dev(by) },
+            from: String::new(),
+            at: t(5),
+            event: Box::new(event),
+        };
+        let (state, out) = run(vec![
+            org("acme", &[]),
+            operator("oa", OperatorRole::OrgAdmin, Some("acme")),
+            operator("ro", OperatorRole::ReadOnly, None),
+            from_device(0, begin(1, 1)),
+            from_device(2, begin(2, 0)),
+            from_device(0, org("zeta", &[])),
+            by("oa", begin(3, 0)),
+            by("ro", begin(4, 0)),
+        ]);
+        assert!(out[3].is_applied(), "{:?}", out[3]);
+        assert!(not_permitted(&out[4]), "another account's device");
+        assert!(not_permitted(&out[5]), "users dispatch jobs only");
+        assert!(not_permitted(&out[6]), "the default org is not acme");
+        assert!(not_permitted(&out[7]));
+        let entry = state.audit().values().last().expect("entry");
+        assert_eq!(entry.actor, Actor::Device { device: dev(0) });
+        assert_eq!(entry.target, crate::testgen::job(1).to_string());
     }
 
     #[test]

@@ -28,6 +28,7 @@ impl Client {
         role: &str,
         org: Option<String>,
         password_file: &Path,
+        totp: bool,
     ) -> Result<OperatorInfo, CliError> {
         let (kdf, login_key) = new_login_key(password_file)?;
         let body = CreateOperator {
@@ -36,12 +37,14 @@ impl Client {
             org,
             kdf,
             login_key,
+            totp,
         };
         self.post("/api/v1/admin/operators", &body).await
     }
 
-    /// Logs operator `name` in with the password in `password_file`; the
-    /// answer carries the session token.
+    /// Logs operator `name` in with the password in `password_file` (and
+    /// the current TOTP code, when enrolled); the answer carries the
+    /// session token.
     ///
     /// # Errors
     ///
@@ -50,6 +53,7 @@ impl Client {
         &self,
         name: &str,
         password_file: &Path,
+        totp: Option<String>,
     ) -> Result<OperatorSessionReply, CliError> {
         let password = read_password(password_file)?;
         let params: ApiKdf = self
@@ -69,6 +73,7 @@ impl Client {
         let body = OperatorLogin {
             name: name.to_owned(),
             login_key: hex::encode(keys.login),
+            totp,
         };
         self.post("/api/v1/operators/login", &body).await
     }

@@ -29,6 +29,10 @@ pub enum OperatorCommand {
         /// File holding the password (first line); it never leaves this machine.
         #[arg(long, value_name = "FILE")]
         password_file: PathBuf,
+        /// Enroll a TOTP second factor: prints its otpauth:// URI once (add
+        /// it to an authenticator app); logins then need `--totp CODE`.
+        #[arg(long)]
+        totp: bool,
     },
     /// List operators with their open sessions.
     List,
@@ -44,6 +48,9 @@ pub enum OperatorCommand {
         /// File holding the password (first line).
         #[arg(long, value_name = "FILE")]
         password_file: PathBuf,
+        /// The current code of an operator enrolled in TOTP.
+        #[arg(long, value_name = "CODE", env = "CAIRN_TOTP")]
+        totp: Option<String>,
     },
     /// Revoke an operator's sessions (all, or one with --session).
     Revoke {
@@ -94,9 +101,10 @@ pub async fn login(
     client: &Client,
     name: &str,
     password_file: &std::path::Path,
+    totp: Option<String>,
     json: bool,
 ) -> Result<(), CliError> {
-    let reply = client.operator_login(name, password_file).await?;
+    let reply = client.operator_login(name, password_file, totp).await?;
     output(json, &reply, |r| format!("{}\n", r.token))
 }
 
@@ -112,12 +120,16 @@ pub async fn operator(
             role,
             org,
             password_file,
+            totp,
         } => {
             let op = client
-                .create_operator(&name, &role, org, &password_file)
+                .create_operator(&name, &role, org, &password_file, totp)
                 .await?;
             output(json, &op, |o| {
-                format!("created operator {} ({})\n", o.name, o.role)
+                let uri = o.totp_uri.as_deref().map_or_else(String::new, |u| {
+                    format!("TOTP (shown once; add it to an authenticator app): {u}\n")
+                });
+                format!("created operator {} ({})\n{uri}", o.name, o.role)
             })
         }
         OperatorCommand::List => {
@@ -139,7 +151,8 @@ pub async fn operator(
         OperatorCommand::Login {
             name,
             password_file,
-        } => login(client, &name, &password_file, json).await,
+            totp,
+        } => login(client, &name, &password_file, totp, json).await,
     }
 }
 

@@ -98,8 +98,12 @@ pub enum AdminCommand {
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
-    /// List every account's devices (revoked ones too).
+    /// List every account's devices (revoked ones too), with whether each
+    /// is online (a live `cairn daemon` connection) and its version.
     List,
+    /// The devices online now: the node holding each one's connection,
+    /// its `cairn` version, since when.
+    Online,
     /// Revoke a device: every node refuses its token from now on.
     Revoke {
         /// Device id (32 hex digits, from `device list`).
@@ -281,11 +285,12 @@ pub async fn admin(
             super::console::OperatorCommand::Login {
                 name,
                 password_file,
+                totp,
             },
     } = &command
     {
         let anonymous = Client::new(&target.server, None, target.ca_file.as_deref())?;
-        return super::console::login(&anonymous, name, password_file, json).await;
+        return super::console::login(&anonymous, name, password_file, totp.clone(), json).await;
     }
     let client = target.admin()?;
     match command {
@@ -402,13 +407,20 @@ pub async fn admin(
             command: DeviceCommand::List,
         } => {
             let devices = client.list_devices().await?;
-            output(json, &devices, |devices| device_table(devices))
+            let online = client.connections().await?;
+            output(json, &devices, |devices| device_table(devices, &online))
+        }
+        AdminCommand::Device {
+            command: DeviceCommand::Online,
+        } => {
+            let online = client.connections().await?;
+            output(json, &online, |online| online_table(online))
         }
         AdminCommand::Device {
             command: DeviceCommand::Revoke { device },
         } => {
             let d = client.revoke_device(device).await?;
-            output(json, &d, |d| device_table(std::slice::from_ref(d)))
+            output(json, &d, |d| device_table(std::slice::from_ref(d), &[]))
         }
         AdminCommand::Jobs {
             status,
@@ -440,10 +452,32 @@ pub async fn admin(
     }
 }
 
-/// `admin device list` (and the device `admin device revoke` revoked).
-fn device_table(devices: &[cairn_proto::api::DeviceInfo]) -> String {
-    let mut t = table(&["id", "account", "name", "registered", "last login", "state"]);
+/// `admin device list` (and the device `admin device revoke` revoked),
+/// with each live device's connection from `online`.
+fn device_table(
+    devices: &[cairn_proto::api::DeviceInfo],
+    online: &[cairn_proto::control::ConnectionInfo],
+) -> String {
+    let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+    let mut t = table(&[
+        "id",
+        "account",
+        "name",
+        "registered",
+        "last login",
+        "state",
+        "connection",
+    ]);
     for d in devices {
+        let connection = match (d.revoked_at, online.iter().find(|c| c.device == d.id)) {
+            (Some(_), _) => "-".to_string(),
+            (None, Some(c)) => format!(
+                "online via node {} (cairn {})",
+                c.node,
+                esc(&c.client_version)
+            ),
+            (None, None) => "offline".to_string(),
+        };
         t.add_row(vec![
             d.id.to_string(),
             d.account.to_string(),
@@ -452,6 +486,23 @@ fn device_table(devices: &[cairn_proto::api::DeviceInfo]) -> String {
             local_time(d.last_login_at),
             d.revoked_at
                 .map_or_else(|| "live".into(), |at| format!("revoked {}", local_time(at))),
+            connection,
+        ]);
+    }
+    text(&t, "")
+}
+
+/// `admin device online`: the devices connected to the cluster now.
+fn online_table(online: &[cairn_proto::control::ConnectionInfo]) -> String {
+    let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+    let mut t = table(&["device", "user/name", "node", "cairn", "since"]);
+    for c in online {
+        t.add_row(vec![
+            c.device.to_string(),
+            format!("{}/{}", esc(&c.user), esc(&c.device_name)),
+            c.node.to_string(),
+            esc(&c.client_version),
+            local_time(c.since),
         ]);
     }
     text(&t, "")

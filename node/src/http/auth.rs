@@ -16,6 +16,10 @@
 //! the session's hash and expiry; the [`Admin`] extractor takes either
 //! an operator's session or the admin token.
 //!
+//! Remote control is for both: [`Requester`] takes an admin or a user
+//! (through any live device of their account) and decides which devices
+//! they see and may act on.
+//!
 //! The admin token is the node's `admin.token` ([`crate::token`]). Each kind
 //! of token is refused with `forbidden` on the other kind's routes, and a
 //! missing or unknown token with `unauthorized`.
@@ -313,6 +317,90 @@ impl FromRequestParts<HttpState> for DeviceAuth {
             account: device.account,
             name: device.name,
         })
+    }
+}
+
+/// Who asks on a route that admins and users share (remote control): an
+/// admin ([`Admin`]) or a user through one of their account's devices
+/// ([`DeviceAuth`], with the client's address for the audit trail).
+#[derive(Debug, Clone)]
+pub enum Requester {
+    /// The admin token or an operator.
+    Admin(Admin),
+    /// A user, through a device of theirs, from this address.
+    User(DeviceAuth, String),
+}
+
+impl Requester {
+    /// `event` as this requester's audited action.
+    pub fn audit(&self, event: Event) -> Event {
+        match self {
+            Requester::Admin(a) => a.audit(event),
+            Requester::User(d, from) => Event::Audited {
+                actor: Actor::Device { device: d.device },
+                from: from.clone(),
+                at: crate::cluster::now(),
+                event: Box::new(event),
+            },
+        }
+    }
+
+    /// Whether the requester sees `account`'s devices and jobs: a user
+    /// their own account's, an admin their organizations'.
+    pub fn sees(&self, state: &cairn_consensus::State, account: AccountId) -> bool {
+        match self {
+            Requester::Admin(a) => a.sees(state.org_of(account)),
+            Requester::User(d, _) => d.account == account,
+        }
+    }
+
+    /// Device `id`, if the requester sees it and, with `act`, may act on
+    /// it (a read-only operator only looks). A device the requester does
+    /// not see answers exactly like a missing one.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::NotFound`] for a device missing, revoked or not seen;
+    /// [`ApiError::Forbidden`] for a read-only operator acting.
+    pub fn device(
+        &self,
+        state: &cairn_consensus::State,
+        id: DeviceId,
+        act: bool,
+    ) -> Result<Device, ApiError> {
+        let device = state
+            .devices()
+            .get(&id)
+            .filter(|d| d.is_live() && self.sees(state, d.account))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("no device {id}")))?;
+        if let (true, Requester::Admin(a)) = (act, self) {
+            if a.role == Some(OperatorRole::ReadOnly) {
+                return Err(ApiError::Forbidden(
+                    "a read-only operator cannot act on devices".into(),
+                ));
+            }
+        }
+        Ok(device)
+    }
+}
+
+impl FromRequestParts<HttpState> for Requester {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, ApiError> {
+        if bearer(&parts.headers).and_then(claimed_device).is_some() {
+            let from = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<super::extract::ClientAddr>>()
+                .map(|c| c.0 .0.ip().to_string())
+                .unwrap_or_default();
+            let auth = DeviceAuth::from_request_parts(parts, state).await?;
+            return Ok(Requester::User(auth, from));
+        }
+        Admin::from_request_parts(parts, state)
+            .await
+            .map(Requester::Admin)
     }
 }
 

@@ -88,6 +88,14 @@ pub enum ApiError {
     /// cluster a voter that never votes).
     #[error("{0}")]
     JoinRefused(String),
+    /// The device holds no live connection, or it went away before it
+    /// answered (`409 device_offline`).
+    #[error("{0}")]
+    DeviceOffline(String),
+    /// The device refused or failed a dispatched command
+    /// (`422 device_refused`; the message carries the device's code).
+    #[error("{0}")]
+    DeviceRefused(String),
     /// This node does not run the route's role; the message names the
     /// nodes that do (`503 role_not_served`, so clients try another node).
     #[error("{0}")]
@@ -183,6 +191,8 @@ impl ApiError {
             ApiError::JoinRefused(_) => "join_refused",
             ApiError::LicenseExpired(_) => code::LICENSE_EXPIRED,
             ApiError::RoleNotServed(_) => code::ROLE_NOT_SERVED,
+            ApiError::DeviceOffline(_) => code::DEVICE_OFFLINE,
+            ApiError::DeviceRefused(_) => code::DEVICE_REFUSED,
         }
     }
 
@@ -231,6 +241,8 @@ impl ApiError {
             ApiError::JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::LicenseExpired(_) => StatusCode::FORBIDDEN,
             ApiError::RoleNotServed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DeviceOffline(_) => StatusCode::CONFLICT,
+            ApiError::DeviceRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | [`internal`] | `/internal/v1/*` (bincode, peers' chunk replication) |
 //! | [`ops`] | health, metrics, OpenAPI document, cluster status, join, remove |
 //! | [`api`] | the device API and the admin API |
+//! | [`control`] | `/api/v1/connect` (devices' WebSocket) and `/internal/v1/control/*` (relay between nodes) |
 //! | [`chunks`] | device chunk routes and the drain |
 //! | [`authority`] | the license authority's `/license/v1/*` (its own server; mounted on the dev cluster's node as its embedded authority) |
 //! | [`downloads`] | `/download/*`: pre-configured client builds (the downloads role) |
@@ -56,6 +57,7 @@ pub mod auth;
 pub mod authority;
 pub mod chunks;
 pub mod console;
+pub mod control;
 pub mod downloads;
 pub mod error;
 pub mod extract;
@@ -140,6 +142,7 @@ pub fn router(state: HttpState) -> Router {
     let app = state.cluster.clone();
     let internal = Router::new()
         .merge(raft::routes())
+        .merge(control::internal_routes())
         .merge(
             internal::routes().route_layer(middleware::from_fn_with_state(
                 (app.clone(), Role::Storage),
@@ -238,12 +241,13 @@ impl Modify for SecuritySchemes {
 fn documented(app: Option<Arc<Cluster>>) -> OpenApiRouter<HttpState> {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let auth_api = api::routes().merge(control::routes());
     let auth_api = match &app {
-        Some(app) => api::routes().route_layer(middleware::from_fn_with_state(
+        Some(app) => auth_api.route_layer(middleware::from_fn_with_state(
             (app.clone(), Role::Auth),
             require_role,
         )),
-        None => api::routes(),
+        None => auth_api,
     };
     OpenApiRouter::with_openapi(doc)
         .merge(ops::routes(app))

@@ -1,7 +1,7 @@
 //! The accept loop of the node's HTTP server: hyper's HTTP/1 connections
 //! with a timer (header and body timeouts), a connection cap, TLS
-//! handshakes with a timeout, and a graceful stop. `axum::serve` sets no
-//! timer, hence this loop.
+//! handshakes with a timeout, upgrades (the devices' WebSockets) and a
+//! graceful stop. `axum::serve` sets no timer, hence this loop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::extract::ClientAddr;
 use crate::config::HttpSettings;
@@ -49,7 +49,10 @@ pub async fn serve_connections(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Stopping: `stop` turns true, each connection finishes its requests
+    // and closes; `all_done` answers once every connection's `alive` is gone.
+    let (stop, stopping) = watch::channel(false);
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -88,19 +91,24 @@ pub async fn serve_connections(
             tracing::debug!(%peer, error = %e, "TCP_NODELAY");
         }
         let service = connection_service(router.clone(), peer, body_timeout);
-        let (http1, watcher, acceptor) = (http1.clone(), graceful.watcher(), acceptor.clone());
+        let (http1, mut stopping, alive, acceptor) = (
+            http1.clone(),
+            stopping.clone(),
+            alive.clone(),
+            acceptor.clone(),
+        );
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _alive) = (slot, alive);
             let served = match acceptor {
                 None => {
                     let conn = http1.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn).await
+                    graceful(conn.with_upgrades(), &mut stopping).await
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let conn = http1.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
+                            graceful(conn.with_upgrades(), &mut stopping).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -119,10 +127,37 @@ pub async fn serve_connections(
         });
     }
     drop(listener);
+    let _ = stop.send(true);
+    drop(alive);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = all_done.recv() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+        }
+    }
+}
+
+/// Serves one connection (upgrades included) until it ends, or, once
+/// `stopping` turns true, lets its requests in flight finish and closes it.
+/// An upgraded connection (a WebSocket) has left hyper by then and lives
+/// until the process stops.
+async fn graceful<I, S, B>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    stopping: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        served = conn.as_mut() => served,
+        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
     }
 }

@@ -454,6 +454,7 @@ mod tests {
             schedule: None,
             last_seen: 0,
             revived,
+            dispatched_by: None,
         }
     }
 

@@ -7,7 +7,9 @@
 //! Every job (backup, restore, check, prune) writes a start and a finish
 //! record through the log; logins appear as finished `login` jobs written
 //! by the server. A device sees its account's jobs; only the device that
-//! started a job may finish it. Another account's job answers `404`.
+//! started a job may finish it. Another account's job answers `404`. A job
+//! a dispatcher began for a device (`http::api::dispatch`) is started by
+//! that device under the same id and answers as started.
 
 use std::sync::Arc;
 
@@ -93,8 +95,23 @@ pub fn job_info(s: &Replicated, j: &Job) -> JobInfo {
         schedule: j.schedule.clone(),
         last_seen: j.last_seen.0,
         revived: j.revived,
+        dispatched_by: dispatcher_of(s, j.id),
     }
 }
+
+/// Who dispatched job `id` (remote control), from the audit trail: the
+/// actor of the audited start of the job.
+fn dispatcher_of(s: &Replicated, id: JobId) -> Option<String> {
+    let target = id.to_string();
+    s.audit()
+        .values()
+        .rev()
+        .find(|e| e.action == DISPATCHED && e.target == target)
+        .map(|e| e.actor.to_string())
+}
+
+/// The audit action of a dispatched job's start.
+const DISPATCHED: &str = "job_begun";
 
 /// Jobs passing `keep`, oldest first.
 pub fn jobs_where(app: &Cluster, keep: impl Fn(&Job) -> bool) -> Vec<JobInfo> {
@@ -149,6 +166,9 @@ async fn start_job(
     if kind == Kind::Backup {
         super::license::check(&gate, &app)?;
     }
+    if let Some(job) = dispatched(&app, &auth, &req, kind) {
+        return Ok((StatusCode::CREATED, Json(job)));
+    }
     check_vault(&app, &auth, req.vault)?;
     let event = Event::JobBegun {
         job: req.id,
@@ -161,6 +181,20 @@ async fn start_job(
     };
     let job = propose_for(&app, &auth, &key, req.id, event).await?;
     Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// The job a dispatcher already began for this device under the id it
+/// starts (remote control): the device's start of it answers that job,
+/// running, instead of `duplicate_id`.
+fn dispatched(app: &Cluster, auth: &DeviceAuth, req: &StartJob, kind: Kind) -> Option<JobInfo> {
+    app.state.read(|s| {
+        s.jobs()
+            .get(&req.id)
+            .filter(|j| {
+                j.device == auth.device && j.kind == kind && j.vault == req.vault && j.is_running()
+            })
+            .map(|j| job_info(s, j))
+    })
 }
 
 /// Checks that the vault a job names, if any, is the account's.

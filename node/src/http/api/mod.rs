@@ -4,7 +4,9 @@
 //! One module per resource: [`login`], [`account`], [`devices`],
 //! [`vaults`] (with tiers and shared commands), [`snapshots`], [`items`],
 //! [`jobs`], [`schedules`], [`retention`], [`operators`] (the console's
-//! operators, their logins, organizations and the audit trail), and
+//! operators, their logins, organizations and the audit trail),
+//! [`dispatch`] (remote control: jobs and listings dispatched to a
+//! connected device, a job's live events), and
 //! [`admin`] (the admin-token routes: users, tiers, and every account's
 //! devices and jobs), and [`license`] (the admin route setting the
 //! cluster's license, and the `license_expired` check). The
@@ -42,6 +44,7 @@
 pub mod account;
 pub mod admin;
 pub mod devices;
+pub mod dispatch;
 pub mod items;
 pub mod jobs;
 pub mod license;
@@ -64,6 +67,7 @@ pub use super::extract::{ApiJson, ApiPath, IdempotencyKey, Peer};
 use super::ratelimit::{Limits, LoginLimiter};
 use super::{ApiError, HttpState};
 use crate::cluster::Cluster;
+use crate::control::Connections;
 
 /// The routes of the device and admin API.
 pub fn routes() -> OpenApiRouter<HttpState> {
@@ -80,13 +84,17 @@ pub fn routes() -> OpenApiRouter<HttpState> {
         .merge(admin::routes())
         .merge(license::routes())
         .merge(operators::routes())
+        .merge(dispatch::routes())
 }
 
 /// Per-node state of the API beyond [`Cluster`]: the failed-login counters
-/// (per node by design, see [`crate::http::ratelimit`]).
+/// (per node by design, see [`crate::http::ratelimit`]) and the devices
+/// connected to this node (remote control).
 pub struct ApiState {
     /// Failed logins per account name and per address.
     pub limiter: Mutex<LoginLimiter>,
+    /// The live device connections this node holds.
+    pub connections: Connections,
 }
 
 impl ApiState {
@@ -94,6 +102,7 @@ impl ApiState {
     pub fn new() -> Self {
         ApiState {
             limiter: Mutex::new(LoginLimiter::new(Limits::default())),
+            connections: Connections::new(),
         }
     }
 }

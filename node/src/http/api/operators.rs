@@ -76,6 +76,7 @@ pub fn operator_info(op: &Operator, now: UnixMillis) -> OperatorInfo {
                 from: s.from.clone(),
             })
             .collect(),
+        totp_uri: None,
     }
 }
 
@@ -149,7 +150,7 @@ async fn login_params(
     responses(
         (status = 200, body = OperatorSessionReply),
         (status = 400, body = ErrorBody, description = "bad_request"),
-        (status = 401, body = ErrorBody, description = "login_failed: unknown operator or wrong password"),
+        (status = 401, body = ErrorBody, description = "login_failed: unknown operator, wrong password, or a missing or wrong TOTP code"),
         (status = 429, body = ErrorBody, description = "rate_limited: too many failed logins; see Retry-After"),
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
@@ -162,10 +163,23 @@ async fn login(
 ) -> Result<Json<OperatorSessionReply>, ApiError> {
     let login_key = hex_field("login_key", &req.login_key, None)?;
     let key_name = limiter_key(&req.name);
+    let at_s = now().0 / 1000;
     let op = verify_login(&app, &shared, &key_name, peer, &login_key, |s| {
-        s.operators()
-            .get(&req.name)
-            .map(|o| (o.clone(), o.credentials.login_key_hash.clone()))
+        s.operators().get(&req.name).map(|o| {
+            // An enrolled operator without the right code fails exactly
+            // like a wrong password (and counts against the limiter).
+            let second = o.totp_secret.as_deref().is_none_or(|secret| {
+                req.totp
+                    .as_deref()
+                    .is_some_and(|code| crate::totp::verify(secret, code, at_s))
+            });
+            let hash = if second {
+                o.credentials.login_key_hash.clone()
+            } else {
+                Vec::new()
+            };
+            (o.clone(), hash)
+        })
     })
     .await?;
     let session = mint_session();
@@ -267,7 +281,8 @@ async fn list_operators(
 
 /// Creates an operator (its password was turned into a login key by the
 /// client). A cluster admin creates any; an org admin, operators of their
-/// organization other than cluster admins.
+/// organization other than cluster admins. With `totp`, the operator is
+/// enrolled in a TOTP second factor whose URI this answer shows, once.
 #[utoipa::path(post, path = "/api/v1/admin/operators", tag = "console",
     security(("admin" = []), ("operator" = [])),
     params(IdempotencyKey),
@@ -291,20 +306,33 @@ async fn create_operator(
             req.role
         ))
     })?;
+    let secret = req.totp.then(crate::totp::generate_secret);
     let event = Event::OperatorCreated {
         name: req.name.clone(),
         role,
         org: req.org,
         credentials: credentials(&req.kdf, &req.login_key)?,
-        totp_secret: None,
+        totp_secret: secret.clone(),
         at: now(),
     };
     propose(&app, &key, admin.audit(event)).await?;
     let at = now();
-    let info = app
+    let mut info = app
         .state
-        .read(|s| s.operators().get(&req.name).map(|o| operator_info(o, at)))
-        .ok_or_else(|| ApiError::Internal("operator missing after creation".into()))?;
+        .read(|s| {
+            s.operators()
+                .get(&req.name)
+                .filter(|o| o.totp_secret == secret)
+                .map(|o| operator_info(o, at))
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "this Idempotency-Key was already used by a creation whose TOTP secret cannot \
+                 be shown again"
+                    .into(),
+            )
+        })?;
+    info.totp_uri = secret.map(|s| crate::totp::uri(&s, "Cairn", &req.name));
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -456,6 +484,10 @@ async fn audit(
                 .get(name)
                 .is_some_and(|o| o.org.as_deref() == Some(org)),
             (Some(_), Actor::AdminToken { .. }) => false,
+            (Some(org), Actor::Device { device }) => s
+                .devices()
+                .get(device)
+                .is_some_and(|d| s.org_of(d.account) == org.as_str()),
         };
         s.audit()
             .values()
