@@ -34,18 +34,18 @@ fn three_nodes_under_kill_partition_pause_power_loss_authority_outage_lose_nothi
         "--cairn",
         cairn.to_str().unwrap(),
     ]);
-    // `lease-view` finds a known cairn-node bug (a node that learns of a
-    // renewal late counts the lease from when it learned it, past the
-    // authority's tenure; see docs/OPERATIONS.md): until it is fixed, that
-    // verdict alone may fail the run. Every other checker must pass.
-    let (view, view_summary) = verdict(&report, "lease-view");
-    eprintln!("lease-view: {view}: {view_summary}");
     let code = out.status.code();
-    if code != Some(0) && !(code == Some(1) && view == "invalid") {
+    if code != Some(0) {
         panic!("exit {code:?}; report kept in {}", dir.keep().display());
     }
-
-    for checker in ["register", "chunks", "lease", "backups", "nodes"] {
+    for checker in [
+        "register",
+        "chunks",
+        "lease",
+        "lease-view",
+        "backups",
+        "nodes",
+    ] {
         let (result, summary) = verdict(&report, checker);
         assert_eq!(result, "valid", "{checker}: {summary}");
     }

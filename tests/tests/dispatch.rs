@@ -208,7 +208,7 @@ fn dispatched_jobs_run_on_the_device_through_any_node() {
     let last = events
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
-        .last()
+        .next_back()
         .expect("an event");
     let last: Value = serde_json::from_str(last.trim()).expect("event json");
     assert_eq!(last["status"], "succeeded", "{events}");

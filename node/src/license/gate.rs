@@ -65,7 +65,6 @@ struct Inner {
     /// (fencing token, renewal time) of the grant the anchor is for.
     key: Option<(u64, u64)>,
     anchor: Option<Anchor>,
-    watching: bool,
 }
 
 /// The node's license gate.
@@ -114,7 +113,6 @@ impl Gate {
             seen_ms: sent_ms,
             length_ms,
         });
-        inner.watching = true;
     }
 
     /// The anchor of the last grant or renewal, updated from `facts`.
@@ -127,16 +125,18 @@ impl Gate {
         let now_ms = self.now_ms();
         let mut inner = self.lock();
         if inner.key != Some((token, renewed_at)) {
-            let seen_ms = if inner.watching {
-                now_ms
-            } else {
-                policy::first_seen_ms(now_ms, now().0, renewed_at)
-            };
+            // Anchored no later than now, and no later than the grant as
+            // the wall clocks place it: a follower that learns of a
+            // renewal late (it was paused, or the commit reached it after
+            // an election) must not count the lease from when it learnt
+            // it, or its view would outlive the authority's tenure by that
+            // delay (found by the harness's `lease-view` checker). A wall
+            // clock behind only makes the anchor later, never past now.
+            let seen_ms = policy::first_seen_ms(now_ms, now().0, renewed_at);
             let length_ms = length.or(inner.anchor.map(|a| a.length_ms)).unwrap_or(0);
             inner.key = Some((token, renewed_at));
             inner.anchor = Some(Anchor { seen_ms, length_ms });
         }
-        inner.watching = true;
         inner.anchor
     }
 
@@ -276,5 +276,51 @@ mod tests {
             Gate::new(false).view(&Facts::of(&old)).mode,
             Mode::ReadOnly(ReadOnlyReason::GraceOver)
         );
+    }
+
+    #[test]
+    fn a_renewal_learnt_late_counts_from_the_grant_not_from_now() {
+        let mut state = State::default();
+        propose(
+            &mut state,
+            Event::LicenseConfigured {
+                serial: "SN-1".into(),
+                authority: "http://127.0.0.1:1".into(),
+                cluster_id: "c".into(),
+                renew_ms: 1_000,
+                grace_ms: 10_000,
+                at: UnixMillis(0),
+            },
+        );
+        let t = now().0;
+        let grant = |state: &mut State, token: u64, at: u64| {
+            propose(
+                state,
+                Event::LeaseGranted {
+                    lease: Lease {
+                        serial: "SN-1".into(),
+                        fencing_token: token,
+                        granted_at: UnixMillis(at),
+                        expires_at: UnixMillis(at + 60_000),
+                    },
+                },
+            );
+        };
+        // A follower watching the lease sees the first grant…
+        grant(&mut state, 1, t.saturating_sub(30_000));
+        let gate = Gate::new(false);
+        assert!(matches!(
+            gate.view(&Facts::of(&state)).mode,
+            Mode::Valid { .. }
+        ));
+        // …and the next one 20 s after the authority gave it (it was
+        // paused): the lease has at most 40 s left on its view.
+        grant(&mut state, 2, t.saturating_sub(20_000));
+        match gate.view(&Facts::of(&state)).mode {
+            Mode::Valid { remaining_ms, .. } => {
+                assert!(remaining_ms <= 40_000, "{remaining_ms} ms left")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

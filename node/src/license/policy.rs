@@ -408,9 +408,10 @@ pub fn next_action(anchor: Option<Anchor>, lease_held: bool, renew_ms: u64, now_
     }
 }
 
-/// Where a node that has not watched the last renewal happen (it just
-/// started) anchors it: as long ago as the wall clocks say, never in the
-/// future. Only this first guess uses wall clocks.
+/// Where a node that did not send the last renewal itself (a follower, or
+/// a node that just started) anchors it: as long ago as the wall clocks
+/// say, never later than now. A wall clock ahead makes the lease look
+/// shorter (safe); one behind at worst anchors it now.
 pub fn first_seen_ms(now_ms: u64, now_wall_ms: u64, renewed_at_wall_ms: u64) -> u64 {
     now_ms.saturating_sub(now_wall_ms.saturating_sub(renewed_at_wall_ms))
 }

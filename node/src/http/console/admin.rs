@@ -517,6 +517,9 @@ async fn create_operator(
             org: (!f.org.is_empty()).then_some(f.org),
             kdf,
             login_key,
+            // Enrolment prints the secret once: `cairnd admin operator
+            // create --totp`, not a page.
+            totp: false,
         },
     )
     .await

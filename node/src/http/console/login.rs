@@ -53,6 +53,10 @@ fn page(csrf: &str, error: Option<&Refused>) -> maud::Markup {
                     }
                     (view::text_input("name", "Name", true))
                     (view::password_input("password", "Password", "current-password"))
+                    div {
+                        label for="f-totp" { "One-time code (administrators enrolled in TOTP)" }
+                        input id="f-totp" name="totp" type="text" inputmode="numeric" autocomplete="one-time-code";
+                    }
                     (view::derived_fields(false))
                     button type="submit" { "Sign in" }
                     p.muted role="status" aria-live="polite" {
@@ -70,6 +74,9 @@ pub struct LoginForm {
     kind: String,
     name: String,
     login_key: String,
+    /// An enrolled operator's TOTP code; empty otherwise.
+    #[serde(default)]
+    totp: String,
     csrf: String,
 }
 
@@ -93,6 +100,7 @@ pub async fn submit(
                 &OperatorLogin {
                     name: f.name,
                     login_key: f.login_key,
+                    totp: (!f.totp.is_empty()).then_some(f.totp),
                 },
             )
             .await
