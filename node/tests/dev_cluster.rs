@@ -136,7 +136,18 @@ fn dev_cluster_serves_health_admin_and_metrics() {
     let names: Vec<&str> = tiers.iter().map(|t| t.tier.name.as_str()).collect();
     assert_eq!(names, vec!["cold", "standard"]);
     let out = node.admin(&["tier", "list"]);
-    assert!(stdout(&out).contains("standard") && stdout(&out).contains("not requestable"));
+    // A table: `cold` is not requestable, `standard` is.
+    let listed = stdout(&out);
+    let requestable = |tier: &str| {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(tier))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .unwrap_or_else(|| panic!("no {tier} tier in {listed}"))
+            .to_owned()
+    };
+    assert_eq!(requestable("cold"), "no", "{listed}");
+    assert_eq!(requestable("standard"), "yes", "{listed}");
     let out = node.admin(&["tier", "create", "broken", "--replicas", "0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -81,7 +81,10 @@ fn auth_and_storage_nodes_scale_apart() {
     let text =
         String::from_utf8_lossy(&cluster.nodes[0].cli(&["cluster", "status"]).stdout).into_owned();
     assert!(
-        text.contains("roles auth,cluster") && text.contains("labels ssd"),
+        text.contains("roles")
+            && text.contains("auth,cluster")
+            && text.contains("labels")
+            && text.contains("ssd"),
         "{text}"
     );
 
