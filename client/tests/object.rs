@@ -194,21 +194,19 @@ impl S3sFs {
     }
 }
 
-/// Flips a byte in the middle of the first file under `dir`'s `packs/`.
+/// Flips a byte in the middle of the first pack under `vault_dir`'s
+/// `packs/`. A pack directory may be empty: pruning deletes packs but SFTP
+/// leaves their directories behind.
 fn damage_a_pack_file(vault_dir: &Path) {
     let packs = vault_dir.join("packs");
-    let sub = std::fs::read_dir(&packs)
+    let pack = std::fs::read_dir(&packs)
         .expect("packs/")
         .flatten()
-        .next()
-        .expect("a pack directory")
-        .path();
-    let pack = std::fs::read_dir(sub)
-        .unwrap()
+        .flat_map(|sub| std::fs::read_dir(sub.path()).expect("a pack directory"))
         .flatten()
-        .next()
-        .expect("a pack")
-        .path();
+        .map(|entry| entry.path())
+        .find(|path| !path.to_string_lossy().contains(".tmp-"))
+        .expect("a pack");
     let mut bytes = std::fs::read(&pack).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
