@@ -34,19 +34,18 @@ fn three_nodes_under_kill_partition_pause_power_loss_authority_outage_lose_nothi
         "--cairn",
         cairn.to_str().unwrap(),
     ]);
-    // `lease-view` still finds nodes counting on a lease up to about a
-    // second past the authority's tenure after the leader is paused (a
-    // follower anchoring a renewal it learns late was one cause, fixed in
-    // node/src/license/gate.rs; another remains, see docs/OPERATIONS.md):
-    // until it is found, that verdict alone may fail the run. Every other
-    // checker must pass.
-    let (view, view_summary) = verdict(&report, "lease-view");
-    eprintln!("lease-view: {view}: {view_summary}");
     let code = out.status.code();
-    if code != Some(0) && !(code == Some(1) && view == "invalid") {
+    if code != Some(0) {
         panic!("exit {code:?}; report kept in {}", dir.keep().display());
     }
-    for checker in ["register", "chunks", "lease", "backups", "nodes"] {
+    for checker in [
+        "register",
+        "chunks",
+        "lease",
+        "lease-view",
+        "backups",
+        "nodes",
+    ] {
         let (result, summary) = verdict(&report, checker);
         assert_eq!(result, "valid", "{checker}: {summary}");
     }

@@ -12,8 +12,9 @@
 //!   authority's tenures carry strictly increasing tokens and do not overlap
 //!   across holders;
 //! - separately ([`check_views`], verdict `lease-view`): no holder counted
-//!   on its lease past the end of its tenure at the authority (the margin
-//!   a cluster takes off is there for exactly this).
+//!   on its lease past the end of its hold at the authority: its tenure
+//!   and any it took up right after under a new token (the margin a
+//!   cluster takes off is there for exactly this).
 //!
 //! Times of the authority are its wall clock; the harness's are ms since
 //! the run started, whose wall clock time it records (`t0_epoch_ms`).
@@ -209,11 +210,8 @@ pub fn check_views(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> V
     let held = holdings(history);
     let mut late: Vec<(&Holding, u64)> = Vec::new();
     for h in &held {
-        let tenure = tenures
-            .iter()
-            .find(|t| t.fencing_token == h.token && t.cluster_id == h.holder);
-        if let Some(t) = tenure {
-            let end = t.until.saturating_sub(t0_epoch_ms);
+        if let Some(until) = holding_end(tenures, &h.holder, h.token) {
+            let end = until.saturating_sub(t0_epoch_ms);
             if h.until_ms > end + CLOCK_TOLERANCE_MS {
                 late.push((h, end));
             }
@@ -247,6 +245,27 @@ pub fn check_views(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> V
         summary,
         ops: late.iter().map(|(h, _)| h.op).collect(),
     }
+}
+
+/// When `holder`'s hold on the serial that began under `token` ended: the
+/// end of that tenure, or of the tenures the holder took up right after
+/// it without a gap. A holder that asks again while it holds gets a new
+/// token and its old tenure ends there, but it never stopped holding: a
+/// view still counting on the old token then is no risk to anyone.
+fn holding_end(tenures: &[Tenure], holder: &str, token: u64) -> Option<u64> {
+    let mut ordered: Vec<&Tenure> = tenures.iter().collect();
+    ordered.sort_by_key(|t| t.fencing_token);
+    let first = ordered
+        .iter()
+        .position(|t| t.fencing_token == token && t.cluster_id == holder)?;
+    let mut until = ordered[first].until;
+    for next in &ordered[first + 1..] {
+        if next.cluster_id != holder || next.from > until {
+            break;
+        }
+        until = until.max(next.until);
+    }
+    Some(until)
 }
 
 /// The authority's own record: tokens strictly increasing, no two
@@ -432,6 +451,25 @@ mod tests {
             check_views(&history(vec![]), &t, T0).result,
             Outcome::Unknown
         );
+    }
+
+    #[test]
+    fn a_holder_that_asks_again_holds_on_through_its_new_token() {
+        // The cluster re-acquired at 4 s (token 2) and held to 9 s; a view
+        // at 3 s still counting on token 1 to 5 s is within its hold.
+        let h = history(vec![op(0, "c", 0, 10, Some((1, 5_000)))]);
+        let mut t = vec![tenure("c", 1, 0, 4_000), tenure("c", 2, 4_000, 9_000)];
+        assert_eq!(check_views(&h, &t, T0).result, Outcome::Valid);
+        // A gap between the tenures (the serial was free) ends the hold.
+        t[1].from = T0 + 4_500;
+        assert_eq!(check_views(&h, &t, T0).result, Outcome::Invalid);
+        // So does another holder in between.
+        let t = vec![
+            tenure("c", 1, 0, 4_000),
+            tenure("rival", 2, 4_000, 4_200),
+            tenure("c", 3, 4_200, 9_000),
+        ];
+        assert_eq!(check_views(&h, &t, T0).result, Outcome::Invalid);
     }
 
     #[test]

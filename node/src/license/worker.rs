@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_consensus::event::Lease;
-use cairn_consensus::{Event, Outcome, State, UnixMillis};
+use cairn_consensus::{Event, Outcome, Request, RequestId, State, UnixMillis};
 
 use super::client::AuthorityClient;
 use super::gate::{Facts, Gate, View};
@@ -118,15 +118,43 @@ impl LeaseWorker {
         }
     }
 
+    /// What the lease needs next on `facts`, by this node's clock.
+    fn next_action(&self, facts: &Facts) -> Action {
+        let Some(license) = &facts.license else {
+            return Action::Wait;
+        };
+        let anchor = self.gate.anchor(facts);
+        policy::next_action(
+            anchor,
+            facts.current_lease().is_some(),
+            license.renew_ms,
+            self.gate.now_ms(),
+        )
+    }
+
     /// One step of the lease on the leader.
     async fn lease_step(&self, facts: &Facts) -> Result<(), ClusterError> {
+        let mut facts = facts.clone();
+        let mut action = self.next_action(&facts);
+        if matches!(action, Action::Acquire | Action::Expire) {
+            // A leader back from a pause (or a partition) still believes
+            // it leads and may not have applied the renewals a newer
+            // leader made meanwhile: ending or replacing the lease on
+            // those stale facts would throw a live lease away (the
+            // harness's `lease-view` checker caught a resumed leader
+            // expiring a lease renewed 2 s before). Catch up with the log
+            // first, then decide again.
+            self.app.read_barrier().await?;
+            if !self.is_leader() {
+                return Ok(());
+            }
+            facts = self.app.state.read(Facts::of);
+            action = self.next_action(&facts);
+        }
         let Some(license) = facts.license.clone() else {
             return Ok(());
         };
         let lease = facts.current_lease().cloned();
-        let anchor = self.gate.anchor(facts);
-        let now_ms = self.gate.now_ms();
-        let action = policy::next_action(anchor, lease.is_some(), license.renew_ms, now_ms);
         let authority = AuthorityClient::new(&self.app.http, &license.authority);
         let failures = &self.app.metrics.license().renewal_failures;
         match (action, lease) {
@@ -201,23 +229,43 @@ impl LeaseWorker {
         }
     }
 
+    /// Records the end of `lease` through this node's own Raft, never
+    /// forwarded: an expiry is a judgement on this leader's facts, and a
+    /// node that lost the lead meanwhile must not end the lease its
+    /// successor keeps renewing (the successor judges for itself).
     async fn expire(&self, lease: &Lease) -> Result<(), ClusterError> {
-        self.record(Event::LeaseExpired {
-            serial: lease.serial.clone(),
-            fencing_token: lease.fencing_token,
-            at: crate::cluster::now(),
-        })
-        .await
+        let request = Request {
+            request_id: RequestId::random(),
+            event: Event::LeaseExpired {
+                serial: lease.serial.clone(),
+                fencing_token: lease.fencing_token,
+                at: crate::cluster::now(),
+            },
+        };
+        match self.app.propose_local(request).await {
+            Ok((_, outcome)) => {
+                self.app.metrics.count_outcome(&outcome);
+                Self::refused(&outcome);
+                Ok(())
+            }
+            Err(ClusterError::Raft(e)) => {
+                tracing::info!(error = %e, "license: not recording the lease's end: no longer the leader");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Logs a lease event the state machine refused.
+    fn refused(outcome: &Outcome) {
+        if let Outcome::Rejected(r) = outcome {
+            tracing::warn!(rejection = %r, "license: the log refused a lease event");
+        }
     }
 
     async fn record(&self, event: Event) -> Result<(), ClusterError> {
-        match self.app.propose(event).await? {
-            Outcome::Rejected(r) => {
-                tracing::warn!(rejection = %r, "license: the log refused a lease event");
-                Ok(())
-            }
-            Outcome::Applied | Outcome::NoOp => Ok(()),
-        }
+        Self::refused(&self.app.propose(event).await?);
+        Ok(())
     }
 }
 
