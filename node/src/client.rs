@@ -564,17 +564,7 @@ pub fn format_status(s: &ClusterStatus) -> String {
         ));
     }
     if let Some(l) = &s.license {
-        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "license: {}  serial {}  holder {}  fencing token {}  expires {}  lease left {} s  grace left {} s\n",
-            l.mode,
-            text(&l.serial),
-            text(&l.holder),
-            opt(l.fencing_token),
-            l.expires_at.map_or_else(|| "-".to_string(), local_time),
-            opt(l.lease_remaining_seconds),
-            opt(l.grace_remaining_seconds),
-        ));
+        out.push_str(&license_line(l));
         if let Some(d) = &l.detail {
             out.push_str(&format!("  read-only: {d}\n"));
         }
@@ -582,9 +572,65 @@ pub fn format_status(s: &ClusterStatus) -> String {
     out
 }
 
+/// The license's line of `cluster status`: what holds now, leaving out
+/// what does not apply (no "grace left" while the lease is valid, no
+/// "lease left" once it ran out).
+fn license_line(l: &LicenseStatus) -> String {
+    let mut parts = vec![format!("license: {}", l.mode)];
+    let mut add = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            parts.push(format!("{name} {v}"));
+        }
+    };
+    add("serial", l.serial.clone());
+    add("holder", l.holder.clone());
+    add("fencing token", l.fencing_token.map(|t| t.to_string()));
+    add("expires", l.expires_at.map(local_time));
+    add(
+        "lease left",
+        l.lease_remaining_seconds
+            .filter(|s| *s > 0)
+            .map(|s| format!("{s} s")),
+    );
+    add(
+        "grace left",
+        l.grace_remaining_seconds
+            .filter(|_| l.mode != "valid")
+            .map(|s| format!("{s} s")),
+    );
+    parts.join("  ") + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_license_line_shows_what_applies() {
+        let mut l = LicenseStatus {
+            mode: "valid".into(),
+            detail: None,
+            serial: Some("SN-1…".into()),
+            authority: None,
+            holder: Some("c1".into()),
+            fencing_token: Some(3),
+            expires_at: None,
+            lease_remaining_seconds: Some(40),
+            grace_remaining_seconds: Some(3_600),
+        };
+        let line = license_line(&l);
+        assert!(line.contains("lease left 40 s"), "{line}");
+        assert!(!line.contains("grace"), "{line}");
+        l.mode = "grace".into();
+        l.lease_remaining_seconds = Some(0);
+        l.fencing_token = None;
+        let line = license_line(&l);
+        assert!(line.contains("grace left 3600 s"), "{line}");
+        assert!(
+            !line.contains("lease left") && !line.contains("token"),
+            "{line}"
+        );
+    }
 
     fn status(leader: Option<u64>, applied: [Option<u64>; 3]) -> ClusterStatus {
         ClusterStatus {
