@@ -160,7 +160,7 @@ impl HeldLock {
                     // Beats until told to stop (a message or the sender dropped).
                     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(expiry / 6) {
                         record.heartbeat_ms = unix_ms();
-                        let ok = to_json(&record).and_then(|j| objects.write(&key, j));
+                        let ok = to_json(&record).and_then(|j| Ok(objects.write(&key, j)?));
                         if ok.is_ok() {
                             stored_ms.store(record.heartbeat_ms, Relaxed);
                         }

@@ -25,7 +25,9 @@
 
 pub mod lock;
 pub mod pack;
-pub mod store;
+/// The object store layer (URL, OpenDAL operator, request counters),
+/// shared with storage nodes whose chunks live in a bucket.
+pub use cairn_chunkstore::object as store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
@@ -467,16 +469,17 @@ impl Backend for ObjectBackend {
     ) -> Result<()> {
         self.check_held(LockKind::Backup, "committing a snapshot")?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;
-        self.objects
-            .write(&format!("snapshots/{}.json", record.id), json)
+        Ok(self
+            .objects
+            .write(&format!("snapshots/{}.json", record.id), json)?)
     }
 
     fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
-        self.objects.delete(&format!("snapshots/{id}.json"))
+        Ok(self.objects.delete(&format!("snapshots/{id}.json"))?)
     }
 
     fn rewrap(&self, config: &VaultConfig) -> Result<()> {
-        self.objects.write(CONFIG, super::config_json(config)?)
+        Ok(self.objects.write(CONFIG, super::config_json(config)?)?)
     }
 }
 
