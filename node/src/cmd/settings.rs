@@ -49,7 +49,10 @@ impl StorageArgs {
             scrub_interval_ms: self.scrub_interval_ms.unwrap_or(file.scrub_interval_ms),
             scrub_bytes_per_sec: file.scrub_bytes_per_sec,
             job_silence_ms: self.job_silence_ms.unwrap_or(file.job_silence_ms),
-            chunk_store: self.chunk_store.clone().or_else(|| file.chunk_store.clone()),
+            chunk_store: self
+                .chunk_store
+                .clone()
+                .or_else(|| file.chunk_store.clone()),
         }
     }
 }
