@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opendal::layers::RetryLayer;
 use opendal::{ErrorKind, Operator};
@@ -448,6 +448,32 @@ impl Objects {
             .map_err(|e| self.error("delete", "a batch", &e))
     }
 
+    /// Whether writes go through temporary objects renamed into place
+    /// (SFTP; see [`put`]), which an interrupted write can leave behind.
+    pub fn writes_through_temporaries(&self) -> bool {
+        self.op.info().full_capability().rename
+    }
+
+    /// The keys of every temporary object ([`TEMP_MARK`] names) anywhere
+    /// under this location last modified before `cutoff` (those without a
+    /// time are kept): leftovers of interrupted writes ([`stale`]).
+    pub fn stale_temporaries(&self, cutoff: SystemTime) -> Result<Vec<String>> {
+        self.requests.lists.fetch_add(1, Relaxed);
+        let entries = self
+            .handle
+            .block_on(async { self.op.list_with("/").recursive(true).await })
+            .map_err(|e| self.error("list", "/", &e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .filter(|e| {
+                let modified = e.metadata().last_modified().map(SystemTime::from);
+                stale(e.name(), modified, cutoff)
+            })
+            .map(|e| e.path().trim_start_matches('/').to_string())
+            .collect())
+    }
+
     /// Deletes object `key` (no error when it is already gone).
     pub fn delete(&self, key: &str) -> Result<()> {
         self.requests.deletes.fetch_add(1, Relaxed);
@@ -488,6 +514,13 @@ impl Drop for Objects {
 /// Marks a temporary name of [`put`] (never a vault object's name).
 pub const TEMP_MARK: &str = ".tmp-";
 
+/// Whether the object `name`, last modified at `modified`, is a temporary
+/// of [`put`] old enough (before `cutoff`) that no write still in progress
+/// can own it. Pure.
+pub fn stale(name: &str, modified: Option<SystemTime>, cutoff: SystemTime) -> bool {
+    name.contains(TEMP_MARK) && modified.is_some_and(|m| m < cutoff)
+}
+
 /// Stores `bytes` at `key` so that no reader ever sees part of them:
 /// directly where a write is atomic (S3: an object appears whole), else
 /// (SFTP) under a temporary name renamed into place (OpenSSH's
@@ -508,6 +541,18 @@ pub struct Upload(tokio::task::JoinHandle<std::result::Result<(), (String, opend
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_temporaries_are_stale() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cutoff = now - Duration::from_secs(86_400);
+        let old = Some(cutoff - Duration::from_secs(1));
+        let young = Some(cutoff + Duration::from_secs(1));
+        assert!(stale("ab.tmp-0011223344556677", old, cutoff));
+        assert!(!stale("ab.tmp-0011223344556677", young, cutoff));
+        assert!(!stale("ab.tmp-0011223344556677", None, cutoff));
+        assert!(!stale("abcdef", old, cutoff));
+    }
 
     #[test]
     fn vault_urls_parse_and_print() {

@@ -634,6 +634,56 @@ fn sftp_vaults() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("could not log in over SSH"), "{err}");
+    prune_drops_stale_temporaries(&server);
+}
+
+/// Temporary objects interrupted SFTP writes leave (`….tmp-…`) are
+/// deleted by a prune once a day old; a younger one may belong to a write
+/// in progress and stays.
+fn prune_drops_stale_temporaries(server: &Sftp) {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path();
+    let url = server.url("temps");
+    init(server, c, &url);
+    let src = tempfile::tempdir().unwrap();
+    let (one, two) = (src.path().join("one"), src.path().join("two"));
+    make_data(&one, 31, 10, 2 << 20);
+    make_data(&two, 37, 10, 2 << 20);
+    run(
+        server,
+        c,
+        &["backup", "--vault", &url, one.to_str().unwrap()],
+        0,
+    );
+    run(
+        server,
+        c,
+        &["backup", "--vault", &url, two.to_str().unwrap()],
+        0,
+    );
+    let first = snapshot_ids(server, c, &url).remove(0);
+    run(server, c, &["forget", "--vault", &url, &first], 0);
+    let vault = server.dir.path().join("vaults/temps");
+    let day_and_more = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
+    let stale = [
+        vault.join("index/0123.tmp-0011223344556677"),
+        vault.join("packs/ab/abcd.tmp-8899aabbccddeeff"),
+    ];
+    for path in &stale {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"half a write").unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(day_and_more).unwrap();
+    }
+    let young = vault.join("snapshots/0123.json.tmp-0123456789abcdef");
+    std::fs::write(&young, b"a write in progress").unwrap();
+    run(server, c, &["prune", "--vault", &url], 0);
+    for path in &stale {
+        assert!(!path.exists(), "{} survived the prune", path.display());
+    }
+    assert!(young.exists(), "a young temporary was deleted");
+    run(server, c, &["check", "--vault", &url, "--read-data"], 0);
+    restore_and_compare(server, c, &url, "latest", &two);
 }
 
 /// Requests per GB backed up, counted by the operator layer, against
