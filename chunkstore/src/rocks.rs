@@ -618,14 +618,14 @@ impl Store for RocksStore {
                 key: *key,
                 detail: "metadata present but value missing".into(),
             }),
-            Some(v) if !meta.matches(&v) => Err(Error::Corrupt {
+            Some(v) if !meta.matches(v) => Err(Error::Corrupt {
                 key: *key,
                 detail: format!(
                     "expected {} bytes with crc32 {:08x}, found {} bytes with crc32 {:08x}",
                     meta.size,
                     meta.crc32,
                     v.len(),
-                    crc32fast::hash(&v)
+                    crc32fast::hash(v)
                 ),
             }),
             Some(v) => {
