@@ -180,7 +180,7 @@ impl S3sFs {
         let child = Self::spawn(&bin, root.path(), port);
         Some(Self {
             port,
-            root: root,
+            root,
             proc: Proc(child),
         })
     }
