@@ -30,7 +30,8 @@ bucket=bench
 case "$server" in
   moto)
     moto=$(command -v moto_server || echo "$tools/moto/bin/moto_server")
-    "$moto" -H 127.0.0.1 -p "$port" >"$work/server.log" 2>&1 &
+    # Unbuffered: the access log is counted after each step.
+    PYTHONUNBUFFERED=1 "$moto" -H 127.0.0.1 -p "$port" >"$work/server.log" 2>&1 &
     pid=$!
     export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench ;;
   s3s-fs)

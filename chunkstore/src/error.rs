@@ -47,6 +47,22 @@ pub enum Error {
         /// Its answer.
         detail: String,
     },
+    /// An object store URL or its settings are invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The object store refused our credentials.
+    #[error("{0}")]
+    Auth(String),
+    /// The object store's bucket does not exist.
+    #[error("{0}")]
+    NoBucket(String),
+    /// The object store could not be reached or failed a request (after
+    /// its retries).
+    #[error("{0}")]
+    Service(String),
+    /// An object is missing or shorter than what refers to it says.
+    #[error("{0}")]
+    Damaged(String),
     /// Fewer than the required number of copies could be made durable.
     #[error("only {got} of the {need} required copies of {key} could be written")]
     InsufficientReplicas {

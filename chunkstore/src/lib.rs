@@ -10,8 +10,9 @@
 //! alone.
 //!
 //! [`Store`] is the small, synchronous interface the rest of Cairn programs
-//! against; [`RocksStore`] is its RocksDB engine; [`placement`] decides
-//! which storage nodes own a chunk.
+//! against; [`RocksStore`] is its RocksDB engine (values in RocksDB, or
+//! in an object store through [`object`], Apache OpenDAL); [`placement`]
+//! decides which storage nodes own a chunk.
 //!
 //! The storage role's replication logic lives here too, as plain
 //! synchronous code over the [`peers::Peers`] trait so it is tested with
@@ -27,6 +28,7 @@ mod error;
 pub mod gc;
 mod key;
 mod meta;
+pub mod object;
 pub mod peers;
 pub mod placement;
 pub mod repair;

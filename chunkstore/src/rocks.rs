@@ -12,6 +12,17 @@
 //! which chunks were new, per-vault usage counters ([`Usage`], kept in memory
 //! once [`RocksStore::track_usage`] is called), a scan of every chunk's
 //! metadata, and reads that tell a damaged copy from a missing one.
+//!
+//! A storage node may keep its values in an object store instead
+//! ([`RocksStore::open_on_objects`]): one object per chunk at
+//! `chunks/<vault>/<chunk>` (hex), metadata and touch times still in the
+//! local `meta` family. A value is written before its metadata and deleted
+//! after it, under the same lock as every put, touch and sweep, so a crash
+//! leaves at most an object nothing describes (space, never a wrong
+//! answer), and a sweep never deletes an object a concurrent put rewrote.
+//! A read checks the object against the metadata as a local value is
+//! checked: a flipped or deleted object is a damaged copy, which the scrub
+//! and read repair rewrite from another replica.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +37,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{Fetched, Swept};
+use crate::object::Objects;
 use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 
 const CF_CHUNKS: &str = "chunks";
@@ -70,10 +82,28 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// A [`Store`] in one RocksDB database directory.
+/// Object writes of one batch in flight at once.
+const OBJECT_WRITES: usize = 8;
+
+/// Where a [`RocksStore`] keeps its values.
+enum Values {
+    /// In the `chunks` column family, beside the metadata.
+    Local,
+    /// One object per chunk in an object store.
+    Objects(Objects),
+}
+
+/// The object key of a chunk's value in an object store.
+fn object_key(key: &ChunkKey) -> String {
+    format!("chunks/{}/{}", key.vault, key.chunk)
+}
+
+/// A [`Store`] in one RocksDB database directory (values there too, or in
+/// an object store).
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
+    values: Values,
     /// Per-vault usage, once tracked; writers update it under this lock, so
     /// the "was it new?" check and the write that follows are one step.
     usage: Mutex<Option<HashMap<VaultId, Usage>>>,
@@ -122,8 +152,35 @@ impl RocksStore {
         Ok(Self {
             db,
             path: path.to_path_buf(),
+            values: Values::Local,
             usage: Mutex::new(None),
         })
+    }
+
+    /// Opens the store in `path` for metadata, keeping the values in
+    /// `objects`, after checking that the object store answers (a missing
+    /// bucket or refused credentials fail here, not at the first upload).
+    /// Values a previous local-value store kept in `path` are not read:
+    /// those copies read as damaged, and the scrub rewrites them into the
+    /// object store from other replicas.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be opened, or the object store refused the
+    /// check ([`Error::Auth`], [`Error::NoBucket`], [`Error::Service`]).
+    pub fn open_on_objects(path: &Path, options: &StoreOptions, objects: Objects) -> Result<Self> {
+        objects.check()?;
+        let mut store = Self::open(path, options)?;
+        store.values = Values::Objects(objects);
+        Ok(store)
+    }
+
+    /// The object store holding the values, if they are not local.
+    pub fn objects(&self) -> Option<&Objects> {
+        match &self.values {
+            Values::Local => None,
+            Values::Objects(o) => Some(o),
+        }
     }
 
     fn usage_lock(&self) -> MutexGuard<'_, Option<HashMap<VaultId, Usage>>> {
@@ -202,6 +259,7 @@ impl RocksStore {
         let mut seen = HashSet::with_capacity(chunks.len());
         let mut new = Vec::with_capacity(chunks.len());
         let mut delta: Vec<(VaultId, i64, i64)> = Vec::new();
+        let mut uploads = Vec::new();
         for (key, sealed) in chunks {
             if !seen.insert(*key) {
                 new.push(false);
@@ -220,7 +278,10 @@ impl RocksStore {
                 }
                 (old, _) => {
                     let meta = ChunkMeta::describe(sealed, now)?;
-                    batch.put_cf(cf_chunks, k, sealed);
+                    match &self.values {
+                        Values::Local => batch.put_cf(cf_chunks, k, sealed),
+                        Values::Objects(_) => uploads.push((object_key(key), sealed.to_vec())),
+                    }
                     batch.put_cf(cf_meta, k, meta.encode());
                     new.push(old.is_none());
                     let (chunks_delta, old_bytes) = match old {
@@ -230,6 +291,10 @@ impl RocksStore {
                     delta.push((key.vault, chunks_delta, i64::from(meta.size) - old_bytes));
                 }
             }
+        }
+        // Values before the metadata that describes them.
+        if let Values::Objects(objects) = &self.values {
+            objects.write_many(uploads, OBJECT_WRITES)?;
         }
         self.db_write(batch, &Self::write_options(durability))?;
         if let Some(map) = guard.as_mut() {
@@ -295,7 +360,7 @@ impl RocksStore {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
         let mut guard = self.usage_lock();
         let mut batch = WriteBatch::default();
-        let mut gone: Vec<(VaultId, u32)> = Vec::new();
+        let mut gone: Vec<(ChunkKey, u32)> = Vec::new();
         let mut seen = HashSet::with_capacity(keys.len());
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -308,7 +373,7 @@ impl RocksStore {
                         let k = key.to_bytes();
                         batch.delete_cf(cf_meta, k);
                         batch.delete_cf(cf_chunks, k);
-                        gone.push((key.vault, m.size));
+                        gone.push((*key, m.size));
                     }
                     Swept::Deleted
                 }
@@ -318,6 +383,7 @@ impl RocksStore {
         if !batch.is_empty() {
             self.db_write(batch, &Self::synced())?;
         }
+        self.delete_objects(gone.iter().map(|(key, _)| key))?;
         Self::forget_usage(guard.as_mut(), gone);
         Ok(out)
     }
@@ -360,18 +426,27 @@ impl RocksStore {
         Ok(ids)
     }
 
-    fn forget_usage(map: Option<&mut HashMap<VaultId, Usage>>, gone: Vec<(VaultId, u32)>) {
+    fn forget_usage(map: Option<&mut HashMap<VaultId, Usage>>, gone: Vec<(ChunkKey, u32)>) {
         let Some(map) = map else {
             return;
         };
-        for (vault, size) in gone {
-            if let Some(u) = map.get_mut(&vault) {
+        for (key, size) in gone {
+            if let Some(u) = map.get_mut(&key.vault) {
                 u.chunks = u.chunks.saturating_sub(1);
                 u.bytes = u.bytes.saturating_sub(u64::from(size));
                 if u.chunks == 0 {
-                    map.remove(&vault);
+                    map.remove(&key.vault);
                 }
             }
+        }
+    }
+
+    /// Deletes the objects of `keys` once their metadata is gone (called
+    /// under the usage lock, so no put of the same chunk runs between).
+    fn delete_objects<'a>(&self, keys: impl Iterator<Item = &'a ChunkKey>) -> Result<()> {
+        match &self.values {
+            Values::Local => Ok(()),
+            Values::Objects(objects) => objects.delete_many(keys.map(object_key).collect()),
         }
     }
 
@@ -442,11 +517,14 @@ impl RocksStore {
     /// The database failed.
     pub fn damage_value(&self, key: &ChunkKey) -> Result<bool> {
         let cf = self.cf(CF_CHUNKS)?;
-        let Some(mut value) = self
-            .db
-            .get_cf(cf, key.to_bytes())
-            .map_err(|e| self.db_err(e))?
-        else {
+        let stored = match &self.values {
+            Values::Local => self
+                .db
+                .get_cf(cf, key.to_bytes())
+                .map_err(|e| self.db_err(e))?,
+            Values::Objects(objects) => objects.read(&object_key(key))?,
+        };
+        let Some(mut value) = stored else {
             return Ok(false);
         };
         if value.is_empty() {
@@ -456,9 +534,13 @@ impl RocksStore {
             value[middle] ^= 0xff;
             value[0] ^= 0x01;
         }
-        self.db
-            .put_cf_opt(cf, key.to_bytes(), value, &Self::synced())
-            .map_err(|e| self.db_err(e))?;
+        match &self.values {
+            Values::Local => self
+                .db
+                .put_cf_opt(cf, key.to_bytes(), value, &Self::synced())
+                .map_err(|e| self.db_err(e))?,
+            Values::Objects(objects) => objects.write(&object_key(key), value)?,
+        }
         Ok(true)
     }
 
@@ -516,28 +598,39 @@ impl Store for RocksStore {
         // restore's CPU.
         let mut read = ReadOptions::default();
         read.set_verify_checksums(false);
-        let value = self
-            .db
-            .get_pinned_cf_opt(self.cf(CF_CHUNKS)?, key.to_bytes(), &read)
-            .map_err(|e| self.db_err(e))?;
+        let object;
+        let pinned;
+        let value: Option<&[u8]> = match &self.values {
+            Values::Local => {
+                pinned = self
+                    .db
+                    .get_pinned_cf_opt(self.cf(CF_CHUNKS)?, key.to_bytes(), &read)
+                    .map_err(|e| self.db_err(e))?;
+                pinned.as_deref()
+            }
+            Values::Objects(objects) => {
+                object = objects.read(&object_key(key))?;
+                object.as_deref()
+            }
+        };
         match value {
             None => Err(Error::Corrupt {
                 key: *key,
                 detail: "metadata present but value missing".into(),
             }),
-            Some(v) if !meta.matches(&v) => Err(Error::Corrupt {
+            Some(v) if !meta.matches(v) => Err(Error::Corrupt {
                 key: *key,
                 detail: format!(
                     "expected {} bytes with crc32 {:08x}, found {} bytes with crc32 {:08x}",
                     meta.size,
                     meta.crc32,
                     v.len(),
-                    crc32fast::hash(&v)
+                    crc32fast::hash(v)
                 ),
             }),
             Some(v) => {
                 out.clear();
-                out.extend_from_slice(&v);
+                out.extend_from_slice(v);
                 Ok(true)
             }
         }
@@ -557,7 +650,7 @@ impl Store for RocksStore {
         now: u64,
         durability: Durability,
     ) -> Result<()> {
-        if self.usage_lock().is_some() {
+        if self.usage_lock().is_some() || matches!(self.values, Values::Objects(_)) {
             return self
                 .put_chunks(chunks, now, durability, PutMode::Overwrite)
                 .map(|_| ());
@@ -576,7 +669,7 @@ impl Store for RocksStore {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
         let mut guard = self.usage_lock();
         let mut batch = WriteBatch::default();
-        let mut gone: Vec<(VaultId, u32)> = Vec::new();
+        let mut gone: Vec<(ChunkKey, u32)> = Vec::new();
         let mut seen = HashSet::with_capacity(keys.len());
         for key in keys {
             if !seen.insert(*key) {
@@ -584,7 +677,7 @@ impl Store for RocksStore {
             }
             if guard.is_some() {
                 if let Some(m) = self.meta_of(key)? {
-                    gone.push((key.vault, m.size));
+                    gone.push((*key, m.size));
                 }
             }
             let k = key.to_bytes();
@@ -592,6 +685,7 @@ impl Store for RocksStore {
             batch.delete_cf(cf_chunks, k);
         }
         self.db_write(batch, &Self::synced())?;
+        self.delete_objects(seen.iter())?;
         Self::forget_usage(guard.as_mut(), gone);
         Ok(())
     }

@@ -30,9 +30,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The chunk store failed.
+    /// The chunk store failed (its object-store errors become
+    /// [`Error::Auth`], [`Error::NotFound`], [`Error::Network`],
+    /// [`Error::Integrity`] or [`Error::Invalid`] instead, see the `From`
+    /// conversion, so exit codes do not depend on which crate spoke).
     #[error(transparent)]
-    Store(#[from] cairn_chunkstore::Error),
+    Store(cairn_chunkstore::Error),
     /// The request names something that does not exist or is ambiguous.
     #[error("{0}")]
     NotFound(String),
@@ -106,6 +109,20 @@ impl Error {
         Error::Io {
             context: format!("{action} {}", path.display()),
             source,
+        }
+    }
+}
+
+impl From<cairn_chunkstore::Error> for Error {
+    fn from(e: cairn_chunkstore::Error) -> Self {
+        use cairn_chunkstore::Error as S;
+        match e {
+            S::Invalid(m) => Error::Invalid(m),
+            S::Auth(m) => Error::Auth(m),
+            S::NoBucket(m) => Error::NotFound(m),
+            S::Service(m) => Error::Network(m),
+            S::Damaged(m) => Error::Integrity(m),
+            other => Error::Store(other),
         }
     }
 }

@@ -167,8 +167,8 @@ fn env_of(server: &dyn Server) -> Vec<(String, String)> {
 /// its one access key.
 struct S3sFs {
     port: u16,
-    _root: tempfile::TempDir,
-    _proc: Proc,
+    root: tempfile::TempDir,
+    proc: Proc,
 }
 
 impl S3sFs {
@@ -177,20 +177,37 @@ impl S3sFs {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let port = free_port();
+        let child = Self::spawn(&bin, root.path(), port);
+        Some(Self {
+            port,
+            root,
+            proc: Proc(child),
+        })
+    }
+
+    fn spawn(bin: &Path, root: &Path, port: u16) -> Child {
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", "cairn", "--secret-key", "cairn-secret"])
-            .arg(root.path())
+            .arg(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
         wait_for_port(port, &mut child, "s3s-fs");
-        Some(Self {
-            port,
-            _root: root,
-            _proc: Proc(child),
-        })
+        child
+    }
+
+    /// Kills the server: the network is cut.
+    fn cut(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+    }
+
+    /// Starts it again on the same port over the same objects.
+    fn resume(&mut self) {
+        let bin = tool("s3s-fs").expect("s3s-fs");
+        self.proc = Proc(Self::spawn(&bin, self.root.path(), self.port));
     }
 }
 
@@ -614,6 +631,60 @@ fn s3s_fs_vaults() {
     assert!(err.contains("refused our credentials"), "{err}");
 }
 
+/// The network cut mid-upload (the server killed once the first pack
+/// landed): the backup fails with a message naming the service, exit 1;
+/// with the server back, a rerun completes and does not upload again the
+/// packs that landed before the cut.
+#[test]
+fn a_cut_mid_upload_fails_clearly_and_the_rerun_resumes() {
+    let Some(mut server) = S3sFs::start() else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path();
+    let url = server.url("cut");
+    init(&server, c, &url);
+    let src = tempfile::tempdir().unwrap();
+    let data = src.path().join("data");
+    make_data(&data, 41, 20, 160 << 20);
+    let packs = server.root.path().join(BUCKET).join("vaults/cut/index");
+    let backup = cairn(
+        &server,
+        c,
+        &["backup", "--vault", &url, data.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_dir(&packs).map(|d| d.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no pack landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.cut();
+    let out = backup.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("s3://cairn-test/vaults/cut"), "{err}");
+    let landed = std::fs::read_dir(&packs).unwrap().count();
+    server.resume();
+    let out = run(
+        &server,
+        c,
+        &["--json", "backup", "--vault", &url, data.to_str().unwrap()],
+        0,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored = report["new_bytes"].as_u64().expect("new_bytes");
+    eprintln!("{landed} packs landed before the cut; the rerun stored {stored} new bytes");
+    assert!(
+        stored < (160 << 20) - (landed as u64 - 1) * (15 << 20),
+        "{report}"
+    );
+    restore_and_compare(&server, c, &url, "latest", &data);
+}
+
 #[test]
 fn sftp_vaults() {
     let Some(server) = Sftp::start() else { return };
@@ -634,6 +705,56 @@ fn sftp_vaults() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("could not log in over SSH"), "{err}");
+    prune_drops_stale_temporaries(&server);
+}
+
+/// Temporary objects interrupted SFTP writes leave (`….tmp-…`) are
+/// deleted by a prune once a day old; a younger one may belong to a write
+/// in progress and stays.
+fn prune_drops_stale_temporaries(server: &Sftp) {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path();
+    let url = server.url("temps");
+    init(server, c, &url);
+    let src = tempfile::tempdir().unwrap();
+    let (one, two) = (src.path().join("one"), src.path().join("two"));
+    make_data(&one, 31, 10, 2 << 20);
+    make_data(&two, 37, 10, 2 << 20);
+    run(
+        server,
+        c,
+        &["backup", "--vault", &url, one.to_str().unwrap()],
+        0,
+    );
+    run(
+        server,
+        c,
+        &["backup", "--vault", &url, two.to_str().unwrap()],
+        0,
+    );
+    let first = snapshot_ids(server, c, &url).remove(0);
+    run(server, c, &["forget", "--vault", &url, &first], 0);
+    let vault = server.dir.path().join("vaults/temps");
+    let day_and_more = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
+    let stale = [
+        vault.join("index/0123.tmp-0011223344556677"),
+        vault.join("packs/ab/abcd.tmp-8899aabbccddeeff"),
+    ];
+    for path in &stale {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"half a write").unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(day_and_more).unwrap();
+    }
+    let young = vault.join("snapshots/0123.json.tmp-0123456789abcdef");
+    std::fs::write(&young, b"a write in progress").unwrap();
+    run(server, c, &["prune", "--vault", &url], 0);
+    for path in &stale {
+        assert!(!path.exists(), "{} survived the prune", path.display());
+    }
+    assert!(young.exists(), "a young temporary was deleted");
+    run(server, c, &["check", "--vault", &url, "--read-data"], 0);
+    restore_and_compare(server, c, &url, "latest", &two);
 }
 
 /// Requests per GB backed up, counted by the operator layer, against

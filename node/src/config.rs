@@ -370,6 +370,13 @@ pub struct StorageSettings {
     /// cluster role on the leader ends it `abandoned`, milliseconds (at
     /// least 10000; clients report every minute).
     pub job_silence_ms: u64,
+    /// Where this storage node keeps its chunks' values: `None` in its
+    /// own RocksDB (`DATA_DIR/chunks`), or an object store URL
+    /// (`s3://BUCKET/PREFIX`, credentials from the `AWS_*` variables as
+    /// the client reads them); metadata and touch times stay local either
+    /// way. Label such a node (e.g. `cloud`) to give a tier cloud-backed
+    /// copies.
+    pub chunk_store: Option<String>,
 }
 
 impl Default for StorageSettings {
@@ -382,6 +389,7 @@ impl Default for StorageSettings {
             scrub_interval_ms: 86_400_000,
             scrub_bytes_per_sec: 64 << 20,
             job_silence_ms: 15 * 60_000,
+            chunk_store: None,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod authority;
 pub mod hostile;
+pub mod s3;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -521,9 +522,31 @@ impl Cluster {
         own: &[&str],
         config: Option<PathBuf>,
     ) -> &Node {
+        self.add_node_in(extra, own, config, &[])
+    }
+
+    /// [`Cluster::add_node_with`] for a node whose processes get `env`
+    /// (e.g. the `AWS_*` variables of its object store).
+    pub fn add_node_with_env(
+        &mut self,
+        extra: &[&str],
+        own: &[&str],
+        env: &[(String, String)],
+    ) -> &Node {
+        self.add_node_in(extra, own, None, env)
+    }
+
+    fn add_node_in(
+        &mut self,
+        extra: &[&str],
+        own: &[&str],
+        config: Option<PathBuf>,
+        env: &[(String, String)],
+    ) -> &Node {
         let id = self.nodes.len() as u64 + 1;
         let mut node = Node::new(self.root.path(), id);
         node.config = config;
+        node.env = env.to_vec();
         if id == 1 {
             node.init_with(own);
             node.extra = extra.iter().map(|s| s.to_string()).collect();

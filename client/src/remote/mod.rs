@@ -65,7 +65,7 @@ impl VaultRef {
 
 /// The URL schemes of object vaults (`s3://BUCKET/PREFIX`,
 /// `sftp://USER@HOST[:PORT]/PATH`).
-pub const OBJECT_SCHEMES: [&str; 2] = ["s3://", "sftp://"];
+pub use cairn_chunkstore::object::SCHEMES as OBJECT_SCHEMES;
 
 /// Checks an account vault, device or protected item name: 1–100
 /// characters, no `/`, no control characters, no surrounding spaces, not

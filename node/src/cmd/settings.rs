@@ -33,6 +33,9 @@ pub struct StorageArgs {
     /// Running jobs silent this long (no heartbeat) are ended `abandoned` by the leader, ms; at least 10000 [default: 900000].
     #[arg(long, value_name = "MS")]
     job_silence_ms: Option<u64>,
+    /// Keep this storage node's chunks in an object store, s3://BUCKET/PREFIX (credentials from AWS_*); metadata stays in DATA_DIR [default: DATA_DIR/chunks].
+    #[arg(long, value_name = "URL")]
+    chunk_store: Option<String>,
 }
 
 impl StorageArgs {
@@ -46,6 +49,10 @@ impl StorageArgs {
             scrub_interval_ms: self.scrub_interval_ms.unwrap_or(file.scrub_interval_ms),
             scrub_bytes_per_sec: file.scrub_bytes_per_sec,
             job_silence_ms: self.job_silence_ms.unwrap_or(file.job_silence_ms),
+            chunk_store: self
+                .chunk_store
+                .clone()
+                .or_else(|| file.chunk_store.clone()),
         }
     }
 }

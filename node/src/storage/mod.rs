@@ -143,6 +143,37 @@ impl<K: std::hash::Hash + Eq + Copy> Drop for Reserved<K> {
     }
 }
 
+/// Opens the chunk store with its values in the object store at `url`
+/// (credentials from the process environment, as the client reads them)
+/// and its metadata in `path`. The object layer blocks on a runtime of its
+/// own, which must not happen on this async thread: the open (and its
+/// check that the bucket answers) runs on a thread of its own.
+fn open_on_objects(
+    url: &str,
+    path: &std::path::Path,
+    options: &StoreOptions,
+) -> cairn_chunkstore::Result<RocksStore> {
+    use cairn_chunkstore::object::{ObjectUrl, Objects};
+    let url = ObjectUrl::parse(url)?;
+    if !matches!(url, ObjectUrl::S3 { .. }) {
+        return Err(cairn_chunkstore::Error::Invalid(format!(
+            "{url}: a storage node keeps chunks in S3-compatible storage only (s3://BUCKET/PREFIX)"
+        )));
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let objects = Objects::open(&url, &|k| std::env::var(k).ok())?;
+            RocksStore::open_on_objects(path, options, objects)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(cairn_chunkstore::Error::Service(format!(
+                "{url}: opening the object store failed"
+            )))
+        })
+    })
+}
+
 /// The leader's latest view of the cluster's chunks (from its last repair
 /// pass), for `cluster status`.
 #[derive(Debug, Clone, Default)]
@@ -197,9 +228,12 @@ impl Storage {
                 write_buffer_size: STORE_WRITE_BUFFER,
                 ..StoreOptions::default()
             };
-            let store = RocksStore::open(&path, &options)
-                .and_then(|s| s.track_usage().map(|()| s))
-                .map_err(|e| NodeError::Config(format!("chunk store {}: {e}", path.display())))?;
+            let store = match &settings.chunk_store {
+                None => RocksStore::open(&path, &options),
+                Some(url) => open_on_objects(url, &path, &options),
+            }
+            .and_then(|s| s.track_usage().map(|()| s))
+            .map_err(|e| NodeError::Config(format!("chunk store {}: {e}", path.display())))?;
             Some(Arc::new(store))
         } else {
             None

@@ -160,7 +160,7 @@ impl HeldLock {
                     // Beats until told to stop (a message or the sender dropped).
                     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(expiry / 6) {
                         record.heartbeat_ms = unix_ms();
-                        let ok = to_json(&record).and_then(|j| objects.write(&key, j));
+                        let ok = to_json(&record).and_then(|j| Ok(objects.write(&key, j)?));
                         if ok.is_ok() {
                             stored_ms.store(record.heartbeat_ms, Relaxed);
                         }
@@ -239,6 +239,22 @@ fn read_locks(objects: &Objects, mine: &str) -> Result<Vec<LockRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Golden fixture: a lock object of format 1 as its first build wrote
+    /// it (docs/FORMATS.md) still reads, with every field.
+    #[test]
+    fn golden_lock_v1_reads() {
+        let golden = include_bytes!("../../../tests/fixtures/object-lock-v1.json");
+        let rec: LockRecord = serde_json::from_slice(golden).unwrap();
+        assert_eq!(rec.format, 1);
+        assert_eq!(rec.kind, LockKind::Prune);
+        assert_eq!(rec.owner, "host-a pid 4242");
+        assert_eq!(rec.created_ms, 1_767_000_000_000);
+        assert_eq!(rec.heartbeat_ms, 1_767_000_300_000);
+        assert_eq!(rec.expiry_ms, 1_800_000);
+        assert!(rec.live(1_767_000_300_000 + 1_799_999));
+        assert!(!rec.live(1_767_000_300_000 + 1_800_000));
+    }
 
     fn lock(kind: LockKind, heartbeat_ms: u64) -> LockRecord {
         LockRecord {

@@ -25,7 +25,9 @@
 
 pub mod lock;
 pub mod pack;
-pub mod store;
+/// The object store layer (URL, OpenDAL operator, request counters),
+/// shared with storage nodes whose chunks live in a bucket.
+pub use cairn_chunkstore::object as store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
@@ -53,6 +55,10 @@ pub const READS: usize = 8;
 pub const SPAN_BYTES: u64 = 8 * 1024 * 1024;
 
 const CONFIG: &str = "vault.json";
+
+/// How old a temporary object (an interrupted write's, SFTP) must be for
+/// prune to delete it: far longer than any one object's upload takes.
+pub const TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a backup waits for a prune to finish before giving up.
 const BACKUP_WAIT: (u32, Duration) = (24, Duration::from_secs(5));
@@ -219,6 +225,19 @@ impl ObjectBackend {
 
     /// Fails unless a lock of `kind` is held through this backend and has
     /// not lapsed.
+    /// Deletes temporary objects interrupted writes left (SFTP only: S3
+    /// writes are atomic) once they are [`TEMP_AGE`] old, under the prune
+    /// lock, so no backup of this vault is writing.
+    fn drop_stale_temporaries(&self) -> Result<()> {
+        if !self.objects.writes_through_temporaries() {
+            return Ok(());
+        }
+        self.check_held(LockKind::Prune, "deleting temporary objects")?;
+        let cutoff = std::time::SystemTime::now() - TEMP_AGE;
+        let stale = self.objects.stale_temporaries(cutoff)?;
+        Ok(self.objects.delete_many(stale)?)
+    }
+
     fn check_held(&self, kind: LockKind, what: &str) -> Result<()> {
         let held = self.held.lock().map_err(|_| poisoned())?.upgrade();
         match held {
@@ -417,6 +436,7 @@ impl Backend for ObjectBackend {
                 let _ = fs::remove_file(p);
             }
         }
+        self.drop_stale_temporaries()?;
         Ok(Deleted {
             deleted: sweep.deleted,
             kept_recently_used: 0,
@@ -467,16 +487,17 @@ impl Backend for ObjectBackend {
     ) -> Result<()> {
         self.check_held(LockKind::Backup, "committing a snapshot")?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Format(e.to_string()))?;
-        self.objects
-            .write(&format!("snapshots/{}.json", record.id), json)
+        Ok(self
+            .objects
+            .write(&format!("snapshots/{}.json", record.id), json)?)
     }
 
     fn forget_snapshot(&self, id: SnapshotId) -> Result<()> {
-        self.objects.delete(&format!("snapshots/{id}.json"))
+        Ok(self.objects.delete(&format!("snapshots/{id}.json"))?)
     }
 
     fn rewrap(&self, config: &VaultConfig) -> Result<()> {
-        self.objects.write(CONFIG, super::config_json(config)?)
+        Ok(self.objects.write(CONFIG, super::config_json(config)?)?)
     }
 }
 

@@ -1,7 +1,10 @@
-//! The object store under an object vault: a vault URL
-//! ([`ObjectUrl`]), and [`Objects`], the blocking face of one OpenDAL
-//! operator (driven by a small tokio runtime of its own) that counts its
-//! requests and maps the service's errors to ours.
+//! Object storage (S3-compatible services, SFTP) through Apache OpenDAL,
+//! shared by the client's object vaults and by storage nodes whose chunks
+//! live in a bucket ([`RocksStore::open_on_objects`](crate::RocksStore::open_on_objects)):
+//! a location ([`ObjectUrl`]), and [`Objects`], the blocking face of one
+//! OpenDAL operator (driven by a small tokio runtime of its own) that
+//! counts its requests and maps the service's errors to ours
+//! ([`Error::Auth`], [`Error::NoBucket`], [`Error::Service`]).
 //!
 //! OpenDAL retries what the service marks temporary (5xx, throttling,
 //! dropped connections) with exponential backoff and jitter
@@ -9,17 +12,21 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use opendal::layers::RetryLayer;
 use opendal::{ErrorKind, Operator};
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Attempts after the first for a request the service failed temporarily.
 pub const RETRIES: usize = 6;
 
-/// Where an object vault lives.
+/// The URL schemes of object locations (`s3://BUCKET/PREFIX`,
+/// `sftp://USER@HOST[:PORT]/PATH`).
+pub const SCHEMES: [&str; 2] = ["s3://", "sftp://"];
+
+/// Where an object vault or a storage node's chunks live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectUrl {
     /// `s3://BUCKET/PREFIX`: endpoint, region and credentials from the
@@ -47,9 +54,7 @@ impl ObjectUrl {
     /// Whether `text` names an object vault (by its scheme) rather than a
     /// local directory or an account vault.
     pub fn is_url(text: &str) -> bool {
-        crate::remote::OBJECT_SCHEMES
-            .iter()
-            .any(|s| text.starts_with(s))
+        SCHEMES.iter().any(|s| text.starts_with(s))
     }
 
     /// Parses `s3://BUCKET/PREFIX` or `sftp://USER@HOST[:PORT]/PATH`.
@@ -58,7 +63,7 @@ impl ObjectUrl {
     ///
     /// [`Error::Invalid`] naming what is wrong with the URL.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |why: &str| Error::Invalid(format!("vault URL {text:?}: {why}"));
+        let bad = |why: &str| Error::Invalid(format!("object store URL {text:?}: {why}"));
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.".contains(c);
@@ -214,10 +219,16 @@ impl Requests {
     }
 }
 
-/// The objects of one vault, with blocking calls.
+/// The objects under one location, with blocking calls (from threads
+/// outside any async runtime, or a runtime's blocking threads).
 pub struct Objects {
     url: ObjectUrl,
-    rt: tokio::runtime::Runtime,
+    /// The runtime, owned here; `Drop` takes it out to shut it down
+    /// without blocking, which is allowed even inside an async context (a
+    /// storage node drops its store there).
+    rt: Option<tokio::runtime::Runtime>,
+    /// The runtime's handle, what every call blocks on or spawns onto.
+    handle: tokio::runtime::Handle,
     op: Operator,
     requests: Arc<Requests>,
 }
@@ -230,7 +241,7 @@ impl Objects {
             .thread_name("cairn-objects")
             .enable_all()
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot start the IO runtime: {e}")))?;
+            .map_err(|e| Error::Service(format!("cannot start the IO runtime: {e}")))?;
         let requests = Arc::new(Requests::default());
         let counter = requests.clone();
         let retry = RetryLayer::new()
@@ -244,7 +255,8 @@ impl Objects {
         let op = url.operator(env)?.layer(retry);
         Ok(Self {
             url: url.clone(),
-            rt,
+            handle: rt.handle().clone(),
+            rt: Some(rt),
             op,
             requests,
         })
@@ -273,24 +285,24 @@ impl Objects {
                 "{url}: the storage service refused our credentials ({action} {key}): {e}"
             ))
         } else if matches!(url, ObjectUrl::Sftp { .. }) && text.contains("connection request") {
-            Error::Network(format!(
+            Error::Service(format!(
                 "{url}: could not log in over SSH (a key the server refuses, a host key not in \
                  known_hosts while CAIRN_SFTP_KNOWN_HOSTS=strict, or the host unreachable; \
                  `ssh -i KEY -p PORT USER@HOST` shows which): {e}"
             ))
         } else if text.contains("NoSuchBucket") {
-            Error::NotFound(format!(
+            Error::NoBucket(format!(
                 "{url}: the bucket does not exist (create it first)"
             ))
         } else {
-            Error::Network(format!("{url}: {action} {key} failed: {e}"))
+            Error::Service(format!("{url}: {action} {key} failed: {e}"))
         }
     }
 
     /// The whole object `key`, or `None` when there is none.
     pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.requests.reads.fetch_add(1, Relaxed);
-        match self.rt.block_on(self.op.read(key)) {
+        match self.handle.block_on(self.op.read(key)) {
             Ok(buf) => Ok(Some(buf.to_vec())),
             Err(e)
                 if e.kind() == ErrorKind::NotFound
@@ -304,14 +316,14 @@ impl Objects {
 
     /// Bytes `offset..offset+len` of object `key` for each request of
     /// `ranges`, fetched `parallel` at a time; a missing object or a short
-    /// range is [`Error::Integrity`].
+    /// range is [`Error::Damaged`].
     pub fn read_ranges(
         &self,
         ranges: &[(String, u64, u32)],
         parallel: usize,
     ) -> Result<Vec<Vec<u8>>> {
         self.requests.reads.fetch_add(ranges.len() as u64, Relaxed);
-        let results = self.rt.block_on(async {
+        let results = self.handle.block_on(async {
             let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
             let mut tasks = Vec::with_capacity(ranges.len());
             for (key, offset, len) in ranges {
@@ -332,14 +344,14 @@ impl Objects {
             .into_iter()
             .zip(ranges)
             .map(|(r, (key, _, len))| {
-                let r = r.map_err(|e| Error::Network(format!("read task failed: {e}")))?;
+                let r = r.map_err(|e| Error::Service(format!("read task failed: {e}")))?;
                 match r {
                     Ok(buf) if buf.len() == *len as usize => Ok(buf.to_vec()),
-                    Ok(_) => Err(Error::Integrity(format!(
+                    Ok(_) => Err(Error::Damaged(format!(
                         "{}: {key} is shorter than its index says",
                         self.url
                     ))),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Integrity(format!(
+                    Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Damaged(format!(
                         "{}: pack {key} is missing",
                         self.url
                     ))),
@@ -352,19 +364,19 @@ impl Objects {
     /// Writes object `key` (whole, replacing any; see [`put`]).
     pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.requests.writes.fetch_add(1, Relaxed);
-        self.rt
+        self.handle
             .block_on(put(&self.op, key, bytes))
             .map_err(|e| self.error("write", key, &e))
     }
 
     /// Starts writing each `(key, bytes)` in order, in the background;
-    /// the handle's [`Upload::wait`] returns once all are stored.
+    /// [`Objects::finish`] returns once all are stored.
     pub fn start_writes(&self, objects: Vec<(String, Vec<u8>)>) -> Upload {
         self.requests
             .writes
             .fetch_add(objects.len() as u64, Relaxed);
         let op = self.op.clone();
-        Upload(self.rt.spawn(async move {
+        Upload(self.handle.spawn(async move {
             for (key, bytes) in objects {
                 put(&op, &key, bytes).await.map_err(|e| (key, e))?;
             }
@@ -374,17 +386,98 @@ impl Objects {
 
     /// Waits for an upload [`Objects::start_writes`] started.
     pub fn finish(&self, upload: Upload) -> Result<()> {
-        match self.rt.block_on(upload.0) {
+        match self.handle.block_on(upload.0) {
             Ok(Ok(())) => Ok(()),
             Ok(Err((key, e))) => Err(self.error("write", &key, &e)),
-            Err(e) => Err(Error::Network(format!("upload task failed: {e}"))),
+            Err(e) => Err(Error::Service(format!("upload task failed: {e}"))),
         }
+    }
+
+    /// Checks that the location answers with our credentials: one listing
+    /// of its root, so a missing bucket ([`Error::NoBucket`]) or refused
+    /// credentials ([`Error::Auth`]) show at start rather than at the
+    /// first upload.
+    pub fn check(&self) -> Result<()> {
+        self.requests.lists.fetch_add(1, Relaxed);
+        self.handle
+            .block_on(self.op.check())
+            .map_err(|e| self.error("list", "/", &e))
+    }
+
+    /// Writes every `(key, bytes)`, `parallel` at a time (see [`put`]);
+    /// returns once all are stored, or with the first failure.
+    pub fn write_many(&self, objects: Vec<(String, Vec<u8>)>, parallel: usize) -> Result<()> {
+        self.requests
+            .writes
+            .fetch_add(objects.len() as u64, Relaxed);
+        let results = self.handle.block_on(async {
+            let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+            let mut tasks = Vec::with_capacity(objects.len());
+            for (key, bytes) in objects {
+                let (op, limit) = (self.op.clone(), limit.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    put(&op, &key, bytes).await.map_err(|e| (key, e))
+                }));
+            }
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        });
+        for r in results {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err((key, e))) => return Err(self.error("write", &key, &e)),
+                Err(e) => return Err(Error::Service(format!("write task failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every object of `keys` (absent ones are no error), batched
+    /// where the service has a multi-object delete.
+    pub fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.requests.deletes.fetch_add(keys.len() as u64, Relaxed);
+        self.handle
+            .block_on(self.op.delete_iter(keys))
+            .map_err(|e| self.error("delete", "a batch", &e))
+    }
+
+    /// Whether writes go through temporary objects renamed into place
+    /// (SFTP; see [`put`]), which an interrupted write can leave behind.
+    pub fn writes_through_temporaries(&self) -> bool {
+        self.op.info().full_capability().rename
+    }
+
+    /// The keys of every temporary object ([`TEMP_MARK`] names) anywhere
+    /// under this location last modified before `cutoff` (those without a
+    /// time are kept): leftovers of interrupted writes ([`stale`]).
+    pub fn stale_temporaries(&self, cutoff: SystemTime) -> Result<Vec<String>> {
+        self.requests.lists.fetch_add(1, Relaxed);
+        let entries = self
+            .handle
+            .block_on(async { self.op.list_with("/").recursive(true).await })
+            .map_err(|e| self.error("list", "/", &e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .filter(|e| {
+                let modified = e.metadata().last_modified().map(SystemTime::from);
+                stale(e.name(), modified, cutoff)
+            })
+            .map(|e| e.path().trim_start_matches('/').to_string())
+            .collect())
     }
 
     /// Deletes object `key` (no error when it is already gone).
     pub fn delete(&self, key: &str) -> Result<()> {
         self.requests.deletes.fetch_add(1, Relaxed);
-        self.rt
+        self.handle
             .block_on(self.op.delete(key))
             .map_err(|e| self.error("delete", key, &e))
     }
@@ -392,7 +485,7 @@ impl Objects {
     /// The names of the objects directly in `dir` (which ends in `/`).
     pub fn list(&self, dir: &str) -> Result<Vec<String>> {
         self.requests.lists.fetch_add(1, Relaxed);
-        let entries = match self.rt.block_on(self.op.list(dir)) {
+        let entries = match self.handle.block_on(self.op.list(dir)) {
             Ok(entries) => entries,
             Err(e)
                 if e.kind() == ErrorKind::NotFound
@@ -410,8 +503,23 @@ impl Objects {
     }
 }
 
+impl Drop for Objects {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Marks a temporary name of [`put`] (never a vault object's name).
 pub const TEMP_MARK: &str = ".tmp-";
+
+/// Whether the object `name`, last modified at `modified`, is a temporary
+/// of [`put`] old enough (before `cutoff`) that no write still in progress
+/// can own it. Pure.
+pub fn stale(name: &str, modified: Option<SystemTime>, cutoff: SystemTime) -> bool {
+    name.contains(TEMP_MARK) && modified.is_some_and(|m| m < cutoff)
+}
 
 /// Stores `bytes` at `key` so that no reader ever sees part of them:
 /// directly where a write is atomic (S3: an object appears whole), else
@@ -433,6 +541,18 @@ pub struct Upload(tokio::task::JoinHandle<std::result::Result<(), (String, opend
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_temporaries_are_stale() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cutoff = now - Duration::from_secs(86_400);
+        let old = Some(cutoff - Duration::from_secs(1));
+        let young = Some(cutoff + Duration::from_secs(1));
+        assert!(stale("ab.tmp-0011223344556677", old, cutoff));
+        assert!(!stale("ab.tmp-0011223344556677", young, cutoff));
+        assert!(!stale("ab.tmp-0011223344556677", None, cutoff));
+        assert!(!stale("abcdef", old, cutoff));
+    }
 
     #[test]
     fn vault_urls_parse_and_print() {
