@@ -16,19 +16,24 @@ use std::time::{Duration, Instant};
 
 use crate::error::JepsenError;
 
-/// The queue number the delay rules use (one per namespace).
-pub const QUEUE: u16 = 0;
+/// How many queue numbers a delayer tries (queues are per namespace). A
+/// queue some other socket still holds refuses the bind with `EPERM`
+/// (a 10-minute run once met one in a node's namespace): the delayer
+/// takes the next free number and the delay rule names it.
+const QUEUES: u16 = 16;
 
 /// A running delayer; stopped on drop.
 #[derive(Debug)]
 pub struct Delayer {
+    queue: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl Delayer {
-    /// Starts holding every packet queued to [`QUEUE`] in namespace `ns`
-    /// for `delay`. Answers once the queue is bound.
+    /// Starts holding, for `delay`, every packet queued in namespace `ns`
+    /// to the first free queue number ([`Delayer::queue`]). Answers once
+    /// the queue is bound.
     pub fn start(ns: &str, delay: Duration) -> Result<Delayer, JepsenError> {
         let path = format!("/var/run/netns/{ns}");
         let f = File::open(&path).map_err(JepsenError::io(format!("opening {path}")))?;
@@ -42,19 +47,20 @@ impl Delayer {
                 let _ = ready_tx.send(Err(e.clone()));
                 return Err(e);
             }
-            let mut q = match open_queue() {
+            let (number, mut q) = match open_free_queue() {
                 Ok(q) => q,
                 Err(e) => {
-                    let e = format!("binding NFQUEUE {QUEUE}: {e}");
+                    let e = format!("binding an NFQUEUE: {e}");
                     let _ = ready_tx.send(Err(e.clone()));
                     return Err(e);
                 }
             };
-            let _ = ready_tx.send(Ok(()));
+            let _ = ready_tx.send(Ok(number));
             hold(&mut q, delay, &flag).map_err(|e| e.to_string())
         });
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Delayer {
+            Ok(Ok(queue)) => Ok(Delayer {
+                queue,
                 stop,
                 thread: Some(thread),
             }),
@@ -62,13 +68,28 @@ impl Delayer {
             Err(_) => Err(JepsenError::Setup("the delayer thread died".into())),
         }
     }
+
+    /// The queue number this delayer holds (for the delay rule).
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
 }
 
-fn open_queue() -> std::io::Result<nfq::Queue> {
-    let mut q = nfq::Queue::open()?;
-    q.bind(QUEUE)?;
-    q.set_nonblocking(true);
-    Ok(q)
+/// Binds the first queue number below [`QUEUES`] no other socket holds.
+fn open_free_queue() -> std::io::Result<(u16, nfq::Queue)> {
+    let mut last = None;
+    for number in 0..QUEUES {
+        let mut q = nfq::Queue::open()?;
+        match q.bind(number) {
+            Ok(()) => {
+                q.set_nonblocking(true);
+                return Ok((number, q));
+            }
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no queue numbers to try")))
 }
 
 /// Accepts each queued packet `delay` after it arrived, until `stop`.

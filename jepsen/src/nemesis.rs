@@ -81,7 +81,7 @@ pub fn apply(
         }
         Fault::Delay { node, ms } => {
             let delayer = Delayer::start(&net.node_ns(*node), Duration::from_millis(*ms))?;
-            net.delay(*node)?;
+            net.delay(*node, delayer.queue())?;
             (Active::Delayed(delayer), fault.to_string())
         }
         Fault::Clock { node, offset_ms } => {

@@ -204,11 +204,11 @@ impl Network {
     }
 
     /// Sends every packet node `i` emits to its namespace's NFQUEUE
-    /// [`crate::delay::QUEUE`] (a [`crate::delay::Delayer`] holds them;
-    /// without one they pass).
-    pub fn delay(&self, i: usize) -> Result<(), JepsenError> {
+    /// `queue` (a [`crate::delay::Delayer`] holds them; without one they
+    /// pass).
+    pub fn delay(&self, i: usize, queue: u16) -> Result<(), JepsenError> {
         let dev = self.dev();
-        let queue = crate::delay::QUEUE.to_string();
+        let queue = queue.to_string();
         self.iptables(
             i,
             &[
