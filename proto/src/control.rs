@@ -410,6 +410,52 @@ pub struct ConnectionInfo {
     pub since: u64,
 }
 
+/// `GET /api/v1/control/{device}`: what the dispatcher's forms offer for
+/// one device: its connection (none: offline), its items, its account's
+/// vaults and latest snapshots, and its latest jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceControl {
+    /// The device.
+    pub device: DeviceId,
+    /// Its name.
+    pub device_name: String,
+    /// Its account's name.
+    pub user: String,
+    /// Its live connection, if it is online.
+    pub connection: Option<ConnectionInfo>,
+    /// Its protected items.
+    pub items: Vec<ControlItem>,
+    /// Its account's vaults.
+    pub vaults: Vec<ControlVault>,
+    /// The latest snapshots of those vaults (newest first, at most 50).
+    pub snapshots: Vec<crate::api::SnapshotInfo>,
+    /// Its latest jobs (newest first, at most 20).
+    pub jobs: Vec<crate::api::JobInfo>,
+}
+
+/// A protected item, as the dispatcher offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ControlItem {
+    /// Its name.
+    pub name: String,
+    /// The vault it is backed up into.
+    pub vault: VaultId,
+    /// Its paths.
+    pub paths: Vec<String>,
+}
+
+/// A vault, as the dispatcher offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ControlVault {
+    /// Its id.
+    pub id: VaultId,
+    /// Its name.
+    pub name: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
