@@ -164,6 +164,23 @@ impl Page<'_> {
         }
     }
 
+    /// Loads `path` until it shows `needle` (what the page shows changes
+    /// only on a reload, like a device coming online).
+    async fn reload_until(&self, path: &str, needle: &str) -> Res<String> {
+        let started = Instant::now();
+        loop {
+            self.goto(path).await?;
+            let text = self.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                panic!("{path} never showed {needle:?}; it shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn sign_in(&self, kind: &str, name: &str, password: &str) -> Res {
         self.goto("/console/login").await?;
         self.click(&format!("input[name=kind][value={kind}]"))
@@ -330,8 +347,8 @@ fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
     let laptop = Device::new(&w.dir.join("laptop"), "laptop", ALICE_PW);
     ok("alice logs in", &laptop.login(&w.node1.url(), "alice"));
     laptop.json(&["vault", "request", "--tier", "one", "--name", "main"]);
-    write_data(&data.join("big.bin"), 24 << 20, 7);
     std::fs::create_dir_all(data.join("sub")).expect("sub");
+    write_data(&data.join("big.bin"), 24 << 20, 7);
     write_data(&data.join("sub").join("small.bin"), 70 << 10, 8);
     let path = data.to_str().expect("utf-8");
     laptop.json(&["item", "set", "home", "--vault", "main", path]);
@@ -402,8 +419,7 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     let data = w.dir.join("data");
     let (laptop, laptop_id, daemon) = laptop(w, &data);
     let device_page = format!("/console/devices/{laptop_id}");
-    page.goto("/console/devices").await?;
-    page.wait_text("online").await?;
+    page.reload_until("/console/devices", "online").await?;
     page.click(&format!("a[href='{device_page}']")).await?;
     let text = page
         .wait_text(&format!("online via node 1, cairn {}", env!("CARGO_PKG_VERSION")))
@@ -417,9 +433,10 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     // "Back up now" of the item, dispatched through node 2 to the device
     // on node 1: the job's page follows it live to `succeeded`.
     page.click("#backup button[type=submit]").await?;
+    page.wait_text("Status").await?;
+    page.shot("job-live").await?;
     let job = page.watch_job().await?;
     assert_eq!(job, "succeeded");
-    page.shot("job-live").await?;
 
     // CSRF: the session cookie alone does not make a post; the page's
     // token does (the same request otherwise).

@@ -466,6 +466,7 @@ fn live(j: &JobInfo) -> Markup {
                 dt { "Kind" } dd { (j.kind.name()) @if let Some(i) = &j.item { " of " (i) } }
                 dt { "Device" } dd { a href=(format!("/console/devices/{}", j.device)) { (j.device_name) } " (" (j.user) ")" }
                 dt { "Started" } dd { (view::when(j.started_at)) }
+                @if let Some(by) = &j.dispatched_by { dt { "Dispatched by" } dd { (by) } }
                 dt { "Status" } dd data-field="status" { (view::status(j.status_name())) }
                 dt { "Files" } dd data-field="files" { (j.files) }
                 dt { "Bytes" } dd data-field="bytes" { (j.bytes) }
