@@ -125,7 +125,8 @@ impl Connections {
             inbound: to_task,
             outbound: tokio::sync::Mutex::new(from_task),
         };
-        self.polls().insert(session.clone(), std::sync::Arc::new(end));
+        self.polls()
+            .insert(session.clone(), std::sync::Arc::new(end));
         PollLink {
             session,
             outbound: to_device,
@@ -316,5 +317,27 @@ mod tests {
             })
         );
         assert!(!c.close(dev(1), "again"));
+    }
+
+    #[tokio::test]
+    async fn a_poll_session_belongs_to_its_device_until_it_closes() {
+        let c = Connections::new();
+        let mut link = c.open_poll(dev(1));
+        assert!(
+            c.poll_end(dev(2), &link.session).is_none(),
+            "another device"
+        );
+        let end = c.poll_end(dev(1), &link.session).expect("its session");
+        end.inbound
+            .send(b"frame".to_vec())
+            .await
+            .expect("to the task");
+        assert_eq!(link.inbound.recv().await, Some(b"frame".to_vec()));
+        link.outbound
+            .try_send(ToDevice::Ping)
+            .expect("to the device");
+        assert_eq!(end.outbound.lock().await.recv().await, Some(ToDevice::Ping));
+        c.close_poll(&link.session);
+        assert!(c.poll_end(dev(1), &link.session).is_none());
     }
 }

@@ -422,9 +422,15 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     page.reload_until("/console/devices", "online").await?;
     page.click(&format!("a[href='{device_page}']")).await?;
     let text = page
-        .wait_text(&format!("online via node 1, cairn {}", env!("CARGO_PKG_VERSION")))
+        .wait_text(&format!(
+            "online via node 1, cairn {}",
+            env!("CARGO_PKG_VERSION")
+        ))
         .await?;
-    assert!(text.contains("Back up now") && text.contains("Restore"), "{text}");
+    assert!(
+        text.contains("Back up now") && text.contains("Restore"),
+        "{text}"
+    );
     page.fill("#f-dir", data.to_str().expect("utf-8")).await?;
     page.click("form[role=search] button[type=submit]").await?;
     page.wait_text("big.bin").await?;

@@ -361,8 +361,14 @@ fn long_poll_passes_a_proxy_that_refuses_websockets() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("long-polling"), "{text}");
     let sent = proxy.sent();
-    assert!(contains(&sent, b"POST /api/v1/connect/poll"), "polled through the proxy");
-    assert!(!contains(&sent, b"GET /api/v1/connect "), "no upgrade reached the node");
+    assert!(
+        contains(&sent, b"POST /api/v1/connect/poll"),
+        "polled through the proxy"
+    );
+    assert!(
+        !contains(&sent, b"GET /api/v1/connect "),
+        "no upgrade reached the node"
+    );
 
     // A listing's reply and a job's start travel back over long-poll.
     let (status, listing) = call(

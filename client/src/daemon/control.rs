@@ -336,7 +336,9 @@ async fn websocket(
         Ok(Err(WsError::Http(r))) if r.status().as_u16() == 401 => Err(Upgrade::Unreachable(
             "the node refused the device token (401)".into(),
         )),
-        Ok(Err(e @ (WsError::Http(_) | WsError::Protocol(_)))) => Err(Upgrade::Refused(e.to_string())),
+        Ok(Err(e @ (WsError::Http(_) | WsError::Protocol(_)))) => {
+            Err(Upgrade::Refused(e.to_string()))
+        }
         Ok(Err(e)) => Err(Upgrade::Unreachable(e.to_string())),
     }
 }

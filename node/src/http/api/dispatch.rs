@@ -37,8 +37,9 @@ use cairn_consensus::state::Device;
 use cairn_consensus::{Event, State as Replicated};
 use cairn_proto::api::{ErrorBody, JobInfo};
 use cairn_proto::control::{
-    Action, Answer, ConnectionInfo, ControlItem, ControlVault, DeviceControl, DirListing, DispatchBackup, DispatchCancel, DispatchCheck,
-    DispatchRestore, DispatchRetention, Dispatched, ListDir, ListFiles, Outcome, SealedListing,
+    Action, Answer, ConnectionInfo, ControlItem, ControlVault, DeviceControl, DirListing,
+    DispatchBackup, DispatchCancel, DispatchCheck, DispatchRestore, DispatchRetention, Dispatched,
+    ListDir, ListFiles, Outcome, SealedListing,
 };
 use cairn_proto::{DeviceId, JobId, VaultId};
 use futures_util::stream::Stream;

@@ -64,7 +64,10 @@ async fn device(
     let d = match c.get::<DeviceControl>(&base(&id)).await {
         Ok(d) => d,
         Err(r) => {
-            return (r.status, view::action_refused(&v.frame(back), "The device", &r, back))
+            return (
+                r.status,
+                view::action_refused(&v.frame(back), "The device", &r, back),
+            )
                 .into_response()
         }
     };
@@ -392,7 +395,10 @@ fn request(action: &str, f: &Fields) -> Result<(&'static str, serde_json::Value)
                 .one("job")
                 .parse()
                 .map_err(|_| Refused::bad_request("not a job id"))?;
-            ("cancel", json(serde_json::to_value(DispatchCancel { job }))?)
+            (
+                "cancel",
+                json(serde_json::to_value(DispatchCancel { job }))?,
+            )
         }
         "disconnect" => ("disconnect", serde_json::Value::Null),
         _ => return Err(Refused::bad_request("no such action")),
@@ -482,4 +488,51 @@ async fn events(v: Visitor, Extension(api): Extension<Api>, Path(id): Path<Strin
     v.caller(&api)
         .stream(&format!("/api/v1/jobs/{}/events", segment(&id)))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> Fields {
+        Fields(serde_urlencoded::from_str(body).expect("form"))
+    }
+
+    /// Each form becomes exactly one API call; picked paths (repeated
+    /// fields and lines) go together, an item wins over paths, and what
+    /// cannot be an API body is refused before any call.
+    #[test]
+    fn forms_become_their_api_calls() {
+        let vault = VaultId([7; 16]);
+        let (path, body) = request("backup", &form("item=home&vault=x")).expect("item");
+        assert_eq!(path, "backup");
+        assert_eq!(body["item"], "home");
+        assert!(body["vault"].is_null());
+        let picked = format!("item=&paths=%2Fa&paths=%2Fb%0A%2Fc%0A&vault={vault}");
+        let (_, body) = request("backup", &form(&picked)).expect("paths");
+        assert_eq!(body["paths"], serde_json::json!(["/a", "/b", "/c"]));
+        assert_eq!(body["vault"], vault.to_string());
+        let restore = format!("snapshot={vault}%2Flatest&target=%2Ftmp%2Fr&paths=");
+        let (_, body) = request("restore", &form(&restore)).expect("restore");
+        assert_eq!(
+            (body["snapshot"].as_str(), body["target"].as_str()),
+            (Some("latest"), Some("/tmp/r"))
+        );
+        let (_, body) =
+            request("retention", &form(&format!("item={vault}%2Fhome"))).expect("retention");
+        assert_eq!(body["item"], "home");
+        let (_, body) =
+            request("check", &form(&format!("vault={vault}&read_data=true"))).expect("check");
+        assert_eq!(body["read_data"], true);
+        let (_, body) = request("check", &form(&format!("vault={vault}"))).expect("check");
+        assert_eq!(body["read_data"], false);
+        assert!(request("restore", &form("snapshot=latest&target=%2Ft")).is_err());
+        assert!(request("backup", &form("item=&vault=nope")).is_err());
+        assert!(request("cancel", &form("job=zz")).is_err());
+        assert!(request("format", &form("")).is_err());
+        assert_eq!(
+            request("disconnect", &form("")).expect("drop").0,
+            "disconnect"
+        );
+    }
 }
