@@ -21,6 +21,11 @@
 //!   ◀─ Close {reason}                  (dispatcher "drop the connection")
 //! ```
 //!
+//! Where a proxy refuses the upgrade, the same frames travel over
+//! long-poll (`POST /api/v1/connect/poll`, [`crate::route::CONNECT_POLL`]):
+//! one frame per line, a session header naming the connection; the
+//! messages and their meaning are the same.
+//!
 //! Job actions carry the job id the node already began in the log (by
 //! whoever dispatched it); the device runs the job under that id, so the
 //! job log, its heartbeats and its end are the normal ones.
