@@ -358,8 +358,11 @@ fn long_poll_passes_a_proxy_that_refuses_websockets() {
 
     let node = &cluster.nodes[0];
     wait_online(node, &desk_id, None);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(text.contains("long-polling"), "{text}");
+    // The node registers the hello before the daemon logs its answer.
+    wait_for("the daemon to long-poll", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("long-polling").then_some(())
+    });
     let sent = proxy.sent();
     assert!(
         contains(&sent, b"POST /api/v1/connect/poll"),

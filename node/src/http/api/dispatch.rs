@@ -396,7 +396,7 @@ async fn device_control(
             .flat_map(|v| s.snapshots_of(v.id))
             .map(|r| super::snapshots::snapshot_info(s, r))
             .collect();
-        snapshots.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        snapshots.sort_by_key(|x| std::cmp::Reverse(x.started_at));
         snapshots.truncate(CONTROL_SNAPSHOTS);
         let mut jobs: Vec<JobInfo> = s
             .jobs()
@@ -404,7 +404,7 @@ async fn device_control(
             .filter(|j| j.device == device.id)
             .map(|j| job_info(s, j))
             .collect();
-        jobs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.started_at));
         jobs.truncate(CONTROL_JOBS);
         DeviceControl {
             device: device.id,
