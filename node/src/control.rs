@@ -9,6 +9,11 @@
 //! that connects again (to this node or another) replaces its older
 //! connection here; a stale socket's end does not unregister the new one
 //! (each registration has its own `epoch`).
+//!
+//! A connection over long-poll (where a proxy forbids the WebSocket
+//! upgrade) has a [`PollEnd`] here besides its registration: the poll
+//! requests hand the device's frames to the connection's task and take
+//! what the task sends, so both transports share one task (`http::control`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,10 +67,35 @@ struct Conn {
     pending: HashMap<u64, oneshot::Sender<Outcome>>,
 }
 
+/// Frames buffered each way on a long-poll connection.
+const POLL_QUEUE: usize = 64;
+
+/// The requests' end of a long-poll connection (the task holds a
+/// [`PollLink`]): one per session, found by its id and device.
+pub struct PollEnd {
+    /// The device it belongs to (another device's token finds nothing).
+    pub device: DeviceId,
+    /// The device's frames, to the connection's task.
+    pub inbound: mpsc::Sender<Vec<u8>>,
+    /// What the task sends to the device; one waiting poll takes it at a time.
+    pub outbound: tokio::sync::Mutex<mpsc::Receiver<ToDevice>>,
+}
+
+/// The task's end of a long-poll connection.
+pub struct PollLink {
+    /// The session's id (the task forgets the session when it ends).
+    pub session: String,
+    /// To the device (a full queue means the device stopped polling).
+    pub outbound: mpsc::Sender<ToDevice>,
+    /// From the device.
+    pub inbound: mpsc::Receiver<Vec<u8>>,
+}
+
 /// The devices connected to this node.
 #[derive(Default)]
 pub struct Connections {
     conns: Mutex<HashMap<DeviceId, Conn>>,
+    polls: Mutex<HashMap<String, std::sync::Arc<PollEnd>>>,
     next: AtomicU64,
 }
 
@@ -78,6 +108,43 @@ impl Connections {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Conn>> {
         // A panic while holding the lock leaves plain data behind.
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn polls(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::sync::Arc<PollEnd>>> {
+        self.polls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a long-poll session of `device`: its random id is the
+    /// device's handle for the following polls.
+    pub fn open_poll(&self, device: DeviceId) -> PollLink {
+        let session = hex::encode(rand::random::<[u8; 16]>());
+        let (to_device, from_task) = mpsc::channel(POLL_QUEUE);
+        let (to_task, from_device) = mpsc::channel(POLL_QUEUE);
+        let end = PollEnd {
+            device,
+            inbound: to_task,
+            outbound: tokio::sync::Mutex::new(from_task),
+        };
+        self.polls()
+            .insert(session.clone(), std::sync::Arc::new(end));
+        PollLink {
+            session,
+            outbound: to_device,
+            inbound: from_device,
+        }
+    }
+
+    /// `device`'s long-poll session `session`, while its task runs.
+    pub fn poll_end(&self, device: DeviceId, session: &str) -> Option<std::sync::Arc<PollEnd>> {
+        self.polls()
+            .get(session)
+            .filter(|e| e.device == device)
+            .cloned()
+    }
+
+    /// Forgets a long-poll session (its task ended).
+    pub fn close_poll(&self, session: &str) {
+        self.polls().remove(session);
     }
 
     /// Registers `device`'s new connection, replacing an older one (whose
@@ -250,5 +317,27 @@ mod tests {
             })
         );
         assert!(!c.close(dev(1), "again"));
+    }
+
+    #[tokio::test]
+    async fn a_poll_session_belongs_to_its_device_until_it_closes() {
+        let c = Connections::new();
+        let mut link = c.open_poll(dev(1));
+        assert!(
+            c.poll_end(dev(2), &link.session).is_none(),
+            "another device"
+        );
+        let end = c.poll_end(dev(1), &link.session).expect("its session");
+        end.inbound
+            .send(b"frame".to_vec())
+            .await
+            .expect("to the task");
+        assert_eq!(link.inbound.recv().await, Some(b"frame".to_vec()));
+        link.outbound
+            .try_send(ToDevice::Ping)
+            .expect("to the device");
+        assert_eq!(end.outbound.lock().await.recv().await, Some(ToDevice::Ping));
+        c.close_poll(&link.session);
+        assert!(c.poll_end(dev(1), &link.session).is_none());
     }
 }

@@ -363,6 +363,13 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("get", "/api/v1/admin/audit") => Admin(200),
         // Not a WebSocket upgrade: refused after the token was checked.
         ("get", "/api/v1/connect") => dev(400, 400),
+        // A long-poll without a session opens one only with the hello.
+        ("post", "/api/v1/connect/poll") => dev(400, 400),
+        // The dispatcher's view of one device (offline here).
+        ("get", "/api/v1/control/{id}") => Control {
+            seen: 200,
+            unseen: 404,
+        },
         ("get", "/api/v1/control") => Control {
             seen: 200,
             unseen: 200,
@@ -703,6 +710,7 @@ impl World {
                 };
                 (path, Some(body))
             }
+            ("get", "/api/v1/control/{id}") => (format!("/api/v1/control/{}", a.id), None),
             ("get", "/api/v1/jobs/{id}/events") => {
                 let job = new_job(p, a, v);
                 let end = json!({"status": "succeeded", "files": 1, "bytes": 2, "error": null, "log": ""});

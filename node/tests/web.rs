@@ -1,20 +1,23 @@
 //! The web console in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver by fantoccini), against a real
-//! `cairnd`, with the browser talking only through a recording TCP proxy:
-//! a cluster admin signs in, creates organizations, their org admins and a
-//! user; the user's password set in the page is the one the Rust KDF
-//! derives (a device logs in with it); the user signs in and sees only
-//! their devices and jobs; another organization's admin sees none of it
-//! while the user's own org admin does; no password byte ever crossed the
-//! proxy; posts without the form's CSRF token are refused; pages carry a
-//! strict CSP and the session cookie is HttpOnly and SameSite=Strict.
+//! two-node cluster, with the browser talking only to node 2 through a
+//! recording TCP proxy: a cluster admin signs in, creates organizations,
+//! their org admins and a user; the user's password set in the page is the
+//! one the Rust KDF derives (a real `cairn login` works with it); the
+//! user's `cairn daemon` connects to node 1 and shows online; the admin
+//! clicks "back up now" on the device's page and watches the job go to
+//! `succeeded` live (server-sent events), dispatched through node 2 to the
+//! device on node 1; the user signs in, sees only their devices and jobs
+//! and dispatches a restore that writes the files on the device
+//! byte-exact; another organization's admin sees none of it while the
+//! user's own org admin does; no password byte ever crossed the proxy;
+//! posts without the form's CSRF token are refused; pages carry a strict
+//! CSP and the session cookie is HttpOnly and SameSite=Strict.
 //!
 //! One browser session serves the whole scenario (signing out and in).
 //! Screenshots of the main pages (1280×800, and the user's page at phone
 //! width) are written to `$CAIRN_SCREENSHOTS` when set (`docs/screenshots`
 //! is refreshed that way), else to the test's temp dir.
-
-mod common;
 
 use std::net::TcpStream;
 use std::panic::AssertUnwindSafe;
@@ -23,8 +26,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_proto::console::OrgInfo;
-use cairn_tests::{contains, http, http_with_head, RecordingProxy};
-use common::{free_port, stderr, Node};
+use cairn_tests::{
+    contains, free_port, http, http_with_head, ok, same_tree, stderr, write_data, Cluster, Device,
+    Node, RecordingProxy,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
@@ -128,6 +133,54 @@ impl Page<'_> {
         }
     }
 
+    /// On a job's page: the job was running when the page loaded (it
+    /// follows the event stream), and the stream's last event ended it;
+    /// answers the status the page shows.
+    async fn watch_job(&self) -> Res<String> {
+        self.wait_text("Status").await?;
+        let live = self.c.find(Locator::Css("#live")).await?;
+        assert!(
+            live.attr("data-events").await?.is_some(),
+            "the job had ended before its page loaded: nothing to follow live"
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(ended) = live.attr("data-ended").await? {
+                let shown = self
+                    .c
+                    .find(Locator::Css("#live [data-field=status]"))
+                    .await?
+                    .text()
+                    .await?;
+                assert_eq!(shown, ended);
+                return Ok(ended);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "the job never ended on its page: {}",
+                self.text().await?
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Loads `path` until it shows `needle` (what the page shows changes
+    /// only on a reload, like a device coming online).
+    async fn reload_until(&self, path: &str, needle: &str) -> Res<String> {
+        let started = Instant::now();
+        loop {
+            self.goto(path).await?;
+            let text = self.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                panic!("{path} never showed {needle:?}; it shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn sign_in(&self, kind: &str, name: &str, password: &str) -> Res {
         self.goto("/console/login").await?;
         self.click(&format!("input[name=kind][value={kind}]"))
@@ -201,14 +254,31 @@ fn orgs(node: &Node) -> Vec<String> {
     orgs.into_iter().map(|o| o.name).collect()
 }
 
+/// `cairn daemon` of a device, stopped on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the scenario works with besides the browser.
+struct World<'a> {
+    node1: &'a Node,
+    node2: &'a Node,
+    proxy: &'a RecordingProxy,
+    dir: &'a Path,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
-    let mut node = Node::new(dir, 1);
-    node.init();
-    node.start();
-    node.wait_ready();
+    let cluster = Cluster::start(2, &[]);
+    let dir = cluster.scratch("web");
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let out = node1.admin(&["tier", "create", "one", "--replicas", "1"]);
+    assert!(out.status.success(), "tier create: {}", stderr(&out));
 
     // Bootstrap with the admin token: the first cluster admin, and bob (of
     // the default organization) with a device that logged in.
@@ -218,7 +288,7 @@ async fn the_console_in_a_real_browser() {
         p.display().to_string()
     };
     let root_pw = pw_file("root", ROOT_PW);
-    let out = node.admin(&[
+    let out = node1.admin(&[
         "operator",
         "create",
         "root",
@@ -229,11 +299,11 @@ async fn the_console_in_a_real_browser() {
     ]);
     assert!(out.status.success(), "operator create: {}", stderr(&out));
     let bob_pw = pw_file("bob", BOB_PW);
-    let out = node.admin(&["user", "create", "bob", "--password-file", &bob_pw]);
+    let out = node1.admin(&["user", "create", "bob", "--password-file", &bob_pw]);
     assert!(out.status.success(), "user create: {}", stderr(&out));
-    assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 200);
+    assert_eq!(device_login(node1.port, "bob", BOB_PW, "bob-pc"), 200);
 
-    let proxy = RecordingProxy::start(node.port);
+    let proxy = RecordingProxy::start(node2.port);
     let shots =
         std::env::var_os("CAIRN_SCREENSHOTS").map_or_else(|| dir.join("shots"), PathBuf::from);
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -245,9 +315,15 @@ async fn the_console_in_a_real_browser() {
         base: format!("http://127.0.0.1:{}", proxy.port),
         shots,
     };
+    let world = World {
+        node1,
+        node2,
+        proxy: &proxy,
+        dir: &dir,
+    };
     // Close the session whatever happens (an assertion's panic too: else
     // Chromium outlives chromedriver), then report.
-    let result = AssertUnwindSafe(scenario(&page, &node, &proxy))
+    let result = AssertUnwindSafe(scenario(&page, &world))
         .catch_unwind()
         .await;
     let _ = c.close().await;
@@ -255,17 +331,46 @@ async fn the_console_in_a_real_browser() {
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            node.dump_logs();
+            cluster.nodes.iter().for_each(Node::dump_logs);
             panic!("browser scenario failed: {e}");
         }
         Err(panic) => {
-            node.dump_logs();
+            cluster.nodes.iter().for_each(Node::dump_logs);
             std::panic::resume_unwind(panic);
         }
     }
 }
 
-async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
+/// alice's laptop: a real `cairn login` through node 1 with the password
+/// the page set, a vault, an item of `data`, and its `cairn daemon`.
+fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
+    let laptop = Device::new(&w.dir.join("laptop"), "laptop", ALICE_PW);
+    ok("alice logs in", &laptop.login(&w.node1.url(), "alice"));
+    laptop.json(&["vault", "request", "--tier", "one", "--name", "main"]);
+    std::fs::create_dir_all(data.join("sub")).expect("sub");
+    write_data(&data.join("big.bin"), 24 << 20, 7);
+    write_data(&data.join("sub").join("small.bin"), 70 << 10, 8);
+    let path = data.to_str().expect("utf-8");
+    laptop.json(&["item", "set", "home", "--vault", "main", path]);
+    let profile: Value = serde_json::from_str(
+        &std::fs::read_to_string(laptop.config_dir().join("cairn").join("profile.json"))
+            .expect("profile"),
+    )
+    .expect("profile json");
+    let id = profile["device"].as_str().expect("device id").to_string();
+    let log = std::fs::File::create(w.dir.join("daemon.log")).expect("daemon log");
+    let daemon = laptop
+        .command(&["daemon", "--poll", "1s"])
+        .env("CAIRN_HEARTBEAT_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("cairn daemon");
+    (laptop, id, Daemon(daemon))
+}
+
+async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
+    let node = w.node2;
     // Unauthenticated: the console sends the browser to the login form.
     page.goto("/").await?;
     page.wait_text("Sign in to Cairn").await?;
@@ -308,9 +413,36 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     assert!(users.contains("bob"), "the cluster admin sees every user");
     page.shot("users").await?;
 
-    // The page derived alice's login key exactly as the Rust KDF does: a
-    // device logs in with her password the way `cairn login` would.
-    assert_eq!(device_login(node.port, "alice", ALICE_PW, "laptop"), 200);
+    // The page derived alice's login key exactly as the Rust KDF does: her
+    // laptop logs in with `cairn login` and her password; its daemon
+    // connects to node 1 and shows online, with its version.
+    let data = w.dir.join("data");
+    let (laptop, laptop_id, daemon) = laptop(w, &data);
+    let device_page = format!("/console/devices/{laptop_id}");
+    page.reload_until("/console/devices", "online").await?;
+    page.click(&format!("a[href='{device_page}']")).await?;
+    let text = page
+        .wait_text(&format!(
+            "online via node 1, cairn {}",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .await?;
+    assert!(
+        text.contains("Back up now") && text.contains("Restore"),
+        "{text}"
+    );
+    page.fill("#f-dir", data.to_str().expect("utf-8")).await?;
+    page.click("form[role=search] button[type=submit]").await?;
+    page.wait_text("big.bin").await?;
+    page.shot("device").await?;
+
+    // "Back up now" of the item, dispatched through node 2 to the device
+    // on node 1: the job's page follows it live to `succeeded`.
+    page.click("#backup button[type=submit]").await?;
+    page.wait_text("Status").await?;
+    page.shot("job-live").await?;
+    let job = page.watch_job().await?;
+    assert_eq!(job, "succeeded");
 
     // CSRF: the session cookie alone does not make a post; the page's
     // token does (the same request otherwise).
@@ -360,6 +492,22 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
         "with the page's token"
     );
     assert!(orgs(node).contains(&"fine".to_string()));
+    // A dispatch needs the form's token too.
+    let dispatch = |body: &str| {
+        http(
+            node.port,
+            "POST",
+            &format!("{device_page}/backup"),
+            &[
+                ("cookie", session.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body.as_bytes(),
+        )
+        .expect("post")
+        .0
+    };
+    assert_eq!(dispatch("item=home"), 403, "a dispatch without the token");
 
     page.goto("/console/jobs").await?;
     page.wait_text("laptop").await?;
@@ -370,6 +518,7 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     page.sign_in("user", "alice", ALICE_PW).await?;
     let home = page.wait_text("laptop").await?;
     assert!(home.contains("web console"), "{home}");
+    assert!(home.contains("online"), "{home}");
     assert!(!home.contains("bob-pc"), "another account's device: {home}");
     page.shot("user-devices").await?;
     page.c.set_window_size(390, 844).await?;
@@ -391,12 +540,29 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     page.goto("/console/jobs").await?;
     let jobs = page.wait_text("laptop").await?;
     assert!(!jobs.contains("bob"), "another account's jobs: {jobs}");
+
+    // alice restores the latest snapshot onto the laptop from her page:
+    // the device writes the files, byte-exact.
+    page.goto(&device_page).await?;
+    page.wait_text("online via node 1").await?;
+    let target = w.dir.join("restored");
+    page.fill("#f-r-target", target.to_str().expect("utf-8"))
+        .await?;
+    page.click("#restore button[type=submit]").await?;
+    assert_eq!(page.watch_job().await?, "succeeded");
+    let restored = target.join(data.strip_prefix("/").expect("absolute"));
+    same_tree(&data, &restored).expect("restored byte-exact");
     page.sign_out().await?;
 
     // Another organization's admin sees none of alice's; her own org
     // admin does.
     page.sign_in("operator", "globex-admin", GLOBEX_PW).await?;
-    for path in ["/console/users", "/console/devices", "/console/jobs"] {
+    for path in [
+        "/console/users",
+        "/console/devices",
+        "/console/jobs",
+        device_page.as_str(),
+    ] {
         page.goto(path).await?;
         let text = page.wait_text("Sign out").await?;
         for hidden in ["alice", "laptop", "bob"] {
@@ -416,8 +582,11 @@ async fn scenario(page: &Page<'_>, node: &Node, proxy: &RecordingProxy) -> Res {
     );
     page.sign_out().await?;
 
+    drop(daemon);
+    drop(laptop);
+
     // No password crossed the wire: only names and derived keys did.
-    let sent = proxy.sent();
+    let sent = w.proxy.sent();
     assert!(
         contains(&sent, b"alice") && contains(&sent, b"login_key"),
         "the proxy recorded the logins"

@@ -21,6 +21,11 @@
 //!   ◀─ Close {reason}                  (dispatcher "drop the connection")
 //! ```
 //!
+//! Where a proxy refuses the upgrade, the same frames travel over
+//! long-poll (`POST /api/v1/connect/poll`, [`crate::route::CONNECT_POLL`]):
+//! one frame per line, a session header naming the connection; the
+//! messages and their meaning are the same.
+//!
 //! Job actions carry the job id the node already began in the log (by
 //! whoever dispatched it); the device runs the job under that id, so the
 //! job log, its heartbeats and its end are the normal ones.
@@ -408,6 +413,52 @@ pub struct ConnectionInfo {
     pub client_version: String,
     /// When it connected, ms since the epoch.
     pub since: u64,
+}
+
+/// `GET /api/v1/control/{device}`: what the dispatcher's forms offer for
+/// one device: its connection (none: offline), its items, its account's
+/// vaults and latest snapshots, and its latest jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceControl {
+    /// The device.
+    pub device: DeviceId,
+    /// Its name.
+    pub device_name: String,
+    /// Its account's name.
+    pub user: String,
+    /// Its live connection, if it is online.
+    pub connection: Option<ConnectionInfo>,
+    /// Its protected items.
+    pub items: Vec<ControlItem>,
+    /// Its account's vaults.
+    pub vaults: Vec<ControlVault>,
+    /// The latest snapshots of those vaults (newest first, at most 50).
+    pub snapshots: Vec<crate::api::SnapshotInfo>,
+    /// Its latest jobs (newest first, at most 20).
+    pub jobs: Vec<crate::api::JobInfo>,
+}
+
+/// A protected item, as the dispatcher offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ControlItem {
+    /// Its name.
+    pub name: String,
+    /// The vault it is backed up into.
+    pub vault: VaultId,
+    /// Its paths.
+    pub paths: Vec<String>,
+}
+
+/// A vault, as the dispatcher offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ControlVault {
+    /// Its id.
+    pub id: VaultId,
+    /// Its name.
+    pub name: String,
 }
 
 #[cfg(test)]

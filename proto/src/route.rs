@@ -67,6 +67,10 @@ pub const CHUNKS_DELETE: &str = "/vaults/{id}/chunks/delete";
 /// [`crate::control`]).
 pub const CONNECT: &str = "/connect";
 
+/// `POST`: the same connection over long-poll, where a proxy refuses the
+/// WebSocket upgrade (control frames one per line, [`crate::control`]).
+pub const CONNECT_POLL: &str = "/connect/poll";
+
 /// Every route the client calls: (method, template).
 pub const ALL: &[(&str, &str)] = &[
     ("POST", LOGIN_PARAMS),
@@ -104,6 +108,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("POST", CHUNKS_LIST),
     ("POST", CHUNKS_DELETE),
     ("GET", CONNECT),
+    ("POST", CONNECT_POLL),
 ];
 
 /// `template` with its `{param}` segments replaced, in order, by `values`

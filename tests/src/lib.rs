@@ -703,22 +703,42 @@ pub struct RecordingProxy {
 impl RecordingProxy {
     /// Relays `127.0.0.1:<port>` to `127.0.0.1:<target>`.
     pub fn start(target: u16) -> Self {
+        Self::start_with(target, false)
+    }
+
+    /// Like [`RecordingProxy::start`], but a connection whose first
+    /// request asks for an `Upgrade:` (a WebSocket) is answered `403` and
+    /// closed, as proxies that forbid WebSockets do.
+    pub fn refusing_upgrades(target: u16) -> Self {
+        Self::start_with(target, true)
+    }
+
+    fn start_with(target: u16, refuse_upgrades: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let sent = Arc::new(Mutex::new(Vec::new()));
         let record = sent.clone();
         std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
+            for mut client in listener.incoming().flatten() {
                 let record = record.clone();
-                let (c2, s2) = match (client.try_clone(), server.try_clone()) {
-                    (Ok(c), Ok(s)) => (c, s),
-                    _ => continue,
-                };
-                std::thread::spawn(move || pump(client, server, Some(record)));
-                std::thread::spawn(move || pump(s2, c2, None));
+                // Its own thread: reading the head must not hold up others.
+                std::thread::spawn(move || {
+                    if refuse_upgrades && asks_upgrade(&client) {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                        return;
+                    };
+                    let (c2, s2) = match (client.try_clone(), server.try_clone()) {
+                        (Ok(c), Ok(s)) => (c, s),
+                        _ => return,
+                    };
+                    std::thread::spawn(move || pump(s2, c2, None));
+                    pump(client, server, Some(record));
+                });
             }
         });
         RecordingProxy { port, sent }
@@ -728,6 +748,25 @@ impl RecordingProxy {
     pub fn sent(&self) -> Vec<u8> {
         self.sent.lock().map(|v| v.clone()).unwrap_or_default()
     }
+}
+
+/// Whether the first request head on `client` asks for an upgrade (read
+/// with `peek`, so a relayed connection loses nothing).
+fn asks_upgrade(client: &TcpStream) -> bool {
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let n = match client.peek(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+        if let Some(end) = head.find("\r\n\r\n") {
+            return head[..end].contains("\r\nupgrade:");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cairn_client::crypto::{aead, kdf::KdfParams};
-use cairn_tests::{ok, same_tree, wait_for, write_data, Cluster, Device, Node};
+use cairn_tests::{
+    contains, ok, same_tree, wait_for, write_data, Cluster, Device, Node, RecordingProxy,
+};
 use serde_json::{json, Value};
 
 const PW: &str = "remote control pass words";
@@ -324,4 +326,86 @@ fn dispatched_jobs_run_on_the_device_through_any_node() {
     });
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("remote control: connected"), "{text}");
+}
+
+/// A proxy between the daemon and its node refuses WebSocket upgrades:
+/// the daemon keeps its connection over long-poll instead, shows online,
+/// answers a listing and runs a dispatched backup to `succeeded`.
+#[test]
+fn long_poll_passes_a_proxy_that_refuses_websockets() {
+    let cluster = Cluster::start(1, &[]);
+    ok(
+        "tier create",
+        &cluster.nodes[0].admin(&["tier", "create", "one", "--replicas", "1"]),
+    );
+    cluster.create_user("finn", PW);
+    let proxy = RecordingProxy::refusing_upgrades(cluster.nodes[0].port);
+    let desk = Device::new(&cluster.scratch("devices").join("desk"), "desk", PW);
+    ok(
+        "login through the proxy",
+        &desk.login(&format!("http://127.0.0.1:{}", proxy.port), "finn"),
+    );
+    desk.json(&["vault", "request", "--tier", "one", "--name", "main"]);
+    let data = cluster.scratch("data");
+    write_data(&data.join("a.bin"), 100 << 10, 3);
+    desk.json(&["item", "set", "home", "--vault", "main", utf8(&data)]);
+    let desk_id = profile(&desk)["device"]
+        .as_str()
+        .expect("device id")
+        .to_string();
+    let log = cluster.scratch("logs").join("daemon.log");
+    let mut d = daemon(&desk, &log);
+
+    let node = &cluster.nodes[0];
+    wait_online(node, &desk_id, None);
+    // The node registers the hello before the daemon logs its answer.
+    wait_for("the daemon to long-poll", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("long-polling").then_some(())
+    });
+    let sent = proxy.sent();
+    assert!(
+        contains(&sent, b"POST /api/v1/connect/poll"),
+        "polled through the proxy"
+    );
+    assert!(
+        !contains(&sent, b"GET /api/v1/connect "),
+        "no upgrade reached the node"
+    );
+
+    // A listing's reply and a job's start travel back over long-poll.
+    let (status, listing) = call(
+        node,
+        &node.admin_token(),
+        "POST",
+        &format!("/api/v1/control/{desk_id}/dirs"),
+        json!({"path": utf8(&data)}),
+    );
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["entries"][0]["name"], "a.bin", "{listing}");
+    let (status, body) = call(
+        node,
+        &node.admin_token(),
+        "POST",
+        &format!("/api/v1/control/{desk_id}/backup"),
+        json!({"item": "home"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let job = body["job"].as_str().expect("job").to_string();
+    assert_eq!(ended(&desk, &job)["status"], "succeeded");
+
+    // Quiet for longer than a ping interval, the connection stays up.
+    std::thread::sleep(Duration::from_secs(12));
+    wait_online(node, &desk_id, None);
+
+    ok(
+        "stop the daemon",
+        &Command::new("kill")
+            .args(["-TERM", &d.id().to_string()])
+            .output()
+            .expect("kill"),
+    );
+    wait_for("the daemon to exit", Duration::from_secs(30), || {
+        d.try_wait().ok().flatten()
+    });
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  connect(node i) ── wss://node/api/v1/connect (device token; the profile's CA) ──┐
+//!    │ upgrade refused (a proxy): POST …/connect/poll, same frames, long-poll       │
 //!    │ failed / dropped: next node, after a backoff (1 s doubling to 30 s, jittered)  │
 //!    ▼                                                                            │
 //!  Hello{version} → Welcome → loop: Ping → Pong; Close → reconnect; Command → ────┘
@@ -165,21 +166,160 @@ fn ws_url(base: &str) -> String {
     )
 }
 
-/// One connection to `node`, until it ends (`Ok` once it was welcomed).
-async fn connection(
-    session: &Session,
-    opts: &super::DaemonOptions,
+/// The device's end of a connection: a WebSocket, or long-poll where a
+/// proxy refuses the upgrade.
+enum Link {
+    /// The WebSocket.
+    Ws(Box<WsStream>),
+    /// Long-poll: a task polls and hands the node's frames over.
+    Poll(Poller),
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A long-poll session: a task keeps an empty post waiting for the node's
+/// frames (handed over in `frames`, an `Err` ending the connection), and
+/// each frame of the device goes in a post of its own.
+struct Poller {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: String,
+    frames: tokio::sync::mpsc::UnboundedReceiver<std::result::Result<String, String>>,
+    errors: tokio::sync::mpsc::UnboundedSender<std::result::Result<String, String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How long an empty poll may take before the device gives up on it (the
+/// node answers within 25 s).
+const POLL_TIMEOUT: Duration = Duration::from_secs(40);
+
+impl Link {
+    /// Opens a link to `node` saying `hello`: a WebSocket, else (the
+    /// upgrade refused, e.g. by a proxy) long-poll. A refused token is
+    /// final.
+    async fn open(
+        session: &Session,
+        node: &str,
+        tls: &Arc<rustls::ClientConfig>,
+        hello: &FromDevice,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> std::result::Result<Link, String> {
+        let token = session.profile().token.clone();
+        let refused = match websocket(node, &token, tls).await {
+            Ok(mut ws) => {
+                ws.send(Message::text(control::encode(hello)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(Link::Ws(Box::new(ws)));
+            }
+            Err(Upgrade::Unreachable(e)) => return Err(e),
+            Err(Upgrade::Refused(e)) => e,
+        };
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((**tls).clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let url = format!(
+            "{}{}{}",
+            node.trim_end_matches('/'),
+            cairn_proto::api::PREFIX,
+            cairn_proto::route::CONNECT_POLL
+        );
+        let opened = post_frames(&http, &url, &token, None, control::encode(hello)).await?;
+        say(&format!(
+            "remote control: {node} refused the WebSocket ({refused}); long-polling"
+        ));
+        let (tx, frames) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(poll_loop(
+            http.clone(),
+            url.clone(),
+            token.clone(),
+            opened.clone(),
+            tx.clone(),
+        ));
+        Ok(Link::Poll(Poller {
+            http,
+            url,
+            token,
+            session: opened,
+            frames,
+            errors: tx,
+            task,
+        }))
+    }
+
+    /// The node's next frame; `None` once the link ended.
+    async fn recv(&mut self) -> Option<std::result::Result<String, String>> {
+        match self {
+            Link::Ws(ws) => loop {
+                return match ws.next().await {
+                    Some(Ok(Message::Text(t))) => Some(Ok(t.to_string())),
+                    Some(Ok(Message::Close(_))) | None => None,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => Some(Err(e.to_string())),
+                };
+            },
+            Link::Poll(p) => p.frames.recv().await,
+        }
+    }
+
+    /// Sends one message; false once the link is gone.
+    async fn send(&mut self, msg: &FromDevice) -> bool {
+        match self {
+            Link::Ws(ws) => ws.send(Message::text(control::encode(msg))).await.is_ok(),
+            Link::Poll(p) => {
+                // Its own post, so a waiting poll is never cut short.
+                let (http, url, token) = (p.http.clone(), p.url.clone(), p.token.clone());
+                let (session, errors) = (p.session.clone(), p.errors.clone());
+                let frame = control::encode(msg);
+                tokio::spawn(async move {
+                    if let Err(e) = post_frames(&http, &url, &token, Some(&session), frame).await {
+                        let _ = errors.send(Err(e));
+                    }
+                });
+                true
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Link::Ws(mut ws) = self {
+            let _ = ws.as_mut().close(None).await;
+        }
+    }
+}
+
+/// Why a WebSocket did not open.
+enum Upgrade {
+    /// The node (or something in front of it) answered but did not
+    /// upgrade: long-poll may pass.
+    Refused(String),
+    /// No answer, or the token was refused: long-poll would not help.
+    Unreachable(String),
+}
+
+/// The WebSocket to `node`.
+async fn websocket(
     node: &str,
+    token: &str,
     tls: &Arc<rustls::ClientConfig>,
-    running: &Running,
-    stop: &AtomicBool,
-    say: &(dyn Fn(&str) + Sync),
-) -> std::result::Result<(), String> {
+) -> std::result::Result<WsStream, Upgrade> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
     let mut request = ws_url(node)
         .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {}", session.profile().token))
-        .map_err(|_| "the device token is not a header value".to_string())?;
+        .map_err(|e| Upgrade::Unreachable(e.to_string()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Upgrade::Unreachable("the device token is not a header value".into()))?;
     request.headers_mut().insert("authorization", bearer);
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
@@ -190,28 +330,110 @@ async fn connection(
         true,
         Some(Connector::Rustls(tls.clone())),
     );
-    let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .map_err(|_| "connection timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Err(_) => Err(Upgrade::Unreachable("connection timed out".into())),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(WsError::Http(r))) if r.status().as_u16() == 401 => Err(Upgrade::Unreachable(
+            "the node refused the device token (401)".into(),
+        )),
+        Ok(Err(e @ (WsError::Http(_) | WsError::Protocol(_)))) => {
+            Err(Upgrade::Refused(e.to_string()))
+        }
+        Ok(Err(e)) => Err(Upgrade::Unreachable(e.to_string())),
+    }
+}
+
+/// Posts frames of a long-poll session (`session` none: opening it);
+/// answers the session.
+async fn post_frames(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    session: Option<&str>,
+    frames: String,
+) -> std::result::Result<String, String> {
+    let mut req = http
+        .post(url)
+        .bearer_auth(token)
+        .timeout(CONNECT_TIMEOUT)
+        .body(frames);
+    if let Some(s) = session {
+        req = req.header(POLL_SESSION, s);
+    }
+    let r = req.send().await.map_err(|e| format!("long-poll: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("long-poll: the node answered {}", r.status()));
+    }
+    r.headers()
+        .get(POLL_SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| "long-poll: the node named no session".to_string())
+}
+
+/// Keeps one empty post waiting for the node's frames, handing them to
+/// `frames`, until the session ends (an `Err` is the last thing sent).
+async fn poll_loop(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: String,
+    frames: tokio::sync::mpsc::UnboundedSender<std::result::Result<String, String>>,
+) {
+    let err = loop {
+        let answer = http
+            .post(&url)
+            .bearer_auth(&token)
+            .header(POLL_SESSION, &session)
+            .timeout(POLL_TIMEOUT)
+            .send()
+            .await;
+        let r = match answer {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => break format!("long-poll: the node answered {}", r.status()),
+            Err(e) => break format!("long-poll: {e}"),
+        };
+        let body = match r.text().await {
+            Ok(b) => b,
+            Err(e) => break format!("long-poll: {e}"),
+        };
+        for f in body.lines().filter(|l| !l.is_empty()) {
+            if frames.send(Ok(f.to_owned())).is_err() {
+                return;
+            }
+        }
+    };
+    let _ = frames.send(Err(err));
+}
+
+/// The header naming a long-poll session (the node's `POLL_SESSION`).
+const POLL_SESSION: &str = "cairn-poll-session";
+
+/// One connection to `node`, until it ends (`Ok` once it was welcomed).
+async fn connection(
+    session: &Session,
+    opts: &super::DaemonOptions,
+    node: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    running: &Running,
+    stop: &AtomicBool,
+    say: &(dyn Fn(&str) + Sync),
+) -> std::result::Result<(), String> {
     let hello = FromDevice::Hello {
         client_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    ws.send(Message::text(control::encode(&hello)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut link = Link::open(session, node, tls, &hello, say).await?;
     let (replies, mut answered) = tokio::sync::mpsc::unbounded_channel::<FromDevice>();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_heard = tokio::time::Instant::now();
     let mut welcomed = false;
     loop {
         tokio::select! {
-            incoming = ws.next() => {
+            incoming = link.recv() => {
                 let text = match incoming {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return done(welcomed, e.to_string()),
+                    Some(Ok(t)) => t,
+                    None => break,
+                    Some(Err(e)) => return done(welcomed, e),
                 };
                 last_heard = tokio::time::Instant::now();
                 match control::decode::<ToDevice>(text.as_bytes()) {
@@ -220,8 +442,7 @@ async fn connection(
                         say(&format!("remote control: connected to node {id} ({node})"));
                     }
                     Ok(ToDevice::Ping) => {
-                        let pong = Message::text(control::encode(&FromDevice::Pong));
-                        if ws.send(pong).await.is_err() {
+                        if !link.send(&FromDevice::Pong).await {
                             break;
                         }
                     }
@@ -250,7 +471,7 @@ async fn connection(
             },
             reply = answered.recv() => {
                 if let Some(reply) = reply {
-                    if ws.send(Message::text(control::encode(&reply))).await.is_err() {
+                    if !link.send(&reply).await {
                         break;
                     }
                 }
@@ -262,7 +483,7 @@ async fn connection(
             },
         }
     }
-    let _ = ws.close(None).await;
+    link.close().await;
     done(welcomed, "the connection ended".into())
 }
 

@@ -12,6 +12,14 @@
 //! Messages on the socket are [`cairn_proto::control`]'s versioned frames.
 //! The node pings every [`PING_EVERY`]; a device silent for three pings,
 //! revoked, or sending a malformed frame is disconnected (it reconnects).
+//!
+//! Where a proxy forbids the upgrade, the same frames travel over
+//! long-poll (`POST /api/v1/connect/poll`): a post with frames delivers
+//! them at once (`204`), an empty post waits up to [`POLL_WAIT`] for what
+//! the node sends (`200`, frames one per line). The first post (the
+//! hello) opens a session whose id comes back in [`POLL_SESSION`] and goes
+//! with every later post. Both transports are a [`Link`] of one task,
+//! [`serve_device`]: registration, pings, replies and the end are the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +42,7 @@ use super::api::{ApiPath, ApiState};
 use super::auth::DeviceAuth;
 use super::{ApiError, HttpState};
 use crate::cluster::{now, Cluster};
-use crate::control::{CommandError, Connected, Connections};
+use crate::control::{CommandError, Connected, Connections, PollLink};
 
 /// How often the node pings a connected device.
 pub const PING_EVERY: Duration = Duration::from_secs(10);
@@ -46,9 +54,17 @@ pub const ANSWER_WITHIN: Duration = Duration::from_secs(120);
 /// Longest client version a device may report.
 const MAX_VERSION_LEN: usize = 64;
 
-/// The documented route: the devices' WebSocket.
+/// How long an empty long-poll waits for the node's next message (the
+/// node pings every [`PING_EVERY`], so a quiet connection answers sooner).
+pub const POLL_WAIT: Duration = Duration::from_secs(25);
+/// The header naming a long-poll session.
+pub const POLL_SESSION: &str = "cairn-poll-session";
+
+/// The documented routes: the devices' WebSocket and its long-poll form.
 pub fn routes() -> OpenApiRouter<HttpState> {
-    OpenApiRouter::new().routes(routes!(connect))
+    OpenApiRouter::new()
+        .routes(routes!(connect))
+        .routes(routes!(poll))
 }
 
 /// The node-to-node relay; the caller puts it behind the cluster secret.
@@ -86,24 +102,157 @@ async fn connect(
         .on_upgrade(move |socket| serve_device(app, api, auth.device, socket)))
 }
 
-/// Sends one control message.
-async fn send(socket: &mut WebSocket, msg: &ToDevice) -> bool {
-    socket
-        .send(Message::Text(control::encode(msg).into()))
+/// A device's live connection for remote control over long-poll, for
+/// networks whose proxies refuse the WebSocket upgrade: the same frames
+/// as `GET /api/v1/connect`, one per line. The first post carries the
+/// hello and no session; its answer names the session
+/// (`Cairn-Poll-Session`), which every later post carries. A post with
+/// frames delivers them (`204`); an empty one waits up to 25 s for the
+/// node's next messages (`200`, possibly none).
+#[utoipa::path(post, path = "/api/v1/connect/poll", tag = "control",
+    security(("device" = [])),
+    params(("cairn-poll-session" = Option<String>, Header, description = "the session (absent on the first post)")),
+    request_body(content = String, content_type = "text/plain", description = "control frames, one per line"),
+    responses(
+        (status = 200, content_type = "text/plain", description = "the node's frames, one per line"),
+        (status = 204, description = "the frames were delivered"),
+        (status = 400, body = ErrorBody, description = "bad_request: no hello opening the session, or too large"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: an admin's token"),
+        (status = 404, body = ErrorBody, description = "not_found: the session ended (open another)"),
+    ))]
+async fn poll(
+    auth: DeviceAuth,
+    State(app): State<Arc<Cluster>>,
+    Extension(api): Extension<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_MESSAGE + 4096)
         .await
-        .is_ok()
+        .map_err(|_| ApiError::BadRequest("control frames larger than the limit".into()))?;
+    let frames: Vec<Vec<u8>> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|f| !f.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let session = headers
+        .get(POLL_SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (session, end) = match session {
+        Some(session) => {
+            let end = api
+                .connections
+                .poll_end(auth.device, &session)
+                .ok_or_else(|| ApiError::NotFound("the long-poll session ended".into()))?;
+            (session, end)
+        }
+        None => {
+            if frames.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "a long-poll session opens with the hello".into(),
+                ));
+            }
+            let link = api.connections.open_poll(auth.device);
+            let session = link.session.clone();
+            let end = api
+                .connections
+                .poll_end(auth.device, &session)
+                .ok_or_else(|| ApiError::Internal("the session vanished".into()))?;
+            tokio::spawn(serve_device(app, api.clone(), auth.device, link));
+            (session, end)
+        }
+    };
+    let header = [(POLL_SESSION, session)];
+    if !frames.is_empty() {
+        for f in frames {
+            end.inbound
+                .send(f)
+                .await
+                .map_err(|_| ApiError::NotFound("the long-poll session ended".into()))?;
+        }
+        return Ok((StatusCode::NO_CONTENT, header).into_response());
+    }
+    let mut out = end.outbound.lock().await;
+    let first = match tokio::time::timeout(POLL_WAIT, out.recv()).await {
+        Ok(Some(m)) => vec![m],
+        Ok(None) => return Err(ApiError::NotFound("the long-poll session ended".into())),
+        Err(_) => Vec::new(),
+    };
+    let mut sent: Vec<String> = first.iter().map(control::encode).collect();
+    while let Ok(m) = out.try_recv() {
+        sent.push(control::encode(&m));
+    }
+    Ok((StatusCode::OK, header, sent.join("\n")).into_response())
+}
+
+/// What a link received from the device.
+enum Received {
+    /// A text frame.
+    Frame(Vec<u8>),
+    /// Something to skip (binary, WebSocket pings).
+    Ignored,
+    /// The link ended.
+    Ended,
+}
+
+/// One transport of a device's connection: a WebSocket or a long-poll
+/// session.
+trait Link: Send {
+    /// Sends one message to the device; false when the link is gone.
+    fn send(&mut self, msg: &ToDevice) -> impl std::future::Future<Output = bool> + Send;
+    /// The device's next frame.
+    fn recv(&mut self) -> impl std::future::Future<Output = Received> + Send;
+    /// Ends the link.
+    fn end(self, connections: &Connections) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl Link for WebSocket {
+    async fn send(&mut self, msg: &ToDevice) -> bool {
+        WebSocket::send(self, Message::Text(control::encode(msg).into()))
+            .await
+            .is_ok()
+    }
+
+    async fn recv(&mut self) -> Received {
+        match WebSocket::recv(self).await {
+            Some(Ok(Message::Text(t))) => Received::Frame(t.as_bytes().to_vec()),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => Received::Ended,
+            Some(Ok(_)) => Received::Ignored,
+        }
+    }
+
+    async fn end(mut self, _: &Connections) {
+        let _ = WebSocket::send(&mut self, Message::Close(None)).await;
+    }
+}
+
+impl Link for PollLink {
+    async fn send(&mut self, msg: &ToDevice) -> bool {
+        // A full queue: the device stopped polling.
+        self.outbound.try_send(msg.clone()).is_ok()
+    }
+
+    async fn recv(&mut self) -> Received {
+        match self.inbound.recv().await {
+            Some(f) => Received::Frame(f),
+            None => Received::Ended,
+        }
+    }
+
+    async fn end(self, connections: &Connections) {
+        connections.close_poll(&self.session);
+    }
 }
 
 /// Reads the device's hello: its client version.
-async fn hello(socket: &mut WebSocket) -> Option<String> {
-    let first = tokio::time::timeout(HELLO_WITHIN, socket.recv())
-        .await
-        .ok()??
-        .ok()?;
-    let Message::Text(text) = first else {
+async fn hello(link: &mut impl Link) -> Option<String> {
+    let first = tokio::time::timeout(HELLO_WITHIN, link.recv()).await.ok()?;
+    let Received::Frame(text) = first else {
         return None;
     };
-    match control::decode::<FromDevice>(text.as_bytes()) {
+    match control::decode::<FromDevice>(&text) {
         Ok(FromDevice::Hello { client_version }) => {
             Some(client_version.chars().take(MAX_VERSION_LEN).collect())
         }
@@ -116,10 +265,10 @@ async fn serve_device(
     app: Arc<Cluster>,
     api: Arc<ApiState>,
     device: DeviceId,
-    mut socket: WebSocket,
+    mut socket: impl Link,
 ) {
     let Some(version) = hello(&mut socket).await else {
-        let _ = socket.send(Message::Close(None)).await;
+        socket.end(&api.connections).await;
         return;
     };
     let mut reg = api.connections.register(device, version, now().0);
@@ -127,13 +276,13 @@ async fn serve_device(
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut silent_pings = 0u32;
     let welcome = ToDevice::Welcome { node: app.id() };
-    if send(&mut socket, &welcome).await {
+    if socket.send(&welcome).await {
         loop {
             tokio::select! {
                 out = reg.outbox.recv() => match out {
                     Some(msg) => {
                         let closing = matches!(msg, ToDevice::Close { .. });
-                        if !send(&mut socket, &msg).await || closing {
+                        if !socket.send(&msg).await || closing {
                             break;
                         }
                     }
@@ -141,14 +290,13 @@ async fn serve_device(
                     None => break,
                 },
                 incoming = socket.recv() => {
-                    let Some(Ok(msg)) = incoming else { break };
-                    let text = match msg {
-                        Message::Text(t) => t,
-                        Message::Close(_) => break,
-                        _ => continue,
+                    let text = match incoming {
+                        Received::Frame(t) => t,
+                        Received::Ended => break,
+                        Received::Ignored => continue,
                     };
                     silent_pings = 0;
-                    match control::decode::<FromDevice>(text.as_bytes()) {
+                    match control::decode::<FromDevice>(&text) {
                         Ok(FromDevice::Reply { id, outcome }) => {
                             api.connections.answer(device, reg.epoch, id, outcome);
                         }
@@ -162,7 +310,7 @@ async fn serve_device(
                 _ = ping.tick() => {
                     let live = app.state.read(|s| s.devices().get(&device).is_some_and(|d| d.is_live()));
                     silent_pings += 1;
-                    if !live || silent_pings > 3 || !send(&mut socket, &ToDevice::Ping).await {
+                    if !live || silent_pings > 3 || !socket.send(&ToDevice::Ping).await {
                         break;
                     }
                 },
@@ -170,7 +318,7 @@ async fn serve_device(
         }
     }
     api.connections.unregister(device, reg.epoch);
-    let _ = socket.send(Message::Close(None)).await;
+    socket.end(&api.connections).await;
     tracing::info!(%device, "device disconnected");
 }
 

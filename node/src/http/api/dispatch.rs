@@ -37,8 +37,9 @@ use cairn_consensus::state::Device;
 use cairn_consensus::{Event, State as Replicated};
 use cairn_proto::api::{ErrorBody, JobInfo};
 use cairn_proto::control::{
-    Action, Answer, ConnectionInfo, DirListing, DispatchBackup, DispatchCancel, DispatchCheck,
-    DispatchRestore, DispatchRetention, Dispatched, ListDir, ListFiles, Outcome, SealedListing,
+    Action, Answer, ConnectionInfo, ControlItem, ControlVault, DeviceControl, DirListing,
+    DispatchBackup, DispatchCancel, DispatchCheck, DispatchRestore, DispatchRetention, Dispatched,
+    ListDir, ListFiles, Outcome, SealedListing,
 };
 use cairn_proto::{DeviceId, JobId, VaultId};
 use futures_util::stream::Stream;
@@ -57,6 +58,7 @@ use crate::license::gate::Gate;
 pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
     OpenApiRouter::new()
         .routes(routes!(connections))
+        .routes(routes!(device_control))
         .routes(routes!(dispatch_backup))
         .routes(routes!(dispatch_restore))
         .routes(routes!(dispatch_retention))
@@ -351,6 +353,84 @@ async fn connections(
     seen.sort_by(|a, b| (&a.user, &a.device_name).cmp(&(&b.user, &b.device_name)));
     seen.dedup_by_key(|c| c.device);
     Ok(Json(seen))
+}
+
+/// Most snapshots and jobs [`device_control`] lists.
+const CONTROL_SNAPSHOTS: usize = 50;
+const CONTROL_JOBS: usize = 20;
+
+/// What the dispatcher can ask of a device: its connection (none:
+/// offline), items, its account's vaults and latest snapshots, its latest
+/// jobs. Read-only operators may look.
+#[utoipa::path(get, path = "/api/v1/control/{id}", tag = "control",
+    security(("admin" = []), ("operator" = []), ("device" = [])),
+    params(("id" = DeviceId, Path, description = "the device")),
+    responses(
+        (status = 200, body = DeviceControl),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 404, body = ErrorBody, description = "not_found: the device (also one the requester does not see)"),
+    ))]
+async fn device_control(
+    who: Requester,
+    State(app): State<Arc<Cluster>>,
+    Extension(api): Api,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> Result<Json<DeviceControl>, ApiError> {
+    app.read_barrier().await?;
+    let device = app.state.read(|s| who.device(s, id, false))?;
+    let connection = control::everywhere(&app, &api.connections)
+        .await
+        .into_iter()
+        .find(|(_, c)| c.device == device.id);
+    Ok(Json(app.state.read(|s| {
+        let user = super::jobs::account_name(s, device.account);
+        let vaults: Vec<ControlVault> = s
+            .vaults_of(device.account)
+            .map(|v| ControlVault {
+                id: v.id,
+                name: v.name.clone(),
+            })
+            .collect();
+        let mut snapshots: Vec<_> = vaults
+            .iter()
+            .flat_map(|v| s.snapshots_of(v.id))
+            .map(|r| super::snapshots::snapshot_info(s, r))
+            .collect();
+        snapshots.sort_by_key(|x| std::cmp::Reverse(x.started_at));
+        snapshots.truncate(CONTROL_SNAPSHOTS);
+        let mut jobs: Vec<JobInfo> = s
+            .jobs()
+            .values()
+            .filter(|j| j.device == device.id)
+            .map(|j| job_info(s, j))
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.started_at));
+        jobs.truncate(CONTROL_JOBS);
+        DeviceControl {
+            device: device.id,
+            device_name: device.name.clone(),
+            connection: connection.map(|(node, c)| ConnectionInfo {
+                device: c.device,
+                device_name: device.name.clone(),
+                user: user.clone(),
+                node,
+                client_version: c.client_version,
+                since: c.since,
+            }),
+            items: s
+                .items_of(device.id)
+                .map(|i| ControlItem {
+                    name: i.name.clone(),
+                    vault: i.vault,
+                    paths: i.paths.clone(),
+                })
+                .collect(),
+            vaults,
+            snapshots,
+            jobs,
+            user,
+        }
+    })))
 }
 
 macro_rules! job_route {

@@ -264,13 +264,15 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
             .find(|u| u.id == id)
             .map_or(id, |u| u.name.clone())
     };
+    let online = view::Online::read(&c).await;
     let body = section("Devices", devices, |ds| {
         view::table(
             "Devices",
-            &["Device", "User", "Registered", "Last login", "State", ""],
+            &["Device", "User", "Connection", "Registered", "Last login", "State", ""],
             ds.iter()
                 .map(|d| html! { tr {
-                    td { (d.name) } td { (owner(d)) } td { (view::when(d.registered_at)) }
+                    td { a href=(format!("/console/devices/{}", d.id)) { (d.name) } } td { (owner(d)) }
+                    td { (online.of(d.id)) } td { (view::when(d.registered_at)) }
                     td { (view::when(d.last_login_at)) }
                     td { @if let Some(r) = d.revoked_at { "revoked " (view::when(r)) } @else { span.ok { "active" } } }
                     td { @if d.revoked_at.is_none() {

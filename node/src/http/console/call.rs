@@ -103,12 +103,24 @@ impl Caller<'_> {
         self.send(Method::POST, path, Some(json)).await
     }
 
-    async fn send(
+    /// `GET path` answered as it comes (an event stream): the API's own
+    /// response, passed through unbuffered.
+    pub async fn stream(&self, path: &str) -> axum::response::Response {
+        match self.request(Method::GET, path, None) {
+            Ok(req) => match self.api.0.clone().oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            },
+            Err(r) => axum::response::IntoResponse::into_response((r.status, r.body.message)),
+        }
+    }
+
+    fn request(
         &self,
         method: Method,
         path: &str,
         json: Option<Vec<u8>>,
-    ) -> Result<Vec<u8>, Refused> {
+    ) -> Result<Request<Body>, Refused> {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(token) = self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -119,9 +131,17 @@ impl Caller<'_> {
         if let Some(peer) = self.peer {
             req = req.extension(ConnectInfo(ClientAddr(peer)));
         }
-        let req = req
-            .body(json.map_or_else(Body::empty, Body::from))
-            .map_err(|e| Refused::internal(e.to_string()))?;
+        req.body(json.map_or_else(Body::empty, Body::from))
+            .map_err(|e| Refused::internal(e.to_string()))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, Refused> {
+        let req = self.request(method, path, json)?;
         let response = match self.api.0.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},

@@ -2,7 +2,9 @@
 //! server-rendered pages ([`view`], maud) for operators (dashboard, users,
 //! devices, job log, tiers, organizations, operators, audit trail;
 //! [`admin`]) and for users (their devices, vaults and snapshots, items
-//! and schedules, job history; [`user`]), with htmx for in-place updates.
+//! and schedules, job history; [`user`]), with htmx for in-place updates,
+//! and for both the dispatcher ([`control`]: a device's page acting on it
+//! through its live connection, a job's page following it live).
 //!
 //! API first: a page reads, and a form acts, only by calling the node's
 //! own `/api/v1` routes in-process ([`call`]) with the session's token,
@@ -27,6 +29,7 @@
 pub mod admin;
 pub mod assets;
 pub mod call;
+pub mod control;
 pub mod login;
 pub mod session;
 pub mod user;
@@ -69,6 +72,7 @@ pub fn routes(api: Router) -> Router<HttpState> {
         .route("/console/jobs", get(jobs))
         .merge(admin::routes())
         .merge(user::routes())
+        .merge(control::routes())
         .layer(middleware::from_fn(guard))
         .layer(Extension(Api(api)))
 }

@@ -33,11 +33,13 @@ pub async fn devices(v: &Visitor, api: &Api) -> Response {
     let c = v.caller(api);
     let devices = c.get::<Vec<DeviceInfo>>("/api/v1/devices").await;
     let jobs = c.get::<Vec<JobInfo>>("/api/v1/jobs").await;
+    let online = view::Online::read(&c).await;
     let body = html! {
         @match devices {
-            Ok(ds) => (view::table("My devices", &["Device", "Registered", "Last login", "State", ""],
+            Ok(ds) => (view::table("My devices", &["Device", "Connection", "Registered", "Last login", "State", ""],
                 ds.iter().map(|d| html! { tr {
-                    td { (d.name) @if d.current { " " span.muted { "(this browser)" } } }
+                    td { @if d.current { (d.name) } @else { a href=(format!("/console/devices/{}", d.id)) { (d.name) } } @if d.current { " " span.muted { "(this browser)" } } }
+                    td { @if !d.current { (online.of(d.id)) } }
                     td { (view::when(d.registered_at)) } td { (view::when(d.last_login_at)) }
                     td { @if let Some(r) = d.revoked_at { "revoked " (view::when(r)) } @else { span.ok { "active" } } }
                     td { @if d.revoked_at.is_none() && !d.current {

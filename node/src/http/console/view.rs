@@ -225,3 +225,24 @@ pub fn action_refused(frame: &Frame, what: &str, r: &Refused, back: &str) -> Mar
         },
     )
 }
+
+/// The live connections the visitor sees (`GET /api/v1/control`), to show
+/// each device online or offline; none when the API refuses.
+pub struct Online(Vec<cairn_proto::control::ConnectionInfo>);
+
+impl Online {
+    /// Reads the connections as `c`.
+    pub async fn read(c: &super::call::Caller<'_>) -> Self {
+        Online(c.get("/api/v1/control").await.unwrap_or_default())
+    }
+
+    /// `device`'s state: online (node, version) or offline.
+    pub fn of(&self, device: cairn_proto::DeviceId) -> Markup {
+        match self.0.iter().find(|c| c.device == device) {
+            Some(c) => html! {
+                span.ok { "online" } " " span.muted { "node " (c.node) ", cairn " (c.client_version) }
+            },
+            None => html! { span.muted { "offline" } },
+        }
+    }
+}

@@ -9,6 +9,10 @@
 //                        /api/v1/operators/login/params), then derives;
 //   data-derive="create" draws a fresh salt, fills the hidden kdf_* fields
 //                        with it and the form's default cost, then derives.
+//
+// An element with `data-events` follows a running job: each `job` event of
+// that server-sent event stream (a JobInfo) fills its `data-field` children
+// until the job has a status, then the stream is closed.
 (function () {
   'use strict';
 
@@ -87,4 +91,33 @@
       button.disabled = false;
     }
   });
+
+  function follow(el) {
+    var source = new EventSource(el.dataset.events);
+    source.addEventListener('job', function (ev) {
+      var job = JSON.parse(ev.data);
+      var status = job.status || 'running';
+      var values = { status: status, files: job.files, bytes: job.bytes, error: job.error || '' };
+      Object.keys(values).forEach(function (k) {
+        var field = el.querySelector('[data-field=' + k + ']');
+        if (field) field.textContent = String(values[k]);
+      });
+      var st = el.querySelector('[data-field=status]');
+      if (st) st.className = status === 'succeeded' ? 'ok' : (status === 'running' ? 'muted' : 'bad');
+      if (job.status) {
+        source.close();
+        el.dataset.ended = status;
+      }
+    });
+    source.onerror = function () {
+      // The stream ends with the job; a dropped one is reopened by the browser.
+      if (el.dataset.ended) source.close();
+    };
+  }
+
+  function start() {
+    document.querySelectorAll('[data-events]').forEach(follow);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
 })();
