@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::console::OrgInfo;
 use cairn_tests::{
-    contains, free_port, http, http_with_head, ok, same_tree, stderr, write_data, Cluster, Device,
-    Node, RecordingProxy,
+    contains, free_port, http, http_with_head, ok, same_tree, stderr, write_data, Cluster, Daemon,
+    Device, Node, RecordingProxy,
 };
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
@@ -254,16 +254,6 @@ fn orgs(node: &Node) -> Vec<String> {
     orgs.into_iter().map(|o| o.name).collect()
 }
 
-/// `cairn daemon` of a device, stopped on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What the scenario works with besides the browser.
 struct World<'a> {
     node1: &'a Node,
@@ -359,14 +349,14 @@ fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
     .expect("profile json");
     let id = profile["device"].as_str().expect("device id").to_string();
     let log = std::fs::File::create(w.dir.join("daemon.log")).expect("daemon log");
-    let daemon = laptop
-        .command(&["daemon", "--poll", "1s"])
-        .env("CAIRN_HEARTBEAT_SECS", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("cairn daemon");
-    (laptop, id, Daemon(daemon))
+    let daemon = Daemon::spawn(
+        laptop
+            .command(&["daemon", "--poll", "1s"])
+            .env("CAIRN_HEARTBEAT_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    (laptop, id, daemon)
 }
 
 async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {

@@ -22,7 +22,7 @@ pub mod s3;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -595,6 +595,51 @@ impl Cluster {
             let v: Value = serde_json::from_slice(&out.stdout).ok()?;
             v["leader"].as_u64()
         })
+    }
+}
+
+/// A running `cairn daemon`, killed on drop: a test that fails halfway
+/// leaves no daemon behind.
+pub struct Daemon(Child);
+
+impl Daemon {
+    /// Starts `cmd` (a `cairn daemon` command line).
+    pub fn spawn(cmd: &mut Command) -> Self {
+        Self(cmd.spawn().expect("spawn cairn daemon"))
+    }
+
+    /// Sends signal `sig` (`TERM`, `KILL`…).
+    pub fn signal(&self, sig: &str) {
+        ok(
+            &format!("kill -{sig}"),
+            &Command::new("kill")
+                .args([&format!("-{sig}"), &self.0.id().to_string()])
+                .output()
+                .expect("kill"),
+        );
+    }
+
+    /// SIGTERM, then the daemon's exit status (within 30 s).
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("TERM");
+        wait_for("the daemon to exit", Duration::from_secs(30), || {
+            self.0.try_wait().ok().flatten()
+        })
+    }
+
+    /// SIGKILL, and the daemon reaped.
+    pub fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! abandoned) and retention policies applied to an account vault.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cairn_client::retention::{self, Range};
-use cairn_tests::{ok, same_tree, stderr, wait_for, write_data, Cluster, Device};
+use cairn_tests::{ok, same_tree, stderr, wait_for, write_data, Cluster, Daemon, Device};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -50,33 +50,14 @@ fn utf8(p: &Path) -> &str {
 }
 
 /// `cairn daemon --poll 1s` as the device, heartbeats every second.
-fn daemon(device: &Device) -> Child {
-    device
-        .command(&["daemon", "--poll", "1s"])
-        .env("CAIRN_HEARTBEAT_SECS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cairn daemon")
-}
-
-fn signal(child: &Child, sig: &str) {
-    let pid = child.id().to_string();
-    ok(
-        &format!("kill -{sig}"),
-        &Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .output()
-            .expect("kill"),
-    );
-}
-
-/// SIGTERM, then the daemon's exit status.
-fn stop(mut child: Child) -> ExitStatus {
-    signal(&child, "TERM");
-    wait_for("the daemon to exit", Duration::from_secs(30), || {
-        child.try_wait().ok().flatten()
-    })
+fn daemon(device: &Device) -> Daemon {
+    Daemon::spawn(
+        device
+            .command(&["daemon", "--poll", "1s"])
+            .env("CAIRN_HEARTBEAT_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
 }
 
 fn jobs(device: &Device) -> Vec<Value> {
@@ -184,7 +165,7 @@ fn a_periodic_schedule_backs_up_with_its_seven_steps_in_order() {
         (done >= 2).then_some(())
     });
     d.json(&["schedule", "remove", "tick"]);
-    assert!(stop(child).success(), "the daemon exits 0 on SIGTERM");
+    assert!(child.stop().success(), "the daemon exits 0 on SIGTERM");
     assert!(
         snapshots(d).len() >= 2,
         "each scheduled backup made a snapshot"
@@ -234,7 +215,7 @@ fn a_failing_item_before_command_fails_the_job_with_no_snapshot() {
     let child = daemon(d);
     let job = job_of(d, "tick", "a failed scheduled job", status_is("error"));
     d.json(&["schedule", "remove", "tick"]);
-    assert!(stop(child).success());
+    assert!(child.stop().success());
     let id = job["id"].as_str().expect("id");
     assert!(
         job["error"]
@@ -284,7 +265,7 @@ fn a_run_due_while_the_last_one_runs_is_skipped_and_sigterm_cancels_the_job() {
     );
     assert_eq!(skipped["item"], "home");
     let running = job_of(d, "slow", "the running job", |j| j["status"].is_null());
-    assert!(stop(child).success(), "the daemon exits 0 on SIGTERM");
+    assert!(child.stop().success(), "the daemon exits 0 on SIGTERM");
     let id = running["id"].clone();
     let ended = jobs(d)
         .into_iter()
@@ -313,7 +294,7 @@ fn a_schedule_that_passed_while_the_daemon_was_down_is_missed_and_overdue() {
     let child = daemon(d);
     job_of(d, "tick", "a scheduled backup", status_is("succeeded"));
     assert_eq!(overdue_devices(&s), Some(0.0), "backing up on time");
-    assert!(stop(child).success());
+    assert!(child.stop().success());
     let before = missed_of(d, "tick").len();
     // Down for longer than a period and its grace: overdue on the leader,
     // and listed for the operator.
@@ -355,7 +336,7 @@ fn a_schedule_that_passed_while_the_daemon_was_down_is_missed_and_overdue() {
     wait_for("no overdue device", Duration::from_secs(30), || {
         (overdue_devices(&s) == Some(0.0)).then_some(())
     });
-    assert!(stop(child).success());
+    assert!(child.stop().success());
 }
 
 #[test]
@@ -371,7 +352,7 @@ fn a_run_missed_schedule_runs_the_missed_run_when_the_daemon_starts() {
     std::thread::sleep(Duration::from_secs(9));
     let child = daemon(d);
     let ran = job_of(d, "catch", "the missed run", status_is("succeeded"));
-    assert!(stop(child).success());
+    assert!(child.stop().success());
     let missed = missed_of(d, "catch");
     assert_eq!(missed.len(), 1, "{missed:?}");
     let at = |j: &Value| -> Timestamp {
@@ -404,7 +385,7 @@ fn a_second_daemon_for_the_device_refuses_to_start() {
         "{}",
         stderr(&second)
     );
-    assert!(stop(first).success());
+    assert!(first.stop().success());
 }
 
 #[test]
@@ -427,7 +408,7 @@ fn a_run_over_its_time_limit_ends_as_timeout_and_still_runs_its_after_commands()
                 .is_some_and(|l| l.contains("[vault after]"))
     });
     d.json(&["schedule", "remove", "tick"]);
-    assert!(stop(child).success());
+    assert!(child.stop().success());
     assert!(
         job["error"]
             .as_str()
@@ -462,12 +443,11 @@ fn a_sigkilled_daemon_leaves_its_job_abandoned_by_the_cluster() {
     let s = setup(&["--job-silence-ms", "10000"], &["--before", "sleep 30"]);
     let d = &s.device;
     add_schedule(d, "tick", "every 2s", &[]);
-    let mut child = daemon(d);
+    let child = daemon(d);
     let running = job_of(d, "tick", "a running job", |j| j["status"].is_null());
     // Heartbeats keep it running past the silence while the daemon lives.
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, "KILL");
-    let _ = child.wait();
+    child.kill();
     let id = running["id"].clone();
     let ended = wait_for("the job to be abandoned", Duration::from_secs(60), || {
         jobs(d)

@@ -4,12 +4,12 @@
 //! connection failing over when its node dies, and strangers refused.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cairn_client::crypto::{aead, kdf::KdfParams};
 use cairn_tests::{
-    contains, ok, same_tree, wait_for, write_data, Cluster, Device, Node, RecordingProxy,
+    contains, ok, same_tree, wait_for, write_data, Cluster, Daemon, Device, Node, RecordingProxy,
 };
 use serde_json::{json, Value};
 
@@ -27,14 +27,14 @@ fn profile(d: &Device) -> Value {
 }
 
 /// `cairn daemon` as the device, its log in `log`.
-fn daemon(device: &Device, log: &Path) -> Child {
-    device
-        .command(&["daemon", "--poll", "1s"])
-        .env("CAIRN_HEARTBEAT_SECS", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("daemon log"))
-        .spawn()
-        .expect("spawn cairn daemon")
+fn daemon(device: &Device, log: &Path) -> Daemon {
+    Daemon::spawn(
+        device
+            .command(&["daemon", "--poll", "1s"])
+            .env("CAIRN_HEARTBEAT_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("daemon log")),
+    )
 }
 
 /// A JSON request to `node` with `bearer`: (status, parsed body).
@@ -169,7 +169,7 @@ fn dispatched_jobs_run_on_the_device_through_any_node() {
         .expect("token")
         .to_string();
     let log = s.cluster.scratch("logs").join("daemon.log");
-    let mut d = daemon(&s.desk, &log);
+    let d = daemon(&s.desk, &log);
 
     // The daemon logs in and shows online, with its version, on node 1
     // (the node it logged in through), as node 2 and `cairnd admin` see it.
@@ -314,16 +314,7 @@ fn dispatched_jobs_run_on_the_device_through_any_node() {
     assert_eq!(status, 204, "{body}");
     wait_online(n2, &desk_id, Some(1));
 
-    ok(
-        "stop the daemon",
-        &Command::new("kill")
-            .args(["-TERM", &d.id().to_string()])
-            .output()
-            .expect("kill"),
-    );
-    wait_for("the daemon to exit", Duration::from_secs(30), || {
-        d.try_wait().ok().flatten()
-    });
+    d.stop();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("remote control: connected"), "{text}");
 }
@@ -354,7 +345,7 @@ fn long_poll_passes_a_proxy_that_refuses_websockets() {
         .expect("device id")
         .to_string();
     let log = cluster.scratch("logs").join("daemon.log");
-    let mut d = daemon(&desk, &log);
+    let d = daemon(&desk, &log);
 
     let node = &cluster.nodes[0];
     wait_online(node, &desk_id, None);
@@ -398,14 +389,5 @@ fn long_poll_passes_a_proxy_that_refuses_websockets() {
     std::thread::sleep(Duration::from_secs(12));
     wait_online(node, &desk_id, None);
 
-    ok(
-        "stop the daemon",
-        &Command::new("kill")
-            .args(["-TERM", &d.id().to_string()])
-            .output()
-            .expect("kill"),
-    );
-    wait_for("the daemon to exit", Duration::from_secs(30), || {
-        d.try_wait().ok().flatten()
-    });
+    d.stop();
 }
