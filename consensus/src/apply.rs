@@ -458,7 +458,9 @@ pub enum Rejection {
     },
     /// A TOTP code of a step the operator already used (or an earlier
     /// one): a code opens one session only.
-    #[error("operator {operator:?} already used a TOTP code of step {last}; wait for the next code")]
+    #[error(
+        "operator {operator:?} already used a TOTP code of step {last}; wait for the next code"
+    )]
     TotpReplayed {
         /// The operator.
         operator: String,

@@ -223,13 +223,15 @@ pub(crate) fn console_event() -> impl Strategy<Value = Event> {
                 at,
             }
         }),
-        (op(), proptest::option::of(session.clone()), at.clone()).prop_map(|(operator, session, at)| {
-            Event::OperatorSessionRevoked {
-                operator,
-                session,
-                at,
+        (op(), proptest::option::of(session.clone()), at.clone()).prop_map(
+            |(operator, session, at)| {
+                Event::OperatorSessionRevoked {
+                    operator,
+                    session,
+                    at,
+                }
             }
-        }),
+        ),
         (org(), at.clone()).prop_map(|(name, at)| Event::OrgConfigured {
             name,
             display_name: "Acme".into(),
@@ -269,17 +271,23 @@ pub(crate) fn console_event() -> impl Strategy<Value = Event> {
                 at,
             }
         ),
-        (op(), session.clone(), at.clone(), proptest::option::of(0u64..4)).prop_map(
-            |(operator, session, at, totp_step)| Event::OperatorSessionStarted {
-                operator,
-                session,
-                token_hash: vec![2; 32],
-                expires_at: UnixMillis(at.0 + 30),
-                from: "127.0.0.1".into(),
-                totp_step,
-                at,
-            }
-        ),
+        (
+            op(),
+            session.clone(),
+            at.clone(),
+            proptest::option::of(0u64..4)
+        )
+            .prop_map(
+                |(operator, session, at, totp_step)| Event::OperatorSessionStarted {
+                    operator,
+                    session,
+                    token_hash: vec![2; 32],
+                    expires_at: UnixMillis(at.0 + 30),
+                    from: "127.0.0.1".into(),
+                    totp_step,
+                    at,
+                }
+            ),
     ];
     let plain = prop_oneof![3 => plain, 1 => daily];
     let actor = prop_oneof![

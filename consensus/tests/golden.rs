@@ -1272,8 +1272,14 @@ fn state_v6_decodes_into_format_7_values() {
     assert_eq!(committed.first(), Some(&6), "state.v6.hex is format 6");
     let decoded = codec::decode_state(&committed).expect("decode format 6");
     assert_eq!(decoded, state);
-    assert!(decoded.accounts().keys().all(|a| decoded.disabled(*a).is_none()));
-    assert!(decoded.operators().keys().all(|o| decoded.totp_step(o).is_none()));
+    assert!(decoded
+        .accounts()
+        .keys()
+        .all(|a| decoded.disabled(*a).is_none()));
+    assert!(decoded
+        .operators()
+        .keys()
+        .all(|o| decoded.totp_step(o).is_none()));
 }
 
 /// Daily administration (state format 7): an org admin disables a user

@@ -161,8 +161,14 @@ mod tests {
         let step = t / STEP_S;
         let code = format!("{:06}", code_at(RFC_SECRET, t));
         assert_eq!(accepted_step(RFC_SECRET, &code, t, None), Some(step));
-        assert_eq!(accepted_step(RFC_SECRET, &code, t + STEP_S, None), Some(step));
-        assert_eq!(accepted_step(RFC_SECRET, &code, t - STEP_S, None), Some(step));
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t + STEP_S, None),
+            Some(step)
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t - STEP_S, None),
+            Some(step)
+        );
         assert_eq!(accepted_step(RFC_SECRET, &code, t + 3 * STEP_S, None), None);
         for bad in ["", "12345", "1234567", "abcdef", "+12345"] {
             assert_eq!(accepted_step(RFC_SECRET, bad, t, None), None, "{bad}");
@@ -174,9 +180,20 @@ mod tests {
         let t = 1_234_567_890;
         let step = t / STEP_S;
         let code = format!("{:06}", code_at(RFC_SECRET, t));
-        assert_eq!(accepted_step(RFC_SECRET, &code, t, Some(step - 1)), Some(step));
-        assert_eq!(accepted_step(RFC_SECRET, &code, t, Some(step)), None, "replayed");
-        assert_eq!(accepted_step(RFC_SECRET, &code, t, Some(step + 1)), None, "older");
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step - 1)),
+            Some(step)
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step)),
+            None,
+            "replayed"
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step + 1)),
+            None,
+            "older"
+        );
     }
 
     #[test]

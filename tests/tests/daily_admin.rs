@@ -27,8 +27,14 @@ fn token_of(device: &Device) -> String {
 /// `GET /api/v1/vaults` with `token` on `port`: status and error code.
 fn vaults_with(port: u16, token: &str) -> (u16, String) {
     let auth = format!("Bearer {token}");
-    let (status, body) =
-        http(port, "GET", "/api/v1/vaults", &[("Authorization", &auth)], b"").expect("answer");
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/v1/vaults",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .expect("answer");
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_owned))
@@ -67,7 +73,10 @@ fn a_disabled_account_is_refused_on_every_node_until_enabled() {
     let out = laptop.cairn(&["vault", "list"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("disabled") && err.contains("invoice overdue"), "{err}");
+    assert!(
+        err.contains("disabled") && err.contains("invoice overdue"),
+        "{err}"
+    );
     // A new login through the other node is refused the same way.
     let phone = Device::new(&homes.join("phone"), "phone", PW);
     let out = phone.login(&cluster.nodes[1].url(), "alice");
@@ -84,11 +93,17 @@ fn a_disabled_account_is_refused_on_every_node_until_enabled() {
     let table = ok("user list", &cluster.nodes[1].admin(&["user", "list"]));
     assert!(table.contains("disabled: invoice overdue"), "{table}");
 
-    ok("enable", &cluster.nodes[1].admin(&["user", "enable", "alice"]));
+    ok(
+        "enable",
+        &cluster.nodes[1].admin(&["user", "enable", "alice"]),
+    );
     for node in &cluster.nodes {
         assert_eq!(vaults_with(node.port, &token).0, 200, "node {}", node.id);
     }
-    ok("login after enable", &phone.login(&cluster.nodes[1].url(), "alice"));
+    ok(
+        "login after enable",
+        &phone.login(&cluster.nodes[1].url(), "alice"),
+    );
     let vaults = phone.json(&["vault", "list"]);
     assert_eq!(vaults.as_array().map(Vec::len), Some(1), "{vaults}");
 
@@ -189,8 +204,15 @@ fn an_operator_enrols_in_totp_and_a_code_opens_one_session_cluster_wide() {
     assert!(!out.status.success(), "no code: {}", stderr(&out));
     ok("login with the code", &login(0, Some(&code)));
     let out = login(1, Some(&code));
-    assert!(!out.status.success(), "the same code on the other node was accepted");
-    assert!(stderr(&out).contains("refused") || stderr(&out).contains("login"), "{}", stderr(&out));
+    assert!(
+        !out.status.success(),
+        "the same code on the other node was accepted"
+    );
+    assert!(
+        stderr(&out).contains("refused") || stderr(&out).contains("login"),
+        "{}",
+        stderr(&out)
+    );
     // A cluster admin (here the admin token) removes it; a login then
     // needs no code.
     ok(

@@ -438,7 +438,10 @@ mod tests {
         assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("wrong password"), "{e}");
         let e = map_error(StatusCode::FORBIDDEN, body(code::ACCOUNT_DISABLED), None);
-        assert!(matches!(&e, Error::Auth(m) if m.contains("disabled")), "{e:?}");
+        assert!(
+            matches!(&e, Error::Auth(m) if m.contains("disabled")),
+            "{e:?}"
+        );
         let e = map_error(StatusCode::UNAUTHORIZED, body(code::UNAUTHORIZED), None);
         assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("log in again"), "{e}");

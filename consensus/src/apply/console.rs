@@ -262,9 +262,11 @@ pub(super) fn apply_operator_created(s: &mut State, o: NewOperator<'_>) -> Resul
 /// Refuses a TOTP secret of an unusable length.
 fn check_totp_secret(secret: Option<&[u8]>) -> Result<(), Rejection> {
     match secret {
-        Some(secret) if secret.len() < 10 || secret.len() > MAX_TOTP_SECRET_LEN => Err(
-            Rejection::InvalidOperator(format!("a TOTP secret has 10 to {MAX_TOTP_SECRET_LEN} bytes")),
-        ),
+        Some(secret) if secret.len() < 10 || secret.len() > MAX_TOTP_SECRET_LEN => {
+            Err(Rejection::InvalidOperator(format!(
+                "a TOTP secret has 10 to {MAX_TOTP_SECRET_LEN} bytes"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -823,7 +825,10 @@ mod tests {
             );
         }
         assert!(out[5].is_applied());
-        assert!(matches!(out[6], Outcome::Rejected(Rejection::InvalidOperator(_))));
+        assert!(matches!(
+            out[6],
+            Outcome::Rejected(Rejection::InvalidOperator(_))
+        ));
         assert_eq!(state.totp_step("root"), Some(101));
         assert_eq!(state.operators()["root"].sessions.len(), 2);
         let (state, _) = run(vec![

@@ -198,7 +198,8 @@ fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
         | Event::OperatorSessionOpened { operator: name, .. }
         | Event::OperatorSessionRevoked { operator: name, .. }
         | Event::OperatorTotpSet { operator: name, .. } => keys.push(K::Operator(name.clone())),
-        Event::OperatorRemoved { name, .. } | Event::OperatorSessionStarted { operator: name, .. } => {
+        Event::OperatorRemoved { name, .. }
+        | Event::OperatorSessionStarted { operator: name, .. } => {
             keys.push(K::Operator(name.clone()));
             keys.push(K::TotpStep(name.clone()));
         }

@@ -65,7 +65,11 @@ impl Client {
 
     /// Operator `name`'s login key (hex), derived here from the password in
     /// `password_file` with the operator's KDF parameters.
-    async fn operator_login_key(&self, name: &str, password_file: &Path) -> Result<String, CliError> {
+    async fn operator_login_key(
+        &self,
+        name: &str,
+        password_file: &Path,
+    ) -> Result<String, CliError> {
         let password = read_password(password_file)?;
         let params: ApiKdf = self
             .post(

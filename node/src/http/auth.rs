@@ -327,13 +327,11 @@ impl FromRequestParts<HttpState> for DeviceAuth {
             return Err(ApiError::Unauthorized);
         }
         app.read_barrier().await?;
-        let device = app
-            .state
-            .read(|s| {
-                let device = device_for_token(s, token).ok_or(ApiError::Unauthorized)?;
-                check_enabled(s, device.account)?;
-                Ok::<_, ApiError>(device)
-            })?;
+        let device = app.state.read(|s| {
+            let device = device_for_token(s, token).ok_or(ApiError::Unauthorized)?;
+            check_enabled(s, device.account)?;
+            Ok::<_, ApiError>(device)
+        })?;
         Ok(DeviceAuth {
             device: device.id,
             account: device.account,
