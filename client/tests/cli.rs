@@ -171,6 +171,67 @@ fn wrong_password_exits_3_and_usage_errors_exit_2() {
     );
 }
 
+/// `cairn vault init DIR` and `cairn vault init file://DIR` make local
+/// vaults like `--local DIR`.
+#[test]
+fn vault_init_takes_a_plain_path_or_a_file_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let url = tmp.path().join("url");
+    for target in [
+        plain.to_str().unwrap().to_owned(),
+        format!("file://{}", url.display()),
+    ] {
+        run_expect(
+            &[
+                "vault",
+                "init",
+                &target,
+                "--kdf-memory-kib",
+                "1024",
+                "--kdf-iterations",
+                "1",
+            ],
+            0,
+        );
+    }
+    for dir in [&plain, &url] {
+        run_expect(&["snapshots", "--vault", dir.to_str().unwrap()], 0);
+    }
+}
+
+/// An unknown zone, by flag or by `CAIRN_TZ`, is a usage error (exit 2)
+/// whose message names the bad value; a good one runs.
+#[test]
+fn an_unknown_time_zone_is_a_usage_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("vault");
+    init_vault(&vault);
+    let v = vault.to_str().unwrap();
+    let out = run_expect(
+        &["--time-zone", "Mars/Olympus", "snapshots", "--vault", v],
+        2,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mars/Olympus"));
+    let out = cairn()
+        .env("CAIRN_TZ", "Venus/Maxwell")
+        .args(["snapshots", "--vault", v])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Venus/Maxwell"));
+    run_expect(
+        &[
+            "--time-zone",
+            "EST5EDT,M3.2.0,M11.1.0",
+            "snapshots",
+            "--vault",
+            v,
+        ],
+        0,
+    );
+}
+
 #[test]
 fn excludes_includes_and_several_paths() {
     let tmp = tempfile::tempdir().unwrap();

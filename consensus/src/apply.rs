@@ -447,6 +447,26 @@ pub enum Rejection {
     /// The operator has no session of that id.
     #[error("no session {0}")]
     UnknownSession(String),
+    /// The account is disabled: no login, token or dispatched job of it
+    /// is accepted until an operator enables it.
+    #[error("account {account} is disabled: {reason}")]
+    AccountDisabled {
+        /// The account.
+        account: AccountId,
+        /// The operator's reason (may be empty).
+        reason: String,
+    },
+    /// A TOTP code of a step the operator already used (or an earlier
+    /// one): a code opens one session only.
+    #[error(
+        "operator {operator:?} already used a TOTP code of step {last}; wait for the next code"
+    )]
+    TotpReplayed {
+        /// The operator.
+        operator: String,
+        /// The last step used.
+        last: u64,
+    },
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -572,9 +592,41 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
                 token_hash,
                 expires_at: *expires_at,
                 from,
+                totp_step: None,
                 at: *at,
             },
         ),
+        Event::OperatorSessionStarted {
+            operator,
+            session,
+            token_hash,
+            expires_at,
+            from,
+            totp_step,
+            at,
+        } => console::apply_session_opened(
+            s,
+            console::NewSession {
+                operator,
+                session,
+                token_hash,
+                expires_at: *expires_at,
+                from,
+                totp_step: *totp_step,
+                at: *at,
+            },
+        ),
+        Event::OperatorTotpSet {
+            operator,
+            totp_secret,
+            at: _,
+        } => console::apply_totp_set(s, operator, totp_secret.as_deref()),
+        Event::AccountDisabled {
+            account,
+            reason,
+            at,
+        } => console::apply_account_disabled(s, *account, reason, *at),
+        Event::AccountEnabled { account, at: _ } => console::apply_account_enabled(s, *account),
         Event::OperatorSessionRevoked {
             operator,
             session,
@@ -647,6 +699,7 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.account_names.remove(&name);
             s.accounts.remove(account);
             s.account_orgs.remove(account);
+            s.disabled.remove(account);
             s.devices.retain(|_, d| d.account != *account);
             s.remove_dependents(&deps);
             Ok(())
@@ -1872,6 +1925,7 @@ fn apply_device_logged_in(s: &mut State, l: Login<'_>) -> Result<(), Rejection> 
     if !s.accounts.contains_key(&l.account) {
         return Err(Rejection::UnknownAccount(l.account));
     }
+    console::check_enabled(s, l.account)?;
     check_len("login origin", l.from, MAX_LOGIN_FROM_LEN)?;
     if s.devices.contains_key(&l.device) {
         live_device_of(s, l.device, l.account)?;
@@ -2299,8 +2353,8 @@ mod console;
 
 pub(crate) use console::audit_evicted;
 pub use console::{
-    permits, MAX_AUDIT_ENTRIES, MAX_BRANDING_LEN, MAX_ORG_TIERS, MAX_SESSIONS_PER_OPERATOR,
-    MAX_TOTP_SECRET_LEN,
+    permits, totp_step_fresh, MAX_AUDIT_ENTRIES, MAX_BRANDING_LEN, MAX_DISABLE_REASON_LEN,
+    MAX_ORG_TIERS, MAX_SESSIONS_PER_OPERATOR, MAX_TOTP_SECRET_LEN,
 };
 
 #[cfg(test)]

@@ -24,8 +24,9 @@
 //! format 4 appended the license to the whole state (and a new `m/license`
 //! record); state format 5 the topology (and a new `m/topology` record);
 //! state format 6 appended the console's records to the whole state (and
-//! the `O`, `G`, `W` and `U` records); each has a new number and the
-//! formats before are migrated.
+//! the `O`, `G`, `W` and `U` records); state format 7 disabled accounts
+//! and operators' last TOTP steps (and the `X` and `Z` records); each has
+//! a new number and the formats before are migrated.
 //! | vote, log ids, membership, snapshot meta | [`META_FORMAT`] | `u8` ‖ bincode(value) |
 
 use bincode::Options;
@@ -47,9 +48,10 @@ pub const LOG_ENTRY_FORMAT: u8 = 1;
 /// retention overrides. 4: the state gained the license. 5: the state
 /// gained the topology (node roles, storage labels, tier labels). 6: the
 /// state gained the console's operators, organizations, accounts'
-/// organizations and audit trail. Every older format is still read (see
-/// [`decode_state`]).
-pub const STATE_FORMAT: u8 = 6;
+/// organizations and audit trail. 7: the state gained disabled accounts
+/// and the last TOTP step of each operator. Every older format is still
+/// read (see [`decode_state`]).
+pub const STATE_FORMAT: u8 = 7;
 /// Format of small metadata values (vote, log ids, membership, snapshot meta).
 pub const META_FORMAT: u8 = 1;
 

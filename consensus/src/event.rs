@@ -62,6 +62,15 @@
 //! organizations and the audit wrapper ([`Event::Audited`]) the same way;
 //! accounts created before organizations existed belong to the default
 //! one, so old logs replay to the same accounts.
+//!
+//! Daily administration (issues 11 and 15) appended accounts disabled and
+//! enabled again ([`Event::AccountDisabled`], [`Event::AccountEnabled`]),
+//! TOTP enrolment and removal of existing operators
+//! ([`Event::OperatorTotpSet`]) and sessions opened with the TOTP step
+//! they used ([`Event::OperatorSessionStarted`], which
+//! [`Event::OperatorSessionOpened`] now abbreviates with no step), so a
+//! code is accepted once. No older event changed meaning: a log from
+//! before has no disabled account and no recorded step.
 
 use std::collections::BTreeMap;
 
@@ -736,6 +745,56 @@ pub enum Event {
         /// When it was created.
         at: UnixMillis,
     },
+    /// An account was disabled: its logins, device tokens and dispatched
+    /// jobs are refused from this entry on; its data and vaults stay.
+    /// Disabling a disabled account replaces the reason.
+    AccountDisabled {
+        /// The account.
+        account: AccountId,
+        /// Why, for the user and the operators (bounded length).
+        reason: String,
+        /// When.
+        at: UnixMillis,
+    },
+    /// A disabled account was enabled again (new logins work; tokens
+    /// issued before are accepted again too).
+    AccountEnabled {
+        /// The account.
+        account: AccountId,
+        /// When.
+        at: UnixMillis,
+    },
+    /// An existing operator's TOTP second factor was set (enrolment, or a
+    /// new secret) or removed.
+    OperatorTotpSet {
+        /// The operator.
+        operator: String,
+        /// The new secret; `None` removes the second factor.
+        totp_secret: Option<Vec<u8>>,
+        /// When.
+        at: UnixMillis,
+    },
+    /// An operator logged in, with the TOTP step of the code they gave.
+    /// Supersedes [`Event::OperatorSessionOpened`], which now means this
+    /// event with no step. A step at or before the operator's last one is
+    /// refused, so a code opens one session only, on any node.
+    OperatorSessionStarted {
+        /// The operator.
+        operator: String,
+        /// The session's id (hex of 16 bytes).
+        session: String,
+        /// Hash of the session's bearer token.
+        token_hash: Vec<u8>,
+        /// When the session stops being accepted.
+        expires_at: UnixMillis,
+        /// Where the login came from (bounded length).
+        from: String,
+        /// The TOTP step the accepted code belongs to; `None` for an
+        /// operator without a second factor.
+        totp_step: Option<u64>,
+        /// When the login happened.
+        at: UnixMillis,
+    },
 }
 
 /// A role a node runs (issue 13): each can be scaled apart from the others.
@@ -834,6 +893,10 @@ impl Event {
             Event::OperatorSessionRevoked { .. } => "operator_session_revoked",
             Event::OrgConfigured { .. } => "org_configured",
             Event::AccountCreatedInOrg { .. } => "account_created_in_org",
+            Event::AccountDisabled { .. } => "account_disabled",
+            Event::AccountEnabled { .. } => "account_enabled",
+            Event::OperatorTotpSet { .. } => "operator_totp_set",
+            Event::OperatorSessionStarted { .. } => "operator_session_started",
         }
     }
 }

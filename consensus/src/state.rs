@@ -37,20 +37,27 @@
 //! organizations, each account's organization (absent: the default one)
 //! and the bounded audit trail of admin actions ([`crate::console`]).
 //!
-//! The layout of these types is persisted (state format 6, see
+//! For daily administration it holds the disabled accounts ([`Disabled`]:
+//! an account kept with its data whose logins and tokens are refused) and,
+//! per operator, the last TOTP step a login used, so that a code is
+//! accepted once cluster-wide.
+//!
+//! The layout of these types is persisted (state format 7, see
 //! [`codec`](crate::codec)); the format-1 layouts, from before devices,
 //! tiers and job ends gained fields, the format-2 layouts, from before
 //! items, vaults and jobs gained the fields of unattended protection, the
 //! format-3 state, from before the license, the format-4 state, from
-//! before the topology, and the format-5 state, from before the console,
-//! are kept in the private `v1` to `v5` modules so older data is still
-//! read.
+//! before the topology, the format-5 state, from before the console, and
+//! the format-6 state, from before disabled accounts and TOTP replay
+//! protection, are kept in the private `v1` to `v6` modules so older data
+//! is still read.
 
 pub(crate) mod v1;
 pub(crate) mod v2;
 pub(crate) mod v3;
 pub(crate) mod v4;
 pub(crate) mod v5;
+pub(crate) mod v6;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -83,6 +90,17 @@ pub struct Account {
     pub created_at: UnixMillis,
     /// When the password last changed.
     pub password_changed_at: Option<UnixMillis>,
+}
+
+/// Why and since when an account is disabled: its data and vaults stay,
+/// but no login, device token or dispatched job of it is accepted until
+/// it is enabled again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    /// What the operator gave as the reason (may be empty).
+    pub reason: String,
+    /// When it was disabled.
+    pub at: UnixMillis,
 }
 
 /// A device of an account.
@@ -535,6 +553,11 @@ pub struct State {
     /// The audit trail by sequence number, the newest
     /// [`MAX_AUDIT_ENTRIES`](crate::apply::MAX_AUDIT_ENTRIES).
     pub(crate) audit: BTreeMap<u64, AuditEntry>,
+    /// Disabled accounts (format 7).
+    pub(crate) disabled: BTreeMap<AccountId, Disabled>,
+    /// The last TOTP step a login of each operator used (format 7): a
+    /// code of that step or an earlier one is refused.
+    pub(crate) totp_steps: BTreeMap<String, u64>,
 }
 
 /// Which node runs which roles, which labels its store carries, and which
@@ -933,6 +956,16 @@ impl State {
         self.audit.keys().next_back().map_or(0, |s| s + 1)
     }
 
+    /// Why `account` is disabled, if it is.
+    pub fn disabled(&self, account: AccountId) -> Option<&Disabled> {
+        self.disabled.get(&account)
+    }
+
+    /// The last TOTP step a login of `operator` used, if any.
+    pub fn totp_step(&self, operator: &str) -> Option<u64> {
+        self.totp_steps.get(operator).copied()
+    }
+
     /// The cluster-wide server secret, once it has been set.
     pub fn server_secret(&self) -> Option<&[u8]> {
         self.server_secret.as_deref()
@@ -989,8 +1022,8 @@ mod layouts {
         type Older = v2::Job;
     }
     impl Layout for State {
-        const SINCE: u8 = 6;
-        type Older = v5::State;
+        const SINCE: u8 = 7;
+        type Older = v6::State;
     }
 }
 

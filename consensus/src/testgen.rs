@@ -223,13 +223,15 @@ pub(crate) fn console_event() -> impl Strategy<Value = Event> {
                 at,
             }
         }),
-        (op(), proptest::option::of(session), at.clone()).prop_map(|(operator, session, at)| {
-            Event::OperatorSessionRevoked {
-                operator,
-                session,
-                at,
+        (op(), proptest::option::of(session.clone()), at.clone()).prop_map(
+            |(operator, session, at)| {
+                Event::OperatorSessionRevoked {
+                    operator,
+                    session,
+                    at,
+                }
             }
-        }),
+        ),
         (org(), at.clone()).prop_map(|(name, at)| Event::OrgConfigured {
             name,
             display_name: "Acme".into(),
@@ -250,6 +252,44 @@ pub(crate) fn console_event() -> impl Strategy<Value = Event> {
             at: t(9),
         }),
     ];
+    // Format 7's events: disabled accounts, TOTP set on existing
+    // operators, sessions that use a TOTP step (few steps, so they repeat).
+    let daily = prop_oneof![
+        (0u8..4, at.clone()).prop_map(|(n, at)| Event::AccountDisabled {
+            account: acc(n),
+            reason: "unpaid".into(),
+            at,
+        }),
+        (0u8..4, at.clone()).prop_map(|(n, at)| Event::AccountEnabled {
+            account: acc(n),
+            at,
+        }),
+        (op(), proptest::option::of(Just(vec![5u8; 20])), at.clone()).prop_map(
+            |(operator, totp_secret, at)| Event::OperatorTotpSet {
+                operator,
+                totp_secret,
+                at,
+            }
+        ),
+        (
+            op(),
+            session.clone(),
+            at.clone(),
+            proptest::option::of(0u64..4)
+        )
+            .prop_map(
+                |(operator, session, at, totp_step)| Event::OperatorSessionStarted {
+                    operator,
+                    session,
+                    token_hash: vec![2; 32],
+                    expires_at: UnixMillis(at.0 + 30),
+                    from: "127.0.0.1".into(),
+                    totp_step,
+                    at,
+                }
+            ),
+    ];
+    let plain = prop_oneof![3 => plain, 1 => daily];
     let actor = prop_oneof![
         Just(Actor::AdminToken { node: 1 }),
         op().prop_map(|name| Actor::Operator { name }),

@@ -24,9 +24,11 @@
 //! | `log_entries_roles.v1.hex` | the server-role event kinds: node profiles and pooled tiers (still log format 1) |
 //! | `state.v5.hex` | state format 5 snapshot data with the topology set; frozen since format 6 |
 //! | `log_entries_console.v1.hex` | the console event kinds: operators, sessions, organizations, audited actions (still log format 1) |
-//! | `state.v6.hex` | state format 6 snapshot data with the topology, operators, an organization and the audit trail |
+//! | `state.v6.hex` | state format 6 snapshot data with the topology, operators, an organization and the audit trail; frozen since format 7 |
+//! | `log_entries_daily.v1.hex` | daily administration: accounts disabled and enabled, TOTP set on existing operators, sessions with their TOTP step (still log format 1) |
+//! | `state.v7.hex` | state format 7 snapshot data with a disabled account and an operator's last TOTP step |
 //!
-//! `state.v2.hex`, `state.v3.hex`, `state.v4.hex` and `state.v5.hex` are frozen too: today's
+//! `state.v2.hex` to `state.v6.hex` are frozen too: today's
 //! build reads
 //! them, converted with the later formats' defaults, and never writes them.
 
@@ -1256,16 +1258,178 @@ fn state_v5_decodes_into_format_6_values() {
         .all(|a| decoded.org_of(*a) == console::DEFAULT_ORG));
 }
 
-/// The format-6 snapshot data, with the topology, operators, an
-/// organization, an account in it and the audit trail, encodes to the
-/// committed bytes and decodes back.
+/// The format-6 snapshot data a previous build wrote (frozen since
+/// format 7: never blessed again), with the topology, operators, an
+/// organization, an account in it and the audit trail, decodes to the
+/// state today's code derives from the same events, with no account
+/// disabled and no TOTP step used.
 #[test]
-fn state_v6_decodes_and_encodes_unchanged() {
+fn state_v6_decodes_into_format_7_values() {
     let state = v6_state();
     assert!(!state.topology().nodes().is_empty() && !state.operators().is_empty());
+    let text = std::fs::read_to_string(fixture("state.v6.hex")).expect("fixture");
+    let committed = hex::decode(text.trim()).expect("hex");
+    assert_eq!(committed.first(), Some(&6), "state.v6.hex is format 6");
+    let decoded = codec::decode_state(&committed).expect("decode format 6");
+    assert_eq!(decoded, state);
+    assert!(decoded
+        .accounts()
+        .keys()
+        .all(|a| decoded.disabled(*a).is_none()));
+    assert!(decoded
+        .operators()
+        .keys()
+        .all(|o| decoded.totp_step(o).is_none()));
+}
+
+/// Daily administration (state format 7): an org admin disables a user
+/// of their organization and enables it again, a cluster admin disables
+/// another; an operator enrols in TOTP themself, a read-only operator may
+/// not set another's; a TOTP step opens one session only.
+fn daily_events() -> Vec<(Event, Outcome)> {
+    let t = |ms: u64| UnixMillis(1_700_000_900_000 + ms);
+    let audited = |name: &str, at: u64, event: Event| Event::Audited {
+        actor: Actor::Operator { name: name.into() },
+        from: "192.0.2.9".into(),
+        at: t(at),
+        event: Box::new(event),
+    };
+    let acme_user = AccountId([0x51; 16]);
+    let session = |n: u8, step: Option<u64>| Event::OperatorSessionStarted {
+        operator: "root".into(),
+        session: hex::encode([n; 16]),
+        token_hash: vec![n; 32],
+        expires_at: t(3_600_000),
+        from: "192.0.2.9".into(),
+        totp_step: step,
+        at: t(10),
+    };
+    let ok = Outcome::Applied;
+    vec![
+        (
+            audited(
+                "acme-admin",
+                1,
+                Event::AccountDisabled {
+                    account: acme_user,
+                    reason: "invoice overdue".into(),
+                    at: t(1),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                "acme-admin",
+                2,
+                Event::AccountEnabled {
+                    account: acme_user,
+                    at: t(2),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                "root",
+                3,
+                Event::AccountDisabled {
+                    account: acme_user,
+                    reason: "left the company".into(),
+                    at: t(3),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                "acme-admin",
+                4,
+                Event::OperatorTotpSet {
+                    operator: "acme-admin".into(),
+                    totp_secret: Some(vec![0x24; 20]),
+                    at: t(4),
+                },
+            ),
+            ok.clone(),
+        ),
+        (
+            audited(
+                "acme-admin",
+                5,
+                Event::OperatorTotpSet {
+                    operator: "root".into(),
+                    totp_secret: None,
+                    at: t(5),
+                },
+            ),
+            Outcome::Rejected(Rejection::NotPermitted {
+                actor: "operator acme-admin".into(),
+                action: "operator_totp_set".into(),
+            }),
+        ),
+        (audited("root", 6, session(1, Some(56_666_697))), ok.clone()),
+        (
+            audited("root", 7, session(2, Some(56_666_697))),
+            Outcome::Rejected(Rejection::TotpReplayed {
+                operator: "root".into(),
+                last: 56_666_697,
+            }),
+        ),
+        (audited("root", 8, session(3, Some(56_666_698))), ok.clone()),
+        (session(4, None), ok),
+    ]
+}
+
+fn daily_requests() -> Vec<(Request, Outcome)> {
+    daily_events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, outcome))| {
+            let request = Request {
+                request_id: RequestId([i as u8 + 240; 16]),
+                event,
+            };
+            (request, outcome)
+        })
+        .collect()
+}
+
+/// The format-7 state: the format-6 state, then the daily events.
+fn v7_state() -> State {
+    let mut state = v6_state();
+    for (r, _) in daily_requests() {
+        apply(&mut state, &r);
+    }
+    state
+}
+
+#[test]
+fn log_entries_of_the_daily_events_decode_encode_and_apply_unchanged() {
+    let entries = normal_entries(daily_requests(), 7, 600);
+    let all = encode_entries(&entries);
+    let committed = check("log_entries_daily.v1.hex", &all);
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v6_state();
+    for (r, expected) in daily_requests() {
+        assert_eq!(apply(&mut state, &r), expected, "{:?}", r.event);
+    }
+    let disabled = state.disabled(AccountId([0x51; 16])).expect("disabled");
+    assert_eq!(disabled.reason, "left the company");
+    assert_eq!(state.totp_step("root"), Some(56_666_698));
+    assert!(state.operators()["acme-admin"].totp_secret.is_some());
+    assert_eq!(state.operators()["root"].sessions.len(), 3);
+}
+
+/// The format-7 snapshot data, with a disabled account and an operator's
+/// last TOTP step, encodes to the committed bytes and decodes back.
+#[test]
+fn state_v7_decodes_and_encodes_unchanged() {
+    let state = v7_state();
+    assert!(state.disabled(AccountId([0x51; 16])).is_some() && state.totp_step("root").is_some());
     let bytes = codec::encode("snapshot data", STATE_FORMAT, &state).expect("encode");
-    assert_eq!(bytes[0], 6);
-    let committed = check("state.v6.hex", &bytes);
+    assert_eq!(bytes[0], 7);
+    let committed = check("state.v7.hex", &bytes);
     assert_eq!(codec::decode_state(&committed).expect("decode"), state);
 }
 
@@ -1390,6 +1554,7 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .chain(license_events().iter().map(|(e, _)| e))
         .chain(roles_events().iter().map(|(e, _)| e))
         .chain(console_events().iter().map(|(e, _)| e))
+        .chain(daily_events().iter().map(|(e, _)| e))
         .flat_map(|e| match e {
             Event::Audited { event, .. } => vec![e.kind(), event.kind()],
             _ => vec![e.kind()],
@@ -1399,7 +1564,7 @@ fn every_event_kind_is_in_the_fixtures_and_applies() {
         .collect();
     assert_eq!(
         kinds.len(),
-        46,
+        50,
         "add new event kinds to the golden fixtures"
     );
     let mut state = State::default();
@@ -1477,7 +1642,7 @@ fn state_v1_decodes_into_current_values() {
     );
     // Written again, it is the current format.
     let again = codec::encode("snapshot data", STATE_FORMAT, &decoded).expect("encode");
-    assert_eq!((again[0], STATE_FORMAT), (6, 6));
+    assert_eq!((again[0], STATE_FORMAT), (7, 7));
     assert_eq!(
         codec::decode_state(&again).expect("decode the current format"),
         decoded
@@ -1554,6 +1719,7 @@ fn truncated_state_fixtures_are_errors() {
         "state.v4.hex",
         "state.v5.hex",
         "state.v6.hex",
+        "state.v7.hex",
     ] {
         let text = std::fs::read_to_string(fixture(name)).expect("fixture");
         let bytes = hex::decode(text.trim()).expect("hex");
@@ -1570,7 +1736,7 @@ proptest! {
     /// Garbage behind either state format byte is an error, never a panic
     /// or a huge allocation.
     #[test]
-    fn garbage_state_is_refused(format in 1u8..=6, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn garbage_state_is_refused(format in 1u8..=7, body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut bytes = vec![format];
         bytes.extend_from_slice(&body);
         prop_assert!(codec::decode_state(&bytes).is_err());

@@ -835,6 +835,7 @@ fn main() {
             devices: 1,
             vaults: 1,
             org: "default".into(),
+            disabled: None,
         }],
     );
     out.json(

@@ -292,6 +292,31 @@ impl Client {
         self.post(&path, &DeleteUser { delete_vaults }).await
     }
 
+    /// Disables account `name` (with a reason shown to its user) or, with
+    /// `reason` `None`, enables it again.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn set_user_disabled(
+        &self,
+        name: &str,
+        reason: Option<String>,
+    ) -> Result<UserInfo, CliError> {
+        let segment = cairn_proto::route::segment(name);
+        match reason {
+            Some(reason) => {
+                let path = format!("/api/v1/admin/users/{segment}/disable");
+                self.post(&path, &cairn_proto::admin::DisableUser { reason })
+                    .await
+            }
+            None => {
+                let path = format!("/api/v1/admin/users/{segment}/enable");
+                self.post(&path, &serde_json::json!({})).await
+            }
+        }
+    }
+
     /// Defines (or redefines) a tier.
     ///
     /// # Errors

@@ -1,9 +1,14 @@
 //! TOTP (RFC 6238), the optional second factor of operators: HMAC-SHA1
 //! over 30-second steps, 6 digits, what every authenticator app takes from
-//! an `otpauth://` URI. An operator enrolled at creation has a 20-byte
-//! secret in the replicated state, shown once as the URI; a login then
-//! needs the current code (one step either side is accepted for clock
+//! an `otpauth://` URI. An operator enrolled (at creation or later) has a
+//! 20-byte secret in the replicated state, shown once as the URI; a login
+//! then needs the current code (one step either side is accepted for clock
 //! drift), and a wrong or missing code counts as a failed login.
+//!
+//! A code is good once: [`accepted_step`] names the step a code belongs to
+//! only when it is later than the operator's last used step, and the
+//! session event carries that step through the log, whose state machine
+//! refuses a step it has seen (so two nodes cannot both accept one code).
 //!
 //! Pure: the secret, the time and the code in, a verdict out (RFC 4226
 //! and RFC 6238 test vectors below).
@@ -61,19 +66,23 @@ pub fn code_at(secret: &[u8], unix_s: u64) -> u32 {
     hotp(secret, unix_s / STEP_S, DIGITS)
 }
 
-/// Whether `code` is the code at `unix_s`, or one step before or after.
-pub fn verify(secret: &[u8], code: &str, unix_s: u64) -> bool {
+/// The step `code` belongs to when it is the code at `unix_s`, or one
+/// step before or after, and that step is later than `last` (the step of
+/// the operator's last accepted code); `None` otherwise.
+pub fn accepted_step(secret: &[u8], code: &str, unix_s: u64, last: Option<u64>) -> Option<u64> {
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let Ok(given) = code.parse::<u32>() else {
-        return false;
-    };
+    let given = code.parse::<u32>().ok()?;
     let step = unix_s / STEP_S;
+    // Every candidate is computed, so the time taken does not say which.
     [step.saturating_sub(1), step, step + 1]
-        .iter()
-        .fold(false, |hit, s| hit | (hotp(secret, *s, DIGITS) == given))
+        .into_iter()
+        .filter(|s| hotp(secret, *s, DIGITS) == given)
+        .fold(None, |hit, s| {
+            hit.or(cairn_consensus::apply::totp_step_fresh(last, s).then_some(s))
+        })
 }
 
 /// RFC 4648 base32 without padding (what `otpauth://` URIs carry).
@@ -149,14 +158,42 @@ mod tests {
     #[test]
     fn codes_are_accepted_one_step_either_side_only() {
         let t = 1_234_567_890;
+        let step = t / STEP_S;
         let code = format!("{:06}", code_at(RFC_SECRET, t));
-        assert!(verify(RFC_SECRET, &code, t));
-        assert!(verify(RFC_SECRET, &code, t + STEP_S));
-        assert!(verify(RFC_SECRET, &code, t - STEP_S));
-        assert!(!verify(RFC_SECRET, &code, t + 3 * STEP_S));
+        assert_eq!(accepted_step(RFC_SECRET, &code, t, None), Some(step));
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t + STEP_S, None),
+            Some(step)
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t - STEP_S, None),
+            Some(step)
+        );
+        assert_eq!(accepted_step(RFC_SECRET, &code, t + 3 * STEP_S, None), None);
         for bad in ["", "12345", "1234567", "abcdef", "+12345"] {
-            assert!(!verify(RFC_SECRET, bad, t), "{bad}");
+            assert_eq!(accepted_step(RFC_SECRET, bad, t, None), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_code_is_refused_once_its_step_or_a_later_one_was_used() {
+        let t = 1_234_567_890;
+        let step = t / STEP_S;
+        let code = format!("{:06}", code_at(RFC_SECRET, t));
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step - 1)),
+            Some(step)
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step)),
+            None,
+            "replayed"
+        );
+        assert_eq!(
+            accepted_step(RFC_SECRET, &code, t, Some(step + 1)),
+            None,
+            "older"
+        );
     }
 
     #[test]

@@ -332,6 +332,9 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("post", "/api/v1/admin/users") => Admin(201),
         // A fresh account (no vaults) each call.
         ("post", "/api/v1/admin/users/{name}/delete") => Admin(200),
+        // A fresh account each call (enabling an enabled one is fine).
+        ("post", "/api/v1/admin/users/{name}/disable") => Admin(200),
+        ("post", "/api/v1/admin/users/{name}/enable") => Admin(200),
         ("get", "/api/v1/admin/tiers") => Admin(200),
         ("post", "/api/v1/admin/tiers") => Admin(201),
         // An authority off loopback over plain HTTP: refused after the
@@ -358,6 +361,11 @@ fn access(method: &str, path: &str) -> Option<Access> {
         ("post", "/api/v1/admin/operators") => Admin(201),
         ("post", "/api/v1/admin/operators/{name}/remove") => Admin(204),
         ("post", "/api/v1/admin/operators/{name}/revoke") => Admin(204),
+        // Another (fresh) operator's second factor.
+        ("post", "/api/v1/admin/operators/{name}/totp") => Admin(200),
+        // One's own, with the password: removing it leaves the table's
+        // operator logging in without a code.
+        ("post", "/api/v1/operators/totp") => Public(200),
         ("get", "/api/v1/admin/orgs") => Admin(200),
         ("post", "/api/v1/admin/orgs") => Admin(201),
         ("get", "/api/v1/admin/audit") => Admin(200),
@@ -411,9 +419,13 @@ fn staff(method: &str, path: &str, admin: u16, who: &str) -> (u16, Option<&'stat
         ("post", "/api/v1/admin/license") => Some((400, 400)),
         // Another organization's device or account is not found for an
         // org admin.
-        ("post", "/api/v1/admin/devices/{id}/revoke" | "/api/v1/admin/users/{name}/delete") => {
-            Some((404, 403))
-        }
+        (
+            "post",
+            "/api/v1/admin/devices/{id}/revoke"
+            | "/api/v1/admin/users/{name}/delete"
+            | "/api/v1/admin/users/{name}/disable"
+            | "/api/v1/admin/users/{name}/enable",
+        ) => Some((404, 403)),
         // A fresh session of the caller's own each call.
         ("post", "/api/v1/operators/logout") => Some((204, 204)),
         _ => None,
@@ -649,6 +661,22 @@ impl World {
             ("post", "/api/v1/admin/users/{name}/delete") => (
                 format!("/api/v1/admin/users/{}/delete", self.victim_user()),
                 Some(json!({})),
+            ),
+            ("post", "/api/v1/admin/users/{name}/disable") => (
+                format!("/api/v1/admin/users/{}/disable", self.victim_user()),
+                Some(json!({"reason": "table"})),
+            ),
+            ("post", "/api/v1/admin/users/{name}/enable") => (
+                format!("/api/v1/admin/users/{}/enable", self.victim_user()),
+                Some(json!({})),
+            ),
+            ("post", "/api/v1/admin/operators/{name}/totp") => (
+                format!("/api/v1/admin/operators/{}/totp", self.victim_operator()),
+                Some(json!({"enable": true})),
+            ),
+            ("post", "/api/v1/operators/totp") => (
+                template.into(),
+                Some(json!({"name": "table-login", "login_key": key(), "enable": false})),
             ),
             ("post", "/api/v1/admin/tiers") => (
                 template.into(),

@@ -226,7 +226,7 @@ fn operators_act_within_their_role_across_the_cluster() {
         has("admin token of node 1", "operator_created", "root"),
         "{trail:?}"
     );
-    assert!(has("operator root", "operator_session_opened", "root"));
+    assert!(has("operator root", "operator_session_started", "root"));
     assert!(has("operator root", "org_configured", "acme"));
     assert!(has("operator root", "account_created_in_org", "carol"));
     assert!(has("operator acme-admin", "account_created_in_org", "erin"));

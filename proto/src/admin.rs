@@ -60,6 +60,20 @@ pub struct UserInfo {
     /// Organization.
     #[serde(default)]
     pub org: String,
+    /// Set when the account is disabled: the operator's reason (may be
+    /// empty). Absent: the account is enabled.
+    #[serde(default)]
+    pub disabled: Option<String>,
+}
+
+/// `POST /api/v1/admin/users/{name}/disable`: refuse the account's logins
+/// and tokens (its data and vaults stay) until it is enabled again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DisableUser {
+    /// Why, shown to the user when a login or token is refused.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// `POST /api/v1/admin/users/{name}/delete`: delete an account (its

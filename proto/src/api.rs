@@ -98,6 +98,10 @@ pub mod code {
     /// Remote control: the device refused or failed the command (the
     /// message says why).
     pub const DEVICE_REFUSED: &str = "device_refused";
+    /// The account is disabled by an operator (`403`): no login and no
+    /// token of it works until it is enabled; the message carries the
+    /// operator's reason. Retrying does not help.
+    pub const ACCOUNT_DISABLED: &str = "account_disabled";
 }
 
 /// Most ids one page of `chunks/list` answers; a shorter page is the last.

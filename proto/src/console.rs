@@ -92,6 +92,33 @@ pub struct OperatorLogin {
     pub totp: Option<String>,
 }
 
+/// `POST /api/v1/operators/totp`: an operator enrols in (or removes) their
+/// own TOTP second factor, proving their password (and, when enrolled,
+/// giving the current code) like a login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorTotp {
+    /// Operator name.
+    pub name: String,
+    /// The login key derived from the password, hex (32 bytes).
+    pub login_key: String,
+    /// The current TOTP code, when the operator is enrolled already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
+    /// `true`: enrol (a new secret, shown once); `false`: remove.
+    pub enable: bool,
+}
+
+/// `POST /api/v1/admin/operators/{name}/totp`: set or remove another
+/// operator's TOTP second factor (a cluster admin, or an org admin for
+/// operators of their organization).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetTotp {
+    /// `true`: enrol (a new secret, shown once); `false`: remove.
+    pub enable: bool,
+}
+
 /// The answer to a successful operator login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

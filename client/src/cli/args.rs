@@ -49,7 +49,7 @@ pub struct Cli {
     /// The time zone of displayed times and of retention's hours, days,
     /// weeks, months and years: UTC, an IANA name (Europe/Berlin) or a
     /// POSIX TZ string (EST5EDT,M3.2.0,M11.1.0); default: the system's.
-    #[arg(long, global = true, env = "CAIRN_TZ", value_name = "ZONE")]
+    #[arg(long, global = true, env = "CAIRN_TZ", value_name = "ZONE", value_parser = super::zone::name)]
     pub time_zone: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -415,7 +415,8 @@ pub enum VaultCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Create a vault in a local directory (new or empty), or on object
+    /// Create a vault in a local directory (new or empty: `--local DIR`, a
+    /// plain path or `file:///PATH`), or on object
     /// storage or SFTP: `cairn vault init s3://BUCKET/PREFIX` (endpoint,
     /// region and credentials from AWS_*; AWS_ENDPOINT_URL for a self-hosted
     /// server) or `sftp://USER@HOST[:PORT]/PATH` (key login: CAIRN_SFTP_KEY,
@@ -429,7 +430,8 @@ pub enum VaultCommand {
             conflicts_with = "url"
         )]
         local: Option<PathBuf>,
-        /// The object vault's URL (s3://… or sftp://…).
+        /// The object vault's URL (s3://… or sftp://…), or a local
+        /// directory (a path or file://…).
         #[arg(value_name = "URL")]
         url: Option<String>,
         /// zstd compression level (1-22); chunks that do not shrink are stored raw.

@@ -317,6 +317,16 @@ pub fn vault_delete(config: Option<&Path>, name: String, yes: bool, json: bool) 
     Ok(0)
 }
 
+/// The directory `target` names when it is not an object vault's URL: a
+/// `file://` URL or anything without a `scheme://`.
+fn local_place(target: &str) -> Option<PathBuf> {
+    match target.split_once("://") {
+        Some(("file", path)) => Some(PathBuf::from(path)),
+        Some(_) => None,
+        None => Some(PathBuf::from(target)),
+    }
+}
+
 /// `cairn vault init`: a local directory, or an object vault's URL.
 pub fn vault_init(
     local: Option<PathBuf>,
@@ -326,6 +336,11 @@ pub fn vault_init(
     kdf: (u32, u32),
     json: bool,
 ) -> Result<u8> {
+    // A plain path or a file:// URL is a local vault, like --local.
+    let (local, url) = match url.as_deref().map(local_place) {
+        Some(Some(path)) => (Some(path), None),
+        _ => (local, url),
+    };
     let object = url.as_deref().map(ObjectUrl::parse).transpose()?;
     let pw = passwords::read("CAIRN_PASSWORD", "New vault password: ", true)?;
     let options = CreateOptions {
@@ -723,4 +738,18 @@ pub fn passwd_account(config: Option<&Path>, json: bool) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_and_file_urls_are_local_vaults() {
+        assert_eq!(local_place("/srv/v"), Some(PathBuf::from("/srv/v")));
+        assert_eq!(local_place("v"), Some(PathBuf::from("v")));
+        assert_eq!(local_place("file:///srv/v"), Some(PathBuf::from("/srv/v")));
+        assert_eq!(local_place("s3://bucket/p"), None);
+        assert_eq!(local_place("sftp://u@h/p"), None);
+    }
 }

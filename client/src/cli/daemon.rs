@@ -12,7 +12,7 @@ use cairn_client::schedule::parse_duration;
 use clap::Args;
 
 use super::interrupt;
-use super::open::{account_password, session};
+use super::open::{session, ACCOUNT_PASSWORD};
 
 /// `cairn daemon` options.
 #[derive(Args)]
@@ -22,7 +22,8 @@ use super::open::{account_password, session};
 
 Jobs run as `cairn backup --item ITEM --schedule NAME`, each in its own
 process, with the item's, vault's and schedule's before/after commands.
-The account password comes from CAIRN_PASSWORD or CAIRN_PASSWORD_FILE.
+The account password comes from CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or
+CAIRN_PASSWORD_COMMAND (never a prompt).
 
 The daemon also keeps a live connection to one of the cluster's nodes
 (failing over between them) so administrators and the account's other
@@ -48,19 +49,16 @@ pub fn daemon(config: Option<&Path>, time_zone: Option<&str>, args: DaemonArgs) 
     let say = |line: &str| eprintln!("cairn daemon: {line}");
     // Snapshot listings for remote control are sealed with a key from the
     // account password; without one in the environment they are refused.
-    let has_password = ["CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE"]
-        .iter()
-        .any(|k| std::env::var_os(k).is_some());
-    let listing_key = if has_password && !args.no_remote_control {
-        match account_password().and_then(|pw| Ok(s.listing_key(&pw)?)) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                say(&format!("snapshot listings are off: {e}"));
-                None
-            }
+    let password = (!args.no_remote_control)
+        .then(|| super::password::from_environment(ACCOUNT_PASSWORD))
+        .flatten();
+    let listing_key = match password.map(|pw| pw.and_then(|pw| Ok(s.listing_key(&pw)?))) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            say(&format!("snapshot listings are off: {e}"));
+            None
         }
-    } else {
-        None
+        None => None,
     };
     let poll = parse_duration(&args.poll)?;
     let opts = DaemonOptions {

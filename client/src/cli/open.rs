@@ -19,8 +19,12 @@ pub fn password() -> Result<Vec<u8>> {
 
 /// The account password (same sources).
 pub fn account_password() -> Result<Vec<u8>> {
-    password::read("CAIRN_PASSWORD", "Account password: ", false)
+    password::read(ACCOUNT_PASSWORD, "Account password: ", false)
 }
+
+/// The environment variable (and its `_FILE`, `_COMMAND` forms) of the
+/// account password.
+pub const ACCOUNT_PASSWORD: &str = "CAIRN_PASSWORD";
 
 /// Where the password that opens a vault comes from: a local vault's, or
 /// (an account vault) the account password.

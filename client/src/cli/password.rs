@@ -21,26 +21,10 @@ pub fn read(var: &str, prompt: &str, new: bool) -> Result<Vec<u8>> {
 }
 
 fn read_any(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
-    if let Ok(p) = std::env::var(var) {
-        return Ok(p.into_bytes());
+    if let Some(pw) = from_environment(var) {
+        return pw;
     }
-    let file_var = format!("{var}_FILE");
-    if let Ok(path) = std::env::var(&file_var) {
-        let bytes = std::fs::read(&path).with_context(|| format!("read {file_var}={path}"))?;
-        return Ok(trim_newline(bytes));
-    }
-    let command_var = format!("{var}_COMMAND");
-    if let Ok(command) = std::env::var(&command_var) {
-        let out = std::process::Command::new("sh")
-            .args(["-c", &command])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("run {command_var}"))?;
-        if !out.status.success() {
-            bail!("{command_var} failed ({})", out.status);
-        }
-        return Ok(trim_newline(out.stdout));
-    }
+    let (file_var, command_var) = (format!("{var}_FILE"), format!("{var}_COMMAND"));
     if !std::io::stdin().is_terminal() {
         bail!(
             "no password: set {var}, {file_var} or {command_var}, or run on a terminal to be prompted"
@@ -54,6 +38,37 @@ fn read_any(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
         }
     }
     Ok(first.into_bytes())
+}
+
+/// The password from `$VAR`, the file named by `$VAR_FILE` or the output
+/// of `sh -c "$VAR_COMMAND"`, in that order; `None` when none of them is
+/// set (never a prompt: for unattended runs such as `cairn daemon`).
+pub fn from_environment(var: &str) -> Option<Result<Vec<u8>>> {
+    if let Ok(p) = std::env::var(var) {
+        return Some(Ok(p.into_bytes()));
+    }
+    let file_var = format!("{var}_FILE");
+    if let Ok(path) = std::env::var(&file_var) {
+        return Some(
+            std::fs::read(&path)
+                .with_context(|| format!("read {file_var}={path}"))
+                .map(trim_newline),
+        );
+    }
+    let command_var = format!("{var}_COMMAND");
+    let command = std::env::var(&command_var).ok()?;
+    let run = || {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("run {command_var}"))?;
+        if !out.status.success() {
+            bail!("{command_var} failed ({})", out.status);
+        }
+        Ok(trim_newline(out.stdout))
+    };
+    Some(run())
 }
 
 /// `bytes` without the line ending(s) a file or a command's output ends with.

@@ -21,10 +21,16 @@ pub fn parse(name: &str) -> Result<TimeZone> {
         .or_else(|_| TimeZone::posix(name))
         .map_err(|_| {
             anyhow!(
-                "--time-zone {name:?}: neither a zone of the time zone database (e.g. \
-             Europe/Berlin) nor a POSIX TZ string (e.g. EST5EDT,M3.2.0,M11.1.0)"
+                "{name:?} is neither a zone of the time zone database (e.g. Europe/Berlin) nor \
+                 a POSIX TZ string (e.g. EST5EDT,M3.2.0,M11.1.0)"
             )
         })
+}
+
+/// `--time-zone`'s (and `CAIRN_TZ`'s) value parser: the name when it is a
+/// zone [`parse`] takes, else a usage error (exit 2) naming the value.
+pub fn name(name: &str) -> Result<String> {
+    parse(name).map(|_| name.to_owned())
 }
 
 /// Makes `zone` the zone of this process (the first call wins).

@@ -175,6 +175,9 @@ fn schedules(
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut pending: Vec<RecordJob> = Vec::new();
     let mut invalid: BTreeSet<String> = BTreeSet::new();
+    // The last load error said: a lasting refusal (a disabled account, a
+    // revoked device) is said once, not every poll.
+    let mut failing: Option<String> = None;
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + opts.poll;
@@ -187,8 +190,18 @@ fn schedules(
                         say(&format!("{} schedule(s) loaded", l.schedules.len()));
                     }
                     loaded = Some(l);
+                    failing = None;
                 }
-                Err(e) => say(&format!("could not load the schedules (retrying): {e}")),
+                Err(e) => {
+                    let text = e.to_string();
+                    if failing.as_deref() != Some(text.as_str()) {
+                        say(&format!(
+                            "could not load the schedules (trying again every {}s): {text}",
+                            opts.poll.as_secs().max(1)
+                        ));
+                        failing = Some(text);
+                    }
+                }
             }
         }
         reap(&mut running, &mut pending, say);

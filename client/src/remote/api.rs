@@ -337,6 +337,11 @@ pub fn map_error(status: StatusCode, body: ErrorBody, retry_after: Option<u64>) 
             body.message
         )),
         code::FORBIDDEN => Error::Auth(format!("access refused: {}", body.message)),
+        code::ACCOUNT_DISABLED => Error::Auth(format!(
+            "this account is disabled by its administrator ({}); its data and vaults are kept; \
+             ask your administrator to enable it, then run `cairn login` if asked",
+            body.message
+        )),
         code::RATE_LIMITED => Error::RateLimited {
             message: format!("refused: {}", body.message),
             retry_after,
@@ -432,6 +437,11 @@ mod tests {
         let e = map_error(StatusCode::UNAUTHORIZED, body(code::LOGIN_FAILED), None);
         assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("wrong password"), "{e}");
+        let e = map_error(StatusCode::FORBIDDEN, body(code::ACCOUNT_DISABLED), None);
+        assert!(
+            matches!(&e, Error::Auth(m) if m.contains("disabled")),
+            "{e:?}"
+        );
         let e = map_error(StatusCode::UNAUTHORIZED, body(code::UNAUTHORIZED), None);
         assert!(matches!(e, Error::Auth(_)), "{e}");
         assert!(e.to_string().contains("log in again"), "{e}");

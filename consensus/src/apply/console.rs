@@ -9,14 +9,19 @@
 //! the accounts, devices and operators of their organization (never a
 //! cluster admin), begin jobs on their devices (dispatch) and brand it
 //! (not change its tiers), a read-only operator changes nothing but their
-//! own sessions, and a user acting through a device ([`Actor::Device`])
-//! may only begin a job on a device of their own account.
+//! own sessions and second factor, and a user acting through a device
+//! ([`Actor::Device`]) may only begin a job on a device of their own
+//! account (not while it is disabled).
+//!
+//! Disabled accounts and TOTP replay protection are decided here too:
+//! [`check_enabled`] refuses logins of a disabled account and
+//! [`totp_step_fresh`] a TOTP step at or before the operator's last one.
 
 use super::{check_len, check_name, taken, Rejection, MAX_LOGIN_FROM_LEN};
 use crate::console::{Actor, AuditEntry, Operator, OperatorRole, OperatorSession, Org};
 use crate::event::{Credentials, Event};
 use crate::ids::{AccountId, DeviceId, UnixMillis};
-use crate::state::State;
+use crate::state::{Disabled, State};
 use crate::RecordKind;
 
 /// Most open sessions one operator keeps; a login beyond drops the oldest.
@@ -100,7 +105,9 @@ pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection>
     };
     let own_sessions = match event {
         Event::OperatorSessionOpened { operator, .. }
-        | Event::OperatorSessionRevoked { operator, .. } => operator == name,
+        | Event::OperatorSessionStarted { operator, .. }
+        | Event::OperatorSessionRevoked { operator, .. }
+        | Event::OperatorTotpSet { operator, .. } => operator == name,
         _ => false,
     };
     if own_sessions || op.role == OperatorRole::ClusterAdmin {
@@ -112,14 +119,18 @@ pub fn permits(s: &State, actor: &Actor, event: &Event) -> Result<(), Rejection>
     let in_org = |account: &AccountId| s.org_of(*account) == org;
     let allowed = match event {
         Event::AccountCreatedInOrg { org: o, .. } => o == org,
-        Event::DeviceRevoked { account, .. } | Event::AccountDeleted { account, .. } => {
-            in_org(account)
-        }
+        Event::DeviceRevoked { account, .. }
+        | Event::AccountDeleted { account, .. }
+        | Event::AccountDisabled { account, .. }
+        | Event::AccountEnabled { account, .. } => in_org(account),
         Event::OperatorCreated { role, org: o, .. } => {
             *role != OperatorRole::ClusterAdmin && o.as_deref() == Some(org)
         }
         Event::OperatorRemoved { name: other, .. }
         | Event::OperatorSessionRevoked {
+            operator: other, ..
+        }
+        | Event::OperatorTotpSet {
             operator: other, ..
         } => s
             .operators
@@ -147,7 +158,7 @@ fn device_permits(s: &State, actor: &Actor, by: DeviceId, event: &Event) -> Resu
     let account_of = |d: &DeviceId| {
         s.devices()
             .get(d)
-            .filter(|d| d.is_live())
+            .filter(|d| d.is_live() && s.disabled(d.account).is_none())
             .map(|d| d.account)
     };
     let allowed = match event {
@@ -178,10 +189,16 @@ fn target_of(s: &State, event: &Event) -> String {
         | Event::TierConfigured { name, .. }
         | Event::TierPooled { name, .. } => name.clone(),
         Event::OperatorSessionOpened { operator, .. }
-        | Event::OperatorSessionRevoked { operator, .. } => operator.clone(),
+        | Event::OperatorSessionStarted { operator, .. }
+        | Event::OperatorSessionRevoked { operator, .. }
+        | Event::OperatorTotpSet { operator, .. } => operator.clone(),
         Event::AccountDeleted { account, .. } | Event::AccountPasswordChanged { account, .. } => {
             account.to_string()
         }
+        Event::AccountDisabled { account, .. } | Event::AccountEnabled { account, .. } => s
+            .accounts()
+            .get(account)
+            .map_or_else(|| account.to_string(), |a| a.name.clone()),
         Event::DeviceRevoked { device, .. } => s
             .devices()
             .get(device)
@@ -226,13 +243,7 @@ pub(super) fn apply_operator_created(s: &mut State, o: NewOperator<'_>) -> Resul
         (_, Some(org)) if !s.org_exists(org) => return Err(Rejection::UnknownOrg(org.to_owned())),
         _ => {}
     }
-    if let Some(secret) = o.totp_secret {
-        if secret.len() < 10 || secret.len() > MAX_TOTP_SECRET_LEN {
-            return Err(Rejection::InvalidOperator(format!(
-                "a TOTP secret has 10 to {MAX_TOTP_SECRET_LEN} bytes"
-            )));
-        }
-    }
+    check_totp_secret(o.totp_secret)?;
     s.operators.insert(
         o.name.to_owned(),
         Operator {
@@ -248,11 +259,90 @@ pub(super) fn apply_operator_created(s: &mut State, o: NewOperator<'_>) -> Resul
     Ok(())
 }
 
+/// Refuses a TOTP secret of an unusable length.
+fn check_totp_secret(secret: Option<&[u8]>) -> Result<(), Rejection> {
+    match secret {
+        Some(secret) if secret.len() < 10 || secret.len() > MAX_TOTP_SECRET_LEN => {
+            Err(Rejection::InvalidOperator(format!(
+                "a TOTP secret has 10 to {MAX_TOTP_SECRET_LEN} bytes"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn apply_operator_removed(s: &mut State, name: &str) -> Result<(), Rejection> {
     s.operators
         .remove(name)
-        .map(|_| ())
-        .ok_or_else(|| Rejection::UnknownOperator(name.to_owned()))
+        .ok_or_else(|| Rejection::UnknownOperator(name.to_owned()))?;
+    s.totp_steps.remove(name);
+    Ok(())
+}
+
+/// [`Event::OperatorTotpSet`]: enrols, re-keys or removes the second
+/// factor. The last step used stays: steps only grow, so a new secret's
+/// codes are still checked against it.
+pub(super) fn apply_totp_set(
+    s: &mut State,
+    operator: &str,
+    secret: Option<&[u8]>,
+) -> Result<(), Rejection> {
+    check_totp_secret(secret)?;
+    let op = s
+        .operators
+        .get_mut(operator)
+        .ok_or_else(|| Rejection::UnknownOperator(operator.to_owned()))?;
+    op.totp_secret = secret.map(<[u8]>::to_vec);
+    Ok(())
+}
+
+/// Whether a TOTP code of `step` may open a session after the operator's
+/// `last` used step: only a later step may (a code is good once).
+pub fn totp_step_fresh(last: Option<u64>, step: u64) -> bool {
+    last.is_none_or(|last| step > last)
+}
+
+/// Longest reason of a disabled account, in bytes.
+pub const MAX_DISABLE_REASON_LEN: usize = 256;
+
+/// Refuses anything that needs `account` enabled.
+pub(crate) fn check_enabled(s: &State, account: AccountId) -> Result<(), Rejection> {
+    match s.disabled(account) {
+        Some(d) => Err(Rejection::AccountDisabled {
+            account,
+            reason: d.reason.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn apply_account_disabled(
+    s: &mut State,
+    account: AccountId,
+    reason: &str,
+    at: UnixMillis,
+) -> Result<(), Rejection> {
+    check_len("reason", reason, MAX_DISABLE_REASON_LEN)?;
+    if !s.accounts.contains_key(&account) {
+        return Err(Rejection::UnknownAccount(account));
+    }
+    s.disabled.insert(
+        account,
+        Disabled {
+            reason: reason.to_owned(),
+            at,
+        },
+    );
+    Ok(())
+}
+
+/// [`Event::AccountEnabled`]; enabling an enabled account changes nothing.
+pub(super) fn apply_account_enabled(s: &mut State, account: AccountId) -> Result<(), Rejection> {
+    if !s.accounts.contains_key(&account) {
+        return Err(Rejection::UnknownAccount(account));
+    }
+    s.disabled.remove(&account);
+    Ok(())
 }
 
 /// The fields of [`Event::OperatorSessionOpened`], borrowed.
@@ -262,6 +352,7 @@ pub(super) struct NewSession<'a> {
     pub(super) token_hash: &'a [u8],
     pub(super) expires_at: UnixMillis,
     pub(super) from: &'a str,
+    pub(super) totp_step: Option<u64>,
     pub(super) at: UnixMillis,
 }
 
@@ -285,6 +376,16 @@ pub(super) fn apply_session_opened(s: &mut State, n: NewSession<'_>) -> Result<(
         .ok_or_else(|| Rejection::UnknownOperator(n.operator.to_owned()))?;
     if op.sessions.contains_key(n.session) {
         return Err(super::dup(RecordKind::Operator, n.session));
+    }
+    if let Some(step) = n.totp_step {
+        let last = s.totp_steps.get(n.operator).copied();
+        if !totp_step_fresh(last, step) {
+            return Err(Rejection::TotpReplayed {
+                operator: n.operator.to_owned(),
+                last: last.unwrap_or_default(),
+            });
+        }
+        s.totp_steps.insert(n.operator.to_owned(), step);
     }
     op.sessions.retain(|_, x| x.expires_at > n.at);
     while op.sessions.len() >= MAX_SESSIONS_PER_OPERATOR {
@@ -652,6 +753,155 @@ mod tests {
         let entry = state.audit().values().last().expect("entry");
         assert_eq!(entry.actor, Actor::Device { device: dev(0) });
         assert_eq!(entry.target, crate::testgen::job(1).to_string());
+    }
+
+    #[test]
+    fn a_totp_step_is_fresh_only_after_the_last_one() {
+        assert!(totp_step_fresh(None, 0));
+        assert!(totp_step_fresh(Some(7), 8));
+        assert!(!totp_step_fresh(Some(7), 7), "the same code again");
+        assert!(!totp_step_fresh(Some(7), 6), "an older code");
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of presented steps, no step opens two
+        /// sessions and the recorded step only grows.
+        #[test]
+        fn no_totp_step_opens_two_sessions(steps in proptest::collection::vec(0u64..6, 1..12)) {
+            let mut last = None;
+            let mut used = std::collections::BTreeSet::new();
+            for step in steps {
+                if totp_step_fresh(last, step) {
+                    proptest::prop_assert!(used.insert(step));
+                    proptest::prop_assert!(last.is_none_or(|l| step > l));
+                    last = Some(step);
+                }
+            }
+        }
+    }
+
+    fn started(n: u8, step: Option<u64>) -> Event {
+        Event::OperatorSessionStarted {
+            operator: "root".into(),
+            session: hex::encode([n; 16]),
+            token_hash: vec![n; 32],
+            expires_at: t(1_000),
+            from: "10.0.0.1".into(),
+            totp_step: step,
+            at: t(10),
+        }
+    }
+
+    /// A TOTP step opens one session: the same or an older step is
+    /// refused (nothing changes), a later one is accepted; removing the
+    /// operator forgets the step.
+    #[test]
+    fn a_totp_step_opens_one_session() {
+        let (state, out) = run(vec![
+            operator("root", OperatorRole::ClusterAdmin, None),
+            Event::OperatorTotpSet {
+                operator: "root".into(),
+                totp_secret: Some(vec![1; 20]),
+                at: t(4),
+            },
+            started(1, Some(100)),
+            started(2, Some(100)),
+            started(3, Some(99)),
+            started(4, Some(101)),
+            Event::OperatorTotpSet {
+                operator: "root".into(),
+                totp_secret: Some(vec![1; 3]),
+                at: t(4),
+            },
+        ]);
+        assert!(out[..3].iter().all(Outcome::is_applied), "{out:?}");
+        for o in &out[3..5] {
+            assert_eq!(
+                *o,
+                Outcome::Rejected(Rejection::TotpReplayed {
+                    operator: "root".into(),
+                    last: 100
+                })
+            );
+        }
+        assert!(out[5].is_applied());
+        assert!(matches!(
+            out[6],
+            Outcome::Rejected(Rejection::InvalidOperator(_))
+        ));
+        assert_eq!(state.totp_step("root"), Some(101));
+        assert_eq!(state.operators()["root"].sessions.len(), 2);
+        let (state, _) = run(vec![
+            operator("root", OperatorRole::ClusterAdmin, None),
+            started(1, Some(100)),
+            Event::OperatorRemoved {
+                name: "root".into(),
+                at: t(5),
+            },
+        ]);
+        assert_eq!(state.totp_step("root"), None);
+    }
+
+    /// A disabled account keeps its data but refuses logins and
+    /// dispatched jobs; enabling restores them; an org admin may disable
+    /// only accounts of their organization.
+    #[test]
+    fn a_disabled_account_refuses_logins_until_enabled() {
+        let login = |job: u8| Event::DeviceLoggedIn {
+            device: dev(0),
+            account: acc(0),
+            name: "laptop".into(),
+            token_hash: vec![job; 32],
+            job: crate::testgen::job(job),
+            from: String::new(),
+            at: t(6),
+        };
+        let disable = |n: u8| Event::AccountDisabled {
+            account: acc(n),
+            reason: "unpaid".into(),
+            at: t(5),
+        };
+        let (state, out) = run(vec![
+            org("acme", &[]),
+            operator("oa", OperatorRole::OrgAdmin, Some("acme")),
+            by("oa", disable(0)),
+            disable(0),
+            login(1),
+            Event::Audited {
+                actor: Actor::Device { device: dev(0) },
+                from: String::new(),
+                at: t(5),
+                event: Box::new(Event::JobBegun {
+                    job: crate::testgen::job(2),
+                    device: dev(0),
+                    vault: None,
+                    kind: crate::event::JobKind::Backup,
+                    item: None,
+                    schedule: None,
+                    at: t(5),
+                }),
+            },
+            Event::AccountEnabled {
+                account: acc(0),
+                at: t(7),
+            },
+            login(3),
+            disable(9),
+        ]);
+        assert!(not_permitted(&out[2]), "the default org is not acme");
+        assert!(out[3].is_applied());
+        assert_eq!(
+            out[4],
+            Outcome::Rejected(Rejection::AccountDisabled {
+                account: acc(0),
+                reason: "unpaid".into()
+            })
+        );
+        assert!(not_permitted(&out[5]));
+        assert!(out[6].is_applied() && out[7].is_applied(), "{out:?}");
+        assert_eq!(out[8], Outcome::Rejected(Rejection::UnknownAccount(acc(9))));
+        assert!(state.disabled(acc(0)).is_none());
+        assert!(state.vaults_of(acc(0)).count() > 0, "data is kept");
     }
 
     #[test]

@@ -1201,7 +1201,7 @@ fn generator_reaches_every_accept_path() {
     }
     assert_eq!(
         applied.len(),
-        45,
+        50,
         "kinds never applied; reached only {applied:?}"
     );
     assert!(rejected > 0);

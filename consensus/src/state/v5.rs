@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use cairn_proto::{SnapshotId, VaultId};
 use serde::Deserialize;
 
-use super::{v4, Layout};
+use super::{v4, v6, Layout};
 use crate::event::{Lease, RetentionPolicy, SnapshotRecord, StorageNodeId};
 use crate::ids::{proto_id_map, proto_id_triple_map};
 use crate::ids::{AccountId, DeviceId, JobId};
@@ -49,7 +49,7 @@ impl Layout for State {
     type Older = v4::State;
 }
 
-impl From<State> for super::State {
+impl From<State> for v6::State {
     fn from(s: State) -> Self {
         Self {
             accounts: s.accounts,
@@ -69,7 +69,10 @@ impl From<State> for super::State {
             item_retention: s.item_retention,
             license: s.license,
             topology: s.topology,
-            ..Self::default()
+            operators: BTreeMap::new(),
+            orgs: BTreeMap::new(),
+            account_orgs: BTreeMap::new(),
+            audit: BTreeMap::new(),
         }
     }
 }

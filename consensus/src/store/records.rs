@@ -26,6 +26,8 @@
 //! | `G` ‖ organization name (UTF-8) | [`Org`](crate::console::Org) (format 6) |
 //! | `W` ‖ account id (16) | the account's organization name, when not the default one (format 6) |
 //! | `U` ‖ sequence (u64 BE) | [`AuditEntry`](crate::console::AuditEntry) (format 6) |
+//! | `X` ‖ account id (16) | [`Disabled`](crate::state::Disabled): the account is disabled (format 7) |
+//! | `Z` ‖ operator name (UTF-8) | the last TOTP step (`u64`) a login of the operator used (format 7) |
 //! | `m/singletons` | lease, last fencing token, dedup table header |
 //! | `m/server_secret` | the server secret (`Vec<u8>`), once set |
 //! | `m/license` | the cluster's [`License`](crate::state::License), once set (format 4) |
@@ -35,9 +37,10 @@
 //! The account-name index is not stored; it is rebuilt from the accounts
 //! when loading.
 //!
-//! Records are written with the current [`STATE_FORMAT`] (6; format 4
+//! Records are written with the current [`STATE_FORMAT`] (7; format 4
 //! only added the `m/license` record, format 5 the `m/topology` record,
-//! format 6 the `O`, `G`, `W` and `U` records). Format 2
+//! format 6 the `O`, `G`, `W` and `U` records, format 7 the `X` and `Z`
+//! records). Format 2
 //! added fields to devices, tiers and job ends, format 3 to items, vaults
 //! and jobs (and the `C` and `P` records); their older records are still
 //! read, through the legacy layouts in `state/v1.rs` and `state/v2.rs`
@@ -88,6 +91,8 @@ pub(crate) enum RecordKey {
     Org(String),
     AccountOrg(AccountId),
     Audit(u64),
+    Disabled(AccountId),
+    TotpStep(String),
 }
 
 impl RecordKey {
@@ -120,6 +125,8 @@ impl RecordKey {
             RecordKey::Org(name) => with(b'G', name.as_bytes()),
             RecordKey::AccountOrg(id) => with(b'W', id.bytes()),
             RecordKey::Audit(seq) => with(b'U', &seq.to_be_bytes()),
+            RecordKey::Disabled(id) => with(b'X', id.bytes()),
+            RecordKey::TotpStep(name) => with(b'Z', name.as_bytes()),
             RecordKey::Schedule(device, name) => {
                 let mut k = with(b'C', device.bytes());
                 k.extend_from_slice(name.as_bytes());
@@ -188,10 +195,16 @@ fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
             keys.extend(audit_evicted(state).map(K::Audit));
         }
         Event::OperatorCreated { name, .. }
-        | Event::OperatorRemoved { name, .. }
         | Event::OperatorSessionOpened { operator: name, .. }
-        | Event::OperatorSessionRevoked { operator: name, .. } => {
-            keys.push(K::Operator(name.clone()))
+        | Event::OperatorSessionRevoked { operator: name, .. }
+        | Event::OperatorTotpSet { operator: name, .. } => keys.push(K::Operator(name.clone())),
+        Event::OperatorRemoved { name, .. }
+        | Event::OperatorSessionStarted { operator: name, .. } => {
+            keys.push(K::Operator(name.clone()));
+            keys.push(K::TotpStep(name.clone()));
+        }
+        Event::AccountDisabled { account, .. } | Event::AccountEnabled { account, .. } => {
+            keys.push(K::Disabled(*account))
         }
         Event::OrgConfigured { name, .. } => keys.push(K::Org(name.clone())),
         Event::AccountPasswordChanged {
@@ -206,6 +219,7 @@ fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
         Event::AccountDeleted { account, .. } => {
             keys.push(K::Account(*account));
             keys.push(K::AccountOrg(*account));
+            keys.push(K::Disabled(*account));
             keys.extend(state.devices_of(*account).map(|d| K::Device(d.id)));
             keys.extend(K::of_dependents(state.account_dependents(*account)));
         }
@@ -355,6 +369,8 @@ pub(crate) fn stage(
         K::Org(name) => put_or_delete(batch, cf, key, state.orgs.get(name)),
         K::AccountOrg(id) => put_or_delete(batch, cf, key, state.account_orgs.get(id)),
         K::Audit(seq) => put_or_delete(batch, cf, key, state.audit.get(seq)),
+        K::Disabled(id) => put_or_delete(batch, cf, key, state.disabled.get(id)),
+        K::TotpStep(name) => put_or_delete(batch, cf, key, state.totp_steps.get(name)),
         K::Schedule(device, name) => put_or_delete(
             batch,
             cf,
@@ -403,6 +419,8 @@ pub(crate) fn stage_all(batch: &mut WriteBatch, cf: &ColumnFamily, state: &State
     keys.extend(state.orgs.keys().map(|n| K::Org(n.clone())));
     keys.extend(state.account_orgs.keys().map(|a| K::AccountOrg(*a)));
     keys.extend(state.audit.keys().map(|s| K::Audit(*s)));
+    keys.extend(state.disabled.keys().map(|a| K::Disabled(*a)));
+    keys.extend(state.totp_steps.keys().map(|n| K::TotpStep(n.clone())));
     for key in &keys {
         stage(batch, cf, state, key)?;
     }
@@ -542,6 +560,14 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
             Some(b'U') => {
                 let seq = u64_key("audit key", &key)?;
                 state.audit.insert(seq, dec(&value)?);
+            }
+            Some(b'X') => {
+                let id: AccountId = id16("disabled account key", &key)?;
+                state.disabled.insert(id, dec(&value)?);
+            }
+            Some(b'Z') => {
+                let name = name_at("TOTP step key", &key, 1)?;
+                state.totp_steps.insert(name, dec(&value)?);
             }
             Some(b'm') if &*key == KEY_SINGLETONS => header = Some(dec::<Singletons>(&value)?),
             Some(b'm') if &*key == KEY_SERVER_SECRET => {

@@ -10,7 +10,7 @@ use std::path::Path;
 use cairn_proto::api::Kdf as ApiKdf;
 use cairn_proto::console::{
     AuditInfo, ConfigureOrg, CreateOperator, OperatorInfo, OperatorLogin, OperatorLoginParams,
-    OperatorSessionReply, OrgInfo, RevokeSessions,
+    OperatorSessionReply, OperatorTotp, OrgInfo, RevokeSessions, SetTotp,
 };
 use cairn_proto::{kdf, route};
 
@@ -55,6 +55,21 @@ impl Client {
         password_file: &Path,
         totp: Option<String>,
     ) -> Result<OperatorSessionReply, CliError> {
+        let body = OperatorLogin {
+            name: name.to_owned(),
+            login_key: self.operator_login_key(name, password_file).await?,
+            totp,
+        };
+        self.post("/api/v1/operators/login", &body).await
+    }
+
+    /// Operator `name`'s login key (hex), derived here from the password in
+    /// `password_file` with the operator's KDF parameters.
+    async fn operator_login_key(
+        &self,
+        name: &str,
+        password_file: &Path,
+    ) -> Result<String, CliError> {
         let password = read_password(password_file)?;
         let params: ApiKdf = self
             .post(
@@ -70,12 +85,38 @@ impl Client {
             parallelism: params.parallelism,
         };
         let keys = kdf::derive(password.as_bytes(), &params.salt, cost).map_err(other)?;
-        let body = OperatorLogin {
-            name: name.to_owned(),
-            login_key: hex::encode(keys.login),
-            totp,
-        };
-        self.post("/api/v1/operators/login", &body).await
+        Ok(hex::encode(keys.login))
+    }
+
+    /// Enrols operator `name` in TOTP (`enable`) or removes it. With a
+    /// password file the operator changes their own, proving the password
+    /// (and the current `totp` code when enrolled); without, the asking
+    /// admin changes another's.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    pub async fn set_totp(
+        &self,
+        name: &str,
+        enable: bool,
+        own: Option<(&Path, Option<String>)>,
+    ) -> Result<OperatorInfo, CliError> {
+        match own {
+            Some((password_file, totp)) => {
+                let body = OperatorTotp {
+                    name: name.to_owned(),
+                    login_key: self.operator_login_key(name, password_file).await?,
+                    totp,
+                    enable,
+                };
+                self.post("/api/v1/operators/totp", &body).await
+            }
+            None => {
+                let path = route::path("/api/v1/admin/operators/{name}/totp", &[name]);
+                self.post(&path, &SetTotp { enable }).await
+            }
+        }
     }
 
     /// The operators the asking actor sees.

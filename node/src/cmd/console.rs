@@ -60,6 +60,38 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "ID")]
         session: Option<String>,
     },
+    /// An existing operator's TOTP second factor.
+    Totp {
+        #[command(subcommand)]
+        command: TotpCommand,
+    },
+}
+
+/// `cairnd admin operator totp enable|disable`: with `--password-file` an
+/// operator changes their own (no admin token needed); without, the admin
+/// token or a cluster admin's session changes another's.
+#[derive(Subcommand, Clone)]
+pub enum TotpCommand {
+    /// Enrol: prints the otpauth:// URI (and so the secret) once; add it to
+    /// an authenticator app. Logins then need `--totp CODE`.
+    Enable {
+        /// The operator.
+        name: String,
+        /// Your own password (first line): change your own second factor.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove the second factor.
+    Disable {
+        /// The operator.
+        name: String,
+        /// Your own password (first line): change your own second factor.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Your current code (when removing your own).
+        #[arg(long, value_name = "CODE", env = "CAIRN_TOTP")]
+        totp: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,7 +185,35 @@ pub async fn operator(
             password_file,
             totp,
         } => login(client, &name, &password_file, totp, json).await,
+        OperatorCommand::Totp { command } => totp(client, command, json).await,
     }
+}
+
+/// `cairnd admin operator totp ...`.
+pub async fn totp(client: &Client, command: TotpCommand, json: bool) -> Result<(), CliError> {
+    let (name, enable, own) = match &command {
+        TotpCommand::Enable {
+            name,
+            password_file,
+        } => (name, true, password_file.as_deref().map(|p| (p, None))),
+        TotpCommand::Disable {
+            name,
+            password_file,
+            totp,
+        } => (
+            name,
+            false,
+            password_file.as_deref().map(|p| (p, totp.clone())),
+        ),
+    };
+    let op = client.set_totp(name, enable, own).await?;
+    output(json, &op, |o| match &o.totp_uri {
+        Some(uri) => format!(
+            "TOTP enrolled for {} (shown once; add it to an authenticator app): {uri}\n",
+            o.name
+        ),
+        None => format!("TOTP removed for {}\n", o.name),
+    })
 }
 
 /// `cairnd admin org ...`.

@@ -146,6 +146,20 @@ pub enum UserCommand {
         #[arg(long)]
         delete_vaults: bool,
     },
+    /// Disable an account: every node refuses its logins and every token of
+    /// its devices at once; its data and vaults stay. `enable` undoes it.
+    Disable {
+        /// Login name.
+        name: String,
+        /// Why (shown to the user when a login or token is refused).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Enable a disabled account again: new logins work.
+    Enable {
+        /// Login name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,6 +306,26 @@ pub async fn admin(
         let anonymous = Client::new(&target.server, None, target.ca_file.as_deref())?;
         return super::console::login(&anonymous, name, password_file, totp.clone(), json).await;
     }
+    if let AdminCommand::Operator {
+        command: super::console::OperatorCommand::Totp { command: totp },
+    } = &command
+    {
+        use super::console::TotpCommand as T;
+        if matches!(
+            totp,
+            T::Enable {
+                password_file: Some(_),
+                ..
+            } | T::Disable {
+                password_file: Some(_),
+                ..
+            }
+        ) {
+            // One's own second factor: the password proves who asks.
+            let anonymous = Client::new(&target.server, None, target.ca_file.as_deref())?;
+            return super::console::totp(&anonymous, totp.clone(), json).await;
+        }
+    }
     let client = target.admin()?;
     match command {
         AdminCommand::Operator { command } => {
@@ -335,11 +369,29 @@ pub async fn admin(
             })
         }
         AdminCommand::User {
+            command: UserCommand::Disable { name, reason },
+        } => {
+            let user = client.set_user_disabled(&name, Some(reason)).await?;
+            output(json, &user, |u| {
+                format!(
+                    "disabled user {}: its logins and device tokens are refused; its data stays\n",
+                    u.name
+                )
+            })
+        }
+        AdminCommand::User {
+            command: UserCommand::Enable { name },
+        } => {
+            let user = client.set_user_disabled(&name, None).await?;
+            output(json, &user, |u| format!("enabled user {}\n", u.name))
+        }
+        AdminCommand::User {
             command: UserCommand::List,
         } => {
             let users = client.list_users().await?;
             output(json, &users, |users| {
-                let mut t = table(&["name", "id", "org", "created", "devices", "vaults"]);
+                let esc = |t: &str| cairn_node::http::api::jobs::escape_control(t, false);
+                let mut t = table(&["name", "id", "org", "created", "devices", "vaults", "state"]);
                 for u in users {
                     t.add_row(vec![
                         u.name.clone(),
@@ -348,6 +400,11 @@ pub async fn admin(
                         local_time(u.created_at),
                         u.devices.to_string(),
                         u.vaults.to_string(),
+                        match &u.disabled {
+                            None => "enabled".into(),
+                            Some(r) if r.is_empty() => "disabled".into(),
+                            Some(r) => format!("disabled: {}", esc(r)),
+                        },
                     ]);
                 }
                 text(&t, "")

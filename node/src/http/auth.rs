@@ -102,6 +102,25 @@ pub fn device_for_token(state: &cairn_consensus::State, token: &str) -> Option<D
     (live && token_hash(token) == blake3::Hash::from(stored)).then(|| device.clone())
 }
 
+/// Refuses an account an operator disabled (`403 account_disabled`, with
+/// the reason): its tokens stop working on every node at once, because
+/// every device check reads the replicated state after a read barrier.
+///
+/// # Errors
+///
+/// [`ApiError::Rejected`] with [`Rejection::AccountDisabled`](cairn_consensus::Rejection::AccountDisabled).
+pub fn check_enabled(state: &cairn_consensus::State, account: AccountId) -> Result<(), ApiError> {
+    match state.disabled(account) {
+        Some(d) => Err(ApiError::Rejected(
+            cairn_consensus::Rejection::AccountDisabled {
+                account,
+                reason: d.reason.clone(),
+            },
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Who is asking on an admin route: the node's admin token, or an
 /// operator's session ([`operator_for_token`]). The organization bounds
 /// what the handler shows; what the actor may change is checked by the
@@ -308,10 +327,11 @@ impl FromRequestParts<HttpState> for DeviceAuth {
             return Err(ApiError::Unauthorized);
         }
         app.read_barrier().await?;
-        let device = app
-            .state
-            .read(|s| device_for_token(s, token))
-            .ok_or(ApiError::Unauthorized)?;
+        let device = app.state.read(|s| {
+            let device = device_for_token(s, token).ok_or(ApiError::Unauthorized)?;
+            check_enabled(s, device.account)?;
+            Ok::<_, ApiError>(device)
+        })?;
         Ok(DeviceAuth {
             device: device.id,
             account: device.account,

@@ -165,6 +165,8 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::NotPermitted { .. } => "not_permitted",
         Rejection::InvalidOperator(_) => "invalid_operator",
         Rejection::UnknownSession(_) => "unknown_session",
+        Rejection::AccountDisabled { .. } => code::ACCOUNT_DISABLED,
+        Rejection::TotpReplayed { .. } => "totp_replayed",
     }
 }
 
@@ -227,9 +229,11 @@ impl ApiError {
                 | Rejection::UnknownSchedule { .. }
                 | Rejection::NoRetention { .. },
             ) => StatusCode::NOT_FOUND,
-            ApiError::Rejected(Rejection::WrongOwner { .. } | Rejection::NotPermitted { .. }) => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Rejected(
+                Rejection::WrongOwner { .. }
+                | Rejection::NotPermitted { .. }
+                | Rejection::AccountDisabled { .. },
+            ) => StatusCode::FORBIDDEN,
             ApiError::Rejected(
                 Rejection::JobNotRunning { .. } | Rejection::LimitReached { .. },
             ) => StatusCode::CONFLICT,

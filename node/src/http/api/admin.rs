@@ -2,7 +2,7 @@
 //! bound to an organization sees only its accounts, devices and jobs, and
 //! every write is an audited action): accounts
 //! (`GET, POST /api/v1/admin/users`, `POST
-//! /api/v1/admin/users/{name}/delete`), tiers (`GET, POST
+//! /api/v1/admin/users/{name}/delete|disable|enable`), tiers (`GET, POST
 //! /api/v1/admin/tiers`), and every account's devices and jobs
 //! (`GET /api/v1/admin/jobs`, `GET /api/v1/admin/devices`,
 //! `POST /api/v1/admin/devices/{id}/revoke`), and the overdue schedules
@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use cairn_consensus::console::DEFAULT_ORG;
 use cairn_consensus::{AccountId, Event, Request, RequestId};
 use cairn_proto::admin::{
-    CreateUser, DefineTier, DeleteUser, JobsQuery, OverdueBackup, TierInfo, UserInfo,
+    CreateUser, DefineTier, DeleteUser, DisableUser, JobsQuery, OverdueBackup, TierInfo, UserInfo,
 };
 use cairn_proto::api::{DeviceInfo, ErrorBody, JobInfo, JobStatus};
 use cairn_proto::DeviceId;
@@ -44,6 +44,8 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         .routes(routes!(revoke_any_device))
         .routes(routes!(list_users, create_user))
         .routes(routes!(delete_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
         .routes(routes!(list_tiers, define_tier))
 }
 
@@ -233,6 +235,7 @@ fn user_info(s: &cairn_consensus::State, id: AccountId) -> Option<UserInfo> {
         devices: s.devices_of(a.id).filter(|d| d.is_live()).count() as u64,
         vaults: s.vaults_of(a.id).count() as u64,
         org: s.org_of(a.id).to_owned(),
+        disabled: s.disabled(a.id).map(|d| d.reason.clone()),
     })
 }
 
@@ -280,6 +283,7 @@ async fn create_user(
         devices: 0,
         vaults: 0,
         org,
+        disabled: None,
     };
     applied(
         app.propose_request(Request {
@@ -384,6 +388,83 @@ async fn delete_user(
     let event = Event::AccountDeleted { account, at: now() };
     propose(&app, &key, admin.audit(event)).await?;
     Ok(Json(info))
+}
+
+/// The account named `name`, if the asking actor sees it.
+fn seen_account(
+    admin: &Admin,
+    s: &cairn_consensus::State,
+    name: &str,
+) -> Result<AccountId, ApiError> {
+    s.account_by_name(name)
+        .filter(|a| admin.sees(s.org_of(a.id)))
+        .map(|a| a.id)
+        .ok_or_else(|| ApiError::NotFound(format!("no user {name:?}")))
+}
+
+/// Disables an account: from the moment this answers every node refuses
+/// its logins and every token of its devices (`403 account_disabled`, with
+/// the reason); its data and vaults stay. Disabling again replaces the
+/// reason.
+#[utoipa::path(post, path = "/api/v1/admin/users/{name}/disable", tag = "admin",
+    security(("admin" = []), ("operator" = [])),
+    params(("name" = String, Path, description = "the account's login name"), IdempotencyKey),
+    request_body = DisableUser,
+    responses(
+        (status = 200, body = UserInfo, description = "the account, disabled"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token; not_permitted: an operator not permitted"),
+        (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 422, body = ErrorBody, description = "too_long: the reason"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
+    ))]
+async fn disable_user(
+    admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(name): ApiPath<String>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<DisableUser>,
+) -> Result<Json<UserInfo>, ApiError> {
+    app.read_barrier().await?;
+    let account = app.state.read(|s| seen_account(&admin, s, &name))?;
+    let event = Event::AccountDisabled {
+        account,
+        reason: req.reason,
+        at: now(),
+    };
+    propose(&app, &key, admin.audit(event)).await?;
+    app.state
+        .read(|s| user_info(s, account))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no user {name:?}")))
+}
+
+/// Enables a disabled account again: new logins work (and tokens issued
+/// before the account was disabled work again).
+#[utoipa::path(post, path = "/api/v1/admin/users/{name}/enable", tag = "admin",
+    security(("admin" = []), ("operator" = [])),
+    params(("name" = String, Path, description = "the account's login name"), IdempotencyKey),
+    responses(
+        (status = 200, body = UserInfo, description = "the account, enabled"),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: a device token; not_permitted: an operator not permitted"),
+        (status = 404, body = ErrorBody, description = "not_found"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry with the same Idempotency-Key"),
+    ))]
+async fn enable_user(
+    admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(name): ApiPath<String>,
+    key: IdempotencyKey,
+) -> Result<Json<UserInfo>, ApiError> {
+    app.read_barrier().await?;
+    let account = app.state.read(|s| seen_account(&admin, s, &name))?;
+    let event = Event::AccountEnabled { account, at: now() };
+    propose(&app, &key, admin.audit(event)).await?;
+    app.state
+        .read(|s| user_info(s, account))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no user {name:?}")))
 }
 
 /// Defines or redefines a vault tier (replicas, per-vault quota,

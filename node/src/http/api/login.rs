@@ -13,6 +13,9 @@
 //! proposes [`Event::DeviceLoggedIn`]: the account's live device of that
 //! name gets a new token (its old one stops working), otherwise a new
 //! device is registered; the event also records the login in the job log.
+//! An account an operator disabled is refused after its key checks out
+//! (`403 account_disabled` with the reason), so a wrong password still
+//! answers `login_failed`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -264,6 +267,7 @@ pub(super) async fn log_in_device(
         (status = 200, body = LoginReply),
         (status = 400, body = ErrorBody, description = "bad_request"),
         (status = 401, body = ErrorBody, description = "login_failed: unknown user or wrong password"),
+        (status = 403, body = ErrorBody, description = "account_disabled: an operator disabled the account (the message has the reason)"),
         (status = 409, body = ErrorBody, description = "name_taken: a concurrent login registered that device name"),
         (status = 422, body = ErrorBody, description = "invalid_name"),
         (status = 429, body = ErrorBody, description = "rate_limited: too many failed logins; see Retry-After"),
@@ -281,6 +285,8 @@ async fn login(
             .map(|a| (a.clone(), a.credentials.login_key_hash.clone()))
     })
     .await?;
+    app.state
+        .read(|s| crate::http::auth::check_enabled(s, account.id))?;
     let device = app
         .state
         .read(|s| {

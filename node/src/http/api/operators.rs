@@ -1,15 +1,17 @@
 //! The console's admin API: operators (`/api/v1/admin/operators`), their
 //! logins (`/api/v1/operators/login[/params]`, `/api/v1/operators/logout`),
-//! organizations (`/api/v1/admin/orgs`) and the audit trail
-//! (`/api/v1/admin/audit`).
+//! their TOTP second factor (`/api/v1/operators/totp` for oneself,
+//! `/api/v1/admin/operators/{name}/totp` for another), organizations
+//! (`/api/v1/admin/orgs`) and the audit trail (`/api/v1/admin/audit`).
 //!
 //! An operator logs in like a user: the client fetches the operator's KDF
 //! parameters (made-up stable ones for an unknown name), derives the login
 //! key with argon2id and sends only that; failed attempts count against
 //! the same per-node limiter as user logins (under `operator/NAME`). A
-//! success proposes [`Event::OperatorSessionOpened`], audited as the
-//! operator's own action, and answers a session token for the `Admin`
-//! routes. Every write here is proposed as the asking actor's
+//! success proposes [`Event::OperatorSessionStarted`] with the TOTP step
+//! of the code (the state machine refuses a step already used, on any
+//! node), audited as the operator's own action, and answers a session
+//! token for the `Admin` routes. Every write here is proposed as the asking actor's
 //! [`Event::Audited`] action, so the state machine checks the role
 //! (`cairn_consensus::apply::permits`) and records it in the trail.
 
@@ -25,8 +27,9 @@ use cairn_proto::admin::Kdf as AdminKdf;
 use cairn_proto::api::{ErrorBody, Kdf};
 use cairn_proto::console::{
     AuditInfo, ConfigureOrg, CreateOperator, OperatorInfo, OperatorLogin, OperatorLoginParams,
-    OperatorSessionReply, OrgInfo, RevokeSessions, SessionInfo,
+    OperatorSessionReply, OperatorTotp, OrgInfo, RevokeSessions, SessionInfo, SetTotp,
 };
+use std::net::SocketAddr;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -48,6 +51,8 @@ pub fn routes() -> OpenApiRouter<crate::http::HttpState> {
         .routes(routes!(list_operators, create_operator))
         .routes(routes!(remove_operator))
         .routes(routes!(revoke_sessions))
+        .routes(routes!(own_totp))
+        .routes(routes!(set_totp))
         .routes(routes!(list_orgs, configure_org))
         .routes(routes!(audit))
 }
@@ -143,6 +148,35 @@ async fn login_params(
     }
 }
 
+/// Checks operator `name`'s login key (hex) and, when they are enrolled,
+/// their TOTP code under the login limits: the operator and the step of
+/// the accepted code. A missing, wrong or already used code fails exactly
+/// like a wrong password (and counts against the limiter).
+async fn verify_operator(
+    app: &Cluster,
+    shared: &Shared,
+    peer: Option<SocketAddr>,
+    name: &str,
+    login_key: &str,
+    code: Option<&str>,
+) -> Result<(Operator, Option<u64>), ApiError> {
+    let login_key = hex_field("login_key", login_key, None)?;
+    let at_s = now().0 / 1000;
+    verify_login(app, shared, &limiter_key(name), peer, &login_key, |s| {
+        s.operators().get(name).map(|o| {
+            let step = o.totp_secret.as_deref().map(|secret| {
+                code.and_then(|c| crate::totp::accepted_step(secret, c, at_s, s.totp_step(name)))
+            });
+            let hash = match step {
+                Some(None) => Vec::new(),
+                _ => o.credentials.login_key_hash.clone(),
+            };
+            ((o.clone(), step.flatten()), hash)
+        })
+    })
+    .await
+}
+
 /// Logs an operator in: checks the login key and answers a session token.
 #[utoipa::path(post, path = "/api/v1/operators/login", tag = "console",
     params(IdempotencyKey),
@@ -150,7 +184,7 @@ async fn login_params(
     responses(
         (status = 200, body = OperatorSessionReply),
         (status = 400, body = ErrorBody, description = "bad_request"),
-        (status = 401, body = ErrorBody, description = "login_failed: unknown operator, wrong password, or a missing or wrong TOTP code"),
+        (status = 401, body = ErrorBody, description = "login_failed: unknown operator, wrong password, or a missing, wrong or already used TOTP code"),
         (status = 429, body = ErrorBody, description = "rate_limited: too many failed logins; see Retry-After"),
         (status = 503, body = ErrorBody, description = "unavailable; retry"),
     ))]
@@ -161,26 +195,14 @@ async fn login(
     key: IdempotencyKey,
     ApiJson(req): ApiJson<OperatorLogin>,
 ) -> Result<Json<OperatorSessionReply>, ApiError> {
-    let login_key = hex_field("login_key", &req.login_key, None)?;
-    let key_name = limiter_key(&req.name);
-    let at_s = now().0 / 1000;
-    let op = verify_login(&app, &shared, &key_name, peer, &login_key, |s| {
-        s.operators().get(&req.name).map(|o| {
-            // An enrolled operator without the right code fails exactly
-            // like a wrong password (and counts against the limiter).
-            let second = o.totp_secret.as_deref().is_none_or(|secret| {
-                req.totp
-                    .as_deref()
-                    .is_some_and(|code| crate::totp::verify(secret, code, at_s))
-            });
-            let hash = if second {
-                o.credentials.login_key_hash.clone()
-            } else {
-                Vec::new()
-            };
-            (o.clone(), hash)
-        })
-    })
+    let (op, totp_step) = verify_operator(
+        &app,
+        &shared,
+        peer,
+        &req.name,
+        &req.login_key,
+        req.totp.as_deref(),
+    )
     .await?;
     let session = mint_session();
     let at = now();
@@ -192,16 +214,23 @@ async fn login(
         },
         from: from.clone(),
         at,
-        event: Box::new(Event::OperatorSessionOpened {
+        event: Box::new(Event::OperatorSessionStarted {
             operator: op.name.clone(),
             session: session.id.clone(),
             token_hash: session.hash.clone(),
             expires_at,
             from,
+            totp_step,
             at,
         }),
     };
-    propose(&app, &key, event).await?;
+    // Another node accepted the same code first: a failed login.
+    propose(&app, &key, event).await.map_err(|e| match e {
+        ApiError::Rejected(cairn_consensus::Rejection::TotpReplayed { .. }) => {
+            ApiError::LoginFailed
+        }
+        e => e,
+    })?;
     let op = app
         .state
         .read(|s| s.operators().get(&op.name).cloned())
@@ -315,24 +344,7 @@ async fn create_operator(
         totp_secret: secret.clone(),
         at: now(),
     };
-    propose(&app, &key, admin.audit(event)).await?;
-    let at = now();
-    let mut info = app
-        .state
-        .read(|s| {
-            s.operators()
-                .get(&req.name)
-                .filter(|o| o.totp_secret == secret)
-                .map(|o| operator_info(o, at))
-        })
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "this Idempotency-Key was already used by a creation whose TOTP secret cannot \
-                 be shown again"
-                    .into(),
-            )
-        })?;
-    info.totp_uri = secret.map(|s| crate::totp::uri(&s, "Cairn", &req.name));
+    let info = totp_answer(&app, &key, admin.audit(event), &req.name, secret).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -381,6 +393,123 @@ async fn revoke_sessions(
     };
     propose(&app, &key, admin.audit(event)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Proposes `event` (an operator's creation or TOTP change, as someone's
+/// audited action) and answers the operator with the new secret's URI,
+/// once.
+async fn totp_answer(
+    app: &Cluster,
+    key: &IdempotencyKey,
+    event: Event,
+    name: &str,
+    secret: Option<Vec<u8>>,
+) -> Result<OperatorInfo, ApiError> {
+    propose(app, key, event).await?;
+    let at = now();
+    let mut info = app
+        .state
+        .read(|s| {
+            s.operators()
+                .get(name)
+                .filter(|o| o.totp_secret == secret)
+                .map(|o| operator_info(o, at))
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "this Idempotency-Key was already used by a request whose TOTP secret cannot be \
+                 shown again"
+                    .into(),
+            )
+        })?;
+    info.totp_uri = secret.map(|s| crate::totp::uri(&s, "Cairn", name));
+    Ok(info)
+}
+
+/// An operator enrols in TOTP (a new secret, whose URI this answer shows
+/// once) or removes it, proving their password (and giving the current
+/// code when enrolled) like a login: failures count against the same
+/// limits.
+#[utoipa::path(post, path = "/api/v1/operators/totp", tag = "console",
+    params(IdempotencyKey),
+    request_body = OperatorTotp,
+    responses(
+        (status = 200, body = OperatorInfo),
+        (status = 400, body = ErrorBody, description = "bad_request"),
+        (status = 401, body = ErrorBody, description = "login_failed: unknown operator, wrong password, or a missing or wrong TOTP code"),
+        (status = 429, body = ErrorBody, description = "rate_limited: too many failed logins; see Retry-After"),
+        (status = 503, body = ErrorBody, description = "unavailable; retry"),
+    ))]
+async fn own_totp(
+    State(app): State<Arc<Cluster>>,
+    shared: Shared,
+    Peer(peer): Peer,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<OperatorTotp>,
+) -> Result<Json<OperatorInfo>, ApiError> {
+    let (op, _) = verify_operator(
+        &app,
+        &shared,
+        peer,
+        &req.name,
+        &req.login_key,
+        req.totp.as_deref(),
+    )
+    .await?;
+    let secret = req.enable.then(crate::totp::generate_secret);
+    let at = now();
+    let event = Event::Audited {
+        actor: Actor::Operator {
+            name: op.name.clone(),
+        },
+        from: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        at,
+        event: Box::new(Event::OperatorTotpSet {
+            operator: op.name.clone(),
+            totp_secret: secret.clone(),
+            at,
+        }),
+    };
+    Ok(Json(
+        totp_answer(&app, &key, event, &op.name, secret).await?,
+    ))
+}
+
+/// Sets (a new secret, whose URI this answer shows once) or removes
+/// another operator's TOTP second factor: a cluster admin any operator's,
+/// an org admin those of their organization. Operators change their own
+/// through `/api/v1/operators/totp`, which needs their password.
+#[utoipa::path(post, path = "/api/v1/admin/operators/{name}/totp", tag = "console",
+    security(("admin" = []), ("operator" = [])),
+    params(("name" = String, Path, description = "the operator"), IdempotencyKey),
+    request_body = SetTotp,
+    responses(
+        (status = 200, body = OperatorInfo),
+        (status = 401, body = ErrorBody, description = "unauthorized"),
+        (status = 403, body = ErrorBody, description = "forbidden: one's own (use /api/v1/operators/totp); not_permitted"),
+        (status = 422, body = ErrorBody, description = "unknown_operator"),
+    ))]
+async fn set_totp(
+    admin: Admin,
+    State(app): State<Arc<Cluster>>,
+    ApiPath(name): ApiPath<String>,
+    key: IdempotencyKey,
+    ApiJson(req): ApiJson<SetTotp>,
+) -> Result<Json<OperatorInfo>, ApiError> {
+    if admin.actor == (Actor::Operator { name: name.clone() }) {
+        return Err(ApiError::Forbidden(
+            "change your own second factor with your password: POST /api/v1/operators/totp \
+             (cairnd admin operator totp enable|disable NAME --password-file FILE)"
+                .into(),
+        ));
+    }
+    let secret = req.enable.then(crate::totp::generate_secret);
+    let event = admin.audit(Event::OperatorTotpSet {
+        operator: name.clone(),
+        totp_secret: secret.clone(),
+        at: now(),
+    });
+    Ok(Json(totp_answer(&app, &key, event, &name, secret).await?))
 }
 
 fn org_info(s: &cairn_consensus::State, name: &str) -> OrgInfo {
