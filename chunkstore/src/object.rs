@@ -294,6 +294,13 @@ impl Objects {
             Error::NoBucket(format!(
                 "{url}: the bucket does not exist (create it first)"
             ))
+        } else if matches!(url, ObjectUrl::Sftp { .. }) && action == "write" {
+            // OpenSSH's sftp-server answers a full disk or an exceeded
+            // quota with its generic "Failure": name the usual causes.
+            Error::Service(format!(
+                "{url}: the SFTP server failed to store {key} (a full disk or an exceeded quota \
+                 on the server is the usual cause; a rerun after freeing space resumes): {e}"
+            ))
         } else {
             Error::Service(format!("{url}: {action} {key} failed: {e}"))
         }

@@ -706,6 +706,71 @@ fn sftp_vaults() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("could not log in over SSH"), "{err}");
     prune_drops_stale_temporaries(&server);
+    a_full_disk_fails_clearly_and_the_rerun_resumes(&server);
+}
+
+/// A tmpfs mounted for a test, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The SFTP server's disk fills up mid-backup: exit 1 with a message that
+/// names the vault and the likely cause; with space freed the rerun
+/// resumes (what landed is not sent again) and restores byte-exact.
+fn a_full_disk_fails_clearly_and_the_rerun_resumes(server: &Sftp) {
+    // Room for a few of the 16 MiB packs, not for all ten.
+    let disk = Tmpfs::mount(&server.dir.path().join("vaults").join("full"), "96m");
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path();
+    let url = server.url("full");
+    init(server, c, &url);
+    let src = tempfile::tempdir().unwrap();
+    let data = src.path().join("data");
+    make_data(&data, 43, 20, 160 << 20);
+    let d = data.to_str().unwrap();
+    let out = run(server, c, &["backup", "--vault", &url, d], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("vaults/full") && err.contains("full disk"),
+        "{err}"
+    );
+    disk.resize("512m");
+    let out = run(server, c, &["--json", "backup", "--vault", &url, d], 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored = report["new_bytes"].as_u64().expect("new_bytes");
+    // At least one pack that landed before the disk filled is not sent again.
+    assert!(
+        stored < 145 << 20,
+        "the rerun sent {stored} bytes: {report}"
+    );
+    eprintln!("after the full disk, the rerun sent {stored} of 160 MiB");
+    restore_and_compare(server, c, &url, "latest", &data);
 }
 
 /// Temporary objects interrupted SFTP writes leave (`….tmp-…`) are
