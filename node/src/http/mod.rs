@@ -411,6 +411,8 @@ mod tests {
             "/api/v1/login",
             "/api/v1/operators/login/params",
             "/api/v1/operators/login",
+            // Proves the operator's password (and current code) in its body, like a login.
+            "/api/v1/operators/totp",
             "/api/v1/openapi.json",
             "/api/v1/cluster/status",
             "/healthz",
