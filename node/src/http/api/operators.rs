@@ -177,6 +177,20 @@ async fn verify_operator(
     .await
 }
 
+/// `event` as operator `name`'s own audited action (a login, a change of
+/// their own second factor): they prove who they are in the request, not
+/// with a session, so there is no [`Admin`] to audit it.
+fn own_action(name: &str, from: String, at: UnixMillis, event: Event) -> Event {
+    Event::Audited {
+        actor: Actor::Operator {
+            name: name.to_owned(),
+        },
+        from,
+        at,
+        event: Box::new(event),
+    }
+}
+
 /// Logs an operator in: checks the login key and answers a session token.
 #[utoipa::path(post, path = "/api/v1/operators/login", tag = "console",
     params(IdempotencyKey),
@@ -208,13 +222,11 @@ async fn login(
     let at = now();
     let from = peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let expires_at = UnixMillis(at.0 + SESSION_TTL_MS);
-    let event = Event::Audited {
-        actor: Actor::Operator {
-            name: op.name.clone(),
-        },
-        from: from.clone(),
+    let event = own_action(
+        &op.name,
+        from.clone(),
         at,
-        event: Box::new(Event::OperatorSessionStarted {
+        Event::OperatorSessionStarted {
             operator: op.name.clone(),
             session: session.id.clone(),
             token_hash: session.hash.clone(),
@@ -222,8 +234,8 @@ async fn login(
             from,
             totp_step,
             at,
-        }),
-    };
+        },
+    );
     // Another node accepted the same code first: a failed login.
     propose(&app, &key, event).await.map_err(|e| match e {
         ApiError::Rejected(cairn_consensus::Rejection::TotpReplayed { .. }) => {
@@ -458,18 +470,16 @@ async fn own_totp(
     .await?;
     let secret = req.enable.then(crate::totp::generate_secret);
     let at = now();
-    let event = Event::Audited {
-        actor: Actor::Operator {
-            name: op.name.clone(),
-        },
-        from: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+    let event = own_action(
+        &op.name,
+        peer.map(|p| p.ip().to_string()).unwrap_or_default(),
         at,
-        event: Box::new(Event::OperatorTotpSet {
+        Event::OperatorTotpSet {
             operator: op.name.clone(),
             totp_secret: secret.clone(),
             at,
-        }),
-    };
+        },
+    );
     Ok(Json(
         totp_answer(&app, &key, event, &op.name, secret).await?,
     ))
