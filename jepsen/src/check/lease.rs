@@ -208,9 +208,11 @@ fn token_order(held: &[Holding]) -> Vec<(String, Vec<usize>)> {
 /// operations that did are named.
 pub fn check_views(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> Verdict {
     let held = holdings(history);
+    let mut ordered: Vec<&Tenure> = tenures.iter().collect();
+    ordered.sort_by_key(|t| t.fencing_token);
     let mut late: Vec<(&Holding, u64)> = Vec::new();
     for h in &held {
-        if let Some(until) = holding_end(tenures, &h.holder, h.token) {
+        if let Some(until) = holding_end(&ordered, &h.holder, h.token) {
             let end = until.saturating_sub(t0_epoch_ms);
             if h.until_ms > end + CLOCK_TOLERANCE_MS {
                 late.push((h, end));
@@ -252,9 +254,8 @@ pub fn check_views(history: &History, tenures: &[Tenure], t0_epoch_ms: u64) -> V
 /// it without a gap. A holder that asks again while it holds gets a new
 /// token and its old tenure ends there, but it never stopped holding: a
 /// view still counting on the old token then is no risk to anyone.
-fn holding_end(tenures: &[Tenure], holder: &str, token: u64) -> Option<u64> {
-    let mut ordered: Vec<&Tenure> = tenures.iter().collect();
-    ordered.sort_by_key(|t| t.fencing_token);
+/// `ordered`: the tenures by fencing token.
+fn holding_end(ordered: &[&Tenure], holder: &str, token: u64) -> Option<u64> {
     let first = ordered
         .iter()
         .position(|t| t.fencing_token == token && t.cluster_id == holder)?;
