@@ -2,8 +2,8 @@
 # Compare cairn with restic, borg (and rustic) on the same data. See bench/README.md.
 #
 # usage: bench/compare.sh DATA_DIR
-#   DATA_DIR with subdirectories linux/ and/or big/ (as made by
-#   bench/datasets.sh): each one present is a dataset; otherwise DATA_DIR
+#   DATA_DIR with subdirectories linux/, big/, syslib/, images/, media/, tiny/ (as
+#   made by bench/datasets.sh): each one present is a dataset; otherwise DATA_DIR
 #   itself is the one dataset.
 #
 # Environment (all optional):
@@ -16,8 +16,9 @@
 #                  when on PATH)
 #   STEP_TIMEOUT   seconds before one measured step is killed (default 1800)
 #   MODIFY         the modifier (default bench/modify.py)
-#   MODIFY_MODE    small|big for a single-directory DATA_DIR (default: big for a dataset
-#                  named "big", small otherwise)
+#   ONLY           which of DATA_DIR's datasets to run, e.g. "linux big" (default: all)
+#   MODIFY_MODE    small|big for a single-directory DATA_DIR (default: big for datasets
+#                  named "big" or "images", small otherwise)
 #   KEEP=1         keep the scratch dir (source copy, repos) instead of deleting it
 #   AUTO_INSTALL=0 do not apt-get install missing restic/borgbackup/time
 #   CAIRN_PASSWORD, RESTIC_PASSWORD, BORG_PASSPHRASE, RUSTIC_PASSWORD (default: a fixed
@@ -53,7 +54,7 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
 
 # ---------------------------------------------------------------- datasets
 DATASETS=()   # entries "name:path"
-for d in linux big; do
+for d in ${ONLY:-linux big syslib images media tiny}; do
   [ -d "$DATA/$d" ] && DATASETS+=("$d:$DATA/$d")
 done
 [ ${#DATASETS[@]} -gt 0 ] || DATASETS=("$(basename "$DATA"):$DATA")
@@ -234,7 +235,7 @@ for entry in "${DATASETS[@]}"; do
   DS=${entry%%:*}
   DSRC=${entry#*:}
   mode=${MODIFY_MODE:-}
-  [ -n "$mode" ] || { [ "$DS" = big ] && mode=big || mode=small; }
+  [ -n "$mode" ] || case $DS in big | images) mode=big ;; *) mode=small ;; esac
   case $mode in small|big) ;; *) die "MODIFY_MODE must be small or big" ;; esac
   record "$DS" '*' - files "$(find "$DSRC" -type f | wc -l)"
   record "$DS" '*' - bytes "$(size_of "$DSRC")"

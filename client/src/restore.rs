@@ -11,6 +11,14 @@
 //! 3. *Finish*: hard links, then directory metadata bottom-up (so writing
 //!    files does not disturb directory mtimes).
 //!
+//! Few system calls per file, because a tree of many small files is bound by
+//! them: inside a directory this restore created (or an empty target) nothing
+//! can be in the way, so entries are created without probing the path first
+//! (`O_EXCL`, falling back to the probing path if something is there after
+//! all), and a file written in one piece gets its mode, owner, extended
+//! attributes and times through its open descriptor before it is closed
+//! (`fchmod`, `fchown`, `futimens`), not by path afterwards.
+//!
 //! From an account vault, consecutive jobs are grouped into units of about
 //! [`UNIT_BYTES`]; fetcher threads get each unit's chunks in one request,
 //! [`FETCHERS`] requests in flight, and hand them to the writers through a
@@ -211,6 +219,8 @@ impl JobOutcome for RestoreReport {
 struct FileTask {
     path: PathBuf,
     entry: Entry,
+    /// Its directory was created by this restore: nothing is in the way.
+    fresh: bool,
     parts_left: AtomicUsize,
     failed: AtomicBool,
 }
@@ -257,7 +267,9 @@ pub fn run(
     plan.sources = meta.paths.iter().map(PathBuf::from).collect();
     let root = vault.tree(snapshot.root)?;
     let everything = plan.includes.is_empty();
-    plan.dir(&root, &opts.target, Path::new("/"), everything)?;
+    // An empty target (usually a new one) holds nothing in the way.
+    let fresh = fs::read_dir(&opts.target).map_or(opts.dry_run, |mut d| d.next().is_none());
+    plan.dir(&root, &opts.target, Path::new("/"), everything, fresh)?;
     if !everything && !plan.selected_any {
         return Err(Error::NotFound(format!(
             "no path in snapshot {} matches --include {}",
@@ -288,23 +300,30 @@ pub fn run(
         });
     }
     let report = Mutex::new(planned);
-    let (tx, rx) = unbounded();
     let batched = vault.backend().batches_reads();
     let jobs = std::mem::take(&mut plan.jobs);
-    let units = if batched {
-        plan.units(jobs)
-    } else {
-        jobs.into_iter().map(|j| vec![j]).collect()
-    };
-    for unit in units {
-        tx.send(unit)
-            .map_err(|_| Error::Invalid("restore queue closed".into()))?;
-    }
-    drop(tx);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     // Account vaults: fetchers run ahead of the writers, FETCHERS requests
-    // in flight and as many fetched units waiting.
-    let (ready_tx, ready_rx) = bounded::<(Vec<Job>, Prefetched)>(FETCHERS);
+    // in flight and as many fetched units waiting. Local vaults: the
+    // writers take the jobs straight from a queue filled up front, so no
+    // thread hands them over and no writer waits for one.
+    let (tx, rx) = unbounded();
+    let (ready_tx, ready_rx) = if batched {
+        for unit in plan.units(jobs) {
+            tx.send(unit)
+                .map_err(|_| Error::Invalid("restore queue closed".into()))?;
+        }
+        bounded::<(Vec<Job>, Prefetched)>(FETCHERS)
+    } else {
+        let (ready_tx, ready_rx) = unbounded();
+        for job in jobs {
+            ready_tx
+                .send((vec![job], Prefetched::default()))
+                .map_err(|_| Error::Invalid("restore queue closed".into()))?;
+        }
+        (ready_tx, ready_rx)
+    };
+    drop(tx);
     let plan_ref = &plan;
     std::thread::scope(|s| {
         if batched {
@@ -339,13 +358,6 @@ pub fn run(
             });
         }
         drop(ready_rx);
-        if !batched {
-            for unit in rx {
-                if ready_tx.send((unit, Prefetched::default())).is_err() {
-                    break;
-                }
-            }
-        }
         drop(ready_tx);
     });
 
@@ -484,7 +496,16 @@ impl<'a> Plan<'a> {
     /// Plans the entries of `tree`, restored to `dest`, at `snap_path` in
     /// the snapshot; `selected`: whether the tree is restored whole (an
     /// include matched it or a directory above it).
-    fn dir(&mut self, tree: &Tree, dest: &Path, snap_path: &Path, selected: bool) -> Result<()> {
+    /// Plans `tree`'s entries under `dest`; `fresh`: `dest` was empty
+    /// when the restore began or it created `dest` (nothing is in the way).
+    fn dir(
+        &mut self,
+        tree: &Tree,
+        dest: &Path,
+        snap_path: &Path,
+        selected: bool,
+        fresh: bool,
+    ) -> Result<()> {
         // Only inside a backed-up source: the directories on the way to one
         // (`/`, `/home`) hold much the snapshot never looked at.
         if selected && self.delete && self.sources.iter().any(|s| snap_path.starts_with(s)) {
@@ -499,13 +520,13 @@ impl<'a> Plan<'a> {
             let path = dest.join(name);
             if selected || self.includes.is_match(&snap_child) {
                 self.create_pending()?;
-                self.entry(entry, &path, &snap_child)?;
+                self.entry(entry, &path, &snap_child, fresh)?;
             } else if let (Kind::Dir, Some(sub)) = (entry.kind, entry.subtree) {
                 self.count_entry()?;
                 // Created only if something below it is selected.
                 self.pending.push((path.clone(), entry.clone(), false));
                 let tree = self.vault.tree(sub)?;
-                self.dir(&tree, &path, &snap_child, false)?;
+                self.dir(&tree, &path, &snap_child, false, false)?;
                 self.pending.pop();
             }
         }
@@ -565,7 +586,10 @@ impl<'a> Plan<'a> {
     }
 
     /// Applies the overwrite policy to `path`; whether to write the entry.
-    fn admit(&mut self, entry: &Entry, path: &Path) -> bool {
+    fn admit(&mut self, entry: &Entry, path: &Path, fresh: bool) -> bool {
+        if fresh {
+            return true;
+        }
         let existing = fs::symlink_metadata(path).ok().map(|m| Existing {
             same_kind: crate::fsmeta::kind_of(&m) == Some(entry.kind),
             stray_link: m.file_type().is_symlink() && entry.kind != Kind::Symlink,
@@ -600,20 +624,25 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn entry(&mut self, entry: &Entry, path: &Path, snap_path: &Path) -> Result<()> {
+    /// Plans one selected entry at `path`; `fresh` as for [`Plan::dir`].
+    fn entry(&mut self, entry: &Entry, path: &Path, snap_path: &Path, fresh: bool) -> Result<()> {
         self.count_entry()?;
-        if !self.admit(entry, path) {
+        if !self.admit(entry, path, fresh) {
             return Ok(());
         }
         match entry.kind {
             Kind::Dir => {
-                if !self.dry_run {
-                    make_dir(path)?;
-                }
+                let created = if self.dry_run {
+                    fresh
+                } else if fresh {
+                    new_dir(path)?
+                } else {
+                    make_dir(path)?
+                };
                 self.dirs.push((path.to_path_buf(), entry.clone()));
                 if let Some(sub) = entry.subtree {
                     let tree = self.vault.tree(sub)?;
-                    self.dir(&tree, path, snap_path, true)?;
+                    self.dir(&tree, path, snap_path, true, created)?;
                 }
             }
             Kind::File => {
@@ -629,7 +658,7 @@ impl<'a> Plan<'a> {
                 let parts = entry.content.len().div_ceil(CHUNKS_PER_PART);
                 if parts > 1 {
                     if !self.dry_run {
-                        let f = create_file(path)?;
+                        let f = create_file(path, fresh)?;
                         f.set_len(entry.size).ctx("size", path)?;
                     }
                     let mut offset = 0u64;
@@ -652,6 +681,7 @@ impl<'a> Plan<'a> {
                 self.files.push(FileTask {
                     path: path.to_path_buf(),
                     entry: entry.clone(),
+                    fresh,
                     parts_left: AtomicUsize::new(parts.max(1)),
                     failed: AtomicBool::new(false),
                 });
@@ -706,10 +736,12 @@ impl<'a> Plan<'a> {
         report: &Mutex<RestoreReport>,
         bytes_done: &AtomicU64,
     ) {
+        let whole = matches!(job, Job::Whole(_));
+        let mut warnings = vec![];
         let (index, result) = match job {
             Job::Whole(index) => (
                 index,
-                self.write_whole(&self.files[index], reader, bytes_done),
+                self.write_whole(&self.files[index], reader, bytes_done, &mut warnings),
             ),
             Job::Part {
                 index,
@@ -735,10 +767,11 @@ impl<'a> Plan<'a> {
             }
         }
         if task.parts_left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let mut warnings = vec![];
             if task.failed.load(Ordering::SeqCst) {
                 let _ = fs::remove_file(&task.path);
-            } else {
+            } else if !whole {
+                // A file written in one piece got its metadata through its
+                // descriptor already.
                 self.apply_meta(&task.path, &task.entry, &mut warnings);
             }
             if let Ok(mut r) = report.lock() {
@@ -751,13 +784,16 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// Creates and writes a file in one piece, then gives it its metadata
+    /// through the open descriptor (failures become `warnings`).
     fn write_whole(
         &self,
         task: &FileTask,
         reader: &mut BlobReader,
         bytes_done: &AtomicU64,
+        warnings: &mut Vec<String>,
     ) -> Result<()> {
-        let mut f = create_file(&task.path)?;
+        let mut f = create_file(&task.path, task.fresh)?;
         let mut holes = false;
         for c in &task.entry.content {
             let data = self.vault.blob_with(c.id, reader)?;
@@ -775,6 +811,7 @@ impl<'a> Plan<'a> {
         if holes {
             f.set_len(task.entry.size).ctx("size", &task.path)?;
         }
+        self.apply_meta_fd(&f, &task.path, &task.entry, warnings);
         Ok(())
     }
 
@@ -805,6 +842,33 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
+    /// As [`Plan::apply_meta`], through the descriptor of a regular file
+    /// just written: no path lookups.
+    fn apply_meta_fd(&self, f: &fs::File, path: &Path, entry: &Entry, warnings: &mut Vec<String>) {
+        use std::os::fd::AsRawFd;
+        use xattr::FileExt as _;
+        let fd = f.as_raw_fd();
+        let mut failed = |what: &str, e: std::io::Error| {
+            warnings.push(format!("{}: {what}: {e}", path.display()));
+        };
+        for (name, value) in &entry.xattrs {
+            if let Err(e) = f.set_xattr(std::ffi::OsStr::from_bytes(name), value) {
+                failed(&format!("xattr {}", String::from_utf8_lossy(name)), e);
+            }
+        }
+        // SAFETY (the three calls): fd is open for as long as `f` lives.
+        if self.is_root && unsafe { libc::fchown(fd, entry.uid, entry.gid) } != 0 {
+            failed("chown", std::io::Error::last_os_error());
+        }
+        if unsafe { libc::fchmod(fd, entry.mode as libc::mode_t) } != 0 {
+            failed("chmod", std::io::Error::last_os_error());
+        }
+        let times = [mtime_spec(entry); 2];
+        if unsafe { libc::futimens(fd, times.as_ptr()) } != 0 {
+            failed("set times", std::io::Error::last_os_error());
+        }
+    }
+
     /// Ownership (as root), mode, xattrs and times; failures become warnings.
     fn apply_meta(&self, path: &Path, entry: &Entry, warnings: &mut Vec<String>) {
         let Ok(c) = cpath(path) else { return };
@@ -833,11 +897,7 @@ impl<'a> Plan<'a> {
                 std::io::Error::last_os_error()
             ));
         }
-        let t = libc::timespec {
-            tv_sec: entry.mtime.sec as libc::time_t,
-            tv_nsec: entry.mtime.nsec as _,
-        };
-        let times = [t, t];
+        let times = [mtime_spec(entry); 2];
         if unsafe {
             libc::utimensat(
                 libc::AT_FDCWD,
@@ -853,6 +913,15 @@ impl<'a> Plan<'a> {
                 std::io::Error::last_os_error()
             ));
         }
+    }
+}
+
+/// The entry's modification time as `utimensat`/`futimens` take it (also
+/// as the access time, which a backup does not keep).
+fn mtime_spec(entry: &Entry) -> libc::timespec {
+    libc::timespec {
+        tv_sec: entry.mtime.sec as libc::time_t,
+        tv_nsec: entry.mtime.nsec as _,
     }
 }
 
@@ -880,8 +949,9 @@ fn cpath(path: &Path) -> Result<CString> {
 /// Creates a directory, replacing a non-directory (e.g. a symlink) in the way.
 /// New directories are private (0700) until the finish phase gives them
 /// their recorded modes, so a directory that was private in the snapshot is
-/// never readable by others while its files are written.
-fn make_dir(path: &Path) -> Result<()> {
+/// never readable by others while its files are written. Whether it is new
+/// (then nothing is in it).
+fn make_dir(path: &Path) -> Result<bool> {
     let create = || {
         fs::DirBuilder::new()
             .mode(0o700)
@@ -889,17 +959,43 @@ fn make_dir(path: &Path) -> Result<()> {
             .ctx("create directory", path)
     };
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => Ok(false),
         Ok(_) => {
             fs::remove_file(path).ctx("replace", path)?;
-            create()
+            create().map(|()| true)
         }
-        Err(_) => create(),
+        Err(_) => create().map(|()| true),
+    }
+}
+
+/// Creates a directory where nothing should be (its parent is fresh);
+/// whether it is new. Something in the way after all (a tree naming an
+/// entry twice) takes [`make_dir`]'s path.
+fn new_dir(path: &Path) -> Result<bool> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_dir(path),
+        Err(e) => Err(Error::io("create directory", path, e)),
     }
 }
 
 /// Creates or truncates a regular file without following a symlink there.
-fn create_file(path: &Path) -> Result<fs::File> {
+/// In a `fresh` directory nothing should be there: the file is created
+/// without probing the path first (`O_EXCL`), unless something is after all.
+fn create_file(path: &Path, fresh: bool) -> Result<fs::File> {
+    if fresh {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+        {
+            Ok(f) => return Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", path, e)),
+        }
+    }
     if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
         remove_existing(path)?;
     }
@@ -1022,6 +1118,7 @@ mod tests {
             FileTask {
                 path: PathBuf::from("/x"),
                 entry,
+                fresh: false,
                 parts_left: AtomicUsize::new(1),
                 failed: AtomicBool::new(false),
             }

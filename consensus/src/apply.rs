@@ -467,6 +467,9 @@ pub enum Rejection {
         /// The last step used.
         last: u64,
     },
+    /// An [`Event::Batch`] anywhere but at the top of a log entry.
+    #[error("a batch of requests may not be nested")]
+    NestedBatch,
 }
 
 /// A kind of record, to qualify generic rejections.
@@ -517,6 +520,9 @@ impl std::fmt::Display for RecordKind {
 /// Applies one request to the state. Pure and deterministic; see the module
 /// doc. A request id seen before (and still remembered) returns its first
 /// outcome without applying anything.
+///
+/// An [`Event::Batch`] is not expanded here (it is rejected, as a batch
+/// inside a batch is): a log entry's request goes through [`apply_entry`].
 pub fn apply(state: &mut State, request: &Request) -> Outcome {
     if let Some(first) = state.requests.get(&request.request_id) {
         return first.clone();
@@ -527,6 +533,16 @@ pub fn apply(state: &mut State, request: &Request) -> Outcome {
     };
     state.requests.record(request.request_id, outcome.clone());
     outcome
+}
+
+/// Applies the request of one log entry: a batch's requests in order,
+/// each as if it had the entry to itself, or the one request. One outcome
+/// per request.
+pub fn apply_entry(state: &mut State, request: &Request) -> Vec<Outcome> {
+    match &request.event {
+        Event::Batch(requests) => requests.iter().map(|r| apply(state, r)).collect(),
+        _ => vec![apply(state, request)],
+    }
 }
 
 /// Validates and applies one event, without dedup. On `Err` nothing changed.
@@ -621,6 +637,8 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             totp_secret,
             at: _,
         } => console::apply_totp_set(s, operator, totp_secret.as_deref()),
+        // A top-level batch never gets here (`apply` expands it).
+        Event::Batch(_) => Err(Rejection::NestedBatch),
         Event::AccountDisabled {
             account,
             reason,

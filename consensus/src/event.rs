@@ -795,6 +795,15 @@ pub enum Event {
         /// When the login happened.
         at: UnixMillis,
     },
+    /// Several requests in one log entry, applied in order as if each had
+    /// an entry of its own (each with its own request id, dedup and
+    /// outcome; the batch's own request id is not remembered; see
+    /// [`crate::apply::apply_entry`]). The leader
+    /// packs the writes that arrive while its previous entry is being
+    /// written to disk, so many writes share one fsync: Raft's throughput
+    /// under concurrency. A batch inside a batch (or inside
+    /// [`Event::Audited`]) is rejected.
+    Batch(Vec<Request>),
 }
 
 /// A role a node runs (issue 13): each can be scaled apart from the others.
@@ -897,6 +906,7 @@ impl Event {
             Event::AccountEnabled { .. } => "account_enabled",
             Event::OperatorTotpSet { .. } => "operator_totp_set",
             Event::OperatorSessionStarted { .. } => "operator_session_started",
+            Event::Batch(_) => "batch",
         }
     }
 }

@@ -43,7 +43,7 @@ pub mod store;
 mod testgen;
 pub mod types;
 
-pub use apply::{apply, Outcome, RecordKind, Rejection};
+pub use apply::{apply, apply_entry, Outcome, RecordKind, Rejection};
 pub use error::ConsensusError;
 pub use event::{Event, Request};
 pub use ids::{AccountId, DeviceId, JobId, RequestId, UnixMillis};

@@ -1,7 +1,9 @@
 //! The openraft type configuration: which Rust types openraft moves around.
 //!
 //! Log entries carry a [`Request`] (the proposer's request id plus an
-//! [`Event`](crate::Event)); applying one yields an [`Outcome`]. Nodes are
+//! [`Event`](crate::Event)); applying one yields an [`Outcome`] per request
+//! (several for a batch, [`crate::Event::Batch`]; a blank or membership
+//! entry yields [`Outcome::NoOp`]). Nodes are
 //! addressed by a `u64` id and described by [`ClusterNode`], which holds the
 //! HTTP address peers use for Raft RPCs. Snapshots travel as a byte cursor
 //! holding the bincode-encoded [`State`](crate::State).
@@ -43,7 +45,7 @@ openraft::declare_raft_types!(
     /// Cairn's openraft type configuration.
     pub TypeConfig:
         D = Request,
-        R = Outcome,
+        R = Vec<Outcome>,
         NodeId = NodeId,
         Node = ClusterNode,
         Entry = openraft::Entry<TypeConfig>,

@@ -104,10 +104,10 @@ async fn applied_state_survives_restart_without_replay() {
             ])
             .await
             .expect("apply");
-        assert_eq!(out[0], Outcome::NoOp);
-        assert_eq!(out[1], Outcome::Applied);
-        assert!(matches!(out[2], Outcome::Rejected(_)));
-        assert_eq!(out[3], Outcome::Applied);
+        assert_eq!(out[0], vec![Outcome::NoOp]);
+        assert_eq!(out[1], vec![Outcome::Applied]);
+        assert!(matches!(out[2][..], [Outcome::Rejected(_)]));
+        assert_eq!(out[3], vec![Outcome::Applied]);
     }
     // Reopen and look before applying anything: the state is already there.
     let (_log, mut sm) = open(dir.path()).expect("reopen");
@@ -123,7 +123,7 @@ async fn applied_state_survives_restart_without_replay() {
         .apply(vec![entry(1, 5, account(1, "dave"))])
         .await
         .expect("apply");
-    assert_eq!(out, vec![Outcome::Applied]);
+    assert_eq!(out, vec![vec![Outcome::Applied]]);
     assert!(sm.handle().read(|s| s.account_by_name("dave").is_none()));
 }
 

@@ -27,6 +27,7 @@
 //! | `state.v6.hex` | state format 6 snapshot data with the topology, operators, an organization and the audit trail; frozen since format 7 |
 //! | `log_entries_daily.v1.hex` | daily administration: accounts disabled and enabled, TOTP set on existing operators, sessions with their TOTP step (still log format 1) |
 //! | `state.v7.hex` | state format 7 snapshot data with a disabled account and an operator's last TOTP step |
+//! | `log_entries_batch.v1.hex` | batch entries: the leader's concurrent writes packed into one entry, a retried request inside (still log format 1) |
 //!
 //! `state.v2.hex` to `state.v6.hex` are frozen too: today's
 //! build reads
@@ -44,8 +45,8 @@ use cairn_consensus::event::{
 use cairn_consensus::state::JobEnd;
 use cairn_consensus::types::{Entry, LogId};
 use cairn_consensus::{
-    apply, AccountId, DeviceId, Event, JobId, Outcome, Rejection, Request, RequestId, State,
-    TypeConfig, UnixMillis,
+    apply, apply_entry, AccountId, DeviceId, Event, JobId, Outcome, Rejection, Request, RequestId,
+    State, TypeConfig, UnixMillis,
 };
 use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
@@ -1431,6 +1432,36 @@ fn state_v7_decodes_and_encodes_unchanged() {
     assert_eq!(bytes[0], 7);
     let committed = check("state.v7.hex", &bytes);
     assert_eq!(codec::decode_state(&committed).expect("decode"), state);
+}
+
+/// Batch entries, as the leader packs concurrent writes: the daily events
+/// in two batches (the second repeating a request of the first), applied
+/// with the outcomes of the same requests one per entry.
+#[test]
+fn log_entries_of_batches_decode_encode_and_apply_unchanged() {
+    let daily = daily_requests();
+    let (first, second) = daily.split_at(daily.len() / 2);
+    let mut second: Vec<(Request, Outcome)> = second.to_vec();
+    second.push(first[0].clone());
+    let batch = |n: u8, part: &[(Request, Outcome)]| Request {
+        request_id: RequestId([n; 16]),
+        event: Event::Batch(part.iter().map(|(r, _)| r.clone()).collect()),
+    };
+    let batches = vec![(batch(0xb1, first), ()), (batch(0xb2, &second), ())];
+    let entries = normal_entries(batches.clone(), 8, 700);
+    let committed = check("log_entries_batch.v1.hex", &encode_entries(&entries));
+    assert_eq!(decode_entries(&committed), entries);
+    let mut state = v6_state();
+    let outcomes: Vec<Vec<Outcome>> = batches
+        .iter()
+        .map(|(r, _)| apply_entry(&mut state, r))
+        .collect();
+    let expected = |part: &[(Request, Outcome)]| -> Vec<Outcome> {
+        part.iter().map(|(_, o)| o.clone()).collect()
+    };
+    // The repeated request answers its first outcome again.
+    assert_eq!(outcomes, vec![expected(first), expected(&second)]);
+    assert_eq!(state, v7_state());
 }
 
 fn accounts_requests() -> Vec<(Request, Outcome)> {

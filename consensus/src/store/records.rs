@@ -165,7 +165,8 @@ struct Singletons {
     requests_next_seq: u64,
 }
 
-/// The records that applying `request` to `state` may change. A superset is
+/// The records that applying `request` (not a batch: see
+/// [`crate::apply::apply_entry`]) to `state` may change. A superset is
 /// harmless (an unchanged record is rewritten); a missing key would lose a
 /// change on restart, which the store's property test guards against.
 pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
@@ -184,6 +185,11 @@ pub(crate) fn touched(state: &State, request: &Request) -> Vec<RecordKey> {
 fn event_touched(state: &State, event: &Event, keys: &mut Vec<RecordKey>) {
     use RecordKey as K;
     match event {
+        // Nested (in an audit entry): rejected, it changes nothing. A batch
+        // at the top of an entry is expanded by the state machine, which
+        // asks about each of its requests against the state the ones
+        // before it left.
+        Event::Batch(_) => {}
         Event::AccountCreated { account, .. } => keys.push(K::Account(*account)),
         Event::AccountCreatedInOrg { account, .. } => {
             keys.push(K::Account(*account));

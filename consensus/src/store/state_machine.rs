@@ -36,6 +36,7 @@ use super::{sto, Db, NoObserver, SnapshotObserver, CF_SNAPSHOT, CF_STATE};
 use crate::apply::{apply, Outcome};
 use crate::codec::{self, META_FORMAT, STATE_FORMAT};
 use crate::error::{ConsensusError, Result};
+use crate::event::{Event, Request};
 use crate::state::State;
 use crate::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -181,7 +182,7 @@ impl StateMachineStore {
         Ok(())
     }
 
-    fn do_apply(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Vec<Outcome>> {
+    fn do_apply(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Vec<Vec<Outcome>>> {
         self.db.check()?;
         let cf = self.db.cf(CF_STATE)?;
         let mut batch = WriteBatch::default();
@@ -194,18 +195,25 @@ impl StateMachineStore {
             for entry in entries {
                 next.last_applied = Some(*entry.get_log_id());
                 let outcome = match &entry.payload {
-                    EntryPayload::Blank => Outcome::NoOp,
-                    EntryPayload::Normal(request) => {
-                        touched.extend(records::touched(&next.state, request));
-                        let outcome = apply(&mut next.state, request);
-                        if let Outcome::Rejected(r) = &outcome {
-                            tracing::debug!(log_id = %entry.log_id, kind = request.event.kind(), rejection = %r, "event rejected");
-                        }
-                        outcome
-                    }
+                    EntryPayload::Blank => vec![Outcome::NoOp],
+                    EntryPayload::Normal(request) => match &request.event {
+                        // Each request of a batch is applied (and its
+                        // records found) against the state the ones
+                        // before it left, as if it had its own entry.
+                        Event::Batch(requests) => requests
+                            .iter()
+                            .map(|r| apply_request(&mut next.state, r, &mut touched, &entry.log_id))
+                            .collect(),
+                        _ => vec![apply_request(
+                            &mut next.state,
+                            request,
+                            &mut touched,
+                            &entry.log_id,
+                        )],
+                    },
                     EntryPayload::Membership(m) => {
                         next.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                        Outcome::NoOp
+                        vec![Outcome::NoOp]
                     }
                 };
                 outcomes.push(outcome);
@@ -288,6 +296,22 @@ impl StateMachineStore {
     }
 }
 
+/// Applies one request that is not a batch, adding the records it may
+/// change to `touched` (found before it applies, against the same state).
+fn apply_request(
+    state: &mut State,
+    request: &Request,
+    touched: &mut BTreeSet<records::RecordKey>,
+    log_id: &LogId,
+) -> Outcome {
+    touched.extend(records::touched(state, request));
+    let outcome = apply(state, request);
+    if let Outcome::Rejected(r) = &outcome {
+        tracing::debug!(%log_id, kind = request.event.kind(), rejection = %r, "event rejected");
+    }
+    outcome
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         self.do_build_snapshot()
@@ -303,7 +327,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((current.last_applied, current.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Outcome>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -396,6 +420,80 @@ mod tests {
             prop_assert_eq!(&current.state, &expected);
             prop_assert_eq!(current.last_applied, applied_to);
         }
+
+        /// Requests packed into batch entries (as the leader packs
+        /// concurrent writes) end in the state and outcomes of the same
+        /// requests one per entry, and that state survives a reopen: each
+        /// request's records are found against the state its predecessors
+        /// in the batch left. Duplicate ids inside a batch are deduplicated.
+        #[test]
+        fn batched_requests_apply_as_if_one_per_entry(
+            events in proptest::collection::vec(arb_event(), 0..60),
+            packed in 1usize..9,
+            capacity in 1u32..6,
+            repeat in any::<bool>(),
+        ) {
+            let mut reqs = requests(events);
+            if repeat && reqs.len() > 2 {
+                // A retried write lands in a later batch (or the same one).
+                let again = reqs[reqs.len() / 2].clone();
+                reqs.push(again);
+            }
+            let mut one_by_one = State::with_dedup_capacity(capacity);
+            let expected_outcomes: Vec<Outcome> =
+                reqs.iter().map(|r| apply(&mut one_by_one, r)).collect();
+            let batches: Vec<Request> = reqs
+                .chunks(packed)
+                .enumerate()
+                .map(|(i, chunk)| Request {
+                    request_id: crate::ids::RequestId([0xba, i as u8, (i >> 8) as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                    event: Event::Batch(chunk.to_vec()),
+                })
+                .collect();
+            let dir = tempfile::tempdir().map_err(fail)?;
+            {
+                let db = Db::open(dir.path()).map_err(fail)?;
+                let sm = StateMachineStore::load(db).map_err(fail)?;
+                sm.publish(Applied { state: State::with_dedup_capacity(capacity), ..Applied::default() });
+                let outcomes = sm.do_apply(entries(batches)).map_err(fail)?;
+                let flat: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+                prop_assert_eq!(&flat, &expected_outcomes);
+                prop_assert_eq!(&sm.current().state, &one_by_one);
+            }
+            let db = Db::open(dir.path()).map_err(fail)?;
+            let reloaded = StateMachineStore::load(db).map_err(fail)?;
+            prop_assert_eq!(&reloaded.current().state, &one_by_one);
+        }
+    }
+
+    /// A batch inside a batch, or inside an audit entry, is refused and
+    /// changes nothing but the request log.
+    #[test]
+    fn nested_batches_are_rejected() {
+        use crate::apply::{apply_entry, Rejection};
+        let mut state = State::default();
+        let inner = Request {
+            request_id: crate::ids::RequestId([1; 16]),
+            event: Event::Batch(vec![]),
+        };
+        let outer = Request {
+            request_id: crate::ids::RequestId([2; 16]),
+            event: Event::Batch(vec![inner]),
+        };
+        assert_eq!(
+            apply_entry(&mut state, &outer),
+            vec![Outcome::Rejected(Rejection::NestedBatch)]
+        );
+        let audited = Request {
+            request_id: crate::ids::RequestId([3; 16]),
+            event: Event::Audited {
+                actor: crate::event::Actor::AdminToken { node: 1 },
+                from: "test".into(),
+                at: crate::ids::UnixMillis(1),
+                event: Box::new(Event::Batch(vec![])),
+            },
+        };
+        assert!(matches!(apply(&mut state, &audited), Outcome::Rejected(_)));
     }
 
     /// The job records that abandonment, retention and ended prunes change

@@ -28,6 +28,7 @@
 //! reads its own copy of the state.
 
 pub mod abandon;
+pub mod batch;
 pub mod jobs;
 pub mod metrics;
 pub mod network;
@@ -99,6 +100,9 @@ pub struct Cluster {
     pub data_dir: std::path::PathBuf,
     /// RocksDB statistics of the Raft database, for the health metrics.
     pub raft_db: cairn_consensus::DbProperties,
+    /// The queue every write proposed on this node goes through, so
+    /// concurrent writes share log entries ([`batch`]).
+    batcher: batch::Batcher,
 }
 
 /// The API form of a tier, as devices see it.
@@ -264,8 +268,10 @@ impl Cluster {
                 None
             }
         };
+        let batcher = batch::Batcher::start(raft.clone());
         Ok(Arc::new(Cluster {
             identity,
+            batcher,
             raft,
             state,
             admin,
@@ -308,12 +314,12 @@ impl Cluster {
         let deadline = Instant::now() + RETRY_FOR;
         let mut last_error = String::from("no leader");
         loop {
-            match self.raft.client_write(request.clone()).await {
-                Ok(resp) => {
-                    self.metrics.count_outcome(&resp.data);
-                    return Ok(resp.data);
+            match self.batcher.write(request.clone()).await {
+                Ok((_, outcome)) => {
+                    self.metrics.count_outcome(&outcome);
+                    return Ok(outcome);
                 }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(batch::WriteError::NotLeader(f)) => {
                     if let Some(leader) = f.leader_node {
                         let answer: Result<Result<(u64, Outcome), String>, _> = post_bincode(
                             &self.http,
@@ -334,8 +340,8 @@ impl Cluster {
                         }
                     }
                 }
-                Err(RaftError::APIError(e)) => return Err(ClusterError::Internal(e.to_string())),
-                Err(RaftError::Fatal(f)) => return Err(unavailable(f)),
+                Err(batch::WriteError::Refused(e)) => return Err(ClusterError::Internal(e)),
+                Err(batch::WriteError::Fatal(f)) => return Err(unavailable(f)),
             }
             if Instant::now() >= deadline {
                 return Err(unavailable(last_error));
@@ -364,10 +370,17 @@ impl Cluster {
     /// [`ClusterError::Raft`] if this node is not the leader or Raft failed.
     pub async fn propose_local(&self, request: Request) -> Result<(u64, Outcome), ClusterError> {
         // Not counted here: the node that received the write counts it.
-        match self.raft.client_write(request).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(e) => Err(ClusterError::Raft(e.to_string())),
-        }
+        self.batcher.write(request).await.map_err(|e| {
+            ClusterError::Raft(match e {
+                batch::WriteError::NotLeader(f) => {
+                    RaftError::<NodeId, ClientWriteError<NodeId, ClusterNode>>::APIError(
+                        ClientWriteError::ForwardToLeader(f),
+                    )
+                    .to_string()
+                }
+                batch::WriteError::Refused(e) | batch::WriteError::Fatal(e) => e,
+            })
+        })
     }
 
     /// Waits until this node's state reflects every write committed before

@@ -167,6 +167,7 @@ pub fn rejection_code(r: &Rejection) -> &'static str {
         Rejection::UnknownSession(_) => "unknown_session",
         Rejection::AccountDisabled { .. } => code::ACCOUNT_DISABLED,
         Rejection::TotpReplayed { .. } => "totp_replayed",
+        Rejection::NestedBatch => "nested_batch",
     }
 }
 
