@@ -39,6 +39,9 @@ const ACME_PW: &str = "acme-admin-Secret-77";
 const GLOBEX_PW: &str = "globex-admin-Secret-88";
 const ALICE_PW: &str = "alice-correct-horse-battery";
 const BOB_PW: &str = "bob-Staple-99";
+/// A file name only the sealed listing carries: never browsed, never
+/// ticked, so it must never cross the proxy in plaintext.
+const UNTICKED: &str = "unticked-secret-name.txt";
 
 /// chromedriver on a free loopback port, killed on drop.
 struct Driver {
@@ -162,6 +165,21 @@ impl Page<'_> {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// On a job's page: follows it live if it still ran when the page
+    /// loaded, else reads the status it ended with; answers that status.
+    async fn job_status(&self) -> Res<String> {
+        self.wait_text("Status").await?;
+        let live = self.c.find(Locator::Css("#live")).await?;
+        if live.attr("data-events").await?.is_some() {
+            return self.watch_job().await;
+        }
+        self.c
+            .find(Locator::Css("#live [data-field=status]"))
+            .await?
+            .text()
+            .await
     }
 
     /// Loads `path` until it shows `needle` (what the page shows changes
@@ -340,8 +358,14 @@ fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
     std::fs::create_dir_all(data.join("sub")).expect("sub");
     write_data(&data.join("big.bin"), 24 << 20, 7);
     write_data(&data.join("sub").join("small.bin"), 70 << 10, 8);
+    write_data(&data.join("sub").join(UNTICKED), 3 << 10, 9);
     let path = data.to_str().expect("utf-8");
     laptop.json(&["item", "set", "home", "--vault", "main", path]);
+    // A job that runs until it is cancelled (its before command waits).
+    laptop.json(&[
+        "item", "set", "slow", "--vault", "main", path, "--before", "sleep 60",
+    ]);
+    laptop.json(&["retention", "set", "--vault", "main", "--keep-last", "3"]);
     let profile: Value = serde_json::from_str(
         &std::fs::read_to_string(laptop.config_dir().join("cairn").join("profile.json"))
             .expect("profile"),
@@ -433,6 +457,7 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     page.shot("job-live").await?;
     let job = page.watch_job().await?;
     assert_eq!(job, "succeeded");
+    dispatcher_clicks(page, &device_page).await?;
 
     // CSRF: the session cookie alone does not make a post; the page's
     // token does (the same request otherwise).
@@ -542,6 +567,7 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     assert_eq!(page.watch_job().await?, "succeeded");
     let restored = target.join(data.strip_prefix("/").expect("absolute"));
     same_tree(&data, &restored).expect("restored byte-exact");
+    snapshot_files(page, w, &device_page, &data).await?;
     page.sign_out().await?;
 
     // Another organization's admin sees none of alice's; her own org
@@ -587,6 +613,17 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
             "a password crossed the proxy"
         );
     }
+    let received = w.proxy.received();
+    assert!(
+        contains(&received, b"\"sealed\""),
+        "the proxy relayed a sealed listing"
+    );
+    for seen in [&sent, &received] {
+        assert!(
+            !contains(seen, UNTICKED.as_bytes()),
+            "a name of the sealed listing crossed the proxy in plaintext"
+        );
+    }
 
     // Every console answer carries the strict CSP.
     let (code, head, _) =
@@ -604,6 +641,106 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
         head.contains("set-cookie: cairn_login_csrf=")
             && head.contains("httponly; samesite=strict"),
         "{head}"
+    );
+    Ok(())
+}
+
+/// The device page's Cancel ends a running job as `cancelled`; Retention
+/// and Check (`--read-data`) run to `succeeded`; all three are in the job
+/// list.
+async fn dispatcher_clicks(page: &Page<'_>, device_page: &str) -> Res {
+    page.goto(device_page).await?;
+    page.wait_text("online via node 1").await?;
+    page.click("#f-b-item option[value=slow]").await?;
+    page.click("#backup button[type=submit]").await?;
+    page.wait_text("Status").await?;
+    let url = page.c.current_url().await?;
+    let job = url
+        .path()
+        .rsplit('/')
+        .next()
+        .expect("a job page")
+        .to_owned();
+    page.goto(device_page).await?;
+    page.click(&format!("button[aria-label='Cancel job {job}']"))
+        .await?;
+    page.wait_text("online via node 1").await?;
+    page.reload_until(&format!("/console/jobs/{job}"), "cancelled")
+        .await?;
+    assert_eq!(page.job_status().await?, "cancelled");
+
+    page.goto(device_page).await?;
+    page.click("#f-t-item option:first-child").await?;
+    page.click("#retention button[type=submit]").await?;
+    let text = page.wait_text("retention").await?;
+    assert!(text.contains("retention of home"), "{text}");
+    assert_eq!(page.job_status().await?, "succeeded");
+
+    page.goto(device_page).await?;
+    page.click("#f-c-read").await?;
+    page.click("#check button[type=submit]").await?;
+    page.wait_text("check").await?;
+    assert_eq!(page.job_status().await?, "succeeded");
+
+    page.goto("/console/jobs").await?;
+    let jobs = page.wait_text("laptop").await?;
+    for kind in ["retention", "check", "cancelled"] {
+        assert!(jobs.contains(kind), "the job list shows {kind}: {jobs}");
+    }
+    Ok(())
+}
+
+/// The user opens a snapshot's listing in the page (the device seals it,
+/// the browser derives the key from her password and decrypts), ticks one
+/// file and restores just that, byte-exact. The page's opening steps first
+/// pass the known-answer vector the Rust sealer is pinned to.
+async fn snapshot_files(page: &Page<'_>, w: &World<'_>, device_page: &str, data: &Path) -> Res {
+    let vector: Value =
+        serde_json::from_str(include_str!("../../client/tests/fixtures/listing-v2.json"))
+            .expect("vector");
+    let opened = page
+        .c
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             window.cairnListing.open(arguments[0], arguments[1], arguments[2], arguments[3], arguments[4])
+               .then(done, function (e) { done('failed: ' + e); });",
+            vec![
+                vector["password"].clone(),
+                vector["kdf"].clone(),
+                vector["sealed"].clone(),
+                json!(cairn_proto::control::LISTING_HKDF_INFO),
+                json!(cairn_proto::control::LISTING_AAD),
+            ],
+        )
+        .await?;
+    assert_eq!(opened, vector["listing"], "the page opens the vector");
+
+    page.goto(device_page).await?;
+    page.wait_text("online via node 1").await?;
+    page.fill("#f-l-password", ALICE_PW).await?;
+    page.click("#files button[type=submit]").await?;
+    page.wait_text(UNTICKED).await?;
+    page.shot("snapshot-files").await?;
+    let small = data.join("sub").join("small.bin");
+    let small = small.to_str().expect("utf-8");
+    page.click(&format!("#files-restore input[value='{small}']"))
+        .await?;
+    let target = w.dir.join("picked");
+    page.fill("#f-f-target", target.to_str().expect("utf-8"))
+        .await?;
+    page.click("#files-restore button[type=submit]").await?;
+    assert_eq!(page.job_status().await?, "succeeded");
+    let restored = target.join(small.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read(&restored).expect("the ticked file"),
+        std::fs::read(data.join("sub").join("small.bin")).expect("the original")
+    );
+    assert!(
+        !target
+            .join(data.strip_prefix("/").expect("absolute"))
+            .join("big.bin")
+            .exists(),
+        "only the ticked path was restored"
     );
     Ok(())
 }

@@ -42,7 +42,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
-use crate::crypto::aead;
 use crate::error::{Error, Result};
 use crate::jobs::finish_by_id;
 use crate::remote::Session;
@@ -595,7 +594,7 @@ pub fn job_command(action: &Action) -> Result<(JobId, Vec<OsString>)> {
 
 /// The settings a command handler needs: the binary, its global
 /// arguments, the listing key.
-type JobOpts = (PathBuf, Vec<OsString>, Option<aead::Key>);
+type JobOpts = (PathBuf, Vec<OsString>, Option<super::listing::ListingKey>);
 
 fn refused(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Err {
@@ -711,7 +710,8 @@ fn list_files(opts: &JobOpts, vault: &str, snapshot: &str, path: &str) -> Result
         ));
     }
     Ok(SealedListing {
-        sealed: hex::encode(aead::seal(&key, control::LISTING_AAD, &out.stdout)),
+        version: control::LISTING_VERSION,
+        sealed: hex::encode(super::listing::seal(&key, &out.stdout)),
     })
 }
 
