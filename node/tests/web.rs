@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::console::OrgInfo;
 use cairn_tests::{
-    contains, free_port, http, http_with_head, ok, same_tree, stderr, write_data, Cluster, Daemon,
-    Device, Node, RecordingProxy,
+    contains, free_port, http, http_with_head, ok, same_tree, stderr, totp_secret, write_data,
+    Cluster, Daemon, Device, Node, RecordingProxy,
 };
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
@@ -140,8 +140,7 @@ impl Page<'_> {
     /// follows the event stream), and the stream's last event ended it;
     /// answers the status the page shows.
     async fn watch_job(&self) -> Res<String> {
-        self.wait_text("Status").await?;
-        let live = self.c.find(Locator::Css("#live")).await?;
+        let live = self.job_page().await?;
         assert!(
             live.attr("data-events").await?.is_some(),
             "the job had ended before its page loaded: nothing to follow live"
@@ -167,11 +166,24 @@ impl Page<'_> {
         }
     }
 
+    /// Waits for a job's page (after a dispatch's redirect): its job card.
+    async fn job_page(&self) -> Res<fantoccini::elements::Element> {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css("#live"))
+            .await
+    }
+
+    /// On a job's page: the kind it shows (and the item).
+    async fn job_kind(&self) -> Res<String> {
+        self.c.find(Locator::Css("#live dd")).await?.text().await
+    }
+
     /// On a job's page: follows it live if it still ran when the page
     /// loaded, else reads the status it ended with; answers that status.
     async fn job_status(&self) -> Res<String> {
-        self.wait_text("Status").await?;
-        let live = self.c.find(Locator::Css("#live")).await?;
+        let live = self.job_page().await?;
         if live.attr("data-events").await?.is_some() {
             return self.watch_job().await;
         }
@@ -363,7 +375,7 @@ fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
     laptop.json(&["item", "set", "home", "--vault", "main", path]);
     // A job that runs until it is cancelled (its before command waits).
     laptop.json(&[
-        "item", "set", "slow", "--vault", "main", path, "--before", "sleep 60",
+        "item", "set", "slow", "--vault", "main", path, "--before", "sleep 20",
     ]);
     laptop.json(&["retention", "set", "--vault", "main", "--keep-last", "3"]);
     let profile: Value = serde_json::from_str(
@@ -426,6 +438,8 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     let users = page.wait_text("alice").await?;
     assert!(users.contains("bob"), "the cluster admin sees every user");
     page.shot("users").await?;
+    account_switches(page, w.node1).await?;
+    own_totp(page).await?;
 
     // The page derived alice's login key exactly as the Rust KDF does: her
     // laptop logs in with `cairn login` and her password; its daemon
@@ -453,7 +467,7 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     // "Back up now" of the item, dispatched through node 2 to the device
     // on node 1: the job's page follows it live to `succeeded`.
     page.click("#backup button[type=submit]").await?;
-    page.wait_text("Status").await?;
+    page.job_page().await?;
     page.shot("job-live").await?;
     let job = page.watch_job().await?;
     assert_eq!(job, "succeeded");
@@ -653,7 +667,7 @@ async fn dispatcher_clicks(page: &Page<'_>, device_page: &str) -> Res {
     page.wait_text("online via node 1").await?;
     page.click("#f-b-item option[value=slow]").await?;
     page.click("#backup button[type=submit]").await?;
-    page.wait_text("Status").await?;
+    page.job_page().await?;
     let url = page.c.current_url().await?;
     let job = url
         .path()
@@ -672,15 +686,14 @@ async fn dispatcher_clicks(page: &Page<'_>, device_page: &str) -> Res {
     page.goto(device_page).await?;
     page.click("#f-t-item option:first-child").await?;
     page.click("#retention button[type=submit]").await?;
-    let text = page.wait_text("retention").await?;
-    assert!(text.contains("retention of home"), "{text}");
     assert_eq!(page.job_status().await?, "succeeded");
+    assert_eq!(page.job_kind().await?, "retention of home");
 
     page.goto(device_page).await?;
     page.click("#f-c-read").await?;
     page.click("#check button[type=submit]").await?;
-    page.wait_text("check").await?;
     assert_eq!(page.job_status().await?, "succeeded");
+    assert_eq!(page.job_kind().await?, "check");
 
     page.goto("/console/jobs").await?;
     let jobs = page.wait_text("laptop").await?;
@@ -742,5 +755,57 @@ async fn snapshot_files(page: &Page<'_>, w: &World<'_>, device_page: &str, data:
             .exists(),
         "only the ticked path was restored"
     );
+    Ok(())
+}
+
+/// The users page shows a disabled account and switches it: bob's
+/// device login is refused while disabled, accepted once enabled again.
+async fn account_switches(page: &Page<'_>, node: &Node) -> Res {
+    page.goto("/console/users").await?;
+    page.fill("#r-bob", "unpaid invoice").await?;
+    page.click("button[aria-label='Disable bob']").await?;
+    let text = page.wait_text("disabled (unpaid invoice)").await?;
+    assert!(text.contains("Enable"), "{text}");
+    page.shot("users-disabled").await?;
+    assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 403);
+    page.click("button[aria-label='Enable bob']").await?;
+    page.wait_text("Disable").await?;
+    let row = page
+        .c
+        .find(Locator::XPath("//tr[td[1]='bob']"))
+        .await?
+        .text()
+        .await?;
+    assert!(row.contains("enabled"), "{row}");
+    assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 200);
+    Ok(())
+}
+
+/// The operator's own page enrols them in TOTP (the URI and secret shown
+/// once) and removes it again with a current code from that secret.
+async fn own_totp(page: &Page<'_>) -> Res {
+    page.goto("/console/account").await?;
+    page.fill("#f-name", "root").await?;
+    page.fill("#password", ROOT_PW).await?;
+    page.click("#totp button[type=submit]").await?;
+    page.wait_text("Enrolled").await?;
+    page.shot("account-totp").await?;
+    let uri = page.c.find(Locator::Css("#totp-uri")).await?.text().await?;
+    assert!(
+        uri.starts_with("otpauth://totp/Cairn:root?secret="),
+        "{uri}"
+    );
+    let secret = totp_secret(&uri);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let code = format!("{:06}", cairn_node::totp::code_at(&secret, now));
+    page.fill("#f-name", "root").await?;
+    page.fill("#password", ROOT_PW).await?;
+    page.fill("#f-totp", &code).await?;
+    page.click("#totp input[name=enable][value=false]").await?;
+    page.click("#totp button[type=submit]").await?;
+    page.wait_text("Two-step sign-in is off for root").await?;
     Ok(())
 }

@@ -845,6 +845,28 @@ fn pump(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
+/// The TOTP secret an `otpauth://` URI carries (RFC 4648 base32, no
+/// padding), to compute the codes an authenticator app would show.
+pub fn totp_secret(uri: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let text = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a secret in the otpauth URI");
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base32") as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
