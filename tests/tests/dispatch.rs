@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cairn_client::crypto::kdf::KdfParams;
-use cairn_client::daemon::listing;
+use cairn_client::crypto::{kdf::KdfParams, listing};
 use cairn_tests::{
     contains, ok, same_tree, wait_for, write_data, Cluster, Daemon, Device, Node, RecordingProxy,
 };

@@ -594,7 +594,11 @@ pub fn job_command(action: &Action) -> Result<(JobId, Vec<OsString>)> {
 
 /// The settings a command handler needs: the binary, its global
 /// arguments, the listing key.
-type JobOpts = (PathBuf, Vec<OsString>, Option<super::listing::ListingKey>);
+type JobOpts = (
+    PathBuf,
+    Vec<OsString>,
+    Option<crate::crypto::listing::ListingKey>,
+);
 
 fn refused(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Err {
@@ -711,7 +715,7 @@ fn list_files(opts: &JobOpts, vault: &str, snapshot: &str, path: &str) -> Result
     }
     Ok(SealedListing {
         version: control::LISTING_VERSION,
-        sealed: hex::encode(super::listing::seal(&key, &out.stdout)),
+        sealed: hex::encode(crate::crypto::listing::seal(&key, &out.stdout)),
     })
 }
 

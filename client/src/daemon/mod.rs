@@ -30,7 +30,6 @@
 //! `abandoned`. Only one daemon runs per device profile ([`DaemonLock`]).
 
 pub mod control;
-pub mod listing;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,7 +73,7 @@ pub struct DaemonOptions {
     pub remote_control: bool,
     /// The key dispatched snapshot listings are sealed with (derived from
     /// the account password); none: listings are refused.
-    pub listing_key: Option<listing::ListingKey>,
+    pub listing_key: Option<crate::crypto::listing::ListingKey>,
 }
 
 /// The lock that makes a daemon the only one of its device profile: an
