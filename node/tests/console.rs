@@ -241,22 +241,6 @@ fn operators_act_within_their_role_across_the_cluster() {
     println!("{} audit entries", trail.len());
 }
 
-/// Decodes RFC 4648 base32 (no padding): the secret of an `otpauth://` URI.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.chars() {
-        let v = ALPHABET.find(c).expect("base32 digit") as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
 /// TOTP through the real binaries: an operator enrolled at creation gets
 /// the URI once; logging in then needs the current code, and wrong codes
 /// count against the login limiter like wrong passwords.
@@ -289,12 +273,7 @@ fn totp_is_a_second_factor_for_enrolled_operators() {
         uri.starts_with("otpauth://totp/Cairn:tess?secret="),
         "{uri}"
     );
-    let secret = base32_decode(
-        uri.split("secret=")
-            .nth(1)
-            .and_then(|r| r.split('&').next())
-            .expect("secret"),
-    );
+    let secret = cairn_tests::totp_secret(uri);
     assert_eq!(secret.len(), cairn_node::totp::SECRET_LEN);
     // Never shown again.
     let out = node.admin(&["operator", "list", "--json"]);

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::console::OrgInfo;
 use cairn_tests::{
-    contains, free_port, http, http_with_head, ok, same_tree, stderr, write_data, Cluster, Daemon,
-    Device, Node, RecordingProxy,
+    contains, free_port, http, http_with_head, ok, same_tree, stderr, totp_secret, write_data,
+    Cluster, Daemon, Device, Node, RecordingProxy,
 };
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
@@ -39,6 +39,9 @@ const ACME_PW: &str = "acme-admin-Secret-77";
 const GLOBEX_PW: &str = "globex-admin-Secret-88";
 const ALICE_PW: &str = "alice-correct-horse-battery";
 const BOB_PW: &str = "bob-Staple-99";
+/// A file name only the sealed listing carries: never browsed, never
+/// ticked, so it must never cross the proxy in plaintext.
+const UNTICKED: &str = "unticked-secret-name.txt";
 
 /// chromedriver on a free loopback port, killed on drop.
 struct Driver {
@@ -137,8 +140,7 @@ impl Page<'_> {
     /// follows the event stream), and the stream's last event ended it;
     /// answers the status the page shows.
     async fn watch_job(&self) -> Res<String> {
-        self.wait_text("Status").await?;
-        let live = self.c.find(Locator::Css("#live")).await?;
+        let live = self.job_page().await?;
         assert!(
             live.attr("data-events").await?.is_some(),
             "the job had ended before its page loaded: nothing to follow live"
@@ -162,6 +164,34 @@ impl Page<'_> {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits for a job's page (after a dispatch's redirect): its job card.
+    async fn job_page(&self) -> Res<fantoccini::elements::Element> {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css("#live"))
+            .await
+    }
+
+    /// On a job's page: the kind it shows (and the item).
+    async fn job_kind(&self) -> Res<String> {
+        self.c.find(Locator::Css("#live dd")).await?.text().await
+    }
+
+    /// On a job's page: follows it live if it still ran when the page
+    /// loaded, else reads the status it ended with; answers that status.
+    async fn job_status(&self) -> Res<String> {
+        let live = self.job_page().await?;
+        if live.attr("data-events").await?.is_some() {
+            return self.watch_job().await;
+        }
+        self.c
+            .find(Locator::Css("#live [data-field=status]"))
+            .await?
+            .text()
+            .await
     }
 
     /// Loads `path` until it shows `needle` (what the page shows changes
@@ -340,8 +370,14 @@ fn laptop(w: &World, data: &Path) -> (Device, String, Daemon) {
     std::fs::create_dir_all(data.join("sub")).expect("sub");
     write_data(&data.join("big.bin"), 24 << 20, 7);
     write_data(&data.join("sub").join("small.bin"), 70 << 10, 8);
+    write_data(&data.join("sub").join(UNTICKED), 3 << 10, 9);
     let path = data.to_str().expect("utf-8");
     laptop.json(&["item", "set", "home", "--vault", "main", path]);
+    // A job that runs until it is cancelled (its before command waits).
+    laptop.json(&[
+        "item", "set", "slow", "--vault", "main", path, "--before", "sleep 20",
+    ]);
+    laptop.json(&["retention", "set", "--vault", "main", "--keep-last", "3"]);
     let profile: Value = serde_json::from_str(
         &std::fs::read_to_string(laptop.config_dir().join("cairn").join("profile.json"))
             .expect("profile"),
@@ -402,6 +438,8 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     let users = page.wait_text("alice").await?;
     assert!(users.contains("bob"), "the cluster admin sees every user");
     page.shot("users").await?;
+    account_switches(page, w.node1).await?;
+    own_totp(page).await?;
 
     // The page derived alice's login key exactly as the Rust KDF does: her
     // laptop logs in with `cairn login` and her password; its daemon
@@ -429,10 +467,11 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     // "Back up now" of the item, dispatched through node 2 to the device
     // on node 1: the job's page follows it live to `succeeded`.
     page.click("#backup button[type=submit]").await?;
-    page.wait_text("Status").await?;
+    page.job_page().await?;
     page.shot("job-live").await?;
     let job = page.watch_job().await?;
     assert_eq!(job, "succeeded");
+    dispatcher_clicks(page, &device_page).await?;
 
     // CSRF: the session cookie alone does not make a post; the page's
     // token does (the same request otherwise).
@@ -542,6 +581,7 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
     assert_eq!(page.watch_job().await?, "succeeded");
     let restored = target.join(data.strip_prefix("/").expect("absolute"));
     same_tree(&data, &restored).expect("restored byte-exact");
+    snapshot_files(page, w, &device_page, &data).await?;
     page.sign_out().await?;
 
     // Another organization's admin sees none of alice's; her own org
@@ -587,6 +627,17 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
             "a password crossed the proxy"
         );
     }
+    let received = w.proxy.received();
+    assert!(
+        contains(&received, b"\"sealed\""),
+        "the proxy relayed a sealed listing"
+    );
+    for seen in [&sent, &received] {
+        assert!(
+            !contains(seen, UNTICKED.as_bytes()),
+            "a name of the sealed listing crossed the proxy in plaintext"
+        );
+    }
 
     // Every console answer carries the strict CSP.
     let (code, head, _) =
@@ -605,5 +656,156 @@ async fn scenario(page: &Page<'_>, w: &World<'_>) -> Res {
             && head.contains("httponly; samesite=strict"),
         "{head}"
     );
+    Ok(())
+}
+
+/// The device page's Cancel ends a running job as `cancelled`; Retention
+/// and Check (`--read-data`) run to `succeeded`; all three are in the job
+/// list.
+async fn dispatcher_clicks(page: &Page<'_>, device_page: &str) -> Res {
+    page.goto(device_page).await?;
+    page.wait_text("online via node 1").await?;
+    page.click("#f-b-item option[value=slow]").await?;
+    page.click("#backup button[type=submit]").await?;
+    page.job_page().await?;
+    let url = page.c.current_url().await?;
+    let job = url
+        .path()
+        .rsplit('/')
+        .next()
+        .expect("a job page")
+        .to_owned();
+    page.goto(device_page).await?;
+    page.click(&format!("button[aria-label='Cancel job {job}']"))
+        .await?;
+    page.wait_text("online via node 1").await?;
+    page.reload_until(&format!("/console/jobs/{job}"), "cancelled")
+        .await?;
+    assert_eq!(page.job_status().await?, "cancelled");
+
+    page.goto(device_page).await?;
+    page.click("#f-t-item option:first-child").await?;
+    page.click("#retention button[type=submit]").await?;
+    assert_eq!(page.job_status().await?, "succeeded");
+    assert_eq!(page.job_kind().await?, "retention of home");
+
+    page.goto(device_page).await?;
+    page.click("#f-c-read").await?;
+    page.click("#check button[type=submit]").await?;
+    assert_eq!(page.job_status().await?, "succeeded");
+    assert_eq!(page.job_kind().await?, "check");
+
+    page.goto("/console/jobs").await?;
+    let jobs = page.wait_text("laptop").await?;
+    for kind in ["retention", "check", "cancelled"] {
+        assert!(jobs.contains(kind), "the job list shows {kind}: {jobs}");
+    }
+    Ok(())
+}
+
+/// The user opens a snapshot's listing in the page (the device seals it,
+/// the browser derives the key from her password and decrypts), ticks one
+/// file and restores just that, byte-exact. The page's opening steps first
+/// pass the known-answer vector the Rust sealer is pinned to.
+async fn snapshot_files(page: &Page<'_>, w: &World<'_>, device_page: &str, data: &Path) -> Res {
+    let vector: Value =
+        serde_json::from_str(include_str!("../../client/tests/fixtures/listing-v2.json"))
+            .expect("vector");
+    let opened = page
+        .c
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             window.cairnListing.open(arguments[0], arguments[1], arguments[2], arguments[3], arguments[4])
+               .then(done, function (e) { done('failed: ' + e); });",
+            vec![
+                vector["password"].clone(),
+                vector["kdf"].clone(),
+                vector["sealed"].clone(),
+                json!(cairn_proto::control::LISTING_HKDF_INFO),
+                json!(cairn_proto::control::LISTING_AAD),
+            ],
+        )
+        .await?;
+    assert_eq!(opened, vector["listing"], "the page opens the vector");
+
+    page.goto(device_page).await?;
+    page.wait_text("online via node 1").await?;
+    page.fill("#f-l-password", ALICE_PW).await?;
+    page.click("#files button[type=submit]").await?;
+    page.wait_text(UNTICKED).await?;
+    page.shot("snapshot-files").await?;
+    let small = data.join("sub").join("small.bin");
+    let small = small.to_str().expect("utf-8");
+    page.click(&format!("#files-restore input[value='{small}']"))
+        .await?;
+    let target = w.dir.join("picked");
+    page.fill("#f-f-target", target.to_str().expect("utf-8"))
+        .await?;
+    page.click("#files-restore button[type=submit]").await?;
+    assert_eq!(page.job_status().await?, "succeeded");
+    let restored = target.join(small.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read(&restored).expect("the ticked file"),
+        std::fs::read(data.join("sub").join("small.bin")).expect("the original")
+    );
+    assert!(
+        !target
+            .join(data.strip_prefix("/").expect("absolute"))
+            .join("big.bin")
+            .exists(),
+        "only the ticked path was restored"
+    );
+    Ok(())
+}
+
+/// The users page shows a disabled account and switches it: bob's
+/// device login is refused while disabled, accepted once enabled again.
+async fn account_switches(page: &Page<'_>, node: &Node) -> Res {
+    page.goto("/console/users").await?;
+    page.fill("#r-bob", "unpaid invoice").await?;
+    page.click("button[aria-label='Disable bob']").await?;
+    let text = page.wait_text("disabled (unpaid invoice)").await?;
+    assert!(text.contains("Enable"), "{text}");
+    page.shot("users-disabled").await?;
+    assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 403);
+    page.click("button[aria-label='Enable bob']").await?;
+    page.wait_text("Disable").await?;
+    let row = page
+        .c
+        .find(Locator::XPath("//tr[td[1]='bob']"))
+        .await?
+        .text()
+        .await?;
+    assert!(row.contains("enabled"), "{row}");
+    assert_eq!(device_login(node.port, "bob", BOB_PW, "bob-pc"), 200);
+    Ok(())
+}
+
+/// The operator's own page enrols them in TOTP (the URI and secret shown
+/// once) and removes it again with a current code from that secret.
+async fn own_totp(page: &Page<'_>) -> Res {
+    page.goto("/console/account").await?;
+    page.fill("#f-name", "root").await?;
+    page.fill("#password", ROOT_PW).await?;
+    page.click("#totp button[type=submit]").await?;
+    page.wait_text("Enrolled").await?;
+    page.shot("account-totp").await?;
+    let uri = page.c.find(Locator::Css("#totp-uri")).await?.text().await?;
+    assert!(
+        uri.starts_with("otpauth://totp/Cairn:root?secret="),
+        "{uri}"
+    );
+    let secret = totp_secret(&uri);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let code = format!("{:06}", cairn_node::totp::code_at(&secret, now));
+    page.fill("#f-name", "root").await?;
+    page.fill("#password", ROOT_PW).await?;
+    page.fill("#f-totp", &code).await?;
+    page.click("#totp input[name=enable][value=false]").await?;
+    page.click("#totp button[type=submit]").await?;
+    page.wait_text("Two-step sign-in is off for root").await?;
     Ok(())
 }

@@ -291,23 +291,40 @@ pub struct DirEntry {
     pub size: u64,
 }
 
-/// A snapshot's listing as the server relays it: sealed by the device
-/// (AES-256-CTR + Poly1305, the vaults' AEAD) under the account's listing
-/// key, `blake3::derive_key(LISTING_KEY_CONTEXT, wrap key)`, with
-/// [`LISTING_AAD`] as associated data. Only someone who knows the account
-/// password can read the names; the server sees their total size only.
+/// A snapshot's listing as the server relays it: sealed by the device for
+/// the account, so only someone who knows the account password can read
+/// the names; the server sees their total size only.
+///
+/// Version 2 (the one sealed now) is AES-256-GCM under the listing key
+/// `HKDF-SHA256(ikm = wrap key, salt = empty, info = LISTING_HKDF_INFO)`,
+/// with [`LISTING_AAD`] as associated data; sealed = 12-byte nonce ‖
+/// ciphertext ‖ 16-byte tag. Those are WebCrypto's primitives, so the web
+/// console opens it in the browser (the password and wrap key never leave
+/// the page). Version 1 (AES-256-CTR + Poly1305 under a BLAKE3-derived
+/// key, without this field) was never stored anywhere: an old daemon's
+/// answer is refused by the page with "upgrade the device".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealedListing {
+    /// The sealing's version ([`LISTING_VERSION`]; absent: 1).
+    #[serde(default = "listing_v1")]
+    pub version: u32,
     /// The sealed JSON listing (`cairn ls --json`'s document), hex.
     pub sealed: String,
 }
 
-/// The key-derivation context of the listing key.
-pub const LISTING_KEY_CONTEXT: &str = "cairn 2026-12 dispatched snapshot listing v1";
+fn listing_v1() -> u32 {
+    1
+}
+
+/// The version of [`SealedListing`] a device seals.
+pub const LISTING_VERSION: u32 = 2;
+
+/// The HKDF-SHA256 `info` of the listing key.
+pub const LISTING_HKDF_INFO: &str = "cairn 2026-12 dispatched snapshot listing v2";
 
 /// The associated data a sealed listing is bound to.
-pub const LISTING_AAD: &[u8] = b"cairn snapshot listing v1";
+pub const LISTING_AAD: &str = "cairn snapshot listing v2";
 
 /// `POST /api/v1/dispatch/{device}/backup`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -539,6 +556,23 @@ mod tests {
         assert_eq!(
             encode(&cancel),
             r#"{"v":1,"msg":{"type":"command","id":4,"action":{"action":"cancel","job":"07070707070707070707070707070707"}}}"#
+        );
+    }
+
+    /// An old daemon's listing (no `version`) reads as version 1, so the
+    /// page can tell the user to upgrade the device instead of failing to
+    /// decrypt.
+    #[test]
+    fn a_listing_without_version_is_v1() {
+        let old: SealedListing = serde_json::from_str(r#"{"sealed":"00"}"#).expect("v1");
+        assert_eq!(old.version, 1);
+        let new = SealedListing {
+            version: LISTING_VERSION,
+            sealed: "ab".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&new).expect("json"),
+            r#"{"version":2,"sealed":"ab"}"#
         );
     }
 

@@ -738,11 +738,13 @@ impl Device {
     }
 }
 
-/// A TCP relay in front of a node that records every byte clients send.
+/// A TCP relay in front of a node that records every byte clients send
+/// and every byte the node answers.
 pub struct RecordingProxy {
     /// The port clients connect to.
     pub port: u16,
     sent: Arc<Mutex<Vec<u8>>>,
+    received: Arc<Mutex<Vec<u8>>>,
 }
 
 impl RecordingProxy {
@@ -762,10 +764,11 @@ impl RecordingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let sent = Arc::new(Mutex::new(Vec::new()));
-        let record = sent.clone();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (record, answers) = (sent.clone(), received.clone());
         std::thread::spawn(move || {
             for mut client in listener.incoming().flatten() {
-                let record = record.clone();
+                let (record, answers) = (record.clone(), answers.clone());
                 // Its own thread: reading the head must not hold up others.
                 std::thread::spawn(move || {
                     if refuse_upgrades && asks_upgrade(&client) {
@@ -781,17 +784,26 @@ impl RecordingProxy {
                         (Ok(c), Ok(s)) => (c, s),
                         _ => return,
                     };
-                    std::thread::spawn(move || pump(s2, c2, None));
+                    std::thread::spawn(move || pump(s2, c2, Some(answers)));
                     pump(client, server, Some(record));
                 });
             }
         });
-        RecordingProxy { port, sent }
+        RecordingProxy {
+            port,
+            sent,
+            received,
+        }
     }
 
     /// Everything clients sent so far.
     pub fn sent(&self) -> Vec<u8> {
         self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Everything the node answered so far.
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
 
@@ -831,6 +843,28 @@ fn pump(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// The TOTP secret an `otpauth://` URI carries (RFC 4648 base32, no
+/// padding), to compute the codes an authenticator app would show.
+pub fn totp_secret(uri: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let text = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a secret in the otpauth URI");
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base32") as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
 }
 
 /// Whether `needle` occurs in `haystack`.

@@ -4,7 +4,7 @@
 //! access; an operator enrols in TOTP with their password, and a code
 //! accepted by one node is refused when presented again to the other.
 
-use cairn_tests::{http, json_of, ok, stderr, Cluster, Device};
+use cairn_tests::{http, json_of, ok, stderr, totp_secret, Cluster, Device};
 use serde_json::Value;
 
 const PW: &str = "correct horse battery staple";
@@ -128,22 +128,6 @@ fn a_disabled_account_is_refused_on_every_node_until_enabled() {
     }
 }
 
-/// RFC 4648 base32 (no padding) as `otpauth://` URIs carry it.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base32") as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
 #[test]
 fn an_operator_enrols_in_totp_and_a_code_opens_one_session_cluster_wide() {
     let cluster = Cluster::start(2, &[]);
@@ -176,12 +160,7 @@ fn an_operator_enrols_in_totp_and_a_code_opens_one_session_cluster_wide() {
         ]),
     );
     let uri = enrolled["totp_uri"].as_str().expect("uri shown once");
-    let secret = uri
-        .split("secret=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
-        .map(base32_decode)
-        .expect("secret in the uri");
+    let secret = totp_secret(uri);
     // Wait out the step boundary so both logins fall in one step.
     let now_s = || {
         std::time::SystemTime::now()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cairn_client::crypto::{aead, kdf::KdfParams};
+use cairn_client::crypto::{kdf::KdfParams, listing};
 use cairn_tests::{
     contains, ok, same_tree, wait_for, write_data, Cluster, Daemon, Device, Node, RecordingProxy,
 };
@@ -140,7 +140,7 @@ fn setup() -> Setup {
 
 /// The listing key of an account from its password, as the device derives
 /// it: only the user can open a dispatched snapshot listing.
-fn listing_key(d: &Device) -> aead::Key {
+fn listing_key(d: &Device) -> listing::ListingKey {
     let kdf = &profile(d)["kdf"];
     let params = KdfParams {
         algorithm: "argon2id".into(),
@@ -150,7 +150,7 @@ fn listing_key(d: &Device) -> aead::Key {
         salt: hex::decode(kdf["salt"].as_str().expect("salt")).expect("salt hex"),
     };
     let keys = params.derive(PW.as_bytes()).expect("derive");
-    blake3::derive_key(cairn_proto::control::LISTING_KEY_CONTEXT, &keys.wrap[..])
+    listing::key(&keys.wrap)
 }
 
 #[test]
@@ -274,12 +274,9 @@ fn dispatched_jobs_run_on_the_device_through_any_node() {
     assert_eq!(status, 200, "{sealed}");
     assert!(!sealed.to_string().contains("b.bin"));
     let bytes = hex::decode(sealed["sealed"].as_str().expect("sealed")).expect("hex");
-    let plain = aead::open(
-        &listing_key(&s.desk),
-        cairn_proto::control::LISTING_AAD,
-        &bytes,
-    )
-    .expect("the account opens the listing");
+    assert_eq!(sealed["version"], cairn_proto::control::LISTING_VERSION);
+    let plain =
+        listing::open(&listing_key(&s.desk), &bytes).expect("the account opens the listing");
     assert!(String::from_utf8_lossy(&plain).contains("b.bin"));
 
     // Another account's user, and a read-only look at a device that does

@@ -42,7 +42,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
-use crate::crypto::aead;
 use crate::error::{Error, Result};
 use crate::jobs::finish_by_id;
 use crate::remote::Session;
@@ -595,7 +594,11 @@ pub fn job_command(action: &Action) -> Result<(JobId, Vec<OsString>)> {
 
 /// The settings a command handler needs: the binary, its global
 /// arguments, the listing key.
-type JobOpts = (PathBuf, Vec<OsString>, Option<aead::Key>);
+type JobOpts = (
+    PathBuf,
+    Vec<OsString>,
+    Option<crate::crypto::listing::ListingKey>,
+);
 
 fn refused(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Err {
@@ -711,7 +714,8 @@ fn list_files(opts: &JobOpts, vault: &str, snapshot: &str, path: &str) -> Result
         ));
     }
     Ok(SealedListing {
-        sealed: hex::encode(aead::seal(&key, control::LISTING_AAD, &out.stdout)),
+        version: control::LISTING_VERSION,
+        sealed: hex::encode(crate::crypto::listing::seal(&key, &out.stdout)),
     })
 }
 
@@ -734,18 +738,31 @@ pub fn reap(session: &Session, running: &Running, say: &dyn Fn(&str)) {
         say(&format!("remote control: job {job} ended with {status}"));
         // Refused (job_already_finished) when the process recorded its end,
         // which is the rule; this ends a job it never got to record.
-        let end = FinishJob {
-            status: if status.success() {
-                JobStatus::Succeeded
-            } else {
-                JobStatus::Error
-            },
-            files: 0,
-            bytes: 0,
-            error: (!status.success()).then(|| format!("the job's process ended with {status}")),
-            log: "the job's process ended without recording the job's end".into(),
-        };
-        let _ = finish_by_id(session, job, &end);
+        let _ = finish_by_id(session, job, &unrecorded_end(status));
+    }
+}
+
+/// How a dispatched job ends when its process did not record the end:
+/// by its exit status. A SIGTERM is the daemon's own doing (a cancel, or
+/// the daemon stopping), so `cancelled`: whether it killed the process
+/// outright or `cairn` took it before its job was registered to record
+/// (it then exits 128 + SIGTERM, as a shell expects).
+fn unrecorded_end(status: std::process::ExitStatus) -> FinishJob {
+    use std::os::unix::process::ExitStatusExt;
+    let (status, error) = if status.success() {
+        (JobStatus::Succeeded, None)
+    } else if status.signal() == Some(libc::SIGTERM) || status.code() == Some(128 + libc::SIGTERM) {
+        (JobStatus::Cancelled, None)
+    } else {
+        let error = format!("the job's process ended with {status}");
+        (JobStatus::Error, Some(error))
+    };
+    FinishJob {
+        status,
+        files: 0,
+        bytes: 0,
+        error,
+        log: "the job's process ended without recording the job's end".into(),
     }
 }
 
@@ -769,6 +786,22 @@ fn stop_all(running: &Running, grace: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process killed by the daemon's SIGTERM ends its job cancelled,
+    /// any other failure as an error, a clean exit as succeeded.
+    #[test]
+    fn unrecorded_ends_follow_the_exit_status() {
+        use std::os::unix::process::ExitStatusExt;
+        let end = |raw| unrecorded_end(std::process::ExitStatus::from_raw(raw));
+        assert_eq!(end(0).status, JobStatus::Succeeded);
+        assert_eq!(end(libc::SIGTERM).status, JobStatus::Cancelled);
+        assert_eq!(end(libc::SIGTERM).error, None);
+        assert_eq!(end((128 + libc::SIGTERM) << 8).status, JobStatus::Cancelled);
+        assert_eq!(end(libc::SIGKILL).status, JobStatus::Error);
+        let failed = end(3 << 8);
+        assert_eq!(failed.status, JobStatus::Error);
+        assert!(failed.error.expect("why").contains("exit status: 3"));
+    }
 
     #[test]
     fn urls_follow_the_scheme() {

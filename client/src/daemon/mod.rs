@@ -73,7 +73,7 @@ pub struct DaemonOptions {
     pub remote_control: bool,
     /// The key dispatched snapshot listings are sealed with (derived from
     /// the account password); none: listings are refused.
-    pub listing_key: Option<crate::crypto::aead::Key>,
+    pub listing_key: Option<crate::crypto::listing::ListingKey>,
 }
 
 /// The lock that makes a daemon the only one of its device profile: an

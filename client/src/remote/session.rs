@@ -226,10 +226,7 @@ impl Session {
     /// As the login: a wrong password, changed KDF parameters, the network.
     pub fn listing_key(&mut self, password: &[u8]) -> Result<[u8; 32]> {
         let (_, keys) = self.keys(password)?;
-        Ok(blake3::derive_key(
-            cairn_proto::control::LISTING_KEY_CONTEXT,
-            &keys.wrap[..],
-        ))
+        Ok(crate::crypto::listing::key(&keys.wrap))
     }
 
     /// The account's devices.

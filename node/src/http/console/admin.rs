@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use cairn_proto::admin::{
-    ClusterStatus, CreateUser, DefineTier, JobsQuery, Kdf, OverdueBackup, TierInfo, UserInfo,
+    ClusterStatus, CreateUser, DefineTier, DisableUser, JobsQuery, Kdf, OverdueBackup, TierInfo,
+    UserInfo,
 };
 use cairn_proto::api::{DeviceInfo, JobInfo, JobStatus};
 use cairn_proto::console::{AuditInfo, ConfigureOrg, CreateOperator, OperatorInfo, OrgInfo};
@@ -28,6 +29,8 @@ use cairn_proto::route::segment;
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/console/users", get(users).post(create_user))
+        .route("/console/users/{name}/disable", post(disable_user))
+        .route("/console/users/{name}/enable", post(enable_user))
         .route("/console/tiers", get(tiers).post(define_tier))
         .route("/console/orgs", get(orgs).post(configure_org))
         .route("/console/operators", get(operators).post(create_operator))
@@ -147,9 +150,11 @@ async fn users(v: Visitor, Extension(api): Extension<Api>) -> Response {
         .await
         .unwrap_or_default();
     let body = html! {
-        (section("Users", users, |u| view::table("Users", &["Name", "Organization", "Devices", "Vaults", "Created"],
+        (section("Users", users, |u| view::table("Users", &["Name", "Organization", "Devices", "Vaults", "Created", "State", ""],
             u.iter().map(|u| html! { tr {
                 td { (u.name) } td { (u.org) } td.num { (u.devices) } td.num { (u.vaults) } td { (view::when(u.created_at)) }
+                td { (account_state(u)) }
+                td { (account_switch(&v.csrf, u)) }
             } }).collect(), "No users yet.")))
         h2 { "Create a user" }
         (view::credentials_form("/console/users", &v.csrf, "Create user", html! {
@@ -158,6 +163,81 @@ async fn users(v: Visitor, Extension(api): Extension<Api>) -> Response {
         }))
     };
     view::page("Users", Some(&v.frame("/console/users")), body).into_response()
+}
+
+/// Enabled, or disabled with the operator's reason.
+fn account_state(u: &UserInfo) -> Markup {
+    html! {
+        @match &u.disabled {
+            None => span.ok { "enabled" },
+            Some(reason) => {
+                span.bad { "disabled" }
+                @if !reason.is_empty() { " (" (reason) ")" }
+            }
+        }
+    }
+}
+
+/// Disable (with an optional reason shown to the user) or enable again;
+/// the API decides who may (a cluster admin, an org admin for their
+/// organization).
+fn account_switch(csrf: &str, u: &UserInfo) -> Markup {
+    let base = format!("/console/users/{}", segment(&u.name));
+    html! {
+        @if u.disabled.is_some() {
+            form.inline method="post" action=(format!("{base}/enable")) {
+                (view::csrf(csrf))
+                button type="submit" aria-label=(format!("Enable {}", u.name)) { "Enable" }
+            }
+        } @else {
+            form.inline method="post" action=(format!("{base}/disable")) {
+                (view::csrf(csrf))
+                div {
+                    label for=(format!("r-{}", u.name)) { "Reason" }
+                    input id=(format!("r-{}", u.name)) name="reason" type="text";
+                }
+                button.danger type="submit" aria-label=(format!("Disable {}", u.name)) { "Disable" }
+            }
+        }
+    }
+}
+
+/// `POST /console/users/{name}/disable`.
+async fn disable_user(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+    Form(f): Form<DisableUser>,
+) -> Response {
+    let path = format!("/api/v1/admin/users/{}/disable", segment(&name));
+    act(
+        &v,
+        &api,
+        &path,
+        &f,
+        "/console/users",
+        "Disabling the account",
+    )
+    .await
+}
+
+/// `POST /console/users/{name}/enable`.
+async fn enable_user(
+    v: Visitor,
+    Extension(api): Extension<Api>,
+    Path(name): Path<String>,
+) -> Response {
+    let path = format!("/api/v1/admin/users/{}/enable", segment(&name));
+    let none = serde_json::json!({});
+    act(
+        &v,
+        &api,
+        &path,
+        &none,
+        "/console/users",
+        "Enabling the account",
+    )
+    .await
 }
 
 /// The organization picker of a form (`none` adds an empty choice).
@@ -519,8 +599,8 @@ async fn create_operator(
             org: (!f.org.is_empty()).then_some(f.org),
             kdf,
             login_key,
-            // Enrolment prints the secret once: `cairnd admin operator
-            // create --totp`, not a page.
+            // Enrolment shows the secret once, to the operator: they enrol
+            // on their own page (`/console/account`) with their password.
             totp: false,
         },
     )

@@ -16,7 +16,8 @@ use axum::{Extension, Router};
 use cairn_proto::api::JobInfo;
 use cairn_proto::control::{
     DeviceControl, DirListing, DispatchBackup, DispatchCancel, DispatchCheck, DispatchRestore,
-    DispatchRetention, Dispatched, ListDir,
+    DispatchRetention, Dispatched, ListDir, ListFiles, SealedListing, LISTING_AAD,
+    LISTING_HKDF_INFO, LISTING_VERSION,
 };
 use cairn_proto::route::segment;
 use cairn_proto::{JobId, VaultId};
@@ -94,6 +95,7 @@ async fn device(
             (retention_form(&v, &path, &d))
             (check_form(&v, &path, &d))
         }
+        (files_form(&v, &path, &d))
         h2 { "The device's directories" }
         form.inline method="get" action=(path) role="search" {
             div {
@@ -165,7 +167,8 @@ fn backup_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
     }
 }
 
-fn restore_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
+/// The snapshots to pick from: the latest of each vault, then each one.
+fn snapshot_options(d: &DeviceControl) -> Markup {
     let name = |vault: VaultId| {
         d.vaults
             .iter()
@@ -173,20 +176,24 @@ fn restore_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
             .map_or_else(|| vault.to_string(), |x| x.name.clone())
     };
     html! {
+        @for x in &d.vaults { option value=(format!("{}/latest", x.id)) { "latest in " (x.name) } }
+        @for s in &d.snapshots {
+            option value=(format!("{}/{}", s.vault, s.id)) {
+                (name(s.vault)) ": " (s.item) " of " (s.device_name) ", " (crate::present::local_time(s.started_at))
+            }
+        }
+    }
+}
+
+fn restore_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
+    html! {
         section.card aria-label="Restore" {
             h2 { "Restore" }
             form.stack id="restore" method="post" action=(format!("{path}/restore")) {
                 (view::csrf(&v.csrf))
                 div {
                     label for="f-r-snapshot" { "Snapshot" }
-                    select id="f-r-snapshot" name="snapshot" {
-                        @for x in &d.vaults { option value=(format!("{}/latest", x.id)) { "latest in " (x.name) } }
-                        @for s in &d.snapshots {
-                            option value=(format!("{}/{}", s.vault, s.id)) {
-                                (name(s.vault)) ": " (s.item) " of " (s.device_name) ", " (crate::present::local_time(s.started_at))
-                            }
-                        }
-                    }
+                    select id="f-r-snapshot" name="snapshot" { (snapshot_options(d)) }
                 }
                 div {
                     label for="f-r-paths" { "Only these paths (one per line; empty: all)" }
@@ -197,6 +204,50 @@ fn restore_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
                     input id="f-r-target" name="target" type="text" required;
                 }
                 button type="submit" { "Restore" }
+            }
+        }
+    }
+}
+
+/// A snapshot's files, opened in the browser: the device seals the listing
+/// for the account ([`SealedListing`]), the page's script derives the wrap
+/// key from the password typed here (argon2id, as `cairn login`), opens the
+/// listing with WebCrypto and fills the second form with a box per path to
+/// restore. The password field has no name: it is never submitted.
+fn files_form(v: &Visitor, path: &str, d: &DeviceControl) -> Markup {
+    html! {
+        section.card aria-label="Snapshot files" {
+            h2 { "A snapshot's files" }
+            p.muted { "The device decrypts the snapshot and seals its file names for the account; \
+                       your browser opens them with the account password, which never leaves this page." }
+            form.stack id="files" method="post" action=(format!("{path}/files"))
+                data-listing=(d.user) data-version=(LISTING_VERSION)
+                data-info=(LISTING_HKDF_INFO) data-aad=(LISTING_AAD) {
+                (view::csrf(&v.csrf))
+                div {
+                    label for="f-l-snapshot" { "Snapshot" }
+                    select id="f-l-snapshot" name="snapshot" { (snapshot_options(d)) }
+                }
+                div {
+                    label for="f-l-path" { "Directory in the snapshot (empty: all)" }
+                    input id="f-l-path" name="path" type="text";
+                }
+                div {
+                    label for="f-l-password" { "Account password of " (d.user) }
+                    input id="f-l-password" type="password" autocomplete="current-password" required;
+                }
+                p role="status" {}
+                button type="submit" disabled[d.connection.is_none() || d.vaults.is_empty()] { "Show the files" }
+            }
+            form.stack id="files-restore" method="post" action=(format!("{path}/restore")) hidden {
+                (view::csrf(&v.csrf))
+                input type="hidden" name="snapshot";
+                ul.entries aria-label="Files of the snapshot" {}
+                div {
+                    label for="f-f-target" { "Restore the ticked paths into this directory of the device" }
+                    input id="f-f-target" name="target" type="text" required;
+                }
+                button type="submit" { "Restore the ticked paths" }
             }
         }
     }
@@ -400,6 +451,15 @@ fn request(action: &str, f: &Fields) -> Result<(&'static str, serde_json::Value)
                 json(serde_json::to_value(DispatchCancel { job }))?,
             )
         }
+        "files" => {
+            let (vault, snapshot) = f.pair("snapshot")?;
+            let body = ListFiles {
+                vault,
+                snapshot,
+                path: f.one("path"),
+            };
+            ("files", json(serde_json::to_value(body))?)
+        }
         "disconnect" => ("disconnect", serde_json::Value::Null),
         _ => return Err(Refused::bad_request("no such action")),
     })
@@ -429,6 +489,11 @@ async fn action(
                 Err(r) => done(&v, &back, &what, Err(r)),
             }
         }
+        // The page's script reads the sealed listing (or the refusal) as JSON.
+        "files" => match c.post::<_, SealedListing>(&api_path, &json).await {
+            Ok(l) => axum::Json(l).into_response(),
+            Err(r) => (r.status, axum::Json(r.body)).into_response(),
+        },
         _ => {
             let r = if json.is_null() {
                 c.post_only(&api_path, &serde_json::json!({})).await
@@ -529,6 +594,14 @@ mod tests {
         assert!(request("restore", &form("snapshot=latest&target=%2Ft")).is_err());
         assert!(request("backup", &form("item=&vault=nope")).is_err());
         assert!(request("cancel", &form("job=zz")).is_err());
+        let files = format!("snapshot={vault}%2Flatest&path=%2Fhome");
+        let (path, body) = request("files", &form(&files)).expect("files");
+        assert_eq!(path, "files");
+        assert_eq!(
+            (body["snapshot"].as_str(), body["path"].as_str()),
+            (Some("latest"), Some("/home"))
+        );
+        assert!(request("files", &form("snapshot=&path=")).is_err());
         assert!(request("format", &form("")).is_err());
         assert_eq!(
             request("disconnect", &form("")).expect("drop").0,

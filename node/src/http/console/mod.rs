@@ -11,6 +11,8 @@
 //! so the console can do nothing a script cannot, and the API's
 //! authorization (organizations, roles, accounts) is the console's.
 //!
+//! An operator enrols in or removes TOTP on their own page ([`account`]).
+//!
 //! Signing in ([`login`]): the page's script derives the login key with
 //! argon2id in the browser (vendored WASM, [`assets`]) exactly as `cairn
 //! login` does, and posts only that key; the password never leaves the
@@ -26,6 +28,7 @@
 //! action is a form posting to a console path whose handler calls one
 //! API route and redirects back (`303`), or renders the API's refusal.
 
+pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod call;
@@ -71,6 +74,7 @@ pub fn routes(api: Router) -> Router<HttpState> {
         .route("/console/devices/{id}/revoke", post(revoke_device))
         .route("/console/jobs", get(jobs))
         .merge(admin::routes())
+        .merge(account::routes())
         .merge(user::routes())
         .merge(control::routes())
         .layer(middleware::from_fn(guard))

@@ -33,6 +33,7 @@ fn nav(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("/console/orgs", "Organizations"),
             ("/console/operators", "Operators"),
             ("/console/audit", "Audit trail"),
+            ("/console/account", "My sign-in"),
         ],
         Kind::User => &[
             ("/console/", "My devices"),

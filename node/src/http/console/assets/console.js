@@ -10,6 +10,15 @@
 //   data-derive="create" draws a fresh salt, fills the hidden kdf_* fields
 //                        with it and the form's default cost, then derives.
 //
+// A form with `data-listing` (the account's name) opens a snapshot's
+// listing in the browser: it derives the wrap key from the typed password
+// (the last 32 bytes of the same argon2id output), posts the form (the
+// password field has no name) to have the device seal the listing, opens
+// it with WebCrypto (HKDF-SHA256 with the form's data-info, then AES-GCM
+// with data-aad: format v2 of SealedListing) and fills the next form with
+// a box per path, to restore the ticked ones. `window.cairnListing.open`
+// is those steps alone, for the browser test's known-answer vector.
+//
 // An element with `data-events` follows a running job: each `job` event of
 // that server-sent event stream (a JobInfo) fills its `data-field` children
 // until the job has a status, then the stream is closed.
@@ -26,8 +35,8 @@
     return out;
   }
 
-  async function loginKey(password, kdf) {
-    var out = await window.hashwasm.argon2id({
+  async function argon2(password, kdf) {
+    return window.hashwasm.argon2id({
       password: password,
       salt: unhex(kdf.salt),
       parallelism: kdf.parallelism,
@@ -36,12 +45,13 @@
       hashLength: 64,
       outputType: 'binary'
     });
-    return hex(out.slice(0, 32));
   }
 
-  async function loginParams(form) {
-    var name = form.elements.name.value;
-    var operator = form.elements.kind.value === 'operator';
+  async function loginKey(password, kdf) {
+    return hex((await argon2(password, kdf)).slice(0, 32));
+  }
+
+  async function params(operator, name) {
     var url = operator ? '/api/v1/operators/login/params' : '/api/v1/login/params';
     var body = operator ? { name: name } : { user: name };
     var r = await fetch(url, {
@@ -52,6 +62,75 @@
     });
     if (!r.ok) throw new Error('the server answered ' + r.status);
     return r.json();
+  }
+
+  function loginParams(form) {
+    return params(form.elements.kind.value === 'operator', form.elements.name.value);
+  }
+
+  // Opens a v2 sealed listing (hex: nonce ‖ ciphertext ‖ tag) with the
+  // account's password; answers the listing's text.
+  async function openListing(password, kdf, sealedHex, info, aad) {
+    var wrap = (await argon2(password, kdf)).slice(32, 64);
+    var subtle = window.crypto.subtle;
+    var ikm = await subtle.importKey('raw', wrap, 'HKDF', false, ['deriveKey']);
+    var enc = new TextEncoder();
+    var key = await subtle.deriveKey(
+      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode(info) },
+      ikm, { name: 'AES-GCM', length: 256 }, false, ['decrypt']);
+    var sealed = unhex(sealedHex);
+    var plain = await subtle.decrypt(
+      { name: 'AES-GCM', iv: sealed.slice(0, 12), additionalData: enc.encode(aad) },
+      key, sealed.slice(12));
+    return new TextDecoder().decode(plain);
+  }
+
+  window.cairnListing = { open: openListing };
+
+  async function showListing(form, status) {
+    var password = form.querySelector('input[type=password]');
+    var kdf = await params(false, form.dataset.listing);
+    status.textContent = 'Asking the device for the listing…';
+    var r = await fetch(form.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(new FormData(form)).toString(),
+      credentials: 'same-origin'
+    });
+    var answer = await r.json().catch(function () { return {}; });
+    if (!r.ok) throw new Error(answer.message || ('the server answered ' + r.status));
+    if (answer.version !== Number(form.dataset.version)) {
+      throw new Error('the device sealed listing format ' + answer.version +
+        '; upgrade cairn on the device');
+    }
+    status.textContent = 'Opening the listing in your browser…';
+    var text;
+    try {
+      text = await openListing(password.value, kdf, answer.sealed, form.dataset.info, form.dataset.aad);
+    } catch (e) {
+      throw new Error('it does not open with this password');
+    }
+    password.value = '';
+    var entries = JSON.parse(text);
+    var pick = form.nextElementSibling;
+    var list = pick.querySelector('ul');
+    list.replaceChildren();
+    entries.forEach(function (e, n) {
+      var li = document.createElement('li');
+      var box = document.createElement('input');
+      box.type = 'checkbox';
+      box.name = 'paths';
+      box.value = e.path;
+      box.id = 'l-' + n;
+      var label = document.createElement('label');
+      label.htmlFor = box.id;
+      label.textContent = ' ' + e.path + (e.type === 'dir' ? '/' : ' (' + e.size + ' bytes)');
+      li.append(box, label);
+      list.append(li);
+    });
+    pick.elements.snapshot.value = form.elements.snapshot.value;
+    pick.hidden = false;
+    status.textContent = entries.length + ' entries.';
   }
 
   function newParams(form) {
@@ -72,6 +151,15 @@
 
   document.addEventListener('submit', async function (ev) {
     var form = ev.target;
+    if (form.dataset.listing !== undefined) {
+      ev.preventDefault();
+      var st = form.querySelector('[role=status]');
+      st.textContent = 'Deriving the key in your browser…';
+      showListing(form, st).catch(function (e) {
+        st.textContent = 'Could not show the files: ' + e.message;
+      });
+      return;
+    }
     var mode = form.dataset.derive;
     if (!mode) return;
     ev.preventDefault();
