@@ -11,9 +11,11 @@
 //! Durability contract (DESIGN §4): the vote, appended entries, truncation
 //! and purge are written with `sync = true` (the WAL is fsynced) before the
 //! call returns or the append callback fires; the state machine writes the
-//! records an apply touched, `last_applied` and membership in one synced
-//! `WriteBatch`, so a restart resumes from exactly what was applied instead
-//! of replaying the log, and never sees a state without its log position.
+//! records an apply touched, `last_applied` and membership in one atomic
+//! `WriteBatch` (not fsynced: the log replays a lost apply; snapshots are
+//! synced, see `state_machine`), so a restart resumes from what was applied
+//! instead of replaying the whole log, and never sees a state without its
+//! log position.
 //! A failed write poisons the shared handle: every later call on either
 //! store returns [`ConsensusError::Poisoned`] and openraft shuts the node
 //! down, instead of retrying on top of an unknown on-disk state.
@@ -166,7 +168,7 @@ impl Db {
     }
 
     /// Writes `batch` atomically without waiting for the fsync; only for
-    /// values openraft does not require to be durable (`committed`).
+    /// what the log can rebuild (`committed`, the applied state).
     pub(crate) fn write_unsynced(&self, op: &'static str, batch: WriteBatch) -> Result<()> {
         self.write(op, batch, false)
     }

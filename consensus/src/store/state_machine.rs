@@ -6,10 +6,18 @@
 //! the whole log, and must never present a state that disagrees with its
 //! `last_applied`. Each `apply` call applies its entries in memory, then
 //! writes the records they touched (see [`records`](super::records)),
-//! `last_applied` and membership in one synced `WriteBatch`. A crash at any
-//! point leaves the previous or the next consistent set on disk, and
-//! openraft re-applies whatever committed entries follow the persisted
-//! `last_applied`.
+//! `last_applied` and membership in one atomic `WriteBatch`. A crash at any
+//! point leaves an earlier consistent set on disk, and openraft re-applies
+//! whatever committed entries follow the persisted `last_applied`.
+//!
+//! That batch is not fsynced: the log is the durable record (every entry
+//! is fsynced before it counts), so an apply lost in a crash is only applied
+//! again, identically, from the log. What makes that always possible: the
+//! log is purged only behind a snapshot, and a snapshot is saved with a
+//! synced write, which also makes every earlier apply durable, so the state
+//! on disk never falls behind the purged part of the log. One fsync fewer per
+//! applied batch on every node is a large part of Raft's write throughput on
+//! a machine where an fsync costs as much as hundreds of applied events.
 //!
 //! The in-memory state sits behind an `Arc` that `apply` updates with
 //! copy-on-write: a reader or snapshot build holding the previous version
@@ -226,7 +234,7 @@ impl StateMachineStore {
             }
             self.stage_position(&mut batch, next)?;
         }
-        self.db.write_synced("persist applied state", batch)?;
+        self.db.write_unsynced("persist applied state", batch)?;
         Ok(outcomes)
     }
 
