@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_tests::s3::{S3sFs, BUCKET};
 use cairn_tests::{bin, ok, stderr, wait_for, write_data, Cluster, Device, Node};
+use cairn_testservers::{S3sFs, BUCKET};
 use serde_json::Value;
 
 const PW: &str = "cloud backed pass words";
