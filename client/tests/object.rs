@@ -60,19 +60,28 @@ fn s3_url(name: &str) -> String {
     format!("s3://{BUCKET}/vaults/{name}")
 }
 
-impl Server for Moto {
-    fn url(&self, name: &str) -> String {
-        s3_url(name)
-    }
+/// [`Server`] for an S3 server of `cairn_testservers` (vaults under
+/// `vaults/` of its bucket, reached with its `env()`).
+macro_rules! s3_server {
+    ($server:ty) => {
+        impl Server for $server {
+            fn url(&self, name: &str) -> String {
+                s3_url(name)
+            }
 
-    fn configure(&self, cmd: &mut Command) {
-        cmd.envs(self.env());
-    }
+            fn configure(&self, cmd: &mut Command) {
+                cmd.envs(self.env());
+            }
 
-    fn damage_a_pack(&self, name: &str) {
-        damage_through_objects(self, name);
-    }
+            fn damage_a_pack(&self, name: &str) {
+                damage_through_objects(self, name);
+            }
+        }
+    };
 }
+
+s3_server!(Moto);
+s3_server!(S3sFs);
 
 /// Flips a byte in the middle of the first pack under `vault_dir`'s
 /// `packs/`. A pack directory may be empty: pruning deletes packs but SFTP
@@ -91,20 +100,6 @@ fn damage_a_pack_file(vault_dir: &Path) {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&pack, bytes).unwrap();
-}
-
-impl Server for S3sFs {
-    fn url(&self, name: &str) -> String {
-        s3_url(name)
-    }
-
-    fn configure(&self, cmd: &mut Command) {
-        cmd.envs(self.env());
-    }
-
-    fn damage_a_pack(&self, name: &str) {
-        damage_through_objects(self, name);
-    }
 }
 
 impl Server for Sftp {
