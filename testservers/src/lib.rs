@@ -364,9 +364,10 @@ impl Drop for Sshd {
                 continue;
             };
             if String::from_utf8_lossy(&cmdline).contains(key.as_ref()) {
+                // SIGKILL: an idle ssh master notes SIGTERM but sleeps on.
                 // SAFETY: kill has no memory preconditions; the pid is one
                 // of the ssh processes started against this server.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
     }
