@@ -38,7 +38,7 @@ mod rocks;
 pub use error::{Error, Result};
 pub use key::ChunkKey;
 pub use meta::ChunkMeta;
-pub use rocks::{PutMode, RocksStore, StoreOptions, Usage};
+pub use rocks::{orphan, OrphanView, PutMode, RocksStore, StoreOptions, Usage, ORPHAN_AGE};
 
 use cairn_proto::{ChunkId, VaultId};
 

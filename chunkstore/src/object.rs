@@ -465,20 +465,48 @@ impl Objects {
     /// under this location last modified before `cutoff` (those without a
     /// time are kept): leftovers of interrupted writes ([`stale`]).
     pub fn stale_temporaries(&self, cutoff: SystemTime) -> Result<Vec<String>> {
-        self.requests.lists.fetch_add(1, Relaxed);
-        let entries = self
-            .handle
-            .block_on(async { self.op.list_with("/").recursive(true).await })
-            .map_err(|e| self.error("list", "/", &e))?;
-        Ok(entries
+        Ok(self
+            .list_all("/")?
             .into_iter()
-            .filter(|e| e.metadata().is_file())
-            .filter(|e| {
-                let modified = e.metadata().last_modified().map(SystemTime::from);
-                stale(e.name(), modified, cutoff)
-            })
-            .map(|e| e.path().trim_start_matches('/').to_string())
+            .filter(|o| stale(&o.key, o.modified, cutoff))
+            .map(|o| o.key)
             .collect())
+    }
+
+    /// Every object anywhere under `dir` (which ends in `/`; `/` is the
+    /// whole location), with its key (relative to the location) and last
+    /// modification time (the service's clock). A missing directory is
+    /// empty. Walks one directory level per listing: OpenDAL's recursive
+    /// listing over SFTP was seen to hang while writes ran beside it.
+    pub fn list_all(&self, dir: &str) -> Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_string()];
+        while let Some(dir) = dirs.pop() {
+            self.requests.lists.fetch_add(1, Relaxed);
+            let entries = match self.handle.block_on(self.op.list(&dir)) {
+                Ok(entries) => entries,
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound
+                        && !format!("{e:#}").contains("NoSuchBucket") =>
+                {
+                    vec![]
+                }
+                Err(e) => return Err(self.error("list", &dir, &e)),
+            };
+            for e in entries {
+                let key = e.path().trim_start_matches('/').to_string();
+                if e.metadata().is_dir() {
+                    // A listing names its own directory too (SFTP's ".").
+                    if key != dir.trim_start_matches('/') {
+                        dirs.push(key);
+                    }
+                } else if e.metadata().is_file() {
+                    let modified = e.metadata().last_modified().map(SystemTime::from);
+                    out.push(Listed { key, modified });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes object `key` (no error when it is already gone).
@@ -516,6 +544,15 @@ impl Drop for Objects {
             rt.shutdown_background();
         }
     }
+}
+
+/// One object of a listing ([`Objects::list_all`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key, relative to the location.
+    pub key: String,
+    /// When the service last wrote it (by the service's clock), if it says.
+    pub modified: Option<SystemTime>,
 }
 
 /// Marks a temporary name of [`put`] (never a vault object's name).

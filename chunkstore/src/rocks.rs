@@ -17,16 +17,22 @@
 //! ([`RocksStore::open_on_objects`]): one object per chunk at
 //! `chunks/<vault>/<chunk>` (hex), metadata and touch times still in the
 //! local `meta` family. A value is written before its metadata and deleted
-//! after it, under the same lock as every put, touch and sweep, so a crash
-//! leaves at most an object nothing describes (space, never a wrong
-//! answer), and a sweep never deletes an object a concurrent put rewrote.
-//! A read checks the object against the metadata as a local value is
-//! checked: a flipped or deleted object is a damaged copy, which the scrub
-//! and read repair rewrite from another replica.
+//! after it. Uploads and object deletes run outside the usage lock (so a
+//! cloud-backed node writes many chunks at once), each holding a claim on
+//! its chunk keys ([`Claims`]): a put, a GC sweep or a delete of the same
+//! chunk waits for the claim, so two writers never both count a chunk as
+//! new and a sweep never deletes an object a concurrent put is about to
+//! describe. A crash between the object and its metadata leaves an object
+//! nothing describes (space, never a wrong answer), which
+//! [`RocksStore::sweep_orphans`] deletes once it is older than a safe age
+//! ([`orphan`], pure). A read checks the object against the metadata as a
+//! local value is checked: a flipped or deleted object is a damaged copy,
+//! which the scrub and read repair rewrite from another replica.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use cairn_proto::{ChunkId, VaultId};
 use rocksdb::{
@@ -37,7 +43,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{Fetched, Swept};
-use crate::object::Objects;
+use crate::object::{Listed, Objects, TEMP_MARK};
 use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 
 const CF_CHUNKS: &str = "chunks";
@@ -85,6 +91,9 @@ pub struct Usage {
 /// Object writes of one batch in flight at once.
 const OBJECT_WRITES: usize = 8;
 
+/// Objects the orphan sweep checks (and claims) at a time.
+const SWEEP_STEP: usize = 256;
+
 /// Where a [`RocksStore`] keeps its values.
 enum Values {
     /// In the `chunks` column family, beside the metadata.
@@ -93,9 +102,126 @@ enum Values {
     Objects(Objects),
 }
 
+/// The directory of chunk objects in an object store.
+const CHUNK_OBJECTS: &str = "chunks/";
+
 /// The object key of a chunk's value in an object store.
 fn object_key(key: &ChunkKey) -> String {
-    format!("chunks/{}/{}", key.vault, key.chunk)
+    format!("{CHUNK_OBJECTS}{}/{}", key.vault, key.chunk)
+}
+
+/// The chunk whose value object `key` is (the inverse of [`object_key`])
+/// and whether `key` is a temporary of a write of it ([`TEMP_MARK`]);
+/// `None` for any other name.
+fn chunk_of_object(key: &str) -> Option<(ChunkKey, bool)> {
+    let (value, temporary) = match key.split_once(TEMP_MARK) {
+        Some((value, _)) => (value, true),
+        None => (key, false),
+    };
+    let (vault, chunk) = value.strip_prefix(CHUNK_OBJECTS)?.split_once('/')?;
+    Some((
+        ChunkKey::new(vault.parse().ok()?, chunk.parse().ok()?),
+        temporary,
+    ))
+}
+
+/// How old an object nothing describes must be before the orphan sweep
+/// deletes it. A put describes its object within seconds of writing it and
+/// holds a claim meanwhile (which the sweep honours); the margin covers a
+/// service clock ahead of ours (modification times are the service's).
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// One object under `chunks/` as the orphan sweep sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanView {
+    /// Whether it is a temporary of a write of the chunk ([`TEMP_MARK`],
+    /// SFTP) rather than the chunk's value ([`object_key`]).
+    pub temporary: bool,
+    /// When the service last wrote it, if it says.
+    pub modified: Option<SystemTime>,
+    /// Whether the store has metadata for the chunk.
+    pub described: bool,
+    /// Whether a put or delete of the chunk is in flight (holds its claim).
+    pub in_flight: bool,
+}
+
+/// Whether the orphan sweep deletes an object: one last written before
+/// `cutoff` (an unknown time never qualifies), of a chunk no put or delete
+/// is working on, and either a chunk value with no metadata (a crash came
+/// between the object and its metadata) or a write's leftover temporary.
+/// Pure.
+pub fn orphan(o: &OrphanView, cutoff: SystemTime) -> bool {
+    let old = o.modified.is_some_and(|m| m < cutoff);
+    old && !o.in_flight && (o.temporary || !o.described)
+}
+
+/// The chunk keys whose objects a put, a sweep or a delete is writing or
+/// deleting outside the usage lock; one holder per key at a time.
+#[derive(Default)]
+struct Claims {
+    held: Mutex<HashSet<ChunkKey>>,
+    freed: Condvar,
+}
+
+/// Claims held on some keys, released on drop.
+struct Claim<'a> {
+    claims: &'a Claims,
+    keys: Vec<ChunkKey>,
+}
+
+impl Claims {
+    fn held(&self) -> MutexGuard<'_, HashSet<ChunkKey>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims every key of `keys` at once, waiting while any is held by
+    /// another claim. Taking all or none means two claims never wait for
+    /// each other (no deadlock).
+    fn claim(&self, keys: impl IntoIterator<Item = ChunkKey>) -> Claim<'_> {
+        let mut keys: Vec<ChunkKey> = keys.into_iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut held = self.held();
+        while keys.iter().any(|k| held.contains(k)) {
+            held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        held.extend(keys.iter().copied());
+        Claim { claims: self, keys }
+    }
+
+    /// Claims the keys of `keys` nobody holds, without waiting; answers
+    /// the claim and, per key of `keys`, whether another claim held it.
+    fn claim_free(&self, keys: &[ChunkKey]) -> (Claim<'_>, Vec<bool>) {
+        let mut held = self.held();
+        let busy: Vec<bool> = keys.iter().map(|k| held.contains(k)).collect();
+        let mut mine: Vec<ChunkKey> = keys
+            .iter()
+            .zip(&busy)
+            .filter(|(_, b)| !**b)
+            .map(|(k, _)| *k)
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        held.extend(mine.iter().copied());
+        (
+            Claim {
+                claims: self,
+                keys: mine,
+            },
+            busy,
+        )
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut held = self.claims.held();
+        for k in &self.keys {
+            held.remove(k);
+        }
+        drop(held);
+        self.claims.freed.notify_all();
+    }
 }
 
 /// A [`Store`] in one RocksDB database directory (values there too, or in
@@ -104,9 +230,12 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     values: Values,
-    /// Per-vault usage, once tracked; writers update it under this lock, so
-    /// the "was it new?" check and the write that follows are one step.
+    /// Per-vault usage, once tracked; metadata writes and the usage they
+    /// change happen under this lock.
     usage: Mutex<Option<HashMap<VaultId, Usage>>>,
+    /// Keys whose value a put or delete is working on; a claim keeps the
+    /// "was it new?" answer of a put true until its metadata is written.
+    claims: Claims,
 }
 
 impl RocksStore {
@@ -154,6 +283,7 @@ impl RocksStore {
             path: path.to_path_buf(),
             values: Values::Local,
             usage: Mutex::new(None),
+            claims: Claims::default(),
         })
     }
 
@@ -254,47 +384,59 @@ impl RocksStore {
         mode: PutMode,
     ) -> Result<Vec<bool>> {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
-        let mut guard = self.usage_lock();
-        let mut batch = WriteBatch::default();
+        // The claim keeps every other put, sweep and delete of these keys
+        // out until the metadata is written, so what is read here stays
+        // true while the values upload without the usage lock.
+        let _claim = self.claims.claim(chunks.iter().map(|(k, _)| *k));
         let mut seen = HashSet::with_capacity(chunks.len());
-        let mut new = Vec::with_capacity(chunks.len());
-        let mut delta: Vec<(VaultId, i64, i64)> = Vec::new();
+        let mut writes = Vec::with_capacity(chunks.len());
         let mut uploads = Vec::new();
         for (key, sealed) in chunks {
-            if !seen.insert(*key) {
-                new.push(false);
-                continue;
+            let first = seen.insert(*key);
+            let write = first && (mode == PutMode::Overwrite || self.meta_of(key)?.is_none());
+            if write && matches!(self.values, Values::Objects(_)) {
+                uploads.push((object_key(key), sealed.to_vec()));
             }
-            let k = key.to_bytes();
-            let existing = self.meta_of(key)?;
-            match (existing, mode) {
-                (Some(old), PutMode::KeepExisting) => {
-                    let touched = ChunkMeta {
-                        touched: now,
-                        ..old
-                    };
-                    batch.put_cf(cf_meta, k, touched.encode());
-                    new.push(false);
-                }
-                (old, _) => {
-                    let meta = ChunkMeta::describe(sealed, now)?;
-                    match &self.values {
-                        Values::Local => batch.put_cf(cf_chunks, k, sealed),
-                        Values::Objects(_) => uploads.push((object_key(key), sealed.to_vec())),
-                    }
-                    batch.put_cf(cf_meta, k, meta.encode());
-                    new.push(old.is_none());
-                    let (chunks_delta, old_bytes) = match old {
-                        Some(o) => (0, i64::from(o.size)),
-                        None => (1, 0),
-                    };
-                    delta.push((key.vault, chunks_delta, i64::from(meta.size) - old_bytes));
-                }
-            }
+            writes.push((first, write));
         }
         // Values before the metadata that describes them.
         if let Values::Objects(objects) = &self.values {
             objects.write_many(uploads, OBJECT_WRITES)?;
+        }
+        let mut guard = self.usage_lock();
+        let mut batch = WriteBatch::default();
+        let mut new = Vec::with_capacity(chunks.len());
+        let mut delta: Vec<(VaultId, i64, i64)> = Vec::new();
+        for ((key, sealed), (first, write)) in chunks.iter().zip(writes) {
+            if !first {
+                new.push(false);
+                continue;
+            }
+            let k = key.to_bytes();
+            // Read again under the lock: a touch may have moved the time.
+            let old = self.meta_of(key)?;
+            if !write {
+                if let Some(old) = old {
+                    let touched = ChunkMeta {
+                        touched: now.max(old.touched),
+                        ..old
+                    };
+                    batch.put_cf(cf_meta, k, touched.encode());
+                }
+                new.push(false);
+                continue;
+            }
+            let meta = ChunkMeta::describe(sealed, now)?;
+            if let Values::Local = self.values {
+                batch.put_cf(cf_chunks, k, sealed);
+            }
+            batch.put_cf(cf_meta, k, meta.encode());
+            new.push(old.is_none());
+            let (chunks_delta, old_bytes) = match old {
+                Some(o) => (0, i64::from(o.size)),
+                None => (1, 0),
+            };
+            delta.push((key.vault, chunks_delta, i64::from(meta.size) - old_bytes));
         }
         self.db_write(batch, &Self::write_options(durability))?;
         if let Some(map) = guard.as_mut() {
@@ -358,6 +500,7 @@ impl RocksStore {
     /// The database failed (nothing of the batch is deleted then).
     pub fn delete_untouched(&self, keys: &[ChunkKey], cutoff: u64) -> Result<Vec<Swept>> {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
+        let _claim = self.claims.claim(keys.iter().copied());
         let mut guard = self.usage_lock();
         let mut batch = WriteBatch::default();
         let mut gone: Vec<(ChunkKey, u32)> = Vec::new();
@@ -383,8 +526,10 @@ impl RocksStore {
         if !batch.is_empty() {
             self.db_write(batch, &Self::synced())?;
         }
-        self.delete_objects(gone.iter().map(|(key, _)| key))?;
+        let doomed: Vec<ChunkKey> = gone.iter().map(|(key, _)| *key).collect();
         Self::forget_usage(guard.as_mut(), gone);
+        drop(guard);
+        self.delete_objects(&doomed)?;
         Ok(out)
     }
 
@@ -442,12 +587,57 @@ impl RocksStore {
     }
 
     /// Deletes the objects of `keys` once their metadata is gone (called
-    /// under the usage lock, so no put of the same chunk runs between).
-    fn delete_objects<'a>(&self, keys: impl Iterator<Item = &'a ChunkKey>) -> Result<()> {
+    /// holding their claim, so no put of the same chunk runs between; a
+    /// crash before leaves orphans for [`RocksStore::sweep_orphans`]).
+    fn delete_objects(&self, keys: &[ChunkKey]) -> Result<()> {
         match &self.values {
             Values::Local => Ok(()),
-            Values::Objects(objects) => objects.delete_many(keys.map(object_key).collect()),
+            Values::Objects(objects) => objects.delete_many(keys.iter().map(object_key).collect()),
         }
+    }
+
+    /// Deletes the objects under `chunks/` that [`orphan`] says to (chunk
+    /// values nothing describes, leftover temporaries) last written before
+    /// `cutoff` (normally now minus [`ORPHAN_AGE`]); answers how many. A
+    /// chunk whose put is in flight is skipped, and metadata is read
+    /// holding the chunk's claim, so a put that starts meanwhile waits and
+    /// then writes its object again. Nothing to do for local values.
+    ///
+    /// # Errors
+    ///
+    /// The listing, the database or a delete failed.
+    pub fn sweep_orphans(&self, cutoff: SystemTime) -> Result<usize> {
+        let Values::Objects(objects) = &self.values else {
+            return Ok(0);
+        };
+        let listed: Vec<Listed> = objects.list_all(CHUNK_OBJECTS)?;
+        let mut swept = 0;
+        for step in listed.chunks(SWEEP_STEP) {
+            // Only old objects of chunks can qualify: skip the claims and
+            // reads for the rest.
+            let candidates: Vec<(&Listed, ChunkKey, bool)> = step
+                .iter()
+                .filter(|o| o.modified.is_some_and(|m| m < cutoff))
+                .filter_map(|o| chunk_of_object(&o.key).map(|(k, temp)| (o, k, temp)))
+                .collect();
+            let keys: Vec<ChunkKey> = candidates.iter().map(|(_, k, _)| *k).collect();
+            let (_claim, busy) = self.claims.claim_free(&keys);
+            let mut doomed = Vec::new();
+            for ((o, key, temporary), in_flight) in candidates.into_iter().zip(busy) {
+                let view = OrphanView {
+                    temporary,
+                    modified: o.modified,
+                    described: self.meta_of(&key)?.is_some(),
+                    in_flight,
+                };
+                if orphan(&view, cutoff) {
+                    doomed.push(o.key.clone());
+                }
+            }
+            swept += doomed.len();
+            objects.delete_many(doomed)?;
+        }
+        Ok(swept)
     }
 
     fn write_options(durability: Durability) -> WriteOptions {
@@ -667,6 +857,7 @@ impl Store for RocksStore {
 
     fn delete_batch(&self, keys: &[ChunkKey]) -> Result<()> {
         let (cf_chunks, cf_meta) = (self.cf(CF_CHUNKS)?, self.cf(CF_META)?);
+        let _claim = self.claims.claim(keys.iter().copied());
         let mut guard = self.usage_lock();
         let mut batch = WriteBatch::default();
         let mut gone: Vec<(ChunkKey, u32)> = Vec::new();
@@ -685,8 +876,9 @@ impl Store for RocksStore {
             batch.delete_cf(cf_chunks, k);
         }
         self.db_write(batch, &Self::synced())?;
-        self.delete_objects(seen.iter())?;
         Self::forget_usage(guard.as_mut(), gone);
+        drop(guard);
+        self.delete_objects(&seen.into_iter().collect::<Vec<_>>())?;
         Ok(())
     }
 
@@ -873,6 +1065,61 @@ mod tests {
         assert!(!store.damage_value(&key(1, 2)).unwrap());
         assert_eq!(store.fetch(&key(1, 1)).unwrap(), Fetched::Corrupt);
         assert_eq!(store.fetch(&key(1, 2)).unwrap(), Fetched::Absent);
+    }
+
+    #[test]
+    fn only_old_undescribed_idle_objects_are_orphans() {
+        let cutoff = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10_000);
+        let old = Some(cutoff - std::time::Duration::from_secs(1));
+        let young = Some(cutoff + std::time::Duration::from_secs(1));
+        let view = |temporary, modified, described, in_flight| OrphanView {
+            temporary,
+            modified,
+            described,
+            in_flight,
+        };
+        assert!(orphan(&view(false, old, false, false), cutoff));
+        assert!(
+            orphan(&view(true, old, true, false), cutoff),
+            "old temporary"
+        );
+        assert!(!orphan(&view(false, old, true, false), cutoff), "described");
+        assert!(!orphan(&view(false, young, false, false), cutoff), "young");
+        assert!(!orphan(&view(false, None, false, false), cutoff), "no time");
+        assert!(
+            !orphan(&view(false, old, false, true), cutoff),
+            "put in flight"
+        );
+        assert!(
+            !orphan(&view(true, old, false, true), cutoff),
+            "write in flight"
+        );
+        let key = key(3, 4);
+        let name = object_key(&key);
+        assert_eq!(chunk_of_object(&name), Some((key, false)));
+        let temp = format!("{name}{TEMP_MARK}0011223344556677");
+        assert_eq!(chunk_of_object(&temp), Some((key, true)));
+        assert_eq!(chunk_of_object("chunks/README"), None);
+        assert_eq!(chunk_of_object("packs/ab/cd"), None);
+    }
+
+    #[test]
+    fn claims_wait_for_each_other_and_skip_busy_keys() {
+        let claims = Claims::default();
+        let held = claims.claim([key(1, 1), key(1, 2)]);
+        let (free, busy) = claims.claim_free(&[key(1, 2), key(1, 3)]);
+        assert_eq!(busy, vec![true, false]);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let _c = claims.claim([key(1, 3)]);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "waits for the sweep's claim");
+            drop(free);
+            waiter.join().unwrap();
+        });
+        drop(held);
+        assert!(claims.held().is_empty());
     }
 
     #[test]

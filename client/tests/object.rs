@@ -12,66 +12,12 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_testservers::{Moto, S3sFs, Sshd as Sftp, BUCKET};
 use common::{assert_same_tree, restored, PASSWORD};
-
-/// Finds a server binary on `PATH` or in the tools directory
-/// install-deps.sh fills; `None` (after saying so) when it is missing
-/// outside CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let tools = std::env::var("CAIRN_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/cairn-tools")
-        });
-    let mut dirs: Vec<PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    dirs.extend([
-        tools.join("bin"),
-        tools.join("moto/bin"),
-        "/usr/sbin".into(),
-    ]);
-    if let Some(found) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{name} is missing; scripts/install-deps.sh installs it");
-    }
-    eprintln!("SKIPPED: {name} is not installed (scripts/install-deps.sh installs it)");
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A server process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A storage server for one test, and how to reach and damage its vaults.
 trait Server {
@@ -83,62 +29,8 @@ trait Server {
     fn damage_a_pack(&self, name: &str);
 }
 
-const BUCKET: &str = "cairn-test";
-
-/// moto's S3 server (in memory); objects are damaged through its API,
-/// which (like moto by default) does not check signatures.
-struct Moto {
-    port: u16,
-    _proc: Proc,
-}
-
-impl Moto {
-    fn start() -> Option<Self> {
-        let bin = tool("moto_server")?;
-        let port = free_port();
-        let mut child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        wait_for_port(port, &mut child, "moto_server");
-        let moto = Self {
-            port,
-            _proc: Proc(child),
-        };
-        let created = reqwest::blocking::Client::new()
-            .put(moto.http(BUCKET))
-            .send()
-            .expect("create the bucket");
-        assert!(created.status().is_success(), "{created:?}");
-        Some(moto)
-    }
-
-    fn http(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Server for Moto {
-    fn url(&self, name: &str) -> String {
-        format!("s3://{BUCKET}/vaults/{name}")
-    }
-
-    fn configure(&self, cmd: &mut Command) {
-        cmd.env("AWS_ENDPOINT_URL", self.http(""))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1");
-    }
-
-    fn damage_a_pack(&self, name: &str) {
-        damage_through_objects(self, name);
-    }
-}
-
 /// Flips a byte in the middle of one pack of vault `name`, through the
-/// vault's own object layer (the servers refuse unsigned requests).
+/// vault's own object layer (s3s-fs refuses unsigned requests).
 fn damage_through_objects(server: &dyn Server, name: &str) {
     use cairn_client::vault::object::store::{ObjectUrl, Objects};
     let vars = env_of(server);
@@ -163,53 +55,33 @@ fn env_of(server: &dyn Server) -> Vec<(String, String)> {
         .collect()
 }
 
-/// s3s-fs: an S3 server over a directory, checking signatures against
-/// its one access key.
-struct S3sFs {
-    port: u16,
-    root: tempfile::TempDir,
-    proc: Proc,
+/// An S3 server's vault URLs (`s3://BUCKET/vaults/NAME`).
+fn s3_url(name: &str) -> String {
+    format!("s3://{BUCKET}/vaults/{name}")
 }
 
-impl S3sFs {
-    fn start() -> Option<Self> {
-        let bin = tool("s3s-fs")?;
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let port = free_port();
-        let child = Self::spawn(&bin, root.path(), port);
-        Some(Self {
-            port,
-            root,
-            proc: Proc(child),
-        })
-    }
+/// [`Server`] for an S3 server of `cairn_testservers` (vaults under
+/// `vaults/` of its bucket, reached with its `env()`).
+macro_rules! s3_server {
+    ($server:ty) => {
+        impl Server for $server {
+            fn url(&self, name: &str) -> String {
+                s3_url(name)
+            }
 
-    fn spawn(bin: &Path, root: &Path, port: u16) -> Child {
-        let mut child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "cairn", "--secret-key", "cairn-secret"])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        wait_for_port(port, &mut child, "s3s-fs");
-        child
-    }
+            fn configure(&self, cmd: &mut Command) {
+                cmd.envs(self.env());
+            }
 
-    /// Kills the server: the network is cut.
-    fn cut(&mut self) {
-        let _ = self.proc.0.kill();
-        let _ = self.proc.0.wait();
-    }
-
-    /// Starts it again on the same port over the same objects.
-    fn resume(&mut self) {
-        let bin = tool("s3s-fs").expect("s3s-fs");
-        self.proc = Proc(Self::spawn(&bin, self.root.path(), self.port));
-    }
+            fn damage_a_pack(&self, name: &str) {
+                damage_through_objects(self, name);
+            }
+        }
+    };
 }
+
+s3_server!(Moto);
+s3_server!(S3sFs);
 
 /// Flips a byte in the middle of the first pack under `vault_dir`'s
 /// `packs/`. A pack directory may be empty: pruning deletes packs but SFTP
@@ -230,99 +102,19 @@ fn damage_a_pack_file(vault_dir: &Path) {
     std::fs::write(&pack, bytes).unwrap();
 }
 
-impl Server for S3sFs {
-    fn url(&self, name: &str) -> String {
-        format!("s3://{BUCKET}/vaults/{name}")
-    }
-
-    fn configure(&self, cmd: &mut Command) {
-        cmd.env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", self.port),
-        )
-        .env("AWS_ACCESS_KEY_ID", "cairn")
-        .env("AWS_SECRET_ACCESS_KEY", "cairn-secret")
-        .env("AWS_REGION", "us-east-1");
-    }
-
-    fn damage_a_pack(&self, name: &str) {
-        damage_through_objects(self, name);
-    }
-}
-
-/// Debian's sshd on a loopback port, as root, with a fresh host key and a
-/// client key; vaults live in a temporary directory.
-struct Sftp {
-    port: u16,
-    dir: tempfile::TempDir,
-    _proc: Proc,
-}
-
-impl Sftp {
-    fn start() -> Option<Self> {
-        let sshd = tool("sshd")?;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: sshd needs root to log users in");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for (key, file) in [("host", "host_key"), ("client", "client_key")] {
-            let out = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
-                .arg(d.join(file))
-                .output()
-                .expect("ssh-keygen");
-            assert!(out.status.success(), "{out:?}");
-        }
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        std::fs::create_dir(d.join("vaults")).unwrap();
-        let port = free_port();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
-             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-             PermitRootLogin prohibit-password\nPidFile {d}/sshd.pid\n\
-             Subsystem sftp internal-sftp\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let mut child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sshd");
-        wait_for_port(port, &mut child, "sshd");
-        Some(Self {
-            port,
-            dir,
-            _proc: Proc(child),
-        })
-    }
-}
-
 impl Server for Sftp {
     fn url(&self, name: &str) -> String {
-        format!(
-            "sftp://root@127.0.0.1:{}{}/vaults/{name}",
-            self.port,
-            self.dir.path().display()
-        )
+        Sftp::url(self, name)
     }
 
     fn configure(&self, cmd: &mut Command) {
-        cmd.env("CAIRN_SFTP_KEY", self.dir.path().join("client_key"))
-            .env("CAIRN_SFTP_KNOWN_HOSTS", "accept")
+        cmd.envs(self.env())
             // ssh's control socket directory.
-            .current_dir(self.dir.path());
+            .current_dir(self.dir());
     }
 
     fn damage_a_pack(&self, name: &str) {
-        damage_a_pack_file(&self.dir.path().join("vaults").join(name));
+        damage_a_pack_file(&self.dir().join("vaults").join(name));
     }
 }
 
@@ -647,7 +439,7 @@ fn a_cut_mid_upload_fails_clearly_and_the_rerun_resumes() {
     let src = tempfile::tempdir().unwrap();
     let data = src.path().join("data");
     make_data(&data, 41, 20, 160 << 20);
-    let packs = server.root.path().join(BUCKET).join("vaults/cut/index");
+    let packs = server.root().join(BUCKET).join("vaults/cut/index");
     let backup = cairn(
         &server,
         c,
@@ -692,7 +484,7 @@ fn sftp_vaults() {
     // A key the server does not accept: the login fails with a message
     // saying so (ssh's own reason is not passed on by OpenDAL), exit 1.
     let cache = tempfile::tempdir().unwrap();
-    let stranger = server.dir.path().join("stranger");
+    let stranger = server.dir().join("stranger");
     let keygen = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&stranger)
@@ -745,7 +537,7 @@ impl Drop for Tmpfs {
 /// resumes (what landed is not sent again) and restores byte-exact.
 fn a_full_disk_fails_clearly_and_the_rerun_resumes(server: &Sftp) {
     // Room for a few of the 16 MiB packs, not for all ten.
-    let disk = Tmpfs::mount(&server.dir.path().join("vaults").join("full"), "96m");
+    let disk = Tmpfs::mount(&server.dir().join("vaults").join("full"), "96m");
     let cache = tempfile::tempdir().unwrap();
     let c = cache.path();
     let url = server.url("full");
@@ -799,7 +591,7 @@ fn prune_drops_stale_temporaries(server: &Sftp) {
     );
     let first = snapshot_ids(server, c, &url).remove(0);
     run(server, c, &["forget", "--vault", &url, &first], 0);
-    let vault = server.dir.path().join("vaults/temps");
+    let vault = server.dir().join("vaults/temps");
     let day_and_more = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
     let stale = [
         vault.join("index/0123.tmp-0011223344556677"),

@@ -17,7 +17,6 @@
 
 pub mod authority;
 pub mod hostile;
-pub mod s3;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,18 +1,22 @@
-//! A storage node whose chunks live in an object store (issue 18, item 4):
-//! three nodes, R=3, W=2, node 3 started with `--chunk-store
+//! Storage nodes whose chunks live in an object store (issue 18, item 4):
+//! four nodes, a tier of R=4, W=2; node 3 started with `--chunk-store
 //! s3://BUCKET/node3` against an s3s-fs server on loopback (its objects
-//! are files the test can damage). Back up, kill another node, restore
-//! byte-exact; a chunk object flipped and another deleted in the bucket are
-//! found by node 3's scrub and rewritten from the other replicas; a prune
-//! deletes the dead chunks' objects. Before the cluster: a missing bucket
-//! and refused credentials stop `cairnd serve` with a clear message.
+//! are files the test can damage), node 4 with `--chunk-store
+//! sftp://root@127.0.0.1:PORT/DIR` against OpenSSH's sshd. Back up, kill
+//! another node, restore byte-exact; a chunk object flipped and another
+//! deleted in the bucket are found by node 3's scrub and rewritten from the
+//! other replicas, and so is one `cairnd-debug corrupt-replica
+//! --chunk-store` damaged on the stopped node; a prune deletes the dead
+//! chunks' objects in the bucket and on the SFTP server. Before the
+//! cluster: a missing bucket and refused credentials stop `cairnd serve`
+//! with a clear message.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_tests::s3::{S3sFs, BUCKET};
 use cairn_tests::{bin, ok, stderr, wait_for, write_data, Cluster, Device, Node};
+use cairn_testservers::{S3sFs, Sshd, BUCKET};
 use serde_json::Value;
 
 const PW: &str = "cloud backed pass words";
@@ -50,6 +54,16 @@ fn serve_fails(url: &str, env: &[(String, String)]) -> String {
     stderr(&out)
 }
 
+/// The chunk objects (not temporaries) under an SFTP node's `chunks/`.
+fn files_in(chunks: &Path) -> usize {
+    let vaults = std::fs::read_dir(chunks).into_iter().flatten().flatten();
+    vaults
+        .flat_map(|v| std::fs::read_dir(v.path()).into_iter().flatten().flatten())
+        .filter(|f| f.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|f| !f.file_name().to_string_lossy().contains(".tmp-"))
+        .count()
+}
+
 fn status_of(node: &Node) -> Option<Value> {
     serde_json::from_slice(&node.cli(&["cluster", "status", "--json"]).stdout).ok()
 }
@@ -68,6 +82,7 @@ fn wait_fully_replicated(cluster: &Cluster, via: usize) {
 #[test]
 fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
     let Some(s3) = S3sFs::start() else { return };
+    let Some(sshd) = Sshd::start() else { return };
 
     // A bucket that does not exist, then refused credentials: clear
     // messages, non-zero exit, before the node serves anything.
@@ -90,9 +105,13 @@ fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
     let mut cloud: Vec<&str> = fast.to_vec();
     cloud.extend(["--chunk-store", &url]);
     cluster.add_node_with_env(&cloud, &["--storage-labels", "cloud"], &s3.env());
+    let sftp_url = sshd.url("node4");
+    let mut on_sftp: Vec<&str> = fast.to_vec();
+    on_sftp.extend(["--chunk-store", &sftp_url]);
+    cluster.add_node_with_env(&on_sftp, &["--storage-labels", "sftp"], &sshd.env());
     ok(
         "tier create",
-        &cluster.nodes[0].admin(&["tier", "create", "triple", "--replicas", "3"]),
+        &cluster.nodes[0].admin(&["tier", "create", "triple", "--replicas", "4"]),
     );
     cluster.create_user("dana", PW);
     let homes = cluster.scratch("devices");
@@ -118,6 +137,12 @@ fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
         cluster.nodes[2].dir.join("chunks").is_dir(),
         "metadata stays local"
     );
+    let sftp_chunks = sshd.dir().join("vaults/node4/chunks");
+    let on_4 = |c: &Cluster| c.nodes[3].metric("cairn_storage_chunks");
+    wait_for("node 4's objects", Duration::from_secs(60), || {
+        let files = files_in(&sftp_chunks);
+        (files > 0 && Some(files as f64) == on_4(&cluster)).then_some(())
+    });
     let stored_bytes: u64 = objects
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
@@ -160,6 +185,37 @@ fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
     let found = cluster.nodes[2].metric("cairn_storage_corrupt_copies_total");
     assert!(found >= Some(2.0), "damage counted: {found:?}");
 
+    // The debug tool damages a copy on the stopped cloud-backed node (the
+    // object itself); the scrub rewrites it once the node is back.
+    let target_object = objects[objects.len() / 2].clone();
+    let original = std::fs::read(&target_object).expect("object");
+    let chunk = target_object
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("chunk id");
+    let vault = target_object
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .expect("vault id");
+    cluster.node(3).kill();
+    let debug = Command::new(bin("cairnd-debug"))
+        .args(["corrupt-replica", "--data-dir"])
+        .arg(&cluster.nodes[2].dir)
+        .args(["--vault", vault, "--chunk", chunk, "--chunk-store", &url])
+        .envs(s3.env())
+        .output()
+        .expect("cairnd-debug");
+    ok("cairnd-debug corrupt-replica", &debug);
+    assert_ne!(std::fs::read(&target_object).expect("object"), original);
+    cluster.node(3).start();
+    cluster.nodes[2].wait_ready();
+    wait_for(
+        "the scrub to rewrite the object the debug tool damaged",
+        Duration::from_secs(120),
+        || (std::fs::read(&target_object).ok()? == original).then_some(()),
+    );
+
     // A restore through node 3 alone (a fresh device, no cache) is exact.
     let via3 = Device::new(&homes.join("via3"), "tablet", PW);
     ok("login via 3", &via3.login(&cluster.nodes[2].url(), "dana"));
@@ -182,11 +238,13 @@ fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
     assert!(report["deleted_chunks"].as_u64() >= Some(8), "{pruned}");
     let live = report["live_chunks"].as_u64().expect("live chunks") as usize;
     wait_for(
-        "node 3's bucket to hold only live chunks",
+        "node 3's bucket and node 4's SFTP directory to hold only live chunks",
         Duration::from_secs(90),
         || {
             let now = s3.files_under("node3/chunks").len();
-            (now == live && now < before && chunks_on_3(&cluster)? == live as f64).then_some(())
+            let on_3 = now == live && now < before && chunks_on_3(&cluster)? == live as f64;
+            let on_sftp = files_in(&sftp_chunks) == live && on_4(&cluster)? == live as f64;
+            (on_3 && on_sftp).then_some(())
         },
     );
     std::fs::remove_file(data.join("later.bin")).expect("remove");

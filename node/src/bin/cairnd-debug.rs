@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use cairn_chunkstore::{ChunkKey, RocksStore, StoreOptions};
 use cairn_node::config::DataDir;
+use cairn_node::storage::open_on_objects;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -38,6 +39,10 @@ enum Command {
         /// Chunk id (hex).
         #[arg(long, value_name = "HEX")]
         chunk: String,
+        /// The node's `--chunk-store` URL when its values live in an object
+        /// store (credentials from the same variables as `cairnd serve`).
+        #[arg(long, value_name = "URL")]
+        chunk_store: Option<String>,
     },
 }
 
@@ -57,7 +62,8 @@ fn main() -> ExitCode {
             data_dir,
             vault,
             chunk,
-        } => corrupt_replica(&data_dir, &vault, &chunk, cli.json),
+            chunk_store,
+        } => corrupt_replica(&data_dir, &vault, &chunk, chunk_store.as_deref(), cli.json),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,8 +85,15 @@ struct Corrupted {
     store: PathBuf,
 }
 
-/// `cairnd-debug corrupt-replica`: damages this node's copy of one chunk.
-fn corrupt_replica(data_dir: &Path, vault: &str, chunk: &str, json: bool) -> Result<(), Failure> {
+/// `cairnd-debug corrupt-replica`: damages this node's copy of one chunk
+/// (the object itself on a cloud-backed node).
+fn corrupt_replica(
+    data_dir: &Path,
+    vault: &str,
+    chunk: &str,
+    chunk_store: Option<&str>,
+    json: bool,
+) -> Result<(), Failure> {
     let vault: cairn_proto::VaultId = vault.parse().map_err(|_| {
         Failure::Usage(format!(
             "--vault {vault:?} is not a vault id (32 hex digits)"
@@ -92,7 +105,12 @@ fn corrupt_replica(data_dir: &Path, vault: &str, chunk: &str, json: bool) -> Res
         ))
     })?;
     let path = DataDir::new(data_dir).chunks();
-    let store = RocksStore::open(&path, &StoreOptions::default()).map_err(|e| {
+    let options = StoreOptions::default();
+    let store = match chunk_store {
+        None => RocksStore::open(&path, &options),
+        Some(url) => open_on_objects(url, &path, &options),
+    }
+    .map_err(|e| {
         if e.is_locked() {
             Failure::Other(format!(
                 "{}: the node is running; stop it first",

@@ -33,7 +33,7 @@ pub struct StorageArgs {
     /// Running jobs silent this long (no heartbeat) are ended `abandoned` by the leader, ms; at least 10000 [default: 900000].
     #[arg(long, value_name = "MS")]
     job_silence_ms: Option<u64>,
-    /// Keep this storage node's chunks in an object store, s3://BUCKET/PREFIX (credentials from AWS_*); metadata stays in DATA_DIR [default: DATA_DIR/chunks].
+    /// Keep this storage node's chunks in an object store, s3://BUCKET/PREFIX (credentials from AWS_*) or sftp://USER@HOST[:PORT]/PATH (key from CAIRN_SFTP_KEY); metadata stays in DATA_DIR [default: DATA_DIR/chunks].
     #[arg(long, value_name = "URL")]
     chunk_store: Option<String>,
 }

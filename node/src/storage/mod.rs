@@ -144,22 +144,24 @@ impl<K: std::hash::Hash + Eq + Copy> Drop for Reserved<K> {
 }
 
 /// Opens the chunk store with its values in the object store at `url`
-/// (credentials from the process environment, as the client reads them)
-/// and its metadata in `path`. The object layer blocks on a runtime of its
-/// own, which must not happen on this async thread: the open (and its
-/// check that the bucket answers) runs on a thread of its own.
-fn open_on_objects(
+/// (`s3://BUCKET/PREFIX` or `sftp://USER@HOST[:PORT]/PATH`; credentials
+/// from the process environment, as the client reads them) and its
+/// metadata in `path`. The object layer blocks on a runtime of its own,
+/// which must not happen on an async thread: the open (and its check that
+/// the location answers) runs on a thread of its own. Also used by
+/// `cairnd-debug` on a stopped cloud-backed node.
+///
+/// # Errors
+///
+/// The URL is invalid, the location refused us, or the metadata database
+/// cannot be opened.
+pub fn open_on_objects(
     url: &str,
     path: &std::path::Path,
     options: &StoreOptions,
 ) -> cairn_chunkstore::Result<RocksStore> {
     use cairn_chunkstore::object::{ObjectUrl, Objects};
     let url = ObjectUrl::parse(url)?;
-    if !matches!(url, ObjectUrl::S3 { .. }) {
-        return Err(cairn_chunkstore::Error::Invalid(format!(
-            "{url}: a storage node keeps chunks in S3-compatible storage only (s3://BUCKET/PREFIX)"
-        )));
-    }
     std::thread::scope(|s| {
         s.spawn(|| {
             let objects = Objects::open(&url, &|k| std::env::var(k).ok())?;

@@ -8,15 +8,17 @@
 //! - `gc` ([`Gc`]): on every node, the chunks of vaults the state no
 //!   longer has are deleted ([`policy::doomed_vaults`]);
 //! - `scrub` ([`Scrub`]): on every node, every copy re-read and checked;
-//!   damaged ones rewritten or dropped ([`policy::scrub_split`]).
+//!   damaged ones rewritten or dropped ([`policy::scrub_split`]); on a
+//!   cloud-backed node, then chunk objects without metadata older than
+//!   [`ORPHAN_AGE`] deleted.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::repair::{self, RepairObserver};
-use cairn_chunkstore::{ChunkKey, RocksStore, Store};
+use cairn_chunkstore::{ChunkKey, RocksStore, Store, ORPHAN_AGE};
 use cairn_proto::VaultId;
 
 use super::{policy, ClusterView, Storage};
@@ -274,7 +276,8 @@ const SCRUB_STEP: usize = 64;
 /// elsewhere (a verified read that starts here, so read repair fixes it);
 /// a damaged stray copy (one this node does not own) is deleted. Repair
 /// passes compare metadata only, so without the scrub a damaged copy would
-/// wait for a read to find it.
+/// wait for a read to find it. Each pass ends with the orphan sweep of a
+/// cloud-backed store (objects a crash left without metadata).
 pub struct Scrub {
     app: Arc<Cluster>,
     storage: Arc<Storage>,
@@ -341,6 +344,18 @@ impl Work for Scrub {
         }
         if damaged > 0 {
             tracing::warn!(damaged, repaired = fixed, "scrub found damaged copies");
+        }
+        // Chunk objects a crash left without metadata (a cloud-backed
+        // store only; see `RocksStore::sweep_orphans`).
+        let store = self.store.clone();
+        let cutoff = SystemTime::now()
+            .checked_sub(ORPHAN_AGE)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        match tokio::task::spawn_blocking(move || store.sweep_orphans(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(swept)) => tracing::info!(swept, "scrub deleted orphan chunk objects"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "orphan sweep failed"),
+            Err(e) => tracing::error!(error = %e, "orphan sweep panicked"),
         }
         Ok(())
     }
