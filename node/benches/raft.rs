@@ -10,9 +10,10 @@
 //!
 //! Each event is an account creation (`POST /api/v1/admin/users`) sent to
 //! the leader: a full write through the log — appended and fsynced on a
-//! majority, applied and fsynced on the leader — answered once applied.
-//! The bar: ≥ 3 000 events/s at concurrency 64, p99 < 50 ms at
-//! concurrency 1, failover < 3 s.
+//! majority, applied on the leader — answered once applied. Concurrent
+//! writes share log entries (the node's proposal batcher). The bars:
+//! ≥ 10 000 events/s at concurrency 64 with p99 < 50 ms, and a failover
+//! under 1 s as the median of the rounds (run with `--failovers 10`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -200,12 +201,17 @@ fn run() -> anyhow::Result<()> {
     for (i, t) in failover_times.iter().enumerate() {
         println!("| {} | {:.2} s |", i + 1, t.as_secs_f64());
     }
-    if let Some(max) = failover_times.iter().max() {
+    let mut sorted = failover_times.clone();
+    sorted.sort();
+    if let Some(median) = sorted.get(sorted.len() / 2) {
+        println!("| median | {:.2} s |", median.as_secs_f64());
+    }
+    if let Some(max) = sorted.last() {
         println!("| max | {:.2} s |", max.as_secs_f64());
     }
     println!();
     println!(
-        "bar: >= 3000 events/s at concurrency 64, p99 < 50 ms at concurrency 1, failover < 3 s"
+        "bars: >= 10000 events/s at concurrency 64 with p99 < 50 ms; failover median < 1 s"
     );
     Ok(())
 }
