@@ -210,9 +210,7 @@ fn run() -> anyhow::Result<()> {
         println!("| max | {:.2} s |", max.as_secs_f64());
     }
     println!();
-    println!(
-        "bars: >= 10000 events/s at concurrency 64 with p99 < 50 ms; failover median < 1 s"
-    );
+    println!("bars: >= 10000 events/s at concurrency 64 with p99 < 50 ms; failover median < 1 s");
     Ok(())
 }
 
