@@ -539,9 +539,15 @@ pub fn apply(state: &mut State, request: &Request) -> Outcome {
 /// each as if it had the entry to itself, or the one request. One outcome
 /// per request.
 pub fn apply_entry(state: &mut State, request: &Request) -> Vec<Outcome> {
+    entry_requests(request).map(|r| apply(state, r)).collect()
+}
+
+/// The requests a log entry's request stands for, in order: a batch's, or
+/// the request itself. The one place that says how an entry expands.
+pub fn entry_requests(request: &Request) -> std::slice::Iter<'_, Request> {
     match &request.event {
-        Event::Batch(requests) => requests.iter().map(|r| apply(state, r)).collect(),
-        _ => vec![apply(state, request)],
+        Event::Batch(requests) => requests.iter(),
+        _ => std::slice::from_ref(request).iter(),
     }
 }
 

@@ -33,13 +33,16 @@ pub const MAX_BATCH: usize = 256;
 pub const IN_FLIGHT: usize = 2;
 
 /// Why a write through the [`Batcher`] failed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the leader; the write may be forwarded.
+    #[error("{0}")]
     NotLeader(ForwardToLeader<NodeId, ClusterNode>),
     /// Raft refused the write (reported as is).
+    #[error("{0}")]
     Refused(String),
     /// Raft stopped on this node.
+    #[error("{0}")]
     Fatal(String),
 }
 

@@ -370,17 +370,10 @@ impl Cluster {
     /// [`ClusterError::Raft`] if this node is not the leader or Raft failed.
     pub async fn propose_local(&self, request: Request) -> Result<(u64, Outcome), ClusterError> {
         // Not counted here: the node that received the write counts it.
-        self.batcher.write(request).await.map_err(|e| {
-            ClusterError::Raft(match e {
-                batch::WriteError::NotLeader(f) => {
-                    RaftError::<NodeId, ClientWriteError<NodeId, ClusterNode>>::APIError(
-                        ClientWriteError::ForwardToLeader(f),
-                    )
-                    .to_string()
-                }
-                batch::WriteError::Refused(e) | batch::WriteError::Fatal(e) => e,
-            })
-        })
+        self.batcher
+            .write(request)
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
     /// Waits until this node's state reflects every write committed before
