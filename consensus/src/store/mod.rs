@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, MemtableFactory, Options, WriteBatch, WriteOptions, DB,
+};
 
 pub use self::log_store::LogStore;
 pub use self::state_machine::{StateHandle, StateMachineStore};
@@ -110,9 +112,20 @@ impl Db {
         opts.create_missing_column_families(true);
         // Paranoid checks make RocksDB report corruption instead of skipping it.
         opts.set_paranoid_checks(true);
-        let cfs = ALL_CFS
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        // The state column family is written on every apply and read only
+        // when the node starts (the live state is in memory), so its
+        // memtable is a vector: an insert is an append, sorted once at
+        // flush. A skiplist memtable cost a few µs of cache misses per key
+        // and was a fifth of a loaded leader's CPU. A vector memtable takes
+        // no concurrent inserts, hence the database-wide switch.
+        opts.set_allow_concurrent_memtable_write(false);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf = Options::default();
+            if *name == CF_STATE {
+                cf.set_memtable_factory(MemtableFactory::Vector);
+            }
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
         let db =
             DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| ConsensusError::Open {
                 path: path.to_owned(),
