@@ -701,8 +701,11 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             }
             // Every device must log in again with the new password; the
             // node's auth refuses an empty token hash.
-            for d in s.devices.values_mut().filter(|d| d.account == *account) {
-                d.token_hash.clear();
+            let devices: Vec<DeviceId> = s.devices_of(*account).map(|d| d.id).collect();
+            for id in devices {
+                if let Some(d) = s.devices.get_mut(&id) {
+                    d.token_hash.clear();
+                }
             }
             Ok(())
         }
@@ -724,7 +727,10 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             s.accounts.remove(account);
             s.account_orgs.remove(account);
             s.disabled.remove(account);
-            s.devices.retain(|_, d| d.account != *account);
+            let devices: Vec<DeviceId> = s.devices_of(*account).map(|d| d.id).collect();
+            for id in devices {
+                s.devices.remove(&id);
+            }
             s.remove_dependents(&deps);
             Ok(())
         }
@@ -850,7 +856,10 @@ fn apply_event(s: &mut State, event: &Event) -> Result<(), Rejection> {
             owned_by(RecordKind::Vault, v.account, *account)?;
             let deps = s.vault_dependents(*vault);
             s.vaults.remove(vault);
-            s.snapshots.retain(|_, snap| snap.vault != *vault);
+            let snapshots: Vec<SnapshotId> = s.snapshots_of(*vault).map(|snap| snap.id).collect();
+            for id in snapshots {
+                s.snapshots.remove(&id);
+            }
             s.remove_dependents(&deps);
             Ok(())
         }
@@ -1715,12 +1724,21 @@ fn trim_finished_jobs(s: &mut State, account: AccountId, at: UnixMillis) {
         else {
             continue;
         };
-        for p in s.jobs.values_mut().filter(|p| {
-            p.kind == JobKind::Prune
-                && p.vault == Some(vault)
-                && p.finished.is_none()
-                && end.at.0.saturating_add(CLOCK_SKEW_MS) >= p.started_at.0
-        }) {
+        let overlapped: Vec<JobId> = s
+            .jobs
+            .values()
+            .filter(|p| {
+                p.kind == JobKind::Prune
+                    && p.vault == Some(vault)
+                    && p.finished.is_none()
+                    && end.at.0.saturating_add(CLOCK_SKEW_MS) >= p.started_at.0
+            })
+            .map(|p| p.id)
+            .collect();
+        for id in &overlapped {
+            let Some(p) = s.jobs.get_mut(id) else {
+                continue;
+            };
             p.finished = Some(JobEnd {
                 status: JobStatus::Failed,
                 log: String::new(),

@@ -146,7 +146,48 @@ pub mod proto_id_opt {
     }
 }
 
-/// Serde adapter for a `BTreeMap` keyed by a proto id: encoded as a sequence
+/// The maps the id-keyed serde adapters below read and build: the events'
+/// `BTreeMap`s and the state's persistent [`Map`](crate::state::Map)s,
+/// which encode alike.
+pub trait IdMap<K, V>: Default {
+    /// The pairs in key order.
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a;
+    /// Inserts `v` under `k`; whether `k` was already present.
+    fn put(&mut self, k: K, v: V) -> bool;
+}
+
+impl<K: Ord, V> IdMap<K, V> for BTreeMap<K, V> {
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
+
+    fn put(&mut self, k: K, v: V) -> bool {
+        self.insert(k, v).is_some()
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> IdMap<K, V> for crate::state::Map<K, V> {
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
+
+    fn put(&mut self, k: K, v: V) -> bool {
+        self.insert(k, v).is_some()
+    }
+}
+
+/// Serde adapter for a map keyed by a proto id: encoded as a sequence
 /// of `(id, value)` pairs so the key goes through [`proto_id`] too.
 pub mod proto_id_map {
     use super::*;
@@ -160,26 +201,28 @@ pub mod proto_id_map {
     struct OwnedPair<K, V>(#[serde(with = "proto_id")] K, V);
 
     /// Serializes the map.
-    pub fn serialize<K, V, S>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+    pub fn serialize<K, V, M, S>(map: &M, s: S) -> Result<S::Ok, S::Error>
     where
         K: FixedId + Serialize,
         V: Serialize,
+        M: IdMap<K, V>,
         S: Serializer,
     {
-        s.collect_seq(map.iter().map(|(k, v)| Pair(*k, v)))
+        s.collect_seq(map.pairs().map(|(k, v)| Pair(*k, v)))
     }
 
     /// Deserializes the map; a repeated key is an error, not a silent overwrite.
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    pub fn deserialize<'de, K, V, M, D>(d: D) -> Result<M, D::Error>
     where
         K: FixedId + Ord + Deserialize<'de> + fmt::Debug,
         V: Deserialize<'de>,
+        M: IdMap<K, V>,
         D: Deserializer<'de>,
     {
         let pairs = Vec::<OwnedPair<K, V>>::deserialize(d)?;
-        let mut map = BTreeMap::new();
+        let mut map = M::default();
         for OwnedPair(k, v) in pairs {
-            if map.insert(k, v).is_some() {
+            if map.put(k, v) {
                 return Err(de::Error::custom(format!("duplicate key {k:?}")));
             }
         }
@@ -204,38 +247,39 @@ pub mod proto_id_triple_map {
     ))]
     struct OwnedRow<K, B, C, V>(#[serde(with = "proto_id")] K, B, C, V);
 
-    /// The map this adapter handles.
-    type TripleMap<K, B, C, V> = BTreeMap<(K, B, C), V>;
-
     /// Serializes the map.
-    pub fn serialize<K, B, C, V, S>(map: &TripleMap<K, B, C, V>, s: S) -> Result<S::Ok, S::Error>
+    pub fn serialize<K, B, C, V, M, S>(map: &M, s: S) -> Result<S::Ok, S::Error>
     where
         K: FixedId + Serialize,
         B: Serialize,
         C: Serialize,
         V: Serialize,
+        M: IdMap<(K, B, C), V>,
         S: Serializer,
     {
-        s.collect_seq(map.iter().map(|((k, b, c), v)| Row(*k, b, c, v)))
+        s.collect_seq(map.pairs().map(|((k, b, c), v)| Row(*k, b, c, v)))
     }
 
     /// Deserializes the map; a repeated key is an error, not a silent overwrite.
-    pub fn deserialize<'de, K, B, C, V, D>(d: D) -> Result<TripleMap<K, B, C, V>, D::Error>
+    pub fn deserialize<'de, K, B, C, V, M, D>(d: D) -> Result<M, D::Error>
     where
         K: FixedId + Ord + Deserialize<'de> + fmt::Debug,
-        B: Ord + Deserialize<'de> + fmt::Debug,
-        C: Ord + Deserialize<'de> + fmt::Debug,
+        B: Ord + Deserialize<'de> + fmt::Debug + Clone,
+        C: Ord + Deserialize<'de> + fmt::Debug + Clone,
         V: Deserialize<'de>,
+        M: IdMap<(K, B, C), V>,
         D: Deserializer<'de>,
     {
         let rows = Vec::<OwnedRow<K, B, C, V>>::deserialize(d)?;
-        let mut map = BTreeMap::new();
+        let mut map = M::default();
         for OwnedRow(k, b, c, v) in rows {
-            let key = (k, b, c);
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            let key = (k, b.clone(), c.clone());
+            if map.put(key, v) {
+                return Err(de::Error::custom(format!(
+                    "duplicate key {:?}",
+                    (k, b, c)
+                )));
             }
-            map.insert(key, v);
         }
         Ok(map)
     }

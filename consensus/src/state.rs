@@ -52,6 +52,7 @@
 //! protection, are kept in the private `v1` to `v6` modules so older data
 //! is still read.
 
+mod map;
 pub(crate) mod v1;
 pub(crate) mod v2;
 pub(crate) mod v3;
@@ -64,6 +65,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cairn_proto::{SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
+pub use self::map::Map;
 use crate::apply::Outcome;
 use crate::console::{AuditEntry, Operator, Org, DEFAULT_ORG};
 use crate::event::{
@@ -415,9 +417,9 @@ pub struct RequestLog {
     capacity: u32,
     next_seq: u64,
     /// seq → request id, oldest first.
-    order: BTreeMap<u64, RequestId>,
+    order: Map<u64, RequestId>,
     /// request id → (seq, first outcome).
-    outcomes: BTreeMap<RequestId, (u64, Outcome)>,
+    outcomes: Map<RequestId, (u64, Outcome)>,
 }
 
 impl RequestLog {
@@ -426,8 +428,8 @@ impl RequestLog {
         Self {
             capacity: capacity.max(1),
             next_seq: 0,
-            order: BTreeMap::new(),
-            outcomes: BTreeMap::new(),
+            order: Map::new(),
+            outcomes: Map::new(),
         }
     }
 
@@ -463,8 +465,9 @@ impl RequestLog {
             return;
         }
         while self.order.len() >= self.capacity as usize {
-            match self.order.pop_first() {
-                Some((_, old)) => {
+            match self.order.get_min().map(|(seq, old)| (*seq, *old)) {
+                Some((seq, old)) => {
+                    self.order.remove(&seq);
                     self.outcomes.remove(&old);
                 }
                 None => break,
@@ -513,51 +516,52 @@ impl Default for RequestLog {
     }
 }
 
+
 /// Everything the replicated log establishes. See the module doc.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
-    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) accounts: Map<AccountId, Account>,
     /// Index: live account name → id. Maintained by `apply` only.
-    pub(crate) account_names: BTreeMap<String, AccountId>,
-    pub(crate) devices: BTreeMap<DeviceId, Device>,
+    pub(crate) account_names: Map<String, AccountId>,
+    pub(crate) devices: Map<DeviceId, Device>,
     #[serde(with = "proto_id_map")]
-    pub(crate) vaults: BTreeMap<VaultId, Vault>,
-    pub(crate) tiers: BTreeMap<String, Tier>,
+    pub(crate) vaults: Map<VaultId, Vault>,
+    pub(crate) tiers: Map<String, Tier>,
     #[serde(with = "proto_id_map")]
-    pub(crate) snapshots: BTreeMap<SnapshotId, SnapshotRecord>,
-    pub(crate) jobs: BTreeMap<JobId, Job>,
-    pub(crate) storage_nodes: BTreeMap<StorageNodeId, StorageNode>,
+    pub(crate) snapshots: Map<SnapshotId, SnapshotRecord>,
+    pub(crate) jobs: Map<JobId, Job>,
+    pub(crate) storage_nodes: Map<StorageNodeId, StorageNode>,
     pub(crate) lease: Option<Lease>,
     /// The highest fencing token ever granted; grants must exceed it.
     pub(crate) last_fencing_token: u64,
     pub(crate) requests: RequestLog,
     /// Protected items by (device, name).
-    pub(crate) items: BTreeMap<(DeviceId, String), Item>,
+    pub(crate) items: Map<(DeviceId, String), Item>,
     /// The cluster-wide server secret, once set.
     pub(crate) server_secret: Option<Vec<u8>>,
     /// Schedules by (device, name).
-    pub(crate) schedules: BTreeMap<(DeviceId, String), Schedule>,
+    pub(crate) schedules: Map<(DeviceId, String), Schedule>,
     /// Retention overrides by (vault, device, item name).
     #[serde(with = "proto_id_triple_map")]
-    pub(crate) item_retention: BTreeMap<(VaultId, DeviceId, String), RetentionPolicy>,
+    pub(crate) item_retention: Map<(VaultId, DeviceId, String), RetentionPolicy>,
     /// The cluster's license settings, once set.
     pub(crate) license: Option<License>,
     /// Node roles, storage labels and the labels of pooled tiers.
     pub(crate) topology: Topology,
     /// Operators by name (format 6).
-    pub(crate) operators: BTreeMap<String, Operator>,
+    pub(crate) operators: Map<String, Operator>,
     /// Organizations by name; the default one is implicit until configured.
-    pub(crate) orgs: BTreeMap<String, Org>,
+    pub(crate) orgs: Map<String, Org>,
     /// The organization of each account not in [`DEFAULT_ORG`].
-    pub(crate) account_orgs: BTreeMap<AccountId, String>,
+    pub(crate) account_orgs: Map<AccountId, String>,
     /// The audit trail by sequence number, the newest
     /// [`MAX_AUDIT_ENTRIES`](crate::apply::MAX_AUDIT_ENTRIES).
-    pub(crate) audit: BTreeMap<u64, AuditEntry>,
+    pub(crate) audit: Map<u64, AuditEntry>,
     /// Disabled accounts (format 7).
-    pub(crate) disabled: BTreeMap<AccountId, Disabled>,
+    pub(crate) disabled: Map<AccountId, Disabled>,
     /// The last TOTP step a login of each operator used (format 7): a
     /// code of that step or an earlier one is refused.
-    pub(crate) totp_steps: BTreeMap<String, u64>,
+    pub(crate) totp_steps: Map<String, u64>,
 }
 
 /// Which node runs which roles, which labels its store carries, and which
@@ -646,7 +650,7 @@ impl State {
     }
 
     /// All accounts by id.
-    pub fn accounts(&self) -> &BTreeMap<AccountId, Account> {
+    pub fn accounts(&self) -> &Map<AccountId, Account> {
         &self.accounts
     }
 
@@ -658,7 +662,7 @@ impl State {
     }
 
     /// All devices (live and revoked) by id.
-    pub fn devices(&self) -> &BTreeMap<DeviceId, Device> {
+    pub fn devices(&self) -> &Map<DeviceId, Device> {
         &self.devices
     }
 
@@ -668,7 +672,7 @@ impl State {
     }
 
     /// All vaults by id.
-    pub fn vaults(&self) -> &BTreeMap<VaultId, Vault> {
+    pub fn vaults(&self) -> &Map<VaultId, Vault> {
         &self.vaults
     }
 
@@ -678,12 +682,12 @@ impl State {
     }
 
     /// All tiers by name.
-    pub fn tiers(&self) -> &BTreeMap<String, Tier> {
+    pub fn tiers(&self) -> &Map<String, Tier> {
         &self.tiers
     }
 
     /// All snapshot records by id.
-    pub fn snapshots(&self) -> &BTreeMap<SnapshotId, SnapshotRecord> {
+    pub fn snapshots(&self) -> &Map<SnapshotId, SnapshotRecord> {
         &self.snapshots
     }
 
@@ -693,12 +697,12 @@ impl State {
     }
 
     /// The job log by id.
-    pub fn jobs(&self) -> &BTreeMap<JobId, Job> {
+    pub fn jobs(&self) -> &Map<JobId, Job> {
         &self.jobs
     }
 
     /// Storage nodes by id (including removed ones).
-    pub fn storage_nodes(&self) -> &BTreeMap<StorageNodeId, StorageNode> {
+    pub fn storage_nodes(&self) -> &Map<StorageNodeId, StorageNode> {
         &self.storage_nodes
     }
 
@@ -713,7 +717,7 @@ impl State {
     }
 
     /// All protected items by (device, name).
-    pub fn items(&self) -> &BTreeMap<(DeviceId, String), Item> {
+    pub fn items(&self) -> &Map<(DeviceId, String), Item> {
         &self.items
     }
 
@@ -726,7 +730,7 @@ impl State {
     }
 
     /// All schedules by (device, name).
-    pub fn schedules(&self) -> &BTreeMap<(DeviceId, String), Schedule> {
+    pub fn schedules(&self) -> &Map<(DeviceId, String), Schedule> {
         &self.schedules
     }
 
@@ -739,7 +743,7 @@ impl State {
     }
 
     /// All retention overrides by (vault, device, item name).
-    pub fn item_retention(&self) -> &BTreeMap<(VaultId, DeviceId, String), RetentionPolicy> {
+    pub fn item_retention(&self) -> &Map<(VaultId, DeviceId, String), RetentionPolicy> {
         &self.item_retention
     }
 
@@ -916,13 +920,13 @@ impl State {
     }
 
     /// Operators by name.
-    pub fn operators(&self) -> &BTreeMap<String, Operator> {
+    pub fn operators(&self) -> &Map<String, Operator> {
         &self.operators
     }
 
     /// Configured organizations by name (the default one appears once
     /// configured; it exists either way).
-    pub fn orgs(&self) -> &BTreeMap<String, Org> {
+    pub fn orgs(&self) -> &Map<String, Org> {
         &self.orgs
     }
 
@@ -947,7 +951,7 @@ impl State {
     }
 
     /// The audit trail, oldest first.
-    pub fn audit(&self) -> &BTreeMap<u64, AuditEntry> {
+    pub fn audit(&self) -> &Map<u64, AuditEntry> {
         &self.audit
     }
 

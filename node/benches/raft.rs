@@ -4,7 +4,8 @@
 //! acknowledged write) over a few rounds. Prints a table.
 //!
 //! Run with `cargo bench -p cairn-node --bench raft` (optionally
-//! `-- --seconds N --failovers N`). Under `cargo test --all-targets` it only
+//! `-- --seconds N --failovers N --soak SECONDS`; the soak holds the
+//! concurrency-64 load and counts the elections it causes). Under `cargo test --all-targets` it only
 //! says it was skipped: a benchmark is not a test, and timing assertions on
 //! a shared two-core machine would be flaky.
 //!
@@ -13,7 +14,8 @@
 //! majority, applied on the leader — answered once applied. Concurrent
 //! writes share log entries (the node's proposal batcher). The bars:
 //! ≥ 10 000 events/s at concurrency 64 with p99 < 50 ms, and a failover
-//! under 1 s as the median of the rounds (run with `--failovers 10`).
+//! under 1 s as the median of the rounds (run with `--failovers 10`), and
+//! no election during a 10-minute loaded run (`--soak 600`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -86,6 +88,7 @@ fn leader(nodes: &[Node]) -> anyhow::Result<usize> {
 fn run() -> anyhow::Result<()> {
     let seconds = arg("--seconds", 5)?;
     let failovers = arg("--failovers", 3)?;
+    let soak_seconds = arg("--soak", 0)?;
     let tmp = tempfile::tempdir()?;
     let mut nodes: Vec<Node> = (1..=3)
         .map(|id| {
@@ -139,6 +142,26 @@ fn run() -> anyhow::Result<()> {
         ))?;
         loads.push(measured);
     }
+
+    // The soak: the concurrency-64 load for `--soak` seconds, counting the
+    // elections it causes (term changes on any node). None is the bar.
+    let soak = if soak_seconds > 0 {
+        let l = leader(&nodes)?;
+        let term_before = max_term(&nodes);
+        let target = format!("{}/api/v1/admin/users", nodes[l].url());
+        let measured = runtime.block_on(load(
+            &http,
+            &target,
+            &nodes[l].bearer(),
+            64,
+            Duration::from_secs(soak_seconds),
+            "soak",
+        ))?;
+        let elections = max_term(&nodes).saturating_sub(term_before);
+        Some((measured, elections))
+    } else {
+        None
+    };
 
     let mut failover_times = Vec::new();
     for round in 0..failovers {
@@ -195,6 +218,17 @@ fn run() -> anyhow::Result<()> {
             l.errors,
         );
     }
+    if let Some((l, elections)) = &soak {
+        println!();
+        println!(
+            "soak: {} s at concurrency 64, {:.0} events/s, p99 {:.2} ms, {} errors, {} elections (term changes)",
+            soak_seconds,
+            l.events as f64 / l.elapsed.as_secs_f64(),
+            ms(l.percentile(0.99)),
+            l.errors,
+            elections,
+        );
+    }
     println!();
     println!("| failover round | leader SIGKILL → first acknowledged write |");
     println!("|---:|---:|");
@@ -210,8 +244,17 @@ fn run() -> anyhow::Result<()> {
         println!("| max | {:.2} s |", max.as_secs_f64());
     }
     println!();
-    println!("bars: >= 10000 events/s at concurrency 64 with p99 < 50 ms; failover median < 1 s");
+    println!("bars: >= 10000 events/s at concurrency 64 with p99 < 50 ms; failover median < 1 s; no elections in a 600 s soak");
     Ok(())
+}
+
+/// The highest Raft term any node reports.
+fn max_term(nodes: &[Node]) -> u64 {
+    nodes
+        .iter()
+        .filter_map(|n| n.status().map(|s| s.term))
+        .max()
+        .unwrap_or(0)
 }
 
 /// `concurrency` tasks create accounts back to back for `duration`.

@@ -62,19 +62,20 @@ pub(super) fn apply_audited(
     permits(s, actor, event)?;
     super::apply_event(s, event)?;
     let seq = s.next_audit_seq();
-    s.audit.insert(
+    let entry = AuditEntry {
         seq,
-        AuditEntry {
-            seq,
-            actor: actor.clone(),
-            from: from.to_owned(),
-            action: event.kind().to_owned(),
-            target: target_of(s, event),
-            at,
-        },
-    );
+        actor: actor.clone(),
+        from: from.to_owned(),
+        action: event.kind().to_owned(),
+        target: target_of(s, event),
+        at,
+    };
+    s.audit.insert(seq, entry);
     while s.audit.len() > MAX_AUDIT_ENTRIES {
-        s.audit.pop_first();
+        let Some(oldest) = s.audit.get_min().map(|(seq, _)| *seq) else {
+            break;
+        };
+        s.audit.remove(&oldest);
     }
     Ok(())
 }

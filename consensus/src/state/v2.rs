@@ -157,14 +157,14 @@ impl Layout for State {
 impl From<State> for super::State {
     fn from(s: State) -> Self {
         Self {
-            accounts: s.accounts,
-            account_names: s.account_names,
-            devices: s.devices,
+            accounts: s.accounts.into_iter().collect(),
+            account_names: s.account_names.into_iter().collect(),
+            devices: s.devices.into_iter().collect(),
             vaults: s.vaults.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            tiers: s.tiers,
-            snapshots: s.snapshots,
+            tiers: s.tiers.into_iter().collect(),
+            snapshots: s.snapshots.into_iter().collect(),
             jobs: s.jobs.into_iter().map(|(k, j)| (k, j.into())).collect(),
-            storage_nodes: s.storage_nodes,
+            storage_nodes: s.storage_nodes.into_iter().collect(),
             lease: s.lease,
             last_fencing_token: s.last_fencing_token,
             requests: s.requests,

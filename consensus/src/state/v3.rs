@@ -48,21 +48,21 @@ impl From<v2::State> for State {
     fn from(s: v2::State) -> Self {
         let s: super::State = s.into();
         Self {
-            accounts: s.accounts,
-            account_names: s.account_names,
-            devices: s.devices,
-            vaults: s.vaults,
-            tiers: s.tiers,
-            snapshots: s.snapshots,
-            jobs: s.jobs,
-            storage_nodes: s.storage_nodes,
+            accounts: s.accounts.into_iter().collect(),
+            account_names: s.account_names.into_iter().collect(),
+            devices: s.devices.into_iter().collect(),
+            vaults: s.vaults.into_iter().collect(),
+            tiers: s.tiers.into_iter().collect(),
+            snapshots: s.snapshots.into_iter().collect(),
+            jobs: s.jobs.into_iter().collect(),
+            storage_nodes: s.storage_nodes.into_iter().collect(),
             lease: s.lease,
             last_fencing_token: s.last_fencing_token,
             requests: s.requests,
-            items: s.items,
+            items: s.items.into_iter().collect(),
             server_secret: s.server_secret,
-            schedules: s.schedules,
-            item_retention: s.item_retention,
+            schedules: s.schedules.into_iter().collect(),
+            item_retention: s.item_retention.into_iter().collect(),
         }
     }
 }
@@ -70,21 +70,21 @@ impl From<v2::State> for State {
 impl From<State> for v4::State {
     fn from(s: State) -> Self {
         Self {
-            accounts: s.accounts,
-            account_names: s.account_names,
-            devices: s.devices,
-            vaults: s.vaults,
-            tiers: s.tiers,
-            snapshots: s.snapshots,
-            jobs: s.jobs,
-            storage_nodes: s.storage_nodes,
+            accounts: s.accounts.into_iter().collect(),
+            account_names: s.account_names.into_iter().collect(),
+            devices: s.devices.into_iter().collect(),
+            vaults: s.vaults.into_iter().collect(),
+            tiers: s.tiers.into_iter().collect(),
+            snapshots: s.snapshots.into_iter().collect(),
+            jobs: s.jobs.into_iter().collect(),
+            storage_nodes: s.storage_nodes.into_iter().collect(),
             lease: s.lease,
             last_fencing_token: s.last_fencing_token,
             requests: s.requests,
-            items: s.items,
+            items: s.items.into_iter().collect(),
             server_secret: s.server_secret,
-            schedules: s.schedules,
-            item_retention: s.item_retention,
+            schedules: s.schedules.into_iter().collect(),
+            item_retention: s.item_retention.into_iter().collect(),
             license: None,
         }
     }

@@ -48,7 +48,6 @@
 //! rewritten as format 3 the next time an apply touches them. Every other
 //! record has the same layout in every format.
 
-use std::collections::BTreeMap;
 
 use cairn_proto::{SnapshotId, VaultId};
 use rocksdb::{ColumnFamily, IteratorMode, WriteBatch};
@@ -590,7 +589,7 @@ pub(crate) fn load(db: &Db, cf_name: &'static str) -> Result<State> {
             }
         }
     }
-    let account_names: BTreeMap<String, AccountId> = state
+    let account_names: crate::state::Map<String, AccountId> = state
         .accounts
         .values()
         .map(|a| (a.name.clone(), a.id))

@@ -9,12 +9,12 @@
 //! - [`scrub_split`]: which damaged copies the scrub rewrites (chunks this
 //!   node owns) and which it drops (strays).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use cairn_chunkstore::placement::{NodeId, Placement};
 use cairn_chunkstore::ChunkKey;
 use cairn_consensus::event::JobKind;
-use cairn_consensus::state::Job;
+use cairn_consensus::state::{Job, Map};
 use cairn_proto::{DeviceId, JobId, VaultId};
 
 /// How far the clocks of two nodes may disagree: the cutoff of a sweep is
@@ -69,7 +69,7 @@ pub enum SweepRefusal {
 ///
 /// The [`SweepRefusal`].
 pub fn sweep_cutoff(
-    jobs: &BTreeMap<JobId, Job>,
+    jobs: &Map<JobId, Job>,
     device: DeviceId,
     vault: VaultId,
     job: JobId,
@@ -145,6 +145,8 @@ mod tests {
     use cairn_consensus::event::JobStatus;
     use cairn_consensus::state::JobEnd;
     use cairn_consensus::UnixMillis;
+    use std::collections::BTreeMap;
+
     use cairn_proto::{AccountId, ChunkId};
 
     use super::*;
@@ -178,7 +180,7 @@ mod tests {
         }
     }
 
-    fn jobs(list: Vec<Job>) -> BTreeMap<JobId, Job> {
+    fn jobs(list: Vec<Job>) -> Map<JobId, Job> {
         list.into_iter().map(|j| (j.id, j)).collect()
     }
 
