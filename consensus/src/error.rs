@@ -71,6 +71,10 @@ pub enum ConsensusError {
     /// from what is really on disk rather than retry and carry on.
     #[error("raft store is poisoned by an earlier write failure; restart the node")]
     Poisoned,
+    /// Snapshot work on the blocking pool panicked or was cancelled (the
+    /// runtime is shutting down).
+    #[error("raft store background task failed: {0}")]
+    Task(String),
 }
 
 /// Shorthand for results of this crate.

@@ -275,10 +275,7 @@ pub mod proto_id_triple_map {
         for OwnedRow(k, b, c, v) in rows {
             let key = (k, b.clone(), c.clone());
             if map.put(key, v) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key {:?}",
-                    (k, b, c)
-                )));
+                return Err(de::Error::custom(format!("duplicate key {:?}", (k, b, c))));
             }
         }
         Ok(map)

@@ -516,7 +516,6 @@ impl Default for RequestLog {
     }
 }
 
-
 /// Everything the replicated log establishes. See the module doc.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {

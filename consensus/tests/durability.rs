@@ -138,12 +138,19 @@ async fn snapshot_carries_state_to_another_node() {
     ])
     .await
     .expect("apply");
-    let snap = a
+    let built = a
         .get_snapshot_builder()
         .await
         .build_snapshot()
         .await
         .expect("build");
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 2)));
+    // The bytes are encoded when a follower needs them.
+    let snap = a
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some snapshot");
     assert_eq!(snap.meta.last_log_id, Some(log_id(1, 1, 2)));
 
     {
@@ -155,8 +162,15 @@ async fn snapshot_carries_state_to_another_node() {
             b.handle().read(|s| s.clone()),
             a.handle().read(|s| s.clone())
         );
+        let cur = b
+            .get_current_snapshot()
+            .await
+            .expect("current")
+            .expect("some snapshot");
+        assert_eq!(cur.meta.last_log_id, snap.meta.last_log_id);
     }
-    // The installed snapshot and state survive a restart of b.
+    // The installed state survives a restart of b; the snapshot does not
+    // (openraft builds one at start when the log was purged).
     let (_lb, mut b) = open(dir_b.path()).expect("reopen b");
     assert_eq!(
         b.applied_state().await.expect("applied").0,
@@ -166,12 +180,7 @@ async fn snapshot_carries_state_to_another_node() {
         b.handle().read(|s| s.clone()),
         a.handle().read(|s| s.clone())
     );
-    let cur = b
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
-    assert_eq!(cur.meta, snap.meta);
+    assert!(b.get_current_snapshot().await.expect("current").is_none());
 }
 
 #[tokio::test]

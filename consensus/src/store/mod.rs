@@ -6,14 +6,14 @@
 //! | `logs` | big-endian `u64` log index (so byte order = numeric order) | [`LogStore`] |
 //! | `meta` | `vote`, `committed`, `last_purged` | [`LogStore`] |
 //! | `state` | one key per record, plus `last_applied` and membership (see `records`) | [`StateMachineStore`] |
-//! | `snapshot` | `meta`, `data` (always together) | [`StateMachineStore`] |
+//! | `snapshot` | empty: older builds kept `meta` and `data` here; a snapshot build deletes them | [`StateMachineStore`] |
 //!
 //! Durability contract (DESIGN §4): the vote, appended entries, truncation
 //! and purge are written with `sync = true` (the WAL is fsynced) before the
 //! call returns or the append callback fires; the state machine writes the
 //! records an apply touched, `last_applied` and membership in one atomic
-//! `WriteBatch` (not fsynced: the log replays a lost apply; snapshots are
-//! synced, see `state_machine`), so a restart resumes from what was applied
+//! `WriteBatch` (not fsynced: the log replays a lost apply; a snapshot
+//! build is a synced write, see `state_machine`), so a restart resumes from what was applied
 //! instead of replaying the whole log, and never sees a state without its
 //! log position.
 //! A failed write poisons the shared handle: every later call on either
@@ -74,13 +74,16 @@ pub fn open_observed(
     Ok((LogStore::new(db), sm))
 }
 
-/// Told about every snapshot the state machine builds or installs, so the
-/// node can export counts, sizes and durations as metrics without this
-/// crate depending on a metrics library. Called synchronously after the
-/// snapshot is durable; implementations must be cheap and must not block.
+/// Told about every snapshot the state machine builds, serves or installs,
+/// so the node can export counts, sizes and durations as metrics without
+/// this crate depending on a metrics library. Called synchronously after
+/// the work is done; implementations must be cheap and must not block.
 pub trait SnapshotObserver: Send + Sync + 'static {
-    /// A snapshot of `bytes` bytes was built and saved in `took`.
-    fn snapshot_built(&self, bytes: usize, took: Duration);
+    /// A snapshot was built (made durable as a log position) in `took`.
+    fn snapshot_built(&self, took: Duration);
+    /// The current snapshot was encoded into `bytes` bytes for a follower
+    /// in `took`.
+    fn snapshot_served(&self, bytes: usize, took: Duration);
     /// A snapshot of `bytes` bytes received from the leader was installed
     /// (decoded and written) in `took`.
     fn snapshot_installed(&self, bytes: usize, took: Duration);
@@ -90,7 +93,8 @@ pub trait SnapshotObserver: Send + Sync + 'static {
 pub(crate) struct NoObserver;
 
 impl SnapshotObserver for NoObserver {
-    fn snapshot_built(&self, _: usize, _: Duration) {}
+    fn snapshot_built(&self, _: Duration) {}
+    fn snapshot_served(&self, _: usize, _: Duration) {}
     fn snapshot_installed(&self, _: usize, _: Duration) {}
 }
 

@@ -48,7 +48,6 @@
 //! rewritten as format 3 the next time an apply touches them. Every other
 //! record has the same layout in every format.
 
-
 use cairn_proto::{SnapshotId, VaultId};
 use rocksdb::{ColumnFamily, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};

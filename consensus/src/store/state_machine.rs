@@ -1,6 +1,6 @@
 //! The state machine: openraft's [`RaftStateMachine`] and
-//! [`RaftSnapshotBuilder`], persisting [`State`] in the `state` column family
-//! and the current snapshot in `snapshot`.
+//! [`RaftSnapshotBuilder`], persisting [`State`] in the `state` column
+//! family.
 //!
 //! Why persist the state and not only snapshots: a restart must not replay
 //! the whole log, and must never present a state that disagrees with its
@@ -13,9 +13,9 @@
 //! That batch is not fsynced: the log is the durable record (every entry
 //! is fsynced before it counts), so an apply lost in a crash is only applied
 //! again, identically, from the log. What makes that always possible: the
-//! log is purged only behind a snapshot, and a snapshot is saved with a
-//! synced write, which also makes every earlier apply durable, so the state
-//! on disk never falls behind the purged part of the log. It saves one fsync
+//! log is purged only behind a snapshot, and a snapshot build is a synced
+//! write, which makes every earlier apply durable, so the state on disk
+//! never falls behind the purged part of the log. It saves one fsync
 //! per applied batch on every node (no throughput change was measurable on
 //! our 2-core machines, where the leader's log fsync dominates).
 //!
@@ -29,9 +29,27 @@
 //!
 //! Readers (the node's HTTP handlers) get a [`StateHandle`], a shared
 //! read-only view that never blocks on disk IO.
+//!
+//! Snapshots are lazy. The persisted state already is a snapshot of
+//! itself, so building one only makes the applies so far durable (one
+//! synced write) and notes that one exists: O(1), where encoding the whole
+//! state and writing it as one value cost seconds and hundreds of MB at a
+//! few million records, stalled the runtime and brought spurious elections
+//! under load (measured: 25 in a 10-minute soak of the Raft bench). The
+//! bytes are encoded only when a lagging follower needs them, from the
+//! state as it is then: a consistent state at an applied (so committed)
+//! position at least as new as the last one built, which serves the
+//! follower as well, and openraft advances the follower to the position of
+//! the snapshot it sent. Keeping the built version instead would pin it,
+//! and every node of the persistent maps an apply touches afterwards would
+//! be copied once. After a restart there is no snapshot until openraft
+//! builds one (it does so at once when the log has been purged).
+//! Encoding, decoding and installing run on the blocking pool, so a large
+//! state does not hold up a runtime worker (heartbeats, appends).
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -67,6 +85,10 @@ struct Applied {
 pub struct StateMachineStore {
     db: Db,
     applied: Arc<RwLock<Arc<Applied>>>,
+    /// Whether a snapshot was built or installed since this process opened
+    /// the store (see the module doc: snapshots are not kept across
+    /// restarts).
+    has_snapshot: Arc<AtomicBool>,
     observer: Arc<dyn SnapshotObserver>,
 }
 
@@ -124,6 +146,7 @@ impl StateMachineStore {
         Ok(Self {
             db,
             applied: Arc::new(RwLock::new(Arc::new(applied))),
+            has_snapshot: Arc::new(AtomicBool::new(false)),
             observer: Arc::new(NoObserver),
         })
     }
@@ -174,19 +197,13 @@ impl StateMachineStore {
         Ok(())
     }
 
-    fn stage_snapshot(
-        &self,
-        batch: &mut WriteBatch,
-        meta: &SnapshotMeta,
-        data: &[u8],
-    ) -> Result<()> {
+    /// Stages the deletion of the snapshot an older build kept in the
+    /// `snapshot` family (stale once this build runs; deleting absent keys
+    /// costs a tombstone).
+    fn stage_drop_stored_snapshot(&self, batch: &mut WriteBatch) -> Result<()> {
         let cf = self.db.cf(CF_SNAPSHOT)?;
-        batch.put_cf(
-            cf,
-            KEY_SNAPSHOT_META,
-            codec::encode("snapshot meta", META_FORMAT, meta)?,
-        );
-        batch.put_cf(cf, KEY_SNAPSHOT_DATA, data);
+        batch.delete_cf(cf, KEY_SNAPSHOT_META);
+        batch.delete_cf(cf, KEY_SNAPSHOT_DATA);
         Ok(())
     }
 
@@ -229,28 +246,39 @@ impl StateMachineStore {
         Ok(outcomes)
     }
 
+    /// The meta of a snapshot of `a`. Its id is its position: apply is
+    /// deterministic, so one position is one state, and a follower that
+    /// receives a snapshot in chunks starts over exactly when the leader's
+    /// state moved on between two requests for it.
+    fn meta_of(a: &Applied) -> SnapshotMeta {
+        let snapshot_id = match &a.last_applied {
+            Some(l) => format!("{}-{}", l.leader_id, l.index),
+            None => "none".to_string(),
+        };
+        SnapshotMeta {
+            last_log_id: a.last_applied,
+            last_membership: a.membership.clone(),
+            snapshot_id,
+        }
+    }
+
+    /// Builds a snapshot: one synced write makes every apply so far durable
+    /// (and drops what an older build stored); nothing is encoded. The
+    /// returned data is empty: openraft keeps only the meta of a built
+    /// snapshot and asks [`Self::do_current_snapshot`] for the bytes.
     fn do_build_snapshot(&self) -> Result<Snapshot> {
         self.db.check()?;
         let started = Instant::now();
-        let current = self.current();
-        let data = codec::encode("snapshot data", STATE_FORMAT, &current.state)?;
-        let snapshot_id = match &current.last_applied {
-            Some(l) => format!("{}-{}-{:016x}", l.leader_id, l.index, rand::random::<u64>()),
-            None => format!("none-{:016x}", rand::random::<u64>()),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: current.last_applied,
-            last_membership: current.membership.clone(),
-            snapshot_id,
-        };
+        let meta = Self::meta_of(&self.current());
         let mut batch = WriteBatch::default();
-        self.stage_snapshot(&mut batch, &meta, &data)?;
+        self.stage_drop_stored_snapshot(&mut batch)?;
         self.db.write_synced("save snapshot", batch)?;
-        self.observer.snapshot_built(data.len(), started.elapsed());
-        tracing::info!(snapshot = %meta, bytes = data.len(), "built snapshot");
+        self.has_snapshot.store(true, Ordering::Release);
+        self.observer.snapshot_built(started.elapsed());
+        tracing::info!(snapshot = %meta, "built snapshot");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 
@@ -267,31 +295,48 @@ impl StateMachineStore {
         let mut batch = WriteBatch::default();
         records::stage_all(&mut batch, self.db.cf(CF_STATE)?, &next.state)?;
         self.stage_position(&mut batch, &next)?;
-        self.stage_snapshot(&mut batch, meta, &data)?;
+        self.stage_drop_stored_snapshot(&mut batch)?;
         self.db.write_synced("install snapshot", batch)?;
         self.publish(next);
+        self.has_snapshot.store(true, Ordering::Release);
         self.observer
             .snapshot_installed(data.len(), started.elapsed());
         tracing::info!(snapshot = %meta, bytes = data.len(), "installed snapshot");
         Ok(())
     }
 
+    /// The current snapshot: the state as it is now, encoded (see the
+    /// module doc), or none before the first build or install.
     fn do_current_snapshot(&self) -> Result<Option<Snapshot>> {
-        let meta = match self.db.get(CF_SNAPSHOT, KEY_SNAPSHOT_META)? {
-            Some(bytes) => codec::decode::<SnapshotMeta>("snapshot meta", META_FORMAT, &bytes)?,
-            None => return Ok(None),
-        };
-        let data = self
-            .db
-            .get(CF_SNAPSHOT, KEY_SNAPSHOT_DATA)?
-            .ok_or_else(|| ConsensusError::Corrupt {
-                what: "snapshot",
-                detail: "metadata without data".into(),
-            })?;
+        self.db.check()?;
+        if !self.has_snapshot.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let current = self.current();
+        let data = codec::encode("snapshot data", STATE_FORMAT, &current.state)?;
+        let meta = Self::meta_of(&current);
+        self.observer.snapshot_served(data.len(), started.elapsed());
+        tracing::info!(snapshot = %meta, bytes = data.len(), "encoded snapshot");
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+
+    /// Runs `f` on a clone of this store on the blocking pool: encoding,
+    /// decoding and writing a whole state must not hold a runtime worker.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        subject: ErrorSubject<u64>,
+        verb: ErrorVerb,
+        f: impl FnOnce(&Self) -> Result<R> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || f(&this)).await {
+            Ok(r) => r.map_err(|e| sto(subject, verb, e)),
+            Err(e) => Err(sto(subject, verb, ConsensusError::Task(e.to_string()))),
+        }
     }
 }
 
@@ -348,19 +393,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        self.do_install_snapshot(meta, snapshot.into_inner())
-            .map_err(|e| {
-                sto(
-                    ErrorSubject::Snapshot(Some(meta.signature())),
-                    ErrorVerb::Write,
-                    e,
-                )
-            })
+        let data = snapshot.into_inner();
+        let m = meta.clone();
+        self.blocking(
+            ErrorSubject::Snapshot(Some(meta.signature())),
+            ErrorVerb::Write,
+            move |sm| sm.do_install_snapshot(&m, data),
+        )
+        .await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        self.do_current_snapshot()
-            .map_err(|e| sto(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))
+        self.blocking(ErrorSubject::Snapshot(None), ErrorVerb::Read, |sm| {
+            sm.do_current_snapshot()
+        })
+        .await
     }
 }
 
@@ -555,17 +602,21 @@ mod tests {
         assert_eq!(reloaded.current().state, expected);
     }
 
-    /// The observer hears of every snapshot built and installed, with its size.
+    /// The observer hears of every snapshot built, served and installed,
+    /// with the size of what was encoded.
     #[test]
-    fn observer_sees_builds_and_installs() {
+    fn observer_sees_builds_serves_and_installs() {
         use std::sync::Mutex;
         use std::time::Duration;
 
         #[derive(Default)]
         struct Seen(Mutex<Vec<(&'static str, usize)>>);
         impl SnapshotObserver for Seen {
-            fn snapshot_built(&self, bytes: usize, _: Duration) {
-                self.0.lock().expect("lock").push(("built", bytes));
+            fn snapshot_built(&self, _: Duration) {
+                self.0.lock().expect("lock").push(("built", 0));
+            }
+            fn snapshot_served(&self, bytes: usize, _: Duration) {
+                self.0.lock().expect("lock").push(("served", bytes));
             }
             fn snapshot_installed(&self, bytes: usize, _: Duration) {
                 self.0.lock().expect("lock").push(("installed", bytes));
@@ -577,12 +628,73 @@ mod tests {
         let mut sm = StateMachineStore::load(Db::open(dir.path()).expect("open")).expect("load");
         sm.set_observer(seen.clone());
         sm.do_apply(entries(requests(Vec::new()))).expect("apply");
-        let snapshot = sm.do_build_snapshot().expect("build");
+        sm.do_build_snapshot().expect("build");
+        let snapshot = sm.do_current_snapshot().expect("current").expect("some");
         let data = snapshot.snapshot.into_inner();
         sm.do_install_snapshot(&snapshot.meta, data.clone())
             .expect("install");
         let seen = seen.0.lock().expect("lock").clone();
-        assert_eq!(seen, vec![("built", data.len()), ("installed", data.len())]);
+        assert_eq!(
+            seen,
+            vec![
+                ("built", 0),
+                ("served", data.len()),
+                ("installed", data.len())
+            ]
+        );
+    }
+
+    /// No snapshot before the first build; after it, the current snapshot
+    /// is the state as it is now, at its position, not as it was built.
+    #[test]
+    fn current_snapshot_is_the_state_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = StateMachineStore::load(Db::open(dir.path()).expect("open")).expect("load");
+        let mut reqs = requests(Vec::new());
+        let later = reqs.split_off(reqs.len() / 2);
+        sm.do_apply(entries(reqs)).expect("apply");
+        assert!(sm.do_current_snapshot().expect("current").is_none());
+        let built = sm.do_build_snapshot().expect("build");
+        assert_eq!(built.meta.last_log_id, sm.current().last_applied);
+        let n = sm.current().last_applied.map_or(0, |l| l.index);
+        let mut more = entries(later);
+        for (i, e) in more.iter_mut().enumerate() {
+            e.log_id.index = n + 1 + i as u64;
+        }
+        sm.do_apply(more).expect("apply later");
+        let current = sm.do_current_snapshot().expect("current").expect("some");
+        assert_eq!(current.meta.last_log_id, sm.current().last_applied);
+        assert!(current.meta.last_log_id > built.meta.last_log_id);
+        let decoded = codec::decode_state(current.snapshot.get_ref()).expect("decode");
+        assert_eq!(decoded, sm.current().state);
+    }
+
+    /// A reopened store has no snapshot until one is built (openraft builds
+    /// one at start when the log was purged), and a build drops the
+    /// snapshot an older build stored in the `snapshot` family.
+    #[test]
+    fn snapshots_are_not_kept_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Db::open(dir.path()).expect("open");
+            let sm = StateMachineStore::load(db.clone()).expect("load");
+            sm.do_apply(entries(requests(Vec::new()))).expect("apply");
+            sm.do_build_snapshot().expect("build");
+            // What an older build left.
+            let mut batch = WriteBatch::default();
+            let cf = db.cf(CF_SNAPSHOT).expect("cf");
+            batch.put_cf(cf, KEY_SNAPSHOT_META, b"old meta");
+            batch.put_cf(cf, KEY_SNAPSHOT_DATA, b"old data");
+            db.write_synced("legacy", batch).expect("write");
+        }
+        let db = Db::open(dir.path()).expect("reopen");
+        let sm = StateMachineStore::load(db.clone()).expect("reload");
+        assert!(sm.do_current_snapshot().expect("current").is_none());
+        sm.do_build_snapshot().expect("build");
+        assert!(sm.do_current_snapshot().expect("current").is_some());
+        for key in [KEY_SNAPSHOT_META, KEY_SNAPSHOT_DATA] {
+            assert_eq!(db.get(CF_SNAPSHOT, key).expect("get"), None);
+        }
     }
 
     /// A snapshot install replaces every record: records of the old state

@@ -376,6 +376,7 @@ impl StorageMetrics {
 #[derive(Clone)]
 pub struct SnapshotMetrics {
     build: Histogram,
+    serve: Histogram,
     install: Histogram,
     size: IntGauge,
     /// Install-snapshot requests (chunks) this node sent as leader.
@@ -385,8 +386,12 @@ pub struct SnapshotMetrics {
 }
 
 impl SnapshotObserver for SnapshotMetrics {
-    fn snapshot_built(&self, bytes: usize, took: Duration) {
+    fn snapshot_built(&self, took: Duration) {
         self.build.observe(took.as_secs_f64());
+    }
+
+    fn snapshot_served(&self, bytes: usize, took: Duration) {
+        self.serve.observe(took.as_secs_f64());
         self.size.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
@@ -447,7 +452,13 @@ impl Metrics {
             build: histogram(
                 &r,
                 "cairn_raft_snapshot_build_duration_seconds",
-                "Time to build and save a state-machine snapshot; _count is the number built.",
+                "Time to build a state-machine snapshot (a synced write: the state is encoded only when served); _count is the number built.",
+                SNAPSHOT_BUCKETS,
+            )?,
+            serve: histogram(
+                &r,
+                "cairn_raft_snapshot_serve_duration_seconds",
+                "Time to encode the state for a follower that needs a snapshot; _count is the number served.",
                 SNAPSHOT_BUCKETS,
             )?,
             install: histogram(
@@ -459,7 +470,7 @@ impl Metrics {
             size: gauge(
                 &r,
                 "cairn_raft_snapshot_size_bytes",
-                "Size of the last snapshot built or installed on this node.",
+                "Size of the last snapshot served or installed on this node.",
             )?,
             chunks_sent: counter(
                 &r,
