@@ -147,8 +147,8 @@ pub mod proto_id_opt {
 }
 
 /// The maps the id-keyed serde adapters below read and build: the events'
-/// `BTreeMap`s and the state's persistent [`Map`](crate::state::Map)s,
-/// which encode alike.
+/// `BTreeMap`s and the state's persistent maps (which implement it beside
+/// their type), which encode alike.
 pub trait IdMap<K, V>: Default {
     /// The pairs in key order.
     fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
@@ -160,20 +160,6 @@ pub trait IdMap<K, V>: Default {
 }
 
 impl<K: Ord, V> IdMap<K, V> for BTreeMap<K, V> {
-    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
-    where
-        K: 'a,
-        V: 'a,
-    {
-        self.iter()
-    }
-
-    fn put(&mut self, k: K, v: V) -> bool {
-        self.insert(k, v).is_some()
-    }
-}
-
-impl<K: Ord + Clone, V: Clone> IdMap<K, V> for crate::state::Map<K, V> {
     fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
     where
         K: 'a,

@@ -751,7 +751,7 @@ mod tests {
         assert!(not_permitted(&out[5]), "users dispatch jobs only");
         assert!(not_permitted(&out[6]), "the default org is not acme");
         assert!(not_permitted(&out[7]));
-        let entry = state.audit().values().last().expect("entry");
+        let entry = state.audit().values().next_back().expect("entry");
         assert_eq!(entry.actor, Actor::Device { device: dev(0) });
         assert_eq!(entry.target, crate::testgen::job(1).to_string());
     }

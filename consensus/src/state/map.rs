@@ -95,6 +95,21 @@ where
     }
 }
 
+/// The id-keyed serde adapters read and build these as they do `BTreeMap`s.
+impl<K: Ord + Clone, V: Clone> crate::ids::IdMap<K, V> for Map<K, V> {
+    fn pairs<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
+
+    fn put(&mut self, k: K, v: V) -> bool {
+        self.insert(k, v).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
