@@ -5,8 +5,8 @@
 //!
 //! Run with `cargo bench -p cairn-node --bench raft` (optionally
 //! `-- --seconds N --failovers N --soak SECONDS`; the soak holds the
-//! concurrency-64 load and counts the elections it causes). Under `cargo test --all-targets` it only
-//! says it was skipped: a benchmark is not a test, and timing assertions on
+//! concurrency-64 load and counts the elections it causes). Under
+//! `cargo test --all-targets` it only says it was skipped: a benchmark is not a test, and timing assertions on
 //! a shared two-core machine would be flaky.
 //!
 //! Each event is an account creation (`POST /api/v1/admin/users`) sent to

@@ -13,9 +13,9 @@
 //! call returns or the append callback fires; the state machine writes the
 //! records an apply touched, `last_applied` and membership in one atomic
 //! `WriteBatch` (not fsynced: the log replays a lost apply; a snapshot
-//! build is a synced write, see `state_machine`), so a restart resumes from what was applied
-//! instead of replaying the whole log, and never sees a state without its
-//! log position.
+//! build is a synced write, see `state_machine`), so a restart resumes
+//! from what was applied instead of replaying the whole log, and never
+//! sees a state without its log position.
 //! A failed write poisons the shared handle: every later call on either
 //! store returns [`ConsensusError::Poisoned`] and openraft shuts the node
 //! down, instead of retrying on top of an unknown on-disk state.

@@ -142,11 +142,11 @@ pub fn scrub_split(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use cairn_consensus::event::JobStatus;
     use cairn_consensus::state::JobEnd;
     use cairn_consensus::UnixMillis;
-    use std::collections::BTreeMap;
-
     use cairn_proto::{AccountId, ChunkId};
 
     use super::*;
