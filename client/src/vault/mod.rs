@@ -226,10 +226,23 @@ impl Vault {
 
     /// Opens and unlocks the local vault in `dir` with `password` (any of
     /// its key slots' passwords or recovery keys).
+    ///
+    /// The chunk store opens on another thread while argon2id derives the
+    /// key: the two are independent and each takes tens of milliseconds,
+    /// a large part of a backup that finds nothing changed.
     pub fn open(dir: &Path, password: &[u8]) -> Result<Self> {
         let config = local::read_config(dir)?;
-        let (keys, slot) = slots::unlock(config.vault_id, &config.slots, password)?;
-        let backend = LocalBackend::open(dir, config.vault_id)?;
+        let (unlocked, backend) = std::thread::scope(|s| {
+            let backend = s.spawn(|| LocalBackend::open(dir, config.vault_id));
+            let unlocked = slots::unlock(config.vault_id, &config.slots, password);
+            let backend = backend
+                .join()
+                .unwrap_or_else(|_| Err(Error::Invalid("opening the chunk store panicked".into())));
+            (unlocked, backend)
+        });
+        // A wrong password is reported before anything about the store.
+        let (keys, slot) = unlocked?;
+        let backend = backend?;
         let mut vault = Self::with_backend(config, keys, Box::new(backend));
         vault.slot = slot;
         Ok(vault)
