@@ -12,6 +12,7 @@
 #   WORK           scratch + results dir (default: a new dir under ${TMPDIR:-/tmp}, or
 #                  next to DATA_DIR when /tmp is a tmpfs)
 #   RUNS           repetitions of every step (default 1; more -> medians)
+#   STAT=best      with RUNS > 1, report each step's best time (and that run's user/sys)
 #   TOOLS          subset of "cairn restic borg rustic" (default: all four; rustic only
 #                  when on PATH)
 #   STEP_TIMEOUT   seconds before one measured step is killed (default 1800)

@@ -6,7 +6,11 @@ usage: report.py RAW_TSV OUT_DIR
 RAW_TSV has one measurement a line: dataset, tool, run, metric, value (tab separated).
 Rows with tool "*" describe a dataset (files, bytes, modify); rows with dataset "*"
 describe a tool (version). A value that is not a number (FAIL, TIMEOUT) marks a failed
-step. With several runs the median of each metric is reported.
+step. With several runs the median of each metric is reported, or with STAT=best
+(environment) the best (lowest) time of each step with the user and sys time of that
+same run: page-cache and kernel state swing a step's time between identical runs, and
+the best of alternating runs is each tool's time without that noise. Sizes and RSS
+stay medians.
 
 Prints one table per dataset (tools x metrics) plus cairn's ratio to every other tool,
 and writes the same to OUT_DIR/summary.md, OUT_DIR/summary.tsv and OUT_DIR/summary.json.
@@ -96,16 +100,42 @@ def load(path):
     return raw, info, versions
 
 
-def summarise(values_by_run):
-    """-> (median or None, display-status or None, list of run values)"""
-    runs = [values_by_run[k] for k in sorted(values_by_run, key=lambda s: int(s) if s.isdigit() else 0)]
+BEST = os.environ.get("STAT", "median") == "best"
+TIME_METRICS = {m for m, _ in TIMES}
+
+
+def ordered_runs(values_by_run):
+    return sorted(values_by_run, key=lambda s: int(s) if s.isdigit() else 0)
+
+
+def best_run(values_by_run):
+    """The run with the lowest value, or None when a run failed or there is none."""
+    keys = ordered_runs(values_by_run)
+    if not keys or any(num(values_by_run[k]) is None for k in keys):
+        return None
+    return min(keys, key=lambda k: num(values_by_run[k]))
+
+
+def summarise(values_by_run, run=None):
+    """-> (median, or the value of `run` when given, or None; display-status or None;
+    list of run values)"""
+    runs = [values_by_run[k] for k in ordered_runs(values_by_run)]
     nums = [num(v) for v in runs]
     if not runs:
         return None, None, runs
     if any(n is None for n in nums):
         bad = [v for v in runs if num(v) is None]
         return None, bad[0], runs
+    if run is not None and run in values_by_run:
+        return num(values_by_run[run]), None, runs
     return statistics.median(nums), None, runs
+
+
+def chosen_run(m, metric):
+    """With STAT=best, the run whose value of time `metric` is reported."""
+    if not BEST or metric not in TIME_METRICS:
+        return None
+    return best_run(m.get(metric, {}))
 
 
 def verify_status(values_by_run):
@@ -166,7 +196,8 @@ def main():
             desc.append("%s files" % inf["files"])
         if "bytes" in inf and num(inf["bytes"]) is not None:
             desc.append("%s (%s bytes)" % (human_bytes(num(inf["bytes"])), inf["bytes"]))
-        desc.append("%d run%s%s" % (nruns, "" if nruns == 1 else "s", ", medians" if nruns > 1 else ""))
+        how = ", best times (sizes: medians)" if BEST else ", medians"
+        desc.append("%d run%s%s" % (nruns, "" if nruns == 1 else "s", how if nruns > 1 else ""))
         text.append("%s: %s" % (head, ", ".join(desc)))
         if "modify" in inf:
             text.append("modification: %s" % inf["modify"])
@@ -181,7 +212,7 @@ def main():
             row = [tool]
             jt = OrderedDict()
             for metric, _ in cols:
-                md, status, runs = summarise(m.get(metric, {}))
+                md, status, runs = summarise(m.get(metric, {}), chosen_run(m, metric))
                 med[tool][metric] = md
                 row.append(fmt(metric, md, status))
                 jt[metric] = OrderedDict(median=md, unit=unit(metric),
@@ -201,16 +232,17 @@ def main():
             jds["tools"][tool] = jt
         text.append(table(header, rows))
         text.append("")
-        text.append("CPU seconds of each step (user / sys%s):" % (", medians" if nruns > 1 else ""))
+        how = ", of the best run" if BEST else ", medians"
+        text.append("CPU seconds of each step (user / sys%s):" % (how if nruns > 1 else ""))
         text.append("")
         crows = []
         for tool in tools:
             m = raw[ds][tool]
             row = [tool]
-            for user_m, sys_m, _ in CPU:
+            for (time_m, _), (user_m, sys_m, _) in zip(TIMES, CPU):
                 cell = []
                 for metric in (user_m, sys_m):
-                    md, status, runs = summarise(m.get(metric, {}))
+                    md, status, runs = summarise(m.get(metric, {}), chosen_run(m, time_m))
                     cell.append(status or ("-" if md is None else "%.2f" % md))
                     jds["tools"][tool][metric] = OrderedDict(
                         median=md, unit="s", runs=[num(v) if num(v) is not None else v for v in runs])
