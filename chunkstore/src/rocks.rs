@@ -49,6 +49,14 @@ use crate::{ChunkKey, ChunkMeta, Durability, Error, Result, Store};
 const CF_CHUNKS: &str = "chunks";
 const CF_META: &str = "meta";
 
+/// Level-0 files that start a compaction (RocksDB's default is 4). A
+/// backup of a few hundred MiB flushes about ten of them; with the default
+/// the next run, often a short one that finds nothing changed, opened the
+/// store into a compaction that relocates blobs (blob GC) and waited for it
+/// at exit. Point reads check every level-0 file's bloom filter, so more of
+/// them cost little; it stays below the write slowdown trigger (20).
+const L0_COMPACTION_TRIGGER: i32 = 16;
+
 /// Tunables of a [`RocksStore`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -263,12 +271,14 @@ impl RocksStore {
         chunks.set_blob_compression_type(DBCompressionType::None);
         chunks.set_write_buffer_size(options.write_buffer_size);
         chunks.set_max_write_buffer_number(2);
+        chunks.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER);
 
         let mut meta = Options::default();
         meta.set_compression_type(DBCompressionType::None);
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         meta.set_block_based_table_factory(&table);
+        meta.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER);
 
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_CHUNKS, chunks),
