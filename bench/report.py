@@ -131,6 +131,11 @@ def summarise(values_by_run, run=None):
     return statistics.median(nums), None, runs
 
 
+def stat_name(metric):
+    """What the reported value of `metric` is: "best" for a time with STAT=best."""
+    return "best" if BEST and (metric in TIME_METRICS or metric.endswith(("_user_s", "_sys_s"))) else "median"
+
+
 def chosen_run(m, metric):
     """With STAT=best, the run whose value of time `metric` is reported."""
     if not BEST or metric not in TIME_METRICS:
@@ -184,7 +189,7 @@ def main():
     raw, info, versions = load(sys.argv[1])
     outdir = sys.argv[2]
     text = []
-    tsv = [("dataset", "tool", "metric", "median", "unit", "runs")]
+    tsv = [("dataset", "tool", "metric", "value", "unit", "runs")]
     js = OrderedDict(versions=versions, datasets=OrderedDict())
     for ds in raw:
         tools = sorted(raw[ds], key=lambda t: (TOOL_ORDER.index(t) if t in TOOL_ORDER else 99, t))
@@ -215,13 +220,13 @@ def main():
                 md, status, runs = summarise(m.get(metric, {}), chosen_run(m, metric))
                 med[tool][metric] = md
                 row.append(fmt(metric, md, status))
-                jt[metric] = OrderedDict(median=md, unit=unit(metric),
+                jt[metric] = OrderedDict([(stat_name(metric), md)], unit=unit(metric),
                                          runs=[num(v) if num(v) is not None else v for v in runs])
                 tsv.append((ds, tool, metric, "" if md is None else ("%.3f" % md if unit(metric) == "s" else "%d" % md),
                             unit(metric), ",".join(runs)))
             for metric in BACKUP_RSS:  # per-step RSS: files only, the table shows their max
                 md, status, runs = summarise(m.get(metric, {}))
-                jt[metric] = OrderedDict(median=md, unit=unit(metric),
+                jt[metric] = OrderedDict([(stat_name(metric), md)], unit=unit(metric),
                                          runs=[num(v) if num(v) is not None else v for v in runs])
                 tsv.append((ds, tool, metric, "" if md is None else "%d" % md, unit(metric), ",".join(runs)))
             vs = verify_status(m.get("verify", {}))
@@ -245,7 +250,7 @@ def main():
                     md, status, runs = summarise(m.get(metric, {}), chosen_run(m, time_m))
                     cell.append(status or ("-" if md is None else "%.2f" % md))
                     jds["tools"][tool][metric] = OrderedDict(
-                        median=md, unit="s", runs=[num(v) if num(v) is not None else v for v in runs])
+                        [(stat_name(metric), md)], unit="s", runs=[num(v) if num(v) is not None else v for v in runs])
                     tsv.append((ds, tool, metric, "" if md is None else "%.3f" % md, "s", ",".join(runs)))
                 row.append(" / ".join(cell))
             crows.append(row)

@@ -6,8 +6,9 @@
 //! Run with `cargo bench -p cairn-node --bench raft` (optionally
 //! `-- --seconds N --failovers N --soak SECONDS`; the soak holds the
 //! concurrency-64 load and counts the elections it causes). Under
-//! `cargo test --all-targets` it only says it was skipped: a benchmark is not a test, and timing assertions on
-//! a shared two-core machine would be flaky.
+//! `cargo test --all-targets` it only says it was skipped: a benchmark is
+//! not a test, and timing assertions on a shared two-core machine would be
+//! flaky.
 //!
 //! Each event is an account creation (`POST /api/v1/admin/users`) sent to
 //! the leader: a full write through the log — appended and fsynced on a
