@@ -95,13 +95,10 @@ pub fn digests(
     down: &[NodeId],
 ) -> Result<NodeDigests> {
     // Each active node costs a table of BUCKETS digests: bound what a peer
-    // can make this node allocate.
-    if placement.active.len() > crate::placement::MAX_NODES {
-        return Err(Error::Malformed(format!(
-            "a placement of {} active nodes (at most {})",
-            placement.active.len(),
-            crate::placement::MAX_NODES
-        )));
+    // can make this node allocate, and judge ownership only by a placement
+    // the leader could have built.
+    if let Some(why) = placement.malformed() {
+        return Err(Error::Malformed(why));
     }
     let mut out = NodeDigests {
         shared: placement
@@ -202,6 +199,25 @@ mod tests {
         };
         let err = digests(&store, 0, &placement, &[]).unwrap_err();
         assert!(matches!(err, Error::Malformed(_)), "{err}");
+    }
+
+    #[test]
+    fn a_placement_pooling_a_node_that_is_not_active_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), &StoreOptions::default()).unwrap();
+        let mut placement = Placement {
+            active: vec![1, 2],
+            draining: vec![3],
+            replicas: [(VaultId([1; 16]), 2)].into(),
+            pools: [(VaultId([1; 16]), vec![2])].into(),
+        };
+        digests(&store, 1, &placement, &[]).unwrap();
+        placement.pools.insert(VaultId([1; 16]), vec![2, 3]);
+        let err = digests(&store, 1, &placement, &[]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed(m) if m.contains("node 3")),
+            "{err}"
+        );
     }
 
     #[test]

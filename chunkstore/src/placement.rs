@@ -66,6 +66,26 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Why a placement received from a peer cannot be one the storage role
+    /// built ([`Placement`] from the Raft state): more than [`MAX_NODES`]
+    /// active nodes (each costs a digest table), or a pool naming a node
+    /// that is not active (pools are drawn from the active nodes, and
+    /// owners must be nodes that take copies). `None` when it can be.
+    pub fn malformed(&self) -> Option<String> {
+        if self.active.len() > MAX_NODES {
+            return Some(format!(
+                "a placement of {} active nodes (at most {MAX_NODES})",
+                self.active.len()
+            ));
+        }
+        let active: std::collections::BTreeSet<NodeId> = self.active.iter().copied().collect();
+        self.pools.iter().find_map(|(vault, pool)| {
+            pool.iter()
+                .find(|n| !active.contains(n))
+                .map(|n| format!("the pool of vault {vault} names node {n}, which is not active"))
+        })
+    }
+
     /// Whether `vault` is a live vault.
     pub fn knows(&self, vault: &VaultId) -> bool {
         self.replicas.contains_key(vault)

@@ -5,8 +5,9 @@
 //! body. Protects: no panic and no allocation beyond the input for any
 //! body, a stable round trip, and for a decoded [`Placement`] (the digests
 //! route) that what the receiving node then computes from it — which vaults
-//! it knows and the owners of a chunk — cannot panic and stays within the
-//! placement.
+//! it knows, the owners of a chunk, where it reads — cannot panic, and for
+//! one the route accepts ([`Placement::malformed`] is `None`) stays within
+//! the placement.
 #![no_main]
 
 use cairn_chunkstore::bucket::{bucket_of, Listed, NodeDigests, BUCKETS};
@@ -20,6 +21,7 @@ use libfuzzer_sys::fuzz_target;
 
 /// What the digests route does with a placement from the leader.
 fn placement(p: &Placement, down: &[NodeId]) {
+    let accepted = p.malformed().is_none();
     let mut keys: Vec<ChunkKey> = p
         .replicas
         .keys()
@@ -30,8 +32,9 @@ fn placement(p: &Placement, down: &[NodeId]) {
     for key in &keys {
         assert!(usize::from(bucket_of(key)) < BUCKETS);
         let owners = p.owners(key);
+        let _ = p.read_order(key, down.first().copied());
         assert!(owners.len() <= p.replicas_of(&key.vault));
-        assert!(owners.iter().all(|o| p.active.contains(o)));
+        assert!(!accepted || owners.iter().all(|o| p.active.contains(o)));
         assert_eq!(p.knows(&key.vault), p.replicas.contains_key(&key.vault));
         let _ = owners.iter().any(|o| down.contains(o));
     }
