@@ -57,6 +57,18 @@ const CF_META: &str = "meta";
 /// them cost little; it stays below the write slowdown trigger (20).
 const L0_COMPACTION_TRIGGER: i32 = 16;
 
+/// Write-ahead logs an opened store may find before it retires them. This
+/// RocksDB (7.9) with atomic flush only lets go of the logs a recovery
+/// replays once a flush has happened: each open that writes nothing (a
+/// backup that finds nothing changed) left one more empty log behind, and
+/// every later open read them all again. An hourly schedule on an unchanged
+/// source would pile up thousands.
+const IDLE_WALS: usize = 4;
+
+/// The default column family's key whose flush retires idle logs; nothing
+/// reads it.
+const WAL_TRIM_KEY: &[u8] = b"wal-trim";
+
 /// Tunables of a [`RocksStore`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -288,13 +300,41 @@ impl RocksStore {
             path: path.display().to_string(),
             source,
         })?;
-        Ok(Self {
+        let store = Self {
             db,
             path: path.to_path_buf(),
             values: Values::Local,
             usage: Mutex::new(None),
             claims: Claims::default(),
+        };
+        store.retire_idle_wals()?;
+        Ok(store)
+    }
+
+    /// The write-ahead logs in the store's directory (0 if it cannot be
+    /// listed: RocksDB just opened it, and trimming is only housekeeping).
+    fn wal_count(&self) -> usize {
+        std::fs::read_dir(&self.path).map_or(0, |dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
         })
+    }
+
+    /// Past [`IDLE_WALS`] logs, flushes one tiny write to the default
+    /// column family: the flush moves RocksDB's oldest log to keep past
+    /// every log recovery replayed, and it deletes them (see
+    /// [`IDLE_WALS`]). Costs one small table file every few idle opens.
+    fn retire_idle_wals(&self) -> Result<()> {
+        if self.wal_count() <= IDLE_WALS {
+            return Ok(());
+        }
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        self.db
+            .put_opt(WAL_TRIM_KEY, [], &w)
+            .and_then(|()| self.db.flush())
+            .map_err(|e| self.db_err(e))
     }
 
     /// Opens the store in `path` for metadata, keeping the values in
@@ -932,6 +972,26 @@ mod tests {
 
     fn key(v: u8, c: u8) -> ChunkKey {
         ChunkKey::new(VaultId([v; 16]), ChunkId([c; 32]))
+    }
+
+    #[test]
+    fn opens_that_write_nothing_do_not_pile_up_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::default();
+        let store = RocksStore::open(dir.path(), &opts).unwrap();
+        store
+            .put_batch(&[(key(1, 1), b"kept")], 1, Durability::AtFlush)
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        for _ in 0..3 * IDLE_WALS {
+            let store = RocksStore::open(dir.path(), &opts).unwrap();
+            assert!(store.wal_count() <= IDLE_WALS + 1, "{}", store.wal_count());
+            assert_eq!(
+                store.get(&key(1, 1)).unwrap().as_deref(),
+                Some(&b"kept"[..])
+            );
+        }
     }
 
     #[test]
