@@ -9,7 +9,7 @@
 //! vector. Behind the `kdf` feature so crates that never derive keys do not
 //! link argon2.
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// The only algorithm name of format 1 (stored with every account and vault).
@@ -76,8 +76,9 @@ pub fn derive(password: &[u8], salt: &[u8], cost: Cost) -> Result<DerivedKeys, K
     let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, Some(64))
         .map_err(|e| KdfError::InvalidParams(e.to_string()))?;
     let mut out = [0u8; 64];
+    let memory = working_memory(params.block_count());
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(password, salt, &mut out)
+        .hash_password_into_with_memory(password, salt, &mut out, memory)
         .map_err(|e| KdfError::InvalidParams(e.to_string()))?;
     let mut keys = DerivedKeys {
         login: [0; 32],
@@ -88,6 +89,39 @@ pub fn derive(password: &[u8], salt: &[u8], cost: Cost) -> Result<DerivedKeys, K
     out.zeroize();
     Ok(keys)
 }
+
+/// argon2id's working memory (64 MiB by default), zeroed, on huge pages
+/// where the kernel offers them. Touching fresh 4 KiB pages one fault at a
+/// time cost more than the zeroing itself: 32 ms for 64 MiB on a VM here,
+/// 7 ms on 2 MiB pages — a fifth of a no-change backup of a large file.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut memory: Vec<Block> = Vec::with_capacity(blocks);
+    advise_huge_pages(memory.as_mut_ptr().cast(), blocks * Block::SIZE);
+    memory.resize(blocks, Block::default());
+    memory
+}
+
+/// Asks the kernel to back the whole 2 MiB pages of `len` bytes at `start`
+/// with transparent huge pages (Linux with THP in `madvise` or `always`
+/// mode; elsewhere, or refused, the memory just keeps small pages).
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(start: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let begin = (start as usize).next_multiple_of(HUGE);
+    let end = (start as usize + len) / HUGE * HUGE;
+    if end > begin {
+        // SAFETY: [begin, end) lies inside the allocation of `len` bytes at
+        // `start` that the caller owns and has not touched; MADV_HUGEPAGE
+        // changes only how the kernel backs those pages, never their
+        // contents, and its failure changes nothing.
+        unsafe {
+            libc::madvise(begin as *mut libc::c_void, end - begin, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_start: *mut u8, _len: usize) {}
 
 #[cfg(test)]
 mod tests {
@@ -121,6 +155,26 @@ mod tests {
         assert_eq!((a.login, a.wrap), (b.login, b.wrap));
         assert_ne!(a.wrap, c.wrap);
         assert_ne!(a.login, a.wrap);
+    }
+
+    /// Memory spanning several 2 MiB pages (the huge-page advice applies)
+    /// gives argon2's own answer from its own allocation.
+    #[test]
+    fn huge_page_memory_gives_the_same_keys() {
+        let cost = Cost {
+            memory_kib: 8 * 1024 + 3,
+            ..CHEAP
+        };
+        let k = derive(b"pw", b"somesaltsomesalt", cost).unwrap();
+        let mut out = [0u8; 64];
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(cost.memory_kib, 1, 1, Some(64)).unwrap(),
+        )
+        .hash_password_into(b"pw", b"somesaltsomesalt", &mut out)
+        .unwrap();
+        assert_eq!((&out[..32], &out[32..]), (&k.login[..], &k.wrap[..]));
     }
 
     #[test]
