@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use cairn_proto::api::{FinishJob, JobStatus};
 use cairn_proto::version::SNAPSHOT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId};
-use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::blob::Compressor;
@@ -30,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::jobs::JobOutcome;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord};
 use crate::tree::ChunkRef;
-use crate::vault::{BlobReader, Sealed, Vault, Written};
+use crate::vault::{blob_channel, BlobReader, BlobSender, Sealed, Vault, Written};
 
 /// How many chunks of a file are read, re-keyed and asked about at once
 /// (bounds memory: at most this many plaintext chunks are held).
@@ -171,7 +170,7 @@ fn copy_trees(
     ids: &mut HashMap<ChunkId, ChunkId>,
 ) -> Result<(ChunkId, Written, u64)> {
     let sink = dst.backend().sink();
-    let (tx, rx) = crossbeam_channel::bounded(BATCH);
+    let (tx, rx) = blob_channel(2);
     std::thread::scope(|s| {
         let storing = s.spawn(move || sink.store_all(rx));
         let mut copier = Copier {
@@ -202,7 +201,7 @@ struct Copier<'a, 'm> {
     /// Source id → target id of every chunk and tree copied (or found in
     /// the target) so far, across snapshots.
     ids: &'m mut HashMap<ChunkId, ChunkId>,
-    tx: Sender<Sealed>,
+    tx: BlobSender,
     zstd: Compressor,
     reader: BlobReader,
     reused: u64,
@@ -274,7 +273,7 @@ impl Copier<'_, '_> {
                     };
                     // A closed channel means the sink failed; its error is
                     // reported when it is joined.
-                    self.tx.send(sealed).map_err(|_| Error::Aborted)?;
+                    self.tx.send(sealed)?;
                 }
                 Err(_) => self.reused += 1,
             }

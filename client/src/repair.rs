@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::blob::Compressor;
 use crate::check::{self, CheckReport};
 use crate::error::{Error, IoContext, Result};
-use crate::vault::{Sealed, Vault};
+use crate::vault::{Blobs, Sealed, Vault};
 
 /// What to heal from, and what to do with what cannot be healed.
 #[derive(Debug, Clone, Default)]
@@ -165,13 +165,7 @@ fn store(vault: &Vault, found: Vec<Sealed>, report: &mut RepairReport) -> Result
         return Ok(());
     }
     let ids: Vec<ChunkId> = found.iter().map(|s| s.id).collect();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for sealed in found {
-        tx.send(sealed)
-            .map_err(|_| Error::Invalid("repair queue closed".into()))?;
-    }
-    drop(tx);
-    vault.backend().sink().store_all(rx)?;
+    vault.backend().sink().store_all(Blobs::of(found))?;
     vault.backend().flush()?;
     for id in ids {
         let sealed = vault.raw_blob(id)?;

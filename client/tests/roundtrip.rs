@@ -16,7 +16,7 @@ use cairn_client::crypto::KdfParams;
 use cairn_client::restore::{self, RestoreOptions};
 use cairn_client::snapshot::{SnapshotMeta, SnapshotRecord, SnapshotStats};
 use cairn_client::tree::{Entry, Kind, Time, Tree};
-use cairn_client::vault::{CreateOptions, Sealed};
+use cairn_client::vault::{Blobs, CreateOptions, Sealed};
 use cairn_client::{Error, Vault};
 use cairn_proto::SnapshotId;
 use common::{assert_same_tree, restored, PASSWORD};
@@ -130,17 +130,14 @@ fn commit_tree(vault: &Vault, tree: &Tree) -> SnapshotRecord {
     let sealed = vault
         .codec()
         .seal(&id, &blob, &mut Compressor::new().unwrap());
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    tx.send(Sealed {
+    let sealed = Sealed {
         id,
         plain_len: blob.len() as u64,
         bytes: sealed,
         tree: true,
-    })
-    .unwrap();
-    drop(tx);
+    };
     let backend = vault.backend();
-    backend.sink().store_all(rx).unwrap();
+    backend.sink().store_all(Blobs::of(vec![sealed])).unwrap();
     backend.flush().unwrap();
     let snap = SnapshotId::random();
     let record = SnapshotRecord {

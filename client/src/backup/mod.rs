@@ -64,7 +64,7 @@ use crate::jobs::JobOutcome;
 use crate::pattern::Patterns;
 use crate::snapshot::{Bound, SnapshotMeta, SnapshotRecord, SnapshotStats};
 use crate::source::{self, PathTrie};
-use crate::vault::{LockKind, Sealed, Vault};
+use crate::vault::{blob_channel, LockKind, Vault};
 use pipeline::{finisher, joined, worker, DirJob, FileJob, Lanes, SealJob, Shared};
 use walk::Walker;
 
@@ -314,7 +314,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
     let (file_tx, file_rx) = bounded::<FileJob>(64);
     let (dir_tx, dir_rx) = bounded::<DirJob>(256);
     let (seal_tx, seal_rx) = bounded::<SealJob>(2);
-    let (write_tx, write_rx) = bounded::<Sealed>(2);
+    let (write_tx, write_rx) = blob_channel(2);
 
     let outcome = std::thread::scope(|s| {
         let shared = &shared;
@@ -439,7 +439,7 @@ pub fn run_stdin(
         verify_existing: false,
         progress,
     };
-    let (write_tx, write_rx) = bounded::<Sealed>(2);
+    let (write_tx, write_rx) = blob_channel(2);
     let (seal_tx, seal_rx) = bounded::<SealJob>(1);
     let (root, size, written) = std::thread::scope(|s| {
         let sink = &sink;

@@ -18,7 +18,7 @@ use crate::blob::Compressor;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
 use crate::tree::{ChunkRef, Entry, Kind, Tree};
-use crate::vault::{Sealed, Vault};
+use crate::vault::{BlobSender, Sealed, Vault};
 
 /// Flattens a worker thread's join result.
 pub(super) fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
@@ -88,18 +88,16 @@ impl Shared<'_> {
         self.seal(job, &lanes.write, zstd)
     }
 
-    fn seal(&self, job: SealJob, write: &Sender<Sealed>, zstd: &mut Compressor) -> Result<()> {
+    fn seal(&self, job: SealJob, write: &BlobSender, zstd: &mut Compressor) -> Result<()> {
         let bytes = self.vault.codec().seal(&job.id, &job.data, zstd);
         let plain_len = job.data.len() as u64;
         drop(job.data);
-        write
-            .send(Sealed {
-                id: job.id,
-                bytes,
-                plain_len,
-                tree: job.tree,
-            })
-            .map_err(aborted)
+        write.send(Sealed {
+            id: job.id,
+            bytes,
+            plain_len,
+            tree: job.tree,
+        })
     }
 }
 
@@ -169,7 +167,7 @@ pub(super) struct Lanes {
     pub(super) files: Receiver<FileJob>,
     pub(super) seal_rx: Receiver<SealJob>,
     pub(super) seal_tx: Sender<SealJob>,
-    pub(super) write: Sender<Sealed>,
+    pub(super) write: BlobSender,
 }
 
 /// Files of one directory for one worker: small files travel in batches so

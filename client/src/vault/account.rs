@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 use cairn_proto::api::VaultInfo;
 use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId};
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::bounded;
 
 use super::backend::{Backend, Deleted};
-use super::sink::{Sealed, Sink, Written};
+use super::sink::{Blobs, Sealed, Sink, Written};
 use super::slots::{KeySlot, Unlock};
 use super::{Compression, Vault, VaultConfig};
 use crate::crypto::{KdfParams, VaultSecrets};
@@ -220,7 +220,7 @@ impl Sink for AccountSink<'_> {
         true
     }
 
-    fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
+    fn store_all(&self, mut blobs: Blobs) -> Result<Written> {
         let remote = self.remote;
         let failed = AtomicBool::new(false);
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -253,11 +253,11 @@ impl Sink for AccountSink<'_> {
                 });
             }
             drop(batch_rx);
-            while let Ok(first) = blobs.recv() {
+            while let Some(first) = blobs.recv() {
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }
-                let batch = fill_batch(first, |deadline| blobs.recv_deadline(deadline).ok());
+                let batch = fill_batch(first, |deadline| blobs.recv_deadline(deadline));
                 if batch_tx.send(batch).is_err() {
                     break;
                 }

@@ -24,10 +24,9 @@ use std::time::{Duration, Instant};
 use cairn_chunkstore::{ChunkKey, Durability, RocksStore, Store, StoreOptions};
 use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
-use crossbeam_channel::Receiver;
 
 use super::backend::{Backend, Deleted};
-use super::sink::{Sealed, Sink, Written};
+use super::sink::{Blobs, Sink, Written};
 use super::VaultConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
@@ -260,21 +259,21 @@ impl Sink for LocalSink<'_> {
     }
 
     /// A batch closes at `BATCH_BYTES`, or `BATCH_WAIT` after its first blob.
-    fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
+    fn store_all(&self, mut blobs: Blobs) -> Result<Written> {
         const BATCH_BYTES: usize = 2 * 1024 * 1024;
         const BATCH_WAIT: Duration = Duration::from_millis(200);
         let mut out = Written::default();
-        while let Ok(first) = blobs.recv() {
+        while let Some(first) = blobs.recv() {
             let deadline = Instant::now() + BATCH_WAIT;
             let mut size = first.bytes.len();
             let mut batch = vec![first];
             while size < BATCH_BYTES {
                 match blobs.recv_deadline(deadline) {
-                    Ok(b) => {
+                    Some(b) => {
                         size += b.bytes.len();
                         batch.push(b);
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             let items: Vec<_> = batch

@@ -12,10 +12,9 @@ use std::sync::RwLock;
 
 use cairn_proto::version::VAULT_FORMAT;
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
-use crossbeam_channel::Receiver;
 
 use super::backend::{Backend, Deleted};
-use super::sink::{Sealed, Sink, Written};
+use super::sink::{Blobs, Sink, Written};
 use super::slots::{KeySlot, Unlock};
 use super::{Compression, CreateOptions, Vault, VaultConfig};
 use crate::crypto::VaultKeys;
@@ -200,7 +199,7 @@ impl Sink for MemorySink<'_> {
         false
     }
 
-    fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
+    fn store_all(&self, blobs: Blobs) -> Result<Written> {
         let mut out = Written::default();
         for b in blobs {
             let sealed_len = b.bytes.len() as u64;
@@ -218,6 +217,8 @@ impl Sink for MemorySink<'_> {
 #[cfg(test)]
 pub mod testing {
     use std::path::Path;
+
+    use crate::vault::Sealed;
 
     use super::*;
     use crate::backup::{self, BackupOptions, BackupReport, Progress};
@@ -260,16 +261,17 @@ pub mod testing {
     /// Stores `bytes` as chunk `id` (replacing what is there: a damaged
     /// chunk when they are not its sealed bytes).
     pub fn store_raw(vault: &Vault, id: ChunkId, bytes: Vec<u8>) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        tx.send(Sealed {
+        let blob = Sealed {
             id,
             plain_len: bytes.len() as u64,
             bytes,
             tree: false,
-        })
-        .unwrap();
-        drop(tx);
-        vault.backend().sink().store_all(rx).unwrap();
+        };
+        vault
+            .backend()
+            .sink()
+            .store_all(Blobs::of(vec![blob]))
+            .unwrap();
     }
 
     /// Snapshot record `n` (its time is January `n`, 2026; `meta` holds

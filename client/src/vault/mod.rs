@@ -29,7 +29,7 @@ use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
 use serde::{Deserialize, Serialize};
 
 pub use backend::{Backend, Deleted, Hold, LockKind};
-pub use sink::{Sealed, Sink, Written};
+pub use sink::{channel as blob_channel, BlobSender, Blobs, Sealed, Sink, Written};
 
 use crate::blob::{BlobCodec, OpenScratch};
 use crate::chunker::ChunkerParams;

@@ -36,10 +36,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use cairn_proto::{ChunkId, JobId, SnapshotId, VaultId};
-use crossbeam_channel::Receiver;
 
 use super::backend::{Backend, Deleted, Hold, LockKind};
-use super::sink::{Sealed, Sink, Written};
+use super::sink::{Blobs, Sink, Written};
 use super::{CreateOptions, Vault, VaultConfig};
 use crate::error::{Error, Result};
 use crate::snapshot::SnapshotRecord;
@@ -513,13 +512,13 @@ impl Sink for ObjectSink<'_> {
         true
     }
 
-    fn store_all(&self, blobs: Receiver<Sealed>) -> Result<Written> {
+    fn store_all(&self, mut blobs: Blobs) -> Result<Written> {
         let b = self.backend;
         let mut out = Written::default();
         let mut seen = HashSet::new();
         let mut builder = PackBuilder::default();
         let mut in_flight = VecDeque::new();
-        while let Ok(blob) = blobs.recv() {
+        while let Some(blob) = blobs.recv() {
             if !seen.insert(blob.id) || b.contains(blob.id)? {
                 continue;
             }
