@@ -57,9 +57,9 @@ const CF_META: &str = "meta";
 /// them cost little; it stays below the write slowdown trigger (20).
 const L0_COMPACTION_TRIGGER: i32 = 16;
 
-/// Write-ahead logs an opened store may find before it retires them. This
-/// RocksDB (7.9) with atomic flush only lets go of the logs a recovery
-/// replays once a flush has happened: each open that writes nothing (a
+/// Write-ahead logs an opened store may find before it retires them.
+/// RocksDB 7.8 (Debian's, linked) with atomic flush only lets go of the
+/// logs a recovery replays once a flush has happened: each open that writes nothing (a
 /// backup that finds nothing changed) left one more empty log behind, and
 /// every later open read them all again. An hourly schedule on an unchanged
 /// source would pile up thousands.
