@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use cairn_proto::ChunkId;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 
@@ -122,24 +122,25 @@ impl Blobs {
 
     /// The next blob; `None` once every sender is gone and all is taken.
     pub fn recv(&mut self) -> Option<Sealed> {
-        loop {
-            if let Some(blob) = self.pending.next() {
-                return Some(blob);
-            }
-            self.pending = self.rx.recv().ok()?.into_iter();
-        }
+        self.next_with(|rx| rx.recv().ok())
     }
 
     /// The next blob if one is there by `deadline`.
     pub fn recv_deadline(&mut self, deadline: Instant) -> Option<Sealed> {
+        self.next_with(|rx| rx.recv_deadline(deadline).ok())
+    }
+
+    /// The next pending blob, else the first of the next bundle `wait`
+    /// gets.
+    fn next_with(
+        &mut self,
+        wait: impl Fn(&Receiver<Vec<Sealed>>) -> Option<Vec<Sealed>>,
+    ) -> Option<Sealed> {
         loop {
             if let Some(blob) = self.pending.next() {
                 return Some(blob);
             }
-            match self.rx.recv_deadline(deadline) {
-                Ok(bundle) => self.pending = bundle.into_iter(),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
-            }
+            self.pending = wait(&self.rx)?.into_iter();
         }
     }
 }
