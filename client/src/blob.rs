@@ -9,9 +9,11 @@
 //! the id.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 use cairn_proto::{ChunkId, VaultId};
 
+use crate::chunker::zero_prefix;
 use crate::crypto::{aead, VaultKeys};
 use crate::error::{Error, Result};
 
@@ -22,17 +24,32 @@ const CODEC_ZSTD: u8 = 1;
 /// directories included); guards against decompression bombs.
 pub const MAX_PLAINTEXT: usize = 256 * 1024 * 1024;
 
+/// Zero chunks at least this large have their ids remembered.
+const ZERO_ID_MIN: usize = 64 * 1024;
+/// How many zero-chunk lengths a codec remembers ids for (a zero run is
+/// cut at `max` until its last piece, so few lengths recur).
+const ZERO_IDS: usize = 8;
+
 /// Seals and opens the blobs of one vault.
 pub struct BlobCodec {
     vault: VaultId,
     keys: VaultKeys,
     level: i32,
+    /// Ids of all-zero chunks by length: disk images hold gigabytes of
+    /// zero runs, cut into the same few chunks over and over, and checking
+    /// that a chunk is zero costs a fraction of hashing it.
+    zero_ids: Mutex<Vec<(usize, ChunkId)>>,
 }
 
 impl BlobCodec {
     /// A codec for `vault` using its keys and zstd level.
     pub fn new(vault: VaultId, keys: VaultKeys, level: i32) -> Self {
-        Self { vault, keys, level }
+        Self {
+            vault,
+            keys,
+            level,
+            zero_ids: Mutex::new(Vec::new()),
+        }
     }
 
     /// The vault this codec seals for.
@@ -42,6 +59,25 @@ impl BlobCodec {
 
     /// The keyed id of a plaintext.
     pub fn id(&self, plaintext: &[u8]) -> ChunkId {
+        let len = plaintext.len();
+        if len < ZERO_ID_MIN || zero_prefix(plaintext) < len {
+            return self.hash(plaintext);
+        }
+        // A poisoned lock only means another thread panicked: hash instead.
+        let Ok(mut known) = self.zero_ids.lock() else {
+            return self.hash(plaintext);
+        };
+        if let Some(&(_, id)) = known.iter().find(|(l, _)| *l == len) {
+            return id;
+        }
+        let id = self.hash(plaintext);
+        if known.len() < ZERO_IDS {
+            known.push((len, id));
+        }
+        id
+    }
+
+    fn hash(&self, plaintext: &[u8]) -> ChunkId {
         ChunkId(*blake3::keyed_hash(&self.keys.chunk_id, plaintext).as_bytes())
     }
 
@@ -251,6 +287,27 @@ mod tests {
 
     fn codec() -> BlobCodec {
         BlobCodec::new(VaultId([5; 16]), VaultKeys::generate(), 3)
+    }
+
+    #[test]
+    fn remembered_zero_ids_are_the_hashes() {
+        let c = codec();
+        // More lengths than are remembered, each asked twice, around the
+        // size where remembering starts; and a chunk that is zero but for
+        // its last byte.
+        for round in 0..2 {
+            for len in (0..2 * ZERO_IDS).map(|i| ZERO_ID_MIN - 4 + i * 3) {
+                let zeros = vec![0u8; len];
+                assert_eq!(c.id(&zeros), c.hash(&zeros), "len {len} round {round}");
+                let mut almost = zeros;
+                *almost.last_mut().unwrap() = 1;
+                assert_eq!(c.id(&almost), c.hash(&almost));
+            }
+        }
+        assert_eq!(c.zero_ids.lock().unwrap().len(), ZERO_IDS);
+        // Another vault's key gives another id for the same zeros.
+        let zeros = vec![0u8; ZERO_ID_MIN];
+        assert_ne!(codec().id(&zeros), c.id(&zeros));
     }
 
     #[test]

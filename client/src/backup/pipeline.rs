@@ -3,6 +3,7 @@
 //! each directory's tree once its files are done, and every sealed blob
 //! goes to the vault's sink. See the data flow in [`super`].
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
@@ -68,7 +69,7 @@ impl Shared<'_> {
     fn offer(
         &self,
         id: ChunkId,
-        data: Vec<u8>,
+        data: Cow<'_, [u8]>,
         lanes: &Lanes,
         zstd: &mut Compressor,
         (share, tree): (bool, bool),
@@ -76,7 +77,11 @@ impl Shared<'_> {
         if !self.is_new(id)? {
             return Ok(());
         }
-        let job = SealJob { id, data, tree };
+        let job = SealJob {
+            id,
+            data: data.into_owned(),
+            tree,
+        };
         let job = if share {
             match lanes.seal_tx.try_send(job) {
                 Ok(()) => return Ok(()),
@@ -118,7 +123,7 @@ pub(super) fn stream_file(
         .config()
         .chunker
         .split_stream(data, &mut |chunk| {
-            let id = codec.id(&chunk);
+            let id = codec.id(chunk);
             let len = chunk.len() as u32;
             size += u64::from(len);
             shared
@@ -126,7 +131,7 @@ pub(super) fn stream_file(
                 .bytes
                 .fetch_add(u64::from(len), Ordering::Relaxed);
             content.push(ChunkRef { id, len });
-            shared.offer(id, chunk, lanes, &mut zstd, (false, false))
+            shared.offer(id, Cow::Borrowed(chunk), lanes, &mut zstd, (false, false))
         })
         .map_err(|e| match e {
             Error::Io { source, .. } => Error::io("read", Path::new("stdin"), source),
@@ -158,7 +163,7 @@ pub(super) fn stream_file(
     }
     .encode()?;
     let id = codec.id(&blob);
-    shared.offer(id, blob, lanes, &mut zstd, (false, true))?;
+    shared.offer(id, Cow::Owned(blob), lanes, &mut zstd, (false, true))?;
     Ok((id, size))
 }
 
@@ -277,7 +282,7 @@ fn read_file(
     let xattrs = fsmeta::read_file_xattrs(&file);
     let mut content = vec![];
     let mut size = 0u64;
-    let mut take = |data: Vec<u8>, share: bool, zstd: &mut Compressor| -> Result<()> {
+    let mut take = |data: Cow<'_, [u8]>, share: bool, zstd: &mut Compressor| -> Result<()> {
         let id = codec.id(&data);
         let len = data.len() as u32;
         size += len as u64;
@@ -397,7 +402,7 @@ pub(super) fn finisher(
         }
         let blob = tree.encode()?;
         let id = shared.vault.codec().id(&blob);
-        shared.offer(id, blob, &lanes, &mut zstd, (true, true))?;
+        shared.offer(id, Cow::Owned(blob), &lanes, &mut zstd, (true, true))?;
         done.insert(job.index, id);
         last = Some(id);
     }
