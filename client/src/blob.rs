@@ -77,6 +77,16 @@ impl BlobCodec {
         id
     }
 
+    /// Whether `id` is that of `len` zero bytes, as far as this codec has
+    /// seen such a chunk (false for zero chunks it has not met yet).
+    pub fn is_known_zeros(&self, id: &ChunkId, len: u32) -> bool {
+        len as usize >= ZERO_ID_MIN
+            && self
+                .zero_ids
+                .lock()
+                .is_ok_and(|known| known.contains(&(len as usize, *id)))
+    }
+
     fn hash(&self, plaintext: &[u8]) -> ChunkId {
         ChunkId(*blake3::keyed_hash(&self.keys.chunk_id, plaintext).as_bytes())
     }
@@ -305,6 +315,11 @@ mod tests {
             }
         }
         assert_eq!(c.zero_ids.lock().unwrap().len(), ZERO_IDS);
+        let len = ZERO_ID_MIN + 2;
+        let zeros = c.hash(&vec![0u8; len]);
+        assert!(c.is_known_zeros(&zeros, len as u32));
+        assert!(!c.is_known_zeros(&zeros, len as u32 + 1));
+        assert!(!c.is_known_zeros(&c.hash(&[1]), len as u32));
         // Another vault's key gives another id for the same zeros.
         let zeros = vec![0u8; ZERO_ID_MIN];
         assert_ne!(codec().id(&zeros), c.id(&zeros));

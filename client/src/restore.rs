@@ -45,11 +45,12 @@ use cairn_proto::SnapshotId;
 use crossbeam_channel::{bounded, unbounded};
 use serde::Serialize;
 
+use crate::chunker::zero_prefix;
 use crate::error::{Error, IoContext, Result};
 use crate::jobs::JobOutcome;
 use crate::pattern::Patterns;
 use crate::snapshot::SnapshotRecord;
-use crate::tree::{Entry, Kind, Tree};
+use crate::tree::{ChunkRef, Entry, Kind, Tree};
 use crate::vault::{BlobReader, Prefetched, Vault};
 
 /// Chunks per part when a large file is written by several workers.
@@ -800,17 +801,16 @@ impl<'a> Plan<'a> {
         let mut f = create_file(&task.path, task.fresh)?;
         let mut holes = false;
         for c in &task.entry.content {
-            let data = self.vault.blob_with(c.id, reader)?;
-            check_len(data, c.len)?;
-            if is_zeros(data) {
-                // A hole: the file stays sparse where its source was.
-                f.seek(std::io::SeekFrom::Current(data.len() as i64))
-                    .ctx("seek", &task.path)?;
-                holes = true;
-            } else {
-                f.write_all(data).ctx("write", &task.path)?;
+            match self.chunk(c, reader)? {
+                Some(data) => f.write_all(data).ctx("write", &task.path)?,
+                None => {
+                    // A hole: the file stays sparse where its source was.
+                    f.seek(std::io::SeekFrom::Current(i64::from(c.len)))
+                        .ctx("seek", &task.path)?;
+                    holes = true;
+                }
             }
-            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+            bytes_done.fetch_add(u64::from(c.len), Ordering::Relaxed);
         }
         if holes {
             f.set_len(task.entry.size).ctx("size", &task.path)?;
@@ -834,16 +834,27 @@ impl<'a> Plan<'a> {
             .open(&task.path)
             .ctx("open", &task.path)?;
         for c in &task.entry.content[first..first + count] {
-            let data = self.vault.blob_with(c.id, reader)?;
-            check_len(data, c.len)?;
             // The file was sized up front: an all-zero chunk stays a hole.
-            if !is_zeros(data) {
+            if let Some(data) = self.chunk(c, reader)? {
                 f.write_all_at(data, offset).ctx("write", &task.path)?;
             }
-            offset += data.len() as u64;
-            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+            offset += u64::from(c.len);
+            bytes_done.fetch_add(u64::from(c.len), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// A file chunk's bytes, or `None` if they are all zero (restored as a
+    /// hole, so sparse files stay sparse). A zero chunk whose id the codec
+    /// already knows is not even read: a disk image's zero runs are the
+    /// same few chunks over and over.
+    fn chunk<'r>(&self, c: &ChunkRef, reader: &'r mut BlobReader) -> Result<Option<&'r [u8]>> {
+        if self.vault.codec().is_known_zeros(&c.id, c.len) {
+            return Ok(None);
+        }
+        let data = self.vault.blob_with(c.id, reader)?;
+        check_len(data, c.len)?;
+        Ok((zero_prefix(data) < data.len()).then_some(data))
     }
 
     /// As [`Plan::apply_meta`], through the descriptor of a regular file
@@ -927,12 +938,6 @@ fn mtime_spec(entry: &Entry) -> libc::timespec {
         tv_sec: entry.mtime.sec as libc::time_t,
         tv_nsec: entry.mtime.nsec as _,
     }
-}
-
-/// Whether a chunk is all zeros (restored as a hole, so sparse files stay
-/// sparse).
-fn is_zeros(data: &[u8]) -> bool {
-    data.iter().all(|&b| b == 0)
 }
 
 fn check_len(data: &[u8], len: u32) -> Result<()> {
