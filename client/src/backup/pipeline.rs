@@ -65,7 +65,8 @@ impl Shared<'_> {
     }
 
     /// Seals and queues a plaintext blob for writing if it is new. With
-    /// `share`, the sealing is offered to idle workers first.
+    /// `share`, the sealing is offered to idle workers first (which takes
+    /// a copy of a lent chunk); otherwise it is sealed where it lies.
     fn offer(
         &self,
         id: ChunkId,
@@ -77,32 +78,33 @@ impl Shared<'_> {
         if !self.is_new(id)? {
             return Ok(());
         }
-        let job = SealJob {
-            id,
-            data: data.into_owned(),
-            tree,
-        };
-        let job = if share {
-            match lanes.seal_tx.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(e) => e.into_inner(),
-            }
-        } else {
-            job
-        };
-        self.seal(job, &lanes.write, zstd)
+        if share && !lanes.seal_tx.is_full() {
+            let job = SealJob {
+                id,
+                data: data.into_owned(),
+                tree,
+            };
+            return match lanes.seal_tx.try_send(job) {
+                Ok(()) => Ok(()),
+                Err(e) => self.seal(e.into_inner(), &lanes.write, zstd),
+            };
+        }
+        lanes.write.send(self.sealed(id, &data, tree, zstd))
     }
 
     fn seal(&self, job: SealJob, write: &BlobSender, zstd: &mut Compressor) -> Result<()> {
-        let bytes = self.vault.codec().seal(&job.id, &job.data, zstd);
-        let plain_len = job.data.len() as u64;
+        let sealed = self.sealed(job.id, &job.data, job.tree, zstd);
         drop(job.data);
-        write.send(Sealed {
-            id: job.id,
-            bytes,
-            plain_len,
-            tree: job.tree,
-        })
+        write.send(sealed)
+    }
+
+    fn sealed(&self, id: ChunkId, data: &[u8], tree: bool, zstd: &mut Compressor) -> Sealed {
+        Sealed {
+            id,
+            bytes: self.vault.codec().seal(&id, data, zstd),
+            plain_len: data.len() as u64,
+            tree,
+        }
     }
 }
 
