@@ -282,21 +282,30 @@ pub(crate) fn zero_prefix(bytes: &[u8]) -> usize {
 }
 
 /// Reads a file expected to be `expected` bytes long, in as few calls as
-/// possible (no extra stat the way `read_to_end` does); a file that grew is
-/// read to its end.
+/// possible: one `read` asks for a byte more than `stat` said, so getting
+/// exactly `expected` bytes means the end was reached without a second call
+/// to find it (a million small files, a million calls saved). A file that
+/// grew is read to its end; one that grows after the read shows in the stat
+/// the caller takes afterwards.
 fn read_small(file: &mut std::fs::File, expected: u64) -> std::io::Result<Vec<u8>> {
-    let mut data = vec![0u8; expected as usize];
+    let expected = expected as usize;
+    let mut data = vec![0u8; expected + 1];
     let mut filled = 0;
     while filled < data.len() {
         match file.read(&mut data[filled..]) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled == expected {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     data.truncate(filled);
-    if filled == expected as usize {
+    if filled > expected {
         file.read_to_end(&mut data)?;
     }
     Ok(data)
@@ -469,6 +478,21 @@ mod tests {
             })
             .unwrap();
             proptest::prop_assert_eq!(streamed, expected);
+        }
+    }
+
+    #[test]
+    fn small_reads_return_the_whole_file_whatever_stat_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for len in [0usize, 1, 4095, 4096, 70_000] {
+            let d = data(len, len as u64);
+            std::fs::write(&path, &d).unwrap();
+            for expected in [len, len.saturating_sub(1), len / 2, len + 1, len + 5000] {
+                let mut f = std::fs::File::open(&path).unwrap();
+                let back = read_small(&mut f, expected as u64).unwrap();
+                assert!(back == d, "len {len}, stat said {expected}");
+            }
         }
     }
 
