@@ -18,8 +18,9 @@
 //!   chunks of a large file are offered to the other workers, which prefer
 //!   sealing queued chunks over starting a new file, so one big file still
 //!   keeps every core busy.
-//! - The *finisher* receives directories in post-order, so each tree's
-//!   children are done when it is encoded; the last one is the root.
+//! - The *finisher* receives directories in post-order (in bundles of up
+//!   to 32), so each tree's children are done when it is encoded; the last
+//!   one is the root.
 //! - The *writer* is the vault's [`crate::vault::Sink`]
 //!   ([`crate::vault::Backend::sink`]): a local vault's batches skip the
 //!   WAL and are flushed before the commit; an account vault's upload
@@ -312,7 +313,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let (file_tx, file_rx) = bounded::<FileJob>(64);
-    let (dir_tx, dir_rx) = bounded::<DirJob>(256);
+    let (dir_tx, dir_rx) = bounded::<Vec<DirJob>>(8);
     let (seal_tx, seal_rx) = bounded::<SealJob>(2);
     let (write_tx, write_rx) = blob_channel(2);
 
@@ -354,6 +355,7 @@ pub fn run(vault: &Vault, opts: &BackupOptions, progress: &Progress) -> Result<B
             one_file_system: opts.one_file_system,
             file_tx,
             dir_tx,
+            dirs: vec![],
             next_dir: 0,
             warnings: vec![],
             notes: vec![],

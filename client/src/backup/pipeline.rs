@@ -327,7 +327,7 @@ pub(super) struct Finished {
 
 pub(super) fn finisher(
     shared: &Shared<'_>,
-    dirs: Receiver<DirJob>,
+    dirs: Receiver<Vec<DirJob>>,
     lanes: Lanes,
 ) -> Result<Finished> {
     let mut zstd = Compressor::new()?;
@@ -343,7 +343,7 @@ pub(super) fn finisher(
         warnings: vec![],
     };
     let mut last = None;
-    for job in dirs {
+    for job in dirs.iter().flatten() {
         let mut tree = Tree {
             entries: Vec::with_capacity(job.entries.len()),
         };

@@ -30,6 +30,9 @@ pub(super) struct Batch {
     pub(super) bytes: u64,
 }
 
+/// Directories handed to the finisher at a time.
+const DIR_BUNDLE: usize = 32;
+
 pub(super) struct Walker<'a, 's> {
     pub(super) shared: &'a Shared<'s>,
     /// The vault's own directory (device, inode), never backed up into itself.
@@ -40,7 +43,9 @@ pub(super) struct Walker<'a, 's> {
     /// Do not descend into another file system below a source.
     pub(super) one_file_system: bool,
     pub(super) file_tx: Sender<FileJob>,
-    pub(super) dir_tx: Sender<DirJob>,
+    pub(super) dir_tx: Sender<Vec<DirJob>>,
+    /// Finished directories not yet handed to the finisher (in post-order).
+    pub(super) dirs: Vec<DirJob>,
     pub(super) next_dir: u64,
     /// Entries left out of the snapshot.
     pub(super) warnings: Vec<String>,
@@ -66,14 +71,31 @@ impl Walker<'_, '_> {
         None
     }
 
+    /// Walks everything `trie` asks for, then hands the finisher the
+    /// directories still bundled.
     pub(super) fn walk_root(&mut self, trie: &PathTrie, parent: Option<Tree>) -> Result<()> {
-        if trie.whole {
-            return self
-                .walk_dir(Path::new("/"), None, parent.as_ref())
-                .map(|_| ());
+        let limit = (!trie.whole).then_some(trie);
+        self.walk_dir(Path::new("/"), limit, parent.as_ref())?;
+        self.send_dirs()
+    }
+
+    /// Queues a finished directory for the finisher. Directories travel in
+    /// bundles: one hand-off (and wake-up) per directory was most of the
+    /// thread switching of a backup that finds nothing changed.
+    fn queue_dir(&mut self, job: DirJob) -> Result<()> {
+        self.dirs.push(job);
+        if self.dirs.len() >= DIR_BUNDLE {
+            self.send_dirs()?;
         }
-        self.walk_dir(Path::new("/"), Some(trie), parent.as_ref())
-            .map(|_| ())
+        Ok(())
+    }
+
+    fn send_dirs(&mut self) -> Result<()> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        let bundle = std::mem::take(&mut self.dirs);
+        self.dir_tx.send(bundle).map_err(aborted)
     }
 
     /// Walks directory `path`; `trie` limits it to the requested paths when
@@ -225,13 +247,11 @@ impl Walker<'_, '_> {
         self.entries += entries.len() as u64;
         let index = self.next_dir;
         self.next_dir += 1;
-        self.dir_tx
-            .send(DirJob {
-                index,
-                entries,
-                batches,
-            })
-            .map_err(aborted)?;
+        self.queue_dir(DirJob {
+            index,
+            entries,
+            batches,
+        })?;
         Ok(index)
     }
 
