@@ -24,6 +24,7 @@
 
 mod answer;
 pub mod bucket;
+pub mod crc32c;
 mod error;
 pub mod gc;
 mod key;
