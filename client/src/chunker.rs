@@ -23,6 +23,7 @@ use fastcdc::v2020::Normalization;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
 /// What [`ChunkerParams::split_file`] hands each chunk to: the chunk (lent
 /// unless it is a whole small file) and whether content cut it.
 pub type FileChunks<'a> = dyn FnMut(Cow<'_, [u8]>, bool) -> Result<()> + 'a;
