@@ -224,6 +224,11 @@ struct FileTask {
     fresh: bool,
     parts_left: AtomicUsize,
     failed: AtomicBool,
+    /// Held while a part is written: the file system takes the file's lock
+    /// for every write anyway, and a thread waiting for it here sleeps
+    /// where the kernel would spin on the lock, burning a core the other
+    /// threads need for decompressing.
+    writing: Mutex<()>,
 }
 
 enum Job {
@@ -689,6 +694,7 @@ impl<'a> Plan<'a> {
                     fresh,
                     parts_left: AtomicUsize::new(parts.max(1)),
                     failed: AtomicBool::new(false),
+                    writing: Mutex::new(()),
                 });
             }
             _ if self.dry_run => {}
@@ -836,6 +842,7 @@ impl<'a> Plan<'a> {
         for c in &task.entry.content[first..first + count] {
             // The file was sized up front: an all-zero chunk stays a hole.
             if let Some(data) = self.chunk(c, reader)? {
+                let _writing = task.writing.lock().map_err(|_| Error::Aborted)?;
                 f.write_all_at(data, offset).ctx("write", &task.path)?;
             }
             offset += u64::from(c.len);
@@ -1130,6 +1137,7 @@ mod tests {
                 fresh: false,
                 parts_left: AtomicUsize::new(1),
                 failed: AtomicBool::new(false),
+                writing: Mutex::new(()),
             }
         };
         let mut plan = Plan::new(&vault, false, &RestoreOptions::default()).unwrap();
