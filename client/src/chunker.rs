@@ -333,16 +333,21 @@ mod tests {
         out
     }
 
+    fn cuts_stream(p: &ChunkerParams, d: &[u8]) -> Vec<usize> {
+        let mut out = vec![];
+        p.split_stream(d, &mut |c| {
+            out.push(c.len());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
     fn stream_and_slice_cut_at_the_same_places() {
         let p = ChunkerParams::default();
         let d = data(20 * 1024 * 1024, 23);
-        let mut streamed = vec![];
-        p.split_stream(&d[..], &mut |c| {
-            streamed.push(c.len());
-            Ok(())
-        })
-        .unwrap();
+        let streamed = cuts_stream(&p, &d);
         assert_eq!(streamed, cuts_slice(&p, &d));
         assert_eq!(streamed.iter().sum::<usize>(), d.len());
         assert!(streamed.iter().all(|&l| l <= p.max_size as usize));
@@ -432,12 +437,7 @@ mod tests {
             (2, 6_000_000, 0),
             (0, 2_000_000, 3),
         ]);
-        let mut streamed = vec![];
-        p.split_stream(&d[..], &mut |c| {
-            streamed.push(c.len());
-            Ok(())
-        })
-        .unwrap();
+        let streamed = cuts_stream(&p, &d);
         assert_eq!(streamed, fastcdc_cuts(&p, &d));
         assert_eq!(cuts_slice(&p, &d), streamed);
     }
@@ -472,13 +472,7 @@ mod tests {
             let d = with_runs(&parts);
             let expected = fastcdc_cuts(&p, &d);
             proptest::prop_assert_eq!(cuts_slice(&p, &d), expected.clone());
-            let mut streamed = vec![];
-            p.split_stream(&d[..], &mut |c| {
-                streamed.push(c.len());
-                Ok(())
-            })
-            .unwrap();
-            proptest::prop_assert_eq!(streamed, expected);
+            proptest::prop_assert_eq!(cuts_stream(&p, &d), expected);
         }
     }
 
