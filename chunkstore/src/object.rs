@@ -6,9 +6,11 @@
 //! counts its requests and maps the service's errors to ours
 //! ([`Error::Auth`], [`Error::NoBucket`], [`Error::Service`]).
 //!
-//! OpenDAL retries what the service marks temporary (5xx, throttling,
-//! dropped connections) with exponential backoff and jitter
-//! ([`RETRIES`] times); only then does an error reach the caller.
+//! What the service marks temporary (5xx, throttling, dropped
+//! connections) is retried with exponential backoff and jitter
+//! ([`RETRIES`] times); only then does an error reach the
+//! caller. Reads, listings and deletes go through OpenDAL's retry layer;
+//! writes do not: [`put`] retries a failed write whole (see there why).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -229,6 +231,19 @@ pub struct Objects {
     rt: Option<tokio::runtime::Runtime>,
     /// The runtime's handle, what every call blocks on or spawns onto.
     handle: tokio::runtime::Handle,
+    /// With OpenDAL's retry layer: every call but writes.
+    op: Operator,
+    /// What writes go through ([`put`]).
+    writes: Writes,
+    requests: Arc<Requests>,
+}
+
+/// What [`put`] needs, cheap to clone into a task.
+#[derive(Clone)]
+struct Writes {
+    /// The operator without the retry layer.
+    raw: Operator,
+    /// With it, for the rename and the clean-up of a temporary.
     op: Operator,
     requests: Arc<Requests>,
 }
@@ -252,12 +267,19 @@ impl Objects {
             .with_notify(move |_: &opendal::Error, _: Duration| {
                 counter.retries.fetch_add(1, Relaxed);
             });
-        let op = url.operator(env)?.layer(retry);
+        let raw = url.operator(env)?;
+        let op = raw.clone().layer(retry);
+        let writes = Writes {
+            raw,
+            op: op.clone(),
+            requests: requests.clone(),
+        };
         Ok(Self {
             url: url.clone(),
             handle: rt.handle().clone(),
             rt: Some(rt),
             op,
+            writes,
             requests,
         })
     }
@@ -372,7 +394,7 @@ impl Objects {
     pub fn write(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.requests.writes.fetch_add(1, Relaxed);
         self.handle
-            .block_on(put(&self.op, key, bytes))
+            .block_on(put(&self.writes, key, bytes))
             .map_err(|e| self.error("write", key, &e))
     }
 
@@ -382,10 +404,10 @@ impl Objects {
         self.requests
             .writes
             .fetch_add(objects.len() as u64, Relaxed);
-        let op = self.op.clone();
+        let writes = self.writes.clone();
         Upload(self.handle.spawn(async move {
             for (key, bytes) in objects {
-                put(&op, &key, bytes).await.map_err(|e| (key, e))?;
+                put(&writes, &key, bytes).await.map_err(|e| (key, e))?;
             }
             Ok(())
         }))
@@ -421,10 +443,10 @@ impl Objects {
             let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
             let mut tasks = Vec::with_capacity(objects.len());
             for (key, bytes) in objects {
-                let (op, limit) = (self.op.clone(), limit.clone());
+                let (writes, limit) = (self.writes.clone(), limit.clone());
                 tasks.push(tokio::spawn(async move {
                     let _permit = limit.acquire_owned().await;
-                    put(&op, &key, bytes).await.map_err(|e| (key, e))
+                    put(&writes, &key, bytes).await.map_err(|e| (key, e))
                 }));
             }
             let mut out = Vec::with_capacity(tasks.len());
@@ -570,13 +592,52 @@ pub fn stale(name: &str, modified: Option<SystemTime>, cutoff: SystemTime) -> bo
 /// (SFTP) under a temporary name renamed into place (OpenSSH's
 /// `posix-rename` replaces atomically). A crash may leave a temporary
 /// object, which no listing of the vault takes for a real one.
-async fn put(op: &Operator, key: &str, bytes: Vec<u8>) -> opendal::Result<()> {
-    if !op.info().full_capability().rename {
-        return op.write(key, bytes).await.map(drop);
+///
+/// A write that fails temporarily is retried whole, from a fresh writer
+/// (and a fresh temporary, the failed one deleted), never through
+/// OpenDAL's retry layer: that layer retries a failed `write` or `close`
+/// on the same writer, and its SFTP writer has by then dropped the part
+/// the server refused, so the retry reported success for a short object
+/// (truncated packs in vaults on a full disk).
+async fn put(writes: &Writes, key: &str, bytes: Vec<u8>) -> opendal::Result<()> {
+    let bytes = opendal::Buffer::from(bytes);
+    let mut attempt = 0;
+    loop {
+        let res = put_once(writes, key, bytes.clone()).await;
+        match res {
+            Err(e) if e.is_temporary() && attempt < RETRIES => {
+                writes.requests.retries.fetch_add(1, Relaxed);
+                tokio::time::sleep(backoff(attempt, rand::random())).await;
+                attempt += 1;
+            }
+            res => return res,
+        }
+    }
+}
+
+/// One attempt of [`put`].
+async fn put_once(writes: &Writes, key: &str, bytes: opendal::Buffer) -> opendal::Result<()> {
+    if !writes.raw.info().full_capability().rename {
+        return writes.raw.write(key, bytes).await.map(drop);
     }
     let tmp = format!("{key}{TEMP_MARK}{}", hex::encode(rand::random::<[u8; 8]>()));
-    op.write(&tmp, bytes).await?;
-    op.rename(&tmp, key).await
+    if let Err(e) = writes.raw.write(&tmp, bytes).await {
+        // Frees the space a full disk needs back; a temporary left here
+        // anyway is a prune's to delete.
+        let _ = writes.op.delete(&tmp).await;
+        return Err(e);
+    }
+    writes.op.rename(&tmp, key).await
+}
+
+/// The wait before retry `attempt` (0 for the first) of a write:
+/// 200 ms doubling per attempt up to 10 s, stretched by `jitter` (0..1) by
+/// up to half again so writers that failed together do not retry in step.
+/// Pure.
+fn backoff(attempt: usize, jitter: f64) -> Duration {
+    let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(16));
+    base.min(Duration::from_secs(10))
+        .mul_f64(1.0 + jitter.clamp(0.0, 1.0) / 2.0)
 }
 
 /// A background write of [`Objects::start_writes`].
@@ -585,6 +646,17 @@ pub struct Upload(tokio::task::JoinHandle<std::result::Result<(), (String, opend
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds_and_jitters_by_half() {
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(400));
+        assert_eq!(backoff(5, 0.0), Duration::from_millis(6400));
+        assert_eq!(backoff(6, 0.0), Duration::from_secs(10));
+        assert_eq!(backoff(usize::MAX, 1.0), Duration::from_secs(15));
+        assert_eq!(backoff(0, 1.0), Duration::from_millis(300));
+        assert_eq!(backoff(2, 7.0), backoff(2, 1.0));
+    }
 
     #[test]
     fn only_old_temporaries_are_stale() {

@@ -119,7 +119,7 @@ enum Values {
     /// In the `chunks` column family, beside the metadata.
     Local,
     /// One object per chunk in an object store.
-    Objects(Objects),
+    Objects(Box<Objects>),
 }
 
 /// The directory of chunk objects in an object store.
@@ -358,7 +358,7 @@ impl RocksStore {
     pub fn open_on_objects(path: &Path, options: &StoreOptions, objects: Objects) -> Result<Self> {
         objects.check()?;
         let mut store = Self::open(path, options)?;
-        store.values = Values::Objects(objects);
+        store.values = Values::Objects(Box::new(objects));
         Ok(store)
     }
 

@@ -2,7 +2,8 @@
 //! on loopback (s3s-fs; OpenSSH's sftp-server): concurrent puts of the
 //! same and of different chunks upload at once and still count each chunk
 //! once and lose no object, also while GC sweeps and the orphan sweep run;
-//! the orphan sweep deletes only old objects nothing describes.
+//! the orphan sweep deletes only old objects nothing describes; an SFTP
+//! server whose disk fills up stores each object whole or not at all.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +12,7 @@ use cairn_chunkstore::object::{ObjectUrl, Objects};
 use cairn_chunkstore::peers::Swept;
 use cairn_chunkstore::{ChunkKey, Durability, PutMode, RocksStore, Store, StoreOptions, Usage};
 use cairn_proto::{ChunkId, VaultId};
-use cairn_testservers::{S3sFs, Sshd, BUCKET};
+use cairn_testservers::{S3sFs, Sshd, Tmpfs, BUCKET};
 
 const VAULT: VaultId = VaultId([7; 16]);
 const WRITERS: u32 = 6;
@@ -231,4 +232,79 @@ fn sftp_values_take_concurrent_writers_and_sweep_orphans() {
     };
     concurrent_writers(&store, &count);
     orphans(&store, &count);
+}
+
+/// Object `i` of the full-disk test: 3 MiB that differ per object.
+fn object(i: u32) -> Vec<u8> {
+    let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The SFTP server's disk fills up while objects are written four at a
+/// time: every write that returns `Ok` stored its object whole, every one
+/// that fails says so and leaves no object under its name, and with the
+/// disk grown the failed ones store on a second try. (OpenDAL's retry of a
+/// failed close on the same SFTP file once dropped the failed part and
+/// reported success, which left truncated packs in vaults.)
+#[test]
+fn sftp_writes_on_a_full_disk_store_whole_objects_or_nothing() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = sshd.dir().join("vaults/full");
+    let disk = Tmpfs::mount(&dir, "20m");
+    let env = sshd.env();
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let url = ObjectUrl::parse(&sshd.url("full")).expect("url");
+    let objects = Objects::open(&url, &lookup).expect("objects");
+    let write_all = |ids: Vec<u32>| -> Vec<(u32, Result<(), String>)> {
+        let next = std::sync::Mutex::new(ids.into_iter());
+        let done = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| loop {
+                    let Some(i) = next.lock().unwrap().next() else {
+                        break;
+                    };
+                    let r = objects.write(&format!("o/{i}"), object(i));
+                    done.lock().unwrap().push((i, r.map_err(|e| e.to_string())));
+                });
+            }
+        });
+        done.into_inner().unwrap()
+    };
+    let first = write_all((0..12).collect());
+    let failed: Vec<u32> = first
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|r| r.0)
+        .collect();
+    assert!(!failed.is_empty(), "36 MiB fit on a 20 MiB disk");
+    for (i, r) in &first {
+        let stored = std::fs::read(dir.join(format!("o/{i}"))).ok();
+        match r {
+            Ok(()) => assert!(stored == Some(object(*i)), "object {i} is not whole"),
+            Err(e) => {
+                assert!(stored.is_none(), "failed object {i} left under its name");
+                assert!(e.contains("full disk"), "{e}");
+            }
+        }
+    }
+    let names = std::fs::read_dir(dir.join("o")).expect("o/").flatten();
+    let left: Vec<_> = names
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "failed writes left temporaries: {left:?}");
+    disk.resize("64m");
+    for (i, r) in write_all(failed) {
+        assert!(r.is_ok(), "object {i}: {r:?}");
+        let stored = std::fs::read(dir.join(format!("o/{i}"))).expect("stored");
+        assert!(stored == object(i), "object {i} is not whole");
+    }
 }

@@ -12,11 +12,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_testservers::{Moto, S3sFs, Sshd as Sftp, BUCKET};
+use cairn_testservers::{Moto, S3sFs, Sshd as Sftp, Tmpfs, BUCKET};
 use common::{assert_same_tree, restored, PASSWORD};
 
 /// A storage server for one test, and how to reach and damage its vaults.
@@ -499,37 +499,6 @@ fn sftp_vaults() {
     assert!(err.contains("could not log in over SSH"), "{err}");
     prune_drops_stale_temporaries(&server);
     a_full_disk_fails_clearly_and_the_rerun_resumes(&server);
-}
-
-/// A tmpfs mounted for a test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "mount tmpfs at {}", at.display());
-        Self(at.to_path_buf())
-    }
-
-    fn resize(&self, size: &str) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "remount {}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// The SFTP server's disk fills up mid-backup: exit 1 with a message that

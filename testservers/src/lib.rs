@@ -2,7 +2,8 @@
 //! [`S3sFs`] (an S3 implementation over a directory that checks request
 //! signatures; its objects are plain files a test can damage), [`Moto`]
 //! (moto's S3 server, in memory, a second independent implementation) and
-//! [`Sshd`] (Debian's OpenSSH server, for SFTP).
+//! [`Sshd`] (Debian's OpenSSH server, for SFTP), and [`Tmpfs`], a small
+//! disk that fills up.
 //!
 //! This crate depends on no cairn crate, so the chunk store, the client and
 //! the cross-process tests all take it as a dev-dependency (one set of
@@ -370,5 +371,47 @@ impl Drop for Sshd {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+    }
+}
+
+/// A tmpfs mounted for a test (a disk that fills up at a size the test
+/// picks), unmounted on drop. Needs root, as [`Sshd`] does.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts one of `size` (`mount`'s syntax: `96m`) at `at`, creating it.
+    ///
+    /// # Panics
+    ///
+    /// The directory cannot be created or `mount` fails.
+    pub fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).expect("tmpfs mount point");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs at {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    /// Grows or shrinks it to `size` in place (what is stored stays).
+    ///
+    /// # Panics
+    ///
+    /// `mount -o remount` fails.
+    pub fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
