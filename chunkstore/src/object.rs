@@ -8,9 +8,9 @@
 //!
 //! What the service marks temporary (5xx, throttling, dropped
 //! connections) is retried with exponential backoff and jitter
-//! ([`RETRIES`] times); only then does an error reach the
-//! caller. Reads, listings and deletes go through OpenDAL's retry layer;
-//! writes do not: [`put`] retries a failed write whole (see there why).
+//! ([`RETRIES`] times); only then does an error reach the caller. Reads,
+//! listings and deletes go through OpenDAL's retry layer; writes do not:
+//! [`put`] retries a failed write whole (see there why).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
