@@ -52,8 +52,12 @@ use cairn_proto::{ChunkId, SnapshotId, VaultId};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
 use proptest::prelude::*;
 
+/// The fixture `name`, found through the directory `cargo test` runs us
+/// from (a test binary built in another checkout that shares the build
+/// cache would otherwise look in that checkout).
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests/fixtures")
         .join(name)
 }
