@@ -12,7 +12,7 @@ use cairn_chunkstore::object::{ObjectUrl, Objects};
 use cairn_chunkstore::peers::Swept;
 use cairn_chunkstore::{ChunkKey, Durability, PutMode, RocksStore, Store, StoreOptions, Usage};
 use cairn_proto::{ChunkId, VaultId};
-use cairn_testservers::{S3sFs, Sshd, Tmpfs, BUCKET};
+use cairn_testservers::{pseudo_random, S3sFs, Sshd, Tmpfs, BUCKET};
 
 const VAULT: VaultId = VaultId([7; 16]);
 const WRITERS: u32 = 6;
@@ -236,15 +236,7 @@ fn sftp_values_take_concurrent_writers_and_sweep_orphans() {
 
 /// Object `i` of the full-disk test: 3 MiB that differ per object.
 fn object(i: u32) -> Vec<u8> {
-    let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    pseudo_random(3 << 20, i.into())
 }
 
 /// The SFTP server's disk fills up while objects are written four at a

@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use cairn_testservers::pseudo_random;
 use common::{cairn, flip_in_store, init_vault, run_expect, run_json};
 
 fn scratch() -> (tempfile::TempDir, PathBuf, String) {
@@ -428,18 +429,6 @@ fn damage_chunk_of(vault: &Path, content: &[u8]) {
         flip_in_store(&vault.join("chunks"), &raw[40..72]),
         "the sealed bytes are somewhere in the store"
     );
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
