@@ -3,7 +3,7 @@
 //! signatures; its objects are plain files a test can damage), [`Moto`]
 //! (moto's S3 server, in memory, a second independent implementation) and
 //! [`Sshd`] (Debian's OpenSSH server, for SFTP), and [`Tmpfs`], a small
-//! disk that fills up.
+//! disk that fills up; [`pseudo_random`] makes incompressible test data.
 //!
 //! This crate depends on no cairn crate, so the chunk store, the client and
 //! the cross-process tests all take it as a dev-dependency (one set of
