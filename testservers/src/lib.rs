@@ -1,7 +1,7 @@
 //! Storage servers for tests, started on loopback and killed when dropped:
 //! [`S3sFs`] (an S3 implementation over a directory that checks request
 //! signatures; its objects are plain files a test can damage), [`Moto`]
-//! (moto's S3 server, in memory, a second independent implementation) and
+//! (moto's S3 server, in memory, a second independent implementation),
 //! [`Sshd`] (Debian's OpenSSH server, for SFTP), and [`Tmpfs`], a small
 //! disk that fills up; [`pseudo_random`] makes incompressible test data.
 //!
