@@ -323,9 +323,10 @@ mod tests {
         v
     }
 
-    fn cuts_slice(p: &ChunkerParams, d: &[u8]) -> Vec<usize> {
+    /// The chunk lengths `split` hands its callback.
+    fn cuts(split: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>) -> Vec<usize> {
         let mut out = vec![];
-        p.split_slice(d, &mut |c| {
+        split(&mut |c| {
             out.push(c.len());
             Ok(())
         })
@@ -333,14 +334,12 @@ mod tests {
         out
     }
 
+    fn cuts_slice(p: &ChunkerParams, d: &[u8]) -> Vec<usize> {
+        cuts(|each| p.split_slice(d, each))
+    }
+
     fn cuts_stream(p: &ChunkerParams, d: &[u8]) -> Vec<usize> {
-        let mut out = vec![];
-        p.split_stream(d, &mut |c| {
-            out.push(c.len());
-            Ok(())
-        })
-        .unwrap();
-        out
+        cuts(|each| p.split_stream(d, each))
     }
 
     #[test]

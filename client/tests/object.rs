@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_testservers::{Moto, S3sFs, Sshd as Sftp, Tmpfs, BUCKET};
+use cairn_testservers::{pseudo_random, Moto, S3sFs, Sshd as Sftp, Tmpfs, BUCKET};
 use common::{assert_same_tree, restored, PASSWORD};
 
 /// A storage server for one test, and how to reach and damage its vaults.
@@ -154,23 +154,18 @@ fn init(server: &dyn Server, cache: &Path, url: &str) {
 /// Writes `files` small files and one file of `big` pseudo-random bytes
 /// (seeded by `seed`) under `dir`.
 fn make_data(dir: &Path, seed: u64, files: usize, big: usize) {
-    let mut x = seed | 1;
-    let mut bytes = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    // A seed per file, none shared between two calls' data.
+    let bytes = |n: usize, i: usize| pseudo_random(n, seed * 1_000_000 + i as u64);
     std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
     for i in 0..files {
         let sub = if i % 3 == 0 { "sub/deeper" } else { "sub" };
-        std::fs::write(dir.join(sub).join(format!("f{i}.txt")), bytes(100 + i * 37)).unwrap();
+        std::fs::write(
+            dir.join(sub).join(format!("f{i}.txt")),
+            bytes(100 + i * 37, i),
+        )
+        .unwrap();
     }
-    std::fs::write(dir.join("big.bin"), bytes(big)).unwrap();
+    std::fs::write(dir.join("big.bin"), bytes(big, files)).unwrap();
     std::os::unix::fs::symlink("big.bin", dir.join("link")).unwrap();
 }
 
