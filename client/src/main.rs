@@ -14,7 +14,7 @@ use crate::cli::args::{Cli, Command, KeyCommand, VaultCommand};
 use crate::cli::{browse, commands};
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     cli::interrupt::install();
     let json = std::env::args_os().any(|a| a == "--json");
     // The cluster's client configuration (downloads role): servers for
@@ -36,10 +36,18 @@ fn main() -> ExitCode {
 /// glibc gives each thread that frees memory allocated elsewhere its own
 /// arena; with chunk buffers passed between pipeline threads that retains
 /// tens of MiB. Two arenas keep peak memory down at no measurable speed cost.
-fn limit_malloc_arenas() {
+///
+/// Chunk buffers and upload batches (up to a few MiB each) come from the
+/// heap, and up to 64 MiB free at its top stays mapped: by default glibc
+/// maps the large ones afresh or hands the top back, and every batch
+/// faulted in and zeroed its pages again (0.1 s of system time in a backup
+/// of the 1.3 GB large-file set, a third of it).
+fn tune_malloc() {
     // SAFETY: mallopt only tunes the allocator; called before any threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
