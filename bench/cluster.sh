@@ -85,15 +85,33 @@ client() {  # HOME_DIR ARGS...
   local h=$1; shift
   XDG_CONFIG_HOME=$h/config XDG_CACHE_HOME=$h/cache "$CAIRN" "$@"
 }
-timed() {  # LABEL CMD...   → prints seconds
-  local t0 t1; drop_caches; warm; t0=$(now); "${@:2}" >/dev/null; t1=$(now); secs "$t0" "$t1"
+# CPU seconds the running cairnd processes have used so far (user + system).
+nodes_cpu() {
+  local ticks=0 p hz; hz=$(getconf CLK_TCK)
+  for p in "${PID[@]:-}"; do
+    [ -n "$p" ] && [ -r "/proc/$p/stat" ] || continue
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  python3 -c "print($ticks / $hz)"
+}
+timed() {  # STEP CMD...   → prints seconds; the CPU of the command (user, sys) and of
+           # the nodes during it ("-" without nodes) go to $WORK/cpu/STEP
+  local t0 t1 n0 n1 TIMEFORMAT='%U %S'; drop_caches; warm; mkdir -p "$WORK/cpu"
+  n0=$(nodes_cpu); t0=$(now)
+  { time "${@:2}" >/dev/null 2>"$WORK/cpu/$1.err"; } 2>"$WORK/cpu/$1.time" ||
+    { cat "$WORK/cpu/$1.err" >&2; die "step $1 failed"; }
+  t1=$(now); n1=$(nodes_cpu)
+  local nodes=-   # no cairnd running during this step
+  if [ -n "${PID[*]:-}" ]; then nodes=$(python3 -c "print(f'{$n1 - $n0:.2f}')"); fi
+  echo "$(tail -n1 "$WORK/cpu/$1.time") $nodes" >"$WORK/cpu/$1"
+  secs "$t0" "$t1"
 }
 
 declare -A RESULT
 # ---------------------------------------------------------------- local vault
 "$CAIRN" vault init --local "$WORK/local-vault" >/dev/null
-RESULT[local_backup]=$(timed local "$CAIRN" backup --vault "$WORK/local-vault" "$DATA")
-RESULT[local_restore]=$(timed local "$CAIRN" restore --vault "$WORK/local-vault" latest --target "$WORK/r-local")
+RESULT[local_backup]=$(timed local_backup "$CAIRN" backup --vault "$WORK/local-vault" "$DATA")
+RESULT[local_restore]=$(timed local_restore "$CAIRN" restore --vault "$WORK/local-vault" latest --target "$WORK/r-local")
 rm -rf "$WORK/r-local" "$WORK/local-vault"
 
 # ---------------------------------------------------------------- 1-node cluster
@@ -102,7 +120,7 @@ admin tier create single --replicas 1
 admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
 client "$WORK/c1" login --server "${URL[1]}" --user bench --device one >/dev/null
 client "$WORK/c1" vault request --tier single --name v >/dev/null
-RESULT[one_backup]=$(timed one client "$WORK/c1" backup --vault v "$DATA")
+RESULT[one_backup]=$(timed one_backup client "$WORK/c1" backup --vault v "$DATA")
 stop_all; rm -rf "$WORK/node1"
 
 # ---------------------------------------------------------------- 3-node cluster, R=3, W=2
@@ -111,8 +129,8 @@ admin tier create triple --replicas 3
 admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
 client "$WORK/c3" login --server "${URL[1]}" --user bench --device three >/dev/null
 client "$WORK/c3" vault request --tier triple --name v >/dev/null
-RESULT[three_backup]=$(timed three client "$WORK/c3" backup --vault v "$DATA")
-RESULT[three_restore]=$(timed three client "$WORK/c3" restore --vault v latest --target "$WORK/r-three")
+RESULT[three_backup]=$(timed three_backup client "$WORK/c3" backup --vault v "$DATA")
+RESULT[three_restore]=$(timed three_restore client "$WORK/c3" restore --vault v latest --target "$WORK/r-three")
 rm -rf "$WORK/r-three"
 
 # ---------------------------------------------------------------- repair after a node returns
@@ -133,8 +151,8 @@ stop_all
 # ---------------------------------------------------------------- restic reference
 if command -v restic >/dev/null; then
   restic init -q -r "$WORK/restic" >/dev/null
-  RESULT[restic_backup]=$(timed restic restic -q -r "$WORK/restic" backup "$DATA")
-  RESULT[restic_restore]=$(timed restic restic -q -r "$WORK/restic" restore latest --target "$WORK/r-restic")
+  RESULT[restic_backup]=$(timed restic_backup restic -q -r "$WORK/restic" backup "$DATA")
+  RESULT[restic_restore]=$(timed restic_restore restic -q -r "$WORK/restic" restore latest --target "$WORK/r-restic")
 fi
 
 # ---------------------------------------------------------------- report
@@ -146,19 +164,28 @@ r = {k: float(v) for k, v in dict(
     three_restore="${RESULT[three_restore]}", repair_s="${RESULT[repair_s]}",
     repair_mib="${RESULT[repair_mib]}", restic_backup="${RESULT[restic_backup]:-0}",
     restic_restore="${RESULT[restic_restore]:-0}").items()}
-def row(name, s, base=None):
-    ratio = f"{(mib/s)/(mib/base)*100:.0f}%" if base else ""
-    print(f"| {name} | {s:.2f} s | {mib/s:.0f} MiB/s | {ratio} |")
+import os
+def cpu(key):
+    try:
+        user, sys_, nodes = open(os.path.join("${WORK}", "cpu", key)).read().split()
+    except (OSError, ValueError):
+        return " | "
+    return f"{float(user):.2f} / {float(sys_):.2f} s | " + ("" if nodes == "-" else f"{nodes} s")
+def row(name, key, base=None):
+    s = r[key]
+    ratio = f"{(mib/s)/(mib/r[base])*100:.0f}%" if base else ""
+    print(f"| {name} | {s:.2f} s | {mib/s:.0f} MiB/s | {ratio} | {cpu(key)} |")
 print(f"dataset: {mib:.0f} MiB\n")
-print("| step | time | throughput | vs cairn local vault |\n|---|---:|---:|---:|")
-row("local vault backup", r["local_backup"])
-row("1-node cluster backup", r["one_backup"], r["local_backup"])
-row("3-node R=3 W=2 backup", r["three_backup"], r["local_backup"])
-row("local vault restore", r["local_restore"])
-row("3-node restore", r["three_restore"], r["local_restore"])
+print("| step | time | throughput | vs cairn local vault | CPU of the command (user / sys) | CPU of the nodes |")
+print("|---|---:|---:|---:|---:|---:|")
+row("local vault backup", "local_backup")
+row("1-node cluster backup", "one_backup", "local_backup")
+row("3-node R=3 W=2 backup", "three_backup", "local_backup")
+row("local vault restore", "local_restore")
+row("3-node restore", "three_restore", "local_restore")
 if r["repair_s"] > 0:
-    print(f"| repair after node 3 returns | {r['repair_s']:.2f} s | {r['repair_mib']/r['repair_s']:.0f} MiB/s | {r['repair_mib']:.0f} MiB copied |")
+    print(f"| repair after node 3 returns | {r['repair_s']:.2f} s | {r['repair_mib']/r['repair_s']:.0f} MiB/s | {r['repair_mib']:.0f} MiB copied | | |")
 if r["restic_backup"] > 0:
-    row("restic local backup (reference)", r["restic_backup"], r["local_backup"])
-    row("restic local restore (reference)", r["restic_restore"], r["local_restore"])
+    row("restic local backup (reference)", "restic_backup", "local_backup")
+    row("restic local restore (reference)", "restic_restore", "local_restore")
 EOF
