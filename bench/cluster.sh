@@ -13,7 +13,8 @@
 #            is under-replicated
 #   restic   restic backup and restore of the same data to a local repository,
 #            for reference (skipped when restic is not installed)
-# and prints MiB/s and the ratios the issue sets a bar for (3-node vs local).
+# and prints MiB/s, the ratios the issue sets a bar for (3-node vs local), and each
+# step's CPU: the command's user / sys time and the cairnd processes' during it.
 #
 # Environment: WORK (scratch, default next to DATA_DIR), CAIRND/CAIRN (binaries,
 # default: cargo build --release), KEEP=1 keeps the scratch dir.
