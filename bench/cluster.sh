@@ -17,7 +17,8 @@
 # step's CPU: the command's user / sys time and the cairnd processes' during it.
 #
 # Environment: WORK (scratch, default next to DATA_DIR), CAIRND/CAIRN (binaries,
-# default: cargo build --release), KEEP=1 keeps the scratch dir.
+# default: cargo build --release), KEEP=1 keeps the scratch dir, PERF_STEP=STEP
+# (e.g. three_backup) records `perf record -a` during that step into PERF_OUT.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -98,10 +99,15 @@ nodes_cpu() {
 timed() {  # STEP CMD...   → prints seconds; the CPU of the command (user, sys) and of
            # the nodes during it ("-" without nodes) go to $WORK/cpu/STEP
   local t0 t1 n0 n1 TIMEFORMAT='%U %S'; drop_caches; warm; mkdir -p "$WORK/cpu"
+  local perf=
+  if [ "${PERF_STEP:-}" = "$1" ]; then   # profile the whole machine during this step
+    perf record -a -q -o "${PERF_OUT:-$WORK/perf.data}" >/dev/null 2>&1 & perf=$!; sleep 0.5
+  fi
   n0=$(nodes_cpu); t0=$(now)
   { time "${@:2}" >/dev/null 2>"$WORK/cpu/$1.err"; } 2>"$WORK/cpu/$1.time" ||
     { cat "$WORK/cpu/$1.err" >&2; die "step $1 failed"; }
   t1=$(now); n1=$(nodes_cpu)
+  if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
   local nodes=-   # no cairnd running during this step
   if [ -n "${PID[*]:-}" ]; then nodes=$(python3 -c "print(f'{$n1 - $n0:.2f}')"); fi
   echo "$(tail -n1 "$WORK/cpu/$1.time") $nodes" >"$WORK/cpu/$1"
