@@ -242,6 +242,18 @@ for entry in "${DATASETS[@]}"; do
   record "$DS" '*' - bytes "$(size_of "$DSRC")"
   say ""
   say "== dataset $DS: $DSRC ($(size_of "$DSRC") bytes), modification: modify.py $mode"
+  # The pipeline's CPU ceiling on this data (chunk, hash, compress, seal; no IO):
+  # the report gives cairn's initial backup as a fraction of it.
+  if [[ " ${ACTIVE[*]} " == *" cairn "* ]]; then
+    warm "$DSRC"
+    if "$CAIRN" benchmark --json "$DSRC" >"$LOGS/$DS.ceiling.json" 2>"$LOGS/$DS.ceiling.err"; then
+      for k in ceiling_mib_s cores; do
+        record "$DS" '*' - "$k" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$LOGS/$DS.ceiling.json" "$k")"
+      done
+    else
+      say "cairn benchmark failed (see $LOGS/$DS.ceiling.err): no CPU ceiling for $DS"
+    fi
+  fi
 
   for RUN in $(seq 1 "$RUNS"); do
     [ "$RUNS" -eq 1 ] || say "-- run $RUN/$RUNS"

@@ -4,7 +4,8 @@
 usage: report.py RAW_TSV OUT_DIR
 
 RAW_TSV has one measurement a line: dataset, tool, run, metric, value (tab separated).
-Rows with tool "*" describe a dataset (files, bytes, modify); rows with dataset "*"
+Rows with tool "*" describe a dataset (files, bytes, modify, and
+ceiling_mib_s / cores: the pipeline's CPU ceiling, from `cairn benchmark`); rows with dataset "*"
 describe a tool (version). A value that is not a number (FAIL, TIMEOUT) marks a failed
 step. With several runs the median of each metric is reported, or with STAT=best
 (environment) the best (lowest) time of each step with the user and sys time of that
@@ -287,6 +288,17 @@ def main():
                 vs = jds["tools"][t]["verify"]
                 if vs != "OK":
                     text.append("  note: %s restore check %s: its numbers are not comparable" % (t, vs))
+            ceiling = num(inf.get("ceiling_mib_s", ""))
+            initial = c.get("backup_initial_s")
+            if ceiling and initial and num(inf.get("bytes", "")):
+                rate = num(inf["bytes"]) / 1048576 / initial
+                jds["ceiling"] = OrderedDict(ceiling_mib_s=ceiling, cores=num(inf.get("cores", "")),
+                                             initial_mib_s=rate, fraction=rate / ceiling)
+                tsv.append((ds, "cairn", "ceiling_mib_s", "%.1f" % ceiling, "MiB/s", ""))
+                tsv.append((ds, "cairn", "initial_of_ceiling", "%.3f" % (rate / ceiling), "x", ""))
+                text.append("  cairn initial backup %.0f MiB/s = %.0f%% of the pipeline's CPU ceiling "
+                            "(%.0f MiB/s on %s cores, `cairn benchmark`)"
+                            % (rate, 100 * rate / ceiling, ceiling, inf.get("cores", "?")))
             for o in others:
                 x = ratio(med[o].get("backup_initial_s"), c.get("backup_initial_s"))
                 y = ratio(c.get("size_initial_b"), med[o].get("size_initial_b"))

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod benchmark;
 pub mod blob;
 pub mod browse;
 pub mod check;

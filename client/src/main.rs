@@ -165,6 +165,7 @@ fn run(cli: Cli, preset: Option<&Preset>) -> anyhow::Result<u8> {
         Command::Key(KeyCommand::List { vault }) => cli::keys::list(&vault, json),
         Command::Key(KeyCommand::Remove { vault, id }) => cli::keys::remove(&vault, id, json),
         Command::Key(KeyCommand::Passwd { vault: None }) => commands::passwd_account(config, json),
+        Command::Benchmark(args) => cli::benchmark::benchmark(args, json),
         Command::Completions { shell } => cli::manual::completions(shell),
         Command::Man { dir } => cli::manual::man(&dir, json),
     }

@@ -806,3 +806,41 @@ fn vault_files_are_private_and_restored_directories_get_their_modes() {
     restore_latest(v, &target);
     assert_eq!(mode(&restored(&target, &src).join("open")), 0o755);
 }
+
+#[test]
+fn benchmark_measures_the_pipeline_and_writes_nothing() {
+    let (_t, src, vault, _target) = scratch();
+    make_source(&src);
+    let before = describe(&src);
+    let j = run_json(&["benchmark", "--cores", "2", src.to_str().unwrap()]);
+    // Regular files only: docs/readme.txt, docs/big.bin, script.sh, zero,
+    // hardlink, the latin-1 name (links and the fifo are not read).
+    assert_eq!(j["files"], 6, "{j}");
+    assert_eq!(j["bytes"], 2 * 12_000 + 6 * 1024 * 1024 + 18 + 12, "{j}");
+    assert_eq!(j["cores"], 2);
+    let per_core = j["per_core_mib_s"].as_f64().unwrap();
+    let ceiling = j["ceiling_mib_s"].as_f64().unwrap();
+    assert!(
+        per_core > 0.0 && (ceiling - 2.0 * per_core).abs() < 1e-6 * ceiling,
+        "{j}"
+    );
+    // The hard link's content is sealed once.
+    assert!(j["unique_chunks"].as_u64() < j["chunks"].as_u64(), "{j}");
+    assert_eq!(describe(&src), before);
+    assert!(!vault.exists());
+
+    let human = run_expect(&["benchmark", src.join("docs").to_str().unwrap()], 0);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("compressing and sealing") && text.contains("ceiling on"),
+        "{text}"
+    );
+    let bad = run_expect(
+        &["benchmark", "--zstd-level", "0", src.to_str().unwrap()],
+        1,
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("zstd level 0"));
+    let gone = run_expect(&["benchmark", src.join("nope").to_str().unwrap()], 1);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("nope"));
+    run_expect(&["benchmark", "--cores", "0", src.to_str().unwrap()], 2);
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use cairn_client::chunker::ChunkerParams;
 use clap::{Args, Parser, Subcommand};
 
+use super::benchmark::BenchmarkArgs;
 use super::daemon::DaemonArgs;
 use super::retention::RetentionCommand;
 use super::schedule::ScheduleCommand;
@@ -317,6 +318,12 @@ pub enum Command {
     /// Manage the passwords and recovery keys that protect the vault keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Measure how fast this machine chunks, hashes, compresses and seals
+    /// the given files: the CPU ceiling of a backup of them.
+    ///
+    /// Reads the files into memory first and times only the pipeline's
+    /// work, with throwaway keys; writes nothing.
+    Benchmark(BenchmarkArgs),
     /// Print the shell completion script for SHELL (e.g. `cairn completions
     /// bash > /etc/bash_completion.d/cairn`).
     Completions {

@@ -8,11 +8,13 @@
 //! ([`manual`]), `--exclude-file` and `--files-from` ([`lists`]),
 //! signals during account-vault jobs ([`interrupt`]), `cairn tag`
 //! ([`tag`]), `cairn copy` ([`copy`]), key slots (`cairn key`: [`keys`]) and `cairn mount`
-//! ([`mount`]); the time zone of human output and retention ([`zone`]). Unattended backups have a module each, clap types and
+//! ([`mount`]); the time zone of human output and retention ([`zone`]); the pipeline's
+//! CPU ceiling on given files (`cairn benchmark`: [`benchmark`]). Unattended backups have a module each, clap types and
 //! command together: [`schedule`], [`retention`], [`daemon`].
 
 pub mod account;
 pub mod args;
+pub mod benchmark;
 pub mod browse;
 pub mod commands;
 pub mod copy;
