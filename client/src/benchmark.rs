@@ -42,7 +42,8 @@ pub struct Measured {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Files that could not be read (skipped, not counted in `bytes`).
+    /// Files that could not be opened or read to the end (skipped; bytes
+    /// measured before a read failed still count).
     pub unreadable: u64,
     /// Chunks cut.
     pub chunks: u64,
@@ -158,7 +159,9 @@ impl Run {
             buf.clear();
             let got = (&mut file).take(SEGMENT as u64).read_to_end(&mut buf);
             if got.is_err() {
+                // What was measured of it still counts.
                 self.out.unreadable += 1;
+                self.out.bytes += read;
                 self.buf = buf;
                 return Ok(());
             }
@@ -168,7 +171,7 @@ impl Run {
             // one chunk, without a cut search.
             if len <= u64::from(self.params.min_size) {
                 if !buf.is_empty() {
-                    self.chunk_of(Instant::now(), &buf);
+                    self.chunk_of(&buf);
                 }
             } else {
                 self.segment(&buf)?;
@@ -199,15 +202,15 @@ impl Run {
         self.out.chunking += cut + mark.elapsed();
         let mut at = 0;
         for len in chunks {
-            self.chunk_of(Instant::now(), &buf[at..at + len]);
+            self.chunk_of(&buf[at..at + len]);
             at += len;
         }
         Ok(())
     }
 
-    /// Hashes and (if new) seals one chunk; `start` is when its hashing
-    /// began.
-    fn chunk_of(&mut self, start: Instant, chunk: &[u8]) {
+    /// Hashes and (if new) seals one chunk.
+    fn chunk_of(&mut self, chunk: &[u8]) {
+        let start = Instant::now();
         let id = self.codec.id(chunk);
         let hashed = Instant::now();
         self.out.hashing += hashed - start;
