@@ -89,11 +89,7 @@ impl Measured {
 /// with `params` and compressing at zstd `level`.
 pub fn measure(paths: &[PathBuf], params: ChunkerParams, level: i32) -> Result<Measured> {
     params.validate()?;
-    if !(1..=22).contains(&level) {
-        return Err(Error::Invalid(format!(
-            "zstd level {level} is out of range (1 to 22)"
-        )));
-    }
+    crate::blob::check_level(level)?;
     let mut run = Run {
         params,
         codec: BlobCodec::new(VaultId::random(), VaultKeys::generate(), level),

@@ -25,6 +25,18 @@ const CODEC_ZSTD: u8 = 1;
 /// directories included); guards against decompression bombs.
 pub const MAX_PLAINTEXT: usize = 256 * 1024 * 1024;
 
+/// Checks a zstd level for a vault (local or account) or a benchmark: 1
+/// to 22 (zstd's negative "fast" levels are not offered).
+pub fn check_level(level: i32) -> Result<()> {
+    if (1..=22).contains(&level) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "zstd level {level} is not in 1..=22"
+        )))
+    }
+}
+
 /// Zero chunks at least this large have their ids remembered.
 const ZERO_ID_MIN: usize = 64 * 1024;
 /// How many zero-chunk lengths a codec remembers ids for (a zero run is

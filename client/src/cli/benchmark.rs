@@ -21,9 +21,10 @@ use super::progress::bytes;
 
 Files are read into memory before they are timed, so the figures are the CPU
 of chunking, hashing, compressing and sealing alone: what a backup of the same
-files could reach with every core busy and free IO. A backup that runs far
-below the ceiling waits on the disk or the network; one close to it is CPU-bound,
-and only a lower zstd level would make it faster. Nothing is written.")]
+files could reach with every core busy and free IO. A backup far below the
+ceiling spends its time elsewhere (reading files, writing the vault, the network,
+idle cores); one close to it is bound by these stages, and only a lower zstd
+level would make it much faster. Nothing is written.")]
 pub struct BenchmarkArgs {
     /// Files and directories to measure (directories recursively, symbolic
     /// links not followed).

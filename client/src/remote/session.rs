@@ -301,12 +301,7 @@ impl Session {
     pub fn request_vault(&mut self, req: &VaultRequest, password: &[u8]) -> Result<VaultInfo> {
         check_vault_name("vault", &req.name)?;
         req.chunker.validate()?;
-        if !(1..=22).contains(&req.zstd_level) {
-            return Err(Error::Invalid(format!(
-                "zstd level {} is not in 1..=22",
-                req.zstd_level
-            )));
-        }
+        crate::blob::check_level(req.zstd_level)?;
         let (_, keys) = self.keys(password)?;
         let id = VaultId::random();
         let secrets = VaultSecrets {

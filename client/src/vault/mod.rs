@@ -578,12 +578,7 @@ fn new_config(password: &[u8], options: &CreateOptions) -> Result<VaultConfig> {
         return Err(Error::Invalid("an empty password is not allowed".into()));
     }
     options.chunker.validate()?;
-    if !(1..=22).contains(&options.zstd_level) {
-        return Err(Error::Invalid(format!(
-            "zstd level {} is not in 1..=22",
-            options.zstd_level
-        )));
-    }
+    crate::blob::check_level(options.zstd_level)?;
     let vault_id = VaultId::random();
     Ok(VaultConfig {
         format: 1,
