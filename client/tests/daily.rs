@@ -988,7 +988,9 @@ fn a_terminal_shows_a_bar_against_the_parents_totals_and_a_pipe_none() {
     assert_eq!(out.status.code(), Some(0), "{screen}");
     assert!(screen.contains("MiB / 32.00 MiB"), "{screen}");
     assert!(screen.contains("% ") && screen.contains("] "), "{screen}");
-    assert!(screen.contains("0 / 1 files"), "{screen}");
+    // The parent's file count is the total ("0 / 1" while the file is read,
+    // which on a fast machine can fall between two frames).
+    assert!(screen.contains(" / 1 files"), "{screen}");
 }
 
 #[test]
