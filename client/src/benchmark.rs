@@ -19,7 +19,7 @@
 //! CPU per byte.
 
 use std::collections::HashSet;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -100,11 +100,7 @@ pub fn measure(paths: &[PathBuf], params: ChunkerParams, level: i32) -> Result<M
     };
     for path in paths {
         let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
-        if meta.is_dir() {
-            run.dir(path)?;
-        } else if meta.is_file() {
-            run.file(path, meta.len())?;
-        }
+        run.path(path, &meta)?;
     }
     Ok(run.out)
 }
@@ -121,6 +117,18 @@ struct Run {
 }
 
 impl Run {
+    /// Measures a directory's tree or a regular file; anything else
+    /// (symbolic links, devices) holds no content a backup chunks.
+    fn path(&mut self, path: &Path, meta: &Metadata) -> Result<()> {
+        if meta.is_dir() {
+            self.dir(path)
+        } else if meta.is_file() {
+            self.file(path, meta.len())
+        } else {
+            Ok(())
+        }
+    }
+
     fn dir(&mut self, dir: &Path) -> Result<()> {
         let mut entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io("read directory", dir, e))?
@@ -130,14 +138,9 @@ impl Run {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                self.out.unreadable += 1;
-                continue;
-            };
-            if meta.is_dir() {
-                self.dir(&path)?;
-            } else if meta.is_file() {
-                self.file(&path, meta.len())?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) => self.path(&path, &meta)?,
+                Err(_) => self.out.unreadable += 1,
             }
         }
         Ok(())
@@ -163,9 +166,7 @@ impl Run {
             }
             let done = buf.len() < SEGMENT;
             read += buf.len() as u64;
-            // As `ChunkerParams::split_file`: a file up to `min` bytes is
-            // one chunk, without a cut search.
-            if len <= u64::from(self.params.min_size) {
+            if self.params.is_one_chunk(len) {
                 if !buf.is_empty() {
                     self.chunk_of(&buf);
                 }

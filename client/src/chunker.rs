@@ -73,6 +73,13 @@ impl ChunkerParams {
         }
     }
 
+    /// Whether `len` bytes make one chunk without a cut search: a file up
+    /// to `min` bytes ([`ChunkerParams::split_file`]; the benchmark asks
+    /// the same, so both cut alike).
+    pub fn is_one_chunk(&self, len: u64) -> bool {
+        len <= u64::from(self.min_size)
+    }
+
     fn sizes(&self) -> (usize, usize, usize) {
         (
             self.min_size as usize,
@@ -114,7 +121,7 @@ impl ChunkerParams {
             return self.split_stream(file, &mut |c| each(Cow::Borrowed(c), true));
         }
         let data = read_small(file, len).map_err(read_error)?;
-        if data.len() <= self.min_size as usize {
+        if self.is_one_chunk(data.len() as u64) {
             if !data.is_empty() {
                 each(Cow::Owned(data), false)?;
             }
