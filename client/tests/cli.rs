@@ -67,6 +67,48 @@ fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     (tmp, src, vault, out)
 }
 
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_prune_gives_the_space_of_deleted_chunks_back() {
+    let (_tmp, src, vault, _) = scratch();
+    fs::create_dir_all(&src).unwrap();
+    init_vault(&vault);
+    let (v, s) = (vault.to_str().unwrap(), src.to_str().unwrap());
+    fs::write(src.join("old"), pseudo_random(8 << 20, 21)).unwrap();
+    let first = run_json(&["backup", "--vault", v, s]);
+    fs::remove_file(src.join("old")).unwrap();
+    fs::write(src.join("new"), pseudo_random(1 << 20, 22)).unwrap();
+    run_json(&["backup", "--vault", v, s]);
+    let before = dir_bytes(&vault);
+    run_json(&["forget", "--vault", v, first["id"].as_str().unwrap()]);
+    let pruned = run_json(&["prune", "--vault", v]);
+    assert!(
+        pruned["report"]["deleted_bytes"].as_u64().unwrap() >= 8 << 20,
+        "{pruned}"
+    );
+    let after = dir_bytes(&vault);
+    assert!(
+        after + (7 << 20) < before,
+        "the vault holds {after} bytes after the prune, {before} before"
+    );
+    run_expect(&["check", "--vault", v, "--read-data"], 0);
+}
+
 #[test]
 fn backup_and_restore_reproduce_every_kind_of_entry() {
     let (_tmp, src, vault, target) = scratch();
