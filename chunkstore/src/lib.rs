@@ -39,7 +39,10 @@ mod rocks;
 pub use error::{Error, Result};
 pub use key::ChunkKey;
 pub use meta::ChunkMeta;
-pub use rocks::{orphan, OrphanView, PutMode, RocksStore, StoreOptions, Usage, ORPHAN_AGE};
+pub use rocks::{
+    orphan, worth_relocating, OrphanView, PutMode, RocksStore, StoreOptions, Usage, ORPHAN_AGE,
+    RELOCATE_GARBAGE_PERCENT,
+};
 
 use cairn_proto::{ChunkId, VaultId};
 

@@ -57,6 +57,20 @@ const CF_META: &str = "meta";
 /// them cost little; it stays below the write slowdown trigger (20).
 const L0_COMPACTION_TRIGGER: i32 = 16;
 
+/// Percent of the blob bytes that must be garbage (values of deleted chunks
+/// still in their files) before [`RocksStore::reclaim`] relocates live
+/// values. Relocation rewrites a quarter of the store's values, so a
+/// prune that deleted a few chunks (or a repair that deleted one) must not
+/// pay it; restic's prune, for comparison, repacks past 5% unused.
+pub const RELOCATE_GARBAGE_PERCENT: u64 = 10;
+
+/// Whether `garbage` of `live` blob bytes is worth relocating the oldest
+/// blob files' values for (pure).
+pub fn worth_relocating(live: u64, garbage: u64) -> bool {
+    garbage > 0
+        && u128::from(garbage) * 100 >= u128::from(live) * u128::from(RELOCATE_GARBAGE_PERCENT)
+}
+
 /// Write-ahead logs an opened store may find before it retires them.
 /// RocksDB 7.8 (Debian's, linked) with atomic flush only lets go of the
 /// logs a recovery replays once a flush has happened: each open that writes nothing (a
@@ -268,8 +282,8 @@ pub struct RocksStore {
     /// Per-vault usage, once tracked; metadata writes and the usage they
     /// change happen under this lock.
     usage: Mutex<Option<HashMap<VaultId, Usage>>>,
-    /// [`StoreOptions::blob_gc`] as opened, restored after a
-    /// [`RocksStore::reclaim`].
+    /// [`StoreOptions::blob_gc`] as opened: a reclaim relocates only if it
+    /// is off, and turns it off again.
     blob_gc: bool,
     /// Keys whose value a put or delete is working on; a claim keeps the
     /// "was it new?" answer of a put true until its metadata is written.
@@ -820,31 +834,42 @@ impl RocksStore {
         Ok(true)
     }
 
-    /// Gives back the space of deleted chunks now: compacts the chunks
-    /// family whole with blob GC on, which drops the blob files nothing
-    /// references any more and moves the live values out of the oldest
-    /// quarter of them (RocksDB's default age cutoff; each reclaim reaches
-    /// the next quarter), then restores [`StoreOptions::blob_gc`]. For a
-    /// store opened without blob GC, after it deleted chunks.
+    /// Gives back the space of deleted chunks now, for a store opened
+    /// without blob GC, after it deleted chunks. A whole compaction of the
+    /// chunks family drops the blob files nothing references any more and
+    /// counts the garbage left in the others; if that is worth it
+    /// ([`worth_relocating`]), a second one with blob GC on moves the live
+    /// values out of the oldest quarter of the files (RocksDB's default age
+    /// cutoff; each reclaim reaches the next quarter). Then
+    /// [`StoreOptions::blob_gc`] is as it was opened.
     ///
     /// # Errors
     ///
     /// [`Error::Db`] if RocksDB refuses the option change.
     pub fn reclaim(&self) -> Result<()> {
         let cf = self.cf(CF_CHUNKS)?;
-        let blob_gc = |on: bool| {
-            let value = if on { "true" } else { "false" };
+        let mut whole = CompactOptions::default();
+        // The last level holds most keys: it must be compacted too.
+        whole.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        let compact = || {
             self.db
-                .set_options_cf(cf, &[("enable_blob_garbage_collection", value)])
+                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &whole)
+        };
+        compact();
+        let blob_bytes = |name| self.db.property_int_value_cf(cf, name).ok().flatten();
+        let live = blob_bytes("rocksdb.live-blob-file-size").unwrap_or(0);
+        let garbage = blob_bytes("rocksdb.live-blob-file-garbage-size").unwrap_or(0);
+        if self.blob_gc || !worth_relocating(live, garbage) {
+            return Ok(());
+        }
+        let blob_gc = |on: &str| {
+            self.db
+                .set_options_cf(cf, &[("enable_blob_garbage_collection", on)])
                 .map_err(|e| self.db_err(e))
         };
-        blob_gc(true)?;
-        let mut whole = CompactOptions::default();
-        // Values in the last level are relocated only if it is compacted too.
-        whole.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        self.db
-            .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &whole);
-        blob_gc(self.blob_gc)
+        blob_gc("true")?;
+        compact();
+        blob_gc("false")
     }
 
     /// The integer RocksDB property `name` (e.g.
@@ -1058,6 +1083,17 @@ mod tests {
     }
 
     #[test]
+    fn relocation_waits_for_a_tenth_of_garbage() {
+        assert!(!worth_relocating(0, 0));
+        assert!(!worth_relocating(1000, 0));
+        assert!(!worth_relocating(1000, 99));
+        assert!(worth_relocating(1000, 100));
+        assert!(worth_relocating(0, 1));
+        assert!(worth_relocating(u64::MAX, u64::MAX));
+        assert!(!worth_relocating(u64::MAX, u64::MAX / 11));
+    }
+
+    #[test]
     fn compactions_keep_deleted_space_until_a_reclaim_gives_it_back() {
         let dir = tempfile::tempdir().unwrap();
         let opts = StoreOptions {
@@ -1079,6 +1115,11 @@ mod tests {
             store.flush().unwrap();
         }
         let full = blob_bytes(&store).unwrap();
+        // One value of 32 deleted: not worth rewriting anything for.
+        store.delete_batch(&[key(1, 1)]).unwrap();
+        store.flush().unwrap();
+        store.reclaim().unwrap();
+        assert_eq!(blob_bytes(&store), Some(full));
         // Half of every file deleted: compactions keep the files whole...
         let odd: Vec<_> = (0..32u8)
             .filter(|c| c % 2 == 1)
