@@ -94,7 +94,7 @@ pub struct StoreOptions {
     /// of blob files (RocksDB's blob GC), which gives the space of deleted
     /// chunks back as the store is written. It rewrites values nothing
     /// deleted as well: a 3.9 GB backup into a new local vault rewrote its
-    /// values about three times over, 13% of the backup's time. A store
+    /// values about three times over, 10-13% of the backup's time. A store
     /// that only grows between explicit deletes (a local vault) turns it
     /// off and calls [`RocksStore::reclaim`] after deleting.
     pub blob_gc: bool,

@@ -38,7 +38,7 @@ const CONFIG_FILE: &str = "vault.json";
 const DELETE_BATCH: usize = 1024;
 
 /// The chunk store's settings. Without blob GC a backup's compactions move
-/// keys only, not values (13% off a 3.9 GB backup); a prune gives the
+/// keys only, not values (10-13% off a 3.9 GB backup); a prune gives the
 /// space back itself ([`RocksStore::reclaim`]).
 const STORE: StoreOptions = StoreOptions {
     blob_gc: false,
