@@ -41,7 +41,6 @@ pub use key::ChunkKey;
 pub use meta::ChunkMeta;
 pub use rocks::{
     orphan, worth_relocating, OrphanView, PutMode, RocksStore, StoreOptions, Usage, ORPHAN_AGE,
-    RELOCATE_GARBAGE_PERCENT,
 };
 
 use cairn_proto::{ChunkId, VaultId};

@@ -62,10 +62,10 @@ const L0_COMPACTION_TRIGGER: i32 = 16;
 /// values. Relocation rewrites a quarter of the store's values, so a
 /// prune that deleted a few chunks (or a repair that deleted one) must not
 /// pay it; restic's prune, for comparison, repacks past 5% unused.
-pub const RELOCATE_GARBAGE_PERCENT: u64 = 10;
+const RELOCATE_GARBAGE_PERCENT: u64 = 10;
 
 /// Whether `garbage` of `live` blob bytes is worth relocating the oldest
-/// blob files' values for (pure).
+/// blob files' values for: at least a tenth (pure).
 pub fn worth_relocating(live: u64, garbage: u64) -> bool {
     garbage > 0
         && u128::from(garbage) * 100 >= u128::from(live) * u128::from(RELOCATE_GARBAGE_PERCENT)
@@ -856,9 +856,10 @@ impl RocksStore {
                 .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &whole)
         };
         compact();
-        let blob_bytes = |name| self.db.property_int_value_cf(cf, name).ok().flatten();
-        let live = blob_bytes("rocksdb.live-blob-file-size").unwrap_or(0);
-        let garbage = blob_bytes("rocksdb.live-blob-file-garbage-size").unwrap_or(0);
+        // Only the chunks family has blob files.
+        let live = self.property_total("rocksdb.live-blob-file-size");
+        let garbage = self.property_total("rocksdb.live-blob-file-garbage-size");
+        let (live, garbage) = (live.unwrap_or(0), garbage.unwrap_or(0));
         if self.blob_gc || !worth_relocating(live, garbage) {
             return Ok(());
         }
@@ -874,7 +875,7 @@ impl RocksStore {
 
     /// The integer RocksDB property `name` (e.g.
     /// `rocksdb.total-blob-file-size`) summed over the store's column
-    /// families, for the node's health metrics; `None` if RocksDB does not
+    /// families, for the node's health metrics and `reclaim`; `None` if RocksDB does not
     /// know it.
     pub fn property_total(&self, name: &str) -> Option<u64> {
         [CF_CHUNKS, CF_META].iter().try_fold(0u64, |sum, cf| {
