@@ -18,7 +18,11 @@
 #
 # Environment: WORK (scratch, default next to DATA_DIR), CAIRND/CAIRN (binaries,
 # default: cargo build --release), KEEP=1 keeps the scratch dir, PERF_STEP=STEP
-# (e.g. three_backup) records `perf record -a` during that step into PERF_OUT.
+# (e.g. three_backup) records `perf record -a` during that step into PERF_OUT,
+# RUNS=N (default 1) repeats the whole sequence N times, from fresh vaults and
+# clusters, and reports each step's best time (with that run's CPU), the ratios of
+# the best times and each run's ratios: on a shared 2-core machine one run's
+# ratio swings by a quarter.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,6 +31,8 @@ die() { printf 'cluster.sh: error: %s\n' "$*" >&2; exit 2; }
 say() { printf '%s\n' "$*" >&2; }
 
 [ $# -eq 1 ] || die "usage: $0 DATA_DIR"
+RUNS=${RUNS:-1}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [ -d "$1" ] || die "DATA_DIR '$1' is not a directory"
 DATA=$(cd "$1" && pwd)
 WORK=${WORK:-$(dirname "$DATA")/cluster-bench}
@@ -96,29 +102,30 @@ nodes_cpu() {
   done
   python3 -c "print($ticks / $hz)"
 }
-timed() {  # STEP CMD...   → prints seconds; the CPU of the command (user, sys) and of
-           # the nodes during it ("-" without nodes) go to $WORK/cpu/STEP
-  local t0 t1 n0 n1 TIMEFORMAT='%U %S'; drop_caches; warm; mkdir -p "$WORK/cpu"
+timed() {  # STEP CMD...   → $RES/STEP: seconds, the CPU of the command (user, sys) and
+           # of the nodes during it ("-" without nodes)
+  local t0 t1 n0 n1 TIMEFORMAT='%U %S'; drop_caches; warm
   local perf=
   if [ "${PERF_STEP:-}" = "$1" ]; then   # profile the whole machine during this step
     perf record -a -q -o "${PERF_OUT:-$WORK/perf.data}" >/dev/null 2>&1 & perf=$!; sleep 0.5
   fi
   n0=$(nodes_cpu); t0=$(now)
-  { time "${@:2}" >/dev/null 2>"$WORK/cpu/$1.err"; } 2>"$WORK/cpu/$1.time" ||
-    { cat "$WORK/cpu/$1.err" >&2; die "step $1 failed"; }
+  { time "${@:2}" >/dev/null 2>"$RES/$1.err"; } 2>"$RES/$1.time" ||
+    { cat "$RES/$1.err" >&2; die "step $1 failed"; }
   t1=$(now); n1=$(nodes_cpu)
   if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
   local nodes=-   # no cairnd running during this step
   if [ -n "${PID[*]:-}" ]; then nodes=$(python3 -c "print(f'{$n1 - $n0:.2f}')"); fi
-  echo "$(tail -n1 "$WORK/cpu/$1.time") $nodes" >"$WORK/cpu/$1"
-  secs "$t0" "$t1"
+  echo "$(secs "$t0" "$t1") $(tail -n1 "$RES/$1.time") $nodes" >"$RES/$1"
 }
 
-declare -A RESULT
+for RUN in $(seq 1 "$RUNS"); do
+[ "$RUNS" -eq 1 ] || say "-- run $RUN/$RUNS"
+RES=$WORK/results/$RUN; mkdir -p "$RES"
 # ---------------------------------------------------------------- local vault
 "$CAIRN" vault init --local "$WORK/local-vault" >/dev/null
-RESULT[local_backup]=$(timed local_backup "$CAIRN" backup --vault "$WORK/local-vault" "$DATA")
-RESULT[local_restore]=$(timed local_restore "$CAIRN" restore --vault "$WORK/local-vault" latest --target "$WORK/r-local")
+timed local_backup "$CAIRN" backup --vault "$WORK/local-vault" "$DATA"
+timed local_restore "$CAIRN" restore --vault "$WORK/local-vault" latest --target "$WORK/r-local"
 rm -rf "$WORK/r-local" "$WORK/local-vault"
 
 # ---------------------------------------------------------------- 1-node cluster
@@ -127,8 +134,8 @@ admin tier create single --replicas 1
 admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
 client "$WORK/c1" login --server "${URL[1]}" --user bench --device one >/dev/null
 client "$WORK/c1" vault request --tier single --name v >/dev/null
-RESULT[one_backup]=$(timed one_backup client "$WORK/c1" backup --vault v "$DATA")
-stop_all; rm -rf "$WORK/node1"
+timed one_backup client "$WORK/c1" backup --vault v "$DATA"
+stop_all; rm -rf "$WORK/node1" "$WORK/c1"
 
 # ---------------------------------------------------------------- 3-node cluster, R=3, W=2
 start_node 1 ""; start_node 2 "${URL[1]}"; start_node 3 "${URL[1]}"
@@ -136,8 +143,8 @@ admin tier create triple --replicas 3
 admin user create bench --password-file <(printf %s "$CAIRN_PASSWORD")
 client "$WORK/c3" login --server "${URL[1]}" --user bench --device three >/dev/null
 client "$WORK/c3" vault request --tier triple --name v >/dev/null
-RESULT[three_backup]=$(timed three_backup client "$WORK/c3" backup --vault v "$DATA")
-RESULT[three_restore]=$(timed three_restore client "$WORK/c3" restore --vault v latest --target "$WORK/r-three")
+timed three_backup client "$WORK/c3" backup --vault v "$DATA"
+timed three_restore client "$WORK/c3" restore --vault v latest --target "$WORK/r-three"
 rm -rf "$WORK/r-three"
 
 # ---------------------------------------------------------------- repair after a node returns
@@ -151,38 +158,49 @@ t0=$(now); restart_node 3
 until [ "$(under_replicated)" = 0 ]; do sleep 0.2; done
 t1=$(now)
 after=$(curl -s "${URL[1]}/metrics" | awk '/^cairn_storage_repair_bytes_total/ {s+=$2} END {print s+0}')
-RESULT[repair_s]=$(secs "$t0" "$t1")
-RESULT[repair_mib]=$(python3 -c "print(f'{($after-$before)/1048576:.0f}')")
-stop_all
+echo "$(secs "$t0" "$t1") $(python3 -c "print(($after-$before)/1048576)")" >"$RES/repair"
+stop_all; rm -rf "$WORK"/node* "$WORK/c3" "$WORK/second"
 
 # ---------------------------------------------------------------- restic reference
 if command -v restic >/dev/null; then
   restic init -q -r "$WORK/restic" >/dev/null
-  RESULT[restic_backup]=$(timed restic_backup restic -q -r "$WORK/restic" backup "$DATA")
-  RESULT[restic_restore]=$(timed restic_restore restic -q -r "$WORK/restic" restore latest --target "$WORK/r-restic")
+  timed restic_backup restic -q -r "$WORK/restic" backup "$DATA"
+  timed restic_restore restic -q -r "$WORK/restic" restore latest --target "$WORK/r-restic"
+  rm -rf "$WORK/restic" "$WORK/r-restic"
 fi
+done
 
 # ---------------------------------------------------------------- report
-python3 - "$MIB" <<EOF
-mib = float(${MIB})
-r = {k: float(v) for k, v in dict(
-    local_backup="${RESULT[local_backup]}", local_restore="${RESULT[local_restore]}",
-    one_backup="${RESULT[one_backup]}", three_backup="${RESULT[three_backup]}",
-    three_restore="${RESULT[three_restore]}", repair_s="${RESULT[repair_s]}",
-    repair_mib="${RESULT[repair_mib]}", restic_backup="${RESULT[restic_backup]:-0}",
-    restic_restore="${RESULT[restic_restore]:-0}").items()}
-import os
-def cpu(key):
+python3 - "$MIB" "$WORK/results" "$RUNS" <<'EOF'
+import os, sys
+mib, root, runs = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def read(run, key):
     try:
-        user, sys_, nodes = open(os.path.join("${WORK}", "cpu", key)).read().split()
-    except (OSError, ValueError):
-        return " | "
-    return f"{float(user):.2f} / {float(sys_):.2f} s | " + ("" if nodes == "-" else f"{nodes} s")
+        return open(os.path.join(root, str(run), key)).read().split()
+    except OSError:
+        return None
+steps = {}   # step -> [(seconds, user, sys, nodes)] of each run, None where it did not run
+for key in ("local_backup", "one_backup", "three_backup", "local_restore", "three_restore",
+            "restic_backup", "restic_restore"):
+    steps[key] = [(float(r[0]), *r[1:4]) if r else None
+                  for r in (read(n, key) for n in range(1, runs + 1))]
+def best(key):
+    done = [r for r in steps[key] if r]
+    return min(done) if done else None
 def row(name, key, base=None):
-    s = r[key]
-    ratio = f"{(mib/s)/(mib/r[base])*100:.0f}%" if base else ""
-    print(f"| {name} | {s:.2f} s | {mib/s:.0f} MiB/s | {ratio} | {cpu(key)} |")
-print(f"dataset: {mib:.0f} MiB\n")
+    b = best(key)
+    if b is None:
+        return
+    s, user, sys_, nodes = b
+    ratio = ""
+    if base and best(base):
+        ratio = f"{best(base)[0] / s * 100:.0f}%"
+        if runs > 1:
+            each = [f"{o[0] / r[0] * 100:.0f}%" for r, o in zip(steps[key], steps[base]) if r and o]
+            ratio += f" (runs: {', '.join(each)})"
+    cpu = f"{float(user):.2f} / {float(sys_):.2f} s | " + ("" if nodes == "-" else f"{nodes} s")
+    print(f"| {name} | {s:.2f} s | {mib / s:.0f} MiB/s | {ratio} | {cpu} |")
+print(f"dataset: {mib:.0f} MiB" + (f", best of {runs} runs" if runs > 1 else "") + "\n")
 print("| step | time | throughput | vs cairn local vault | CPU of the command (user / sys) | CPU of the nodes |")
 print("|---|---:|---:|---:|---:|---:|")
 row("local vault backup", "local_backup")
@@ -190,9 +208,10 @@ row("1-node cluster backup", "one_backup", "local_backup")
 row("3-node R=3 W=2 backup", "three_backup", "local_backup")
 row("local vault restore", "local_restore")
 row("3-node restore", "three_restore", "local_restore")
-if r["repair_s"] > 0:
-    print(f"| repair after node 3 returns | {r['repair_s']:.2f} s | {r['repair_mib']/r['repair_s']:.0f} MiB/s | {r['repair_mib']:.0f} MiB copied | | |")
-if r["restic_backup"] > 0:
-    row("restic local backup (reference)", "restic_backup", "local_backup")
-    row("restic local restore (reference)", "restic_restore", "local_restore")
+repairs = [r for r in (read(n, "repair") for n in range(1, runs + 1)) if r]
+if repairs:
+    s, copied = min((float(a), float(b)) for a, b in repairs)
+    print(f"| repair after node 3 returns | {s:.2f} s | {copied / s:.0f} MiB/s | {copied:.0f} MiB copied | | |")
+row("restic local backup (reference)", "restic_backup", "local_backup")
+row("restic local restore (reference)", "restic_restore", "local_restore")
 EOF
