@@ -40,7 +40,8 @@ pub use error::{Error, Result};
 pub use key::ChunkKey;
 pub use meta::ChunkMeta;
 pub use rocks::{
-    orphan, worth_relocating, OrphanView, PutMode, RocksStore, StoreOptions, Usage, ORPHAN_AGE,
+    orphan, worth_compacting, worth_relocating, OrphanView, PutMode, RocksStore, StoreOptions,
+    Usage, ORPHAN_AGE,
 };
 
 use cairn_proto::{ChunkId, VaultId};

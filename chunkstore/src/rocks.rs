@@ -67,8 +67,42 @@ const RELOCATE_GARBAGE_PERCENT: u64 = 10;
 /// Whether `garbage` of `live` blob bytes is worth relocating the oldest
 /// blob files' values for: at least a tenth (pure).
 pub fn worth_relocating(live: u64, garbage: u64) -> bool {
-    garbage > 0
-        && u128::from(garbage) * 100 >= u128::from(live) * u128::from(RELOCATE_GARBAGE_PERCENT)
+    at_least_percent(garbage, live, RELOCATE_GARBAGE_PERCENT)
+}
+
+/// Percent of the chunks family's table entries that must be deletions
+/// before [`RocksStore::reclaim`] compacts the whole family. A whole
+/// compaction rewrites every table file, and values under
+/// [`StoreOptions::min_blob_size`] live in them: for a vault of a million
+/// tiny files that is most of the vault, which `check` deleting one
+/// damaged chunk must not rewrite. Deletions below the threshold stay as
+/// tombstones and count towards the next reclaim.
+const COMPACT_DELETIONS_PERCENT: u64 = 1;
+
+/// Whether `deletions` among the `entries` of the chunks family's table
+/// files (tombstones included) are worth a whole compaction: at least one
+/// in a hundred (pure).
+pub fn worth_compacting(entries: u64, deletions: u64) -> bool {
+    at_least_percent(deletions, entries, COMPACT_DELETIONS_PERCENT)
+}
+
+/// `part` is not zero and at least `percent` of `whole`, without overflow.
+fn at_least_percent(part: u64, whole: u64, percent: u64) -> bool {
+    part > 0 && u128::from(part) * 100 >= u128::from(whole) * u128::from(percent)
+}
+
+/// The `# entries` and `# deletions` counts in RocksDB's text form of
+/// table properties (`rocksdb.aggregated-table-properties`:
+/// `# entries=12; # deletions=3; ...`); `None` if either is missing or
+/// not a number.
+fn table_counts(properties: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        properties.split(';').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().parse::<u64>().ok())?
+        })
+    };
+    Some((field("# entries")?, field("# deletions")?))
 }
 
 /// Write-ahead logs an opened store may find before it retires them.
@@ -835,9 +869,11 @@ impl RocksStore {
     }
 
     /// Gives back the space of deleted chunks now, for a store opened
-    /// without blob GC, after it deleted chunks. A whole compaction of the
-    /// chunks family drops the blob files nothing references any more and
-    /// counts the garbage left in the others; if that is worth it
+    /// without blob GC, after it deleted chunks. If enough of the chunks
+    /// family's table entries are deletions ([`worth_compacting`], or if
+    /// RocksDB does not say), a whole compaction of the family drops them
+    /// with the blob files nothing references any more and counts the
+    /// garbage left in the others. If the garbage is worth it
     /// ([`worth_relocating`]), a second one with blob GC on moves the live
     /// values out of the oldest quarter of the files (RocksDB's default age
     /// cutoff; each reclaim reaches the next quarter). Then
@@ -855,7 +891,12 @@ impl RocksStore {
             self.db
                 .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &whole)
         };
-        compact();
+        if self
+            .table_counts()
+            .is_none_or(|(e, d)| worth_compacting(e, d))
+        {
+            compact();
+        }
         // Only the chunks family has blob files.
         let live = self.property_total("rocksdb.live-blob-file-size");
         let garbage = self.property_total("rocksdb.live-blob-file-garbage-size");
@@ -871,6 +912,17 @@ impl RocksStore {
         blob_gc("true")?;
         compact();
         blob_gc("false")
+    }
+
+    /// The entries and deletions (tombstones) in the chunks family's table
+    /// files, if RocksDB tells them.
+    fn table_counts(&self) -> Option<(u64, u64)> {
+        let cf = self.db.cf_handle(CF_CHUNKS)?;
+        let text = self
+            .db
+            .property_value_cf(cf, "rocksdb.aggregated-table-properties")
+            .ok()??;
+        table_counts(&text)
     }
 
     /// The integer RocksDB property `name` (e.g.
@@ -1092,6 +1144,81 @@ mod tests {
         assert!(worth_relocating(0, 1));
         assert!(worth_relocating(u64::MAX, u64::MAX));
         assert!(!worth_relocating(u64::MAX, u64::MAX / 11));
+    }
+
+    #[test]
+    fn compaction_waits_for_a_hundredth_of_deletions() {
+        assert!(!worth_compacting(0, 0));
+        assert!(!worth_compacting(1000, 0));
+        assert!(!worth_compacting(1000, 9));
+        assert!(worth_compacting(1000, 10));
+        assert!(worth_compacting(1, 1));
+        assert!(worth_compacting(u64::MAX, u64::MAX / 100 + 1));
+        assert!(!worth_compacting(u64::MAX, u64::MAX / 101));
+    }
+
+    #[test]
+    fn table_counts_read_rocksdb_text_and_refuse_anything_else() {
+        let text = "# data blocks=3; # entries=1201; # deletions=12; # merge operands=0; \
+                    # range deletions=0; raw key size=57648; raw value size=120100";
+        assert_eq!(table_counts(text), Some((1201, 12)));
+        assert_eq!(table_counts(""), None);
+        assert_eq!(table_counts("# entries=5"), None);
+        assert_eq!(table_counts("# entries=x; # deletions=1"), None);
+        assert_eq!(table_counts("# entries=-1; # deletions=1"), None);
+        assert_eq!(table_counts("# entries; # deletions=1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn table_counts_never_panic(text in ".{0,200}") {
+            let _ = table_counts(&text);
+        }
+
+        #[test]
+        fn table_counts_find_the_counts_among_other_fields(
+            entries: u64,
+            deletions: u64,
+            before in proptest::collection::vec(("[a-z ]{1,12}", 0u64..1000), 0..4),
+        ) {
+            let mut fields: Vec<String> =
+                before.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            fields.push(format!("# entries={entries}"));
+            fields.push(format!("# deletions={deletions}"));
+            proptest::prop_assert_eq!(table_counts(&fields.join("; ")), Some((entries, deletions)));
+        }
+    }
+
+    #[test]
+    fn a_reclaim_leaves_a_few_deletions_for_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            blob_gc: false,
+            ..StoreOptions::default()
+        };
+        let store = RocksStore::open(dir.path(), &opts).unwrap();
+        // 200 values small enough to live in the table files.
+        let value = |c: u8| vec![c; 100];
+        let values: Vec<_> = (0..200u8).map(|c| (key(1, c), value(c))).collect();
+        let batch: Vec<_> = values.iter().map(|(k, v)| (*k, &v[..])).collect();
+        store.put_batch(&batch, 1, Durability::AtFlush).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.table_counts(), Some((200, 0)));
+        // One deletion in 201 entries: the tables are left as they are.
+        store.delete_batch(&[key(1, 0)]).unwrap();
+        store.flush().unwrap();
+        store.reclaim().unwrap();
+        assert_eq!(store.table_counts(), Some((201, 1)));
+        // Ten in 210: compacted, tombstones and deleted values gone.
+        let more: Vec<_> = (1..10u8).map(|c| key(1, c)).collect();
+        store.delete_batch(&more).unwrap();
+        store.flush().unwrap();
+        store.reclaim().unwrap();
+        assert_eq!(store.table_counts(), Some((190, 0)));
+        for c in 0..200u8 {
+            let got = store.get(&key(1, c)).unwrap();
+            assert_eq!(got, (c >= 10).then(|| value(c)), "chunk {c}");
+        }
     }
 
     #[test]
