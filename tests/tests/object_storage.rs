@@ -182,8 +182,16 @@ fn a_cloud_backed_storage_node_survives_loss_damage_and_prune() {
             (a == original_flipped && b == original_deleted).then_some(())
         },
     );
-    let found = cluster.nodes[2].metric("cairn_storage_corrupt_copies_total");
-    assert!(found >= Some(2.0), "damage counted: {found:?}");
+    // The scrub step counts what it found once its rewrites are done: the
+    // counter may trail the objects by a moment.
+    wait_for(
+        "the scrub to count both damaged copies",
+        Duration::from_secs(30),
+        || {
+            let found = cluster.nodes[2].metric("cairn_storage_corrupt_copies_total");
+            (found >= Some(2.0)).then_some(())
+        },
+    );
 
     // The debug tool damages a copy on the stopped cloud-backed node (the
     // object itself); the scrub rewrites it once the node is back.
