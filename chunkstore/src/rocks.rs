@@ -1189,14 +1189,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_reclaim_leaves_a_few_deletions_for_the_next_one() {
+    /// A new store opened as a local vault opens it (no blob GC); the
+    /// directory lives as long as the returned guard.
+    fn store_without_blob_gc() -> (tempfile::TempDir, RocksStore) {
         let dir = tempfile::tempdir().unwrap();
         let opts = StoreOptions {
             blob_gc: false,
             ..StoreOptions::default()
         };
         let store = RocksStore::open(dir.path(), &opts).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_reclaim_leaves_a_few_deletions_for_the_next_one() {
+        let (_dir, store) = store_without_blob_gc();
         // 200 values small enough to live in the table files.
         let value = |c: u8| vec![c; 100];
         let values: Vec<_> = (0..200u8).map(|c| (key(1, c), value(c))).collect();
@@ -1223,12 +1230,7 @@ mod tests {
 
     #[test]
     fn compactions_keep_deleted_space_until_a_reclaim_gives_it_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions {
-            blob_gc: false,
-            ..StoreOptions::default()
-        };
-        let store = RocksStore::open(dir.path(), &opts).unwrap();
+        let (_dir, store) = store_without_blob_gc();
         let blob_bytes = |s: &RocksStore| s.property_total("rocksdb.total-blob-file-size");
         let compact = |s: &RocksStore| {
             let cf = s.cf(CF_CHUNKS).unwrap();
