@@ -18,7 +18,8 @@
 #
 # Environment: WORK (scratch, default next to DATA_DIR), CAIRND/CAIRN (binaries,
 # default: cargo build --release), KEEP=1 keeps the scratch dir, PERF_STEP=STEP
-# (e.g. three_backup) records `perf record -a` during that step into PERF_OUT,
+# (e.g. three_backup) records `perf record -a` during that step into PERF_OUT (the last
+# run's, with RUNS),
 # RUNS=N (default 1) repeats the whole sequence N times, from fresh vaults and
 # clusters, and reports each step's best time (with that run's CPU), the ratios of
 # the best times and each run's ratios: on a shared 2-core machine one run's
